@@ -79,7 +79,7 @@ class Field:
     def default_literal(self) -> str:
         """The Python literal for this field's default (Kafka's rules: 0, '', empty, null records)."""
         if self.is_array:
-            return "[]"
+            return "None" if self._explicit_null else "[]"
         if self.struct is not None:
             return "None"
         d = self.default
@@ -142,16 +142,23 @@ class Emitter:
         self.lines: list[str] = []
         self.structs: dict[str, str] = {}  # format -> name
         self.funcs: dict[str, str] = {}  # body text -> canonical name
+        self.names: set[str] = set()
 
     def struct_for(self, fmt: str) -> str:
         if fmt not in self.structs:
             self.structs[fmt] = f"_S{len(self.structs)}"
         return self.structs[fmt]
 
-    def func(self, name: str, params: str, body: list[str]) -> str:
+    def func(self, name: str, params: str, body: list[str], alt_name: str | None = None) -> str:
+        """Emit a function unless one with the same body exists; ``alt_name`` is used when ``name`` is
+        taken by a different body (a request and a response struct with the same name)."""
         key = params + "\n" + "\n".join(body)
         if key in self.funcs:
             return self.funcs[key]
+        if name in self.names:
+            assert alt_name is not None and alt_name not in self.names, name
+            name = alt_name
+        self.names.add(name)
         self.funcs[key] = name
         self.lines.append(f"def {name}({params}):")
         self.lines.extend("    " + b if b else "" for b in body)
@@ -162,8 +169,9 @@ class Emitter:
 
 # -- decoding -----------------------------------------------------------------
 
-def reader(f: Field, v: int, flexible: bool) -> str:
-    nullable = v in f.nullable
+def reader(f: Field, v: int, flexible: bool, element: bool = False) -> str:
+    # For an array, `nullable` is about the array itself; its elements are never null.
+    nullable = v in f.nullable and not element
     t = f.type
     if t == "string":
         return ("read_compact_nullable_string" if nullable else "read_compact_string") if flexible else (
@@ -225,7 +233,8 @@ def gen_decoder(em: Emitter, s: Struct, cls_path: str, v: int, flexible: bool) -
                 body.extend("        " + line for line in decode_value(em, f, v, flexible, f"o.{f.name}", cls_path))
             body.append("    pos = end")
     body.append("return o, pos")
-    return em.func(f"_d_{s.name}_v{v}", "buf, pos", body)
+    top = cls_path.split(".")[0]
+    return em.func(f"_d_{s.name}_v{v}", "buf, pos", body, f"_d_{top}_{s.name}_v{v}")
 
 
 def decode_value(em: Emitter, f: Field, v: int, flexible: bool, target: str, cls_path: str) -> list[str]:
@@ -252,7 +261,7 @@ def decode_value(em: Emitter, f: Field, v: int, flexible: bool, target: str, cls
             lines.append(f"{ind}a = list(_struct.unpack_from(f'>{{n}}{ch}', buf, pos))")
             lines.append(f"{ind}pos += n * {_calcsize('>' + ch)}")
         else:
-            rd = reader(f, v, flexible)
+            rd = reader(f, v, flexible, element=True)
             lines.append(f"{ind}a = []")
             lines.append(f"{ind}for _ in range(n):")
             lines.append(f"{ind}    e, pos = {rd}(buf, pos)")
@@ -321,7 +330,12 @@ def gen_encoder(em: Emitter, s: Struct, cls_path: str, v: int, flexible: bool) -
             body.append("t = []")
             for f in tagged:
                 dflt = f.default_literal()
-                if f.is_array:
+                # Kafka writes a tagged field only when it differs from its default.
+                if f.is_array and dflt == "None":
+                    cond = f"o.{f.name} is not None"
+                elif f.is_array and v in f.nullable:
+                    cond = f"o.{f.name} is None or o.{f.name}"
+                elif f.is_array:
                     cond = f"o.{f.name}"
                 elif f.struct is not None:
                     cond = f"o.{f.name} is not None"
@@ -334,7 +348,8 @@ def gen_encoder(em: Emitter, s: Struct, cls_path: str, v: int, flexible: bool) -
             body.append("write_tagged(out, t)")
     if not body:
         body.append("pass")
-    return em.func(f"_e_{s.name}_v{v}", "o, out", body)
+    top = cls_path.split(".")[0]
+    return em.func(f"_e_{s.name}_v{v}", "o, out", body, f"_e_{top}_{s.name}_v{v}")
 
 
 def encode_value(em: Emitter, f: Field, v: int, flexible: bool, src: str, out: str, cls_path: str) -> list[str]:
@@ -400,11 +415,18 @@ def gen_class(s: Struct, indent: str) -> list[str]:
         params = []
         for f in s.fields:
             d = f.default_literal()
-            params.append(f"{f.name}={'None' if d == '[]' else d}")
+            if d == "[]":
+                # A fresh list per instance. A nullable array takes () as "not given", so that an
+                # explicit None stays None.
+                d = "()" if _ever_nullable(f) else "None"
+            params.append(f"{f.name}={d}")
         lines.append("")
         lines.append(f"{indent}    def __init__(self, {', '.join(params)}):")
         for f in s.fields:
-            if f.is_array and not _ever_nullable(f):
+            d = f.default_literal()
+            if d == "[]" and _ever_nullable(f):
+                lines.append(f"{indent}        self.{f.name} = [] if {f.name} == () else {f.name}")
+            elif d == "[]":
                 lines.append(f"{indent}        self.{f.name} = [] if {f.name} is None else {f.name}")
             else:
                 lines.append(f"{indent}        self.{f.name} = {f.name}")

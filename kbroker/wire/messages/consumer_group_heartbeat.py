@@ -100,7 +100,7 @@ def _d_ConsumerGroupHeartbeatRequest_v0(buf, pos):
     else:
         a = []
         for _ in range(n):
-            e, pos = read_compact_nullable_string(buf, pos)
+            e, pos = read_compact_string(buf, pos)
             a.append(e)
         o.subscribed_topic_names = a
     o.subscribed_topic_regex = None
@@ -169,7 +169,7 @@ def _d_ConsumerGroupHeartbeatRequest_v1(buf, pos):
     else:
         a = []
         for _ in range(n):
-            e, pos = read_compact_nullable_string(buf, pos)
+            e, pos = read_compact_string(buf, pos)
             a.append(e)
         o.subscribed_topic_names = a
     o.subscribed_topic_regex, pos = read_compact_nullable_string(buf, pos)
@@ -213,7 +213,7 @@ def _e_ConsumerGroupHeartbeatRequest_v1(o, out):
     out.append(0)
 
 
-def _d_TopicPartitions_v0(buf, pos):
+def _d_ConsumerGroupHeartbeatResponse_TopicPartitions_v0(buf, pos):
     o = _new(ConsumerGroupHeartbeatResponse.TopicPartitions)
     o.topic_id, pos = read_uuid(buf, pos)
     n, pos = read_compact_array_len(buf, pos)
@@ -233,7 +233,7 @@ def _d_Assignment_v0(buf, pos):
         raise DecodeError('null for non-nullable array topic_partitions')
     a = []
     for _ in range(n):
-        e, pos = _d_TopicPartitions_v0(buf, pos)
+        e, pos = _d_ConsumerGroupHeartbeatResponse_TopicPartitions_v0(buf, pos)
         a.append(e)
     o.topic_partitions = a
     pos = skip_tagged_fields(buf, pos)

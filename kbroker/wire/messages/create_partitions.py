@@ -23,10 +23,10 @@ class CreatePartitionsRequest(Message):
     class CreatePartitionsTopic(Message):
         __slots__ = ('name', 'count', 'assignments', )
 
-        def __init__(self, name='', count=0, assignments=None):
+        def __init__(self, name='', count=0, assignments=()):
             self.name = name
             self.count = count
-            self.assignments = assignments
+            self.assignments = [] if assignments == () else assignments
 
     class CreatePartitionsAssignment(Message):
         __slots__ = ('broker_ids', )

@@ -56,7 +56,7 @@ class CreateTopicsResponse(Message):
     class CreatableTopicResult(Message):
         __slots__ = ('name', 'topic_id', 'error_code', 'error_message', 'topic_config_error_code', 'num_partitions', 'replication_factor', 'configs', )
 
-        def __init__(self, name='', topic_id=ZERO_UUID, error_code=0, error_message='', topic_config_error_code=0, num_partitions=-1, replication_factor=-1, configs=None):
+        def __init__(self, name='', topic_id=ZERO_UUID, error_code=0, error_message='', topic_config_error_code=0, num_partitions=-1, replication_factor=-1, configs=()):
             self.name = name
             self.topic_id = topic_id
             self.error_code = error_code
@@ -64,7 +64,7 @@ class CreateTopicsResponse(Message):
             self.topic_config_error_code = topic_config_error_code
             self.num_partitions = num_partitions
             self.replication_factor = replication_factor
-            self.configs = configs
+            self.configs = [] if configs == () else configs
 
     class CreatableTopicConfigs(Message):
         __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive', )

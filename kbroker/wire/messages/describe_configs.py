@@ -23,10 +23,10 @@ class DescribeConfigsRequest(Message):
     class DescribeConfigsResource(Message):
         __slots__ = ('resource_type', 'resource_name', 'configuration_keys', )
 
-        def __init__(self, resource_type=0, resource_name='', configuration_keys=None):
+        def __init__(self, resource_type=0, resource_name='', configuration_keys=()):
             self.resource_type = resource_type
             self.resource_name = resource_name
-            self.configuration_keys = configuration_keys
+            self.configuration_keys = [] if configuration_keys == () else configuration_keys
 
     def __init__(self, resources=None, include_synonyms=False, include_documentation=False):
         self.resources = [] if resources is None else resources
@@ -94,7 +94,7 @@ def _d_DescribeConfigsResource_v0(buf, pos):
     else:
         a = []
         for _ in range(n):
-            e, pos = read_nullable_string(buf, pos)
+            e, pos = read_string(buf, pos)
             a.append(e)
         o.configuration_keys = a
     return o, pos
@@ -198,7 +198,7 @@ def _d_DescribeConfigsResource_v4(buf, pos):
     else:
         a = []
         for _ in range(n):
-            e, pos = read_compact_nullable_string(buf, pos)
+            e, pos = read_compact_string(buf, pos)
             a.append(e)
         o.configuration_keys = a
     pos = skip_tagged_fields(buf, pos)

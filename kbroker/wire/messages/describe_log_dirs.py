@@ -27,8 +27,8 @@ class DescribeLogDirsRequest(Message):
             self.topic = topic
             self.partitions = [] if partitions is None else partitions
 
-    def __init__(self, topics=None):
-        self.topics = topics
+    def __init__(self, topics=()):
+        self.topics = [] if topics == () else topics
 
 
 class DescribeLogDirsResponse(Message):

@@ -26,8 +26,8 @@ class DescribeUserScramCredentialsRequest(Message):
         def __init__(self, name=''):
             self.name = name
 
-    def __init__(self, users=None):
-        self.users = users
+    def __init__(self, users=()):
+        self.users = [] if users == () else users
 
 
 class DescribeUserScramCredentialsResponse(Message):

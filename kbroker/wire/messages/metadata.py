@@ -27,8 +27,8 @@ class MetadataRequest(Message):
             self.topic_id = topic_id
             self.name = name
 
-    def __init__(self, topics=None, allow_auto_topic_creation=True, include_cluster_authorized_operations=False, include_topic_authorized_operations=False):
-        self.topics = topics
+    def __init__(self, topics=(), allow_auto_topic_creation=True, include_cluster_authorized_operations=False, include_topic_authorized_operations=False):
+        self.topics = [] if topics == () else topics
         self.allow_auto_topic_creation = allow_auto_topic_creation
         self.include_cluster_authorized_operations = include_cluster_authorized_operations
         self.include_topic_authorized_operations = include_topic_authorized_operations

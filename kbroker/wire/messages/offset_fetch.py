@@ -30,11 +30,11 @@ class OffsetFetchRequest(Message):
     class OffsetFetchRequestGroup(Message):
         __slots__ = ('group_id', 'member_id', 'member_epoch', 'topics', )
 
-        def __init__(self, group_id='', member_id=None, member_epoch=-1, topics=None):
+        def __init__(self, group_id='', member_id=None, member_epoch=-1, topics=()):
             self.group_id = group_id
             self.member_id = member_id
             self.member_epoch = member_epoch
-            self.topics = topics
+            self.topics = [] if topics == () else topics
 
     class OffsetFetchRequestTopics(Message):
         __slots__ = ('name', 'partition_indexes', )
@@ -43,9 +43,9 @@ class OffsetFetchRequest(Message):
             self.name = name
             self.partition_indexes = [] if partition_indexes is None else partition_indexes
 
-    def __init__(self, group_id='', topics=None, groups=None, require_stable=False):
+    def __init__(self, group_id='', topics=(), groups=None, require_stable=False):
         self.group_id = group_id
-        self.topics = topics
+        self.topics = [] if topics == () else topics
         self.groups = [] if groups is None else groups
         self.require_stable = require_stable
 
