@@ -46,7 +46,11 @@ _i32_unpack = I32.unpack_from
 # -- varints (protobuf style, as Kafka's ByteUtils) --------------------------
 
 def read_uvarint(buf, pos: int) -> tuple[int, int]:
-    """An unsigned varint of at most 5 bytes (32 bits), as Kafka reads them."""
+    """An unsigned varint of at most 5 bytes (32 bits).
+
+    Kafka's ByteUtils refuses a sixth byte but silently drops the bits of a fifth byte above bit 31;
+    those bits can only come from a broken or hostile peer, so they are refused here.
+    """
     try:
         b = buf[pos]
     except IndexError:
@@ -64,6 +68,8 @@ def read_uvarint(buf, pos: int) -> tuple[int, int]:
         pos += 1
         result |= (b & 0x7F) << shift
         if b < 0x80:
+            if result > 0xFFFFFFFF:
+                raise DecodeError("varint overflows 32 bits")
             return result, pos
         shift += 7
         if shift > 28:
@@ -77,7 +83,7 @@ def read_varint(buf, pos: int) -> tuple[int, int]:
 
 
 def read_uvarlong(buf, pos: int) -> tuple[int, int]:
-    """An unsigned varint of at most 10 bytes (64 bits)."""
+    """An unsigned varint of at most 10 bytes (64 bits); bits above bit 63 are refused."""
     result = 0
     shift = 0
     while True:
@@ -88,6 +94,8 @@ def read_uvarlong(buf, pos: int) -> tuple[int, int]:
         pos += 1
         result |= (b & 0x7F) << shift
         if b < 0x80:
+            if result > 0xFFFFFFFFFFFFFFFF:
+                raise DecodeError("varlong overflows 64 bits")
             return result, pos
         shift += 7
         if shift > 63:
