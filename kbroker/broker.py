@@ -1,0 +1,233 @@
+"""The broker: its state (topics, logs, coordinators) and how it is started, embedded and stopped.
+
+``BrokerState`` is what handlers reach through ``ctx.broker``; it lives on one event loop and is only
+touched from it. ``Broker`` is the embedding API: ``with Broker(port=0) as b:`` runs a broker on a
+background thread of the calling process and exposes ``b.bootstrap_servers``. ``serve()`` is what the
+command line runs in the foreground.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+
+from .config import BrokerConfig
+from .metadata import FileMetadataStore, MemoryMetadataStore
+from .producer_ids import ProducerIdManager
+from .server import KafkaServer
+from .topics import TopicManager
+
+log = logging.getLogger("kbroker")
+
+STATE_DIR = ".kbroker"  # inside the data directory; a topic dir is always "<name>-<n>", so no clash
+
+
+class BrokerState:
+    def __init__(self, config: BrokerConfig):
+        self.config = config
+        self.stopping = False
+        self.advertised_host = config.advertised
+        self.advertised_port = config.port
+        self.log_store, self.metadata_store = self._open_storage()
+        self.topics = TopicManager(self.metadata_store, self.log_store, self._topic_defaults())
+        self.topics.load()
+        doc = self.topics.doc
+        if "cluster_id" not in doc:
+            doc["cluster_id"] = config.cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            self.topics.save_doc()
+        self.cluster_id = doc["cluster_id"]
+        self.producer_ids = ProducerIdManager(self.topics)
+
+    def _open_storage(self):
+        if self.config.storage == "memory":
+            from .storage.memory import MemoryLogStore
+
+            return MemoryLogStore(), MemoryMetadataStore()
+        if self.config.storage != "segment":
+            raise ValueError(f"unknown storage {self.config.storage!r}: use segment or memory")
+        from .storage.segment import SegmentLogStore
+
+        data_dir = Path(self.config.data_dir)
+        (data_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
+        return SegmentLogStore(data_dir), FileMetadataStore(data_dir / STATE_DIR / "metadata.json")
+
+    def _topic_defaults(self) -> dict[str, str]:
+        c = self.config
+        return {
+            "max.message.bytes": str(c.message_max_bytes),
+            "segment.bytes": str(c.log_segment_bytes),
+            "message.timestamp.type": c.log_message_timestamp_type,
+        }
+
+    # -- topics --------------------------------------------------------------
+
+    def auto_create_topic(self, name: str):
+        return self.topics.create(name, self.config.num_partitions)
+
+    def delete_topic(self, topic) -> None:
+        self.topics.delete(topic)
+
+    # -- records -------------------------------------------------------------
+
+    def append_records(self, partition, records, request) -> tuple[int, int]:
+        topic = partition.topic
+        return partition.append(records, topic.max_message_bytes, topic.log_append_time)
+
+    def aborted_transactions(self, partition, fetch_offset: int) -> list:
+        return []
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def close(self) -> None:
+        for t in self.topics.by_name.values():
+            for p in t.partitions:
+                try:
+                    p.log.flush()
+                    p.log.close()
+                except OSError as e:
+                    log.error("closing %s-%d: %s", t.name, p.index, e)
+        self.log_store.close()
+
+
+class _Running:
+    """A broker serving on the current event loop."""
+
+    def __init__(self, config: BrokerConfig):
+        self.config = config
+        self.state: BrokerState | None = None
+        self.server: KafkaServer | None = None
+        self.host = config.host
+        self.port = config.port
+
+    async def start(self) -> None:
+        self.state = BrokerState(self.config)
+        self.server = KafkaServer(self.state)
+        self.host, self.port = await self.server.start(self.config.host, self.config.port)
+        if self.config.port == 0:
+            self.state.advertised_port = self.port
+
+    async def stop(self) -> None:
+        if self.state is not None:
+            self.state.stopping = True
+        if self.server is not None:
+            await self.server.stop()
+        if self.state is not None:
+            self.state.close()
+
+
+async def serve(config: BrokerConfig, ready=None) -> None:
+    """Run until SIGTERM or SIGINT, then stop accepting, finish requests in flight, flush and return."""
+    running = _Running(config)
+    await running.start()
+    print(f"kbroker listening on {running.host}:{running.port}", flush=True)
+    if ready is not None:
+        ready(running)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    await running.stop()
+
+
+class Broker:
+    """A broker on a background thread of this process, for tests and embedding.
+
+    >>> with Broker(port=0) as b:
+    ...     producer = Producer({"bootstrap.servers": b.bootstrap_servers})
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, data_dir: str | os.PathLike | None = None,
+                 storage: str = "segment", **settings):
+        self._tmp = None
+        if data_dir is None and storage == "segment":
+            self._tmp = tempfile.mkdtemp(prefix="kbroker-")
+            data_dir = self._tmp
+        self.config = BrokerConfig(host=host, port=port, data_dir=str(data_dir) if data_dir else None,
+                                   storage=storage, **settings)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._running: _Running | None = None
+
+    @property
+    def host(self) -> str:
+        return self._running.host
+
+    @property
+    def port(self) -> int:
+        return self._running.port
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def state(self) -> BrokerState:
+        return self._running.state
+
+    def start(self) -> "Broker":
+        started = threading.Event()
+        error: list[BaseException] = []
+
+        def run():
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            self._running = _Running(self.config)
+            try:
+                loop.run_until_complete(self._running.start())
+            except BaseException as e:  # reported to the starting thread
+                error.append(e)
+                started.set()
+                loop.close()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self._running.stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="kbroker", daemon=True)
+        self._thread.start()
+        started.wait()
+        if error:
+            self._cleanup()
+            raise error[0]
+        return self
+
+    def call(self, fn, *args):
+        """Run ``fn(*args)`` on the broker's event loop and return its result (for tests and the control API)."""
+        fut = asyncio.run_coroutine_threadsafe(_call(fn, *args), self._loop)
+        return fut.result()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> "Broker":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+async def _call(fn, *args):
+    result = fn(*args)
+    if asyncio.iscoroutine(result):
+        result = await result
+    return result

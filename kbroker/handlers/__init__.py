@@ -1,0 +1,61 @@
+"""The handler table: one module per API, each declaring the versions it serves.
+
+ApiVersions is answered from this table, so what kbroker advertises is exactly what it has a handler for.
+A handler module defines ``API`` (its generated codec module), ``VERSIONS`` (the advertised range) and
+``handle(ctx, request)``, which returns the response object, None for no response (acks=0 Produce), or an
+awaitable of either (long-polling Fetch, JoinGroup).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Callable
+
+from . import (
+    api_versions,
+    create_topics,
+    delete_topics,
+    describe_cluster,
+    fetch,
+    init_producer_id,
+    list_offsets,
+    metadata,
+    produce,
+)
+
+
+@dataclass(frozen=True)
+class Handler:
+    api_key: int
+    name: str
+    min_version: int
+    max_version: int
+    handle: Callable
+    codec: ModuleType
+
+    def flexible(self, version: int) -> bool:
+        f = self.codec.REQUEST_FLEXIBLE_FROM
+        return f is not None and version >= f
+
+
+def _table(*modules: ModuleType) -> dict[int, Handler]:
+    out = {}
+    for m in modules:
+        lo, hi = m.VERSIONS
+        out[m.API.API_KEY] = Handler(m.API.API_KEY, m.API.NAME, lo, hi, m.handle, m.API)
+    return dict(sorted(out.items()))
+
+
+HANDLERS: dict[int, Handler] = _table(
+    produce,
+    fetch,
+    init_producer_id,
+    list_offsets,
+    metadata,
+    api_versions,
+    create_topics,
+    delete_topics,
+    describe_cluster,
+    init_producer_id,
+)

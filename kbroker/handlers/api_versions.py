@@ -1,0 +1,40 @@
+"""ApiVersions (18): v0-4. v3 adds the client's software name and version (KIP-511), checked against
+Kafka's pattern (INVALID_REQUEST otherwise). A request above v4 is answered by the server with
+UNSUPPORTED_VERSION and a v0 body (see server.py). The answer is built from the handler table.
+
+Features: kbroker finalizes no feature levels, so clients see no ``transaction.version`` >= 2 and use the
+classic transaction protocol (KIP-890 v2 is not implemented).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import ErrorCode
+from ..wire.messages import api_versions as API
+
+VERSIONS = (0, 4)
+_SOFTWARE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
+
+
+def _api_keys():
+    from . import HANDLERS
+
+    return [API.ApiVersionsResponse.ApiVersion(api_key=k, min_version=h.min_version, max_version=h.max_version)
+            for k, h in HANDLERS.items()]
+
+
+def handle(ctx, req: API.ApiVersionsRequest) -> API.ApiVersionsResponse:
+    if ctx.version >= 3 and not (_SOFTWARE.match(req.client_software_name or "")
+                                 and _SOFTWARE.match(req.client_software_version or "")):
+        return API.ApiVersionsResponse(error_code=ErrorCode.INVALID_REQUEST, api_keys=_api_keys())
+    return API.ApiVersionsResponse(error_code=0, api_keys=_api_keys(), finalized_features_epoch=-1)
+
+
+def unsupported_version_response() -> API.ApiVersionsResponse:
+    """The v0 body for an ApiVersions request newer than we speak: our ApiVersions range only (KIP-511)."""
+    return API.ApiVersionsResponse(
+        error_code=ErrorCode.UNSUPPORTED_VERSION,
+        api_keys=[API.ApiVersionsResponse.ApiVersion(api_key=API.API_KEY, min_version=VERSIONS[0],
+                                                     max_version=VERSIONS[1])],
+    )

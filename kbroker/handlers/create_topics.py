@@ -1,0 +1,79 @@
+"""CreateTopics (19): v2-7. Partition count (-1: ``num.partitions``), replication factor 1 or -1 (anything
+else INVALID_REPLICATION_FACTOR on one broker), manual assignments naming only this broker, configs checked
+against the topic config definitions (INVALID_CONFIG), ``validate_only``, Kafka's name rules
+(INVALID_TOPIC_EXCEPTION) and TOPIC_ALREADY_EXISTS. From v5 the response lists the topic's configs.
+"""
+
+from __future__ import annotations
+
+from ..errors import ErrorCode, KafkaError
+from ..topic_config import TOPIC_CONFIGS, validate_topic_configs
+from ..wire.messages import create_topics as API
+
+VERSIONS = (2, 7)
+R = API.CreateTopicsResponse
+SOURCE_DEFAULT, SOURCE_TOPIC, SOURCE_STATIC_BROKER = 5, 1, 4
+
+
+def _create(ctx, ct, validate_only: bool):
+    broker = ctx.broker
+    if ct.assignments:
+        if ct.num_partitions != -1 or ct.replication_factor != -1:
+            raise KafkaError(ErrorCode.INVALID_REQUEST,
+                             "Both numPartitions or replicationFactor and replicasAssignments were set.")
+        for a in ct.assignments:
+            if a.broker_ids != [broker.config.node_id]:
+                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                 f"Replica assignment for partition {a.partition_index} names unknown brokers")
+        num_partitions = len(ct.assignments)
+    else:
+        num_partitions = broker.config.num_partitions if ct.num_partitions == -1 else ct.num_partitions
+        if num_partitions <= 0:
+            raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
+        if ct.replication_factor not in (-1, 1):
+            if ct.replication_factor <= 0:
+                raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                                 "Replication factor must be larger than 0, or -1 to use the default value.")
+            raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                             f"Unable to replicate the partition {ct.replication_factor} time(s): "
+                             "The target replication factor of "
+                             f"{ct.replication_factor} cannot be reached because only 1 broker(s) are registered.")
+    configs = {c.name: c.value for c in ct.configs}
+    validate_topic_configs(configs)
+    return broker.topics.create(ct.name, num_partitions, {k: v for k, v in configs.items() if v is not None},
+                                validate_only=validate_only)
+
+
+def handle(ctx, req: API.CreateTopicsRequest) -> R:
+    results = []
+    seen: dict[str, int] = {}
+    for ct in req.topics:
+        seen[ct.name] = seen.get(ct.name, 0) + 1
+    for ct in req.topics:
+        if seen[ct.name] > 1:
+            results.append(R.CreatableTopicResult(name=ct.name, error_code=ErrorCode.INVALID_REQUEST,
+                                                  error_message="Create topics request from client contains "
+                                                                "duplicate topic names", configs=None))
+            continue
+        try:
+            topic = _create(ctx, ct, req.validate_only)
+        except KafkaError as e:
+            results.append(R.CreatableTopicResult(name=ct.name, error_code=e.code, error_message=e.message,
+                                                  configs=None))
+            continue
+        configs = [
+            R.CreatableTopicConfigs(
+                name=key, value=topic.config(key), read_only=False,
+                config_source=SOURCE_TOPIC if key in topic.configs else (
+                    SOURCE_STATIC_BROKER if key in topic.defaults else SOURCE_DEFAULT),
+                is_sensitive=False,
+            )
+            for key in sorted(TOPIC_CONFIGS)
+        ]
+        results.append(R.CreatableTopicResult(
+            name=ct.name, topic_id=topic.topic_id, error_code=0, error_message=None,
+            num_partitions=len(topic.partitions) if not req.validate_only else
+            (ct.num_partitions if ct.num_partitions > 0 else ctx.broker.config.num_partitions),
+            replication_factor=1, configs=configs,
+        ))
+    return R(throttle_time_ms=0, topics=results)

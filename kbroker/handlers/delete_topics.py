@@ -1,0 +1,33 @@
+"""DeleteTopics (20): v1-6. By name, or from v6 by name or id; the topic's logs are removed from storage.
+Unknown names get UNKNOWN_TOPIC_OR_PARTITION, unknown ids UNKNOWN_TOPIC_ID.
+"""
+
+from __future__ import annotations
+
+from ..errors import ErrorCode
+from ..wire.messages import delete_topics as API
+from ..wire.primitives import ZERO_UUID
+
+VERSIONS = (1, 6)
+R = API.DeleteTopicsResponse
+
+
+def handle(ctx, req: API.DeleteTopicsRequest) -> R:
+    broker = ctx.broker
+    wanted = [(t.name, t.topic_id) for t in req.topics] if ctx.version >= 6 else [(n, ZERO_UUID) for n in req.topic_names]
+    results = []
+    for name, topic_id in wanted:
+        if name is None:
+            topic = broker.topics.by_id.get(topic_id)
+            missing = ErrorCode.UNKNOWN_TOPIC_ID
+        else:
+            topic = broker.topics.get(name)
+            missing = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if topic is None:
+            results.append(R.DeletableTopicResult(name=name, topic_id=topic_id, error_code=missing,
+                                                  error_message=None))
+            continue
+        broker.delete_topic(topic)
+        results.append(R.DeletableTopicResult(name=topic.name, topic_id=topic.topic_id, error_code=0,
+                                              error_message=None))
+    return R(throttle_time_ms=0, responses=results)

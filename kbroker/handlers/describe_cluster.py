@@ -1,0 +1,26 @@
+"""DescribeCluster (60): v0-1. One broker, which is also the controller. v1's endpoint type 1 (brokers) is
+the only one served; 2 (controllers) gets UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker answers it.
+"""
+
+from __future__ import annotations
+
+from ..errors import ErrorCode
+from ..wire.messages import describe_cluster as API
+
+VERSIONS = (0, 1)
+R = API.DescribeClusterResponse
+
+
+def handle(ctx, req: API.DescribeClusterRequest) -> R:
+    broker = ctx.broker
+    if req.endpoint_type != 1:
+        return R(error_code=ErrorCode.UNSUPPORTED_ENDPOINT_TYPE, error_message="Only broker endpoints are served",
+                 endpoint_type=req.endpoint_type, cluster_id=broker.cluster_id)
+    return R(
+        error_code=0,
+        endpoint_type=1,
+        cluster_id=broker.cluster_id,
+        controller_id=broker.config.node_id,
+        brokers=[R.DescribeClusterBroker(broker_id=broker.config.node_id, host=broker.advertised_host,
+                                         port=broker.advertised_port, rack=None)],
+    )

@@ -1,0 +1,130 @@
+"""Fetch (1): v4-16. Topics by name up to v12 and by id from v13 (UNKNOWN_TOPIC_ID for an id we do not know).
+
+Long polling: when less than ``min_bytes`` is available the handler waits, up to ``max_wait_ms``, on the
+partitions it was asked about; an append to any of them wakes it at once (no timers that poll).
+
+Records are served as stored: whole batches, from the batch that contains the fetch offset (the client skips
+the records before its offset), at least one whole batch for the first partition with data even when it is
+larger than the limits (KIP-74), then within ``partition_max_bytes`` and the response's ``max_bytes``. An empty
+partition carries zero-length, non-null records (librdkafka rejects null).
+
+Fetch sessions (KIP-227) are refused the way a Kafka broker whose session cache is full refuses them: a
+request to open a session (epoch 0) gets session id 0 and every fetch is a full fetch; an incremental fetch
+naming a session gets FETCH_SESSION_ID_NOT_FOUND.
+
+read_committed (isolation level 1) reads up to the last stable offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ..errors import ErrorCode
+from ..wire.messages import fetch as API
+
+VERSIONS = (4, 16)
+R = API.FetchResponse
+FINAL_EPOCH = -1
+
+
+def handle(ctx, req: API.FetchRequest):
+    if ctx.version >= 7 and req.session_id != 0 and req.session_epoch != 0:
+        return R(error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND, session_id=0, responses=[])
+    targets = _resolve(ctx, req)
+    response, size = _build(ctx, req, targets)
+    if size >= req.min_bytes or req.max_wait_ms <= 0 or not targets:
+        return response
+    return _long_poll(ctx, req, targets)
+
+
+def _resolve(ctx, req):
+    """[(response topic, [(request partition, Partition or error code)])] in request order."""
+    topics = ctx.broker.topics
+    by_id = ctx.version >= 13
+    out = []
+    for ft in req.topics:
+        topic = topics.by_id.get(ft.topic_id) if by_id else topics.get(ft.topic)
+        missing = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        parts = []
+        for fp in ft.partitions:
+            if topic is None:
+                parts.append((fp, missing))
+            elif not 0 <= fp.partition < len(topic.partitions):
+                parts.append((fp, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+            else:
+                parts.append((fp, topic.partitions[fp.partition]))
+        out.append((ft, parts))
+    return out
+
+
+def _build(ctx, req, targets):
+    read_committed = req.isolation_level == 1
+    remaining = req.max_bytes if req.max_bytes > 0 else 0
+    total = 0
+    first_with_data = True
+    responses = []
+    for ft, parts in targets:
+        rparts = []
+        responses.append(R.FetchableTopicResponse(topic=ft.topic, topic_id=ft.topic_id, partitions=rparts))
+        for fp, p in parts:
+            if isinstance(p, int):
+                rparts.append(R.PartitionData(partition_index=fp.partition, error_code=p, high_watermark=-1,
+                                              last_stable_offset=-1, log_start_offset=-1, records=b""))
+                continue
+            err = _check_epoch(fp.current_leader_epoch, p.leader_epoch)
+            hw = p.high_watermark
+            lso = p.last_stable_offset
+            start = p.log_start_offset
+            records = b""
+            if err == 0:
+                offset = fp.fetch_offset
+                limit = lso if read_committed else hw
+                if offset < start or offset > p.log_end_offset:
+                    err = ErrorCode.OFFSET_OUT_OF_RANGE
+                elif offset < limit:
+                    max_bytes = min(fp.partition_max_bytes, remaining)
+                    if first_with_data:
+                        max_bytes = max(max_bytes, 1)  # KIP-74: at least one batch
+                    if max_bytes > 0:
+                        chunks = p.read(offset, max_bytes, limit)
+                        size = sum(len(c) for c in chunks)
+                        if size:
+                            records = chunks
+                            first_with_data = False
+                            remaining = max(0, remaining - size)
+                            total += size
+            rparts.append(R.PartitionData(
+                partition_index=fp.partition, error_code=err, high_watermark=hw, last_stable_offset=lso,
+                log_start_offset=start,
+                aborted_transactions=ctx.broker.aborted_transactions(p, fp.fetch_offset) if read_committed else None,
+                preferred_read_replica=-1, records=records,
+            ))
+    return R(throttle_time_ms=0, error_code=0, session_id=0, responses=responses), total
+
+
+def _check_epoch(requested: int, current: int) -> int:
+    if requested < 0 or requested == current:
+        return 0
+    return ErrorCode.FENCED_LEADER_EPOCH if requested < current else ErrorCode.UNKNOWN_LEADER_EPOCH
+
+
+async def _long_poll(ctx, req, targets):
+    deadline = time.monotonic() + req.max_wait_ms / 1000.0
+    partitions = {id(p): p for _, parts in targets for _, p in parts if not isinstance(p, int)}.values()
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or ctx.broker.stopping:
+            break
+        futures = [p.wait_for_append() for p in partitions]
+        try:
+            await asyncio.wait(futures, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for p, f in zip(partitions, futures):
+                if not f.done():
+                    f.cancel()
+                    p.discard_waiter(f)
+        response, size = _build(ctx, req, targets)
+        if size >= req.min_bytes:
+            return response
+    return _build(ctx, req, targets)[0]

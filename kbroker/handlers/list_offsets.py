@@ -1,0 +1,48 @@
+"""ListOffsets (2): v1-8. Timestamps -1 (latest: the high watermark, or the last stable offset for
+read_committed), -2 (earliest: the log start offset), -3 (the record with the largest timestamp, v7+,
+KIP-734), -4 (earliest local, v8+, the log start offset on a broker without tiered storage); any other
+timestamp finds the first record whose timestamp is at or after it, or offset -1 when there is none.
+"""
+
+from __future__ import annotations
+
+from ..errors import ErrorCode
+from ..wire.messages import list_offsets as API
+
+VERSIONS = (1, 8)
+R = API.ListOffsetsResponse
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL = -1, -2, -3, -4
+
+
+def handle(ctx, req: API.ListOffsetsRequest) -> R:
+    broker = ctx.broker
+    read_committed = req.isolation_level == 1
+    topics = []
+    for lt in req.topics:
+        topic = broker.topics.get(lt.name)
+        parts = []
+        topics.append(R.ListOffsetsTopicResponse(name=lt.name, partitions=parts))
+        for lp in lt.partitions:
+            idx = lp.partition_index
+            if topic is None or not 0 <= idx < len(topic.partitions):
+                parts.append(R.ListOffsetsPartitionResponse(partition_index=idx,
+                                                            error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                continue
+            p = topic.partitions[idx]
+            if lp.current_leader_epoch >= 0 and lp.current_leader_epoch != p.leader_epoch:
+                code = (ErrorCode.FENCED_LEADER_EPOCH if lp.current_leader_epoch < p.leader_epoch
+                        else ErrorCode.UNKNOWN_LEADER_EPOCH)
+                parts.append(R.ListOffsetsPartitionResponse(partition_index=idx, error_code=code))
+                continue
+            ts = lp.timestamp
+            if ts == LATEST:
+                offset, found_ts = (p.last_stable_offset if read_committed else p.high_watermark), -1
+            elif ts in (EARLIEST, EARLIEST_LOCAL) and (ts != EARLIEST_LOCAL or ctx.version >= 8):
+                offset, found_ts = p.log_start_offset, -1
+            elif ts == MAX_TIMESTAMP and ctx.version >= 7:
+                found_ts, offset = p.max_timestamp()
+            else:
+                found_ts, offset = p.offset_for_timestamp(ts)
+            parts.append(R.ListOffsetsPartitionResponse(partition_index=idx, error_code=0, timestamp=found_ts,
+                                                        offset=offset, leader_epoch=p.leader_epoch))
+    return R(throttle_time_ms=0, topics=topics)

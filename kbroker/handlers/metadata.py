@@ -1,0 +1,75 @@
+"""Metadata (3): v0-12. Topics by name (and, from v10, by id); a null list (v1+) or an empty one (v0) means
+every topic. Unknown topics are created when ``auto.create.topics.enable`` is on and the request allows it
+(always before v4, ``allow_auto_topic_creation`` from v4). The controller id is this broker's node id: admin
+clients send CreateTopics and DeleteTopics to it.
+
+Not filled: authorised operations (reported as Kafka's "not requested" value until ACLs land).
+"""
+
+from __future__ import annotations
+
+from ..errors import ErrorCode, KafkaError
+from ..topics import validate_topic_name
+from ..wire.messages import metadata as API
+from ..wire.primitives import ZERO_UUID
+
+VERSIONS = (0, 12)
+R = API.MetadataResponse
+AUTHORIZED_OPERATIONS_NOT_REQUESTED = -2147483648
+
+
+def topic_entry(broker, topic) -> R.MetadataResponseTopic:
+    node = broker.config.node_id
+    parts = [
+        R.MetadataResponsePartition(
+            error_code=0, partition_index=p.index, leader_id=node, leader_epoch=p.leader_epoch,
+            replica_nodes=[node], isr_nodes=[node], offline_replicas=[],
+        )
+        for p in topic.partitions
+    ]
+    return R.MetadataResponseTopic(error_code=0, name=topic.name, topic_id=topic.topic_id,
+                                   is_internal=topic.is_internal, partitions=parts,
+                                   topic_authorized_operations=AUTHORIZED_OPERATIONS_NOT_REQUESTED)
+
+
+def handle(ctx, req: API.MetadataRequest) -> R:
+    broker = ctx.broker
+    topics = broker.topics
+    if req.topics is None or (ctx.version == 0 and not req.topics):
+        entries = [topic_entry(broker, t) for t in list(topics.by_name.values())]
+    else:
+        entries = []
+        auto_create = broker.config.auto_create_topics_enable and (ctx.version < 4 or req.allow_auto_topic_creation)
+        for rt in req.topics:
+            name = rt.name
+            if name is None:  # by id (v10+)
+                t = topics.by_id.get(rt.topic_id)
+                if t is None:
+                    entries.append(R.MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_ID, name=None,
+                                                           topic_id=rt.topic_id))
+                else:
+                    entries.append(topic_entry(broker, t))
+                continue
+            t = topics.get(name)
+            if t is None:
+                try:
+                    validate_topic_name(name)
+                except KafkaError as e:
+                    entries.append(R.MetadataResponseTopic(error_code=e.code, name=name, topic_id=ZERO_UUID))
+                    continue
+                if auto_create:
+                    t = broker.auto_create_topic(name)
+                if t is None:
+                    entries.append(R.MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                                           name=name, topic_id=ZERO_UUID))
+                    continue
+            entries.append(topic_entry(broker, t))
+    return R(
+        throttle_time_ms=0,
+        brokers=[R.MetadataResponseBroker(node_id=broker.config.node_id, host=broker.advertised_host,
+                                          port=broker.advertised_port, rack=None)],
+        cluster_id=broker.cluster_id,
+        controller_id=broker.config.node_id,
+        topics=entries,
+        cluster_authorized_operations=AUTHORIZED_OPERATIONS_NOT_REQUESTED,
+    )

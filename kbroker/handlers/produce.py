@@ -1,0 +1,68 @@
+"""Produce (0): v3-11 served; v0-2 advertised (librdkafka <= 2.11.0 turns compression off unless the range
+starts at 0, KAFKA-18659) and answered UNSUPPORTED_VERSION per partition, as Kafka 4 does (KIP-896).
+
+Each partition's records are validated and appended as the producer sent them (see partition.py). acks=0
+gets no response at all; acks=1 and acks=-1 are answered once the write is done (one broker: the leader is
+the whole ISR). Topics are auto-created when ``auto.create.topics.enable`` is on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..errors import ErrorCode, KafkaError
+from ..topics import validate_topic_name
+from ..wire.messages import produce as API
+
+VERSIONS = (0, 11)
+R = API.ProduceResponse
+log = logging.getLogger("kbroker.produce")
+
+
+def _partition_error(index: int, code: int, message: str | None = None) -> R.PartitionProduceResponse:
+    return R.PartitionProduceResponse(index=index, error_code=code, base_offset=-1, log_append_time_ms=-1,
+                                      log_start_offset=-1, error_message=message)
+
+
+def handle(ctx, req: API.ProduceRequest) -> R | None:
+    broker = ctx.broker
+    responses = []
+    for td in req.topic_data:
+        parts = []
+        responses.append(R.TopicProduceResponse(name=td.name, partition_responses=parts))
+        if ctx.version < 3:
+            parts.extend(_partition_error(p.index, ErrorCode.UNSUPPORTED_VERSION) for p in td.partition_data)
+            continue
+        topic = broker.topics.get(td.name)
+        if topic is None:
+            code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            try:
+                validate_topic_name(td.name)
+                if broker.config.auto_create_topics_enable:
+                    topic = broker.auto_create_topic(td.name)
+            except KafkaError as e:
+                code = e.code
+            if topic is None:
+                parts.extend(_partition_error(p.index, code) for p in td.partition_data)
+                continue
+        for pd in td.partition_data:
+            if not 0 <= pd.index < len(topic.partitions):
+                parts.append(_partition_error(pd.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                continue
+            partition = topic.partitions[pd.index]
+            try:
+                base_offset, append_time = broker.append_records(partition, pd.records, req)
+            except KafkaError as e:
+                parts.append(_partition_error(pd.index, e.code, e.message))
+                continue
+            except OSError as e:
+                log.error("storage error appending to %s-%d: %s", topic.name, pd.index, e)
+                parts.append(_partition_error(pd.index, ErrorCode.KAFKA_STORAGE_ERROR, str(e)))
+                continue
+            parts.append(R.PartitionProduceResponse(
+                index=pd.index, error_code=0, base_offset=base_offset, log_append_time_ms=append_time,
+                log_start_offset=partition.log_start_offset,
+            ))
+    if req.acks == 0:
+        return None
+    return R(responses=responses, throttle_time_ms=0)

@@ -1,0 +1,185 @@
+"""A partition: one log, the offsets clients see, and the fetchers waiting for it to grow.
+
+Theory of operation. Produce hands a partition the records field of a request exactly as the producer
+encoded it. ``append`` checks every batch header and CRC32C, copies the bytes once into a bytearray,
+writes the assigned offsets (and the leader epoch, and for LogAppendTime topics the broker's time) into the
+headers in place, and hands the buffer to the log in one write. Records themselves are never decoded.
+
+On one broker the high watermark is the log end offset: every append is fully replicated the moment it is
+written. The last stable offset is the high watermark until transactions are open.
+
+Concurrency: everything here runs on the event loop, and ``append`` does not await, so no two appends to a
+partition interleave. Fetchers waiting for data register a future with ``wait_for_append``; an append wakes
+all of them at once (no timers that poll).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .errors import ErrorCode, KafkaError
+from .records.batch import (
+    iter_batches,
+    set_base_offset,
+    set_log_append_time,
+    set_partition_leader_epoch,
+    validate_batches,
+)
+from .producer_state import ProducerStateManager
+from .records.errors import CorruptRecordError, InvalidRecordError
+from .records.record import decode_records, record_for_timestamp
+
+
+class Partition:
+    __slots__ = ("topic", "index", "log", "leader_epoch", "_waiters", "producers")
+
+    def __init__(self, topic, index: int, log, leader_epoch: int = 0):
+        self.topic = topic  # the Topic this partition belongs to
+        self.index = index
+        self.log = log
+        self.leader_epoch = leader_epoch
+        self._waiters: list[asyncio.Future] = []
+        self.producers = ProducerStateManager()
+        self._rebuild_producer_state()
+
+    def _rebuild_producer_state(self) -> None:
+        """Replay the batch headers of the log into the producer state (idempotence survives restarts)."""
+        offset = self.log.log_start_offset
+        while offset < self.log.log_end_offset:
+            chunks = self.log.read(offset, 1 << 20)
+            if not chunks:
+                break
+            for chunk in chunks:
+                for _pos, h in iter_batches(chunk):
+                    if h.producer_id >= 0:
+                        if h.is_control:
+                            self.producers.bump_epoch(h.producer_id, h.producer_epoch)
+                        else:
+                            self.producers.update(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence,
+                                                  h.base_offset, h.last_offset, h.max_timestamp)
+                    offset = h.last_offset + 1
+
+    # -- offsets -------------------------------------------------------------
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.log.log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.log.log_end_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return self.log.log_end_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        return self.high_watermark
+
+    # -- produce -------------------------------------------------------------
+
+    def append(self, records, max_message_bytes: int, log_append_time: bool) -> tuple[int, int]:
+        """Append a producer's record batches; returns (base offset, log append time or -1).
+
+        Raises KafkaError with CORRUPT_MESSAGE, INVALID_RECORD or MESSAGE_TOO_LARGE; nothing is written then.
+        """
+        if records is None or len(records) == 0:
+            raise KafkaError(ErrorCode.INVALID_RECORD, "Produce requests must have at least one record batch")
+        try:
+            batches = validate_batches(records)
+        except CorruptRecordError as e:
+            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(e)) from None
+        except InvalidRecordError as e:
+            raise KafkaError(ErrorCode.INVALID_RECORD, str(e)) from None
+        for _pos, h in batches:
+            if h.batch_length + 12 > max_message_bytes:
+                raise KafkaError(
+                    ErrorCode.MESSAGE_TOO_LARGE,
+                    f"The batch of {h.batch_length + 12} bytes is larger than max.message.bytes {max_message_bytes}",
+                )
+        producers = self.producers
+        for _pos, h in batches:
+            if h.producer_id >= 0:
+                dup = producers.check(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence)
+                if dup is not None:
+                    # A retry of a batch we already have: answer with where the original went (Kafka does).
+                    return dup.first_offset, -1
+        buf = bytearray(records)
+        base = offset = self.log.log_end_offset
+        append_time = -1
+        max_ts = -1
+        count = 0
+        idempotent = []
+        if log_append_time:
+            append_time = int(time.time() * 1000)
+        for pos, h in batches:
+            set_base_offset(buf, pos, offset)
+            set_partition_leader_epoch(buf, pos, self.leader_epoch)
+            if log_append_time:
+                set_log_append_time(buf, pos, append_time)
+                ts = append_time
+            else:
+                ts = h.max_timestamp
+            if ts > max_ts:
+                max_ts = ts
+            if h.producer_id >= 0:
+                idempotent.append((h, offset, ts))
+            offset += h.last_offset_delta + 1
+            count += h.record_count
+        self.log.append(buf, base, offset - 1, max_ts, count)
+        for h, first, ts in idempotent:
+            producers.update(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence, first,
+                             first + h.last_offset_delta, ts)
+        self._wake()
+        return base, append_time
+
+    # -- fetch ---------------------------------------------------------------
+
+    def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> list:
+        """Whole batches from the one containing ``offset``; at least one if there is one (KIP-74)."""
+        chunks = self.log.read(offset, max_bytes)
+        return chunks
+
+    def wait_for_append(self) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        return fut
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def discard_waiter(self, fut: asyncio.Future) -> None:
+        try:
+            self._waiters.remove(fut)
+        except ValueError:
+            pass
+
+    # -- timestamps ----------------------------------------------------------
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int]:
+        """(timestamp, offset) of the first record at or after ``timestamp_ms``; (-1, -1) if there is none."""
+        found = self.log.find_offset_by_timestamp(timestamp_ms)
+        if found is None:
+            return -1, -1
+        for pos, _h in iter_batches(found):
+            rec = record_for_timestamp(found, timestamp_ms, self.log_start_offset, pos)
+            if rec is not None:
+                return rec.timestamp, rec.offset
+        return -1, -1
+
+    def max_timestamp(self) -> tuple[int, int]:
+        """(timestamp, offset) of the record with the largest timestamp (KIP-734); (-1, -1) when empty."""
+        ts, batch_offset = self.log.max_timestamp()
+        if ts < 0 or batch_offset < 0:
+            return -1, -1
+        for chunk in self.log.read(batch_offset, 1):
+            for pos, _h in iter_batches(chunk):
+                for rec in decode_records(chunk, pos):
+                    if rec.timestamp == ts:
+                        return ts, rec.offset
+        return ts, batch_offset

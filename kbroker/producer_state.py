@@ -1,0 +1,95 @@
+"""Idempotent producers: per partition, the last batches of each producer id, to refuse gaps and to answer
+retries without writing them twice (KIP-98; epochs after KIP-360).
+
+For every producer id seen in a partition we keep its epoch and the metadata (first and last sequence,
+first and last offset) of its last five batches, the most a producer has in flight. A batch is:
+
+- a duplicate when one of those five has the same epoch and sequence range: it is not written, and the
+  answer carries the offset the original got, as Kafka answers a retry;
+- refused with INVALID_PRODUCER_EPOCH when its epoch is older than the producer's;
+- refused with OUT_OF_ORDER_SEQUENCE_NUMBER when, at the same epoch, its first sequence does not follow the
+  last one (sequences wrap at 2^31-1), or when a new epoch does not start at sequence 0;
+- accepted with any sequence from a producer id the partition has no state for (its records may have gone
+  with retention or DeleteRecords; Kafka accepts them too).
+
+The state is rebuilt from the batch headers of the log when a partition is opened, so it survives restarts
+exactly as far as the log does. Everything runs on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from .errors import ErrorCode, KafkaError
+
+NUM_BATCHES_TO_RETAIN = 5  # Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN; max.in.flight is at most 5
+INT32_MAX = 2147483647
+
+
+@dataclass(slots=True)
+class BatchMetadata:
+    first_seq: int
+    last_seq: int
+    first_offset: int
+    last_offset: int
+    timestamp: int
+
+
+@dataclass(slots=True)
+class ProducerEntry:
+    epoch: int
+    batches: deque = field(default_factory=lambda: deque(maxlen=NUM_BATCHES_TO_RETAIN))
+    current_txn_first_offset: int = -1  # the first offset of its open transaction in this partition
+
+    @property
+    def last_seq(self) -> int:
+        return self.batches[-1].last_seq if self.batches else -1
+
+
+def _in_sequence(last_seq: int, next_seq: int) -> bool:
+    return next_seq == last_seq + 1 or (next_seq == 0 and last_seq == INT32_MAX)
+
+
+class ProducerStateManager:
+    def __init__(self):
+        self.producers: dict[int, ProducerEntry] = {}
+
+    def check(self, producer_id: int, epoch: int, first_seq: int, last_seq: int) -> BatchMetadata | None:
+        """Check one batch before it is written: the duplicate's metadata, None to write, or KafkaError."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            return None
+        if epoch < entry.epoch:
+            raise KafkaError(ErrorCode.INVALID_PRODUCER_EPOCH,
+                             f"Epoch {epoch} of producer {producer_id} is older than its current epoch {entry.epoch}")
+        if epoch == entry.epoch:
+            for b in entry.batches:
+                if b.first_seq == first_seq and b.last_seq == last_seq:
+                    return b
+            if entry.batches and not _in_sequence(entry.last_seq, first_seq):
+                raise KafkaError(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                 f"Out of order sequence number for producer {producer_id}: {first_seq} "
+                                 f"(incoming seq. number), {entry.last_seq} (current end sequence number)")
+        elif first_seq != 0:
+            raise KafkaError(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                             f"Invalid sequence number for new epoch {epoch} of producer {producer_id}: {first_seq}")
+        return None
+
+    def update(self, producer_id: int, epoch: int, first_seq: int, last_seq: int, first_offset: int,
+               last_offset: int, timestamp: int) -> ProducerEntry:
+        entry = self.producers.get(producer_id)
+        if entry is None or epoch != entry.epoch:
+            entry = ProducerEntry(epoch)
+            self.producers[producer_id] = entry
+        if first_seq >= 0:
+            entry.batches.append(BatchMetadata(first_seq, last_seq, first_offset, last_offset, timestamp))
+        return entry
+
+    def bump_epoch(self, producer_id: int, epoch: int) -> ProducerEntry:
+        """A transaction marker written with a newer epoch fences older ones."""
+        entry = self.producers.get(producer_id)
+        if entry is None or epoch > entry.epoch:
+            entry = ProducerEntry(epoch)
+            self.producers[producer_id] = entry
+        return entry

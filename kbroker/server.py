@@ -1,0 +1,238 @@
+"""The asyncio shell: sockets in, frames to handlers, responses out. The only module that touches sockets.
+
+Theory of operation. Each connection is an ``asyncio.Protocol``. Bytes go into a sans-IO ``FrameReader``;
+complete frames queue up and are handled strictly one after another, because Kafka answers the requests of
+one connection in the order they were sent (clients pipeline up to max.in.flight requests and match answers
+by correlation id, but several clients also rely on the order). A handler that can answer at once is called
+and its answer written without creating a task; one that must wait (a long-polling Fetch, a JoinGroup)
+returns an awaitable and the connection's queue waits behind it. Other connections are never affected.
+
+Back-pressure: a client that stops reading fills its transport's write buffer; asyncio then calls
+``pause_writing`` and we stop handling that connection's requests (and stop reading from it once a few
+requests are queued) until the buffer drains.
+
+Bad input: a frame size above ``socket.request.max.bytes``, a header or body that does not decode, an unknown
+API key or an unsupported version (other than ApiVersions, which answers UNSUPPORTED_VERSION with a v0 body,
+KIP-511) close the connection with one log line, as Kafka's SocketServer does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import itertools
+import logging
+import struct
+
+from .handlers import HANDLERS
+from .handlers import api_versions
+from .handlers.context import RequestContext
+from .wire.framing import FrameError, FrameReader
+from .wire.header import API_VERSIONS_KEY, body_offset, finish_frame, peek_header, response_frame_start
+from .wire.primitives import DecodeError
+
+log = logging.getLogger("kbroker.server")
+
+MAX_QUEUED_REQUESTS = 32  # stop reading from a connection with this many requests waiting
+_conn_ids = itertools.count(1)
+
+
+class ProtocolViolation(Exception):
+    """The client sent something we do not answer; the connection is closed."""
+
+
+class KafkaConnection(asyncio.Protocol):
+    def __init__(self, server: "KafkaServer"):
+        self.server = server
+        self.broker = server.broker
+        self.reader = FrameReader(server.broker.config.socket_request_max_bytes)
+        self.queue: collections.deque[bytes] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.busy = False  # a handler's awaitable is in flight
+        self.write_paused = False
+        self.read_paused = False
+        self.closed = False
+        self.id = next(_conn_ids)
+        self.peer = "?"
+
+    # -- asyncio callbacks ---------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = f"{peer[0]}:{peer[1]}"
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc):
+        self.closed = True
+        self.queue.clear()
+        self.server.connections.discard(self)
+
+    def data_received(self, data):
+        try:
+            self.reader.feed(data)
+            while (frame := self.reader.next_frame()) is not None:
+                self.queue.append(frame)
+        except FrameError as e:
+            self._close(f"frame refused: {e}")
+            return
+        if len(self.queue) >= MAX_QUEUED_REQUESTS and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+        self._process()
+
+    def eof_received(self):
+        return False
+
+    def pause_writing(self):
+        self.write_paused = True
+
+    def resume_writing(self):
+        self.write_paused = False
+        self._process()
+
+    # -- request processing --------------------------------------------------
+
+    def _process(self) -> None:
+        while self.queue and not self.busy and not self.write_paused and not self.closed:
+            frame = self.queue.popleft()
+            try:
+                result = self._dispatch(frame)
+            except ProtocolViolation as e:
+                self._close(str(e))
+                return
+            except Exception:
+                log.exception("handler failed on connection %s from %s", self.id, self.peer)
+                self._close("internal error")
+                return
+            if inspect.isawaitable(result):
+                self.busy = True
+                task = asyncio.ensure_future(self._finish(result))
+                self.server.tasks.add(task)
+                task.add_done_callback(self.server.tasks.discard)
+                return
+            if result is not None:
+                self.transport.write(result)
+        if self.read_paused and len(self.queue) < MAX_QUEUED_REQUESTS // 2 and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    async def _finish(self, awaitable) -> None:
+        try:
+            out = await awaitable
+        except ProtocolViolation as e:
+            self._close(str(e))
+            return
+        except Exception:
+            log.exception("handler failed on connection %s from %s", self.id, self.peer)
+            self._close("internal error")
+            return
+        finally:
+            self.busy = False
+        if self.closed:
+            return
+        if out is not None:
+            self.transport.write(out)
+        self._process()
+
+    def _dispatch(self, frame: bytes):
+        """Returns the encoded response, None for no response, or an awaitable of either."""
+        try:
+            header = peek_header(frame)
+        except (DecodeError, struct.error) as e:
+            raise ProtocolViolation(f"malformed request header: {e}") from None
+        self.server.record_request(self, header)
+        handler = HANDLERS.get(header.api_key)
+        if handler is None:
+            raise ProtocolViolation(f"unknown API key {header.api_key}")
+        version = header.api_version
+        if header.api_key == API_VERSIONS_KEY and version > handler.max_version:
+            # KIP-511: answer with a v0 body listing our range so the client retries at a version we speak.
+            return self._encode(header.correlation_id, handler, 0, api_versions.unsupported_version_response(),
+                                flexible_header=False)
+        if not handler.min_version <= version <= handler.max_version:
+            raise ProtocolViolation(f"unsupported version {version} of {handler.name}")
+        flexible = handler.flexible(version)
+        try:
+            pos = body_offset(frame, flexible)
+            request, end = handler.codec.REQUEST_DECODERS[version](memoryview(frame), pos)
+        except (DecodeError, struct.error, IndexError, ValueError) as e:
+            raise ProtocolViolation(f"malformed {handler.name} v{version} request: {e}") from None
+        ctx = RequestContext(self.broker, header.api_key, version, header.correlation_id, header.client_id,
+                             self.peer, self.id)
+        fault = self.server.faults.match(ctx, request) if self.server.faults else None
+        if fault is not None:
+            return self._apply_fault(fault, ctx, handler, request)
+        response = handler.handle(ctx, request)
+        if inspect.isawaitable(response):
+            return self._encode_later(header.correlation_id, handler, version, response)
+        if response is None:
+            return None
+        return self._encode(header.correlation_id, handler, version, response,
+                            flexible_header=flexible and header.api_key != API_VERSIONS_KEY)
+
+    async def _encode_later(self, correlation_id, handler, version, awaitable):
+        response = await awaitable
+        if response is None:
+            return None
+        return self._encode(correlation_id, handler, version, response,
+                            flexible_header=handler.flexible(version) and handler.api_key != API_VERSIONS_KEY)
+
+    def _apply_fault(self, fault, ctx, handler, request):
+        return fault.apply(self, ctx, handler, request)
+
+    @staticmethod
+    def _encode(correlation_id: int, handler, version: int, response, flexible_header: bool) -> bytearray:
+        out = response_frame_start(correlation_id, flexible_header)
+        handler.codec.RESPONSE_ENCODERS[version](response, out)
+        return finish_frame(out)
+
+    def _close(self, reason: str) -> None:
+        if self.closed:
+            return
+        log.warning("closing connection %s from %s: %s", self.id, self.peer, reason)
+        self.closed = True
+        self.queue.clear()
+        if self.transport is not None:
+            self.transport.close()
+
+
+class KafkaServer:
+    """Listens on one address and serves Kafka connections for a broker state."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self.connections: set[KafkaConnection] = set()
+        self.tasks: set[asyncio.Task] = set()
+        self.server: asyncio.base_events.Server | None = None
+        self.faults = None  # set by the control plane (fault injection)
+        self.request_log = None  # set by the control plane (request inspection)
+
+    def record_request(self, conn: KafkaConnection, header) -> None:
+        if self.request_log is not None:
+            self.request_log.record(conn, header)
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: KafkaConnection(self), host, port, reuse_address=True,
+                                               backlog=1024)
+        sock = self.server.sockets[0]
+        addr = sock.getsockname()
+        return addr[0], addr[1]
+
+    async def stop(self, grace_s: float = 3.0) -> None:
+        """Stop accepting, let requests in flight finish (up to a deadline), then close connections."""
+        if self.server is not None:
+            self.server.close()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=grace_s)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()
+        if self.server is not None:
+            try:
+                await asyncio.wait_for(self.server.wait_closed(), timeout=1.0)
+            except asyncio.TimeoutError:
+                pass

@@ -1,0 +1,111 @@
+"""Per-topic configuration: Kafka's names, types, defaults and validation.
+
+A topic stores only its overrides; the effective value of a key is the override, else the broker-wide
+default (``log.*`` and friends in Kafka), else Kafka's default. DescribeConfigs reports which one applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import ErrorCode, KafkaError
+
+LONG_MAX = 9223372036854775807
+INT_MAX = 2147483647
+
+
+@dataclass(frozen=True)
+class ConfigDef:
+    name: str
+    type: str  # long | int | string | list | boolean | double | class
+    default: str
+    broker_key: str | None = None  # the broker setting that supplies the default
+    check: Callable[[str], bool] | None = None
+    doc: str = ""
+
+
+def _at_least(lo: int) -> Callable[[str], bool]:
+    return lambda v: int(v) >= lo
+
+
+def _one_of(*choices: str) -> Callable[[str], bool]:
+    return lambda v: v in choices
+
+
+def _list_of(*choices: str) -> Callable[[str], bool]:
+    return lambda v: all(x.strip() in choices for x in v.split(",")) and v.strip() != ""
+
+
+def _ratio(v: str) -> bool:
+    return 0.0 <= float(v) <= 1.0
+
+
+TOPIC_CONFIGS: dict[str, ConfigDef] = {c.name: c for c in [
+    ConfigDef("cleanup.policy", "list", "delete", "log.cleanup.policy", _list_of("delete", "compact"),
+              "Retention policy for old segments: delete, compact, or both."),
+    ConfigDef("compression.type", "string", "producer", "compression.type",
+              _one_of("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
+              "Final compression of the topic's data; producer keeps the producer's codec."),
+    ConfigDef("delete.retention.ms", "long", "86400000", "log.cleaner.delete.retention.ms", _at_least(0),
+              "How long tombstones are kept on compacted topics."),
+    ConfigDef("file.delete.delay.ms", "long", "60000", "log.segment.delete.delay.ms", _at_least(0),
+              "Time to wait before deleting a file from the filesystem."),
+    ConfigDef("flush.messages", "long", str(LONG_MAX), "log.flush.interval.messages", _at_least(1),
+              "Force an fsync after this many messages."),
+    ConfigDef("flush.ms", "long", str(LONG_MAX), "log.flush.interval.ms", _at_least(0),
+              "Force an fsync after this much time."),
+    ConfigDef("index.interval.bytes", "int", "4096", "log.index.interval.bytes", _at_least(0),
+              "Bytes between offset index entries."),
+    ConfigDef("max.compaction.lag.ms", "long", str(LONG_MAX), "log.cleaner.max.compaction.lag.ms", _at_least(1),
+              "Longest time a message stays ineligible for compaction."),
+    ConfigDef("max.message.bytes", "int", "1048588", "message.max.bytes", _at_least(0),
+              "Largest record batch size allowed."),
+    ConfigDef("message.timestamp.type", "string", "CreateTime", "log.message.timestamp.type",
+              _one_of("CreateTime", "LogAppendTime"), "CreateTime or LogAppendTime."),
+    ConfigDef("min.cleanable.dirty.ratio", "double", "0.5", "log.cleaner.min.cleanable.ratio", _ratio,
+              "Dirty ratio above which the log is eligible for cleaning."),
+    ConfigDef("min.compaction.lag.ms", "long", "0", "log.cleaner.min.compaction.lag.ms", _at_least(0),
+              "Shortest time a message stays uncompacted."),
+    ConfigDef("min.insync.replicas", "int", "1", "min.insync.replicas", _at_least(1),
+              "Minimum in-sync replicas for acks=all."),
+    ConfigDef("retention.bytes", "long", "-1", "log.retention.bytes", None,
+              "Maximum size of a partition before old segments are discarded."),
+    ConfigDef("retention.ms", "long", "604800000", "log.retention.ms", _at_least(-1),
+              "Longest time a segment is kept before it is discarded."),
+    ConfigDef("segment.bytes", "int", "1073741824", "log.segment.bytes", _at_least(14),
+              "Segment file size."),
+    ConfigDef("segment.index.bytes", "int", "10485760", "log.index.size.max.bytes", _at_least(4),
+              "Size of the offset index per segment."),
+    ConfigDef("segment.jitter.ms", "long", "0", "log.roll.jitter.ms", _at_least(0),
+              "Random jitter subtracted from segment.ms."),
+    ConfigDef("segment.ms", "long", "604800000", "log.roll.ms", _at_least(1),
+              "Time after which a segment is rolled even if not full."),
+    ConfigDef("unclean.leader.election.enable", "boolean", "false", "unclean.leader.election.enable",
+              _one_of("true", "false"), "Not used on one broker."),
+    ConfigDef("message.timestamp.before.max.ms", "long", str(LONG_MAX), "log.message.timestamp.before.max.ms",
+              _at_least(0), "Largest allowed difference of a timestamp before the broker's time."),
+    ConfigDef("message.timestamp.after.max.ms", "long", str(LONG_MAX), "log.message.timestamp.after.max.ms",
+              _at_least(0), "Largest allowed difference of a timestamp after the broker's time."),
+    ConfigDef("preallocate", "boolean", "false", "log.preallocate", _one_of("true", "false"),
+              "Preallocate segment files."),
+]}
+
+
+def validate_topic_configs(configs: dict[str, str | None]) -> None:
+    """Raise INVALID_CONFIG for an unknown key or a bad value (Kafka's CreateTopics/AlterConfigs answer)."""
+    for key, value in configs.items():
+        d = TOPIC_CONFIGS.get(key)
+        if d is None:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {key}")
+        if value is None:
+            continue
+        try:
+            ok = d.check(value) if d.check else True
+            if d.type in ("long", "int"):
+                n = int(value)
+                ok = ok and (n <= (INT_MAX if d.type == "int" else LONG_MAX))
+        except ValueError:
+            ok = False
+        if not ok:
+            raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {value} for configuration {key}")

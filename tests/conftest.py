@@ -1,0 +1,27 @@
+import uuid
+
+import pytest
+
+from brokerproc import BrokerProcess
+from kbroker import Broker
+
+
+@pytest.fixture
+def broker_proc(tmp_path):
+    """A kbroker process on a free port with its data in a temporary directory."""
+    b = BrokerProcess(tmp_path / "data")
+    b.start()
+    yield b
+    b.kill()
+
+
+@pytest.fixture
+def broker():
+    """A kbroker on a background thread of the test process (fast; memory storage)."""
+    with Broker(port=0, storage="memory") as b:
+        yield b
+
+
+@pytest.fixture
+def topic_name():
+    return f"t-{uuid.uuid4().hex[:10]}"
