@@ -23,6 +23,7 @@ from .config import BrokerConfig
 from .metadata import FileMetadataStore, MemoryMetadataStore
 from .producer_ids import ProducerIdManager
 from .server import KafkaServer
+from .topic_config import TOPIC_CONFIGS
 from .topics import TopicManager
 
 log = logging.getLogger("kbroker")
@@ -60,12 +61,45 @@ class BrokerState:
         return SegmentLogStore(data_dir), FileMetadataStore(data_dir / STATE_DIR / "metadata.json")
 
     def _topic_defaults(self) -> dict[str, str]:
+        """Broker settings that supply topic defaults, where they differ from Kafka's own defaults."""
         c = self.config
-        return {
+        given = {
             "max.message.bytes": str(c.message_max_bytes),
             "segment.bytes": str(c.log_segment_bytes),
             "message.timestamp.type": c.log_message_timestamp_type,
         }
+        return {k: v for k, v in given.items() if v != TOPIC_CONFIGS[k].default}
+
+    def describe_broker_configs(self) -> dict[str, tuple[str, str, bool]]:
+        """Broker settings by Kafka name: (value, type, set explicitly)."""
+        c = self.config
+        rows = {
+            "node.id": (str(c.node_id), "int", False),
+            "num.partitions": (str(c.num_partitions), "int", c.num_partitions != 1),
+            "auto.create.topics.enable": (str(c.auto_create_topics_enable).lower(), "boolean",
+                                          not c.auto_create_topics_enable),
+            "message.max.bytes": (str(c.message_max_bytes), "int", c.message_max_bytes != 1048588),
+            "socket.request.max.bytes": (str(c.socket_request_max_bytes), "int",
+                                         c.socket_request_max_bytes != 104857600),
+            "default.replication.factor": ("1", "int", False),
+            "log.segment.bytes": (str(c.log_segment_bytes), "int", c.log_segment_bytes != 1073741824),
+            "log.message.timestamp.type": (c.log_message_timestamp_type, "string",
+                                           c.log_message_timestamp_type != "CreateTime"),
+            "group.initial.rebalance.delay.ms": (str(c.group_initial_rebalance_delay_ms), "int", True),
+            "group.min.session.timeout.ms": (str(c.group_min_session_timeout_ms), "int", False),
+            "group.max.session.timeout.ms": (str(c.group_max_session_timeout_ms), "int", False),
+            "group.max.size": (str(c.group_max_size), "int", False),
+            "offsets.retention.minutes": (str(c.offsets_retention_minutes), "int", False),
+            "transaction.max.timeout.ms": (str(c.transaction_max_timeout_ms), "int", False),
+            "log.dirs": (c.data_dir or "", "string", bool(c.data_dir)),
+        }
+        return rows
+
+    def set_topic_configs(self, topic, configs: dict[str, str]) -> None:
+        self.topics.set_configs(topic, configs)
+        cfg = topic.log_config()
+        for p in topic.partitions:
+            p.log.config = cfg
 
     # -- topics --------------------------------------------------------------
 

@@ -13,14 +13,21 @@ from types import ModuleType
 from typing import Callable
 
 from . import (
+    alter_configs,
     api_versions,
+    create_partitions,
     create_topics,
+    delete_records,
     delete_topics,
     describe_cluster,
+    describe_configs,
+    describe_log_dirs,
     fetch,
+    incremental_alter_configs,
     init_producer_id,
     list_offsets,
     metadata,
+    offset_for_leader_epoch,
     produce,
 )
 
@@ -58,4 +65,11 @@ HANDLERS: dict[int, Handler] = _table(
     delete_topics,
     describe_cluster,
     init_producer_id,
+    offset_for_leader_epoch,
+    describe_configs,
+    alter_configs,
+    incremental_alter_configs,
+    create_partitions,
+    delete_records,
+    describe_log_dirs,
 )

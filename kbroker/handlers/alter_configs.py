@@ -1,0 +1,40 @@
+"""AlterConfigs (33): v0-2. Replaces a topic's whole set of overrides (keys not named go back to their
+defaults), validated first (INVALID_CONFIG); ``validate_only`` changes nothing. Changes persist and take
+effect at once. Broker resources: dynamic broker configs are not supported (INVALID_REQUEST says so).
+"""
+
+from __future__ import annotations
+
+from ..errors import ErrorCode, KafkaError
+from ..topic_config import validate_topic_configs
+from ..wire.messages import alter_configs as API
+
+VERSIONS = (0, 2)
+R = API.AlterConfigsResponse
+TOPIC, BROKER = 2, 4
+
+
+def handle(ctx, req: API.AlterConfigsRequest) -> R:
+    broker = ctx.broker
+    out = []
+    for res in req.resources:
+        err, msg = 0, None
+        try:
+            if res.resource_type == TOPIC:
+                topic = broker.topics.get(res.resource_name)
+                if topic is None:
+                    raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                     f"Topic {res.resource_name} does not exist")
+                configs = {c.name: c.value for c in res.configs}
+                validate_topic_configs(configs)
+                if not req.validate_only:
+                    broker.set_topic_configs(topic, {k: v for k, v in configs.items() if v is not None})
+            elif res.resource_type == BROKER:
+                raise KafkaError(ErrorCode.INVALID_REQUEST, "kbroker does not support dynamic broker configs")
+            else:
+                raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {res.resource_type}")
+        except KafkaError as e:
+            err, msg = e.code, e.message
+        out.append(R.AlterConfigsResourceResponse(error_code=err, error_message=msg,
+                                                  resource_type=res.resource_type, resource_name=res.resource_name))
+    return R(throttle_time_ms=0, responses=out)

@@ -1,0 +1,84 @@
+"""DescribeConfigs (32): v1-4. Topic resources: every topic config with its effective value, where it came
+from (the topic's override, a broker setting, or Kafka's default), its synonyms when asked (v1+), its type
+(v3+) and its documentation (v3+, when asked). Broker resources: the broker settings kbroker knows.
+Unknown topics get UNKNOWN_TOPIC_OR_PARTITION; other resource types INVALID_REQUEST.
+"""
+
+from __future__ import annotations
+
+from ..errors import ErrorCode
+from ..topic_config import TOPIC_CONFIGS
+from ..wire.messages import describe_configs as API
+
+VERSIONS = (1, 4)
+R = API.DescribeConfigsResponse
+
+TOPIC, BROKER = 2, 4
+SOURCE_TOPIC, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 4, 5
+CONFIG_TYPES = {"boolean": 1, "string": 2, "int": 3, "short": 4, "long": 5, "double": 6, "list": 7, "class": 8,
+                "password": 9}
+
+
+def topic_config_entries(topic, keys, synonyms: bool, docs: bool) -> list:
+    out = []
+    for key in sorted(TOPIC_CONFIGS) if keys is None else keys:
+        d = TOPIC_CONFIGS.get(key)
+        if d is None:
+            continue
+        syn = []
+        if key in topic.configs:
+            syn.append(R.DescribeConfigsSynonym(name=key, value=topic.configs[key], source=SOURCE_TOPIC))
+        if d.broker_key and key in topic.defaults:
+            syn.append(R.DescribeConfigsSynonym(name=d.broker_key, value=topic.defaults[key],
+                                                source=SOURCE_STATIC_BROKER))
+        syn.append(R.DescribeConfigsSynonym(name=d.broker_key or key, value=d.default, source=SOURCE_DEFAULT))
+        source = syn[0].source
+        out.append(R.DescribeConfigsResourceResult(
+            name=key, value=topic.config(key), read_only=False, config_source=source, is_sensitive=False,
+            synonyms=syn if synonyms else [], config_type=CONFIG_TYPES[d.type],
+            documentation=d.doc if docs else None,
+        ))
+    return out
+
+
+def broker_config_entries(broker, keys, docs: bool) -> list:
+    out = []
+    for key, (value, kind, is_set) in sorted(broker.describe_broker_configs().items()):
+        if keys is not None and key not in keys:
+            continue
+        out.append(R.DescribeConfigsResourceResult(
+            name=key, value=value, read_only=True,
+            config_source=SOURCE_STATIC_BROKER if is_set else SOURCE_DEFAULT, is_sensitive=False,
+            synonyms=[], config_type=CONFIG_TYPES.get(kind, 0), documentation="" if docs else None,
+        ))
+    return out
+
+
+def handle(ctx, req: API.DescribeConfigsRequest) -> R:
+    broker = ctx.broker
+    results = []
+    for res in req.resources:
+        if res.resource_type == TOPIC:
+            topic = broker.topics.get(res.resource_name)
+            if topic is None:
+                results.append(R.DescribeConfigsResult(
+                    error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, resource_type=TOPIC,
+                    resource_name=res.resource_name, error_message=f"Topic {res.resource_name} does not exist"))
+                continue
+            configs = topic_config_entries(topic, res.configuration_keys, req.include_synonyms,
+                                           req.include_documentation)
+        elif res.resource_type == BROKER:
+            if res.resource_name not in ("", str(broker.config.node_id)):
+                results.append(R.DescribeConfigsResult(
+                    error_code=ErrorCode.INVALID_REQUEST, resource_type=BROKER, resource_name=res.resource_name,
+                    error_message=f"Unexpected broker id {res.resource_name}"))
+                continue
+            configs = broker_config_entries(broker, res.configuration_keys, req.include_documentation)
+        else:
+            results.append(R.DescribeConfigsResult(
+                error_code=ErrorCode.INVALID_REQUEST, resource_type=res.resource_type,
+                resource_name=res.resource_name, error_message=f"Unsupported resource type {res.resource_type}"))
+            continue
+        results.append(R.DescribeConfigsResult(error_code=0, error_message=None, resource_type=res.resource_type,
+                                               resource_name=res.resource_name, configs=configs))
+    return R(throttle_time_ms=0, results=results)

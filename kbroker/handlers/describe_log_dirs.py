@@ -1,0 +1,33 @@
+"""DescribeLogDirs (35): v1-4. One log directory (the data directory, or "memory" for memory storage) with
+the size of every partition asked for (a null topic list: all of them). Offset lag is 0: nothing is being
+moved between directories.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from ..wire.messages import describe_log_dirs as API
+
+VERSIONS = (1, 4)
+R = API.DescribeLogDirsResponse
+
+
+def handle(ctx, req: API.DescribeLogDirsRequest) -> R:
+    broker = ctx.broker
+    wanted = None if req.topics is None else {t.topic: set(t.partitions) for t in req.topics}
+    topics = []
+    for topic in broker.topics.by_name.values():
+        if wanted is not None and topic.name not in wanted:
+            continue
+        parts = [R.DescribeLogDirsPartition(partition_index=p.index, partition_size=p.log.size_bytes(),
+                                            offset_lag=0, is_future_key=False)
+                 for p in topic.partitions if wanted is None or p.index in wanted[topic.name]]
+        topics.append(R.DescribeLogDirsTopic(name=topic.name, partitions=parts))
+    log_dir = broker.config.data_dir or "memory"
+    total = usable = -1
+    if broker.config.data_dir:
+        usage = shutil.disk_usage(broker.config.data_dir)
+        total, usable = usage.total, usage.free
+    return R(throttle_time_ms=0, error_code=0, results=[
+        R.DescribeLogDirsResult(error_code=0, log_dir=log_dir, topics=topics, total_bytes=total, usable_bytes=usable)])
