@@ -19,7 +19,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from .config import BrokerConfig
+from .config import TOPIC_DEFAULT_KEYS, BrokerConfig, apply_settings
 from .metadata import FileMetadataStore, MemoryMetadataStore
 from .producer_ids import ProducerIdManager
 from .server import KafkaServer
@@ -36,7 +36,7 @@ class BrokerState:
         self.config = config
         self.stopping = False
         self.advertised_host = config.advertised
-        self.advertised_port = config.port
+        self.advertised_port = config.advertised_port or config.port
         self.log_store, self.metadata_store = self._open_storage()
         self.topics = TopicManager(self.metadata_store, self.log_store, self._topic_defaults())
         self.topics.load()
@@ -61,39 +61,42 @@ class BrokerState:
         return SegmentLogStore(data_dir), FileMetadataStore(data_dir / STATE_DIR / "metadata.json")
 
     def _topic_defaults(self) -> dict[str, str]:
-        """Broker settings that supply topic defaults, where they differ from Kafka's own defaults."""
+        """Broker-wide topic config defaults: the log.* settings given, and the embedding keywords."""
         c = self.config
         given = {
             "max.message.bytes": str(c.message_max_bytes),
             "segment.bytes": str(c.log_segment_bytes),
             "message.timestamp.type": c.log_message_timestamp_type,
         }
-        return {k: v for k, v in given.items() if v != TOPIC_CONFIGS[k].default}
+        out = {k: v for k, v in given.items() if v != TOPIC_CONFIGS[k].default}
+        out.update(c.topic_defaults)
+        return out
 
     def describe_broker_configs(self) -> dict[str, tuple[str, str, bool]]:
         """Broker settings by Kafka name: (value, type, set explicitly)."""
         c = self.config
         rows = {
-            "node.id": (str(c.node_id), "int", False),
-            "num.partitions": (str(c.num_partitions), "int", c.num_partitions != 1),
-            "auto.create.topics.enable": (str(c.auto_create_topics_enable).lower(), "boolean",
-                                          not c.auto_create_topics_enable),
-            "message.max.bytes": (str(c.message_max_bytes), "int", c.message_max_bytes != 1048588),
-            "socket.request.max.bytes": (str(c.socket_request_max_bytes), "int",
-                                         c.socket_request_max_bytes != 104857600),
-            "default.replication.factor": ("1", "int", False),
-            "log.segment.bytes": (str(c.log_segment_bytes), "int", c.log_segment_bytes != 1073741824),
-            "log.message.timestamp.type": (c.log_message_timestamp_type, "string",
-                                           c.log_message_timestamp_type != "CreateTime"),
-            "group.initial.rebalance.delay.ms": (str(c.group_initial_rebalance_delay_ms), "int", True),
-            "group.min.session.timeout.ms": (str(c.group_min_session_timeout_ms), "int", False),
-            "group.max.session.timeout.ms": (str(c.group_max_session_timeout_ms), "int", False),
-            "group.max.size": (str(c.group_max_size), "int", False),
-            "offsets.retention.minutes": (str(c.offsets_retention_minutes), "int", False),
-            "transaction.max.timeout.ms": (str(c.transaction_max_timeout_ms), "int", False),
-            "log.dirs": (c.data_dir or "", "string", bool(c.data_dir)),
+            "node.id": (str(c.node_id), "int"),
+            "num.partitions": (str(c.num_partitions), "int"),
+            "auto.create.topics.enable": (str(c.auto_create_topics_enable).lower(), "boolean"),
+            "message.max.bytes": (str(c.message_max_bytes), "int"),
+            "socket.request.max.bytes": (str(c.socket_request_max_bytes), "int"),
+            "log.segment.bytes": (str(c.log_segment_bytes), "int"),
+            "log.message.timestamp.type": (c.log_message_timestamp_type, "string"),
+            "log.retention.check.interval.ms": (str(c.log_retention_check_interval_ms), "long"),
+            "group.initial.rebalance.delay.ms": (str(c.group_initial_rebalance_delay_ms), "int"),
+            "group.min.session.timeout.ms": (str(c.group_min_session_timeout_ms), "int"),
+            "group.max.session.timeout.ms": (str(c.group_max_session_timeout_ms), "int"),
+            "group.max.size": (str(c.group_max_size), "int"),
+            "offsets.retention.minutes": (str(c.offsets_retention_minutes), "int"),
+            "transaction.max.timeout.ms": (str(c.transaction_max_timeout_ms), "int"),
+            "log.dirs": (c.data_dir or "", "string"),
         }
-        return rows
+        for broker_key, topic_key in TOPIC_DEFAULT_KEYS.items():
+            if broker_key not in rows:
+                d = TOPIC_CONFIGS[topic_key]
+                rows[broker_key] = (self.topics.defaults.get(topic_key, d.default), d.type)
+        return {k: (v, t, k in c.settings) for k, (v, t) in rows.items()}
 
     def set_topic_configs(self, topic, configs: dict[str, str]) -> None:
         self.topics.set_configs(topic, configs)
@@ -145,7 +148,7 @@ class _Running:
         self.state = BrokerState(self.config)
         self.server = KafkaServer(self.state)
         self.host, self.port = await self.server.start(self.config.host, self.config.port)
-        if self.config.port == 0:
+        if self.config.advertised_port is None:
             self.state.advertised_port = self.port
 
     async def stop(self) -> None:
@@ -181,13 +184,17 @@ class Broker:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, data_dir: str | os.PathLike | None = None,
-                 storage: str = "segment", **settings):
+                 storage: str = "segment", settings: dict[str, str] | None = None, **fields):
+        """``fields`` are BrokerConfig attributes (``num_partitions=3``); ``settings`` are Kafka-named
+        (``{"log.retention.ms": "1000"}``)."""
         self._tmp = None
         if data_dir is None and storage == "segment":
             self._tmp = tempfile.mkdtemp(prefix="kbroker-")
             data_dir = self._tmp
         self.config = BrokerConfig(host=host, port=port, data_dir=str(data_dir) if data_dir else None,
-                                   storage=storage, **settings)
+                                   storage=storage, **fields)
+        if settings:
+            apply_settings(self.config, {k: str(v) for k, v in settings.items()})
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._running: _Running | None = None

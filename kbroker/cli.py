@@ -7,19 +7,49 @@ import asyncio
 import logging
 import sys
 
-from .config import BrokerConfig
+from .config import BrokerConfig, apply_settings, read_properties, settings_from_env
 
 
 def _serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="run a broker in the foreground")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=9092, help="port to bind; 0 takes a free port (default 9092)")
-    p.add_argument("--data-dir", default="./data", help="where logs and metadata live (default ./data)")
-    p.add_argument("--storage", choices=["segment", "memory"], default="segment",
+    p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port to bind; 0 takes a free port (default 9092)")
+    p.add_argument("--data-dir", default=None, help="where logs and metadata live (default ./data)")
+    p.add_argument("--storage", choices=["segment", "memory"], default=None,
                    help="segment files on disk (default) or memory only")
     p.add_argument("--advertised-host", default=None, help="host name clients are told to connect to")
-    p.add_argument("--num-partitions", type=int, default=1, help="partitions of auto-created topics (num.partitions)")
+    p.add_argument("--num-partitions", type=int, default=None,
+                   help="partitions of auto-created topics (num.partitions, default 1)")
+    p.add_argument("--fsync", choices=["always", "interval", "never"], default=None,
+                   help="when appended records are fsynced (default never; see the README)")
+    p.add_argument("--config", metavar="FILE", default=None, help="a server.properties-style file of Kafka settings")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                   help="a Kafka setting, e.g. --set log.retention.ms=60000 (repeatable)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+
+
+def build_config(args, environ=None) -> BrokerConfig:
+    """Settings, later ones winning: the config file, KAFKA_* environment variables, --set, then flags."""
+    config = BrokerConfig(data_dir="./data")
+    settings: dict[str, str] = {}
+    if args.config:
+        settings.update(read_properties(args.config))
+    settings.update(settings_from_env(environ))
+    for item in args.set:
+        if "=" not in item:
+            raise SystemExit(f"kbroker: --set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        settings[k.strip()] = v
+    try:
+        apply_settings(config, settings)
+    except ValueError as e:
+        raise SystemExit(f"kbroker: {e}") from None
+    flags = {"host": args.host, "port": args.port, "data_dir": args.data_dir, "storage": args.storage,
+             "advertised_host": args.advertised_host, "num_partitions": args.num_partitions, "fsync": args.fsync}
+    for attr, value in flags.items():
+        if value is not None:
+            setattr(config, attr, value)
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,13 +65,10 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    config = build_config(args)
+    if config.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger("kbroker").warning(
-            "listening on %s without authentication: anyone who can reach it can read and write", args.host)
-    config = BrokerConfig(
-        host=args.host, port=args.port, data_dir=args.data_dir, storage=args.storage,
-        advertised_host=args.advertised_host, num_partitions=args.num_partitions,
-    )
+            "listening on %s without authentication: anyone who can reach it can read and write", config.host)
     from .broker import serve
 
     try:

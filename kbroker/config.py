@@ -1,12 +1,26 @@
 """Broker settings, under Kafka's own names and with Kafka's defaults unless a comment says why not.
 
-``BrokerConfig`` is what the rest of the broker reads. It is built from keyword arguments (embedding), the
-command line, and later a server.properties file and KAFKA_* environment variables.
+``BrokerConfig`` is what the rest of the broker reads. Settings reach it, later ones winning, from:
+keyword arguments (embedding) or command-line flags for the common ones, a ``server.properties``-style file
+(``--config FILE``), ``KAFKA_*`` environment variables mapped the way the official Kafka container image
+maps them (``KAFKA_NUM_PARTITIONS=3`` is ``num.partitions=3``), and ``--set KEY=VALUE``.
+
+Every Kafka key is one of: a broker setting kbroker uses (``BROKER_KEYS``); a broker-wide default for a
+topic config (``log.retention.ms`` for ``retention.ms``, from ``topic_config.TOPIC_CONFIGS``); a key real
+Kafka needs that means nothing on one broker (``NO_EFFECT_KEYS``: accepted, said once at debug level); or
+unknown, which is reported with a warning rather than silently ignored.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .topic_config import TOPIC_CONFIGS
+
+log = logging.getLogger("kbroker.config")
 
 
 @dataclass
@@ -14,6 +28,7 @@ class BrokerConfig:
     host: str = "127.0.0.1"
     port: int = 9092
     advertised_host: str | None = None
+    advertised_port: int | None = None
     data_dir: str | None = None
     storage: str = "segment"  # segment | memory
     node_id: int = 0  # node.id
@@ -22,9 +37,9 @@ class BrokerConfig:
     auto_create_topics_enable: bool = True  # auto.create.topics.enable
     message_max_bytes: int = 1048588  # message.max.bytes
     socket_request_max_bytes: int = 104857600  # socket.request.max.bytes
-    default_replication_factor: int = 1
     log_segment_bytes: int = 1073741824  # log.segment.bytes
     log_message_timestamp_type: str = "CreateTime"  # log.message.timestamp.type
+    log_retention_check_interval_ms: int = 300000  # log.retention.check.interval.ms
     # Consumer groups. Kafka's group.initial.rebalance.delay.ms default is 3000; a broker for tests wants
     # the first consumer to get its partitions at once, so kbroker's is 0.
     group_initial_rebalance_delay_ms: int = 0
@@ -34,9 +49,186 @@ class BrokerConfig:
     offsets_retention_minutes: int = 10080
     offsets_retention_check_interval_ms: int = 600000
     transaction_max_timeout_ms: int = 900000
+    transactional_id_expiration_ms: int = 604800000
     fsync: str = "never"  # always | interval | never: see the README for what each risks
-    extra: dict[str, str] = field(default_factory=dict)
+    # Broker-wide defaults of topic configs, by topic config name ("retention.ms": "3600000"), from the
+    # log.* settings; only what was set.
+    topic_defaults: dict[str, str] = field(default_factory=dict)
+    # Every Kafka-named setting that was given, as given (DescribeConfigs reports their source).
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def advertised(self) -> str:
         return self.advertised_host or self.host
+
+
+def _bool(v: str) -> bool:
+    v = v.strip().lower()
+    if v not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {v!r}")
+    return v == "true"
+
+
+def _fsync(v: str) -> str:
+    if v not in ("always", "interval", "never"):
+        raise ValueError(f"expected always, interval or never, got {v!r}")
+    return v
+
+
+# Kafka key -> (BrokerConfig field, parser)
+BROKER_KEYS: dict[str, tuple[str, object]] = {
+    "node.id": ("node_id", int),
+    "broker.id": ("node_id", int),
+    "cluster.id": ("cluster_id", str),
+    "num.partitions": ("num_partitions", int),
+    "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
+    "message.max.bytes": ("message_max_bytes", int),
+    "socket.request.max.bytes": ("socket_request_max_bytes", int),
+    "log.segment.bytes": ("log_segment_bytes", int),
+    "log.message.timestamp.type": ("log_message_timestamp_type", str),
+    "log.retention.check.interval.ms": ("log_retention_check_interval_ms", int),
+    "log.dirs": ("data_dir", lambda v: v.split(",")[0].strip()),
+    "log.dir": ("data_dir", str),
+    "group.initial.rebalance.delay.ms": ("group_initial_rebalance_delay_ms", int),
+    "group.min.session.timeout.ms": ("group_min_session_timeout_ms", int),
+    "group.max.session.timeout.ms": ("group_max_session_timeout_ms", int),
+    "group.max.size": ("group_max_size", int),
+    "offsets.retention.minutes": ("offsets_retention_minutes", int),
+    "offsets.retention.check.interval.ms": ("offsets_retention_check_interval_ms", int),
+    "transaction.max.timeout.ms": ("transaction_max_timeout_ms", int),
+    "transactional.id.expiration.ms": ("transactional_id_expiration_ms", int),
+    "kbroker.fsync": ("fsync", _fsync),
+    "kbroker.storage": ("storage", str),
+}
+
+# Broker keys that set a topic config's default, including Kafka's coarser retention synonyms.
+TOPIC_DEFAULT_KEYS: dict[str, str] = {d.broker_key: name for name, d in TOPIC_CONFIGS.items() if d.broker_key}
+RETENTION_SYNONYMS = {"log.retention.hours": 3600000, "log.retention.minutes": 60000, "log.retention.ms": 1}
+ROLL_SYNONYMS = {"log.roll.hours": 3600000, "log.roll.ms": 1}
+
+# Keys a Kafka configuration carries that have no effect on a single kbroker.
+NO_EFFECT_KEYS = frozenset({
+    "process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers", "controller.listener.names",
+    "inter.broker.listener.name", "listener.security.protocol.map", "offsets.topic.replication.factor",
+    "offsets.topic.num.partitions", "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
+    "transaction.state.log.num.partitions", "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir", "zookeeper.connect",
+    "zookeeper.connection.timeout.ms", "default.replication.factor", "min.insync.replicas",
+    "num.replica.fetchers", "replica.lag.time.max.ms", "confluent.support.metrics.enable", "delete.topic.enable",
+    "log.cleaner.enable", "log.cleaner.threads", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr", "metadata.log.dir", "sasl.enabled.mechanisms",
+    "sasl.mechanism.inter.broker.protocol", "security.inter.broker.protocol",
+})
+
+
+def _apply_listener(config: BrokerConfig, value: str, advertised: bool) -> None:
+    """``listeners=PLAINTEXT://127.0.0.1:9092,...``: the first listener gives host and port."""
+    first = value.split(",")[0].strip()
+    if "://" not in first:
+        raise ValueError(f"expected NAME://HOST:PORT, got {first!r}")
+    name, rest = first.split("://", 1)
+    parts = urlsplit("//" + rest)
+    host, port = parts.hostname or "", parts.port
+    if advertised:
+        config.advertised_host = host or None
+        config.advertised_port = port
+    else:
+        config.host = host or "0.0.0.0"
+        if port is not None:
+            config.port = port
+
+
+def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
+    """Apply Kafka-named settings; returns the unknown keys (already reported with a warning)."""
+    unknown = []
+    retention: tuple[int, int] | None = None  # (precedence, ms)
+    roll: tuple[int, int] | None = None
+    for key, value in settings.items():
+        value = value.strip()
+        try:
+            if key in BROKER_KEYS:
+                attr, parse = BROKER_KEYS[key]
+                setattr(config, attr, parse(value))
+            elif key in RETENTION_SYNONYMS:
+                prec = {"log.retention.hours": 0, "log.retention.minutes": 1, "log.retention.ms": 2}[key]
+                if retention is None or prec > retention[0]:
+                    retention = (prec, int(value) * RETENTION_SYNONYMS[key] if int(value) >= 0 else -1)
+            elif key in ROLL_SYNONYMS:
+                prec = {"log.roll.hours": 0, "log.roll.ms": 1}[key]
+                if roll is None or prec > roll[0]:
+                    roll = (prec, int(value) * ROLL_SYNONYMS[key])
+            elif key in TOPIC_DEFAULT_KEYS:
+                topic_key = TOPIC_DEFAULT_KEYS[key]
+                from .topic_config import validate_topic_configs
+
+                validate_topic_configs({topic_key: value})
+                config.topic_defaults[topic_key] = value
+                if key == "message.max.bytes":
+                    config.message_max_bytes = int(value)
+            elif key == "listeners":
+                _apply_listener(config, value, advertised=False)
+            elif key == "advertised.listeners":
+                _apply_listener(config, value, advertised=True)
+            elif key in NO_EFFECT_KEYS:
+                log.debug("setting %s has no effect on a single kbroker", key)
+            else:
+                unknown.append(key)
+                log.warning("unknown setting %s (ignored)", key)
+                continue
+        except Exception as e:  # a bad value is a configuration error, said at start-up
+            raise ValueError(f"invalid value for {key}: {value!r} ({e})") from None
+        config.settings[key] = value
+    if retention is not None:
+        config.topic_defaults["retention.ms"] = str(retention[1])
+    if roll is not None:
+        config.topic_defaults["segment.ms"] = str(roll[1])
+    for key, topic_key in (("message.max.bytes", "max.message.bytes"), ("log.segment.bytes", "segment.bytes"),
+                           ("log.message.timestamp.type", "message.timestamp.type")):
+        if key in settings:
+            config.topic_defaults[topic_key] = settings[key].strip()
+    return unknown
+
+
+def read_properties(path: str) -> dict[str, str]:
+    """A Java properties file as Kafka's server.properties uses it: ``key=value`` or ``key: value``,
+    ``#`` and ``!`` comments, backslash continuations."""
+    out: dict[str, str] = {}
+    with open(path, encoding="utf-8") as fh:
+        pending = ""
+        for raw in fh:
+            line = raw.rstrip("\n").rstrip("\r")
+            if pending:
+                line = pending + line.lstrip()
+                pending = ""
+            stripped = line.strip()
+            if not stripped or stripped[0] in "#!":
+                continue
+            if stripped.endswith("\\") and not stripped.endswith("\\\\"):
+                pending = stripped[:-1]
+                continue
+            for i, ch in enumerate(stripped):
+                if ch in "=:":
+                    out[stripped[:i].strip()] = stripped[i + 1:].strip()
+                    break
+            else:
+                out[stripped] = ""
+    return out
+
+
+# Environment variables of the official image that are not settings.
+_ENV_NOT_SETTINGS = frozenset({"KAFKA_HOME", "KAFKA_OPTS", "KAFKA_HEAP_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS",
+                               "KAFKA_LOG4J_OPTS", "KAFKA_JMX_OPTS", "KAFKA_GC_LOG_OPTS", "KAFKA_DEBUG",
+                               "KAFKA_VERSION", "KAFKA_LOG4J_LOGGERS", "KAFKA_LOG4J_ROOT_LOGLEVEL"})
+
+
+def env_key(var: str) -> str:
+    """``KAFKA_NUM_PARTITIONS`` -> ``num.partitions``, as the Kafka image maps them:
+    ``___`` is ``-``, ``__`` is ``_``, ``_`` is ``.``."""
+    s = var[len("KAFKA_"):].lower()
+    return s.replace("___", "\x00").replace("__", "\x01").replace("_", ".").replace("\x00", "-").replace("\x01", "_")
+
+
+def settings_from_env(environ=None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    return {env_key(k): v for k, v in environ.items()
+            if k.startswith("KAFKA_") and k not in _ENV_NOT_SETTINGS and len(k) > len("KAFKA_")}
