@@ -350,6 +350,11 @@ def test_unknown_tags_are_skipped_and_known_ones_read():
     # A tagged field whose size runs past the end is refused.
     with pytest.raises(DecodeError):
         api_versions.RESPONSE_DECODERS[3](head + b"\x01\x09\x10abc", 0)
+    # A known tagged field must fill exactly the size announced: an int64 in 9 bytes, or in 7.
+    for size, pad in ((9, b"\x00"), (7, b"")):
+        tags = b"\x01" + b"\x01" + bytes([size]) + struct.pack(">q", 42) + pad
+        with pytest.raises(DecodeError):
+            api_versions.RESPONSE_DECODERS[3](head + tags + b"\x00\x00", 0)
 
 
 def test_default_tagged_fields_are_not_written():

@@ -231,7 +231,11 @@ def gen_decoder(em: Emitter, s: Struct, cls_path: str, v: int, flexible: bool) -
                 body.append(f"    {'if' if first else 'elif'} tag == {f.tag}:")
                 first = False
                 body.extend("        " + line for line in decode_value(em, f, v, flexible, f"o.{f.name}", cls_path))
-            body.append("    pos = end")
+            # A known field must fill exactly the size its tag announced; unknown ones are skipped.
+            body.append("    else:")
+            body.append("        pos = end")
+            body.append("    if pos != end:")
+            body.append("        raise DecodeError('a tagged field does not match its size')")
     body.append("return o, pos")
     top = cls_path.split(".")[0]
     return em.func(f"_d_{s.name}_v{v}", "buf, pos", body, f"_d_{top}_{s.name}_v{v}")
@@ -393,6 +397,11 @@ def encode_value(em: Emitter, f: Field, v: int, flexible: bool, src: str, out: s
     if f.type in FIXED:
         ch, _ = FIXED[f.type]
         return [f"{out} += {em.struct_for('>' + ch)}.pack({src})"]
+    if f.type in ("string", "bytes", "records") and not nullable:
+        # None where the version cannot say null: write the empty value, as for arrays and structs,
+        # rather than a null the client would refuse (e.g. a topic name in Metadata v0-11).
+        empty = '""' if f.type == "string" else 'b""'
+        return [f"{writer(f, flexible)}({out}, {src} or {empty})"]
     return [f"{writer(f, flexible)}({out}, {src})"]
 
 

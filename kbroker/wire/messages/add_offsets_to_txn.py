@@ -49,9 +49,9 @@ def _d_AddOffsetsToTxnRequest_v0(buf, pos):
 
 
 def _e_AddOffsetsToTxnRequest_v0(o, out):
-    write_string(out, o.transactional_id)
+    write_string(out, o.transactional_id or "")
     out += _S0.pack(o.producer_id, o.producer_epoch)
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
 
 
 def _d_AddOffsetsToTxnRequest_v3(buf, pos):
@@ -65,9 +65,9 @@ def _d_AddOffsetsToTxnRequest_v3(buf, pos):
 
 
 def _e_AddOffsetsToTxnRequest_v3(o, out):
-    write_compact_string(out, o.transactional_id)
+    write_compact_string(out, o.transactional_id or "")
     out += _S0.pack(o.producer_id, o.producer_epoch)
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_id or "")
     out.append(0)
 
 

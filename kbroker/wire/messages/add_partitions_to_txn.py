@@ -112,7 +112,7 @@ def _d_AddPartitionsToTxnRequest_v0(buf, pos):
 
 
 def _e_AddPartitionsToTxnTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -121,7 +121,7 @@ def _e_AddPartitionsToTxnTopic_v0(o, out):
 
 
 def _e_AddPartitionsToTxnRequest_v0(o, out):
-    write_string(out, o.v3_and_below_transactional_id)
+    write_string(out, o.v3_and_below_transactional_id or "")
     out += _S0.pack(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
     a = o.v3_and_below_topics
     if a is None:
@@ -163,7 +163,7 @@ def _d_AddPartitionsToTxnRequest_v3(buf, pos):
 
 
 def _e_AddPartitionsToTxnTopic_v3(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -173,7 +173,7 @@ def _e_AddPartitionsToTxnTopic_v3(o, out):
 
 
 def _e_AddPartitionsToTxnRequest_v3(o, out):
-    write_compact_string(out, o.v3_and_below_transactional_id)
+    write_compact_string(out, o.v3_and_below_transactional_id or "")
     out += _S0.pack(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
     a = o.v3_and_below_topics
     if a is None:
@@ -220,7 +220,7 @@ def _d_AddPartitionsToTxnRequest_v4(buf, pos):
 
 
 def _e_AddPartitionsToTxnTransaction_v4(o, out):
-    write_compact_string(out, o.transactional_id)
+    write_compact_string(out, o.transactional_id or "")
     out += _S1.pack(o.producer_id, o.producer_epoch, o.verify_only)
     a = o.topics
     if a is None:
@@ -284,7 +284,7 @@ def _e_AddPartitionsToTxnPartitionResult_v0(o, out):
 
 
 def _e_AddPartitionsToTxnTopicResult_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.results_by_partition
     if a is None:
         a = ()
@@ -350,7 +350,7 @@ def _e_AddPartitionsToTxnPartitionResult_v3(o, out):
 
 
 def _e_AddPartitionsToTxnTopicResult_v3(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.results_by_partition
     if a is None:
         a = ()
@@ -404,7 +404,7 @@ def _d_AddPartitionsToTxnResponse_v4(buf, pos):
 
 
 def _e_AddPartitionsToTxnResult_v4(o, out):
-    write_compact_string(out, o.transactional_id)
+    write_compact_string(out, o.transactional_id or "")
     a = o.topic_results
     if a is None:
         a = ()

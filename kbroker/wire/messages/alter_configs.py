@@ -102,13 +102,13 @@ def _d_AlterConfigsRequest_v0(buf, pos):
 
 
 def _e_AlterableConfig_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     write_string(out, o.value)
 
 
 def _e_AlterConfigsResource_v0(o, out):
     out += _S0.pack(o.resource_type)
-    write_string(out, o.resource_name)
+    write_string(out, o.resource_name or "")
     a = o.configs
     if a is None:
         a = ()
@@ -169,14 +169,14 @@ def _d_AlterConfigsRequest_v2(buf, pos):
 
 
 def _e_AlterableConfig_v2(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     write_compact_string(out, o.value)
     out.append(0)
 
 
 def _e_AlterConfigsResource_v2(o, out):
     out += _S0.pack(o.resource_type)
-    write_compact_string(out, o.resource_name)
+    write_compact_string(out, o.resource_name or "")
     a = o.configs
     if a is None:
         a = ()
@@ -227,7 +227,7 @@ def _e_AlterConfigsResourceResponse_v0(o, out):
     out += _S3.pack(o.error_code)
     write_string(out, o.error_message)
     out += _S0.pack(o.resource_type)
-    write_string(out, o.resource_name)
+    write_string(out, o.resource_name or "")
 
 
 def _e_AlterConfigsResponse_v0(o, out):
@@ -272,7 +272,7 @@ def _e_AlterConfigsResourceResponse_v2(o, out):
     out += _S3.pack(o.error_code)
     write_compact_string(out, o.error_message)
     out += _S0.pack(o.resource_type)
-    write_compact_string(out, o.resource_name)
+    write_compact_string(out, o.resource_name or "")
     out.append(0)
 
 

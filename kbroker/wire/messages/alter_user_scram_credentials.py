@@ -107,16 +107,16 @@ def _d_AlterUserScramCredentialsRequest_v0(buf, pos):
 
 
 def _e_ScramCredentialDeletion_v0(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     out += _S0.pack(o.mechanism)
     out.append(0)
 
 
 def _e_ScramCredentialUpsertion_v0(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     out += _S1.pack(o.mechanism, o.iterations)
-    write_compact_bytes(out, o.salt)
-    write_compact_bytes(out, o.salted_password)
+    write_compact_bytes(out, o.salt or b"")
+    write_compact_bytes(out, o.salted_password or b"")
     out.append(0)
 
 
@@ -163,7 +163,7 @@ def _d_AlterUserScramCredentialsResponse_v0(buf, pos):
 
 
 def _e_AlterUserScramCredentialsResult_v0(o, out):
-    write_compact_string(out, o.user)
+    write_compact_string(out, o.user or "")
     out += _S3.pack(o.error_code)
     write_compact_string(out, o.error_message)
     out.append(0)

@@ -90,8 +90,8 @@ def _d_ApiVersionsRequest_v3(buf, pos):
 
 
 def _e_ApiVersionsRequest_v3(o, out):
-    write_compact_string(out, o.client_software_name)
-    write_compact_string(out, o.client_software_version)
+    write_compact_string(out, o.client_software_name or "")
+    write_compact_string(out, o.client_software_version or "")
     out.append(0)
 
 
@@ -243,7 +243,10 @@ def _d_ApiVersionsResponse_v3(buf, pos):
         elif tag == 3:
             (o.zk_migration_ready,) = _S5.unpack_from(buf, pos)
             pos += 1
-        pos = end
+        else:
+            pos = end
+        if pos != end:
+            raise DecodeError('a tagged field does not match its size')
     return o, pos
 
 
@@ -253,13 +256,13 @@ def _e_ApiVersion_v3(o, out):
 
 
 def _e_SupportedFeatureKey_v3(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     out += _S3.pack(o.min_version, o.max_version)
     out.append(0)
 
 
 def _e_FinalizedFeatureKey_v3(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     out += _S3.pack(o.max_version_level, o.min_version_level)
     out.append(0)
 

@@ -129,8 +129,8 @@ def _e_TopicPartitions_v0(o, out):
 
 
 def _e_ConsumerGroupHeartbeatRequest_v0(o, out):
-    write_compact_string(out, o.group_id)
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.group_id or "")
+    write_compact_string(out, o.member_id or "")
     out += _S0.pack(o.member_epoch)
     write_compact_string(out, o.instance_id)
     write_compact_string(out, o.rack_id)
@@ -188,8 +188,8 @@ def _d_ConsumerGroupHeartbeatRequest_v1(buf, pos):
 
 
 def _e_ConsumerGroupHeartbeatRequest_v1(o, out):
-    write_compact_string(out, o.group_id)
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.group_id or "")
+    write_compact_string(out, o.member_id or "")
     out += _S0.pack(o.member_epoch)
     write_compact_string(out, o.instance_id)
     write_compact_string(out, o.rack_id)

@@ -85,9 +85,9 @@ def _d_CreateAclsRequest_v0(buf, pos):
 
 def _e_AclCreation_v0(o, out):
     out += _S0.pack(o.resource_type)
-    write_string(out, o.resource_name)
-    write_string(out, o.principal)
-    write_string(out, o.host)
+    write_string(out, o.resource_name or "")
+    write_string(out, o.principal or "")
+    write_string(out, o.host or "")
     out += _S1.pack(o.operation, o.permission_type)
 
 
@@ -129,10 +129,10 @@ def _d_CreateAclsRequest_v1(buf, pos):
 
 def _e_AclCreation_v1(o, out):
     out += _S0.pack(o.resource_type)
-    write_string(out, o.resource_name)
+    write_string(out, o.resource_name or "")
     out += _S0.pack(o.resource_pattern_type)
-    write_string(out, o.principal)
-    write_string(out, o.host)
+    write_string(out, o.principal or "")
+    write_string(out, o.host or "")
     out += _S1.pack(o.operation, o.permission_type)
 
 
@@ -176,10 +176,10 @@ def _d_CreateAclsRequest_v2(buf, pos):
 
 def _e_AclCreation_v2(o, out):
     out += _S0.pack(o.resource_type)
-    write_compact_string(out, o.resource_name)
+    write_compact_string(out, o.resource_name or "")
     out += _S0.pack(o.resource_pattern_type)
-    write_compact_string(out, o.principal)
-    write_compact_string(out, o.host)
+    write_compact_string(out, o.principal or "")
+    write_compact_string(out, o.host or "")
     out += _S1.pack(o.operation, o.permission_type)
     out.append(0)
 

@@ -113,7 +113,7 @@ def _e_CreatePartitionsAssignment_v0(o, out):
 
 
 def _e_CreatePartitionsTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     out += _S0.pack(o.count)
     a = o.assignments
     if a is None:
@@ -190,7 +190,7 @@ def _e_CreatePartitionsAssignment_v2(o, out):
 
 
 def _e_CreatePartitionsTopic_v2(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     out += _S0.pack(o.count)
     a = o.assignments
     if a is None:
@@ -238,7 +238,7 @@ def _d_CreatePartitionsResponse_v0(buf, pos):
 
 
 def _e_CreatePartitionsTopicResult_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     out += _S2.pack(o.error_code)
     write_string(out, o.error_message)
 
@@ -280,7 +280,7 @@ def _d_CreatePartitionsResponse_v2(buf, pos):
 
 
 def _e_CreatePartitionsTopicResult_v2(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     out += _S2.pack(o.error_code)
     write_compact_string(out, o.error_message)
     out.append(0)

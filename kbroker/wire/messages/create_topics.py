@@ -158,12 +158,12 @@ def _e_CreatableReplicaAssignment_v0(o, out):
 
 
 def _e_CreatableTopicConfig_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     write_string(out, o.value)
 
 
 def _e_CreatableTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     out += _S0.pack(o.num_partitions, o.replication_factor)
     a = o.assignments
     if a is None:
@@ -288,13 +288,13 @@ def _e_CreatableReplicaAssignment_v5(o, out):
 
 
 def _e_CreatableTopicConfig_v5(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     write_compact_string(out, o.value)
     out.append(0)
 
 
 def _e_CreatableTopic_v5(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     out += _S0.pack(o.num_partitions, o.replication_factor)
     a = o.assignments
     if a is None:
@@ -351,7 +351,7 @@ def _d_CreateTopicsResponse_v0(buf, pos):
 
 
 def _e_CreatableTopicResult_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     out += _S3.pack(o.error_code)
 
 
@@ -393,7 +393,7 @@ def _d_CreateTopicsResponse_v1(buf, pos):
 
 
 def _e_CreatableTopicResult_v1(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     out += _S3.pack(o.error_code)
     write_string(out, o.error_message)
 
@@ -471,7 +471,10 @@ def _d_CreatableTopicResult_v5(buf, pos):
         if tag == 0:
             (o.topic_config_error_code,) = _S3.unpack_from(buf, pos)
             pos += 2
-        pos = end
+        else:
+            pos = end
+        if pos != end:
+            raise DecodeError('a tagged field does not match its size')
     return o, pos
 
 
@@ -492,14 +495,14 @@ def _d_CreateTopicsResponse_v5(buf, pos):
 
 
 def _e_CreatableTopicConfigs_v5(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     write_compact_string(out, o.value)
     out += _S4.pack(o.read_only, o.config_source, o.is_sensitive)
     out.append(0)
 
 
 def _e_CreatableTopicResult_v5(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     out += _S3.pack(o.error_code)
     write_compact_string(out, o.error_message)
     out += _S0.pack(o.num_partitions, o.replication_factor)
@@ -558,7 +561,10 @@ def _d_CreatableTopicResult_v7(buf, pos):
         if tag == 0:
             (o.topic_config_error_code,) = _S3.unpack_from(buf, pos)
             pos += 2
-        pos = end
+        else:
+            pos = end
+        if pos != end:
+            raise DecodeError('a tagged field does not match its size')
     return o, pos
 
 
@@ -579,7 +585,7 @@ def _d_CreateTopicsResponse_v7(buf, pos):
 
 
 def _e_CreatableTopicResult_v7(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     write_uuid(out, o.topic_id)
     out += _S3.pack(o.error_code)
     write_compact_string(out, o.error_message)

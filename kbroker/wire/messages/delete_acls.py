@@ -260,9 +260,9 @@ def _e_DeleteAclsMatchingAcl_v0(o, out):
     out += _S3.pack(o.error_code)
     write_string(out, o.error_message)
     out += _S0.pack(o.resource_type)
-    write_string(out, o.resource_name)
-    write_string(out, o.principal)
-    write_string(out, o.host)
+    write_string(out, o.resource_name or "")
+    write_string(out, o.principal or "")
+    write_string(out, o.host or "")
     out += _S1.pack(o.operation, o.permission_type)
 
 
@@ -339,10 +339,10 @@ def _e_DeleteAclsMatchingAcl_v1(o, out):
     out += _S3.pack(o.error_code)
     write_string(out, o.error_message)
     out += _S0.pack(o.resource_type)
-    write_string(out, o.resource_name)
+    write_string(out, o.resource_name or "")
     out += _S0.pack(o.pattern_type)
-    write_string(out, o.principal)
-    write_string(out, o.host)
+    write_string(out, o.principal or "")
+    write_string(out, o.host or "")
     out += _S1.pack(o.operation, o.permission_type)
 
 
@@ -422,10 +422,10 @@ def _e_DeleteAclsMatchingAcl_v2(o, out):
     out += _S3.pack(o.error_code)
     write_compact_string(out, o.error_message)
     out += _S0.pack(o.resource_type)
-    write_compact_string(out, o.resource_name)
+    write_compact_string(out, o.resource_name or "")
     out += _S0.pack(o.pattern_type)
-    write_compact_string(out, o.principal)
-    write_compact_string(out, o.host)
+    write_compact_string(out, o.principal or "")
+    write_compact_string(out, o.host or "")
     out += _S1.pack(o.operation, o.permission_type)
     out.append(0)
 

@@ -113,7 +113,7 @@ def _d_DeleteGroupsResponse_v0(buf, pos):
 
 
 def _e_DeletableGroupResult_v0(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     out += _S1.pack(o.error_code)
 
 
@@ -153,7 +153,7 @@ def _d_DeleteGroupsResponse_v2(buf, pos):
 
 
 def _e_DeletableGroupResult_v2(o, out):
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_id or "")
     out += _S1.pack(o.error_code)
     out.append(0)
 

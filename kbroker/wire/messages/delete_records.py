@@ -108,7 +108,7 @@ def _e_DeleteRecordsPartition_v0(o, out):
 
 
 def _e_DeleteRecordsTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -172,7 +172,7 @@ def _e_DeleteRecordsPartition_v2(o, out):
 
 
 def _e_DeleteRecordsTopic_v2(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -234,7 +234,7 @@ def _e_DeleteRecordsPartitionResult_v0(o, out):
 
 
 def _e_DeleteRecordsTopicResult_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -298,7 +298,7 @@ def _e_DeleteRecordsPartitionResult_v2(o, out):
 
 
 def _e_DeleteRecordsTopicResult_v2(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()

@@ -175,7 +175,7 @@ def _d_DeleteTopicsResponse_v0(buf, pos):
 
 
 def _e_DeletableTopicResult_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     out += _S1.pack(o.error_code)
 
 
@@ -241,7 +241,7 @@ def _d_DeleteTopicsResponse_v4(buf, pos):
 
 
 def _e_DeletableTopicResult_v4(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     out += _S1.pack(o.error_code)
     out.append(0)
 
@@ -285,7 +285,7 @@ def _d_DeleteTopicsResponse_v5(buf, pos):
 
 
 def _e_DeletableTopicResult_v5(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     out += _S1.pack(o.error_code)
     write_compact_string(out, o.error_message)
     out.append(0)

@@ -175,14 +175,14 @@ def _d_DescribeAclsResponse_v0(buf, pos):
 
 
 def _e_AclDescription_v0(o, out):
-    write_string(out, o.principal)
-    write_string(out, o.host)
+    write_string(out, o.principal or "")
+    write_string(out, o.host or "")
     out += _S1.pack(o.operation, o.permission_type)
 
 
 def _e_DescribeAclsResource_v0(o, out):
     out += _S0.pack(o.resource_type)
-    write_string(out, o.resource_name)
+    write_string(out, o.resource_name or "")
     a = o.acls
     if a is None:
         a = ()
@@ -238,7 +238,7 @@ def _d_DescribeAclsResponse_v1(buf, pos):
 
 def _e_DescribeAclsResource_v1(o, out):
     out += _S0.pack(o.resource_type)
-    write_string(out, o.resource_name)
+    write_string(out, o.resource_name or "")
     out += _S0.pack(o.pattern_type)
     a = o.acls
     if a is None:
@@ -306,15 +306,15 @@ def _d_DescribeAclsResponse_v2(buf, pos):
 
 
 def _e_AclDescription_v2(o, out):
-    write_compact_string(out, o.principal)
-    write_compact_string(out, o.host)
+    write_compact_string(out, o.principal or "")
+    write_compact_string(out, o.host or "")
     out += _S1.pack(o.operation, o.permission_type)
     out.append(0)
 
 
 def _e_DescribeAclsResource_v2(o, out):
     out += _S0.pack(o.resource_type)
-    write_compact_string(out, o.resource_name)
+    write_compact_string(out, o.resource_name or "")
     out += _S0.pack(o.pattern_type)
     a = o.acls
     if a is None:

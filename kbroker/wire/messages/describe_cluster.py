@@ -119,7 +119,7 @@ def _d_DescribeClusterResponse_v0(buf, pos):
 
 def _e_DescribeClusterBroker_v0(o, out):
     out += _S3.pack(o.broker_id)
-    write_compact_string(out, o.host)
+    write_compact_string(out, o.host or "")
     out += _S3.pack(o.port)
     write_compact_string(out, o.rack)
     out.append(0)
@@ -128,7 +128,7 @@ def _e_DescribeClusterBroker_v0(o, out):
 def _e_DescribeClusterResponse_v0(o, out):
     out += _S2.pack(o.throttle_time_ms, o.error_code)
     write_compact_string(out, o.error_message)
-    write_compact_string(out, o.cluster_id)
+    write_compact_string(out, o.cluster_id or "")
     out += _S3.pack(o.controller_id)
     a = o.brokers
     if a is None:
@@ -168,7 +168,7 @@ def _e_DescribeClusterResponse_v1(o, out):
     out += _S2.pack(o.throttle_time_ms, o.error_code)
     write_compact_string(out, o.error_message)
     out += _S4.pack(o.endpoint_type)
-    write_compact_string(out, o.cluster_id)
+    write_compact_string(out, o.cluster_id or "")
     out += _S3.pack(o.controller_id)
     a = o.brokers
     if a is None:

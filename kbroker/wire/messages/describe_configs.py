@@ -117,7 +117,7 @@ def _d_DescribeConfigsRequest_v0(buf, pos):
 
 def _e_DescribeConfigsResource_v0(o, out):
     out += _S0.pack(o.resource_type)
-    write_string(out, o.resource_name)
+    write_string(out, o.resource_name or "")
     a = o.configuration_keys
     if a is None:
         out += b'\xff\xff\xff\xff'
@@ -223,7 +223,7 @@ def _d_DescribeConfigsRequest_v4(buf, pos):
 
 def _e_DescribeConfigsResource_v4(o, out):
     out += _S0.pack(o.resource_type)
-    write_compact_string(out, o.resource_name)
+    write_compact_string(out, o.resource_name or "")
     a = o.configuration_keys
     if a is None:
         out.append(0)
@@ -293,7 +293,7 @@ def _d_DescribeConfigsResponse_v0(buf, pos):
 
 
 def _e_DescribeConfigsResourceResult_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     write_string(out, o.value)
     out += _S5.pack(o.read_only, o.is_default, o.is_sensitive)
 
@@ -302,7 +302,7 @@ def _e_DescribeConfigsResult_v0(o, out):
     out += _S4.pack(o.error_code)
     write_string(out, o.error_message)
     out += _S0.pack(o.resource_type)
-    write_string(out, o.resource_name)
+    write_string(out, o.resource_name or "")
     a = o.configs
     if a is None:
         a = ()
@@ -385,13 +385,13 @@ def _d_DescribeConfigsResponse_v1(buf, pos):
 
 
 def _e_DescribeConfigsSynonym_v1(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     write_string(out, o.value)
     out += _S0.pack(o.source)
 
 
 def _e_DescribeConfigsResourceResult_v1(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     write_string(out, o.value)
     out += _S6.pack(o.read_only, o.config_source, o.is_sensitive)
     a = o.synonyms
@@ -406,7 +406,7 @@ def _e_DescribeConfigsResult_v1(o, out):
     out += _S4.pack(o.error_code)
     write_string(out, o.error_message)
     out += _S0.pack(o.resource_type)
-    write_string(out, o.resource_name)
+    write_string(out, o.resource_name or "")
     a = o.configs
     if a is None:
         a = ()
@@ -481,7 +481,7 @@ def _d_DescribeConfigsResponse_v3(buf, pos):
 
 
 def _e_DescribeConfigsResourceResult_v3(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     write_string(out, o.value)
     out += _S6.pack(o.read_only, o.config_source, o.is_sensitive)
     a = o.synonyms
@@ -498,7 +498,7 @@ def _e_DescribeConfigsResult_v3(o, out):
     out += _S4.pack(o.error_code)
     write_string(out, o.error_message)
     out += _S0.pack(o.resource_type)
-    write_string(out, o.resource_name)
+    write_string(out, o.resource_name or "")
     a = o.configs
     if a is None:
         a = ()
@@ -586,14 +586,14 @@ def _d_DescribeConfigsResponse_v4(buf, pos):
 
 
 def _e_DescribeConfigsSynonym_v4(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     write_compact_string(out, o.value)
     out += _S0.pack(o.source)
     out.append(0)
 
 
 def _e_DescribeConfigsResourceResult_v4(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     write_compact_string(out, o.value)
     out += _S6.pack(o.read_only, o.config_source, o.is_sensitive)
     a = o.synonyms
@@ -611,7 +611,7 @@ def _e_DescribeConfigsResult_v4(o, out):
     out += _S4.pack(o.error_code)
     write_compact_string(out, o.error_message)
     out += _S0.pack(o.resource_type)
-    write_compact_string(out, o.resource_name)
+    write_compact_string(out, o.resource_name or "")
     a = o.configs
     if a is None:
         a = ()

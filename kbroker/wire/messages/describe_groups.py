@@ -182,19 +182,19 @@ def _d_DescribeGroupsResponse_v0(buf, pos):
 
 
 def _e_DescribedGroupMember_v0(o, out):
-    write_string(out, o.member_id)
-    write_string(out, o.client_id)
-    write_string(out, o.client_host)
-    write_bytes(out, o.member_metadata)
-    write_bytes(out, o.member_assignment)
+    write_string(out, o.member_id or "")
+    write_string(out, o.client_id or "")
+    write_string(out, o.client_host or "")
+    write_bytes(out, o.member_metadata or b"")
+    write_bytes(out, o.member_assignment or b"")
 
 
 def _e_DescribedGroup_v0(o, out):
     out += _S1.pack(o.error_code)
-    write_string(out, o.group_id)
-    write_string(out, o.group_state)
-    write_string(out, o.protocol_type)
-    write_string(out, o.protocol_data)
+    write_string(out, o.group_id or "")
+    write_string(out, o.group_state or "")
+    write_string(out, o.protocol_type or "")
+    write_string(out, o.protocol_data or "")
     a = o.members
     if a is None:
         a = ()
@@ -275,10 +275,10 @@ def _d_DescribeGroupsResponse_v3(buf, pos):
 
 def _e_DescribedGroup_v3(o, out):
     out += _S1.pack(o.error_code)
-    write_string(out, o.group_id)
-    write_string(out, o.group_state)
-    write_string(out, o.protocol_type)
-    write_string(out, o.protocol_data)
+    write_string(out, o.group_id or "")
+    write_string(out, o.group_state or "")
+    write_string(out, o.protocol_type or "")
+    write_string(out, o.protocol_data or "")
     a = o.members
     if a is None:
         a = ()
@@ -346,20 +346,20 @@ def _d_DescribeGroupsResponse_v4(buf, pos):
 
 
 def _e_DescribedGroupMember_v4(o, out):
-    write_string(out, o.member_id)
+    write_string(out, o.member_id or "")
     write_string(out, o.group_instance_id)
-    write_string(out, o.client_id)
-    write_string(out, o.client_host)
-    write_bytes(out, o.member_metadata)
-    write_bytes(out, o.member_assignment)
+    write_string(out, o.client_id or "")
+    write_string(out, o.client_host or "")
+    write_bytes(out, o.member_metadata or b"")
+    write_bytes(out, o.member_assignment or b"")
 
 
 def _e_DescribedGroup_v4(o, out):
     out += _S1.pack(o.error_code)
-    write_string(out, o.group_id)
-    write_string(out, o.group_state)
-    write_string(out, o.protocol_type)
-    write_string(out, o.protocol_data)
+    write_string(out, o.group_id or "")
+    write_string(out, o.group_state or "")
+    write_string(out, o.protocol_type or "")
+    write_string(out, o.protocol_data or "")
     a = o.members
     if a is None:
         a = ()
@@ -430,21 +430,21 @@ def _d_DescribeGroupsResponse_v5(buf, pos):
 
 
 def _e_DescribedGroupMember_v5(o, out):
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.member_id or "")
     write_compact_string(out, o.group_instance_id)
-    write_compact_string(out, o.client_id)
-    write_compact_string(out, o.client_host)
-    write_compact_bytes(out, o.member_metadata)
-    write_compact_bytes(out, o.member_assignment)
+    write_compact_string(out, o.client_id or "")
+    write_compact_string(out, o.client_host or "")
+    write_compact_bytes(out, o.member_metadata or b"")
+    write_compact_bytes(out, o.member_assignment or b"")
     out.append(0)
 
 
 def _e_DescribedGroup_v5(o, out):
     out += _S1.pack(o.error_code)
-    write_compact_string(out, o.group_id)
-    write_compact_string(out, o.group_state)
-    write_compact_string(out, o.protocol_type)
-    write_compact_string(out, o.protocol_data)
+    write_compact_string(out, o.group_id or "")
+    write_compact_string(out, o.group_state or "")
+    write_compact_string(out, o.protocol_type or "")
+    write_compact_string(out, o.protocol_data or "")
     a = o.members
     if a is None:
         a = ()

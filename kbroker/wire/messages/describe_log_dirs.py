@@ -100,7 +100,7 @@ def _d_DescribeLogDirsRequest_v0(buf, pos):
 
 
 def _e_DescribableLogDirTopic_v0(o, out):
-    write_string(out, o.topic)
+    write_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -147,7 +147,7 @@ def _d_DescribeLogDirsRequest_v2(buf, pos):
 
 
 def _e_DescribableLogDirTopic_v2(o, out):
-    write_compact_string(out, o.topic)
+    write_compact_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -227,7 +227,7 @@ def _e_DescribeLogDirsPartition_v0(o, out):
 
 
 def _e_DescribeLogDirsTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -238,7 +238,7 @@ def _e_DescribeLogDirsTopic_v0(o, out):
 
 def _e_DescribeLogDirsResult_v0(o, out):
     out += _S1.pack(o.error_code)
-    write_string(out, o.log_dir)
+    write_string(out, o.log_dir or "")
     a = o.topics
     if a is None:
         a = ()
@@ -322,7 +322,7 @@ def _e_DescribeLogDirsPartition_v2(o, out):
 
 
 def _e_DescribeLogDirsTopic_v2(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -334,7 +334,7 @@ def _e_DescribeLogDirsTopic_v2(o, out):
 
 def _e_DescribeLogDirsResult_v2(o, out):
     out += _S1.pack(o.error_code)
-    write_compact_string(out, o.log_dir)
+    write_compact_string(out, o.log_dir or "")
     a = o.topics
     if a is None:
         a = ()
@@ -419,7 +419,7 @@ def _d_DescribeLogDirsResponse_v4(buf, pos):
 
 def _e_DescribeLogDirsResult_v4(o, out):
     out += _S1.pack(o.error_code)
-    write_compact_string(out, o.log_dir)
+    write_compact_string(out, o.log_dir or "")
     a = o.topics
     if a is None:
         a = ()

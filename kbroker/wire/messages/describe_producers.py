@@ -99,7 +99,7 @@ def _d_DescribeProducersRequest_v0(buf, pos):
 
 
 def _e_TopicRequest_v0(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partition_indexes
     if a is None:
         a = ()
@@ -192,7 +192,7 @@ def _e_PartitionResponse_v0(o, out):
 
 
 def _e_TopicResponse_v0(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()

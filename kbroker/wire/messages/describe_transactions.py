@@ -131,7 +131,7 @@ def _d_DescribeTransactionsResponse_v0(buf, pos):
 
 
 def _e_TopicData_v0(o, out):
-    write_compact_string(out, o.topic)
+    write_compact_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -142,8 +142,8 @@ def _e_TopicData_v0(o, out):
 
 def _e_TransactionState_v0(o, out):
     out += _S1.pack(o.error_code)
-    write_compact_string(out, o.transactional_id)
-    write_compact_string(out, o.transaction_state)
+    write_compact_string(out, o.transactional_id or "")
+    write_compact_string(out, o.transaction_state or "")
     out += _S2.pack(o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch)
     a = o.topics
     if a is None:

@@ -84,7 +84,7 @@ def _d_DescribeUserScramCredentialsRequest_v0(buf, pos):
 
 
 def _e_UserName_v0(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     out.append(0)
 
 
@@ -148,7 +148,7 @@ def _e_CredentialInfo_v0(o, out):
 
 
 def _e_DescribeUserScramCredentialsResult_v0(o, out):
-    write_compact_string(out, o.user)
+    write_compact_string(out, o.user or "")
     out += _S1.pack(o.error_code)
     write_compact_string(out, o.error_message)
     a = o.credential_infos

@@ -51,7 +51,7 @@ def _d_EndTxnRequest_v0(buf, pos):
 
 
 def _e_EndTxnRequest_v0(o, out):
-    write_string(out, o.transactional_id)
+    write_string(out, o.transactional_id or "")
     out += _S0.pack(o.producer_id, o.producer_epoch, o.committed)
 
 
@@ -65,7 +65,7 @@ def _d_EndTxnRequest_v3(buf, pos):
 
 
 def _e_EndTxnRequest_v3(o, out):
-    write_compact_string(out, o.transactional_id)
+    write_compact_string(out, o.transactional_id or "")
     out += _S0.pack(o.producer_id, o.producer_epoch, o.committed)
     out.append(0)
 

@@ -216,7 +216,7 @@ def _e_FetchPartition_v0(o, out):
 
 
 def _e_FetchTopic_v0(o, out):
-    write_string(out, o.topic)
+    write_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -349,7 +349,7 @@ def _e_FetchPartition_v5(o, out):
 
 
 def _e_FetchTopic_v5(o, out):
-    write_string(out, o.topic)
+    write_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -408,7 +408,7 @@ def _d_FetchRequest_v7(buf, pos):
 
 
 def _e_ForgottenTopic_v7(o, out):
-    write_string(out, o.topic)
+    write_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -487,7 +487,7 @@ def _e_FetchPartition_v9(o, out):
 
 
 def _e_FetchTopic_v9(o, out):
-    write_string(out, o.topic)
+    write_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -552,7 +552,7 @@ def _e_FetchRequest_v11(o, out):
     out += _I32.pack(len(a))
     for e in a:
         _e_ForgottenTopic_v7(e, out)
-    write_string(out, o.rack_id)
+    write_string(out, o.rack_id or "")
 
 
 def _d_FetchPartition_v12(buf, pos):
@@ -626,7 +626,10 @@ def _d_FetchRequest_v12(buf, pos):
             raise DecodeError('tagged field runs past the end of the buffer')
         if tag == 0:
             o.cluster_id, pos = read_compact_nullable_string(buf, pos)
-        pos = end
+        else:
+            pos = end
+        if pos != end:
+            raise DecodeError('a tagged field does not match its size')
     return o, pos
 
 
@@ -636,7 +639,7 @@ def _e_FetchPartition_v12(o, out):
 
 
 def _e_FetchTopic_v12(o, out):
-    write_compact_string(out, o.topic)
+    write_compact_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -647,7 +650,7 @@ def _e_FetchTopic_v12(o, out):
 
 
 def _e_ForgottenTopic_v12(o, out):
-    write_compact_string(out, o.topic)
+    write_compact_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -670,7 +673,7 @@ def _e_FetchRequest_v12(o, out):
     write_uvarint(out, len(a) + 1)
     for e in a:
         _e_ForgottenTopic_v12(e, out)
-    write_compact_string(out, o.rack_id)
+    write_compact_string(out, o.rack_id or "")
     t = []
     if o.cluster_id != None:
         b = bytearray()
@@ -741,7 +744,10 @@ def _d_FetchRequest_v13(buf, pos):
             raise DecodeError('tagged field runs past the end of the buffer')
         if tag == 0:
             o.cluster_id, pos = read_compact_nullable_string(buf, pos)
-        pos = end
+        else:
+            pos = end
+        if pos != end:
+            raise DecodeError('a tagged field does not match its size')
     return o, pos
 
 
@@ -780,7 +786,7 @@ def _e_FetchRequest_v13(o, out):
     write_uvarint(out, len(a) + 1)
     for e in a:
         _e_ForgottenTopic_v13(e, out)
-    write_compact_string(out, o.rack_id)
+    write_compact_string(out, o.rack_id or "")
     t = []
     if o.cluster_id != None:
         b = bytearray()
@@ -832,7 +838,10 @@ def _d_FetchRequest_v15(buf, pos):
             o.cluster_id, pos = read_compact_nullable_string(buf, pos)
         elif tag == 1:
             o.replica_state, pos = _d_ReplicaState_v15(buf, pos)
-        pos = end
+        else:
+            pos = end
+        if pos != end:
+            raise DecodeError('a tagged field does not match its size')
     return o, pos
 
 
@@ -855,7 +864,7 @@ def _e_FetchRequest_v15(o, out):
     write_uvarint(out, len(a) + 1)
     for e in a:
         _e_ForgottenTopic_v13(e, out)
-    write_compact_string(out, o.rack_id)
+    write_compact_string(out, o.rack_id or "")
     t = []
     if o.cluster_id != None:
         b = bytearray()
@@ -882,7 +891,10 @@ def _d_FetchPartition_v17(buf, pos):
             raise DecodeError('tagged field runs past the end of the buffer')
         if tag == 0:
             o.replica_directory_id, pos = read_uuid(buf, pos)
-        pos = end
+        else:
+            pos = end
+        if pos != end:
+            raise DecodeError('a tagged field does not match its size')
     return o, pos
 
 
@@ -937,7 +949,10 @@ def _d_FetchRequest_v17(buf, pos):
             o.cluster_id, pos = read_compact_nullable_string(buf, pos)
         elif tag == 1:
             o.replica_state, pos = _d_ReplicaState_v15(buf, pos)
-        pos = end
+        else:
+            pos = end
+        if pos != end:
+            raise DecodeError('a tagged field does not match its size')
     return o, pos
 
 
@@ -976,7 +991,7 @@ def _e_FetchRequest_v17(o, out):
     write_uvarint(out, len(a) + 1)
     for e in a:
         _e_ForgottenTopic_v13(e, out)
-    write_compact_string(out, o.rack_id)
+    write_compact_string(out, o.rack_id or "")
     t = []
     if o.cluster_id != None:
         b = bytearray()
@@ -1042,7 +1057,7 @@ def _e_PartitionData_v0(o, out):
 
 
 def _e_FetchableTopicResponse_v0(o, out):
-    write_string(out, o.topic)
+    write_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -1167,7 +1182,7 @@ def _e_PartitionData_v4(o, out):
 
 
 def _e_FetchableTopicResponse_v4(o, out):
-    write_string(out, o.topic)
+    write_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -1253,7 +1268,7 @@ def _e_PartitionData_v5(o, out):
 
 
 def _e_FetchableTopicResponse_v5(o, out):
-    write_string(out, o.topic)
+    write_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -1365,7 +1380,7 @@ def _e_PartitionData_v11(o, out):
 
 
 def _e_FetchableTopicResponse_v11(o, out):
-    write_string(out, o.topic)
+    write_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -1448,7 +1463,10 @@ def _d_PartitionData_v12(buf, pos):
             o.current_leader, pos = _d_LeaderIdAndEpoch_v12(buf, pos)
         elif tag == 2:
             o.snapshot_id, pos = _d_SnapshotId_v12(buf, pos)
-        pos = end
+        else:
+            pos = end
+        if pos != end:
+            raise DecodeError('a tagged field does not match its size')
     return o, pos
 
 
@@ -1533,7 +1551,7 @@ def _e_PartitionData_v12(o, out):
 
 
 def _e_FetchableTopicResponse_v12(o, out):
-    write_compact_string(out, o.topic)
+    write_compact_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -1650,13 +1668,16 @@ def _d_FetchResponse_v16(buf, pos):
                 e, pos = _d_NodeEndpoint_v16(buf, pos)
                 a.append(e)
             o.node_endpoints = a
-        pos = end
+        else:
+            pos = end
+        if pos != end:
+            raise DecodeError('a tagged field does not match its size')
     return o, pos
 
 
 def _e_NodeEndpoint_v16(o, out):
     out += _S11.pack(o.node_id)
-    write_compact_string(out, o.host)
+    write_compact_string(out, o.host or "")
     out += _S11.pack(o.port)
     write_compact_string(out, o.rack)
     out.append(0)

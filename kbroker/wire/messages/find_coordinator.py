@@ -65,7 +65,7 @@ def _d_FindCoordinatorRequest_v0(buf, pos):
 
 
 def _e_FindCoordinatorRequest_v0(o, out):
-    write_string(out, o.key)
+    write_string(out, o.key or "")
 
 
 def _d_FindCoordinatorRequest_v1(buf, pos):
@@ -78,7 +78,7 @@ def _d_FindCoordinatorRequest_v1(buf, pos):
 
 
 def _e_FindCoordinatorRequest_v1(o, out):
-    write_string(out, o.key)
+    write_string(out, o.key or "")
     out += _S0.pack(o.key_type)
 
 
@@ -93,7 +93,7 @@ def _d_FindCoordinatorRequest_v3(buf, pos):
 
 
 def _e_FindCoordinatorRequest_v3(o, out):
-    write_compact_string(out, o.key)
+    write_compact_string(out, o.key or "")
     out += _S0.pack(o.key_type)
     out.append(0)
 
@@ -141,7 +141,7 @@ def _d_FindCoordinatorResponse_v0(buf, pos):
 
 def _e_FindCoordinatorResponse_v0(o, out):
     out += _S1.pack(o.error_code, o.node_id)
-    write_string(out, o.host)
+    write_string(out, o.host or "")
     out += _S2.pack(o.port)
 
 
@@ -163,7 +163,7 @@ def _e_FindCoordinatorResponse_v1(o, out):
     out += _S3.pack(o.throttle_time_ms, o.error_code)
     write_string(out, o.error_message)
     out += _S2.pack(o.node_id)
-    write_string(out, o.host)
+    write_string(out, o.host or "")
     out += _S2.pack(o.port)
 
 
@@ -186,7 +186,7 @@ def _e_FindCoordinatorResponse_v3(o, out):
     out += _S3.pack(o.throttle_time_ms, o.error_code)
     write_compact_string(out, o.error_message)
     out += _S2.pack(o.node_id)
-    write_compact_string(out, o.host)
+    write_compact_string(out, o.host or "")
     out += _S2.pack(o.port)
     out.append(0)
 
@@ -226,9 +226,9 @@ def _d_FindCoordinatorResponse_v4(buf, pos):
 
 
 def _e_Coordinator_v4(o, out):
-    write_compact_string(out, o.key)
+    write_compact_string(out, o.key or "")
     out += _S2.pack(o.node_id)
-    write_compact_string(out, o.host)
+    write_compact_string(out, o.host or "")
     out += _S3.pack(o.port, o.error_code)
     write_compact_string(out, o.error_message)
     out.append(0)

@@ -51,9 +51,9 @@ def _d_HeartbeatRequest_v0(buf, pos):
 
 
 def _e_HeartbeatRequest_v0(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     out += _S0.pack(o.generation_id)
-    write_string(out, o.member_id)
+    write_string(out, o.member_id or "")
 
 
 def _d_HeartbeatRequest_v3(buf, pos):
@@ -67,9 +67,9 @@ def _d_HeartbeatRequest_v3(buf, pos):
 
 
 def _e_HeartbeatRequest_v3(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     out += _S0.pack(o.generation_id)
-    write_string(out, o.member_id)
+    write_string(out, o.member_id or "")
     write_string(out, o.group_instance_id)
 
 
@@ -85,9 +85,9 @@ def _d_HeartbeatRequest_v4(buf, pos):
 
 
 def _e_HeartbeatRequest_v4(o, out):
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_id or "")
     out += _S0.pack(o.generation_id)
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.member_id or "")
     write_compact_string(out, o.group_instance_id)
     out.append(0)
 

@@ -105,14 +105,14 @@ def _d_IncrementalAlterConfigsRequest_v0(buf, pos):
 
 
 def _e_AlterableConfig_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     out += _S0.pack(o.config_operation)
     write_string(out, o.value)
 
 
 def _e_AlterConfigsResource_v0(o, out):
     out += _S0.pack(o.resource_type)
-    write_string(out, o.resource_name)
+    write_string(out, o.resource_name or "")
     a = o.configs
     if a is None:
         a = ()
@@ -175,7 +175,7 @@ def _d_IncrementalAlterConfigsRequest_v1(buf, pos):
 
 
 def _e_AlterableConfig_v1(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     out += _S0.pack(o.config_operation)
     write_compact_string(out, o.value)
     out.append(0)
@@ -183,7 +183,7 @@ def _e_AlterableConfig_v1(o, out):
 
 def _e_AlterConfigsResource_v1(o, out):
     out += _S0.pack(o.resource_type)
-    write_compact_string(out, o.resource_name)
+    write_compact_string(out, o.resource_name or "")
     a = o.configs
     if a is None:
         a = ()
@@ -234,7 +234,7 @@ def _e_AlterConfigsResourceResponse_v0(o, out):
     out += _S3.pack(o.error_code)
     write_string(out, o.error_message)
     out += _S0.pack(o.resource_type)
-    write_string(out, o.resource_name)
+    write_string(out, o.resource_name or "")
 
 
 def _e_IncrementalAlterConfigsResponse_v0(o, out):
@@ -279,7 +279,7 @@ def _e_AlterConfigsResourceResponse_v1(o, out):
     out += _S3.pack(o.error_code)
     write_compact_string(out, o.error_message)
     out += _S0.pack(o.resource_type)
-    write_compact_string(out, o.resource_name)
+    write_compact_string(out, o.resource_name or "")
     out.append(0)
 
 

@@ -97,15 +97,15 @@ def _d_JoinGroupRequest_v0(buf, pos):
 
 
 def _e_JoinGroupRequestProtocol_v0(o, out):
-    write_string(out, o.name)
-    write_bytes(out, o.metadata)
+    write_string(out, o.name or "")
+    write_bytes(out, o.metadata or b"")
 
 
 def _e_JoinGroupRequest_v0(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     out += _S0.pack(o.session_timeout_ms)
-    write_string(out, o.member_id)
-    write_string(out, o.protocol_type)
+    write_string(out, o.member_id or "")
+    write_string(out, o.protocol_type or "")
     a = o.protocols
     if a is None:
         a = ()
@@ -135,10 +135,10 @@ def _d_JoinGroupRequest_v1(buf, pos):
 
 
 def _e_JoinGroupRequest_v1(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     out += _S1.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
-    write_string(out, o.member_id)
-    write_string(out, o.protocol_type)
+    write_string(out, o.member_id or "")
+    write_string(out, o.protocol_type or "")
     a = o.protocols
     if a is None:
         a = ()
@@ -168,11 +168,11 @@ def _d_JoinGroupRequest_v5(buf, pos):
 
 
 def _e_JoinGroupRequest_v5(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     out += _S1.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
-    write_string(out, o.member_id)
+    write_string(out, o.member_id or "")
     write_string(out, o.group_instance_id)
-    write_string(out, o.protocol_type)
+    write_string(out, o.protocol_type or "")
     a = o.protocols
     if a is None:
         a = ()
@@ -211,17 +211,17 @@ def _d_JoinGroupRequest_v6(buf, pos):
 
 
 def _e_JoinGroupRequestProtocol_v6(o, out):
-    write_compact_string(out, o.name)
-    write_compact_bytes(out, o.metadata)
+    write_compact_string(out, o.name or "")
+    write_compact_bytes(out, o.metadata or b"")
     out.append(0)
 
 
 def _e_JoinGroupRequest_v6(o, out):
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_id or "")
     out += _S1.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.member_id or "")
     write_compact_string(out, o.group_instance_id)
-    write_compact_string(out, o.protocol_type)
+    write_compact_string(out, o.protocol_type or "")
     a = o.protocols
     if a is None:
         a = ()
@@ -253,11 +253,11 @@ def _d_JoinGroupRequest_v8(buf, pos):
 
 
 def _e_JoinGroupRequest_v8(o, out):
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_id or "")
     out += _S1.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.member_id or "")
     write_compact_string(out, o.group_instance_id)
-    write_compact_string(out, o.protocol_type)
+    write_compact_string(out, o.protocol_type or "")
     a = o.protocols
     if a is None:
         a = ()
@@ -298,15 +298,15 @@ def _d_JoinGroupResponse_v0(buf, pos):
 
 
 def _e_JoinGroupResponseMember_v0(o, out):
-    write_string(out, o.member_id)
-    write_bytes(out, o.metadata)
+    write_string(out, o.member_id or "")
+    write_bytes(out, o.metadata or b"")
 
 
 def _e_JoinGroupResponse_v0(o, out):
     out += _S2.pack(o.error_code, o.generation_id)
-    write_string(out, o.protocol_name)
-    write_string(out, o.leader)
-    write_string(out, o.member_id)
+    write_string(out, o.protocol_name or "")
+    write_string(out, o.leader or "")
+    write_string(out, o.member_id or "")
     a = o.members
     if a is None:
         a = ()
@@ -337,9 +337,9 @@ def _d_JoinGroupResponse_v2(buf, pos):
 
 def _e_JoinGroupResponse_v2(o, out):
     out += _S3.pack(o.throttle_time_ms, o.error_code, o.generation_id)
-    write_string(out, o.protocol_name)
-    write_string(out, o.leader)
-    write_string(out, o.member_id)
+    write_string(out, o.protocol_name or "")
+    write_string(out, o.leader or "")
+    write_string(out, o.member_id or "")
     a = o.members
     if a is None:
         a = ()
@@ -377,16 +377,16 @@ def _d_JoinGroupResponse_v5(buf, pos):
 
 
 def _e_JoinGroupResponseMember_v5(o, out):
-    write_string(out, o.member_id)
+    write_string(out, o.member_id or "")
     write_string(out, o.group_instance_id)
-    write_bytes(out, o.metadata)
+    write_bytes(out, o.metadata or b"")
 
 
 def _e_JoinGroupResponse_v5(o, out):
     out += _S3.pack(o.throttle_time_ms, o.error_code, o.generation_id)
-    write_string(out, o.protocol_name)
-    write_string(out, o.leader)
-    write_string(out, o.member_id)
+    write_string(out, o.protocol_name or "")
+    write_string(out, o.leader or "")
+    write_string(out, o.member_id or "")
     a = o.members
     if a is None:
         a = ()
@@ -426,17 +426,17 @@ def _d_JoinGroupResponse_v6(buf, pos):
 
 
 def _e_JoinGroupResponseMember_v6(o, out):
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.member_id or "")
     write_compact_string(out, o.group_instance_id)
-    write_compact_bytes(out, o.metadata)
+    write_compact_bytes(out, o.metadata or b"")
     out.append(0)
 
 
 def _e_JoinGroupResponse_v6(o, out):
     out += _S3.pack(o.throttle_time_ms, o.error_code, o.generation_id)
-    write_compact_string(out, o.protocol_name)
-    write_compact_string(out, o.leader)
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.protocol_name or "")
+    write_compact_string(out, o.leader or "")
+    write_compact_string(out, o.member_id or "")
     a = o.members
     if a is None:
         a = ()
@@ -471,8 +471,8 @@ def _e_JoinGroupResponse_v7(o, out):
     out += _S3.pack(o.throttle_time_ms, o.error_code, o.generation_id)
     write_compact_string(out, o.protocol_type)
     write_compact_string(out, o.protocol_name)
-    write_compact_string(out, o.leader)
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.leader or "")
+    write_compact_string(out, o.member_id or "")
     a = o.members
     if a is None:
         a = ()
@@ -508,9 +508,9 @@ def _e_JoinGroupResponse_v9(o, out):
     out += _S3.pack(o.throttle_time_ms, o.error_code, o.generation_id)
     write_compact_string(out, o.protocol_type)
     write_compact_string(out, o.protocol_name)
-    write_compact_string(out, o.leader)
+    write_compact_string(out, o.leader or "")
     out += _S4.pack(o.skip_assignment)
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.member_id or "")
     a = o.members
     if a is None:
         a = ()

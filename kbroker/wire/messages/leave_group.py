@@ -64,8 +64,8 @@ def _d_LeaveGroupRequest_v0(buf, pos):
 
 
 def _e_LeaveGroupRequest_v0(o, out):
-    write_string(out, o.group_id)
-    write_string(out, o.member_id)
+    write_string(out, o.group_id or "")
+    write_string(out, o.member_id or "")
 
 
 def _d_MemberIdentity_v3(buf, pos):
@@ -92,12 +92,12 @@ def _d_LeaveGroupRequest_v3(buf, pos):
 
 
 def _e_MemberIdentity_v3(o, out):
-    write_string(out, o.member_id)
+    write_string(out, o.member_id or "")
     write_string(out, o.group_instance_id)
 
 
 def _e_LeaveGroupRequest_v3(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     a = o.members
     if a is None:
         a = ()
@@ -132,13 +132,13 @@ def _d_LeaveGroupRequest_v4(buf, pos):
 
 
 def _e_MemberIdentity_v4(o, out):
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.member_id or "")
     write_compact_string(out, o.group_instance_id)
     out.append(0)
 
 
 def _e_LeaveGroupRequest_v4(o, out):
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_id or "")
     a = o.members
     if a is None:
         a = ()
@@ -174,14 +174,14 @@ def _d_LeaveGroupRequest_v5(buf, pos):
 
 
 def _e_MemberIdentity_v5(o, out):
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.member_id or "")
     write_compact_string(out, o.group_instance_id)
     write_compact_string(out, o.reason)
     out.append(0)
 
 
 def _e_LeaveGroupRequest_v5(o, out):
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_id or "")
     a = o.members
     if a is None:
         a = ()
@@ -241,7 +241,7 @@ def _d_LeaveGroupResponse_v3(buf, pos):
 
 
 def _e_MemberResponse_v3(o, out):
-    write_string(out, o.member_id)
+    write_string(out, o.member_id or "")
     write_string(out, o.group_instance_id)
     out += _S0.pack(o.error_code)
 
@@ -283,7 +283,7 @@ def _d_LeaveGroupResponse_v4(buf, pos):
 
 
 def _e_MemberResponse_v4(o, out):
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.member_id or "")
     write_compact_string(out, o.group_instance_id)
     out += _S0.pack(o.error_code)
     out.append(0)

@@ -159,8 +159,8 @@ def _d_ListGroupsResponse_v0(buf, pos):
 
 
 def _e_ListedGroup_v0(o, out):
-    write_string(out, o.group_id)
-    write_string(out, o.protocol_type)
+    write_string(out, o.group_id or "")
+    write_string(out, o.protocol_type or "")
 
 
 def _e_ListGroupsResponse_v0(o, out):
@@ -225,8 +225,8 @@ def _d_ListGroupsResponse_v3(buf, pos):
 
 
 def _e_ListedGroup_v3(o, out):
-    write_compact_string(out, o.group_id)
-    write_compact_string(out, o.protocol_type)
+    write_compact_string(out, o.group_id or "")
+    write_compact_string(out, o.protocol_type or "")
     out.append(0)
 
 
@@ -268,9 +268,9 @@ def _d_ListGroupsResponse_v4(buf, pos):
 
 
 def _e_ListedGroup_v4(o, out):
-    write_compact_string(out, o.group_id)
-    write_compact_string(out, o.protocol_type)
-    write_compact_string(out, o.group_state)
+    write_compact_string(out, o.group_id or "")
+    write_compact_string(out, o.protocol_type or "")
+    write_compact_string(out, o.group_state or "")
     out.append(0)
 
 
@@ -312,10 +312,10 @@ def _d_ListGroupsResponse_v5(buf, pos):
 
 
 def _e_ListedGroup_v5(o, out):
-    write_compact_string(out, o.group_id)
-    write_compact_string(out, o.protocol_type)
-    write_compact_string(out, o.group_state)
-    write_compact_string(out, o.group_type)
+    write_compact_string(out, o.group_id or "")
+    write_compact_string(out, o.protocol_type or "")
+    write_compact_string(out, o.group_state or "")
+    write_compact_string(out, o.group_type or "")
     out.append(0)
 
 

@@ -123,7 +123,7 @@ def _e_ListOffsetsPartition_v0(o, out):
 
 
 def _e_ListOffsetsTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -187,7 +187,7 @@ def _e_ListOffsetsPartition_v1(o, out):
 
 
 def _e_ListOffsetsTopic_v1(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -275,7 +275,7 @@ def _e_ListOffsetsPartition_v4(o, out):
 
 
 def _e_ListOffsetsTopic_v4(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -341,7 +341,7 @@ def _e_ListOffsetsPartition_v6(o, out):
 
 
 def _e_ListOffsetsTopic_v6(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -446,7 +446,7 @@ def _e_ListOffsetsPartitionResponse_v0(o, out):
 
 
 def _e_ListOffsetsTopicResponse_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -506,7 +506,7 @@ def _e_ListOffsetsPartitionResponse_v1(o, out):
 
 
 def _e_ListOffsetsTopicResponse_v1(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -591,7 +591,7 @@ def _e_ListOffsetsPartitionResponse_v4(o, out):
 
 
 def _e_ListOffsetsTopicResponse_v4(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -656,7 +656,7 @@ def _e_ListOffsetsPartitionResponse_v6(o, out):
 
 
 def _e_ListOffsetsTopicResponse_v6(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()

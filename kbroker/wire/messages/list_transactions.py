@@ -157,9 +157,9 @@ def _d_ListTransactionsResponse_v0(buf, pos):
 
 
 def _e_TransactionState_v0(o, out):
-    write_compact_string(out, o.transactional_id)
+    write_compact_string(out, o.transactional_id or "")
     out += _S0.pack(o.producer_id)
-    write_compact_string(out, o.transaction_state)
+    write_compact_string(out, o.transaction_state or "")
     out.append(0)
 
 

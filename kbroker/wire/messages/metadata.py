@@ -111,7 +111,7 @@ def _d_MetadataRequest_v0(buf, pos):
 
 
 def _e_MetadataRequestTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
 
 
 def _e_MetadataRequest_v0(o, out):
@@ -232,7 +232,7 @@ def _d_MetadataRequest_v9(buf, pos):
 
 
 def _e_MetadataRequestTopic_v9(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     out.append(0)
 
 
@@ -399,7 +399,7 @@ def _d_MetadataResponse_v0(buf, pos):
 
 def _e_MetadataResponseBroker_v0(o, out):
     out += _S3.pack(o.node_id)
-    write_string(out, o.host)
+    write_string(out, o.host or "")
     out += _S3.pack(o.port)
 
 
@@ -419,7 +419,7 @@ def _e_MetadataResponsePartition_v0(o, out):
 
 def _e_MetadataResponseTopic_v0(o, out):
     out += _S4.pack(o.error_code)
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -502,14 +502,14 @@ def _d_MetadataResponse_v1(buf, pos):
 
 def _e_MetadataResponseBroker_v1(o, out):
     out += _S3.pack(o.node_id)
-    write_string(out, o.host)
+    write_string(out, o.host or "")
     out += _S3.pack(o.port)
     write_string(out, o.rack)
 
 
 def _e_MetadataResponseTopic_v1(o, out):
     out += _S4.pack(o.error_code)
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     out += _S0.pack(o.is_internal)
     a = o.partitions
     if a is None:
@@ -717,7 +717,7 @@ def _e_MetadataResponsePartition_v5(o, out):
 
 def _e_MetadataResponseTopic_v5(o, out):
     out += _S4.pack(o.error_code)
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     out += _S0.pack(o.is_internal)
     a = o.partitions
     if a is None:
@@ -838,7 +838,7 @@ def _e_MetadataResponsePartition_v7(o, out):
 
 def _e_MetadataResponseTopic_v7(o, out):
     out += _S4.pack(o.error_code)
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     out += _S0.pack(o.is_internal)
     a = o.partitions
     if a is None:
@@ -917,7 +917,7 @@ def _d_MetadataResponse_v8(buf, pos):
 
 def _e_MetadataResponseTopic_v8(o, out):
     out += _S4.pack(o.error_code)
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     out += _S0.pack(o.is_internal)
     a = o.partitions
     if a is None:
@@ -1038,7 +1038,7 @@ def _d_MetadataResponse_v9(buf, pos):
 
 def _e_MetadataResponseBroker_v9(o, out):
     out += _S3.pack(o.node_id)
-    write_compact_string(out, o.host)
+    write_compact_string(out, o.host or "")
     out += _S3.pack(o.port)
     write_compact_string(out, o.rack)
     out.append(0)
@@ -1066,7 +1066,7 @@ def _e_MetadataResponsePartition_v9(o, out):
 
 def _e_MetadataResponseTopic_v9(o, out):
     out += _S4.pack(o.error_code)
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     out += _S0.pack(o.is_internal)
     a = o.partitions
     if a is None:
@@ -1151,7 +1151,7 @@ def _d_MetadataResponse_v10(buf, pos):
 
 def _e_MetadataResponseTopic_v10(o, out):
     out += _S4.pack(o.error_code)
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     write_uuid(out, o.topic_id)
     out += _S0.pack(o.is_internal)
     a = o.partitions
@@ -1281,6 +1281,40 @@ def _d_MetadataResponse_v12(buf, pos):
     return o, pos
 
 
+def _e_MetadataResponseTopic_v12(o, out):
+    out += _S4.pack(o.error_code)
+    write_compact_string(out, o.name)
+    write_uuid(out, o.topic_id)
+    out += _S0.pack(o.is_internal)
+    a = o.partitions
+    if a is None:
+        a = ()
+    write_uvarint(out, len(a) + 1)
+    for e in a:
+        _e_MetadataResponsePartition_v9(e, out)
+    out += _S3.pack(o.topic_authorized_operations)
+    out.append(0)
+
+
+def _e_MetadataResponse_v12(o, out):
+    out += _S3.pack(o.throttle_time_ms)
+    a = o.brokers
+    if a is None:
+        a = ()
+    write_uvarint(out, len(a) + 1)
+    for e in a:
+        _e_MetadataResponseBroker_v9(e, out)
+    write_compact_string(out, o.cluster_id)
+    out += _S3.pack(o.controller_id)
+    a = o.topics
+    if a is None:
+        a = ()
+    write_uvarint(out, len(a) + 1)
+    for e in a:
+        _e_MetadataResponseTopic_v12(e, out)
+    out.append(0)
+
+
 REQUEST_VERSIONS = (0, 12)
 REQUEST_FLEXIBLE_FROM = 9
 REQUEST_DECODERS = {0: _d_MetadataRequest_v0, 1: _d_MetadataRequest_v1, 2: _d_MetadataRequest_v1, 3: _d_MetadataRequest_v1, 4: _d_MetadataRequest_v4, 5: _d_MetadataRequest_v4, 6: _d_MetadataRequest_v4, 7: _d_MetadataRequest_v4, 8: _d_MetadataRequest_v8, 9: _d_MetadataRequest_v9, 10: _d_MetadataRequest_v10, 11: _d_MetadataRequest_v11, 12: _d_MetadataRequest_v11}
@@ -1290,5 +1324,5 @@ MetadataRequest.API_KEY = API_KEY
 RESPONSE_VERSIONS = (0, 12)
 RESPONSE_FLEXIBLE_FROM = 9
 RESPONSE_DECODERS = {0: _d_MetadataResponse_v0, 1: _d_MetadataResponse_v1, 2: _d_MetadataResponse_v2, 3: _d_MetadataResponse_v3, 4: _d_MetadataResponse_v3, 5: _d_MetadataResponse_v5, 6: _d_MetadataResponse_v5, 7: _d_MetadataResponse_v7, 8: _d_MetadataResponse_v8, 9: _d_MetadataResponse_v9, 10: _d_MetadataResponse_v10, 11: _d_MetadataResponse_v11, 12: _d_MetadataResponse_v12}
-RESPONSE_ENCODERS = {0: _e_MetadataResponse_v0, 1: _e_MetadataResponse_v1, 2: _e_MetadataResponse_v2, 3: _e_MetadataResponse_v3, 4: _e_MetadataResponse_v3, 5: _e_MetadataResponse_v5, 6: _e_MetadataResponse_v5, 7: _e_MetadataResponse_v7, 8: _e_MetadataResponse_v8, 9: _e_MetadataResponse_v9, 10: _e_MetadataResponse_v10, 11: _e_MetadataResponse_v11, 12: _e_MetadataResponse_v11}
+RESPONSE_ENCODERS = {0: _e_MetadataResponse_v0, 1: _e_MetadataResponse_v1, 2: _e_MetadataResponse_v2, 3: _e_MetadataResponse_v3, 4: _e_MetadataResponse_v3, 5: _e_MetadataResponse_v5, 6: _e_MetadataResponse_v5, 7: _e_MetadataResponse_v7, 8: _e_MetadataResponse_v8, 9: _e_MetadataResponse_v9, 10: _e_MetadataResponse_v10, 11: _e_MetadataResponse_v11, 12: _e_MetadataResponse_v12}
 MetadataResponse.API_KEY = API_KEY

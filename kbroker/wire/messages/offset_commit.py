@@ -124,7 +124,7 @@ def _e_OffsetCommitRequestPartition_v0(o, out):
 
 
 def _e_OffsetCommitRequestTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -134,7 +134,7 @@ def _e_OffsetCommitRequestTopic_v0(o, out):
 
 
 def _e_OffsetCommitRequest_v0(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     a = o.topics
     if a is None:
         a = ()
@@ -191,7 +191,7 @@ def _e_OffsetCommitRequestPartition_v1(o, out):
 
 
 def _e_OffsetCommitRequestTopic_v1(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -201,9 +201,9 @@ def _e_OffsetCommitRequestTopic_v1(o, out):
 
 
 def _e_OffsetCommitRequest_v1(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     out += _S1.pack(o.generation_id_or_member_epoch)
-    write_string(out, o.member_id)
+    write_string(out, o.member_id or "")
     a = o.topics
     if a is None:
         a = ()
@@ -233,9 +233,9 @@ def _d_OffsetCommitRequest_v2(buf, pos):
 
 
 def _e_OffsetCommitRequest_v2(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     out += _S1.pack(o.generation_id_or_member_epoch)
-    write_string(out, o.member_id)
+    write_string(out, o.member_id or "")
     out += _S3.pack(o.retention_time_ms)
     a = o.topics
     if a is None:
@@ -265,9 +265,9 @@ def _d_OffsetCommitRequest_v5(buf, pos):
 
 
 def _e_OffsetCommitRequest_v5(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     out += _S1.pack(o.generation_id_or_member_epoch)
-    write_string(out, o.member_id)
+    write_string(out, o.member_id or "")
     a = o.topics
     if a is None:
         a = ()
@@ -324,7 +324,7 @@ def _e_OffsetCommitRequestPartition_v6(o, out):
 
 
 def _e_OffsetCommitRequestTopic_v6(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -334,9 +334,9 @@ def _e_OffsetCommitRequestTopic_v6(o, out):
 
 
 def _e_OffsetCommitRequest_v6(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     out += _S1.pack(o.generation_id_or_member_epoch)
-    write_string(out, o.member_id)
+    write_string(out, o.member_id or "")
     a = o.topics
     if a is None:
         a = ()
@@ -365,9 +365,9 @@ def _d_OffsetCommitRequest_v7(buf, pos):
 
 
 def _e_OffsetCommitRequest_v7(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     out += _S1.pack(o.generation_id_or_member_epoch)
-    write_string(out, o.member_id)
+    write_string(out, o.member_id or "")
     write_string(out, o.group_instance_id)
     a = o.topics
     if a is None:
@@ -429,7 +429,7 @@ def _e_OffsetCommitRequestPartition_v8(o, out):
 
 
 def _e_OffsetCommitRequestTopic_v8(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -440,9 +440,9 @@ def _e_OffsetCommitRequestTopic_v8(o, out):
 
 
 def _e_OffsetCommitRequest_v8(o, out):
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_id or "")
     out += _S1.pack(o.generation_id_or_member_epoch)
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.member_id or "")
     write_compact_string(out, o.group_instance_id)
     a = o.topics
     if a is None:
@@ -493,7 +493,7 @@ def _e_OffsetCommitResponsePartition_v0(o, out):
 
 
 def _e_OffsetCommitResponseTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -581,7 +581,7 @@ def _e_OffsetCommitResponsePartition_v8(o, out):
 
 
 def _e_OffsetCommitResponseTopic_v8(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()

@@ -106,7 +106,7 @@ def _e_OffsetDeleteRequestPartition_v0(o, out):
 
 
 def _e_OffsetDeleteRequestTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -116,7 +116,7 @@ def _e_OffsetDeleteRequestTopic_v0(o, out):
 
 
 def _e_OffsetDeleteRequest_v0(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     a = o.topics
     if a is None:
         a = ()
@@ -166,7 +166,7 @@ def _e_OffsetDeleteResponsePartition_v0(o, out):
 
 
 def _e_OffsetDeleteResponseTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()

@@ -138,7 +138,7 @@ def _d_OffsetFetchRequest_v0(buf, pos):
 
 
 def _e_OffsetFetchRequestTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partition_indexes
     if a is None:
         a = ()
@@ -147,7 +147,7 @@ def _e_OffsetFetchRequestTopic_v0(o, out):
 
 
 def _e_OffsetFetchRequest_v0(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     a = o.topics
     if a is None:
         a = ()
@@ -174,7 +174,7 @@ def _d_OffsetFetchRequest_v2(buf, pos):
 
 
 def _e_OffsetFetchRequest_v2(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     a = o.topics
     if a is None:
         out += b'\xff\xff\xff\xff'
@@ -216,7 +216,7 @@ def _d_OffsetFetchRequest_v6(buf, pos):
 
 
 def _e_OffsetFetchRequestTopic_v6(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partition_indexes
     if a is None:
         a = ()
@@ -226,7 +226,7 @@ def _e_OffsetFetchRequestTopic_v6(o, out):
 
 
 def _e_OffsetFetchRequest_v6(o, out):
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_id or "")
     a = o.topics
     if a is None:
         out.append(0)
@@ -257,7 +257,7 @@ def _d_OffsetFetchRequest_v7(buf, pos):
 
 
 def _e_OffsetFetchRequest_v7(o, out):
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_id or "")
     a = o.topics
     if a is None:
         out.append(0)
@@ -367,7 +367,7 @@ def _d_OffsetFetchRequest_v9(buf, pos):
 
 
 def _e_OffsetFetchRequestGroup_v9(o, out):
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_id or "")
     write_compact_string(out, o.member_id)
     out += _S1.pack(o.member_epoch)
     a = o.topics
@@ -439,7 +439,7 @@ def _e_OffsetFetchResponsePartition_v0(o, out):
 
 
 def _e_OffsetFetchResponseTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -562,7 +562,7 @@ def _e_OffsetFetchResponsePartition_v5(o, out):
 
 
 def _e_OffsetFetchResponseTopic_v5(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -635,7 +635,7 @@ def _e_OffsetFetchResponsePartition_v6(o, out):
 
 
 def _e_OffsetFetchResponseTopic_v6(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -719,7 +719,7 @@ def _d_OffsetFetchResponse_v8(buf, pos):
 
 
 def _e_OffsetFetchResponseGroup_v8(o, out):
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_id or "")
     a = o.topics
     if a is None:
         a = ()

@@ -112,7 +112,7 @@ def _e_OffsetForLeaderPartition_v0(o, out):
 
 
 def _e_OffsetForLeaderTopic_v0(o, out):
-    write_string(out, o.topic)
+    write_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -170,7 +170,7 @@ def _e_OffsetForLeaderPartition_v2(o, out):
 
 
 def _e_OffsetForLeaderTopic_v2(o, out):
-    write_string(out, o.topic)
+    write_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -258,7 +258,7 @@ def _e_OffsetForLeaderPartition_v4(o, out):
 
 
 def _e_OffsetForLeaderTopic_v4(o, out):
-    write_compact_string(out, o.topic)
+    write_compact_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -320,7 +320,7 @@ def _e_EpochEndOffset_v0(o, out):
 
 
 def _e_OffsetForLeaderTopicResult_v0(o, out):
-    write_string(out, o.topic)
+    write_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -378,7 +378,7 @@ def _e_EpochEndOffset_v1(o, out):
 
 
 def _e_OffsetForLeaderTopicResult_v1(o, out):
-    write_string(out, o.topic)
+    write_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -466,7 +466,7 @@ def _e_EpochEndOffset_v4(o, out):
 
 
 def _e_OffsetForLeaderTopicResult_v4(o, out):
-    write_compact_string(out, o.topic)
+    write_compact_string(out, o.topic or "")
     a = o.partitions
     if a is None:
         a = ()

@@ -145,7 +145,7 @@ def _e_PartitionProduceData_v0(o, out):
 
 
 def _e_TopicProduceData_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partition_data
     if a is None:
         a = ()
@@ -239,7 +239,7 @@ def _e_PartitionProduceData_v9(o, out):
 
 
 def _e_TopicProduceData_v9(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partition_data
     if a is None:
         a = ()
@@ -307,7 +307,7 @@ def _e_PartitionProduceResponse_v0(o, out):
 
 
 def _e_TopicProduceResponse_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partition_responses
     if a is None:
         a = ()
@@ -397,7 +397,7 @@ def _e_PartitionProduceResponse_v2(o, out):
 
 
 def _e_TopicProduceResponse_v2(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partition_responses
     if a is None:
         a = ()
@@ -461,7 +461,7 @@ def _e_PartitionProduceResponse_v5(o, out):
 
 
 def _e_TopicProduceResponse_v5(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partition_responses
     if a is None:
         a = ()
@@ -552,7 +552,7 @@ def _e_PartitionProduceResponse_v8(o, out):
 
 
 def _e_TopicProduceResponse_v8(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partition_responses
     if a is None:
         a = ()
@@ -649,7 +649,7 @@ def _e_PartitionProduceResponse_v9(o, out):
 
 
 def _e_TopicProduceResponse_v9(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partition_responses
     if a is None:
         a = ()
@@ -701,7 +701,10 @@ def _d_PartitionProduceResponse_v10(buf, pos):
             raise DecodeError('tagged field runs past the end of the buffer')
         if tag == 0:
             o.current_leader, pos = _d_LeaderIdAndEpoch_v10(buf, pos)
-        pos = end
+        else:
+            pos = end
+        if pos != end:
+            raise DecodeError('a tagged field does not match its size')
     return o, pos
 
 
@@ -761,7 +764,10 @@ def _d_ProduceResponse_v10(buf, pos):
                 e, pos = _d_NodeEndpoint_v10(buf, pos)
                 a.append(e)
             o.node_endpoints = a
-        pos = end
+        else:
+            pos = end
+        if pos != end:
+            raise DecodeError('a tagged field does not match its size')
     return o, pos
 
 
@@ -788,7 +794,7 @@ def _e_PartitionProduceResponse_v10(o, out):
 
 
 def _e_TopicProduceResponse_v10(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partition_responses
     if a is None:
         a = ()
@@ -800,7 +806,7 @@ def _e_TopicProduceResponse_v10(o, out):
 
 def _e_NodeEndpoint_v10(o, out):
     out += _S1.pack(o.node_id)
-    write_compact_string(out, o.host)
+    write_compact_string(out, o.host or "")
     out += _S1.pack(o.port)
     write_compact_string(out, o.rack)
     out.append(0)

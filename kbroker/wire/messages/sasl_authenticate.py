@@ -45,7 +45,7 @@ def _d_SaslAuthenticateRequest_v0(buf, pos):
 
 
 def _e_SaslAuthenticateRequest_v0(o, out):
-    write_bytes(out, o.auth_bytes)
+    write_bytes(out, o.auth_bytes or b"")
 
 
 def _d_SaslAuthenticateRequest_v2(buf, pos):
@@ -56,7 +56,7 @@ def _d_SaslAuthenticateRequest_v2(buf, pos):
 
 
 def _e_SaslAuthenticateRequest_v2(o, out):
-    write_compact_bytes(out, o.auth_bytes)
+    write_compact_bytes(out, o.auth_bytes or b"")
     out.append(0)
 
 
@@ -73,7 +73,7 @@ def _d_SaslAuthenticateResponse_v0(buf, pos):
 def _e_SaslAuthenticateResponse_v0(o, out):
     out += _S0.pack(o.error_code)
     write_string(out, o.error_message)
-    write_bytes(out, o.auth_bytes)
+    write_bytes(out, o.auth_bytes or b"")
 
 
 def _d_SaslAuthenticateResponse_v1(buf, pos):
@@ -90,7 +90,7 @@ def _d_SaslAuthenticateResponse_v1(buf, pos):
 def _e_SaslAuthenticateResponse_v1(o, out):
     out += _S0.pack(o.error_code)
     write_string(out, o.error_message)
-    write_bytes(out, o.auth_bytes)
+    write_bytes(out, o.auth_bytes or b"")
     out += _S1.pack(o.session_lifetime_ms)
 
 
@@ -109,7 +109,7 @@ def _d_SaslAuthenticateResponse_v2(buf, pos):
 def _e_SaslAuthenticateResponse_v2(o, out):
     out += _S0.pack(o.error_code)
     write_compact_string(out, o.error_message)
-    write_compact_bytes(out, o.auth_bytes)
+    write_compact_bytes(out, o.auth_bytes or b"")
     out += _S1.pack(o.session_lifetime_ms)
     out.append(0)
 

@@ -42,7 +42,7 @@ def _d_SaslHandshakeRequest_v0(buf, pos):
 
 
 def _e_SaslHandshakeRequest_v0(o, out):
-    write_string(out, o.mechanism)
+    write_string(out, o.mechanism or "")
 
 
 def _d_SaslHandshakeResponse_v0(buf, pos):

@@ -81,14 +81,14 @@ def _d_SyncGroupRequest_v0(buf, pos):
 
 
 def _e_SyncGroupRequestAssignment_v0(o, out):
-    write_string(out, o.member_id)
-    write_bytes(out, o.assignment)
+    write_string(out, o.member_id or "")
+    write_bytes(out, o.assignment or b"")
 
 
 def _e_SyncGroupRequest_v0(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     out += _S0.pack(o.generation_id)
-    write_string(out, o.member_id)
+    write_string(out, o.member_id or "")
     a = o.assignments
     if a is None:
         a = ()
@@ -118,9 +118,9 @@ def _d_SyncGroupRequest_v3(buf, pos):
 
 
 def _e_SyncGroupRequest_v3(o, out):
-    write_string(out, o.group_id)
+    write_string(out, o.group_id or "")
     out += _S0.pack(o.generation_id)
-    write_string(out, o.member_id)
+    write_string(out, o.member_id or "")
     write_string(out, o.group_instance_id)
     a = o.assignments
     if a is None:
@@ -160,15 +160,15 @@ def _d_SyncGroupRequest_v4(buf, pos):
 
 
 def _e_SyncGroupRequestAssignment_v4(o, out):
-    write_compact_string(out, o.member_id)
-    write_compact_bytes(out, o.assignment)
+    write_compact_string(out, o.member_id or "")
+    write_compact_bytes(out, o.assignment or b"")
     out.append(0)
 
 
 def _e_SyncGroupRequest_v4(o, out):
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_id or "")
     out += _S0.pack(o.generation_id)
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.member_id or "")
     write_compact_string(out, o.group_instance_id)
     a = o.assignments
     if a is None:
@@ -201,9 +201,9 @@ def _d_SyncGroupRequest_v5(buf, pos):
 
 
 def _e_SyncGroupRequest_v5(o, out):
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_id or "")
     out += _S0.pack(o.generation_id)
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.member_id or "")
     write_compact_string(out, o.group_instance_id)
     write_compact_string(out, o.protocol_type)
     write_compact_string(out, o.protocol_name)
@@ -229,7 +229,7 @@ def _d_SyncGroupResponse_v0(buf, pos):
 
 def _e_SyncGroupResponse_v0(o, out):
     out += _S1.pack(o.error_code)
-    write_bytes(out, o.assignment)
+    write_bytes(out, o.assignment or b"")
 
 
 def _d_SyncGroupResponse_v1(buf, pos):
@@ -244,7 +244,7 @@ def _d_SyncGroupResponse_v1(buf, pos):
 
 def _e_SyncGroupResponse_v1(o, out):
     out += _S2.pack(o.throttle_time_ms, o.error_code)
-    write_bytes(out, o.assignment)
+    write_bytes(out, o.assignment or b"")
 
 
 def _d_SyncGroupResponse_v4(buf, pos):
@@ -260,7 +260,7 @@ def _d_SyncGroupResponse_v4(buf, pos):
 
 def _e_SyncGroupResponse_v4(o, out):
     out += _S2.pack(o.throttle_time_ms, o.error_code)
-    write_compact_bytes(out, o.assignment)
+    write_compact_bytes(out, o.assignment or b"")
     out.append(0)
 
 
@@ -279,7 +279,7 @@ def _e_SyncGroupResponse_v5(o, out):
     out += _S2.pack(o.throttle_time_ms, o.error_code)
     write_compact_string(out, o.protocol_type)
     write_compact_string(out, o.protocol_name)
-    write_compact_bytes(out, o.assignment)
+    write_compact_bytes(out, o.assignment or b"")
     out.append(0)
 
 

@@ -126,7 +126,7 @@ def _e_TxnOffsetCommitRequestPartition_v0(o, out):
 
 
 def _e_TxnOffsetCommitRequestTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -136,8 +136,8 @@ def _e_TxnOffsetCommitRequestTopic_v0(o, out):
 
 
 def _e_TxnOffsetCommitRequest_v0(o, out):
-    write_string(out, o.transactional_id)
-    write_string(out, o.group_id)
+    write_string(out, o.transactional_id or "")
+    write_string(out, o.group_id or "")
     out += _S0.pack(o.producer_id, o.producer_epoch)
     a = o.topics
     if a is None:
@@ -195,7 +195,7 @@ def _e_TxnOffsetCommitRequestPartition_v2(o, out):
 
 
 def _e_TxnOffsetCommitRequestTopic_v2(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -205,8 +205,8 @@ def _e_TxnOffsetCommitRequestTopic_v2(o, out):
 
 
 def _e_TxnOffsetCommitRequest_v2(o, out):
-    write_string(out, o.transactional_id)
-    write_string(out, o.group_id)
+    write_string(out, o.transactional_id or "")
+    write_string(out, o.group_id or "")
     out += _S0.pack(o.producer_id, o.producer_epoch)
     a = o.topics
     if a is None:
@@ -267,7 +267,7 @@ def _e_TxnOffsetCommitRequestPartition_v3(o, out):
 
 
 def _e_TxnOffsetCommitRequestTopic_v3(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -278,10 +278,10 @@ def _e_TxnOffsetCommitRequestTopic_v3(o, out):
 
 
 def _e_TxnOffsetCommitRequest_v3(o, out):
-    write_compact_string(out, o.transactional_id)
-    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.transactional_id or "")
+    write_compact_string(out, o.group_id or "")
     out += _S3.pack(o.producer_id, o.producer_epoch, o.generation_id)
-    write_compact_string(out, o.member_id)
+    write_compact_string(out, o.member_id or "")
     write_compact_string(out, o.group_instance_id)
     a = o.topics
     if a is None:
@@ -333,7 +333,7 @@ def _e_TxnOffsetCommitResponsePartition_v0(o, out):
 
 
 def _e_TxnOffsetCommitResponseTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -397,7 +397,7 @@ def _e_TxnOffsetCommitResponsePartition_v3(o, out):
 
 
 def _e_TxnOffsetCommitResponseTopic_v3(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()

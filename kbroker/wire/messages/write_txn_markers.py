@@ -118,7 +118,7 @@ def _d_WriteTxnMarkersRequest_v0(buf, pos):
 
 
 def _e_WritableTxnMarkerTopic_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partition_indexes
     if a is None:
         a = ()
@@ -192,7 +192,7 @@ def _d_WriteTxnMarkersRequest_v1(buf, pos):
 
 
 def _e_WritableTxnMarkerTopic_v1(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partition_indexes
     if a is None:
         a = ()
@@ -277,7 +277,7 @@ def _e_WritableTxnMarkerPartitionResult_v0(o, out):
 
 
 def _e_WritableTxnMarkerTopicResult_v0(o, out):
-    write_string(out, o.name)
+    write_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
@@ -364,7 +364,7 @@ def _e_WritableTxnMarkerPartitionResult_v1(o, out):
 
 
 def _e_WritableTxnMarkerTopicResult_v1(o, out):
-    write_compact_string(out, o.name)
+    write_compact_string(out, o.name or "")
     a = o.partitions
     if a is None:
         a = ()
