@@ -152,3 +152,60 @@ def test_produce_values(path):
     if producer_id != -1:  # idempotent: the id our InitProducerId handed out
         assert (producer_id, producer_epoch, base_sequence) == (1000, 0, 0)
     assert b"golden value" in records
+
+
+# -- the capture script's own answers (tests/capture_golden.py) ---------------------------------------
+
+def _capture():
+    try:
+        import capture_golden
+    except ImportError:  # tests/ imported as a package
+        from tests import capture_golden
+    return capture_golden
+
+
+def _split_response(frame: bytes) -> tuple[int, bytes]:
+    (size, correlation_id) = struct.unpack_from(">ii", frame, 0)
+    assert size == len(frame) - 4
+    return correlation_id, frame[8:]
+
+
+def test_capture_answers_api_versions_above_v4_with_unsupported_version_in_a_v0_body():
+    from kbroker.wire.messages import api_versions
+
+    cap = _capture()
+    correlation_id, body = _split_response(cap.api_versions_response(7, 42))
+    assert correlation_id == 42
+    resp, end = api_versions.RESPONSE_DECODERS[0](body, 0)
+    assert end == len(body)
+    assert resp.error_code == 35  # UNSUPPORTED_VERSION
+    assert (18, 0, 4) in [(k.api_key, k.min_version, k.max_version) for k in resp.api_keys]
+
+
+@pytest.mark.parametrize("version", [0, 3, 4])
+def test_capture_advertises_the_briefed_versions(version):
+    from kbroker.wire.messages import api_versions
+
+    cap = _capture()
+    correlation_id, body = _split_response(cap.api_versions_response(version, 1))
+    resp, end = api_versions.RESPONSE_DECODERS[version](body, 0)  # header v0 even when flexible
+    assert (correlation_id, end, resp.error_code) == (1, len(body), 0)
+    got = {k.api_key: (k.min_version, k.max_version) for k in resp.api_keys}
+    assert got[0] == (0, 11) and got[1] == (4, 16) and got[2] == (1, 8)
+    assert got[3] == (0, 12) and got[18] == (0, 4)
+
+
+@pytest.mark.parametrize("version", [0, 5, 9, 12])
+def test_capture_metadata_points_back_at_itself(version):
+    from kbroker.wire.messages import metadata
+
+    cap = _capture()
+    correlation_id, body = _split_response(cap.metadata_response(version, 3, 19092))
+    if version >= 9:
+        assert body[0] == 0  # response header v1: no tagged fields
+        body = body[1:]
+    resp, end = metadata.RESPONSE_DECODERS[version](body, 0)
+    assert end == len(body)
+    assert [(b.node_id, b.host, b.port) for b in resp.brokers] == [(0, "127.0.0.1", 19092)]
+    (topic,) = resp.topics
+    assert topic.name == TOPIC and [(p.partition_index, p.leader_id) for p in topic.partitions] == [(0, 0)]
