@@ -1,0 +1,382 @@
+"""One log segment: ``<base offset, 20 digits>.log`` and its two indexes.
+
+A segment holds whole batches back to back, every batch's offsets at or above
+the segment's base offset and increasing.  In memory a segment keeps only a
+few numbers (size, next offset, largest timestamp and where it is) and its
+index entries; batch bytes are read with ``os.pread`` when asked for.
+
+Opening a segment is also its recovery: the indexes are loaded and checked
+(rebuilt from a scan of the whole segment when missing or inconsistent), then
+the batches after the last index entry are scanned, checking lengths, offsets
+and CRC32C.  The first batch that fails ends the segment: the file is
+truncated there.  That tail is what a crash can leave torn, since appends go
+through the page cache and indexes are written lazily; it is also bounded --
+``seal`` (at roll and close) indexes the last batch, so a cleanly closed
+segment's tail is a single batch.
+
+Concurrency: none; see ``base``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from crc32c import crc32c
+
+from kbroker.records.batch import ATTRIBUTES_OFFSET, HEADER, HEADER_SIZE, LOG_OVERHEAD, MAGIC
+from kbroker.storage.base import StorageError
+from kbroker.storage.index import IndexPair
+
+__all__ = ["LogSegment", "segment_file_name", "LOG_SUFFIX", "INDEX_SUFFIX", "TIME_INDEX_SUFFIX",
+           "DELETED_SUFFIX"]
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+DELETED_SUFFIX = ".deleted"
+
+_I32_MAX = 2**31 - 1
+# baseOffset, batchLength, lastOffsetDelta: what offset lookups need (27 bytes).
+_OFFSETS = struct.Struct(">qi11xi")
+_unpack_offsets = _OFFSETS.unpack_from
+_unpack_header = HEADER.unpack_from
+
+# Bytes per pread when scanning a segment (recovery, index rebuild).
+SCAN_CHUNK_BYTES = 1 << 20
+# Extra bytes a read fetches beyond max_bytes, to cover the walk from the index
+# entry to the batch asked for (about index.interval.bytes plus a batch).
+READ_SLACK_BYTES = 64 * 1024
+# Index entries held in memory before they are appended to the index files.
+# Bounds what recovery re-derives after a crash: 1024 entries is ~4 MB of log
+# at the default index.interval.bytes.
+INDEX_PERSIST_ENTRIES = 1024
+
+
+def segment_file_name(base_offset: int, suffix: str) -> str:
+    return f"{base_offset:020d}{suffix}"
+
+
+class _Window:
+    """A pread-backed window over a file, refilled as a walk moves forward."""
+
+    __slots__ = ("fd", "end", "chunk", "start", "data")
+
+    def __init__(self, fd: int, end: int, chunk: int):
+        self.fd = fd
+        self.end = end
+        self.chunk = chunk
+        self.start = 0
+        self.data = b""
+
+    def ensure(self, pos: int, n: int) -> int:
+        """Index in ``self.data`` of file position ``pos`` with ``n`` bytes
+        available after it; -1 if the file (up to ``end``) is shorter."""
+        rel = pos - self.start
+        if rel >= 0 and rel + n <= len(self.data):
+            return rel
+        if pos + n > self.end:
+            return -1
+        self.data = os.pread(self.fd, min(max(n, self.chunk), self.end - pos), pos)
+        self.start = pos
+        return 0 if len(self.data) >= n else -1
+
+
+class LogSegment:
+    __slots__ = ("directory", "base_offset", "log_path", "index", "fd", "size", "next_offset",
+                 "max_timestamp", "offset_of_max_timestamp", "bytes_since_index",
+                 "last_batch_position", "last_batch_base")
+
+    def __init__(self, directory: str, base_offset: int):
+        self.directory = directory
+        self.base_offset = base_offset
+        self.log_path = self._path(LOG_SUFFIX)
+        self.index = IndexPair(self._path(INDEX_SUFFIX), self._path(TIME_INDEX_SUFFIX))
+        self.fd = -1
+        self.size = 0
+        self.next_offset = base_offset           # last offset + 1; base offset when empty
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = -1         # last offset of the batch holding it
+        self.bytes_since_index = 0
+        self.last_batch_position = -1
+        self.last_batch_base = -1
+
+    def _path(self, suffix: str) -> str:
+        return os.path.join(self.directory, segment_file_name(self.base_offset, suffix))
+
+    def __repr__(self) -> str:
+        return f"LogSegment({self.log_path!r}, size={self.size}, next_offset={self.next_offset})"
+
+    # -- life cycle -------------------------------------------------------------
+
+    @classmethod
+    def create(cls, directory: str, base_offset: int) -> LogSegment:
+        """A new empty segment; files left over at that name are replaced."""
+        seg = cls(directory, base_offset)
+        seg.fd = os.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        seg.index.reset()  # creates both files empty
+        return seg
+
+    @classmethod
+    def open(cls, directory: str, base_offset: int, index_interval_bytes: int) -> tuple[LogSegment, list[str]]:
+        """Open and recover an existing segment; returns it and what recovery
+        had to do (empty when the segment was intact)."""
+        seg = cls(directory, base_offset)
+        seg.fd = os.open(seg.log_path, os.O_RDWR | os.O_APPEND)
+        try:
+            actions = seg._recover(index_interval_bytes)
+        except BaseException:
+            seg.close()
+            raise
+        return seg, actions
+
+    def _recover(self, interval: int) -> list[str]:
+        actions = []
+        file_size = os.fstat(self.fd).st_size
+        problem = self.index.load(file_size)
+        if problem is None and len(self.index):
+            problem = self._check_last_entry(file_size)
+        if problem is not None:
+            actions.append(f"rebuilt its indexes ({problem})")
+            self.index.reset()
+        self.size = file_size
+        while True:
+            start = self.index.positions[-1] if len(self.index) else 0
+            truncated = self._scan(start, interval, check_crc=True)
+            if truncated is not None:
+                actions.append(truncated)
+            if start and self.size <= start:
+                # The indexed batch itself was bad: drop its entry, scan from the one before.
+                self.index.truncate(len(self.index) - 1)
+                continue
+            break
+        self.index.persist()
+        return actions
+
+    def _check_last_entry(self, file_size: int) -> str | None:
+        position = self.index.positions[-1]
+        expected = self.base_offset + self.index.rel_offsets[-1]
+        data = os.pread(self.fd, HEADER_SIZE, position)
+        if len(data) < HEADER_SIZE:
+            return f"last index entry points past the log ({position})"
+        base, _length, _epoch, magic, *_ = _unpack_header(data)
+        if magic != MAGIC or base != expected:
+            return f"last index entry ({expected} at {position}) does not match the batch there"
+        return None
+
+    def _scan(self, start: int, interval: int, check_crc: bool) -> str | None:
+        """Walk batches from ``start`` (0 or an indexed position) to the end of
+        the file, re-deriving index entries, next offset and max timestamp.
+        Truncates the file at the first bad batch; returns what it did."""
+        index = self.index
+        base_offset = self.base_offset
+        if start:
+            max_ts = index.timestamps[-1]
+            offset_of_max = base_offset + index.ts_rel_offsets[-1]
+            min_base = base_offset + index.rel_offsets[-1]
+        else:
+            max_ts = offset_of_max = -1
+            min_base = base_offset
+        next_offset = min_base
+        bytes_since = 0
+        last_pos = last_base = -1
+        end = self.size
+        window = _Window(self.fd, end, SCAN_CHUNK_BYTES)
+        pos = start
+        reason = None
+        while pos < end:
+            at = window.ensure(pos, HEADER_SIZE)
+            if at < 0:
+                reason = f"{end - pos} bytes are too few for a batch header"
+                break
+            (base, length, _epoch, magic, crc, _attrs, last_delta, _bts, batch_max_ts,
+             _pid, _pepoch, _bseq, count) = _unpack_header(window.data, at)
+            size = length + LOG_OVERHEAD
+            if magic != MAGIC:
+                reason = f"magic {magic}"
+                break
+            if length < HEADER_SIZE - LOG_OVERHEAD or pos + size > end:
+                reason = f"batch length {length} does not fit"
+                break
+            last = base + last_delta
+            if base < next_offset or last_delta < 0 or count < 0 or last - base_offset > _I32_MAX:
+                reason = f"offsets {base}..{last} out of order after {next_offset - 1}"
+                break
+            if check_crc:
+                at = window.ensure(pos, size)
+                with memoryview(window.data) as view:
+                    if crc32c(view[at + ATTRIBUTES_OFFSET:at + size]) != crc:
+                        reason = f"CRC32C mismatch in the batch at offset {base}"
+                        break
+            if batch_max_ts > max_ts:
+                max_ts = batch_max_ts
+                offset_of_max = last
+            if bytes_since > interval:
+                index.append(base - base_offset, pos, max_ts, offset_of_max - base_offset)
+                bytes_since = 0
+            bytes_since += size
+            last_pos, last_base = pos, base
+            next_offset = last + 1
+            pos += size
+        if last_pos >= 0 or not start:
+            self.next_offset = next_offset
+            self.max_timestamp = max_ts
+            self.offset_of_max_timestamp = offset_of_max
+            self.bytes_since_index = bytes_since
+            self.last_batch_position = last_pos
+            self.last_batch_base = last_base
+        if pos >= end:
+            return None
+        os.ftruncate(self.fd, pos)
+        self.size = pos
+        return f"truncated {end - pos} bytes at position {pos} ({reason})"
+
+    def seal(self) -> None:
+        """Index the last batch, write and fsync everything (at roll and close),
+        so that reopening scans one batch."""
+        last = self.last_batch_position
+        if last > 0 and (not len(self.index) or self.index.positions[-1] < last):
+            self.index.append(self.last_batch_base - self.base_offset, last, self.max_timestamp,
+                              self.offset_of_max_timestamp - self.base_offset)
+            self.bytes_since_index = self.size - last
+        self.flush()
+
+    def flush(self) -> None:
+        os.fsync(self.fd)
+        self.index.persist(fsync=True)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def delete(self) -> None:
+        """Rename the files ``.deleted``, then remove them (Kafka's order: a crash
+        in between leaves files that startup removes, never half a segment)."""
+        self.close()
+        paths = [self.log_path, self.index.offset_path, self.index.time_path]
+        renamed = []
+        for path in paths:
+            try:
+                os.replace(path, path + DELETED_SUFFIX)
+                renamed.append(path + DELETED_SUFFIX)
+            except FileNotFoundError:
+                pass
+        for path in renamed:
+            os.remove(path)
+
+    # -- writes --------------------------------------------------------------------
+
+    def append(self, data, batches, interval: int) -> int:
+        """Write ``data`` (whole batches described by ``batches``, see
+        ``base.split_batches``) in one write; returns its position."""
+        position = self.size
+        try:
+            view = memoryview(data)
+            written = os.write(self.fd, view)
+            while written < len(view):  # regular files write fully unless the disk is full
+                written += os.write(self.fd, view[written:])
+        except BaseException:
+            # Leave no partial batch behind: the next append would follow it.
+            os.ftruncate(self.fd, position)
+            raise
+        index = self.index
+        for rel_pos, size, base, last, batch_max_ts in batches:
+            pos = position + rel_pos
+            if batch_max_ts > self.max_timestamp:
+                self.max_timestamp = batch_max_ts
+                self.offset_of_max_timestamp = last
+            if self.bytes_since_index > interval:
+                index.append(base - self.base_offset, pos, self.max_timestamp,
+                             self.offset_of_max_timestamp - self.base_offset)
+                self.bytes_since_index = 0
+            self.bytes_since_index += size
+            self.last_batch_position = pos
+            self.last_batch_base = base
+            self.next_offset = last + 1
+        self.size = position + len(view)
+        if index.pending >= INDEX_PERSIST_ENTRIES:
+            index.persist()
+        return position
+
+    def truncate_from(self, offset: int, interval: int) -> int | None:
+        """Drop the batches whose last offset is >= ``offset``; returns the base
+        offset of the first batch dropped, None if nothing was."""
+        pos, base = self._find_batch(offset)
+        if pos >= self.size:
+            return None
+        os.ftruncate(self.fd, pos)
+        self.size = pos
+        kept = 0
+        positions = self.index.positions
+        while kept < len(positions) and positions[kept] < pos:
+            kept += 1
+        self.index.truncate(kept)
+        self._scan(self.index.positions[-1] if kept else 0, interval, check_crc=False)
+        return base
+
+    # -- reads ---------------------------------------------------------------------
+
+    def _find_batch(self, offset: int, window: _Window | None = None) -> tuple[int, int]:
+        """``(position, base offset)`` of the first batch whose last offset is
+        >= ``offset``; position == size when there is none."""
+        pos = self.index.position_for(offset - self.base_offset) if offset > self.base_offset else 0
+        if window is None:
+            window = _Window(self.fd, self.size, SCAN_CHUNK_BYTES)
+        end = self.size
+        while pos < end:
+            at = window.ensure(pos, _OFFSETS.size)
+            if at < 0:
+                raise StorageError(f"{self.log_path} is shorter than its recorded size {end}")
+            base, length, last_delta = _unpack_offsets(window.data, at)
+            if base + last_delta >= offset:
+                return pos, base
+            pos += length + LOG_OVERHEAD
+        return end, -1
+
+    def read(self, offset: int, max_bytes: int, min_one_batch: bool) -> tuple[memoryview | None, bool]:
+        """Whole batches from the one holding ``offset`` within ``max_bytes``
+        (at least one if ``min_one_batch``).  Returns ``(bytes or None, full)``,
+        ``full`` meaning a batch did not fit, so the caller should stop."""
+        end = self.size
+        window = _Window(self.fd, end, max(max_bytes, 0) + READ_SLACK_BYTES)
+        start, _base = self._find_batch(offset, window)
+        pos = start
+        total = 0
+        full = False
+        while pos < end:
+            at = window.ensure(pos, _OFFSETS.size)
+            if at < 0:
+                raise StorageError(f"{self.log_path} is shorter than its recorded size {end}")
+            size = _unpack_offsets(window.data, at)[1] + LOG_OVERHEAD
+            if total + size > max_bytes and (total or not min_one_batch):
+                full = True
+                break
+            total += size
+            pos += size
+        if not total:
+            return None, full
+        at = window.ensure(start, total)
+        if at < 0:
+            raise StorageError(f"{self.log_path} is shorter than its recorded size {end}")
+        return memoryview(window.data)[at:at + total], full
+
+    def find_batch_by_timestamp(self, timestamp_ms: int, min_offset: int) -> bytes | None:
+        """The first batch with maxTimestamp >= ``timestamp_ms`` and last offset
+        >= ``min_offset``, or None."""
+        pos = self.index.position_for_timestamp(timestamp_ms)
+        if min_offset > self.base_offset:
+            pos = max(pos, self.index.position_for(min_offset - self.base_offset))
+        end = self.size
+        window = _Window(self.fd, end, READ_SLACK_BYTES)
+        while pos < end:
+            at = window.ensure(pos, HEADER_SIZE)
+            if at < 0:
+                raise StorageError(f"{self.log_path} is shorter than its recorded size {end}")
+            base, length, _e, _m, _c, _a, last_delta, _bts, batch_max_ts, *_ = _unpack_header(window.data, at)
+            size = length + LOG_OVERHEAD
+            if batch_max_ts >= timestamp_ms and base + last_delta >= min_offset:
+                at = window.ensure(pos, size)
+                return window.data[at:at + size]
+            pos += size
+        return None
