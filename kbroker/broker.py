@@ -22,6 +22,9 @@ from pathlib import Path
 from .config import TOPIC_DEFAULT_KEYS, BrokerConfig, apply_settings
 from .metadata import FileMetadataStore, MemoryMetadataStore
 from .producer_ids import ProducerIdManager
+from .control import Control, ControlClient, RequestLog
+from .control_http import ControlHttpServer
+from .faults import Faults
 from .server import KafkaServer
 from .topic_config import TOPIC_CONFIGS
 from .topics import TopicManager
@@ -31,14 +34,35 @@ log = logging.getLogger("kbroker")
 STATE_DIR = ".kbroker"  # inside the data directory; a topic dir is always "<name>-<n>", so no clash
 
 
+class ChangeNotifier:
+    """Wakes whoever waits for "something changed" (a record appended, a group moved): the control plane's
+    wait, which must not poll."""
+
+    def __init__(self):
+        self._waiters: list[asyncio.Future] = []
+
+    def wait(self) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        return fut
+
+    def notify(self) -> None:
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+
 class BrokerState:
     def __init__(self, config: BrokerConfig):
         self.config = config
         self.stopping = False
+        self.changes = ChangeNotifier()
         self.advertised_host = config.advertised
         self.advertised_port = config.advertised_port or config.port
         self.log_store, self.metadata_store = self._open_storage()
-        self.topics = TopicManager(self.metadata_store, self.log_store, self._topic_defaults())
+        self.topics = TopicManager(self.metadata_store, self.log_store, self._topic_defaults(), self.changes)
         self.topics.load()
         doc = self.topics.doc
         if "cluster_id" not in doc:
@@ -121,6 +145,14 @@ class BrokerState:
     def aborted_transactions(self, partition, fetch_offset: int) -> list:
         return []
 
+    # -- groups --------------------------------------------------------------
+
+    def describe_group_for_control(self, group_id: str) -> dict:
+        return {"group_id": group_id, "state": "Dead", "members": []}
+
+    def reset_groups(self) -> None:
+        pass
+
     # -- lifecycle -----------------------------------------------------------
 
     def close(self) -> None:
@@ -143,17 +175,30 @@ class _Running:
         self.server: KafkaServer | None = None
         self.host = config.host
         self.port = config.port
+        self.control: Control | None = None
+        self.control_http: ControlHttpServer | None = None
+        self.control_host: str | None = None
+        self.control_port: int | None = None
 
     async def start(self) -> None:
         self.state = BrokerState(self.config)
         self.server = KafkaServer(self.state)
+        self.server.faults = Faults()
+        self.server.request_log = RequestLog()
+        self.control = Control(self.state, self.server)
         self.host, self.port = await self.server.start(self.config.host, self.config.port)
         if self.config.advertised_port is None:
             self.state.advertised_port = self.port
+        if self.config.control_port is not None:
+            self.control_http = ControlHttpServer(self.control)
+            self.control_host, self.control_port = await self.control_http.start(self.config.control_host,
+                                                                                 self.config.control_port)
 
     async def stop(self) -> None:
         if self.state is not None:
             self.state.stopping = True
+        if self.control_http is not None:
+            await self.control_http.stop()
         if self.server is not None:
             await self.server.stop()
         if self.state is not None:
@@ -165,6 +210,8 @@ async def serve(config: BrokerConfig, ready=None) -> None:
     running = _Running(config)
     await running.start()
     print(f"kbroker listening on {running.host}:{running.port}", flush=True)
+    if running.control_port is not None:
+        log.info("control plane on http://%s:%d", running.control_host, running.control_port)
     if ready is not None:
         ready(running)
     stop = asyncio.Event()
@@ -214,6 +261,16 @@ class Broker:
     @property
     def state(self) -> BrokerState:
         return self._running.state
+
+    @property
+    def control(self) -> ControlClient:
+        """Fault injection and inspection (see control.py)."""
+        return ControlClient(self)
+
+    @property
+    def control_url(self) -> str | None:
+        r = self._running
+        return None if r.control_port is None else f"http://{r.control_host}:{r.control_port}"
 
     def start(self) -> "Broker":
         started = threading.Event()

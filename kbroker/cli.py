@@ -25,6 +25,9 @@ def _serve_parser(sub) -> None:
     p.add_argument("--config", metavar="FILE", default=None, help="a server.properties-style file of Kafka settings")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                    help="a Kafka setting, e.g. --set log.retention.ms=60000 (repeatable)")
+    p.add_argument("--control-port", type=int, default=None,
+                   help="serve the HTTP control plane (faults, inspection) on this port; 0 takes a free one")
+    p.add_argument("--control-host", default=None, help="address of the control plane (default 127.0.0.1)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 
 
@@ -45,7 +48,8 @@ def build_config(args, environ=None) -> BrokerConfig:
     except ValueError as e:
         raise SystemExit(f"kbroker: {e}") from None
     flags = {"host": args.host, "port": args.port, "data_dir": args.data_dir, "storage": args.storage,
-             "advertised_host": args.advertised_host, "num_partitions": args.num_partitions, "fsync": args.fsync}
+             "advertised_host": args.advertised_host, "num_partitions": args.num_partitions, "fsync": args.fsync,
+             "control_port": args.control_port, "control_host": args.control_host}
     for attr, value in flags.items():
         if value is not None:
             setattr(config, attr, value)

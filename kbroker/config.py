@@ -51,6 +51,8 @@ class BrokerConfig:
     transaction_max_timeout_ms: int = 900000
     transactional_id_expiration_ms: int = 604800000
     fsync: str = "never"  # always | interval | never: see the README for what each risks
+    control_host: str = "127.0.0.1"  # the HTTP control plane: loopback unless told otherwise
+    control_port: int | None = None  # None: no HTTP control plane
     # Broker-wide defaults of topic configs, by topic config name ("retention.ms": "3600000"), from the
     # log.* settings; only what was set.
     topic_defaults: dict[str, str] = field(default_factory=dict)

@@ -32,9 +32,10 @@ from .records.record import decode_records, record_for_timestamp
 
 
 class Partition:
-    __slots__ = ("topic", "index", "log", "leader_epoch", "_waiters", "producers")
+    __slots__ = ("topic", "index", "log", "leader_epoch", "_waiters", "producers", "changes")
 
-    def __init__(self, topic, index: int, log, leader_epoch: int = 0):
+    def __init__(self, topic, index: int, log, leader_epoch: int = 0, changes=None):
+        self.changes = changes
         self.topic = topic  # the Topic this partition belongs to
         self.index = index
         self.log = log
@@ -148,10 +149,13 @@ class Partition:
         return fut
 
     def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+        if self.changes is not None:
+            self.changes.notify()
 
     def discard_waiter(self, fut: asyncio.Future) -> None:
         try:

@@ -77,7 +77,8 @@ class Topic:
 class TopicManager:
     """All topics of the broker; persisted through the metadata store on every change."""
 
-    def __init__(self, metadata_store, log_store, defaults: dict[str, str]):
+    def __init__(self, metadata_store, log_store, defaults: dict[str, str], changes=None):
+        self.changes = changes  # notified on every append (the control plane's wait)
         self.metadata_store = metadata_store
         self.log_store = log_store
         self.defaults = defaults
@@ -96,7 +97,7 @@ class TopicManager:
         cfg = topic.log_config()
         for i in range(len(topic.partitions), count):
             plog = self.log_store.open_log(topic.name, topic.topic_id, i, cfg)
-            topic.partitions.append(Partition(topic, i, plog))
+            topic.partitions.append(Partition(topic, i, plog, changes=self.changes))
 
     def _index(self, topic: Topic) -> None:
         self.by_name[topic.name] = topic

@@ -18,6 +18,7 @@ class BrokerProcess:
         self.host = "127.0.0.1"
         self.port = 0
         self.stderr_lines: list[str] = []
+        self._stderr_cond = threading.Condition()
 
     @property
     def bootstrap_servers(self) -> str:
@@ -52,7 +53,24 @@ class BrokerProcess:
 
     def _drain_stderr(self, proc) -> None:
         for line in proc.stderr:
-            self.stderr_lines.append(line)
+            with self._stderr_cond:
+                self.stderr_lines.append(line)
+                self._stderr_cond.notify_all()
+
+    def wait_for_stderr(self, pattern: str, timeout: float = 10.0):
+        """The first match of the regular expression in the broker's log, waiting for it to be written."""
+        import re
+
+        rx = re.compile(pattern)
+        with self._stderr_cond:
+            def found():
+                return next((m for m in map(rx.search, self.stderr_lines) if m), None)
+
+            self._stderr_cond.wait_for(lambda: found() is not None, timeout)
+            m = found()
+        if m is None:
+            raise AssertionError(f"no {pattern!r} in the broker's log:\n{''.join(self.stderr_lines)}")
+        return m
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM, as a service manager would; returns the exit code."""

@@ -1,0 +1,120 @@
+"""The HTTP control plane, driven with plain HTTP requests against a kbroker process."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from brokerproc import BrokerProcess
+from kbroker.admin import AdminConnection
+from kbroker.records.builder import simple_batch
+from kbroker.wire.messages import produce
+from rawclient import RawClient
+
+
+def _http(method: str, url: str, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+@pytest.fixture
+def proc(tmp_path):
+    b = BrokerProcess(tmp_path / "data", "--control-port", "0", "--storage", "memory")
+    b.start()
+    b.control_url = b.wait_for_stderr(r"control plane on (http://\S+)").group(1)
+    yield b
+    b.kill()
+
+
+def _produce(b, topic: str, values: list[bytes], keys=None):
+    c = RawClient(b.host, b.port)
+    P = produce.ProduceRequest
+    req = P(acks=1, timeout_ms=1000, topic_data=[P.TopicProduceData(name=topic, partition_data=[
+        P.PartitionProduceData(index=0, records=bytes(simple_batch(*values, keys=keys)))])])
+    resp = c.request(0, 9, req)
+    c.close()
+    return resp.responses[0].partition_responses[0]
+
+
+def test_health_and_unknown_route(proc):
+    assert _http("GET", proc.control_url + "/health")[0] == 200
+    assert _http("GET", proc.control_url + "/nope")[0] == 404
+
+
+def test_faults_error_then_recovery(proc):
+    url = proc.control_url
+    status, rule = _http("POST", url + "/faults", {"api": "Produce", "error_code": 6, "count": 2, "topic": "f"})
+    assert status == 200 and rule["api_key"] == 0
+    assert _http("GET", url + "/faults")[1][0]["count"] == 2
+    assert _produce(proc, "f", [b"a"]).error_code == 6  # NOT_LEADER_OR_FOLLOWER
+    assert _produce(proc, "other", [b"a"]).error_code == 0  # another topic does not match
+    assert _produce(proc, "f", [b"a"]).error_code == 6
+    assert _http("GET", url + "/faults")[1] == []
+    ok = _produce(proc, "f", [b"a"])
+    assert ok.error_code == 0 and ok.base_offset == 0  # the refused attempts wrote nothing
+
+
+def test_fault_by_api_key_and_clear(proc):
+    url = proc.control_url
+    _http("POST", url + "/faults", {"api": 0, "error_code": 7, "count": 5})
+    assert _http("DELETE", url + "/faults")[0] == 200
+    assert _produce(proc, "g", [b"a"]).error_code == 0
+
+
+def test_disconnect_fault(proc):
+    _http("POST", proc.control_url + "/faults", {"api": "Metadata", "disconnect": True})
+    c = RawClient(proc.host, proc.port)
+    from kbroker.wire.messages import metadata
+
+    c.send_bytes(c.frame(3, 1, metadata.MetadataRequest(topics=None)))
+    assert c.read_frame() is None  # closed instead of answered
+    with AdminConnection(proc.bootstrap_servers) as admin:
+        assert admin.list_topics() == []  # the next one is answered
+
+
+def test_bad_fault_specs(proc):
+    url = proc.control_url
+    assert _http("POST", url + "/faults", {"api": "NoSuchApi", "error_code": 1})[0] == 400
+    assert _http("POST", url + "/faults", {"api": "Produce"})[0] == 400
+    assert _http("POST", url + "/faults", {"api": "Produce", "error_code": 1, "delay_ms": 5})[0] == 400
+
+
+def test_records_are_decoded(proc):
+    _produce(proc, "r", [b"hello", b"\xff\xfe"], keys=[b"k1", None])
+    status, recs = _http("GET", proc.control_url + "/topics/r/records?partition=0&offset=0&limit=10")
+    assert status == 200
+    assert [r["offset"] for r in recs] == [0, 1]
+    assert recs[0]["key"] == {"encoding": "utf-8", "data": "k1"}
+    assert recs[0]["value"] == {"encoding": "utf-8", "data": "hello"}
+    assert recs[1]["key"] is None and recs[1]["value"] == {"encoding": "base64", "data": "//4="}
+    assert _http("GET", proc.control_url + "/topics/missing/records")[0] == 404
+
+
+def test_requests_log(proc):
+    with AdminConnection(proc.bootstrap_servers, client_id="inspect-me") as admin:
+        admin.list_topics()
+    status, reqs = _http("GET", proc.control_url + "/requests?limit=10")
+    assert status == 200
+    assert any(r["client_id"] == "inspect-me" and r["api"] == "Metadata" for r in reqs)
+
+
+def test_wait_for_records_and_timeout(proc):
+    url = proc.control_url
+    assert _http("POST", url + "/wait", {"topic": "w", "records": 1, "timeout_ms": 50})[0] == 408
+    _produce(proc, "w", [b"x", b"y"])
+    assert _http("POST", url + "/wait", {"topic": "w", "records": 2, "timeout_ms": 5000})[0] == 200
+
+
+def test_reset_deletes_topics(proc):
+    _produce(proc, "z", [b"x"])
+    assert _http("POST", proc.control_url + "/reset")[0] == 200
+    with AdminConnection(proc.bootstrap_servers) as admin:
+        assert admin.list_topics() == []
