@@ -125,8 +125,9 @@ class IndexPair:
             with open(path, "wb"):
                 pass
 
-    def load(self, log_size: int) -> str | None:
-        """Read both files; returns None if they are usable, else why not.
+    def load(self, log_size: int) -> tuple[str | None, int]:
+        """Read both files; returns (None if they are usable, else why not;
+        how many entries past the end of the log were dropped).
 
         Usable means: whole entries, offsets and positions strictly increasing,
         timestamps and their offsets non-decreasing.  Not errors, but trimmed:
@@ -141,22 +142,24 @@ class IndexPair:
             with open(self.time_path, "rb") as f:
                 time_data = f.read()
         except FileNotFoundError as exc:
-            return f"{os.path.basename(exc.filename)} is missing"
+            return f"{os.path.basename(exc.filename)} is missing", 0
         n = min(len(offset_data) // _OFFSET_ENTRY.size, len(time_data) // _TIME_ENTRY.size)
         # Position 0 is never indexed: the first batch of a segment is found without one.
         previous_offset, previous_position = -1, 0
         previous_ts = previous_ts_offset = -(2**63)
+        dropped = 0
         for i in range(n):
             rel, position = _OFFSET_ENTRY.unpack_from(offset_data, i * _OFFSET_ENTRY.size)
             ts, ts_rel = _TIME_ENTRY.unpack_from(time_data, i * _TIME_ENTRY.size)
             if position >= log_size:
-                # Entries for batches a crash (or recovery) cut from the log: drop them.
+                # Entries for batches the log no longer has (a crash lost its tail).
+                dropped = n - i
                 n = i
                 break
             if rel <= previous_offset or position <= previous_position:
-                return f"offset index entry {i} ({rel}, {position}) is out of order"
+                return f"offset index entry {i} ({rel}, {position}) is out of order", 0
             if ts < previous_ts or ts_rel < previous_ts_offset or ts_rel < 0:
-                return f"time index entry {i} ({ts}, {ts_rel}) is out of order"
+                return f"time index entry {i} ({ts}, {ts_rel}) is out of order", 0
             previous_offset, previous_position = rel, position
             previous_ts, previous_ts_offset = ts, ts_rel
             self.append(rel, position, ts, ts_rel)
@@ -166,7 +169,7 @@ class IndexPair:
             os.truncate(self.offset_path, n * _OFFSET_ENTRY.size)
         if len(time_data) != n * _TIME_ENTRY.size:
             os.truncate(self.time_path, n * _TIME_ENTRY.size)
-        return None
+        return None, dropped
 
 
 def _append_file(path: str, data: bytes, fsync: bool) -> None:

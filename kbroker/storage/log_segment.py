@@ -133,7 +133,9 @@ class LogSegment:
     def _recover(self, interval: int) -> list[str]:
         actions = []
         file_size = os.fstat(self.fd).st_size
-        problem = self.index.load(file_size)
+        problem, dropped = self.index.load(file_size)
+        if dropped:
+            actions.append(f"dropped {dropped} index entries past the end of the log")
         if problem is None and len(self.index):
             problem = self._check_last_entry(file_size)
         if problem is not None:
