@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 
+from . import cli_tools
 from .config import BrokerConfig, apply_settings, read_properties, settings_from_env
 
 
@@ -60,10 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="kbroker", description="A Kafka-compatible broker for tests and laptops")
     sub = ap.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
+    cli_tools.add_parsers(sub)
     args = ap.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
-    return 2
+    return cli_tools.run(args)
 
 
 def _serve(args) -> int:
