@@ -207,13 +207,15 @@ def validate_batches(buf, *, from_client: bool = True) -> list[tuple[int, BatchH
     if end == 0:
         raise InvalidRecordError("no record batches")
     result = []
+    append = result.append
     pos = 0
     with view:
         while pos < end:
-            if end - pos < MAGIC_OFFSET + 1:
-                raise CorruptRecordError(
-                    f"{end - pos} bytes at position {pos} are too few for a batch header")
-            batch_length, magic = _LENGTH_MAGIC.unpack_from(view, pos + LENGTH_OFFSET)
+            if end - pos < HEADER_SIZE:
+                _refuse_short(view, pos, end)
+            fields = _unpack_header(view, pos)
+            (_base, batch_length, _epoch, magic, crc, attributes, last_delta, _base_ts, _max_ts,
+             producer_id, _producer_epoch, base_sequence, count) = fields
             if magic != MAGIC:
                 raise InvalidRecordError(
                     f"record batch at position {pos} has magic {magic}; only magic 2 is supported")
@@ -224,35 +226,45 @@ def validate_batches(buf, *, from_client: bool = True) -> list[tuple[int, BatchH
             if pos + size > end:
                 raise CorruptRecordError(
                     f"batch at position {pos} claims {size} bytes but only {end - pos} remain")
-            header = BatchHeader._make(_unpack_header(view, pos))
-            if crc32c(view[pos + ATTRIBUTES_OFFSET:pos + size]) != header.crc:
+            if crc32c(view[pos + ATTRIBUTES_OFFSET:pos + size]) != crc:
                 raise CorruptRecordError(f"CRC32C mismatch in batch at position {pos}")
-            _check_header(header, pos, from_client)
-            result.append((pos, header))
+            if count < 0:
+                raise CorruptRecordError(f"negative record count {count} at position {pos}")
+            if last_delta < 0:
+                raise CorruptRecordError(f"negative lastOffsetDelta {last_delta} at position {pos}")
+            if attributes & COMPRESSION_MASK > MAX_CODEC:
+                raise InvalidRecordError(f"unknown compression codec {attributes & COMPRESSION_MASK}")
+            if from_client:
+                _check_client_batch(pos, attributes, last_delta, count, producer_id, base_sequence)
+            append((pos, _new_tuple(BatchHeader, fields)))
             pos += size
     return result
 
 
-def _check_header(h: BatchHeader, pos: int, from_client: bool) -> None:
-    if h.record_count < 0:
-        raise CorruptRecordError(f"negative record count {h.record_count} at position {pos}")
-    if h.last_offset_delta < 0:
-        raise CorruptRecordError(f"negative lastOffsetDelta {h.last_offset_delta} at position {pos}")
-    if h.attributes & COMPRESSION_MASK > MAX_CODEC:
-        raise InvalidRecordError(f"unknown compression codec {h.attributes & COMPRESSION_MASK}")
-    if not from_client:
-        return
+_new_tuple = tuple.__new__
+
+
+def _refuse_short(view, pos: int, end: int) -> None:
+    """Fewer bytes than a v2 header remain: old magic is invalid, anything else corrupt."""
+    if end - pos > MAGIC_OFFSET:
+        batch_length, magic = _LENGTH_MAGIC.unpack_from(view, pos + LENGTH_OFFSET)
+        if magic != MAGIC:
+            raise InvalidRecordError(
+                f"record batch at position {pos} has magic {magic}; only magic 2 is supported")
+    raise CorruptRecordError(f"{end - pos} bytes at position {pos} are too few for a batch header")
+
+
+def _check_client_batch(pos, attributes, last_delta, count, producer_id, base_sequence) -> None:
     # Kafka's LogValidator.validateBatch for AppendOrigin.CLIENT.
-    if h.record_count == 0:
+    if count == 0:
         raise InvalidRecordError(f"batch at position {pos} has no records")
-    if h.last_offset_delta + 1 != h.record_count:
+    if last_delta + 1 != count:
         raise InvalidRecordError(
-            f"batch at position {pos} has {h.record_count} records but an offset range of "
-            f"{h.last_offset_delta + 1}")
-    if h.attributes & CONTROL_MASK:
+            f"batch at position {pos} has {count} records but an offset range of {last_delta + 1}")
+    if attributes & CONTROL_MASK:
         raise InvalidRecordError("clients may not write control batches")
-    if h.producer_id != NO_PRODUCER_ID and h.base_sequence < 0:
-        raise InvalidRecordError(f"batch with producer id {h.producer_id} has no sequence number")
+    if producer_id != NO_PRODUCER_ID and base_sequence < 0:
+        raise InvalidRecordError(f"batch with producer id {producer_id} has no sequence number")
 
 
 # -- in-place edits ------------------------------------------------------------
