@@ -158,6 +158,30 @@ def test_requests_wait_for_the_load():
     assert coord.fetch_offsets("g", [("t", 0)]).offsets == {("t", 0): OffsetAndMetadata(42, -1, "")}
 
 
+def test_on_the_real_clock_inside_a_loop():
+    # What the broker does: the coordinator built and loaded on the running loop, requests from tasks.
+    async def main():
+        coord = GroupCoordinator(AsyncioClock(), {"group.min.session.timeout.ms": 10})
+        coord.load()
+        a = await join(coord, client="a", session=10_000)
+        b_join = asyncio.ensure_future(join(coord, client="b", session=10_000))
+        await asyncio.sleep(0)
+        assert coord.heartbeat("g", a.generation_id, a.member_id, None) == G.REBALANCE_IN_PROGRESS
+        a2 = await join(coord, a.member_id, session=10_000)
+        b = await b_join
+        assert a2.generation_id == b.generation_id == 2
+        followers = asyncio.ensure_future(sync(coord, 2, b.member_id))
+        assert (await sync(coord, 2, a.member_id, {b.member_id: b"for-b"})).error_code == G.NONE
+        assert (await followers).assignment == b"for-b"
+        # A short session really expires on the loop's timer.
+        c = await join(coord, group="short", session=20, rebalance=20)
+        await asyncio.sleep(0.1)
+        assert coord.heartbeat("short", c.generation_id, c.member_id, None) == G.UNKNOWN_MEMBER_ID
+        coord.close()
+
+    asyncio.run(main())
+
+
 # -- one member -----------------------------------------------------------------------------------------------------
 
 
@@ -685,7 +709,7 @@ def test_a_static_member_rejoining_while_completing_restarts_the_rebalance():
     assert ok(new).generation_id == 2
 
 
-def test_static_members_that_do_not_rejoin_stay_until_their_session_ends():
+def test_static_members_that_do_not_rejoin_stay_in_the_new_generation():
     clock, coord = coordinator()
     gen, leader, (a, b), _ = stable_group(coord, 2, instances=["i-a", "i-b"], rebalance=5_000)
     ra = join(coord, a, instance="i-a", session=60_000, rebalance=5_000)
@@ -693,7 +717,7 @@ def test_static_members_that_do_not_rejoin_stay_until_their_session_ends():
     result = ok(ra)  # completed by the rebalance timeout, with b still a member
     assert [m.member_id for m in result.members] == [a, b]
     ok(sync(coord, result.generation_id, a, {a: b"x", b: b"y"}, instance="i-a"))
-    clock.advance(SESSION_MS - 5_000 - 1)  # b last heard of at t=0
+    clock.advance(5_000 - 1)  # b never syncs: it goes when the sync deadline (the rebalance timeout) passes
     assert [m.member_id for m in coord.describe_group("g").members] == [a, b]
     clock.advance(1)
     assert [m.member_id for m in coord.describe_group("g").members] == [a]
@@ -738,8 +762,8 @@ def test_describe_and_list_groups():
     assert (desc.state, desc.protocol_type, desc.protocol) == ("PreparingRebalance", "consumer", "")
     assert all(m.metadata == b"" and m.assignment == b"" for m in desc.members)
     groups = coord.list_groups().groups
-    assert sorted(groups) == [("c", "consumer", "PreparingRebalance", "classic"), ("s", "consumer", "Stable", "classic"),
-                              ("simple", "", "Empty", "classic")]
+    assert sorted(groups) == [("c", "consumer", "PreparingRebalance", "classic"),
+                              ("s", "consumer", "Stable", "classic"), ("simple", "", "Empty", "classic")]
     assert [g.group_id for g in coord.list_groups(["stable", "Empty"]).groups] == ["s", "simple"]
     assert coord.list_groups(types_filter=["consumer"]).groups == []
 

@@ -7,10 +7,10 @@ kbroker keeps the same facts behind a small domain interface, `OffsetStore`, wit
 * `MemoryOffsetStore`: nothing survives the process.
 * `FileOffsetStore`: an append-only journal. Every operation is one record, appended with a single write and, with
   `fsync=True`, flushed to disk before the call returns, so an acknowledged commit survives kill -9 and power loss (with
-  `fsync=False` it survives kill -9 only: the bytes are in the page cache). Start-up replays the journal and truncates a
-  torn tail: a record cut short or failing its CRC32C ends the journal, like Kafka's log recovery. When the file grows past
-  `compact_ratio` times the size of the live data as of the last rewrite (Redis rewrites its AOF on the same rule), the
-  live state is written to a temporary file that replaces the journal by rename, so a crash leaves the old or the new
+  `fsync=False` it survives kill -9 only: the bytes are in the page cache). Start-up replays the journal and truncates
+  a torn tail: a record cut short or failing its CRC32C ends the journal, like Kafka's log recovery. When the file grows
+  past `compact_ratio` times the size of the live data as of the last rewrite (Redis rewrites its AOF on the same rule),
+  the live state is written to a temporary file that replaces the journal by rename, so a crash leaves the old or the new
   journal, never a mix.
 
 Journal format, version 1:
