@@ -138,9 +138,9 @@ class BrokerState:
 
     # -- records -------------------------------------------------------------
 
-    def append_records(self, partition, records, request) -> tuple[int, int]:
+    def append_records(self, partition, records, request, version: int) -> tuple[int, int]:
         topic = partition.topic
-        return partition.append(records, topic.max_message_bytes, topic.log_append_time)
+        return partition.append(records, topic.max_message_bytes, topic.log_append_time, produce_version=version)
 
     def aborted_transactions(self, partition, fetch_offset: int) -> list:
         return []

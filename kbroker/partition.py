@@ -27,6 +27,7 @@ from .records.batch import (
     validate_batches,
 )
 from .producer_state import ProducerStateManager
+from .records.compression import ZSTD
 from .records.errors import CorruptRecordError, InvalidRecordError
 from .records.record import decode_records, record_for_timestamp
 
@@ -81,10 +82,13 @@ class Partition:
 
     # -- produce -------------------------------------------------------------
 
-    def append(self, records, max_message_bytes: int, log_append_time: bool) -> tuple[int, int]:
+    def append(self, records, max_message_bytes: int, log_append_time: bool,
+               produce_version: int | None = None) -> tuple[int, int]:
         """Append a producer's record batches; returns (base offset, log append time or -1).
 
-        Raises KafkaError with CORRUPT_MESSAGE, INVALID_RECORD or MESSAGE_TOO_LARGE; nothing is written then.
+        Raises KafkaError with CORRUPT_MESSAGE, INVALID_RECORD, UNSUPPORTED_COMPRESSION_TYPE or
+        MESSAGE_TOO_LARGE; nothing is written then. ``produce_version`` applies the Produce request's own
+        rules (Kafka's ProduceRequest.validateRecords): exactly one batch per partition, zstd from v7.
         """
         if records is None or len(records) == 0:
             raise KafkaError(ErrorCode.INVALID_RECORD, "Produce requests must have at least one record batch")
@@ -94,6 +98,13 @@ class Partition:
             raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(e)) from None
         except InvalidRecordError as e:
             raise KafkaError(ErrorCode.INVALID_RECORD, str(e)) from None
+        if produce_version is not None:
+            if len(batches) != 1:
+                raise KafkaError(ErrorCode.INVALID_RECORD, f"Produce requests with version {produce_version} are "
+                                 "only allowed to contain exactly one record batch per partition")
+            if produce_version < 7 and batches[0][1].compression == ZSTD:
+                raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, f"Produce requests with version "
+                                 f"{produce_version} are not allowed to use ZStandard compression")
         for _pos, h in batches:
             if h.batch_length + 12 > max_message_bytes:
                 raise KafkaError(
@@ -138,10 +149,10 @@ class Partition:
 
     # -- fetch ---------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> list:
-        """Whole batches from the one containing ``offset``; at least one if there is one (KIP-74)."""
-        chunks = self.log.read(offset, max_bytes)
-        return chunks
+    def read(self, offset: int, max_bytes: int, min_one_batch: bool = True) -> list:
+        """Whole batches from the one containing ``offset``; with ``min_one_batch``, at least one even if
+        it is larger than ``max_bytes`` (KIP-74: the first partition of a Fetch response that has data)."""
+        return self.log.read(offset, max_bytes, min_one_batch=min_one_batch)
 
     def wait_for_append(self) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
@@ -179,7 +190,7 @@ class Partition:
     def max_timestamp(self) -> tuple[int, int]:
         """(timestamp, offset) of the record with the largest timestamp (KIP-734); (-1, -1) when empty."""
         ts, batch_offset = self.log.max_timestamp()
-        if ts < 0 or batch_offset < 0:
+        if ts < 0 or batch_offset < self.log_start_offset:
             return -1, -1
         for chunk in self.log.read(batch_offset, 1):
             for pos, _h in iter_batches(chunk):

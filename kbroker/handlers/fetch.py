@@ -84,10 +84,9 @@ def _build(ctx, req, targets):
                     err = ErrorCode.OFFSET_OUT_OF_RANGE
                 elif offset < limit:
                     max_bytes = min(fp.partition_max_bytes, remaining)
-                    if first_with_data:
-                        max_bytes = max(max_bytes, 1)  # KIP-74: at least one batch
-                    if max_bytes > 0:
-                        chunks = p.read(offset, max_bytes, limit)
+                    if max_bytes > 0 or first_with_data:
+                        # KIP-74: the first partition with data returns at least one whole batch.
+                        chunks = p.read(offset, max_bytes, min_one_batch=first_with_data)
                         size = sum(len(c) for c in chunks)
                         if size:
                             records = chunks
