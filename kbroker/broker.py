@@ -19,6 +19,10 @@ import threading
 import uuid
 from pathlib import Path
 
+from .clock import AsyncioClock
+from .consumer_protocol import decode_consumer_assignment
+from .coordinator.group import GroupConfig, GroupCoordinator
+from .coordinator.offsets import FileOffsetStore, MemoryOffsetStore
 from .config import TOPIC_DEFAULT_KEYS, BrokerConfig, apply_settings
 from .metadata import FileMetadataStore, MemoryMetadataStore
 from .producer_ids import ProducerIdManager
@@ -70,6 +74,28 @@ class BrokerState:
             self.topics.save_doc()
         self.cluster_id = doc["cluster_id"]
         self.producer_ids = ProducerIdManager(self.topics)
+        self.transactions_enabled = False
+        self.groups = GroupCoordinator(AsyncioClock(), self._group_config(), self._offset_store())
+        self.groups.load()
+
+    def _group_config(self) -> GroupConfig:
+        c = self.config
+        return GroupConfig(
+            group_min_session_timeout_ms=c.group_min_session_timeout_ms,
+            group_max_session_timeout_ms=c.group_max_session_timeout_ms,
+            group_initial_rebalance_delay_ms=c.group_initial_rebalance_delay_ms,
+            group_max_size=c.group_max_size,
+            offsets_retention_minutes=c.offsets_retention_minutes,
+            offsets_retention_check_interval_ms=c.offsets_retention_check_interval_ms,
+        )
+
+    def _offset_store(self):
+        """Committed offsets and group metadata: a journal in the data directory (Kafka keeps them in the
+        compacted __consumer_offsets topic), fsynced per commit unless --fsync never."""
+        if self.config.storage == "memory":
+            return MemoryOffsetStore()
+        path = Path(self.config.data_dir) / STATE_DIR / "consumer-offsets.journal"
+        return FileOffsetStore(path, fsync=self.config.fsync != "never")
 
     def _open_storage(self):
         if self.config.storage == "memory":
@@ -148,14 +174,35 @@ class BrokerState:
     # -- groups --------------------------------------------------------------
 
     def describe_group_for_control(self, group_id: str) -> dict:
-        return {"group_id": group_id, "state": "Dead", "members": []}
+        """A group as the control plane shows it: state, protocol, generation, members with their
+        assignments (decoded when the consumer protocol is used), committed offsets."""
+        d = self.groups.describe_group(group_id)
+        offsets = self.groups.fetch_offsets(group_id, None)
+        return {
+            "group_id": group_id, "state": d.state, "protocol_type": d.protocol_type, "protocol": d.protocol,
+            "generation_id": self.groups.generation_id(group_id),
+            "members": [{
+                "member_id": m.member_id, "group_instance_id": m.group_instance_id, "client_id": m.client_id,
+                "client_host": m.client_host,
+                "assignment": decode_consumer_assignment(m.assignment) if d.protocol_type == "consumer" else None,
+            } for m in d.members],
+            "offsets": [{"topic": t, "partition": p, "offset": om.offset, "leader_epoch": om.leader_epoch,
+                         "metadata": om.metadata} for (t, p), om in sorted(offsets.offsets.items())],
+        }
 
     def reset_groups(self) -> None:
-        pass
+        listed = self.groups.list_groups(None, None)
+        for g in listed.groups:
+            d = self.groups.describe_group(g.group_id)
+            if d.members:
+                self.groups.leave_group(g.group_id, [(m.member_id, m.group_instance_id, "reset")
+                                                     for m in d.members])
+        self.groups.delete_groups([g.group_id for g in listed.groups])
 
     # -- lifecycle -----------------------------------------------------------
 
     def close(self) -> None:
+        self.groups.close()
         for t in self.topics.by_name.values():
             for p in t.partitions:
                 try:

@@ -1,0 +1,26 @@
+"""DescribeGroups (15): v0-5. State, protocol and members (with metadata and assignment once the group is
+Stable); v4 adds group instance ids. An unknown group is described as Dead with no error, as Kafka does.
+Authorised operations are not filled (Kafka's "not requested" value).
+"""
+
+from __future__ import annotations
+
+from ..wire.messages import describe_groups as API
+
+VERSIONS = (0, 5)
+R = API.DescribeGroupsResponse
+
+
+def handle(ctx, req: API.DescribeGroupsRequest) -> R:
+    out = []
+    for group_id in req.groups:
+        d = ctx.broker.groups.describe_group(group_id)
+        out.append(R.DescribedGroup(
+            error_code=d.error_code, group_id=group_id, group_state=d.state, protocol_type=d.protocol_type or "",
+            protocol_data=d.protocol or "",
+            members=[R.DescribedGroupMember(member_id=m.member_id, group_instance_id=m.group_instance_id,
+                                            client_id=m.client_id, client_host=m.client_host,
+                                            member_metadata=m.metadata or b"", member_assignment=m.assignment or b"")
+                     for m in d.members],
+        ))
+    return R(throttle_time_ms=0, groups=out)

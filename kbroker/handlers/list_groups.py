@@ -1,0 +1,17 @@
+"""ListGroups (16): v0-5. Every group with its protocol type; v4 adds its state and a state filter
+(KIP-518), v5 its type ("classic") and a type filter (KIP-848).
+"""
+
+from __future__ import annotations
+
+from ..wire.messages import list_groups as API
+
+VERSIONS = (0, 5)
+R = API.ListGroupsResponse
+
+
+def handle(ctx, req: API.ListGroupsRequest) -> R:
+    res = ctx.broker.groups.list_groups(req.states_filter or None, req.types_filter or None)
+    return R(throttle_time_ms=0, error_code=res.error_code, groups=[
+        R.ListedGroup(group_id=g.group_id, protocol_type=g.protocol_type or "", group_state=g.state,
+                      group_type=g.group_type) for g in res.groups])

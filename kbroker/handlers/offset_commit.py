@@ -1,0 +1,40 @@
+"""OffsetCommit (8): v2-9. Offsets with metadata (and from v6 the leader epoch) for a group member's
+generation, or standalone (generation -1, empty member id) for a group with no members. v2-4 carry a
+retention time, ignored since Kafka 2.1 (offsets.retention.minutes applies). Unknown topics or partitions
+get UNKNOWN_TOPIC_OR_PARTITION. Acknowledged commits are durable (coordinator/offsets.py).
+"""
+
+from __future__ import annotations
+
+from ..errors import ErrorCode
+from ..wire.messages import offset_commit as API
+
+VERSIONS = (2, 9)
+R = API.OffsetCommitResponse
+
+
+def handle(ctx, req: API.OffsetCommitRequest) -> R:
+    broker = ctx.broker
+    offsets = {}
+    unknown = set()
+    for t in req.topics:
+        topic = broker.topics.get(t.name)
+        for p in t.partitions:
+            if topic is None or not 0 <= p.partition_index < len(topic.partitions):
+                unknown.add((t.name, p.partition_index))
+            else:
+                offsets[(t.name, p.partition_index)] = (p.committed_offset, p.committed_leader_epoch,
+                                                        p.committed_metadata)
+    errors = broker.groups.commit_offsets(req.group_id, req.generation_id_or_member_epoch, req.member_id,
+                                          req.group_instance_id, offsets) if offsets else {}
+    if not offsets and unknown:
+        errors = {}
+    topics = []
+    for t in req.topics:
+        topics.append(R.OffsetCommitResponseTopic(name=t.name, partitions=[
+            R.OffsetCommitResponsePartition(
+                partition_index=p.partition_index,
+                error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if (t.name, p.partition_index) in unknown
+                else errors.get((t.name, p.partition_index), 0))
+            for p in t.partitions]))
+    return R(throttle_time_ms=0, topics=topics)
