@@ -23,6 +23,8 @@ from .clock import AsyncioClock
 from .consumer_protocol import decode_consumer_assignment
 from .coordinator.group import GroupConfig, GroupCoordinator
 from .coordinator.offsets import FileOffsetStore, MemoryOffsetStore
+from .coordinator.transaction import TransactionCoordinator
+from .journal import KeyedJournal
 from .config import TOPIC_DEFAULT_KEYS, BrokerConfig, apply_settings
 from .metadata import FileMetadataStore, MemoryMetadataStore
 from .producer_ids import ProducerIdManager
@@ -74,9 +76,37 @@ class BrokerState:
             self.topics.save_doc()
         self.cluster_id = doc["cluster_id"]
         self.producer_ids = ProducerIdManager(self.topics)
-        self.transactions_enabled = False
-        self.groups = GroupCoordinator(AsyncioClock(), self._group_config(), self._offset_store())
+        self.transactions_enabled = True
+        clock = AsyncioClock()
+        self.groups = GroupCoordinator(clock, self._group_config(), self._offset_store())
         self.groups.load()
+        self.transactions = TransactionCoordinator(
+            clock, self._transaction_journal(), self.producer_ids, self._write_marker,
+            self.groups.complete_txn_offsets, self._partition_exists,
+            max_timeout_ms=config.transaction_max_timeout_ms,
+            abort_check_interval_ms=config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+        )
+        self.transactions.load()
+
+    def _transaction_journal(self) -> KeyedJournal:
+        """Transaction state (Kafka's __transaction_state): the latest state per transactional id."""
+        path = None
+        if self.config.storage != "memory":
+            path = Path(self.config.data_dir) / STATE_DIR / "transactions.journal"
+        return KeyedJournal(path, b"KBTXNST\x00", fsync=self.config.fsync != "never")
+
+    def _partition(self, topic: str, partition: int):
+        t = self.topics.get(topic)
+        if t is None or not 0 <= partition < len(t.partitions):
+            raise LookupError(f"{topic}-{partition}")
+        return t.partitions[partition]
+
+    def _partition_exists(self, topic: str, partition: int) -> bool:
+        t = self.topics.get(topic)
+        return t is not None and 0 <= partition < len(t.partitions)
+
+    def _write_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool) -> None:
+        self._partition(topic, partition).write_marker(producer_id, epoch, commit)
 
     def _group_config(self) -> GroupConfig:
         c = self.config
@@ -168,9 +198,6 @@ class BrokerState:
         topic = partition.topic
         return partition.append(records, topic.max_message_bytes, topic.log_append_time, produce_version=version)
 
-    def aborted_transactions(self, partition, fetch_offset: int) -> list:
-        return []
-
     # -- groups --------------------------------------------------------------
 
     def describe_group_for_control(self, group_id: str) -> dict:
@@ -202,6 +229,8 @@ class BrokerState:
     # -- lifecycle -----------------------------------------------------------
 
     def close(self) -> None:
+        self.transactions.close()
+        self.transactions.journal.close()
         self.groups.close()
         for t in self.topics.by_name.values():
             for p in t.partitions:

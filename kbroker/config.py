@@ -50,6 +50,7 @@ class BrokerConfig:
     offsets_retention_check_interval_ms: int = 600000
     transaction_max_timeout_ms: int = 900000
     transactional_id_expiration_ms: int = 604800000
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10000
     fsync: str = "never"  # always | interval | never: see the README for what each risks
     control_host: str = "127.0.0.1"  # the HTTP control plane: loopback unless told otherwise
     control_port: int | None = None  # None: no HTTP control plane
@@ -99,6 +100,8 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "offsets.retention.check.interval.ms": ("offsets_retention_check_interval_ms", int),
     "transaction.max.timeout.ms": ("transaction_max_timeout_ms", int),
     "transactional.id.expiration.ms": ("transactional_id_expiration_ms", int),
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": (
+        "transaction_abort_timed_out_transaction_cleanup_interval_ms", int),
     "kbroker.fsync": ("fsync", _fsync),
     "kbroker.storage": ("storage", str),
 }

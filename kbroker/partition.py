@@ -6,7 +6,11 @@ writes the assigned offsets (and the leader epoch, and for LogAppendTime topics 
 headers in place, and hands the buffer to the log in one write. Records themselves are never decoded.
 
 On one broker the high watermark is the log end offset: every append is fully replicated the moment it is
-written. The last stable offset is the high watermark until transactions are open.
+written. The last stable offset is the first offset of the oldest transaction still open in the partition
+(or the high watermark when none is): read_committed consumers read up to it. Transaction markers
+(control batches written by the transaction coordinator through ``write_marker``) close transactions;
+aborted ones are remembered as (producer id, first offset, marker offset) so that Fetch can tell
+read_committed consumers which records to drop. Both are rebuilt from the batch headers at start-up.
 
 Concurrency: everything here runs on the event loop, and ``append`` does not await, so no two appends to a
 partition interleave. Fetchers waiting for data register a future with ``wait_for_append``; an append wakes
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left, insort
 
 from .errors import ErrorCode, KafkaError
 from .records.batch import (
@@ -29,11 +34,13 @@ from .records.batch import (
 from .producer_state import ProducerStateManager
 from .records.compression import ZSTD
 from .records.errors import CorruptRecordError, InvalidRecordError
-from .records.record import decode_records, record_for_timestamp
+from .records.builder import build_control_batch
+from .records.record import ABORT, COMMIT, decode_records, parse_control_record, record_for_timestamp
 
 
 class Partition:
-    __slots__ = ("topic", "index", "log", "leader_epoch", "_waiters", "producers", "changes")
+    __slots__ = ("topic", "index", "log", "leader_epoch", "_waiters", "producers", "changes", "ongoing_txns",
+                 "aborted_txns")
 
     def __init__(self, topic, index: int, log, leader_epoch: int = 0, changes=None):
         self.changes = changes
@@ -43,6 +50,8 @@ class Partition:
         self.leader_epoch = leader_epoch
         self._waiters: list[asyncio.Future] = []
         self.producers = ProducerStateManager()
+        self.ongoing_txns: dict[int, int] = {}  # producer id -> first offset of its open transaction
+        self.aborted_txns: list[tuple[int, int, int]] = []  # (marker offset, producer id, first offset)
         self._rebuild_producer_state()
 
     def _rebuild_producer_state(self) -> None:
@@ -53,13 +62,19 @@ class Partition:
             if not chunks:
                 break
             for chunk in chunks:
-                for _pos, h in iter_batches(chunk):
+                for pos, h in iter_batches(chunk):
                     if h.producer_id >= 0:
                         if h.is_control:
                             self.producers.bump_epoch(h.producer_id, h.producer_epoch)
+                            records = decode_records(chunk, pos, h)
+                            if records:
+                                kind, _epoch = parse_control_record(records[0])
+                                self._close_txn(h.producer_id, h.base_offset, commit=kind == COMMIT)
                         else:
                             self.producers.update(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence,
                                                   h.base_offset, h.last_offset, h.max_timestamp)
+                            if h.is_transactional:
+                                self.ongoing_txns.setdefault(h.producer_id, h.base_offset)
                     offset = h.last_offset + 1
 
     # -- offsets -------------------------------------------------------------
@@ -78,6 +93,8 @@ class Partition:
 
     @property
     def last_stable_offset(self) -> int:
+        if self.ongoing_txns:
+            return min(self.ongoing_txns.values())
         return self.high_watermark
 
     # -- produce -------------------------------------------------------------
@@ -144,15 +161,59 @@ class Partition:
         for h, first, ts in idempotent:
             producers.update(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence, first,
                              first + h.last_offset_delta, ts)
+            if h.is_transactional:
+                self.ongoing_txns.setdefault(h.producer_id, first)
         self._wake()
         return base, append_time
 
+    # -- transactions --------------------------------------------------------
+
+    def write_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int = 0) -> int:
+        """Append a COMMIT or ABORT control batch for a producer's transaction; returns its offset."""
+        offset = self.log.log_end_offset
+        now = int(time.time() * 1000)
+        batch = build_control_batch(COMMIT if commit else ABORT, producer_id=producer_id,
+                                    producer_epoch=producer_epoch, coordinator_epoch=coordinator_epoch,
+                                    timestamp_ms=now, base_offset=offset, partition_leader_epoch=self.leader_epoch)
+        self.log.append(batch, offset, offset, now, 1)
+        self.producers.bump_epoch(producer_id, producer_epoch)
+        self._close_txn(producer_id, offset, commit)
+        self._wake()
+        return offset
+
+    def _close_txn(self, producer_id: int, marker_offset: int, commit: bool) -> None:
+        first = self.ongoing_txns.pop(producer_id, None)
+        if not commit and first is not None:
+            insort(self.aborted_txns, (marker_offset, producer_id, first))
+
+    def aborted_transactions(self, fetch_offset: int, upper_offset: int) -> list[tuple[int, int]]:
+        """(producer id, first offset) of the aborted transactions that overlap [fetch_offset, upper_offset):
+        what a read_committed consumer needs to drop aborted records (Kafka's collectAbortedTxns)."""
+        out = []
+        start = bisect_left(self.aborted_txns, (fetch_offset, -1, -1))
+        for marker, pid, first in self.aborted_txns[start:]:
+            if first < upper_offset:
+                out.append((pid, first))
+        return out
+
     # -- fetch ---------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int, min_one_batch: bool = True) -> list:
+    def read(self, offset: int, max_bytes: int, min_one_batch: bool = True, max_offset: int | None = None) -> list:
         """Whole batches from the one containing ``offset``; with ``min_one_batch``, at least one even if
-        it is larger than ``max_bytes`` (KIP-74: the first partition of a Fetch response that has data)."""
-        return self.log.read(offset, max_bytes, min_one_batch=min_one_batch)
+        it is larger than ``max_bytes`` (KIP-74: the first partition of a Fetch response that has data).
+        ``max_offset`` (the last stable offset, for read_committed) excludes batches that start at or after it."""
+        chunks = self.log.read(offset, max_bytes, min_one_batch=min_one_batch)
+        if max_offset is None or max_offset >= self.log.log_end_offset:
+            return chunks
+        out = []
+        for chunk in chunks:
+            for pos, h in iter_batches(chunk):
+                if h.base_offset >= max_offset:
+                    if pos:
+                        out.append(chunk[:pos])
+                    return out
+            out.append(chunk)
+        return out
 
     def wait_for_append(self) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()

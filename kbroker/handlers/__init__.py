@@ -13,6 +13,13 @@ from types import ModuleType
 from typing import Callable
 
 from . import (
+    add_offsets_to_txn,
+    add_partitions_to_txn,
+    describe_producers,
+    describe_transactions,
+    end_txn,
+    list_transactions,
+    txn_offset_commit,
     alter_configs,
     api_versions,
     delete_groups,
@@ -94,4 +101,11 @@ HANDLERS: dict[int, Handler] = _table(
     list_groups,
     delete_groups,
     offset_delete,
+    add_partitions_to_txn,
+    add_offsets_to_txn,
+    end_txn,
+    txn_offset_commit,
+    describe_producers,
+    describe_transactions,
+    list_transactions,
 )

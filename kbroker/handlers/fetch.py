@@ -21,6 +21,7 @@ import asyncio
 import time
 
 from ..errors import ErrorCode
+from ..records.batch import iter_batches
 from ..wire.messages import fetch as API
 
 VERSIONS = (4, 16)
@@ -77,6 +78,7 @@ def _build(ctx, req, targets):
             lso = p.last_stable_offset
             start = p.log_start_offset
             records = b""
+            aborted = None
             if err == 0:
                 offset = fp.fetch_offset
                 limit = lso if read_committed else hw
@@ -86,20 +88,32 @@ def _build(ctx, req, targets):
                     max_bytes = min(fp.partition_max_bytes, remaining)
                     if max_bytes > 0 or first_with_data:
                         # KIP-74: the first partition with data returns at least one whole batch.
-                        chunks = p.read(offset, max_bytes, min_one_batch=first_with_data)
+                        chunks = p.read(offset, max_bytes, min_one_batch=first_with_data,
+                                        max_offset=lso if read_committed else None)
                         size = sum(len(c) for c in chunks)
                         if size:
                             records = chunks
                             first_with_data = False
                             remaining = max(0, remaining - size)
                             total += size
+                            if read_committed:
+                                aborted = [R.AbortedTransaction(producer_id=pid, first_offset=first)
+                                           for pid, first in p.aborted_transactions(offset, _end_offset(chunks))]
+                if read_committed and aborted is None:
+                    aborted = []
             rparts.append(R.PartitionData(
                 partition_index=fp.partition, error_code=err, high_watermark=hw, last_stable_offset=lso,
-                log_start_offset=start,
-                aborted_transactions=ctx.broker.aborted_transactions(p, fp.fetch_offset) if read_committed else None,
-                preferred_read_replica=-1, records=records,
+                log_start_offset=start, aborted_transactions=aborted, preferred_read_replica=-1, records=records,
             ))
     return R(throttle_time_ms=0, error_code=0, session_id=0, responses=responses), total
+
+
+def _end_offset(chunks) -> int:
+    """The offset after the last batch returned."""
+    last = -1
+    for pos, h in iter_batches(chunks[-1]):
+        last = h.last_offset
+    return last + 1
 
 
 def _check_epoch(requested: int, current: int) -> int:

@@ -1,10 +1,8 @@
 """InitProducerId (22): v0-5. Without a transactional id: a new producer id at epoch 0 for an idempotent
 producer (KIP-98); a producer that sends its current id and epoch (v3+, KIP-360) also gets a fresh id, as
-Kafka's broker gives one. Transaction timeouts above ``transaction.max.timeout.ms`` get
-INVALID_TRANSACTION_TIMEOUT.
-
-Transactional ids are not served yet: such a request gets INVALID_REQUEST with a message saying so, and the
-transaction APIs are not advertised.
+Kafka's broker gives one. With a transactional id: the transaction coordinator's id and a bumped epoch,
+which fences the previous producer (see coordinator/transaction.py). PRODUCER_FENCED is answered as
+INVALID_PRODUCER_EPOCH before v4; a timeout above ``transaction.max.timeout.ms`` is INVALID_TRANSACTION_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -18,8 +16,12 @@ R = API.InitProducerIdResponse
 
 def handle(ctx, req: API.InitProducerIdRequest) -> R:
     broker = ctx.broker
-    if req.transactional_id is not None:
-        if not 0 < req.transaction_timeout_ms <= broker.config.transaction_max_timeout_ms:
-            return R(error_code=ErrorCode.INVALID_TRANSACTION_TIMEOUT, producer_id=-1, producer_epoch=-1)
-        return R(error_code=ErrorCode.INVALID_REQUEST, producer_id=-1, producer_epoch=-1)
-    return R(error_code=0, producer_id=broker.producer_ids.next_id(), producer_epoch=0)
+    if req.transactional_id is None:
+        return R(error_code=0, producer_id=broker.producer_ids.next_id(), producer_epoch=0)
+    res = broker.transactions.init_producer_id(req.transactional_id, req.transaction_timeout_ms,
+                                               req.producer_id, req.producer_epoch)
+    err = res.error_code
+    if err == ErrorCode.PRODUCER_FENCED and ctx.version < 4:
+        err = ErrorCode.INVALID_PRODUCER_EPOCH
+    ctx.broker.changes.notify()
+    return R(error_code=err, producer_id=res.producer_id, producer_epoch=res.producer_epoch)

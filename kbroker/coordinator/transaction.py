@@ -1,0 +1,302 @@
+"""The transaction coordinator (KIP-98, with the epoch rules of KIP-360 and KIP-588): the classic
+transaction protocol, version 1. Protocol v2 (KIP-890) is not implemented and not advertised.
+
+Theory of operation
+-------------------
+Every transactional id has a producer id and epoch, a timeout, a state and the partitions and groups of its
+current transaction:
+
+    Empty/CompleteCommit/CompleteAbort --AddPartitionsToTxn, AddOffsetsToTxn--> Ongoing
+    Ongoing --EndTxn(commit)--> PrepareCommit --markers written, offsets published--> CompleteCommit
+    Ongoing --EndTxn(abort), timeout, a new InitProducerId--> PrepareAbort --markers written--> CompleteAbort
+
+InitProducerId hands out the producer id (new for a new transactional id) and bumps the epoch, which fences
+the producer that had the previous epoch (PRODUCER_FENCED for its next request; INVALID_PRODUCER_EPOCH for
+request versions that predate that error). When the transaction of the fenced producer is still open, it is
+aborted first with the bumped epoch and the new producer is told CONCURRENT_TRANSACTIONS, to retry, as Kafka
+does. A transaction open longer than its timeout is aborted the same way.
+
+Ending a transaction writes a control batch (COMMIT or ABORT marker) into every partition of the
+transaction and then completes its transactional offset commits in the group coordinator. kbroker owns every
+partition, so it does this at once, in process, where Kafka sends WriteTxnMarkers to partition leaders. The
+Prepare state is written to the journal before any marker, so a crash in between is finished at start-up
+("a half-written commit completes"); Complete is written after the last marker.
+
+Concurrency: called from the event loop only; nothing awaits between reading and writing a transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from ..errors import ErrorCode
+
+log = logging.getLogger("kbroker.coordinator.transaction")
+
+EMPTY, ONGOING = "Empty", "Ongoing"
+PREPARE_COMMIT, PREPARE_ABORT = "PrepareCommit", "PrepareAbort"
+COMPLETE_COMMIT, COMPLETE_ABORT = "CompleteCommit", "CompleteAbort"
+STATES = (EMPTY, ONGOING, PREPARE_COMMIT, PREPARE_ABORT, COMPLETE_COMMIT, COMPLETE_ABORT, "Dead",
+          "PrepareEpochFence")
+
+NO_PRODUCER_EPOCH = -1
+MAX_EPOCH = 32767  # Short.MAX_VALUE: an epoch that reaches MAX_EPOCH - 1 is exhausted and the id rotates
+COORDINATOR_EPOCH = 0  # one broker, never re-elected
+
+
+@dataclass
+class TransactionMetadata:
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+    last_producer_epoch: int
+    timeout_ms: int
+    state: str = EMPTY
+    partitions: set[tuple[str, int]] = field(default_factory=set)
+    groups: set[str] = field(default_factory=set)
+    start_ms: int = -1
+    last_update_ms: int = -1
+
+    def to_json(self) -> dict:
+        return {"pid": self.producer_id, "epoch": self.producer_epoch, "last_epoch": self.last_producer_epoch,
+                "timeout_ms": self.timeout_ms, "state": self.state, "partitions": sorted(self.partitions),
+                "groups": sorted(self.groups), "start_ms": self.start_ms, "last_update_ms": self.last_update_ms}
+
+    @classmethod
+    def from_json(cls, tid: str, d: dict) -> "TransactionMetadata":
+        return cls(tid, d["pid"], d["epoch"], d["last_epoch"], d["timeout_ms"], d["state"],
+                   {(t, p) for t, p in d["partitions"]}, set(d["groups"]), d["start_ms"], d["last_update_ms"])
+
+
+@dataclass
+class InitResult:
+    error_code: int
+    producer_id: int = -1
+    producer_epoch: int = -1
+
+
+class TransactionCoordinator:
+    def __init__(self, clock, journal, producer_ids, write_marker, complete_offsets, partition_exists,
+                 max_timeout_ms: int = 900000, abort_check_interval_ms: int = 10000):
+        """``write_marker(topic, partition, producer_id, epoch, commit)`` appends a control batch;
+        ``complete_offsets(producer_id, group_id, commit)`` publishes or drops transactional offsets;
+        ``partition_exists(topic, partition)`` says whether a partition can join a transaction."""
+        self.clock = clock
+        self.journal = journal
+        self.producer_ids = producer_ids
+        self.write_marker = write_marker
+        self.complete_offsets = complete_offsets
+        self.partition_exists = partition_exists
+        self.max_timeout_ms = max_timeout_ms
+        self.abort_check_interval_ms = abort_check_interval_ms
+        self.txns: dict[str, TransactionMetadata] = {}
+        self._timer = None
+
+    # -- life cycle ----------------------------------------------------------
+
+    def load(self) -> None:
+        """Read the journal and finish what a crash interrupted: a Prepare state completes."""
+        for tid, d in self.journal.state.items():
+            self.txns[tid] = TransactionMetadata.from_json(tid, d)
+        for txn in self.txns.values():
+            if txn.state in (PREPARE_COMMIT, PREPARE_ABORT):
+                log.info("completing the %s of transactional id %s interrupted by a restart",
+                         "commit" if txn.state == PREPARE_COMMIT else "abort", txn.transactional_id)
+                self._complete(txn)
+        self._schedule()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _schedule(self) -> None:
+        self._timer = self.clock.call_later(self.abort_check_interval_ms, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.abort_timed_out()
+        self._schedule()
+
+    def _persist(self, txn: TransactionMetadata) -> None:
+        txn.last_update_ms = self.clock.now_ms()
+        self.journal.put(txn.transactional_id, txn.to_json())
+
+    # -- InitProducerId ------------------------------------------------------
+
+    def init_producer_id(self, tid: str, timeout_ms: int, expected_pid: int = -1,
+                         expected_epoch: int = -1) -> InitResult:
+        if tid == "":
+            return InitResult(ErrorCode.INVALID_REQUEST)
+        if not 0 < timeout_ms <= self.max_timeout_ms:
+            return InitResult(ErrorCode.INVALID_TRANSACTION_TIMEOUT)
+        txn = self.txns.get(tid)
+        if txn is None:
+            txn = TransactionMetadata(tid, self.producer_ids.next_id(), NO_PRODUCER_EPOCH, NO_PRODUCER_EPOCH,
+                                      timeout_ms)
+            self.txns[tid] = txn
+        if expected_pid >= 0 and txn.producer_epoch != NO_PRODUCER_EPOCH and expected_pid != txn.producer_id:
+            return InitResult(ErrorCode.PRODUCER_FENCED)
+        if txn.state in (PREPARE_COMMIT, PREPARE_ABORT):
+            return InitResult(ErrorCode.CONCURRENT_TRANSACTIONS)
+        if txn.state == ONGOING:
+            # Fence the current producer and abort its transaction; the new one retries (Kafka's
+            # PrepareEpochFence path answers CONCURRENT_TRANSACTIONS).
+            self._bump_epoch(txn)
+            self._end(txn, commit=False)
+            return InitResult(ErrorCode.CONCURRENT_TRANSACTIONS)
+        if expected_epoch >= 0 and txn.producer_epoch != NO_PRODUCER_EPOCH:
+            if expected_epoch == txn.last_producer_epoch and expected_epoch != txn.producer_epoch:
+                # A retry of the InitProducerId that already bumped the epoch (KIP-360).
+                return InitResult(0, txn.producer_id, txn.producer_epoch)
+            if expected_epoch != txn.producer_epoch:
+                return InitResult(ErrorCode.PRODUCER_FENCED)
+        txn.timeout_ms = timeout_ms
+        self._bump_epoch(txn)
+        txn.state = EMPTY
+        txn.partitions.clear()
+        txn.groups.clear()
+        txn.start_ms = -1
+        self._persist(txn)
+        return InitResult(0, txn.producer_id, txn.producer_epoch)
+
+    def _bump_epoch(self, txn: TransactionMetadata) -> None:
+        if txn.producer_epoch >= MAX_EPOCH - 1:
+            txn.producer_id = self.producer_ids.next_id()
+            txn.last_producer_epoch = NO_PRODUCER_EPOCH
+            txn.producer_epoch = 0
+        else:
+            txn.last_producer_epoch = txn.producer_epoch
+            txn.producer_epoch += 1
+
+    # -- adding partitions and groups ----------------------------------------
+
+    def _check(self, tid: str, pid: int, epoch: int) -> tuple[int, TransactionMetadata | None]:
+        if not tid:
+            return ErrorCode.INVALID_REQUEST, None
+        txn = self.txns.get(tid)
+        if txn is None or txn.producer_id != pid:
+            return ErrorCode.INVALID_PRODUCER_ID_MAPPING, None
+        if txn.producer_epoch != epoch:
+            return ErrorCode.PRODUCER_FENCED, None
+        if txn.state in (PREPARE_COMMIT, PREPARE_ABORT):
+            return ErrorCode.CONCURRENT_TRANSACTIONS, None
+        return 0, txn
+
+    def add_partitions(self, tid: str, pid: int, epoch: int,
+                       partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Per partition: NONE, or the error; unknown partitions fail and the rest are not attempted."""
+        err, txn = self._check(tid, pid, epoch)
+        if err:
+            return {tp: err for tp in partitions}
+        unknown = [tp for tp in partitions if not self.partition_exists(*tp)]
+        if unknown:
+            return {tp: (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if tp in unknown else ErrorCode.OPERATION_NOT_ATTEMPTED)
+                    for tp in partitions}
+        if txn.state == ONGOING and set(partitions) <= txn.partitions:
+            return {tp: 0 for tp in partitions}
+        self._begin(txn)
+        txn.partitions.update(partitions)
+        self._persist(txn)
+        return {tp: 0 for tp in partitions}
+
+    def add_offsets(self, tid: str, pid: int, epoch: int, group_id: str) -> int:
+        err, txn = self._check(tid, pid, epoch)
+        if err:
+            return err
+        self._begin(txn)
+        txn.groups.add(group_id)
+        self._persist(txn)
+        return 0
+
+    def _begin(self, txn: TransactionMetadata) -> None:
+        if txn.state != ONGOING:
+            txn.state = ONGOING
+            txn.partitions.clear()
+            txn.groups.clear()
+            txn.start_ms = self.clock.now_ms()
+
+    def is_ongoing(self, tid: str, pid: int, epoch: int) -> int:
+        """For TxnOffsetCommit: NONE when the producer is current (Kafka's group coordinator leaves the rest
+        to the transaction coordinator)."""
+        txn = self.txns.get(tid)
+        if txn is None or txn.producer_id != pid:
+            return ErrorCode.INVALID_PRODUCER_ID_MAPPING
+        if txn.producer_epoch != epoch:
+            return ErrorCode.PRODUCER_FENCED
+        return 0
+
+    # -- ending --------------------------------------------------------------
+
+    def end_txn(self, tid: str, pid: int, epoch: int, commit: bool) -> int:
+        if not tid:
+            return ErrorCode.INVALID_REQUEST
+        txn = self.txns.get(tid)
+        if txn is None or txn.producer_id != pid:
+            return ErrorCode.INVALID_PRODUCER_ID_MAPPING
+        if txn.producer_epoch != epoch:
+            return ErrorCode.PRODUCER_FENCED
+        if txn.state == ONGOING:
+            self._end(txn, commit)
+            return 0
+        if txn.state == COMPLETE_COMMIT:
+            return 0 if commit else ErrorCode.INVALID_TXN_STATE
+        if txn.state == COMPLETE_ABORT:
+            return 0 if not commit else ErrorCode.INVALID_TXN_STATE
+        if txn.state in (PREPARE_COMMIT, PREPARE_ABORT):
+            return ErrorCode.CONCURRENT_TRANSACTIONS if (txn.state == PREPARE_COMMIT) == commit \
+                else ErrorCode.INVALID_TXN_STATE
+        return ErrorCode.INVALID_TXN_STATE  # Empty: nothing to end
+
+    def _end(self, txn: TransactionMetadata, commit: bool) -> None:
+        txn.state = PREPARE_COMMIT if commit else PREPARE_ABORT
+        self._persist(txn)
+        self._complete(txn)
+
+    def _complete(self, txn: TransactionMetadata) -> None:
+        commit = txn.state == PREPARE_COMMIT
+        for topic, partition in sorted(txn.partitions):
+            try:
+                self.write_marker(topic, partition, txn.producer_id, txn.producer_epoch, commit)
+            except LookupError:
+                log.warning("partition %s-%d of transactional id %s is gone; no marker written", topic, partition,
+                            txn.transactional_id)
+        for group_id in sorted(txn.groups):
+            self.complete_offsets(txn.producer_id, group_id, commit)
+        txn.state = COMPLETE_COMMIT if commit else COMPLETE_ABORT
+        txn.partitions.clear()
+        txn.groups.clear()
+        self._persist(txn)
+
+    def abort_timed_out(self) -> int:
+        """Abort every transaction open longer than its timeout, fencing its producer (Kafka bumps the epoch
+        so that a zombie cannot go on)."""
+        now = self.clock.now_ms()
+        n = 0
+        for txn in list(self.txns.values()):
+            if txn.state == ONGOING and txn.start_ms >= 0 and now - txn.start_ms > txn.timeout_ms:
+                log.info("aborting transaction of %s: open for %d ms, timeout %d ms", txn.transactional_id,
+                         now - txn.start_ms, txn.timeout_ms)
+                self._bump_epoch(txn)
+                self._end(txn, commit=False)
+                n += 1
+        return n
+
+    # -- describing ----------------------------------------------------------
+
+    def describe(self, tid: str) -> TransactionMetadata | None:
+        return self.txns.get(tid)
+
+    def list(self, states: list[str] | None, producer_ids: list[int] | None,
+             duration_filter_ms: int = -1) -> list[TransactionMetadata]:
+        now = self.clock.now_ms()
+        out = []
+        for txn in self.txns.values():
+            if states and txn.state not in states:
+                continue
+            if producer_ids and txn.producer_id not in producer_ids:
+                continue
+            if duration_filter_ms >= 0 and not (txn.state == ONGOING and now - txn.start_ms > duration_filter_ms):
+                continue
+            out.append(txn)
+        return out

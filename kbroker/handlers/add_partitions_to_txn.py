@@ -1,0 +1,45 @@
+"""AddPartitionsToTxn (24): v0-5. A producer adds partitions to its transaction before writing to them.
+v0-3 carry one transaction (the clients' form); v4+ batch several (KIP-890's broker-to-broker form), where
+``verify_only`` asks whether the partitions are already in the transaction (INVALID_TXN_STATE if not).
+Fenced producers get PRODUCER_FENCED, or INVALID_PRODUCER_EPOCH before v2.
+"""
+
+from __future__ import annotations
+
+from ..errors import ErrorCode
+from ..wire.messages import add_partitions_to_txn as API
+
+VERSIONS = (0, 5)
+R = API.AddPartitionsToTxnResponse
+
+
+def _topic_results(errors: dict, version: int) -> list:
+    by_topic: dict[str, list] = {}
+    for (topic, partition), err in errors.items():
+        if version < 2 and err == ErrorCode.PRODUCER_FENCED:
+            err = ErrorCode.INVALID_PRODUCER_EPOCH
+        by_topic.setdefault(topic, []).append(R.AddPartitionsToTxnPartitionResult(partition_index=partition,
+                                                                                  partition_error_code=err))
+    return [R.AddPartitionsToTxnTopicResult(name=t, results_by_partition=parts) for t, parts in by_topic.items()]
+
+
+def handle(ctx, req: API.AddPartitionsToTxnRequest) -> R:
+    txns = ctx.broker.transactions
+    if ctx.version < 4:
+        partitions = [(t.name, p) for t in req.v3_and_below_topics for p in t.partitions]
+        errors = txns.add_partitions(req.v3_and_below_transactional_id, req.v3_and_below_producer_id,
+                                     req.v3_and_below_producer_epoch, partitions)
+        return R(throttle_time_ms=0, results_by_topic_v3_and_below=_topic_results(errors, ctx.version))
+    results = []
+    for t in req.transactions:
+        partitions = [(topic.name, p) for topic in t.topics for p in topic.partitions]
+        if t.verify_only:
+            txn = txns.describe(t.transactional_id)
+            ok = (txn is not None and txn.producer_id == t.producer_id and txn.producer_epoch == t.producer_epoch
+                  and txn.state == "Ongoing")
+            errors = {tp: 0 if ok and tp in txn.partitions else ErrorCode.INVALID_TXN_STATE for tp in partitions}
+        else:
+            errors = txns.add_partitions(t.transactional_id, t.producer_id, t.producer_epoch, partitions)
+        results.append(R.AddPartitionsToTxnResult(transactional_id=t.transactional_id,
+                                                  topic_results=_topic_results(errors, ctx.version)))
+    return R(throttle_time_ms=0, error_code=0, results_by_transaction=results)

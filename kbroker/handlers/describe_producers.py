@@ -1,0 +1,33 @@
+"""DescribeProducers (61): v0 (KIP-664). The producers with state in each partition: id, epoch, last
+sequence and timestamp, and the first offset of an open transaction.
+"""
+
+from __future__ import annotations
+
+from ..errors import ErrorCode
+from ..wire.messages import describe_producers as API
+
+VERSIONS = (0, 0)
+R = API.DescribeProducersResponse
+
+
+def handle(ctx, req: API.DescribeProducersRequest) -> R:
+    topics = []
+    for t in req.topics:
+        topic = ctx.broker.topics.get(t.name)
+        parts = []
+        for i in t.partition_indexes:
+            if topic is None or not 0 <= i < len(topic.partitions):
+                parts.append(R.PartitionResponse(partition_index=i, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                continue
+            p = topic.partitions[i]
+            producers = []
+            for pid, entry in sorted(p.producers.producers.items()):
+                last = entry.batches[-1] if entry.batches else None
+                producers.append(R.ProducerState(
+                    producer_id=pid, producer_epoch=entry.epoch, last_sequence=last.last_seq if last else -1,
+                    last_timestamp=last.timestamp if last else -1, coordinator_epoch=0,
+                    current_txn_start_offset=p.ongoing_txns.get(pid, -1)))
+            parts.append(R.PartitionResponse(partition_index=i, error_code=0, active_producers=producers))
+        topics.append(R.TopicResponse(name=t.name, partitions=parts))
+    return R(throttle_time_ms=0, topics=topics)

@@ -1,0 +1,29 @@
+"""DescribeTransactions (65): v0 (KIP-664). State, timeout, start time, producer id and epoch and the
+partitions of each transactional id; TRANSACTIONAL_ID_NOT_FOUND for an unknown one.
+"""
+
+from __future__ import annotations
+
+from ..errors import ErrorCode
+from ..wire.messages import describe_transactions as API
+
+VERSIONS = (0, 0)
+R = API.DescribeTransactionsResponse
+
+
+def handle(ctx, req: API.DescribeTransactionsRequest) -> R:
+    out = []
+    for tid in req.transactional_ids:
+        txn = ctx.broker.transactions.describe(tid)
+        if txn is None:
+            out.append(R.TransactionState(error_code=ErrorCode.TRANSACTIONAL_ID_NOT_FOUND, transactional_id=tid,
+                                          transaction_state="", producer_id=-1, producer_epoch=-1))
+            continue
+        by_topic: dict[str, list[int]] = {}
+        for topic, partition in sorted(txn.partitions):
+            by_topic.setdefault(topic, []).append(partition)
+        out.append(R.TransactionState(
+            error_code=0, transactional_id=tid, transaction_state=txn.state, transaction_timeout_ms=txn.timeout_ms,
+            transaction_start_time_ms=txn.start_ms, producer_id=txn.producer_id, producer_epoch=txn.producer_epoch,
+            topics=[R.TopicData(topic=t, partitions=ps) for t, ps in by_topic.items()]))
+    return R(throttle_time_ms=0, transaction_states=out)

@@ -1,0 +1,20 @@
+"""ListTransactions (66): v0-1 (KIP-664; v1 adds the duration filter, KIP-994). Filters by state and
+producer id; state names we do not know are echoed in ``unknown_state_filters``.
+"""
+
+from __future__ import annotations
+
+from ..coordinator.transaction import STATES
+from ..wire.messages import list_transactions as API
+
+VERSIONS = (0, 1)
+R = API.ListTransactionsResponse
+
+
+def handle(ctx, req: API.ListTransactionsRequest) -> R:
+    unknown = [s for s in req.state_filters if s not in STATES]
+    txns = ctx.broker.transactions.list(req.state_filters or None, req.producer_id_filters or None,
+                                        req.duration_filter if ctx.version >= 1 else -1)
+    return R(throttle_time_ms=0, error_code=0, unknown_state_filters=unknown, transaction_states=[
+        R.TransactionState(transactional_id=t.transactional_id, producer_id=t.producer_id,
+                           transaction_state=t.state) for t in txns])

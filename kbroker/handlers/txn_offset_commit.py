@@ -1,0 +1,41 @@
+"""TxnOffsetCommit (28): v0-4. Offsets committed inside a transaction: held by the group coordinator and
+visible to OffsetFetch only once the transaction commits (KIP-98). v3 adds the member's generation, id and
+instance id, checked as for OffsetCommit (KIP-447). A producer that is not the transactional id's current one
+gets PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before v2, as for the other transaction APIs).
+"""
+
+from __future__ import annotations
+
+from ..errors import ErrorCode
+from ..wire.messages import txn_offset_commit as API
+
+VERSIONS = (0, 4)
+R = API.TxnOffsetCommitResponse
+
+
+def handle(ctx, req: API.TxnOffsetCommitRequest) -> R:
+    broker = ctx.broker
+    err = broker.transactions.is_ongoing(req.transactional_id, req.producer_id, req.producer_epoch)
+    if err == ErrorCode.PRODUCER_FENCED and ctx.version < 2:
+        err = ErrorCode.INVALID_PRODUCER_EPOCH
+    errors: dict = {}
+    offsets = {}
+    for t in req.topics:
+        topic = broker.topics.get(t.name)
+        for p in t.partitions:
+            tp = (t.name, p.partition_index)
+            if err:
+                errors[tp] = err
+            elif topic is None or not 0 <= p.partition_index < len(topic.partitions):
+                errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                offsets[tp] = (p.committed_offset, p.committed_leader_epoch, p.committed_metadata)
+    if offsets:
+        errors.update(broker.groups.prepare_txn_offsets(
+            req.producer_id, req.group_id, offsets, generation_id=req.generation_id, member_id=req.member_id,
+            group_instance_id=req.group_instance_id))
+    return R(throttle_time_ms=0, topics=[
+        R.TxnOffsetCommitResponseTopic(name=t.name, partitions=[
+            R.TxnOffsetCommitResponsePartition(partition_index=p.partition_index,
+                                               error_code=errors.get((t.name, p.partition_index), 0))
+            for p in t.partitions]) for t in req.topics])
