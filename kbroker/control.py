@@ -158,9 +158,10 @@ class ControlClient:
         return self._broker._running.control
 
     def add_fault(self, api, error_code: int | None = None, count: int = 1, delay_ms: int | None = None,
-                  disconnect: bool = False, topic: str | None = None, partition: int | None = None) -> dict:
+                  disconnect: bool = False, drop_response: bool = False, topic: str | None = None,
+                  partition: int | None = None) -> dict:
         spec = {"api": api, "error_code": error_code, "count": count, "delay_ms": delay_ms,
-                "disconnect": disconnect, "topic": topic, "partition": partition}
+                "disconnect": disconnect, "drop_response": drop_response, "topic": topic, "partition": partition}
         api_key_of(api)
         return self._broker.call(lambda: self._c().add_fault(spec))
 

@@ -2,6 +2,7 @@
 language. Loopback only unless told otherwise. One request per connection (``Connection: close``).
 
     POST   /faults      {"api": "Produce", "error_code": 6, "count": 1, "topic": "t", "partition": 0}
+                        {"api": ..., "delay_ms": 200} | {"disconnect": true} | {"drop_response": true}
     GET    /faults      DELETE /faults
     GET    /topics/{topic}/records?partition=P&offset=O&limit=N
     GET    /groups/{group}

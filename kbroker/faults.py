@@ -2,8 +2,10 @@
 
 A rule names an API (by Kafka name or key), optionally a topic and partition, and what to do to the next
 ``count`` matching requests: answer them with ``error_code`` (every partition, or the top-level error, in
-the shape of that API's response), delay them by ``delay_ms`` before handling them normally, or close the
-connection instead of answering (``disconnect``). Rules are checked in the order they were added; a rule is
+the shape of that API's response), delay them by ``delay_ms`` before handling them normally, close the
+connection instead of handling them (``disconnect``), or handle them and then close the connection instead
+of answering (``drop_response``: the request took effect but the client never hears so, as when a
+connection breaks at the wrong moment; what makes a producer retry a batch the broker already has). Rules are checked in the order they were added; a rule is
 used up after ``count`` matches. Everything runs on the broker's event loop.
 """
 
@@ -42,6 +44,7 @@ class FaultRule:
     error_code: int | None = None
     delay_ms: int | None = None
     disconnect: bool = False
+    drop_response: bool = False
     topic: str | None = None
     partition: int | None = None
     id: int = field(default_factory=lambda: next(_ids))
@@ -49,22 +52,25 @@ class FaultRule:
     def to_dict(self) -> dict:
         return {"id": self.id, "api": BY_KEY[self.api_key].NAME, "api_key": self.api_key, "count": self.count,
                 "error_code": self.error_code, "delay_ms": self.delay_ms, "disconnect": self.disconnect,
+                "drop_response": self.drop_response,
                 "topic": self.topic, "partition": self.partition}
 
     @classmethod
     def from_dict(cls, d: dict) -> "FaultRule":
         if "api" not in d:
             raise ValueError("a fault needs an api")
-        actions = [d.get("error_code") is not None, d.get("delay_ms") is not None, bool(d.get("disconnect"))]
+        actions = [d.get("error_code") is not None, d.get("delay_ms") is not None, bool(d.get("disconnect")),
+                   bool(d.get("drop_response"))]
         if sum(actions) != 1:
-            raise ValueError("a fault has exactly one of error_code, delay_ms, disconnect")
+            raise ValueError("a fault has exactly one of error_code, delay_ms, disconnect, drop_response")
         count = int(d.get("count", 1))
         if count < 1:
             raise ValueError("count must be at least 1")
         return cls(api_key=api_key_of(d["api"]), count=count,
                    error_code=None if d.get("error_code") is None else int(d["error_code"]),
                    delay_ms=None if d.get("delay_ms") is None else int(d["delay_ms"]),
-                   disconnect=bool(d.get("disconnect")), topic=d.get("topic"),
+                   disconnect=bool(d.get("disconnect")), drop_response=bool(d.get("drop_response")),
+                   topic=d.get("topic"),
                    partition=None if d.get("partition") is None else int(d["partition"]))
 
     # -- what happens to a matched request ----------------------------------------
@@ -76,6 +82,8 @@ class FaultRule:
             raise ProtocolViolation(f"fault injection: disconnect on {handler.name}")
         if self.delay_ms is not None:
             return self._delayed(conn, ctx, handler, request)
+        if self.drop_response:
+            return self._dropped(ctx, handler, request)
         response = error_response(handler, ctx.version, request, self.error_code)
         return conn._encode(ctx.correlation_id, handler, ctx.version, response,
                             flexible_header=handler.flexible(ctx.version) and handler.api_key != 18)
@@ -89,6 +97,15 @@ class FaultRule:
             return None
         return conn._encode(ctx.correlation_id, handler, ctx.version, response,
                             flexible_header=handler.flexible(ctx.version) and handler.api_key != 18)
+
+
+    async def _dropped(self, ctx, handler, request):
+        from .server import ProtocolViolation
+
+        response = handler.handle(ctx, request)
+        if asyncio.iscoroutine(response) or isinstance(response, asyncio.Future):
+            await response
+        raise ProtocolViolation(f"fault injection: {handler.name} handled, response dropped")
 
 
 class Faults:

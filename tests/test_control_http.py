@@ -118,3 +118,15 @@ def test_reset_deletes_topics(proc):
     assert _http("POST", proc.control_url + "/reset")[0] == 200
     with AdminConnection(proc.bootstrap_servers) as admin:
         assert admin.list_topics() == []
+
+
+def test_drop_response_fault_applies_the_request(proc):
+    _http("POST", proc.control_url + "/faults", {"api": "Produce", "drop_response": True})
+    c = RawClient(proc.host, proc.port)
+    P = produce.ProduceRequest
+    req = P(acks=1, timeout_ms=1000, topic_data=[P.TopicProduceData(name="d", partition_data=[
+        P.PartitionProduceData(index=0, records=bytes(simple_batch(b"x")))])])
+    c.send_bytes(c.frame(0, 9, req))
+    assert c.read_frame() is None  # no answer, connection closed
+    status, recs = _http("GET", proc.control_url + "/topics/d/records")
+    assert status == 200 and len(recs) == 1  # but the record was written
