@@ -1,0 +1,112 @@
+"""The suite's own hands on the broker: topics for the scenarios, seed records, and reading back.
+
+A scenario has one client under test; everything around it (creating its topic, writing the records it
+should read, reading back what it wrote, partition by partition) is done here, with confluent-kafka
+(librdkafka, the most widely deployed client) used through plain assign()-style consumers that need no
+consumer-group APIs. Batch-level facts (codec, producer id, control batches) come from kcompat.wire.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .clients.base import Rec
+from .wire import topic_state
+
+TIMEOUT_S = 20.0
+
+
+class ReferenceError_(AssertionError):
+    """The reference client failed: the scenario's premise, not the client under test."""
+
+
+class Reference:
+    def __init__(self, bootstrap: str):
+        self.bootstrap = bootstrap
+
+    def _admin(self):
+        from confluent_kafka.admin import AdminClient
+
+        return AdminClient({"bootstrap.servers": self.bootstrap})
+
+    def create_topic(self, name: str, partitions: int = 1, configs: dict[str, str] | None = None) -> None:
+        from confluent_kafka.admin import NewTopic
+
+        admin = self._admin()  # kept referenced: the futures die with it
+        fs = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
+                                           config=configs or {})], operation_timeout=10)
+        try:
+            for f in fs.values():
+                f.result(TIMEOUT_S)
+        except Exception as e:
+            raise ReferenceError_(f"reference: creating topic {name} failed: {e}") from e
+        self.wait_for_topic(name, partitions)
+
+    def wait_for_topic(self, name: str, partitions: int, timeout_s: float = 10.0) -> None:
+        """Until Metadata shows every partition with a leader (a real cluster takes a moment)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            info = topic_state(self.bootstrap, name)
+            if info and len(info.partitions) == partitions and all(p.leader >= 0 for p in info.partitions.values()):
+                return
+            if time.monotonic() > deadline:
+                raise ReferenceError_(f"reference: topic {name} not ready after {timeout_s} s: {info}")
+            time.sleep(0.05)
+
+    def delete_topic(self, name: str) -> None:
+        admin = self._admin()
+        fs = admin.delete_topics([name], operation_timeout=10)
+        for f in fs.values():
+            f.result(TIMEOUT_S)
+
+    def produce(self, topic: str, records: list[Rec], compression: str = "none") -> None:
+        from confluent_kafka import Producer
+
+        errors = []
+        p = Producer({"bootstrap.servers": self.bootstrap, "acks": "all", "linger.ms": 5,
+                      "compression.type": compression, "enable.idempotence": False})
+        for r in records:
+            args = {"key": r.key, "value": r.value,
+                    "on_delivery": lambda err, msg: errors.append(err) if err else None}
+            if r.headers:
+                args["headers"] = list(r.headers)
+            if r.partition is not None:
+                args["partition"] = r.partition
+            if r.timestamp is not None:
+                args["timestamp"] = r.timestamp
+            p.produce(topic, **args)
+        left = p.flush(TIMEOUT_S)
+        if errors or left:
+            raise ReferenceError_(f"reference: producing to {topic} failed: {errors[:3]} ({left} undelivered)")
+
+    def read_partition(self, topic: str, partition: int, read_committed: bool = False) -> list[Rec]:
+        """Every record of one partition from the start up to its end (high watermark, or the last
+        stable offset with ``read_committed``)."""
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "kbroker-compat-reference",
+                      "enable.auto.commit": False, "enable.partition.eof": True,
+                      "isolation.level": "read_committed" if read_committed else "read_uncommitted"})
+        out = []
+        try:
+            c.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+            deadline = time.monotonic() + TIMEOUT_S
+            while time.monotonic() < deadline:
+                m = c.poll(0.2)
+                if m is None:
+                    continue
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        return out
+                    raise ReferenceError_(f"reference: reading {topic}-{partition}: {m.error()}")
+                out.append(Rec(m.key(), m.value(), tuple(m.headers() or ()), m.timestamp()[1], m.partition(),
+                               m.offset()))
+            raise ReferenceError_(f"reference: reading {topic}-{partition} did not reach its end in {TIMEOUT_S} s")
+        finally:
+            c.close()
+
+    def read_all(self, topic: str, partitions: int, read_committed: bool = False) -> list[Rec]:
+        out = []
+        for p in range(partitions):
+            out.extend(self.read_partition(topic, p, read_committed))
+        return out
