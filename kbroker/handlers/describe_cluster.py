@@ -1,4 +1,4 @@
-"""DescribeCluster (60): v0-1. One broker, which is also the controller. v1's endpoint type 1 (brokers) is
+"""DescribeCluster (60): v0-2 (v2: fenced brokers, KIP-1073; this broker is never fenced). One broker, which is also the controller. v1's endpoint type 1 (brokers) is
 the only one served; 2 (controllers) gets UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker answers it.
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..errors import ErrorCode
 from ..wire.messages import describe_cluster as API
 
-VERSIONS = (0, 1)
+VERSIONS = (0, 2)
 R = API.DescribeClusterResponse
 
 
@@ -22,5 +22,5 @@ def handle(ctx, req: API.DescribeClusterRequest) -> R:
         cluster_id=broker.cluster_id,
         controller_id=broker.config.node_id,
         brokers=[R.DescribeClusterBroker(broker_id=broker.config.node_id, host=broker.advertised_host,
-                                         port=broker.advertised_port, rack=None)],
+                                         port=broker.advertised_port, rack=None, is_fenced=False)],
     )

@@ -1,13 +1,15 @@
-"""DescribeGroups (15): v0-5. State, protocol and members (with metadata and assignment once the group is
-Stable); v4 adds group instance ids. An unknown group is described as Dead with no error, as Kafka does.
+"""DescribeGroups (15): v0-6. State, protocol and members (with metadata and assignment once the group is
+Stable); v4 adds group instance ids. An unknown group is described as Dead with no error before v6 and with
+GROUP_ID_NOT_FOUND from v6 (KIP-1043), as Kafka does.
 Authorised operations are not filled (Kafka's "not requested" value).
 """
 
 from __future__ import annotations
 
+from ..errors import ErrorCode
 from ..wire.messages import describe_groups as API
 
-VERSIONS = (0, 5)
+VERSIONS = (0, 6)
 R = API.DescribeGroupsResponse
 
 
@@ -15,8 +17,11 @@ def handle(ctx, req: API.DescribeGroupsRequest) -> R:
     out = []
     for group_id in req.groups:
         d = ctx.broker.groups.describe_group(group_id)
+        error_code, error_message = d.error_code, None
+        if ctx.version >= 6 and error_code == 0 and d.state == "Dead":
+            error_code, error_message = ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found."
         out.append(R.DescribedGroup(
-            error_code=d.error_code, group_id=group_id, group_state=d.state, protocol_type=d.protocol_type or "",
+            error_code=error_code, error_message=error_message, group_id=group_id, group_state=d.state, protocol_type=d.protocol_type or "",
             protocol_data=d.protocol or "",
             members=[R.DescribedGroupMember(member_id=m.member_id, group_instance_id=m.group_instance_id,
                                             client_id=m.client_id, client_host=m.client_host,

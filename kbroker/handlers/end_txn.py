@@ -1,7 +1,8 @@
-"""EndTxn (26): v0-4. Commits or aborts the producer's transaction: markers are written to every partition
+"""EndTxn (26): v0-5. Commits or aborts the producer's transaction: markers are written to every partition
 in it and its transactional offsets are published or dropped before the answer. A retried EndTxn of a
 finished transaction succeeds; the other outcome is INVALID_TXN_STATE. PRODUCER_FENCED, or
-INVALID_PRODUCER_EPOCH before v2. v5 (KIP-890, transaction protocol v2) is not served.
+INVALID_PRODUCER_EPOCH before v2. v5 answers with the producer id and epoch to use next (KIP-890); with
+transaction protocol v1, which is all kbroker offers, they are the current ones.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from ..errors import ErrorCode
 from ..wire.messages import end_txn as API
 
-VERSIONS = (0, 4)
+VERSIONS = (0, 5)
 R = API.EndTxnResponse
 
 
@@ -18,4 +19,7 @@ def handle(ctx, req: API.EndTxnRequest) -> R:
     if ctx.version < 2 and err == ErrorCode.PRODUCER_FENCED:
         err = ErrorCode.INVALID_PRODUCER_EPOCH
     ctx.broker.changes.notify()
-    return R(throttle_time_ms=0, error_code=err)
+    txn = ctx.broker.transactions.describe(req.transactional_id)
+    if err or txn is None:
+        return R(throttle_time_ms=0, error_code=err, producer_id=-1, producer_epoch=-1)
+    return R(throttle_time_ms=0, error_code=err, producer_id=txn.producer_id, producer_epoch=txn.producer_epoch)

@@ -1,4 +1,5 @@
-"""Fetch (1): v4-16. Topics by name up to v12 and by id from v13 (UNKNOWN_TOPIC_ID for an id we do not know).
+"""Fetch (1): v4-18. Topics by name up to v12 and by id from v13 (UNKNOWN_TOPIC_ID for an id we do not know).
+v17 and v18 add fields only replicas send (directory id, KIP-853; high watermark, KIP-1166).
 
 Long polling: when less than ``min_bytes`` is available the handler waits, up to ``max_wait_ms``, on the
 partitions it was asked about; an append to any of them wakes it at once (no timers that poll).
@@ -24,7 +25,7 @@ from ..errors import ErrorCode
 from ..records.batch import iter_batches
 from ..wire.messages import fetch as API
 
-VERSIONS = (4, 16)
+VERSIONS = (4, 18)
 R = API.FetchResponse
 FINAL_EPOCH = -1
 

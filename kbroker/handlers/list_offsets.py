@@ -1,7 +1,9 @@
-"""ListOffsets (2): v1-8. Timestamps -1 (latest: the high watermark, or the last stable offset for
+"""ListOffsets (2): v1-10. Timestamps -1 (latest: the high watermark, or the last stable offset for
 read_committed), -2 (earliest: the log start offset), -3 (the record with the largest timestamp, v7+,
-KIP-734), -4 (earliest local, v8+, the log start offset on a broker without tiered storage); any other
-timestamp finds the first record whose timestamp is at or after it, or offset -1 when there is none.
+KIP-734), -4 (earliest local, v8+, the log start offset on a broker without tiered storage), -5 (latest
+tiered, v9+, KIP-1005: offset -1, as a broker without tiered storage answers); any other timestamp finds
+the first record whose timestamp is at or after it, or offset -1 when there is none. v10 adds a timeout
+for remote lookups (KIP-1075), which never happen here. v11 (-6, earliest pending upload) is not served.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 from ..errors import ErrorCode
 from ..wire.messages import list_offsets as API
 
-VERSIONS = (1, 8)
+VERSIONS = (1, 10)
 R = API.ListOffsetsResponse
-LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL = -1, -2, -3, -4
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
 
 
 def handle(ctx, req: API.ListOffsetsRequest) -> R:
@@ -39,6 +41,8 @@ def handle(ctx, req: API.ListOffsetsRequest) -> R:
                 offset, found_ts = (p.last_stable_offset if read_committed else p.high_watermark), -1
             elif ts in (EARLIEST, EARLIEST_LOCAL) and (ts != EARLIEST_LOCAL or ctx.version >= 8):
                 offset, found_ts = p.log_start_offset, -1
+            elif ts == LATEST_TIERED and ctx.version >= 9:
+                offset, found_ts = -1, -1
             elif ts == MAX_TIMESTAMP and ctx.version >= 7:
                 found_ts, offset = p.max_timestamp()
             else:

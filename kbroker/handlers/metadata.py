@@ -1,4 +1,4 @@
-"""Metadata (3): v0-12. Topics by name (and, from v10, by id); a null list (v1+) or an empty one (v0) means
+"""Metadata (3): v0-13 (v13 adds a top-level error code, KIP-1102: always NONE here). Topics by name (and, from v10, by id); a null list (v1+) or an empty one (v0) means
 every topic. Unknown topics are created when ``auto.create.topics.enable`` is on and the request allows it
 (always before v4, ``allow_auto_topic_creation`` from v4). The controller id is this broker's node id: admin
 clients send CreateTopics and DeleteTopics to it.
@@ -13,7 +13,7 @@ from ..topics import validate_topic_name
 from ..wire.messages import metadata as API
 from ..wire.primitives import ZERO_UUID
 
-VERSIONS = (0, 12)
+VERSIONS = (0, 13)
 R = API.MetadataResponse
 AUTHORIZED_OPERATIONS_NOT_REQUESTED = -2147483648
 

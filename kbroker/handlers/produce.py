@@ -1,9 +1,11 @@
-"""Produce (0): v3-11 served; v0-2 advertised (librdkafka <= 2.11.0 turns compression off unless the range
+"""Produce (0): v3-13 served; v0-2 advertised (librdkafka <= 2.11.0 turns compression off unless the range
 starts at 0, KAFKA-18659) and answered UNSUPPORTED_VERSION per partition, as Kafka 4 does (KIP-896).
 
 Each partition's records are validated and appended as the producer sent them (see partition.py). acks=0
 gets no response at all; acks=1 and acks=-1 are answered once the write is done (one broker: the leader is
-the whole ISR). Topics are auto-created when ``auto.create.topics.enable`` is on.
+the whole ISR). Topics are auto-created when ``auto.create.topics.enable`` is on. v12 is v11 (KIP-890 only
+changes what a transaction v2 producer may rely on, and kbroker does not offer transaction v2); v13 names
+topics by id (KIP-516): an unknown id is UNKNOWN_TOPIC_ID, and ids are never auto-created.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from ..errors import ErrorCode, KafkaError
 from ..topics import validate_topic_name
 from ..wire.messages import produce as API
 
-VERSIONS = (0, 11)
+VERSIONS = (0, 13)
 R = API.ProduceResponse
 log = logging.getLogger("kbroker.produce")
 
@@ -27,13 +29,20 @@ def _partition_error(index: int, code: int, message: str | None = None) -> R.Par
 def handle(ctx, req: API.ProduceRequest) -> R | None:
     broker = ctx.broker
     responses = []
+    by_id = ctx.version >= 13
     for td in req.topic_data:
         parts = []
-        responses.append(R.TopicProduceResponse(name=td.name, partition_responses=parts))
+        responses.append(R.TopicProduceResponse(name=td.name, topic_id=td.topic_id, partition_responses=parts))
         if ctx.version < 3:
             parts.extend(_partition_error(p.index, ErrorCode.UNSUPPORTED_VERSION) for p in td.partition_data)
             continue
-        topic = broker.topics.get(td.name)
+        if by_id:
+            topic = broker.topics.by_id.get(td.topic_id)
+            if topic is None:
+                parts.extend(_partition_error(p.index, ErrorCode.UNKNOWN_TOPIC_ID) for p in td.partition_data)
+                continue
+        else:
+            topic = broker.topics.get(td.name)
         if topic is None:
             code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             try:

@@ -1,4 +1,4 @@
-"""TxnOffsetCommit (28): v0-4. Offsets committed inside a transaction: held by the group coordinator and
+"""TxnOffsetCommit (28): v0-5 (v5 is v4, KIP-890). Offsets committed inside a transaction: held by the group coordinator and
 visible to OffsetFetch only once the transaction commits (KIP-98). v3 adds the member's generation, id and
 instance id, checked as for OffsetCommit (KIP-447). A producer that is not the transactional id's current one
 gets PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before v2, as for the other transaction APIs).
@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import ErrorCode
 from ..wire.messages import txn_offset_commit as API
 
-VERSIONS = (0, 4)
+VERSIONS = (0, 5)
 R = API.TxnOffsetCommitResponse
 
 
