@@ -24,6 +24,7 @@ from .consumer_protocol import decode_consumer_assignment
 from .coordinator.group import GroupConfig, GroupCoordinator
 from .coordinator.offsets import FileOffsetStore, MemoryOffsetStore
 from .coordinator.transaction import TransactionCoordinator
+from .handlers import advertised_versions
 from .journal import KeyedJournal
 from .config import TOPIC_DEFAULT_KEYS, BrokerConfig, apply_settings
 from .metadata import FileMetadataStore, MemoryMetadataStore
@@ -31,6 +32,7 @@ from .producer_ids import ProducerIdManager
 from .control import Control, ControlClient, RequestLog
 from .control_http import ControlHttpServer
 from .faults import Faults
+from .log_manager import LogManager
 from .server import KafkaServer
 from .topic_config import TOPIC_CONFIGS
 from .topics import TopicManager
@@ -65,6 +67,7 @@ class BrokerState:
         self.config = config
         self.stopping = False
         self.changes = ChangeNotifier()
+        self.api_versions = advertised_versions(config.emulate_kafka)
         self.advertised_host = config.advertised
         self.advertised_port = config.advertised_port or config.port
         self.log_store, self.metadata_store = self._open_storage()
@@ -258,6 +261,8 @@ class _Running:
 
     async def start(self) -> None:
         self.state = BrokerState(self.config)
+        self.state.log_manager = LogManager(self.state)  # retention, compaction, flush policy
+        self.state.log_manager.start()
         self.server = KafkaServer(self.state)
         self.server.faults = Faults()
         self.server.request_log = RequestLog()
@@ -277,6 +282,8 @@ class _Running:
             await self.control_http.stop()
         if self.server is not None:
             await self.server.stop()
+        if self.state is not None and getattr(self.state, "log_manager", None) is not None:
+            await self.state.log_manager.stop()
         if self.state is not None:
             self.state.close()
 

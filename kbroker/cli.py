@@ -8,6 +8,7 @@ import logging
 import sys
 
 from . import cli_tools
+from .releases import RELEASES
 from .config import BrokerConfig, apply_settings, read_properties, settings_from_env
 
 
@@ -23,6 +24,8 @@ def _serve_parser(sub) -> None:
                    help="partitions of auto-created topics (num.partitions, default 1)")
     p.add_argument("--fsync", choices=["always", "interval", "never"], default=None,
                    help="when appended records are fsynced (default never; see the README)")
+    p.add_argument("--emulate-kafka", metavar="VERSION", default=None, choices=sorted(RELEASES),
+                   help="advertise the API versions of this Apache Kafka release (" + ", ".join(RELEASES) + ")")
     p.add_argument("--config", metavar="FILE", default=None, help="a server.properties-style file of Kafka settings")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                    help="a Kafka setting, e.g. --set log.retention.ms=60000 (repeatable)")
@@ -50,7 +53,8 @@ def build_config(args, environ=None) -> BrokerConfig:
         raise SystemExit(f"kbroker: {e}") from None
     flags = {"host": args.host, "port": args.port, "data_dir": args.data_dir, "storage": args.storage,
              "advertised_host": args.advertised_host, "num_partitions": args.num_partitions, "fsync": args.fsync,
-             "control_port": args.control_port, "control_host": args.control_host}
+             "control_port": args.control_port, "control_host": args.control_host,
+             "emulate_kafka": args.emulate_kafka}
     for attr, value in flags.items():
         if value is not None:
             setattr(config, attr, value)

@@ -52,6 +52,7 @@ class BrokerConfig:
     transactional_id_expiration_ms: int = 604800000
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10000
     fsync: str = "never"  # always | interval | never: see the README for what each risks
+    emulate_kafka: str | None = None  # advertise what this Apache Kafka release advertises (releases.py)
     control_host: str = "127.0.0.1"  # the HTTP control plane: loopback unless told otherwise
     control_port: int | None = None  # None: no HTTP control plane
     # Broker-wide defaults of topic configs, by topic config name ("retention.ms": "3600000"), from the

@@ -145,14 +145,15 @@ class KafkaConnection(asyncio.Protocol):
             raise ProtocolViolation(f"malformed request header: {e}") from None
         self.server.record_request(self, header)
         handler = HANDLERS.get(header.api_key)
-        if handler is None:
+        advertised = self.broker.api_versions.get(header.api_key)
+        if handler is None or advertised is None:
             raise ProtocolViolation(f"unknown API key {header.api_key}")
         version = header.api_version
-        if header.api_key == API_VERSIONS_KEY and version > handler.max_version:
+        if header.api_key == API_VERSIONS_KEY and version > advertised[1]:
             # KIP-511: answer with a v0 body listing our range so the client retries at a version we speak.
-            return self._encode(header.correlation_id, handler, 0, api_versions.unsupported_version_response(),
-                                flexible_header=False)
-        if not handler.min_version <= version <= handler.max_version:
+            return self._encode(header.correlation_id, handler, 0,
+                                api_versions.unsupported_version_response(self.broker), flexible_header=False)
+        if not advertised[0] <= version <= advertised[1]:
             raise ProtocolViolation(f"unsupported version {version} of {handler.name}")
         flexible = handler.flexible(version)
         try:

@@ -15,7 +15,8 @@ from kbroker.config import BrokerConfig, apply_settings, env_key, read_propertie
 
 def _args(**kw):
     base = dict(host=None, port=None, data_dir=None, storage=None, advertised_host=None, num_partitions=None,
-                fsync=None, config=None, set=[], control_port=None, control_host=None)
+                fsync=None, config=None, set=[], control_port=None, control_host=None,
+                emulate_kafka=None)
     base.update(kw)
     return argparse.Namespace(**base)
 

@@ -72,6 +72,25 @@ def _table(*modules: ModuleType) -> dict[int, Handler]:
     return dict(sorted(out.items()))
 
 
+def advertised_versions(emulate: str | None = None) -> dict[int, tuple[int, int]]:
+    """What ApiVersions advertises: every handler's range or, emulating a Kafka release, for each API that
+    release has, its range limited to what kbroker serves (the release's max whenever kbroker serves it)."""
+    ours = {k: (h.min_version, h.max_version) for k, h in HANDLERS.items()}
+    if emulate is None:
+        return ours
+    from ..releases import RELEASES
+
+    if emulate not in RELEASES:
+        raise ValueError(f"cannot emulate Kafka {emulate}: choose one of {', '.join(RELEASES)}")
+    out = {}
+    for key, (lo, hi) in RELEASES[emulate].items():
+        if key in ours:
+            lo, hi = max(lo, ours[key][0]), min(hi, ours[key][1])
+            if lo <= hi:
+                out[key] = (lo, hi)
+    return out
+
+
 HANDLERS: dict[int, Handler] = _table(
     produce,
     fetch,

@@ -17,24 +17,22 @@ VERSIONS = (0, 4)
 _SOFTWARE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
 
 
-def _api_keys():
-    from . import HANDLERS
-
-    return [API.ApiVersionsResponse.ApiVersion(api_key=k, min_version=h.min_version, max_version=h.max_version)
-            for k, h in HANDLERS.items()]
+def _api_keys(broker):
+    return [API.ApiVersionsResponse.ApiVersion(api_key=k, min_version=lo, max_version=hi)
+            for k, (lo, hi) in sorted(broker.api_versions.items())]
 
 
 def handle(ctx, req: API.ApiVersionsRequest) -> API.ApiVersionsResponse:
     if ctx.version >= 3 and not (_SOFTWARE.match(req.client_software_name or "")
                                  and _SOFTWARE.match(req.client_software_version or "")):
-        return API.ApiVersionsResponse(error_code=ErrorCode.INVALID_REQUEST, api_keys=_api_keys())
-    return API.ApiVersionsResponse(error_code=0, api_keys=_api_keys(), finalized_features_epoch=-1)
+        return API.ApiVersionsResponse(error_code=ErrorCode.INVALID_REQUEST, api_keys=_api_keys(ctx.broker))
+    return API.ApiVersionsResponse(error_code=0, api_keys=_api_keys(ctx.broker), finalized_features_epoch=-1)
 
 
-def unsupported_version_response() -> API.ApiVersionsResponse:
+def unsupported_version_response(broker) -> API.ApiVersionsResponse:
     """The v0 body for an ApiVersions request newer than we speak: our ApiVersions range only (KIP-511)."""
+    lo, hi = broker.api_versions[API.API_KEY]
     return API.ApiVersionsResponse(
         error_code=ErrorCode.UNSUPPORTED_VERSION,
-        api_keys=[API.ApiVersionsResponse.ApiVersion(api_key=API.API_KEY, min_version=VERSIONS[0],
-                                                     max_version=VERSIONS[1])],
+        api_keys=[API.ApiVersionsResponse.ApiVersion(api_key=API.API_KEY, min_version=lo, max_version=hi)],
     )
