@@ -268,7 +268,7 @@ class _Running:
         self.server.request_log = RequestLog()
         self.control = Control(self.state, self.server)
         self.host, self.port = await self.server.start(self.config.host, self.config.port)
-        if self.config.advertised_port is None:
+        if not self.config.advertised_port:  # unset, or 0: the port actually bound
             self.state.advertised_port = self.port
         if self.config.control_port is not None:
             self.control_http = ControlHttpServer(self.control)
