@@ -327,6 +327,119 @@ def test_returned_chunks_survive_later_changes(harness):
     assert joined(chunks) == first
 
 
+# -- segments: what retention and compaction work with ---------------------------------------
+
+
+def test_segment_infos_describe_every_segment_oldest_first(harness):
+    log = harness.open(segment_bytes=400)
+    for i in range(7):
+        append(log, size=150, timestamp_ms=100 + i)
+    infos = log.segment_infos()
+    assert [s.base_offset for s in infos] == [0, 2, 4, 6]
+    assert [s.next_offset for s in infos] == [2, 4, 6, 7]
+    assert [s.size_bytes for s in infos] == [300, 300, 300, 150]
+    assert [s.max_timestamp for s in infos] == [101, 103, 105, 106]
+    assert [s.active for s in infos] == [False, False, False, True]
+    assert len({s.uid for s in infos}) == 4
+
+
+def test_roll_closes_the_active_segment_only_if_it_has_data(harness):
+    log = harness.open()
+    assert not log.roll()
+    append(log, b"a")
+    assert log.roll()
+    assert not log.roll()
+    infos = log.segment_infos()
+    assert [(s.base_offset, s.active) for s in infos] == [(0, False), (1, True)]
+    append(log, b"b")
+    assert base_offsets(log.read(0, 1 << 20)) == [0, 1]
+
+
+def test_maybe_roll_rolls_an_active_segment_older_than_segment_ms(harness):
+    log = harness.open(segment_ms=60000)
+    append(log, b"a")
+    born = log.segment_infos()[-1].rolling_base_ms
+    assert not log.maybe_roll(born + 60000)
+    assert log.maybe_roll(born + 60001)
+    assert not log.maybe_roll(born + 10**9)  # the new active segment is empty
+
+
+def test_compacted_topics_roll_by_max_compaction_lag_too(harness):
+    log = harness.open(segment_ms=60000, cleanup_policy="compact", max_compaction_lag_ms=1000)
+    append(log, b"a")
+    born = log.segment_infos()[-1].rolling_base_ms
+    assert log.maybe_roll(born + 1001)
+
+
+def test_deleting_the_oldest_segments_moves_the_log_start_and_spares_the_active_one(harness):
+    log = harness.open(segment_bytes=400, file_delete_delay_ms=0)
+    for _ in range(7):
+        append(log, size=150)
+    assert log.delete_oldest_segments(2) == 600
+    assert log.log_start_offset == 4
+    assert [s.base_offset for s in log.segment_infos()] == [4, 6]
+    assert base_offsets(log.read(4, 1 << 20)) == [4, 5, 6]
+    with pytest.raises(OffsetOutOfRangeError):
+        log.read(3, 1 << 20)
+    assert log.delete_oldest_segments(10) == 300  # never the active segment
+    assert [s.base_offset for s in log.segment_infos()] == [6]
+    assert (log.log_start_offset, log.log_end_offset) == (6, 7)
+    log = harness.restart()
+    assert (log.log_start_offset, log.log_end_offset) == (6, 7)
+
+
+def test_replacing_segments_keeps_offsets_and_survives_a_restart(harness):
+    log = harness.open(segment_bytes=400, file_delete_delay_ms=0)
+    batches = [append(log, size=150) for _ in range(7)]
+    first, second = log.segment_infos()[:2]
+    writer = log.cleaned_writer(first.base_offset)
+    writer.append(batches[1])
+    writer.append(batches[3])
+    writer.finish()
+    assert log.replace_segments([first.uid, second.uid], writer)
+    assert [s.base_offset for s in log.segment_infos()] == [0, 4, 6]
+    assert base_offsets(log.read(0, 1 << 20)) == [1, 3, 4, 5, 6]
+    assert joined(log.read(2, 1)) == batches[3]  # an offset that went reads the next batch
+    assert log.size_bytes() == 5 * 150
+    log = harness.restart()
+    assert base_offsets(log.read(0, 1 << 20)) == [1, 3, 4, 5, 6]
+    assert log.log_end_offset == 7
+
+
+def test_replacing_refuses_segments_that_changed(harness):
+    log = harness.open(segment_bytes=400, file_delete_delay_ms=0)
+    for _ in range(7):
+        append(log, size=150)
+    first, second = log.segment_infos()[:2]
+    active = log.segment_infos()[-1]
+    writer = log.cleaned_writer(first.base_offset)
+    writer.finish()
+    assert not log.replace_segments([active.uid], log.cleaned_writer(active.base_offset))
+    log.delete_oldest_segments(1)
+    assert not log.replace_segments([first.uid, second.uid], writer)
+    assert base_offsets(log.read(2, 1 << 20)) == [2, 3, 4, 5, 6]
+
+
+def test_snapshots_read_closed_segments_batch_by_batch(harness):
+    log = harness.open(segment_bytes=400)
+    batches = [append(log, size=150) for _ in range(5)]
+    snap = log.snapshot_segment(log.segment_infos()[1].uid)
+    got = [(h.base_offset, bytes(data)) for h, data in snap.batches()]
+    snap.close()
+    assert got == [(2, batches[2]), (3, batches[3])]
+    with pytest.raises(StorageError):
+        log.snapshot_segment(log.segment_infos()[-1].uid)  # the active segment is not for cleaning
+
+
+def test_the_cleaner_checkpoint_survives_a_restart(harness):
+    log = harness.open()
+    assert log.cleaner_checkpoint == 0
+    append(log, b"a", b"b")
+    log.set_cleaner_checkpoint(2)
+    log = harness.restart()
+    assert log.cleaner_checkpoint == 2
+
+
 # -- the model: random operations against both backends and a list ----------------------
 
 
@@ -389,7 +502,31 @@ def test_random_operations_match_a_model(harness):
             dropped = [b for b in model.batches if b[1] >= offset]
             model.end = min(offset, dropped[0][0]) if dropped else offset
             model.batches = kept
-        elif op < 0.97:
+        elif op < 0.955:
+            log.roll()
+        elif op < 0.965:
+            infos = log.segment_infos()
+            count = rng.randrange(0, len(infos))
+            log.delete_oldest_segments(count)
+            if count:
+                model.start = max(model.start, infos[count].base_offset)
+                model.batches = [b for b in model.batches if b[1] >= model.start]
+        elif op < 0.975:
+            # Compaction's swap: a run of closed segments for a subset of their batches.
+            closed = log.segment_infos()[:-1]
+            if closed:
+                i = rng.randrange(len(closed))
+                run = closed[i:i + rng.randrange(1, 3)]
+                lo, hi = run[0].base_offset, run[-1].next_offset
+                doomed = {b[0] for b in model.batches if lo <= b[0] < hi and rng.random() < 0.5}
+                writer = log.cleaned_writer(lo)
+                for b in model.batches:
+                    if lo <= b[0] < hi and b[0] not in doomed:
+                        writer.append(b[3])
+                writer.finish()
+                assert log.replace_segments([r.uid for r in run], writer)
+                model.batches = [b for b in model.batches if b[0] not in doomed]
+        elif op < 0.985:
             log = harness.restart()
         assert (log.log_start_offset, log.log_end_offset) == (model.start, model.end), step
         assert log.size_bytes() >= sum(len(b[3]) for b in model.batches)
@@ -427,15 +564,39 @@ def test_segment_files_follow_kafkas_layout(segment_harness):
     assert int.from_bytes(index[4:8], "big") % 150 == 0
 
 
-def test_deleted_segments_leave_no_files(segment_harness):
-    log = segment_harness.open(segment_bytes=400)
+def test_deleted_segments_are_renamed_then_removed_after_the_delay(segment_harness):
+    log = segment_harness.open(segment_bytes=400, file_delete_delay_ms=60000)
     for _ in range(10):
         append(log, size=150)
     log.delete_records_before(8)
     names = os.listdir(log.directory)
     assert "log-start-offset" in names
-    assert not [n for n in names if n.endswith(".deleted")]
+    deleted = [n for n in names if n.endswith(".deleted")]
+    assert "00000000000000000000.log.deleted" in deleted
     assert min(int(n[:20]) for n in names if n.endswith(".log")) <= 8
+    # Not yet due: nothing removed.  Due: all gone.
+    assert log.purge_deleted(0) is not None
+    assert [n for n in os.listdir(log.directory) if n.endswith(".deleted")] == deleted
+    assert log.purge_deleted(2**62) is None
+    assert not [n for n in os.listdir(log.directory) if n.endswith(".deleted")]
+
+
+def test_deleted_segments_leave_no_files_without_a_delay(segment_harness):
+    log = segment_harness.open(segment_bytes=400, file_delete_delay_ms=0)
+    for _ in range(10):
+        append(log, size=150)
+    log.delete_records_before(8)
+    assert not [n for n in os.listdir(log.directory) if n.endswith(".deleted")]
+
+
+def test_closing_removes_files_waiting_for_deletion(segment_harness):
+    log = segment_harness.open(segment_bytes=400, file_delete_delay_ms=60000)
+    for _ in range(10):
+        append(log, size=150)
+    log.delete_records_before(8)
+    directory = log.directory
+    segment_harness.store.close()
+    assert not [n for n in os.listdir(directory) if n.endswith(".deleted")]
 
 
 def test_a_new_topic_with_an_old_name_starts_empty(segment_harness, caplog):

@@ -28,15 +28,34 @@ decodes its records (``records.record_for_timestamp``) to pick the offset.
 so ``read(offset, 1)`` yields that batch.
 
 Durability.  ``append`` does one write; ``flush`` makes everything appended so
-far durable.  ``LogConfig.flush_messages`` flushes after that many records, as
-Kafka's ``flush.messages``; by default durability comes from ``flush`` and
-``close`` only (Kafka relies on replication instead of fsync; a single broker
-relies on the operating system).
+far durable.  When appends are fsynced is the flush policy: the topic's
+``flush.messages`` and ``flush.ms`` (``LogConfig``) and the broker-wide
+``--fsync`` mode (``FlushPolicy``, shared by every log of a store): ``always``
+fsyncs each append before it returns (so before Produce answers), ``interval``
+at least every second, ``never`` leaves it to the OS, to roll and to close.
+An append that fails (disk full, I/O error) leaves nothing behind: the bytes
+written are cut off again and offsets, sizes and indexes are as before.
+
+Segments.  Logs are sequences of segments (the memory backend keeps virtual
+ones), the unit of retention and compaction.  ``segment_infos()`` describes them,
+oldest first; the last is the *active* segment, the only one appended to;
+the others are *closed* and never change again except by the three
+operations the log manager (``kbroker.log_manager``) uses: ``roll`` (close
+the active segment), ``delete_oldest_segments`` (retention: the log start
+offset moves to the next segment) and ``replace_segments`` (compaction:
+closed segments swapped for one cleaned segment, offsets unchanged).  Removed
+segment files are renamed ``.deleted`` and removed ``file.delete.delay.ms``
+later (``purge_deleted``).  ``cleaner_checkpoint`` is the offset below which
+the log was last compacted, kept across restarts.
 
 Concurrency: none.  Every call comes from the broker's event loop thread and
 completes before the next; no locks.  Returned chunks are immutable copies or
 views of immutable bytes, so later appends, truncation or deletion never change
-bytes a caller already holds.
+bytes a caller already holds.  The one exception is compaction's heavy part:
+a ``SegmentSnapshot`` (reading a closed segment) and a ``CleanedWriter``
+(writing its replacement) are used from the cleaner's thread; they touch only
+their own file descriptors and immutable bytes, and the swap itself,
+``replace_segments``, runs on the loop and checks that nothing changed.
 
 Backends: ``memory.MemoryLogStore`` (tests, ``--storage memory``) and
 ``segment.SegmentLogStore`` (the default, Kafka's on-disk layout).  Both pass
@@ -52,19 +71,111 @@ from dataclasses import dataclass
 from kbroker.records.batch import HEADER, HEADER_SIZE, LOG_OVERHEAD
 
 __all__ = [
-    "LogConfig", "LogStore", "PartitionLog", "OffsetOutOfRangeError", "StorageError",
-    "split_batches",
+    "LogConfig", "FlushPolicy", "SegmentInfo", "SegmentSnapshot", "CleanedWriter", "LogStore",
+    "PartitionLog", "OffsetOutOfRangeError", "StorageError", "split_batches", "FSYNC_MODES",
+    "INTERVAL_FLUSH_MS",
 ]
+
+LONG_MAX = 2**63 - 1
+FSYNC_MODES = ("always", "interval", "never")
+# ``--fsync interval``: the longest an acknowledged append stays only in the page cache.
+INTERVAL_FLUSH_MS = 1000
 
 
 @dataclass
 class LogConfig:
-    """Per-topic settings the store uses, with Kafka's names and defaults."""
+    """Per-topic settings the store and the log manager use, with Kafka's names and defaults.
+
+    ``Topic.log_config()`` builds one from the topic's effective configs; a
+    log's ``config`` is replaced when they change, and every setting is read
+    at the moment it is needed, so changes apply without a restart.
+    """
 
     segment_bytes: int = 1073741824          # segment.bytes: roll when a segment would exceed this
     segment_index_bytes: int = 10485760      # segment.index.bytes: roll when an index would exceed this
     index_interval_bytes: int = 4096         # index.interval.bytes: bytes between offset index entries
+    segment_ms: int = 604800000              # segment.ms: roll the active segment when this old
+    segment_jitter_ms: int = 0               # segment.jitter.ms: random amount taken off segment.ms
     flush_messages: int | None = None        # flush.messages: fsync after this many records (None = never)
+    flush_ms: int | None = None              # flush.ms: fsync when the oldest unflushed append is this old
+    cleanup_policy: str = "delete"           # cleanup.policy: "delete", "compact" or both
+    retention_ms: int = 604800000            # retention.ms: delete closed segments older than this; -1 never
+    retention_bytes: int = -1                # retention.bytes: delete the oldest closed segments above this
+    file_delete_delay_ms: int = 60000        # file.delete.delay.ms: .deleted files removed after this
+    delete_retention_ms: int = 86400000      # delete.retention.ms: tombstones kept this long once compacted
+    min_compaction_lag_ms: int = 0           # min.compaction.lag.ms: records younger are not compacted
+    max_compaction_lag_ms: int = LONG_MAX    # max.compaction.lag.ms: records older are compacted whatever the ratio
+    min_cleanable_dirty_ratio: float = 0.5   # min.cleanable.dirty.ratio: compact when this share is dirty
+
+    @classmethod
+    def from_topic_config(cls, config) -> LogConfig:
+        """Build from a topic's effective configs: ``config(name)`` gives the value of a topic
+        config as a string (``Topic.config``)."""
+        flush_messages = int(config("flush.messages"))
+        flush_ms = int(config("flush.ms"))
+        return cls(
+            segment_bytes=int(config("segment.bytes")),
+            segment_index_bytes=int(config("segment.index.bytes")),
+            index_interval_bytes=int(config("index.interval.bytes")),
+            segment_ms=int(config("segment.ms")),
+            segment_jitter_ms=int(config("segment.jitter.ms")),
+            flush_messages=None if flush_messages >= LONG_MAX else flush_messages,
+            flush_ms=None if flush_ms >= LONG_MAX else flush_ms,
+            cleanup_policy=config("cleanup.policy"),
+            retention_ms=int(config("retention.ms")),
+            retention_bytes=int(config("retention.bytes")),
+            file_delete_delay_ms=int(config("file.delete.delay.ms")),
+            delete_retention_ms=int(config("delete.retention.ms")),
+            min_compaction_lag_ms=int(config("min.compaction.lag.ms")),
+            max_compaction_lag_ms=int(config("max.compaction.lag.ms")),
+            min_cleanable_dirty_ratio=float(config("min.cleanable.dirty.ratio")),
+        )
+
+    @property
+    def delete_enabled(self) -> bool:
+        return "delete" in self.cleanup_policy
+
+    @property
+    def compact_enabled(self) -> bool:
+        return "compact" in self.cleanup_policy
+
+    def roll_ms(self) -> int:
+        """How old the active segment may get (Kafka: max.compaction.lag.ms also bounds it when compacting)."""
+        if self.compact_enabled and self.max_compaction_lag_ms < self.segment_ms:
+            return self.max_compaction_lag_ms
+        return self.segment_ms
+
+
+@dataclass
+class FlushPolicy:
+    """The broker-wide ``--fsync`` mode, shared by the logs of a store (see the module docstring)."""
+
+    mode: str = "never"
+
+    def flush_messages(self, config: LogConfig) -> int | None:
+        if self.mode == "always":
+            return 1
+        return config.flush_messages
+
+    def flush_ms(self, config: LogConfig) -> int | None:
+        ms = config.flush_ms
+        if self.mode == "interval" and (ms is None or ms > INTERVAL_FLUSH_MS):
+            return INTERVAL_FLUSH_MS
+        return ms
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    """What the log manager sees of a segment."""
+
+    uid: int                 # unique per segment object: a replaced or recreated segment gets a new one
+    base_offset: int
+    next_offset: int         # last offset of its batches + 1; base_offset when it has none
+    size_bytes: int
+    max_timestamp: int       # largest batch maxTimestamp; -1 when it has none
+    rolling_base_ms: int     # the first batch's maxTimestamp, else when the segment was created (segment.ms)
+    modified_ms: int         # when it was last written (time retention of segments without timestamps)
+    active: bool
 
 
 class StorageError(Exception):
@@ -129,9 +240,92 @@ class PartitionLog(abc.ABC):
     def size_bytes(self) -> int:
         """Bytes of batches stored."""
 
+    def maybe_flush(self) -> bool:
+        """fsync if the flush policy says unflushed appends are due (the log
+        manager's periodic check); False when nothing was done."""
+        return False
+
+    # -- segments: what retention and compaction use ---------------------------------
+
+    @abc.abstractmethod
+    def segment_infos(self) -> list[SegmentInfo]:
+        """Every segment, oldest first; the last is the active one."""
+
+    @abc.abstractmethod
+    def roll(self) -> bool:
+        """Close the active segment and start an empty one at ``log_end_offset``;
+        False (nothing done) when the active segment is empty."""
+
+    @abc.abstractmethod
+    def maybe_roll(self, now_ms: int) -> bool:
+        """``roll`` if the active segment is older than segment.ms (less its jitter)."""
+
+    @abc.abstractmethod
+    def delete_oldest_segments(self, count: int) -> int:
+        """Remove the ``count`` oldest segments (never the active one: ``count``
+        is capped below the number of segments); ``log_start_offset`` moves to
+        the base offset of the first segment left.  Returns bytes freed."""
+
+    @abc.abstractmethod
+    def snapshot_segment(self, uid: int):
+        """A ``SegmentSnapshot`` of a closed segment: its batches, readable from
+        another thread while the log goes on (the cleaner's input)."""
+
+    @abc.abstractmethod
+    def cleaned_writer(self, base_offset: int):
+        """A ``CleanedWriter`` for the cleaned replacement of segments starting
+        at ``base_offset``; it may be filled from another thread."""
+
+    @abc.abstractmethod
+    def replace_segments(self, uids: list[int], writer) -> bool:
+        """Swap consecutive closed segments for what ``writer`` holds, atomically
+        (a crash leaves either the old segments or the new one).  False, and
+        the writer discarded, when the log changed under the cleaner (one of
+        them is gone or is no longer closed)."""
+
+    @abc.abstractmethod
+    def purge_deleted(self, now_ms: int) -> int | None:
+        """Remove ``.deleted`` files that are due; returns when the next is due, or None."""
+
+    cleaner_checkpoint: int   # offset below which the log was compacted
+
+    @abc.abstractmethod
+    def set_cleaner_checkpoint(self, offset: int) -> None:
+        """Record (durably where there are files) how far compaction has cleaned."""
+
+
+class SegmentSnapshot(abc.ABC):
+    """Batches of a closed segment, for the cleaner's thread."""
+
+    @abc.abstractmethod
+    def batches(self):
+        """Yield ``(header, batch bytes)`` in order."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release what the snapshot holds."""
+
+
+class CleanedWriter(abc.ABC):
+    """Where the cleaner writes a cleaned segment, batch by batch."""
+
+    @abc.abstractmethod
+    def append(self, batch) -> None:
+        """Add one whole batch (offsets increasing)."""
+
+    @abc.abstractmethod
+    def finish(self) -> None:
+        """Make what was written durable; called before ``replace_segments``."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Throw away what was written."""
+
 
 class LogStore(abc.ABC):
     """Opens, deletes and closes partition logs."""
+
+    flush_policy: FlushPolicy   # shared by every log of the store; set its ``mode`` to change it
 
     @abc.abstractmethod
     def open_log(self, topic: str, topic_id: uuid.UUID, partition: int,

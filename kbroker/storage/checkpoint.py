@@ -1,6 +1,7 @@
 """Small state files written atomically: write a temporary, fsync, rename.
 
-Used for a partition's ``log-start-offset`` and ``partition.metadata``.  Each
+Used for a partition's ``log-start-offset``, ``cleaner-offset-checkpoint`` and
+``partition.metadata``.  Each
 file starts with a format version so a later format can migrate the old one.
 """
 
@@ -14,9 +15,11 @@ __all__ = [
     "write_atomically", "fsync_dir",
     "read_log_start_offset", "write_log_start_offset",
     "read_topic_id", "write_topic_id",
+    "read_cleaner_checkpoint", "write_cleaner_checkpoint",
 ]
 
 LOG_START_OFFSET_FILE = "log-start-offset"
+CLEANER_CHECKPOINT_FILE = "cleaner-offset-checkpoint"
 PARTITION_METADATA_FILE = "partition.metadata"
 TMP_SUFFIX = ".tmp"
 
@@ -40,23 +43,34 @@ def write_atomically(path: str, text: str) -> None:
     fsync_dir(os.path.dirname(path) or ".")
 
 
-def read_log_start_offset(directory: str) -> int | None:
-    """The checkpointed log start offset; None when there is none.
-
-    Format version 0: a line ``0`` then a line with the offset.
-    """
+def _read_offset(directory: str, name: str) -> int | None:
+    """Format version 0: a line ``0`` then a line with the offset."""
     try:
-        with open(os.path.join(directory, LOG_START_OFFSET_FILE), encoding="ascii") as f:
+        with open(os.path.join(directory, name), encoding="ascii") as f:
             lines = f.read().split()
     except FileNotFoundError:
         return None
     if len(lines) != 2 or lines[0] != "0":
-        raise ValueError(f"unknown {LOG_START_OFFSET_FILE} format in {directory}: {lines[:2]}")
+        raise ValueError(f"unknown {name} format in {directory}: {lines[:2]}")
     return int(lines[1])
+
+
+def read_log_start_offset(directory: str) -> int | None:
+    """The checkpointed log start offset; None when there is none."""
+    return _read_offset(directory, LOG_START_OFFSET_FILE)
 
 
 def write_log_start_offset(directory: str, offset: int) -> None:
     write_atomically(os.path.join(directory, LOG_START_OFFSET_FILE), f"0\n{offset}\n")
+
+
+def read_cleaner_checkpoint(directory: str) -> int | None:
+    """The offset below which compaction last cleaned the partition; None when never."""
+    return _read_offset(directory, CLEANER_CHECKPOINT_FILE)
+
+
+def write_cleaner_checkpoint(directory: str, offset: int) -> None:
+    write_atomically(os.path.join(directory, CLEANER_CHECKPOINT_FILE), f"0\n{offset}\n")
 
 
 def _kafka_uuid(topic_id: uuid.UUID) -> str:

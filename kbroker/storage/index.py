@@ -101,8 +101,18 @@ class IndexPair:
                                 for i in range(start, n))
         # The time index first: a crash between the two writes leaves the
         # offset index the shorter file, and recovery keeps the common prefix.
-        _append_file(self.time_path, time_bytes, fsync)
-        _append_file(self.offset_path, offset_bytes, fsync)
+        try:
+            _append_file(self.time_path, time_bytes, fsync)
+            _append_file(self.offset_path, offset_bytes, fsync)
+        except BaseException:
+            # A full disk may have taken part of an entry: cut both files back
+            # so that the next persist appends whole entries after whole ones.
+            for path, entry in ((self.time_path, _TIME_ENTRY), (self.offset_path, _OFFSET_ENTRY)):
+                try:
+                    os.truncate(path, start * entry.size)
+                except OSError:
+                    pass
+            raise
         self._persisted = n
 
     def truncate(self, count: int) -> None:

@@ -14,13 +14,27 @@ through the page cache and indexes are written lazily; it is also bounded --
 ``seal`` (at roll and close) indexes the last batch, so a cleanly closed
 segment's tail is a single batch.
 
+Writes go through ``_write`` (``os.pwrite`` at the segment's recorded size,
+never ``O_APPEND``), a seam tests replace to inject a full disk.  An append
+either completes or is undone: on any error the file is cut back to where it
+was and the segment's numbers and index entries are restored, so the next
+append lands where it should even if a failed write left bytes behind.
+
+A segment's age for ``segment.ms`` (``rolling_base_ms``) is when it was
+created, or opened at start-up.  Kafka uses its first record's timestamp;
+with producer-chosen timestamps (replayed data, tests) that rolls a segment
+per batch, so kbroker uses the broker's clock.
+
 Concurrency: none; see ``base``.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import struct
+import time
 
 from crc32c import crc32c
 
@@ -29,12 +43,24 @@ from kbroker.storage.base import StorageError
 from kbroker.storage.index import IndexPair
 
 __all__ = ["LogSegment", "segment_file_name", "LOG_SUFFIX", "INDEX_SUFFIX", "TIME_INDEX_SUFFIX",
-           "DELETED_SUFFIX"]
+           "DELETED_SUFFIX", "CLEANED_SUFFIX", "SWAP_SUFFIX", "iter_file_batches"]
 
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
 DELETED_SUFFIX = ".deleted"
+# Compaction's replacement segment while it is written, then once it is complete (Kafka's names).
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+
+# The write seam: ``_write(fd, data, position) -> bytes written``.  Tests replace it.
+_write = os.pwrite
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+_uids = itertools.count(1)
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 _I32_MAX = 2**31 - 1
 # baseOffset, batchLength, lastOffsetDelta: what offset lookups need (27 bytes).
@@ -85,11 +111,16 @@ class _Window:
 class LogSegment:
     __slots__ = ("directory", "base_offset", "log_path", "index", "fd", "size", "next_offset",
                  "max_timestamp", "offset_of_max_timestamp", "bytes_since_index",
-                 "last_batch_position", "last_batch_base")
+                 "last_batch_position", "last_batch_base", "uid", "rolling_base_ms", "modified_ms",
+                 "roll_jitter_ms", "_undo")
 
     def __init__(self, directory: str, base_offset: int):
+        self.uid = next(_uids)
         self.directory = directory
         self.base_offset = base_offset
+        self.rolling_base_ms = self.modified_ms = wall_ms()
+        self.roll_jitter_ms = 0                  # drawn from segment.jitter.ms when it is created
+        self._undo = None                        # how to take back the last append
         self.log_path = self._path(LOG_SUFFIX)
         self.index = IndexPair(self._path(INDEX_SUFFIX), self._path(TIME_INDEX_SUFFIX))
         self.fd = -1
@@ -110,11 +141,17 @@ class LogSegment:
     # -- life cycle -------------------------------------------------------------
 
     @classmethod
-    def create(cls, directory: str, base_offset: int) -> LogSegment:
+    def create(cls, directory: str, base_offset: int, jitter_ms: int = 0) -> LogSegment:
         """A new empty segment; files left over at that name are replaced."""
         seg = cls(directory, base_offset)
-        seg.fd = os.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        seg.index.reset()  # creates both files empty
+        seg.fd = os.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            seg.index.reset()  # creates both files empty
+        except BaseException:
+            seg.close()
+            raise
+        if jitter_ms > 0:
+            seg.roll_jitter_ms = random.randrange(jitter_ms)
         return seg
 
     @classmethod
@@ -122,13 +159,30 @@ class LogSegment:
         """Open and recover an existing segment; returns it and what recovery
         had to do (empty when the segment was intact)."""
         seg = cls(directory, base_offset)
-        seg.fd = os.open(seg.log_path, os.O_RDWR | os.O_APPEND)
+        seg.fd = os.open(seg.log_path, os.O_RDWR)
         try:
+            seg.modified_ms = os.fstat(seg.fd).st_mtime_ns // 1_000_000
             actions = seg._recover(index_interval_bytes)
         except BaseException:
             seg.close()
             raise
         return seg, actions
+
+    @classmethod
+    def open_cleaned(cls, directory: str, base_offset: int, index_interval_bytes: int) -> LogSegment:
+        """Open a segment compaction just wrote: its indexes are built by a scan
+        (no CRC check: the cleaner wrote every batch itself) and made durable."""
+        seg = cls(directory, base_offset)
+        seg.fd = os.open(seg.log_path, os.O_RDWR)
+        try:
+            seg.index.reset()
+            seg.size = os.fstat(seg.fd).st_size
+            seg._scan(0, index_interval_bytes, check_crc=False)
+            seg.seal()
+        except BaseException:
+            seg.close()
+            raise
+        return seg
 
     def _recover(self, interval: int) -> list[str]:
         actions = []
@@ -247,59 +301,90 @@ class LogSegment:
         os.fsync(self.fd)
         self.index.persist(fsync=True)
 
+    def sync_data(self) -> None:
+        """Make the batches durable (the flush policy's fsync): the indexes
+        are left to recovery, which rebuilds what a crash loses of them."""
+        _fdatasync(self.fd)
+
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
 
-    def delete(self) -> None:
-        """Rename the files ``.deleted``, then remove them (Kafka's order: a crash
-        in between leaves files that startup removes, never half a segment)."""
+    def rename_deleted(self) -> list[str]:
+        """Close and rename the files ``.deleted``; returns the new paths, for
+        the caller to remove (now, or after file.delete.delay.ms).  Kafka's
+        order: a crash in between leaves files that start-up removes, never
+        half a segment under a live name."""
         self.close()
-        paths = [self.log_path, self.index.offset_path, self.index.time_path]
         renamed = []
-        for path in paths:
+        for path in (self.log_path, self.index.offset_path, self.index.time_path):
             try:
                 os.replace(path, path + DELETED_SUFFIX)
                 renamed.append(path + DELETED_SUFFIX)
             except FileNotFoundError:
                 pass
-        for path in renamed:
+        return renamed
+
+    def delete(self) -> None:
+        """Rename the files ``.deleted``, then remove them."""
+        for path in self.rename_deleted():
             os.remove(path)
 
     # -- writes --------------------------------------------------------------------
 
     def append(self, data, batches, interval: int) -> int:
         """Write ``data`` (whole batches described by ``batches``, see
-        ``base.split_batches``) in one write; returns its position."""
+        ``base.split_batches``) at the end; returns its position.  On any
+        error nothing is left of it (see the module docstring)."""
         position = self.size
-        try:
-            view = memoryview(data)
-            written = os.write(self.fd, view)
-            while written < len(view):  # regular files write fully unless the disk is full
-                written += os.write(self.fd, view[written:])
-        except BaseException:
-            # Leave no partial batch behind: the next append would follow it.
-            os.ftruncate(self.fd, position)
-            raise
         index = self.index
-        for rel_pos, size, base, last, batch_max_ts in batches:
-            pos = position + rel_pos
-            if batch_max_ts > self.max_timestamp:
-                self.max_timestamp = batch_max_ts
-                self.offset_of_max_timestamp = last
-            if self.bytes_since_index > interval:
-                index.append(base - self.base_offset, pos, self.max_timestamp,
-                             self.offset_of_max_timestamp - self.base_offset)
-                self.bytes_since_index = 0
-            self.bytes_since_index += size
-            self.last_batch_position = pos
-            self.last_batch_base = base
-            self.next_offset = last + 1
-        self.size = position + len(view)
-        if index.pending >= INDEX_PERSIST_ENTRIES:
-            index.persist()
+        self._undo = (position, len(index), self.next_offset, self.max_timestamp,
+                      self.offset_of_max_timestamp, self.bytes_since_index, self.last_batch_position,
+                      self.last_batch_base, self.modified_ms)
+        try:
+            with memoryview(data) as view:
+                written = 0
+                while written < len(view):  # regular files write fully unless the disk is full
+                    written += _write(self.fd, view[written:], position + written)
+            for rel_pos, size, base, last, batch_max_ts in batches:
+                pos = position + rel_pos
+                if batch_max_ts > self.max_timestamp:
+                    self.max_timestamp = batch_max_ts
+                    self.offset_of_max_timestamp = last
+                if self.bytes_since_index > interval:
+                    index.append(base - self.base_offset, pos, self.max_timestamp,
+                                 self.offset_of_max_timestamp - self.base_offset)
+                    self.bytes_since_index = 0
+                self.bytes_since_index += size
+                self.last_batch_position = pos
+                self.last_batch_base = base
+                self.next_offset = last + 1
+            self.size = position + written
+            self.modified_ms = wall_ms()
+            if index.pending >= INDEX_PERSIST_ENTRIES:
+                index.persist()
+        except BaseException:
+            try:
+                self.undo_last_append()
+            except OSError:
+                pass  # the failure being reported is the first one
+            raise
         return position
+
+    def undo_last_append(self) -> None:
+        """Take back the last ``append`` (it failed, or its fsync did): the file,
+        the numbers and the index entries return to what they were before it."""
+        undo, self._undo = self._undo, None
+        if undo is None:
+            return
+        (position, entries, self.next_offset, self.max_timestamp, self.offset_of_max_timestamp,
+         self.bytes_since_index, self.last_batch_position, self.last_batch_base, self.modified_ms) = undo
+        self.size = position
+        self.index.truncate(entries)
+        # If this fails too the bytes stay past ``size``: appends write at
+        # ``size`` and recovery cuts whatever follows the last good batch.
+        os.ftruncate(self.fd, position)
 
     def truncate_from(self, offset: int, interval: int) -> int | None:
         """Drop the batches whose last offset is >= ``offset``; returns the base
@@ -307,6 +392,7 @@ class LogSegment:
         pos, base = self._find_batch(offset)
         if pos >= self.size:
             return None
+        self._undo = None
         os.ftruncate(self.fd, pos)
         self.size = pos
         kept = 0
@@ -382,3 +468,21 @@ class LogSegment:
                 return window.data[at:at + size]
             pos += size
         return None
+
+
+def iter_file_batches(fd: int, end: int):
+    """Yield ``(header fields, batch bytes)`` for each batch of a segment file
+    up to ``end``, reading with pread (the cleaner's thread, on its own fd)."""
+    window = _Window(fd, end, SCAN_CHUNK_BYTES)
+    pos = 0
+    while pos < end:
+        at = window.ensure(pos, HEADER_SIZE)
+        if at < 0:
+            raise StorageError(f"a segment file is shorter than its recorded size {end}")
+        fields = _unpack_header(window.data, at)
+        size = fields[1] + LOG_OVERHEAD
+        at = window.ensure(pos, size)
+        if at < 0:
+            raise StorageError(f"a segment file is shorter than its recorded size {end}")
+        yield fields, window.data[at:at + size]
+        pos += size

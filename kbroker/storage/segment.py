@@ -8,27 +8,44 @@ Layout::
         00000000000000000000.timeindex  sparse time index
         00000000000000004096.log        the next segment, from offset 4096 ...
         log-start-offset                checkpoint: first offset still readable
+        cleaner-offset-checkpoint       checkpoint: compaction has cleaned below this offset
         partition.metadata              the topic id, in Kafka's format
 
 Theory of operation.  A partition log is a list of segments ordered by base
 offset; only the last (the active segment) is appended to.  An append that
 would take the active segment past ``segment.bytes`` -- or its index past
-``segment.index.bytes``, or a relative offset past int32 -- first *rolls*: the
-active segment is sealed (last batch indexed, everything fsynced) and a new
-empty one starts at the append's base offset.  A read finds the segment by
-bisecting base offsets, the batch by the segment's sparse index plus a short
-walk over batch headers, and returns bytes read with ``os.pread``; nothing is
-cached beyond a few numbers and the index entries of each segment.
+``segment.index.bytes``, or a relative offset past int32, or the segment past
+``segment.ms`` of age -- first *rolls*: the active segment is sealed (last
+batch indexed, everything fsynced) and a new empty one starts at the append's
+base offset.  A read finds the segment by bisecting base offsets, the batch by
+the segment's sparse index plus a short walk over batch headers, and returns
+bytes read with ``os.pread``; nothing is cached beyond a few numbers and the
+index entries of each segment.
 
-Deleting records moves ``log_start_offset`` (checkpointed atomically) and then
-removes segments that lie wholly below it, renaming each ``.deleted`` first.
+Removing segments (DeleteRecords, retention, compaction's swap) renames their
+files ``.deleted`` and removes them ``file.delete.delay.ms`` later
+(``purge_deleted``, driven by the log manager; at the latest on close).  The
+log start offset is checkpointed before any segment goes.
+
+Compaction's swap (``replace_segments``), crash-safe in Kafka's order: the
+cleaner writes ``<base>.log.cleaned`` and fsyncs it; on the loop it is renamed
+``<base>.log.swap`` (from here on the new segment is committed), the old
+segments are renamed ``.deleted``, and the swap file becomes ``<base>.log``;
+its indexes are built by a scan.  Start-up removes ``.cleaned`` files (an
+unfinished clean: the old segments are intact) and completes a ``.swap``: the
+segments whose base offsets fall inside it go, the swap file takes its name.
 
 Start-up is recovery: every segment's indexes are checked and its tail
-scanned with CRC32C (see log_segment.py); a torn or corrupt tail is truncated
-and one line is logged to ``kbroker.storage`` per segment repaired.
-Durability: see ``base``; ``flush.messages`` bounds what a crash may lose.
+scanned with CRC32C (see log_segment.py); a torn or corrupt tail is truncated.
+Whatever recovery had to do in a partition is said in one line to
+``kbroker.storage``; an intact partition says nothing.
 
-Concurrency: none; see ``base``.
+Durability: see ``base``.  ``flush.messages``/``flush.ms`` and the store's
+``FlushPolicy`` decide when the active segment is fdatasynced; a failed append
+or a failed fsync takes the append back (``LogSegment.undo_last_append``).
+
+Concurrency: none; see ``base``.  Snapshots and cleaned writers, used from the
+cleaner's thread, open their own file descriptors.
 """
 
 from __future__ import annotations
@@ -36,19 +53,23 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import uuid
 from bisect import bisect_right
 
+from kbroker.records.batch import BatchHeader
 from kbroker.storage.base import (
-    LogConfig, LogStore, OffsetOutOfRangeError, PartitionLog, StorageError, split_batches,
+    CleanedWriter, FlushPolicy, LogConfig, LogStore, OffsetOutOfRangeError, PartitionLog,
+    SegmentInfo, SegmentSnapshot, StorageError, split_batches,
 )
 from kbroker.storage.checkpoint import (
-    TMP_SUFFIX, fsync_dir, read_log_start_offset, read_topic_id, write_log_start_offset,
-    write_topic_id,
+    TMP_SUFFIX, fsync_dir, read_cleaner_checkpoint, read_log_start_offset, read_topic_id,
+    write_cleaner_checkpoint, write_log_start_offset, write_topic_id,
 )
 from kbroker.storage.index import IndexPair
 from kbroker.storage.log_segment import (
-    DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment, segment_file_name,
+    CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX,
+    LogSegment, iter_file_batches, segment_file_name, wall_ms,
 )
 
 __all__ = ["SegmentLogStore", "SegmentPartitionLog"]
@@ -58,25 +79,37 @@ log = logging.getLogger("kbroker.storage")
 _I32_MAX = 2**31 - 1
 # Suffix of a partition directory being removed (Kafka: "<topic>-<partition>.<id>-delete").
 DELETE_DIR_SUFFIX = "-delete"
+_SEGMENT_NAME_LEN = 20
+
+
+def _segment_base(name: str, suffix: str) -> int | None:
+    """The base offset of ``<20 digits><suffix>``, else None."""
+    if name.endswith(suffix) and len(name) == _SEGMENT_NAME_LEN + len(suffix) and name[:_SEGMENT_NAME_LEN].isdigit():
+        return int(name[:_SEGMENT_NAME_LEN])
+    return None
 
 
 class SegmentPartitionLog(PartitionLog):
-    def __init__(self, directory: str, config: LogConfig):
+    def __init__(self, directory: str, config: LogConfig, flush_policy: FlushPolicy | None = None):
         self.directory = directory
         self.name = os.path.basename(directory)
         self.config = config
+        self.flush_policy = flush_policy or FlushPolicy()
         self.segments: list[LogSegment] = []
         self._bases: list[int] = []   # segment base offsets, for bisect
         self.log_start_offset = 0
         self.log_end_offset = 0
+        self.cleaner_checkpoint = 0
         self._unflushed_records = 0
+        self._last_flush = time.monotonic()
+        self._pending_deletes: list[tuple[int, list[str]]] = []  # (due wall ms, .deleted paths)
         self.closed = False
 
     @classmethod
-    def open(cls, directory: str, config: LogConfig) -> SegmentPartitionLog:
+    def open(cls, directory: str, config: LogConfig, flush_policy: FlushPolicy | None = None) -> SegmentPartitionLog:
         """Open (creating if needed) and recover the log in ``directory``."""
         os.makedirs(directory, exist_ok=True)
-        plog = cls(directory, config)
+        plog = cls(directory, config, flush_policy)
         try:
             plog._load()
         except BaseException:
@@ -86,15 +119,19 @@ class SegmentPartitionLog(PartitionLog):
         return plog
 
     def _load(self) -> None:
+        actions: list[str] = []
         names = os.listdir(self.directory)
-        bases = []
         for name in names:
-            if name.endswith(DELETED_SUFFIX) or name.endswith(TMP_SUFFIX):
-                # Left by a crash mid-delete or mid-checkpoint.
+            if name.endswith((DELETED_SUFFIX, TMP_SUFFIX, CLEANED_SUFFIX)):
+                # Left by a crash mid-delete, mid-checkpoint or mid-clean.
                 os.remove(os.path.join(self.directory, name))
-            elif name.endswith(LOG_SUFFIX) and len(name) == 20 + len(LOG_SUFFIX) and name[:20].isdigit():
-                bases.append(int(name[:20]))
-        bases.sort()
+                if name.endswith(CLEANED_SUFFIX):
+                    actions.append(f"discarded an unfinished compaction ({name})")
+        swaps = sorted(b for b in (_segment_base(n, LOG_SUFFIX + SWAP_SUFFIX) for n in names) if b is not None)
+        for base in swaps:
+            actions.append(self._complete_swap(base))
+        names = os.listdir(self.directory)
+        bases = sorted(b for b in (_segment_base(n, LOG_SUFFIX) for n in names) if b is not None)
         known = set(bases)
         for name in names:
             stem, dot, suffix = name.partition(".")
@@ -104,10 +141,9 @@ class SegmentPartitionLog(PartitionLog):
         checkpoint = read_log_start_offset(self.directory)
         interval = self.config.index_interval_bytes
         for base in bases:
-            seg, actions = LogSegment.open(self.directory, base, interval)
-            if actions:
-                log.warning("%s: recovered segment %s: %s", self.name,
-                            segment_file_name(base, LOG_SUFFIX), "; ".join(actions))
+            seg, seg_actions = LogSegment.open(self.directory, base, interval)
+            if seg_actions:
+                actions.append(f"segment {segment_file_name(base, LOG_SUFFIX)}: {'; '.join(seg_actions)}")
             self._add(seg)
         if not self.segments:
             self._add(LogSegment.create(self.directory, checkpoint or 0))
@@ -116,11 +152,40 @@ class SegmentPartitionLog(PartitionLog):
         self.log_start_offset = max(checkpoint or 0, self.segments[0].base_offset)
         self.log_end_offset = self.segments[-1].next_offset
         if self.log_start_offset > self.log_end_offset:
-            log.warning("%s: log start offset %d is beyond the recovered log end offset %d; "
-                        "emptied the log to start at %d", self.name, self.log_start_offset,
-                        self.log_end_offset, self.log_start_offset)
+            actions.append(f"log start offset {self.log_start_offset} is beyond the recovered log end offset "
+                           f"{self.log_end_offset}: emptied the log to start at {self.log_start_offset}")
             self._reset_at(self.log_start_offset)
-        self._delete_segments_below(self.log_start_offset)
+        self.cleaner_checkpoint = read_cleaner_checkpoint(self.directory) or 0
+        for seg in self._segments_below(self.log_start_offset):
+            seg.delete()
+        if actions:
+            log.warning("%s: recovered: %s", self.name, "; ".join(actions))
+
+    def _complete_swap(self, base: int) -> str:
+        """Finish compaction's swap of ``<base>.log.swap`` (see the module docstring)."""
+        swap_path = os.path.join(self.directory, segment_file_name(base, LOG_SUFFIX + SWAP_SUFFIX))
+        fd = os.open(swap_path, os.O_RDONLY)
+        try:
+            last = base
+            for fields, _batch in iter_file_batches(fd, os.fstat(fd).st_size):
+                last = fields[0] + fields[6]  # baseOffset + lastOffsetDelta
+        finally:
+            os.close(fd)
+        replaced = []
+        for name in os.listdir(self.directory):
+            b = _segment_base(name, LOG_SUFFIX)
+            if b is not None and base <= b <= last:
+                replaced.append(name)
+                LogSegment(self.directory, b).delete()
+        for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):  # rebuilt from the new log by recovery
+            try:
+                os.remove(os.path.join(self.directory, segment_file_name(base, suffix)))
+            except FileNotFoundError:
+                pass
+        os.replace(swap_path, os.path.join(self.directory, segment_file_name(base, LOG_SUFFIX)))
+        fsync_dir(self.directory)
+        return (f"completed an interrupted compaction swap: {segment_file_name(base, LOG_SUFFIX + SWAP_SUFFIX)} "
+                f"replaced {', '.join(sorted(replaced)) or 'nothing'}")
 
     def _add(self, seg: LogSegment) -> None:
         self.segments.append(seg)
@@ -139,13 +204,43 @@ class SegmentPartitionLog(PartitionLog):
                                f"the append says {base_offset}..{last_offset}")
         seg = self._segment_for_append(len(batch), base_offset, last_offset)
         position = seg.append(batch, batches, self.config.index_interval_bytes)
+        previous_end = self.log_end_offset
         self.log_end_offset = last_offset + 1
-        flush_messages = self.config.flush_messages
-        if flush_messages is not None:
-            self._unflushed_records += record_count
-            if self._unflushed_records >= flush_messages:
-                self.flush()
+        self._unflushed_records += record_count
+        if self._flush_due():
+            try:
+                seg.sync_data()
+            except BaseException:
+                # Not durable, so not acknowledged, so not kept: a retry must not find it twice.
+                self.log_end_offset = previous_end
+                self._unflushed_records -= record_count
+                try:
+                    seg.undo_last_append()
+                except OSError:
+                    pass
+                raise
+            self._flushed()
         return position
+
+    def _flush_due(self) -> bool:
+        policy, cfg = self.flush_policy, self.config
+        flush_messages = policy.flush_messages(cfg)
+        if flush_messages is not None and self._unflushed_records >= flush_messages:
+            return True
+        flush_ms = policy.flush_ms(cfg)
+        return flush_ms is not None and (time.monotonic() - self._last_flush) * 1000 >= flush_ms
+
+    def _flushed(self) -> None:
+        self._unflushed_records = 0
+        self._last_flush = time.monotonic()
+
+    def maybe_flush(self) -> bool:
+        """fsync if the flush policy says the unflushed appends are due (the log manager's tick)."""
+        if self.closed or not self._unflushed_records or not self._flush_due():
+            return False
+        self.segments[-1].sync_data()
+        self._flushed()
+        return True
 
     def _segment_for_append(self, size: int, base_offset: int, last_offset: int) -> LogSegment:
         seg = self.segments[-1]
@@ -156,22 +251,43 @@ class SegmentPartitionLog(PartitionLog):
                 self.segments.pop()
                 self._bases.pop()
                 seg.delete()
-                seg = LogSegment.create(self.directory, base_offset)
+                seg = LogSegment.create(self.directory, base_offset, self.config.segment_jitter_ms)
                 self._add(seg)
                 fsync_dir(self.directory)
             return seg
         cfg = self.config
         index_full = len(seg.index) >= cfg.segment_index_bytes // IndexPair.TIME_ENTRY_BYTES
-        if seg.size > cfg.segment_bytes - size or index_full or not offset_fits:
+        if (seg.size > cfg.segment_bytes - size or index_full or not offset_fits
+                or self._roll_due(seg, wall_ms())):
             seg = self._roll(base_offset)
         return seg
 
+    def _roll_due(self, seg: LogSegment, now_ms: int) -> bool:
+        cfg = self.config
+        return now_ms - seg.rolling_base_ms > cfg.roll_ms() - min(seg.roll_jitter_ms, cfg.segment_jitter_ms)
+
     def _roll(self, base_offset: int) -> LogSegment:
         self.segments[-1].seal()
-        seg = LogSegment.create(self.directory, base_offset)
+        self._flushed()  # seal fsynced everything
+        seg = LogSegment.create(self.directory, base_offset, self.config.segment_jitter_ms)
         self._add(seg)
         fsync_dir(self.directory)
         return seg
+
+    def roll(self) -> bool:
+        self._check_open()
+        if not self.segments[-1].size:
+            return False
+        self._roll(self.log_end_offset)
+        return True
+
+    def maybe_roll(self, now_ms: int) -> bool:
+        self._check_open()
+        seg = self.segments[-1]
+        if seg.size and self._roll_due(seg, now_ms):
+            self._roll(self.log_end_offset)
+            return True
+        return False
 
     def delete_records_before(self, offset: int) -> None:
         self._check_open()
@@ -184,14 +300,59 @@ class SegmentPartitionLog(PartitionLog):
         write_log_start_offset(self.directory, offset)
         if offset == self.log_end_offset and self.segments[-1].size:
             self._roll(offset)  # so the last segment with data can go too
-        self._delete_segments_below(offset)
+        self._retire(self._segments_below(offset))
 
-    def _delete_segments_below(self, offset: int) -> None:
+    def _segments_below(self, offset: int) -> list[LogSegment]:
+        """Take the segments wholly below ``offset`` (never the last) out of the list."""
         segments = self.segments
-        while len(segments) > 1 and segments[1].base_offset <= offset:
-            seg = segments.pop(0)
-            self._bases.pop(0)
-            seg.delete()
+        n = 0
+        while n < len(segments) - 1 and segments[n + 1].base_offset <= offset:
+            n += 1
+        gone = segments[:n]
+        del segments[:n], self._bases[:n]
+        return gone
+
+    def delete_oldest_segments(self, count: int) -> int:
+        self._check_open()
+        count = min(count, len(self.segments) - 1)
+        if count <= 0:
+            return 0
+        new_start = self.segments[count].base_offset
+        if new_start > self.log_start_offset:
+            self.log_start_offset = new_start
+            write_log_start_offset(self.directory, new_start)
+        gone = self.segments[:count]
+        del self.segments[:count], self._bases[:count]
+        freed = sum(seg.size for seg in gone)
+        self._retire(gone)
+        return freed
+
+    def _retire(self, segments: list[LogSegment]) -> None:
+        """Rename the segments' files ``.deleted``; remove them after file.delete.delay.ms."""
+        if not segments:
+            return
+        paths = []
+        for seg in segments:
+            paths.extend(seg.rename_deleted())
+        delay = self.config.file_delete_delay_ms
+        now = wall_ms()
+        self._pending_deletes.append((now + delay, paths))
+        if delay <= 0:
+            self.purge_deleted(now)
+
+    def purge_deleted(self, now_ms: int) -> int | None:
+        keep = []
+        for due, paths in self._pending_deletes:
+            if due <= now_ms:
+                for path in paths:
+                    try:
+                        os.remove(path)
+                    except FileNotFoundError:
+                        pass
+            else:
+                keep.append((due, paths))
+        self._pending_deletes = keep
+        return min((due for due, _ in keep), default=None)
 
     def truncate_to(self, offset: int) -> None:
         self._check_open()
@@ -220,10 +381,89 @@ class SegmentPartitionLog(PartitionLog):
             seg.delete()
         self.segments.clear()
         self._bases.clear()
-        self._add(LogSegment.create(self.directory, offset))
+        self._add(LogSegment.create(self.directory, offset, self.config.segment_jitter_ms))
         fsync_dir(self.directory)
         self.log_start_offset = self.log_end_offset = offset
         write_log_start_offset(self.directory, offset)
+
+    # -- compaction ------------------------------------------------------------------
+
+    def segment_infos(self) -> list[SegmentInfo]:
+        self._check_open()
+        last = len(self.segments) - 1
+        return [SegmentInfo(seg.uid, seg.base_offset, seg.next_offset, seg.size, seg.max_timestamp,
+                            seg.rolling_base_ms, seg.modified_ms, i == last)
+                for i, seg in enumerate(self.segments)]
+
+    def _closed_segment(self, uid: int) -> int:
+        """Index of the closed segment ``uid``; -1 if it is gone or active."""
+        for i, seg in enumerate(self.segments[:-1]):
+            if seg.uid == uid:
+                return i
+        return -1
+
+    def snapshot_segment(self, uid: int) -> SegmentSnapshot:
+        self._check_open()
+        i = self._closed_segment(uid)
+        if i < 0:
+            raise StorageError(f"{self.name}: segment {uid} is not a closed segment of the log")
+        seg = self.segments[i]
+        return _FileSnapshot(os.open(seg.log_path, os.O_RDONLY), seg.size)
+
+    def cleaned_writer(self, base_offset: int) -> CleanedWriter:
+        self._check_open()
+        return _FileCleanedWriter(os.path.join(self.directory, segment_file_name(base_offset, LOG_SUFFIX)),
+                                  base_offset)
+
+    def replace_segments(self, uids: list[int], writer) -> bool:
+        if self.closed:
+            writer.abort()
+            return False
+        first = self._closed_segment(uids[0]) if uids else -1
+        if first < 0 or [s.uid for s in self.segments[first:first + len(uids)]] != list(uids) \
+                or first + len(uids) >= len(self.segments) or self.segments[first].base_offset != writer.base_offset:
+            writer.abort()
+            return False
+        base = writer.base_offset
+        swap_path = writer.log_path + SWAP_SUFFIX
+        try:
+            os.replace(writer.cleaned_path, swap_path)
+            fsync_dir(self.directory)
+        except BaseException:
+            writer.abort()
+            raise
+        # Committed: from here a crash (or an error) completes the swap at start-up.
+        old = self.segments[first:first + len(uids)]
+        try:
+            paths = []
+            for seg in old:
+                paths.extend(seg.rename_deleted())
+            os.replace(swap_path, writer.log_path)
+            fsync_dir(self.directory)
+            new = LogSegment.open_cleaned(self.directory, base, self.config.index_interval_bytes)
+        except BaseException:
+            log.error("%s: compaction swap failed; reloading the log as after a crash", self.name)
+            self._reload()
+            raise
+        self.segments[first:first + len(uids)] = [new]
+        self._bases[first:first + len(uids)] = [base]
+        self._pending_deletes.append((wall_ms() + self.config.file_delete_delay_ms, paths))
+        if self.config.file_delete_delay_ms <= 0:
+            self.purge_deleted(wall_ms())
+        return True
+
+    def _reload(self) -> None:
+        for seg in self.segments:
+            seg.close()
+        self.segments.clear()
+        self._bases.clear()
+        self._load()
+
+    def set_cleaner_checkpoint(self, offset: int) -> None:
+        self._check_open()
+        if offset != self.cleaner_checkpoint:
+            write_cleaner_checkpoint(self.directory, offset)
+            self.cleaner_checkpoint = offset
 
     # -- reads -------------------------------------------------------------------
 
@@ -274,7 +514,7 @@ class SegmentPartitionLog(PartitionLog):
     def flush(self) -> None:
         self._check_open()
         self.segments[-1].flush()  # older segments were flushed when they rolled
-        self._unflushed_records = 0
+        self._flushed()
 
     def close(self) -> None:
         if self.closed:
@@ -285,6 +525,7 @@ class SegmentPartitionLog(PartitionLog):
         finally:
             for seg in self.segments:
                 seg.close()
+            self.purge_deleted(2**63 - 1)
 
     def _discard(self) -> None:
         """Close without flushing: the directory is about to be removed."""
@@ -297,11 +538,68 @@ class SegmentPartitionLog(PartitionLog):
             raise StorageError(f"{self.name}: log is closed")
 
 
+class _FileSnapshot(SegmentSnapshot):
+    """A closed segment's batches through a file descriptor of its own: the
+    loop may rename or close the segment meanwhile; the open file stays."""
+
+    def __init__(self, fd: int, size: int):
+        self.fd = fd
+        self.size = size
+
+    def batches(self):
+        for fields, data in iter_file_batches(self.fd, self.size):
+            yield BatchHeader._make(fields), data
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class _FileCleanedWriter(CleanedWriter):
+    """``<base>.log.cleaned``, written by the cleaner's thread."""
+
+    def __init__(self, log_path: str, base_offset: int):
+        self.log_path = log_path
+        self.cleaned_path = log_path + CLEANED_SUFFIX
+        self.base_offset = base_offset
+        self.fd = -1
+        self.size = 0
+
+    def _open(self) -> None:
+        if self.fd < 0:
+            self.fd = os.open(self.cleaned_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
+    def append(self, batch) -> None:
+        self._open()
+        with memoryview(batch) as view:
+            written = 0
+            while written < len(view):
+                written += os.pwrite(self.fd, view[written:], self.size + written)
+        self.size += written
+
+    def finish(self) -> None:
+        self._open()
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        try:
+            os.remove(self.cleaned_path)
+        except FileNotFoundError:
+            pass
+
+
 class SegmentLogStore(LogStore):
     """Partition logs as directories of segment files under ``data_dir``."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, flush_policy: FlushPolicy | None = None):
         self.data_dir = os.fspath(data_dir)
+        self.flush_policy = flush_policy or FlushPolicy()
         os.makedirs(self.data_dir, exist_ok=True)
         for name in os.listdir(self.data_dir):
             if name.endswith(DELETE_DIR_SUFFIX):
@@ -327,7 +625,7 @@ class SegmentLogStore(LogStore):
             os.makedirs(directory, exist_ok=True)
             write_topic_id(directory, topic_id)
             fsync_dir(self.data_dir)
-        plog = SegmentPartitionLog.open(directory, config)
+        plog = SegmentPartitionLog.open(directory, config, self.flush_policy)
         self._logs[key] = plog
         return plog
 
