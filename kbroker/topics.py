@@ -68,10 +68,7 @@ class Topic:
         return self.name in INTERNAL_TOPICS
 
     def log_config(self) -> LogConfig:
-        return LogConfig(
-            segment_bytes=int(self.config("segment.bytes")),
-            index_interval_bytes=int(self.config("index.interval.bytes")),
-        )
+        return LogConfig.from_topic_config(self.config)
 
 
 class TopicManager:
