@@ -23,6 +23,7 @@ import asyncio
 import time
 from bisect import bisect_left, insort
 
+from .cleaner import require_keys
 from .errors import ErrorCode, KafkaError
 from .records.batch import (
     iter_batches,
@@ -128,6 +129,9 @@ class Partition:
                     ErrorCode.MESSAGE_TOO_LARGE,
                     f"The batch of {h.batch_length + 12} bytes is larger than max.message.bytes {max_message_bytes}",
                 )
+        topic = self.topic
+        if topic is not None and "compact" in topic.config("cleanup.policy"):
+            require_keys(records, batches, f"{topic.name}-{self.index}")  # compaction needs every key
         producers = self.producers
         for _pos, h in batches:
             if h.producer_id >= 0:
