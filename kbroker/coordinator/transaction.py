@@ -57,16 +57,19 @@ class TransactionMetadata:
     groups: set[str] = field(default_factory=set)
     start_ms: int = -1
     last_update_ms: int = -1
+    prev_producer_id: int = -1  # the id before the last rotation, for a KIP-360 retry that spans it
 
     def to_json(self) -> dict:
         return {"pid": self.producer_id, "epoch": self.producer_epoch, "last_epoch": self.last_producer_epoch,
                 "timeout_ms": self.timeout_ms, "state": self.state, "partitions": sorted(self.partitions),
-                "groups": sorted(self.groups), "start_ms": self.start_ms, "last_update_ms": self.last_update_ms}
+                "groups": sorted(self.groups), "start_ms": self.start_ms, "last_update_ms": self.last_update_ms,
+                "prev_pid": self.prev_producer_id}
 
     @classmethod
     def from_json(cls, tid: str, d: dict) -> "TransactionMetadata":
         return cls(tid, d["pid"], d["epoch"], d["last_epoch"], d["timeout_ms"], d["state"],
-                   {(t, p) for t, p in d["partitions"]}, set(d["groups"]), d["start_ms"], d["last_update_ms"])
+                   {(t, p) for t, p in d["partitions"]}, set(d["groups"]), d["start_ms"], d["last_update_ms"],
+                   d.get("prev_pid", -1))
 
 
 @dataclass
@@ -126,8 +129,8 @@ class TransactionCoordinator:
 
     def init_producer_id(self, tid: str, timeout_ms: int, expected_pid: int = -1,
                          expected_epoch: int = -1) -> InitResult:
-        if tid == "":
-            return InitResult(ErrorCode.INVALID_REQUEST)
+        if tid == "" or (expected_pid < 0) != (expected_epoch < 0):
+            return InitResult(ErrorCode.INVALID_REQUEST)  # Kafka: both producer id and epoch, or neither
         if not 0 < timeout_ms <= self.max_timeout_ms:
             return InitResult(ErrorCode.INVALID_TRANSACTION_TIMEOUT)
         txn = self.txns.get(tid)
@@ -135,24 +138,28 @@ class TransactionCoordinator:
             txn = TransactionMetadata(tid, self.producer_ids.next_id(), NO_PRODUCER_EPOCH, NO_PRODUCER_EPOCH,
                                       timeout_ms)
             self.txns[tid] = txn
-        if expected_pid >= 0 and txn.producer_epoch != NO_PRODUCER_EPOCH and expected_pid != txn.producer_id:
+        expected = expected_pid >= 0
+        if (expected and txn.producer_epoch != NO_PRODUCER_EPOCH and expected_pid != txn.producer_id
+                and not (expected_pid == txn.prev_producer_id and expected_epoch >= MAX_EPOCH - 1)):
+            # Another producer id, unless it is the one we rotated away from at its exhausted epoch: a retry of
+            # the InitProducerId that rotated it (Kafka's isValidProducerId).
             return InitResult(ErrorCode.PRODUCER_FENCED)
         if txn.state in (PREPARE_COMMIT, PREPARE_ABORT):
             return InitResult(ErrorCode.CONCURRENT_TRANSACTIONS)
         if txn.state == ONGOING:
             # Fence the current producer and abort its transaction; the new one retries (Kafka's
             # PrepareEpochFence path answers CONCURRENT_TRANSACTIONS).
-            self._bump_epoch(txn)
+            self._fence_epoch(txn)
             self._end(txn, commit=False)
             return InitResult(ErrorCode.CONCURRENT_TRANSACTIONS)
-        if expected_epoch >= 0 and txn.producer_epoch != NO_PRODUCER_EPOCH:
+        if expected and txn.producer_epoch != NO_PRODUCER_EPOCH:
             if expected_epoch == txn.last_producer_epoch and expected_epoch != txn.producer_epoch:
                 # A retry of the InitProducerId that already bumped the epoch (KIP-360).
                 return InitResult(0, txn.producer_id, txn.producer_epoch)
             if expected_epoch != txn.producer_epoch:
                 return InitResult(ErrorCode.PRODUCER_FENCED)
         txn.timeout_ms = timeout_ms
-        self._bump_epoch(txn)
+        self._bump_epoch(txn, expected)
         txn.state = EMPTY
         txn.partitions.clear()
         txn.groups.clear()
@@ -160,14 +167,26 @@ class TransactionCoordinator:
         self._persist(txn)
         return InitResult(0, txn.producer_id, txn.producer_epoch)
 
-    def _bump_epoch(self, txn: TransactionMetadata) -> None:
+    def _bump_epoch(self, txn: TransactionMetadata, expected: bool) -> None:
+        """InitProducerId's bump (Kafka's prepareIncrementProducerEpoch / prepareProducerIdRotation). The last
+        epoch is remembered only for a producer that named its own epoch (KIP-360), so that only it can retry;
+        a new producer (no epoch given) leaves none, so a fenced one cannot pass for a retry."""
         if txn.producer_epoch >= MAX_EPOCH - 1:
+            txn.prev_producer_id = txn.producer_id
             txn.producer_id = self.producer_ids.next_id()
-            txn.last_producer_epoch = NO_PRODUCER_EPOCH
+            txn.last_producer_epoch = txn.producer_epoch if expected else NO_PRODUCER_EPOCH
             txn.producer_epoch = 0
         else:
-            txn.last_producer_epoch = txn.producer_epoch
+            txn.last_producer_epoch = txn.producer_epoch if expected else NO_PRODUCER_EPOCH
             txn.producer_epoch += 1
+
+    def _fence_epoch(self, txn: TransactionMetadata) -> None:
+        """Fencing before an abort that the producer did not ask for (a new producer, a timeout): one epoch up,
+        at most Short.MAX_VALUE, and never a new producer id, since the abort markers must carry the id that
+        wrote the transaction (Kafka's prepareFenceProducerEpoch; the id rotates at the next InitProducerId).
+        No last epoch: the fenced producer cannot pass for a retry."""
+        txn.producer_epoch = min(txn.producer_epoch + 1, MAX_EPOCH)
+        txn.last_producer_epoch = NO_PRODUCER_EPOCH
 
     # -- adding partitions and groups ----------------------------------------
 
@@ -277,7 +296,7 @@ class TransactionCoordinator:
             if txn.state == ONGOING and txn.start_ms >= 0 and now - txn.start_ms > txn.timeout_ms:
                 log.info("aborting transaction of %s: open for %d ms, timeout %d ms", txn.transactional_id,
                          now - txn.start_ms, txn.timeout_ms)
-                self._bump_epoch(txn)
+                self._fence_epoch(txn)
                 self._end(txn, commit=False)
                 n += 1
         return n
