@@ -44,7 +44,8 @@ class FrameReader:
             return None
         start = pos + 4
         end = start + size
-        frame = bytes(buf[start:end])
+        with memoryview(buf) as view:
+            frame = bytes(view[start:end])  # one copy; the view is released before the buffer changes
         if end == len(buf):
             buf.clear()
             self._pos = 0
