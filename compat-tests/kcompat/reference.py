@@ -82,31 +82,39 @@ class Reference:
     def read_partition(self, topic: str, partition: int, read_committed: bool = False) -> list[Rec]:
         """Every record of one partition from the start up to its end (high watermark, or the last
         stable offset with ``read_committed``)."""
+        return self.read_partitions(topic, [partition], read_committed)[partition]
+
+    def read_partitions(self, topic: str, partitions: list[int], read_committed: bool = False) -> dict[int, list[Rec]]:
+        """read_partition for several partitions through one consumer (each read costs about half a
+        second of librdkafka start-up and end-of-partition detection)."""
         from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
         c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "kbroker-compat-reference",
-                      "enable.auto.commit": False, "enable.partition.eof": True,
+                      "enable.auto.commit": False, "enable.partition.eof": True, "fetch.wait.max.ms": 10,
                       "isolation.level": "read_committed" if read_committed else "read_uncommitted"})
-        out = []
+        out: dict[int, list[Rec]] = {p: [] for p in partitions}
+        pending = set(partitions)
         try:
-            c.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+            c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
             deadline = time.monotonic() + TIMEOUT_S
-            while time.monotonic() < deadline:
+            while pending and time.monotonic() < deadline:
                 m = c.poll(0.2)
                 if m is None:
                     continue
                 if m.error():
                     if m.error().code() == KafkaError._PARTITION_EOF:
-                        return out
-                    raise ReferenceError_(f"reference: reading {topic}-{partition}: {m.error()}")
-                out.append(Rec(m.key(), m.value(), tuple(m.headers() or ()), m.timestamp()[1], m.partition(),
-                               m.offset()))
-            raise ReferenceError_(f"reference: reading {topic}-{partition} did not reach its end in {TIMEOUT_S} s")
+                        pending.discard(m.partition())
+                        continue
+                    raise ReferenceError_(f"reference: reading {topic}-{m.partition()}: {m.error()}")
+                out[m.partition()].append(Rec(m.key(), m.value(), tuple(m.headers() or ()), m.timestamp()[1],
+                                              m.partition(), m.offset()))
+            if pending:
+                raise ReferenceError_(f"reference: reading {topic} partitions {sorted(pending)} did not reach "
+                                      f"their end in {TIMEOUT_S} s")
+            return out
         finally:
             c.close()
 
     def read_all(self, topic: str, partitions: int, read_committed: bool = False) -> list[Rec]:
-        out = []
-        for p in range(partitions):
-            out.extend(self.read_partition(topic, p, read_committed))
-        return out
+        by_partition = self.read_partitions(topic, list(range(partitions)), read_committed)
+        return [r for p in range(partitions) for r in by_partition[p]]

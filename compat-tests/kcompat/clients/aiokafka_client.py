@@ -37,7 +37,7 @@ class AioKafka(Adapter):
         try:
             import aiokafka  # noqa: F401
         except ImportError:
-            return "aiokafka is not installed (pip install aiokafka)"
+            return "not installed (pip install aiokafka)"
         return None
 
     @classmethod

@@ -47,7 +47,7 @@ class ConfluentKafka(Adapter):
         try:
             import confluent_kafka  # noqa: F401
         except ImportError:
-            return "confluent-kafka is not installed (pip install confluent-kafka)"
+            return "not installed (pip install confluent-kafka)"
         return None
 
     @classmethod

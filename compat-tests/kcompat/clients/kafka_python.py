@@ -26,7 +26,7 @@ class KafkaPython(Adapter):
         try:
             import kafka  # noqa: F401
         except ImportError:
-            return "kafka-python is not installed (pip install kafka-python)"
+            return "not installed (pip install kafka-python)"
         return None
 
     @classmethod

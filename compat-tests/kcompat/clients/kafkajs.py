@@ -55,7 +55,7 @@ class KafkaJS(Adapter):
         if _node() is None:
             return "Node.js is not installed"
         if not (JS_DIR / "node_modules" / "kafkajs").is_dir():
-            return "kafkajs is not installed (npm install in compat-tests/js; compat-tests/setup.sh does it)"
+            return "not installed in compat-tests/js (compat-tests/setup.sh runs npm ci there)"
         return None
 
     @classmethod

@@ -57,7 +57,7 @@ class Kcat(Adapter):
     @classmethod
     def missing(cls):
         if _binary() is None:
-            return "kcat is not installed (apt-get install kcat; compat-tests/setup.sh does it)"
+            return "not installed (apt-get install kcat; compat-tests/setup.sh does it)"
         return None
 
     @classmethod

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Installs what the optional clients of compat-tests need: kcat (apt), kafkajs and its codecs (npm, in
+# compat-tests/js), Go and Debian's sarama source (apt) and the sarama driver built from them.
+#
+# Idempotent and quiet: what is already there is left alone, one line per part says what happened,
+# details go to compat-tests/.build/setup.log. A part that cannot be had is reported and skipped; the
+# script always exits 0, and the suite skips a client whose toolchain is missing, with the reason.
+# The Python clients come with the project's test extras (pyproject.toml), not from here.
+set -u
+cd "$(dirname "$0")"
+mkdir -p .build
+LOG="$PWD/.build/setup.log"
+: > "$LOG"
+
+say() { echo "compat-tests/setup.sh: $*"; }
+
+# -- Debian packages ---------------------------------------------------------------------------
+want=()
+command -v kcat >/dev/null 2>&1 || command -v kafkacat >/dev/null 2>&1 || want+=(kcat)
+command -v go >/dev/null 2>&1 || want+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/Shopify/sarama ] || want+=(golang-github-shopify-sarama-dev)
+command -v node >/dev/null 2>&1 || want+=(nodejs)
+command -v npm >/dev/null 2>&1 || want+=(npm)
+
+if [ ${#want[@]} -eq 0 ]; then
+    say "apt: kcat, Go, sarama and Node.js already installed"
+elif ! command -v apt-get >/dev/null 2>&1; then
+    say "apt: no apt-get here; not installing ${want[*]}"
+else
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO="none"; fi
+    fi
+    if [ "$SUDO" = "none" ]; then
+        say "apt: not root and no sudo; not installing ${want[*]}"
+    else
+        $SUDO apt-get update -qq >>"$LOG" 2>&1
+        # One at a time, so that a package this release lacks does not stop the others.
+        for pkg in "${want[@]}"; do
+            if DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$pkg" >>"$LOG" 2>&1; then
+                say "apt: installed $pkg"
+            else
+                say "apt: could not install $pkg (see $LOG)"
+            fi
+        done
+    fi
+fi
+
+# -- kafkajs -------------------------------------------------------------------------------------
+if ! command -v npm >/dev/null 2>&1; then
+    say "kafkajs: no npm; skipped"
+elif [ -d js/node_modules/kafkajs ] && [ js/node_modules/.package-lock.json -nt js/package-lock.json ]; then
+    say "kafkajs: already installed"
+else
+    # kafkajs-lz4 and zstd-napi are optional dependencies with native parts (node-gyp and a C
+    # compiler); when they do not build, kafkajs runs without lz4 or zstd and the suite skips those.
+    if (cd js && npm ci --no-audit --no-fund --loglevel=error >>"$LOG" 2>&1); then
+        codecs=$(cd js && node admin.js '{"op":"codecs"}' 2>>"$LOG" | sed -n 's/.*"result":\[\(.*\)\].*/\1/p' | tr -d '"')
+        say "kafkajs: installed (codecs: ${codecs:-?})"
+    else
+        say "kafkajs: npm ci failed (see $LOG); skipped"
+    fi
+fi
+
+# -- the sarama driver -----------------------------------------------------------------------------
+if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/github.com/Shopify/sarama ]; then
+    say "sarama: Go or sarama's source missing; skipped"
+elif [ -x .build/sarama-driver ] && [ .build/sarama-driver -nt go/sarama/main.go ]; then
+    say "sarama: driver already built"
+else
+    # GOPATH mode against Debian's sources: no module download, no network.
+    if (cd go/sarama && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../.build/gocache" GOFLAGS= \
+            CGO_CFLAGS="-O2 -Wno-deprecated-declarations" go build -o ../../.build/sarama-driver.tmp . >>"$LOG" 2>&1) \
+            && mv .build/sarama-driver.tmp .build/sarama-driver; then
+        say "sarama: driver built"
+    else
+        say "sarama: the driver did not build (see $LOG); skipped"
+    fi
+fi
+
+exit 0
