@@ -193,7 +193,7 @@ def _targets(data):
     def threshold(key_prefix, goal, unit, higher):
         def f(b):
             vals = [(c["median"], k) for k, c in data["results"].get(b, {}).items()
-                    if k.startswith(key_prefix) and isinstance(c, dict) and "median" in c]
+                    if (k == key_prefix or k.startswith(key_prefix + ".")) and isinstance(c, dict) and "median" in c]
             if not vals:
                 return "-"
             v, k = min(vals) if higher else max(vals)
