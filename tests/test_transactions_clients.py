@@ -307,6 +307,32 @@ def test_second_producer_fences_the_first_at_its_next_send(b, producers, client)
     assert b"zombie1" not in values(read_until_sentinels(client, bs, topic, 1, "read_uncommitted"))
 
 
+@pytest.mark.parametrize("api", ["InitProducerId", "AddPartitionsToTxn", "Produce", "AddOffsetsToTxn",
+                                 "TxnOffsetCommit", "EndTxn"])
+@pytest.mark.parametrize("client", CLIENT_NAMES)
+def test_lost_answers_to_transactional_requests_are_retried_safely(b, producers, client, api):
+    """The broker handles the request and the connection breaks before the client sees the answer; the client
+    retries on a new connection. Every retry must be harmless: InitProducerId bumps again, AddPartitionsToTxn
+    and AddOffsetsToTxn find the partitions and group already there, a retried Produce is a duplicate, a retried
+    TxnOffsetCommit stores the same offsets, and a retried EndTxn finds the transaction complete."""
+    bs = b.bootstrap_servers
+    topic, group = _name("lost"), _name("g")
+    create_topic(bs, topic, 2)
+    p = producers(client, bs, _name("txn"))
+    b.control.add_fault(api, drop_response=True, count=1)
+    p.init()
+    p.begin()
+    p.send_all(topic, [(0, b"a"), (1, b"b"), (0, b"c")])
+    p.send_offsets({(topic, 0): 5, (topic, 1): 6}, group)
+    p.commit()
+    assert b.control.faults() == [], f"no {api} request was made"
+    write_sentinels(bs, topic, 2)
+    assert values(read_until_sentinels(client, bs, topic, 2, "read_uncommitted")) == [b"a", b"b", b"c"]
+    assert values(read_until_sentinels(client, bs, topic, 2, "read_committed")) == [b"a", b"b", b"c"]
+    offsets = {(o["topic"], o["partition"]): o["offset"] for o in b.control.group(group)["offsets"]}
+    assert offsets == {(topic, 0): 5, (topic, 1): 6}
+
+
 # -- 5. restarts, timeouts, offsets ----------------------------------------------------------------------------
 
 

@@ -285,7 +285,9 @@ class ConfluentTxnProducer(TxnProducer):
                                            TIMEOUT_S)
 
     def close(self):
-        self.p.flush(0)
+        if self.p is not None:
+            self.p.flush(0)
+            self.p = None  # librdkafka's handle is destroyed now, not when the garbage collector gets to it
 
 
 class KafkaPythonTxnProducer(TxnProducer):
