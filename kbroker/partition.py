@@ -139,7 +139,9 @@ class Partition:
                 if dup is not None:
                     # A retry of a batch we already have: answer with where the original went (Kafka does).
                     return dup.first_offset, -1
-        buf = bytearray(records)
+        # The request's own buffer when it is writable (frames are bytearrays we own): offsets are written
+        # into the producer's bytes in place and the same bytes go to the log. Otherwise one copy.
+        buf = records if isinstance(records, memoryview) and not records.readonly else bytearray(records)
         base = offset = self.log.log_end_offset
         append_time = -1
         max_ts = -1

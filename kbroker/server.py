@@ -42,7 +42,7 @@ class ProtocolViolation(Exception):
     """The client sent something we do not answer; the connection is closed."""
 
 
-class KafkaConnection(asyncio.Protocol):
+class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, server: "KafkaServer"):
         self.server = server
         self.broker = server.broker
@@ -70,9 +70,13 @@ class KafkaConnection(asyncio.Protocol):
         self.queue.clear()
         self.server.connections.discard(self)
 
-    def data_received(self, data):
+    def get_buffer(self, sizehint):
+        # Bytes are received straight into the frame reader's buffers (a large frame into its own).
+        return self.reader.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes):
         try:
-            self.reader.feed(data)
+            self.reader.buffer_updated(nbytes)
             while (frame := self.reader.next_frame()) is not None:
                 self.queue.append(frame)
         except FrameError as e:

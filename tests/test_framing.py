@@ -53,9 +53,20 @@ def test_trailing_partial_frame_waits():
 @pytest.mark.parametrize("size", [-1, -2**31, 101])
 def test_refused_sizes(size):
     r = FrameReader(max_frame_bytes=100)
-    r.feed(struct.pack(">i", size))
     with pytest.raises(FrameError):
-        r.next_frame()
+        r.feed(struct.pack(">i", size))
+
+
+def test_frames_larger_than_the_scratch_buffer():
+    r = FrameReader(scratch_bytes=64)
+    frames = [b"s" * 10, b"L" * 1000, b"t" * 60, b"M" * 61, b"", b"x" * 5000]
+    data = b"".join(_frame(p) for p in frames)
+    got = []
+    for i in range(0, len(data), 7):
+        r.feed(data[i:i + 7])
+        got += _drain(r)
+    assert got == frames
+    assert all(isinstance(f, bytearray) for f in got)
 
 
 def test_largest_allowed_size():

@@ -1,16 +1,25 @@
 """Size-prefixed frames: every Kafka request and response is an int32 length and that many bytes.
 
-Sans-IO, in the style of h11: ``feed(data)`` buffers bytes and ``next_frame()`` returns a complete frame or
-None when more bytes are needed. A size above the limit (Kafka's ``socket.request.max.bytes``, 100 MiB by
-default) or below zero is a protocol violation: :class:`FrameError`, and the connection is closed, as Kafka's
-NetworkReceive does with InvalidReceiveException.
+Sans-IO, in the style of h11, shaped for asyncio's ``BufferedProtocol``: ``get_buffer()`` hands out the
+memory the next bytes should be received into, ``buffer_updated(n)`` says how many arrived, and complete
+frames come out of ``next_frame()`` as ``bytearray``s the caller owns (mutable: Produce writes offsets
+into the record batches of the request in place). ``feed(data)`` does the same from a bytes object.
+
+Copies: small frames are received into a scratch buffer and copied out once; a frame too large for the
+scratch buffer gets a buffer of its own, and the rest of it is received straight into that buffer.
+
+A size above the limit (Kafka's ``socket.request.max.bytes``, 100 MiB by default) or below zero is a
+protocol violation: :class:`FrameError`, and the connection is closed, as Kafka's NetworkReceive does with
+InvalidReceiveException.
 """
 
 from __future__ import annotations
 
+import collections
 import struct
 
 DEFAULT_MAX_FRAME_BYTES = 104857600  # socket.request.max.bytes
+SCRATCH_BYTES = 256 * 1024
 _SIZE = struct.Struct(">i")
 
 
@@ -19,43 +28,83 @@ class FrameError(Exception):
 
 
 class FrameReader:
-    __slots__ = ("_buf", "_pos", "max_frame_bytes")
+    __slots__ = ("max_frame_bytes", "_scratch", "_view", "_start", "_end", "_big", "_big_filled", "_frames")
 
-    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES):
-        self._buf = bytearray()
-        self._pos = 0
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES, scratch_bytes: int = SCRATCH_BYTES):
         self.max_frame_bytes = max_frame_bytes
+        self._scratch = bytearray(scratch_bytes)
+        self._view = memoryview(self._scratch)
+        self._start = 0  # first byte not yet consumed
+        self._end = 0  # end of the bytes received into the scratch buffer
+        self._big: bytearray | None = None  # a frame larger than the scratch buffer, being received
+        self._big_filled = 0
+        self._frames: collections.deque[bytearray] = collections.deque()
+
+    # -- receiving -----------------------------------------------------------
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        if self._big is not None:
+            return memoryview(self._big)[self._big_filled:]
+        if self._end == len(self._scratch):
+            self._compact()
+        return self._view[self._end:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._big is not None:
+            self._big_filled += nbytes
+            if self._big_filled == len(self._big):
+                self._frames.append(self._big)
+                self._big = None
+            return
+        self._end += nbytes
+        self._split()
 
     def feed(self, data) -> None:
-        if self._pos and self._pos == len(self._buf):
-            self._buf.clear()
-            self._pos = 0
-        self._buf += data
+        """Receive ``data`` as if it had been read from the socket into our buffers."""
+        data = memoryview(data)
+        while len(data):
+            buf = self.get_buffer()
+            n = min(len(buf), len(data))
+            buf[:n] = data[:n]
+            self.buffer_updated(n)
+            data = data[n:]
 
-    def next_frame(self) -> bytes | None:
-        buf, pos = self._buf, self._pos
-        avail = len(buf) - pos
-        if avail < 4:
-            return None
-        (size,) = _SIZE.unpack_from(buf, pos)
-        if size < 0 or size > self.max_frame_bytes:
-            raise FrameError(f"frame size {size} is outside 0..{self.max_frame_bytes}")
-        if avail < 4 + size:
-            return None
-        start = pos + 4
-        end = start + size
-        with memoryview(buf) as view:
-            frame = bytes(view[start:end])  # one copy; the view is released before the buffer changes
-        if end == len(buf):
-            buf.clear()
-            self._pos = 0
-        elif end > 1 << 20:
-            del buf[:end]
-            self._pos = 0
-        else:
-            self._pos = end
-        return frame
+    def next_frame(self) -> bytearray | None:
+        return self._frames.popleft() if self._frames else None
 
     @property
     def buffered(self) -> int:
-        return len(self._buf) - self._pos
+        """Bytes received that are not yet part of a returned frame."""
+        pending = sum(len(f) + 4 for f in self._frames)
+        if self._big is not None:
+            return pending + 4 + self._big_filled
+        return pending + self._end - self._start
+
+    # -- internals -----------------------------------------------------------
+
+    def _split(self) -> None:
+        view, start, end = self._view, self._start, self._end
+        while end - start >= 4:
+            (size,) = _SIZE.unpack_from(view, start)
+            if size < 0 or size > self.max_frame_bytes:
+                raise FrameError(f"frame size {size} is outside 0..{self.max_frame_bytes}")
+            have = end - start - 4
+            if have >= size:
+                self._frames.append(bytearray(view[start + 4:start + 4 + size]))
+                start += 4 + size
+                continue
+            if 4 + size > len(self._scratch):
+                # Too large for the scratch buffer: give the frame its own buffer and receive into it.
+                big = bytearray(size)
+                big[:have] = view[start + 4:end]
+                self._big, self._big_filled = big, have
+                start = end = 0
+            break
+        if start == end:
+            start = end = 0
+        self._start, self._end = start, end
+
+    def _compact(self) -> None:
+        pending = bytes(self._view[self._start:self._end])
+        self._view[:len(pending)] = pending
+        self._start, self._end = 0, len(pending)
