@@ -272,9 +272,19 @@ def write_compact_bytes(out: bytearray, b) -> None:
 
 # -- uuids and arrays --------------------------------------------------------
 
+_UUIDS: dict[bytes, _uuid.UUID] = {}  # topic ids repeat in every Fetch: build each UUID object once
+_UUIDS_MAX = 100_000
+
+
 def read_uuid(buf, pos: int) -> tuple[_uuid.UUID, int]:
     raw, pos = _take(buf, pos, 16)
-    return _uuid.UUID(bytes=bytes(raw)), pos
+    raw = bytes(raw)
+    u = _UUIDS.get(raw)
+    if u is None:
+        if len(_UUIDS) >= _UUIDS_MAX:
+            _UUIDS.clear()
+        u = _UUIDS[raw] = _uuid.UUID(bytes=raw)
+    return u, pos
 
 
 def write_uuid(out: bytearray, u) -> None:
