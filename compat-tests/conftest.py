@@ -64,6 +64,17 @@ def pytest_configure(config):
     config.pluginmanager.register(plugin, "kbroker-compat-report")
 
 
+def pytest_sessionstart(session):
+    config = session.config
+    if hasattr(config, "workerinput") or kind_of(config) != "external":
+        return
+    bootstrap = config.getoption("--bootstrap") or os.environ.get("KBROKER_BOOTSTRAP")
+    try:  # a broker named explicitly must be there: stop at once rather than skip everything
+        wire.api_versions(bootstrap)
+    except (OSError, wire.ProtocolError) as e:
+        pytest.exit(f"compat-tests: the broker at {bootstrap} does not answer ApiVersions: {e}", returncode=3)
+
+
 def pytest_generate_tests(metafunc):
     if "client" in metafunc.fixturenames:
         names = _selected_clients(metafunc.config)
@@ -106,10 +117,10 @@ def target(request) -> Target:
     t = Target(kind, describe(config), bootstrap, is_kbroker=kind == "kbroker" or name == "kbroker")
     try:
         t.api_versions = wire.api_versions(bootstrap)
-    except OSError as e:
+    except (OSError, wire.ProtocolError) as e:
         if stop:
             stop()
-        pytest.skip(f"the broker at {bootstrap} is not reachable: {e}")
+        pytest.fail(f"the broker at {bootstrap} does not answer ApiVersions: {e}")
     yield t
     if stop:
         stop()
@@ -187,7 +198,7 @@ class _SkipUnsupported:
 
         return call
 
-    def on(self, bootstrap: str) -> "_SkipUnsupported":
+    def on(self, bootstrap: str) -> _SkipUnsupported:
         """The same client pointed at another broker."""
         return _SkipUnsupported(type(self._adapter)(bootstrap), self._target)
 

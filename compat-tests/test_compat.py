@@ -203,7 +203,7 @@ def test_idempotent_produce(client, target, ref, topic):
 
 
 @scenario("admin: create & delete topic")
-def test_admin_create_delete(client, target, request):
+def test_admin_create_delete(client, target):
     name = f"compat-admin-{client.name}-{uuid.uuid4().hex[:6]}"
     client.create_topic(name, 3, {"retention.ms": "3600000"})
     try:

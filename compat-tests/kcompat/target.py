@@ -186,7 +186,8 @@ def start_real_kafka():
         client.close()
     except Exception as e:
         first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise Unavailable(f"REAL_KAFKA=1: no Docker engine reachable ({first}); the real-Kafka run is skipped") from None
+        raise Unavailable(f"REAL_KAFKA=1: no Docker engine reachable ({first}); "
+                          "the real-Kafka run is skipped") from None
     image = os.environ.get("REAL_KAFKA_IMAGE", DEFAULT_KAFKA_IMAGE)
     container = (KafkaContainer(image).with_kraft()
                  .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")

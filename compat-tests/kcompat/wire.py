@@ -118,7 +118,7 @@ class Connection:
         self.correlation_id = 0
 
     @classmethod
-    def to(cls, address: str) -> "Connection":
+    def to(cls, address: str) -> Connection:
         host, port = address.rsplit(":", 1)
         return cls(host.strip("[]"), int(port))
 

@@ -272,7 +272,7 @@ class AioKafka(Adapter):
 
             tasks = []
             try:
-                for c, ev in zip(members, stop):
+                for c, ev in zip(members, stop, strict=True):
                     await c.start()
                     live.append(c)
                     tasks.append(asyncio.create_task(pump(c, ev)))

@@ -61,7 +61,8 @@ ERROR_CODES = {
 _PATTERNS = [
     ("MESSAGE_TOO_LARGE", r"too.?large|MESSAGE_TOO_LARGE|MSG_SIZE_TOO_LARGE|RecordTooLarge"),
     ("UNKNOWN_TOPIC_OR_PARTITION",
-     r"unknown.?topic|unknown.?partition|does not host this topic|UNKNOWN_TOPIC|not present in metadata|topic.*not exist"),
+     r"unknown.?topic|unknown.?partition|does not host this topic|UNKNOWN_TOPIC|not present in metadata"
+     r"|topic.*not exist"),
     ("TIMEOUT", r"timed?.?out|timeout"),
 ]
 

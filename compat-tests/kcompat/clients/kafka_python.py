@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 from .base import TIMEOUT_S, Adapter, ClientError, Cluster, Rec, classify, settled
@@ -214,45 +213,35 @@ class KafkaPython(Adapter):
             c.close()
 
     def group_rebalance(self, topic, group, partitions, timeout_s=TIMEOUT_S):
+        # One thread polls both members in turn: a KafkaConsumer is not thread-safe, and reading one's
+        # assignment from another thread while it polls stalled its heartbeats.
         members = [self._consumer(group_id=group, heartbeat_interval_ms=300, session_timeout_ms=6000)
                    for _ in range(2)]
-        stops = [threading.Event(), threading.Event()]
-        threads = [threading.Thread(target=self._pump, args=(c, stop), daemon=True) for c, stop in zip(members, stops)]
-        open_members = list(members)
+        live = list(members)
 
-        def parts(c):  # a snapshot of the set the polling thread maintains
-            return {tp.partition for tp in set(c.assignment())}
-
-        def leave(i):
-            stops[i].set()
-            threads[i].join(5)
-            if members[i] in open_members:
-                open_members.remove(members[i])
-                members[i].close()
+        def parts(c):
+            return {tp.partition for tp in c.assignment()}
 
         try:
-            for c, t in zip(members, threads):
+            for c in members:
                 c.subscribe([topic])
-                t.start()
             deadline = time.monotonic() + timeout_s
-            before = [parts(c) for c in members]
-            while not settled(before, partitions) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            before = [set(), set()]
+            while time.monotonic() < deadline:
+                for c in members:
+                    c.poll(timeout_ms=50)
                 before = [parts(c) for c in members]
-            leave(1)
+                if settled(before, partitions):
+                    break
+            members[1].close()
+            live.remove(members[1])
             after = parts(members[0])
             while len(after) < partitions and time.monotonic() < deadline:
-                time.sleep(0.1)
+                members[0].poll(timeout_ms=50)
                 after = parts(members[0])
             return before, after
         except Exception as e:
             raise _error(e) from e
         finally:
-            for i in (0, 1):
-                if threads[i].is_alive() or members[i] in open_members:
-                    leave(i)
-
-    @staticmethod
-    def _pump(c, stop):
-        while not stop.is_set():
-            c.poll(timeout_ms=100)
+            for c in live:
+                c.close()

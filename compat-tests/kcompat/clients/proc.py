@@ -11,8 +11,8 @@ from .base import ClientError
 def run(cmd: list[str], input_bytes: bytes | None = None, timeout_s: float = 60.0, env=None,
         cwd=None) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(cmd, input=input_bytes, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=timeout_s, env=env, cwd=cwd, check=False)
+        return subprocess.run(cmd, input=input_bytes, capture_output=True, timeout=timeout_s, env=env, cwd=cwd,
+                              check=False)
     except subprocess.TimeoutExpired as e:
         tail = (e.stderr or b"")[-2000:].decode(errors="replace")
         raise ClientError("TIMEOUT", f"{cmd[0]} did not finish in {timeout_s:.0f} s; stderr: {tail}") from None
