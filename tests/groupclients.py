@@ -317,3 +317,176 @@ def on_the_wire(client: str, metadata: str) -> str:
     terminating NUL (py_to_c_parts in confluent_kafka.c sets metadata_size = strlen(metadata) + 1) and strips it
     again when it reads them back; the broker keeps what it was sent."""
     return metadata + "\x00" if client == "confluent-kafka" else metadata
+
+
+# --- members that consume one record at a time and commit each synchronously --------------------------------------
+
+
+class CommitEachMember:
+    """A group member consuming on a thread of its own (`start()`, `stop()`): it polls for one record at a time,
+    records it in `consumed` as (partition, offset) and commits its next offset synchronously before the next.
+    A commit that fails stays pending: it is retried before the next poll, and before its partition is revoked
+    (in the revoke callback, as the clients' documentation advises). Rebalance callbacks are logged in
+    `events` as ("assign" | "revoke" | "lost", [partitions]) with the partitions the callback received.
+    A thread per member matters for kafka-python, which rejoins a group only inside poll()."""
+
+    poll_timeout = 0.05
+
+    def __init__(self, name: str):
+        self.name = name
+        self.consumed: list[tuple[int, int]] = []
+        self.events: list[tuple[str, list[int]]] = []
+        self.pending: dict[int, int] = {}  # partition -> offset to commit
+        self.commit_errors: list[str] = []
+        self.failure: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def owned(self) -> set[int]:
+        owned: set[int] = set()
+        for kind, parts in list(self.events):
+            (owned.update if kind == "assign" else owned.difference_update)(parts)
+        return owned
+
+    def _flush(self, partitions) -> None:
+        todo = {p: o for p, o in self.pending.items() if p in partitions}
+        if todo:
+            try:
+                self._commit(todo)
+            except Exception as e:  # noqa: BLE001 - the client's own error type; retried later
+                self.commit_errors.append(repr(e))
+            else:
+                for p in todo:
+                    del self.pending[p]
+
+    def _step(self) -> None:
+        self._flush(set(self.pending))
+        rec = self._poll_one(self.poll_timeout)
+        if rec is not None:
+            p, o = rec
+            self.consumed.append((p, o))
+            self.pending[p] = o + 1
+            self._flush({p})
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._step()
+        except BaseException as e:  # reported by stop()
+            self.failure = e
+        finally:
+            self._close()
+
+    def start(self) -> "CommitEachMember":
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stops consuming and closes the consumer (a dynamic member leaves the group)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            assert not self._thread.is_alive(), f"{self.name} did not stop"
+            self._thread = None
+        if self.failure is not None:
+            raise AssertionError(f"{self.name} failed: {self.failure!r}") from self.failure
+
+
+class ConfluentCommitEachMember(CommitEachMember):
+    def __init__(self, name: str, bootstrap: str, topic: str, group: str, **conf):
+        from confluent_kafka import Consumer
+
+        super().__init__(name)
+        self.topic = topic
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": name,
+                           "auto.offset.reset": "earliest", "enable.auto.commit": False, **conf})
+
+        def on_assign(_c, tps):
+            self.events.append(("assign", sorted(tp.partition for tp in tps)))
+
+        def on_revoke(_c, tps):
+            parts = sorted(tp.partition for tp in tps)
+            self._flush(set(parts))
+            self.events.append(("revoke", parts))
+
+        def on_lost(_c, tps):
+            self.events.append(("lost", sorted(tp.partition for tp in tps)))
+
+        self.c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+
+    def _poll_one(self, timeout: float):
+        m = self.c.poll(timeout)
+        if m is None:
+            return None
+        if m.error():
+            raise AssertionError(f"{self.name}: {m.error()}")
+        return m.partition(), m.offset()
+
+    def _commit(self, offsets: dict[int, int]) -> None:
+        from confluent_kafka import TopicPartition
+
+        res = self.c.commit(offsets=[TopicPartition(self.topic, p, o) for p, o in offsets.items()],
+                            asynchronous=False)
+        failed = [tp for tp in res if tp.error is not None]
+        if failed:
+            raise RuntimeError(failed)
+
+    def _close(self) -> None:
+        self.c.close()
+
+
+class KafkaPythonCommitEachMember(CommitEachMember):
+    # kafka-python 3.0.12 does its part of a rebalance inside poll(); when poll() times out before the rebalance
+    # completes, it gives up the join it was in ("timeout in ensure_active_group; returning early" in its debug
+    # log) and joins again, and a leader that rejoins starts another rebalance: with 100 ms the group kept
+    # rebalancing. poll() returns as soon as a record arrives, so a long timeout costs nothing here.
+    poll_timeout = 1.0
+
+    def __init__(self, name: str, bootstrap: str, topic: str, group: str, **kw):
+        from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+
+        super().__init__(name)
+        self.topic = topic
+        member = self
+
+        class Listener(ConsumerRebalanceListener):
+            # kafka-python 3 calls listeners on its IO thread, where a blocking commit() raises RuntimeError
+            # ("Cannot block on net.run() from the IO thread itself"): pending offsets go out with commit_async,
+            # queued on the coordinator connection ahead of the JoinGroup that follows the revocation.
+            def on_partitions_revoked(self, tps):
+                parts = sorted(tp.partition for tp in tps)
+                todo = {p: o for p, o in member.pending.items() if p in parts}
+                if todo:
+                    member.c.commit_async({TopicPartition(member.topic, p): OffsetAndMetadata(o, "", -1)
+                                           for p, o in todo.items()})
+                    for p in todo:
+                        del member.pending[p]
+                member.events.append(("revoke", parts))
+
+            def on_partitions_assigned(self, tps):
+                member.events.append(("assign", sorted(tp.partition for tp in tps)))
+
+            def on_partitions_lost(self, tps):
+                member.events.append(("lost", sorted(tp.partition for tp in tps)))
+
+        self.c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, client_id=name,
+                               auto_offset_reset="earliest", enable_auto_commit=False, **kw)
+        self.c.subscribe([topic], listener=Listener())
+
+    def _poll_one(self, timeout: float):
+        for tp, records in self.c.poll(timeout_ms=int(timeout * 1000), max_records=1).items():
+            for r in records:
+                return tp.partition, r.offset
+        return None
+
+    def _commit(self, offsets: dict[int, int]) -> None:
+        from kafka import OffsetAndMetadata, TopicPartition
+
+        self.c.commit({TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()})
+
+    def _close(self) -> None:
+        self.c.close()

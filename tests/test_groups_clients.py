@@ -16,6 +16,8 @@ import pytest
 from brokerproc import BrokerProcess
 from clients import ConfluentClient
 from groupclients import (
+    ConfluentCommitEachMember,
+    KafkaPythonCommitEachMember,
     GROUP_CLIENTS,
     GROUP_CONSUMERS,
     MemberProcess,
@@ -194,3 +196,119 @@ def test_group_resumes_after_broker_restart_exactly_at_committed_offsets(client,
             assert resumed == list(range(o, total // partitions)), (p, o, resumed)  # exactly from the commit
     finally:
         proc.kill()
+
+
+# --- 3. cooperative incremental rebalancing (KIP-429) with a member joining mid-stream ------------------------------
+
+
+def _coop_member(client: str, name: str, bootstrap: str, topic: str, group: str):
+    if client == "confluent-kafka":
+        return ConfluentCommitEachMember(name, bootstrap, topic, group, **{
+            "partition.assignment.strategy": "cooperative-sticky", "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": HEARTBEAT_MS, "max.poll.interval.ms": 20000})
+    from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+
+    return KafkaPythonCommitEachMember(name, bootstrap, topic, group,
+                                       partition_assignment_strategy=[CooperativeStickyAssignor],
+                                       session_timeout_ms=6000, heartbeat_interval_ms=HEARTBEAT_MS,
+                                       max_poll_interval_ms=20000)
+
+
+# aiokafka has no cooperative protocol (its assignors are all eager).
+@pytest.mark.parametrize("client", ["confluent-kafka", "kafka-python"])
+def test_cooperative_sticky_member_joins_midstream(client, gbroker):
+    from confluent_kafka import Producer
+
+    topic, group = _name("t"), _name("g")
+    bootstrap, control = gbroker.bootstrap_servers, gbroker.control
+    ConfluentClient(bootstrap).create_topic(topic, PARTITIONS)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    produced = [0] * PARTITIONS
+
+    def produce_round() -> None:
+        """One record to every partition, acknowledged, once the consumers are at most two rounds behind."""
+        if b is not None:
+            wait_until(lambda: len(a.consumed) + len(b.consumed) >= sum(produced) - 2 * PARTITIONS, 30,
+                       lambda: f"consumers to catch up: {len(a.consumed)} + {len(b.consumed)} of {sum(produced)}")
+        for p in range(PARTITIONS):
+            producer.produce(topic, value=f"{p}:{produced[p]}".encode(), partition=p)
+            produced[p] += 1
+        assert producer.flush(30) == 0
+
+    first_wave = 10
+    a = b = None
+    for _ in range(first_wave):
+        produce_round()
+    a = _coop_member(client, "member-a", bootstrap, topic, group).start()
+    try:
+        # A alone consumes the first wave: it owns all six partitions and has committed offset 10 on each.
+        wait_until(lambda: len(a.consumed) >= PARTITIONS * first_wave or a.failure, 30, "A to consume the first wave")
+        assert sorted(a.consumed) == [(p, o) for p in range(PARTITIONS) for o in range(first_wave)]
+        assert a.owned() == set(range(PARTITIONS)), a.events
+        a_events_before = len(a.events)
+
+        # Records keep coming, one round at a time, while B joins, while the group rebalances and until B has
+        # consumed from each partition it took over; then a few more rounds. A commits each record it takes.
+        for _ in range(5):
+            produce_round()
+        b = _coop_member(client, "member-b", bootstrap, topic, group).start()
+        deadline = time.monotonic() + 30
+        while not (len(b.owned()) == PARTITIONS // 2 and b.owned() <= {p for p, _o in b.consumed}):
+            assert time.monotonic() < deadline, f"B never consumed its partitions: {b.events} {a.events}"
+            assert a.failure is None and b.failure is None, (a.failure, b.failure)
+            produce_round()
+        for _ in range(5):
+            produce_round()
+        total = sum(produced)
+        print(f"{total} records, {len(a.consumed)} by A and {len(b.consumed)} by B when production stopped")
+        wait_until(lambda: len(a.consumed) + len(b.consumed) >= total, 30,
+                   lambda: f"{total} records consumed: A {len(a.consumed)}, B {len(b.consumed)}")
+        g = _stable_view(control, group, 2, topic)
+        assert g["protocol"] == "cooperative-sticky", g
+        asg = assignments(g, topic)
+        _assert_partition_split(asg, [3, 3])
+        a_events, b_events = list(a.events), list(b.events)  # before stop(): closing revokes everything
+        a.request_stop()
+        b.request_stop()
+        a.stop()
+        b.stop()
+        # Commits may fail while the group rebalances (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION, as from Kafka):
+        # they stay pending and are retried, at the latest when the partition is revoked.
+        print("commit errors:", a.commit_errors, b.commit_errors)
+
+        # Every record consumed exactly once, across A and B.
+        both = a.consumed + b.consumed
+        assert len(both) == len(set(both)), sorted({x for x in both if both.count(x) > 1})[:20]
+        assert set(both) == {(p, o) for p in range(PARTITIONS) for o in range(produced[p])}
+
+        # Incremental: A gave up only the partitions moving to B (a partial revoke), never all of them, and kept
+        # the rest throughout; B was assigned just those.
+        later = a_events[a_events_before:]
+        revoked = [parts for kind, parts in later if kind in ("revoke", "lost")]
+        assert revoked, a_events
+        assert not any(kind == "lost" for kind, _ in later), a_events
+        assert all(0 < len(parts) < PARTITIONS for parts in revoked), a_events
+        moved = set().union(*map(set, revoked))
+        owned = set(range(PARTITIONS))
+        for kind, parts in later:
+            (owned.update if kind == "assign" else owned.difference_update)(parts)
+            assert owned, f"A owned nothing at some point: {a_events}"
+        assert owned == asg["member-a"] == set(range(PARTITIONS)) - moved, (a_events, asg)
+        b_owned = set()
+        for kind, parts in b_events:
+            (b_owned.update if kind == "assign" else b_owned.difference_update)(parts)
+        assert moved == asg["member-b"] == b_owned, (a_events, b_events, asg)
+        # Mid-stream: A had consumed past the first wave on partitions that then moved, and B took each moved
+        # partition over exactly where A's last commit left it.
+        assert any(o >= first_wave for p, o in a.consumed if p in moved), "the rebalance came before A read on"
+        for p in moved:
+            a_offsets = [o for q, o in a.consumed if q == p]
+            b_offsets = [o for q, o in b.consumed if q == p]
+            assert b_offsets[0] == max(a_offsets) + 1 and max(a_offsets) < min(b_offsets), (p, a_offsets[-3:],
+                                                                                              b_offsets[:3])
+        # A kept consuming its partitions after B appeared.
+        assert any(p in asg["member-a"] and o >= first_wave + 5 for p, o in a.consumed)
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
