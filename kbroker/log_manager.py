@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .cleaner import Aborted, CleanPlan, CleanResult, clean_groups
 from .storage.base import FSYNC_MODES, INTERVAL_FLUSH_MS, StorageError
 from .storage.log_segment import wall_ms
+from .storage.segment import remove_files
 
 __all__ = ["LogManager"]
 
@@ -166,7 +167,7 @@ class LogManager:
         return count
 
     def _schedule_purge(self, plog) -> None:
-        due = plog.purge_deleted(self.now_ms())
+        due = plog.purge_deleted(self.now_ms(), self._remove_files)
         if due is None:
             return
         loop = asyncio.get_running_loop()
@@ -180,6 +181,18 @@ class LogManager:
 
         handle = loop.call_later(max(due - self.now_ms(), 0) / 1000, fire)
         self._timers.add(handle)
+
+    def _remove_files(self, paths: list[str]) -> None:
+        """Unlinking thousands of files takes a while: off the loop, on the worker thread."""
+        if self._stop.is_set():
+            remove_files(paths)
+        else:
+            self._worker().submit(remove_files, paths)
+
+    def _worker(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbroker-cleaner")
+        return self._executor
 
     # -- flush ---------------------------------------------------------------------------
 
@@ -279,8 +292,8 @@ class LogManager:
         try:
             for g in groups:
                 plan.groups.append(([s.uid for s in g], plog.cleaned_writer(g[0].base_offset), []))
-                plan.groups[-1][2].extend(plog.snapshot_segment(s.uid) for s in g)
-            plan.dirty.extend(plog.snapshot_segment(s.uid) for s in dirty)
+                plan.groups[-1][2].extend(plog.snapshot_segment(s) for s in g)
+            plan.dirty.extend(plog.snapshot_segment(s) for s in dirty)
         except BaseException:
             _release(plan)
             raise
@@ -295,17 +308,12 @@ class LogManager:
             return False
         plan, end = planned
         plog = p.log
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbroker-cleaner")
-        result = await asyncio.get_running_loop().run_in_executor(self._executor, clean_groups, plan)
+        result = await asyncio.get_running_loop().run_in_executor(self._worker(), clean_groups, plan)
         # Back on the loop: swap, group by group.  A group whose segments changed meanwhile is skipped
         # (its writer discarded) and the checkpoint stays where it was, so the next pass retries.
-        swapped_all = True
-        for i, (uids, writer, _snaps) in enumerate(plan.groups):
-            if i in result.unchanged_groups:
-                continue
-            if not plog.replace_segments(uids, writer):
-                swapped_all = False
+        swaps = [(uids, writer) for i, (uids, writer, _snaps) in enumerate(plan.groups)
+                 if i not in result.unchanged_groups]
+        swapped_all = all(plog.replace_segments(swaps)) if swaps else True
         try:
             if swapped_all:
                 plog.set_cleaner_checkpoint(end)

@@ -396,7 +396,7 @@ def test_replacing_segments_keeps_offsets_and_survives_a_restart(harness):
     writer.append(batches[1])
     writer.append(batches[3])
     writer.finish()
-    assert log.replace_segments([first.uid, second.uid], writer)
+    assert log.replace_segments([([first.uid, second.uid], writer)]) == [True]
     assert [s.base_offset for s in log.segment_infos()] == [0, 4, 6]
     assert base_offsets(log.read(0, 1 << 20)) == [1, 3, 4, 5, 6]
     assert joined(log.read(2, 1)) == batches[3]  # an offset that went reads the next batch
@@ -414,21 +414,21 @@ def test_replacing_refuses_segments_that_changed(harness):
     active = log.segment_infos()[-1]
     writer = log.cleaned_writer(first.base_offset)
     writer.finish()
-    assert not log.replace_segments([active.uid], log.cleaned_writer(active.base_offset))
+    assert log.replace_segments([([active.uid], log.cleaned_writer(active.base_offset))]) == [False]
     log.delete_oldest_segments(1)
-    assert not log.replace_segments([first.uid, second.uid], writer)
+    assert log.replace_segments([([first.uid, second.uid], writer)]) == [False]
     assert base_offsets(log.read(2, 1 << 20)) == [2, 3, 4, 5, 6]
 
 
 def test_snapshots_read_closed_segments_batch_by_batch(harness):
     log = harness.open(segment_bytes=400)
     batches = [append(log, size=150) for _ in range(5)]
-    snap = log.snapshot_segment(log.segment_infos()[1].uid)
+    snap = log.snapshot_segment(log.segment_infos()[1])
     got = [(h.base_offset, bytes(data)) for h, data in snap.batches()]
     snap.close()
     assert got == [(2, batches[2]), (3, batches[3])]
     with pytest.raises(StorageError):
-        log.snapshot_segment(log.segment_infos()[-1].uid)  # the active segment is not for cleaning
+        log.snapshot_segment(log.segment_infos()[-1])  # the active segment is not for cleaning
 
 
 def test_the_cleaner_checkpoint_survives_a_restart(harness):
@@ -524,7 +524,7 @@ def test_random_operations_match_a_model(harness):
                     if lo <= b[0] < hi and b[0] not in doomed:
                         writer.append(b[3])
                 writer.finish()
-                assert log.replace_segments([r.uid for r in run], writer)
+                assert log.replace_segments([([r.uid for r in run], writer)]) == [True]
                 model.batches = [b for b in model.batches if b[0] not in doomed]
         elif op < 0.985:
             log = harness.restart()

@@ -267,9 +267,10 @@ class PartitionLog(abc.ABC):
         the base offset of the first segment left.  Returns bytes freed."""
 
     @abc.abstractmethod
-    def snapshot_segment(self, uid: int):
-        """A ``SegmentSnapshot`` of a closed segment: its batches, readable from
-        another thread while the log goes on (the cleaner's input)."""
+    def snapshot_segment(self, segment: SegmentInfo):
+        """A ``SegmentSnapshot`` of a closed segment (as ``segment_infos`` described
+        it): its batches, readable from another thread while the log goes on (the
+        cleaner's input).  StorageError if it is gone or is the active one."""
 
     @abc.abstractmethod
     def cleaned_writer(self, base_offset: int):
@@ -277,15 +278,19 @@ class PartitionLog(abc.ABC):
         at ``base_offset``; it may be filled from another thread."""
 
     @abc.abstractmethod
-    def replace_segments(self, uids: list[int], writer) -> bool:
-        """Swap consecutive closed segments for what ``writer`` holds, atomically
-        (a crash leaves either the old segments or the new one).  False, and
-        the writer discarded, when the log changed under the cleaner (one of
-        them is gone or is no longer closed)."""
+    def replace_segments(self, replacements: list[tuple[list[int], CleanedWriter]]) -> list[bool]:
+        """For each ``(uids, writer)``: swap those consecutive closed segments for
+        what the finished ``writer`` holds, atomically per replacement (a crash
+        leaves either the old segments or the new one).  Several at once share
+        their directory fsyncs.  An entry is False, and its writer discarded,
+        when the log changed under the cleaner (a segment is gone or no longer
+        closed)."""
 
     @abc.abstractmethod
-    def purge_deleted(self, now_ms: int) -> int | None:
-        """Remove ``.deleted`` files that are due; returns when the next is due, or None."""
+    def purge_deleted(self, now_ms: int, remove=None) -> int | None:
+        """Remove ``.deleted`` files that are due -- by calling ``remove(paths)``
+        if given (the log manager hands them to its worker thread), else here;
+        returns when the next is due, or None."""
 
     cleaner_checkpoint: int   # offset below which the log was compacted
 

@@ -170,15 +170,20 @@ class LogSegment:
 
     @classmethod
     def open_cleaned(cls, directory: str, base_offset: int, index_interval_bytes: int) -> LogSegment:
-        """Open a segment compaction just wrote: its indexes are built by a scan
-        (no CRC check: the cleaner wrote every batch itself) and made durable."""
+        """Open a segment compaction just wrote (and fsynced): its indexes are
+        built by a scan (no CRC check: the cleaner wrote every batch itself) and
+        written without an fsync -- recovery rebuilds what a crash loses."""
         seg = cls(directory, base_offset)
         seg.fd = os.open(seg.log_path, os.O_RDWR)
         try:
             seg.index.reset()
             seg.size = os.fstat(seg.fd).st_size
             seg._scan(0, index_interval_bytes, check_crc=False)
-            seg.seal()
+            last = seg.last_batch_position
+            if last > 0 and (not len(seg.index) or seg.index.positions[-1] < last):
+                seg.index.append(seg.last_batch_base - base_offset, last, seg.max_timestamp,
+                                 seg.offset_of_max_timestamp - base_offset)
+            seg.index.persist()
         except BaseException:
             seg.close()
             raise

@@ -222,11 +222,11 @@ class MemoryPartitionLog(PartitionLog):
                 return i
         return -1
 
-    def snapshot_segment(self, uid: int) -> SegmentSnapshot:
+    def snapshot_segment(self, segment: SegmentInfo) -> SegmentSnapshot:
         self._check_open()
-        i = self._closed_segment(uid)
+        i = self._closed_segment(segment.uid)
         if i < 0:
-            raise StorageError(f"segment {uid} is not a closed segment of the log")
+            raise StorageError(f"segment {segment.base_offset} is not a closed segment of the log")
         lo, hi = self._batch_range(i)
         return _ListSnapshot(self._batches[lo:hi])
 
@@ -234,7 +234,10 @@ class MemoryPartitionLog(PartitionLog):
         self._check_open()
         return _ListWriter(base_offset)
 
-    def replace_segments(self, uids: list[int], writer) -> bool:
+    def replace_segments(self, replacements) -> list[bool]:
+        return [self._replace(uids, writer) for uids, writer in replacements]
+
+    def _replace(self, uids: list[int], writer) -> bool:
         first = self._closed_segment(uids[0]) if uids and not self._closed else -1
         end = first + len(uids)
         if (first < 0 or [s.uid for s in self._segments[first:end]] != list(uids) or end >= len(self._segments)
@@ -256,7 +259,7 @@ class MemoryPartitionLog(PartitionLog):
         self._segments[first:end] = [seg]
         return True
 
-    def purge_deleted(self, now_ms: int) -> int | None:
+    def purge_deleted(self, now_ms: int, remove=None) -> int | None:
         return None
 
     def set_cleaner_checkpoint(self, offset: int) -> None:

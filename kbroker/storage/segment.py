@@ -82,6 +82,15 @@ DELETE_DIR_SUFFIX = "-delete"
 _SEGMENT_NAME_LEN = 20
 
 
+def remove_files(paths: list[str]) -> None:
+    """Remove ``.deleted`` files (already renamed: nothing reads them any more)."""
+    for path in paths:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
 def _segment_base(name: str, suffix: str) -> int | None:
     """The base offset of ``<20 digits><suffix>``, else None."""
     if name.endswith(suffix) and len(name) == _SEGMENT_NAME_LEN + len(suffix) and name[:_SEGMENT_NAME_LEN].isdigit():
@@ -340,18 +349,14 @@ class SegmentPartitionLog(PartitionLog):
         if delay <= 0:
             self.purge_deleted(now)
 
-    def purge_deleted(self, now_ms: int) -> int | None:
+    def purge_deleted(self, now_ms: int, remove=None) -> int | None:
         keep = []
+        due_paths = []
         for due, paths in self._pending_deletes:
-            if due <= now_ms:
-                for path in paths:
-                    try:
-                        os.remove(path)
-                    except FileNotFoundError:
-                        pass
-            else:
-                keep.append((due, paths))
+            (due_paths.extend(paths) if due <= now_ms else keep.append((due, paths)))
         self._pending_deletes = keep
+        if due_paths:
+            (remove or remove_files)(due_paths)
         return min((due for due, _ in keep), default=None)
 
     def truncate_to(self, offset: int) -> None:
@@ -395,62 +400,71 @@ class SegmentPartitionLog(PartitionLog):
                             seg.rolling_base_ms, seg.modified_ms, i == last)
                 for i, seg in enumerate(self.segments)]
 
-    def _closed_segment(self, uid: int) -> int:
-        """Index of the closed segment ``uid``; -1 if it is gone or active."""
-        for i, seg in enumerate(self.segments[:-1]):
-            if seg.uid == uid:
-                return i
-        return -1
-
-    def snapshot_segment(self, uid: int) -> SegmentSnapshot:
+    def snapshot_segment(self, segment: SegmentInfo) -> SegmentSnapshot:
         self._check_open()
-        i = self._closed_segment(uid)
-        if i < 0:
-            raise StorageError(f"{self.name}: segment {uid} is not a closed segment of the log")
+        i = bisect_right(self._bases, segment.base_offset) - 1
+        if i < 0 or i >= len(self.segments) - 1 or self.segments[i].uid != segment.uid:
+            raise StorageError(f"{self.name}: segment {segment.base_offset} is not a closed segment of the log")
         seg = self.segments[i]
-        return _FileSnapshot(os.open(seg.log_path, os.O_RDONLY), seg.size)
+        return _FileSnapshot(seg.log_path, seg.size)
 
     def cleaned_writer(self, base_offset: int) -> CleanedWriter:
         self._check_open()
         return _FileCleanedWriter(os.path.join(self.directory, segment_file_name(base_offset, LOG_SUFFIX)),
                                   base_offset)
 
-    def replace_segments(self, uids: list[int], writer) -> bool:
-        if self.closed:
-            writer.abort()
-            return False
-        first = self._closed_segment(uids[0]) if uids else -1
-        if first < 0 or [s.uid for s in self.segments[first:first + len(uids)]] != list(uids) \
-                or first + len(uids) >= len(self.segments) or self.segments[first].base_offset != writer.base_offset:
-            writer.abort()
-            return False
-        base = writer.base_offset
-        swap_path = writer.log_path + SWAP_SUFFIX
+    def replace_segments(self, replacements) -> list[bool]:
+        ok = []
+        accepted = []
+        closed = {seg.uid: i for i, seg in enumerate(self.segments[:-1])}
+        for uids, writer in replacements:
+            first = -1 if self.closed or not uids else closed.get(uids[0], -1)
+            fits = (first >= 0 and [s.uid for s in self.segments[first:first + len(uids)]] == list(uids)
+                    and first + len(uids) < len(self.segments)
+                    and self.segments[first].base_offset == writer.base_offset)
+            ok.append(fits)
+            if fits:
+                accepted.append((self.segments[first:first + len(uids)], writer))
+            else:
+                writer.abort()
+        if not accepted:
+            return ok
         try:
-            os.replace(writer.cleaned_path, swap_path)
+            for _old, writer in accepted:
+                os.replace(writer.cleaned_path, writer.log_path + SWAP_SUFFIX)
             fsync_dir(self.directory)
         except BaseException:
-            writer.abort()
+            for _old, writer in accepted:
+                writer.abort()
+                try:
+                    os.remove(writer.log_path + SWAP_SUFFIX)
+                except FileNotFoundError:
+                    pass
             raise
-        # Committed: from here a crash (or an error) completes the swap at start-up.
-        old = self.segments[first:first + len(uids)]
+        # Committed: from here a crash (or an error) completes the swaps at start-up.
+        interval = self.config.index_interval_bytes
         try:
             paths = []
-            for seg in old:
-                paths.extend(seg.rename_deleted())
-            os.replace(swap_path, writer.log_path)
+            for old, writer in accepted:
+                for seg in old:
+                    paths.extend(seg.rename_deleted())
+                os.replace(writer.log_path + SWAP_SUFFIX, writer.log_path)
             fsync_dir(self.directory)
-            new = LogSegment.open_cleaned(self.directory, base, self.config.index_interval_bytes)
+            # Newest first, so that the indexes of the older replacements stay valid.
+            position = {seg.uid: i for i, seg in enumerate(self.segments)}
+            for old, writer in reversed(accepted):
+                first = position[old[0].uid]
+                self.segments[first:first + len(old)] = [LogSegment.open_cleaned(self.directory, writer.base_offset,
+                                                                                 interval)]
+                self._bases[first:first + len(old)] = [writer.base_offset]
         except BaseException:
             log.error("%s: compaction swap failed; reloading the log as after a crash", self.name)
             self._reload()
             raise
-        self.segments[first:first + len(uids)] = [new]
-        self._bases[first:first + len(uids)] = [base]
         self._pending_deletes.append((wall_ms() + self.config.file_delete_delay_ms, paths))
         if self.config.file_delete_delay_ms <= 0:
             self.purge_deleted(wall_ms())
-        return True
+        return ok
 
     def _reload(self) -> None:
         for seg in self.segments:
@@ -539,21 +553,27 @@ class SegmentPartitionLog(PartitionLog):
 
 
 class _FileSnapshot(SegmentSnapshot):
-    """A closed segment's batches through a file descriptor of its own: the
-    loop may rename or close the segment meanwhile; the open file stays."""
+    """A closed segment's batches, read through a file descriptor of its own
+    that is open only while ``batches`` runs (a clean of a log with thousands
+    of segments holds one at a time).  Closed segments never change; if the
+    loop removed or replaced this one meanwhile, the read fails or the swap
+    is refused (``replace_segments`` checks segment identities), so no stale
+    bytes can end up in the log."""
 
-    def __init__(self, fd: int, size: int):
-        self.fd = fd
+    def __init__(self, path: str, size: int):
+        self.path = path
         self.size = size
 
     def batches(self):
-        for fields, data in iter_file_batches(self.fd, self.size):
-            yield BatchHeader._make(fields), data
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for fields, data in iter_file_batches(fd, self.size):
+                yield BatchHeader._make(fields), data
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        pass
 
 
 class _FileCleanedWriter(CleanedWriter):
