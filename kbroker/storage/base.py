@@ -32,7 +32,8 @@ far durable.  When appends are fsynced is the flush policy: the topic's
 ``flush.messages`` and ``flush.ms`` (``LogConfig``) and the broker-wide
 ``--fsync`` mode (``FlushPolicy``, shared by every log of a store): ``always``
 fsyncs each append before it returns (so before Produce answers), ``interval``
-at least every second, ``never`` leaves it to the OS, to roll and to close.
+when the last fsync is a second old (an append or the log manager's tick,
+so within about 1.5 s), ``never`` leaves it to the OS, to roll and to close.
 An append that fails (disk full, I/O error) leaves nothing behind: the bytes
 written are cut off again and offsets, sizes and indexes are as before.
 
