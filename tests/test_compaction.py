@@ -499,3 +499,43 @@ def test_records_without_a_key_are_refused_on_compacted_topics():
         assert errors[0] is not None and errors[0].code() == KafkaError.INVALID_RECORD
         assert errors[1] is None
         assert b.state.topics.get("keys-only").partitions[0].log_end_offset == 1
+
+
+def test_clients_read_past_the_empty_batch_that_keeps_the_log_end(tmp_path):
+    """The log's last batch held only tombstones; once they expire it stays as an empty batch (it carries
+    the log end and its producer's state).  Every client reads up to it, and past it once more comes."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from clients import AioKafkaClient
+
+    with Broker(port=0, data_dir=tmp_path / "data") as b:
+        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
+        for f in admin.create_topics([NewTopic("ends-empty", 1, 1, config=COMPACTED)]).values():
+            f.result(10)
+        p = Producer({"bootstrap.servers": b.bootstrap_servers, "enable.idempotence": True, "linger.ms": 5})
+        for batch in ([(b"k%d" % i, b"v%d" % i) for i in range(10)], [(b"dead%d" % i, b"x") for i in range(5)],
+                      [(b"dead%d" % i, None) for i in range(5)]):
+            for key, value in batch:
+                p.produce("ends-empty", key=key, value=value)
+            assert p.flush(10) == 0
+        plog = b.state.topics.get("ends-empty").partitions[0].log
+        b.call(plog.roll)
+        b.call(b.state.log_manager.run_cleaner_once)
+        b.call(b.state.log_manager.run_cleaner_once)
+        headers = b.call(lambda: [(h.base_offset, h.last_offset, h.record_count) for c in plog.read(0, 1 << 30)
+                                  for _pos, h in iter_batches(bytes(c))])
+        assert headers == [(0, 9, 10), (15, 19, 0)]
+        aiokafka = AioKafkaClient(b.bootstrap_servers)
+
+        def every_client_reads(expected):
+            assert _consume_confluent(b.bootstrap_servers, "ends-empty", expected[-1][0]) == expected
+            assert _consume_kafka_python(b.bootstrap_servers, "ends-empty", expected[-1][0]) == expected
+            got = aiokafka.consume_assigned("ends-empty", 1, len(expected))
+            assert [(r[1], r[2], r[3]) for r in got] == expected
+
+        expected = [(i, b"k%d" % i, b"v%d" % i) for i in range(10)]
+        every_client_reads(expected)
+        p.produce("ends-empty", key=b"after", value=b"a")
+        assert p.flush(10) == 0
+        every_client_reads(expected + [(20, b"after", b"a")])
