@@ -6,8 +6,12 @@ HOST ?= 127.0.0.1
 PORT ?= 9092
 DATA ?= ./data
 STAMP := $(VENV)/.installed
+# make compat BOOTSTRAP=host:port runs the compatibility suite against that broker; REAL_KAFKA=1 against a
+# real Kafka in Docker (skipped with a reason when there is no Docker engine).
+BOOTSTRAP ?= $(KBROKER_BOOTSTRAP)
+BENCH_ARGS ?=
 
-.PHONY: run test gen install clean
+.PHONY: run test unit compat bench gen install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +27,28 @@ run: $(STAMP)
 gen: $(STAMP)
 	$(PY) tools/gen.py
 
-test: $(STAMP)
+# The whole suite: the generated codec is current, the unit and integration tests, then the
+# compatibility matrix against a kbroker the suite starts itself.
+test: unit compat
+
+unit: $(STAMP)
 	$(PY) tools/gen.py --check
-	$(PY) -m pytest -n 2 -q tests
+	$(PY) -m pytest -n 2 -q -p no:warnings tests
+
+compat: $(STAMP)
+	bash compat-tests/setup.sh
+ifneq ($(REAL_KAFKA),)
+	$(PY) -m pip install -q 'testcontainers[kafka]'
+	REAL_KAFKA=1 $(PY) -m pytest -q -p no:warnings compat-tests
+else ifneq ($(BOOTSTRAP),)
+	$(PY) -m pytest -q -p no:warnings -n 2 compat-tests --bootstrap $(BOOTSTRAP)
+else
+	$(PY) -m pytest -q -p no:warnings -n 2 compat-tests
+endif
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -r bench/requirements.txt
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data
