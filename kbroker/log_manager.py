@@ -50,7 +50,6 @@ __all__ = ["LogManager"]
 log = logging.getLogger("kbroker.log")
 
 # log.cleaner.backoff.ms: Kafka's default sleep between cleaner passes.
-CLEANER_BACKOFF_MS = 15000
 # Offsets in a cleaned segment are relative to its base offset as int32 (Kafka's limit too).
 _I32_MAX = 2**31 - 1
 # The offset map is a dict; past this many keys a clean stops at the segment that reached it and the
@@ -64,7 +63,7 @@ class LogManager:
         self.config = config if config is not None else state.config
         self.now_ms = now_ms
         self.retention_check_interval_ms = self.config.log_retention_check_interval_ms
-        self.cleaner_backoff_ms = getattr(self.config, "log_cleaner_backoff_ms", CLEANER_BACKOFF_MS)
+        self.cleaner_backoff_ms = self.config.log_cleaner_backoff_ms
         self._stop = asyncio.Event()
         self._abort = threading.Event()
         self._tasks: list[asyncio.Task] = []
