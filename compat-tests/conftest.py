@@ -19,7 +19,7 @@ from kcompat.clients import CLIENTS, Unsupported
 from kcompat.reference import Reference
 from kcompat.report import ReportPlugin
 from kcompat.target import (SETTINGS_BROKER, Target, Unavailable, describe, kind_of, probe_auto_create,
-                            start_kbroker, start_real_kafka)
+                            start_kbroker, start_real_kafka, storage_of)
 
 HERE = Path(__file__).resolve().parent
 TEST_TIMEOUT_S = 120
@@ -110,7 +110,7 @@ def target(request) -> Target:
         elif kind == "external":
             bootstrap = config.getoption("--bootstrap") or os.environ["KBROKER_BOOTSTRAP"]
         else:
-            bootstrap, stop = start_kbroker(config.getoption("--kbroker-mode"))
+            bootstrap, stop = start_kbroker(config.getoption("--kbroker-mode"), storage_of(config))
     except Unavailable as e:
         pytest.skip(str(e))
     name = (config.getoption("--target-name") or os.environ.get("KBROKER_TARGET") or "").lower()
@@ -130,7 +130,8 @@ def target(request) -> Target:
 def settings_broker(request, target) -> str:
     """A broker with auto.create.topics.enable=false (and, for kbroker, message.max.bytes=128 KiB)."""
     if target.kind == "kbroker":
-        bootstrap, stop = start_kbroker(request.config.getoption("--kbroker-mode"), SETTINGS_BROKER)
+        bootstrap, stop = start_kbroker(request.config.getoption("--kbroker-mode"), storage_of(request.config),
+                                        SETTINGS_BROKER)
         yield bootstrap
         stop()
     elif target.kind == "kafka":  # started with auto-creation off

@@ -8,7 +8,8 @@ Three ways to get one, chosen by the environment (or the matching pytest options
 - ``KBROKER_BOOTSTRAP=host:port`` (``--bootstrap``): a broker someone else runs. ``KBROKER_TARGET=kbroker``
   (``--target-name``) says it is a kbroker, which lets unserved features skip (see ``require``).
 - otherwise: a kbroker started here, in this process (default) or as a ``python -m kbroker serve``
-  subprocess (``--kbroker-mode process``), with memory storage.
+  subprocess (``--kbroker-mode process``), with memory storage unless kbroker's own pytest option
+  ``--kbroker-storage segment`` asks for segment files.
 
 Scenarios that need broker *settings* ask for a ``settings broker``: kbroker started here gets a second
 instance with auto.create.topics.enable=false and a small message.max.bytes; real Kafka runs with
@@ -92,7 +93,15 @@ def describe(config) -> str:
         return f"{name} at {bootstrap}"
     mode = config.getoption("--kbroker-mode")
     return (f"kbroker {_kbroker_revision()} (started by the suite, "
-            f"{'in-process' if mode == 'inprocess' else 'subprocess'}, memory storage)")
+            f"{'in-process' if mode == 'inprocess' else 'subprocess'}, {storage_of(config)} storage)")
+
+
+def storage_of(config) -> str:
+    """kbroker's own pytest plugin has --kbroker-storage (memory or segment); memory without it."""
+    try:
+        return config.getoption("--kbroker-storage") or "memory"
+    except ValueError:
+        return "memory"
 
 
 def _kbroker_revision() -> str:
@@ -127,10 +136,10 @@ def kind_of(config) -> str:
 class KbrokerSubprocess:
     """``python -m kbroker serve --port 0``, waiting for its "kbroker listening on" line."""
 
-    def __init__(self, *args: str):
+    def __init__(self, storage: str, *args: str):
         self.tmp = tempfile.mkdtemp(prefix="kbroker-compat-")
         self.proc = subprocess.Popen([sys.executable, "-m", "kbroker", "serve", "--port", "0", "--data-dir", self.tmp,
-                                      "--storage", "memory", *args],
+                                      "--storage", storage, *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line: list[str] = []
         t = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)
@@ -154,16 +163,16 @@ class KbrokerSubprocess:
 SETTINGS_BROKER = {"auto.create.topics.enable": "false", "message.max.bytes": str(SMALL_MESSAGE_MAX_BYTES)}
 
 
-def start_kbroker(mode: str, settings: dict[str, str] | None = None):
-    """A running kbroker (memory storage) and a function that stops it."""
+def start_kbroker(mode: str, storage: str = "memory", settings: dict[str, str] | None = None):
+    """A running kbroker and a function that stops it."""
     settings = settings or {}
     if mode == "process":
-        b = KbrokerSubprocess(*[arg for k, v in settings.items() for arg in ("--set", f"{k}={v}")])
+        b = KbrokerSubprocess(storage, *[arg for k, v in settings.items() for arg in ("--set", f"{k}={v}")])
         return b.bootstrap_servers, b.stop
     from kbroker import Broker
 
     fields = {k.replace(".", "_"): (v == "true" if v in ("true", "false") else int(v)) for k, v in settings.items()}
-    b = Broker(port=0, storage="memory", **fields).start()
+    b = Broker(port=0, storage=storage, **fields).start()  # segment: a temporary data dir, removed on stop
     return b.bootstrap_servers, b.stop
 
 

@@ -4,7 +4,8 @@ Producing: records on stdin, ``-K`` key delimiter and ``-D`` message delimiter, 
 headers, ``-p`` partition and ``-z`` codec; headers and partition apply to a whole run, so records are
 sent in runs that share them. kcat cannot set a record's timestamp. Consuming: ``-C -o beginning -e
 -J`` (one JSON object per record); offsets for a time: ``-o s@<ms> -c 1``; metadata: ``-L -J``;
-consumer groups: ``-G``. kcat has no admin operations.
+consumer groups: ``-G``. kcat has no admin operations, and its transactions (``-X transactional.id``)
+always commit.
 """
 
 from __future__ import annotations
@@ -112,6 +113,10 @@ class Kcat(Adapter):
             p = run(self._base(*args), data, timeout_s=timeout_s + 15)
             if p.returncode or b"Delivery failed" in p.stderr:
                 raise _failure(p, "-P")
+
+    def produce_transactions(self, topic, committed, aborted, transactional_id, timeout_s=TIMEOUT_S):
+        raise self.unsupported("-X transactional.id sends a whole run as one committed transaction; "
+                               "kcat cannot abort one")
 
     def _consume(self, args: list[str], timeout_s: float) -> list[Rec]:
         p = run(self._base(*args), timeout_s=timeout_s + 10)

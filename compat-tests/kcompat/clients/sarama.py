@@ -88,9 +88,11 @@ class Sarama(Adapter):
     @classmethod
     def codec_unusable(cls, codec: str) -> str | None:
         if codec == "zstd":
-            # sarama 1.22 labels zstd batches but still sends them in Produce v3; Kafka (and kbroker)
-            # answer UNSUPPORTED_COMPRESSION_TYPE below v7 (KIP-110). Fixed in sarama 1.23.
-            return "sarama 1.22 sends zstd in Produce v3, which brokers refuse (zstd needs Produce v7; sarama >= 1.23)"
+            # sarama 1.22 labels zstd batches but still sends them in Produce v3 (and fetches with v4);
+            # Kafka (and kbroker) answer UNSUPPORTED_COMPRESSION_TYPE below Produce v7 (KIP-110).
+            # Fixed in sarama 1.26 (IBM/sarama#1574, #1582).
+            return ("sarama 1.22 sends zstd in Produce v3, which brokers refuse (zstd needs Produce v7, "
+                    "Fetch v10; fixed in sarama 1.26)")
         return super().codec_unusable(codec)
 
     def _call(self, op: str, timeout_s: float = TIMEOUT_S, **arg):
@@ -130,7 +132,7 @@ class Sarama(Adapter):
                    idempotent=idempotent, retries=retries)
 
     def produce_transactions(self, topic, committed, aborted, transactional_id, timeout_s=TIMEOUT_S):
-        raise self.unsupported("sarama 1.22 has no transactional producer (added in sarama 1.37)")
+        raise self.unsupported("no transactional producer in 1.22 (added in sarama 1.37)")
 
     def consume_from_beginning(self, topic, count, read_committed=False, timeout_s=TIMEOUT_S):
         return [_rec(d) for d in self._call("consume", timeout_s, topic=topic, count=count,
