@@ -50,7 +50,8 @@ class OneLog:
         partition = SimpleNamespace(index=0, log=self.log, producers=None)
         state = SimpleNamespace(topics=SimpleNamespace(by_name={"c": SimpleNamespace(name="c", partitions=[partition])}),
                                 log_store=self.store,
-                                config=SimpleNamespace(log_retention_check_interval_ms=300000, fsync="never"))
+                                config=SimpleNamespace(log_retention_check_interval_ms=300000, log_cleaner_backoff_ms=15000,
+                                                       fsync="never"))
         self.manager = LogManager(state)
 
     def restart(self):
