@@ -67,7 +67,8 @@ class ProducerStateManager:
             for b in entry.batches:
                 if b.first_seq == first_seq and b.last_seq == last_seq:
                     return b
-            if entry.batches and not _in_sequence(entry.last_seq, first_seq):
+            # An entry with no batches yet (made by a transaction marker) expects sequence 0, as Kafka's.
+            if not _in_sequence(entry.last_seq, first_seq):
                 raise KafkaError(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
                                  f"Out of order sequence number for producer {producer_id}: {first_seq} "
                                  f"(incoming seq. number), {entry.last_seq} (current end sequence number)")
