@@ -24,6 +24,8 @@ from pathlib import Path
 
 import crc32c
 
+from .storage.checkpoint import write_atomically
+
 log = logging.getLogger("kbroker.journal")
 
 _HEADER = struct.Struct(">8sHH")
@@ -131,17 +133,7 @@ class KeyedJournal:
         self._size += len(record)
 
     def _write_file(self, data: bytes) -> None:
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_atomically(str(self.path), data)
 
     def _compact(self) -> None:
         data = bytearray(_HEADER.pack(self.magic, VERSION, 0))

@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from .storage.checkpoint import write_atomically
+
 FORMAT_VERSION = 1
 
 
@@ -48,14 +50,4 @@ class FileMetadataStore(MetadataStore):
 
     def save(self, doc: dict) -> None:
         doc = dict(doc, format_version=FORMAT_VERSION)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            json.dump(doc, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_atomically(str(self.path), json.dumps(doc, indent=1, sort_keys=True))

@@ -33,10 +33,11 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def write_atomically(path: str, text: str) -> None:
-    tmp = path + TMP_SUFFIX
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(text)
+def write_atomically(path: str, data: str | bytes) -> None:
+    """Replace the file at ``path`` with ``data`` so that a crash leaves the old or the new file."""
+    tmp = str(path) + TMP_SUFFIX
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
