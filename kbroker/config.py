@@ -18,6 +18,9 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .security import SecurityConfigError
+from .security.listeners import (check_security_setting, controller_listener_names, is_security_key,
+                                 is_sensitive, parse_endpoints)
 from .topic_config import TOPIC_CONFIGS
 
 log = logging.getLogger("kbroker.config")
@@ -61,6 +64,14 @@ class BrokerConfig:
     topic_defaults: dict[str, str] = field(default_factory=dict)
     # Every Kafka-named setting that was given, as given (DescribeConfigs reports their source).
     settings: dict[str, str] = field(default_factory=dict)
+    # Security (kbroker/security/). ``listeners``/``advertised.listeners`` as given; the first listener's
+    # address is also in host/port (and advertised_host/advertised_port), which the flags change.
+    listeners: str | None = None
+    advertised_listeners: str | None = None
+    sasl_users: list[tuple[str, str]] = field(default_factory=list, repr=False)  # --sasl-user NAME:PASSWORD
+    authorizer_enabled: bool = False  # authorizer.class.name (any value) or --acl
+    super_users: list[str] = field(default_factory=list)  # super.users, ';'-separated principals
+    allow_everyone_if_no_acl_found: bool = False  # allow.everyone.if.no.acl.found
 
     @property
     def advertised(self) -> str:
@@ -117,33 +128,38 @@ ROLL_SYNONYMS = {"log.roll.hours": 3600000, "log.roll.ms": 1}
 # Keys a Kafka configuration carries that have no effect on a single kbroker.
 NO_EFFECT_KEYS = frozenset({
     "process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers", "controller.listener.names",
-    "inter.broker.listener.name", "listener.security.protocol.map", "offsets.topic.replication.factor",
+    "inter.broker.listener.name", "offsets.topic.replication.factor",
     "offsets.topic.num.partitions", "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
     "transaction.state.log.num.partitions", "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir", "zookeeper.connect",
     "zookeeper.connection.timeout.ms", "default.replication.factor", "min.insync.replicas",
     "num.replica.fetchers", "replica.lag.time.max.ms", "confluent.support.metrics.enable", "delete.topic.enable",
     "log.cleaner.enable", "log.cleaner.threads", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
-    "share.coordinator.state.topic.min.isr", "metadata.log.dir", "sasl.enabled.mechanisms",
-    "sasl.mechanism.inter.broker.protocol", "security.inter.broker.protocol",
+    "share.coordinator.state.topic.min.isr", "metadata.log.dir",
+    "sasl.mechanism.inter.broker.protocol", "security.inter.broker.protocol", "sasl.mechanism.controller.protocol",
+    "ssl.endpoint.identification.algorithm",
 })
 
 
-def _apply_listener(config: BrokerConfig, value: str, advertised: bool) -> None:
-    """``listeners=PLAINTEXT://127.0.0.1:9092,...``: the first listener gives host and port."""
-    first = value.split(",")[0].strip()
-    if "://" not in first:
-        raise ValueError(f"expected NAME://HOST:PORT, got {first!r}")
-    name, rest = first.split("://", 1)
-    parts = urlsplit("//" + rest)
-    host, port = parts.hostname or "", parts.port
-    if advertised:
-        config.advertised_host = host or None
-        config.advertised_port = port
-    else:
+def _apply_listeners(config: BrokerConfig, settings: dict[str, str]) -> None:
+    """``listeners=PLAINTEXT://127.0.0.1:9092,...``: every listener is opened (security/listeners.py); the
+    first one that is not a KRaft controller listener gives host and port, and its entry in
+    ``advertised.listeners`` (by name, else the first entry) the advertised host and port."""
+    first = None
+    if "listeners" in settings:
+        config.listeners = settings["listeners"].strip()
+        entries = parse_endpoints(config.listeners)
+        controller = controller_listener_names(settings)
+        first, host, port = ([e for e in entries if e[0] not in controller] or entries)[0]
         config.host = host or "0.0.0.0"
-        if port is not None:
-            config.port = port
+        config.port = port
+    if "advertised.listeners" in settings:
+        config.advertised_listeners = settings["advertised.listeners"].strip()
+        entries = parse_endpoints(config.advertised_listeners)
+        if entries:
+            _, host, port = next((e for e in entries if e[0] == first), entries[0])
+            config.advertised_host = host or None
+            config.advertised_port = port
 
 
 def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
@@ -173,10 +189,16 @@ def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
                 config.topic_defaults[topic_key] = value
                 if key == "message.max.bytes":
                     config.message_max_bytes = int(value)
-            elif key == "listeners":
-                _apply_listener(config, value, advertised=False)
-            elif key == "advertised.listeners":
-                _apply_listener(config, value, advertised=True)
+            elif key in ("listeners", "advertised.listeners"):
+                parse_endpoints(value)  # applied below, once every key is known
+            elif key == "authorizer.class.name":
+                config.authorizer_enabled = bool(value)
+            elif key == "super.users":
+                config.super_users = [p.strip() for p in value.split(";") if p.strip()]
+            elif key == "allow.everyone.if.no.acl.found":
+                config.allow_everyone_if_no_acl_found = _bool(value)
+            elif is_security_key(key):
+                check_security_setting(key, value)  # read by kbroker.security when listeners start
             elif key in NO_EFFECT_KEYS:
                 log.debug("setting %s has no effect on a single kbroker", key)
             else:
@@ -184,8 +206,15 @@ def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
                 log.warning("unknown setting %s (ignored)", key)
                 continue
         except Exception as e:  # a bad value is a configuration error, said at start-up
+            if is_sensitive(key):  # never echo a secret (SecurityConfigError messages quote none)
+                why = e if isinstance(e, SecurityConfigError) else e.__class__.__name__
+                raise ValueError(f"invalid value for {key} ({why})") from None
             raise ValueError(f"invalid value for {key}: {value!r} ({e})") from None
         config.settings[key] = value
+    try:
+        _apply_listeners(config, settings)
+    except ValueError as e:
+        raise ValueError(f"invalid listeners: {e}") from None
     if retention is not None:
         config.topic_defaults["retention.ms"] = str(retention[1])
     if roll is not None:
