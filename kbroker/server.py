@@ -11,6 +11,14 @@ Back-pressure: a client that stops reading fills its transport's write buffer; a
 ``pause_writing`` and we stop handling that connection's requests (and stop reading from it once a few
 requests are queued) until the buffer drains.
 
+Authentication (security/authenticator.py): each connection has a Session. On a SASL listener nothing but
+ApiVersions and the SASL exchange is served until it completes; any other request closes the connection, as
+Kafka's SaslServerAuthenticator does. After SaslHandshake v0 the frames are raw SASL tokens, answered with raw
+size-prefixed tokens. A failed exchange is answered (SASL_AUTHENTICATION_FAILED, or UNSUPPORTED_SASL_MECHANISM
+for the handshake) and the connection is then closed; so is one whose session expired (KIP-368) when it sends
+anything but a re-authenticating SaslHandshake. TLS is asyncio's, on the listener's server socket; the
+principal of a verified client certificate is taken when the connection is made.
+
 Bad input: a frame size above ``socket.request.max.bytes``, a header or body that does not decode, an unknown
 API key or an unsupported version (other than ApiVersions, which answers UNSUPPORTED_VERSION with a v0 body,
 KIP-511) close the connection with one log line, as Kafka's SocketServer does.
@@ -28,6 +36,8 @@ import struct
 from .handlers import HANDLERS
 from .handlers import api_versions
 from .handlers.context import RequestContext
+from .security import tls
+from .security.authenticator import AuthenticationError, Session
 from .wire.framing import FrameError, FrameReader
 from .wire.header import API_VERSIONS_KEY, body_offset, finish_frame, peek_header, response_frame_start
 from .wire.primitives import DecodeError
@@ -55,6 +65,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.closed = False
         self.id = next(_conn_ids)
         self.peer = "?"
+        self.session = Session(server.auth)
 
     # -- asyncio callbacks ---------------------------------------------------
 
@@ -63,6 +74,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"
+        listener = self.server.listener
+        if listener is not None and listener.security_protocol == "SSL":
+            self.session.principal = tls.peer_principal(transport.get_extra_info("ssl_object")) or \
+                self.session.principal
         self.server.connections.add(self)
 
     def connection_lost(self, exc):
@@ -119,6 +134,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 return
             if result is not None:
                 self.transport.write(result)
+            if self.session.failure is not None:
+                self._close(f"authentication failed: {self.session.failure}")
+                return
         if self.read_paused and len(self.queue) < MAX_QUEUED_REQUESTS // 2 and not self.closed:
             self.read_paused = False
             self.transport.resume_reading()
@@ -139,10 +157,20 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return
         if out is not None:
             self.transport.write(out)
+        if self.session.failure is not None:
+            self._close(f"authentication failed: {self.session.failure}")
+            return
         self._process()
 
     def _dispatch(self, frame: bytes):
         """Returns the encoded response, None for no response, or an awaitable of either."""
+        session = self.session
+        if session.raw_tokens:  # after SaslHandshake v0 (security/authenticator.py)
+            try:
+                challenge = session.raw_token(frame)
+            except AuthenticationError as e:
+                raise ProtocolViolation(f"authentication failed: {e}") from None
+            return struct.pack(">i", len(challenge)) + challenge
         try:
             header = peek_header(frame)
         except (DecodeError, struct.error) as e:
@@ -152,6 +180,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         advertised = self.broker.api_versions.get(header.api_key)
         if handler is None or advertised is None:
             raise ProtocolViolation(f"unknown API key {header.api_key}")
+        try:
+            session.admit(header.api_key, handler.name)
+        except AuthenticationError as e:
+            raise ProtocolViolation(str(e)) from None
         version = header.api_version
         if header.api_key == API_VERSIONS_KEY and version > advertised[1]:
             # KIP-511: answer with a v0 body listing our range so the client retries at a version we speak.
@@ -166,11 +198,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except (DecodeError, struct.error, IndexError, ValueError) as e:
             raise ProtocolViolation(f"malformed {handler.name} v{version} request: {e}") from None
         ctx = RequestContext(self.broker, header.api_key, version, header.correlation_id, header.client_id,
-                             self.peer, self.id)
+                             self.peer, self.id, self.server.listener, session.principal, session)
         fault = self.server.faults.match(ctx, request) if self.server.faults else None
         if fault is not None:
             return self._apply_fault(fault, ctx, handler, request)
         response = handler.handle(ctx, request)
+        if header.api_key == API_VERSIONS_KEY and not session.authenticated:
+            session.api_versions_answered(response.error_code == 0)
         if inspect.isawaitable(response):
             return self._encode_later(header.correlation_id, handler, version, response)
         if response is None:
@@ -205,10 +239,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
 
 class KafkaServer:
-    """Listens on one address and serves Kafka connections for a broker state."""
+    """Listens on one address (one listener) and serves Kafka connections for a broker state."""
 
-    def __init__(self, broker):
+    def __init__(self, broker, listener=None, auth=None):
+        """``listener`` (security/listeners.py) is what clients are told this broker is; ``auth`` (a
+        ListenerAuth) makes every connection authenticate with SASL first. Neither: PLAINTEXT."""
         self.broker = broker
+        self.listener = listener
+        self.auth = auth
         self.connections: set[KafkaConnection] = set()
         self.tasks: set[asyncio.Task] = set()
         self.server: asyncio.base_events.Server | None = None
@@ -219,10 +257,11 @@ class KafkaServer:
         if self.request_log is not None:
             self.request_log.record(conn, header)
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
+    async def start(self, host: str, port: int, ssl=None) -> tuple[str, int]:
+        """``ssl``: an SSLContext for a TLS listener (the handshake happens before connection_made)."""
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: KafkaConnection(self), host, port, reuse_address=True,
-                                               backlog=1024)
+        self.server = await loop.create_server(lambda: KafkaConnection(self), host, port,
+                                               reuse_address=True, backlog=1024, ssl=ssl)
         sock = self.server.sockets[0]
         addr = sock.getsockname()
         return addr[0], addr[1]
