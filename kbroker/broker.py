@@ -33,6 +33,11 @@ from .control import Control, ControlClient, RequestLog
 from .control_http import ControlHttpServer
 from .faults import Faults
 from .log_manager import LogManager
+from .security import tls
+from .security.acl import Authorizer
+from .security.authenticator import ListenerAuth
+from .security.credentials import CredentialStore
+from .security.listeners import resolve_listeners, unauthenticated_exposures
 from .server import KafkaServer
 from .topic_config import TOPIC_CONFIGS
 from .topics import TopicManager
@@ -90,6 +95,21 @@ class BrokerState:
             abort_check_interval_ms=config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
         )
         self.transactions.load()
+        # Security: the listeners, the users who may log in, and the ACLs (None: no authorizer).
+        self.listeners = resolve_listeners(config)
+        self.credentials = CredentialStore(self._journal("credentials.journal", CredentialStore.MAGIC))
+        for name, password in config.sasl_users:
+            self.credentials.ensure_user(name, password)
+        self.authorizer = None
+        if config.authorizer_enabled:
+            self.authorizer = Authorizer(self._journal("acls.journal", b"KBACLS\x00\x00"), config.super_users,
+                                         config.allow_everyone_if_no_acl_found)
+
+    def _journal(self, name: str, magic: bytes) -> KeyedJournal:
+        """Security state in the data directory (in memory for --storage memory), fsynced per change: a
+        created user or ACL must not come back from the dead, nor a deleted one vanish."""
+        path = None if self.config.storage == "memory" else Path(self.config.data_dir) / STATE_DIR / name
+        return KeyedJournal(path, magic, fsync=True)
 
     def _transaction_journal(self) -> KeyedJournal:
         """Transaction state (Kafka's __transaction_state): the latest state per transactional id."""
@@ -232,6 +252,9 @@ class BrokerState:
     # -- lifecycle -----------------------------------------------------------
 
     def close(self) -> None:
+        self.credentials.close()
+        if self.authorizer is not None:
+            self.authorizer.close()
         self.transactions.close()
         self.transactions.journal.close()
         self.groups.close()
@@ -251,7 +274,8 @@ class _Running:
     def __init__(self, config: BrokerConfig):
         self.config = config
         self.state: BrokerState | None = None
-        self.server: KafkaServer | None = None
+        self.server: KafkaServer | None = None  # the first listener's
+        self.servers: list[KafkaServer] = []  # one per listener
         self.host = config.host
         self.port = config.port
         self.control: Control | None = None
@@ -263,13 +287,24 @@ class _Running:
         self.state = BrokerState(self.config)
         self.state.log_manager = LogManager(self.state)  # retention, compaction, flush policy
         self.state.log_manager.start()
-        self.server = KafkaServer(self.state)
-        self.server.faults = Faults()
-        self.server.request_log = RequestLog()
+        faults, request_log = Faults(), RequestLog()
+        try:
+            for listener in self.state.listeners:
+                auth = ListenerAuth(listener, self.state.credentials) if listener.sasl else None
+                server = KafkaServer(self.state, listener, auth)
+                server.faults, server.request_log = faults, request_log
+                ssl_context = tls.server_context(listener) if listener.tls else None
+                _, listener.bound_port = await server.start(listener.host, listener.port, ssl=ssl_context)
+                self.servers.append(server)
+        except BaseException:
+            for server in self.servers:
+                await server.stop(grace_s=0)
+            raise
+        self.server = self.servers[0]
         self.control = Control(self.state, self.server)
-        self.host, self.port = await self.server.start(self.config.host, self.config.port)
-        if not self.config.advertised_port:  # unset, or 0: the port actually bound
-            self.state.advertised_port = self.port
+        first = self.state.listeners[0]
+        self.host, self.port = first.host, first.bound_port
+        self.state.advertised_host, self.state.advertised_port = first.advertised()
         if self.config.control_port is not None:
             self.control_http = ControlHttpServer(self.control)
             self.control_host, self.control_port = await self.control_http.start(self.config.control_host,
@@ -280,8 +315,8 @@ class _Running:
             self.state.stopping = True
         if self.control_http is not None:
             await self.control_http.stop()
-        if self.server is not None:
-            await self.server.stop()
+        for server in self.servers:
+            await server.stop()
         if self.state is not None and getattr(self.state, "log_manager", None) is not None:
             await self.state.log_manager.stop()
         if self.state is not None:
@@ -292,7 +327,13 @@ async def serve(config: BrokerConfig, ready=None) -> None:
     """Run until SIGTERM or SIGINT, then stop accepting, finish requests in flight, flush and return."""
     running = _Running(config)
     await running.start()
+    for listener in unauthenticated_exposures(running.state.listeners):
+        log.warning("listening on %s (listener %s, %s) without authentication: anyone who can reach it can "
+                    "read and write", listener.host, listener.name, listener.security_protocol)
+    # The plain line first, exactly as before (tools wait for it), then one line per listener.
     print(f"kbroker listening on {running.host}:{running.port}", flush=True)
+    for listener in running.state.listeners:
+        print(f"kbroker listening on {listener.name}://{listener.host}:{listener.bound_port}", flush=True)
     if running.control_port is not None:
         log.info("control plane on http://%s:%d", running.control_host, running.control_port)
     if ready is not None:
@@ -340,6 +381,11 @@ class Broker:
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def listeners(self) -> dict[str, str]:
+        """Listener name -> "host:port" bound, e.g. {"PLAINTEXT": "127.0.0.1:40123", "SASL_SSL": ...}."""
+        return {lst.name: f"{lst.host}:{lst.bound_port}" for lst in self._running.state.listeners}
 
     @property
     def state(self) -> BrokerState:
