@@ -32,7 +32,21 @@ def _serve_parser(sub) -> None:
     p.add_argument("--control-port", type=int, default=None,
                    help="serve the HTTP control plane (faults, inspection) on this port; 0 takes a free one")
     p.add_argument("--control-host", default=None, help="address of the control plane (default 127.0.0.1)")
+    p.add_argument("--sasl-user", metavar="NAME:PASSWORD", action="append", default=[],
+                   help="a user who may log in with SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (repeatable; "
+                        "stored salted in the data directory)")
+    p.add_argument("--acl", action="store_true",
+                   help="switch ACL authorisation on (as authorizer.class.name does); see super.users and "
+                        "allow.everyone.if.no.acl.found")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+
+
+def _certs_parser(sub) -> None:
+    p = sub.add_parser("certs", help="write a throwaway CA, server and client certificate for TLS tests")
+    p.add_argument("dir", help="directory to write ca.pem, server.pem, client.pem (and split key/cert files)")
+    p.add_argument("--host", action="append", default=[],
+                   help="another name or address the server certificate is valid for (repeatable; "
+                        "localhost, 127.0.0.1 and ::1 are always in)")
 
 
 def build_config(args, environ=None) -> BrokerConfig:
@@ -58,6 +72,20 @@ def build_config(args, environ=None) -> BrokerConfig:
     for attr, value in flags.items():
         if value is not None:
             setattr(config, attr, value)
+    for item in getattr(args, "sasl_user", None) or []:
+        name, sep, password = item.partition(":")
+        if not sep or not name or not password:
+            raise SystemExit("kbroker: --sasl-user expects NAME:PASSWORD")
+        config.sasl_users.append((name, password))
+    if getattr(args, "acl", False):
+        config.authorizer_enabled = True
+    from .security import SecurityConfigError
+    from .security.listeners import resolve_listeners
+
+    try:
+        resolve_listeners(config)  # says what is wrong with the listeners now, not at start
+    except (SecurityConfigError, ValueError) as e:
+        raise SystemExit(f"kbroker: {e}") from None
     return config
 
 
@@ -65,28 +93,41 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="kbroker", description="A Kafka-compatible broker for tests and laptops")
     sub = ap.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
+    _certs_parser(sub)
     cli_tools.add_parsers(sub)
     args = ap.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "certs":
+        return _certs(args)
     return cli_tools.run(args)
+
+
+def _certs(args) -> int:
+    from .security.certs import write_certs
+
+    paths = write_certs(args.dir, hosts=("localhost", "127.0.0.1", "::1", *args.host))
+    for name in ("ca.pem", "server.pem", "client.pem"):
+        print(paths[name])
+    return 0
 
 
 def _serve(args) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = build_config(args)
-    if config.host not in ("127.0.0.1", "localhost", "::1"):
-        logging.getLogger("kbroker").warning(
-            "listening on %s without authentication: anyone who can reach it can read and write", config.host)
+    config = build_config(args)  # binding beyond loopback without authentication is warned about in serve()
     from .broker import serve
+    from .security import SecurityConfigError
 
     try:
-        import uvloop  # optional extra: kbroker[fast]
-    except ImportError:
-        asyncio.run(serve(config))
-    else:
-        uvloop.run(serve(config))
+        try:
+            import uvloop  # optional extra: kbroker[fast]
+        except ImportError:
+            asyncio.run(serve(config))
+        else:
+            uvloop.run(serve(config))
+    except SecurityConfigError as e:  # a key file that cannot be read, a truststore missing, ...
+        raise SystemExit(f"kbroker: {e}") from None
     return 0
 
 
