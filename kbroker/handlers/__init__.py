@@ -13,6 +13,13 @@ from types import ModuleType
 from typing import Callable
 
 from . import (
+    alter_user_scram_credentials,
+    create_acls,
+    delete_acls,
+    describe_acls,
+    describe_user_scram_credentials,
+    sasl_authenticate,
+    sasl_handshake,
     add_offsets_to_txn,
     add_partitions_to_txn,
     describe_producers,
@@ -127,4 +134,11 @@ HANDLERS: dict[int, Handler] = _table(
     describe_producers,
     describe_transactions,
     list_transactions,
+    sasl_handshake,
+    sasl_authenticate,
+    describe_acls,
+    create_acls,
+    delete_acls,
+    describe_user_scram_credentials,
+    alter_user_scram_credentials,
 )
