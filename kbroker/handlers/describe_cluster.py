@@ -1,10 +1,13 @@
 """DescribeCluster (60): v0-2 (v2: fenced brokers, KIP-1073; this broker is never fenced). One broker, which is also the controller. v1's endpoint type 1 (brokers) is
 the only one served; 2 (controllers) gets UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker answers it.
+The broker is described by the address of the client's listener. The cluster's authorised operations are
+filled when asked for (0 without DESCRIBE on the cluster), as Kafka's AuthHelper does.
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import describe_cluster as API
 
 VERSIONS = (0, 2)
@@ -16,11 +19,15 @@ def handle(ctx, req: API.DescribeClusterRequest) -> R:
     if req.endpoint_type != 1:
         return R(error_code=ErrorCode.UNSUPPORTED_ENDPOINT_TYPE, error_message="Only broker endpoints are served",
                  endpoint_type=req.endpoint_type, cluster_id=broker.cluster_id)
+    ops = -2147483648  # not requested
+    if req.include_cluster_authorized_operations:
+        ops = ctx.authorized_operations(acl.CLUSTER, acl.CLUSTER_NAME) if ctx.authorize_cluster(acl.DESCRIBE) else 0
     return R(
+        cluster_authorized_operations=ops,
         error_code=0,
         endpoint_type=1,
         cluster_id=broker.cluster_id,
         controller_id=broker.config.node_id,
-        brokers=[R.DescribeClusterBroker(broker_id=broker.config.node_id, host=broker.advertised_host,
-                                         port=broker.advertised_port, rack=None, is_fenced=False)],
+        brokers=[R.DescribeClusterBroker(broker_id=broker.config.node_id, host=ctx.advertised[0],
+                                         port=ctx.advertised[1], rack=None, is_fenced=False)],
     )

@@ -1,14 +1,19 @@
 """Metadata (3): v0-13 (v13 adds a top-level error code, KIP-1102: always NONE here). Topics by name (and, from v10, by id); a null list (v1+) or an empty one (v0) means
 every topic. Unknown topics are created when ``auto.create.topics.enable`` is on and the request allows it
 (always before v4, ``allow_auto_topic_creation`` from v4). The controller id is this broker's node id: admin
-clients send CreateTopics and DeleteTopics to it.
+clients send CreateTopics and DeleteTopics to it. The broker is described by the address of the listener the
+client connected through.
 
-Not filled: authorised operations (reported as Kafka's "not requested" value until ACLs land).
+Authorisation, as KafkaApis: every topic needs DESCRIBE; asked for all topics, the others are left out;
+named, they are answered TOPIC_AUTHORIZATION_FAILED (with no topic id). Creating an unknown topic also needs
+CREATE on the cluster or on the topic, else TOPIC_AUTHORIZATION_FAILED. Authorised operations (v8+) are
+filled when asked for: per topic, and for the cluster up to v10 (0 without DESCRIBE on the cluster).
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode, KafkaError
+from ..security import acl
 from ..topics import validate_topic_name
 from ..wire.messages import metadata as API
 from ..wire.primitives import ZERO_UUID
@@ -32,14 +37,22 @@ def topic_entry(broker, topic) -> R.MetadataResponseTopic:
                                    topic_authorized_operations=AUTHORIZED_OPERATIONS_NOT_REQUESTED)
 
 
+def _unauthorized(name, topic_id=ZERO_UUID) -> R.MetadataResponseTopic:
+    return R.MetadataResponseTopic(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=name, topic_id=topic_id,
+                                   is_internal=False, partitions=[],
+                                   topic_authorized_operations=AUTHORIZED_OPERATIONS_NOT_REQUESTED)
+
+
 def handle(ctx, req: API.MetadataRequest) -> R:
     broker = ctx.broker
     topics = broker.topics
     if req.topics is None or (ctx.version == 0 and not req.topics):
-        entries = [topic_entry(broker, t) for t in list(topics.by_name.values())]
+        entries = [topic_entry(broker, t) for t in list(topics.by_name.values())
+                   if ctx.authorize(acl.DESCRIBE, acl.TOPIC, t.name, log_denied=False)]
     else:
         entries = []
         auto_create = broker.config.auto_create_topics_enable and (ctx.version < 4 or req.allow_auto_topic_creation)
+        may_create_any = None  # CREATE on the cluster, asked once and only when needed
         for rt in req.topics:
             name = rt.name
             if name is None:  # by id (v10+)
@@ -47,8 +60,13 @@ def handle(ctx, req: API.MetadataRequest) -> R:
                 if t is None:
                     entries.append(R.MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_ID, name=None,
                                                            topic_id=rt.topic_id))
+                elif not ctx.authorize(acl.DESCRIBE, acl.TOPIC, t.name):
+                    entries.append(_unauthorized(None, t.topic_id))  # ids are not secret; names are
                 else:
                     entries.append(topic_entry(broker, t))
+                continue
+            if not ctx.authorize(acl.DESCRIBE, acl.TOPIC, name):
+                entries.append(_unauthorized(name))  # whether it exists is not disclosed
                 continue
             t = topics.get(name)
             if t is None:
@@ -58,18 +76,32 @@ def handle(ctx, req: API.MetadataRequest) -> R:
                     entries.append(R.MetadataResponseTopic(error_code=e.code, name=name, topic_id=ZERO_UUID))
                     continue
                 if auto_create:
+                    if may_create_any is None:
+                        may_create_any = ctx.authorize_cluster(acl.CREATE, log_denied=False)
+                    if not may_create_any and not ctx.authorize(acl.CREATE, acl.TOPIC, name):
+                        entries.append(_unauthorized(name))
+                        continue
                     t = broker.auto_create_topic(name)
                 if t is None:
                     entries.append(R.MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                                            name=name, topic_id=ZERO_UUID))
                     continue
             entries.append(topic_entry(broker, t))
+    cluster_ops = AUTHORIZED_OPERATIONS_NOT_REQUESTED
+    if ctx.version >= 8:
+        if req.include_topic_authorized_operations:
+            for e in entries:
+                if e.error_code != ErrorCode.TOPIC_AUTHORIZATION_FAILED and e.name is not None:
+                    e.topic_authorized_operations = ctx.authorized_operations(acl.TOPIC, e.name)
+        if ctx.version <= 10 and req.include_cluster_authorized_operations:
+            cluster_ops = ctx.authorized_operations(acl.CLUSTER, acl.CLUSTER_NAME) \
+                if ctx.authorize_cluster(acl.DESCRIBE) else 0
+    host, port = ctx.advertised
     return R(
         throttle_time_ms=0,
-        brokers=[R.MetadataResponseBroker(node_id=broker.config.node_id, host=broker.advertised_host,
-                                          port=broker.advertised_port, rack=None)],
+        brokers=[R.MetadataResponseBroker(node_id=broker.config.node_id, host=host, port=port, rack=None)],
         cluster_id=broker.cluster_id,
         controller_id=broker.config.node_id,
         topics=entries,
-        cluster_authorized_operations=AUTHORIZED_OPERATIONS_NOT_REQUESTED,
+        cluster_authorized_operations=cluster_ops,
     )
