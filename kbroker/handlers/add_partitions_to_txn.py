@@ -2,11 +2,15 @@
 v0-3 carry one transaction (the clients' form); v4+ batch several (KIP-890's broker-to-broker form), where
 ``verify_only`` asks whether the partitions are already in the transaction (INVALID_TXN_STATE if not).
 Fenced producers get PRODUCER_FENCED, or INVALID_PRODUCER_EPOCH before v2.
+Authorisation, as KafkaApis: v0-3 need WRITE on the transactional id (else every partition is
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and WRITE on each topic (TOPIC_AUTHORIZATION_FAILED, the others
+OPERATION_NOT_ATTEMPTED); v4+ come from brokers and need CLUSTER_ACTION (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import add_partitions_to_txn as API
 
 VERSIONS = (0, 5)
@@ -27,9 +31,18 @@ def handle(ctx, req: API.AddPartitionsToTxnRequest) -> R:
     txns = ctx.broker.transactions
     if ctx.version < 4:
         partitions = [(t.name, p) for t in req.v3_and_below_topics for p in t.partitions]
-        errors = txns.add_partitions(req.v3_and_below_transactional_id, req.v3_and_below_producer_id,
-                                     req.v3_and_below_producer_epoch, partitions)
+        denied = {t.name for t in req.v3_and_below_topics if not ctx.authorize(acl.WRITE, acl.TOPIC, t.name)}
+        if not ctx.authorize(acl.WRITE, acl.TRANSACTIONAL_ID, req.v3_and_below_transactional_id):
+            errors = {tp: ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED for tp in partitions}
+        elif denied:
+            errors = {tp: ErrorCode.TOPIC_AUTHORIZATION_FAILED if tp[0] in denied else ErrorCode.OPERATION_NOT_ATTEMPTED
+                      for tp in partitions}
+        else:
+            errors = txns.add_partitions(req.v3_and_below_transactional_id, req.v3_and_below_producer_id,
+                                         req.v3_and_below_producer_epoch, partitions)
         return R(throttle_time_ms=0, results_by_topic_v3_and_below=_topic_results(errors, ctx.version))
+    if not ctx.authorize_cluster(acl.CLUSTER_ACTION):
+        return R(throttle_time_ms=0, error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, results_by_transaction=[])
     results = []
     for t in req.transactions:
         partitions = [(topic.name, p) for topic in t.topics for p in topic.partitions]

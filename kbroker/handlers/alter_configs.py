@@ -1,11 +1,14 @@
 """AlterConfigs (33): v0-2. Replaces a topic's whole set of overrides (keys not named go back to their
 defaults), validated first (INVALID_CONFIG); ``validate_only`` changes nothing. Changes persist and take
 effect at once. Broker resources: dynamic broker configs are not supported (INVALID_REQUEST says so).
+Authorisation: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the cluster
+(CLUSTER_AUTHORIZATION_FAILED), as KafkaApis.
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode, KafkaError
+from ..security import acl
 from ..topic_config import validate_topic_configs
 from ..wire.messages import alter_configs as API
 
@@ -20,6 +23,10 @@ def handle(ctx, req: API.AlterConfigsRequest) -> R:
     for res in req.resources:
         err, msg = 0, None
         try:
+            if res.resource_type == TOPIC and not ctx.authorize(acl.ALTER_CONFIGS, acl.TOPIC, res.resource_name):
+                raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, None)
+            if res.resource_type == BROKER and not ctx.authorize_cluster(acl.ALTER_CONFIGS):
+                raise KafkaError(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, None)
             if res.resource_type == TOPIC:
                 topic = broker.topics.get(res.resource_name)
                 if topic is None:

@@ -1,10 +1,12 @@
 """CreatePartitions (37): v0-3. Grows a topic to ``count`` partitions (INVALID_PARTITIONS unless larger
 than now); manual assignments may only name this broker (INVALID_REPLICA_ASSIGNMENT); ``validate_only``.
+Needs ALTER on each topic (TOPIC_AUTHORIZATION_FAILED), as KafkaApis.
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import create_partitions as API
 
 VERSIONS = (0, 3)
@@ -15,6 +17,10 @@ def handle(ctx, req: API.CreatePartitionsRequest) -> R:
     broker = ctx.broker
     results = []
     for t in req.topics:
+        if not ctx.authorize(acl.ALTER, acl.TOPIC, t.name):
+            results.append(R.CreatePartitionsTopicResult(name=t.name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                                         error_message="The topic authorization is failed."))
+            continue
         topic = broker.topics.get(t.name)
         if topic is None:
             results.append(R.CreatePartitionsTopicResult(name=t.name, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,

@@ -2,11 +2,15 @@
 else INVALID_REPLICATION_FACTOR on one broker), manual assignments naming only this broker, configs checked
 against the topic config definitions (INVALID_CONFIG), ``validate_only``, Kafka's name rules
 (INVALID_TOPIC_EXCEPTION) and TOPIC_ALREADY_EXISTS. From v5 the response lists the topic's configs.
+Authorisation, as KafkaApis: CREATE on the cluster or on the topic, else TOPIC_AUTHORIZATION_FAILED
+("Authorization failed."); the configs are only listed with DESCRIBE_CONFIGS on the topic (else
+topic_config_error_code TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode, KafkaError
+from ..security import acl
 from ..topic_config import TOPIC_CONFIGS, validate_topic_configs
 from ..wire.messages import create_topics as API
 
@@ -49,11 +53,16 @@ def handle(ctx, req: API.CreateTopicsRequest) -> R:
     seen: dict[str, int] = {}
     for ct in req.topics:
         seen[ct.name] = seen.get(ct.name, 0) + 1
+    may_create_any = ctx.authorize_cluster(acl.CREATE, log_denied=False)
     for ct in req.topics:
         if seen[ct.name] > 1:
             results.append(R.CreatableTopicResult(name=ct.name, error_code=ErrorCode.INVALID_REQUEST,
                                                   error_message="Create topics request from client contains "
                                                                 "duplicate topic names", configs=None))
+            continue
+        if not may_create_any and not ctx.authorize(acl.CREATE, acl.TOPIC, ct.name):
+            results.append(R.CreatableTopicResult(name=ct.name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                                  error_message="Authorization failed.", configs=None))
             continue
         try:
             topic = _create(ctx, ct, req.validate_only)
@@ -70,10 +79,13 @@ def handle(ctx, req: API.CreateTopicsRequest) -> R:
             )
             for key in sorted(TOPIC_CONFIGS)
         ]
+        config_error = 0
+        if not ctx.authorize(acl.DESCRIBE_CONFIGS, acl.TOPIC, ct.name, log_denied=False):
+            configs, config_error = None, ErrorCode.TOPIC_AUTHORIZATION_FAILED
         results.append(R.CreatableTopicResult(
             name=ct.name, topic_id=topic.topic_id, error_code=0, error_message=None,
             num_partitions=len(topic.partitions) if not req.validate_only else
             (ct.num_partitions if ct.num_partitions > 0 else ctx.broker.config.num_partitions),
-            replication_factor=1, configs=configs,
+            replication_factor=1, configs=configs, topic_config_error_code=config_error,
         ))
     return R(throttle_time_ms=0, topics=results)

@@ -1,11 +1,13 @@
 """DeleteRecords (21): v0-2. Moves a partition's log start offset up to ``offset`` (-1: the high
 watermark); whole segments below it are freed. An offset beyond the high watermark is OFFSET_OUT_OF_RANGE.
-The answer's low watermark is the new log start offset.
+The answer's low watermark is the new log start offset. Needs DELETE on each topic
+(TOPIC_AUTHORIZATION_FAILED), as KafkaApis.
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import delete_records as API
 
 VERSIONS = (0, 2)
@@ -20,6 +22,11 @@ def handle(ctx, req: API.DeleteRecordsRequest) -> R:
         topic = broker.topics.get(t.name)
         parts = []
         topics.append(R.DeleteRecordsTopicResult(name=t.name, partitions=parts))
+        if not ctx.authorize(acl.DELETE, acl.TOPIC, t.name):
+            parts.extend(R.DeleteRecordsPartitionResult(partition_index=p.partition_index, low_watermark=-1,
+                                                        error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+                         for p in t.partitions)
+            continue
         for p in t.partitions:
             if topic is None or not 0 <= p.partition_index < len(topic.partitions):
                 parts.append(R.DeleteRecordsPartitionResult(partition_index=p.partition_index, low_watermark=-1,

@@ -2,11 +2,14 @@
 from (the topic's override, a broker setting, or Kafka's default), its synonyms when asked (v1+), its type
 (v3+) and its documentation (v3+, when asked). Broker resources: the broker settings kbroker knows.
 Unknown topics get UNKNOWN_TOPIC_OR_PARTITION; other resource types INVALID_REQUEST.
+Authorisation, as Kafka's ConfigHelper: DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for
+the broker, on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..security import acl
 from ..topic_config import TOPIC_CONFIGS
 from ..wire.messages import describe_configs as API
 
@@ -58,6 +61,15 @@ def handle(ctx, req: API.DescribeConfigsRequest) -> R:
     broker = ctx.broker
     results = []
     for res in req.resources:
+        denied = None
+        if res.resource_type == TOPIC and not ctx.authorize(acl.DESCRIBE_CONFIGS, acl.TOPIC, res.resource_name):
+            denied = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        elif res.resource_type == BROKER and not ctx.authorize_cluster(acl.DESCRIBE_CONFIGS):
+            denied = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+        if denied is not None:
+            results.append(R.DescribeConfigsResult(error_code=denied, error_message=None, configs=[],
+                                                   resource_type=res.resource_type, resource_name=res.resource_name))
+            continue
         if res.resource_type == TOPIC:
             topic = broker.topics.get(res.resource_name)
             if topic is None:

@@ -1,12 +1,15 @@
 """DescribeLogDirs (35): v1-4. One log directory (the data directory, or "memory" for memory storage) with
 the size of every partition asked for (a null topic list: all of them). Offset lag is 0: nothing is being
-moved between directories.
+moved between directories. Needs DESCRIBE on the cluster: otherwise no directories and, from v3,
+CLUSTER_AUTHORIZATION_FAILED (as KafkaApis).
 """
 
 from __future__ import annotations
 
 import shutil
 
+from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import describe_log_dirs as API
 
 VERSIONS = (1, 4)
@@ -15,6 +18,8 @@ R = API.DescribeLogDirsResponse
 
 def handle(ctx, req: API.DescribeLogDirsRequest) -> R:
     broker = ctx.broker
+    if not ctx.authorize_cluster(acl.DESCRIBE):
+        return R(throttle_time_ms=0, error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, results=[])
     wanted = None if req.topics is None else {t.topic: set(t.partitions) for t in req.topics}
     topics = []
     for topic in broker.topics.by_name.values():

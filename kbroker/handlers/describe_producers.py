@@ -1,10 +1,12 @@
 """DescribeProducers (61): v0 (KIP-664). The producers with state in each partition: id, epoch, last
-sequence and timestamp, and the first offset of an open transaction.
+sequence and timestamp, and the first offset of an open transaction. Needs READ on each topic
+(TOPIC_AUTHORIZATION_FAILED), as KafkaApis.
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import describe_producers as API
 
 VERSIONS = (0, 0)
@@ -16,6 +18,11 @@ def handle(ctx, req: API.DescribeProducersRequest) -> R:
     for t in req.topics:
         topic = ctx.broker.topics.get(t.name)
         parts = []
+        if not ctx.authorize(acl.READ, acl.TOPIC, t.name):
+            parts.extend(R.PartitionResponse(partition_index=i, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+                         for i in t.partition_indexes)
+            topics.append(R.TopicResponse(name=t.name, partitions=parts))
+            continue
         for i in t.partition_indexes:
             if topic is None or not 0 <= i < len(topic.partitions):
                 parts.append(R.PartitionResponse(partition_index=i, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))

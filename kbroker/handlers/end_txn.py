@@ -3,11 +3,13 @@ in it and its transactional offsets are published or dropped before the answer. 
 finished transaction succeeds; the other outcome is INVALID_TXN_STATE. PRODUCER_FENCED, or
 INVALID_PRODUCER_EPOCH before v2. v5 answers with the producer id and epoch to use next (KIP-890); with
 transaction protocol v1, which is all kbroker offers, they are the current ones.
+Needs WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), as KafkaApis.
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import end_txn as API
 
 VERSIONS = (0, 5)
@@ -15,6 +17,9 @@ R = API.EndTxnResponse
 
 
 def handle(ctx, req: API.EndTxnRequest) -> R:
+    if not ctx.authorize(acl.WRITE, acl.TRANSACTIONAL_ID, req.transactional_id):
+        return R(throttle_time_ms=0, error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, producer_id=-1,
+                 producer_epoch=-1)
     err = ctx.broker.transactions.end_txn(req.transactional_id, req.producer_id, req.producer_epoch, req.committed)
     if ctx.version < 2 and err == ErrorCode.PRODUCER_FENCED:
         err = ErrorCode.INVALID_PRODUCER_EPOCH

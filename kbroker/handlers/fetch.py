@@ -14,6 +14,8 @@ request to open a session (epoch 0) gets session id 0 and every fetch is a full 
 naming a session gets FETCH_SESSION_ID_NOT_FOUND.
 
 read_committed (isolation level 1) reads up to the last stable offset.
+
+Authorisation: READ on each topic, else TOPIC_AUTHORIZATION_FAILED for its partitions (as KafkaApis).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 
 from ..errors import ErrorCode
 from ..records.batch import iter_batches
+from ..security import acl
 from ..wire.messages import fetch as API
 
 VERSIONS = (4, 18)
@@ -48,6 +51,9 @@ def _resolve(ctx, req):
     for ft in req.topics:
         topic = topics.by_id.get(ft.topic_id) if by_id else topics.get(ft.topic)
         missing = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if (topic is not None or not by_id) and not ctx.authorize(acl.READ, acl.TOPIC,
+                                                                 topic.name if topic is not None else ft.topic):
+            missing, topic = ErrorCode.TOPIC_AUTHORIZATION_FAILED, None
         parts = []
         for fp in ft.partitions:
             if topic is None:

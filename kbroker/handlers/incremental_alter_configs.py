@@ -1,11 +1,14 @@
 """IncrementalAlterConfigs (44): v0-1 (KIP-339). Per key: SET (0), DELETE (1, back to the default),
 APPEND (2) and SUBTRACT (3) for list configs (``cleanup.policy``). Validated as a whole before anything
 changes (INVALID_CONFIG); ``validate_only`` changes nothing. Broker resources: not supported.
+Authorisation: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the cluster
+(CLUSTER_AUTHORIZATION_FAILED), as KafkaApis.
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode, KafkaError
+from ..security import acl
 from ..topic_config import TOPIC_CONFIGS, validate_topic_configs
 from ..wire.messages import incremental_alter_configs as API
 
@@ -50,6 +53,10 @@ def handle(ctx, req: API.IncrementalAlterConfigsRequest) -> R:
     for res in req.resources:
         err, msg = 0, None
         try:
+            if res.resource_type == TOPIC and not ctx.authorize(acl.ALTER_CONFIGS, acl.TOPIC, res.resource_name):
+                raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, None)
+            if res.resource_type == BROKER and not ctx.authorize_cluster(acl.ALTER_CONFIGS):
+                raise KafkaError(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, None)
             if res.resource_type == TOPIC:
                 topic = broker.topics.get(res.resource_name)
                 if topic is None:

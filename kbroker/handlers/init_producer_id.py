@@ -3,11 +3,14 @@ producer (KIP-98); a producer that sends its current id and epoch (v3+, KIP-360)
 Kafka's broker gives one. With a transactional id: the transaction coordinator's id and a bumped epoch,
 which fences the previous producer (see coordinator/transaction.py). PRODUCER_FENCED is answered as
 INVALID_PRODUCER_EPOCH before v4; a timeout above ``transaction.max.timeout.ms`` is INVALID_TRANSACTION_TIMEOUT.
+Authorisation, as KafkaApis: WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); without
+one, IDEMPOTENT_WRITE on the cluster or WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import init_producer_id as API
 
 VERSIONS = (0, 5)
@@ -16,6 +19,11 @@ R = API.InitProducerIdResponse
 
 def handle(ctx, req: API.InitProducerIdRequest) -> R:
     broker = ctx.broker
+    if req.transactional_id is not None and not ctx.authorize(acl.WRITE, acl.TRANSACTIONAL_ID, req.transactional_id):
+        return R(error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, producer_id=-1, producer_epoch=-1)
+    if req.transactional_id is None and not ctx.authorize_cluster(acl.IDEMPOTENT_WRITE, log_denied=False) \
+            and not ctx.authorize_by_resource_type(acl.WRITE, acl.TOPIC):
+        return R(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, producer_id=-1, producer_epoch=-1)
     if req.transactional_id is None:
         return R(error_code=0, producer_id=broker.producer_ids.next_id(), producer_epoch=0)
     res = broker.transactions.init_producer_id(req.transactional_id, req.transaction_timeout_ms,

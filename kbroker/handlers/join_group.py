@@ -2,10 +2,13 @@
 known member id (MEMBER_ID_REQUIRED, KIP-394) unless the member is static, v5 static membership (KIP-345),
 v7 the protocol type in the response, v8 a reason, v9 skip_assignment for a static leader that rejoins a
 Stable group. The answer waits until the rebalance completes (see coordinator/group.py).
+Authorisation: READ on the group, else GROUP_AUTHORIZATION_FAILED (as KafkaApis).
 """
 
 from __future__ import annotations
 
+from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import join_group as API
 
 VERSIONS = (0, 9)
@@ -27,6 +30,9 @@ async def _answer(ctx, reply) -> R:
 
 def handle(ctx, req: API.JoinGroupRequest):
     v = ctx.version
+    if not ctx.authorize(acl.READ, acl.GROUP, req.group_id):
+        return R(throttle_time_ms=0, error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, generation_id=-1,
+                 protocol_type=None, protocol_name=None if v >= 7 else "", leader="", member_id="", members=[])
     reply = ctx.broker.groups.join_group(
         req.group_id, req.member_id, req.group_instance_id, ctx.client_id or "", ctx.peer.rsplit(":", 1)[0],
         req.session_timeout_ms, req.rebalance_timeout_ms if v >= 1 else req.session_timeout_ms,

@@ -4,11 +4,13 @@ KIP-734), -4 (earliest local, v8+, the log start offset on a broker without tier
 tiered, v9+, KIP-1005: offset -1, as a broker without tiered storage answers); any other timestamp finds
 the first record whose timestamp is at or after it, or offset -1 when there is none. v10 adds a timeout
 for remote lookups (KIP-1075), which never happen here. v11 (-6, earliest pending upload) is not served.
+Authorisation: DESCRIBE on each topic, else TOPIC_AUTHORIZATION_FAILED (as KafkaApis).
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import list_offsets as API
 
 VERSIONS = (1, 10)
@@ -24,6 +26,11 @@ def handle(ctx, req: API.ListOffsetsRequest) -> R:
         topic = broker.topics.get(lt.name)
         parts = []
         topics.append(R.ListOffsetsTopicResponse(name=lt.name, partitions=parts))
+        if not ctx.authorize(acl.DESCRIBE, acl.TOPIC, lt.name):
+            parts.extend(R.ListOffsetsPartitionResponse(partition_index=lp.partition_index,
+                                                        error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+                         for lp in lt.partitions)
+            continue
         for lp in lt.partitions:
             idx = lp.partition_index
             if topic is None or not 0 <= idx < len(topic.partitions):

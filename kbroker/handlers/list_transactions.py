@@ -1,6 +1,7 @@
 """ListTransactions (66): v0-2 (KIP-664; v1 adds the duration filter, KIP-994; v2 a regular expression
 on transactional ids, KIP-1152: INVALID_REGULAR_EXPRESSION when it does not compile). Filters by state and
 producer id; state names we do not know are echoed in ``unknown_state_filters``.
+Lists only the transactional ids the principal may DESCRIBE, as KafkaApis.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import re
 
 from ..coordinator.transaction import STATES
 from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import list_transactions as API
 
 VERSIONS = (0, 2)
@@ -25,6 +27,8 @@ def handle(ctx, req: API.ListTransactionsRequest) -> R:
         except re.error:
             return R(throttle_time_ms=0, error_code=ErrorCode.INVALID_REGULAR_EXPRESSION)
         txns = [t for t in txns if pattern.fullmatch(t.transactional_id)]
+    txns = [t for t in txns if ctx.authorize(acl.DESCRIBE, acl.TRANSACTIONAL_ID, t.transactional_id,
+                                             log_denied=False)]
     return R(throttle_time_ms=0, error_code=0, unknown_state_filters=unknown, transaction_states=[
         R.TransactionState(transactional_id=t.transactional_id, producer_id=t.producer_id,
                            transaction_state=t.state) for t in txns])

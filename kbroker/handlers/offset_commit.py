@@ -2,11 +2,14 @@
 generation, or standalone (generation -1, empty member id) for a group with no members. v2-4 carry a
 retention time, ignored since Kafka 2.1 (offsets.retention.minutes applies). Unknown topics or partitions
 get UNKNOWN_TOPIC_OR_PARTITION. Acknowledged commits are durable (coordinator/offsets.py).
+Authorisation, as KafkaApis: READ on the group (else every partition is GROUP_AUTHORIZATION_FAILED) and
+READ on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import offset_commit as API
 
 VERSIONS = (2, 9)
@@ -15,11 +18,19 @@ R = API.OffsetCommitResponse
 
 def handle(ctx, req: API.OffsetCommitRequest) -> R:
     broker = ctx.broker
+    if not ctx.authorize(acl.READ, acl.GROUP, req.group_id):
+        return R(throttle_time_ms=0, topics=[R.OffsetCommitResponseTopic(name=t.name, partitions=[
+            R.OffsetCommitResponsePartition(partition_index=p.partition_index,
+                                            error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
+            for p in t.partitions]) for t in req.topics])
     offsets = {}
     unknown = set()
+    unauthorized = {t.name for t in req.topics if not ctx.authorize(acl.READ, acl.TOPIC, t.name)}
     for t in req.topics:
         topic = broker.topics.get(t.name)
         for p in t.partitions:
+            if t.name in unauthorized:
+                continue
             if topic is None or not 0 <= p.partition_index < len(topic.partitions):
                 unknown.add((t.name, p.partition_index))
             else:
@@ -34,7 +45,8 @@ def handle(ctx, req: API.OffsetCommitRequest) -> R:
         topics.append(R.OffsetCommitResponseTopic(name=t.name, partitions=[
             R.OffsetCommitResponsePartition(
                 partition_index=p.partition_index,
-                error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if (t.name, p.partition_index) in unknown
+                error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED if t.name in unauthorized
+                else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if (t.name, p.partition_index) in unknown
                 else errors.get((t.name, p.partition_index), 0))
             for p in t.partitions]))
     return R(throttle_time_ms=0, topics=topics)

@@ -1,19 +1,33 @@
 """OffsetFetch (9): v1-9. A group's committed offsets for the partitions asked for, or all of them (a null
 topic list, v2+); v7 adds require_stable (UNSTABLE_OFFSET_COMMIT while a transaction may still change an
 offset, KIP-447); v8 asks for several groups at once. Unknown partitions answer offset -1.
+Authorisation, as KafkaApis: DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) and on each topic: named
+topics without it answer TOPIC_AUTHORIZATION_FAILED, and "all topics" leaves them out.
 """
 
 from __future__ import annotations
 
+from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import offset_fetch as API
 
 VERSIONS = (1, 9)
 R = API.OffsetFetchResponse
 
 
-def _fetch(groups, group_id, topics, require_stable):
+def _fetch(ctx, group_id, topics, require_stable):
+    if not ctx.authorize(acl.DESCRIBE, acl.GROUP, group_id):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED, {}
+    denied = []
+    if topics is not None:
+        allowed = ctx.authorized(acl.DESCRIBE, acl.TOPIC, [t.name for t in topics])
+        denied = [t for t in topics if t.name not in allowed]
+        topics = [t for t in topics if t.name in allowed]
     wanted = None if topics is None else [(t.name, i) for t in topics for i in t.partition_indexes]
-    res = groups.fetch_offsets(group_id, wanted, require_stable=require_stable)
+    res = ctx.broker.groups.fetch_offsets(group_id, wanted, require_stable=require_stable)
+    if wanted is None and ctx.broker.authorizer is not None:
+        names = ctx.authorized(acl.DESCRIBE, acl.TOPIC, {tp[0] for tp in res.offsets}, log_denied=False)
+        res.offsets = {tp: om for tp, om in res.offsets.items() if tp[0] in names}
     by_topic: dict[str, list] = {}
     order = wanted if wanted is not None else sorted(res.offsets)
     for tp in order:
@@ -24,16 +38,21 @@ def _fetch(groups, group_id, topics, require_stable):
         else:
             om_offset, om_epoch, om_meta = om.offset, om.leader_epoch, om.metadata
         by_topic.setdefault(tp[0], []).append((tp[1], om_offset, om_epoch, om_meta, err))
+    if not res.error_code:
+        for t in denied:
+            by_topic.setdefault(t.name, []).extend(
+                (i, -1, -1, "", ErrorCode.TOPIC_AUTHORIZATION_FAILED) for i in t.partition_indexes)
     return res.error_code, by_topic
 
 
 def handle(ctx, req: API.OffsetFetchRequest) -> R:
-    groups = ctx.broker.groups
     if ctx.version < 8:
         topics = req.topics if (req.topics is not None or ctx.version < 2) else None
         if ctx.version < 2 and not topics:
             topics = []
-        err, by_topic = _fetch(groups, req.group_id, topics, req.require_stable)
+        err, by_topic = _fetch(ctx, req.group_id, topics, req.require_stable)
+        if err == ErrorCode.GROUP_AUTHORIZATION_FAILED and ctx.version < 2:  # every partition asked carries it
+            by_topic = {t.name: [(i, -1, -1, "", 0) for i in t.partition_indexes] for t in topics or []}
         out = [R.OffsetFetchResponseTopic(name=name, partitions=[
             R.OffsetFetchResponsePartition(partition_index=i, committed_offset=o, committed_leader_epoch=e,
                                            metadata=m, error_code=pe) for i, o, e, m, pe in parts])
@@ -45,7 +64,7 @@ def handle(ctx, req: API.OffsetFetchRequest) -> R:
         return R(throttle_time_ms=0, topics=out, error_code=err)
     results = []
     for g in req.groups:
-        err, by_topic = _fetch(groups, g.group_id, g.topics, req.require_stable)
+        err, by_topic = _fetch(ctx, g.group_id, g.topics, req.require_stable)
         results.append(R.OffsetFetchResponseGroup(group_id=g.group_id, error_code=err, topics=[
             R.OffsetFetchResponseTopics(name=name, partitions=[
                 R.OffsetFetchResponsePartitions(partition_index=i, committed_offset=o, committed_leader_epoch=e,

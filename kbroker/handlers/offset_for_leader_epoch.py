@@ -2,11 +2,13 @@
 change with it. kbroker is the only leader a partition ever has, at epoch 0, so the end offset of epoch 0
 is the log end offset; an epoch above the current one is unknown (-1, -1), as Kafka answers. The current
 leader epoch a client sends is checked (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
+Authorisation: DESCRIBE on each topic, else TOPIC_AUTHORIZATION_FAILED (as KafkaApis for a consumer).
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import offset_for_leader_epoch as API
 
 VERSIONS = (2, 4)
@@ -20,6 +22,10 @@ def handle(ctx, req: API.OffsetForLeaderEpochRequest) -> R:
         topic = broker.topics.get(t.topic)
         parts = []
         topics.append(R.OffsetForLeaderTopicResult(topic=t.topic, partitions=parts))
+        if not ctx.authorize(acl.DESCRIBE, acl.TOPIC, t.topic):
+            parts.extend(R.EpochEndOffset(partition=p.partition, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+                         for p in t.partitions)
+            continue
         for p in t.partitions:
             if topic is None or not 0 <= p.partition < len(topic.partitions):
                 parts.append(R.EpochEndOffset(partition=p.partition, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))

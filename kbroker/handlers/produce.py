@@ -6,6 +6,10 @@ gets no response at all; acks=1 and acks=-1 are answered once the write is done 
 the whole ISR). Topics are auto-created when ``auto.create.topics.enable`` is on. v12 is v11 (KIP-890 only
 changes what a transaction v2 producer may rely on, and kbroker does not offer transaction v2); v13 names
 topics by id (KIP-516): an unknown id is UNKNOWN_TOPIC_ID, and ids are never auto-created.
+
+Authorisation, as KafkaApis: transactional batches need WRITE on the transactional id (else every partition
+is TRANSACTIONAL_ID_AUTHORIZATION_FAILED); each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED); creating one
+also needs CREATE on the cluster or the topic (as Metadata's auto-creation), else UNKNOWN_TOPIC_OR_PARTITION.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import logging
 
 from ..errors import ErrorCode, KafkaError
+from ..records.batch import ATTRIBUTES_OFFSET, TRANSACTIONAL_MASK
+from ..security import acl
 from ..topics import validate_topic_name
 from ..wire.messages import produce as API
 
@@ -26,10 +32,28 @@ def _partition_error(index: int, code: int, message: str | None = None) -> R.Par
                                       log_start_offset=-1, error_message=message)
 
 
+def _has_transactional_records(req) -> bool:
+    """RequestUtils.hasTransactionalRecords: the first batch of any partition is transactional."""
+    for td in req.topic_data:
+        for pd in td.partition_data:
+            r = pd.records
+            if r is not None and len(r) > ATTRIBUTES_OFFSET + 1 and r[ATTRIBUTES_OFFSET + 1] & TRANSACTIONAL_MASK:
+                return True
+    return False
+
+
 def handle(ctx, req: API.ProduceRequest) -> R | None:
     broker = ctx.broker
     responses = []
     by_id = ctx.version >= 13
+    if broker.authorizer is not None and _has_transactional_records(req) and (
+            req.transactional_id is None or not ctx.authorize(acl.WRITE, acl.TRANSACTIONAL_ID, req.transactional_id)):
+        if req.acks == 0:
+            return None
+        return R(throttle_time_ms=0, responses=[R.TopicProduceResponse(
+            name=td.name, topic_id=td.topic_id, partition_responses=[
+                _partition_error(p.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for p in td.partition_data])
+            for td in req.topic_data])
     for td in req.topic_data:
         parts = []
         responses.append(R.TopicProduceResponse(name=td.name, topic_id=td.topic_id, partition_responses=parts))
@@ -43,11 +67,15 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
                 continue
         else:
             topic = broker.topics.get(td.name)
+        if not ctx.authorize(acl.WRITE, acl.TOPIC, topic.name if topic is not None else td.name):
+            parts.extend(_partition_error(p.index, ErrorCode.TOPIC_AUTHORIZATION_FAILED) for p in td.partition_data)
+            continue
         if topic is None:
             code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             try:
                 validate_topic_name(td.name)
-                if broker.config.auto_create_topics_enable:
+                if broker.config.auto_create_topics_enable and (
+                        ctx.authorize_cluster(acl.CREATE, log_denied=False) or ctx.authorize(acl.CREATE, acl.TOPIC, td.name)):
                     topic = broker.auto_create_topic(td.name)
             except KafkaError as e:
                 code = e.code

@@ -2,11 +2,15 @@
 visible to OffsetFetch only once the transaction commits (KIP-98). v3 adds the member's generation, id and
 instance id, checked as for OffsetCommit (KIP-447). A producer that is not the transactional id's current one
 gets PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before v2, as for the other transaction APIs).
+Authorisation, as KafkaApis: WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), READ on
+the group (GROUP_AUTHORIZATION_FAILED), each for every partition, then READ on each topic
+(TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..security import acl
 from ..wire.messages import txn_offset_commit as API
 
 VERSIONS = (0, 5)
@@ -15,7 +19,14 @@ R = API.TxnOffsetCommitResponse
 
 def handle(ctx, req: API.TxnOffsetCommitRequest) -> R:
     broker = ctx.broker
-    err = broker.transactions.is_ongoing(req.transactional_id, req.producer_id, req.producer_epoch)
+    denied = set()
+    if not ctx.authorize(acl.WRITE, acl.TRANSACTIONAL_ID, req.transactional_id):
+        err = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    elif not ctx.authorize(acl.READ, acl.GROUP, req.group_id):
+        err = ErrorCode.GROUP_AUTHORIZATION_FAILED
+    else:
+        denied = {t.name for t in req.topics if not ctx.authorize(acl.READ, acl.TOPIC, t.name)}
+        err = broker.transactions.is_ongoing(req.transactional_id, req.producer_id, req.producer_epoch)
     if err == ErrorCode.PRODUCER_FENCED and ctx.version < 2:
         err = ErrorCode.INVALID_PRODUCER_EPOCH
     errors: dict = {}
@@ -26,6 +37,8 @@ def handle(ctx, req: API.TxnOffsetCommitRequest) -> R:
             tp = (t.name, p.partition_index)
             if err:
                 errors[tp] = err
+            elif t.name in denied:
+                errors[tp] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
             elif topic is None or not 0 <= p.partition_index < len(topic.partitions):
                 errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
