@@ -316,3 +316,47 @@ def test_reauthentication_and_expired_sessions(certs):
             raw.close()
     finally:
         b.stop()
+
+
+def test_clients_reauthenticate_before_their_session_expires(certs):
+    """KIP-368 with real clients: librdkafka and kafka-python re-authenticate within the lifetime the broker
+    tells them, on the same connection, and keep producing."""
+    import collections
+
+    from confluent_kafka import Producer
+    from kafka import KafkaProducer
+
+    b = start_broker(certs, **{"connections.max.reauth.ms": "1500"})
+
+    def handshakes_per_connection():
+        return collections.Counter(r["connection"] for r in b.control.requests(1000) if r["api"] == "SaslHandshake")
+
+    try:
+        conf = confluent_conf(b.listeners, certs, "SASL_SSL", "SCRAM-SHA-256", "alice", "alice-secret")
+        p = Producer(conf)
+        p.produce("reauth", b"before")
+        assert p.flush(TIMEOUT_S) == 0
+        deadline = time.monotonic() + TIMEOUT_S
+        while max(handshakes_per_connection().values()) < 2 and time.monotonic() < deadline:
+            p.poll(0.1)
+        assert max(handshakes_per_connection().values()) >= 2
+        assert confluent_produce(conf, "reauth", [b"after"]) == [None]
+        p.produce("reauth", b"after, same producer")
+        assert p.flush(TIMEOUT_S) == 0
+
+        seen = set(handshakes_per_connection())
+        kp = KafkaProducer(bootstrap_servers=b.listeners["SASL_SSL"], security_protocol="SASL_SSL",
+                           ssl_cafile=certs["ca.pem"], sasl_mechanism="SCRAM-SHA-512", sasl_plain_username="alice",
+                           sasl_plain_password="alice-secret")
+        try:
+            kp.send("reauth", b"kafka-python").get(TIMEOUT_S)
+            deadline = time.monotonic() + TIMEOUT_S
+            while not any(n >= 2 for c, n in handshakes_per_connection().items() if c not in seen) \
+                    and time.monotonic() < deadline:
+                kp.send("reauth", b"waiting").get(TIMEOUT_S)
+            assert any(n >= 2 for c, n in handshakes_per_connection().items() if c not in seen)
+            assert kp.send("reauth", b"kafka-python, re-authenticated").get(TIMEOUT_S).offset >= 0
+        finally:
+            kp.close()
+    finally:
+        b.stop()

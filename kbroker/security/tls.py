@@ -75,8 +75,12 @@ def server_context(listener) -> ssl.SSLContext:
                 "`kbroker certs DIR` writes throwaway ones")
     except (OSError, ssl.SSLError) as e:
         what = location or "ssl.keystore.certificate.chain/ssl.keystore.key"
-        raise SecurityConfigError(f"listener {name}: cannot load the key and certificate from {what}: "
-                                  f"{getattr(e, 'strerror', None) or e.__class__.__name__}") from None
+        if isinstance(e, ssl.SSLError):  # no key in the file, or a wrong ssl.key.password
+            why = f"{e} (is the private key in it, and ssl.key.password right?)"
+        else:
+            why = e.strerror or e
+        raise SecurityConfigError(f"listener {name}: cannot load the key and certificate from {what}: {why}") \
+            from None
     client_auth = listener.ssl_client_auth
     ctx.verify_mode = {"required": ssl.CERT_REQUIRED, "requested": ssl.CERT_OPTIONAL}.get(client_auth, ssl.CERT_NONE)
     trust_location = listener.get("ssl.truststore.location")
