@@ -60,7 +60,8 @@ def pytest_configure(config):
     where = config.getoption("--compat-report")
     out_dir = None if where == "none" else Path(where) if where else HERE / "report"
     basename = {"kbroker": "compat", "kafka": "compat-kafka", "external": "compat-external"}[kind_of(config)]
-    plugin = ReportPlugin(config, _selected_clients(config), out_dir, describe(config), basename)
+    plugin = ReportPlugin(config, _selected_clients(config), out_dir, describe(config), basename,
+                          stable_target_label=describe(config, revision=False))
     config.pluginmanager.register(plugin, "kbroker-compat-report")
 
 

@@ -83,8 +83,9 @@ class Target:
         return ", ".join(f"{wire.API_NAMES.get(k, k)} {lo}-{hi}" for k, (lo, hi) in sorted(self.api_versions.items()))
 
 
-def describe(config) -> str:
-    """The target's label from the options alone (the report's controller process starts no broker)."""
+def describe(config, revision: bool = True) -> str:
+    """The target's label from the options alone (the report's controller process starts no broker);
+    ``revision``: with kbroker's git commit when the suite starts kbroker."""
     if os.environ.get("REAL_KAFKA") == "1":
         return f"Apache Kafka ({os.environ.get('REAL_KAFKA_IMAGE', DEFAULT_KAFKA_IMAGE)}, testcontainers)"
     bootstrap = config.getoption("--bootstrap") or os.environ.get("KBROKER_BOOTSTRAP")
@@ -92,7 +93,8 @@ def describe(config) -> str:
         name = config.getoption("--target-name") or os.environ.get("KBROKER_TARGET") or "external broker"
         return f"{name} at {bootstrap}"
     mode = config.getoption("--kbroker-mode")
-    return (f"kbroker {_kbroker_revision()} (started by the suite, "
+    version = _kbroker_revision() if revision else _kbroker_revision().split(" at ")[0]
+    return (f"kbroker {version} (started by the suite, "
             f"{'in-process' if mode == 'inprocess' else 'subprocess'}, {storage_of(config)} storage)")
 
 
