@@ -41,7 +41,7 @@ ifneq ($(REAL_KAFKA),)
 	$(PY) -m pip install -q 'testcontainers[kafka]'
 	REAL_KAFKA=1 $(PY) -m pytest -q -p no:warnings compat-tests
 else ifneq ($(BOOTSTRAP),)
-	$(PY) -m pytest -q -p no:warnings -n 2 compat-tests --bootstrap $(BOOTSTRAP)
+	$(PY) -m pytest -q -p no:warnings -n 2 compat-tests --bootstrap $(BOOTSTRAP) $(if $(TARGET),--target-name $(TARGET))
 else
 	$(PY) -m pytest -q -p no:warnings -n 2 compat-tests
 endif
