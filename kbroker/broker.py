@@ -313,6 +313,9 @@ class _Running:
     async def stop(self) -> None:
         if self.state is not None:
             self.state.stopping = True
+            for topic in self.state.topics.by_name.values():  # long-polling fetches answer now
+                for p in topic.partitions:
+                    p._wake()
         if self.control_http is not None:
             await self.control_http.stop()
         for server in self.servers:

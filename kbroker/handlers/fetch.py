@@ -130,21 +130,23 @@ def _check_epoch(requested: int, current: int) -> int:
 
 
 async def _long_poll(ctx, req, targets):
+    """Wait for appends until ``min_bytes`` are there or ``max_wait_ms`` has passed.
+
+    The waiters are registered before the partitions are looked at again: an append that lands between
+    ``handle`` returning and this coroutine starting is then seen, not slept through.
+    """
     deadline = time.monotonic() + req.max_wait_ms / 1000.0
-    partitions = {id(p): p for _, parts in targets for _, p in parts if not isinstance(p, int)}.values()
+    partitions = list({id(p): p for _, parts in targets for _, p in parts if not isinstance(p, int)}.values())
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or ctx.broker.stopping:
-            break
         futures = [p.wait_for_append() for p in partitions]
         try:
+            response, size = _build(ctx, req, targets)
+            remaining = deadline - time.monotonic()
+            if size >= req.min_bytes or remaining <= 0 or ctx.broker.stopping:
+                return response
             await asyncio.wait(futures, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for p, f in zip(partitions, futures):
                 if not f.done():
                     f.cancel()
                     p.discard_waiter(f)
-        response, size = _build(ctx, req, targets)
-        if size >= req.min_bytes:
-            return response
-    return _build(ctx, req, targets)[0]
