@@ -15,7 +15,7 @@ import time
 from .faults import FaultRule, api_key_of
 from .records.batch import iter_batches
 from .records.record import decode_records
-from .wire.messages import BY_KEY
+from .wire.messages import NAMES
 
 
 class RequestLog:
@@ -30,8 +30,8 @@ class RequestLog:
     def recent(self, limit: int = 100) -> list[dict]:
         out = []
         for ts, client_id, api_key, version, conn_id, peer in list(self.entries)[-limit:]:
-            api = BY_KEY.get(api_key)
-            out.append({"time": ts, "client_id": client_id, "api": api.NAME if api else None, "api_key": api_key,
+            name = NAMES.get(api_key)
+            out.append({"time": ts, "client_id": client_id, "api": name, "api_key": api_key,
                         "api_version": version, "connection": conn_id, "peer": peer})
         return out
 

@@ -16,9 +16,9 @@ import itertools
 from dataclasses import dataclass, field
 
 from .wire.message import Message
-from .wire.messages import BY_KEY
+from .wire.messages import BY_KEY, NAMES
 
-_BY_NAME = {m.NAME.lower(): k for k, m in BY_KEY.items()}
+_BY_NAME = {name.lower(): k for k, name in NAMES.items()}
 _ids = itertools.count(1)
 
 
@@ -50,7 +50,7 @@ class FaultRule:
     id: int = field(default_factory=lambda: next(_ids))
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "api": BY_KEY[self.api_key].NAME, "api_key": self.api_key, "count": self.count,
+        return {"id": self.id, "api": NAMES[self.api_key], "api_key": self.api_key, "count": self.count,
                 "error_code": self.error_code, "delay_ms": self.delay_ms, "disconnect": self.disconnect,
                 "drop_response": self.drop_response,
                 "topic": self.topic, "partition": self.partition}

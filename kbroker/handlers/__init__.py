@@ -1,60 +1,67 @@
-"""The handler table: one module per API, each declaring the versions it serves.
+"""The handler table: which module handles each API, and the versions kbroker serves of it.
 
-ApiVersions is answered from this table, so what kbroker advertises is exactly what it has a handler for.
-A handler module defines ``API`` (its generated codec module), ``VERSIONS`` (the advertised range) and
+ApiVersions is answered from this table (``advertised_versions``), so what kbroker advertises is exactly what
+it has a handler for. A handler module is named after its API, opens with a docstring saying what each
+version served adds and what is not supported, and defines ``API`` (its generated codec module) and
 ``handle(ctx, request)``, which returns the response object, None for no response (acks=0 Produce), or an
-awaitable of either (long-polling Fetch, JoinGroup).
+awaitable of either (a long-polling Fetch, a JoinGroup). Modules are imported the first time their API is
+asked for, so that a broker starts in a fraction of a second.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
-from . import (
-    alter_user_scram_credentials,
-    create_acls,
-    delete_acls,
-    describe_acls,
-    describe_user_scram_credentials,
-    sasl_authenticate,
-    sasl_handshake,
-    add_offsets_to_txn,
-    add_partitions_to_txn,
-    describe_producers,
-    describe_transactions,
-    end_txn,
-    list_transactions,
-    txn_offset_commit,
-    alter_configs,
-    api_versions,
-    delete_groups,
-    describe_groups,
-    find_coordinator,
-    heartbeat,
-    join_group,
-    leave_group,
-    list_groups,
-    offset_commit,
-    offset_delete,
-    offset_fetch,
-    sync_group,
-    create_partitions,
-    create_topics,
-    delete_records,
-    delete_topics,
-    describe_cluster,
-    describe_configs,
-    describe_log_dirs,
-    fetch,
-    incremental_alter_configs,
-    init_producer_id,
-    list_offsets,
-    metadata,
-    offset_for_leader_epoch,
-    produce,
-)
+from ..wire.messages import NAMES
+
+# API key -> (handler module, (min version, max version) served and advertised)
+TABLE: dict[int, tuple[str, tuple[int, int]]] = {
+    0: ('produce', (0, 13)),  # Produce
+    1: ('fetch', (4, 18)),  # Fetch
+    2: ('list_offsets', (1, 10)),  # ListOffsets
+    3: ('metadata', (0, 13)),  # Metadata
+    8: ('offset_commit', (2, 9)),  # OffsetCommit
+    9: ('offset_fetch', (1, 9)),  # OffsetFetch
+    10: ('find_coordinator', (0, 6)),  # FindCoordinator
+    11: ('join_group', (0, 9)),  # JoinGroup
+    12: ('heartbeat', (0, 4)),  # Heartbeat
+    13: ('leave_group', (0, 5)),  # LeaveGroup
+    14: ('sync_group', (0, 5)),  # SyncGroup
+    15: ('describe_groups', (0, 6)),  # DescribeGroups
+    16: ('list_groups', (0, 5)),  # ListGroups
+    17: ('sasl_handshake', (0, 1)),  # SaslHandshake
+    18: ('api_versions', (0, 4)),  # ApiVersions
+    19: ('create_topics', (2, 7)),  # CreateTopics
+    20: ('delete_topics', (1, 6)),  # DeleteTopics
+    21: ('delete_records', (0, 2)),  # DeleteRecords
+    22: ('init_producer_id', (0, 5)),  # InitProducerId
+    23: ('offset_for_leader_epoch', (2, 4)),  # OffsetForLeaderEpoch
+    24: ('add_partitions_to_txn', (0, 5)),  # AddPartitionsToTxn
+    25: ('add_offsets_to_txn', (0, 4)),  # AddOffsetsToTxn
+    26: ('end_txn', (0, 5)),  # EndTxn
+    28: ('txn_offset_commit', (0, 5)),  # TxnOffsetCommit
+    29: ('describe_acls', (1, 3)),  # DescribeAcls
+    30: ('create_acls', (1, 3)),  # CreateAcls
+    31: ('delete_acls', (1, 3)),  # DeleteAcls
+    32: ('describe_configs', (1, 4)),  # DescribeConfigs
+    33: ('alter_configs', (0, 2)),  # AlterConfigs
+    35: ('describe_log_dirs', (1, 4)),  # DescribeLogDirs
+    36: ('sasl_authenticate', (0, 2)),  # SaslAuthenticate
+    37: ('create_partitions', (0, 3)),  # CreatePartitions
+    42: ('delete_groups', (0, 2)),  # DeleteGroups
+    44: ('incremental_alter_configs', (0, 1)),  # IncrementalAlterConfigs
+    47: ('offset_delete', (0, 0)),  # OffsetDelete
+    50: ('describe_user_scram_credentials', (0, 0)),  # DescribeUserScramCredentials
+    51: ('alter_user_scram_credentials', (0, 0)),  # AlterUserScramCredentials
+    60: ('describe_cluster', (0, 2)),  # DescribeCluster
+    61: ('describe_producers', (0, 0)),  # DescribeProducers
+    65: ('describe_transactions', (0, 0)),  # DescribeTransactions
+    66: ('list_transactions', (0, 2)),  # ListTransactions
+}
 
 
 @dataclass(frozen=True)
@@ -71,18 +78,40 @@ class Handler:
         return f is not None and version >= f
 
 
-def _table(*modules: ModuleType) -> dict[int, Handler]:
-    out = {}
-    for m in modules:
-        lo, hi = m.VERSIONS
-        out[m.API.API_KEY] = Handler(m.API.API_KEY, m.API.NAME, lo, hi, m.handle, m.API)
-    return dict(sorted(out.items()))
+class _Handlers(Mapping):
+    """``HANDLERS[api_key]``: the Handler, its module imported on first use."""
+
+    def __init__(self):
+        self._loaded: dict[int, Handler] = {}
+
+    def __getitem__(self, api_key: int) -> Handler:
+        h = self._loaded.get(api_key)
+        if h is None:
+            module_name, (lo, hi) = TABLE[api_key]
+            m = importlib.import_module(f".{module_name}", __name__)
+            h = self._loaded[api_key] = Handler(api_key, NAMES[api_key], lo, hi, m.handle, m.API)
+        return h
+
+    def get(self, api_key, default=None):
+        return self[api_key] if api_key in TABLE else default
+
+    def __contains__(self, api_key) -> bool:
+        return api_key in TABLE
+
+    def __iter__(self):
+        return iter(TABLE)
+
+    def __len__(self) -> int:
+        return len(TABLE)
+
+
+HANDLERS = _Handlers()
 
 
 def advertised_versions(emulate: str | None = None) -> dict[int, tuple[int, int]]:
     """What ApiVersions advertises: every handler's range or, emulating a Kafka release, for each API that
     release has, its range limited to what kbroker serves (the release's max whenever kbroker serves it)."""
-    ours = {k: (h.min_version, h.max_version) for k, h in HANDLERS.items()}
+    ours = {k: versions for k, (_module, versions) in TABLE.items()}
     if emulate is None:
         return ours
     from ..releases import RELEASES
@@ -96,49 +125,3 @@ def advertised_versions(emulate: str | None = None) -> dict[int, tuple[int, int]
             if lo <= hi:
                 out[key] = (lo, hi)
     return out
-
-
-HANDLERS: dict[int, Handler] = _table(
-    produce,
-    fetch,
-    init_producer_id,
-    list_offsets,
-    metadata,
-    api_versions,
-    create_topics,
-    delete_topics,
-    describe_cluster,
-    init_producer_id,
-    offset_for_leader_epoch,
-    describe_configs,
-    alter_configs,
-    incremental_alter_configs,
-    create_partitions,
-    delete_records,
-    describe_log_dirs,
-    find_coordinator,
-    join_group,
-    sync_group,
-    heartbeat,
-    leave_group,
-    offset_commit,
-    offset_fetch,
-    describe_groups,
-    list_groups,
-    delete_groups,
-    offset_delete,
-    add_partitions_to_txn,
-    add_offsets_to_txn,
-    end_txn,
-    txn_offset_commit,
-    describe_producers,
-    describe_transactions,
-    list_transactions,
-    sasl_handshake,
-    sasl_authenticate,
-    describe_acls,
-    create_acls,
-    delete_acls,
-    describe_user_scram_credentials,
-    alter_user_scram_credentials,
-)

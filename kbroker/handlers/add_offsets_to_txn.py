@@ -10,7 +10,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import add_offsets_to_txn as API
 
-VERSIONS = (0, 4)
 R = API.AddOffsetsToTxnResponse
 
 

@@ -13,7 +13,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import add_partitions_to_txn as API
 
-VERSIONS = (0, 5)
 R = API.AddPartitionsToTxnResponse
 
 

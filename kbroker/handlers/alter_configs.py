@@ -12,7 +12,6 @@ from ..security import acl
 from ..topic_config import validate_topic_configs
 from ..wire.messages import alter_configs as API
 
-VERSIONS = (0, 2)
 R = API.AlterConfigsResponse
 TOPIC, BROKER = 2, 4
 

@@ -12,7 +12,6 @@ from ..errors import ErrorCode
 from ..security import acl, scram
 from ..wire.messages import alter_user_scram_credentials as API
 
-VERSIONS = (0, 0)
 R = API.AlterUserScramCredentialsResponse
 
 

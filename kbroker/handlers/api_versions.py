@@ -13,7 +13,6 @@ import re
 from ..errors import ErrorCode
 from ..wire.messages import api_versions as API
 
-VERSIONS = (0, 4)
 _SOFTWARE = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
 
 

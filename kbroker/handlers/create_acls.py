@@ -11,7 +11,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import create_acls as API
 
-VERSIONS = (1, 3)
 R = API.CreateAclsResponse
 
 

@@ -9,7 +9,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import create_partitions as API
 
-VERSIONS = (0, 3)
 R = API.CreatePartitionsResponse
 
 

@@ -14,7 +14,6 @@ from ..security import acl
 from ..topic_config import TOPIC_CONFIGS, validate_topic_configs
 from ..wire.messages import create_topics as API
 
-VERSIONS = (2, 7)
 R = API.CreateTopicsResponse
 SOURCE_DEFAULT, SOURCE_TOPIC, SOURCE_STATIC_BROKER = 5, 1, 4
 

@@ -10,7 +10,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import delete_acls as API
 
-VERSIONS = (1, 3)
 R = API.DeleteAclsResponse
 
 

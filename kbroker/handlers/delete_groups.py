@@ -9,7 +9,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import delete_groups as API
 
-VERSIONS = (0, 2)
 R = API.DeleteGroupsResponse
 
 

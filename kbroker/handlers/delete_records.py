@@ -10,7 +10,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import delete_records as API
 
-VERSIONS = (0, 2)
 R = API.DeleteRecordsResponse
 HIGH_WATERMARK = -1
 

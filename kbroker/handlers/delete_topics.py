@@ -11,7 +11,6 @@ from ..security import acl
 from ..wire.messages import delete_topics as API
 from ..wire.primitives import ZERO_UUID
 
-VERSIONS = (1, 6)
 R = API.DeleteTopicsResponse
 
 

@@ -9,7 +9,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import describe_acls as API
 
-VERSIONS = (1, 3)
 R = API.DescribeAclsResponse
 
 

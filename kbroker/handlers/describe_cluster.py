@@ -10,7 +10,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import describe_cluster as API
 
-VERSIONS = (0, 2)
 R = API.DescribeClusterResponse
 
 

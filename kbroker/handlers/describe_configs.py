@@ -13,7 +13,6 @@ from ..security import acl
 from ..topic_config import TOPIC_CONFIGS
 from ..wire.messages import describe_configs as API
 
-VERSIONS = (1, 4)
 R = API.DescribeConfigsResponse
 
 TOPIC, BROKER = 2, 4

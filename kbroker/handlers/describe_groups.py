@@ -11,7 +11,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import describe_groups as API
 
-VERSIONS = (0, 6)
 R = API.DescribeGroupsResponse
 
 

@@ -12,7 +12,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import describe_log_dirs as API
 
-VERSIONS = (1, 4)
 R = API.DescribeLogDirsResponse
 
 

@@ -9,7 +9,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import describe_producers as API
 
-VERSIONS = (0, 0)
 R = API.DescribeProducersResponse
 
 

@@ -10,7 +10,6 @@ from ..errors import ErrorCode
 from ..security import acl, scram
 from ..wire.messages import describe_user_scram_credentials as API
 
-VERSIONS = (0, 0)
 R = API.DescribeUserScramCredentialsResponse
 
 

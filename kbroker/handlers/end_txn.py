@@ -12,7 +12,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import end_txn as API
 
-VERSIONS = (0, 5)
 R = API.EndTxnResponse
 
 

@@ -28,7 +28,6 @@ from ..records.batch import iter_batches
 from ..security import acl
 from ..wire.messages import fetch as API
 
-VERSIONS = (4, 18)
 R = API.FetchResponse
 FINAL_EPOCH = -1
 

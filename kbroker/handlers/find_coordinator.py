@@ -11,7 +11,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import find_coordinator as API
 
-VERSIONS = (0, 6)
 R = API.FindCoordinatorResponse
 GROUP, TRANSACTION = 0, 1
 

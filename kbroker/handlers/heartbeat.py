@@ -9,7 +9,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import heartbeat as API
 
-VERSIONS = (0, 4)
 R = API.HeartbeatResponse
 
 

@@ -12,7 +12,6 @@ from ..security import acl
 from ..topic_config import TOPIC_CONFIGS, validate_topic_configs
 from ..wire.messages import incremental_alter_configs as API
 
-VERSIONS = (0, 1)
 R = API.IncrementalAlterConfigsResponse
 TOPIC, BROKER = 2, 4
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3

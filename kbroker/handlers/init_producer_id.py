@@ -13,7 +13,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import init_producer_id as API
 
-VERSIONS = (0, 5)
 R = API.InitProducerIdResponse
 
 

@@ -11,7 +11,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import join_group as API
 
-VERSIONS = (0, 9)
 R = API.JoinGroupResponse
 
 

@@ -9,7 +9,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import leave_group as API
 
-VERSIONS = (0, 5)
 R = API.LeaveGroupResponse
 
 

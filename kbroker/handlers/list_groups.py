@@ -9,7 +9,6 @@ from __future__ import annotations
 from ..security import acl
 from ..wire.messages import list_groups as API
 
-VERSIONS = (0, 5)
 R = API.ListGroupsResponse
 
 

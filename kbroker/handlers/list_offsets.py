@@ -13,7 +13,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import list_offsets as API
 
-VERSIONS = (1, 10)
 R = API.ListOffsetsResponse
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
 

@@ -13,7 +13,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import list_transactions as API
 
-VERSIONS = (0, 2)
 R = API.ListTransactionsResponse
 
 

@@ -18,7 +18,6 @@ from ..topics import validate_topic_name
 from ..wire.messages import metadata as API
 from ..wire.primitives import ZERO_UUID
 
-VERSIONS = (0, 13)
 R = API.MetadataResponse
 AUTHORIZED_OPERATIONS_NOT_REQUESTED = -2147483648
 

@@ -12,7 +12,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import offset_commit as API
 
-VERSIONS = (2, 9)
 R = API.OffsetCommitResponse
 
 

@@ -10,7 +10,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import offset_delete as API
 
-VERSIONS = (0, 0)
 R = API.OffsetDeleteResponse
 
 

@@ -11,7 +11,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import offset_fetch as API
 
-VERSIONS = (1, 9)
 R = API.OffsetFetchResponse
 
 

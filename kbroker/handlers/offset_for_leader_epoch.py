@@ -11,7 +11,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import offset_for_leader_epoch as API
 
-VERSIONS = (2, 4)
 R = API.OffsetForLeaderEpochResponse
 
 

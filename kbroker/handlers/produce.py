@@ -22,7 +22,6 @@ from ..security import acl
 from ..topics import validate_topic_name
 from ..wire.messages import produce as API
 
-VERSIONS = (0, 13)
 R = API.ProduceResponse
 log = logging.getLogger("kbroker.produce")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from ..errors import ErrorCode
 from ..wire.messages import sasl_authenticate as API
 
-VERSIONS = (0, 2)
 R = API.SaslAuthenticateResponse
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from ..errors import ErrorCode
 from ..wire.messages import sasl_handshake as API
 
-VERSIONS = (0, 1)
 R = API.SaslHandshakeResponse
 
 

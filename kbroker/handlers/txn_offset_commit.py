@@ -13,7 +13,6 @@ from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import txn_offset_commit as API
 
-VERSIONS = (0, 5)
 R = API.TxnOffsetCommitResponse
 
 
