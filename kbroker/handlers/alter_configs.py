@@ -16,7 +16,10 @@ R = API.AlterConfigsResponse
 TOPIC, BROKER = 2, 4
 
 
-def handle(ctx, req: API.AlterConfigsRequest) -> R:
+def alter_resources(ctx, req, R, new_topic_configs) -> list:
+    """The loop AlterConfigs and IncrementalAlterConfigs share: per resource, check the principal may
+    alter it, compute the topic's new overrides with ``new_topic_configs(topic, resource)`` (which raises
+    KafkaError for bad ones), and apply them unless ``validate_only``. Broker resources are refused."""
     broker = ctx.broker
     out = []
     for res in req.resources:
@@ -31,10 +34,9 @@ def handle(ctx, req: API.AlterConfigsRequest) -> R:
                 if topic is None:
                     raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                      f"Topic {res.resource_name} does not exist")
-                configs = {c.name: c.value for c in res.configs}
-                validate_topic_configs(configs)
+                new = new_topic_configs(topic, res)
                 if not req.validate_only:
-                    broker.set_topic_configs(topic, {k: v for k, v in configs.items() if v is not None})
+                    broker.set_topic_configs(topic, new)
             elif res.resource_type == BROKER:
                 raise KafkaError(ErrorCode.INVALID_REQUEST, "kbroker does not support dynamic broker configs")
             else:
@@ -43,4 +45,14 @@ def handle(ctx, req: API.AlterConfigsRequest) -> R:
             err, msg = e.code, e.message
         out.append(R.AlterConfigsResourceResponse(error_code=err, error_message=msg,
                                                   resource_type=res.resource_type, resource_name=res.resource_name))
-    return R(throttle_time_ms=0, responses=out)
+    return out
+
+
+def _replace_all(topic, res) -> dict[str, str]:
+    configs = {c.name: c.value for c in res.configs}
+    validate_topic_configs(configs)
+    return {k: v for k, v in configs.items() if v is not None}
+
+
+def handle(ctx, req: API.AlterConfigsRequest) -> R:
+    return R(throttle_time_ms=0, responses=alter_resources(ctx, req, R, _replace_all))

@@ -8,12 +8,11 @@ Authorisation: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for t
 from __future__ import annotations
 
 from ..errors import ErrorCode, KafkaError
-from ..security import acl
 from ..topic_config import TOPIC_CONFIGS, validate_topic_configs
 from ..wire.messages import incremental_alter_configs as API
+from .alter_configs import alter_resources
 
 R = API.IncrementalAlterConfigsResponse
-TOPIC, BROKER = 2, 4
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
@@ -47,29 +46,4 @@ def _apply(topic, configs) -> dict[str, str]:
 
 
 def handle(ctx, req: API.IncrementalAlterConfigsRequest) -> R:
-    broker = ctx.broker
-    out = []
-    for res in req.resources:
-        err, msg = 0, None
-        try:
-            if res.resource_type == TOPIC and not ctx.authorize(acl.ALTER_CONFIGS, acl.TOPIC, res.resource_name):
-                raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, None)
-            if res.resource_type == BROKER and not ctx.authorize_cluster(acl.ALTER_CONFIGS):
-                raise KafkaError(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, None)
-            if res.resource_type == TOPIC:
-                topic = broker.topics.get(res.resource_name)
-                if topic is None:
-                    raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                                     f"Topic {res.resource_name} does not exist")
-                new = _apply(topic, res.configs)
-                if not req.validate_only:
-                    broker.set_topic_configs(topic, new)
-            elif res.resource_type == BROKER:
-                raise KafkaError(ErrorCode.INVALID_REQUEST, "kbroker does not support dynamic broker configs")
-            else:
-                raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {res.resource_type}")
-        except KafkaError as e:
-            err, msg = e.code, e.message
-        out.append(R.AlterConfigsResourceResponse(error_code=err, error_message=msg,
-                                                  resource_type=res.resource_type, resource_name=res.resource_name))
-    return R(throttle_time_ms=0, responses=out)
+    return R(throttle_time_ms=0, responses=alter_resources(ctx, req, R, lambda topic, res: _apply(topic, res.configs)))
