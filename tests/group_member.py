@@ -77,6 +77,18 @@ def run_confluent(a) -> None:
     emit(ev="closed")
 
 
+def kafka_python_prime_metadata(consumer) -> None:
+    """Works around a kafka-python 3.0.12 race, for a consumer that has just subscribed.
+
+    Its coordinator keeps a snapshot of the subscribed topics' partitions, filled by the first metadata answer
+    after subscribe(). A leader that joins before that answer assigns, then sees the snapshot change and rejoins.
+    If poll() times out while that JoinGroup/SyncGroup is in flight, the completed join is never applied:
+    join_group_async resumes only while need_rejoin() holds, and the leader's own assignment made it False. The
+    member then stops heartbeating and keeps its old partitions until the broker drops it. Fetching the metadata
+    right after subscribe() fills the snapshot before the first join, so there is no such rejoin."""
+    consumer.topics()
+
+
 def run_kafka_python(a) -> None:
     from kafka import ConsumerRebalanceListener, KafkaConsumer
     from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
@@ -91,7 +103,7 @@ def run_kafka_python(a) -> None:
     if a.instance_id:
         kw["group_instance_id"] = a.instance_id
 
-    class Listener(ConsumerRebalanceListener):
+    class KafkaPythonListener(ConsumerRebalanceListener):
         def on_partitions_revoked(self, tps):
             revoked(tp.partition for tp in tps)
 
@@ -105,10 +117,11 @@ def run_kafka_python(a) -> None:
                       session_timeout_ms=a.session_timeout_ms, heartbeat_interval_ms=a.heartbeat_ms,
                       max_poll_interval_ms=a.max_poll_interval_ms, auto_offset_reset="earliest",
                       enable_auto_commit=False, **kw)
-    c.subscribe([a.topic], listener=Listener())
+    c.subscribe([a.topic], listener=KafkaPythonListener())
+    kafka_python_prime_metadata(c)
     emit(ev="started")
     while not stop.is_set():
-        for tp, records in c.poll(timeout_ms=100).items():
+        for tp, records in c.poll(timeout_ms=500).items():
             for r in records:
                 emit(ev="record", p=tp.partition, o=r.offset)
     c.close()
@@ -165,7 +178,13 @@ def main() -> int:
     p.add_argument("--heartbeat-ms", type=int, default=300)
     p.add_argument("--max-poll-interval-ms", type=int, default=10000)
     p.add_argument("--assignor", default=None, help="range, roundrobin, cooperative-sticky (comma separated)")
+    p.add_argument("--debug-log", default=None, help="write the client's debug log to this file")
     a = p.parse_args()
+    if a.debug_log:
+        import logging
+
+        logging.basicConfig(filename=a.debug_log, level=logging.DEBUG,
+                            format="%(asctime)s %(threadName)s %(name)s %(message)s")
     # The handler only sets a flag: every poll loop above wakes within 100 ms and closes its consumer.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     runner = {"kafka-python": run_kafka_python, "confluent-kafka": run_confluent, "aiokafka": run_aiokafka}

@@ -15,6 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from group_member import kafka_python_prime_metadata
+
 MEMBER_SCRIPT = str(Path(__file__).with_name("group_member.py"))
 GROUP_CLIENTS = ("kafka-python", "confluent-kafka", "aiokafka")
 
@@ -42,6 +44,9 @@ class MemberProcess:
         self.stderr: list[str] = []
         self._cond = threading.Condition()
         cmd = [sys.executable, MEMBER_SCRIPT, client, bootstrap, topic, group, "--client-id", client_id, *extra]
+        log_dir = os.environ.get("GROUP_MEMBER_LOG_DIR")  # debugging: each member's client debug log there
+        if log_dir:
+            cmd += ["--debug-log", os.path.join(log_dir, f"{client_id}-{os.getpid()}-{time.monotonic_ns()}.log")]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=dict(os.environ, PYTHONUNBUFFERED="1"))
         threading.Thread(target=self._read_stdout, daemon=True).start()
@@ -179,6 +184,7 @@ class KafkaPythonGroupConsumer:
         self.c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
                                auto_offset_reset="earliest", enable_auto_commit=False, **kw)
         self.c.subscribe([topic])
+        kafka_python_prime_metadata(self.c)
 
     def poll(self, timeout: float = 0.2) -> list[tuple[int, int, bytes]]:
         out = []
@@ -440,10 +446,9 @@ class ConfluentCommitEachMember(CommitEachMember):
 
 
 class KafkaPythonCommitEachMember(CommitEachMember):
-    # kafka-python 3.0.12 does its part of a rebalance inside poll(); when poll() times out before the rebalance
-    # completes, it gives up the join it was in ("timeout in ensure_active_group; returning early" in its debug
-    # log) and joins again, and a leader that rejoins starts another rebalance: with 100 ms the group kept
-    # rebalancing. poll() returns as soon as a record arrives, so a long timeout costs nothing here.
+    # kafka-python 3.0.12 does its part of a rebalance inside poll(), and a poll() that times out in the middle
+    # of one can leave the join unapplied (see group_member.kafka_python_prime_metadata); poll() returns as soon
+    # as a record arrives, so a timeout longer than a rebalance round costs nothing here.
     poll_timeout = 1.0
 
     def __init__(self, name: str, bootstrap: str, topic: str, group: str, **kw):
@@ -476,6 +481,7 @@ class KafkaPythonCommitEachMember(CommitEachMember):
         self.c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, client_id=name,
                                auto_offset_reset="earliest", enable_auto_commit=False, **kw)
         self.c.subscribe([topic], listener=Listener())
+        kafka_python_prime_metadata(self.c)
 
     def _poll_one(self, timeout: float):
         for tp, records in self.c.poll(timeout_ms=int(timeout * 1000), max_records=1).items():

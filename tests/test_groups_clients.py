@@ -64,11 +64,25 @@ def spawn():
 
 
 def _stable_view(control, group: str, members: int, topic: str, timeout_ms: int = 20000) -> dict:
-    """The group once Stable with `members` members, each assignment decoded (control plane view)."""
-    assert control.wait_for_group(group, "Stable", members=members, timeout_ms=timeout_ms), control.group(group)
-    g = control.group(group)
-    assert g["state"] == "Stable" and len(g["members"]) == members, g
-    return g
+    """The group once Stable with `members` members and every partition of `topic` assigned (control plane
+    view, assignments decoded). A leader that does not know the topic's partitions yet (kafka-python right after
+    it starts) hands out empty assignments, then rejoins to assign again: that Stable generation is skipped."""
+    deadline = time.monotonic() + timeout_ms / 1000
+
+    def complete(g: dict) -> bool:
+        return (g["state"] == "Stable" and len(g["members"]) == members
+                and sorted(p for parts in assignments(g, topic).values() for p in parts) == list(range(PARTITIONS)))
+
+    while True:
+        remaining_ms = int((deadline - time.monotonic()) * 1000)
+        assert remaining_ms > 0, control.group(group)
+        assert control.wait_for_group(group, "Stable", members=members, timeout_ms=remaining_ms), control.group(group)
+        g = control.group(group)
+        if complete(g):
+            return g
+        # Stable but not fully assigned: the leader rejoins at once; wait for the group to leave Stable.
+        wait_until(lambda: control.group(group)["generation_id"] != g["generation_id"],
+                   max(deadline - time.monotonic(), 0.1), lambda: f"a new generation after {g}")
 
 
 def _assert_partition_split(asg: dict[str, set[int]], sizes: list[int]) -> None:
@@ -312,3 +326,57 @@ def test_cooperative_sticky_member_joins_midstream(client, gbroker):
         a.stop()
         if b is not None:
             b.stop()
+
+
+# --- 4. static membership (KIP-345): a restarted member gets its partitions back with no rebalance ------------------
+
+
+@pytest.mark.parametrize("client", GROUP_CLIENTS)
+def test_static_member_restart_keeps_partitions_without_rebalance(client, gbroker, spawn):
+    topic, group = _name("t"), _name("g")
+    bootstrap, control = gbroker.bootstrap_servers, gbroker.control
+    ConfluentClient(bootstrap).create_topic(topic, PARTITIONS)
+    # librdkafka wants max.poll.interval.ms >= session.timeout.ms.
+    opts = ("--session-timeout-ms", str(STATIC_SESSION_MS), "--heartbeat-ms", str(HEARTBEAT_MS),
+            "--max-poll-interval-ms", str(2 * STATIC_SESSION_MS))
+
+    def member(tag: str) -> MemberProcess:
+        return spawn(client, bootstrap, topic, group, f"{client}-{tag}", "--instance-id", f"instance-{tag}", *opts)
+
+    members = {tag: member(tag) for tag in "abc"}
+    g0 = _stable_view(control, group, 3, topic)
+    asg0 = assignments(g0, topic)
+    _assert_partition_split(asg0, [2, 2, 2])
+    _wait_clients_agree(members.values(), asg0)
+    generation = g0["generation_id"]
+    ids = {m["group_instance_id"]: m["member_id"] for m in g0["members"]}
+    assert set(ids) == {"instance-a", "instance-b", "instance-c"}
+
+    # Each member in turn (so the leader is among them) goes away without leaving, by close() or by SIGKILL,
+    # and comes back under the same group.instance.id before its session expires.
+    for tag, how in (("a", "close"), ("b", "kill"), ("c", "close")):
+        old = members[tag]
+        others = [m for t, m in members.items() if t != tag]
+        seen = {m.client_id: len(m.rebalance_events()) for m in others}
+        if how == "close":
+            assert old.terminate() == 0
+            old.wait_for(lambda e: e["ev"] == "closed", what="closed")
+        else:
+            old.kill()
+        assert control.group(group)["generation_id"] == generation  # a static member's close is not a leave
+        new = members[tag] = member(tag)
+        _wait_clients_agree([new], asg0)
+        g = control.group(group)
+        assert g["state"] == "Stable" and g["generation_id"] == generation, (tag, how, g)
+        assert assignments(g, topic) == asg0
+        now = {m["group_instance_id"]: m["member_id"] for m in g["members"]}
+        assert now[f"instance-{tag}"] != ids[f"instance-{tag}"], "the new incarnation has a new member id"
+        assert {i: m for i, m in now.items() if i != f"instance-{tag}"} == \
+            {i: m for i, m in ids.items() if i != f"instance-{tag}"}, "the others were not touched"
+        ids = now
+        for m in others:
+            assert len(m.rebalance_events()) == seen[m.client_id], (m.client_id, m.rebalance_events())
+    leaves = [r for r in control.requests(limit=1000) if r["api"] == "LeaveGroup"]
+    assert not leaves, leaves
+    for m in members.values():
+        assert not m.errors(), (m.client_id, m.errors())
