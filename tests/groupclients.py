@@ -252,7 +252,8 @@ class ConfluentGroupConsumer:
 
 
 class AioKafkaGroupConsumer:
-    """aiokafka on an event loop of its own, driven synchronously."""
+    """aiokafka on an event loop of its own, on a thread of its own (so it keeps heartbeating between calls),
+    driven synchronously."""
 
     def __init__(self, bootstrap: str, topic: str, group: str, client_id: str = "aio-consumer", **kw):
         import asyncio
@@ -261,6 +262,8 @@ class AioKafkaGroupConsumer:
 
         self.topic = topic
         self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=f"aiokafka-{client_id}", daemon=True)
+        self._thread.start()
 
         async def make():
             c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
@@ -269,12 +272,21 @@ class AioKafkaGroupConsumer:
             await c.start()
             return c
 
-        self.c = self._run(make())
+        try:
+            self.c = self._run(make())
+        except BaseException:
+            self._stop_loop()
+            raise
 
     def _run(self, coro):
         import asyncio
 
-        return self.loop.run_until_complete(asyncio.wait_for(coro, 60))
+        return asyncio.run_coroutine_threadsafe(asyncio.wait_for(coro, 60), self.loop).result(90)
+
+    def _stop_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(30)
+        self.loop.close()
 
     def poll(self, timeout: float = 0.2) -> list[tuple[int, int, bytes]]:
         batch = self._run(self.c.getmany(timeout_ms=int(timeout * 1000)))
@@ -302,7 +314,7 @@ class AioKafkaGroupConsumer:
         try:
             self._run(self.c.stop())
         finally:
-            self.loop.close()
+            self._stop_loop()
 
 
 GROUP_CONSUMERS = {"kafka-python": KafkaPythonGroupConsumer, "confluent-kafka": ConfluentGroupConsumer,
