@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 
-from .primitives import DecodeError, read_nullable_string, skip_tagged_fields
+from .primitives import DecodeError, FrameBuffer, read_nullable_string, skip_tagged_fields
 
 API_VERSIONS_KEY = 18
 
@@ -66,18 +66,33 @@ def encode_request_header(out: bytearray, header: RequestHeader, flexible: bool)
         out.append(0)
 
 
-def response_frame_start(correlation_id: int, flexible_header: bool) -> bytearray:
-    """A bytearray holding a size placeholder and the response header; the body is appended to it
-    and :func:`finish_frame` fills the size in."""
-    out = bytearray(_SIZE_CORRELATION.pack(0, correlation_id))
+def response_frame_start(correlation_id: int, flexible_header: bool) -> FrameBuffer:
+    """A buffer holding a size placeholder and the response header; the body is encoded into it and
+    :func:`finish_frame` fills the size in."""
+    out = FrameBuffer(_SIZE_CORRELATION.pack(0, correlation_id))
     if flexible_header:
         out.append(0)
     return out
 
 
-def finish_frame(out: bytearray) -> bytearray:
-    struct.pack_into(">i", out, 0, len(out) - 4)
-    return out
+def finish_frame(out: bytearray) -> bytearray | list:
+    """Fill the size in. A frame with spliced records (see FrameBuffer) comes back as the list of pieces
+    to send in order, the stored record chunks among them, uncopied."""
+    spliced = getattr(out, "spliced", None)
+    if not spliced:
+        struct.pack_into(">i", out, 0, len(out) - 4)
+        return out
+    size = len(out) - 4 + sum(len(c) for _pos, chunks in spliced for c in chunks)
+    struct.pack_into(">i", out, 0, size)
+    view = memoryview(out)
+    pieces: list = []
+    prev = 0
+    for pos, chunks in spliced:
+        pieces.append(view[prev:pos])
+        pieces.extend(chunks)
+        prev = pos
+    pieces.append(view[prev:])
+    return pieces
 
 
 def read_response_header(frame, flexible_header: bool) -> tuple[int, int]:

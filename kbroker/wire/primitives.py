@@ -239,15 +239,32 @@ def read_compact_nullable_bytes(buf, pos: int) -> tuple[memoryview | None, int]:
     return _take(buf, pos, n - 1)
 
 
+SPLICE_MIN_BYTES = 16384  # below this, copying is cheaper than another piece to send
+
+
+class FrameBuffer(bytearray):
+    """A response frame being encoded. Records handed over as a list of chunks (read from a log) of at
+    least SPLICE_MIN_BYTES are not copied in: ``spliced`` keeps (position, chunks), and the frame is sent
+    as the pieces between them (header.finish_frame), so stored bytes reach the socket without another
+    copy through Python."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.spliced: list[tuple[int, list]] = []
+
+
 def _bytes_len(b) -> int:
     if isinstance(b, (list, tuple)):
         return sum(len(c) for c in b)
     return len(b)
 
 
-def _append_bytes(out: bytearray, b) -> None:
+def _append_bytes(out: bytearray, b, n: int) -> None:
     # Records may be handed over as a list of chunks read from a log segment.
     if isinstance(b, (list, tuple)):
+        if n >= SPLICE_MIN_BYTES and type(out) is FrameBuffer:
+            out.spliced.append((len(out), b))
+            return
         for c in b:
             out += c
     else:
@@ -258,16 +275,18 @@ def write_bytes(out: bytearray, b) -> None:
     if b is None:
         out += b"\xff\xff\xff\xff"
         return
-    out += _i32_pack(_bytes_len(b))
-    _append_bytes(out, b)
+    n = _bytes_len(b)
+    out += _i32_pack(n)
+    _append_bytes(out, b, n)
 
 
 def write_compact_bytes(out: bytearray, b) -> None:
     if b is None:
         out.append(0)
         return
-    write_uvarint(out, _bytes_len(b) + 1)
-    _append_bytes(out, b)
+    n = _bytes_len(b)
+    write_uvarint(out, n + 1)
+    _append_bytes(out, b, n)
 
 
 # -- uuids and arrays --------------------------------------------------------
