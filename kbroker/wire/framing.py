@@ -19,7 +19,7 @@ import collections
 import struct
 
 DEFAULT_MAX_FRAME_BYTES = 104857600  # socket.request.max.bytes
-SCRATCH_BYTES = 256 * 1024
+SCRATCH_BYTES = 64 * 1024  # per connection; larger frames get a buffer of their own
 _SIZE = struct.Struct(">i")
 
 
