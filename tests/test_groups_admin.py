@@ -26,7 +26,7 @@ def _name(prefix: str) -> str:
 
 # --- one admin adapter per client --------------------------------------------------------------------------------
 #
-# list_groups() -> {group_id: state or None (the client does not say)}
+# list_groups(states=None) -> {group_id: state or None (the client does not say)}, by state (KIP-518) if given
 # describe(group) -> (state, [(client_id, {partitions of the topic})])
 # offsets(group, topic) -> {partition: (offset, metadata)}
 # delete(groups) -> {group_id: None or Kafka's error name}          (None if the client has no such call)
@@ -34,13 +34,15 @@ def _name(prefix: str) -> str:
 
 
 class KafkaPythonAdmin:
+    filters_states = True
+
     def __init__(self, bootstrap: str):
         from kafka.admin import KafkaAdminClient
 
         self.a = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=TIMEOUT_S * 1000)
 
-    def list_groups(self) -> dict[str, str | None]:
-        return {g["group_id"]: g.get("group_state") for g in self.a.list_groups()}
+    def list_groups(self, states: list[str] | None = None) -> dict[str, str | None]:
+        return {g["group_id"]: g.get("group_state") for g in self.a.list_groups(states_filter=states)}
 
     def describe(self, group: str, topic: str):
         d = self.a.describe_groups([group])[group]
@@ -77,13 +79,18 @@ class KafkaPythonAdmin:
 
 
 class ConfluentAdmin:
+    filters_states = True
+
     def __init__(self, bootstrap: str):
         from confluent_kafka.admin import AdminClient
 
         self.a = AdminClient({"bootstrap.servers": bootstrap})
 
-    def list_groups(self) -> dict[str, str | None]:
-        res = self.a.list_consumer_groups(request_timeout=TIMEOUT_S).result(TIMEOUT_S)
+    def list_groups(self, states: list[str] | None = None) -> dict[str, str | None]:
+        from confluent_kafka import ConsumerGroupState
+
+        kw = {"states": {ConsumerGroupState[s.upper()] for s in states}} if states else {}
+        res = self.a.list_consumer_groups(request_timeout=TIMEOUT_S, **kw).result(TIMEOUT_S)
         assert not res.errors, res.errors
         return {g.group_id: _confluent_state(g.state) for g in res.valid}
 
@@ -134,6 +141,7 @@ class AioKafkaAdmin:
     """AIOKafkaAdminClient 0.14 has no delete_consumer_groups and no alter_consumer_group_offsets, and lists
     groups without their state."""
 
+    filters_states = False
     delete = None
     alter = None
 
@@ -152,7 +160,8 @@ class AioKafkaAdmin:
     def _run(self, coro):
         return self.loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT_S * 2))
 
-    def list_groups(self) -> dict[str, str | None]:
+    def list_groups(self, states: list[str] | None = None) -> dict[str, str | None]:
+        assert states is None, "aiokafka cannot filter by state"
         return {group_id: None for group_id, _protocol_type in self._run(self.a.list_consumer_groups())}
 
     def describe(self, group: str, topic: str):
@@ -234,6 +243,8 @@ def test_list_describe_offsets_delete(admin, gbroker, request):
         listed = admin.list_groups()
         assert group in listed and unknown not in listed, listed
         assert listed[group] in ("Stable", None)  # None: the client does not report states
+        if admin.filters_states:
+            assert group in admin.list_groups(["Stable"]) and group not in admin.list_groups(["Empty"])
         assert admin.describe(group, topic) == ("Stable", [(f"{client}-member", set(range(PARTITIONS)))])
         # What the broker keeps is what the client sent (confluent-kafka sends a NUL after each metadata string,
         # and strips it when it reads it back).
@@ -252,6 +263,8 @@ def test_list_describe_offsets_delete(admin, gbroker, request):
     assert control.wait_for_group(group, "Empty", members=0, timeout_ms=TIMEOUT_S * 1000), control.group(group)
     assert admin.describe(group, topic) == ("Empty", [])
     assert admin.list_groups()[group] in ("Empty", None)
+    if admin.filters_states:
+        assert group in admin.list_groups(["Empty"]) and group not in admin.list_groups(["Stable"])
     assert admin.offsets(group, topic) == commit  # offsets outlive the members
 
     if admin.alter is not None:

@@ -63,7 +63,8 @@ def spawn():
         m.kill()
 
 
-def _stable_view(control, group: str, members: int, topic: str, timeout_ms: int = 20000) -> dict:
+def _stable_view(control, group: str, members: int, topic: str, timeout_ms: int = 20000,
+                 partitions: int = PARTITIONS) -> dict:
     """The group once Stable with `members` members and every partition of `topic` assigned (control plane
     view, assignments decoded). A leader that does not know the topic's partitions yet (kafka-python right after
     it starts) hands out empty assignments, then rejoins to assign again: that Stable generation is skipped."""
@@ -71,7 +72,7 @@ def _stable_view(control, group: str, members: int, topic: str, timeout_ms: int 
 
     def complete(g: dict) -> bool:
         return (g["state"] == "Stable" and len(g["members"]) == members
-                and sorted(p for parts in assignments(g, topic).values() for p in parts) == list(range(PARTITIONS)))
+                and sorted(p for parts in assignments(g, topic).values() for p in parts) == list(range(partitions)))
 
     while True:
         remaining_ms = int((deadline - time.monotonic()) * 1000)
@@ -380,3 +381,24 @@ def test_static_member_restart_keeps_partitions_without_rebalance(client, gbroke
     assert not leaves, leaves
     for m in members.values():
         assert not m.errors(), (m.client_id, m.errors())
+
+
+# --- the control plane's wait, woken by the coordinator's timers -------------------------------------------------
+
+
+def test_wait_for_group_notices_a_session_expiry(gbroker, spawn):
+    """control.wait_for_group (and POST /wait) must return once the condition holds, also when what changed the
+    group was one of the coordinator's timers (a session expiring) rather than a request."""
+    topic, group = _name("t"), _name("g")
+    ConfluentClient(gbroker.bootstrap_servers).create_topic(topic, 2)
+    control = gbroker.control
+    solo = spawn("confluent-kafka", gbroker.bootstrap_servers, topic, group, "solo",
+                 "--session-timeout-ms", "1000", "--heartbeat-ms", "200")
+    _stable_view(control, group, 1, topic, partitions=2)
+    solo.kill()
+    killed_at = time.monotonic()
+    assert control.wait_for_group(group, "Empty", members=0, timeout_ms=8000)
+    waited = time.monotonic() - killed_at
+    assert control.group(group)["state"] == "Empty"
+    # The session ends about 1 s after the kill; the wait should not sit out its whole 8 s timeout.
+    assert waited < 4, f"wait_for_group returned {waited:.1f} s after the kill"
