@@ -130,10 +130,6 @@ def assignments(group: dict, topic: str) -> dict[str, set[int]]:
     return out
 
 
-def by_client_id(group: dict) -> dict[str, dict]:
-    return {m["client_id"]: m for m in group["members"]}
-
-
 class HttpControl:
     """The HTTP control plane of a broker process (`--control-port 0`), with Broker.control's group calls."""
 
