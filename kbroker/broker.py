@@ -86,7 +86,8 @@ class BrokerState:
         self.producer_ids = ProducerIdManager(self.topics)
         self.transactions_enabled = True
         clock = AsyncioClock()
-        self.groups = GroupCoordinator(clock, self._group_config(), self._offset_store())
+        self.groups = GroupCoordinator(clock, self._group_config(), self._offset_store(),
+                                       on_change=self.changes.notify)
         self.groups.load()
         self.transactions = TransactionCoordinator(
             clock, self._transaction_journal(), self.producer_ids, self._write_marker,

@@ -232,18 +232,38 @@ def _groups(args) -> int:
     admin = _admin(args)
     try:
         if args.action == "list":
-            for group_id, _ptype in sorted(admin.list_consumer_groups()):
+            for group_id in sorted(_list_group_ids(admin)):
                 print(group_id)
         else:
-            (desc,) = admin.describe_consumer_groups([args.group])
-            state = getattr(desc, "state", None)
-            protocol = getattr(desc, "protocol", None)
+            state, protocol, members = _describe_group(admin, args.group)
             print(f"group {args.group} state {state} protocol {protocol}")
-            for m in getattr(desc, "members", []):
-                print(f"  member {m.member_id} client {m.client_id} host {m.client_host}")
-            offsets = admin.list_consumer_group_offsets(args.group)
-            for tp, om in sorted(offsets.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
+            for member_id, client_id, client_host in members:
+                print(f"  member {member_id} client {client_id} host {client_host}")
+            for tp, om in sorted(_group_offsets(admin, args.group).items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
                 print(f"  {tp.topic}-{tp.partition} committed {om.offset}")
     finally:
         admin.close()
     return 0
+
+
+# kafka-python 3 renamed its group admin calls and returns dicts; 2.x returns tuples and namedtuples.
+
+def _list_group_ids(admin) -> list[str]:
+    if hasattr(admin, "list_groups"):
+        return [g["group_id"] for g in admin.list_groups()]
+    return [group_id for group_id, _ptype in admin.list_consumer_groups()]
+
+
+def _describe_group(admin, group_id: str):
+    if hasattr(admin, "describe_groups"):
+        d = admin.describe_groups([group_id])[group_id]
+        members = [(m["member_id"], m["client_id"], m["client_host"]) for m in d.get("members", [])]
+        return d.get("group_state"), d.get("protocol_data"), members
+    (d,) = admin.describe_consumer_groups([group_id])
+    return d.state, d.protocol, [(m.member_id, m.client_id, m.client_host) for m in d.members]
+
+
+def _group_offsets(admin, group_id: str) -> dict:
+    if hasattr(admin, "list_group_offsets"):
+        return admin.list_group_offsets({group_id: None}).get(group_id, {})
+    return admin.list_consumer_group_offsets(group_id)

@@ -398,8 +398,12 @@ class GroupCoordinator:
         clock: Clock,
         config: GroupConfig | Mapping[str, Any] | None = None,
         offset_store: OffsetStore | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
+        """``on_change`` is called after a group changes state or loses a member, including from timers
+        (the control plane's wait listens to it)."""
         self._clock = clock
+        self._on_change = on_change
         if config is None:
             config = GroupConfig()
         elif not isinstance(config, GroupConfig):
@@ -751,6 +755,8 @@ class GroupCoordinator:
         log.debug("group %s: %s -> %s", group.group_id, group.state.value, state.value)
         group.state = state
         group.state_timestamp_ms = self._clock.now_ms()
+        if self._on_change is not None:
+            self._on_change()
 
     def _maybe_prepare_rebalance(self, group: _Group, reason: str) -> None:
         if group.state in _VALID_PREVIOUS[_PREPARING]:
@@ -898,6 +904,8 @@ class GroupCoordinator:
 
     def _drop_member(self, group: _Group, member: _Member) -> None:
         """Removes a member with no rebalance; waiting requests get UNKNOWN_MEMBER_ID, so the client rejoins."""
+        if self._on_change is not None:
+            self._on_change()
         if member.join_reply is not None:
             member.join_reply._set(JoinResult(UNKNOWN_MEMBER_ID, member_id=member.member_id))
             member.join_reply = None
