@@ -192,6 +192,16 @@ class Partition:
         if not commit and first is not None:
             insort(self.aborted_txns, (marker_offset, producer_id, first))
 
+    def forget_aborted_txns(self, below_offset: int, keep) -> int:
+        """Forget the aborted transactions whose marker is below ``below_offset``, except those in ``keep``
+        (entries of ``aborted_txns``): compaction found none of their records left, so read_committed
+        consumers have nothing of theirs to drop (Kafka's cleaner rewrites the transaction index so).
+        Returns how many went. At start-up the list is rebuilt from the log, which has no records of them."""
+        keep = set(keep)
+        before = len(self.aborted_txns)
+        self.aborted_txns[:] = [t for t in self.aborted_txns if t[0] >= below_offset or t in keep]
+        return before - len(self.aborted_txns)
+
     def aborted_transactions(self, fetch_offset: int, upper_offset: int) -> list[tuple[int, int]]:
         """(producer id, first offset) of the aborted transactions that overlap [fetch_offset, upper_offset):
         what a read_committed consumer needs to drop aborted records (Kafka's collectAbortedTxns)."""
