@@ -12,10 +12,14 @@ Theory of operation.  Three periodic tasks on the broker's event loop, never on 
 * **Compaction** every ``log.cleaner.backoff.ms`` (15 s, Kafka's default) for topics whose
   ``cleanup.policy`` contains ``compact``: a log is cleaned when its dirty share (bytes appended since the
   last clean over all cleanable bytes) reaches ``min.cleanable.dirty.ratio``, when dirty data is older
-  than ``max.compaction.lag.ms``, or when a kept tombstone's delete horizon has passed.  What to clean is
-  decided here, on the loop; the record work (``cleaner.py``) runs on one worker thread over snapshots of
-  closed segments, and the swap of old segments for cleaned ones happens back on the loop, refused by the
-  log if a segment changed meanwhile (deleted by retention, say).
+  than ``max.compaction.lag.ms``, or when a kept tombstone's or transaction marker's delete horizon has
+  passed.  Only closed segments wholly below the last stable offset are cleaned (open transactions are
+  never touched).  What to clean is decided here, on the loop, with what the cleaner needs of the
+  partition copied into the plan (its aborted transactions, each producer's last batch); the record work
+  (``cleaner.py``) runs on one worker thread over snapshots of closed segments, and the swap of old
+  segments for cleaned ones happens back on the loop, refused by the log if a segment changed meanwhile
+  (deleted by retention, say).  Then the partition forgets the aborted transactions the clean found no
+  records of.
 * **Flush** twice per flush interval (``--fsync interval``: 1 s; or the smallest ``flush.ms``): logs
   whose last fsync is older than their interval and that have unflushed appends are fsynced, so an
   acknowledged append is on disk within 1.5 intervals.  Appends check the same rule themselves (see
@@ -242,9 +246,13 @@ class LogManager:
         plog = p.log
         cfg = plog.config
         segments = plog.segment_infos()
+        # Never the active segment, nor the one holding the last stable offset (an open transaction's first
+        # record) and those after it, nor a segment younger than min.compaction.lag.ms, nor those after it.
+        last_stable = getattr(p, "last_stable_offset", plog.log_end_offset)
         first_uncleanable = segments[-1].base_offset
         for seg in segments[:-1]:
-            if cfg.min_compaction_lag_ms > 0 and seg.max_timestamp > now - cfg.min_compaction_lag_ms:
+            if seg.next_offset > last_stable or (
+                    cfg.min_compaction_lag_ms > 0 and seg.max_timestamp > now - cfg.min_compaction_lag_ms):
                 first_uncleanable = seg.base_offset
                 break
         cleanable = [s for s in segments[:-1] if s.base_offset < first_uncleanable]
@@ -285,11 +293,20 @@ class LogManager:
             size += seg.size_bytes
         if current:
             groups.append(current)
+        # Each producer's last batch keeps its header (its sequence numbers); a producer that wrote only
+        # markers in its current epoch keeps those (its epoch).
         producers = getattr(getattr(p, "producers", None), "producers", {}) or {}
-        last_offsets = {pid: entry.batches[-1].last_offset for pid, entry in producers.items()
-                        if getattr(entry, "batches", None)}
+        last_offsets = {}
+        marker_only = {}
+        for pid, entry in producers.items():
+            if entry.batches:
+                last_offsets[pid] = entry.batches[-1].last_offset
+            else:
+                marker_only[pid] = entry.epoch
         plan = CleanPlan(name=name, groups=[], dirty=[], now_ms=now, delete_retention_ms=cfg.delete_retention_ms,
-                         log_end_offset=plog.log_end_offset, producer_last_offsets=last_offsets, abort=self._abort)
+                         log_end_offset=plog.log_end_offset, producer_last_offsets=last_offsets, abort=self._abort,
+                         aborted_txns=[t for t in getattr(p, "aborted_txns", ()) if t[2] < end],
+                         marker_only_producers=marker_only)
         try:
             for g in groups:
                 plan.groups.append(([s.uid for s in g], plog.cleaned_writer(g[0].base_offset), []))
@@ -320,15 +337,25 @@ class LogManager:
                 plog.set_cleaner_checkpoint(end)
         except StorageError:  # the log was closed meanwhile (its topic deleted)
             return False
+        # Aborted transactions below ``end`` that had no batch left when the clean began (whatever became of
+        # its swaps): read_committed consumers need not be told about them any more.  Their markers are
+        # removed by this clean at the earliest, so an entry never outlives its marker.
+        forget = getattr(p, "forget_aborted_txns", None)
+        forgotten = forget(end, result.aborted_txns_kept) if forget is not None else 0
         if result.next_delete_horizon_ms is not None:
             self._horizons[plog] = result.next_delete_horizon_ms
         else:
             self._horizons.pop(plog, None)
         self._schedule_purge(plog)
         self.last_clean[name] = result
-        log.info("%s: compacted offsets up to %d: %d of %d records kept, %d tombstones removed, "
+        txn_note = ""
+        if result.aborted_records_removed or result.markers_removed or forgotten:
+            txn_note = (f", {result.aborted_records_removed} aborted transactional records and "
+                        f"{result.markers_removed} transaction markers removed, {forgotten} aborted "
+                        f"transactions forgotten")
+        log.info("%s: compacted offsets up to %d: %d of %d records kept, %d tombstones removed%s, "
                  "%d -> %d bytes, %d batches rewritten, %d dropped, in %.3f s%s", name, end,
-                 result.records_kept, result.records_read, result.tombstones_removed, result.bytes_read,
+                 result.records_kept, result.records_read, result.tombstones_removed, txn_note, result.bytes_read,
                  result.bytes_written, result.batches_rewritten, result.batches_dropped, result.seconds,
                  "" if swapped_all else " (some segments changed meanwhile; they wait for the next pass)")
         return True
