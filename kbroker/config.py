@@ -43,6 +43,7 @@ class BrokerConfig:
     log_segment_bytes: int = 1073741824  # log.segment.bytes
     log_message_timestamp_type: str = "CreateTime"  # log.message.timestamp.type
     log_retention_check_interval_ms: int = 300000  # log.retention.check.interval.ms
+    producer_id_expiration_ms: int = 86400000  # producer.id.expiration.ms: idempotence state of idle producers
     log_cleaner_backoff_ms: int = 15000  # log.cleaner.backoff.ms: the cleaner's pause when it finds no work
     # Consumer groups. Kafka's group.initial.rebalance.delay.ms default is 3000; a broker for tests wants
     # the first consumer to get its partitions at once, so kbroker's is 0.
@@ -104,6 +105,7 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "log.message.timestamp.type": ("log_message_timestamp_type", str),
     "log.retention.check.interval.ms": ("log_retention_check_interval_ms", int),
     "log.cleaner.backoff.ms": ("log_cleaner_backoff_ms", int),
+    "producer.id.expiration.ms": ("producer_id_expiration_ms", int),
     "log.dirs": ("data_dir", lambda v: v.split(",")[0].strip()),
     "log.dir": ("data_dir", str),
     "group.initial.rebalance.delay.ms": ("group_initial_rebalance_delay_ms", int),

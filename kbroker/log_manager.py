@@ -131,8 +131,12 @@ class LogManager:
         """Roll what segment.ms says, delete what retention says; returns segments deleted."""
         now = self.now_ms() if now_ms is None else now_ms
         deleted = 0
+        producer_expiry = getattr(self.config, "producer_id_expiration_ms", None)
         for topic, p in self._partitions():
             plog = p.log
+            producers = getattr(p, "producers", None)
+            if producer_expiry is not None and producers is not None:
+                producers.expire(now - producer_expiry, keep=p.ongoing_txns)
             try:
                 plog.maybe_roll(now)
                 if plog.config.delete_enabled:

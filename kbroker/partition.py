@@ -66,7 +66,7 @@ class Partition:
                 for pos, h in iter_batches(chunk):
                     if h.producer_id >= 0:
                         if h.is_control:
-                            self.producers.bump_epoch(h.producer_id, h.producer_epoch)
+                            self.producers.bump_epoch(h.producer_id, h.producer_epoch, h.max_timestamp)
                             records = decode_records(chunk, pos, h)
                             if records:
                                 kind, _epoch = parse_control_record(records[0])
@@ -182,7 +182,7 @@ class Partition:
                                     producer_epoch=producer_epoch, coordinator_epoch=coordinator_epoch,
                                     timestamp_ms=now, base_offset=offset, partition_leader_epoch=self.leader_epoch)
         self.log.append(batch, offset, offset, now, 1)
-        self.producers.bump_epoch(producer_id, producer_epoch)
+        self.producers.bump_epoch(producer_id, producer_epoch, now)
         self._close_txn(producer_id, offset, commit)
         self._wake()
         return offset

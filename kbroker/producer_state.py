@@ -41,6 +41,7 @@ class ProducerEntry:
     epoch: int
     batches: deque = field(default_factory=lambda: deque(maxlen=NUM_BATCHES_TO_RETAIN))
     current_txn_first_offset: int = -1  # the first offset of its open transaction in this partition
+    last_timestamp: int = -1  # of its last batch or marker: producer.id.expiration.ms counts from it
 
     @property
     def last_seq(self) -> int:
@@ -85,12 +86,22 @@ class ProducerStateManager:
             self.producers[producer_id] = entry
         if first_seq >= 0:
             entry.batches.append(BatchMetadata(first_seq, last_seq, first_offset, last_offset, timestamp))
+        entry.last_timestamp = max(entry.last_timestamp, timestamp)
         return entry
 
-    def bump_epoch(self, producer_id: int, epoch: int) -> ProducerEntry:
+    def bump_epoch(self, producer_id: int, epoch: int, timestamp: int = -1) -> ProducerEntry:
         """A transaction marker written with a newer epoch fences older ones."""
         entry = self.producers.get(producer_id)
         if entry is None or epoch > entry.epoch:
             entry = ProducerEntry(epoch)
             self.producers[producer_id] = entry
+        entry.last_timestamp = max(entry.last_timestamp, timestamp)
         return entry
+
+    def expire(self, before_ms: int, keep=()) -> int:
+        """Forget producers whose last batch or marker is older than ``before_ms`` (Kafka's
+        producer.id.expiration.ms), except those in ``keep`` (an open transaction); returns how many."""
+        gone = [pid for pid, e in self.producers.items() if pid not in keep and e.last_timestamp < before_ms]
+        for pid in gone:
+            del self.producers[pid]
+        return len(gone)
