@@ -132,10 +132,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self.server.tasks.add(task)
                 task.add_done_callback(self.server.tasks.discard)
                 return
-            if result is not None:
-                self._send(result)
-            if self.session.failure is not None:
-                self._close(f"authentication failed: {self.session.failure}")
+            if not self._deliver(result):
                 return
         if self.read_paused and len(self.queue) < MAX_QUEUED_REQUESTS // 2 and not self.closed:
             self.read_paused = False
@@ -155,12 +152,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.busy = False
         if self.closed:
             return
-        if out is not None:
-            self._send(out)
-        if self.session.failure is not None:
-            self._close(f"authentication failed: {self.session.failure}")
-            return
-        self._process()
+        if self._deliver(out):
+            self._process()
 
     def _dispatch(self, frame: bytes):
         """Returns the encoded response, None for no response, or an awaitable of either."""
@@ -227,6 +220,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
         out = response_frame_start(correlation_id, flexible_header)
         handler.codec.RESPONSE_ENCODERS[version](response, out)
         return finish_frame(out)
+
+    def _deliver(self, out) -> bool:
+        """Send an answer (None: there is none); False when the connection was then closed because the
+        exchange it answered failed authentication."""
+        if out is not None:
+            self._send(out)
+        if self.session.failure is not None:
+            self._close(f"authentication failed: {self.session.failure}")
+            return False
+        return True
 
     def _send(self, data) -> None:
         # A list is a frame in pieces (records spliced in uncopied, header.finish_frame): one writev under uvloop.
