@@ -307,11 +307,23 @@ class KBroker(Peer):
         self.description = f"kbroker (this repository), `python -m kbroker serve --storage {storage}`"
 
     def install(self) -> None:
+        self.version = self._revision()
+        self.versions_seen: list[str] = []
+
+    @staticmethod
+    def _revision() -> str:
         rev = subprocess.run(["git", "-C", str(REPO_DIR), "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(REPO_DIR), "status", "--porcelain", "--", "kbroker"],
                                capture_output=True, text=True).stdout.strip()
-        self.version = f"git {rev}" + (" + uncommitted changes in kbroker/" if dirty else "")
+        return f"git {rev}" + (" + uncommitted changes in kbroker/" if dirty else "")
+
+    def start(self, timeout_s: float = 60.0) -> float:
+        # The work tree is shared and may change between starts: say which code each start ran.
+        rev = self._revision()
+        if rev not in self.versions_seen:
+            self.versions_seen.append(rev)
+        return super().start(timeout_s)
 
     def command(self, port, data_dir):
         return [sys.executable, "-m", "kbroker", "serve", "--host", HOST, "--port", str(port),

@@ -103,6 +103,8 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help="profile kbroker with py-spy under produce and consume")
     ap.add_argument("--max-wait", type=float, default=60.0,
                     help="before each broker's run, wait up to this many seconds for other load to drop (default 60)")
+    ap.add_argument("--client-set", metavar="KEY=VALUE", action="append", default=[],
+                    help="a confluent-kafka setting for every client of every broker, e.g. fetch.queue.backoff.ms=0")
     ap.add_argument("--out", default=str(RESULTS_DIR), help="results directory (default bench/results)")
     ap.add_argument("--name", default=None, help="results file stem (default: quick or full)")
     args = ap.parse_args(argv)
@@ -115,6 +117,7 @@ def main(argv=None) -> int:
     unknown = [p for p in wanted if p not in peers_mod.PEER_NAMES] + [s for s in sections if s not in SECTIONS]
     if unknown:
         ap.error(f"unknown: {', '.join(unknown)}")
+    client_set = dict(item.split("=", 1) for item in args.client_set)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="kbroker-bench-"))
@@ -124,7 +127,7 @@ def main(argv=None) -> int:
 
     say(f"kbroker bench: {mode}, {runs} run(s), peers {','.join(wanted)}; scratch {workdir}")
     meta = {"mode": mode, "runs": runs, "sizes": sizes.__dict__, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "machine": machine(), "sections": sorted(sections)}
+            "machine": machine(), "sections": sorted(sections), "client_set": client_set}
     metric_list = [m for m in workloads.metrics(sizes) if m.section in sections]
     all_peers = {p.name: p for p in peers_mod.all_peers(workdir)}
     peer_info, active = {}, []
@@ -154,7 +157,7 @@ def main(argv=None) -> int:
             def record(key, value, detail, _p=peer.name):
                 samples[_p].setdefault(key, []).append((value, detail))
 
-            suite = workloads.Suite(peer, sizes, record, log_dir, say, only=bench_sections)
+            suite = workloads.Suite(peer, sizes, record, log_dir, say, only=bench_sections, client_set=client_set)
             for phase in ("lifecycle", "workloads"):
                 if phase == "lifecycle" and "lifecycle" not in bench_sections:
                     continue
@@ -216,6 +219,9 @@ def main(argv=None) -> int:
         say("profiling kbroker with py-spy ...")
         profile = profile_kbroker.profile(workdir, log_dir, workloads.FULL, say)  # enough samples even in --quick
 
+    for p in active:
+        if getattr(p, "versions_seen", None) and peer_info[p.name].get("status") == "ran":
+            peer_info[p.name]["versions_seen"] = p.versions_seen
     meta["duration_s"] = round(time.time() - started, 1)
     data = {"meta": meta, "peers": peer_info, "metrics": [m.__dict__ for m in metric_list], "results": results,
             "codec": codec, "profile": profile}

@@ -130,15 +130,17 @@ class Suite:
     """One run of every workload against one broker. ``record(key, value, detail)`` gets each figure;
     ``value`` is a number, or None with ``detail['error']`` or ``detail['skipped']`` saying why."""
 
-    def __init__(self, peer: Peer, sizes: Sizes, record, log_dir: Path, say, only: set[str] | None = None):
+    def __init__(self, peer: Peer, sizes: Sizes, record, log_dir: Path, say, only: set[str] | None = None,
+                 client_set: dict | None = None):
         self.peer, self.sizes, self.record, self.log_dir, self.say = peer, sizes, record, log_dir, say
         self.only = only
+        self.client_set = client_set or {}
 
     def _want(self, section: str) -> bool:
         return self.only is None or section in self.only
 
     def _spec(self, **kw) -> dict:
-        return {"bootstrap": self.peer.bootstrap, "client_conf": self.peer.client_conf,
+        return {"bootstrap": self.peer.bootstrap, "client_conf": {**self.peer.client_conf, **self.client_set},
                 "kafka_python_conf": self.peer.kafka_python_conf, "group": f"g-{uuid.uuid4().hex[:8]}", **kw}
 
     def _topic(self, what: str, partitions: int) -> str:
