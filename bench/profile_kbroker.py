@@ -2,9 +2,10 @@
 
     python bench/profile_kbroker.py [--quick]     (run.py --profile calls profile() the same way)
 
-A fresh kbroker (segment storage, as `make run` serves) takes, in turn: 100 B records produced into
-12 partitions, the same consumed by assign, 10 KiB records produced into 1 partition, the same
-consumed. For each phase py-spy samples the broker (250 Hz, idle threads not sampled) only while that
+A fresh kbroker (segment storage, as `make run` serves) takes, in turn, with three times the
+mode's counts and consumers without the client-side fetch backoff (CONSUMER_CONF): 100 B records
+produced into 12 partitions, the same consumed by assign, 10 KiB records produced into 1 partition, the same
+consumed. For each phase py-spy samples the broker (500 Hz, idle threads not sampled) only while that
 workload's client runs; the collapsed stacks are kept in bench/results/profile/ and summarised as
 the functions with the most samples on top of the stack ("self") and anywhere on it ("total"),
 as percentages of the samples. ``busy`` is samples / (rate x seconds): how much of the wall time the
@@ -30,7 +31,7 @@ import workloads  # noqa: E402
 from peers import KBroker  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
-RATE_HZ = 250
+RATE_HZ = 500
 _LINE = re.compile(r":\d+\)$")
 
 
@@ -64,6 +65,11 @@ def summarise(collapsed: str, top: int = 15) -> dict:
             "total": [[f, round(100.0 * c / samples, 1)] for f, c in total[:top]] if samples else []}
 
 
+# The consumer's fetch backoff (librdkafka waits fetch.queue.backoff.ms, 1 s, once 100,000 records are
+# queued) would leave the broker idle most of the time; profiles are about the broker, so it is off.
+CONSUMER_CONF = {"fetch.queue.backoff.ms": 0}
+
+
 def profile(workdir: Path, log_dir: Path, sizes: workloads.Sizes, say, out_dir: Path | None = None) -> dict:
     spy = _py_spy()
     if not spy:
@@ -75,7 +81,7 @@ def profile(workdir: Path, log_dir: Path, sizes: workloads.Sizes, say, out_dir: 
     peer.start()
     phases = []
     try:
-        small, large = sizes.small_count, sizes.large_count
+        small, large = 3 * sizes.small_count, 3 * sizes.large_count  # enough samples at 500 Hz
         t_small = f"prof-small-{int(time.time())}"
         t_large = f"prof-large-{int(time.time())}"
         peer.create_topic(t_small, 12)
@@ -85,10 +91,12 @@ def profile(workdir: Path, log_dir: Path, sizes: workloads.Sizes, say, out_dir: 
             ("produce-100B-p12", "produce", dict(topic=t_small, count=small, size=100, acks="1",
                                                  deadline_s=workloads._deadline(small, 10000))),
             ("consume-100B-p12", "consume", dict(topic=t_small, count=small, mode="assign", group="prof1",
+                                                 client_conf=CONSUMER_CONF,
                                                  deadline_s=workloads._deadline(small, 10000))),
             ("produce-10KiB-p1", "produce", dict(topic=t_large, count=large, size=10240, acks="1",
                                                  deadline_s=workloads._deadline(large, 1000))),
             ("consume-10KiB-p1", "consume", dict(topic=t_large, count=large, mode="assign", group="prof2",
+                                                 client_conf=CONSUMER_CONF,
                                                  deadline_s=workloads._deadline(large, 1000))),
         ]
         for name, workload, spec in plan:
@@ -116,8 +124,8 @@ def profile(workdir: Path, log_dir: Path, sizes: workloads.Sizes, say, out_dir: 
                 f"top self: {summary['self'][:3]}")
     finally:
         peer.stop()
-    return {"tool": "py-spy record --rate 250 --format raw (idle not sampled)", "phases": phases,
-            "kbroker": peer.version}
+    return {"tool": f"py-spy record --rate {RATE_HZ} --format raw (idle not sampled)", "phases": phases,
+            "kbroker": peer.version, "client_conf": CONSUMER_CONF}
 
 
 if __name__ == "__main__":
@@ -125,5 +133,9 @@ if __name__ == "__main__":
     wd = Path(tempfile.mkdtemp(prefix="kbroker-prof-"))
     (wd / "logs").mkdir()
     result = profile(wd, wd / "logs", workloads.QUICK if quick else workloads.FULL, print)
-    print(json.dumps(result, indent=1))
+    import report
+    out = BENCH_DIR / "results" / "profile"
+    (out / "profile.json").write_text(json.dumps(result, indent=1, default=str))
+    (out / "profile.md").write_text("\n".join(["# kbroker under py-spy", ""] + report.profile_markdown(result)) + "\n")
+    print(f"wrote {out}/profile.json and profile.md")
     shutil.rmtree(wd, ignore_errors=True)

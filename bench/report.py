@@ -171,25 +171,30 @@ def markdown(data: dict) -> str:
 
     prof = data.get("profile")
     if prof:
-        out += ["", "## Where kbroker spends its time (py-spy)", ""]
-        if "skipped" in prof:
-            out.append(f"skipped: {prof['skipped']}")
-        else:
-            out.append(f"{prof['tool']}, kbroker {prof.get('kbroker', '')}. Percent of the samples taken while the "
-                       "workload ran; `busy` is the share of wall time the broker's thread was running Python.")
-            for ph in prof["phases"]:
-                res = ph.get("client", {})
-                tput = res.get("msgs_per_s")
-                out += ["", f"### {ph['phase']}: {_fmt(tput, 'msg/s') if tput else 'error'} msg/s, "
-                            f"busy {ph.get('busy')}, {ph['samples']} samples ({ph.get('collapsed')})", "",
-                        "| self % | function (top of stack) | total % | function (anywhere on the stack) |",
-                        "|---:|---|---:|---|"]
-                for i in range(max(len(ph["self"]), len(ph["total"]))):
-                    s = ph["self"][i] if i < len(ph["self"]) else ["", ""]
-                    t = ph["total"][i] if i < len(ph["total"]) else ["", ""]
-                    out.append(f"| {s[1]} | `{s[0]}` | {t[1]} | `{t[0]}` |")
+        out += ["", "## Where kbroker spends its time (py-spy)", ""] + profile_markdown(prof)
     out.append("")
     return "\n".join(out)
+
+
+def profile_markdown(prof: dict) -> list[str]:
+    out: list[str] = []
+    if "skipped" in prof:
+        return [f"skipped: {prof['skipped']}"]
+    out.append(f"{prof['tool']}, kbroker {prof.get('kbroker', '')}. Percent of the samples taken while the "
+               "workload ran; `busy` is the share of wall time the broker's thread was running Python."
+               + (f" Consumers ran with {prof['client_conf']}." if prof.get("client_conf") else ""))
+    for ph in prof["phases"]:
+        res = ph.get("client", {})
+        tput = res.get("msgs_per_s")
+        out += ["", f"### {ph['phase']}: {_fmt(tput, 'msg/s') if tput else 'error'} msg/s, "
+                    f"busy {ph.get('busy')}, {ph['samples']} samples ({ph.get('collapsed')})", "",
+                "| self % | function (top of stack) | total % | function (anywhere on the stack) |",
+                "|---:|---|---:|---|"]
+        for i in range(max(len(ph["self"]), len(ph["total"]))):
+            s = ph["self"][i] if i < len(ph["self"]) else ["", ""]
+            t = ph["total"][i] if i < len(ph["total"]) else ["", ""]
+            out.append(f"| {s[1]} | `{s[0]}` | {t[1]} | `{t[0]}` |")
+    return out
 
 
 def _targets(data):
