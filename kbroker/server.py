@@ -66,6 +66,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.id = next(_conn_ids)
         self.peer = "?"
         self.session = Session(server.auth)
+        self._out: list = []  # answers gathered for one write (see _send)
 
     # -- asyncio callbacks ---------------------------------------------------
 
@@ -127,6 +128,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._close("internal error")
                 return
             if inspect.isawaitable(result):
+                self._flush()
                 self.busy = True
                 task = asyncio.ensure_future(self._finish(result))
                 self.server.tasks.add(task)
@@ -134,6 +136,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 return
             if not self._deliver(result):
                 return
+        self._flush()
         if self.read_paused and len(self.queue) < MAX_QUEUED_REQUESTS // 2 and not self.closed:
             self.read_paused = False
             self.transport.resume_reading()
@@ -232,15 +235,28 @@ class KafkaConnection(asyncio.BufferedProtocol):
         return True
 
     def _send(self, data) -> None:
-        # A list is a frame in pieces (records spliced in uncopied, header.finish_frame): one writev under uvloop.
+        # Answers to the requests of one read are gathered and written together by _flush. A list is a frame in
+        # pieces (records spliced in uncopied, header.finish_frame).
         if type(data) is list:
-            self.transport.writelines(data)
+            self._out.extend(data)
         else:
-            self.transport.write(data)
+            self._out.append(data)
+
+    def _flush(self) -> None:
+        """Write the gathered answers: one write, or one writev under uvloop."""
+        out = self._out
+        if not out or self.transport is None or self.closed:
+            return
+        if len(out) == 1:
+            self.transport.write(out[0])
+        else:
+            self.transport.writelines(out)
+        self._out = []
 
     def _close(self, reason: str) -> None:
         if self.closed:
             return
+        self._flush()  # answers to the requests before the one that ends the connection still go out
         log.warning("closing connection %s from %s: %s", self.id, self.peer, reason)
         self.closed = True
         self.queue.clear()
