@@ -120,12 +120,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             frame = self.queue.popleft()
             try:
                 result = self._dispatch(frame)
-            except ProtocolViolation as e:
-                self._close(str(e))
-                return
-            except Exception:
-                log.exception("handler failed on connection %s from %s", self.id, self.peer)
-                self._close("internal error")
+            except Exception as e:
+                self._fail(e)
                 return
             if inspect.isawaitable(result):
                 self._flush()
@@ -144,12 +140,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     async def _finish(self, awaitable) -> None:
         try:
             out = await awaitable
-        except ProtocolViolation as e:
-            self._close(str(e))
-            return
-        except Exception:
-            log.exception("handler failed on connection %s from %s", self.id, self.peer)
-            self._close("internal error")
+        except Exception as e:
+            self._fail(e)
             return
         finally:
             self.busy = False
@@ -223,6 +215,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
         out = response_frame_start(correlation_id, flexible_header)
         handler.codec.RESPONSE_ENCODERS[version](response, out)
         return finish_frame(out)
+
+    def _fail(self, exc: Exception) -> None:
+        """A request ends the connection: the client misbehaved (one log line) or a handler failed (a traceback)."""
+        if isinstance(exc, ProtocolViolation):
+            self._close(str(exc))
+        else:
+            log.error("handler failed on connection %s from %s", self.id, self.peer, exc_info=exc)
+            self._close("internal error")
 
     def _deliver(self, out) -> bool:
         """Send an answer (None: there is none); False when the connection was then closed because the
