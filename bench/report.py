@@ -198,11 +198,11 @@ def profile_markdown(prof: dict) -> list[str]:
 
 
 def _targets(data):
-    def produce_vs_best(size):
+    def vs_best(prefix, goal):
         def f(b):
             worst = None
             for metric in data["metrics"]:
-                if not metric["key"].startswith(f"produce.{size}."):
+                if not metric["key"].startswith(prefix):
                     continue
                 best, _ = _best_peer(data, metric)
                 r = _ratio(_value(data, b, metric["key"]), best, True)
@@ -210,7 +210,6 @@ def _targets(data):
                     worst = (r, metric["key"].split(".", 2)[2])
             if worst is None:
                 return "-"
-            goal = 0.9 if size == "100B" else 1.0
             return f"{'met' if worst[0] >= goal else 'not met'}: worst {worst[0]:.2f}x ({worst[1]})"
         return f
 
@@ -226,9 +225,12 @@ def _targets(data):
         return f
 
     return [
-        ("produce 100 B >= 0.9x best peer (every acks/partitions cell)", produce_vs_best("100B")),
-        ("produce 10 KiB >= 1.0x best peer (every acks/partitions cell)", produce_vs_best("10KiB")),
+        ("produce 100 B >= 0.9x best peer (every acks/partitions cell)", vs_best("produce.100B.", 0.9)),
+        ("produce 10 KiB >= 1.0x best peer (every acks/partitions cell)", vs_best("produce.10KiB.", 1.0)),
         ("consume 100 B >= 1,000,000 msg/s (assign; the worse cell)", threshold("consume.100B.assign", 1e6, "msg/s", True)),
+        ("consume 100 B >= 1,000,000 msg/s (assign, fetch.queue.backoff.ms=10; the worse cell)",
+         threshold("consume.100B.assign-backoff10", 1e6, "msg/s", True)),
+        ("consume 10 KiB >= 1.0x best peer (every mode/partitions cell)", vs_best("consume.10KiB.", 1.0)),
         ("end-to-end p99 at 1,000 msg/s <= 2 ms", threshold("e2e.1000.p99", 2.0, "ms", False)),
         ("subscribe to first record <= 0.3 s", threshold("subscribe_first", 0.3, "s", False)),
         ("start-up to first Metadata <= 0.3 s", threshold("startup", 0.3, "s", False)),

@@ -58,6 +58,18 @@ def _sk(size: int) -> str:
     return "100B" if size == SMALL else "10KiB"
 
 
+# Consume modes: (label, client mode, extra confluent-kafka settings). librdkafka stops fetching a partition for
+# fetch.queue.backoff.ms (1 s by default) whenever its queue holds queued.min.messages (100,000) records or
+# queued.max.messages.kbytes (64 MiB); a broker that fills the queue faster than the application drains it is
+# then idle most of the time. The third mode shortens that pause to 10 ms, so the figure shows the broker and
+# not the pause (bench/README.md, "The client's fetch back-off").
+CONSUME_MODES = {
+    "assign": ("assign", "assign", {}),
+    "group": ("group", "group", {}),
+    "assign-backoff10": ("assign, fetch.queue.backoff.ms=10", "assign", {"fetch.queue.backoff.ms": 10}),
+}
+
+
 @dataclass
 class Metric:
     key: str
@@ -77,9 +89,9 @@ def metrics(sizes: Sizes) -> list[Metric]:
                                   "msg/s", True, "produce"))
     for size, n in ((SMALL, sizes.small_count), (LARGE, sizes.large_count)):
         for parts in (1, 12):
-            for mode in ("assign", "group"):
+            for mode in CONSUME_MODES:
                 out.append(Metric(f"consume.{_sk(size)}.{mode}.p{parts}",
-                                  f"consume {n:,} x {_size_label(size)}, {mode}, {parts} partition(s)",
+                                  f"consume {n:,} x {_size_label(size)}, {CONSUME_MODES[mode][0]}, {parts} partition(s)",
                                   "msg/s", True, "consume"))
     for rate in sizes.e2e:
         for q in ("p50", "p99", "p999"):
@@ -213,7 +225,7 @@ class Suite:
             for parts in (1, 12):
                 for acks in ("1", "all"):
                     pkey = f"produce.{_sk(size)}.acks{acks}.p{parts}"
-                    ckeys = tuple(f"consume.{_sk(size)}.{m}.p{parts}" for m in ("assign", "group")) if acks == "1" else ()
+                    ckeys = tuple(f"consume.{_sk(size)}.{m}.p{parts}" for m in CONSUME_MODES) if acks == "1" else ()
                     self._guard((pkey,) + ckeys, self._one_produce_consume, size, count, min_rate, parts, acks,
                                 pkey, ckeys, groups_ok, groups_why)
 
@@ -232,12 +244,13 @@ class Suite:
                     self.record(k, None, {"error": "no data: the produce before it failed"})
                 return
             for key in ckeys:
-                mode = key.split(".")[2]
+                _label, mode, settings = CONSUME_MODES[key.split(".")[2]]
                 if mode == "group" and not groups_ok:
                     self.record(key, None, {"skipped": f"no consumer groups: {groups_why}"})
                     continue
-                res = client("consume", self._spec(topic=topic, count=count, mode=mode,
-                                                   deadline_s=_deadline(count, min_rate) + 30), self.log_dir)
+                spec = self._spec(topic=topic, count=count, mode=mode, deadline_s=_deadline(count, min_rate) + 30)
+                spec["client_conf"] = {**spec["client_conf"], **settings}
+                res = client("consume", spec, self.log_dir)
                 self._check_alive()
                 self._put(key, res)
                 self.say(f"  {key}: {_fmt(res, 'msgs_per_s')}")
