@@ -126,10 +126,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if inspect.isawaitable(result):
                 self._flush()
                 self.busy = True
-                task = asyncio.ensure_future(self._finish(result))
+                task = asyncio.ensure_future(self._finish(result, frame))
                 self.server.tasks.add(task)
                 task.add_done_callback(self.server.tasks.discard)
                 return
+            self.reader.recycle(frame)
             if not self._deliver(result):
                 return
         self._flush()
@@ -137,7 +138,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.read_paused = False
             self.transport.resume_reading()
 
-    async def _finish(self, awaitable) -> None:
+    async def _finish(self, awaitable, frame) -> None:
         try:
             out = await awaitable
         except Exception as e:
@@ -145,6 +146,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return
         finally:
             self.busy = False
+        del awaitable  # the handler's state held views of the request
+        self.reader.recycle(frame)
         if self.closed:
             return
         if self._deliver(out):

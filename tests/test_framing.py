@@ -66,7 +66,44 @@ def test_frames_larger_than_the_scratch_buffer():
         r.feed(data[i:i + 7])
         got += _drain(r)
     assert got == frames
-    assert all(isinstance(f, bytearray) for f in got)
+    assert all(isinstance(f, (bytearray, memoryview)) for f in got)
+    assert all(not memoryview(f).readonly for f in got)  # Produce writes offsets into the request in place
+
+
+def _one_large(r, payload):
+    r.feed(_frame(payload))
+    (f,) = _drain(r)
+    return f
+
+
+def test_a_recycled_large_frame_buffer_takes_the_next_large_frame():
+    r = FrameReader(scratch_bytes=64)
+    first = _one_large(r, b"A" * 1000)
+    base = first.obj
+    r.recycle(first)
+    second = _one_large(r, b"B" * 900)
+    assert second.obj is base and bytes(second) == b"B" * 900  # same memory, only the new bytes
+    r.recycle(second)
+    third = _one_large(r, b"C" * 2000)  # larger than the spare: a new buffer
+    assert third.obj is not base and bytes(third) == b"C" * 2000
+
+
+def test_a_buffer_someone_still_views_is_never_reused():
+    r = FrameReader(scratch_bytes=64)
+    first = _one_large(r, b"A" * 1000)
+    kept = memoryview(first)[10:20]  # a handler that kept a slice of the request instead of copying it
+    r.recycle(first)
+    second = _one_large(r, b"B" * 1000)
+    assert second.obj is not kept.obj
+    assert bytes(kept) == b"A" * 10
+
+
+def test_small_frames_are_not_recycled():
+    r = FrameReader(scratch_bytes=64)
+    r.feed(_frame(b"x" * 10))
+    (f,) = _drain(r)
+    r.recycle(f)
+    assert bytes(f) == b"x" * 10
 
 
 def test_largest_allowed_size():

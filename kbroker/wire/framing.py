@@ -2,11 +2,17 @@
 
 Sans-IO, in the style of h11, shaped for asyncio's ``BufferedProtocol``: ``get_buffer()`` hands out the
 memory the next bytes should be received into, ``buffer_updated(n)`` says how many arrived, and complete
-frames come out of ``next_frame()`` as ``bytearray``s the caller owns (mutable: Produce writes offsets
-into the record batches of the request in place). ``feed(data)`` does the same from a bytes object.
+frames come out of ``next_frame()`` as writable buffers the caller owns until it hands them back with
+``recycle(frame)`` (mutable: Produce writes offsets into the record batches of the request in place).
+``feed(data)`` does the same from a bytes object.
 
-Copies: small frames are received into a scratch buffer and copied out once; a frame too large for the
-scratch buffer gets a buffer of its own, and the rest of it is received straight into that buffer.
+Copies: small frames are received into a scratch buffer and copied out once (a ``bytearray``); a frame too
+large for the scratch buffer is received straight into a buffer of its own (a ``memoryview``). That buffer
+is used again for the next large frame once the caller has recycled the frame and nothing else still
+holds a view of it: a fresh megabyte costs page faults or a memset on every request, a recycled one
+nothing. Whether a view survives is asked of the bytearray itself (it refuses to resize while exported),
+so a handler that kept a slice of a request (instead of copying it) keeps that buffer, and the reader
+takes a new one. Only buffers up to ``RECYCLE_MAX_BYTES`` are kept, one per connection.
 
 A size above the limit (Kafka's ``socket.request.max.bytes``, 100 MiB by default) or below zero is a
 protocol violation: :class:`FrameError`, and the connection is closed, as Kafka's NetworkReceive does with
@@ -20,6 +26,7 @@ import struct
 
 DEFAULT_MAX_FRAME_BYTES = 104857600  # socket.request.max.bytes
 SCRATCH_BYTES = 64 * 1024  # per connection; larger frames get a buffer of their own
+RECYCLE_MAX_BYTES = 2 * 1024 * 1024  # a large-frame buffer kept for the next one (clients send <= ~1 MiB)
 _SIZE = struct.Struct(">i")
 
 
@@ -28,7 +35,8 @@ class FrameError(Exception):
 
 
 class FrameReader:
-    __slots__ = ("max_frame_bytes", "_scratch", "_view", "_start", "_end", "_big", "_big_filled", "_frames")
+    __slots__ = ("max_frame_bytes", "_scratch", "_view", "_start", "_end", "_big", "_big_filled", "_frames",
+                 "_spare")
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES, scratch_bytes: int = SCRATCH_BYTES):
         self.max_frame_bytes = max_frame_bytes
@@ -36,15 +44,16 @@ class FrameReader:
         self._view = memoryview(self._scratch)
         self._start = 0  # first byte not yet consumed
         self._end = 0  # end of the bytes received into the scratch buffer
-        self._big: bytearray | None = None  # a frame larger than the scratch buffer, being received
+        self._big: memoryview | None = None  # a frame larger than the scratch buffer, being received
         self._big_filled = 0
-        self._frames: collections.deque[bytearray] = collections.deque()
+        self._frames: collections.deque = collections.deque()
+        self._spare: bytearray | None = None  # a large-frame buffer free for the next large frame
 
     # -- receiving -----------------------------------------------------------
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         if self._big is not None:
-            return memoryview(self._big)[self._big_filled:]
+            return self._big[self._big_filled:]
         if self._end == len(self._scratch):
             self._compact()
         return self._view[self._end:]
@@ -69,8 +78,22 @@ class FrameReader:
             self.buffer_updated(n)
             data = data[n:]
 
-    def next_frame(self) -> bytearray | None:
+    def next_frame(self):
         return self._frames.popleft() if self._frames else None
+
+    def recycle(self, frame) -> None:
+        """The caller is done with ``frame``: its buffer may take the next large frame."""
+        if type(frame) is not memoryview:
+            return  # a small frame, copied out of the scratch buffer
+        base = frame.obj
+        try:
+            frame.release()
+        except BufferError:  # something still holds the frame itself: leave the buffer to it
+            return
+        if len(base) <= RECYCLE_MAX_BYTES and (self._spare is None or len(self._spare) < len(base)):
+            # Whether views of it are still alive is asked when it is next needed: the event loop holds
+            # the view it received into until its callback, the one running now, returns.
+            self._spare = base
 
     @property
     def buffered(self) -> int:
@@ -95,7 +118,7 @@ class FrameReader:
                 continue
             if 4 + size > len(self._scratch):
                 # Too large for the scratch buffer: give the frame its own buffer and receive into it.
-                big = bytearray(size)
+                big = self._large_buffer(size)
                 big[:have] = view[start + 4:end]
                 self._big, self._big_filled = big, have
                 start = end = 0
@@ -103,6 +126,22 @@ class FrameReader:
         if start == end:
             start = end = 0
         self._start, self._end = start, end
+
+    def _large_buffer(self, size: int) -> memoryview:
+        spare = self._spare
+        if spare is not None and len(spare) >= size:
+            self._spare = None
+            try:  # a bytearray refuses to resize while any view of it is alive: someone kept a slice
+                spare.append(0)
+                del spare[-1]
+            except BufferError:
+                pass
+            else:
+                return memoryview(spare)[:size]
+        if size > RECYCLE_MAX_BYTES:
+            return memoryview(bytearray(size))
+        # Room for the next frames, which are seldom exactly as large as this one.
+        return memoryview(bytearray(min(RECYCLE_MAX_BYTES, size + size // 4)))[:size]
 
     def _compact(self) -> None:
         pending = bytes(self._view[self._start:self._end])
