@@ -214,12 +214,20 @@ class Partition:
 
     # -- fetch ---------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int, min_one_batch: bool = True, max_offset: int | None = None) -> list:
+    def read(self, offset: int, max_bytes: int, min_one_batch: bool = True, max_offset: int | None = None,
+             regions: bool = False) -> list:
         """Whole batches from the one containing ``offset``; with ``min_one_batch``, at least one even if
         it is larger than ``max_bytes`` (KIP-74: the first partition of a Fetch response that has data).
-        ``max_offset`` (the last stable offset, for read_committed) excludes batches that start at or after it."""
+        ``max_offset`` (the last stable offset, for read_committed) excludes batches that start at or after it.
+        ``regions``: as ``FileRegion``s of the segment files where the store keeps files (for sendfile)."""
+        if max_offset is not None and max_offset >= self.log.log_end_offset:
+            max_offset = None
+        if regions:
+            found = self.log.read_regions(offset, max_bytes, min_one_batch=min_one_batch, max_offset=max_offset)
+            if found is not None:
+                return found
         chunks = self.log.read(offset, max_bytes, min_one_batch=min_one_batch)
-        if max_offset is None or max_offset >= self.log.log_end_offset:
+        if max_offset is None:
             return chunks
         out = []
         for chunk in chunks:

@@ -31,6 +31,7 @@ import collections
 import inspect
 import itertools
 import logging
+import os
 import struct
 
 from .handlers import HANDLERS
@@ -38,6 +39,8 @@ from .handlers import api_versions
 from .handlers.context import RequestContext
 from .security import tls
 from .security.authenticator import AuthenticationError, Session
+from .storage.base import StorageError
+from .storage.file_region import FileRegion
 from .wire.framing import FrameError, FrameReader
 from .wire.header import API_VERSIONS_KEY, body_offset, finish_frame, peek_header, response_frame_start
 from .wire.primitives import DecodeError
@@ -67,6 +70,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.peer = "?"
         self.session = Session(server.auth)
         self._out: list = []  # answers gathered for one write (see _send)
+        self._out_regions = False  # _out holds FileRegions (see _write_with_regions)
+        self.sendfile_fd: int | None = None  # the socket, on a connection that sends files itself
 
     # -- asyncio callbacks ---------------------------------------------------
 
@@ -79,6 +84,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if listener is not None and listener.security_protocol == "SSL":
             self.session.principal = tls.peer_principal(transport.get_extra_info("ssl_object")) or \
                 self.session.principal
+        sock = transport.get_extra_info("socket")
+        if SENDFILE and sock is not None and transport.get_extra_info("ssl_object") is None:
+            self.sendfile_fd = sock.fileno()
         self.server.connections.add(self)
 
     def connection_lost(self, exc):
@@ -117,6 +125,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def _process(self) -> None:
         while self.queue and not self.busy and not self.write_paused and not self.closed:
+            if self._out_regions:
+                # An answer holding file regions goes out before the next request is handled: that
+                # request could delete the topic whose segment files the regions name.
+                self._flush()
+                continue
             frame = self.queue.popleft()
             try:
                 result = self._dispatch(frame)
@@ -189,7 +202,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except (DecodeError, struct.error, IndexError, ValueError) as e:
             raise ProtocolViolation(f"malformed {handler.name} v{version} request: {e}") from None
         ctx = RequestContext(self.broker, header.api_key, version, header.correlation_id, header.client_id,
-                             self.peer, self.id, self.server.listener, session.principal, session)
+                             self.peer, self.id, self.server.listener, session.principal, session,
+                             self.sendfile_fd is not None)
         fault = self.server.faults.match(ctx, request) if self.server.faults else None
         if fault is not None:
             return self._apply_fault(fault, ctx, handler, request)
@@ -242,6 +256,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         # pieces (records spliced in uncopied, header.finish_frame).
         if type(data) is list:
             self._out.extend(data)
+            if not self._out_regions and self.sendfile_fd is not None:
+                self._out_regions = any(type(p) is FileRegion for p in data)
         else:
             self._out.append(data)
 
@@ -250,11 +266,50 @@ class KafkaConnection(asyncio.BufferedProtocol):
         out = self._out
         if not out or self.transport is None or self.closed:
             return
+        self._out = []
+        if self._out_regions:
+            self._out_regions = False
+            try:
+                self._write_with_regions(out)
+            except (StorageError, OSError) as e:  # a segment file shorter than its region, or gone
+                log.error("connection %s from %s: %s", self.id, self.peer, e)
+                self._close("a stored batch could not be read")
+            return
         if len(out) == 1:
             self.transport.write(out[0])
         else:
             self.transport.writelines(out)
-        self._out = []
+
+    def _write_with_regions(self, pieces: list) -> None:
+        """Send pieces some of which are FileRegions: while the transport has nothing queued, straight to
+        the socket (writev for bytes, sendfile for regions, in order); from the first piece the socket
+        does not take whole, through the transport, regions read into memory. The transport then owns
+        the rest, as it owns every other answer, so order and back-pressure stay its business."""
+        fd = self.sendfile_fd
+        direct = self.transport.get_write_buffer_size() == 0
+        rest: list = []
+        run: list = []  # bytes pieces before the next region
+        for piece in pieces:
+            if not direct:
+                rest.append(piece.read() if type(piece) is FileRegion else piece)
+            elif type(piece) is not FileRegion:
+                run.append(piece)
+            else:
+                if run:
+                    left = _writev_all(fd, run)
+                    run = []
+                    if left:
+                        direct = False
+                        rest.extend(left)
+                        rest.append(piece.read())
+                        continue
+                sent = _sendfile_all(fd, piece)
+                if sent < piece.size:
+                    direct = False
+                    rest.append(piece.tail(sent).read())
+        rest.extend(run)
+        if rest:
+            self.transport.writelines(rest)
 
     def _close(self, reason: str) -> None:
         if self.closed:
@@ -265,6 +320,45 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.queue.clear()
         if self.transport is not None:
             self.transport.close()
+
+
+SENDFILE = hasattr(os, "sendfile")
+
+
+def _writev_all(fd: int, pieces: list) -> list:
+    """Write ``pieces`` to a non-blocking socket until it would block; returns what it did not take."""
+    pieces = [memoryview(p) for p in pieces]
+    while pieces:
+        try:
+            n = os.writev(fd, pieces[:1024])
+        except (BlockingIOError, InterruptedError):
+            return pieces
+        except OSError:
+            return pieces  # the transport meets the same error and closes the connection
+        while n and pieces:
+            if n >= len(pieces[0]):
+                n -= len(pieces[0])
+                pieces.pop(0)
+            else:
+                pieces[0] = pieces[0][n:]
+                n = 0
+    return []
+
+
+def _sendfile_all(fd: int, region: FileRegion) -> int:
+    """sendfile a region to a non-blocking socket until done or it would block; bytes sent."""
+    sent = 0
+    while sent < region.size:
+        try:
+            n = os.sendfile(fd, region.fd, region.position + sent, region.size - sent)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            break  # the rest goes through the transport, which reports the error
+        if n == 0:
+            break  # the file ended early: reading the rest raises StorageError
+        sent += n
+    return sent
 
 
 class KafkaServer:

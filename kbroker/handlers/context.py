@@ -33,6 +33,7 @@ class RequestContext:
     listener: "Listener | None" = None
     principal: str = ANONYMOUS
     session: "Session | None" = None
+    sendfile: bool = False  # the connection sends file regions itself (plaintext; handlers/fetch.py)
 
     @property
     def client_host(self) -> str:

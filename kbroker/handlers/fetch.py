@@ -15,6 +15,9 @@ naming a session gets FETCH_SESSION_ID_NOT_FOUND.
 
 read_committed (isolation level 1) reads up to the last stable offset.
 
+On a connection that can send files (plaintext, server.py) records are read as regions of the segment
+files and go out with sendfile, never entering Python.
+
 Authorisation: READ on each topic, else TOPIC_AUTHORIZATION_FAILED for its partitions (as KafkaApis).
 """
 
@@ -26,6 +29,7 @@ import time
 from ..errors import ErrorCode
 from ..records.batch import iter_batches
 from ..security import acl
+from ..storage.file_region import FileRegion
 from ..wire.messages import fetch as API
 
 R = API.FetchResponse
@@ -95,7 +99,7 @@ def _build(ctx, req, targets):
                     if max_bytes > 0 or first_with_data:
                         # KIP-74: the first partition with data returns at least one whole batch.
                         chunks = p.read(offset, max_bytes, min_one_batch=first_with_data,
-                                        max_offset=lso if read_committed else None)
+                                        max_offset=lso if read_committed else None, regions=ctx.sendfile)
                         size = sum(len(c) for c in chunks)
                         if size:
                             records = chunks
@@ -116,8 +120,11 @@ def _build(ctx, req, targets):
 
 def _end_offset(chunks) -> int:
     """The offset after the last batch returned."""
+    tail = chunks[-1]
+    if type(tail) is FileRegion:
+        return tail.last_offset + 1
     last = -1
-    for pos, h in iter_batches(chunks[-1]):
+    for pos, h in iter_batches(tail):
         last = h.last_offset
     return last + 1
 

@@ -208,6 +208,13 @@ class PartitionLog(abc.ABC):
         or beyond ``log_end_offset``.  Raises OffsetOutOfRangeError below
         ``log_start_offset``."""
 
+    def read_regions(self, offset: int, max_bytes: int, *, min_one_batch: bool = True,
+                     max_offset: int | None = None) -> list | None:
+        """As ``read``, but as ``FileRegion``s of the segment files (file_region.py), for a Fetch answer sent
+        with sendfile; batches starting at or after ``max_offset`` are left out.  None from a store that
+        does not keep files (the caller then uses ``read``)."""
+        return None
+
     @abc.abstractmethod
     def find_offset_by_timestamp(self, timestamp_ms: int):
         """Bytes of the first batch with maxTimestamp >= ``timestamp_ms``, or None."""

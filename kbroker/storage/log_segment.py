@@ -40,6 +40,7 @@ from crc32c import crc32c
 
 from kbroker.records.batch import ATTRIBUTES_OFFSET, HEADER, HEADER_SIZE, LOG_OVERHEAD, MAGIC
 from kbroker.storage.base import StorageError
+from kbroker.storage.file_region import FileRegion
 from kbroker.storage.index import IndexPair
 
 __all__ = ["LogSegment", "segment_file_name", "LOG_SUFFIX", "INDEX_SUFFIX", "TIME_INDEX_SUFFIX",
@@ -70,9 +71,10 @@ _unpack_header = HEADER.unpack_from
 
 # Bytes per pread when scanning a segment (recovery, index rebuild).
 SCAN_CHUNK_BYTES = 1 << 20
-# Extra bytes a read fetches beyond max_bytes, to cover the walk from the index
-# entry to the batch asked for (about index.interval.bytes plus a batch).
-READ_SLACK_BYTES = 64 * 1024
+# Bytes per pread when walking batch headers for a FileRegion (the batches themselves are not read).
+HEADER_WALK_BYTES = 8 * 1024
+# Bytes per pread when walking to the batch holding a timestamp.
+TIMESTAMP_WALK_BYTES = 64 * 1024
 # Index entries held in memory before they are appended to the index files.
 # Bounds what recovery re-derives after a crash: 1024 entries is ~4 MB of log
 # at the default index.interval.bytes.
@@ -431,28 +433,38 @@ class LogSegment:
         """Whole batches from the one holding ``offset`` within ``max_bytes``
         (at least one if ``min_one_batch``).  Returns ``(bytes or None, full)``,
         ``full`` meaning a batch did not fit, so the caller should stop."""
+        region, full = self.read_region(offset, max_bytes, min_one_batch)
+        if region is None:
+            return None, full
+        return memoryview(region.read()), full
+
+    def read_region(self, offset: int, max_bytes: int, min_one_batch: bool,
+                    max_offset: int | None = None) -> tuple[FileRegion | None, bool]:
+        """As ``read``, as a region of the file: only the batch headers are read (to find where the
+        batches within ``max_bytes`` end). Batches starting at or after ``max_offset`` are left out."""
         end = self.size
-        window = _Window(self.fd, end, max(max_bytes, 0) + READ_SLACK_BYTES)
+        window = _Window(self.fd, end, HEADER_WALK_BYTES)
         start, _base = self._find_batch(offset, window)
         pos = start
         total = 0
+        last = -1
         full = False
         while pos < end:
             at = window.ensure(pos, _OFFSETS.size)
             if at < 0:
                 raise StorageError(f"{self.log_path} is shorter than its recorded size {end}")
-            size = _unpack_offsets(window.data, at)[1] + LOG_OVERHEAD
-            if total + size > max_bytes and (total or not min_one_batch):
+            base, length, last_delta = _unpack_offsets(window.data, at)
+            size = length + LOG_OVERHEAD
+            if (max_offset is not None and base >= max_offset) or \
+                    (total + size > max_bytes and (total or not min_one_batch)):
                 full = True
                 break
             total += size
             pos += size
+            last = base + last_delta
         if not total:
             return None, full
-        at = window.ensure(start, total)
-        if at < 0:
-            raise StorageError(f"{self.log_path} is shorter than its recorded size {end}")
-        return memoryview(window.data)[at:at + total], full
+        return FileRegion(self.fd, start, total, last), full
 
     def find_batch_by_timestamp(self, timestamp_ms: int, min_offset: int) -> bytes | None:
         """The first batch with maxTimestamp >= ``timestamp_ms`` and last offset
@@ -461,7 +473,7 @@ class LogSegment:
         if min_offset > self.base_offset:
             pos = max(pos, self.index.position_for(min_offset - self.base_offset))
         end = self.size
-        window = _Window(self.fd, end, READ_SLACK_BYTES)
+        window = _Window(self.fd, end, TIMESTAMP_WALK_BYTES)
         while pos < end:
             at = window.ensure(pos, HEADER_SIZE)
             if at < 0:

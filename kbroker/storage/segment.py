@@ -482,6 +482,17 @@ class SegmentPartitionLog(PartitionLog):
     # -- reads -------------------------------------------------------------------
 
     def read(self, offset: int, max_bytes: int, *, min_one_batch: bool = True) -> list:
+        return self._read(offset, max_bytes, min_one_batch,
+                          lambda seg, remaining, first: seg.read(offset, remaining, first))
+
+    def read_regions(self, offset: int, max_bytes: int, *, min_one_batch: bool = True,
+                     max_offset: int | None = None) -> list:
+        return self._read(offset, max_bytes, min_one_batch,
+                          lambda seg, remaining, first: seg.read_region(offset, remaining, first, max_offset))
+
+    def _read(self, offset: int, max_bytes: int, min_one_batch: bool, read_segment) -> list:
+        """Walk the segments from the one holding ``offset`` while ``max_bytes`` lasts and no segment
+        says a batch did not fit; ``read_segment(segment, remaining, min_one_batch)``."""
         self._check_open()
         if offset < self.log_start_offset:
             raise OffsetOutOfRangeError(
@@ -493,7 +504,7 @@ class SegmentPartitionLog(PartitionLog):
         out = []
         remaining = max_bytes
         while i < len(segments):
-            data, full = segments[i].read(offset, remaining, min_one_batch and not out)
+            data, full = read_segment(segments[i], remaining, min_one_batch and not out)
             if data is not None:
                 out.append(data)
                 remaining -= len(data)

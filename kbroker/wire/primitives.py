@@ -266,7 +266,10 @@ def _append_bytes(out: bytearray, b, n: int) -> None:
             out.spliced.append((len(out), b))
             return
         for c in b:
-            out += c
+            try:
+                out += c
+            except TypeError:  # a region of a file (storage/file_region.py) being encoded into memory
+                out += bytes(c)
     else:
         out += b
 
