@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 BOOTSTRAP ?= $(KBROKER_BOOTSTRAP)
 BENCH_ARGS ?=
 
-.PHONY: run test unit compat bench gen install clean
+.PHONY: run test unit compat bench gen install bytecode clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+# kbroker's bytecode, written even where PYTHONDONTWRITEBYTECODE is set (an editable install compiles
+# nothing): every broker the tests start, and `make run`, then import without compiling (0.35 s -> 0.13 s
+# from a fixture's start to its first answered Metadata, bench/fixture_start.py). Only changed files recompile.
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q kbroker
+
+run: bytecode
 	$(VENV)/bin/kbroker serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
 gen: $(STAMP)
@@ -31,11 +37,11 @@ gen: $(STAMP)
 # compatibility matrix against a kbroker the suite starts itself.
 test: unit compat
 
-unit: $(STAMP)
+unit: bytecode
 	$(PY) tools/gen.py --check
 	$(PY) -m pytest -n 2 -q -p no:warnings tests
 
-compat: $(STAMP)
+compat: bytecode
 	bash compat-tests/setup.sh
 ifneq ($(REAL_KAFKA),)
 	$(PY) -m pip install -q 'testcontainers[kafka]'
