@@ -72,6 +72,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._out: list = []  # answers gathered for one write (see _send)
         self._out_regions = False  # _out holds FileRegions (see _write_with_regions)
         self.sendfile_fd: int | None = None  # the socket, on a connection that sends files itself
+        self._read_buffer: bytearray | None = None  # regions read into memory (see _read_regions)
 
     # -- asyncio callbacks ---------------------------------------------------
 
@@ -202,8 +203,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except (DecodeError, struct.error, IndexError, ValueError) as e:
             raise ProtocolViolation(f"malformed {handler.name} v{version} request: {e}") from None
         ctx = RequestContext(self.broker, header.api_key, version, header.correlation_id, header.client_id,
-                             self.peer, self.id, self.server.listener, session.principal, session,
-                             self.sendfile_fd is not None)
+                             self.peer, self.id, self.server.listener, session.principal, session, True)
         fault = self.server.faults.match(ctx, request) if self.server.faults else None
         if fault is not None:
             return self._apply_fault(fault, ctx, handler, request)
@@ -256,7 +256,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         # pieces (records spliced in uncopied, header.finish_frame).
         if type(data) is list:
             self._out.extend(data)
-            if not self._out_regions and self.sendfile_fd is not None:
+            if not self._out_regions:
                 self._out_regions = any(type(p) is FileRegion for p in data)
         else:
             self._out.append(data)
@@ -281,17 +281,18 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.transport.writelines(out)
 
     def _write_with_regions(self, pieces: list) -> None:
-        """Send pieces some of which are FileRegions: while the transport has nothing queued, straight to
-        the socket (writev for bytes, sendfile for regions, in order); from the first piece the socket
-        does not take whole, through the transport, regions read into memory. The transport then owns
-        the rest, as it owns every other answer, so order and back-pressure stay its business."""
+        """Send pieces some of which are FileRegions. On a plaintext connection whose transport has nothing
+        queued, straight to the socket: writev for bytes, sendfile for regions, in order. From the first
+        piece the socket does not take whole (and always over TLS), through the transport, the regions
+        read into memory; the transport then owns the rest, as it owns every other answer, so order and
+        back-pressure stay its business."""
         fd = self.sendfile_fd
-        direct = self.transport.get_write_buffer_size() == 0
+        direct = fd is not None and self.transport.get_write_buffer_size() == 0
         rest: list = []
         run: list = []  # bytes pieces before the next region
         for piece in pieces:
             if not direct:
-                rest.append(piece.read() if type(piece) is FileRegion else piece)
+                rest.append(piece)
             elif type(piece) is not FileRegion:
                 run.append(piece)
             else:
@@ -301,15 +302,49 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     if left:
                         direct = False
                         rest.extend(left)
-                        rest.append(piece.read())
+                        rest.append(piece)
                         continue
                 sent = _sendfile_all(fd, piece)
                 if sent < piece.size:
                     direct = False
-                    rest.append(piece.tail(sent).read())
+                    rest.append(piece.tail(sent))
         rest.extend(run)
         if rest:
-            self.transport.writelines(rest)
+            self.transport.writelines(self._read_regions(rest))
+
+    def _read_regions(self, pieces: list) -> list:
+        """``pieces`` with each FileRegion replaced by its bytes, read (one pread each) into a buffer this
+        connection uses again for the next answer once the transport holds no view of it: TLS encrypts
+        what it is given at once, and a plain transport copies what the socket does not take, so the
+        buffer is usually free again when write() returns. Whether it is, the bytearray itself says (it
+        refuses to resize while exported). Answers above READ_BUFFER_MAX_BYTES get a buffer of their own."""
+        total = sum(p.size for p in pieces if type(p) is FileRegion)
+        if not total:
+            return pieces
+        buf = self._read_buffer
+        if buf is not None:
+            try:
+                buf.append(0)
+                del buf[-1]
+            except BufferError:  # the transport still holds the last answer: leave that buffer to it
+                buf = self._read_buffer = None
+        if buf is None or len(buf) < total:
+            buf = bytearray(total)
+            if total <= READ_BUFFER_MAX_BYTES:
+                self._read_buffer = buf
+        view = memoryview(buf)
+        out = []
+        at = 0
+        for p in pieces:
+            if type(p) is not FileRegion:
+                out.append(p)
+                continue
+            part = view[at:at + p.size]
+            if os.preadv(p.fd, [part], p.position) != p.size:
+                raise StorageError(f"{p!r}: the file ends before the region does")
+            out.append(part)
+            at += p.size
+        return out
 
     def _close(self, reason: str) -> None:
         if self.closed:
@@ -323,6 +358,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
 
 SENDFILE = hasattr(os, "sendfile")
+READ_BUFFER_MAX_BYTES = 8 * 1024 * 1024  # the regions of one flush read into a kept buffer up to this size
 
 
 def _writev_all(fd: int, pieces: list) -> list:

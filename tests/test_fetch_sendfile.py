@@ -5,9 +5,12 @@ storage keep the in-memory path; tests/test_security_clients.py and the memory-s
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 
 from kbroker import Broker, server
+from kbroker.security.certs import write_certs
 from kbroker.records.builder import simple_batch
 from kbroker.records.batch import iter_batches
 from kbroker.records.record import decode_records
@@ -162,3 +165,50 @@ def test_a_fetch_answer_leaves_before_a_pipelined_request_deletes_its_topic(b):
     assert [r.value for r in _records(part.records)] == sent
     c.correlation_id += 1
     assert c.read_response(20, 6).responses[0].error_code == 0
+
+
+# -- over TLS: regions read into a buffer the connection uses again ----------------------------------------
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    certs = {k: str(v) for k, v in write_certs(tmp_path / "certs").items()}
+    settings = {"listeners": "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0", "ssl.keystore.type": "PEM",
+                "ssl.keystore.location": certs["server.pem"], "ssl.truststore.location": certs["ca.pem"]}
+    with Broker(port=0, data_dir=tmp_path / "data", storage="segment", settings=settings) as broker:
+        yield broker, certs
+
+
+def _tls_client(broker, certs) -> RawClient:
+    host, port = broker.listeners["SSL"].rsplit(":", 1)
+    c = RawClient(host, int(port))
+    c.sock = ssl.create_default_context(cafile=certs["ca.pem"]).wrap_socket(c.sock, server_hostname="127.0.0.1")
+    return c
+
+
+def test_over_tls_stored_batches_arrive_whole_and_the_read_buffer_is_used_again(tls_broker, monkeypatch):
+    b, certs = tls_broker
+    buffers = []
+    read_regions = server.KafkaConnection._read_regions
+
+    def watched(self, pieces):  # observe which buffer each answer was read into
+        out = read_regions(self, pieces)
+        buffers.append(self._read_buffer)
+        return out
+
+    monkeypatch.setattr(server.KafkaConnection, "_read_regions", watched)
+    host, port = b.listeners["PLAINTEXT"].rsplit(":", 1)
+    sent = _fill(RawClient(host, int(port)), "tls", batches=8, values_per_batch=50, size=2_000)
+    c = _tls_client(b, certs)
+    frames = c.frame(1, 12, _fetch("tls", 1 << 20))
+    first = c.correlation_id
+    frames += c.frame(18, 3, api_versions.ApiVersionsRequest(client_software_name="t", client_software_version="1"))
+    c.send_bytes(frames)
+    c.correlation_id = first
+    got = c.read_response(1, 12).responses[0].partitions[0]
+    assert [r.value for r in _records(got.records)] == sent[:len(_records(got.records))] and len(got.records) > 0
+    c.correlation_id = first + 1
+    assert c.read_response(18, 3).error_code == 0
+    for _ in range(3):  # one answer at a time: each is read into the same buffer
+        again = c.request(1, 12, _fetch("tls", 1 << 20)).responses[0].partitions[0]
+        assert bytes(again.records) == bytes(got.records)
+    assert len(buffers) == 4 and buffers[0] is not None and all(buf is buffers[0] for buf in buffers)

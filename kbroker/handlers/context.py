@@ -33,7 +33,7 @@ class RequestContext:
     listener: "Listener | None" = None
     principal: str = ANONYMOUS
     session: "Session | None" = None
-    sendfile: bool = False  # the connection sends file regions itself (plaintext; handlers/fetch.py)
+    file_regions: bool = False  # the connection sends FileRegions itself (server.py; handlers/fetch.py)
 
     @property
     def client_host(self) -> str:

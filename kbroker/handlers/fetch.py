@@ -15,8 +15,8 @@ naming a session gets FETCH_SESSION_ID_NOT_FOUND.
 
 read_committed (isolation level 1) reads up to the last stable offset.
 
-On a connection that can send files (plaintext, server.py) records are read as regions of the segment
-files and go out with sendfile, never entering Python.
+Records are read as regions of the segment files (FileRegion) where the store keeps files: the connection
+sends them with sendfile on plaintext, or reads them into a buffer it uses again (TLS); server.py.
 
 Authorisation: READ on each topic, else TOPIC_AUTHORIZATION_FAILED for its partitions (as KafkaApis).
 """
@@ -99,7 +99,7 @@ def _build(ctx, req, targets):
                     if max_bytes > 0 or first_with_data:
                         # KIP-74: the first partition with data returns at least one whole batch.
                         chunks = p.read(offset, max_bytes, min_one_batch=first_with_data,
-                                        max_offset=lso if read_committed else None, regions=ctx.sendfile)
+                                        max_offset=lso if read_committed else None, regions=ctx.file_regions)
                         size = sum(len(c) for c in chunks)
                         if size:
                             records = chunks
