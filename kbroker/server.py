@@ -41,6 +41,7 @@ from .security import tls
 from .security.authenticator import AuthenticationError, Session
 from .storage.base import StorageError
 from .storage.file_region import FileRegion
+from .wire.buffer_pool import BufferPool
 from .wire.framing import FrameError, FrameReader
 from .wire.header import API_VERSIONS_KEY, body_offset, finish_frame, peek_header, response_frame_start
 from .wire.primitives import DecodeError
@@ -59,7 +60,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, server: "KafkaServer"):
         self.server = server
         self.broker = server.broker
-        self.reader = FrameReader(server.broker.config.socket_request_max_bytes)
+        self.reader = FrameReader(server.broker.config.socket_request_max_bytes, pool=server.buffers)
         self.queue: collections.deque[bytes] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.busy = False  # a handler's awaitable is in flight
@@ -72,7 +73,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._out: list = []  # answers gathered for one write (see _send)
         self._out_regions = False  # _out holds FileRegions (see _write_with_regions)
         self.sendfile_fd: int | None = None  # the socket, on a connection that sends files itself
-        self._read_buffer: bytearray | None = None  # regions read into memory (see _read_regions)
 
     # -- asyncio callbacks ---------------------------------------------------
 
@@ -310,28 +310,23 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     rest.append(piece.tail(sent))
         rest.extend(run)
         if rest:
-            self.transport.writelines(self._read_regions(rest))
+            pieces, buf = self._read_regions(rest)
+            self.transport.writelines(pieces)
+            if buf is not None:
+                self.server.buffers.give(buf)
 
-    def _read_regions(self, pieces: list) -> list:
-        """``pieces`` with each FileRegion replaced by its bytes, read (one pread each) into a buffer this
-        connection uses again for the next answer once the transport holds no view of it: TLS encrypts
-        what it is given at once, and a plain transport copies what the socket does not take, so the
-        buffer is usually free again when write() returns. Whether it is, the bytearray itself says (it
-        refuses to resize while exported). Answers above READ_BUFFER_MAX_BYTES get a buffer of their own."""
+    def _read_regions(self, pieces: list) -> tuple[list, bytearray | None]:
+        """``pieces`` with each FileRegion replaced by its bytes, read (one pread each) into one buffer from
+        the listener's pool (returned, for the caller to give back once the transport has it): TLS
+        encrypts what it is given at once, and a plain transport copies what the socket does not take, so
+        the buffer is usually free for the next answer straight away (the pool checks). Answers larger than
+        the pool keeps get a buffer of their own."""
         total = sum(p.size for p in pieces if type(p) is FileRegion)
         if not total:
-            return pieces
-        buf = self._read_buffer
-        if buf is not None:
-            try:
-                buf.append(0)
-                del buf[-1]
-            except BufferError:  # the transport still holds the last answer: leave that buffer to it
-                buf = self._read_buffer = None
-        if buf is None or len(buf) < total:
-            buf = bytearray(total)
-            if total <= READ_BUFFER_MAX_BYTES:
-                self._read_buffer = buf
+            return pieces, None
+        pool = self.server.buffers
+        pooled = total <= pool.max_buffer_bytes
+        buf = pool.take(total) if pooled else bytearray(total)
         view = memoryview(buf)
         out = []
         at = 0
@@ -344,7 +339,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 raise StorageError(f"{p!r}: the file ends before the region does")
             out.append(part)
             at += p.size
-        return out
+        return out, buf if pooled else None
 
     def _close(self, reason: str) -> None:
         if self.closed:
@@ -358,7 +353,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
 
 SENDFILE = hasattr(os, "sendfile")
-READ_BUFFER_MAX_BYTES = 8 * 1024 * 1024  # the regions of one flush read into a kept buffer up to this size
 
 
 def _writev_all(fd: int, pieces: list) -> list:
@@ -409,6 +403,7 @@ class KafkaServer:
         self.connections: set[KafkaConnection] = set()
         self.tasks: set[asyncio.Task] = set()
         self.server: asyncio.base_events.Server | None = None
+        self.buffers = BufferPool()  # large buffers the connections use again (wire/buffer_pool.py)
         self.faults = None  # set by the control plane (fault injection)
         self.request_log = None  # set by the control plane (request inspection)
 

@@ -167,7 +167,7 @@ def test_a_fetch_answer_leaves_before_a_pipelined_request_deletes_its_topic(b):
     assert c.read_response(20, 6).responses[0].error_code == 0
 
 
-# -- over TLS: regions read into a buffer the connection uses again ----------------------------------------
+# -- over TLS: regions read into a buffer used again --------------------------------------------------------
 
 @pytest.fixture
 def tls_broker(tmp_path):
@@ -191,9 +191,9 @@ def test_over_tls_stored_batches_arrive_whole_and_the_read_buffer_is_used_again(
     read_regions = server.KafkaConnection._read_regions
 
     def watched(self, pieces):  # observe which buffer each answer was read into
-        out = read_regions(self, pieces)
-        buffers.append(self._read_buffer)
-        return out
+        out, buf = read_regions(self, pieces)
+        buffers.append(buf)
+        return out, buf
 
     monkeypatch.setattr(server.KafkaConnection, "_read_regions", watched)
     host, port = b.listeners["PLAINTEXT"].rsplit(":", 1)

@@ -6,6 +6,7 @@ import struct
 
 import pytest
 
+from kbroker.wire.buffer_pool import BufferPool
 from kbroker.wire.framing import FrameError, FrameReader
 from kbroker.wire.header import body_offset, peek_header
 
@@ -120,3 +121,29 @@ def test_header_v1_and_v2():
     assert frame[body_offset(frame, flexible=False):] == b"\x00BODY"
     null_client = struct.pack(">hhih", 18, 0, 1, -1)
     assert peek_header(null_client).client_id is None
+
+
+def test_a_pool_is_bounded_and_never_hands_out_a_viewed_buffer():
+    pool = BufferPool(max_bytes=3000, max_buffer_bytes=2000)
+    a, b, c = bytearray(1000), bytearray(1500), bytearray(2500)
+    pool.give(a)
+    pool.give(b)
+    pool.give(c)  # larger than any buffer it keeps
+    pool.give(bytearray(1000))  # would take it past 3000 bytes kept
+    assert pool.kept_bytes == 2500
+    kept = memoryview(a)[:10]  # someone still views a
+    assert pool.take(900) is b  # a is skipped (and forgotten), b is free
+    assert pool.kept_bytes == 0
+    fresh = pool.take(900, capacity=1200)
+    assert fresh is not a and len(fresh) == 1200
+    del kept
+
+
+def test_frame_readers_sharing_a_pool_take_each_others_buffers():
+    pool = BufferPool()
+    r1, r2 = FrameReader(scratch_bytes=64, pool=pool), FrameReader(scratch_bytes=64, pool=pool)
+    f = _one_large(r1, b"A" * 1000)
+    base = f.obj
+    r1.recycle(f)
+    g = _one_large(r2, b"B" * 800)
+    assert g.obj is base and bytes(g) == b"B" * 800

@@ -7,12 +7,11 @@ frames come out of ``next_frame()`` as writable buffers the caller owns until it
 ``feed(data)`` does the same from a bytes object.
 
 Copies: small frames are received into a scratch buffer and copied out once (a ``bytearray``); a frame too
-large for the scratch buffer is received straight into a buffer of its own (a ``memoryview``). That buffer
-is used again for the next large frame once the caller has recycled the frame and nothing else still
-holds a view of it: a fresh megabyte costs page faults or a memset on every request, a recycled one
-nothing. Whether a view survives is asked of the bytearray itself (it refuses to resize while exported),
-so a handler that kept a slice of a request (instead of copying it) keeps that buffer, and the reader
-takes a new one. Only buffers up to ``RECYCLE_MAX_BYTES`` are kept, one per connection.
+large for the scratch buffer is received straight into a buffer of its own (a ``memoryview``), taken from a
+``BufferPool`` (buffer_pool.py; the server shares one among its connections). Recycling the frame hands
+the buffer back for the next large frame, which takes it once nothing views it any more: a handler that
+kept a slice of a request (instead of copying it) keeps that buffer. Frames above ``RECYCLE_MAX_BYTES``
+get a buffer that is not pooled.
 
 A size above the limit (Kafka's ``socket.request.max.bytes``, 100 MiB by default) or below zero is a
 protocol violation: :class:`FrameError`, and the connection is closed, as Kafka's NetworkReceive does with
@@ -24,9 +23,11 @@ from __future__ import annotations
 import collections
 import struct
 
+from .buffer_pool import BufferPool
+
 DEFAULT_MAX_FRAME_BYTES = 104857600  # socket.request.max.bytes
 SCRATCH_BYTES = 64 * 1024  # per connection; larger frames get a buffer of their own
-RECYCLE_MAX_BYTES = 2 * 1024 * 1024  # a large-frame buffer kept for the next one (clients send <= ~1 MiB)
+RECYCLE_MAX_BYTES = 2 * 1024 * 1024  # large-frame buffers up to this size are pooled (clients send <= ~1 MiB)
 _SIZE = struct.Struct(">i")
 
 
@@ -36,9 +37,10 @@ class FrameError(Exception):
 
 class FrameReader:
     __slots__ = ("max_frame_bytes", "_scratch", "_view", "_start", "_end", "_big", "_big_filled", "_frames",
-                 "_spare")
+                 "_pool")
 
-    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES, scratch_bytes: int = SCRATCH_BYTES):
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES, scratch_bytes: int = SCRATCH_BYTES,
+                 pool: BufferPool | None = None):
         self.max_frame_bytes = max_frame_bytes
         self._scratch = bytearray(scratch_bytes)
         self._view = memoryview(self._scratch)
@@ -47,7 +49,7 @@ class FrameReader:
         self._big: memoryview | None = None  # a frame larger than the scratch buffer, being received
         self._big_filled = 0
         self._frames: collections.deque = collections.deque()
-        self._spare: bytearray | None = None  # a large-frame buffer free for the next large frame
+        self._pool = pool if pool is not None else BufferPool(2 * RECYCLE_MAX_BYTES, RECYCLE_MAX_BYTES)
 
     # -- receiving -----------------------------------------------------------
 
@@ -90,10 +92,7 @@ class FrameReader:
             frame.release()
         except BufferError:  # something still holds the frame itself: leave the buffer to it
             return
-        if len(base) <= RECYCLE_MAX_BYTES and (self._spare is None or len(self._spare) < len(base)):
-            # Whether views of it are still alive is asked when it is next needed: the event loop holds
-            # the view it received into until its callback, the one running now, returns.
-            self._spare = base
+        self._pool.give(base)  # the pool keeps it if it is not too large
 
     @property
     def buffered(self) -> int:
@@ -128,20 +127,11 @@ class FrameReader:
         self._start, self._end = start, end
 
     def _large_buffer(self, size: int) -> memoryview:
-        spare = self._spare
-        if spare is not None and len(spare) >= size:
-            self._spare = None
-            try:  # a bytearray refuses to resize while any view of it is alive: someone kept a slice
-                spare.append(0)
-                del spare[-1]
-            except BufferError:
-                pass
-            else:
-                return memoryview(spare)[:size]
         if size > RECYCLE_MAX_BYTES:
             return memoryview(bytearray(size))
-        # Room for the next frames, which are seldom exactly as large as this one.
-        return memoryview(bytearray(min(RECYCLE_MAX_BYTES, size + size // 4)))[:size]
+        # A new buffer gets room for the next frames, which are seldom exactly as large as this one.
+        buf = self._pool.take(size, capacity=min(RECYCLE_MAX_BYTES, size + size // 4))
+        return memoryview(buf)[:size]
 
     def _compact(self) -> None:
         pending = bytes(self._view[self._start:self._end])
