@@ -53,6 +53,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from ..clock import Clock, TimerHandle
+from ..errors import ErrorCode
 from .offsets import (
     CommittedOffset,
     MemoryOffsetStore,
@@ -63,27 +64,6 @@ from .offsets import (
 )
 
 log = logging.getLogger("kbroker.coordinator.group")
-
-# Kafka's error codes (protocol/errors.json); tests check them against that file.
-NONE = 0
-UNKNOWN_SERVER_ERROR = -1
-OFFSET_METADATA_TOO_LARGE = 12
-COORDINATOR_LOAD_IN_PROGRESS = 14
-COORDINATOR_NOT_AVAILABLE = 15
-NOT_COORDINATOR = 16
-ILLEGAL_GENERATION = 22
-INCONSISTENT_GROUP_PROTOCOL = 23
-INVALID_GROUP_ID = 24
-UNKNOWN_MEMBER_ID = 25
-INVALID_SESSION_TIMEOUT = 26
-REBALANCE_IN_PROGRESS = 27
-NON_EMPTY_GROUP = 68
-GROUP_ID_NOT_FOUND = 69
-MEMBER_ID_REQUIRED = 79
-GROUP_MAX_SIZE_REACHED = 81
-FENCED_INSTANCE_ID = 82
-GROUP_SUBSCRIBED_TO_TOPIC = 86
-UNSTABLE_OFFSET_COMMIT = 88
 
 # Kafka's GroupCoordinator.NewMemberJoinTimeoutMs (KIP-394): how long a new member may wait for its first join answer.
 NEW_MEMBER_JOIN_TIMEOUT_MS = 300_000
@@ -474,10 +454,10 @@ class GroupCoordinator:
         for group in self._groups.values():
             for member in group.members.values():
                 if member.join_reply is not None:
-                    member.join_reply._set(JoinResult(NOT_COORDINATOR, member_id=member.member_id))
+                    member.join_reply._set(JoinResult(ErrorCode.NOT_COORDINATOR, member_id=member.member_id))
                     member.join_reply = None
                 if member.sync_reply is not None:
-                    member.sync_reply._set(SyncResult(NOT_COORDINATOR))
+                    member.sync_reply._set(SyncResult(ErrorCode.NOT_COORDINATOR))
                     member.sync_reply = None
             self._cancel_group_timers(group)
         self._groups.clear()
@@ -504,25 +484,25 @@ class GroupCoordinator:
         `supports_skip_assignment` is `version >= 9` (a static leader rejoining a Stable group: from v9 it gets the
         member list with skip_assignment=True; before, the old leader id and no members, so it does not assign)."""
         err = self._check(group_id)
-        if err == NONE and not (
+        if err == ErrorCode.NONE and not (
             self.config.group_min_session_timeout_ms <= session_timeout_ms <= self.config.group_max_session_timeout_ms
         ):
-            err = INVALID_SESSION_TIMEOUT
-        if err != NONE:
+            err = ErrorCode.INVALID_SESSION_TIMEOUT
+        if err != ErrorCode.NONE:
             return Reply.completed(JoinResult(err, member_id=member_id))
         protocols = [(name, bytes(metadata)) for name, metadata in protocols]
         reply: Reply[JoinResult] = Reply()
         group = self._groups.get(group_id)
         if group is None:
             if member_id:
-                return Reply.completed(JoinResult(UNKNOWN_MEMBER_ID))
+                return Reply.completed(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID))
             group = self._groups[group_id] = _Group(group_id, self._clock.now_ms())
 
         if not self._accept_joining_member(group, member_id, group_instance_id):
             member = group.members.get(member_id)
             if member is not None:
                 self._remove_member(group, member, "group is at group.max.size")
-            return Reply.completed(JoinResult(GROUP_MAX_SIZE_REACHED))
+            return Reply.completed(JoinResult(ErrorCode.GROUP_MAX_SIZE_REACHED))
 
         args = (group, member_id, group_instance_id, client_id, client_host, session_timeout_ms,
                 rebalance_timeout_ms, protocol_type, protocols, reply, reason)
@@ -573,7 +553,7 @@ class GroupCoordinator:
     ) -> None:
         old_member_id = group.static_members.get(group_instance_id) if group_instance_id is not None else None
         if not self._supports_protocols(group, protocol_type, protocols, replacing=old_member_id):
-            reply._set(JoinResult(INCONSISTENT_GROUP_PROTOCOL))
+            reply._set(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL))
             return
         new_member_id = f"{group_instance_id if group_instance_id is not None else client_id}-{uuid.uuid4()}"
         if group_instance_id is not None:
@@ -589,7 +569,7 @@ class GroupCoordinator:
             # KIP-394: hand out the id first, so a client that retries after a timeout does not leave a member behind.
             group.pending_members[new_member_id] = self._clock.call_later(
                 session_timeout_ms, lambda: self._on_pending_member_expired(group, new_member_id))
-            reply._set(JoinResult(MEMBER_ID_REQUIRED, member_id=new_member_id))
+            reply._set(JoinResult(ErrorCode.MEMBER_ID_REQUIRED, member_id=new_member_id))
         else:
             self._add_member_and_rebalance(
                 group, new_member_id, None, client_id, client_host, session_timeout_ms, rebalance_timeout_ms,
@@ -601,13 +581,13 @@ class GroupCoordinator:
         reply: Reply[JoinResult], reason: str | None,
     ) -> None:
         if group.state is _DEAD:
-            reply._set(JoinResult(COORDINATOR_NOT_AVAILABLE, member_id=member_id))
+            reply._set(JoinResult(ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id=member_id))
             return
         if member_id in group.pending_members:
             if group_instance_id is not None:
-                reply._set(JoinResult(UNKNOWN_MEMBER_ID))  # pending members are dynamic by construction
+                reply._set(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID))  # pending members are dynamic by construction
             elif not self._supports_protocols(group, protocol_type, protocols):
-                reply._set(JoinResult(INCONSISTENT_GROUP_PROTOCOL))
+                reply._set(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL))
             else:
                 group.pending_members.pop(member_id).cancel()
                 self._add_member_and_rebalance(
@@ -615,11 +595,11 @@ class GroupCoordinator:
                     protocol_type, protocols, reply, reason)
             return
         err = self._validate_member(group, member_id, group_instance_id)
-        if err != NONE:
-            reply._set(JoinResult(err, member_id=member_id if err == FENCED_INSTANCE_ID else ""))
+        if err != ErrorCode.NONE:
+            reply._set(JoinResult(err, member_id=member_id if err == ErrorCode.FENCED_INSTANCE_ID else ""))
             return
         if not self._supports_protocols(group, protocol_type, protocols, replacing=member_id):
-            reply._set(JoinResult(INCONSISTENT_GROUP_PROTOCOL, member_id=member_id))
+            reply._set(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id=member_id))
             return
         member = group.members[member_id]
         state = group.state
@@ -644,11 +624,11 @@ class GroupCoordinator:
                 self._touch(group, member)
                 reply._set(self._join_result(group, member, with_members=False))
         else:
-            reply._set(JoinResult(UNKNOWN_MEMBER_ID, member_id=member_id))
+            reply._set(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id=member_id))
 
     def _join_result(self, group: _Group, member: _Member, *, with_members: bool) -> JoinResult:
         return JoinResult(
-            NONE, group.generation_id, group.protocol_type, group.protocol_name, group.leader_id or "", False,
+            ErrorCode.NONE, group.generation_id, group.protocol_type, group.protocol_name, group.leader_id or "", False,
             member.member_id, group.member_metadata() if with_members else [],
         )
 
@@ -686,7 +666,7 @@ class GroupCoordinator:
         if reply is not None:
             if member.join_reply is not None:
                 # A second JoinGroup from the same member replaces the first, whose client has given up on it.
-                member.join_reply._set(JoinResult(REBALANCE_IN_PROGRESS, member_id=member.member_id))
+                member.join_reply._set(JoinResult(ErrorCode.REBALANCE_IN_PROGRESS, member_id=member.member_id))
             member.join_reply = reply
 
     def _update_member_and_rebalance(
@@ -705,10 +685,10 @@ class GroupCoordinator:
         member = group.members[old_member_id]
         # The old incarnation is fenced: its waiting requests are answered so, and its id is gone.
         if member.join_reply is not None:
-            member.join_reply._set(JoinResult(FENCED_INSTANCE_ID, member_id=old_member_id))
+            member.join_reply._set(JoinResult(ErrorCode.FENCED_INSTANCE_ID, member_id=old_member_id))
             member.join_reply = None
         if member.sync_reply is not None:
-            member.sync_reply._set(SyncResult(FENCED_INSTANCE_ID))
+            member.sync_reply._set(SyncResult(ErrorCode.FENCED_INSTANCE_ID))
             member.sync_reply = None
         member.member_id = new_member_id
         group.members = {(new_member_id if k == old_member_id else k): v for k, v in group.members.items()}
@@ -731,7 +711,7 @@ class GroupCoordinator:
                 is_leader = group.leader_id == new_member_id
                 skip = is_leader and supports_skip_assignment
                 reply._set(JoinResult(
-                    NONE, group.generation_id, group.protocol_type, group.protocol_name,
+                    ErrorCode.NONE, group.generation_id, group.protocol_type, group.protocol_name,
                     # Before JoinGroup v9 a leader named in the answer would compute an assignment that a Stable
                     # group never hands out; naming the old leader id keeps it from doing so.
                     (group.leader_id if supports_skip_assignment else old_leader) or "",
@@ -765,7 +745,7 @@ class GroupCoordinator:
     def _prepare_rebalance(self, group: _Group, reason: str) -> None:
         log.info("group %s: preparing to rebalance: %s", group.group_id, reason)
         if group.state is _COMPLETING:
-            self._reset_and_propagate_assignment_error(group, REBALANCE_IN_PROGRESS)
+            self._reset_and_propagate_assignment_error(group, ErrorCode.REBALANCE_IN_PROGRESS)
         self._cancel_sync_timer(group)
         group.pending_sync.clear()
         was_empty = group.state is _EMPTY
@@ -907,10 +887,10 @@ class GroupCoordinator:
         if self._on_change is not None:
             self._on_change()
         if member.join_reply is not None:
-            member.join_reply._set(JoinResult(UNKNOWN_MEMBER_ID, member_id=member.member_id))
+            member.join_reply._set(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id=member.member_id))
             member.join_reply = None
         if member.sync_reply is not None:
-            member.sync_reply._set(SyncResult(UNKNOWN_MEMBER_ID))
+            member.sync_reply._set(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
             member.sync_reply = None
         self._cancel_member_timer(member)
         del group.members[member.member_id]
@@ -1006,12 +986,12 @@ class GroupCoordinator:
         """Kafka's validateGroupStatus. OffsetCommit, OffsetFetch, DescribeGroups and DeleteGroups accept the
         empty group id, for compatibility with old clients."""
         if group_id is None or (not group_id and not allow_empty_id):
-            return INVALID_GROUP_ID
+            return ErrorCode.INVALID_GROUP_ID
         if self._closed:
-            return COORDINATOR_NOT_AVAILABLE
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
         if self._loading:
-            return COORDINATOR_LOAD_IN_PROGRESS
-        return NONE
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+        return ErrorCode.NONE
 
     @staticmethod
     def _validate_member(group: _Group, member_id: str, group_instance_id: str | None) -> int:
@@ -1019,12 +999,12 @@ class GroupCoordinator:
         if group_instance_id is not None:
             current = group.static_members.get(group_instance_id)
             if current is None:
-                return UNKNOWN_MEMBER_ID
+                return ErrorCode.UNKNOWN_MEMBER_ID
             if current != member_id:
-                return FENCED_INSTANCE_ID
+                return ErrorCode.FENCED_INSTANCE_ID
         if member_id not in group.members:
-            return UNKNOWN_MEMBER_ID
-        return NONE
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        return ErrorCode.NONE
 
     # -- SyncGroup -----------------------------------------------------------------------------------------------
 
@@ -1041,24 +1021,24 @@ class GroupCoordinator:
         """SyncGroup. `protocol_type` / `protocol_name` are None before v5 (not checked). Assignments for members
         not in the group are ignored; members the leader left out get an empty assignment."""
         err = self._check(group_id)
-        if err != NONE:
+        if err != ErrorCode.NONE:
             return Reply.completed(SyncResult(err))
         group = self._groups.get(group_id)
         if group is None:
-            return Reply.completed(SyncResult(UNKNOWN_MEMBER_ID))
+            return Reply.completed(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
         err = self._validate_member(group, member_id, group_instance_id)
-        if err == NONE and generation_id != group.generation_id:
-            err = ILLEGAL_GENERATION
-        if err == NONE and (
+        if err == ErrorCode.NONE and generation_id != group.generation_id:
+            err = ErrorCode.ILLEGAL_GENERATION
+        if err == ErrorCode.NONE and (
             (protocol_type is not None and protocol_type != group.protocol_type)
             or (protocol_name is not None and protocol_name != group.protocol_name)
         ):
-            err = INCONSISTENT_GROUP_PROTOCOL
-        if err == NONE and group.state is _PREPARING:
-            err = REBALANCE_IN_PROGRESS
-        if err == NONE and group.state not in (_COMPLETING, _STABLE):
-            err = UNKNOWN_MEMBER_ID
-        if err != NONE:
+            err = ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+        if err == ErrorCode.NONE and group.state is _PREPARING:
+            err = ErrorCode.REBALANCE_IN_PROGRESS
+        if err == ErrorCode.NONE and group.state not in (_COMPLETING, _STABLE):
+            err = ErrorCode.UNKNOWN_MEMBER_ID
+        if err != ErrorCode.NONE:
             return Reply.completed(SyncResult(err))
 
         member = group.members[member_id]
@@ -1067,11 +1047,12 @@ class GroupCoordinator:
             self._cancel_sync_timer(group)
         if group.state is _STABLE:
             self._touch(group, member)
-            return Reply.completed(SyncResult(NONE, group.protocol_type, group.protocol_name, member.assignment))
+            return Reply.completed(SyncResult(ErrorCode.NONE, group.protocol_type, group.protocol_name,
+                                              member.assignment))
 
         reply: Reply[SyncResult] = Reply()
         if member.sync_reply is not None:
-            member.sync_reply._set(SyncResult(REBALANCE_IN_PROGRESS))
+            member.sync_reply._set(SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
         member.sync_reply = reply
         if member_id == group.leader_id:
             for m in group.members.values():
@@ -1081,7 +1062,8 @@ class GroupCoordinator:
             self._persist_group(group)
             for m in group.members.values():
                 if m.sync_reply is not None:
-                    m.sync_reply._set(SyncResult(NONE, group.protocol_type, group.protocol_name, m.assignment))
+                    m.sync_reply._set(SyncResult(ErrorCode.NONE, group.protocol_type, group.protocol_name,
+                                                 m.assignment))
                     m.sync_reply = None
                     self._touch(group, m)
         return reply
@@ -1091,21 +1073,21 @@ class GroupCoordinator:
     def heartbeat(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None) -> int:
         """Heartbeat: the error code. REBALANCE_IN_PROGRESS tells a member to rejoin."""
         err = self._check(group_id)
-        if err != NONE:
+        if err != ErrorCode.NONE:
             return err
         group = self._groups.get(group_id)
         if group is None:
-            return UNKNOWN_MEMBER_ID
+            return ErrorCode.UNKNOWN_MEMBER_ID
         err = self._validate_member(group, member_id, group_instance_id)
-        if err != NONE:
+        if err != ErrorCode.NONE:
             return err
         if generation_id != group.generation_id:
-            return ILLEGAL_GENERATION
+            return ErrorCode.ILLEGAL_GENERATION
         if group.state not in (_PREPARING, _COMPLETING, _STABLE):
-            return UNKNOWN_MEMBER_ID
+            return ErrorCode.UNKNOWN_MEMBER_ID
         self._touch(group, group.members[member_id])
         # In CompletingRebalance the member has its join answer and is about to sync: nothing to tell it.
-        return REBALANCE_IN_PROGRESS if group.state is _PREPARING else NONE
+        return ErrorCode.REBALANCE_IN_PROGRESS if group.state is _PREPARING else ErrorCode.NONE
 
     # -- LeaveGroup ----------------------------------------------------------------------------------------------
 
@@ -1114,11 +1096,12 @@ class GroupCoordinator:
         error as the top-level one. A member given by instance id alone (empty member id) is removed by an admin."""
         leaving = [LeavingMember(*m) for m in members]
         err = self._check(group_id)
-        if err != NONE:
+        if err != ErrorCode.NONE:
             return LeaveResult(err)
         group = self._groups.get(group_id)
         if group is None:
-            return LeaveResult(NONE, [MemberLeaveResult(m.member_id, m.group_instance_id, UNKNOWN_MEMBER_ID)
+            return LeaveResult(ErrorCode.NONE, [MemberLeaveResult(m.member_id, m.group_instance_id,
+                                                                  ErrorCode.UNKNOWN_MEMBER_ID)
                                       for m in leaving])
         results = []
         for m in leaving:
@@ -1126,33 +1109,33 @@ class GroupCoordinator:
             if not m.member_id:
                 current = group.static_members.get(m.group_instance_id) if m.group_instance_id is not None else None
                 if current is None:
-                    code = UNKNOWN_MEMBER_ID
+                    code = ErrorCode.UNKNOWN_MEMBER_ID
                 else:
                     self._remove_member(group, group.members[current], reason)
-                    code = NONE
+                    code = ErrorCode.NONE
             elif m.member_id in group.pending_members:
                 self._remove_pending_member(group, m.member_id)
-                code = NONE
+                code = ErrorCode.NONE
             elif m.group_instance_id is not None and \
                     group.static_members.get(m.group_instance_id, m.member_id) != m.member_id:
-                code = FENCED_INSTANCE_ID
+                code = ErrorCode.FENCED_INSTANCE_ID
             elif m.member_id in group.members:
                 self._remove_member(group, group.members[m.member_id], reason)
-                code = NONE
+                code = ErrorCode.NONE
             else:
-                code = UNKNOWN_MEMBER_ID
+                code = ErrorCode.UNKNOWN_MEMBER_ID
             results.append(MemberLeaveResult(m.member_id, m.group_instance_id, code))
-        return LeaveResult(NONE, results)
+        return LeaveResult(ErrorCode.NONE, results)
 
     # -- DescribeGroups, ListGroups, DeleteGroups ----------------------------------------------------------------
 
     def describe_group(self, group_id: str) -> DescribeResult:
         err = self._check(group_id, allow_empty_id=True)
-        if err != NONE:
+        if err != ErrorCode.NONE:
             return DescribeResult(err, group_id or "", _DEAD.value)
         group = self._groups.get(group_id)
         if group is None:
-            return DescribeResult(NONE, group_id, _DEAD.value)  # as Kafka: an unknown group is Dead, no error
+            return DescribeResult(ErrorCode.NONE, group_id, _DEAD.value)  # as Kafka: an unknown group is Dead, no error
         stable = group.state is _STABLE
         protocol = group.protocol_name or "" if stable else ""
         members = [
@@ -1160,14 +1143,15 @@ class GroupCoordinator:
                               m.metadata(protocol) if stable else b"", m.assignment if stable else b"")
             for m in group.members.values()
         ]
-        return DescribeResult(NONE, group_id, group.state.value, group.protocol_type or "", protocol, members)
+        return DescribeResult(ErrorCode.NONE, group_id, group.state.value, group.protocol_type or "", protocol, members)
 
     def list_groups(
         self, states_filter: Iterable[str] | None = None, types_filter: Iterable[str] | None = None
     ) -> ListGroupsResult:
         """ListGroups. Filters (v4 states, v5 types) compare case-insensitively; empty or None means all."""
-        err = COORDINATOR_NOT_AVAILABLE if self._closed else COORDINATOR_LOAD_IN_PROGRESS if self._loading else NONE
-        if err != NONE:
+        err = (ErrorCode.COORDINATOR_NOT_AVAILABLE if self._closed
+               else ErrorCode.COORDINATOR_LOAD_IN_PROGRESS if self._loading else ErrorCode.NONE)
+        if err != ErrorCode.NONE:
             return ListGroupsResult(err)
         states = {s.lower() for s in states_filter or ()}
         types = {t.lower() for t in types_filter or ()}
@@ -1176,20 +1160,20 @@ class GroupCoordinator:
             for g in self._groups.values()
             if (not states or g.state.value.lower() in states) and (not types or "classic" in types)
         ]
-        return ListGroupsResult(NONE, groups)
+        return ListGroupsResult(ErrorCode.NONE, groups)
 
     def delete_groups(self, group_ids: Iterable[str]) -> dict[str, int]:
         """DeleteGroups: per group, NONE, NON_EMPTY_GROUP or GROUP_ID_NOT_FOUND. Deleting removes the offsets."""
         results = {}
         for group_id in group_ids:
             err = self._check(group_id, allow_empty_id=True)
-            group = self._groups.get(group_id) if err == NONE else None
-            if err != NONE:
+            group = self._groups.get(group_id) if err == ErrorCode.NONE else None
+            if err != ErrorCode.NONE:
                 pass
             elif group is None:
-                err = GROUP_ID_NOT_FOUND
+                err = ErrorCode.GROUP_ID_NOT_FOUND
             elif group.state is not _EMPTY:
-                err = NON_EMPTY_GROUP
+                err = ErrorCode.NON_EMPTY_GROUP
             else:
                 err = self._delete_group(group)
             results[group_id] = err
@@ -1200,12 +1184,12 @@ class GroupCoordinator:
             self._store.delete_group(group.group_id)
         except OSError:
             log.exception("group %s: could not delete", group.group_id)
-            return COORDINATOR_NOT_AVAILABLE
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
         self._cancel_group_timers(group)
         self._transition(group, _DEAD)
         del self._groups[group.group_id]
         log.info("group %s: deleted", group.group_id)
-        return NONE
+        return ErrorCode.NONE
 
     # -- offsets -------------------------------------------------------------------------------------------------
 
@@ -1213,17 +1197,17 @@ class GroupCoordinator:
         self, group: _Group, generation_id: int, member_id: str, group_instance_id: str | None, transactional: bool
     ) -> int:
         if group.state is _DEAD:
-            return COORDINATOR_NOT_AVAILABLE
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
         if generation_id >= 0 or member_id or group_instance_id is not None:
             err = self._validate_member(group, member_id, group_instance_id)
-            if err == NONE and generation_id != group.generation_id:
-                err = ILLEGAL_GENERATION
+            if err == ErrorCode.NONE and generation_id != group.generation_id:
+                err = ErrorCode.ILLEGAL_GENERATION
             return err
         if not transactional and group.state is not _EMPTY:
             # Only members commit to a group with members. Transactional commits are exempt: TxnOffsetCommit
             # before v3 carries no member id or generation.
-            return UNKNOWN_MEMBER_ID
-        return NONE
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        return ErrorCode.NONE
 
     def _offsets_to_store(
         self, offsets: Mapping[TopicPartition, tuple[int, int, str | None]], retention_time_ms: int,
@@ -1235,7 +1219,7 @@ class GroupCoordinator:
         for tp, (offset, leader_epoch, metadata) in offsets.items():
             metadata = metadata or ""
             if len(metadata) > self.config.offset_metadata_max_bytes:
-                errors[tp] = OFFSET_METADATA_TOO_LARGE
+                errors[tp] = ErrorCode.OFFSET_METADATA_TOO_LARGE
                 continue
             self._commit_seq += 1
             valid[tp] = CommittedOffset(offset, leader_epoch, metadata, now, expire, self._commit_seq)
@@ -1258,18 +1242,18 @@ class GroupCoordinator:
             return {tp: code for tp in offsets}
 
         err = self._check(group_id, allow_empty_id=True)
-        if err != NONE:
+        if err != ErrorCode.NONE:
             return every(err)
         group = self._groups.get(group_id)
         if group is None:
             if generation_id >= 0:
-                return every(ILLEGAL_GENERATION)  # a member of a generation this coordinator never had
+                return every(ErrorCode.ILLEGAL_GENERATION)  # a member of a generation this coordinator never had
             group = self._groups[group_id] = _Group(group_id, self._clock.now_ms())
         err = self._validate_offset_commit(group, generation_id, member_id, group_instance_id, False)
-        if err == NONE and group.state is _COMPLETING:
+        if err == ErrorCode.NONE and group.state is _COMPLETING:
             # The member has its join answer but not its assignment yet: it has nothing to commit for.
-            err = REBALANCE_IN_PROGRESS
-        if err != NONE:
+            err = ErrorCode.REBALANCE_IN_PROGRESS
+        if err != ErrorCode.NONE:
             return every(err)
         if group.state in (_STABLE, _PREPARING):
             # Commits are accepted while preparing a rebalance: heartbeats tell the member to rejoin.
@@ -1281,10 +1265,10 @@ class GroupCoordinator:
                 self._store.commit_offsets(group_id, valid)
             except OSError:
                 log.exception("group %s: could not store offsets", group_id)
-                errors.update(dict.fromkeys(valid, COORDINATOR_NOT_AVAILABLE))
+                errors.update(dict.fromkeys(valid, ErrorCode.COORDINATOR_NOT_AVAILABLE))
             else:
                 group.offsets.update(valid)
-                errors.update(dict.fromkeys(valid, NONE))
+                errors.update(dict.fromkeys(valid, ErrorCode.NONE))
         return {tp: errors[tp] for tp in offsets}
 
     def fetch_offsets(
@@ -1294,16 +1278,16 @@ class GroupCoordinator:
         ones. With `require_stable` (v7+, KIP-447) a partition with a pending transactional offset answers
         UNSTABLE_OFFSET_COMMIT, so the consumer retries after the transaction ends."""
         err = self._check(group_id, allow_empty_id=True)
-        if err != NONE:
+        if err != ErrorCode.NONE:
             return OffsetFetchResult(err)
         group = self._groups.get(group_id)
         committed = group.offsets if group is not None else {}
         wanted = list(committed) if partitions is None else list(partitions)
-        result = OffsetFetchResult(NONE)
+        result = OffsetFetchResult(ErrorCode.NONE)
         for tp in wanted:
             if require_stable and group is not None and group.has_pending_txn(tp):
                 result.offsets[tp] = NO_OFFSET
-                result.partition_errors[tp] = UNSTABLE_OFFSET_COMMIT
+                result.partition_errors[tp] = ErrorCode.UNSTABLE_OFFSET_COMMIT
                 continue
             o = committed.get(tp)
             result.offsets[tp] = NO_OFFSET if o is None else OffsetAndMetadata(o.offset, o.leader_epoch, o.metadata)
@@ -1313,12 +1297,12 @@ class GroupCoordinator:
         """OffsetDelete (KIP-496): allowed for an Empty group, or for topics a consumer group does not subscribe to."""
         partitions = list(partitions)
         err = self._check(group_id)
-        if err != NONE:
+        if err != ErrorCode.NONE:
             return OffsetDeleteResult(err)
         group = self._groups.get(group_id)
         if group is None:
-            return OffsetDeleteResult(GROUP_ID_NOT_FOUND)
-        result = OffsetDeleteResult(NONE)
+            return OffsetDeleteResult(ErrorCode.GROUP_ID_NOT_FOUND)
+        result = OffsetDeleteResult(ErrorCode.NONE)
         if group.state is _EMPTY:
             eligible = partitions
         elif group.protocol_type == CONSUMER_PROTOCOL_TYPE:
@@ -1326,19 +1310,19 @@ class GroupCoordinator:
             eligible = []
             for tp in partitions:
                 if subscribed is None or tp[0] in subscribed:  # unknown subscriptions count as subscribed
-                    result.partition_errors[tp] = GROUP_SUBSCRIBED_TO_TOPIC
+                    result.partition_errors[tp] = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
                 else:
                     eligible.append(tp)
         else:
-            return OffsetDeleteResult(NON_EMPTY_GROUP)
+            return OffsetDeleteResult(ErrorCode.NON_EMPTY_GROUP)
         if eligible:
             try:
                 self._store.delete_offsets(group_id, eligible)
             except OSError:
                 log.exception("group %s: could not delete offsets", group_id)
-                return OffsetDeleteResult(COORDINATOR_NOT_AVAILABLE)
+                return OffsetDeleteResult(ErrorCode.COORDINATOR_NOT_AVAILABLE)
             self._forget_offsets(group, eligible)
-            result.partition_errors.update(dict.fromkeys(eligible, NONE))
+            result.partition_errors.update(dict.fromkeys(eligible, ErrorCode.NONE))
         return result
 
     @staticmethod
@@ -1368,13 +1352,13 @@ class GroupCoordinator:
             return {tp: code for tp in offsets}
 
         err = self._check(group_id)
-        if err != NONE:
+        if err != ErrorCode.NONE:
             return every(err)
         group = self._groups.get(group_id)
         if group is None:
             group = self._groups[group_id] = _Group(group_id, self._clock.now_ms())
         err = self._validate_offset_commit(group, generation_id, member_id, group_instance_id, True)
-        if err != NONE:
+        if err != ErrorCode.NONE:
             return every(err)
         errors: dict[TopicPartition, int] = {}
         valid = self._offsets_to_store(offsets, -1, errors)
@@ -1383,22 +1367,22 @@ class GroupCoordinator:
                 self._store.prepare_txn_offsets(producer_id, group_id, valid)
             except OSError:
                 log.exception("group %s: could not store transactional offsets", group_id)
-                errors.update(dict.fromkeys(valid, COORDINATOR_NOT_AVAILABLE))
+                errors.update(dict.fromkeys(valid, ErrorCode.COORDINATOR_NOT_AVAILABLE))
             else:
                 group.pending_txn.setdefault(producer_id, {}).update(valid)
-                errors.update(dict.fromkeys(valid, NONE))
+                errors.update(dict.fromkeys(valid, ErrorCode.NONE))
         return {tp: errors[tp] for tp in offsets}
 
     def complete_txn_offsets(self, producer_id: int, group_id: str, commit: bool) -> int:
         """Ends the producer's transaction for the group (its marker was written): on commit its offsets become
         committed, except where a plain commit came after them; on abort they are dropped."""
         if self._closed:
-            return COORDINATOR_NOT_AVAILABLE
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
         if self._loading:
-            return COORDINATOR_LOAD_IN_PROGRESS
+            return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
         group = self._groups.get(group_id)
         if group is None or producer_id not in group.pending_txn:
-            return NONE
+            return ErrorCode.NONE
         pending = group.pending_txn[producer_id]
         winners = {}
         if commit:
@@ -1410,10 +1394,10 @@ class GroupCoordinator:
             self._store.complete_txn_offsets(producer_id, group_id, winners)
         except OSError:
             log.exception("group %s: could not end transactional offsets of producer %d", group_id, producer_id)
-            return COORDINATOR_NOT_AVAILABLE
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
         del group.pending_txn[producer_id]
         group.offsets.update(winners)
-        return NONE
+        return ErrorCode.NONE
 
     # -- offset expiry -------------------------------------------------------------------------------------------
 
