@@ -26,6 +26,7 @@ from bisect import bisect_left, insort
 from .cleaner import require_keys
 from .errors import ErrorCode, KafkaError
 from .records.batch import (
+    LOG_OVERHEAD,
     iter_batches,
     set_base_offset,
     set_log_append_time,
@@ -124,10 +125,11 @@ class Partition:
                 raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, f"Produce requests with version "
                                  f"{produce_version} are not allowed to use ZStandard compression")
         for _pos, h in batches:
-            if h.batch_length + 12 > max_message_bytes:
+            if h.batch_length + LOG_OVERHEAD > max_message_bytes:
                 raise KafkaError(
                     ErrorCode.MESSAGE_TOO_LARGE,
-                    f"The batch of {h.batch_length + 12} bytes is larger than max.message.bytes {max_message_bytes}",
+                    f"The batch of {h.batch_length + LOG_OVERHEAD} bytes is larger than max.message.bytes "
+                    f"{max_message_bytes}",
                 )
         topic = self.topic
         if topic is not None and "compact" in topic.config("cleanup.policy"):
@@ -147,6 +149,7 @@ class Partition:
         max_ts = -1
         count = 0
         idempotent = []
+        layout = []  # what the store would otherwise read back from the headers (storage/base.split_batches)
         if log_append_time:
             append_time = int(time.time() * 1000)
         for pos, h in batches:
@@ -161,9 +164,10 @@ class Partition:
                 max_ts = ts
             if h.producer_id >= 0:
                 idempotent.append((h, offset, ts))
+            layout.append((pos, h.batch_length + LOG_OVERHEAD, offset, offset + h.last_offset_delta, ts))
             offset += h.last_offset_delta + 1
             count += h.record_count
-        self.log.append(buf, base, offset - 1, max_ts, count)
+        self.log.append(buf, base, offset - 1, max_ts, count, layout)
         for h, first, ts in idempotent:
             producers.update(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence, first,
                              first + h.last_offset_delta, ts)

@@ -203,7 +203,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except (DecodeError, struct.error, IndexError, ValueError) as e:
             raise ProtocolViolation(f"malformed {handler.name} v{version} request: {e}") from None
         ctx = RequestContext(self.broker, header.api_key, version, header.correlation_id, header.client_id,
-                             self.peer, self.id, self.server.listener, session.principal, session, True)
+                             self.peer, self.id, self.server.listener, session.principal, session)
         fault = self.server.faults.match(ctx, request) if self.server.faults else None
         if fault is not None:
             return self._apply_fault(fault, ctx, handler, request)

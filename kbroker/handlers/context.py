@@ -33,7 +33,6 @@ class RequestContext:
     listener: "Listener | None" = None
     principal: str = ANONYMOUS
     session: "Session | None" = None
-    file_regions: bool = False  # the connection sends FileRegions itself (server.py; handlers/fetch.py)
 
     @property
     def client_host(self) -> str:

@@ -99,7 +99,7 @@ def _build(ctx, req, targets):
                     if max_bytes > 0 or first_with_data:
                         # KIP-74: the first partition with data returns at least one whole batch.
                         chunks = p.read(offset, max_bytes, min_one_batch=first_with_data,
-                                        max_offset=lso if read_committed else None, regions=ctx.file_regions)
+                                        max_offset=lso if read_committed else None, regions=True)
                         size = sum(len(c) for c in chunks)
                         if size:
                             records = chunks

@@ -196,11 +196,13 @@ class PartitionLog(abc.ABC):
 
     @abc.abstractmethod
     def append(self, batch, base_offset: int, last_offset: int, max_timestamp: int,
-               record_count: int) -> int:
+               record_count: int, layout: list | None = None) -> int:
         """Store ``batch`` (one or more whole batches, offsets already in their
         headers, ``base_offset`` the first's and ``last_offset`` the last's) in
-        one write.  ``base_offset`` must be >= ``log_end_offset``.  Returns the
-        position of the batch in its segment file (0 for memory)."""
+        one write.  ``base_offset`` must be >= ``log_end_offset``.  ``layout`` is
+        what ``split_batches(batch)`` would return, from a caller that has just
+        walked the headers itself (Partition); without it the store reads them.
+        Returns the position of the batch in its segment file (0 for memory)."""
 
     @abc.abstractmethod
     def read(self, offset: int, max_bytes: int, *, min_one_batch: bool = True) -> list:

@@ -65,13 +65,13 @@ class MemoryPartitionLog(PartitionLog):
 
     # -- writes --------------------------------------------------------------
 
-    def append(self, batch, base_offset, last_offset, max_timestamp, record_count) -> int:
+    def append(self, batch, base_offset, last_offset, max_timestamp, record_count, layout=None) -> int:
         self._check_open()
         if base_offset < self.log_end_offset or last_offset < base_offset:
             raise StorageError(
                 f"append of offsets {base_offset}..{last_offset} at log end offset {self.log_end_offset}")
         data = bytes(batch)
-        parts = split_batches(data)
+        parts = layout if layout is not None else split_batches(data)
         if parts[0][2] != base_offset or parts[-1][3] != last_offset:
             raise StorageError(f"batch headers say offsets {parts[0][2]}..{parts[-1][3]}, "
                                f"the append says {base_offset}..{last_offset}")

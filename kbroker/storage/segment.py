@@ -202,12 +202,12 @@ class SegmentPartitionLog(PartitionLog):
 
     # -- writes ----------------------------------------------------------------
 
-    def append(self, batch, base_offset, last_offset, max_timestamp, record_count) -> int:
+    def append(self, batch, base_offset, last_offset, max_timestamp, record_count, layout=None) -> int:
         self._check_open()
         if base_offset < self.log_end_offset or last_offset < base_offset:
             raise StorageError(f"{self.name}: append of offsets {base_offset}..{last_offset} "
                                f"at log end offset {self.log_end_offset}")
-        batches = split_batches(batch)
+        batches = layout if layout is not None else split_batches(batch)
         if batches[0][2] != base_offset or batches[-1][3] != last_offset:
             raise StorageError(f"{self.name}: batch headers say offsets {batches[0][2]}..{batches[-1][3]}, "
                                f"the append says {base_offset}..{last_offset}")
