@@ -146,7 +146,6 @@ class Partition:
         buf = records if isinstance(records, memoryview) and not records.readonly else bytearray(records)
         base = offset = self.log.log_end_offset
         append_time = -1
-        max_ts = -1
         count = 0
         idempotent = []
         layout = []  # what the store would otherwise read back from the headers (storage/base.split_batches)
@@ -160,14 +159,12 @@ class Partition:
                 ts = append_time
             else:
                 ts = h.max_timestamp
-            if ts > max_ts:
-                max_ts = ts
             if h.producer_id >= 0:
                 idempotent.append((h, offset, ts))
             layout.append((pos, h.batch_length + LOG_OVERHEAD, offset, offset + h.last_offset_delta, ts))
             offset += h.last_offset_delta + 1
             count += h.record_count
-        self.log.append(buf, base, offset - 1, max_ts, count, layout)
+        self.log.append(buf, base, offset - 1, count, layout)
         for h, first, ts in idempotent:
             producers.update(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence, first,
                              first + h.last_offset_delta, ts)
@@ -185,7 +182,7 @@ class Partition:
         batch = build_control_batch(COMMIT if commit else ABORT, producer_id=producer_id,
                                     producer_epoch=producer_epoch, coordinator_epoch=coordinator_epoch,
                                     timestamp_ms=now, base_offset=offset, partition_leader_epoch=self.leader_epoch)
-        self.log.append(batch, offset, offset, now, 1)
+        self.log.append(batch, offset, offset, 1)
         self.producers.bump_epoch(producer_id, producer_epoch, now)
         self._close_txn(producer_id, offset, commit)
         self._wake()

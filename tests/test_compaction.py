@@ -69,7 +69,7 @@ class OneLog:
         base = self.log.log_end_offset
         records = [Record(base + i, ts + i, k, v) for i, (k, v) in enumerate(pairs)]
         batch = bytes(build_batch(records, **batch_args))
-        self.log.append(batch, base, base + len(pairs) - 1, ts + len(pairs) - 1, len(pairs))
+        self.log.append(batch, base, base + len(pairs) - 1, len(pairs))
         return batch
 
     def clean(self, now_ms=NOW_MS, force=False) -> int:
@@ -262,7 +262,7 @@ def test_control_batches_are_kept(make_log):
     one.append((b"k", b"1"), producer_id=9, producer_epoch=0, base_sequence=0, transactional=True)
     marker = bytes(build_control_batch(COMMIT, producer_id=9, producer_epoch=0, coordinator_epoch=0,
                                        timestamp_ms=OLD_MS, base_offset=1))
-    one.log.append(marker, 1, 1, OLD_MS, 1)
+    one.log.append(marker, 1, 1, 1)
     one.append((b"k", b"2"))
     one.log.roll()
     one.clean(force=True)

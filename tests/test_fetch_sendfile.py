@@ -29,7 +29,7 @@ F = fetch.FetchRequest
 
 def _append(log, values, base):
     batch = bytearray(simple_batch(*values, base_offset=base))
-    log.append(batch, base, base + len(values) - 1, 0, len(values))
+    log.append(batch, base, base + len(values) - 1, len(values))
 
 
 def _bytes(chunks):

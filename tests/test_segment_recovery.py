@@ -32,7 +32,7 @@ def fill(log, count, first_ts=1000):
     for i in range(count):
         base = log.log_end_offset
         batch = simple_batch(b"value-%d" % i * 3, b"x", base_offset=base, timestamp_ms=first_ts + i)
-        log.append(batch, base, base + 1, first_ts + i, 2)
+        log.append(batch, base, base + 1, 2)
         out.append(bytes(batch))
     return out
 

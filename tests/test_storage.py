@@ -66,7 +66,7 @@ def append(log, *values, timestamp_ms=1000, size=None):
     if size is not None:
         assert len(batch) == size, (len(batch), size)
     last = base + len(values) - 1
-    log.append(batch, base, last, timestamp_ms, len(values))
+    log.append(batch, base, last, len(values))
     return bytes(batch)
 
 
@@ -147,7 +147,7 @@ def test_one_append_may_carry_several_batches(harness):
     append(log, b"first", timestamp_ms=1)
     a = simple_batch(b"x", b"y", base_offset=1, timestamp_ms=5)
     b = simple_batch(b"z", base_offset=3, timestamp_ms=9)
-    log.append(a + b, 1, 3, 9, 3)
+    log.append(a + b, 1, 3, 3)
     assert log.log_end_offset == 4
     assert joined(log.read(3, 1 << 20)) == bytes(b)
     assert base_offsets(log.read(1, 1 << 20)) == [1, 3]
@@ -158,9 +158,9 @@ def test_appends_must_not_go_backwards_or_contradict_headers(harness):
     log = harness.open()
     append(log, b"a", b"b")
     with pytest.raises(StorageError):
-        log.append(simple_batch(b"c", base_offset=1), 1, 1, 0, 1)
+        log.append(simple_batch(b"c", base_offset=1), 1, 1, 1)
     with pytest.raises(StorageError):
-        log.append(simple_batch(b"c", base_offset=2), 2, 3, 0, 1)
+        log.append(simple_batch(b"c", base_offset=2), 2, 3, 1)
     assert log.log_end_offset == 2
 
 
@@ -479,7 +479,7 @@ def test_random_operations_match_a_model(harness):
             base = log.log_end_offset
             batch = bytes(simple_batch(*[bytes(rng.randrange(200)) for _ in range(n)],
                                        base_offset=base, timestamp_ms=ts))
-            log.append(batch, base, base + n - 1, ts, n)
+            log.append(batch, base, base + n - 1, n)
             model.batches.append((base, base + n - 1, ts, batch))
             model.end = base + n
         elif op < 0.80 and model.end > model.start:

@@ -195,8 +195,8 @@ class PartitionLog(abc.ABC):
     config: LogConfig   # may be replaced; takes effect from the next append
 
     @abc.abstractmethod
-    def append(self, batch, base_offset: int, last_offset: int, max_timestamp: int,
-               record_count: int, layout: list | None = None) -> int:
+    def append(self, batch, base_offset: int, last_offset: int, record_count: int,
+               layout: list | None = None) -> int:
         """Store ``batch`` (one or more whole batches, offsets already in their
         headers, ``base_offset`` the first's and ``last_offset`` the last's) in
         one write.  ``base_offset`` must be >= ``log_end_offset``.  ``layout`` is

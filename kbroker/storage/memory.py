@@ -65,7 +65,7 @@ class MemoryPartitionLog(PartitionLog):
 
     # -- writes --------------------------------------------------------------
 
-    def append(self, batch, base_offset, last_offset, max_timestamp, record_count, layout=None) -> int:
+    def append(self, batch, base_offset, last_offset, record_count, layout=None) -> int:
         self._check_open()
         if base_offset < self.log_end_offset or last_offset < base_offset:
             raise StorageError(

@@ -202,7 +202,7 @@ class SegmentPartitionLog(PartitionLog):
 
     # -- writes ----------------------------------------------------------------
 
-    def append(self, batch, base_offset, last_offset, max_timestamp, record_count, layout=None) -> int:
+    def append(self, batch, base_offset, last_offset, record_count, layout=None) -> int:
         self._check_open()
         if base_offset < self.log_end_offset or last_offset < base_offset:
             raise StorageError(f"{self.name}: append of offsets {base_offset}..{last_offset} "
