@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 A :class:`LogStore` hands out one :class:`PartitionLog` per (topic, partition).
 A partition log is an append-only sequence of RecordBatch v2 byte strings whose
-offsets were assigned by the caller (``Partition.append``) before they arrive.
+offsets were assigned by the caller (``UnifiedLog.append_as_leader``) before they arrive.
 Storage never decodes or re-encodes records: it reads batch headers to find
 offsets, timestamps and sizes, and moves bytes.
 
@@ -41,7 +41,7 @@ Segments.  Logs are sequences of segments (the memory backend keeps virtual
 ones), the unit of retention and compaction.  ``segment_infos()`` describes them,
 oldest first; the last is the *active* segment, the only one appended to;
 the others are *closed* and never change again except by the three
-operations the log manager (``kbroker.log_manager``) uses: ``roll`` (close
+operations the log manager (``kbroker.log.log_manager``) uses: ``roll`` (close
 the active segment), ``delete_oldest_segments`` (retention: the log start
 offset moves to the next segment) and ``replace_segments`` (compaction:
 closed segments swapped for one cleaned segment, offsets unchanged).  Removed
@@ -299,7 +299,7 @@ class PartitionLog(abc.ABC):
         headers, ``base_offset`` the first's and ``last_offset`` the last's) in
         one write.  ``base_offset`` must be >= ``log_end_offset``.  ``layout`` is
         what ``split_batches(batch)`` would return, from a caller that has just
-        walked the headers itself (Partition); without it the store reads them.
+        walked the headers itself (UnifiedLog); without it the store reads them.
         Returns the position of the batch in its segment file (0 for memory)."""
 
     @abc.abstractmethod
@@ -444,7 +444,7 @@ _unpack_header = HEADER.unpack_from
 
 def split_batches(buf) -> list[tuple[int, int, int, int, int]]:
     """``(position, size, base_offset, last_offset, max_timestamp)`` of each
-    batch in an append.  Header fields are trusted: Partition validated them."""
+    batch in an append.  Header fields are trusted: UnifiedLog validated them."""
     out = []
     pos = 0
     end = len(buf)

@@ -53,10 +53,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .errors import ErrorCode, KafkaError
-from .records.builder import build_batch
-from .records.errors import CorruptRecordError
-from .records.record import ABORT, COMMIT, decode_records, parse_control_record
+from ..errors import ErrorCode, KafkaError
+from ..records.builder import build_batch
+from ..records.errors import CorruptRecordError
+from ..records.record import ABORT, COMMIT, decode_records, parse_control_record
 
 __all__ = ["require_keys", "CleanPlan", "CleanResult", "TxnTracker", "build_offset_map", "clean_groups", "Aborted"]
 
