@@ -45,10 +45,11 @@ class LeaderEpochCache:
 
     def assign(self, epoch: int, start_offset: int) -> bool:
         """Record that ``epoch`` began at ``start_offset``; False when nothing changed."""
+        epochs = self._epochs
+        if epochs and epochs[-1] == epoch and start_offset >= self._starts[-1]:
+            return False  # every append after the first of an epoch: first, it is the common case
         if epoch < 0 or start_offset < 0:
             raise ValueError(f"invalid leader epoch entry ({epoch}, {start_offset})")
-        if self._epochs and self._epochs[-1] == epoch and start_offset >= self._starts[-1]:
-            return False
         while self._epochs and (self._epochs[-1] >= epoch or self._starts[-1] >= start_offset):
             self._epochs.pop()
             self._starts.pop()

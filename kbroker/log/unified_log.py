@@ -118,11 +118,14 @@ class UnifiedLog:
 
     def maybe_increment_high_watermark(self, offset: int) -> bool:
         """Move the high watermark up to ``offset`` (never down, never past the log end); True if it moved."""
-        offset = min(offset, self.store.log_end_offset)
+        end = self.store.log_end_offset
+        if offset > end:
+            offset = end
         if offset <= self.high_watermark:
             return False
         self.high_watermark = offset
-        self._update_last_stable_offset()
+        first_unstable = self.first_unstable_offset  # _update_last_stable_offset, inline: every append runs this
+        self.last_stable_offset = first_unstable if first_unstable is not None and first_unstable < offset else offset
         return True
 
     def _clamp_high_watermark(self) -> None:
