@@ -44,12 +44,26 @@ from ..records.builder import build_control_batch
 from ..records.compression import ZSTD
 from ..records.errors import CorruptRecordError, InvalidRecordError
 from ..records.record import ABORT, COMMIT, decode_records, parse_control_record, record_for_timestamp
-from .cleaner import require_keys
 from .leader_epoch_cache import LeaderEpochCache
 from .producer_state import ProducerStateManager
 from .transaction_index import TransactionIndex
 
-__all__ = ["UnifiedLog"]
+__all__ = ["UnifiedLog", "require_keys"]
+
+
+def require_keys(buf, batches, topic_partition: str) -> None:
+    """Refuse a produced batch with a keyless record on a compacted topic (Kafka's LogValidator:
+    INVALID_RECORD, "Compacted topic cannot accept message without key")."""
+    for pos, header in batches:
+        try:
+            records = decode_records(buf, pos, header)
+        except CorruptRecordError as e:
+            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(e)) from None
+        for record in records:
+            if record.key is None:
+                raise KafkaError(ErrorCode.INVALID_RECORD,
+                                 f"Compacted topic cannot accept message without key in topic partition "
+                                 f"{topic_partition}.")
 
 
 class UnifiedLog:
