@@ -22,7 +22,7 @@ from bisect import bisect_left
 from kbroker.records.batch import read_header
 from kbroker.storage.base import (
     CleanedWriter, FlushPolicy, LogConfig, LogStore, OffsetOutOfRangeError, PartitionLog,
-    SegmentInfo, SegmentSnapshot, StorageError, split_batches,
+    SegmentInfo, SegmentSnapshot, StorageError,
 )
 
 __all__ = ["MemoryLogStore", "MemoryPartitionLog"]

@@ -59,7 +59,7 @@ from bisect import bisect_right
 from kbroker.records.batch import BatchHeader
 from kbroker.storage.base import (
     CleanedWriter, FlushPolicy, LogConfig, LogStore, OffsetOutOfRangeError, PartitionLog,
-    SegmentInfo, SegmentSnapshot, StorageError, split_batches,
+    SegmentInfo, SegmentSnapshot, StorageError,
 )
 from kbroker.storage.checkpoint import (
     TMP_SUFFIX, fsync_dir, read_cleaner_checkpoint, read_log_start_offset, read_topic_id,
