@@ -35,7 +35,6 @@ from ..state_log import (
     FileStateLog,
     MemoryStateLog,
     StateLog,
-    encode_record,
 )
 
 TopicPartition = tuple[str, int]
