@@ -479,6 +479,30 @@ def test_abort_timed_out_directly_and_the_timer(h):
     assert h.clock.pending() == 0
 
 
+# -- the state log ---------------------------------------------------------------------------------------------
+
+
+def test_a_change_the_state_log_cannot_make_durable_is_not_made(h):
+    pid, epoch = h.ready()
+    h.add(pid, epoch)
+    append = h.journal.log.append
+
+    def disk_full(record):
+        raise OSError(28, "No space left on device")
+
+    h.journal.log.append = disk_full
+    with pytest.raises(OSError):
+        h.coord.end_txn("tx", pid, epoch, True)
+    assert h.markers == []  # PrepareCommit was never durable, so no marker went out
+    assert h.txn().state == ONGOING and h.journal.state["tx"]["state"] == ONGOING
+    with pytest.raises(OSError):
+        h.init("other")
+    assert h.txn("other") is None
+    h.journal.log.append = append
+    assert h.coord.end_txn("tx", pid, epoch, True) == 0
+    assert h.txn().state == COMPLETE_COMMIT
+
+
 # -- load(): restarts ---------------------------------------------------------------------------------------------
 
 
