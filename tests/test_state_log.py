@@ -13,6 +13,7 @@ import crc32c
 import pytest
 
 from kbroker.clock import ManualClock
+from kbroker.consumer_protocol import decode_consumer_assignment
 from kbroker.coordinator.group import GroupConfig, GroupCoordinator
 from kbroker.coordinator.offsets import CommittedOffset, FileOffsetStore, MemoryOffsetStore, OffsetStore
 from kbroker.coordinator.transaction import ONGOING, TransactionCoordinator
@@ -77,8 +78,9 @@ def test_the_old_directory_drives_the_coordinators_as_before(old_data_dir):
     groups.load()
     assert groups.group_state("billing") == "Stable" and groups.generation_id("billing") == 2
     members = groups.describe_group("billing").members
-    assert [(m.client_id, m.group_instance_id, m.assignment) for m in members] == [
-        ("client-a", None, b"assignment-a"), ("client-b", "instance-b", b"assignment-b")]
+    assert [(m.client_id, m.group_instance_id, decode_consumer_assignment(m.assignment)) for m in members] == [
+        ("client-a", None, [{"topic": "orders", "partitions": [0]}]),
+        ("client-b", "instance-b", [{"topic": "orders", "partitions": [1]}])]
     assert groups.fetch_offsets("billing").offsets == {("orders", 0): (42, 3, "meta-0"), ("orders", 1): (7, -1, "")}
     assert groups.fetch_offsets("standalone").offsets == {("events", 0): (100, 1, "")}
     assert groups.group_state("gone") is None
@@ -221,3 +223,30 @@ def test_the_memory_offset_store_replays_for_a_new_owner():
     first.commit_offsets("g", {("t", 0): CommittedOffset(5, -1, "", 1, None, 1)})
     assert OffsetStore(log).load().offsets == {"g": {("t", 0): CommittedOffset(5, -1, "", 1, None, 1)}}
     assert MemoryOffsetStore().load().offsets == {}
+
+
+def test_a_broker_started_on_the_old_directory_serves_its_state_to_stock_clients(old_data_dir):
+    """The SCRAM credential logs alice in, the ACLs let her see the group, and the group and its offsets are
+    what the old broker had."""
+    from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    from kbroker import Broker
+
+    settings = {"listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+                "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "SCRAM-SHA-256"}
+    with Broker(port=0, data_dir=old_data_dir, settings=settings, authorizer_enabled=True,
+                super_users=["User:admin"]) as b:
+        admin = AdminClient({"bootstrap.servers": b.listeners["SASL_PLAINTEXT"], "security.protocol": "SASL_PLAINTEXT",
+                             "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "alice",
+                             "sasl.password": "alice-secret"})
+        (described,) = admin.describe_consumer_groups(["billing"]).values()
+        group = described.result(20)
+        assert group.state == ConsumerGroupState.STABLE
+        assert sorted((m.client_id, m.group_instance_id) for m in group.members) == [
+            ("client-a", None), ("client-b", "instance-b")]
+        (listed,) = admin.list_consumer_group_offsets([
+            ConsumerGroupTopicPartitions("billing", [TopicPartition("orders", 0), TopicPartition("orders", 1)])
+        ]).values()
+        offsets = {tp.partition: (tp.offset, tp.metadata or "") for tp in listed.result(20).topic_partitions}
+        assert offsets == {0: (42, "meta-0"), 1: (7, "")}
