@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from ..state_log import (
@@ -257,9 +257,11 @@ class OffsetStore:
     def _live_records(self) -> list[dict]:
         return _snapshot_records(self._state.snapshot)
 
-    def _write(self, record: dict) -> None:
+    def _write(self, record: dict, change: Callable[[], None]) -> None:
+        """Appends the record; once it is durable, makes the same change to the live state (from the caller's
+        objects: decoding the record again would cost more than the change)."""
         self._log.append(record)
-        self._apply(record)
+        change()
         self._log.compact_if_due(self._live_records)
 
     def load(self) -> StoreSnapshot:
@@ -267,30 +269,38 @@ class OffsetStore:
         return self._state.copy()
 
     def commit_offsets(self, group_id: str, offsets: Mapping[TopicPartition, CommittedOffset]) -> None:
-        self._write({"op": "commit", "g": group_id, "o": _enc_offsets(offsets)})
+        offsets = dict(offsets)
+        self._write({"op": "commit", "g": group_id, "o": _enc_offsets(offsets)},
+                    lambda: self._state.commit(group_id, offsets))
 
     def delete_offsets(self, group_id: str, partitions: Collection[TopicPartition]) -> None:
         """Removes committed offsets (OffsetDelete, retention) and the group's pending transactional ones for them."""
-        self._write({"op": "delete_offsets", "g": group_id, "p": [[t, p] for t, p in partitions]})
+        partitions = list(partitions)
+        self._write({"op": "delete_offsets", "g": group_id, "p": [[t, p] for t, p in partitions]},
+                    lambda: self._state.delete_offsets(group_id, partitions))
 
     def store_group(self, group: StoredGroup) -> None:
-        self._write({"op": "group", "g": group.group_id, "v": _enc_group(group)})
+        self._write({"op": "group", "g": group.group_id, "v": _enc_group(group)}, lambda: self._state.group(group))
 
     def delete_group(self, group_id: str) -> None:
         """Removes the group's metadata, committed offsets and pending transactional offsets."""
-        self._write({"op": "delete_group", "g": group_id})
+        self._write({"op": "delete_group", "g": group_id}, lambda: self._state.delete_group(group_id))
 
     def prepare_txn_offsets(
         self, producer_id: int, group_id: str, offsets: Mapping[TopicPartition, CommittedOffset]
     ) -> None:
-        self._write({"op": "txn_prepare", "pid": producer_id, "g": group_id, "o": _enc_offsets(offsets)})
+        offsets = dict(offsets)
+        self._write({"op": "txn_prepare", "pid": producer_id, "g": group_id, "o": _enc_offsets(offsets)},
+                    lambda: self._state.txn_prepare(producer_id, group_id, offsets))
 
     def complete_txn_offsets(
         self, producer_id: int, group_id: str, committed: Mapping[TopicPartition, CommittedOffset]
     ) -> None:
         """Ends the producer's transaction for the group: its pending offsets go, and `committed` (empty on abort;
         only the offsets that win over later plain commits on commit) become committed offsets, all at once."""
-        self._write({"op": "txn_complete", "pid": producer_id, "g": group_id, "o": _enc_offsets(committed)})
+        committed = dict(committed)
+        self._write({"op": "txn_complete", "pid": producer_id, "g": group_id, "o": _enc_offsets(committed)},
+                    lambda: self._state.txn_complete(producer_id, group_id, committed))
 
     def close(self) -> None:
         self._log.close()
