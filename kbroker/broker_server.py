@@ -71,7 +71,7 @@ class BrokerServer:
             self.state.stopping = True
             for topic in self.state.topics.by_name.values():  # long-polling fetches answer now
                 for p in topic.partitions:
-                    p._wake()
+                    p.wake_waiters()
         if self.control_http is not None:
             await self.control_http.stop()
         for server in self.servers:

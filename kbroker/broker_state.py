@@ -21,7 +21,7 @@ from .coordinator.transaction import TransactionCoordinator
 from .handlers import advertised_versions
 from .journal import KeyedJournal
 from .config import TOPIC_DEFAULT_KEYS, BrokerConfig
-from .metadata import FileMetadataStore, MemoryMetadataStore
+from .topic_store import FileTopicStore, MemoryTopicStore
 from .producer_ids import ProducerIdManager
 from .security.acl import Authorizer
 from .security.credentials import CredentialStore
@@ -62,8 +62,8 @@ class BrokerState:
         self.api_versions = advertised_versions(config.emulate_kafka)
         self.advertised_host = config.advertised
         self.advertised_port = config.advertised_port or config.port
-        self.log_store, self.metadata_store = self._open_storage()
-        self.topics = TopicManager(self.metadata_store, self.log_store, self._topic_defaults(), self.changes)
+        self.log_store, self.topic_store = self._open_storage()
+        self.topics = TopicManager(self.topic_store, self.log_store, self._topic_defaults(), self.changes)
         self.topics.load()
         doc = self.topics.doc
         if "cluster_id" not in doc:
@@ -142,14 +142,14 @@ class BrokerState:
         if self.config.storage == "memory":
             from .storage.memory import MemoryLogStore
 
-            return MemoryLogStore(), MemoryMetadataStore()
+            return MemoryLogStore(), MemoryTopicStore()
         if self.config.storage != "segment":
             raise ValueError(f"unknown storage {self.config.storage!r}: use segment or memory")
         from .storage.segment import SegmentLogStore
 
         data_dir = Path(self.config.data_dir)
         (data_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
-        return SegmentLogStore(data_dir), FileMetadataStore(data_dir / STATE_DIR / "metadata.json")
+        return SegmentLogStore(data_dir), FileTopicStore(data_dir / STATE_DIR / "metadata.json")
 
     def _topic_defaults(self) -> dict[str, str]:
         """Broker-wide topic config defaults: the log.* settings given, and the embedding keywords."""
@@ -205,7 +205,7 @@ class BrokerState:
 
     # -- records -------------------------------------------------------------
 
-    def append_records(self, partition, records, request, version: int) -> tuple[int, int]:
+    def append_records(self, partition, records, version: int) -> tuple[int, int]:
         topic = partition.topic
         return partition.append(records, topic.max_message_bytes, topic.log_append_time, produce_version=version)
 
