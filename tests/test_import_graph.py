@@ -4,7 +4,8 @@ Every import counts, wherever it stands: at the top, inside a function (an impor
 circle is still one) and under ``if TYPE_CHECKING`` (a type that needs a circle says the modules are cut
 in the wrong place). Packages count as the modules their ``__init__`` is; importing ``kbroker.x.y`` also
 runs ``kbroker/__init__.py`` and ``kbroker/x/__init__.py``, but that is Python's order, not a dependency,
-so it is not an edge.
+so it is not an edge. Nor are the handler modules the handler table imports by name on first use
+(handlers/__init__.py): each is a leaf that the dispatch reaches, never the other way round.
 """
 
 from __future__ import annotations
