@@ -7,6 +7,9 @@ connection instead of handling them (``disconnect``), or handle them and then cl
 of answering (``drop_response``: the request took effect but the client never hears so, as when a
 connection breaks at the wrong moment; what makes a producer retry a batch the broker already has). Rules are checked in the order they were added; a rule is
 used up after ``count`` matches. Everything runs on the broker's event loop.
+
+A rule only decides (a ``FaultDecision``); the connection carries the decision out (server.py), so a faulted
+answer is encoded, and a faulted connection closed, the way every other one is.
 """
 
 from __future__ import annotations
@@ -35,6 +38,23 @@ def api_key_of(api) -> int:
     if key is None or key not in BY_KEY:
         raise ValueError(f"unknown API {api!r}")
     return key
+
+
+class FaultAction(enum.Enum):
+    ANSWER_ERROR = "error_code"  # answer with the decision's response instead of handling the request
+    DELAY = "delay_ms"  # handle the request after the decision's delay_s
+    DISCONNECT = "disconnect"  # close the connection instead of handling the request
+    DROP_RESPONSE = "drop_response"  # handle the request, then close the connection instead of answering
+
+
+@dataclass(frozen=True, slots=True)
+class FaultDecision:
+    """A rule's decision for one request. Deciding is this module's; doing (encoding, sleeping, closing)
+    is the server's, so a faulted answer leaves through the same encode path as every other."""
+
+    action: FaultAction
+    response: Message | None = None  # ANSWER_ERROR: the error response, in the shape of the API's
+    delay_s: float = 0.0  # DELAY
 
 
 @dataclass
@@ -75,7 +95,7 @@ class FaultRule:
 
     # -- what happens to a matched request ----------------------------------------
 
-    def decide(self, handler, version: int, request: Message) -> "FaultDecision":
+    def decide(self, handler, version: int, request: Message) -> FaultDecision:
         """What to do to a matched request; the server carries it out (server.py)."""
         if self.disconnect:
             return FaultDecision(FaultAction.DISCONNECT)
@@ -85,23 +105,6 @@ class FaultRule:
             return FaultDecision(FaultAction.DROP_RESPONSE)
         return FaultDecision(FaultAction.ANSWER_ERROR,
                              response=error_response(handler, version, request, self.error_code))
-
-
-class FaultAction(enum.Enum):
-    ANSWER_ERROR = "error_code"  # answer with the decision's response instead of handling the request
-    DELAY = "delay_ms"  # handle the request after the decision's delay_s
-    DISCONNECT = "disconnect"  # close the connection instead of handling the request
-    DROP_RESPONSE = "drop_response"  # handle the request, then close the connection instead of answering
-
-
-@dataclass(frozen=True, slots=True)
-class FaultDecision:
-    """A rule's decision for one request. Deciding is this module's; doing (encoding, sleeping, closing)
-    is the server's, so a faulted answer leaves through the same encode path as every other."""
-
-    action: FaultAction
-    response: Message | None = None  # ANSWER_ERROR: the error response, in the shape of the API's
-    delay_s: float = 0.0  # DELAY
 
 
 class Faults:
