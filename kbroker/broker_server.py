@@ -76,7 +76,7 @@ class BrokerServer:
             await self.control_http.stop()
         for server in self.servers:
             await server.stop()
-        if self.state is not None and getattr(self.state, "log_manager", None) is not None:
+        if self.state is not None and self.state.log_manager is not None:
             await self.state.log_manager.stop()
         if self.state is not None:
             self.state.close()

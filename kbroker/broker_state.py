@@ -58,6 +58,7 @@ class BrokerState:
     def __init__(self, config: BrokerConfig):
         self.config = config
         self.stopping = False
+        self.log_manager = None  # retention, compaction, flush policy: started by broker_server.py
         self.changes = ChangeNotifier()
         self.api_versions = advertised_versions(config.emulate_kafka)
         self.advertised_host = config.advertised
