@@ -119,7 +119,7 @@ class Partition:
         result = self.log.append_as_leader(records, self.leader_epoch, max_message_bytes, log_append_time,
                                            compacted, produce_version)
         self._maybe_increment_leader_hw()
-        self._wake()
+        self.wake_waiters()
         return result
 
     def write_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int = 0) -> int:
@@ -127,7 +127,7 @@ class Partition:
         offset = self.log.append_txn_marker(producer_id, producer_epoch, commit, self.leader_epoch,
                                             coordinator_epoch)
         self._maybe_increment_leader_hw()
-        self._wake()
+        self.wake_waiters()
         return offset
 
     def delete_records_on_leader(self, offset: int) -> int:
@@ -178,7 +178,9 @@ class Partition:
         self._waiters.append(fut)
         return fut
 
-    def _wake(self) -> None:
+    def wake_waiters(self) -> None:
+        """Answer whoever waits on this partition: the long-polling fetches (``wait_for_append``) and the
+        broker's change notifier. Called on an append, and by whoever deletes the partition or stops the broker."""
         if self._waiters:
             waiters, self._waiters = self._waiters, []
             for fut in waiters:
