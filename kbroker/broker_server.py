@@ -7,11 +7,17 @@ in order: long-polling fetches answer, listeners stop accepting and finish what 
 background tasks end, the state is flushed and closed.
 
 It owns no loop and no thread, and nothing in it is global: several can run on one loop, each with its own
-config, data directory, listeners and fault rules (a cluster in one process). Who owns the loop decides how
+config, data directory, listeners and fault rules, sharing one controller (a cluster in one process). Once its
+listeners are bound the broker registers with the controller (which then makes it leader of its
+partitions); ``stop`` unregisters it first, so the others see its partitions without a leader at once
+(Kafka's controlled shutdown). Who owns the loop decides how
 long it runs: serve.py in the foreground until a signal, embedded.py on a background thread.
 """
 
 from __future__ import annotations
+
+import asyncio
+import dataclasses
 
 from .broker_state import BrokerState
 from .config import BrokerConfig
@@ -27,8 +33,10 @@ from .server import KafkaServer
 class BrokerServer:
     """A broker serving on the current event loop."""
 
-    def __init__(self, config: BrokerConfig):
+    def __init__(self, config: BrokerConfig, controller=None):
+        """``controller``: the cluster's (controller.py); None: the broker's own over its data directory."""
         self.config = config
+        self.controller = controller
         self.state: BrokerState | None = None
         self.server: KafkaServer | None = None  # the first listener's
         self.servers: list[KafkaServer] = []  # one per listener
@@ -40,7 +48,7 @@ class BrokerServer:
         self.control_port: int | None = None
 
     async def start(self) -> None:
-        self.state = BrokerState(self.config)
+        self.state = BrokerState(self.config, self.controller)
         self.state.log_manager = LogManager(self.state)  # retention, compaction, flush policy
         self.state.log_manager.start()
         faults, request_log = Faults(), RequestLog()
@@ -61,6 +69,7 @@ class BrokerServer:
         first = self.state.listeners[0]
         self.host, self.port = first.host, first.bound_port
         self.state.advertised_host, self.state.advertised_port = first.advertised()
+        self.state.register({listener.name: listener.advertised() for listener in self.state.listeners})
         if self.config.control_port is not None:
             self.control_http = ControlHttpServer(self.control)
             self.control_host, self.control_port = await self.control_http.start(self.config.control_host,
@@ -68,8 +77,9 @@ class BrokerServer:
 
     async def stop(self) -> None:
         if self.state is not None:
+            self.state.unregister()
             self.state.stopping = True
-            for topic in self.state.topics.by_name.values():  # long-polling fetches answer now
+            for topic in list(self.state.topics.by_name.values()):  # long-polling fetches answer now
                 for p in topic.partitions:
                     p.wake_waiters()
         if self.control_http is not None:
@@ -80,3 +90,95 @@ class BrokerServer:
             await self.state.log_manager.stop()
         if self.state is not None:
             self.state.close()
+
+
+class ClusterServers:
+    """Several brokers on the current event loop sharing one in-process controller (a cluster in one process,
+    what ``--brokers N`` and ``Broker(brokers=N)`` run).
+
+    Broker ``i`` (from 0) is ``config`` with node id ``config.node_id + i``, its data directory
+    ``<data dir>/broker-<node id>`` and its port ``config.port + i`` (0 stays 0: a free one each); the
+    controller keeps the cluster's metadata in ``<data dir>/.kbroker/metadata.json``. Brokers start one after
+    another, so the first one hosts the coordinators. ``stop_broker`` / ``start_broker`` stop a broker cleanly
+    and start it again on the same port and data directory; ``wait_for_leaders`` waits, without polling, until
+    every partition has a live leader.
+    """
+
+    def __init__(self, config: BrokerConfig, brokers: int):
+        from pathlib import Path
+
+        from .controller import InProcessController
+        from .topic_store import FileTopicStore, MemoryTopicStore
+
+        if brokers < 1:
+            raise ValueError("a cluster needs at least one broker")
+        if config.listeners and brokers > 1:
+            raise ValueError("listeners= is not supported with several brokers in one process yet: use --host/--port")
+        self.config = config
+        if config.storage == "memory":
+            store = MemoryTopicStore()
+        else:
+            root = Path(config.data_dir)
+            (root / ".kbroker").mkdir(parents=True, exist_ok=True)
+            store = FileTopicStore(root / ".kbroker" / "metadata.json")
+        self.controller = InProcessController(store, config.cluster_id)
+        self.configs: dict[int, BrokerConfig] = {}
+        for i in range(brokers):
+            node = config.node_id + i
+            self.configs[node] = dataclasses.replace(
+                config, node_id=node, port=config.port + i if config.port else 0,
+                advertised_port=config.advertised_port + i if config.advertised_port else None,
+                data_dir=str(Path(config.data_dir) / f"broker-{node}") if config.data_dir else None,
+                control_port=config.control_port if i == 0 else None,
+                settings=dict(config.settings), topic_defaults=dict(config.topic_defaults))
+        self.servers: dict[int, BrokerServer] = {}  # the running brokers by node id
+
+    @property
+    def node_ids(self) -> list[int]:
+        return sorted(self.configs)
+
+    async def start(self) -> None:
+        try:
+            for node in self.node_ids:
+                await self.start_broker(node)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def start_broker(self, node_id: int) -> BrokerServer:
+        if node_id in self.servers:
+            raise ValueError(f"broker {node_id} is running")
+        server = BrokerServer(self.configs[node_id], self.controller)
+        await server.start()
+        self.configs[node_id].port = server.port  # a restart binds the same port: clients keep its address
+        self.servers[node_id] = server
+        return server
+
+    async def stop_broker(self, node_id: int) -> None:
+        server = self.servers.pop(node_id, None)
+        if server is None:
+            raise ValueError(f"broker {node_id} is not running")
+        await server.stop()
+
+    async def stop(self) -> None:
+        for node in sorted(self.servers, reverse=True):
+            await self.stop_broker(node)
+
+    def all_partitions_have_leaders(self) -> bool:
+        live = set(self.controller.live_broker_ids())
+        return all(p.leader in live for t in self.controller.topics() for p in t.partitions)
+
+    async def wait_for_leaders(self, timeout_s: float = 10.0) -> bool:
+        """True once every partition has a live leader; False after ``timeout_s``. Woken by the controller's
+        changes, not by a timer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not self.all_partitions_have_leaders():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self.controller.wait_for_change(), remaining)
+            except asyncio.TimeoutError:
+                return self.all_partitions_have_leaders()
+        return True

@@ -3,14 +3,19 @@
 ``BrokerState`` is what handlers reach through ``ctx.broker``. It lives on one event loop and is only touched
 from it, but owns neither the loop nor a socket: broker_server.py starts its listeners and background tasks,
 and one loop can hold several states (a cluster in one process), each over its own config and data directory.
+
+Cluster: the topics, their partitions' leaders and the producer-id blocks come from the controller
+(controller.py) the state is given: one shared by the brokers of a cluster in one process, or, for a
+broker on its own, an ``InProcessController`` of its own over its data directory's ``.kbroker/metadata.json``
+(a cluster of one). The state registers as a broker with it (``register``) once its listeners are bound, and
+is told of every change as a ``MetadataListener``. The group and transaction coordinators are hosted by one
+broker of the cluster (``Controller.coordinator_id``); the others answer NOT_COORDINATOR.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import uuid
 from pathlib import Path
 
 from .clock import AsyncioClock
@@ -21,6 +26,7 @@ from .coordinator.transaction import TransactionCoordinator
 from .handlers import advertised_versions
 from .state_log import KeyedState, keyed_state
 from .config import TOPIC_DEFAULT_KEYS, BrokerConfig
+from .controller import BrokerRegistration, InProcessController, MetadataListener
 from .topic_store import FileTopicStore, MemoryTopicStore
 from .producer_ids import ProducerIdManager
 from .partition import get_partition_or_error
@@ -55,36 +61,47 @@ class ChangeNotifier:
                     fut.set_result(None)
 
 
-class BrokerState:
-    def __init__(self, config: BrokerConfig):
+class BrokerState(MetadataListener):
+    def __init__(self, config: BrokerConfig, controller=None):
+        """``controller``: the cluster's (controller.py); None: this broker's own, over its data directory."""
         self.config = config
+        self.node_id = config.node_id
         self.stopping = False
         self.log_manager = None  # retention, compaction, flush policy: started by broker_server.py
         self.changes = ChangeNotifier()
         self.api_versions = advertised_versions(config.emulate_kafka)
         self.advertised_host = config.advertised
         self.advertised_port = config.advertised_port or config.port
-        self.log_store, self.topic_store = self._open_storage()
-        self.topics = TopicManager(self.topic_store, self.log_store, self._topic_defaults(), self.changes)
-        self.topics.load()
-        doc = self.topics.doc
-        if "cluster_id" not in doc:
-            doc["cluster_id"] = config.cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            self.topics.save_doc()
-        self.cluster_id = doc["cluster_id"]
-        self.producer_ids = ProducerIdManager(self.topics)
+        self.log_store, topic_store = self._open_storage()
+        if controller is None:
+            controller = InProcessController(topic_store, config.cluster_id)
+        self.controller = controller
+        self.registered = False
+        self.topics = TopicManager(controller, self.node_id, self.log_store, self._topic_defaults(), self.changes)
+        self.cluster_id = controller.cluster_id
+        self.producer_ids = ProducerIdManager(controller)
         self.transactions_enabled = True
         clock = AsyncioClock()
         self.groups = GroupCoordinator(clock, self._group_config(), self._offset_store(),
                                        on_change=self.changes.notify)
-        self.groups.load()
+        # The coordinators are this broker's when the cluster has none yet (it is the first to register) or
+        # names it; the others answer NOT_COORDINATOR.
+        coordinator = controller.coordinator_id()
+        self.hosts_coordinators = coordinator in (-1, self.node_id)
+        if self.hosts_coordinators:
+            self.groups.load()
+        else:
+            self.groups.hosted = False
         self.transactions = TransactionCoordinator(
             clock, self._transaction_journal(), self.producer_ids, self._write_marker,
             self.groups.complete_txn_offsets, self._partition_exists,
             max_timeout_ms=config.transaction_max_timeout_ms,
             abort_check_interval_ms=config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
         )
-        self.transactions.load()
+        if self.hosts_coordinators:
+            self.transactions.load()
+        else:
+            self.transactions.hosted = False
         # Security: the listeners, the users who may log in, and the ACLs (None: no authorizer).
         self.listeners = resolve_listeners(config)
         self.credentials = CredentialStore(self._journal("credentials.journal", CredentialStore.MAGIC))
@@ -115,7 +132,9 @@ class BrokerState:
         return p
 
     def _partition_exists(self, topic: str, partition: int) -> bool:
-        return not isinstance(get_partition_or_error(self.topics.get(topic), partition), int)
+        """Whether the cluster has the partition (whichever broker leads it)."""
+        t = self.topics.get(topic)
+        return t is not None and 0 <= partition < len(t.partitions)
 
     def _write_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool) -> None:
         self._partition(topic, partition).write_marker(producer_id, epoch, commit)
@@ -138,6 +157,39 @@ class BrokerState:
             return MemoryOffsetStore()
         path = Path(self.config.data_dir) / STATE_DIR / "consumer-offsets.journal"
         return FileOffsetStore(path, fsync=self.config.fsync != "never")
+
+    # -- the cluster ---------------------------------------------------------
+
+    def register(self, endpoints: dict[str, tuple[str, int]]) -> None:
+        """Join the cluster with the listeners' advertised addresses: the controller sends this broker the
+        topics and elects it leader of the partitions that wait for it."""
+        self.controller.register_broker(BrokerRegistration(self.node_id, endpoints), self)
+        self.registered = True
+
+    def unregister(self) -> None:
+        if self.registered:
+            self.registered = False
+            self.controller.unregister_broker(self.node_id)
+
+    def on_topic_change(self, topic) -> None:
+        self.topics.apply(topic)
+        self.changes.notify()
+
+    def on_topic_deleted(self, topic) -> None:
+        t = self.topics.get(topic.name)
+        if t is not None:
+            self.topics.remove(t)
+        self.changes.notify()
+
+    def on_brokers_change(self) -> None:
+        self.changes.notify()
+
+    def live_endpoint(self, node_id: int, listener_name: str) -> tuple[str, int] | None:
+        """The advertised address of a live broker's listener of that name (None: not alive, no such listener)."""
+        b = self.controller.broker(node_id)
+        if b is None or not b.alive:
+            return None
+        return b.endpoints.get(listener_name)
 
     def _open_storage(self):
         if self.config.storage == "memory":
@@ -170,6 +222,7 @@ class BrokerState:
         rows = {
             "node.id": (str(c.node_id), "int"),
             "num.partitions": (str(c.num_partitions), "int"),
+            "default.replication.factor": (str(c.default_replication_factor), "int"),
             "auto.create.topics.enable": (str(c.auto_create_topics_enable).lower(), "boolean"),
             "message.max.bytes": (str(c.message_max_bytes), "int"),
             "socket.request.max.bytes": (str(c.socket_request_max_bytes), "int"),
@@ -191,15 +244,13 @@ class BrokerState:
         return {k: (v, t, k in c.settings) for k, (v, t) in rows.items()}
 
     def set_topic_configs(self, topic, configs: dict[str, str]) -> None:
-        self.topics.set_configs(topic, configs)
-        cfg = topic.log_config()
-        for p in topic.partitions:
-            p.log.config = cfg
+        self.topics.set_configs(topic, configs)  # the controller tells every broker, which updates its logs
 
     # -- topics --------------------------------------------------------------
 
     def auto_create_topic(self, name: str):
-        return self.topics.create(name, self.config.num_partitions)
+        return self.topics.create(name, self.config.num_partitions,
+                                  replication_factor=self.config.default_replication_factor)
 
     def delete_topic(self, topic) -> None:
         self.topics.delete(topic)
@@ -241,12 +292,11 @@ class BrokerState:
         self.transactions.close()
         self.transactions.journal.close()
         self.groups.close()
-        for t in self.topics.by_name.values():
-            for p in t.partitions:
-                try:
-                    p.log.flush()
-                    p.log.close()
-                except OSError as e:
-                    log.error("closing %s-%d: %s", t.name, p.index, e)
+        for p in self.topics.local_partitions():
+            try:
+                p.log.flush()
+                p.log.close()
+            except OSError as e:
+                log.error("closing %s-%d: %s", p.topic.name, p.index, e)
         self.log_store.close()
 

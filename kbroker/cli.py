@@ -38,6 +38,9 @@ def _serve_parser(sub) -> None:
     p.add_argument("--acl", action="store_true",
                    help="switch ACL authorisation on (as authorizer.class.name does); see super.users and "
                         "allow.everyone.if.no.acl.found")
+    p.add_argument("--brokers", type=int, default=1,
+                   help="run a cluster of this many brokers in this process (node ids from node.id, ports from "
+                        "--port up, data in <data dir>/broker-<node id>; default 1)")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
 
 
@@ -123,9 +126,9 @@ def _serve(args) -> int:
         try:
             import uvloop  # optional extra: kbroker[fast]
         except ImportError:
-            asyncio.run(serve(config))
+            asyncio.run(serve(config, brokers=args.brokers))
         else:
-            uvloop.run(serve(config))
+            uvloop.run(serve(config, brokers=args.brokers))
     except SecurityConfigError as e:  # a key file that cannot be read, a truststore missing, ...
         raise SystemExit(f"kbroker: {e}") from None
     return 0

@@ -37,6 +37,7 @@ class BrokerConfig:
     node_id: int = 0  # node.id
     cluster_id: str | None = None  # generated on first start and kept in the data directory
     num_partitions: int = 1  # num.partitions
+    default_replication_factor: int = 1  # default.replication.factor: CreateTopics' -1 and auto-created topics
     auto_create_topics_enable: bool = True  # auto.create.topics.enable
     message_max_bytes: int = 1048588  # message.max.bytes
     socket_request_max_bytes: int = 104857600  # socket.request.max.bytes
@@ -98,6 +99,7 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "broker.id": ("node_id", int),
     "cluster.id": ("cluster_id", str),
     "num.partitions": ("num_partitions", int),
+    "default.replication.factor": ("default_replication_factor", int),
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
     "message.max.bytes": ("message_max_bytes", int),
     "socket.request.max.bytes": ("socket_request_max_bytes", int),
@@ -134,7 +136,7 @@ NO_EFFECT_KEYS = frozenset({
     "offsets.topic.num.partitions", "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
     "transaction.state.log.num.partitions", "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir", "zookeeper.connect",
-    "zookeeper.connection.timeout.ms", "default.replication.factor", "min.insync.replicas",
+    "zookeeper.connection.timeout.ms", "min.insync.replicas",
     "num.replica.fetchers", "replica.lag.time.max.ms", "confluent.support.metrics.enable", "delete.topic.enable",
     "log.cleaner.enable", "log.cleaner.threads", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr", "metadata.log.dir",

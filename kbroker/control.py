@@ -121,7 +121,8 @@ class Control:
 
             def cond():
                 t = self.state.topics.get(spec["topic"])
-                return t is not None and sum(p.high_watermark - p.log_start_offset for p in t.partitions) >= want
+                return t is not None and sum(p.high_watermark - p.log_start_offset
+                                              for p in t.partitions if p.log is not None) >= want
             return cond
         raise ValueError("wait needs a group or a topic")
 

@@ -3,6 +3,11 @@
 ``with Broker(port=0) as b:`` starts a BrokerServer (broker_server.py) on a ``LoopThread``, an event loop on
 a daemon thread, and exposes ``b.bootstrap_servers``. The test's thread reaches into the broker only through
 ``call``, which runs a function on the broker's loop, because the broker's state is only ever touched from it.
+
+``Broker(brokers=3)`` runs a cluster of three on the one loop (broker_server.ClusterServers): one controller,
+three listeners; ``bootstrap_servers`` names them all, and ``stop_broker`` / ``start_broker`` /
+``wait_for_leaders`` are the cluster's control plane. The single-broker properties (``state``, ``control``,
+``port``) are the first broker's.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import shutil
 import tempfile
 import threading
 
-from .broker_server import BrokerServer
+from .broker_server import BrokerServer, ClusterServers
 from .broker_state import BrokerState
 from .config import BrokerConfig, apply_settings
 from .control import ControlClient
@@ -82,9 +87,11 @@ class Broker:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, data_dir: str | os.PathLike | None = None,
-                 storage: str = "segment", settings: dict[str, str] | None = None, **fields):
+                 storage: str = "segment", settings: dict[str, str] | None = None, brokers: int = 1, **fields):
         """``fields`` are BrokerConfig attributes (``num_partitions=3``); ``settings`` are Kafka-named
-        (``{"log.retention.ms": "1000"}``)."""
+        (``{"log.retention.ms": "1000"}``); ``brokers``: how many brokers (one controller, one loop)."""
+        self.brokers = brokers
+        self._cluster: ClusterServers | None = None
         self._tmp = None
         if data_dir is None and storage == "segment":
             self._tmp = tempfile.mkdtemp(prefix="kbroker-")
@@ -106,7 +113,40 @@ class Broker:
 
     @property
     def bootstrap_servers(self) -> str:
+        if self._cluster is not None:
+            return ",".join(f"{s.host}:{s.port}" for _, s in sorted(self._cluster.servers.items()))
         return f"{self.host}:{self.port}"
+
+    # -- a cluster in one process (brokers > 1) ------------------------------------------------------------
+
+    @property
+    def cluster(self) -> ClusterServers | None:
+        """The cluster's brokers and controller (None for a single broker); touch them only through ``call``."""
+        return self._cluster
+
+    @property
+    def node_ids(self) -> list[int]:
+        return self._cluster.node_ids if self._cluster is not None else [self.config.node_id]
+
+    def stop_broker(self, node_id: int) -> None:
+        """Stop one broker cleanly (its partitions lose their leader until it comes back)."""
+        self._require_cluster()
+        self.call(self._cluster.stop_broker, node_id)
+
+    def start_broker(self, node_id: int) -> None:
+        """Start a stopped broker again, on its port and data directory."""
+        self._require_cluster()
+        self.call(self._cluster.start_broker, node_id)
+
+    def wait_for_leaders(self, timeout_s: float = 10.0) -> bool:
+        """True once every partition of the cluster has a live leader."""
+        self._require_cluster()
+        return self.call(self._cluster.wait_for_leaders, timeout_s)
+
+    def _require_cluster(self) -> ClusterServers:
+        if self._cluster is None:
+            raise RuntimeError("not a cluster: start Broker(brokers=N) for the cluster control plane")
+        return self._cluster
 
     @property
     def listeners(self) -> dict[str, str]:
@@ -133,14 +173,23 @@ class Broker:
         return None if r.control_port is None else f"http://{r.control_host}:{r.control_port}"
 
     def start(self) -> "Broker":
-        self._server = BrokerServer(self.config)
         self._loop_thread = LoopThread("kbroker")
+        if self.brokers > 1:
+            self._cluster = ClusterServers(self.config, self.brokers)
+            start, stop = self._start_cluster, self._cluster.stop
+        else:
+            self._server = BrokerServer(self.config)
+            start, stop = self._server.start, self._server.stop
         try:
-            self._loop_thread.start(self._server.start, self._server.stop)
+            self._loop_thread.start(start, stop)
         except BaseException:
             self._cleanup()
             raise
         return self
+
+    async def _start_cluster(self) -> None:
+        await self._cluster.start()
+        self._server = self._cluster.servers[self._cluster.node_ids[0]]
 
     def call(self, fn, *args):
         """Run ``fn(*args)`` on the broker's event loop and return its result (for tests and the control API)."""

@@ -11,6 +11,13 @@ OffsetForLeaderEpoch, any negative value in Fetch; ``NO_EPOCH`` and ``fetch_epoc
 The log, its offsets, producer state, transactions and leader-epoch cache are the ``UnifiedLog``
 (``kbroker/log/``); a partition holds one in ``log`` and nothing outside the two touches the log's store.
 
+Leadership. A partition is a replica on this broker when the broker is in its replicas (the controller's
+``PartitionRegistration``, controller.py); only then does it have a log. ``get_partition_or_error`` answers
+NOT_LEADER_OR_FOLLOWER for a partition this broker does not lead, with the leader and its epoch on the
+``Partition`` for KIP-951's current-leader hints. ``update`` applies the controller's newer state:
+becoming the leader (Kafka's makeLeader) starts a leader epoch in the log; losing leadership wakes the
+long-polling fetches so they answer at once.
+
 The high watermark. On one broker the leader is the whole in-sync replica set, so the high watermark is
 the log end offset as soon as an append is written: ``_maybe_increment_leader_hw`` says so, and it is
 the only place that does (after every append and marker, and when the partition becomes leader at
@@ -50,6 +57,8 @@ def get_partition_or_error(topic, index: int, current_leader_epoch: int | None =
     if topic is None or not 0 <= index < len(topic.partitions):
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     partition = topic.partitions[index]
+    if not partition.is_leader:
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
     if current_leader_epoch is not None:
         error = partition.check_current_leader_epoch(current_leader_epoch)
         if error:
@@ -58,17 +67,46 @@ def get_partition_or_error(topic, index: int, current_leader_epoch: int | None =
 
 
 class Partition:
-    __slots__ = ("topic", "index", "log", "leader_epoch", "_waiters", "changes")
+    __slots__ = ("topic", "index", "log", "leader_epoch", "_waiters", "changes", "node_id", "leader_id",
+                 "replicas", "isr", "partition_epoch")
 
-    def __init__(self, topic, index: int, store, leader_epoch: int = 0, changes=None):
-        """``store``: the partition's log store (``LogStore.open_log``); the partition makes its log of it."""
+    def __init__(self, topic, index: int, store, leader_epoch: int = 0, changes=None, node_id: int = 0,
+                 registration=None):
+        """``store``: the partition's log store (``LogStore.open_log``), None when this broker is not one of
+        its replicas; the partition makes its log of it. ``registration``: the controller's state of the
+        partition (``controller.PartitionRegistration``); without one, this broker is its only replica and
+        leader (a partition outside a cluster, as unit tests make them)."""
         self.changes = changes
         self.topic = topic  # the Topic this partition belongs to
         self.index = index
-        self.log = UnifiedLog(f"{topic.name}-{index}" if topic is not None else str(index), store)
-        self.leader_epoch = leader_epoch
+        self.node_id = node_id
+        self.log = None if store is None else \
+            UnifiedLog(f"{topic.name}-{index}" if topic is not None else str(index), store)
         self._waiters: list[asyncio.Future] = []
-        self._make_leader()
+        if registration is None:
+            self.replicas, self.isr, self.leader_id, self.partition_epoch = [node_id], [node_id], node_id, 0
+            self.leader_epoch = leader_epoch
+        else:
+            self.replicas, self.isr = list(registration.replicas), list(registration.isr)
+            self.leader_id, self.leader_epoch = registration.leader, registration.leader_epoch
+            self.partition_epoch = registration.partition_epoch
+        if self.is_leader:
+            self._make_leader()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.log is not None and self.leader_id == self.node_id
+
+    def update(self, registration) -> None:
+        """The controller's newer state of this partition (leader, epochs, ISR); see the module docstring."""
+        was_leader = self.is_leader
+        self.replicas, self.isr = list(registration.replicas), list(registration.isr)
+        self.leader_id, self.leader_epoch = registration.leader, registration.leader_epoch
+        self.partition_epoch = registration.partition_epoch
+        if self.is_leader:
+            self._make_leader()
+        elif was_leader:
+            self.wake_waiters()  # long-polling fetches answer now; their next request is told of the new leader
 
     def _make_leader(self) -> None:
         """This broker leads the partition from now on, at ``leader_epoch`` (Kafka's makeLeader)."""

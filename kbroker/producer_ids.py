@@ -1,22 +1,18 @@
-"""Producer ids: unique for the life of the data directory, handed out from blocks reserved in the metadata
-store (as Kafka's ProducerIdManager reserves blocks from the controller), so that a restart never hands out
-an id that was already used, and only one write is needed per block."""
+"""Producer ids: unique in the cluster for the life of its metadata, handed out from blocks the controller
+reserves (as Kafka's ProducerIdManager asks the controller with AllocateProducerIds), so that no two brokers
+and no restart ever hand out an id that was already used, and only one controller write is needed per block."""
 
 from __future__ import annotations
 
-BLOCK_SIZE = 1000
-
 
 class ProducerIdManager:
-    def __init__(self, topics):
-        self._topics = topics  # the TopicManager's metadata document holds the reserved block end
-        self._next = self._end = topics.doc.get("producer_id_block_end", 0)
+    def __init__(self, controller):
+        self._controller = controller  # controller.Controller: allocate_producer_ids() -> [first, end)
+        self._next = self._end = 0
 
     def next_id(self) -> int:
         if self._next >= self._end:
-            self._end = self._next + BLOCK_SIZE
-            self._topics.doc["producer_id_block_end"] = self._end
-            self._topics.save_doc()
+            self._next, self._end = self._controller.allocate_producer_ids()
         pid = self._next
         self._next += 1
         return pid

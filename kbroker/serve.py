@@ -1,4 +1,5 @@
-"""``kbroker serve``: one broker in the foreground, on the loop the command line runs, until a signal."""
+"""``kbroker serve``: one broker, or a cluster of several (``--brokers N``), in the foreground on the loop the
+command line runs, until a signal."""
 
 from __future__ import annotations
 
@@ -6,17 +7,14 @@ import asyncio
 import logging
 import signal
 
-from .broker_server import BrokerServer
+from .broker_server import BrokerServer, ClusterServers
 from .config import BrokerConfig
 from .security.listeners import unauthenticated_exposures
 
 log = logging.getLogger("kbroker")
 
 
-async def serve(config: BrokerConfig, ready=None) -> None:
-    """Run until SIGTERM or SIGINT, then stop accepting, finish requests in flight, flush and return."""
-    running = BrokerServer(config)
-    await running.start()
+def _announce(running: BrokerServer) -> None:
     for listener in unauthenticated_exposures(running.state.listeners):
         log.warning("listening on %s (listener %s, %s) without authentication: anyone who can reach it can "
                     "read and write", listener.host, listener.name, listener.security_protocol)
@@ -26,6 +24,20 @@ async def serve(config: BrokerConfig, ready=None) -> None:
         print(f"kbroker listening on {listener.name}://{listener.host}:{listener.bound_port}", flush=True)
     if running.control_port is not None:
         log.info("control plane on http://%s:%d", running.control_host, running.control_port)
+
+
+async def serve(config: BrokerConfig, ready=None, brokers: int = 1) -> None:
+    """Run until SIGTERM or SIGINT, then stop accepting, finish requests in flight, flush and return.
+    ``brokers`` > 1: a cluster in this process (broker_server.ClusterServers), its ready lines broker by broker."""
+    if brokers > 1:
+        running = ClusterServers(config, brokers)
+        await running.start()
+        for node in running.node_ids:
+            _announce(running.servers[node])
+    else:
+        running = BrokerServer(config)
+        await running.start()
+        _announce(running)
     if ready is not None:
         ready(running)
     stop = asyncio.Event()

@@ -1,4 +1,5 @@
-"""Topics: names, ids, partition counts and config overrides, kept in the topic store (topic_store.py).
+"""Topics: names, ids, partition counts and config overrides, as this broker sees them; the controller
+(controller.py) owns and keeps them (in the topic store, topic_store.py, for the in-process controller).
 
 Kafka's rules for names (``Topic.validate``): 1 to 249 characters from ``[a-zA-Z0-9._-]``, not ``.`` or
 ``..``. A topic is created with a random id (the ids Fetch v13+ and DeleteTopics v6 use) and one partition
@@ -72,82 +73,91 @@ class Topic:
 
 
 class TopicManager:
-    """All topics of the broker; persisted through the metadata store on every change."""
+    """The broker's image of the cluster's topics, kept current by the controller (controller.py): every
+    change is asked of the controller, which applies it and tells every broker (``apply`` / ``remove``).
+    A broker opens a log only for the partitions it is a replica of."""
 
-    def __init__(self, topic_store, log_store, defaults: dict[str, str], changes=None):
+    def __init__(self, controller, node_id: int, log_store, defaults: dict[str, str], changes=None):
         self.changes = changes  # notified on every append (the control plane's wait)
-        self.topic_store = topic_store
+        self.controller = controller
+        self.node_id = node_id
         self.log_store = log_store
         self.defaults = defaults
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
-        self._doc: dict = {}
 
-    def load(self) -> None:
-        self._doc = self.topic_store.load()
-        for name, t in self._doc.get("topics", {}).items():
-            topic = Topic(name, uuid.UUID(t["id"]), dict(t.get("configs", {})), defaults=self.defaults)
-            self._open_partitions(topic, t["partitions"])
-            self._index(topic)
+    # -- the controller's changes, applied to this broker's image ------------------------------------------
 
-    def _open_partitions(self, topic: Topic, count: int) -> None:
-        cfg = topic.log_config()
-        for i in range(len(topic.partitions), count):
-            plog = self.log_store.open_log(topic.name, topic.topic_id, i, cfg)
-            topic.partitions.append(Partition(topic, i, plog, changes=self.changes))
+    def apply(self, reg) -> Topic:
+        """A topic's registration (controller.TopicRegistration), new or changed."""
+        topic = self.by_name.get(reg.name)
+        if topic is not None and topic.topic_id != reg.topic_id:
+            self.remove(topic)
+            topic = None
+        if topic is None:
+            topic = Topic(reg.name, reg.topic_id, dict(reg.configs), defaults=self.defaults)
+            self.by_name[topic.name] = topic
+            self.by_id[topic.topic_id] = topic
+        elif topic.configs != reg.configs:
+            topic.configs = dict(reg.configs)
+            cfg = topic.log_config()
+            for p in topic.partitions:
+                if p.log is not None:
+                    p.log.config = cfg
+        cfg = None
+        for i, preg in enumerate(reg.partitions):
+            if i < len(topic.partitions):
+                topic.partitions[i].update(preg)
+                continue
+            store = None
+            if self.node_id in preg.replicas:
+                cfg = cfg or topic.log_config()
+                store = self.log_store.open_log(topic.name, topic.topic_id, i, cfg)
+            topic.partitions.append(Partition(topic, i, store, changes=self.changes, node_id=self.node_id,
+                                              registration=preg))
+        return topic
 
-    def _index(self, topic: Topic) -> None:
-        self.by_name[topic.name] = topic
-        self.by_id[topic.topic_id] = topic
+    def remove(self, topic: Topic) -> None:
+        """A deleted topic: its local logs are deleted and whoever waits on it answers."""
+        if self.by_name.get(topic.name) is topic:
+            del self.by_name[topic.name]
+            self.by_id.pop(topic.topic_id, None)
+        for p in topic.partitions:
+            if p.log is not None:
+                p.log.close()
+                self.log_store.delete_log(topic.name, topic.topic_id, p.index)
+            p.wake_waiters()
 
-    def _persist(self) -> None:
-        self._doc["topics"] = {
-            t.name: {"id": str(t.topic_id), "partitions": len(t.partitions), "configs": t.configs}
-            for t in self.by_name.values()
-        }
-        self.topic_store.save(self._doc)
-
-    @property
-    def doc(self) -> dict:
-        """The metadata document, for other broker-wide facts (the cluster id) kept beside the topics."""
-        return self._doc
-
-    def save_doc(self) -> None:
-        self._persist()
+    # -- reads and the changes asked of the controller -----------------------------------------------------
 
     def get(self, name: str) -> Topic | None:
         return self.by_name.get(name)
 
     def create(self, name: str, num_partitions: int, configs: dict[str, str] | None = None,
-               validate_only: bool = False) -> Topic:
+               validate_only: bool = False, replication_factor: int = 1,
+               assignments: list[list[int]] | None = None) -> Topic:
         validate_topic_name(name)
         if name in self.by_name:
             raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
-        if num_partitions <= 0:
-            raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
-        topic = Topic(name, uuid.uuid4(), dict(configs or {}), defaults=self.defaults)
+        reg = self.controller.create_topic(name, num_partitions, replication_factor, assignments,
+                                           dict(configs or {}), validate_only=validate_only)
         if validate_only:
-            return topic
-        self._open_partitions(topic, num_partitions)
-        self._index(topic)
-        self._persist()
-        log.info("created topic %s with %d partitions", name, num_partitions)
-        return topic
+            return Topic(name, reg.topic_id, dict(reg.configs), defaults=self.defaults)
+        return self.by_name[name]
 
-    def add_partitions(self, topic: Topic, count: int) -> None:
-        self._open_partitions(topic, count)
-        self._persist()
+    def add_partitions(self, topic: Topic, count: int, assignments: list[list[int]] | None = None,
+                       validate_only: bool = False) -> None:
+        self.controller.create_partitions(topic.name, count, assignments, validate_only=validate_only)
 
     def delete(self, topic: Topic) -> None:
-        del self.by_name[topic.name]
-        del self.by_id[topic.topic_id]
-        self._persist()
-        for p in topic.partitions:
-            p.log.close()
-            self.log_store.delete_log(topic.name, topic.topic_id, p.index)
-            p.wake_waiters()
-        log.info("deleted topic %s", topic.name)
+        self.controller.delete_topic(topic.name)
 
     def set_configs(self, topic: Topic, configs: dict[str, str]) -> None:
-        topic.configs = configs
-        self._persist()
+        self.controller.set_topic_configs(topic.name, configs)
+
+    def local_partitions(self):
+        """The partitions this broker holds a log of (leader or not)."""
+        for topic in list(self.by_name.values()):
+            for p in topic.partitions:
+                if p.log is not None:
+                    yield p

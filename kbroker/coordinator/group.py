@@ -83,6 +83,9 @@ class GroupCoordinator:
         self.offset_manager = OffsetMetadataManager(clock, config, self._store, self.group_manager)
         self._loading = True
         self._closed = False
+        # False on the brokers of a cluster that do not host the coordinators: every request is answered
+        # NOT_COORDINATOR, as Kafka's broker answers for a group whose partition it does not lead.
+        self.hosted = True
         self._retention_timer: TimerHandle | None = None
 
     # -- life cycle ----------------------------------------------------------------------------------------------
@@ -118,6 +121,8 @@ class GroupCoordinator:
         self.expire_offsets()
 
     def _status(self) -> int:
+        if not self.hosted:
+            return ErrorCode.NOT_COORDINATOR
         if self._closed:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         if self._loading:

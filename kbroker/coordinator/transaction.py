@@ -98,6 +98,8 @@ class TransactionCoordinator:
         self.abort_check_interval_ms = abort_check_interval_ms
         self.txns: dict[str, TransactionMetadata] = {}
         self._timer = None
+        # False on the brokers of a cluster that do not host the coordinators: NOT_COORDINATOR to all.
+        self.hosted = True
 
     # -- life cycle ----------------------------------------------------------
 
@@ -143,6 +145,8 @@ class TransactionCoordinator:
 
     def init_producer_id(self, tid: str, timeout_ms: int, expected_pid: int = -1,
                          expected_epoch: int = -1) -> InitResult:
+        if not self.hosted:
+            return InitResult(ErrorCode.NOT_COORDINATOR)
         if tid == "" or (expected_pid < 0) != (expected_epoch < 0):
             return InitResult(ErrorCode.INVALID_REQUEST)  # Kafka: both producer id and epoch, or neither
         if not 0 < timeout_ms <= self.max_timeout_ms:
@@ -205,6 +209,8 @@ class TransactionCoordinator:
     # -- adding partitions and groups ----------------------------------------
 
     def _check(self, tid: str, pid: int, epoch: int) -> tuple[int, TransactionMetadata | None]:
+        if not self.hosted:
+            return ErrorCode.NOT_COORDINATOR, None
         if not tid:
             return ErrorCode.INVALID_REQUEST, None
         txn = self.txns.get(tid)
@@ -252,6 +258,8 @@ class TransactionCoordinator:
     def is_ongoing(self, tid: str, pid: int, epoch: int) -> int:
         """For TxnOffsetCommit: NONE when the producer is current (Kafka's group coordinator leaves the rest
         to the transaction coordinator)."""
+        if not self.hosted:
+            return ErrorCode.NOT_COORDINATOR
         txn = self.txns.get(tid)
         if txn is None or txn.producer_id != pid:
             return ErrorCode.INVALID_PRODUCER_ID_MAPPING
@@ -262,6 +270,8 @@ class TransactionCoordinator:
     # -- ending --------------------------------------------------------------
 
     def end_txn(self, tid: str, pid: int, epoch: int, commit: bool) -> int:
+        if not self.hosted:
+            return ErrorCode.NOT_COORDINATOR
         if not tid:
             return ErrorCode.INVALID_REQUEST
         txn = self.txns.get(tid)

@@ -45,6 +45,23 @@ class RequestContext:
             return self.listener.advertised()
         return self.broker.advertised_host, self.broker.advertised_port
 
+    def endpoint(self, node_id: int) -> tuple[str, int] | None:
+        """Where the client reaches broker ``node_id`` through a listener of the same name as its own (Kafka
+        answers every broker by the client's listener name); None when that broker is not alive."""
+        if node_id == self.broker.node_id:
+            return self.advertised
+        name = self.listener.name if self.listener is not None else "PLAINTEXT"
+        return self.broker.live_endpoint(node_id, name)
+
+    def live_brokers(self) -> list[tuple[int, str, int, str | None]]:
+        """(node id, host, port, rack) of every live broker, by node id, as the client's listener reaches them."""
+        out = []
+        for b in self.broker.controller.brokers():
+            ep = self.endpoint(b.node_id) if b.alive else None
+            if ep is not None:
+                out.append((b.node_id, ep[0], ep[1], b.rack))
+        return out
+
     # -- authorisation (security/acl.py) ---------------------------------------------------------------
 
     def authorize(self, operation, resource_type, name: str, *, log_denied: bool = True) -> bool:

@@ -1,11 +1,12 @@
 """CreatePartitions (37): v0-3. Grows a topic to ``count`` partitions (INVALID_PARTITIONS unless larger
-than now); manual assignments may only name this broker (INVALID_REPLICA_ASSIGNMENT); ``validate_only``.
+than now); the controller places the new partitions, or
+manual assignments naming registered brokers (INVALID_REPLICA_ASSIGNMENT); ``validate_only``.
 Needs ALTER on each topic (TOPIC_AUTHORIZATION_FAILED), as KafkaApis.
 """
 
 from __future__ import annotations
 
-from ..errors import ErrorCode
+from ..errors import ErrorCode, KafkaError
 from ..security import acl
 from ..wire.messages import create_partitions as API
 
@@ -33,14 +34,19 @@ def handle(ctx, req: API.CreatePartitionsRequest) -> R:
                               f"requested {t.count}." if t.count < current else
                               f"Topic already has {current} partitions."))
             continue
+        assignments = None
         if t.assignments is not None:
-            if len(t.assignments) != t.count - current or any(
-                    a.broker_ids != [broker.config.node_id] for a in t.assignments):
+            if len(t.assignments) != t.count - current:
                 results.append(R.CreatePartitionsTopicResult(
                     name=t.name, error_code=ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                    error_message="Replica assignments must name this broker, once per new partition"))
+                    error_message=f"Increasing the number of partitions by {t.count - current} but "
+                                  f"{len(t.assignments)} assignments provided."))
                 continue
-        if not req.validate_only:
-            broker.topics.add_partitions(topic, t.count)
+            assignments = [list(a.broker_ids) for a in t.assignments]
+        try:
+            broker.topics.add_partitions(topic, t.count, assignments, validate_only=req.validate_only)
+        except KafkaError as e:
+            results.append(R.CreatePartitionsTopicResult(name=t.name, error_code=e.code, error_message=e.message))
+            continue
         results.append(R.CreatePartitionsTopicResult(name=t.name, error_code=0, error_message=None))
     return R(throttle_time_ms=0, results=results)

@@ -1,5 +1,7 @@
-"""CreateTopics (19): v2-7. Partition count (-1: ``num.partitions``), replication factor 1 or -1 (anything
-else INVALID_REPLICATION_FACTOR on one broker), manual assignments naming only this broker, configs checked
+"""CreateTopics (19): v2-7. Partition count (-1: ``num.partitions``), replication factor (-1:
+``default.replication.factor``; more than the live brokers, or more than one until replication lands,
+INVALID_REPLICATION_FACTOR), manual assignments naming registered brokers (INVALID_REPLICA_ASSIGNMENT), the
+controller placing the partitions over the brokers (controller.py), configs checked
 against the topic config definitions (INVALID_CONFIG), ``validate_only``, Kafka's name rules
 (INVALID_TOPIC_EXCEPTION) and TOPIC_ALREADY_EXISTS. From v5 the response lists the topic's configs.
 Authorisation, as KafkaApis: CREATE on the cluster or on the topic, else TOPIC_AUTHORIZATION_FAILED
@@ -20,31 +22,31 @@ SOURCE_DEFAULT, SOURCE_TOPIC, SOURCE_STATIC_BROKER = 5, 1, 4
 
 def _create(ctx, ct, validate_only: bool):
     broker = ctx.broker
+    assignments = None
+    replication_factor = broker.config.default_replication_factor if ct.replication_factor == -1 \
+        else ct.replication_factor
     if ct.assignments:
         if ct.num_partitions != -1 or ct.replication_factor != -1:
             raise KafkaError(ErrorCode.INVALID_REQUEST,
                              "Both numPartitions or replicationFactor and replicasAssignments were set.")
-        for a in ct.assignments:
-            if a.broker_ids != [broker.config.node_id]:
-                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                 f"Replica assignment for partition {a.partition_index} names unknown brokers")
-        num_partitions = len(ct.assignments)
+        assignments = [list(a.broker_ids) for a in sorted(ct.assignments, key=lambda a: a.partition_index)]
+        if [a.partition_index for a in sorted(ct.assignments, key=lambda a: a.partition_index)] != \
+                list(range(len(assignments))):
+            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                             "Partitions should be 0-based and consecutive in the replica assignment.")
+        num_partitions = len(assignments)
     else:
         num_partitions = broker.config.num_partitions if ct.num_partitions == -1 else ct.num_partitions
         if num_partitions <= 0:
             raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
-        if ct.replication_factor not in (-1, 1):
-            if ct.replication_factor <= 0:
-                raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
-                                 "Replication factor must be larger than 0, or -1 to use the default value.")
+        if replication_factor <= 0:
             raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
-                             f"Unable to replicate the partition {ct.replication_factor} time(s): "
-                             "The target replication factor of "
-                             f"{ct.replication_factor} cannot be reached because only 1 broker(s) are registered.")
+                             "Replication factor must be larger than 0, or -1 to use the default value.")
     configs = {c.name: c.value for c in ct.configs}
     validate_topic_configs(configs)
     return broker.topics.create(ct.name, num_partitions, {k: v for k, v in configs.items() if v is not None},
-                                validate_only=validate_only)
+                                validate_only=validate_only, replication_factor=replication_factor,
+                                assignments=assignments)
 
 
 def handle(ctx, req: API.CreateTopicsRequest) -> R:

@@ -1,6 +1,7 @@
-"""DescribeCluster (60): v0-2 (v2: fenced brokers, KIP-1073; this broker is never fenced). One broker, which is also the controller. v1's endpoint type 1 (brokers) is
+"""DescribeCluster (60): v0-2 (v2: fenced brokers, KIP-1073; a stopped broker is left out rather than listed
+fenced). Every live broker of the cluster; the controller id is the lowest live node id (controller.py). v1's endpoint type 1 (brokers) is
 the only one served; 2 (controllers) gets UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker answers it.
-The broker is described by the address of the client's listener. The cluster's authorised operations are
+Brokers are described by their listener of the client's listener name. The cluster's authorised operations are
 filled when asked for (0 without DESCRIBE on the cluster), as Kafka's AuthHelper does.
 """
 
@@ -26,7 +27,7 @@ def handle(ctx, req: API.DescribeClusterRequest) -> R:
         error_code=0,
         endpoint_type=1,
         cluster_id=broker.cluster_id,
-        controller_id=broker.config.node_id,
-        brokers=[R.DescribeClusterBroker(broker_id=broker.config.node_id, host=ctx.advertised[0],
-                                         port=ctx.advertised[1], rack=None, is_fenced=False)],
+        controller_id=broker.controller.controller_id,
+        brokers=[R.DescribeClusterBroker(broker_id=n, host=host, port=port, rack=rack, is_fenced=False)
+                 for n, host, port, rack in ctx.live_brokers()],
     )

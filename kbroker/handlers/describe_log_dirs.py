@@ -26,7 +26,8 @@ def handle(ctx, req: API.DescribeLogDirsRequest) -> R:
             continue
         parts = [R.DescribeLogDirsPartition(partition_index=p.index, partition_size=p.size_bytes(),
                                             offset_lag=0, is_future_key=False)
-                 for p in topic.partitions if wanted is None or p.index in wanted[topic.name]]
+                 for p in topic.partitions
+                 if p.log is not None and (wanted is None or p.index in wanted[topic.name])]
         topics.append(R.DescribeLogDirsTopic(name=topic.name, partitions=parts))
     log_dir = broker.config.data_dir or "memory"
     total = usable = -1

@@ -1,8 +1,9 @@
-"""FindCoordinator (10): v0-6. kbroker is every group's coordinator, and every transactional id's once
-transactions are served; v4+ batches keys. Key type 0 is a group, 1 a transactional id; share groups
+"""FindCoordinator (10): v0-6. One broker of the cluster hosts every group's and transactional id's
+coordinator (``Controller.coordinator_id``: the first broker that registered; placing them by partitions of
+the internal topics comes with replication); COORDINATOR_NOT_AVAILABLE while it is down. v4+ batches keys. Key type 0 is a group, 1 a transactional id; share groups
 (key type 2, KIP-932) are not served (INVALID_REQUEST, as a Kafka broker without a share coordinator).
 Authorisation, as KafkaApis: DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) or the transactional id
-(TRANSACTIONAL_ID_AUTHORIZATION_FAILED). The coordinator is named by the address of the client's listener.
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED). The coordinator is named by its listener of the client's listener name.
 """
 
 from __future__ import annotations
@@ -13,6 +14,15 @@ from ..wire.messages import find_coordinator as API
 
 R = API.FindCoordinatorResponse
 GROUP, TRANSACTION = 0, 1
+
+
+def _coordinator(ctx) -> tuple[int, str | None, int, str, int]:
+    """(error, message, node, host, port) of the broker hosting the coordinators, by the client's listener."""
+    node = ctx.broker.controller.coordinator_id()
+    endpoint = ctx.endpoint(node) if node >= 0 else None
+    if endpoint is None:
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, "The coordinator is not available.", -1, "", -1
+    return 0, None, node, endpoint[0], endpoint[1]
 
 
 def _locate(ctx, key_type: int, key: str) -> tuple[int, str | None]:
@@ -31,16 +41,20 @@ def _locate(ctx, key_type: int, key: str) -> tuple[int, str | None]:
 
 
 def handle(ctx, req: API.FindCoordinatorRequest) -> R:
-    broker = ctx.broker
-    node, (host, port) = broker.config.node_id, ctx.advertised  # the client's listener
+    where = _coordinator(ctx)
+    node, host, port = where[2:]
     if ctx.version < 4:
         err, msg = _locate(ctx, req.key_type, req.key)
+        if not err:
+            err, msg = where[:2]
         if err:
             return R(error_code=err, error_message=msg, node_id=-1, host="", port=-1)
         return R(error_code=0, error_message=None, node_id=node, host=host, port=port)
     coordinators = []
     for key in req.coordinator_keys:
         err, msg = _locate(ctx, req.key_type, key)
+        if not err:
+            err, msg = where[:2]
         if err:
             coordinators.append(R.Coordinator(key=key, node_id=-1, host="", port=-1, error_code=err, error_message=msg))
         else:

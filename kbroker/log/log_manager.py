@@ -123,7 +123,8 @@ class LogManager:
     def _partitions(self):
         for topic in list(self.state.topics.by_name.values()):
             for p in list(topic.partitions):
-                yield topic, p
+                if p.log is not None:  # the partitions this broker holds a replica of
+                    yield topic, p
 
     # -- retention ---------------------------------------------------------------------
 

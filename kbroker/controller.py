@@ -1,0 +1,441 @@
+"""The cluster's metadata and the controller that changes it: which brokers are alive, which topics exist,
+and for each partition its replicas, leader, leader epoch, partition epoch and ISR (Kafka's QuorumController
+over the metadata image; ZooKeeper's /brokers and /brokers/topics before it).
+
+Every broker reads the cluster from a ``Controller`` and asks it for every change; none keeps a topic list of
+its own. A single broker is a cluster of one over the same path: its controller is an
+``InProcessController`` over the broker's own ``.kbroker/metadata.json`` (the document the topic store
+always wrote, with the replica assignment and partition state added beside each topic). Several brokers in
+one process share one ``InProcessController``; a PostgreSQL-backed controller (a later slice) implements the
+same interface for brokers in separate processes.
+
+The interface, and why it is shaped so:
+
+- Reads are synchronous and answer from the controller's current image (``brokers``, ``topic``,
+  ``topics``, ``live_broker_ids``): a database-backed controller serves them from an image it keeps current
+  through change notifications, so handlers never wait on the database to answer Metadata.
+- Changes are methods that validate, apply and then notify every registered broker with what changed
+  (``MetadataListener.on_topic_change`` / ``on_topic_deleted`` / ``on_brokers_change``). In process the
+  notification runs before the method returns, so the broker that asked already sees the change.
+- Partition state moves only through ``alter_partition``, a compare-and-set on (leader epoch, partition
+  epoch) as Kafka's AlterPartition and its ZooKeeper-era conditional znode updates do: a stale caller gets
+  FENCED_LEADER_EPOCH or INVALID_UPDATE_VERSION and nothing changes. Leader election (a broker leaving or
+  coming back) goes through the same method, so a database implementation is one conditional UPDATE.
+- The leader epoch goes up whenever the leader changes (including to "no leader"); the partition epoch
+  goes up on every change of the partition's state.
+
+Concurrency: everything runs on the event loop of the brokers that share the controller; no method awaits,
+so a change and its notifications are one step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import uuid
+from dataclasses import dataclass, field
+
+from .errors import ErrorCode, KafkaError
+
+log = logging.getLogger("kbroker.controller")
+
+NO_LEADER = -1
+# Until followers fetch from leaders (the replication slice), a partition has one replica: a larger factor
+# that the cluster could place is refused rather than promised and not kept.
+MAX_REPLICATION_FACTOR = 1
+PRODUCER_ID_BLOCK_SIZE = 1000  # Kafka's ProducerIdManager hands out blocks of 1000 ids too
+
+
+@dataclass
+class BrokerRegistration:
+    """A broker as the cluster knows it: its node id, an endpoint per listener name, its rack, and whether it
+    is alive (registered and not stopped; Kafka: registered and unfenced)."""
+    node_id: int
+    endpoints: dict[str, tuple[str, int]]  # listener name -> advertised (host, port)
+    rack: str | None = None
+    alive: bool = True
+
+
+@dataclass
+class PartitionRegistration:
+    """One partition's state (Kafka's PartitionRegistration / ZooKeeper's LeaderAndIsr)."""
+    replicas: list[int]
+    isr: list[int]
+    leader: int = NO_LEADER
+    leader_epoch: int = 0
+    partition_epoch: int = 0
+
+    def to_json(self) -> dict:
+        return {"replicas": self.replicas, "isr": self.isr, "leader": self.leader,
+                "leader_epoch": self.leader_epoch, "partition_epoch": self.partition_epoch}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "PartitionRegistration":
+        return cls(list(d["replicas"]), list(d["isr"]), d["leader"], d["leader_epoch"], d["partition_epoch"])
+
+
+@dataclass
+class TopicRegistration:
+    name: str
+    topic_id: uuid.UUID
+    configs: dict[str, str]  # overrides only
+    partitions: list[PartitionRegistration] = field(default_factory=list)
+
+
+class MetadataListener:
+    """What a broker is told when the cluster changes (Kafka: the metadata publishers of a broker)."""
+
+    def on_topic_change(self, topic: TopicRegistration) -> None:
+        """A topic was created, or its partitions, their state or its configs changed."""
+
+    def on_topic_deleted(self, topic: TopicRegistration) -> None:
+        pass
+
+    def on_brokers_change(self) -> None:
+        """A broker registered, came back or stopped."""
+
+
+class Controller:
+    """The small interface every controller implements; see the module docstring."""
+
+    cluster_id: str
+
+    # -- reads: the current image --------------------------------------------------------------------
+
+    def brokers(self) -> list[BrokerRegistration]:
+        """Every registered broker, alive or not, by node id."""
+        raise NotImplementedError
+
+    def live_broker_ids(self) -> list[int]:
+        return [b.node_id for b in self.brokers() if b.alive]
+
+    def broker(self, node_id: int) -> BrokerRegistration | None:
+        return next((b for b in self.brokers() if b.node_id == node_id), None)
+
+    @property
+    def controller_id(self) -> int:
+        """The broker admin clients are told is the controller: the lowest live node id (-1: none)."""
+        live = self.live_broker_ids()
+        return min(live) if live else -1
+
+    def topics(self) -> list[TopicRegistration]:
+        raise NotImplementedError
+
+    def coordinator_id(self) -> int:
+        """The broker hosting the group and transaction coordinators, alive or not. In this slice one broker
+        hosts them all: the lowest node id ever registered (the internal-topic placement comes later)."""
+        raise NotImplementedError
+
+    # -- brokers -----------------------------------------------------------------------------------
+
+    def register_broker(self, registration: BrokerRegistration, listener: MetadataListener) -> None:
+        """A broker starts (or comes back): it is alive, and leads again the partitions that wait for it."""
+        raise NotImplementedError
+
+    def unregister_broker(self, node_id: int) -> None:
+        """A broker stops cleanly: it is no longer alive and its partitions elect other leaders from their
+        ISR, or have none (Kafka's controlled shutdown)."""
+        raise NotImplementedError
+
+    # -- topics ------------------------------------------------------------------------------------
+
+    def create_topic(self, name: str, num_partitions: int, replication_factor: int,
+                     assignments: list[list[int]] | None, configs: dict[str, str],
+                     validate_only: bool = False) -> TopicRegistration:
+        raise NotImplementedError
+
+    def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
+                          validate_only: bool = False) -> TopicRegistration:
+        raise NotImplementedError
+
+    def delete_topic(self, name: str) -> None:
+        raise NotImplementedError
+
+    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        raise NotImplementedError
+
+    def alter_partition(self, name: str, index: int, leader_epoch: int, partition_epoch: int,
+                        leader: int, isr: list[int]) -> PartitionRegistration:
+        """Compare-and-set: apply (leader, isr) if the partition is still at (leader_epoch, partition_epoch),
+        else FENCED_LEADER_EPOCH / INVALID_UPDATE_VERSION (KafkaError) and nothing changes."""
+        raise NotImplementedError
+
+    # -- ids -----------------------------------------------------------------------------------------
+
+    def allocate_producer_ids(self) -> tuple[int, int]:
+        """A block [first, end) of producer ids no other broker was or will be given (AllocateProducerIds)."""
+        raise NotImplementedError
+
+
+def place_replicas(brokers: list[int], num_partitions: int, replication_factor: int,
+                   first_partition: int = 0, start: int | None = None) -> list[list[int]]:
+    """Replicas for partitions [first_partition, first_partition + num_partitions): striped over the live
+    brokers from a random start, as Kafka's StripedReplicaPlacer does without racks."""
+    brokers = sorted(brokers)
+    if replication_factor > len(brokers):
+        raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                         f"Unable to replicate the partition {replication_factor} time(s): The target replication "
+                         f"factor of {replication_factor} cannot be reached because only {len(brokers)} broker(s) "
+                         "are registered.")
+    if replication_factor > MAX_REPLICATION_FACTOR:
+        raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                         f"Unable to replicate the partition {replication_factor} time(s): kbroker does not "
+                         f"replicate partitions yet (at most {MAX_REPLICATION_FACTOR} replica).")
+    if start is None:
+        start = random.randrange(len(brokers))
+    return [[brokers[(start + p + r) % len(brokers)] for r in range(replication_factor)]
+            for p in range(first_partition, first_partition + num_partitions)]
+
+
+class InProcessController(Controller):
+    """The controller of the brokers in this process, over a topic store document (topic_store.py).
+
+    Document: ``cluster_id``, ``producer_id_block_end``, and ``topics`` by name with ``id``, ``partitions``
+    (the count), ``configs`` and ``replicas_state`` (a PartitionRegistration per partition). A document
+    written before clusters existed has no ``replicas_state``: its partitions belong to the first broker
+    that registers (the broker that wrote it)."""
+
+    def __init__(self, store, cluster_id: str | None = None):
+        self._store = store
+        self._doc = store.load()
+        self._brokers: dict[int, BrokerRegistration] = {}
+        self._listeners: dict[int, MetadataListener] = {}
+        self._topics: dict[str, TopicRegistration] = {}
+        self._legacy: list[TopicRegistration] = []  # written by one broker before clusters: no replicas yet
+        self._coordinator: int | None = self._doc.get("coordinator_id")
+        self._change_waiters: list[asyncio.Future] = []
+        if "cluster_id" not in self._doc:
+            self._doc["cluster_id"] = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            self._persist()
+        self.cluster_id = self._doc["cluster_id"]
+        for name, t in self._doc.get("topics", {}).items():
+            topic = TopicRegistration(name, uuid.UUID(t["id"]), dict(t.get("configs", {})))
+            states = t.get("replicas_state")
+            if states is None:
+                self._legacy.append(topic)
+                topic.partitions = [PartitionRegistration([], []) for _ in range(t["partitions"])]
+            else:
+                topic.partitions = [PartitionRegistration.from_json(s) for s in states]
+            self._topics[name] = topic
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def brokers(self) -> list[BrokerRegistration]:
+        return [self._brokers[n] for n in sorted(self._brokers)]
+
+    def topics(self) -> list[TopicRegistration]:
+        return list(self._topics.values())
+
+    def topic(self, name: str) -> TopicRegistration | None:
+        return self._topics.get(name)
+
+    def coordinator_id(self) -> int:
+        return self._coordinator if self._coordinator is not None else -1
+
+    # -- persistence -----------------------------------------------------------------------------------
+
+    def _persist(self) -> None:
+        self._doc["topics"] = {
+            t.name: {"id": str(t.topic_id), "partitions": len(t.partitions), "configs": t.configs,
+                     "replicas_state": [p.to_json() for p in t.partitions]}
+            for t in self._topics.values() if t not in self._legacy
+        } | {t.name: {"id": str(t.topic_id), "partitions": len(t.partitions), "configs": t.configs}
+             for t in self._legacy}
+        if self._coordinator is not None:
+            self._doc["coordinator_id"] = self._coordinator
+        self._store.save(self._doc)
+
+    def wait_for_change(self) -> asyncio.Future:
+        """A future that completes at the next change of brokers or topics (the control plane's wait)."""
+        fut = asyncio.get_running_loop().create_future()
+        self._change_waiters.append(fut)
+        return fut
+
+    def _changed(self) -> None:
+        waiters, self._change_waiters = self._change_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def _notify(self, topic: TopicRegistration) -> None:
+        for listener in list(self._listeners.values()):
+            listener.on_topic_change(topic)
+        self._changed()
+
+    def _notify_brokers(self) -> None:
+        for listener in list(self._listeners.values()):
+            listener.on_brokers_change()
+        self._changed()
+
+    # -- brokers -----------------------------------------------------------------------------------------
+
+    def register_broker(self, registration: BrokerRegistration, listener: MetadataListener) -> None:
+        node = registration.node_id
+        if node in self._brokers and self._brokers[node].alive:
+            raise ValueError(f"a broker with node id {node} is already registered and alive")
+        registration.alive = True
+        self._brokers[node] = registration
+        self._listeners[node] = listener
+        if self._coordinator is None:
+            self._coordinator = node
+            self._persist()
+        if self._legacy:  # a single broker's data directory from before clusters: its partitions are ours
+            for topic in self._legacy:
+                topic.partitions = [PartitionRegistration([node], [node], NO_LEADER, 0, 0)
+                                    for _ in topic.partitions]
+            self._legacy = []
+            self._persist()
+        listener_topics = list(self._topics.values())
+        for topic in listener_topics:
+            listener.on_topic_change(topic)  # the new broker's image, before anything is elected
+        self._notify_brokers()
+        for topic in listener_topics:
+            changed = False
+            for index, p in enumerate(topic.partitions):
+                if p.leader == NO_LEADER and node in p.isr:
+                    self._elect(topic, index, node)
+                    changed = True
+            if changed:
+                self._notify(topic)
+        log.info("broker %d registered: %s", node, registration.endpoints)
+
+    def unregister_broker(self, node_id: int) -> None:
+        reg = self._brokers.get(node_id)
+        if reg is None or not reg.alive:
+            return
+        reg.alive = False
+        self._listeners.pop(node_id, None)
+        live = set(self.live_broker_ids())
+        for topic in list(self._topics.values()):
+            changed = False
+            for index, p in enumerate(topic.partitions):
+                if p.leader != node_id:
+                    continue
+                # Another in-sync replica takes over; the last one stays in the ISR with no leader (Kafka
+                # never empties the ISR, so the partition comes back when that replica does).
+                others = [r for r in p.isr if r != node_id and r in live]
+                self._elect(topic, index, others[0] if others else NO_LEADER,
+                            isr=[r for r in p.isr if r != node_id] if others else p.isr)
+                changed = True
+            if changed:
+                self._notify(topic)
+        self._notify_brokers()
+        log.info("broker %d stopped", node_id)
+
+    def _elect(self, topic: TopicRegistration, index: int, leader: int, isr: list[int] | None = None) -> None:
+        p = topic.partitions[index]
+        self._alter(topic, index, p.leader_epoch, p.partition_epoch, leader, p.isr if isr is None else isr)
+
+    # -- partition state: compare-and-set ----------------------------------------------------------------
+
+    def alter_partition(self, name: str, index: int, leader_epoch: int, partition_epoch: int,
+                        leader: int, isr: list[int]) -> PartitionRegistration:
+        topic = self._topics.get(name)
+        if topic is None or not 0 <= index < len(topic.partitions):
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{name}-{index}")
+        p = self._alter(topic, index, leader_epoch, partition_epoch, leader, isr)
+        self._notify(topic)
+        return p
+
+    def _alter(self, topic: TopicRegistration, index: int, leader_epoch: int, partition_epoch: int,
+               leader: int, isr: list[int]) -> PartitionRegistration:
+        p = topic.partitions[index]
+        if leader_epoch != p.leader_epoch:
+            raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH, f"{topic.name}-{index} is at leader epoch "
+                             f"{p.leader_epoch}, not {leader_epoch}")
+        if partition_epoch != p.partition_epoch:
+            raise KafkaError(ErrorCode.INVALID_UPDATE_VERSION, f"{topic.name}-{index} is at partition epoch "
+                             f"{p.partition_epoch}, not {partition_epoch}")
+        new = PartitionRegistration(list(p.replicas), list(isr), leader,
+                                    p.leader_epoch + (1 if leader != p.leader else 0), p.partition_epoch + 1)
+        topic.partitions[index] = new
+        self._persist()
+        return new
+
+    # -- topics ------------------------------------------------------------------------------------------
+
+    def _check_assignments(self, assignments: list[list[int]]) -> None:
+        known = set(self._brokers)
+        for i, replicas in enumerate(assignments):
+            if not replicas or len(set(replicas)) != len(replicas) or not set(replicas) <= known:
+                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                 f"Replica assignment for partition {i} names unknown or repeated brokers")
+            if len(replicas) > MAX_REPLICATION_FACTOR:
+                raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                                 f"Unable to replicate the partition {len(replicas)} time(s): kbroker does not "
+                                 f"replicate partitions yet (at most {MAX_REPLICATION_FACTOR} replica).")
+
+    def _new_partitions(self, replicas: list[list[int]]) -> list[PartitionRegistration]:
+        live = set(self.live_broker_ids())
+        out = []
+        for r in replicas:
+            leader = next((b for b in r if b in live), NO_LEADER)
+            out.append(PartitionRegistration(list(r), [b for b in r if b in live] or list(r), leader, 0, 0))
+        return out
+
+    def create_topic(self, name: str, num_partitions: int, replication_factor: int,
+                     assignments: list[list[int]] | None, configs: dict[str, str],
+                     validate_only: bool = False) -> TopicRegistration:
+        if name in self._topics:
+            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        if assignments is not None:
+            self._check_assignments(assignments)
+            replicas = assignments
+        else:
+            if num_partitions <= 0:
+                raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
+            if replication_factor <= 0:
+                raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                                 "Replication factor must be larger than 0, or -1 to use the default value.")
+            replicas = place_replicas(self.live_broker_ids(), num_partitions, replication_factor)
+        topic = TopicRegistration(name, uuid.uuid4(), dict(configs))
+        if validate_only:
+            topic.partitions = [PartitionRegistration(list(r), list(r)) for r in replicas]
+            return topic
+        topic.partitions = self._new_partitions(replicas)
+        self._topics[name] = topic
+        self._persist()
+        self._notify(topic)
+        log.info("created topic %s with %d partitions", name, len(replicas))
+        return topic
+
+    def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
+                          validate_only: bool = False) -> TopicRegistration:
+        topic = self._topics[name]
+        current = len(topic.partitions)
+        if assignments is not None:
+            self._check_assignments(assignments)
+            replicas = assignments
+        else:
+            rf = len(topic.partitions[0].replicas) if topic.partitions else 1
+            replicas = place_replicas(self.live_broker_ids(), count - current, rf, first_partition=current)
+        if validate_only:
+            return topic
+        topic.partitions = topic.partitions + self._new_partitions(replicas)
+        self._persist()
+        self._notify(topic)
+        return topic
+
+    def delete_topic(self, name: str) -> None:
+        topic = self._topics.pop(name)
+        self._persist()
+        for listener in list(self._listeners.values()):
+            listener.on_topic_deleted(topic)
+        self._changed()
+        log.info("deleted topic %s", name)
+
+    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        topic = self._topics[name]
+        topic.configs = dict(configs)
+        self._persist()
+        self._notify(topic)
+
+    # -- ids ---------------------------------------------------------------------------------------------
+
+    def allocate_producer_ids(self) -> tuple[int, int]:
+        first = self._doc.get("producer_id_block_end", 0)
+        self._doc["producer_id_block_end"] = first + PRODUCER_ID_BLOCK_SIZE
+        self._persist()
+        return first, first + PRODUCER_ID_BLOCK_SIZE
