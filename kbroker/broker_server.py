@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from .broker_state import BrokerState
+from .broker_state import BrokerState, ChangeNotifier
 from .config import BrokerConfig
 from .control import Control, RequestLog
 from .control_http import ControlHttpServer
@@ -33,10 +33,13 @@ from .server import KafkaServer
 class BrokerServer:
     """A broker serving on the current event loop."""
 
-    def __init__(self, config: BrokerConfig, controller=None):
-        """``controller``: the cluster's (controller.py); None: the broker's own over its data directory."""
+    def __init__(self, config: BrokerConfig, controller=None, cluster: "ClusterServers | None" = None):
+        """``controller``: the cluster's (controller.py); None: the broker's own over its data directory.
+        ``cluster``: the in-process cluster it belongs to, whose fault rules, request log and change notifier
+        its brokers share (a fault or a wait of the control plane is about the cluster)."""
         self.config = config
         self.controller = controller
+        self.cluster = cluster
         self.state: BrokerState | None = None
         self.server: KafkaServer | None = None  # the first listener's
         self.servers: list[KafkaServer] = []  # one per listener
@@ -48,10 +51,11 @@ class BrokerServer:
         self.control_port: int | None = None
 
     async def start(self) -> None:
-        self.state = BrokerState(self.config, self.controller)
+        cluster = self.cluster
+        self.state = BrokerState(self.config, self.controller, cluster.changes if cluster is not None else None)
         self.state.log_manager = LogManager(self.state)  # retention, compaction, flush policy
         self.state.log_manager.start()
-        faults, request_log = Faults(), RequestLog()
+        faults, request_log = (Faults(), RequestLog()) if cluster is None else (cluster.faults, cluster.request_log)
         try:
             for listener in self.state.listeners:
                 auth = ListenerAuth(listener, self.state.credentials) if listener.sasl else None
@@ -65,7 +69,7 @@ class BrokerServer:
                 await server.stop(grace_s=0)
             raise
         self.server = self.servers[0]
-        self.control = Control(self.state, self.server)
+        self.control = Control(self.state, self.server, cluster.states if cluster is not None else None)
         first = self.state.listeners[0]
         self.host, self.port = first.host, first.bound_port
         self.state.advertised_host, self.state.advertised_port = first.advertised()
@@ -132,6 +136,11 @@ class ClusterServers:
                 control_port=config.control_port if i == 0 else None,
                 settings=dict(config.settings), topic_defaults=dict(config.topic_defaults))
         self.servers: dict[int, BrokerServer] = {}  # the running brokers by node id
+        self.faults, self.request_log, self.changes = Faults(), RequestLog(), ChangeNotifier()
+
+    def states(self) -> list[BrokerState]:
+        """The running brokers' states, by node id (the control plane looks for partitions and groups there)."""
+        return [self.servers[n].state for n in sorted(self.servers)]
 
     @property
     def node_ids(self) -> list[int]:
@@ -148,7 +157,7 @@ class ClusterServers:
     async def start_broker(self, node_id: int) -> BrokerServer:
         if node_id in self.servers:
             raise ValueError(f"broker {node_id} is running")
-        server = BrokerServer(self.configs[node_id], self.controller)
+        server = BrokerServer(self.configs[node_id], self.controller, self)
         await server.start()
         self.configs[node_id].port = server.port  # a restart binds the same port: clients keep its address
         self.servers[node_id] = server

@@ -62,13 +62,15 @@ class ChangeNotifier:
 
 
 class BrokerState(MetadataListener):
-    def __init__(self, config: BrokerConfig, controller=None):
-        """``controller``: the cluster's (controller.py); None: this broker's own, over its data directory."""
+    def __init__(self, config: BrokerConfig, controller=None, changes: ChangeNotifier | None = None):
+        """``controller``: the cluster's (controller.py); None: this broker's own, over its data directory.
+        ``changes``: the notifier shared by the brokers of a cluster in one process (the control plane's wait
+        sees an append on any of them); None: the broker's own."""
         self.config = config
         self.node_id = config.node_id
         self.stopping = False
         self.log_manager = None  # retention, compaction, flush policy: started by broker_server.py
-        self.changes = ChangeNotifier()
+        self.changes = changes if changes is not None else ChangeNotifier()
         self.api_versions = advertised_versions(config.emulate_kafka)
         self.advertised_host = config.advertised
         self.advertised_port = config.advertised_port or config.port

@@ -48,9 +48,18 @@ def _bytes_field(b) -> dict | None:
 
 
 class Control:
-    def __init__(self, state, server):
+    def __init__(self, state, server, peers=None):
+        """``peers``: for a broker of a cluster in one process, a function returning every running broker's
+        state; records are read from a partition's leader and groups from the broker hosting them."""
         self.state = state
         self.server = server
+        self._peers = peers
+
+    def _states(self) -> list:
+        return self._peers() if self._peers is not None else [self.state]
+
+    def _coordinator_state(self):
+        return next((s for s in self._states() if s.hosts_coordinators), self.state)
 
     # -- faults --------------------------------------------------------------
 
@@ -68,12 +77,17 @@ class Control:
     # -- inspection ----------------------------------------------------------
 
     def records(self, topic: str, partition: int = 0, offset: int = 0, limit: int = 100) -> list[dict]:
-        t = self.state.topics.get(topic)
-        if t is None:
-            raise KeyError(f"unknown topic {topic}")
-        p = get_partition_or_error(t, partition)
-        if isinstance(p, int):
-            raise KeyError(f"unknown partition {topic}-{partition}")
+        p = None
+        for state in self._states():  # the partition's leader holds its records
+            t = state.topics.get(topic)
+            if t is None:
+                raise KeyError(f"unknown topic {topic}")
+            found = get_partition_or_error(t, partition)
+            if not isinstance(found, int):
+                p = found
+                break
+        if p is None:
+            raise KeyError(f"no leader here for partition {topic}-{partition}")
         out: list[dict] = []
         pos_offset = max(offset, p.log_start_offset)
         while len(out) < limit and pos_offset < p.high_watermark:
@@ -96,7 +110,7 @@ class Control:
         return out
 
     def group(self, group_id: str) -> dict:
-        return self.state.describe_group_for_control(group_id)
+        return self._coordinator_state().describe_group_for_control(group_id)
 
     def requests(self, limit: int = 100) -> list[dict]:
         return self.server.request_log.recent(limit)
@@ -112,7 +126,7 @@ class Control:
             members = spec.get("members")
 
             def cond():
-                g = self.state.describe_group_for_control(spec["group"])
+                g = self._coordinator_state().describe_group_for_control(spec["group"])
                 return ((state is None or g["state"] == state)
                         and (members is None or len(g["members"]) == int(members)))
             return cond
@@ -120,9 +134,13 @@ class Control:
             want = int(spec.get("records", 1))
 
             def cond():
-                t = self.state.topics.get(spec["topic"])
-                return t is not None and sum(p.high_watermark - p.log_start_offset
-                                              for p in t.partitions if p.log is not None) >= want
+                total = 0
+                for state in self._states():
+                    t = state.topics.get(spec["topic"])
+                    if t is None:
+                        return False
+                    total += sum(p.high_watermark - p.log_start_offset for p in t.partitions if p.is_leader)
+                return total >= want
             return cond
         raise ValueError("wait needs a group or a topic")
 
@@ -146,7 +164,7 @@ class Control:
     def reset(self) -> None:
         for topic in list(self.state.topics.by_name.values()):
             self.state.delete_topic(topic)
-        self.state.reset_groups()
+        self._coordinator_state().reset_groups()
         self.server.faults.clear()
 
 

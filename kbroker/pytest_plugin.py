@@ -10,7 +10,9 @@ Fixtures:
   returns a one-partition topic's name.
 
 Options: ``--kbroker-storage memory|segment`` (default memory: fastest, nothing on disk),
-``--kbroker-external HOST:PORT``.
+``--kbroker-external HOST:PORT``, ``--kbroker-brokers N`` (a cluster of N brokers in the process, one
+controller; ``kafka_broker.bootstrap_servers`` names them all and ``kafka_broker.stop_broker(node_id)`` /
+``start_broker`` / ``wait_for_leaders`` are its control plane).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ def pytest_addoption(parser):
                     help="storage of the broker the kafka_broker fixture starts (default: memory)")
     group.addoption("--kbroker-external", default=None, metavar="HOST:PORT",
                     help="use this running broker instead of starting one")
+    group.addoption("--kbroker-brokers", default=1, type=int, metavar="N",
+                    help="start a cluster of N brokers in the process (default 1)")
 
 
 class ExternalBroker:
@@ -42,7 +46,8 @@ def kafka_broker(request):
     from kbroker import Broker
 
     storage = request.config.getoption("--kbroker-storage")
-    with Broker(port=0, storage=storage) as broker:
+    brokers = request.config.getoption("--kbroker-brokers")
+    with Broker(port=0, storage=storage, brokers=brokers) as broker:
         yield broker
 
 

@@ -40,3 +40,10 @@ def test_sample_project_against_an_external_broker():
         # The topic was created on, and deleted from, the external broker.
         apis = [req["api"] for req in b.control.requests(limit=1000)]
     assert "CreateTopics" in apis and "DeleteTopics" in apis
+
+
+def test_sample_project_against_a_cluster_of_three():
+    """--kbroker-brokers 3: the same fixtures over three brokers in the process (topics spread over them)."""
+    r = _run("--kbroker-brokers=3", "--kbroker-storage=segment")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "7 passed" in r.stdout

@@ -28,6 +28,7 @@ import time
 
 from ..errors import ErrorCode
 from ..partition import fetch_epoch, get_partition_or_error
+from .leader_hints import LeaderHints
 from ..records.batch import iter_batches
 from ..security import acl
 from ..storage.file_region import FileRegion
@@ -64,7 +65,7 @@ def _resolve(ctx, req):
                 parts.append((fp, missing))
             else:
                 parts.append((fp, get_partition_or_error(topic, fp.partition)))
-        out.append((ft, parts))
+        out.append((ft, topic, parts))
     return out
 
 
@@ -74,13 +75,17 @@ def _build(ctx, req, targets):
     total = 0
     first_with_data = True
     responses = []
-    for ft, parts in targets:
+    hints = LeaderHints(ctx, R)
+    for ft, topic, parts in targets:
         rparts = []
         responses.append(R.FetchableTopicResponse(topic=ft.topic, topic_id=ft.topic_id, partitions=rparts))
         for fp, p in parts:
+            if not isinstance(p, int) and not p.is_leader:  # leadership moved while the fetch waited
+                p = ErrorCode.NOT_LEADER_OR_FOLLOWER
             if isinstance(p, int):
                 rparts.append(R.PartitionData(partition_index=fp.partition, error_code=p, high_watermark=-1,
-                                              last_stable_offset=-1, log_start_offset=-1, records=b""))
+                                              last_stable_offset=-1, log_start_offset=-1, records=b"",
+                                              current_leader=hints.current_leader(topic, fp.partition, p)))
                 continue
             err = p.check_current_leader_epoch(fetch_epoch(fp.current_leader_epoch))
             hw = p.high_watermark
@@ -113,8 +118,10 @@ def _build(ctx, req, targets):
             rparts.append(R.PartitionData(
                 partition_index=fp.partition, error_code=err, high_watermark=hw, last_stable_offset=lso,
                 log_start_offset=start, aborted_transactions=aborted, preferred_read_replica=-1, records=records,
+                current_leader=hints.current_leader(topic, fp.partition, err),
             ))
-    return R(throttle_time_ms=0, error_code=0, session_id=0, responses=responses), total
+    return R(throttle_time_ms=0, error_code=0, session_id=0, responses=responses,
+             node_endpoints=hints.node_endpoints()), total
 
 
 def _end_offset(chunks) -> int:
@@ -135,7 +142,7 @@ async def _long_poll(ctx, req, targets):
     ``handle`` returning and this coroutine starting is then seen, not slept through.
     """
     deadline = time.monotonic() + req.max_wait_ms / 1000.0
-    partitions = list({id(p): p for _, parts in targets for _, p in parts if not isinstance(p, int)}.values())
+    partitions = list({id(p): p for _, _, parts in targets for _, p in parts if not isinstance(p, int)}.values())
     while True:
         futures = [p.wait_for_append() for p in partitions]
         try:

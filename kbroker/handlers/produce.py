@@ -18,6 +18,7 @@ import logging
 
 from ..errors import ErrorCode, KafkaError
 from ..partition import get_partition_or_error
+from .leader_hints import LeaderHints
 from ..records.batch import ATTRIBUTES_OFFSET, TRANSACTIONAL_MASK
 from ..security import acl
 from ..topics import validate_topic_name
@@ -45,6 +46,7 @@ def _has_transactional_records(req) -> bool:
 def handle(ctx, req: API.ProduceRequest) -> R | None:
     broker = ctx.broker
     responses = []
+    hints = LeaderHints(ctx, R)
     by_id = ctx.version >= 13
     if broker.authorizer is not None and _has_transactional_records(req) and (
             req.transactional_id is None or not ctx.authorize(acl.WRITE, acl.TRANSACTIONAL_ID, req.transactional_id)):
@@ -85,7 +87,9 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
         for pd in td.partition_data:
             partition = get_partition_or_error(topic, pd.index)
             if isinstance(partition, int):
-                parts.append(_partition_error(pd.index, partition))
+                part = _partition_error(pd.index, partition)
+                part.current_leader = hints.current_leader(topic, pd.index, partition)
+                parts.append(part)
                 continue
             try:
                 base_offset, append_time = partition.append(pd.records, topic.max_message_bytes,
@@ -103,4 +107,4 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
             ))
     if req.acks == 0:
         return None
-    return R(responses=responses, throttle_time_ms=0)
+    return R(responses=responses, throttle_time_ms=0, node_endpoints=hints.node_endpoints())
