@@ -53,6 +53,8 @@ class BrokerServer:
     async def start(self) -> None:
         cluster = self.cluster
         self.state = BrokerState(self.config, self.controller, cluster.changes if cluster is not None else None)
+        if cluster is not None:
+            self.state.peers = cluster.states
         self.state.log_manager = LogManager(self.state)  # retention, compaction, flush policy
         self.state.log_manager.start()
         faults, request_log = (Faults(), RequestLog()) if cluster is None else (cluster.faults, cluster.request_log)

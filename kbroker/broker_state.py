@@ -79,6 +79,7 @@ class BrokerState(MetadataListener):
             controller = InProcessController(topic_store, config.cluster_id)
         self.controller = controller
         self.registered = False
+        self.peers = None  # the other brokers of a cluster in one process: a function returning their states
         self.topics = TopicManager(controller, self.node_id, self.log_store, self._topic_defaults(), self.changes)
         self.cluster_id = controller.cluster_id
         self.producer_ids = ProducerIdManager(controller)
@@ -127,19 +128,21 @@ class BrokerState(MetadataListener):
             path = Path(self.config.data_dir) / STATE_DIR / "transactions.journal"
         return keyed_state(path, b"KBTXNST\x00", fsync=self.config.fsync != "never")
 
-    def _partition(self, topic: str, partition: int):
-        p = get_partition_or_error(self.topics.get(topic), partition)
-        if isinstance(p, int):
-            raise LookupError(f"{topic}-{partition}")
-        return p
-
     def _partition_exists(self, topic: str, partition: int) -> bool:
         """Whether the cluster has the partition (whichever broker leads it)."""
         t = self.topics.get(topic)
         return t is not None and 0 <= partition < len(t.partitions)
 
     def _write_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool) -> None:
-        self._partition(topic, partition).write_marker(producer_id, epoch, commit)
+        """The transaction coordinator's marker, written by the partition's leader. In a cluster in one
+        process the leader may be another broker of the loop (``peers``): an in-process stand-in for Kafka's
+        WriteTxnMarkers request, which brokers in separate processes will send."""
+        for state in [self] + [s for s in (self.peers() if self.peers is not None else []) if s is not self]:
+            p = get_partition_or_error(state.topics.get(topic), partition)
+            if not isinstance(p, int):
+                p.write_marker(producer_id, epoch, commit)
+                return
+        raise LookupError(f"{topic}-{partition} has no leader to write the marker")
 
     def _group_config(self) -> GroupConfig:
         c = self.config

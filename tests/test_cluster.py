@@ -321,3 +321,40 @@ def test_controller_changes_partitions_by_compare_and_set():
     assert seen[-1] == ("t", [(1, 2, 2)])
     first, end = c.allocate_producer_ids()
     assert c.allocate_producer_ids()[0] == end > first
+
+
+def test_transactions_over_the_cluster(cluster):
+    """A transactional producer writes to partitions led by all three brokers; the coordinator (broker 0) has
+    each leader write the markers: a read_committed consumer sees the committed transaction, not the aborted."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    topic = _topic("txn")
+    CLIENTS["confluent-kafka"](cluster.bootstrap_servers).create_topic(topic, 6)
+    p = Producer({"bootstrap.servers": cluster.bootstrap_servers, "transactional.id": _topic("tid")})
+    p.init_transactions(TIMEOUT_S)
+    p.begin_transaction()
+    for i in range(12):
+        p.produce(topic, value=f"c{i}".encode(), partition=i % 6)
+    p.commit_transaction(TIMEOUT_S)
+    p.begin_transaction()
+    for i in range(6):
+        p.produce(topic, value=b"aborted", partition=i)
+    assert p.flush(TIMEOUT_S) == 0  # written to every leader before the abort (else librdkafka drops them unsent)
+    p.abort_transaction(TIMEOUT_S)
+    c = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": _topic("g"),
+                  "isolation.level": "read_committed", "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, i, 0) for i in range(6)])
+        got = []
+        deadline = time.monotonic() + TIMEOUT_S
+        # Per partition: two committed records, the commit marker, an aborted record, the abort marker; the
+        # consumer's position passes all five once both markers are written.
+        while time.monotonic() < deadline and not (
+                len(got) >= 12 and all(tp.offset == 5 for tp in c.position([TopicPartition(topic, i)
+                                                                           for i in range(6)]))):
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                got.append(m.value())
+    finally:
+        c.close()
+    assert sorted(got) == sorted(f"c{i}".encode() for i in range(12))
