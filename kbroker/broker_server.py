@@ -135,10 +135,14 @@ class ClusterServers:
                 config, node_id=node, port=config.port + i if config.port else 0,
                 advertised_port=config.advertised_port + i if config.advertised_port else None,
                 data_dir=str(Path(config.data_dir) / f"broker-{node}") if config.data_dir else None,
-                control_port=config.control_port if i == 0 else None,
+                control_port=None,  # one HTTP control plane for the cluster, not one per broker
                 settings=dict(config.settings), topic_defaults=dict(config.topic_defaults))
         self.servers: dict[int, BrokerServer] = {}  # the running brokers by node id
         self.faults, self.request_log, self.changes = Faults(), RequestLog(), ChangeNotifier()
+        self.control = ClusterControl(self)
+        self.control_http: ControlHttpServer | None = None
+        self.control_host: str | None = None
+        self.control_port: int | None = None
 
     def states(self) -> list[BrokerState]:
         """The running brokers' states, by node id (the control plane looks for partitions and groups there)."""
@@ -152,6 +156,10 @@ class ClusterServers:
         try:
             for node in self.node_ids:
                 await self.start_broker(node)
+            if self.config.control_port is not None:
+                self.control_http = ControlHttpServer(self.control)
+                self.control_host, self.control_port = await self.control_http.start(self.config.control_host,
+                                                                                     self.config.control_port)
         except BaseException:
             await self.stop()
             raise
@@ -172,6 +180,9 @@ class ClusterServers:
         await server.stop()
 
     async def stop(self) -> None:
+        if self.control_http is not None:
+            await self.control_http.stop()
+            self.control_http = None
         for node in sorted(self.servers, reverse=True):
             await self.stop_broker(node)
 
@@ -193,3 +204,46 @@ class ClusterServers:
             except asyncio.TimeoutError:
                 return self.all_partitions_have_leaders()
         return True
+
+
+class ClusterControl:
+    """The control plane of a cluster in one process: every broker operation of control.py, answered by a
+    running broker (they share fault rules, request log and change notifications, and look for partitions
+    and groups across the cluster), plus the cluster's own: list the brokers, stop one cleanly, start it
+    again, wait until every partition has a leader (``{"leaders": true}``)."""
+
+    def __init__(self, cluster: ClusterServers):
+        self._cluster = cluster
+
+    def __getattr__(self, name):
+        servers = self._cluster.servers
+        if not servers:
+            raise ValueError("no broker of the cluster is running")
+        return getattr(servers[min(servers)].control, name)
+
+    def brokers(self) -> list[dict]:
+        c = self._cluster
+        out = []
+        for node in c.node_ids:
+            server = c.servers.get(node)
+            out.append({"node_id": node, "running": server is not None,
+                        "host": server.host if server is not None else c.configs[node].host,
+                        "port": server.port if server is not None else c.configs[node].port})
+        return out
+
+    def _node(self, node_id) -> int:
+        node = int(node_id)
+        if node not in self._cluster.configs:
+            raise KeyError(f"no broker {node}")
+        return node
+
+    async def stop_broker(self, node_id) -> None:
+        await self._cluster.stop_broker(self._node(node_id))
+
+    async def start_broker(self, node_id) -> None:
+        await self._cluster.start_broker(self._node(node_id))
+
+    async def wait(self, spec: dict) -> bool:
+        if spec.get("leaders"):
+            return await self._cluster.wait_for_leaders(int(spec.get("timeout_ms", 10000)) / 1000.0)
+        return await self.__getattr__("wait")(spec)

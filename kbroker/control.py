@@ -175,7 +175,8 @@ class ControlClient:
         self._broker = broker
 
     def _c(self) -> Control:
-        return self._broker.broker_server.control
+        cluster = getattr(self._broker, "cluster", None)  # a cluster in one process: its own control plane
+        return cluster.control if cluster is not None else self._broker.broker_server.control
 
     def add_fault(self, api, error_code: int | None = None, count: int = 1, delay_ms: int | None = None,
                   disconnect: bool = False, drop_response: bool = False, topic: str | None = None,

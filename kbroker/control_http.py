@@ -11,6 +11,11 @@ language. Loopback only unless told otherwise. One request per connection (``Con
                         {"topic": "t", "records": 100, "timeout_ms": 10000}    -> 200, or 408 on timeout
     POST   /reset
     GET    /health
+    A cluster in one process (``--brokers N``) also has:
+    GET    /brokers                       [{"node_id": 0, "running": true, "host": ..., "port": ...}, ...]
+    POST   /brokers/{node_id}/stop        a clean stop: its partitions have no leader until it starts again
+    POST   /brokers/{node_id}/start       on its port and data directory
+    POST   /wait        {"leaders": true, "timeout_ms": 10000}   every partition has a live leader
 """
 
 from __future__ import annotations
@@ -121,6 +126,12 @@ class ControlHttpServer:
                 return 200, {"reset": True}
             elif path == ["health"] and method == "GET":
                 return 200, c.health()
+            elif path == ["brokers"] and method == "GET" and hasattr(c, "brokers"):
+                return 200, c.brokers()
+            elif len(path) == 3 and path[0] == "brokers" and path[2] in ("stop", "start") and method == "POST" \
+                    and hasattr(c, "stop_broker"):
+                await (c.stop_broker(path[1]) if path[2] == "stop" else c.start_broker(path[1]))
+                return 200, {"started" if path[2] == "start" else "stopped": True}
             else:
                 raise HttpError(404, f"no route for {method} /{'/'.join(path)}")
         except KeyError as e:

@@ -169,7 +169,7 @@ class Broker:
 
     @property
     def control_url(self) -> str | None:
-        r = self._server
+        r = self._cluster if self._cluster is not None else self._server
         return None if r.control_port is None else f"http://{r.control_host}:{r.control_port}"
 
     def start(self) -> "Broker":

@@ -34,6 +34,8 @@ async def serve(config: BrokerConfig, ready=None, brokers: int = 1) -> None:
         await running.start()
         for node in running.node_ids:
             _announce(running.servers[node])
+        if running.control_port is not None:
+            log.info("control plane of the cluster on http://%s:%d", running.control_host, running.control_port)
     else:
         running = BrokerServer(config)
         await running.start()

@@ -358,3 +358,37 @@ def test_transactions_over_the_cluster(cluster):
     finally:
         c.close()
     assert sorted(got) == sorted(f"c{i}".encode() for i in range(12))
+
+
+def test_cluster_control_plane_over_http():
+    """The HTTP control plane of ``--brokers N``: list the brokers, stop one, wait for leaders (times out while
+    it is down), start it, wait again; the broker operations (faults, records) work across the cluster."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    with Broker(brokers=3, control_port=0) as b:
+        def call(method, path, body=None):
+            req = urllib.request.Request(b.control_url + path, method=method,
+                                         data=None if body is None else json.dumps(body).encode())
+            try:
+                with urllib.request.urlopen(req, timeout=TIMEOUT_S) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read())
+
+        status, brokers = call("GET", "/brokers")
+        assert status == 200 and [(x["node_id"], x["running"]) for x in brokers] == [(0, True), (1, True), (2, True)]
+        topic = _topic("http")
+        client = CLIENTS["confluent-kafka"](b.bootstrap_servers)
+        client.create_topic(topic, 3)
+        client.produce(topic, [(None, f"v{i}".encode(), [], i % 3, None) for i in range(9)])
+        assert call("POST", "/wait", {"topic": topic, "records": 9, "timeout_ms": 10000})[0] == 200
+        assert all(len(call("GET", f"/topics/{topic}/records?partition={i}")[1]) == 3 for i in range(3))
+        assert call("POST", "/brokers/1/stop") == (200, {"stopped": True})
+        assert [x["running"] for x in call("GET", "/brokers")[1]] == [True, False, True]
+        assert call("POST", "/wait", {"leaders": True, "timeout_ms": 100})[0] == 408
+        assert call("POST", "/brokers/1/start") == (200, {"started": True})
+        assert call("POST", "/wait", {"leaders": True, "timeout_ms": 10000})[0] == 200
+        assert call("POST", "/brokers/7/stop")[0] == 404
+        assert sorted(r[3] for r in client.consume_assigned(topic, 3, 9)) == sorted(f"v{i}".encode() for i in range(9))
