@@ -7,11 +7,12 @@ PORT ?= 9092
 DATA ?= ./data
 STAMP := $(VENV)/.installed
 # make compat BOOTSTRAP=host:port runs the compatibility suite against that broker; REAL_KAFKA=1 against a
-# real Kafka in Docker (skipped with a reason when there is no Docker engine).
+# real Apache Kafka 4 started from Maven Central's jars (no Docker; REAL_KAFKA=docker: testcontainers, where
+# a Docker engine runs), then writes the side-by-side report of kbroker and Kafka.
 BOOTSTRAP ?= $(KBROKER_BOOTSTRAP)
 BENCH_ARGS ?=
 
-.PHONY: run test unit compat bench gen install bytecode clean
+.PHONY: run test unit compat bench gen install bytecode clean kafka-jars conformance conformance-record
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,15 +38,37 @@ gen: $(STAMP)
 # compatibility matrix against a kbroker the suite starts itself.
 test: unit compat
 
-unit: bytecode
+# Apache Kafka's jars for the differential conformance suite and REAL_KAFKA=1, fetched once with Maven into
+# ~/.cache/kbroker (KBROKER_KAFKA_CACHE). Without Java or Maven this says why and the live tests skip.
+kafka-jars: $(STAMP)
+	-@$(PY) -m kbroker.conformance.realkafka --fetch-only
+
+# kbroker against Apache Kafka's recorded answers (CONFORMANCE_BOOTSTRAP=host:port scores another broker);
+# conformance-record refreshes the recording from a real Kafka (after changing the pinned release).
+conformance: bytecode
+ifneq ($(CONFORMANCE_BOOTSTRAP),)
+	$(VENV)/bin/kbroker conformance $(CONFORMANCE_BOOTSTRAP)
+else
+	$(PY) -m kbroker.conformance live
+endif
+
+conformance-record: bytecode
+	$(PY) -m kbroker.conformance record
+
+unit: bytecode kafka-jars
 	$(PY) tools/gen.py --check
 	$(PY) -m pytest -n 2 -q -p no:warnings tests
 
 compat: bytecode
 	bash compat-tests/setup.sh
-ifneq ($(REAL_KAFKA),)
+ifeq ($(REAL_KAFKA),docker)
 	$(PY) -m pip install -q 'testcontainers[kafka]'
-	REAL_KAFKA=1 $(PY) -m pytest -q -p no:warnings compat-tests
+	REAL_KAFKA=docker $(PY) -m pytest -q -p no:warnings compat-tests
+else ifneq ($(REAL_KAFKA),)
+	-@$(PY) -m kbroker.conformance.realkafka --fetch-only
+	REAL_KAFKA=1 $(PY) -m pytest -q -p no:warnings -n 2 compat-tests
+	REAL_KAFKA= $(PY) -m pytest -q -p no:warnings -n 2 compat-tests
+	$(PY) compat-tests/kcompat/report.py --side-by-side compat-tests/report
 else ifneq ($(BOOTSTRAP),)
 	$(PY) -m pytest -q -p no:warnings -n 2 compat-tests --bootstrap $(BOOTSTRAP) $(if $(TARGET),--target-name $(TARGET))
 else

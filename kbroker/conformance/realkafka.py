@@ -15,7 +15,7 @@ How it works:
 
 Used by the differential conformance suite (kbroker.conformance), ``make compat REAL_KAFKA=1`` and
 ``bench/peers.py``'s Kafka 4 peer. ``python -m kbroker.conformance.realkafka`` downloads the jars, starts
-a broker, prints the timings and stops it.
+a broker, prints the timings and stops it (``--fetch-only``: only the download, as ``make kafka-jars``).
 """
 
 from __future__ import annotations
@@ -364,7 +364,10 @@ class RealKafka:
         self.stop()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
     cached = jars_cached()
     t0 = time.perf_counter()
     try:
@@ -374,6 +377,8 @@ def main() -> int:
         return 1
     fetch_s = time.perf_counter() - t0
     print(f"Kafka {KAFKA_VERSION} jars in {libs} ({'cached' if cached else f'downloaded in {fetch_s:.1f} s'})")
+    if "--fetch-only" in args:
+        return 0
     with RealKafka() as k:
         print(f"Kafka {KAFKA_VERSION} at {k.bootstrap}: config+format {k.format_s:.2f} s, "
               f"JVM start to Metadata {k.start_s:.2f} s")
