@@ -56,24 +56,17 @@ def test_a_difference_is_reported_field_by_field():
     assert compare(ours, theirs) == [("topics[name=b].error_code", 3, 17)]
 
 
-@pytest.fixture(scope="module")
-def real_kafka():
+def test_live_kafka(kbroker_answers):
+    """One real Kafka (one test, so that xdist starts one JVM): its answers now equal the recording (else
+    refresh it: make conformance-record), and kbroker differs from it only as known_differences.py says."""
     reason = realkafka.unavailable_reason()
     if reason:
         pytest.skip(f"real Kafka {realkafka.KAFKA_VERSION} unavailable: {reason}")
     with realkafka.RealKafka() as k:
-        yield k
-
-
-def test_live_kafka_answers_as_recorded(real_kafka):
-    """Kafka's answers now equal the recording (else refresh it: make conformance-record)."""
-    live = run_all(real_kafka.bootstrap)
+        live = run_all(k.bootstrap)
     recorded = load_recorded()
     drift = [(key, step, path, a, b) for key in live for step in live[key]
              for path, a, b in compare(live[key][step], recorded.get(key, {}).get(step))]
-    assert not drift, f"Kafka's answers differ from the recording: {drift[:10]}"
-
-
-def test_live_kbroker_against_live_kafka(real_kafka, kbroker_answers):
-    outcomes = compare_runs(kbroker_answers, run_all(real_kafka.bootstrap))
+    assert not drift, f"Kafka's answers differ from the recording (make conformance-record): {drift[:10]}"
+    outcomes = compare_runs(kbroker_answers, live)
     assert not [o for o in outcomes if o.unknown], _unknown_report(outcomes)

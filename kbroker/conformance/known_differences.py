@@ -1,13 +1,15 @@
 """Differences between kbroker's answers and Apache Kafka's that are known, each with its reason.
 
 An entry matches a difference by scenario key ("<scenario>@v<N>", fnmatch pattern), step label and field
-path (fnmatch patterns too). A difference no entry matches fails ``make test``; one that matches is shown
+path (shell-style patterns: * and ?; brackets are literal, as in "topics[name=t]"), and optionally by kbroker's and Kafka's values (patterns over their JSON text,
+"<absent>" for a field one side lacks). A difference no entry matches fails ``make test``; one that matches is shown
 as a known difference with the reason. Fixing kbroker removes entries: keep the list short and honest.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 from dataclasses import dataclass
 
 
@@ -17,6 +19,8 @@ class Known:
     step: str
     path: str
     reason: str
+    ours: str = "*"
+    theirs: str = "*"
 
 
 KNOWN: list[Known] = [
@@ -40,9 +44,10 @@ KNOWN: list[Known] = [
           "validation messages are worded differently (same error codes): kbroker's predate Kafka 4's wording"),
     Known("create_topics_*", "*", "topics*.configs",
           "on a failed creation Kafka sends an empty configs list, kbroker null (v5+; clients treat both as none)"),
-    Known("create_topics_*", "*", "topics*.configs[name=*",
-          "the topic configs kbroker reports after creation lack compression.{gzip,lz4,zstd}.level (KIP-390), "
-          "errors.deadletterqueue.group.enable, the replication throttles and others Kafka 4.4 lists"),
+    Known("create_topics_*", "*", "topics*.configs[name=*].*",
+          "topic config keys kbroker lacks: compression.{gzip,lz4,zstd}.level (KIP-390), "
+          "errors.deadletterqueue.group.enable, leader/follower.replication.throttled.replicas, local.retention.* "
+          "and remote.* (tiered storage), max.decompressed.message.bytes", ours="<absent>"),
     Known("create_topics_duplicate_in_request@*", "create", "topics*",
           "a name twice in one request: Kafka answers once for it, kbroker once per occurrence (both "
           "INVALID_REQUEST)"),
@@ -75,10 +80,22 @@ KNOWN: list[Known] = [
     # -- DescribeConfigs ----------------------------------------------------------------------------------
     Known("describe_configs_*", "*", "results*.error_message",
           "Kafka sends an empty error message where kbroker sends null (and its own text for an unknown topic)"),
-    Known("describe_configs_topic*", "*", "*",
-          "topic configs: kbroker lacks keys Kafka 4.4 lists (compression levels, replication throttles...), "
-          "reports min.insync.replicas as a default rather than the broker's static setting, and lists "
-          "synonyms Kafka does not (issue 18, 'Differences already known')"),
+    Known("describe_configs_topic_all_keys@*", "keys", "*",
+          "the topic config keys kbroker lacks (see create_topics: compression levels, replication throttles, "
+          "tiered storage, max.decompressed.message.bytes, errors.deadletterqueue.group.enable)"),
+    Known("describe_configs_topic_all_keys@*", "defaults", "*",
+          "the topic config keys kbroker lacks (as above)", ours="<absent>"),
+    Known("*", "*", "*message.timestamp.after.max.ms*",
+          "finding: Kafka 4 defaults message.timestamp.after.max.ms to one hour (records stamped further in the "
+          "future are refused); kbroker keeps the 3.x default of Long.MAX",
+          ours="9223372036854775807", theirs="3600000"),
+    Known("*", "*", "*configs[name=min.insync.replicas]*",
+          "Kafka 4's controller writes min.insync.replicas as a cluster-wide dynamic default when the storage is "
+          "formatted (KIP-966), so its source is DYNAMIC_DEFAULT_BROKER_CONFIG (3) with two synonyms; kbroker "
+          "reports the static default (5)"),
+    Known("describe_configs_topic@*", "topic", "*configs[name=retention.ms].synonyms*",
+          "retention.ms set on the topic: Kafka lists only the topic's own value as a synonym (log.retention.ms "
+          "is unset and log.retention.hours is not listed), kbroker adds log.retention.ms's default"),
     Known("describe_configs_broker@*", "*", "*",
           "broker configs: kbroker lacks keys Kafka lists (advertised.listeners, default.replication.factor, "
           "log.retention.hours...), marks dynamic keys read-only, and its sources and synonyms differ "
@@ -87,9 +104,23 @@ KNOWN: list[Known] = [
 ]
 
 
-def reason_for(scenario_key: str, step: str, path: str) -> str | None:
+def reason_for(scenario_key: str, step: str, path: str, ours=None, theirs=None) -> str | None:
     for k in KNOWN:
-        if fnmatch.fnmatchcase(scenario_key, k.scenario) and fnmatch.fnmatchcase(step, k.step) \
-                and fnmatch.fnmatchcase(path, k.path):
+        if _match(scenario_key, k.scenario) and _match(step, k.step) \
+                and _match(path, k.path) and _value_matches(ours, k.ours) \
+                and _value_matches(theirs, k.theirs):
             return k.reason
     return None
+
+
+def _value_matches(value, pattern: str) -> bool:
+    if pattern == "*":
+        return True
+    text = value if isinstance(value, str) else json.dumps(value)
+    return _match(text, pattern)
+
+
+def _match(text: str, pattern: str) -> bool:
+    """fnmatch with literal brackets (paths name list items as "[key=value]")."""
+    literal = pattern.replace("[", "\0").replace("]", "[]]").replace("\0", "[[]")
+    return fnmatch.fnmatchcase(text, literal)

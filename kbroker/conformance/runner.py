@@ -308,7 +308,7 @@ def compare_runs(ours: dict[str, Any], theirs: dict[str, Any]) -> list[Outcome]:
             continue
         for step in list(answers) + [s for s in theirs[key] if s not in answers]:
             for path, a, b in compare(answers.get(step, "<no answer>"), theirs[key].get(step, "<no answer>")):
-                o.differences.append(Difference(key, step, path, a, b, reason_for(key, step, path)))
+                o.differences.append(Difference(key, step, path, a, b, reason_for(key, step, path, a, b)))
         outcomes.append(o)
     return outcomes
 
