@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 BOOTSTRAP ?= $(KBROKER_BOOTSTRAP)
 BENCH_ARGS ?=
 
-.PHONY: run test unit compat bench gen install bytecode clean kafka-jars conformance conformance-record
+.PHONY: run test unit compat compat-kafka bench gen install bytecode clean kafka-jars conformance conformance-record
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,10 @@ run: bytecode
 gen: $(STAMP)
 	$(PY) tools/gen.py
 
-# The whole suite: the generated codec is current, the unit and integration tests, then the
-# compatibility matrix against a kbroker the suite starts itself.
-test: unit compat
+# The whole suite: the generated codec is current, the unit and integration tests (the conformance suite
+# among them), the compatibility matrix against a kbroker the suite starts itself, then against Apache
+# Kafka 4 from Maven Central's jars with both side by side (skipped, saying why, without Java or the jars).
+test: unit compat compat-kafka
 
 # Apache Kafka's jars for the differential conformance suite and REAL_KAFKA=1, fetched once with Maven into
 # ~/.cache/kbroker (KBROKER_KAFKA_CACHE). Without Java or Maven this says why and the live tests skip.
@@ -59,21 +60,30 @@ unit: bytecode kafka-jars
 	$(PY) tools/gen.py --check
 	$(PY) -m pytest -n 2 -q -p no:warnings tests
 
+# The matrix against real Kafka (REAL_KAFKA=1 starts it from the jars), then the side-by-side report from
+# this run and the last kbroker run (report/compat.json).
+COMPAT_KAFKA = if $(PY) -m kbroker.conformance.realkafka --fetch-only; then \
+	  REAL_KAFKA=1 $(PY) -m pytest -q -p no:warnings -n 2 compat-tests && \
+	  $(PY) compat-tests/kcompat/report.py --side-by-side compat-tests/report; \
+	else echo "compat-kafka: skipped: Apache Kafka cannot be started here (the reason is above)"; fi
+
 compat: bytecode
 	bash compat-tests/setup.sh
 ifeq ($(REAL_KAFKA),docker)
 	$(PY) -m pip install -q 'testcontainers[kafka]'
 	REAL_KAFKA=docker $(PY) -m pytest -q -p no:warnings compat-tests
-else ifneq ($(REAL_KAFKA),)
-	-@$(PY) -m kbroker.conformance.realkafka --fetch-only
-	REAL_KAFKA=1 $(PY) -m pytest -q -p no:warnings -n 2 compat-tests
-	REAL_KAFKA= $(PY) -m pytest -q -p no:warnings -n 2 compat-tests
-	$(PY) compat-tests/kcompat/report.py --side-by-side compat-tests/report
 else ifneq ($(BOOTSTRAP),)
 	$(PY) -m pytest -q -p no:warnings -n 2 compat-tests --bootstrap $(BOOTSTRAP) $(if $(TARGET),--target-name $(TARGET))
 else
-	$(PY) -m pytest -q -p no:warnings -n 2 compat-tests
+	REAL_KAFKA= $(PY) -m pytest -q -p no:warnings -n 2 compat-tests
+ifneq ($(REAL_KAFKA),)
+	@$(COMPAT_KAFKA)
 endif
+endif
+
+compat-kafka: bytecode
+	bash compat-tests/setup.sh
+	@$(COMPAT_KAFKA)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -r bench/requirements.txt

@@ -354,6 +354,11 @@ def _counts(m: Matrix) -> str:
 
 
 def write_side_by_side(report_dir: Path) -> list[Path]:
+    missing = [n for n in ("compat.json", "compat-kafka.json") if not (report_dir / n).exists()]
+    if missing:
+        print(f"side-by-side report not written: {', '.join(missing)} missing in {report_dir} "
+              "(run make compat and make compat-kafka)")
+        return []
     ours = from_data(json.loads((report_dir / "compat.json").read_text()))
     kafka = from_data(json.loads((report_dir / "compat-kafka.json").read_text()))
     md, page = side_by_side(ours, kafka)
