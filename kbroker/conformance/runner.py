@@ -186,11 +186,21 @@ class Session:
                 topics=[md.MetadataRequest.MetadataRequestTopic(name=name)], allow_auto_topic_creation=False))
             t = r.topics[0] if r.topics else None
             if t and t.error_code == 0 and len(t.partitions) == partitions and all(
-                    p.leader_id >= 0 for p in t.partitions):
+                    p.leader_id >= 0 for p in t.partitions) and self._partitions_served(name, partitions):
                 return
             if time.monotonic() > deadline:
                 raise ScenarioError(f"topic {name} not ready after {timeout_s} s")
             time.sleep(0.02)
+
+    def _partitions_served(self, name: str, partitions: int) -> bool:
+        """Kafka lists a new partition's leader in Metadata a moment before the broker serves it (answers
+        NOT_LEADER_OR_FOLLOWER meanwhile); ListOffsets answering without error says it is served."""
+        from ..wire.messages import list_offsets as lo
+
+        r = self.conn.call(2, 7, lo.ListOffsetsRequest(replica_id=-1, topics=[lo.ListOffsetsRequest.ListOffsetsTopic(
+            name=name, partitions=[lo.ListOffsetsRequest.ListOffsetsPartition(partition_index=i, timestamp=-1)
+                                   for i in range(partitions)])]))
+        return all(p.error_code == 0 for t in r.topics for p in t.partitions)
 
     def topic_id(self, name: str):
         from ..wire.messages import metadata as md

@@ -14,15 +14,18 @@ import time
 import uuid
 
 from ..records.builder import simple_batch
-from ..wire.messages import (add_partitions_to_txn as apt, api_versions as av, create_topics as ct,
-                             delete_topics as dt, describe_configs as dc, end_txn as et, fetch as fe,
+from ..wire.messages import (add_partitions_to_txn as apt, api_versions as av, create_partitions as cp,
+                             create_topics as ct, delete_records as dr, delete_topics as dt,
+                             describe_acls as da, describe_configs as dc, end_txn as et, fetch as fe,
                              heartbeat as hb, init_producer_id as ip, join_group as jg, list_offsets as lo,
-                             metadata as md, produce as pr, sync_group as sg)
+                             metadata as md, offset_commit as oc, offset_fetch as of, produce as pr,
+                             sasl_handshake as sh, sync_group as sg)
 from .runner import ScenarioError, Session, scenario
 
 ApiVersions, Metadata, Produce, Fetch, ListOffsets = 18, 3, 0, 1, 2
 CreateTopics, DeleteTopics, DescribeConfigs = 19, 20, 32
 JoinGroup, Heartbeat, SyncGroup, InitProducerId, AddPartitionsToTxn, EndTxn = 11, 12, 14, 22, 24, 26
+OffsetCommit, OffsetFetch, SaslHandshake, DeleteRecords, DescribeAcls, CreatePartitions = 8, 9, 17, 21, 29, 37
 
 
 # -- request builders ---------------------------------------------------------------------------------------
@@ -584,3 +587,106 @@ def describe_configs_broker(s: Session, v: int):
     s.call("other_broker", DescribeConfigs, v, dc.DescribeConfigsRequest(resources=[
         dc.DescribeConfigsRequest.DescribeConfigsResource(resource_type=BROKER, resource_name="4242",
                                                           configuration_keys=["num.partitions"])]))
+
+
+# -- offsets ------------------------------------------------------------------------------------------------------
+
+def _commit(group: str, topic: str, offset: int, generation: int = -1, member: str = "", partition: int = 0):
+    return oc.OffsetCommitRequest(group_id=group, generation_id_or_member_epoch=generation, member_id=member,
+                                  topics=[oc.OffsetCommitRequest.OffsetCommitRequestTopic(name=topic, partitions=[
+                                      oc.OffsetCommitRequest.OffsetCommitRequestPartition(
+                                          partition_index=partition, committed_offset=offset,
+                                          committed_metadata="m")])])
+
+
+def _fetch_offsets(v: int, group: str, topic: str, partitions=(0, 5)):
+    if v >= 8:
+        return of.OffsetFetchRequest(groups=[of.OffsetFetchRequest.OffsetFetchRequestGroup(
+            group_id=group, topics=[of.OffsetFetchRequest.OffsetFetchRequestTopics(
+                name=topic, partition_indexes=list(partitions))])])
+    return of.OffsetFetchRequest(group_id=group, topics=[of.OffsetFetchRequest.OffsetFetchRequestTopic(
+        name=topic, partition_indexes=list(partitions))])
+
+
+@scenario(OffsetCommit, (2, 7, 8, 9))
+def offset_commit_and_fetch(s: Session, v: int):
+    """A simple (generation -1) commit by a client outside any group, read back; a commit naming a
+    generation and member of a group that has none (the group does not exist); an unknown partition."""
+    group = s.name("og")
+    topic = s.name("ot")
+    s.create_topic(topic)
+    s.find_coordinator(group)
+    s.call("commit_simple", OffsetCommit, v, _commit(group, topic, 2))
+    s.call("commit_with_generation", OffsetCommit, v, _commit(group, topic, 3, generation=4, member="ghost"))
+    s.call("commit_unknown_partition", OffsetCommit, v, _commit(group, topic, 1, partition=9))
+    s.call("fetch", OffsetFetch, min(v, 9) if v >= 8 else 6, _fetch_offsets(8 if v >= 8 else 6, group, topic))
+
+
+@scenario(OffsetFetch, (1, 5, 7, 8, 9))
+def offset_fetch_unknown_group(s: Session, v: int):
+    """Offsets of a group that never committed: -1 for each asked partition, no error."""
+    group = s.name("nog")
+    topic = s.name("ot")
+    s.create_topic(topic)
+    s.find_coordinator(group)
+    s.call("fetch", OffsetFetch, v, _fetch_offsets(v, group, topic))
+
+
+# -- admin odds and ends ------------------------------------------------------------------------------------------
+
+@scenario(DeleteRecords, (0, 2))
+def delete_records_bounds(s: Session, v: int):
+    """Deleting up to 2 of 3 records (low watermark 2), beyond the high watermark (OFFSET_OUT_OF_RANGE), -1
+    (up to the high watermark) and an unknown partition."""
+    topic = s.name("dr")
+    s.create_topic(topic)
+    seed(s, topic, batch(b"a", b"b", b"c"))
+
+    def req(offset: int, partition: int = 0):
+        return dr.DeleteRecordsRequest(timeout_ms=10000, topics=[dr.DeleteRecordsRequest.DeleteRecordsTopic(
+            name=topic, partitions=[dr.DeleteRecordsRequest.DeleteRecordsPartition(partition_index=partition,
+                                                                                   offset=offset)])])
+
+    s.call("to_2", DeleteRecords, v, req(2))
+    s.call("beyond_hw", DeleteRecords, v, req(10))
+    s.call("to_hw", DeleteRecords, v, req(-1))
+    s.call("unknown_partition", DeleteRecords, v, req(0, partition=4))
+
+
+@scenario(CreatePartitions, (0, 1, 3))
+def create_partitions_errors(s: Session, v: int):
+    """Growing a topic from 1 to 3, then asking for fewer (INVALID_PARTITIONS), the same count, and an
+    unknown topic."""
+    topic = s.name("cp")
+    s.create_topic(topic)
+
+    def req(name: str, count: int):
+        return cp.CreatePartitionsRequest(topics=[cp.CreatePartitionsRequest.CreatePartitionsTopic(
+            name=name, count=count, assignments=None)], timeout_ms=10000)
+
+    s.call("grow_to_3", CreatePartitions, v, req(topic, 3))
+    s.call("shrink_to_2", CreatePartitions, v, req(topic, 2))
+    s.call("same_3", CreatePartitions, v, req(topic, 3))
+    s.call("unknown_topic", CreatePartitions, v, req(s.name("none"), 2))
+
+
+@scenario(DescribeAcls, (1, 3))
+def describe_acls_without_authorizer(s: Session, v: int):
+    """No authorizer configured (both brokers' defaults): SECURITY_DISABLED and its message."""
+    s.call("describe", DescribeAcls, v, da.DescribeAclsRequest(resource_type_filter=1, pattern_type_filter=1,
+                                                               operation=1, permission_type=1))
+
+
+@scenario(SaslHandshake, (0, 1))
+def sasl_handshake_on_plaintext(s: Session, v: int):
+    """A SASL handshake on a PLAINTEXT listener, and for a mechanism nobody serves."""
+    c = s.new_connection()
+    try:
+        s.call("plain", SaslHandshake, v, sh.SaslHandshakeRequest(mechanism="PLAIN"), conn=c)
+    finally:
+        c.close()
+    c = s.new_connection()
+    try:
+        s.call("unknown_mechanism", SaslHandshake, v, sh.SaslHandshakeRequest(mechanism="NOPE-42"), conn=c)
+    finally:
+        c.close()
