@@ -70,7 +70,7 @@ def live(args) -> int:
         return 2
     if args.bootstrap:
         return score(args.bootstrap, theirs, args.name, args.only, args.out, args.quiet)
-    from ..broker import Broker
+    from ..embedded import Broker
 
     with Broker(port=0, storage="memory") as b:
         return score(b.bootstrap_servers, theirs, "kbroker", args.only, args.out, args.quiet)

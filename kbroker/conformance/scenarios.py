@@ -20,7 +20,7 @@ from ..wire.messages import (add_partitions_to_txn as apt, api_versions as av, c
                              heartbeat as hb, init_producer_id as ip, join_group as jg, list_offsets as lo,
                              metadata as md, offset_commit as oc, offset_fetch as of, produce as pr,
                              sasl_handshake as sh, sync_group as sg)
-from .runner import ScenarioError, Session, scenario
+from .session import ScenarioError, Session, scenario
 
 ApiVersions, Metadata, Produce, Fetch, ListOffsets = 18, 3, 0, 1, 2
 CreateTopics, DeleteTopics, DescribeConfigs = 19, 20, 32
