@@ -40,6 +40,15 @@ class BrokerConfig:
     auto_create_topics_enable: bool = True  # auto.create.topics.enable
     message_max_bytes: int = 1048588  # message.max.bytes
     socket_request_max_bytes: int = 104857600  # socket.request.max.bytes
+    # Protection against careless and hostile clients, Kafka's settings and defaults (README, security).
+    queued_max_request_bytes: int = -1  # queued.max.request.bytes: received requests not yet answered, all connections
+    sasl_server_max_receive_size: int = 524288  # sasl.server.max.receive.size: frames before authentication
+    connection_failed_authentication_delay_ms: int = 100  # connection.failed.authentication.delay.ms
+    connections_max_idle_ms: int = 600000  # connections.max.idle.ms
+    max_connections: int = 2147483647  # max.connections (dynamic)
+    max_connections_per_ip: int = 2147483647  # max.connections.per.ip (dynamic)
+    max_connections_per_ip_overrides: str = ""  # max.connections.per.ip.overrides (dynamic): "host:N,10.0.0.1:M"
+    fetch_max_bytes: int = 57671680  # fetch.max.bytes: the most one Fetch answer holds
     log_segment_bytes: int = 1073741824  # log.segment.bytes
     log_message_timestamp_type: str = "CreateTime"  # log.message.timestamp.type
     log_retention_check_interval_ms: int = 300000  # log.retention.check.interval.ms
@@ -92,6 +101,26 @@ def _fsync(v: str) -> str:
     return v
 
 
+def parse_ip_overrides(v: str) -> dict[str, int]:
+    """``max.connections.per.ip.overrides``: ``host:N`` or ``ip:N``, comma-separated (Kafka's
+    SocketServerConfigs.MAX_CONNECTIONS_PER_IP_OVERRIDES_CONFIG)."""
+    out = {}
+    for entry in v.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        host, sep, count = entry.rpartition(":")
+        if not sep or not host.strip():
+            raise ValueError(f"expected host:count, got {entry!r}")
+        out[host.strip()] = int(count)
+    return out
+
+
+def _ip_overrides(v: str) -> str:
+    parse_ip_overrides(v)
+    return v.strip()
+
+
 # Kafka key -> (BrokerConfig field, parser)
 BROKER_KEYS: dict[str, tuple[str, object]] = {
     "node.id": ("node_id", int),
@@ -101,6 +130,14 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
     "message.max.bytes": ("message_max_bytes", int),
     "socket.request.max.bytes": ("socket_request_max_bytes", int),
+    "queued.max.request.bytes": ("queued_max_request_bytes", int),
+    "sasl.server.max.receive.size": ("sasl_server_max_receive_size", int),
+    "connection.failed.authentication.delay.ms": ("connection_failed_authentication_delay_ms", int),
+    "connections.max.idle.ms": ("connections_max_idle_ms", int),
+    "max.connections": ("max_connections", int),
+    "max.connections.per.ip": ("max_connections_per_ip", int),
+    "max.connections.per.ip.overrides": ("max_connections_per_ip_overrides", _ip_overrides),
+    "fetch.max.bytes": ("fetch_max_bytes", int),
     "log.segment.bytes": ("log_segment_bytes", int),
     "log.message.timestamp.type": ("log_message_timestamp_type", str),
     "log.retention.check.interval.ms": ("log_retention_check_interval_ms", int),

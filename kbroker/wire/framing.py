@@ -13,6 +13,10 @@ the buffer back for the next large frame, which takes it once nothing views it a
 kept a slice of a request (instead of copying it) keeps that buffer. Frames above ``RECYCLE_MAX_BYTES``
 get a buffer that is not pooled.
 
+An idle connection holds no buffer: the scratch buffer is taken (from ``scratch_pool`` when there is one)
+when bytes are about to arrive and handed back as soon as it holds no partial frame, so thousands of idle
+connections cost their objects, not 64 KiB each.
+
 A size above the limit (Kafka's ``socket.request.max.bytes``, 100 MiB by default) or below zero is a
 protocol violation: :class:`FrameError`, and the connection is closed, as Kafka's NetworkReceive does with
 InvalidReceiveException.
@@ -36,14 +40,16 @@ class FrameError(Exception):
 
 
 class FrameReader:
-    __slots__ = ("max_frame_bytes", "_scratch", "_view", "_start", "_end", "_big", "_big_filled", "_frames",
-                 "_pool")
+    __slots__ = ("max_frame_bytes", "_scratch_bytes", "_scratch", "_view", "_start", "_end", "_big", "_big_filled",
+                 "_frames", "_pool", "_scratch_pool")
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES, scratch_bytes: int = SCRATCH_BYTES,
-                 pool: BufferPool | None = None):
+                 pool: BufferPool | None = None, scratch_pool: BufferPool | None = None):
         self.max_frame_bytes = max_frame_bytes
-        self._scratch = bytearray(scratch_bytes)
-        self._view = memoryview(self._scratch)
+        self._scratch_bytes = scratch_bytes
+        self._scratch: bytearray | None = None  # taken when bytes arrive, handed back when empty
+        self._view: memoryview | None = None
+        self._scratch_pool = scratch_pool
         self._start = 0  # first byte not yet consumed
         self._end = 0  # end of the bytes received into the scratch buffer
         self._big: memoryview | None = None  # a frame larger than the scratch buffer, being received
@@ -56,6 +62,10 @@ class FrameReader:
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         if self._big is not None:
             return self._big[self._big_filled:]
+        if self._scratch is None:
+            pool = self._scratch_pool
+            self._scratch = pool.take(self._scratch_bytes) if pool is not None else bytearray(self._scratch_bytes)
+            self._view = memoryview(self._scratch)
         if self._end == len(self._scratch):
             self._compact()
         return self._view[self._end:]
@@ -115,7 +125,7 @@ class FrameReader:
                 self._frames.append(bytearray(view[start + 4:start + 4 + size]))
                 start += 4 + size
                 continue
-            if 4 + size > len(self._scratch):
+            if 4 + size > self._scratch_bytes:
                 # Too large for the scratch buffer: give the frame its own buffer and receive into it.
                 big = self._large_buffer(size)
                 big[:have] = view[start + 4:end]
@@ -124,7 +134,14 @@ class FrameReader:
             break
         if start == end:
             start = end = 0
+            self._release_scratch()
         self._start, self._end = start, end
+
+    def _release_scratch(self) -> None:
+        """Nothing partial is buffered: the scratch buffer goes back to the pool (or to the allocator)."""
+        scratch, self._scratch, self._view = self._scratch, None, None
+        if scratch is not None and self._scratch_pool is not None:
+            self._scratch_pool.give(scratch)
 
     def _large_buffer(self, size: int) -> memoryview:
         if size > RECYCLE_MAX_BYTES:

@@ -1,0 +1,82 @@
+"""How many connections the broker keeps, as Kafka's ConnectionQuotas counts them: ``max.connections``
+for the whole broker (every listener together) and ``max.connections.per.ip`` per client address, with
+exceptions by address or host name in ``max.connections.per.ip.overrides`` ("host:N,10.0.0.1:M").
+
+The limits are read from the broker's config at every new connection, so that AlterConfigs changes them
+at once (Kafka marks all three dynamic). A connection over a limit is closed as soon as it is accepted.
+Kafka differs in one case: at ``max.connections`` its acceptor stops accepting until a connection
+closes, leaving new clients in the kernel's backlog; asyncio offers no way to pause accepting, so
+kbroker closes the new connection, which a client sees as a refused connection and retries.
+
+One writer: everything runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import logging
+import socket
+
+from .config import parse_ip_overrides
+
+log = logging.getLogger("kbroker.server")
+
+
+class ConnectionQuotas:
+    def __init__(self, config):
+        self.config = config
+        self.total = 0
+        # queued.max.request.bytes: bytes of requests received and not yet answered, all connections;
+        # connections that stopped reading because of it wait here.
+        self.queued_bytes = 0
+        self.memory_waiters: set = set()
+        self.by_ip: collections.Counter[str] = collections.Counter()
+        self._overrides_text: str | None = None
+        self._overrides: dict[str, int] = {}
+
+    def admit(self, ip: str) -> str | None:
+        """Counts a new connection from ``ip``; or, when a limit is reached, says why it must be closed
+        (and counts nothing)."""
+        c = self.config
+        if self.total >= c.max_connections:
+            return f"the broker already has the configured maximum of {c.max_connections} connections " \
+                   f"(max.connections)"
+        limit = self.limit_for(ip)
+        if self.by_ip[ip] >= limit:
+            return f"address {ip} already has the configured maximum of {limit} connections " \
+                   f"(max.connections.per.ip)"
+        self.total += 1
+        self.by_ip[ip] += 1
+        return None
+
+    def release(self, ip: str) -> None:
+        self.total -= 1
+        self.by_ip[ip] -= 1
+        if self.by_ip[ip] <= 0:
+            del self.by_ip[ip]
+
+    def limit_for(self, ip: str) -> int:
+        text = self.config.max_connections_per_ip_overrides
+        if text != self._overrides_text:
+            self._overrides = _resolve(parse_ip_overrides(text))
+            self._overrides_text = text
+        return self._overrides.get(ip, self.config.max_connections_per_ip)
+
+
+def _resolve(overrides: dict[str, int]) -> dict[str, int]:
+    """Host names become addresses, as Kafka's InetAddress.getByName does (once, when the setting
+    changes); a name that does not resolve is reported and left out."""
+    out = {}
+    for host, count in overrides.items():
+        try:
+            out[str(ipaddress.ip_address(host))] = count
+            continue
+        except ValueError:
+            pass
+        try:
+            for info in socket.getaddrinfo(host, None):
+                out[info[4][0]] = count
+        except OSError as e:
+            log.warning("max.connections.per.ip.overrides: cannot resolve %s (%s)", host, e)
+    return out
