@@ -14,6 +14,8 @@ One writer: everything runs on the event loop.
 from __future__ import annotations
 
 import collections
+import ctypes
+import ctypes.util
 import ipaddress
 import logging
 import socket
@@ -27,6 +29,7 @@ class ConnectionQuotas:
     def __init__(self, config):
         self.config = config
         self.total = 0
+        self.peak = 0  # connections at the last high point (see release)
         # queued.max.request.bytes: bytes of requests received and not yet answered, all connections;
         # connections that stopped reading because of it wait here.
         self.queued_bytes = 0
@@ -47,6 +50,7 @@ class ConnectionQuotas:
             return f"address {ip} already has the configured maximum of {limit} connections " \
                    f"(max.connections.per.ip)"
         self.total += 1
+        self.peak = max(self.peak, self.total)
         self.by_ip[ip] += 1
         return None
 
@@ -55,6 +59,11 @@ class ConnectionQuotas:
         self.by_ip[ip] -= 1
         if self.by_ip[ip] <= 0:
             del self.by_ip[ip]
+        if self.peak - self.total >= TRIM_AFTER_CLOSED and self.total <= self.peak // 2:
+            # Many connections have gone: give their memory back to the system. Python frees its arenas
+            # once empty, but the C allocator keeps freed heap pages unless asked (glibc's malloc_trim).
+            self.peak = self.total
+            _trim_heap()
 
     def limit_for(self, ip: str) -> int:
         text = self.config.max_connections_per_ip_overrides
@@ -62,6 +71,16 @@ class ConnectionQuotas:
             self._overrides = _resolve(parse_ip_overrides(text))
             self._overrides_text = text
         return self._overrides.get(ip, self.config.max_connections_per_ip)
+
+
+TRIM_AFTER_CLOSED = 256
+_libc_name = ctypes.util.find_library("c")
+_malloc_trim = getattr(ctypes.CDLL(_libc_name), "malloc_trim", None) if _libc_name else None
+
+
+def _trim_heap() -> None:
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def _resolve(overrides: dict[str, int]) -> dict[str, int]:

@@ -53,7 +53,7 @@ from .security.authenticator import AuthenticationError, Session
 from .storage.base import StorageError
 from .storage.file_region import FileRegion
 from .wire.buffer_pool import BufferPool
-from .wire.framing import SCRATCH_BYTES, FrameError, FrameReader
+from .wire.framing import SCRATCH_BYTES, FrameError, FrameReader, ScratchPool
 from .wire.header import API_VERSIONS_KEY, body_offset, finish_frame, peek_header, response_frame_start
 from .wire.primitives import DecodeError
 
@@ -135,6 +135,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def connection_lost(self, exc):
         self.closed = True
         self._drop_queue()
+        self.reader.close()
         self.server.connections.discard(self)
         if self.admitted:
             self.admitted = False
@@ -536,7 +537,7 @@ class KafkaServer:
         self.server: asyncio.base_events.Server | None = None
         self.buffers = BufferPool()  # large buffers the connections use again (wire/buffer_pool.py)
         # Receive buffers of connections with bytes arriving; an idle connection holds none.
-        self.scratch = BufferPool(SCRATCH_POOL_BYTES, SCRATCH_BYTES)
+        self.scratch = ScratchPool(SCRATCH_POOL_BYTES)
         # Connection counts and queued request bytes are the broker's, shared by its listeners.
         quotas = getattr(broker, "connection_quotas", None)
         if quotas is None:
