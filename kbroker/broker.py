@@ -307,7 +307,8 @@ class _Running:
         self.host, self.port = first.host, first.bound_port
         self.state.advertised_host, self.state.advertised_port = first.advertised()
         if self.config.control_port is not None:
-            self.control_http = ControlHttpServer(self.control)
+            self.control_http = ControlHttpServer(self.control, self.config.control_token,
+                                                  self.config.control_allow_hosts)
             self.control_host, self.control_port = await self.control_http.start(self.config.control_host,
                                                                                  self.config.control_port)
 

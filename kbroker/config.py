@@ -69,6 +69,8 @@ class BrokerConfig:
     emulate_kafka: str | None = None  # advertise what this Apache Kafka release advertises (releases.py)
     control_host: str = "127.0.0.1"  # the HTTP control plane: loopback unless told otherwise
     control_port: int | None = None  # None: no HTTP control plane
+    control_token: str | None = field(default=None, repr=False)  # bearer token of the control plane
+    control_allow_hosts: list[str] = field(default_factory=list)  # more names the control plane answers to
     # Broker-wide defaults of topic configs, by topic config name ("retention.ms": "3600000"), from the
     # log.* settings; only what was set.
     topic_defaults: dict[str, str] = field(default_factory=dict)
