@@ -19,6 +19,7 @@ import threading
 import uuid
 from pathlib import Path
 
+from .broker_configs import broker_configs
 from .clock import AsyncioClock
 from .consumer_protocol import decode_consumer_assignment
 from .coordinator.group import GroupConfig, GroupCoordinator
@@ -286,6 +287,7 @@ class _Running:
 
     async def start(self) -> None:
         self.state = BrokerState(self.config)
+        broker_configs(self.state)  # dynamic broker configs persisted by an earlier run apply now
         self.state.log_manager = LogManager(self.state)  # retention, compaction, flush policy
         self.state.log_manager.start()
         faults, request_log = Faults(), RequestLog()
