@@ -125,7 +125,13 @@ class BrokerConfigs:
                 value = _render(getattr(_FRESH, attr))
                 if value is not None:
                     out[key] = value
+        if self.config.listeners is None:  # kbroker's default listener: --host and --port
+            out["listeners"] = self._default_listener()
         return out
+
+    def _default_listener(self) -> str:
+        port = self.config.port or getattr(self.broker.listeners[0], "bound_port", 0)
+        return f"PLAINTEXT://{self.config.host}:{port}"
 
     def describe(self, resource_name: str, keys, synonyms: bool, docs: bool, R) -> list:
         """DescribeConfigsResourceResult entries for the broker (its node id) or the cluster default ("")."""
@@ -176,7 +182,7 @@ class BrokerConfigs:
         if name in _ATTR_KEYS and name not in ("log.dirs",):
             return _render(getattr(self.config, _ATTR_KEYS[name]))
         if name == "listeners" and self.config.listeners is None:
-            return f"PLAINTEXT://{self.config.host}:{self.broker.advertised_port}"
+            return self._default_listener()
         for level in (self.dynamic_broker, self.dynamic_default, self.static):
             if name in level:
                 return level[name]
