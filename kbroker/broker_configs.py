@@ -306,7 +306,8 @@ def _check_type(key: str, value: str) -> None:
     elif kind == 1:
         if v.lower() not in ("true", "false"):
             raise KafkaError(ErrorCode.INVALID_REQUEST,
-                             f"Invalid value {value} for configuration {key}: Expected value to be either true or false")
+                             f"Invalid value {value} for configuration {key}: "
+                             f"Expected value to be either true or false")
     if not ok:
         raise KafkaError(ErrorCode.INVALID_REQUEST,
                          f"Invalid value {value} for configuration {key}: Not a number of type {_TYPE_NAMES[kind]}")

@@ -148,7 +148,8 @@ def test_frames_before_authentication_are_capped_by_sasl_server_max_receive_size
     s = socket.create_connection((b.host, b.port), timeout=TIMEOUT_S)
     try:
         # A 600,000-byte frame announced by a client that has not authenticated: Kafka refuses it at the size
-        # (524,288, CVE-2022-34917) instead of buffering it; before the fix kbroker waited for all 100 MB it may announce.
+        # (524,288, CVE-2022-34917) instead of buffering it; before the fix kbroker waited for all of it (up to
+        # socket.request.max.bytes, 100 MiB).
         s.sendall(struct.pack(">i", 600_000) + b"\x00" * 1000)
         took = _closed_within(s, 5.0)
         assert took >= 0.25  # a failed authentication: closed after connection.failed.authentication.delay.ms
@@ -249,8 +250,8 @@ def test_max_connections_per_ip_and_its_overrides():
         assert again is not None
         for s in kept + [again]:
             s.close()
-    with Broker(port=0, storage="memory", settings={"max.connections.per.ip": "1",
-                                                     "max.connections.per.ip.overrides": "localhost:3,127.0.0.1:4"}) as b:
+    overrides = {"max.connections.per.ip": "1", "max.connections.per.ip.overrides": "localhost:3,127.0.0.1:4"}
+    with Broker(port=0, storage="memory", settings=overrides) as b:
         kept = [_accepted(b) for _ in range(4)]
         assert all(kept)
         assert _accepted(b) is None

@@ -62,7 +62,8 @@ def _apply_broker(current: dict[str, str], res) -> dict[str, str]:
             spec = KAFKA_BROKER_CONFIGS.get(c.name)
             if spec is None or spec[0] != 7:
                 what = "append" if c.config_operation == APPEND else "subtract"
-                raise KafkaError(ErrorCode.INVALID_CONFIG, f"Config value {what} is not allowed for config key: {c.name}")
+                raise KafkaError(ErrorCode.INVALID_CONFIG,
+                                 f"Config value {what} is not allowed for config key: {c.name}")
             old = new.get(c.name, spec[1] or "")
             items = [x.strip() for x in old.split(",") if x.strip()]
             given = [x.strip() for x in c.value.split(",") if x.strip()]
