@@ -256,9 +256,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.server.release_queued(nbytes)
 
     def _drop_queue(self) -> None:
+        """The queued requests will not be handled; a request in flight releases its own bytes when done."""
+        dropped = sum(len(f) for f in self.queue)
         self.queue.clear()
-        if self.queued_bytes and not self.busy:
-            self._release(self.queued_bytes)
+        if dropped:
+            self._release(dropped)
 
     def _maybe_resume_reading(self) -> None:
         """Read again once every request received is answered and the answers are (mostly) sent, unless
