@@ -27,8 +27,8 @@ from pathlib import Path
 
 from .config import BROKER_KEYS, TOPIC_DEFAULT_KEYS, BrokerConfig, apply_settings
 from .errors import ErrorCode, KafkaError
-from .journal import KeyedJournal
 from .kafka_broker_configs import KAFKA_BROKER_CONFIGS
+from .state_log import KeyedState, keyed_state
 
 log = logging.getLogger("kbroker.config")
 
@@ -94,7 +94,7 @@ _FRESH = BrokerConfig()
 class BrokerConfigs:
     """The four levels of the broker's configs, and the changes AlterConfigs makes to the dynamic ones."""
 
-    def __init__(self, broker, journal: KeyedJournal):
+    def __init__(self, broker, journal: KeyedState):
         self.broker = broker
         self.config: BrokerConfig = broker.config
         self.journal = journal
@@ -322,6 +322,6 @@ def broker_configs(broker) -> BrokerConfigs:
             Path(c.data_dir) / ".kbroker" / "broker-configs.journal"
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        found = broker.broker_configs = BrokerConfigs(broker, KeyedJournal(path, b"KBBRCFG\x00", fsync=True))
+        found = broker.broker_configs = BrokerConfigs(broker, keyed_state(path, b"KBBRCFG\x00", fsync=True))
     return found
 

@@ -1,0 +1,232 @@
+"""One broker's state: its topics and logs, coordinators, producer ids, credentials and ACLs.
+
+``BrokerState`` is what handlers reach through ``ctx.broker``. It lives on one event loop and is only touched
+from it, but owns neither the loop nor a socket: broker_server.py starts its listeners and background tasks,
+and one loop can hold several states (a cluster in one process), each over its own config and data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import uuid
+from pathlib import Path
+
+from .clock import AsyncioClock
+from .consumer_protocol import decode_consumer_assignment
+from .coordinator.group import GroupConfig, GroupCoordinator
+from .coordinator.offsets import FileOffsetStore, MemoryOffsetStore
+from .coordinator.transaction import TransactionCoordinator
+from .handlers import advertised_versions
+from .state_log import KeyedState, keyed_state
+from .config import BrokerConfig
+from .topic_store import FileTopicStore, MemoryTopicStore
+from .producer_ids import ProducerIdManager
+from .security.acl import Authorizer
+from .security.credentials import CredentialStore
+from .security.listeners import resolve_listeners
+from .topic_config import TOPIC_CONFIGS
+from .topics import TopicManager
+
+log = logging.getLogger("kbroker")
+
+STATE_DIR = ".kbroker"  # inside the data directory; a topic dir is always "<name>-<n>", so no clash
+
+
+class ChangeNotifier:
+    """Wakes whoever waits for "something changed" (a record appended, a group moved): the control plane's
+    wait, which must not poll."""
+
+    def __init__(self):
+        self._waiters: list[asyncio.Future] = []
+
+    def wait(self) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        return fut
+
+    def notify(self) -> None:
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+
+class BrokerState:
+    def __init__(self, config: BrokerConfig):
+        self.config = config
+        self.stopping = False
+        self.log_manager = None  # retention, compaction, flush policy: started by broker_server.py
+        self.changes = ChangeNotifier()
+        self.api_versions = advertised_versions(config.emulate_kafka)
+        self.advertised_host = config.advertised
+        self.advertised_port = config.advertised_port or config.port
+        self.log_store, self.topic_store = self._open_storage()
+        self.topics = TopicManager(self.topic_store, self.log_store, self._topic_defaults(), self.changes)
+        self.topics.load()
+        doc = self.topics.doc
+        if "cluster_id" not in doc:
+            doc["cluster_id"] = config.cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            self.topics.save_doc()
+        self.cluster_id = doc["cluster_id"]
+        self.producer_ids = ProducerIdManager(self.topics)
+        self.transactions_enabled = True
+        clock = AsyncioClock()
+        self.groups = GroupCoordinator(clock, self._group_config(), self._offset_store(),
+                                       on_change=self.changes.notify)
+        self.groups.load()
+        self.transactions = TransactionCoordinator(
+            clock, self._transaction_journal(), self.producer_ids, self._write_marker,
+            self.groups.complete_txn_offsets, self._partition_exists,
+            max_timeout_ms=config.transaction_max_timeout_ms,
+            abort_check_interval_ms=config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+        )
+        self.transactions.load()
+        # Security: the listeners, the users who may log in, and the ACLs (None: no authorizer).
+        self.listeners = resolve_listeners(config)
+        self.credentials = CredentialStore(self._journal("credentials.journal", CredentialStore.MAGIC))
+        for name, password in config.sasl_users:
+            self.credentials.ensure_user(name, password)
+        self.authorizer = None
+        if config.authorizer_enabled:
+            self.authorizer = Authorizer(self._journal("acls.journal", b"KBACLS\x00\x00"), config.super_users,
+                                         config.allow_everyone_if_no_acl_found)
+
+    def _journal(self, name: str, magic: bytes) -> KeyedState:
+        """Security state in the data directory (in memory for --storage memory), fsynced per change: a
+        created user or ACL must not come back from the dead, nor a deleted one vanish."""
+        path = None if self.config.storage == "memory" else Path(self.config.data_dir) / STATE_DIR / name
+        return keyed_state(path, magic, fsync=True)
+
+    def _transaction_journal(self) -> KeyedState:
+        """Transaction state (Kafka's __transaction_state): the latest state per transactional id."""
+        path = None
+        if self.config.storage != "memory":
+            path = Path(self.config.data_dir) / STATE_DIR / "transactions.journal"
+        return keyed_state(path, b"KBTXNST\x00", fsync=self.config.fsync != "never")
+
+    def _partition(self, topic: str, partition: int):
+        t = self.topics.get(topic)
+        if t is None or not 0 <= partition < len(t.partitions):
+            raise LookupError(f"{topic}-{partition}")
+        return t.partitions[partition]
+
+    def _partition_exists(self, topic: str, partition: int) -> bool:
+        t = self.topics.get(topic)
+        return t is not None and 0 <= partition < len(t.partitions)
+
+    def _write_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool) -> None:
+        self._partition(topic, partition).write_marker(producer_id, epoch, commit)
+
+    def _group_config(self) -> GroupConfig:
+        c = self.config
+        return GroupConfig(
+            group_min_session_timeout_ms=c.group_min_session_timeout_ms,
+            group_max_session_timeout_ms=c.group_max_session_timeout_ms,
+            group_initial_rebalance_delay_ms=c.group_initial_rebalance_delay_ms,
+            group_max_size=c.group_max_size,
+            offsets_retention_minutes=c.offsets_retention_minutes,
+            offsets_retention_check_interval_ms=c.offsets_retention_check_interval_ms,
+        )
+
+    def _offset_store(self):
+        """Committed offsets and group metadata: a journal in the data directory (Kafka keeps them in the
+        compacted __consumer_offsets topic), fsynced per commit unless --fsync never."""
+        if self.config.storage == "memory":
+            return MemoryOffsetStore()
+        path = Path(self.config.data_dir) / STATE_DIR / "consumer-offsets.journal"
+        return FileOffsetStore(path, fsync=self.config.fsync != "never")
+
+    def _open_storage(self):
+        if self.config.storage == "memory":
+            from .storage.memory import MemoryLogStore
+
+            return MemoryLogStore(), MemoryTopicStore()
+        if self.config.storage != "segment":
+            raise ValueError(f"unknown storage {self.config.storage!r}: use segment or memory")
+        from .storage.segment import SegmentLogStore
+
+        data_dir = Path(self.config.data_dir)
+        (data_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
+        return SegmentLogStore(data_dir), FileTopicStore(data_dir / STATE_DIR / "metadata.json")
+
+    def _topic_defaults(self) -> dict[str, str]:
+        """Broker-wide topic config defaults: the log.* settings given, and the embedding keywords."""
+        c = self.config
+        given = {
+            "max.message.bytes": str(c.message_max_bytes),
+            "segment.bytes": str(c.log_segment_bytes),
+            "message.timestamp.type": c.log_message_timestamp_type,
+        }
+        out = {k: v for k, v in given.items() if v != TOPIC_CONFIGS[k].default}
+        out.update(c.topic_defaults)
+        return out
+
+    def set_topic_configs(self, topic, configs: dict[str, str]) -> None:
+        self.topics.set_configs(topic, configs)
+        cfg = topic.log_config()
+        for p in topic.partitions:
+            p.log.config = cfg
+
+    # -- topics --------------------------------------------------------------
+
+    def auto_create_topic(self, name: str):
+        return self.topics.create(name, self.config.num_partitions)
+
+    def delete_topic(self, topic) -> None:
+        self.topics.delete(topic)
+
+    # -- records -------------------------------------------------------------
+
+    def append_records(self, partition, records, version: int) -> tuple[int, int]:
+        topic = partition.topic
+        return partition.append(records, topic.max_message_bytes, topic.log_append_time, produce_version=version)
+
+    # -- groups --------------------------------------------------------------
+
+    def describe_group_for_control(self, group_id: str) -> dict:
+        """A group as the control plane shows it: state, protocol, generation, members with their
+        assignments (decoded when the consumer protocol is used), committed offsets."""
+        d = self.groups.describe_group(group_id)
+        offsets = self.groups.fetch_offsets(group_id, None)
+        return {
+            "group_id": group_id, "state": d.state, "protocol_type": d.protocol_type, "protocol": d.protocol,
+            "generation_id": self.groups.generation_id(group_id),
+            "members": [{
+                "member_id": m.member_id, "group_instance_id": m.group_instance_id, "client_id": m.client_id,
+                "client_host": m.client_host,
+                "assignment": decode_consumer_assignment(m.assignment) if d.protocol_type == "consumer" else None,
+            } for m in d.members],
+            "offsets": [{"topic": t, "partition": p, "offset": om.offset, "leader_epoch": om.leader_epoch,
+                         "metadata": om.metadata} for (t, p), om in sorted(offsets.offsets.items())],
+        }
+
+    def reset_groups(self) -> None:
+        listed = self.groups.list_groups(None, None)
+        for g in listed.groups:
+            d = self.groups.describe_group(g.group_id)
+            if d.members:
+                self.groups.leave_group(g.group_id, [(m.member_id, m.group_instance_id, "reset")
+                                                     for m in d.members])
+        self.groups.delete_groups([g.group_id for g in listed.groups])
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def close(self) -> None:
+        self.credentials.close()
+        if self.authorizer is not None:
+            self.authorizer.close()
+        self.transactions.close()
+        self.transactions.journal.close()
+        self.groups.close()
+        for t in self.topics.by_name.values():
+            for p in t.partitions:
+                try:
+                    p.log.flush()
+                    p.log.close()
+                except OSError as e:
+                    log.error("closing %s-%d: %s", t.name, p.index, e)
+        self.log_store.close()
+
