@@ -111,6 +111,12 @@ class BrokerConfigs:
             self.static.pop("listeners", None)
         self._static_attrs = {attr: getattr(c, attr) for attr in {a for a in _ATTR_KEYS.values()}}
         self._static_topic_defaults = dict(broker.topics.defaults)
+        if "default" not in journal.state:
+            # Kafka 4 formats a new cluster with min.insync.replicas as a cluster-wide dynamic default (KIP-966's
+            # ELR needs it there), so a fresh Kafka describes it as DYNAMIC_DEFAULT_BROKER_CONFIG; so does a new
+            # kbroker data directory. Removed, it stays removed.
+            self.dynamic_default = {"min.insync.replicas": self.static.get("min.insync.replicas", "1")}
+            journal.put("default", self.dynamic_default)
         if self.dynamic_broker or self.dynamic_default:
             self._apply()
 

@@ -96,7 +96,11 @@ def test_broker_resource_lists_what_kafka_lists(c):
     # Dynamic ones are not read-only (Kafka's DynamicBrokerConfig).
     assert [configs[k][2] for k in ("max.connections", "message.max.bytes", "connections.max.idle.ms")] == \
         [False, False, True]
-    assert _describe(c, "") == {}  # the cluster default level holds nothing yet
+    # The cluster default level: what Kafka 4 writes when it formats a new cluster.
+    assert _describe(c, "") == {"min.insync.replicas": ("1", DYNAMIC_DEFAULT, False,
+                                                        [("min.insync.replicas", "1", DYNAMIC_DEFAULT)])}
+    assert configs["min.insync.replicas"] == ("1", DYNAMIC_DEFAULT, False, [
+        ("min.insync.replicas", "1", DYNAMIC_DEFAULT), ("min.insync.replicas", "1", DEFAULT)])
 
 
 def test_dynamic_configs_apply_at_once_per_broker_and_as_cluster_default(b, c):
