@@ -171,15 +171,15 @@ class BrokerConfigs:
                 synonyms=syn if synonyms else [], config_type=kind, documentation="" if docs else None))
         return out
 
-    def synonyms(self, name: str, R) -> list:
-        """Kafka's configSynonyms for a broker key on this broker: one entry per level and synonym name."""
+    def synonyms(self, name: str) -> list[tuple[str, str, int]]:
+        """Kafka's configSynonyms for a broker key on this broker: (name, value, source) per level and name."""
         out = []
         for level, source in ((self.dynamic_broker, DYNAMIC_BROKER), (self.dynamic_default, DYNAMIC_DEFAULT),
                               (self.static, STATIC_BROKER), (self.defaults(), DEFAULT)):
             for n in broker_config_synonyms(name):
                 if n in level:
-                    out.append(R.DescribeConfigsSynonym(name=n, value=level[n], source=source))
-        while out and out[0].name != name:
+                    out.append((n, level[n], source))
+        while out and out[0][0] != name:
             out.pop(0)
         return out
 

@@ -135,6 +135,10 @@ def test_dynamic_log_defaults_reach_every_topic(b, c):
         ("log.retention.ms", "1000", DYNAMIC_DEFAULT), ("log.retention.hours", "1", STATIC),
         ("log.retention.hours", "168", DEFAULT)])
     assert b.call(lambda: b.state.topics.get("t").partitions[0].log.config.retention_ms) == 1000
+    created = c.request(19, 5, CR(topics=[CR.CreatableTopic(name="t2", num_partitions=1, replication_factor=1)],
+                                  timeout_ms=10000)).topics[0]
+    assert [(e.value, e.config_source) for e in created.configs if e.name == "retention.ms"] == [
+        ("1000", DYNAMIC_DEFAULT)]  # CreateTopics v5+ says where each value comes from, as DescribeConfigs
     assert _incremental(c, "", [("log.retention.ms", DELETE, None)]) == (0, None)
     assert b.call(lambda: b.state.topics.get("t").partitions[0].log.config.retention_ms) == 3600000
 

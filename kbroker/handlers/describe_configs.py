@@ -36,7 +36,7 @@ def topic_config_entries(broker, topic, keys, synonyms: bool, docs: bool) -> lis
         if key in topic.configs:
             syn.append(R.DescribeConfigsSynonym(name=key, value=topic.configs[key], source=SOURCE_TOPIC))
         if d.broker_key:
-            syn.extend(levels.synonyms(d.broker_key, R))
+            syn.extend(R.DescribeConfigsSynonym(name=n, value=v, source=s) for n, v, s in levels.synonyms(d.broker_key))
         source = syn[0].source if syn else SOURCE_DEFAULT
         out.append(R.DescribeConfigsResourceResult(
             name=key, value=topic.config(key), read_only=False, config_source=source, is_sensitive=False,
