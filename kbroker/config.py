@@ -260,11 +260,26 @@ def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
         config.topic_defaults["retention.ms"] = str(retention[1])
     if roll is not None:
         config.topic_defaults["segment.ms"] = str(roll[1])
+    check_limits(config)
     for key, topic_key in (("message.max.bytes", "max.message.bytes"), ("log.segment.bytes", "segment.bytes"),
                            ("log.message.timestamp.type", "message.timestamp.type")):
         if key in settings:
             config.topic_defaults[topic_key] = settings[key].strip()
     return unknown
+
+
+def check_limits(c: BrokerConfig) -> None:
+    """KafkaConfig.validateValues's rules for the connection and request limits, with its messages."""
+    if not (c.queued_max_request_bytes <= 0 or c.queued_max_request_bytes >= c.socket_request_max_bytes):
+        raise ValueError("queued.max.request.bytes must be larger or equal to socket.request.max.bytes")
+    if c.max_connections_per_ip == 0 and not parse_ip_overrides(c.max_connections_per_ip_overrides):
+        raise ValueError("max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides "
+                         "property is set.")
+    if c.connections_max_idle_ms >= 0 and \
+            c.connection_failed_authentication_delay_ms >= c.connections_max_idle_ms:
+        raise ValueError("connection.failed.authentication.delay.ms=%d should always be less than "
+                         "connections.max.idle.ms=%d to prevent failed authentication responses from timing out"
+                         % (c.connection_failed_authentication_delay_ms, c.connections_max_idle_ms))
 
 
 def read_properties(path: str) -> dict[str, str]:

@@ -184,7 +184,7 @@ def test_topic_configs_kafka_knows(c):
 
 def test_settings_from_file_set_and_env_are_static_and_dynamic_ones_persist(tmp_path, monkeypatch):
     props = tmp_path / "server.properties"
-    props.write_text("connections.max.idle.ms=120000\nqueued.max.request.bytes=10485760\n")
+    props.write_text("connections.max.idle.ms=120000\nqueued.max.request.bytes=209715200\n")
     monkeypatch.setenv("KAFKA_SASL_SERVER_MAX_RECEIVE_SIZE", "65536")
     proc = BrokerProcess(tmp_path / "data", "--config", str(props), "--set", "max.connections=500")
     proc.start()
@@ -192,7 +192,7 @@ def test_settings_from_file_set_and_env_are_static_and_dynamic_ones_persist(tmp_
         admin = AdminClient({"bootstrap.servers": proc.bootstrap_servers})
         res = ConfigResource(ConfigResource.Type.BROKER, "0")
         entries = admin.describe_configs([res])[res].result(30)
-        for key, value in (("connections.max.idle.ms", "120000"), ("queued.max.request.bytes", "10485760"),
+        for key, value in (("connections.max.idle.ms", "120000"), ("queued.max.request.bytes", "209715200"),
                            ("sasl.server.max.receive.size", "65536"), ("max.connections", "500")):
             assert (entries[key].value, entries[key].source) == (value, STATIC), key
         # The stock admin client changes a dynamic config; it applies at once and survives a restart.
@@ -209,3 +209,14 @@ def test_settings_from_file_set_and_env_are_static_and_dynamic_ones_persist(tmp_
         assert (entry.value, entry.source) == ("77", DYNAMIC_BROKER)
     finally:
         proc.kill()
+
+
+def test_limits_are_checked_together_as_kafka_checks_them(c):
+    with pytest.raises(ValueError, match="max.connections.per.ip can be set to zero only if"):
+        Broker(port=0, storage="memory", settings={"max.connections.per.ip": "0"})
+    with pytest.raises(ValueError, match="queued.max.request.bytes must be larger or equal"):
+        Broker(port=0, storage="memory", settings={"queued.max.request.bytes": "1000"})
+    code, message = _incremental(c, "0", [("max.connections.per.ip", SET, "0")])
+    assert code == ErrorCode.INVALID_REQUEST and "can be set to zero only if" in message
+    assert _incremental(c, "0", [("max.connections.per.ip", SET, "0"),
+                                 ("max.connections.per.ip.overrides", SET, "127.0.0.1:100")]) == (0, None)

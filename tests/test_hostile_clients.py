@@ -102,7 +102,8 @@ def test_pipelined_requests_do_not_starve_other_clients(many_topics):
 def test_queued_max_request_bytes_bounds_without_stalling():
     """With queued.max.request.bytes far below one pipelined burst, every request is still answered, in
     order, and other clients too."""
-    with Broker(port=0, storage="memory", settings={"queued.max.request.bytes": "1000"}) as b:
+    limits = {"queued.max.request.bytes": "1000", "socket.request.max.bytes": "1000"}  # Kafka: queued >= socket
+    with Broker(port=0, storage="memory", settings=limits) as b:
         n = 2000
         conns = [socket.create_connection((b.host, b.port), timeout=TIMEOUT_S) for _ in range(3)]
         readers = [_Reader(c, n) for c in conns]
