@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .config import BROKER_KEYS, TOPIC_DEFAULT_KEYS, BrokerConfig, apply_settings
+from .config import BROKER_KEYS, LISTENER_MAX_CONNECTIONS, TOPIC_DEFAULT_KEYS, BrokerConfig, apply_settings
 from .errors import ErrorCode, KafkaError
 from .kafka_broker_configs import KAFKA_BROKER_CONFIGS
 from .state_log import KeyedState, keyed_state
@@ -110,6 +110,7 @@ class BrokerConfigs:
         if c.listeners is None:
             self.static.pop("listeners", None)
         self._static_attrs = {attr: getattr(c, attr) for attr in {a for a in _ATTR_KEYS.values()}}
+        self._static_listener_limits = dict(c.listener_max_connections)
         self._static_topic_defaults = dict(broker.topics.defaults)
         if "default" not in journal.state:
             # Kafka 4 formats a new cluster with min.insync.replicas as a cluster-wide dynamic default (KIP-966's
@@ -146,8 +147,8 @@ class BrokerConfigs:
                   (self.static, STATIC_BROKER), (defaults, DEFAULT)]
         per_broker = resource_name != ""
         if per_broker:
-            names = set(KAFKA_BROKER_CONFIGS) | set(self.static) | {k for k in self.dynamic_broker
-                                                                   if k in KAFKA_BROKER_CONFIGS}
+            names = set(KAFKA_BROKER_CONFIGS) | set(self.static) | {
+                k for k in self.dynamic_broker if k in KAFKA_BROKER_CONFIGS or LISTENER_MAX_CONNECTIONS.match(k)}
         else:
             names = set(self.dynamic_default)
         out = []
@@ -222,11 +223,14 @@ class BrokerConfigs:
                "These security configs can be dynamically updated only per-listener using the listener prefix")
         for key, value in props.items():
             _check_type(key, value)
+            if LISTENER_MAX_CONNECTIONS.match(key) and not (value.strip().isdigit() and int(value) > 0):
+                raise KafkaError(ErrorCode.INVALID_REQUEST, f"Invalid max.connections {value}")
         if not per_broker:
             refuse({k for k in props if k in PER_BROKER_ONLY or (k.startswith("listener.name.") and
                     k.split(".", 3)[-1] not in _CLUSTER_LEVEL_LISTENER)},
                    "Cannot update these configs at default cluster level, broker id must be specified")
-        refuse({k for k in props if k in NOT_AT_RUN_TIME or k.startswith("listener.name.")},
+        refuse({k for k in props if k in NOT_AT_RUN_TIME or (k.startswith("listener.name.")
+                                                            and not LISTENER_MAX_CONNECTIONS.match(k))},
                "kbroker cannot change its listeners or their security settings while it runs; restart it with "
                "the new static configuration")
         merged = self._merged(props if per_broker else None, None if per_broker else props)
@@ -265,11 +269,15 @@ class BrokerConfigs:
         c = self.config
         for attr, static_value in self._static_attrs.items():
             setattr(c, attr, static_value)
+        listener_limits = dict(self._static_listener_limits)
         for level in (self.dynamic_default, self.dynamic_broker):
             for key, value in level.items():
                 if key in _ATTR_KEYS:
                     attr, parse = BROKER_KEYS[key]
                     setattr(c, attr, parse(value.strip()))
+                elif (m := LISTENER_MAX_CONNECTIONS.match(key)) is not None:
+                    listener_limits[m.group(1).upper()] = int(value)
+        c.listener_max_connections = listener_limits
         topic_defaults = dict(self._static_topic_defaults)
         if (set(self.dynamic_broker) | set(self.dynamic_default)) & _TOPIC_KEYS:
             fresh = BrokerConfig()

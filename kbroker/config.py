@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -48,6 +49,8 @@ class BrokerConfig:
     max_connections: int = 2147483647  # max.connections (dynamic)
     max_connections_per_ip: int = 2147483647  # max.connections.per.ip (dynamic)
     max_connections_per_ip_overrides: str = ""  # max.connections.per.ip.overrides (dynamic): "host:N,10.0.0.1:M"
+    # listener.name.<listener>.max.connections (dynamic): a listener's own limit, by upper-case listener name
+    listener_max_connections: dict[str, int] = field(default_factory=dict)
     fetch_max_bytes: int = 57671680  # fetch.max.bytes: the most one Fetch answer holds
     log_segment_bytes: int = 1073741824  # log.segment.bytes
     log_message_timestamp_type: str = "CreateTime"  # log.message.timestamp.type
@@ -161,6 +164,9 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "kbroker.storage": ("storage", str),
 }
 
+# A listener's own connection limit, besides the broker's (Kafka's ConnectionQuotas per listener).
+LISTENER_MAX_CONNECTIONS = re.compile(r"^listener\.name\.([^.]+)\.max\.connections$")
+
 # Broker keys that set a topic config's default, including Kafka's coarser retention synonyms.
 TOPIC_DEFAULT_KEYS: dict[str, str] = {d.broker_key: name for name, d in TOPIC_CONFIGS.items() if d.broker_key}
 RETENTION_SYNONYMS = {"log.retention.hours": 3600000, "log.retention.minutes": 60000, "log.retention.ms": 1}
@@ -230,6 +236,8 @@ def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
                 config.topic_defaults[topic_key] = value
                 if key == "message.max.bytes":
                     config.message_max_bytes = int(value)
+            elif (m := LISTENER_MAX_CONNECTIONS.match(key)) is not None:
+                config.listener_max_connections[m.group(1).upper()] = int(value)
             elif key in ("listeners", "advertised.listeners"):
                 parse_endpoints(value)  # applied below, once every key is known
             elif key == "authorizer.class.name":

@@ -1,6 +1,7 @@
 """How many connections the broker keeps, as Kafka's ConnectionQuotas counts them: ``max.connections``
-for the whole broker (every listener together) and ``max.connections.per.ip`` per client address, with
-exceptions by address or host name in ``max.connections.per.ip.overrides`` ("host:N,10.0.0.1:M").
+for the whole broker (every listener together), ``listener.name.<listener>.max.connections`` for one
+listener, and ``max.connections.per.ip`` per client address, with exceptions by address or host name in
+``max.connections.per.ip.overrides`` ("host:N,10.0.0.1:M").
 
 The limits are read from the broker's config at every new connection, so that AlterConfigs changes them
 at once (Kafka marks all three dynamic). A connection over a limit is closed as soon as it is accepted.
@@ -35,16 +36,21 @@ class ConnectionQuotas:
         self.queued_bytes = 0
         self.memory_waiters: set = set()
         self.by_ip: collections.Counter[str] = collections.Counter()
+        self.by_listener: collections.Counter[str] = collections.Counter()
         self._overrides_text: str | None = None
         self._overrides: dict[str, int] = {}
 
-    def admit(self, ip: str) -> str | None:
-        """Counts a new connection from ``ip``; or, when a limit is reached, says why it must be closed
-        (and counts nothing)."""
+    def admit(self, ip: str, listener: str | None = None) -> str | None:
+        """Counts a new connection from ``ip`` on ``listener``; or, when a limit is reached, says why it must
+        be closed (and counts nothing)."""
         c = self.config
         if self.total >= c.max_connections:
             return f"the broker already has the configured maximum of {c.max_connections} connections " \
                    f"(max.connections)"
+        own = c.listener_max_connections.get(listener) if listener else None
+        if own is not None and self.by_listener[listener] >= own:
+            return f"listener {listener} already has the configured maximum of {own} connections " \
+                   f"(listener.name.{listener.lower()}.max.connections)"
         limit = self.limit_for(ip)
         if self.by_ip[ip] >= limit:
             return f"address {ip} already has the configured maximum of {limit} connections " \
@@ -52,10 +58,14 @@ class ConnectionQuotas:
         self.total += 1
         self.peak = max(self.peak, self.total)
         self.by_ip[ip] += 1
+        if listener:
+            self.by_listener[listener] += 1
         return None
 
-    def release(self, ip: str) -> None:
+    def release(self, ip: str, listener: str | None = None) -> None:
         self.total -= 1
+        if listener:
+            self.by_listener[listener] -= 1
         self.by_ip[ip] -= 1
         if self.by_ip[ip] <= 0:
             del self.by_ip[ip]

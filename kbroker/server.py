@@ -114,7 +114,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if peer:
             self.ip = peer[0]
             self.peer = f"{peer[0]}:{peer[1]}"
-        refused = self.server.quotas.admit(self.ip)
+        refused = self.server.quotas.admit(self.ip, self.server.listener_name)
         if refused is not None:
             log.warning("refusing connection from %s: %s", self.peer, refused)
             self.closed = True
@@ -137,7 +137,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.server.connections.discard(self)
         if self.admitted:
             self.admitted = False
-            self.server.quotas.release(self.ip)
+            self.server.quotas.release(self.ip, self.server.listener_name)
 
     def get_buffer(self, sizehint):
         # Bytes are received straight into the frame reader's buffers (a large frame into its own).
@@ -567,6 +567,7 @@ class KafkaServer:
         if quotas is None:
             quotas = broker.connection_quotas = ConnectionQuotas(broker.config)
         self.quotas: ConnectionQuotas = quotas
+        self.listener_name = listener.name.upper() if listener is not None else None
         self._reaper: asyncio.TimerHandle | None = None
         self.faults = None  # set by the control plane (fault injection)
         self.request_log = None  # set by the control plane (request inspection)

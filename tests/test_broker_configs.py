@@ -220,3 +220,17 @@ def test_limits_are_checked_together_as_kafka_checks_them(c):
     assert code == ErrorCode.INVALID_REQUEST and "can be set to zero only if" in message
     assert _incremental(c, "0", [("max.connections.per.ip", SET, "0"),
                                  ("max.connections.per.ip.overrides", SET, "127.0.0.1:100")]) == (0, None)
+
+
+def test_a_listener_limit_is_dynamic_with_the_base_key_as_synonym(b, c):
+    key = "listener.name.plaintext.max.connections"
+    assert _incremental(c, "", [(key, SET, "0")]) == (ErrorCode.INVALID_REQUEST, "Invalid max.connections 0")
+    assert _incremental(c, "", [(key, SET, "2")]) == (0, None)
+    # read_only as Kafka computes it: the prefixed name is not in its list of dynamic configs.
+    assert _describe(c, "")[key] == ("2", DYNAMIC_DEFAULT, True, [(key, "2", DYNAMIC_DEFAULT)])
+    assert b.config.listener_max_connections == {"PLAINTEXT": 2}
+    kept = _connect(b)  # with c: 2 on PLAINTEXT
+    assert kept is not None and _connect(b) is None
+    assert _incremental(c, "", [(key, DELETE, None)]) == (0, None)
+    assert b.config.listener_max_connections == {}
+    kept.close()

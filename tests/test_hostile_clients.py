@@ -316,3 +316,30 @@ def test_idle_connections_are_cheap_and_their_memory_comes_back(tmp_path):
             assert after - base < 2000 * 4, (base, after)
     finally:
         b.kill()
+
+
+def test_a_listener_has_its_own_max_connections():
+    settings = {"listeners": "PLAINTEXT://127.0.0.1:0,OTHER://127.0.0.1:0",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT",
+                "listener.name.other.max.connections": "1"}
+    with Broker(port=0, storage="memory", settings=settings) as b:
+        other_host, other_port = b.listeners["OTHER"].rsplit(":", 1)
+
+        def on_other() -> socket.socket | None:
+            s = socket.create_connection((other_host, int(other_port)), timeout=TIMEOUT_S)
+            raw = RawClient.__new__(RawClient)
+            raw.sock, raw.correlation_id = s, 0
+            try:
+                raw.request(18, 0, AV.ApiVersionsRequest())
+                return s
+            except (ConnectionError, OSError):
+                s.close()
+                return None
+
+        first = on_other()
+        assert first is not None
+        assert on_other() is None  # the listener's limit
+        plain = [_accepted(b) for _ in range(3)]  # the other listener is not affected
+        assert all(plain)
+        for s in [first] + plain:
+            s.close()
