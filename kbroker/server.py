@@ -159,12 +159,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
             else:
                 self._close(f"frame refused: {e}")
             return
-        if self.queue and not self.read_paused:
-            # Kafka mutes a connection from the moment a request is read until its answer is sent: what
-            # is received is handled (in order, one request per turn of the loop) before more is read.
+        self._kick()
+        if (self.queue or self.busy or self.write_paused) and not self.read_paused and not self.closed:
+            # Kafka mutes a connection from the moment a request is read until its answer is sent: what is
+            # received is handled (in order, for a turn of the loop at a time) before more is read. A request
+            # answered at once, the common case, needs no muting.
             self.read_paused = True
             self.transport.pause_reading()
-        self._kick()
 
     def eof_received(self):
         return False
