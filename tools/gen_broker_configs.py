@@ -1,7 +1,9 @@
-"""Writes kbroker/kafka_broker_configs.py from Apache Kafka's own answer: DescribeConfigs on the broker
-resource (every key, include_synonyms) of a real Kafka broker started with default settings, as JSON
-(the decoded response; see tools/record_broker_configs.py). Facts only: name, type, default, whether Kafka
-marks the key dynamic (read_only false) and sensitive.
+"""Writes kbroker/kafka_broker_configs.py from Apache Kafka's own answer: DescribeConfigs v4 on the broker
+resource (its node id, every key, include_synonyms) of a real Kafka broker started with default settings
+(kbroker 4.4.0's came from a combined broker+controller started from Maven Central's jars, issue 18), as JSON:
+the decoded response, fields by their schema names. Facts only: name, type, default, whether Kafka marks the
+key dynamic (read_only false) and sensitive; the keys that broker had in its server.properties keep the
+default their DEFAULT_CONFIG synonym shows.
 
     python tools/gen_broker_configs.py ANSWER.json KAFKA_VERSION > kbroker/kafka_broker_configs.py
 """
