@@ -93,13 +93,6 @@ KNOWN: list[Known] = [
           "finding: Kafka 4 defaults message.timestamp.after.max.ms to one hour (records stamped further in the "
           "future are refused); kbroker keeps the 3.x default of Long.MAX",
           ours="9223372036854775807", theirs="3600000"),
-    Known("*", "*", "*configs[name=min.insync.replicas]*",
-          "Kafka 4's controller writes min.insync.replicas as a cluster-wide dynamic default when the storage is "
-          "formatted (KIP-966), so its source is DYNAMIC_DEFAULT_BROKER_CONFIG (3) with two synonyms; kbroker "
-          "reports the static default (5)"),
-    Known("describe_configs_topic@*", "topic", "*configs[name=retention.ms].synonyms*",
-          "retention.ms set on the topic: Kafka lists only the topic's own value as a synonym (log.retention.ms "
-          "is unset and log.retention.hours is not listed), kbroker adds log.retention.ms's default"),
     Known("describe_configs_broker@*", "*", "*",
           "broker configs: kbroker lacks keys Kafka lists (advertised.listeners, default.replication.factor, "
           "log.retention.hours...), marks dynamic keys read-only, and its sources and synonyms differ "
