@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+from .broker_configs import broker_configs
 from .broker_state import BrokerState, ChangeNotifier
 from .config import BrokerConfig
 from .control import Control, RequestLog
@@ -55,6 +56,7 @@ class BrokerServer:
         self.state = BrokerState(self.config, self.controller, cluster.changes if cluster is not None else None)
         if cluster is not None:
             self.state.peers = cluster.states
+        broker_configs(self.state)  # dynamic broker configs persisted by an earlier run apply now
         self.state.log_manager = LogManager(self.state)  # retention, compaction, flush policy
         self.state.log_manager.start()
         faults, request_log = (Faults(), RequestLog()) if cluster is None else (cluster.faults, cluster.request_log)
@@ -77,7 +79,8 @@ class BrokerServer:
         self.state.advertised_host, self.state.advertised_port = first.advertised()
         self.state.register({listener.name: listener.advertised() for listener in self.state.listeners})
         if self.config.control_port is not None:
-            self.control_http = ControlHttpServer(self.control)
+            self.control_http = ControlHttpServer(self.control, self.config.control_token,
+                                                  self.config.control_allow_hosts)
             self.control_host, self.control_port = await self.control_http.start(self.config.control_host,
                                                                                  self.config.control_port)
 
@@ -157,7 +160,8 @@ class ClusterServers:
             for node in self.node_ids:
                 await self.start_broker(node)
             if self.config.control_port is not None:
-                self.control_http = ControlHttpServer(self.control)
+                self.control_http = ControlHttpServer(self.control, self.config.control_token,
+                                                      self.config.control_allow_hosts)
                 self.control_host, self.control_port = await self.control_http.start(self.config.control_host,
                                                                                      self.config.control_port)
         except BaseException:

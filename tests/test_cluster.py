@@ -370,7 +370,8 @@ def test_cluster_control_plane_over_http():
     with Broker(brokers=3, control_port=0) as b:
         def call(method, path, body=None):
             req = urllib.request.Request(b.control_url + path, method=method,
-                                         data=None if body is None else json.dumps(body).encode())
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
             try:
                 with urllib.request.urlopen(req, timeout=TIMEOUT_S) as r:
                     return r.status, json.loads(r.read())
