@@ -136,6 +136,58 @@ def test_consumer_group_over_the_cluster(cluster):
     assert cluster.control.group(group)["offsets"]  # the coordinator is broker 0, the first broker's state
 
 
+def _kafka_python_group(bootstrap: str, topic: str, group: str, count: int) -> list[int]:
+    from kafka import KafkaConsumer
+
+    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                      enable_auto_commit=False)
+    try:
+        out = []
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(out) < count and time.monotonic() < deadline:
+            for recs in c.poll(timeout_ms=500).values():
+                out.extend(int(r.value) for r in recs)
+        c.commit()
+        return out
+    finally:
+        c.close()
+
+
+def _aiokafka_group(bootstrap: str, topic: str, group: str, count: int) -> list[int]:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    async def run():
+        c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                             enable_auto_commit=False)
+        await c.start()
+        try:
+            out = []
+            deadline = time.monotonic() + TIMEOUT_S
+            while len(out) < count and time.monotonic() < deadline:
+                for recs in (await c.getmany(timeout_ms=500)).values():
+                    out.extend(int(r.value) for r in recs)
+            await c.commit()
+            return out
+        finally:
+            await c.stop()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("consume", [_kafka_python_group, _aiokafka_group], ids=["kafka-python", "aiokafka"])
+def test_consumer_group_of_other_clients(cluster, consume):
+    """kafka-python and aiokafka find the coordinator (broker 0), join, fetch from all three leaders, commit."""
+    topic, group = _topic("group"), _topic("g")
+    client = CLIENTS["confluent-kafka"](cluster.bootstrap_servers)
+    client.create_topic(topic, 6)
+    client.produce(topic, [(None, str(i).encode(), [], i % 6, None) for i in range(60)])
+    assert sorted(consume(cluster.bootstrap_servers, topic, group, 60)) == list(range(60))
+    offsets = cluster.control.group(group)["offsets"]
+    assert sorted((o["partition"], o["offset"]) for o in offsets) == [(i, 10) for i in range(6)]
+
+
 def test_coordinator_is_one_broker_the_others_answer_not_coordinator(cluster):
     for node in (0, 1, 2):
         c = RawClient(*_address(cluster, node))
@@ -306,10 +358,10 @@ def test_controller_changes_partitions_by_compare_and_set():
     p = c.topic("t").partitions[0]
     assert (p.leader, p.leader_epoch, p.partition_epoch) == (1, 0, 0)
     with pytest.raises(KafkaError) as e:
-        c.alter_partition("t", 0, 1, 0, NO := -1, [1])
+        c.alter_partition("t", 0, 1, 0, -1, [1])  # a leader epoch the partition is not at
     assert e.value.code == ErrorCode.FENCED_LEADER_EPOCH
     with pytest.raises(KafkaError) as e:
-        c.alter_partition("t", 0, 0, 5, NO, [1])
+        c.alter_partition("t", 0, 0, 5, -1, [1])  # a partition epoch it is not at
     assert e.value.code == ErrorCode.INVALID_UPDATE_VERSION
     assert c.topic("t").partitions[0] is p  # nothing changed
     c.unregister_broker(1)
