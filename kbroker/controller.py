@@ -298,6 +298,7 @@ class InProcessController(Controller):
                     self._elect(topic, index, node)
                     changed = True
             if changed:
+                self._persist()
                 self._notify(topic)
         log.info("broker %d registered: %s", node, registration.endpoints)
 
@@ -320,13 +321,16 @@ class InProcessController(Controller):
                             isr=[r for r in p.isr if r != node_id] if others else p.isr)
                 changed = True
             if changed:
+                self._persist()  # once per topic, not per partition: a broker may lead thousands
                 self._notify(topic)
         self._notify_brokers()
         log.info("broker %d stopped", node_id)
 
     def _elect(self, topic: TopicRegistration, index: int, leader: int, isr: list[int] | None = None) -> None:
+        """The controller's own change, at the epochs it holds; the caller persists."""
         p = topic.partitions[index]
-        self._alter(topic, index, p.leader_epoch, p.partition_epoch, leader, p.isr if isr is None else isr)
+        self._alter(topic, index, p.leader_epoch, p.partition_epoch, leader, p.isr if isr is None else isr,
+                    persist=False)
 
     # -- partition state: compare-and-set ----------------------------------------------------------------
 
@@ -340,7 +344,7 @@ class InProcessController(Controller):
         return p
 
     def _alter(self, topic: TopicRegistration, index: int, leader_epoch: int, partition_epoch: int,
-               leader: int, isr: list[int]) -> PartitionRegistration:
+               leader: int, isr: list[int], persist: bool = True) -> PartitionRegistration:
         p = topic.partitions[index]
         if leader_epoch != p.leader_epoch:
             raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH, f"{topic.name}-{index} is at leader epoch "
@@ -351,7 +355,8 @@ class InProcessController(Controller):
         new = PartitionRegistration(list(p.replicas), list(isr), leader,
                                     p.leader_epoch + (1 if leader != p.leader else 0), p.partition_epoch + 1)
         topic.partitions[index] = new
-        self._persist()
+        if persist:
+            self._persist()
         return new
 
     # -- topics ------------------------------------------------------------------------------------------
