@@ -307,7 +307,6 @@ class InProcessController(Controller):
         if reg is None or not reg.alive:
             return
         reg.alive = False
-        self._listeners.pop(node_id, None)
         live = set(self.live_broker_ids())
         for topic in list(self._topics.values()):
             changed = False
@@ -322,7 +321,8 @@ class InProcessController(Controller):
                 changed = True
             if changed:
                 self._persist()  # once per topic, not per partition: a broker may lead thousands
-                self._notify(topic)
+                self._notify(topic)  # the leaving broker too: it stops leading before it stops serving
+        self._listeners.pop(node_id, None)
         self._notify_brokers()
         log.info("broker %d stopped", node_id)
 
