@@ -20,6 +20,7 @@ all of them at once (no timers that poll).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from bisect import bisect_left, insort
 
@@ -38,6 +39,9 @@ from .records.compression import ZSTD
 from .records.errors import CorruptRecordError, InvalidRecordError
 from .records.builder import build_control_batch
 from .records.record import ABORT, COMMIT, decode_records, parse_control_record, record_for_timestamp
+from .storage.base import StorageError
+
+log = logging.getLogger("kbroker.partition")
 
 
 class Partition:
@@ -60,7 +64,14 @@ class Partition:
         """Replay the batch headers of the log into the producer state (idempotence survives restarts)."""
         offset = self.log.log_start_offset
         while offset < self.log.log_end_offset:
-            chunks = self.log.read(offset, 1 << 20)
+            try:
+                chunks = self.log.read(offset, 1 << 20)
+            except StorageError as e:
+                # A damaged batch in the body of a segment (recovery checks only the tail): the state is
+                # what the batches before it say, and fetches of it get KAFKA_STORAGE_ERROR.
+                log.error("%s-%d: producer state replay stopped at offset %d: %s",
+                          getattr(self.topic, "name", "?"), self.index, offset, e)
+                break
             if not chunks:
                 break
             for chunk in chunks:
