@@ -31,6 +31,7 @@ from .metadata import FileMetadataStore, MemoryMetadataStore
 from .producer_ids import ProducerIdManager
 from .control import Control, ControlClient, RequestLog
 from .control_http import ControlHttpServer
+from .errors import KafkaError
 from .faults import Faults
 from .log_manager import LogManager
 from .security import tls
@@ -211,7 +212,14 @@ class BrokerState:
     # -- topics --------------------------------------------------------------
 
     def auto_create_topic(self, name: str):
-        return self.topics.create(name, self.config.num_partitions)
+        """The topic created for a Metadata or Produce request naming it; None when it cannot be (its name
+        collides with an existing topic's): the client sees UNKNOWN_TOPIC_OR_PARTITION, as from Kafka, whose
+        controller refuses the creation its auto-creation asked for."""
+        try:
+            return self.topics.create(name, self.config.num_partitions)
+        except KafkaError as e:
+            log.warning("auto-creation of topic %s refused: %s", name, e.message)
+            return None
 
     def delete_topic(self, topic) -> None:
         self.topics.delete(topic)
