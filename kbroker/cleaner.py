@@ -53,7 +53,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .errors import ErrorCode, KafkaError
+from .errors import ErrorCode, KafkaError, RecordValidationError
 from .records.builder import build_batch
 from .records.errors import CorruptRecordError
 from .records.record import ABORT, COMMIT, decode_records, parse_control_record
@@ -66,18 +66,18 @@ class Aborted(Exception):
 
 
 def require_keys(buf, batches, topic_partition: str) -> None:
-    """Refuse a produced batch with a keyless record on a compacted topic (Kafka's LogValidator:
-    INVALID_RECORD, "Compacted topic cannot accept message without key")."""
+    """Refuse a produced batch with keyless records on a compacted topic as Kafka's LogValidator does:
+    INVALID_RECORD naming each keyless record by its index in the batch (KIP-467), the first batch that has
+    any refused whole."""
+    message = f"Compacted topic cannot accept message without key in topic partition {topic_partition}"
     for pos, header in batches:
         try:
             records = decode_records(buf, pos, header)
         except CorruptRecordError as e:
             raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(e)) from None
-        for record in records:
-            if record.key is None:
-                raise KafkaError(ErrorCode.INVALID_RECORD,
-                                 f"Compacted topic cannot accept message without key in topic partition "
-                                 f"{topic_partition}.")
+        keyless = [(i, message) for i, record in enumerate(records) if record.key is None]
+        if keyless:
+            raise RecordValidationError(ErrorCode.INVALID_RECORD, keyless)
 
 
 @dataclass
