@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 BOOTSTRAP ?= $(KBROKER_BOOTSTRAP)
 BENCH_ARGS ?=
 
-.PHONY: run test unit compat bench gen install bytecode clean
+.PHONY: run test unit compat bench fuzz gen install bytecode clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,14 @@ else ifneq ($(BOOTSTRAP),)
 else
 	$(PY) -m pytest -q -p no:warnings -n 2 compat-tests
 endif
+
+# The fuzz suite at length (tests/test_fuzz.py): frames generated from the schemas and mutated, against the
+# decoder and a running broker. `make test` runs the same tests with a bounded example count;
+# FUZZ_EXAMPLES sets how many here.
+FUZZ_EXAMPLES ?= 20000
+fuzz: bytecode
+	HYPOTHESIS_PROFILE=fuzz KBROKER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:warnings -x \
+		-o timeout=0 tests/test_fuzz.py
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -r bench/requirements.txt
