@@ -92,7 +92,7 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
                 continue
             partition = topic.partitions[pd.index]
             try:
-                base_offset, append_time = broker.append_records(partition, pd.records, req, ctx.version)
+                base_offset, append_time = broker.append_records(partition, pd.records, ctx.version)
             except RecordValidationError as e:
                 parts.append(R.PartitionProduceResponse(
                     index=pd.index, error_code=e.code, base_offset=-1, log_append_time_ms=-1,
