@@ -38,6 +38,7 @@ import logging
 import time
 
 from ..errors import ErrorCode
+from ..partition import fetch_epoch, get_partition_or_error
 from ..records.batch import iter_batches
 from ..security import acl
 from ..storage.base import StorageError
@@ -84,12 +85,7 @@ def _resolve(ctx, req):
     last_key = object()
     for (key, index), (ft, fp) in chosen.items():
         topic, missing = resolved[key]
-        if topic is None:
-            target = missing
-        elif not 0 <= index < len(topic.partitions):
-            target = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        else:
-            target = topic.partitions[index]
+        target = missing if topic is None else get_partition_or_error(topic, index)
         if key != last_key:
             out.append((ft, []))
             last_key = key
@@ -135,7 +131,7 @@ def _build(ctx, req, targets, max_bytes: int):
                 read_error = True
                 rparts.append(_error_data(fp.partition, err))
                 continue
-            err = _check_epoch(fp.current_leader_epoch, p.leader_epoch)
+            err = p.check_current_leader_epoch(fetch_epoch(fp.current_leader_epoch))
             hw = p.high_watermark
             lso = p.last_stable_offset
             start = p.log_start_offset
@@ -189,12 +185,6 @@ def _end_offset(chunks) -> int:
     for pos, h in iter_batches(tail):
         last = h.last_offset
     return last + 1
-
-
-def _check_epoch(requested: int, current: int) -> int:
-    if requested < 0 or requested == current:
-        return 0
-    return ErrorCode.FENCED_LEADER_EPOCH if requested < current else ErrorCode.UNKNOWN_LEADER_EPOCH
 
 
 async def _long_poll(ctx, req, targets, max_bytes: int, min_bytes: int):
