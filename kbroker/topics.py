@@ -2,7 +2,9 @@
 (controller.py) owns and keeps them (in the topic store, topic_store.py, for the in-process controller).
 
 Kafka's rules for names (``Topic.validate``): 1 to 249 characters from ``[a-zA-Z0-9._-]``, not ``.`` or
-``..``. A topic is created with a random id (the ids Fetch v13+ and DeleteTopics v6 use) and one partition
+``..``. Metric names make '.' and '_' the same character, so a name colliding with an existing topic's that
+way (``a.b`` and ``a_b``) is refused as Kafka's controller refuses it (ReplicationControlManager
+.validateNewTopicNames): INVALID_TOPIC_EXCEPTION naming the least colliding topic. A topic is created with a random id (the ids Fetch v13+ and DeleteTopics v6 use) and one partition
 log per partition in the log store.
 """
 
@@ -23,6 +25,13 @@ log = logging.getLogger("kbroker.topics")
 MAX_NAME_LENGTH = 249
 _LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+
+
+def collision_key(name: str) -> str | None:
+    """The name with '.' as '_' (Kafka's Topic.unifyCollisionChars); None when it has neither."""
+    if "." not in name and "_" not in name:
+        return None
+    return name.replace(".", "_")
 
 
 def validate_topic_name(name: str | None) -> None:
@@ -85,6 +94,7 @@ class TopicManager:
         self.defaults = defaults
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
+        self._colliding: dict[str, set[str]] = {}  # collision_key -> names of topics that have it (the image's)
 
     # -- the controller's changes, applied to this broker's image ------------------------------------------
 
@@ -96,8 +106,7 @@ class TopicManager:
             topic = None
         if topic is None:
             topic = Topic(reg.name, reg.topic_id, dict(reg.configs), defaults=self.defaults)
-            self.by_name[topic.name] = topic
-            self.by_id[topic.topic_id] = topic
+            self._index(topic)
         elif topic.configs != reg.configs:
             topic.configs = dict(reg.configs)
             cfg = topic.log_config()
@@ -122,11 +131,30 @@ class TopicManager:
         if self.by_name.get(topic.name) is topic:
             del self.by_name[topic.name]
             self.by_id.pop(topic.topic_id, None)
+            key = collision_key(topic.name)
+            if key is not None:
+                self._colliding[key].discard(topic.name)
+                if not self._colliding[key]:
+                    del self._colliding[key]
         for p in topic.partitions:
             if p.log is not None:
                 p.log.close()
                 self.log_store.delete_log(topic.name, topic.topic_id, p.index)
             p.wake_waiters()
+
+    def _index(self, topic: Topic) -> None:
+        self.by_name[topic.name] = topic
+        self.by_id[topic.topic_id] = topic
+        key = collision_key(topic.name)
+        if key is not None:
+            self._colliding.setdefault(key, set()).add(topic.name)
+
+    def _check_collision(self, name: str) -> None:
+        key = collision_key(name)
+        names = self._colliding.get(key) if key is not None else None
+        if names:
+            raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION,
+                             f"Topic '{name}' collides with existing topic: {min(names)}")
 
     # -- reads and the changes asked of the controller -----------------------------------------------------
 
@@ -139,6 +167,7 @@ class TopicManager:
         validate_topic_name(name)
         if name in self.by_name:
             raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        self._check_collision(name)
         reg = self.controller.create_topic(name, num_partitions, replication_factor, assignments,
                                            dict(configs or {}), validate_only=validate_only)
         if validate_only:
