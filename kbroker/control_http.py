@@ -11,6 +11,19 @@ language. Loopback only unless told otherwise. One request per connection (``Con
                         {"topic": "t", "records": 100, "timeout_ms": 10000}    -> 200, or 408 on timeout
     POST   /reset
     GET    /health
+
+The console (kbroker/console/static, a page of vanilla JS; see the README) and what it uses:
+
+    GET    /                    the page; GET /static/{file} its script and style
+    GET    /metrics             Prometheus text format (metrics.py)
+    GET    /events              server-sent events: a snapshot (topics, groups, clients, requests, totals) each
+                                second and after every change
+    GET    /topics              POST /topics {"name": "t", "partitions": 3, "configs": {"k": "v"}}
+    GET    /topics/{topic}      POST /topics/{topic}/delete {}     POST /topics/{topic}/configs {"k": "v" | null}
+    GET    /topics/{topic}/records?partition=P&offset=O | timestamp=MS | newest=1&limit=N
+    POST   /topics/{topic}/records {"partition": 0, "key": "k", "value": "v", "headers": {"h": "x"}}
+    GET    /groups              POST /groups/{group}/reset-offsets {"topic": "t", "to": "earliest"}
+    GET    /clients             GET /brokers             GET /snapshot
 """
 
 from __future__ import annotations
@@ -18,13 +31,60 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from importlib import resources
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 log = logging.getLogger("kbroker.control")
 
 MAX_BODY_BYTES = 1 << 20
 _REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
             408: "Request Timeout", 413: "Payload Too Large", 500: "Internal Server Error"}
+
+
+STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
+EVENT_INTERVAL_S = 1.0  # the console's live view: at most this long between snapshots
+
+
+class Raw:
+    """A body that is not JSON: the console's page and files, the metrics."""
+
+    def __init__(self, content_type: str, data: bytes):
+        self.content_type = content_type
+        self.data = data
+
+
+class EventStream:
+    """A body of server-sent events, written until the client goes away."""
+
+    def __init__(self, control):
+        self.control = control
+
+    async def run(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+                     b"Connection: close\r\n\r\n")
+        state = self.control.state
+        while not state.stopping:
+            data = json.dumps(self.control.snapshot())
+            writer.write(f"event: snapshot\ndata: {data}\n\n".encode())
+            await writer.drain()
+            try:  # the next snapshot after a change (a record, a group moving) or the interval
+                await asyncio.wait_for(state.changes.wait(), EVENT_INTERVAL_S)
+            except asyncio.TimeoutError:
+                pass
+
+
+def static_file(name: str) -> Raw:
+    """One of the console's files, from the package (so a wheel serves it too)."""
+    suffix = name[name.rfind("."):] if "." in name else ""
+    if "/" in name or name.startswith(".") or suffix not in STATIC_TYPES:
+        raise HttpError(404, f"no file {name}")
+    f = resources.files("kbroker.console").joinpath("static", name)
+    if not f.is_file():
+        raise HttpError(404, f"no file {name}")
+    return Raw(STATIC_TYPES[suffix], f.read_bytes())
 
 
 class HttpError(Exception):
@@ -58,8 +118,20 @@ class ControlHttpServer:
         except Exception as e:  # a bug: say so, keep serving
             log.exception("control request failed")
             status, body = 500, {"error": str(e)}
-        data = b"" if body is None else json.dumps(body).encode()
-        head = (f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: application/json\r\n"
+        if isinstance(body, EventStream):
+            try:
+                await body.run(writer)
+            except ConnectionError:
+                pass
+            finally:
+                writer.close()
+            return
+        content_type = "application/json"
+        if isinstance(body, Raw):
+            content_type, data = body.content_type, body.data
+        else:
+            data = b"" if body is None else json.dumps(body).encode()
+        head = (f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
         try:
             writer.write(head + data)
@@ -108,7 +180,9 @@ class ControlHttpServer:
                     return 200, {"cleared": True}
             elif len(path) == 3 and path[0] == "topics" and path[2] == "records" and method == "GET":
                 return 200, c.records(path[1], int(query.get("partition", 0)), int(query.get("offset", 0)),
-                                      int(query.get("limit", 100)))
+                                      int(query.get("limit", 100)),
+                                      int(query["timestamp"]) if query.get("timestamp") else None,
+                                      query.get("newest") in ("1", "true"))
             elif len(path) == 2 and path[0] == "groups" and method == "GET":
                 return 200, c.group(path[1])
             elif path == ["requests"] and method == "GET":
@@ -121,6 +195,36 @@ class ControlHttpServer:
                 return 200, {"reset": True}
             elif path == ["health"] and method == "GET":
                 return 200, c.health()
+            elif method == "GET" and path in ([], ["index.html"]):
+                return 200, static_file("index.html")
+            elif method == "GET" and len(path) == 2 and path[0] == "static":
+                return 200, static_file(path[1])
+            elif path == ["metrics"] and method == "GET":
+                return 200, Raw(METRICS_CONTENT_TYPE, c.metrics_text())
+            elif path == ["events"] and method == "GET":
+                return 200, EventStream(c)
+            elif path == ["snapshot"] and method == "GET":
+                return 200, c.snapshot()
+            elif path == ["topics"] and method == "GET":
+                return 200, c.topics()
+            elif path == ["topics"] and method == "POST":
+                return 200, c.create_topic(body)
+            elif len(path) == 2 and path[0] == "topics" and method == "GET":
+                return 200, c.topic(path[1])
+            elif len(path) == 3 and path[0] == "topics" and path[2] == "delete" and method == "POST":
+                return 200, c.delete_topic(path[1])
+            elif len(path) == 3 and path[0] == "topics" and path[2] == "configs" and method == "POST":
+                return 200, c.set_topic_configs(path[1], body)
+            elif len(path) == 3 and path[0] == "topics" and path[2] == "records" and method == "POST":
+                return 200, c.produce(path[1], body)
+            elif path == ["groups"] and method == "GET":
+                return 200, c.groups()
+            elif len(path) == 3 and path[0] == "groups" and path[2] == "reset-offsets" and method == "POST":
+                return 200, c.reset_offsets(path[1], body)
+            elif path == ["clients"] and method == "GET":
+                return 200, c.clients()
+            elif path == ["brokers"] and method == "GET":
+                return 200, c.brokers()
             else:
                 raise HttpError(404, f"no route for {method} /{'/'.join(path)}")
         except KeyError as e:
