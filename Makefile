@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 9092
 DATA ?= ./data
+# The control plane: metrics (/metrics) and the web console (/), on loopback.
+CONTROL_PORT ?= 9644
 STAMP := $(VENV)/.installed
 # make compat BOOTSTRAP=host:port runs the compatibility suite against that broker; REAL_KAFKA=1 against a
 # real Kafka in Docker (skipped with a reason when there is no Docker engine).
@@ -28,7 +30,7 @@ bytecode: $(STAMP)
 	@$(PY) -m compileall -q kbroker
 
 run: bytecode
-	$(VENV)/bin/kbroker serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+	$(VENV)/bin/kbroker serve --host $(HOST) --port $(PORT) --data-dir $(DATA) --control-port $(CONTROL_PORT)
 
 gen: $(STAMP)
 	$(PY) tools/gen.py
@@ -38,6 +40,7 @@ gen: $(STAMP)
 test: unit compat
 
 unit: bytecode
+	sh tools/browser_setup.sh
 	$(PY) tools/gen.py --check
 	$(PY) -m pytest -n 2 -q -p no:warnings tests
 
