@@ -68,13 +68,29 @@ def _records_bytes(records) -> int:
     return len(records)
 
 
+_PLANS: dict[type, tuple[bool, tuple[str, ...]]] = {}
+
+
+def _plan(obj) -> tuple[bool, tuple[str, ...]]:
+    """Per message class: whether it has an error code, and the fields that may hold messages. Learnt from
+    the first instance: a field holding a number, a string or bytes never holds a list of messages (the
+    schema fixes its type); one that is None (a nullable array) stays a candidate."""
+    cls = type(obj)
+    fields = tuple(s for s in cls.__slots__ if s not in ("error_code", "records")
+                   and (getattr(obj, s, None) is None or type(getattr(obj, s)) is list))
+    plan = _PLANS[cls] = ("error_code" in cls.__slots__, fields)
+    return plan
+
+
 def _count_errors(obj, out: dict) -> None:
     """Every ``error_code`` in a response, nested ones included, as Kafka's ``AbstractResponse.errorCounts``."""
-    for slot in type(obj).__slots__:
-        v = getattr(obj, slot, None)
-        if slot == "error_code":
-            out[v] = out.get(v, 0) + 1
-        elif type(v) is list and v and isinstance(v[0], Message):
+    has_error, fields = _PLANS.get(type(obj)) or _plan(obj)
+    if has_error:
+        code = obj.error_code
+        out[code] = out.get(code, 0) + 1
+    for f in fields:
+        v = getattr(obj, f, None)
+        if v and type(v) is list and isinstance(v[0], Message):
             for item in v:
                 _count_errors(item, out)
 
