@@ -46,6 +46,7 @@ _REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found", 
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
 EVENT_INTERVAL_S = 1.0  # the console's live view: at most this long between snapshots
+EVENT_MIN_INTERVAL_S = 0.25  # and at least this long
 
 
 class Raw:
@@ -66,14 +67,21 @@ class EventStream:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
                      b"Connection: close\r\n\r\n")
         state = self.control.state
+        loop = asyncio.get_running_loop()
         while not state.stopping:
+            sent = loop.time()
             data = json.dumps(self.control.snapshot())
             writer.write(f"event: snapshot\ndata: {data}\n\n".encode())
             await writer.drain()
             try:  # the next snapshot after a change (a record, a group moving) or the interval
                 await asyncio.wait_for(state.changes.wait(), EVENT_INTERVAL_S)
             except asyncio.TimeoutError:
-                pass
+                continue
+            if state.stopping:
+                break
+            # Changes come with every append under load: a snapshot per change would cost the broker more
+            # than the page gains, so they are sent at most this often.
+            await asyncio.sleep(max(0.0, sent + EVENT_MIN_INTERVAL_S - loop.time()))
 
 
 def static_file(name: str) -> Raw:
@@ -97,6 +105,7 @@ class ControlHttpServer:
     def __init__(self, control):
         self.control = control
         self.server: asyncio.base_events.Server | None = None
+        self.streams: set[asyncio.Task] = set()  # the console's event streams, ended by stop
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         self.server = await asyncio.start_server(self._serve, host, port)
@@ -106,6 +115,9 @@ class ControlHttpServer:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
+        if self.streams:  # the broker is stopping (state.stopping): wake the streams so they end
+            self.control.state.changes.notify()
+            await asyncio.wait(list(self.streams), timeout=2.0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -119,11 +131,14 @@ class ControlHttpServer:
             log.exception("control request failed")
             status, body = 500, {"error": str(e)}
         if isinstance(body, EventStream):
+            task = asyncio.current_task()
+            self.streams.add(task)
             try:
                 await body.run(writer)
             except ConnectionError:
                 pass
             finally:
+                self.streams.discard(task)
                 writer.close()
             return
         content_type = "application/json"

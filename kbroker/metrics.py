@@ -21,7 +21,7 @@ import time
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from .histogram import LOG_FLUSH, LatencyHistogram
+from .histogram import BOUNDS_MS, LOG_FLUSH, LatencyHistogram
 from .storage.file_region import FileRegion
 from .wire.error_codes import ErrorCode
 from .wire.message import Message
@@ -208,8 +208,9 @@ class BrokerMetrics:
             "bytes_in": sum(x.bytes_in for x in t),
             "bytes_out": sum(x.bytes_out for x in t),
             "requests": {name: n for name, n in self._requests_by_name().items()},
-            "latency_ms": {name: {"count": h.count, "sum": h.sum_ms, "p50": h.quantile_ms(0.5),
-                                  "p99": h.quantile_ms(0.99)} for name, h in self.latency.items()},
+            "latency_ms": {name: {"count": h.count, "sum": h.sum_ms, "buckets": list(h.counts)}
+                           for name, h in self.latency.items()},
+            "latency_bounds_ms": BOUNDS_MS,
         }
 
     def _requests_by_name(self) -> dict[str, int]:

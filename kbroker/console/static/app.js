@@ -5,7 +5,7 @@
 
 const view = document.getElementById("view");
 let snapshot = null;            // the latest /events snapshot
-const history = [];             // [{time, totals}] for the charts, the last few minutes
+const samples = [];             // [{time, totals}] for the charts, the last few minutes
 const HISTORY = 180;
 let detailRefresh = null;       // the open detail view's refresher, called on every snapshot
 
@@ -49,13 +49,15 @@ function fieldBytes(f) {
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
 }
-function showBytes(f, format) {
+function showBytes(f, format, quiet) {
   const b = fieldBytes(f);
   if (b == null) return '<span class="muted">null</span>';
   if (format === "hex") return esc(Array.from(b, x => x.toString(16).padStart(2, "0")).join(" "));
   const text = new TextDecoder("utf-8", {fatal: false}).decode(b);
   if (format === "json") {
-    try { return esc(JSON.stringify(JSON.parse(text), null, 2)); } catch (e) { return esc(text) + ' <span class="tag">not JSON</span>'; }
+    try { return esc(JSON.stringify(JSON.parse(text), null, 2)); } catch (e) {
+      return esc(text) + (quiet ? "" : ' <span class="tag">not JSON</span>');
+    }
   }
   return esc(text);
 }
@@ -76,8 +78,8 @@ function connect() {
   es.addEventListener("snapshot", ev => {
     snapshot = JSON.parse(ev.data);
     if (snapshot.totals) {
-      history.push(snapshot.totals);
-      if (history.length > HISTORY) history.shift();
+      samples.push(snapshot.totals);
+      if (samples.length > HISTORY) samples.shift();
     }
     refresh();
   });
@@ -122,13 +124,28 @@ function route() {
 
 // -- overview: numbers and charts ---------------------------------------------------------------
 
+// Latency over each interval, from the difference of two snapshots' histogram buckets (metrics.py).
+function intervalLatency(a, b, name, q) {
+  const x = (a.latency_ms[name] || {}), y = b.latency_ms[name];
+  if (!y) return null;
+  const n = y.count - (x.count || 0);
+  if (n <= 0) return null;
+  if (q == null) return (y.sum - (x.sum || 0)) / n;
+  let seen = 0;
+  for (let i = 0; i < y.buckets.length; i++) {
+    seen += y.buckets[i] - ((x.buckets || [])[i] || 0);
+    if (seen >= q * n) return i < b.latency_bounds_ms.length ? b.latency_bounds_ms[i] : b.latency_bounds_ms.at(-1);
+  }
+  return null;
+}
 const CHARTS = [
   {id: "messages", title: "Messages in / s", series: [["in", t => t.messages_in]]},
   {id: "bytes", title: "Bytes / s", series: [["in", t => t.bytes_in], ["out", t => t.bytes_out]], bytes: true},
   {id: "requests", title: "Requests / s", series: [["Produce", t => t.requests.Produce || 0],
     ["Fetch", t => t.requests.FetchConsumer || 0], ["all", t => Object.values(t.requests).reduce((a, b) => a + b, 0)]]},
-  {id: "latency", title: "Latency p99 (ms, since start)", gauge: true,
-    series: [["Produce", t => (t.latency_ms.Produce || {}).p99], ["Fetch", t => (t.latency_ms.FetchConsumer || {}).p99]]},
+  {id: "latency", title: "Produce latency (ms)", interval: true,
+    series: [["p99", (a, b) => intervalLatency(a, b, "Produce", 0.99)], ["mean", (a, b) => intervalLatency(a, b, "Produce")],
+             ["p50", (a, b) => intervalLatency(a, b, "Produce", 0.5)]]},
 ];
 const COLORS = ["#2563eb", "#16a34a", "#c2410c"];
 
@@ -159,16 +176,16 @@ function drawChart(c) {
   g.clearRect(0, 0, W, H);
   const lines = c.series.map(([name, get]) => {
     const pts = [];
-    for (let i = 1; i < history.length; i++) {
-      const a = history[i - 1], b = history[i], dt = b.time - a.time;
-      if (c.gauge) { const v = get(b); if (v != null) pts.push([b.time, v]); }
+    for (let i = 1; i < samples.length; i++) {
+      const a = samples[i - 1], b = samples[i], dt = b.time - a.time;
+      if (c.interval) { const v = get(a, b); if (v != null) pts.push([b.time, v]); }
       else if (dt > 0) pts.push([b.time, Math.max(0, (get(b) - get(a)) / dt)]);
     }
     return {name, pts};
   });
   const all = lines.flatMap(l => l.pts);
   const max = Math.max(1, ...all.map(p => p[1]));
-  const t1 = history.length ? history[history.length - 1].time : 0, t0 = t1 - HISTORY;
+  const t1 = samples.length ? samples[samples.length - 1].time : 0, t0 = samples.length ? samples[0].time : 0;
   g.strokeStyle = "#e4e7ec"; g.fillStyle = "#667085"; g.font = "20px system-ui"; g.lineWidth = 1;
   for (let i = 0; i <= 2; i++) {
     const y = pad / 2 + (H - pad) * i / 2;
@@ -301,8 +318,8 @@ function renderPartitions(t) {
 function renderRecords(recs, format) {
   document.getElementById("records").innerHTML = table([{label: "Offset", num: 1}, "Timestamp", "Key", "Value", "Headers"],
     recs.map(r => `<tr data-offset="${r.offset}"><td class="num">${r.offset}</td><td>${fmtTime(r.timestamp)}</td>
-      <td><pre>${showBytes(r.key, format)}</pre></td><td><pre>${showBytes(r.value, format)}</pre></td>
-      <td>${r.headers.map(h => `<pre>${esc(h.key)}: ${showBytes(h.value, format)}</pre>`).join("")}</td></tr>`),
+      <td><pre>${showBytes(r.key, format, true)}</pre></td><td><pre>${showBytes(r.value, format)}</pre></td>
+      <td>${r.headers.map(h => `<pre>${esc(h.key)}: ${showBytes(h.value, format, true)}</pre>`).join("")}</td></tr>`),
     'data-testid="records"');
 }
 
