@@ -19,7 +19,7 @@ from .coordinator.group import GroupConfig, GroupCoordinator
 from .coordinator.offsets import FileOffsetStore, MemoryOffsetStore
 from .coordinator.transaction import TransactionCoordinator
 from .handlers import advertised_versions
-from .journal import KeyedJournal
+from .state_log import KeyedState, keyed_state
 from .config import TOPIC_DEFAULT_KEYS, BrokerConfig
 from .topic_store import FileTopicStore, MemoryTopicStore
 from .producer_ids import ProducerIdManager
@@ -94,18 +94,18 @@ class BrokerState:
             self.authorizer = Authorizer(self._journal("acls.journal", b"KBACLS\x00\x00"), config.super_users,
                                          config.allow_everyone_if_no_acl_found)
 
-    def _journal(self, name: str, magic: bytes) -> KeyedJournal:
+    def _journal(self, name: str, magic: bytes) -> KeyedState:
         """Security state in the data directory (in memory for --storage memory), fsynced per change: a
         created user or ACL must not come back from the dead, nor a deleted one vanish."""
         path = None if self.config.storage == "memory" else Path(self.config.data_dir) / STATE_DIR / name
-        return KeyedJournal(path, magic, fsync=True)
+        return keyed_state(path, magic, fsync=True)
 
-    def _transaction_journal(self) -> KeyedJournal:
+    def _transaction_journal(self) -> KeyedState:
         """Transaction state (Kafka's __transaction_state): the latest state per transactional id."""
         path = None
         if self.config.storage != "memory":
             path = Path(self.config.data_dir) / STATE_DIR / "transactions.journal"
-        return KeyedJournal(path, b"KBTXNST\x00", fsync=self.config.fsync != "never")
+        return keyed_state(path, b"KBTXNST\x00", fsync=self.config.fsync != "never")
 
     def _partition(self, topic: str, partition: int):
         t = self.topics.get(topic)
