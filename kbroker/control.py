@@ -15,6 +15,7 @@ import time
 from .errors import ErrorCode, KafkaError
 from .faults import FaultRule, api_key_of
 from .metrics import group_lag
+from .partition import get_partition_or_error
 from .records.batch import iter_batches
 from .records.builder import build_batch
 from .records.record import Record, decode_records
@@ -87,9 +88,9 @@ class Control:
         t = self.state.topics.get(topic)
         if t is None:
             raise KeyError(f"unknown topic {topic}")
-        if not 0 <= partition < len(t.partitions):
+        p = get_partition_or_error(t, partition)
+        if isinstance(p, int):
             raise KeyError(f"unknown partition {topic}-{partition}")
-        p = t.partitions[partition]
         if newest:
             offset = max(p.log_start_offset, p.high_watermark - limit)
         elif timestamp_ms is not None:
@@ -98,7 +99,7 @@ class Control:
         out: list[dict] = []
         pos_offset = max(offset, p.log_start_offset)
         while len(out) < limit and pos_offset < p.high_watermark:
-            chunks = p.log.read(pos_offset, 1 << 20)
+            chunks = p.read(pos_offset, 1 << 20)
             if not chunks:
                 break
             for chunk in chunks:
@@ -195,9 +196,9 @@ class Control:
         "headers": {"h": "x"}}`` (strings, UTF-8; key and value may be null)."""
         t = self._topic(name)
         partition = int(spec.get("partition") or 0)
-        if not 0 <= partition < len(t.partitions):
+        p = get_partition_or_error(t, partition)
+        if isinstance(p, int):
             raise KeyError(f"unknown partition {name}-{partition}")
-        p = t.partitions[partition]
 
         def enc(v):
             return None if v is None else str(v).encode()
@@ -205,7 +206,8 @@ class Control:
         batch = build_batch([Record(0, int(time.time() * 1000), enc(spec.get("key")), enc(spec.get("value")),
                                     headers)])
         try:
-            offset, _ = self.state.append_records(p, bytes(batch), PRODUCE_VERSION)
+            offset, _ = p.append(bytes(batch), t.max_message_bytes, t.log_append_time,
+                                 produce_version=PRODUCE_VERSION)
         except KafkaError as e:
             raise ValueError(f"{_code_name(e.code)}: {e.message}") from None
         return {"topic": name, "partition": partition, "offset": offset}
