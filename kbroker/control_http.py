@@ -22,7 +22,8 @@ Safety (issue 16). Any web page the user opens can send requests to localhost, s
 - State changes are POST (DELETE for /faults) and a POST must say ``Content-Type: application/json``: a
   page cannot send that cross-site without a CORS preflight, which this server never grants.
 - With a token (``--control-token file:PATH`` or ``env:NAME``; required when listening beyond loopback),
-  every request must carry ``Authorization: Bearer <token>``.
+  every request must carry ``Authorization: Bearer <token>``, except for the console's page and static
+  files (``GET /``, ``/static/...``: no data), which then ask for the token and send it.
 
 Refusals are 403 (421 for a foreign Host, 401 for a missing or wrong token, 415 for a body that is not JSON).
 
@@ -105,6 +106,12 @@ class EventStream:
             # Changes come with every append under load: a snapshot per change would cost the broker more
             # than the page gains, so they are sent at most this often.
             await asyncio.sleep(max(0.0, sent + EVENT_MIN_INTERVAL_S - loop.time()))
+
+
+def is_console_page(target: str) -> bool:
+    """The console's page and its static files (not its data)."""
+    path = urlsplit(target).path
+    return path in ("/", "/index.html") or (path.startswith("/static/") and path.count("/") == 2)
 
 
 def static_file(name: str) -> Raw:
@@ -235,7 +242,7 @@ class ControlHttpServer:
 
     async def _handle(self, reader, writer):
         method, target, headers, raw = await asyncio.wait_for(self._read_request(reader), HEAD_TIMEOUT_S)
-        self._check(method, headers, writer)
+        self._check(method, headers, writer, page=method == "GET" and is_console_page(target))
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
@@ -269,12 +276,14 @@ class ControlHttpServer:
         raw = await reader.readexactly(length) if length else b""
         return method.upper(), target, headers, raw
 
-    def _check(self, method: str, headers: dict[str, str], writer) -> None:
-        """The rules in the module docstring, in the order that tells an honest client what is wrong first."""
+    def _check(self, method: str, headers: dict[str, str], writer, page: bool = False) -> None:
+        """The rules in the module docstring, in the order that tells an honest client what is wrong first.
+        ``page``: the console's own files, which hold no data, are served without the token (a browser
+        cannot send one for them); the page then asks for it and sends it with everything else."""
         host = headers.get("host")
         if host is None or not self._host_allowed(host, writer):
             raise HttpError(421, f"Host {host!r} is not this control plane's (see --control-allow-host)")
-        if self.token is not None:
+        if self.token is not None and not page:
             auth = headers.get("authorization", "")
             scheme, _, given = auth.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):

@@ -140,3 +140,26 @@ def test_a_groups_lag_falls_as_its_consumer_catches_up(broker, page):
     # The group is empty now: its offsets can be reset from the page, and its lag is back.
     page.get_by_test_id("reset-offsets").click()
     expect(page.get_by_test_id("lag")).to_have_text("30")
+
+
+def test_the_page_asks_for_the_control_planes_token_and_sends_it(browser):
+    with Broker(port=0, storage="memory", control_port=0, control_token="s3cret-console") as b:
+        _produce(b, "guarded", [b"inside"])
+        p = browser.new_page()
+        asked = []
+
+        def answer(dialog):
+            asked.append(dialog.message)
+            dialog.accept("s3cret-console")
+        p.on("dialog", answer)
+        try:
+            p.goto(b.control_url + "/#/topics")  # the page loads without the token; its data needs it
+            expect(p.locator("#live")).to_have_text("live")
+            assert asked and "token" in asked[0]
+            expect(p.locator('tr[data-topic="guarded"]')).to_contain_text("1")
+            p.get_by_test_id("new-topic-name").fill("made-with-token")
+            p.get_by_test_id("create-topic").click()
+            expect(p.locator('tr[data-topic="made-with-token"]')).to_be_visible()
+            assert b.call(lambda: b.broker_server.state.topics.get("made-with-token")) is not None
+        finally:
+            p.close()

@@ -23,10 +23,26 @@ function fmtBytes(n) {
 function fmtNum(n) { return n == null ? "" : Number(n).toLocaleString("en-US"); }
 function fmtTime(ms) { return ms == null || ms < 0 ? "" : new Date(ms).toISOString().replace("T", " ").replace("Z", ""); }
 
+// The control plane's bearer token, when it has one (--control-token): asked for once, kept for the tab.
+let token = sessionStorage.getItem("kbroker-token");
+function authHeaders(h = {}) {
+  if (token) h.Authorization = "Bearer " + token;
+  return h;
+}
+function askToken() {
+  if (askToken.open) return;
+  askToken.open = true;
+  const t = prompt("This control plane needs its token (kbroker serve --control-token):");
+  askToken.open = false;
+  if (t && t.trim()) { token = t.trim(); sessionStorage.setItem("kbroker-token", token); }
+}
+const delay = ms => new Promise(r => setTimeout(r, ms));
+
 async function api(path, body) {
-  const opts = body === undefined ? {} :
-    {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)};
+  const opts = body === undefined ? {headers: authHeaders()} :
+    {method: "POST", headers: authHeaders({"Content-Type": "application/json"}), body: JSON.stringify(body)};
   const r = await fetch(path, opts);
+  if (r.status === 401) { askToken(); throw new Error("the control plane's token is needed"); }
   const text = await r.text();
   const data = text ? JSON.parse(text) : null;
   if (!r.ok) throw new Error((data && data.error) || r.statusText);
@@ -70,19 +86,48 @@ function table(headers, rows, attrs = "") {
 
 // -- live updates ----------------------------------------------------------------------------------
 
-function connect() {
+// Server-sent events read with fetch rather than EventSource, which cannot send the token.
+async function connect() {
   const live = document.getElementById("live");
-  const es = new EventSource("/events");
-  es.addEventListener("open", () => { live.textContent = "live"; live.className = "live"; });
-  es.addEventListener("error", () => { live.textContent = "reconnecting"; live.className = "live off"; });
-  es.addEventListener("snapshot", ev => {
-    snapshot = JSON.parse(ev.data);
-    if (snapshot.totals) {
-      samples.push(snapshot.totals);
-      if (samples.length > HISTORY) samples.shift();
-    }
-    refresh();
-  });
+  for (;;) {
+    try {
+      const r = await fetch("/events", {headers: authHeaders(), cache: "no-store"});
+      if (r.status === 401) { askToken(); if (!token) { live.textContent = "no token"; } }
+      else if (r.ok) {
+        live.textContent = "live"; live.className = "live";
+        const reader = r.body.getReader(), decoder = new TextDecoder();
+        let buf = "";
+        for (;;) {
+          const {value, done} = await reader.read();
+          if (done) break;
+          buf += decoder.decode(value, {stream: true});
+          let end;
+          while ((end = buf.indexOf("\n\n")) >= 0) {
+            onEvent(buf.slice(0, end));
+            buf = buf.slice(end + 2);
+          }
+        }
+      }
+    } catch (e) { /* the broker went away: try again */ }
+    live.className = "live off";
+    if (live.textContent !== "no token") live.textContent = "reconnecting";
+    await delay(2000);
+  }
+}
+
+function onEvent(text) {
+  let name = "message", data = "";
+  for (const line of text.split("\n")) {
+    if (line.startsWith("event:")) name = line.slice(6).trim();
+    else if (line.startsWith("data:")) data += line.slice(5).trimStart();
+  }
+  if (name !== "snapshot" || !data) return;
+  snapshot = JSON.parse(data);
+  if (snapshot.totals) {
+    samples.push(snapshot.totals);
+    if (samples.length > HISTORY) samples.shift();
+  }
+  refresh();
 }
 
 function refresh() {
