@@ -26,6 +26,7 @@ from .control import Control, RequestLog
 from .control_http import ControlHttpServer
 from .faults import Faults
 from .log.log_manager import LogManager
+from .metrics import BrokerMetrics
 from .security import tls
 from .security.authenticator import ListenerAuth
 from .server import KafkaServer
@@ -50,6 +51,7 @@ class BrokerServer:
         self.control_http: ControlHttpServer | None = None
         self.control_host: str | None = None
         self.control_port: int | None = None
+        self.metrics = BrokerMetrics(self)  # GET /metrics; the request path counts into it
 
     async def start(self) -> None:
         cluster = self.cluster
@@ -64,7 +66,7 @@ class BrokerServer:
             for listener in self.state.listeners:
                 auth = ListenerAuth(listener, self.state.credentials) if listener.sasl else None
                 server = KafkaServer(self.state, listener, auth)
-                server.faults, server.request_log = faults, request_log
+                server.faults, server.request_log, server.metrics = faults, request_log, self.metrics
                 ssl_context = tls.server_context(listener) if listener.tls else None
                 _, listener.bound_port = await server.start(listener.host, listener.port, ssl=ssl_context)
                 self.servers.append(server)
@@ -73,7 +75,7 @@ class BrokerServer:
                 await server.stop(grace_s=0)
             raise
         self.server = self.servers[0]
-        self.control = Control(self.state, self.server, cluster.states if cluster is not None else None)
+        self.control = Control(self.state, self.server, self, cluster.states if cluster is not None else None)
         first = self.state.listeners[0]
         self.host, self.port = first.host, first.bound_port
         self.state.advertised_host, self.state.advertised_port = first.advertised()
@@ -226,13 +228,17 @@ class ClusterControl:
         return getattr(servers[min(servers)].control, name)
 
     def brokers(self) -> list[dict]:
+        """Every broker of the cluster: a running one as its control plane describes it, a stopped one by its
+        address; each with "running"."""
         c = self._cluster
         out = []
         for node in c.node_ids:
             server = c.servers.get(node)
-            out.append({"node_id": node, "running": server is not None,
-                        "host": server.host if server is not None else c.configs[node].host,
-                        "port": server.port if server is not None else c.configs[node].port})
+            if server is not None:
+                out.extend(dict(b, running=True) for b in server.control.brokers())
+            else:
+                out.append({"node_id": node, "running": False, "host": c.configs[node].host,
+                            "port": c.configs[node].port})
         return out
 
     def _node(self, node_id) -> int:

@@ -24,6 +24,8 @@ def _announce(running: BrokerServer) -> None:
         print(f"kbroker listening on {listener.name}://{listener.host}:{listener.bound_port}", flush=True)
     if running.control_port is not None:
         log.info("control plane on http://%s:%d", running.control_host, running.control_port)
+        print(f"kbroker console on http://{running.control_host}:{running.control_port}/ "
+              f"(metrics: /metrics)", flush=True)
 
 
 async def serve(config: BrokerConfig, ready=None, brokers: int = 1) -> None:

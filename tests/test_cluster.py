@@ -184,8 +184,11 @@ def test_consumer_group_of_other_clients(cluster, consume):
     client.create_topic(topic, 6)
     client.produce(topic, [(None, str(i).encode(), [], i % 6, None) for i in range(60)])
     assert sorted(consume(cluster.bootstrap_servers, topic, group, 60)) == list(range(60))
-    offsets = cluster.control.group(group)["offsets"]
-    assert sorted((o["partition"], o["offset"]) for o in offsets) == [(i, 10) for i in range(6)]
+    described = cluster.control.group(group)
+    assert sorted((o["partition"], o["offset"]) for o in described["offsets"]) == [(i, 10) for i in range(6)]
+    # The lag is read from each partition's leader, whichever broker it is.
+    assert sorted((r["partition"], r["high_watermark"], r["lag"]) for r in described["lag"]) == \
+        [(i, 10, 0) for i in range(6)]
 
 
 def test_coordinator_is_one_broker_the_others_answer_not_coordinator(cluster):
