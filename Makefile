@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 9092
+# make run serves the Schema Registry beside the broker on this port (8081, Confluent's default); the
+# broker itself serves none unless asked (kbroker serve --schema-registry-port N).
+SCHEMA_REGISTRY_PORT ?= 8081
 DATA ?= ./data
 STAMP := $(VENV)/.installed
 # make compat BOOTSTRAP=host:port runs the compatibility suite against that broker; REAL_KAFKA=1 against a
@@ -28,7 +31,7 @@ bytecode: $(STAMP)
 	@$(PY) -m compileall -q kbroker
 
 run: bytecode
-	$(VENV)/bin/kbroker serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+	$(VENV)/bin/kbroker serve --host $(HOST) --port $(PORT) --data-dir $(DATA) --schema-registry-port $(SCHEMA_REGISTRY_PORT)
 
 gen: $(STAMP)
 	$(PY) tools/gen.py

@@ -85,6 +85,7 @@ class BrokerState:
         self.cluster_id = doc["cluster_id"]
         self.producer_ids = ProducerIdManager(self.topics)
         self.transactions_enabled = True
+        self.schema_registry = None  # kbroker.schema_registry.Registry when its listener is on
         clock = AsyncioClock()
         self.groups = GroupCoordinator(clock, self._group_config(), self._offset_store(),
                                        on_change=self.changes.notify)
@@ -220,6 +221,9 @@ class BrokerState:
 
     def append_records(self, partition, records, request, version: int) -> tuple[int, int]:
         topic = partition.topic
+        if "true" in (topic.config("confluent.value.schema.validation"), topic.config("confluent.key.schema.validation")):
+            from .schema_registry.wire_format import validate_batches  # INVALID_RECORD without a registered id
+            validate_batches(self.schema_registry, topic, records)
         return partition.append(records, topic.max_message_bytes, topic.log_append_time, produce_version=version)
 
     # -- groups --------------------------------------------------------------
@@ -283,6 +287,7 @@ class _Running:
         self.control_http: ControlHttpServer | None = None
         self.control_host: str | None = None
         self.control_port: int | None = None
+        self.schema_registry = None  # (server, host, port) when the Schema Registry listener is on
 
     async def start(self) -> None:
         self.state = BrokerState(self.config)
@@ -310,6 +315,11 @@ class _Running:
             self.control_http = ControlHttpServer(self.control)
             self.control_host, self.control_port = await self.control_http.start(self.config.control_host,
                                                                                  self.config.control_port)
+        if self.config.schema_registry_port is not None:
+            from . import schema_registry
+            self.schema_registry = await schema_registry.start(
+                self.state, self.config.schema_registry_host, self.config.schema_registry_port,
+                self.config.schema_compatibility_level)
 
     async def stop(self) -> None:
         if self.state is not None:
@@ -319,6 +329,8 @@ class _Running:
                     p._wake()
         if self.control_http is not None:
             await self.control_http.stop()
+        if self.schema_registry is not None:
+            await self.schema_registry[0].stop()
         for server in self.servers:
             await server.stop()
         if self.state is not None and getattr(self.state, "log_manager", None) is not None:
@@ -340,6 +352,8 @@ async def serve(config: BrokerConfig, ready=None) -> None:
         print(f"kbroker listening on {listener.name}://{listener.host}:{listener.bound_port}", flush=True)
     if running.control_port is not None:
         log.info("control plane on http://%s:%d", running.control_host, running.control_port)
+    if running.schema_registry is not None:
+        print(f"kbroker schema registry on http://{running.schema_registry[1]}:{running.schema_registry[2]}", flush=True)
     if ready is not None:
         ready(running)
     stop = asyncio.Event()
@@ -404,6 +418,12 @@ class Broker:
     def control_url(self) -> str | None:
         r = self._running
         return None if r.control_port is None else f"http://{r.control_host}:{r.control_port}"
+
+    @property
+    def schema_registry_url(self) -> str | None:
+        """The Schema Registry's URL when it was asked for (``Broker(schema_registry_port=0)``)."""
+        sr = self._running.schema_registry
+        return None if sr is None else f"http://{sr[1]}:{sr[2]}"
 
     def start(self) -> "Broker":
         started = threading.Event()

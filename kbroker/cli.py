@@ -32,6 +32,9 @@ def _serve_parser(sub) -> None:
     p.add_argument("--control-port", type=int, default=None,
                    help="serve the HTTP control plane (faults, inspection) on this port; 0 takes a free one")
     p.add_argument("--control-host", default=None, help="address of the control plane (default 127.0.0.1)")
+    p.add_argument("--schema-registry-port", type=int, default=None,
+                   help="serve a Confluent-compatible Schema Registry on this port; 0 takes a free one")
+    p.add_argument("--schema-registry-host", default=None, help="address of the Schema Registry (default 127.0.0.1)")
     p.add_argument("--sasl-user", metavar="NAME:PASSWORD", action="append", default=[],
                    help="a user who may log in with SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (repeatable; "
                         "stored salted in the data directory)")
@@ -68,7 +71,8 @@ def build_config(args, environ=None) -> BrokerConfig:
     flags = {"host": args.host, "port": args.port, "data_dir": args.data_dir, "storage": args.storage,
              "advertised_host": args.advertised_host, "num_partitions": args.num_partitions, "fsync": args.fsync,
              "control_port": args.control_port, "control_host": args.control_host,
-             "emulate_kafka": args.emulate_kafka}
+             "emulate_kafka": args.emulate_kafka, "schema_registry_port": args.schema_registry_port,
+             "schema_registry_host": args.schema_registry_host}
     for attr, value in flags.items():
         if value is not None:
             setattr(config, attr, value)

@@ -87,6 +87,10 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {c.name: c for c in [
               _at_least(0), "Largest allowed difference of a timestamp before the broker's time."),
     ConfigDef("message.timestamp.after.max.ms", "long", str(LONG_MAX), "log.message.timestamp.after.max.ms",
               _at_least(0), "Largest allowed difference of a timestamp after the broker's time."),
+    ConfigDef("confluent.key.schema.validation", "boolean", "false", None, _one_of("true", "false"),
+              "Refuse records whose key lacks a registered schema id (Confluent Server; schema_registry/)."),
+    ConfigDef("confluent.value.schema.validation", "boolean", "false", None, _one_of("true", "false"),
+              "Refuse records whose value lacks a registered schema id (Confluent Server; schema_registry/)."),
     ConfigDef("preallocate", "boolean", "false", "log.preallocate", _one_of("true", "false"),
               "Preallocate segment files."),
 ]}
