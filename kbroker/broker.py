@@ -221,7 +221,8 @@ class BrokerState:
 
     def append_records(self, partition, records, request, version: int) -> tuple[int, int]:
         topic = partition.topic
-        if "true" in (topic.config("confluent.value.schema.validation"), topic.config("confluent.key.schema.validation")):
+        if "true" in (topic.config("confluent.value.schema.validation"),
+                      topic.config("confluent.key.schema.validation")):
             from .schema_registry.wire_format import validate_batches  # INVALID_RECORD without a registered id
             validate_batches(self.schema_registry, topic, records)
         return partition.append(records, topic.max_message_bytes, topic.log_append_time, produce_version=version)
@@ -353,7 +354,8 @@ async def serve(config: BrokerConfig, ready=None) -> None:
     if running.control_port is not None:
         log.info("control plane on http://%s:%d", running.control_host, running.control_port)
     if running.schema_registry is not None:
-        print(f"kbroker schema registry on http://{running.schema_registry[1]}:{running.schema_registry[2]}", flush=True)
+        _server, sr_host, sr_port = running.schema_registry
+        print(f"kbroker schema registry on http://{sr_host}:{sr_port}", flush=True)
     if ready is not None:
         ready(running)
     stop = asyncio.Event()

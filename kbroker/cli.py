@@ -71,8 +71,8 @@ def build_config(args, environ=None) -> BrokerConfig:
     flags = {"host": args.host, "port": args.port, "data_dir": args.data_dir, "storage": args.storage,
              "advertised_host": args.advertised_host, "num_partitions": args.num_partitions, "fsync": args.fsync,
              "control_port": args.control_port, "control_host": args.control_host,
-             "emulate_kafka": args.emulate_kafka, "schema_registry_port": args.schema_registry_port,
-             "schema_registry_host": args.schema_registry_host}
+             "emulate_kafka": args.emulate_kafka, "schema_registry_port": getattr(args, "schema_registry_port", None),
+             "schema_registry_host": getattr(args, "schema_registry_host", None)}
     for attr, value in flags.items():
         if value is not None:
             setattr(config, attr, value)

@@ -54,7 +54,8 @@ def kafka_broker(request):
 def schema_registry_url(kafka_broker, request):
     """The URL of the Schema Registry beside ``kafka_broker`` (Confluent's REST API, kbroker/schema_registry/);
     with ``--kbroker-external`` it is ``--kbroker-schema-registry-url``, and tests that need it skip without."""
-    url = getattr(kafka_broker, "schema_registry_url", None) or request.config.getoption("--kbroker-schema-registry-url")
+    url = (getattr(kafka_broker, "schema_registry_url", None)
+           or request.config.getoption("--kbroker-schema-registry-url"))
     if not url:
         pytest.skip("no schema registry (--kbroker-schema-registry-url)")
     return url

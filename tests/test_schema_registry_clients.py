@@ -7,7 +7,7 @@ import sys
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -73,8 +73,8 @@ def test_json_serializer_produces_and_consumes_through_the_registry(sr_broker):
                          "required": ["id"]})
     topic = _topic()
     values = [{"id": 1, "item": "book"}, {"id": 2}]
-    got = _roundtrip(sr_broker, topic, JSONSerializer(schema, client), JSONDeserializer(schema, schema_registry_client=client),
-                     values)
+    got = _roundtrip(sr_broker, topic, JSONSerializer(schema, client),
+                     JSONDeserializer(schema, schema_registry_client=client), values)
     assert got == values
     assert client.get_latest_version(f"{topic}-value").schema.schema_type == "JSON"
     assert sr_broker.control.records(topic)[0]["value_decoded"]["json"] == values[0]

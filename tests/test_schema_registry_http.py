@@ -274,3 +274,28 @@ def test_restart_keeps_every_schema_id_config_and_mode(tmp_path):
         new_id = api("POST", f"/subjects/{s}-new/versions", avro("double"))[1]["id"]
         assert new_id > top
         api.conn.close()
+
+
+def test_off_unless_asked_and_settable_by_flag_and_setting():
+    import argparse
+
+    from kbroker import cli
+    from kbroker.cli import build_config
+
+    ap = argparse.ArgumentParser()
+    cli._serve_parser(ap.add_subparsers(dest="command"))
+    assert build_config(ap.parse_args(["serve"]), environ={}).schema_registry_port is None
+    flagged = build_config(ap.parse_args(["serve", "--schema-registry-port", "8081"]), environ={})
+    assert flagged.schema_registry_port == 8081
+    cfg = build_config(ap.parse_args(["serve", "--set", "kbroker.schema.registry.port=0",
+                                      "--set", "schema.compatibility.level=full"]), environ={})
+    assert (cfg.schema_registry_port, cfg.schema_compatibility_level) == (0, "FULL")
+    env = {"KAFKA_KBROKER_SCHEMA_REGISTRY_PORT": "9"}
+    assert build_config(ap.parse_args(["serve"]), environ=env).schema_registry_port == 9
+    with Broker(port=0, storage="memory") as b:
+        assert b.schema_registry_url is None
+    with Broker(port=0, storage="memory", settings={"kbroker.schema.registry.port": "0",
+                                                    "schema.compatibility.level": "NONE"}) as b:
+        api = Http(b.schema_registry_url)
+        assert api("GET", "/config") == (200, {"compatibilityLevel": "NONE"})
+        api.conn.close()

@@ -49,7 +49,8 @@ def version_not_found(version) -> RegistryError:
 
 
 def schema_not_found(schema_id: int | None = None) -> RegistryError:
-    return RegistryError(404, SCHEMA_NOT_FOUND, "Schema not found" if schema_id is None else f"Schema {schema_id} not found")
+    message = "Schema not found" if schema_id is None else f"Schema {schema_id} not found"
+    return RegistryError(404, SCHEMA_NOT_FOUND, message)
 
 
 def subject_soft_deleted(subject: str) -> RegistryError:
@@ -64,12 +65,14 @@ def subject_not_soft_deleted(subject: str) -> RegistryError:
 
 def version_soft_deleted(subject: str, version) -> RegistryError:
     return RegistryError(404, VERSION_SOFT_DELETED,
-                         f"Subject '{subject}' Version {version} was soft deleted.Set permanent=true to delete permanently")
+                         f"Subject '{subject}' Version {version} was soft deleted.Set permanent=true to delete "
+                         "permanently")
 
 
 def version_not_soft_deleted(subject: str, version) -> RegistryError:
     return RegistryError(404, VERSION_NOT_SOFT_DELETED,
-                         f"Subject '{subject}' Version {version} was not deleted first before being permanently deleted")
+                         f"Subject '{subject}' Version {version} was not deleted first before being permanently "
+                         "deleted")
 
 
 def compatibility_not_configured(subject: str) -> RegistryError:

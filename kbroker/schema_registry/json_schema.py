@@ -351,8 +351,9 @@ def _object(ctx, o, u, path) -> None:
                 ctx.add(ppath, "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL")
         elif name not in oprops:
             if _open(o):
-                ctx.add(ppath, "PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL"
-                        if _kind(_deref(uprops[name], ctx.roots[1])) == "empty" else "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL")
+                empty = _kind(_deref(uprops[name], ctx.roots[1])) == "empty"
+                ctx.add(ppath, "PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL" if empty
+                        else "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL")
                 continue
             partial = _partial(o, name)
             if partial is not None:

@@ -134,8 +134,11 @@ _WELL_KNOWN = None
 def _well_known(name: str):
     global _WELL_KNOWN
     if _WELL_KNOWN is None:
-        from google.protobuf import (any_pb2, api_pb2, duration_pb2, empty_pb2, field_mask_pb2,  # noqa: F401
-                                     source_context_pb2, struct_pb2, timestamp_pb2, type_pb2, wrappers_pb2)
+        import importlib
+
+        for module in ("any", "api", "duration", "empty", "field_mask", "source_context", "struct", "timestamp",
+                       "type", "wrappers"):  # importing them adds them to the default pool
+            importlib.import_module(f"google.protobuf.{module}_pb2")
         _WELL_KNOWN = descriptor_pool.Default()
     try:
         fd = _WELL_KNOWN.FindFileByName(name)

@@ -70,6 +70,7 @@ class Registry:
         self.by_id: dict[int, StoredSchema] = {}
         self.ids_by_key: dict[tuple, int] = {}
         self.subjects: dict[str, dict[int, SchemaVersion]] = {}
+        self.versions_by_id: dict[int, dict[tuple[str, int], SchemaVersion]] = {}  # every version, deleted too
         self.configs: dict[str | None, str] = {}
         self.modes: dict[str | None, str] = {}
         self.max_id = 0
@@ -128,14 +129,17 @@ class Registry:
         subject = key.get("subject")
         if kind == "SCHEMA":
             versions = self.subjects.setdefault(subject, {})
+            old = versions.pop(key.get("version"), None)
+            if old is not None:
+                self.versions_by_id.get(old.id, {}).pop((subject, old.version), None)
             if value is None:
-                versions.pop(key.get("version"), None)
                 if not versions:
                     del self.subjects[subject]
                 return
             sid = int(value["id"])
-            versions[int(value["version"])] = SchemaVersion(subject, int(value["version"]), sid,
-                                                            bool(value.get("deleted")))
+            sv = SchemaVersion(subject, int(value["version"]), sid, bool(value.get("deleted")))
+            versions[sv.version] = sv
+            self.versions_by_id.setdefault(sid, {})[(subject, sv.version)] = sv
             self.max_id = max(self.max_id, sid)
             if sid not in self.by_id:
                 stored = StoredSchema(sid, value.get("schemaType") or "AVRO", value["schema"],
@@ -432,8 +436,7 @@ class Registry:
     # -- schemas by id ------------------------------------------------------------------------------
 
     def _versions_of_id(self, sid: int, deleted: bool = True) -> list[SchemaVersion]:
-        out = [v for versions in self.subjects.values() for v in versions.values()
-               if v.id == sid and (deleted or not v.deleted)]
+        out = [v for v in (self.versions_by_id.get(sid) or {}).values() if deleted or not v.deleted]
         return sorted(out, key=lambda v: (v.subject, v.version))
 
     def schema_by_id(self, sid: int, fmt: str | None = None) -> dict:
