@@ -4,6 +4,7 @@ serializers, producing and consuming through kbroker over real sockets (kbroker/
 import importlib
 import json
 import sys
+import urllib.request
 import uuid
 
 import pytest
@@ -20,7 +21,7 @@ from kbroker import Broker
 
 @pytest.fixture(scope="module")
 def sr_broker():
-    with Broker(port=0, storage="memory", schema_registry_port=0) as b:
+    with Broker(port=0, storage="memory", schema_registry_port=0, control_port=0) as b:
         yield b
 
 
@@ -64,6 +65,10 @@ def test_avro_serializer_produces_and_consumes_through_the_registry(sr_broker):
     # The control plane decodes what carries a registered id.
     rec = sr_broker.control.records(topic)[1]
     assert rec["value_decoded"] == {"schema_id": latest.schema_id, "schema_type": "AVRO", "json": values[1]}
+    with urllib.request.urlopen(f"{sr_broker.control_url}/topics/{topic}/records") as resp:
+        over_http = json.load(resp)
+    assert [r["value_decoded"]["json"] for r in over_http] == values
+    assert "key_decoded" not in over_http[0]  # the keys are not in the wire format
 
 
 def test_json_serializer_produces_and_consumes_through_the_registry(sr_broker):
@@ -199,3 +204,15 @@ def test_validation_topic_config_refuses_records_without_a_registered_id(sr_brok
     producer.flush(10)
     assert results == [None]
     assert len(sr_broker.control.records(topic)) == 1
+
+    # Keys are checked only when the key config asks for it.
+    key_topic = _topic()
+    with AdminConnection(sr_broker.bootstrap_servers) as admin:
+        admin.create_topic(key_topic, 1, {"confluent.key.schema.validation": "true"})
+    results.clear()
+    producer.produce(key_topic, key=b"raw key", value=b"raw value", on_delivery=report)
+    producer.produce(key_topic, key=ser({"name": "k", "age": 2, "email": None},
+                                        SerializationContext(key_topic, MessageField.KEY)), value=b"raw value",
+                     on_delivery=report)
+    producer.flush(10)
+    assert [r.code() if r else None for r in results] == [KafkaError.INVALID_RECORD, None]
