@@ -299,3 +299,17 @@ def test_off_unless_asked_and_settable_by_flag_and_setting():
         api = Http(b.schema_registry_url)
         assert api("GET", "/config") == (200, {"compatibilityLevel": "NONE"})
         api.conn.close()
+
+
+def test_schema_endpoints_answer_the_schema_itself(registry, api):
+    s = _subject()
+    sid = api("POST", f"/subjects/{s}/versions", avro("int", name=f"S{uuid.uuid4().hex[:8]}"))[1]["id"]
+    assert api("GET", f"/schemas/ids/{sid}/schema")[1]["type"] == "record"
+    assert api("GET", f"/subjects/{s}/versions/1/schema")[1]["fields"][0]["name"] == "a"
+    p = _subject()
+    text = proto("sint64")["schema"]
+    pid = api("POST", f"/subjects/{p}/versions", proto("sint64"))[1]["id"]
+    api.conn.request("GET", f"/schemas/ids/{pid}/schema")
+    resp = api.conn.getresponse()
+    assert resp.read().decode() == text
+    assert api("GET", f"/schemas/ids/{pid}") == (200, {"schemaType": "PROTOBUF", "schema": text})

@@ -33,6 +33,10 @@ _REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found", 
             422: "Unprocessable Entity", 500: "Internal Server Error"}
 
 
+class RawText(str):
+    """A body sent as it is, not as a JSON string: a Protobuf schema from the ``/schema`` endpoints."""
+
+
 def _flag(query: dict, name: str) -> bool:
     return query.get(name, "false").lower() == "true"
 
@@ -70,7 +74,10 @@ class SchemaRegistryServer:
                     return
                 method, target, headers, raw = request
                 status, body, ctype = self._answer(method, target, headers, raw)
-                data = b"" if body is None else json.dumps(body).encode()
+                if body is None:
+                    data = b""
+                else:
+                    data = body.encode() if isinstance(body, RawText) else json.dumps(body).encode()
                 close = headers.get("connection", "").lower() == "close"
                 head = (f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\n"
                         f"Content-Length: {len(data)}\r\n{'Connection: close' + chr(13) + chr(10) if close else ''}"
@@ -161,7 +168,7 @@ class SchemaRegistryServer:
             elif n == 5 and path[2] == "versions" and method == "GET":
                 if path[4] == "schema":
                     v = r.get_version(subject, path[3], _flag(q, "deleted"))
-                    return 200, json.loads(v["schema"]) if _is_json(v) else v["schema"]
+                    return 200, json.loads(v["schema"]) if _is_json(v) else RawText(v["schema"])
                 if path[4] == "referencedby":
                     return 200, r.referenced_by(subject, path[3])
         elif head == "schemas":
@@ -178,7 +185,7 @@ class SchemaRegistryServer:
                     return 200, r.schema_by_id(sid, q.get("format"))
                 if n == 4 and path[3] == "schema":
                     s = r.schema_by_id(sid, q.get("format"))
-                    return 200, json.loads(s["schema"]) if s.get("schemaType", "AVRO") != "PROTOBUF" else s["schema"]
+                    return 200, json.loads(s["schema"]) if _is_json(s) else RawText(s["schema"])
                 if n == 4 and path[3] == "subjects":
                     return 200, r.subjects_of_id(sid, _flag(q, "deleted"))
                 if n == 4 and path[3] == "versions":
