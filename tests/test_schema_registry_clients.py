@@ -152,6 +152,7 @@ def test_references_for_avro_and_json(sr_broker):
     got = _roundtrip(sr_broker, topic, AvroSerializer(client, Schema(person, "AVRO", refs)),
                      AvroDeserializer(client), [{"home": {"city": "Oslo"}}])
     assert got == [{"home": {"city": "Oslo"}}]
+    assert sr_broker.control.records(topic)[0]["value_decoded"]["json"] == {"home": {"city": "Oslo"}}
 
     point = json.dumps({"type": "object", "properties": {"x": {"type": "number"}}})
     client.register_schema(f"point-{s}", Schema(point, "JSON"))
@@ -194,6 +195,7 @@ def test_validation_topic_config_refuses_records_without_a_registered_id(sr_brok
         results.append(err)
 
     producer.produce(topic, value=b"plain bytes", on_delivery=report)
+    producer.flush(10)
     producer.produce(topic, value=b"\x00\x7f\xff\xff\xffunregistered id", on_delivery=report)
     producer.flush(10)
     assert [r.code() if r else None for r in results] == [KafkaError.INVALID_RECORD] * 2
@@ -211,6 +213,7 @@ def test_validation_topic_config_refuses_records_without_a_registered_id(sr_brok
         admin.create_topic(key_topic, 1, {"confluent.key.schema.validation": "true"})
     results.clear()
     producer.produce(key_topic, key=b"raw key", value=b"raw value", on_delivery=report)
+    producer.flush(10)  # its own batch: a refused record takes its whole batch with it
     producer.produce(key_topic, key=ser({"name": "k", "age": 2, "email": None},
                                         SerializationContext(key_topic, MessageField.KEY)), value=b"raw value",
                      on_delivery=report)

@@ -39,6 +39,7 @@ class AvroSchema:
         self.parsed = parsed  # fastavro's parsed schema (names fully qualified)
         self.names = names  # full name -> parsed named type, this schema's and its references'
         self.canonical = json.dumps(raw, separators=(",", ":"))
+        self._reader = None
 
     def normalized(self) -> str:
         """Confluent's normalize for Avro: a canonical JSON text; here the parsed form, names fully
@@ -46,7 +47,10 @@ class AvroSchema:
         return json.dumps(_strip_hints(self.parsed), separators=(",", ":"))
 
     def decode(self, payload: bytes):
-        return _jsonable(fastavro.schemaless_reader(io.BytesIO(payload), self.parsed))
+        if self._reader is None:  # fastavro's reader parses again: named types from references inlined
+            self._reader = fastavro.parse_schema(self.raw, named_schemas=dict(self.names), expand=True,
+                                                 _write_hint=False)
+        return _jsonable(fastavro.schemaless_reader(io.BytesIO(payload), self._reader))
 
 
 def _strip_hints(s):
