@@ -79,10 +79,18 @@ class ProtobufSchema:
         return desc
 
     def decode(self, payload: bytes):
-        indexes, pos = _message_indexes(payload)
+        try:
+            indexes, pos = _message_indexes(payload)
+            return self._decode(indexes, payload[pos:])
+        except Exception:
+            # @kafkajs/confluent-schema-registry writes no message indexes (its issue #248): the first
+            # message, from the first byte (as Confluent's JavaScript deserializer also accepts).
+            return self._decode([0], payload)
+
+    def _decode(self, indexes: list[int], data: bytes):
         cls = message_factory.GetMessageClass(self.message_descriptor(indexes))
         msg = cls()
-        msg.ParseFromString(bytes(payload[pos:]))
+        msg.ParseFromString(bytes(data))
         return json_format.MessageToDict(msg, preserving_proto_field_name=True)
 
 
