@@ -219,3 +219,14 @@ def test_validation_topic_config_refuses_records_without_a_registered_id(sr_brok
                      on_delivery=report)
     producer.flush(10)
     assert [r.code() if r else None for r in results] == [KafkaError.INVALID_RECORD, None]
+
+
+def test_pytest_plugin_fixture_names_the_registry_beside_the_broker():
+    import subprocess
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parent / "sample_registry_project"
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(sample),
+                        "-c", "/dev/null", str(sample)], capture_output=True, text=True, timeout=300, cwd=sample)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 passed" in r.stdout
