@@ -230,3 +230,31 @@ def test_pytest_plugin_fixture_names_the_registry_beside_the_broker():
                         "-c", "/dev/null", str(sample)], capture_output=True, text=True, timeout=300, cwd=sample)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 passed" in r.stdout
+
+
+def test_protobuf_text_with_a_text_reference_deserializes(sr_broker, proto_modules):
+    """Schemas registered as .proto text (as other clients do): confluent-kafka's deserializer asks for the
+    writer schema and its references with format=serialized and gets descriptors."""
+    client = SchemaRegistryClient({"url": sr_broker.schema_registry_url})
+    topic = _topic()
+    s = uuid.uuid4().hex[:8]
+    client.register_schema(f"common-{s}", Schema(PROTO_DEP, "PROTOBUF"))
+    sid = client.register_schema(f"{topic}-value", Schema(
+        PROTO_MAIN, "PROTOBUF", [SchemaReference("kbt_common.proto", f"common-{s}", 1)]))
+    Customer = proto_modules.Customer
+    value = Customer(name="cy", address={"city": "Rome", "zip": 7})
+    framed = b"\x00" + sid.to_bytes(4, "big") + b"\x00" + value.SerializeToString()
+    producer = Producer({"bootstrap.servers": sr_broker.bootstrap_servers})
+    producer.produce(topic, value=framed)
+    assert producer.flush(10) == 0
+    consumer = Consumer({"bootstrap.servers": sr_broker.bootstrap_servers, "group.id": f"g-{topic}",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    msg = consumer.poll(10)
+    consumer.close()
+    assert msg is not None and msg.error() is None
+    reader = SchemaRegistryClient({"url": sr_broker.schema_registry_url})  # the consumer's, nothing cached
+    de = ProtobufDeserializer(Customer, {"use.deprecated.format": False}, schema_registry_client=reader)
+    assert de(msg.value(), SerializationContext(topic, MessageField.VALUE)) == value
+    assert sr_broker.control.records(topic)[0]["value_decoded"]["json"] == {
+        "name": "cy", "address": {"city": "Rome", "zip": 7}}

@@ -162,7 +162,7 @@ class SchemaRegistryServer:
                     return 200, {"id": out["id"]}
             elif n == 4 and path[2] == "versions":
                 if method == "GET":
-                    return 200, r.get_version(subject, path[3], _flag(q, "deleted"))
+                    return 200, r.get_version(subject, path[3], _flag(q, "deleted"), q.get("format"))
                 if method == "DELETE":
                     return 200, r.delete_version(subject, path[3], _flag(q, "permanent"))
             elif n == 5 and path[2] == "versions" and method == "GET":

@@ -306,14 +306,14 @@ class Registry:
                 return self.version_body(v)
         raise E.schema_not_found()
 
-    def version_body(self, v: SchemaVersion) -> dict:
+    def version_body(self, v: SchemaVersion, fmt: str | None = None) -> dict:
         s = self.by_id[v.id]
         out = {"subject": v.subject, "version": v.version, "id": v.id}
         if s.schema_type != "AVRO":
             out["schemaType"] = s.schema_type
         if s.references:
             out["references"] = s.references
-        out["schema"] = s.schema
+        out["schema"] = s.parsed.serialized() if fmt == "serialized" and s.schema_type == "PROTOBUF" else s.schema
         return out
 
     def list_subjects(self, prefix: str = "", deleted: bool = False, deleted_only: bool = False) -> list[str]:
@@ -334,18 +334,18 @@ class Registry:
         self._sync()
         return [v.version for v in self._versions(subject, deleted)]
 
-    def get_version(self, subject: str, version, deleted: bool = False) -> dict:
+    def get_version(self, subject: str, version, deleted: bool = False, fmt: str | None = None) -> dict:
         self._sync()
         arg = self._version_arg(version)
         versions = self._versions(subject, deleted) if self.subjects.get(subject) else None
         if not versions:
             raise E.subject_not_found(subject)
         if arg == "latest":
-            return self.version_body(versions[-1])
+            return self.version_body(versions[-1], fmt)
         v = self.subjects[subject].get(arg)
         if v is None or (v.deleted and not deleted):
             raise E.version_not_found(arg)
-        return self.version_body(v)
+        return self.version_body(v, fmt)
 
     def referenced_by(self, subject: str, version) -> list[int]:
         self._sync()
