@@ -1,4 +1,4 @@
-"""Topics: names, ids, partition counts and config overrides, kept in the metadata store.
+"""Topics: names, ids, partition counts and config overrides, kept in the topic store (topic_store.py).
 
 Kafka's rules for names (``Topic.validate``): 1 to 249 characters from ``[a-zA-Z0-9._-]``, not ``.`` or
 ``..``. A topic is created with a random id (the ids Fetch v13+ and DeleteTopics v6 use) and one partition
@@ -74,9 +74,9 @@ class Topic:
 class TopicManager:
     """All topics of the broker; persisted through the metadata store on every change."""
 
-    def __init__(self, metadata_store, log_store, defaults: dict[str, str], changes=None):
+    def __init__(self, topic_store, log_store, defaults: dict[str, str], changes=None):
         self.changes = changes  # notified on every append (the control plane's wait)
-        self.metadata_store = metadata_store
+        self.topic_store = topic_store
         self.log_store = log_store
         self.defaults = defaults
         self.by_name: dict[str, Topic] = {}
@@ -84,7 +84,7 @@ class TopicManager:
         self._doc: dict = {}
 
     def load(self) -> None:
-        self._doc = self.metadata_store.load()
+        self._doc = self.topic_store.load()
         for name, t in self._doc.get("topics", {}).items():
             topic = Topic(name, uuid.UUID(t["id"]), dict(t.get("configs", {})), defaults=self.defaults)
             self._open_partitions(topic, t["partitions"])
@@ -105,7 +105,7 @@ class TopicManager:
             t.name: {"id": str(t.topic_id), "partitions": len(t.partitions), "configs": t.configs}
             for t in self.by_name.values()
         }
-        self.metadata_store.save(self._doc)
+        self.topic_store.save(self._doc)
 
     @property
     def doc(self) -> dict:
@@ -145,7 +145,7 @@ class TopicManager:
         for p in topic.partitions:
             p.log.close()
             self.log_store.delete_log(topic.name, topic.topic_id, p.index)
-            p._wake()
+            p.wake_waiters()
         log.info("deleted topic %s", topic.name)
 
     def set_configs(self, topic: Topic, configs: dict[str, str]) -> None:

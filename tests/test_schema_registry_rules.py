@@ -179,3 +179,15 @@ def test_protobuf_package_change_text_and_descriptor_forms_and_decoding():
     assert nested.decode(b"\x00" + b"\x08\x07") == {"x": 7}  # a lone 0 is the first message
     with pytest.raises(ValueError):
         _proto('import "missing.proto"; message M { int32 a = 1; }')
+
+
+def test_protobuf_text_importing_a_reference_registered_as_a_descriptor():
+    dep_text = 'syntax = "proto3";\npackage kbt.common;\nmessage Address { string city = 1; }\n'
+    dep = protobuf.parse(dep_text, [])
+    main = 'syntax = "proto3";\npackage kbt;\nimport "common.proto";\nmessage C { kbt.common.Address a = 1; }\n'
+    from_text = protobuf.parse(main, [("common.proto", dep_text)])
+    from_descriptor = protobuf.parse(main, [("common.proto", dep.serialized())])
+    assert from_text.canonical == from_descriptor.canonical
+    assert from_descriptor.decode(b"\x00\x0a\x06\x0a\x04Rome") == {"a": {"city": "Rome"}}
+    with pytest.raises(ValueError):
+        protobuf.parse(main.replace("Address a", "Adress a"), [("common.proto", dep.serialized())])

@@ -166,16 +166,21 @@ def _compile(schema_str: str, deps: list[tuple[str, str]]) -> list:
     names = {n for n, _ in deps}
     main = next(n for n in ("schema.proto", "kbroker_schema.proto", "kbroker_schema_0.proto") if n not in names)
     with tempfile.TemporaryDirectory(prefix="kbroker-proto-") as tmp:
+        descriptors = descriptor_pb2.FileDescriptorSet()
         for name, text in deps + [(main, schema_str)]:
-            if _as_descriptor(text) is not None:
-                raise ValueError(f"the reference {name} is a serialized descriptor; a .proto text can only "
-                                 "import .proto texts")
+            fdp = _as_descriptor(text) if name != main else None
+            if fdp is not None:  # a reference registered as a serialized descriptor (confluent-kafka's way)
+                fdp.name = name
+                descriptors.file.append(fdp)
+                continue
             path = os.path.join(tmp, name)
             if not os.path.realpath(path).startswith(os.path.realpath(tmp) + os.sep):
                 raise ValueError(f"reference name {name!r} leaves the import root")
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(text)
+        if descriptors.file:
+            return _compile_with_descriptors(tmp, include, main, descriptors)
         try:
             modules = _protoc_compiler.get_protos(main.encode(), [tmp.encode(), include.encode()])
         except _protoc_compiler.ProtocErrors as e:
@@ -185,6 +190,36 @@ def _compile(schema_str: str, deps: list[tuple[str, str]]) -> list:
     for _module, code in modules:
         files.append(_serialized_file(code.decode("utf-8")))
     return files
+
+
+def _compile_with_descriptors(tmp: str, include: str, main: str, descriptors) -> list:
+    """protoc with the references that are descriptors given as a descriptor set (``--descriptor_set_in``).
+    protoc's messages go to its standard error here, so the answer only says that it failed."""
+    from grpc_tools import _protoc_compiler
+
+    deps_path, out_path = os.path.join(tmp, ".deps.pb"), os.path.join(tmp, ".out.pb")
+    with open(deps_path, "wb") as fh:
+        fh.write(descriptors.SerializeToString())
+    rc = _protoc_compiler.run_main([b"protoc", f"-I{tmp}".encode(), f"-I{include}".encode(),
+                                    f"--descriptor_set_in={deps_path}".encode(),
+                                    f"--descriptor_set_out={out_path}".encode(), b"--include_imports",
+                                    main.encode()])
+    if rc != 0:
+        raise ValueError("protoc could not compile the schema with its references")
+    out = descriptor_pb2.FileDescriptorSet()
+    with open(out_path, "rb") as fh:
+        out.ParseFromString(fh.read())
+    for f in out.file:  # as the other path gives them: without the json_name protoc fills in here
+        for m in f.message_type:
+            _strip_json_names(m)
+    return list(out.file)
+
+
+def _strip_json_names(m) -> None:
+    for field in m.field:
+        field.ClearField("json_name")
+    for nested in m.nested_type:
+        _strip_json_names(nested)
 
 
 def _serialized_file(code: str):

@@ -1,4 +1,5 @@
-"""The metadata store: what the broker must remember about topics across a restart.
+"""The topic store: what the broker must remember about topics across a restart (names, ids, partition
+counts, config overrides, and the cluster id and producer-id block kept beside them).
 
 Kafka keeps this in its KRaft metadata log; kbroker keeps one small JSON document per data directory,
 replaced atomically (write a temporary file, fsync it, rename it over the old one, fsync the directory),
@@ -17,7 +18,7 @@ from .storage.checkpoint import write_atomically
 FORMAT_VERSION = 1
 
 
-class MetadataStore:
+class TopicStore:
     def load(self) -> dict:
         raise NotImplementedError
 
@@ -25,7 +26,7 @@ class MetadataStore:
         raise NotImplementedError
 
 
-class MemoryMetadataStore(MetadataStore):
+class MemoryTopicStore(TopicStore):
     def __init__(self):
         self._doc: dict = {}
 
@@ -36,7 +37,7 @@ class MemoryMetadataStore(MetadataStore):
         self._doc = json.loads(json.dumps(doc))
 
 
-class FileMetadataStore(MetadataStore):
+class FileTopicStore(TopicStore):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
 
