@@ -18,7 +18,7 @@ from .config import BrokerConfig
 from .control import Control, RequestLog
 from .control_http import ControlHttpServer
 from .faults import Faults
-from .log_manager import LogManager
+from .log.log_manager import LogManager
 from .security import tls
 from .security.authenticator import ListenerAuth
 from .server import KafkaServer

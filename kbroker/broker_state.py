@@ -23,6 +23,7 @@ from .state_log import KeyedState, keyed_state
 from .config import TOPIC_DEFAULT_KEYS, BrokerConfig
 from .topic_store import FileTopicStore, MemoryTopicStore
 from .producer_ids import ProducerIdManager
+from .partition import get_partition_or_error
 from .security.acl import Authorizer
 from .security.credentials import CredentialStore
 from .security.listeners import resolve_listeners
@@ -109,14 +110,13 @@ class BrokerState:
         return keyed_state(path, b"KBTXNST\x00", fsync=self.config.fsync != "never")
 
     def _partition(self, topic: str, partition: int):
-        t = self.topics.get(topic)
-        if t is None or not 0 <= partition < len(t.partitions):
+        p = get_partition_or_error(self.topics.get(topic), partition)
+        if isinstance(p, int):
             raise LookupError(f"{topic}-{partition}")
-        return t.partitions[partition]
+        return p
 
     def _partition_exists(self, topic: str, partition: int) -> bool:
-        t = self.topics.get(topic)
-        return t is not None and 0 <= partition < len(t.partitions)
+        return not isinstance(get_partition_or_error(self.topics.get(topic), partition), int)
 
     def _write_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool) -> None:
         self._partition(topic, partition).write_marker(producer_id, epoch, commit)
@@ -204,16 +204,6 @@ class BrokerState:
 
     def delete_topic(self, topic) -> None:
         self.topics.delete(topic)
-
-    # -- records -------------------------------------------------------------
-
-    def append_records(self, partition, records, version: int) -> tuple[int, int]:
-        topic = partition.topic
-        if "true" in (topic.config("confluent.value.schema.validation"),
-                      topic.config("confluent.key.schema.validation")):
-            from .schema_registry.wire_format import validate_batches  # INVALID_RECORD without a registered id
-            validate_batches(self.schema_registry, topic, records)
-        return partition.append(records, topic.max_message_bytes, topic.log_append_time, produce_version=version)
 
     # -- groups --------------------------------------------------------------
 

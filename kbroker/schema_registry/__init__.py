@@ -7,14 +7,14 @@ protobuf.py; the levels in schemas.py); http.py is the REST API; wire_format.py 
 with the serializers' framing (validation on produce, decoding for the control plane).
 """
 
-from .store import SCHEMAS_TOPIC, Registry
-
-__all__ = ["Registry", "SCHEMAS_TOPIC", "start"]
+__all__ = ["start"]
 
 
 async def start(state, host: str, port: int, default_compatibility: str = "BACKWARD"):
-    """Open the registry over ``state`` and serve it; returns (server, host, port bound)."""
+    """Open the registry over ``state`` and serve it; returns (server, host, port bound). The schema
+    libraries are imported here, not with the package: the broker's produce path imports wire_format."""
     from .http import SchemaRegistryServer
+    from .store import Registry
 
     state.schema_registry = Registry(state, default_compatibility)
     server = SchemaRegistryServer(state.schema_registry)

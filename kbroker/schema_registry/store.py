@@ -91,7 +91,7 @@ class Registry:
     def _load(self, p) -> None:
         offset = p.log_start_offset
         while offset < p.high_watermark:
-            chunks = p.log.read(offset, 1 << 20)
+            chunks = p.read(offset, 1 << 20)
             if not chunks:
                 break
             for chunk in chunks:
