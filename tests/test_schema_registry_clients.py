@@ -258,3 +258,31 @@ def test_protobuf_text_with_a_text_reference_deserializes(sr_broker, proto_modul
     assert de(msg.value(), SerializationContext(topic, MessageField.VALUE)) == value
     assert sr_broker.control.records(topic)[0]["value_decoded"]["json"] == {
         "name": "cy", "address": {"city": "Rome", "zip": 7}}
+
+
+def test_validation_names_each_refused_record(sr_broker):
+    """KIP-467's record errors: the index in its batch of every record without a registered id."""
+    from kbroker.errors import ErrorCode, RecordValidationError
+    from kbroker.records.builder import simple_batch
+    from kbroker.schema_registry.wire_format import validate_batches
+
+    client = SchemaRegistryClient({"url": sr_broker.schema_registry_url})
+    good = AvroSerializer(client, AVRO_USER)({"name": "v", "age": 3, "email": None},
+                                             SerializationContext("validated", MessageField.VALUE))
+    batch = simple_batch(good, b"raw", b"\x00\x7f\xff\xff\xfe??", good)
+
+    class Topic:
+        name = "validated"
+
+        @staticmethod
+        def config(key):
+            return "true" if key == "confluent.value.schema.validation" else "false"
+
+    def check():
+        try:
+            validate_batches(sr_broker.state.schema_registry, Topic, batch)
+        except RecordValidationError as e:
+            return e.code, [i for i, _ in e.record_errors]
+        return None
+
+    assert sr_broker.call(check) == (ErrorCode.INVALID_RECORD, [1, 2])

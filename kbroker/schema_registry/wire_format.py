@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 
-from ..errors import ErrorCode, KafkaError
+from ..errors import ErrorCode, KafkaError, RecordValidationError
 from ..records.batch import iter_batches
 from ..records.errors import CorruptRecordError
 from ..records.record import decode_records
@@ -35,20 +35,23 @@ def validate_batches(registry, topic, records) -> None:
     values = topic.config(VALUE_CONFIG) == "true"
     if not (keys or values) or not records:
         return  # nothing to check (no records: the append refuses them)
+    refused: list[tuple[int, str]] = []  # (index of the record in its batch, why): KIP-467's record errors
     try:
         for pos, h in iter_batches(records):
-            for rec in decode_records(records, pos, h):
+            for index, rec in enumerate(decode_records(records, pos, h)):
                 for wanted, data, what in ((keys, rec.key, "key"), (values, rec.value, "value")):
                     if not wanted:
                         continue
                     sid = schema_id(data)
                     if sid is None or registry is None or registry.parsed_by_id(sid) is None:
-                        raise KafkaError(ErrorCode.INVALID_RECORD,
-                                         f"Log record {what} at offset delta {rec.offset - h.base_offset} of topic "
-                                         f"{topic.name} does not carry a registered schema id "
-                                         f"({'no schema registry is running' if registry is None else sid})")
+                        why = ("no schema registry is running" if registry is None else
+                               "no schema id" if sid is None else f"schema id {sid} is not registered")
+                        refused.append((index, f"Log record {what} of topic {topic.name} does not carry a "
+                                               f"registered schema id ({why})"))
     except CorruptRecordError as e:
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(e)) from None
+    if refused:
+        raise RecordValidationError(ErrorCode.INVALID_RECORD, refused)
 
 
 def decode(registry, data) -> dict | None:
