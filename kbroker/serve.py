@@ -27,6 +27,8 @@ async def serve(config: BrokerConfig, ready=None) -> None:
         print(f"kbroker listening on {listener.name}://{listener.host}:{listener.bound_port}", flush=True)
     if running.control_port is not None:
         log.info("control plane on http://%s:%d", running.control_host, running.control_port)
+        print(f"kbroker console on http://{running.control_host}:{running.control_port}/ "
+              f"(metrics: /metrics)", flush=True)
     if running.schema_registry is not None:
         _server, sr_host, sr_port = running.schema_registry
         print(f"kbroker schema registry on http://{sr_host}:{sr_port}", flush=True)
