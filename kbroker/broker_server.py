@@ -52,6 +52,7 @@ class BrokerServer:
         self.control_host: str | None = None
         self.control_port: int | None = None
         self.metrics = BrokerMetrics(self)  # GET /metrics; the request path counts into it
+        self.schema_registry = None  # (server, host, port) when the Schema Registry listener is on
 
     async def start(self) -> None:
         cluster = self.cluster
@@ -85,6 +86,11 @@ class BrokerServer:
                                                   self.config.control_allow_hosts)
             self.control_host, self.control_port = await self.control_http.start(self.config.control_host,
                                                                                  self.config.control_port)
+        if self.config.schema_registry_port is not None:
+            from . import schema_registry
+            self.schema_registry = await schema_registry.start(
+                self.state, self.config.schema_registry_host, self.config.schema_registry_port,
+                self.config.schema_compatibility_level)
 
     async def stop(self) -> None:
         if self.state is not None:
@@ -95,6 +101,8 @@ class BrokerServer:
                     p.wake_waiters()
         if self.control_http is not None:
             await self.control_http.stop()
+        if self.schema_registry is not None:
+            await self.schema_registry[0].stop()
         for server in self.servers:
             await server.stop()
         if self.state is not None and self.state.log_manager is not None:
@@ -141,6 +149,7 @@ class ClusterServers:
                 advertised_port=config.advertised_port + i if config.advertised_port else None,
                 data_dir=str(Path(config.data_dir) / f"broker-{node}") if config.data_dir else None,
                 control_port=None,  # one HTTP control plane for the cluster, not one per broker
+                schema_registry_port=config.schema_registry_port if i == 0 else None,  # on the first broker
                 settings=dict(config.settings), topic_defaults=dict(config.topic_defaults))
         self.servers: dict[int, BrokerServer] = {}  # the running brokers by node id
         self.faults, self.request_log, self.changes = Faults(), RequestLog(), ChangeNotifier()

@@ -85,6 +85,7 @@ class BrokerState(MetadataListener):
         self.cluster_id = controller.cluster_id
         self.producer_ids = ProducerIdManager(controller)
         self.transactions_enabled = True
+        self.schema_registry = None  # kbroker.schema_registry.Registry when its listener is on
         clock = AsyncioClock()
         self.groups = GroupCoordinator(clock, self._group_config(), self._offset_store(),
                                        on_change=self.changes.notify)
@@ -285,4 +286,3 @@ class BrokerState(MetadataListener):
             except OSError as e:
                 log.error("closing %s-%d: %s", p.topic.name, p.index, e)
         self.log_store.close()
-

@@ -5,6 +5,8 @@ Fixtures:
 - ``kafka_broker`` (session): a kbroker on a free port for the whole test session, one per pytest-xdist
   worker; it has ``.bootstrap_servers``. With ``--kbroker-external HOST:PORT`` it is that broker instead,
   so the same tests run against real Kafka or any other broker.
+- ``schema_registry_url`` (session): the URL of the Schema Registry the ``kafka_broker`` fixture serves
+  beside the broker (loopback, on a free port), for confluent-kafka's ``SchemaRegistryClient`` and the like.
 - ``kafka_topic`` (function): a factory for fresh, uniquely named topics on that broker:
   ``name = kafka_topic(partitions=3, config={"cleanup.policy": "compact"})``; called without arguments it
   returns a one-partition topic's name.
@@ -30,6 +32,8 @@ def pytest_addoption(parser):
                     help="use this running broker instead of starting one")
     group.addoption("--kbroker-brokers", default=1, type=int, metavar="N",
                     help="start a cluster of N brokers in the process (default 1)")
+    group.addoption("--kbroker-schema-registry-url", default=None, metavar="URL",
+                    help="with --kbroker-external: the schema registry the schema_registry_url fixture names")
 
 
 class ExternalBroker:
@@ -47,8 +51,19 @@ def kafka_broker(request):
 
     storage = request.config.getoption("--kbroker-storage")
     brokers = request.config.getoption("--kbroker-brokers")
-    with Broker(port=0, storage=storage, brokers=brokers) as broker:
+    with Broker(port=0, storage=storage, schema_registry_port=0, brokers=brokers) as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url(kafka_broker, request):
+    """The URL of the Schema Registry beside ``kafka_broker`` (Confluent's REST API, kbroker/schema_registry/);
+    with ``--kbroker-external`` it is ``--kbroker-schema-registry-url``, and tests that need it skip without."""
+    url = (getattr(kafka_broker, "schema_registry_url", None)
+           or request.config.getoption("--kbroker-schema-registry-url"))
+    if not url:
+        pytest.skip("no schema registry (--kbroker-schema-registry-url)")
+    return url
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ command line runs, until a signal."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 
@@ -26,6 +27,12 @@ def _announce(running: BrokerServer) -> None:
         log.info("control plane on http://%s:%d", running.control_host, running.control_port)
         print(f"kbroker console on http://{running.control_host}:{running.control_port}/ "
               f"(metrics: /metrics)", flush=True)
+    if running.schema_registry is not None:
+        _server, sr_host, sr_port = running.schema_registry
+        print(f"kbroker schema registry on http://{sr_host}:{sr_port}", flush=True)
+        if not ipaddress.ip_address(sr_host).is_loopback:
+            log.warning("schema registry on %s without authentication: anyone who can reach it can register and "
+                        "delete schemas", sr_host)
 
 
 async def serve(config: BrokerConfig, ready=None, brokers: int = 1) -> None:
