@@ -185,6 +185,7 @@ class BrokerState:
             "auto.create.topics.enable": (str(c.auto_create_topics_enable).lower(), "boolean"),
             "message.max.bytes": (str(c.message_max_bytes), "int"),
             "socket.request.max.bytes": (str(c.socket_request_max_bytes), "int"),
+            "controller.max.records.per.batch": (str(c.controller_max_records_per_batch), "int"),
             "log.segment.bytes": (str(c.log_segment_bytes), "int"),
             "log.message.timestamp.type": (c.log_message_timestamp_type, "string"),
             "log.retention.check.interval.ms": (str(c.log_retention_check_interval_ms), "long"),
@@ -211,6 +212,8 @@ class BrokerState:
     # -- topics --------------------------------------------------------------
 
     def auto_create_topic(self, name: str):
+        if name in self.topics.pending:  # a CreateTopics for it is still making its partitions
+            return None
         return self.topics.create(name, self.config.num_partitions)
 
     def delete_topic(self, topic) -> None:

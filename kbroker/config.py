@@ -40,6 +40,9 @@ class BrokerConfig:
     auto_create_topics_enable: bool = True  # auto.create.topics.enable
     message_max_bytes: int = 1048588  # message.max.bytes
     socket_request_max_bytes: int = 104857600  # socket.request.max.bytes
+    # controller.max.records.per.batch (KAFKA-20976): the most partitions one CreateTopics or
+    # CreatePartitions request may create (Kafka's MAX_PARTITIONS_PER_BATCH before it, KAFKA-17870).
+    controller_max_records_per_batch: int = 10000
     log_segment_bytes: int = 1073741824  # log.segment.bytes
     log_message_timestamp_type: str = "CreateTime"  # log.message.timestamp.type
     log_retention_check_interval_ms: int = 300000  # log.retention.check.interval.ms
@@ -101,6 +104,7 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
     "message.max.bytes": ("message_max_bytes", int),
     "socket.request.max.bytes": ("socket_request_max_bytes", int),
+    "controller.max.records.per.batch": ("controller_max_records_per_batch", int),
     "log.segment.bytes": ("log_segment_bytes", int),
     "log.message.timestamp.type": ("log_message_timestamp_type", str),
     "log.retention.check.interval.ms": ("log_retention_check_interval_ms", int),
