@@ -116,7 +116,7 @@ def _serve(args) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = build_config(args)  # binding beyond loopback without authentication is warned about in serve()
-    from .broker import serve
+    from .serve import serve
     from .security import SecurityConfigError
 
     try:

@@ -155,7 +155,7 @@ class ControlClient:
         self._broker = broker
 
     def _c(self) -> Control:
-        return self._broker._running.control
+        return self._broker.broker_server.control
 
     def add_fault(self, api, error_code: int | None = None, count: int = 1, delay_ms: int | None = None,
                   disconnect: bool = False, drop_response: bool = False, topic: str | None = None,

@@ -7,11 +7,14 @@ connection instead of handling them (``disconnect``), or handle them and then cl
 of answering (``drop_response``: the request took effect but the client never hears so, as when a
 connection breaks at the wrong moment; what makes a producer retry a batch the broker already has). Rules are checked in the order they were added; a rule is
 used up after ``count`` matches. Everything runs on the broker's event loop.
+
+A rule only decides (a ``FaultDecision``); the connection carries the decision out (server.py), so a faulted
+answer is encoded, and a faulted connection closed, the way every other one is.
 """
 
 from __future__ import annotations
 
-import asyncio
+import enum
 import itertools
 from dataclasses import dataclass, field
 
@@ -35,6 +38,23 @@ def api_key_of(api) -> int:
     if key is None or key not in BY_KEY:
         raise ValueError(f"unknown API {api!r}")
     return key
+
+
+class FaultAction(enum.Enum):
+    ANSWER_ERROR = "error_code"  # answer with the decision's response instead of handling the request
+    DELAY = "delay_ms"  # handle the request after the decision's delay_s
+    DISCONNECT = "disconnect"  # close the connection instead of handling the request
+    DROP_RESPONSE = "drop_response"  # handle the request, then close the connection instead of answering
+
+
+@dataclass(frozen=True, slots=True)
+class FaultDecision:
+    """A rule's decision for one request. Deciding is this module's; doing (encoding, sleeping, closing)
+    is the server's, so a faulted answer leaves through the same encode path as every other."""
+
+    action: FaultAction
+    response: Message | None = None  # ANSWER_ERROR: the error response, in the shape of the API's
+    delay_s: float = 0.0  # DELAY
 
 
 @dataclass
@@ -75,37 +95,16 @@ class FaultRule:
 
     # -- what happens to a matched request ----------------------------------------
 
-    def apply(self, conn, ctx, handler, request):
-        from .server import ProtocolViolation
-
+    def decide(self, handler, version: int, request: Message) -> FaultDecision:
+        """What to do to a matched request; the server carries it out (server.py)."""
         if self.disconnect:
-            raise ProtocolViolation(f"fault injection: disconnect on {handler.name}")
+            return FaultDecision(FaultAction.DISCONNECT)
         if self.delay_ms is not None:
-            return self._delayed(conn, ctx, handler, request)
+            return FaultDecision(FaultAction.DELAY, delay_s=self.delay_ms / 1000.0)
         if self.drop_response:
-            return self._dropped(ctx, handler, request)
-        response = error_response(handler, ctx.version, request, self.error_code)
-        return conn._encode(ctx.correlation_id, handler, ctx.version, response,
-                            flexible_header=handler.flexible(ctx.version) and handler.api_key != 18)
-
-    async def _delayed(self, conn, ctx, handler, request):
-        await asyncio.sleep(self.delay_ms / 1000.0)
-        response = handler.handle(ctx, request)
-        if asyncio.iscoroutine(response) or isinstance(response, asyncio.Future):
-            response = await response
-        if response is None:
-            return None
-        return conn._encode(ctx.correlation_id, handler, ctx.version, response,
-                            flexible_header=handler.flexible(ctx.version) and handler.api_key != 18)
-
-
-    async def _dropped(self, ctx, handler, request):
-        from .server import ProtocolViolation
-
-        response = handler.handle(ctx, request)
-        if asyncio.iscoroutine(response) or isinstance(response, asyncio.Future):
-            await response
-        raise ProtocolViolation(f"fault injection: {handler.name} handled, response dropped")
+            return FaultDecision(FaultAction.DROP_RESPONSE)
+        return FaultDecision(FaultAction.ANSWER_ERROR,
+                             response=error_response(handler, version, request, self.error_code))
 
 
 class Faults:
@@ -133,6 +132,11 @@ class Faults:
                 self.rules.remove(rule)
             return rule
         return None
+
+    def decide(self, ctx, handler, request) -> FaultDecision | None:
+        """The decision of the first rule ``request`` matches (using up one of its count), or None."""
+        rule = self.match(ctx, request)
+        return None if rule is None else rule.decide(handler, ctx.version, request)
 
 
 # -- which topics a request names ---------------------------------------------------

@@ -170,7 +170,7 @@ class Partition:
                              first + h.last_offset_delta, ts)
             if h.is_transactional:
                 self.ongoing_txns.setdefault(h.producer_id, first)
-        self._wake()
+        self.wake_waiters()
         return base, append_time
 
     # -- transactions --------------------------------------------------------
@@ -185,7 +185,7 @@ class Partition:
         self.log.append(batch, offset, offset, 1)
         self.producers.bump_epoch(producer_id, producer_epoch, now)
         self._close_txn(producer_id, offset, commit)
-        self._wake()
+        self.wake_waiters()
         return offset
 
     def _close_txn(self, producer_id: int, marker_offset: int, commit: bool) -> None:
@@ -245,7 +245,9 @@ class Partition:
         self._waiters.append(fut)
         return fut
 
-    def _wake(self) -> None:
+    def wake_waiters(self) -> None:
+        """Answer whoever waits on this partition: the long-polling fetches (``wait_for_append``) and the
+        broker's change notifier. Called on an append, and by whoever deletes the partition or stops the broker."""
         if self._waiters:
             waiters, self._waiters = self._waiters, []
             for fut in waiters:

@@ -34,6 +34,8 @@ import logging
 import os
 import struct
 
+from .errors import ProtocolViolation
+from .faults import FaultAction
 from .handlers import HANDLERS
 from .handlers import api_versions
 from .handlers.context import RequestContext
@@ -50,10 +52,6 @@ log = logging.getLogger("kbroker.server")
 
 MAX_QUEUED_REQUESTS = 32  # stop reading from a connection with this many requests waiting
 _conn_ids = itertools.count(1)
-
-
-class ProtocolViolation(Exception):
-    """The client sent something we do not answer; the connection is closed."""
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
@@ -192,21 +190,20 @@ class KafkaConnection(asyncio.BufferedProtocol):
         version = header.api_version
         if header.api_key == API_VERSIONS_KEY and version > advertised[1]:
             # KIP-511: answer with a v0 body listing our range so the client retries at a version we speak.
-            return self._encode(header.correlation_id, handler, 0,
-                                api_versions.unsupported_version_response(self.broker), flexible_header=False)
+            return encode_response(header.correlation_id, handler, 0,
+                                   api_versions.unsupported_version_response(self.broker))
         if not advertised[0] <= version <= advertised[1]:
             raise ProtocolViolation(f"unsupported version {version} of {handler.name}")
-        flexible = handler.flexible(version)
         try:
-            pos = body_offset(frame, flexible)
+            pos = body_offset(frame, handler.flexible(version))
             request, end = handler.codec.REQUEST_DECODERS[version](memoryview(frame), pos)
         except (DecodeError, struct.error, IndexError, ValueError) as e:
             raise ProtocolViolation(f"malformed {handler.name} v{version} request: {e}") from None
         ctx = RequestContext(self.broker, header.api_key, version, header.correlation_id, header.client_id,
                              self.peer, self.id, self.server.listener, session.principal, session)
-        fault = self.server.faults.match(ctx, request) if self.server.faults else None
+        fault = self.server.faults.decide(ctx, handler, request) if self.server.faults else None
         if fault is not None:
-            return self._apply_fault(fault, ctx, handler, request)
+            return self._carry_out(fault, ctx, handler, request)
         response = handler.handle(ctx, request)
         if header.api_key == API_VERSIONS_KEY and not session.authenticated:
             session.api_versions_answered(response.error_code == 0)
@@ -214,24 +211,40 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return self._encode_later(header.correlation_id, handler, version, response)
         if response is None:
             return None
-        return self._encode(header.correlation_id, handler, version, response,
-                            flexible_header=flexible and header.api_key != API_VERSIONS_KEY)
+        return encode_response(header.correlation_id, handler, version, response)
 
     async def _encode_later(self, correlation_id, handler, version, awaitable):
         response = await awaitable
         if response is None:
             return None
-        return self._encode(correlation_id, handler, version, response,
-                            flexible_header=handler.flexible(version) and handler.api_key != API_VERSIONS_KEY)
+        return encode_response(correlation_id, handler, version, response)
 
-    def _apply_fault(self, fault, ctx, handler, request):
-        return fault.apply(self, ctx, handler, request)
+    def _carry_out(self, fault, ctx, handler, request):
+        """Do what a fault rule decided for this request (faults.py) instead of handling it as usual."""
+        action = fault.action
+        if action is FaultAction.DISCONNECT:
+            raise ProtocolViolation(f"fault injection: disconnect on {handler.name}")
+        if action is FaultAction.ANSWER_ERROR:
+            return encode_response(ctx.correlation_id, handler, ctx.version, fault.response)
+        if action is FaultAction.DELAY:
+            return self._handle_later(fault.delay_s, ctx, handler, request)
+        return self._handle_unanswered(ctx, handler, request)
 
-    @staticmethod
-    def _encode(correlation_id: int, handler, version: int, response, flexible_header: bool) -> bytearray:
-        out = response_frame_start(correlation_id, flexible_header)
-        handler.codec.RESPONSE_ENCODERS[version](response, out)
-        return finish_frame(out)
+    async def _handle_later(self, delay_s: float, ctx, handler, request):
+        await asyncio.sleep(delay_s)
+        response = handler.handle(ctx, request)
+        if inspect.isawaitable(response):
+            response = await response
+        if response is None:
+            return None
+        return encode_response(ctx.correlation_id, handler, ctx.version, response)
+
+    async def _handle_unanswered(self, ctx, handler, request):
+        """The request takes effect, but the client never hears so: the connection closes instead."""
+        response = handler.handle(ctx, request)
+        if inspect.isawaitable(response):
+            await response
+        raise ProtocolViolation(f"fault injection: {handler.name} handled, response dropped")
 
     def _fail(self, exc: Exception) -> None:
         """A request ends the connection: the client misbehaved (one log line) or a handler failed (a traceback)."""
@@ -350,6 +363,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.queue.clear()
         if self.transport is not None:
             self.transport.close()
+
+
+def encode_response(correlation_id: int, handler, version: int, response) -> bytearray:
+    """A response as the frame that goes out: the one encode path. The response header is v1 (with tagged
+    fields) for a flexible version, except ApiVersions's, which is always v0 so that a client that does not
+    know our versions yet can read it (KIP-511)."""
+    out = response_frame_start(correlation_id, handler.flexible(version) and handler.api_key != API_VERSIONS_KEY)
+    handler.codec.RESPONSE_ENCODERS[version](response, out)
+    return finish_frame(out)
 
 
 SENDFILE = hasattr(os, "sendfile")

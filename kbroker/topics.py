@@ -1,4 +1,4 @@
-"""Topics: names, ids, partition counts and config overrides, kept in the metadata store.
+"""Topics: names, ids, partition counts and config overrides, kept in the topic store (topic_store.py).
 
 Kafka's rules for names (``Topic.validate``): 1 to 249 characters from ``[a-zA-Z0-9._-]``, not ``.`` or
 ``..``. A topic is created with a random id (the ids Fetch v13+ and DeleteTopics v6 use) and one partition
@@ -119,9 +119,9 @@ class TopicManager:
     keeps its all-topics answer while it is unchanged.
     """
 
-    def __init__(self, metadata_store, log_store, defaults: dict[str, str], changes=None):
+    def __init__(self, topic_store, log_store, defaults: dict[str, str], changes=None):
         self.changes = changes  # notified on every append (the control plane's wait)
-        self.metadata_store = metadata_store
+        self.topic_store = topic_store
         self.log_store = log_store
         self.defaults = defaults
         self.by_name: dict[str, Topic] = {}
@@ -134,7 +134,7 @@ class TopicManager:
         self._after_batch: list = []  # what must wait until the batch is durable (removing logs)
 
     def load(self) -> None:
-        self._doc = self.metadata_store.load()
+        self._doc = self.topic_store.load()
         for name, t in self._doc.get("topics", {}).items():
             topic = Topic(name, uuid.UUID(t["id"]), dict(t.get("configs", {})), defaults=self.defaults)
             self._open_partitions(topic, t["partitions"])
@@ -188,7 +188,7 @@ class TopicManager:
         finally:
             changes, self._batch = self._batch, None
             after, self._after_batch = self._after_batch, []
-            self.metadata_store.append(changes)
+            self.topic_store.append(changes)
             for action in after:
                 action()
 
@@ -196,7 +196,7 @@ class TopicManager:
         if self._batch is not None:
             self._batch.append(change)
         else:
-            self.metadata_store.append([change])
+            self.topic_store.append([change])
 
     def _record_topic(self, topic: Topic) -> None:
         self._record({"op": "topic", "name": topic.name, "value": {
@@ -285,7 +285,7 @@ class TopicManager:
         self._record({"op": "delete_topic", "name": topic.name})
         for p in topic.partitions:
             p.log.close()
-            p._wake()
+            p.wake_waiters()
 
         def remove_logs() -> None:  # once the deletion is durable: a crash before it keeps the data
             for p in topic.partitions:

@@ -17,8 +17,8 @@ from kbroker.coordinator.offsets import (
     MemoryOffsetStore,
     StoredGroup,
     StoredMember,
-    encode_record,
 )
+from kbroker.state_log import encode_record
 
 GROUP = StoredGroup(
     "g", 3, "consumer", "range", "m-1", 1234,

@@ -297,7 +297,7 @@ def test_reauthentication_and_expired_sessions(certs):
     session is closed at its next request."""
     b = start_broker(certs, **{"listener.name.sasl_plaintext.connections.max.reauth.ms": "60000"})
     try:
-        server = next(s for s in b._running.servers if s.listener.name == "SASL_PLAINTEXT")
+        server = next(s for s in b.broker_server.servers if s.listener.name == "SASL_PLAINTEXT")
         now = [1000.0]
         b.call(lambda: setattr(server.auth, "monotonic", lambda: now[0]))
         raw = BlockingConnection(*host_port(b.listeners["SASL_PLAINTEXT"]))

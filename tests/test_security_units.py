@@ -12,7 +12,7 @@ from kafka.net.sasl.scram import ScramClient
 
 from kbroker.config import BrokerConfig, apply_settings
 from kbroker.errors import ErrorCode
-from kbroker.journal import KeyedJournal
+from kbroker.state_log import KeyedState, keyed_state
 from kbroker.security import SaslFailure, SecurityConfigError, acl, jaas, scram
 from kbroker.security.authenticator import AuthenticationError, ListenerAuth, Session
 from kbroker.security.credentials import CredentialStore
@@ -24,7 +24,7 @@ NOW_MS = 1_800_000_000_000
 
 
 def memory_store() -> CredentialStore:
-    return CredentialStore(KeyedJournal(None, CredentialStore.MAGIC))
+    return CredentialStore(keyed_state(None, CredentialStore.MAGIC))
 
 
 # -- JAAS ------------------------------------------------------------------------------------------------
@@ -104,14 +104,14 @@ def test_scram_credential_from_what_admin_clients_send_matches_the_password():
 
 def test_credentials_are_stored_salted_never_as_passwords(tmp_path):
     path = tmp_path / "credentials.journal"
-    store = CredentialStore(KeyedJournal(path, CredentialStore.MAGIC))
+    store = CredentialStore(keyed_state(path, CredentialStore.MAGIC))
     store.ensure_user("alice", "very-secret-password")
     size = path.stat().st_size
     store.ensure_user("alice", "very-secret-password")  # unchanged: nothing rewritten
     assert path.stat().st_size == size
     store.close()
     assert b"very-secret-password" not in path.read_bytes()
-    again = CredentialStore(KeyedJournal(path, CredentialStore.MAGIC))
+    again = CredentialStore(keyed_state(path, CredentialStore.MAGIC))
     assert again.verify_plain("alice", "very-secret-password") and not again.verify_plain("alice", "nope")
     assert sorted(again.scram_users()["alice"]) == [("SCRAM-SHA-256", 4096), ("SCRAM-SHA-512", 4096)]
 
@@ -179,7 +179,7 @@ def test_oauthbearer_jaas_options_required_scope_and_principal_claim():
 # -- ACLs ------------------------------------------------------------------------------------------------
 
 def authorizer(*bindings, super_users=(), allow_everyone=False) -> acl.Authorizer:
-    a = acl.Authorizer(KeyedJournal(None, b"KBACLS\x00\x00"), super_users, allow_everyone)
+    a = acl.Authorizer(keyed_state(None, b"KBACLS\x00\x00"), super_users, allow_everyone)
     for b in bindings:
         a.create(b)
     return a
@@ -245,13 +245,13 @@ def test_acl_filters_and_validation():
 
 
 def test_acls_persist(tmp_path):
-    j = KeyedJournal(tmp_path / "acls.journal", b"KBACLS\x00\x00")
+    j = keyed_state(tmp_path / "acls.journal", b"KBACLS\x00\x00")
     a = acl.Authorizer(j)
     a.create(allow("User:alice", acl.WRITE, acl.TOPIC, "t"))
     a.create(allow("User:bob", acl.WRITE, acl.TOPIC, "t"))
     assert a.delete(acl.AclFilter(principal="User:bob")) == [allow("User:bob", acl.WRITE, acl.TOPIC, "t")]
     a.close()
-    b = acl.Authorizer(KeyedJournal(tmp_path / "acls.journal", b"KBACLS\x00\x00"))
+    b = acl.Authorizer(keyed_state(tmp_path / "acls.journal", b"KBACLS\x00\x00"))
     assert b.bindings == {allow("User:alice", acl.WRITE, acl.TOPIC, "t")}
 
 

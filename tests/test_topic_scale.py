@@ -17,7 +17,7 @@ from kbroker import Broker
 from kbroker.client import BlockingClient, BlockingConnection, ClientError
 from kbroker.client.aio import metadata_request
 from kbroker.errors import ErrorCode
-from kbroker.metadata import FileMetadataStore
+from kbroker.topic_store import FileTopicStore
 from kbroker.wire.messages import create_partitions, create_topics
 
 C = create_topics.CreateTopicsRequest
@@ -217,7 +217,7 @@ def test_every_topic_survives_kill_9_and_a_restart(tmp_path):
 
 def test_a_data_directory_written_before_the_metadata_log_loads(tmp_path):
     """Format 1: one metadata.json, rewritten whole on every change, no metadata.log beside it."""
-    import kbroker.broker as kb
+    import kbroker.broker_state as kb
     data = tmp_path / "data"
     ids = {f"old{i}": str(uuid.uuid4()) for i in range(5)}
     doc = {"format_version": 1, "cluster_id": "old-cluster-id", "producer_id_block_end": 3000,
@@ -237,7 +237,7 @@ def test_a_data_directory_written_before_the_metadata_log_loads(tmp_path):
 
 def test_the_metadata_log_drops_a_torn_tail_and_compacts_into_the_snapshot(tmp_path, monkeypatch):
     path = tmp_path / "metadata.json"
-    s = FileMetadataStore(path)
+    s = FileTopicStore(path)
     assert s.load() == {}
     s.append([{"op": "set", "key": "cluster_id", "value": "c"}])
     s.append([{"op": "topic", "name": f"t{i}", "value": {"id": str(i), "partitions": 1, "configs": {}}}
@@ -245,18 +245,18 @@ def test_the_metadata_log_drops_a_torn_tail_and_compacts_into_the_snapshot(tmp_p
     s.append([{"op": "delete_topic", "name": "t1"}])
     with open(s.log_path, "ab") as f:
         f.write(b'0000abcd {"op":"delete_topic","name":"t0"')  # torn: no end of line
-    doc = FileMetadataStore(path).load()
+    doc = FileTopicStore(path).load()
     assert doc == {"cluster_id": "c", "topics": {"t0": {"id": "0", "partitions": 1, "configs": {}},
                                                    "t2": {"id": "2", "partitions": 1, "configs": {}}}}
     assert s.log_path.read_bytes().endswith(b"\n")  # the torn line was cut off
     # a line that fails its CRC ends the log too
     with open(s.log_path, "ab") as f:
         f.write(b'00000000 {"op":"delete_topic","name":"t0"}\n')
-    assert "t0" in FileMetadataStore(path).load()["topics"]
+    assert "t0" in FileTopicStore(path).load()["topics"]
     # compaction: the snapshot takes everything and the log empties; loading gives the same document
-    monkeypatch.setattr("kbroker.metadata.COMPACT_MIN_BYTES", 0)
-    s = FileMetadataStore(path)
+    monkeypatch.setattr("kbroker.topic_store.COMPACT_MIN_BYTES", 0)
+    s = FileTopicStore(path)
     s.load()
     s.append([{"op": "set", "key": "producer_id_block_end", "value": 1000}])
     assert s.log_path.stat().st_size == 0 and json.loads(path.read_text())["format_version"] == 2
-    assert FileMetadataStore(path).load() == dict(doc, producer_id_block_end=1000)
+    assert FileTopicStore(path).load() == dict(doc, producer_id_block_end=1000)

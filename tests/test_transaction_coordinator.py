@@ -1,4 +1,4 @@
-"""The transaction coordinator on a ManualClock with an in-memory KeyedJournal: every state transition and
+"""The transaction coordinator on a ManualClock with an in-memory KeyedState: every state transition and
 error, the epoch rules (fencing, KIP-360 retries, epoch exhaustion), the timeout abort, and load() finishing
 what a crash interrupted.
 
@@ -24,7 +24,7 @@ from kbroker.coordinator.transaction import (
     TransactionCoordinator,
 )
 from kbroker.errors import ErrorCode as E
-from kbroker.journal import KeyedJournal
+from kbroker.state_log import KeyedState, keyed_state
 
 MAGIC = b"KBTXNST\x00"
 TIMEOUT = 60_000
@@ -44,10 +44,10 @@ class Ids:
 
 
 class Harness:
-    def __init__(self, journal: KeyedJournal | None = None, clock: ManualClock | None = None, ids: Ids | None = None,
+    def __init__(self, journal: KeyedState | None = None, clock: ManualClock | None = None, ids: Ids | None = None,
                  partitions=(T0, T1, U0), max_timeout_ms: int = 900_000):
         self.clock = clock or ManualClock()
-        self.journal = journal or KeyedJournal(None, MAGIC)
+        self.journal = journal or keyed_state(None, MAGIC)
         self.ids = ids or Ids()
         self.partitions = set(partitions)
         self.markers: list[tuple] = []  # (topic, partition, producer id, epoch, commit)
@@ -248,7 +248,7 @@ def test_init_with_a_producer_id_for_a_new_transactional_id_is_accepted(h):
 
 def _preloaded(epoch: int, state: str = EMPTY, partitions=(), start_ms: int = -1, pid: int = 7,
                clock: ManualClock | None = None) -> Harness:
-    journal = KeyedJournal(None, MAGIC)
+    journal = keyed_state(None, MAGIC)
     journal.put("tx", {"pid": pid, "epoch": epoch, "last_epoch": -1, "timeout_ms": TIMEOUT, "state": state,
                        "partitions": [list(p) for p in partitions], "groups": [], "start_ms": start_ms,
                        "last_update_ms": start_ms})
@@ -479,13 +479,37 @@ def test_abort_timed_out_directly_and_the_timer(h):
     assert h.clock.pending() == 0
 
 
+# -- the state log ---------------------------------------------------------------------------------------------
+
+
+def test_a_change_the_state_log_cannot_make_durable_is_not_made(h):
+    pid, epoch = h.ready()
+    h.add(pid, epoch)
+    append = h.journal.log.append
+
+    def disk_full(record):
+        raise OSError(28, "No space left on device")
+
+    h.journal.log.append = disk_full
+    with pytest.raises(OSError):
+        h.coord.end_txn("tx", pid, epoch, True)
+    assert h.markers == []  # PrepareCommit was never durable, so no marker went out
+    assert h.txn().state == ONGOING and h.journal.state["tx"]["state"] == ONGOING
+    with pytest.raises(OSError):
+        h.init("other")
+    assert h.txn("other") is None
+    h.journal.log.append = append
+    assert h.coord.end_txn("tx", pid, epoch, True) == 0
+    assert h.txn().state == COMPLETE_COMMIT
+
+
 # -- load(): restarts ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("commit", [True, False])
 def test_load_completes_a_prepare_left_by_a_crash(tmp_path, commit):
     path = tmp_path / "transactions.journal"
-    h = Harness(journal=KeyedJournal(path, MAGIC))
+    h = Harness(journal=keyed_state(path, MAGIC))
     pid, epoch = h.ready()
     h.add(pid, epoch, parts=[T0, T1, U0])
     h.coord.add_offsets("tx", pid, epoch, "g")
@@ -495,7 +519,7 @@ def test_load_completes_a_prepare_left_by_a_crash(tmp_path, commit):
     assert h.markers == [("t", 0, pid, epoch, commit)]
     h.journal.close()
 
-    again = Harness(journal=KeyedJournal(path, MAGIC), ids=Ids(2000))
+    again = Harness(journal=keyed_state(path, MAGIC), ids=Ids(2000))
     t = again.txn()
     # Every marker is (re)written, offsets completed, and the completion journaled.
     assert again.markers == [("t", 0, pid, epoch, commit), ("t", 1, pid, epoch, commit),
@@ -510,7 +534,7 @@ def test_load_completes_a_prepare_left_by_a_crash(tmp_path, commit):
 def test_load_keeps_ongoing_and_complete_transactions_as_they_were(tmp_path):
     path = tmp_path / "transactions.journal"
     clock = ManualClock()
-    h = Harness(journal=KeyedJournal(path, MAGIC), clock=clock)
+    h = Harness(journal=keyed_state(path, MAGIC), clock=clock)
     pid, epoch = h.ready(timeout=10_000)
     h.add(pid, epoch)
     done_pid, done_epoch = h.ready("done")
@@ -519,7 +543,7 @@ def test_load_keeps_ongoing_and_complete_transactions_as_they_were(tmp_path):
     h.coord.close()
     h.journal.close()
 
-    again = Harness(journal=KeyedJournal(path, MAGIC), clock=clock, ids=Ids(2000))
+    again = Harness(journal=keyed_state(path, MAGIC), clock=clock, ids=Ids(2000))
     assert again.markers == []
     t = again.txn()
     assert (t.state, t.partitions, t.producer_id, t.producer_epoch) == (ONGOING, {T0, T1}, pid, epoch)

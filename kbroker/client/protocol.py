@@ -24,7 +24,6 @@ from ..wire.messages import BY_KEY, api_versions
 from ..wire.primitives import DecodeError
 
 _SIZE = struct.Struct(">i")
-_ERROR_CODE = struct.Struct(">h")
 
 # A response frame larger than this is taken for a desynchronised stream rather than buffered. Kafka's
 # consumer has no such bound; 1 GiB is well above fetch.max.bytes (50 MiB) and Kafka's
@@ -179,14 +178,25 @@ class ClientProtocol:
         try:
             cid, pos = read_response_header(frame, response_header_flexible(
                 api_key, version if header_version is None else header_version))
-            if correlation_id is not None and cid != correlation_id:
-                raise ProtocolError(f"response to correlation id {cid}, expected {correlation_id}")
-            if api_key == API_VERSIONS_KEY and version > 0 and len(frame) >= pos + 2 and \
-                    _ERROR_CODE.unpack_from(frame, pos)[0] == ErrorCode.UNSUPPORTED_VERSION:
-                version = 0  # KIP-511: the broker did not know our version and answered in v0
-            obj, end = api.RESPONSE_DECODERS[version](memoryview(frame), pos)
         except (DecodeError, struct.error, IndexError) as e:
-            raise ProtocolError(f"undecodable answer to API {api_key} v{version}: {e}") from e
-        if end != len(frame):
-            raise ProtocolError(f"{len(frame) - end} trailing bytes in the answer to API {api_key} v{version}")
-        return obj
+            raise ProtocolError(f"undecodable response header: {e}") from e
+        if correlation_id is not None and cid != correlation_id:
+            raise ProtocolError(f"response to correlation id {cid}, expected {correlation_id}")
+        try:
+            return _decode_body(api, frame, pos, version)
+        except ProtocolError:
+            if api_key != API_VERSIONS_KEY or version == 0:
+                raise
+            # KIP-511: a broker that does not know our ApiVersions version answers UNSUPPORTED_VERSION
+            # in a v0 body. As Java's ApiVersionsResponse.parse: our version first, then v0.
+            return _decode_body(api, frame, pos, 0)
+
+
+def _decode_body(api, frame: bytes, pos: int, version: int):
+    try:
+        obj, end = api.RESPONSE_DECODERS[version](memoryview(frame), pos)
+    except (DecodeError, struct.error, IndexError) as e:
+        raise ProtocolError(f"undecodable answer to API {api.API_KEY} v{version}: {e}") from e
+    if end != len(frame):
+        raise ProtocolError(f"{len(frame) - end} trailing bytes in the answer to API {api.API_KEY} v{version}")
+    return obj

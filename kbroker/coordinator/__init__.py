@@ -1,4 +1,5 @@
-"""Coordinators: consumer groups (`group`) and their durable offsets (`offsets`)."""
+"""Coordinators: consumer groups (`group`, which names its parts), their durable offsets and metadata (`offsets`),
+and transactions (`transaction`)."""
 
 from .group import (
     DescribeResult,

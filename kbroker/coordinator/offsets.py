@@ -1,46 +1,41 @@
-"""The durable part of the group coordinator: committed offsets and group metadata.
+"""The durable part of the group coordinator: committed offsets and group metadata, as records of a state log.
 
 Kafka keeps these in the compacted `__consumer_offsets` topic: one record per (group, partition) offset, one per group's
 metadata, tombstones for deletions, and transactional offsets that count only once the transaction's marker says commit.
-kbroker keeps the same facts behind a small domain interface, `OffsetStore`, with two backends:
+kbroker keeps the same facts in an `OffsetStore` over a `StateLog` (kbroker/state_log.py, which owns durability, torn
+tails, corruption and compaction): `FileOffsetStore` in `.kbroker/consumer-offsets.journal`, `MemoryOffsetStore` for
+`--storage memory`. Every operation is one record, appended before the live state changes, so an acknowledged commit
+survives kill -9 (and power loss with `fsync=True`).
 
-* `MemoryOffsetStore`: nothing survives the process.
-* `FileOffsetStore`: an append-only journal. Every operation is one record, appended with a single write and, with
-  `fsync=True`, flushed to disk before the call returns, so an acknowledged commit survives kill -9 and power loss (with
-  `fsync=False` it survives kill -9 only: the bytes are in the page cache). Start-up replays the journal and truncates
-  a torn tail: a record cut short or failing its CRC32C ends the journal, like Kafka's log recovery. When the file grows
-  past `compact_ratio` times the size of the live data as of the last rewrite (Redis rewrites its AOF on the same rule),
-  the live state is written to a temporary file that replaces the journal by rename, so a crash leaves the old or the new
-  journal, never a mix.
+Records (state log magic b"KBOFFSET"), UTF-8 JSON objects, bytes in base64:
 
-Journal format, version 1:
+    {"op": "commit", "g": group, "o": [[topic, partition, offset, leader_epoch, metadata, commit_ms, expire_ms, seq]]}
+    {"op": "delete_offsets", "g": group, "p": [[topic, partition]]}
+    {"op": "group", "g": group, "v": {generation_id, protocol_type, protocol_name, leader_id, state_timestamp_ms,
+                                       members: [[id, instance_id, client_id, host, rebalance_ms, session_ms,
+                                                  subscription, assignment]]}}
+    {"op": "delete_group", "g": group}
+    {"op": "txn_prepare" | "txn_complete", "pid": producer_id, "g": group, "o": [offset rows as in commit]}
 
-    header  := b"KBOFFSET" version:uint16 reserved:uint16            (12 bytes, big-endian)
-    record  := length:uint32 crc32c(payload):uint32 payload[length]
-    payload := UTF-8 JSON object {"op": ..., ...}, bytes in base64
-
-The ops are `commit`, `delete_offsets`, `group`, `delete_group`, `txn_prepare` and `txn_complete` (see `_OPS`).
-Migration rule: a reader refuses a journal of a newer version; a new version must read the old ones (and may rewrite
-them on compaction).
-
-The store holds its own copy of the live state (it needs one to compact) and is not thread-safe: like the coordinator,
-it is used from the event loop only. Writes are blocking file I/O on that loop, which is what a small CI broker wants.
+The store holds its own copy of the live state (it needs one to compact) and, like the coordinator, is used from the
+event loop only.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import logging
 import os
-import struct
-from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
-import crc32c
-
-log = logging.getLogger("kbroker.coordinator.offsets")
+from ..state_log import (
+    DEFAULT_COMPACT_MIN_BYTES,
+    DEFAULT_COMPACT_RATIO,
+    CorruptStateError,
+    FileStateLog,
+    MemoryStateLog,
+    StateLog,
+)
 
 TopicPartition = tuple[str, int]
 
@@ -93,46 +88,8 @@ class StoreSnapshot:
     pending_txn_offsets: dict[tuple[int, str], dict[TopicPartition, CommittedOffset]] = field(default_factory=dict)
 
 
-class CorruptStoreError(Exception):
-    """The journal cannot be read: not a journal, a newer version, or a record that passes its CRC but is malformed."""
-
-
-class OffsetStore(ABC):
-    """Where the group coordinator keeps what must outlive the process. A method returns once the change is durable
-    (as the backend defines it) and raises OSError if it could not be made so; then nothing changed."""
-
-    @abstractmethod
-    def load(self) -> StoreSnapshot:
-        """Everything stored, for the coordinator's start-up."""
-
-    @abstractmethod
-    def commit_offsets(self, group_id: str, offsets: Mapping[TopicPartition, CommittedOffset]) -> None: ...
-
-    @abstractmethod
-    def delete_offsets(self, group_id: str, partitions: Collection[TopicPartition]) -> None:
-        """Removes committed offsets (OffsetDelete, retention) and the group's pending transactional ones for them."""
-
-    @abstractmethod
-    def store_group(self, group: StoredGroup) -> None: ...
-
-    @abstractmethod
-    def delete_group(self, group_id: str) -> None:
-        """Removes the group's metadata, committed offsets and pending transactional offsets."""
-
-    @abstractmethod
-    def prepare_txn_offsets(
-        self, producer_id: int, group_id: str, offsets: Mapping[TopicPartition, CommittedOffset]
-    ) -> None: ...
-
-    @abstractmethod
-    def complete_txn_offsets(
-        self, producer_id: int, group_id: str, committed: Mapping[TopicPartition, CommittedOffset]
-    ) -> None:
-        """Ends the producer's transaction for the group: its pending offsets go, and `committed` (empty on abort;
-        only the offsets that win over later plain commits on commit) become committed offsets, all at once."""
-
-    def close(self) -> None:  # noqa: B027 - optional for backends without resources
-        pass
+# The store's corruption error is the state log's.
+CorruptStoreError = CorruptStateError
 
 
 class _LiveState:
@@ -187,40 +144,9 @@ class _LiveState:
         )
 
 
-class MemoryOffsetStore(OffsetStore):
-    def __init__(self) -> None:
-        self._state = _LiveState()
-
-    def load(self) -> StoreSnapshot:
-        return self._state.copy()
-
-    def commit_offsets(self, group_id, offsets):
-        self._state.commit(group_id, dict(offsets))
-
-    def delete_offsets(self, group_id, partitions):
-        self._state.delete_offsets(group_id, list(partitions))
-
-    def store_group(self, group):
-        self._state.group(group)
-
-    def delete_group(self, group_id):
-        self._state.delete_group(group_id)
-
-    def prepare_txn_offsets(self, producer_id, group_id, offsets):
-        self._state.txn_prepare(producer_id, group_id, dict(offsets))
-
-    def complete_txn_offsets(self, producer_id, group_id, committed):
-        self._state.txn_complete(producer_id, group_id, dict(committed))
-
-
-# --- journal encoding -------------------------------------------------------------------------------------------
+# --- records -----------------------------------------------------------------------------------------------------
 
 MAGIC = b"KBOFFSET"
-VERSION = 1
-_HEADER = struct.Struct(">8sHH")
-_RECORD_HEADER = struct.Struct(">II")
-# A length above this is a torn or garbage header, not a record: no real record comes near it.
-MAX_RECORD_BYTES = 256 * 1024 * 1024
 
 
 def _b64(data: bytes) -> str:
@@ -301,209 +227,119 @@ _OPS = {
 }
 
 
-def encode_record(record: dict) -> bytes:
-    payload = json.dumps(record, separators=(",", ":")).encode()
-    return _RECORD_HEADER.pack(len(payload), crc32c.crc32c(payload)) + payload
-
-
-def _snapshot_records(snapshot: StoreSnapshot) -> list[bytes]:
-    out = [encode_record({"op": "group", "g": g.group_id, "v": _enc_group(g)}) for g in snapshot.groups.values()]
-    out += [encode_record({"op": "commit", "g": gid, "o": _enc_offsets(o)}) for gid, o in snapshot.offsets.items()]
+def _snapshot_records(snapshot: StoreSnapshot) -> list[dict]:
+    out = [{"op": "group", "g": g.group_id, "v": _enc_group(g)} for g in snapshot.groups.values()]
+    out += [{"op": "commit", "g": gid, "o": _enc_offsets(o)} for gid, o in snapshot.offsets.items()]
     out += [
-        encode_record({"op": "txn_prepare", "pid": pid, "g": gid, "o": _enc_offsets(o)})
+        {"op": "txn_prepare", "pid": pid, "g": gid, "o": _enc_offsets(o)}
         for (pid, gid), o in snapshot.pending_txn_offsets.items()
     ]
     return out
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+# --- the store ------------------------------------------------------------------------------------------------
+
+
+class OffsetStore:
+    """Where the group coordinator keeps what must outlive the process, over a `StateLog`. A method returns once
+    the change is durable (as the log defines it) and raises OSError if it could not be made so; then nothing
+    changed. Each operation appends its record first and changes the live state only once the record is durable."""
+
+    def __init__(self, state_log: StateLog | None = None) -> None:
+        self._log: StateLog = state_log if state_log is not None else MemoryStateLog()
+        self._state = _LiveState()
+        self._log.replay(self._apply)
+        self._log.compact_if_due(self._live_records)
+
+    def _apply(self, record: dict) -> None:
+        _OPS[record["op"]](self._state, record)
+
+    def _live_records(self) -> list[dict]:
+        return _snapshot_records(self._state.snapshot)
+
+    def _write(self, record: dict, change: Callable[[], None]) -> None:
+        """Appends the record; once it is durable, makes the same change to the live state (from the caller's
+        objects: decoding the record again would cost more than the change)."""
+        self._log.append(record)
+        change()
+        self._log.compact_if_due(self._live_records)
+
+    def load(self) -> StoreSnapshot:
+        """Everything stored, for the coordinator's start-up."""
+        return self._state.copy()
+
+    def commit_offsets(self, group_id: str, offsets: Mapping[TopicPartition, CommittedOffset]) -> None:
+        offsets = dict(offsets)
+        self._write({"op": "commit", "g": group_id, "o": _enc_offsets(offsets)},
+                    lambda: self._state.commit(group_id, offsets))
+
+    def delete_offsets(self, group_id: str, partitions: Collection[TopicPartition]) -> None:
+        """Removes committed offsets (OffsetDelete, retention) and the group's pending transactional ones for them."""
+        partitions = list(partitions)
+        self._write({"op": "delete_offsets", "g": group_id, "p": [[t, p] for t, p in partitions]},
+                    lambda: self._state.delete_offsets(group_id, partitions))
+
+    def store_group(self, group: StoredGroup) -> None:
+        self._write({"op": "group", "g": group.group_id, "v": _enc_group(group)}, lambda: self._state.group(group))
+
+    def delete_group(self, group_id: str) -> None:
+        """Removes the group's metadata, committed offsets and pending transactional offsets."""
+        self._write({"op": "delete_group", "g": group_id}, lambda: self._state.delete_group(group_id))
+
+    def prepare_txn_offsets(
+        self, producer_id: int, group_id: str, offsets: Mapping[TopicPartition, CommittedOffset]
+    ) -> None:
+        offsets = dict(offsets)
+        self._write({"op": "txn_prepare", "pid": producer_id, "g": group_id, "o": _enc_offsets(offsets)},
+                    lambda: self._state.txn_prepare(producer_id, group_id, offsets))
+
+    def complete_txn_offsets(
+        self, producer_id: int, group_id: str, committed: Mapping[TopicPartition, CommittedOffset]
+    ) -> None:
+        """Ends the producer's transaction for the group: its pending offsets go, and `committed` (empty on abort;
+        only the offsets that win over later plain commits on commit) become committed offsets, all at once."""
+        committed = dict(committed)
+        self._write({"op": "txn_complete", "pid": producer_id, "g": group_id, "o": _enc_offsets(committed)},
+                    lambda: self._state.txn_complete(producer_id, group_id, committed))
+
+    def close(self) -> None:
+        self._log.close()
+
+
+class MemoryOffsetStore(OffsetStore):
+    """Nothing survives the process."""
+
+    def __init__(self) -> None:
+        super().__init__(MemoryStateLog())
 
 
 class FileOffsetStore(OffsetStore):
-    """The journal backend. Opening it replays the file (creating it if absent)."""
+    """The file backend (``.kbroker/consumer-offsets.journal``). Opening it replays the file, creating it if absent."""
 
     def __init__(
         self,
         path: str | os.PathLike,
         *,
         fsync: bool = True,
-        compact_ratio: float = 4.0,
-        compact_min_bytes: int = 1024 * 1024,
+        compact_ratio: float = DEFAULT_COMPACT_RATIO,
+        compact_min_bytes: int = DEFAULT_COMPACT_MIN_BYTES,
     ) -> None:
-        self.path = os.fspath(path)
-        self.fsync = fsync
-        self.compact_ratio = compact_ratio
-        self.compact_min_bytes = compact_min_bytes
-        self._state = _LiveState()
-        self._fd: int | None = None
-        self._size = 0  # bytes in the journal file
-        self._live_bytes = 0  # its size after the last rewrite (or the size a rewrite would have at start-up)
-        self.truncated_bytes = 0  # torn tail dropped at start-up, for tests and logs
-        self.compactions = 0
-        self._open()
+        self.file = FileStateLog(path, MAGIC, fsync=fsync, compact_ratio=compact_ratio,
+                                 compact_min_bytes=compact_min_bytes)
+        super().__init__(self.file)
 
-    # -- start-up ------------------------------------------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        return self.file.path
 
-    def _open(self) -> None:
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            data = None
-        if data is None or (len(data) < _HEADER.size and MAGIC.startswith(data[: len(MAGIC)])):
-            # New, or torn while its header was being written: nothing in it was ever acknowledged.
-            self._write_file(_HEADER.pack(MAGIC, VERSION, 0))
-            self._size = self._live_bytes = _HEADER.size
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-            return
-        magic, version, _ = _HEADER.unpack_from(data) if len(data) >= _HEADER.size else (b"", 0, 0)
-        if magic != MAGIC:
-            raise CorruptStoreError(f"{self.path} is not a kbroker offsets journal")
-        if version > VERSION:
-            raise CorruptStoreError(f"{self.path} has journal version {version}; this kbroker reads up to {VERSION}")
-        end = self._replay(data)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        if end < len(data):
-            self.truncated_bytes = len(data) - end
-            log.warning("%s: dropping a torn tail of %d bytes at position %d", self.path, self.truncated_bytes, end)
-            os.ftruncate(self._fd, end)
-            if self.fsync:
-                os.fsync(self._fd)
-        self._size = end
-        records = _snapshot_records(self._state.snapshot)
-        self._live_bytes = _HEADER.size + sum(map(len, records))
-        if self._should_compact():
-            self._compact(records)
+    @property
+    def truncated_bytes(self) -> int:
+        return self.file.truncated_bytes
 
-    def _replay(self, data: bytes) -> int:
-        """Applies every whole, CRC-valid record; returns where the valid journal ends."""
-        pos = _HEADER.size
-        view = memoryview(data)
-        while pos + _RECORD_HEADER.size <= len(data):
-            length, crc = _RECORD_HEADER.unpack_from(data, pos)
-            start = pos + _RECORD_HEADER.size
-            end = start + length
-            if length > MAX_RECORD_BYTES or end > len(data):
-                break
-            payload = view[start:end]
-            if crc32c.crc32c(payload) != crc:
-                break
-            try:
-                record = json.loads(bytes(payload))
-                _OPS[record["op"]](self._state, record)
-            except (ValueError, KeyError, TypeError, IndexError) as e:
-                # Tearing cannot produce a record with a valid CRC: this is a bug or a foreign writer. Stop loudly.
-                raise CorruptStoreError(f"{self.path}: bad record at position {pos}: {e!r}") from e
-            pos = end
-        return pos
-
-    # -- writing -------------------------------------------------------------------------------------------------
-
-    def _write_file(self, data: bytes) -> None:
-        """Writes a whole new journal to `path` atomically (temp file, fsync, rename, fsync of the directory)."""
-        tmp = self.path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if self.fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        if self.fsync:
-            _fsync_dir(self.path)
-
-    def _append(self, record: dict) -> None:
-        if self._fd is None:
-            raise OSError("offset store is closed")
-        data = encode_record(record)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
-            if self.fsync:
-                os.fsync(self._fd)
-        except OSError:
-            # Leave no partial record behind: later appends would be lost behind it at the next replay.
-            try:
-                os.ftruncate(self._fd, self._size)
-            except OSError:
-                log.exception("%s: could not cut back a failed append", self.path)
-            raise
-        self._size += len(data)
-
-    def _should_compact(self) -> bool:
-        return self._size > max(self.compact_min_bytes, self.compact_ratio * self._live_bytes)
-
-    def _maybe_compact(self) -> None:
-        if self._should_compact():
-            try:
-                self._compact(_snapshot_records(self._state.snapshot))
-            except OSError:
-                # The journal is still whole; try again after the next append.
-                log.exception("%s: compaction failed", self.path)
-
-    def _compact(self, records: list[bytes]) -> None:
-        data = b"".join([_HEADER.pack(MAGIC, VERSION, 0), *records])
-        self._write_file(data)
-        if self._fd is not None:
-            os.close(self._fd)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        self._size = self._live_bytes = len(data)
-        self.compactions += 1
-
-    # -- OffsetStore ---------------------------------------------------------------------------------------------
-    # Each operation writes its record first and changes the live state only once the record is durable.
-
-    def load(self) -> StoreSnapshot:
-        return self._state.copy()
-
-    def commit_offsets(self, group_id, offsets):
-        offsets = dict(offsets)
-        self._append({"op": "commit", "g": group_id, "o": _enc_offsets(offsets)})
-        self._state.commit(group_id, offsets)
-        self._maybe_compact()
-
-    def delete_offsets(self, group_id, partitions):
-        partitions = list(partitions)
-        self._append({"op": "delete_offsets", "g": group_id, "p": [[t, p] for t, p in partitions]})
-        self._state.delete_offsets(group_id, partitions)
-        self._maybe_compact()
-
-    def store_group(self, group):
-        self._append({"op": "group", "g": group.group_id, "v": _enc_group(group)})
-        self._state.group(group)
-        self._maybe_compact()
-
-    def delete_group(self, group_id):
-        self._append({"op": "delete_group", "g": group_id})
-        self._state.delete_group(group_id)
-        self._maybe_compact()
-
-    def prepare_txn_offsets(self, producer_id, group_id, offsets):
-        offsets = dict(offsets)
-        self._append({"op": "txn_prepare", "pid": producer_id, "g": group_id, "o": _enc_offsets(offsets)})
-        self._state.txn_prepare(producer_id, group_id, offsets)
-        self._maybe_compact()
-
-    def complete_txn_offsets(self, producer_id, group_id, committed):
-        committed = dict(committed)
-        self._append({"op": "txn_complete", "pid": producer_id, "g": group_id, "o": _enc_offsets(committed)})
-        self._state.txn_complete(producer_id, group_id, committed)
-        self._maybe_compact()
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+    @property
+    def compactions(self) -> int:
+        return self.file.compactions
 
     @property
     def size_bytes(self) -> int:
-        return self._size
+        return self.file.size_bytes

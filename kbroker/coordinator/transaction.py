@@ -22,6 +22,9 @@ partition, so it does this at once, in process, where Kafka sends WriteTxnMarker
 Prepare state is written to the journal before any marker, so a crash in between is finished at start-up
 ("a half-written commit completes"); Complete is written after the last marker.
 
+State lives in a KeyedState state log (kbroker/state_log.py; Kafka's __transaction_state), one record per
+transactional id; a change counts only once written there.
+
 Concurrency: called from the event loop only; nothing awaits between reading and writing a transaction.
 """
 
@@ -122,8 +125,19 @@ class TransactionCoordinator:
         self._schedule()
 
     def _persist(self, txn: TransactionMetadata) -> None:
+        """Makes the change to ``txn`` durable. When the state log cannot (OSError, raised on), the change is not
+        made: the transactional id goes back to its last durable state, so that what the coordinator answers
+        next is what a restart would load."""
         txn.last_update_ms = self.clock.now_ms()
-        self.journal.put(txn.transactional_id, txn.to_json())
+        try:
+            self.journal.put(txn.transactional_id, txn.to_json())
+        except OSError:
+            durable = self.journal.state.get(txn.transactional_id)
+            if durable is None:
+                self.txns.pop(txn.transactional_id, None)
+            else:
+                self.txns[txn.transactional_id] = TransactionMetadata.from_json(txn.transactional_id, durable)
+            raise
 
     # -- InitProducerId ------------------------------------------------------
 

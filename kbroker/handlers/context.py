@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..security import acl
 
 if TYPE_CHECKING:
-    from ..broker import BrokerState
+    from ..broker_state import BrokerState
     from ..security.authenticator import Session
     from ..security.listeners import Listener
 

@@ -1,7 +1,7 @@
 """JoinGroup (11): v0-9. v1 adds the rebalance timeout (v0 uses the session timeout for both), v4 requires a
 known member id (MEMBER_ID_REQUIRED, KIP-394) unless the member is static, v5 static membership (KIP-345),
 v7 the protocol type in the response, v8 a reason, v9 skip_assignment for a static leader that rejoins a
-Stable group. The answer waits until the rebalance completes (see coordinator/group.py).
+Stable group. The answer waits until the rebalance completes (see coordinator/group_metadata_manager.py).
 Authorisation: READ on the group, else GROUP_AUTHORIZATION_FAILED (as KafkaApis).
 """
 

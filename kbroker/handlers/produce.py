@@ -87,7 +87,7 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
                 continue
             partition = topic.partitions[pd.index]
             try:
-                base_offset, append_time = broker.append_records(partition, pd.records, req, ctx.version)
+                base_offset, append_time = broker.append_records(partition, pd.records, ctx.version)
             except KafkaError as e:
                 parts.append(_partition_error(pd.index, e.code, e.message))
                 continue

@@ -7,7 +7,7 @@
     jaas.py           ``sasl.jaas.config`` values (``... PlainLoginModule required user_alice="...";``)
     scram.py          SCRAM-SHA-256/512 (RFC 5802, RFC 7677): stored credentials and the server exchange
     sasl.py           the PLAIN, SCRAM and OAUTHBEARER (unsecured JWS) servers behind one small interface
-    credentials.py    the user store: salted SCRAM credentials and PLAIN password hashes, in a journal
+    credentials.py    the user store: salted SCRAM credentials and PLAIN password hashes, in a state log
     authenticator.py  one connection's authentication state (Kafka's SaslServerAuthenticator), sans-IO
     acl.py            ACL bindings, filters and the authorizer (Kafka's StandardAuthorizer rules)
     certs.py          ``kbroker certs DIR``: a throwaway CA, a server and a client certificate

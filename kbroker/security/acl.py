@@ -15,7 +15,7 @@ operation, ALLOW or DENY). To authorise (principal, host, operation) on (type, n
 ``authorize_by_resource_type`` (may this principal WRITE *some* topic? -- asked by InitProducerId for an
 idempotent producer) follows Kafka's Authorizer.authorizeByResourceType.
 
-Bindings persist in a KeyedJournal (``.kbroker/acls.journal``), key = the binding as canonical JSON, so
+Bindings persist in a KeyedState state log (``.kbroker/acls.journal``), key = the binding as canonical JSON, so
 CreateAcls and DeleteAcls survive a restart. Results are cached per (principal, host, operation, resource)
 until the ACLs change. Used from the event loop only.
 """
@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass
 from enum import IntEnum
 
-from ..journal import KeyedJournal
+from ..state_log import KeyedState
 
 log = logging.getLogger("kbroker.authorizer")
 
@@ -223,7 +223,7 @@ class AclFilter:
 class Authorizer:
     CACHE_MAX = 100_000
 
-    def __init__(self, journal: KeyedJournal, super_users=(), allow_everyone_if_no_acl_found: bool = False):
+    def __init__(self, journal: KeyedState, super_users=(), allow_everyone_if_no_acl_found: bool = False):
         self.journal = journal
         self.super_users = frozenset(super_users)
         self.allow_everyone_if_no_acl_found = allow_everyone_if_no_acl_found

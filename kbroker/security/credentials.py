@@ -3,9 +3,9 @@
 Users come from three places:
 
 * SCRAM credentials created with AlterUserScramCredentials (what admin clients send: the client salts and
-  hashes, the broker keeps StoredKey and ServerKey), kept in a journal in the data directory
+  hashes, the broker keeps StoredKey and ServerKey), kept in a state log in the data directory
   (``.kbroker/credentials.journal``; in memory for ``--storage memory``), so they survive a restart;
-* ``--sasl-user NAME:PASSWORD``: a PLAIN hash and SCRAM-SHA-256/512 credentials, in the same journal
+* ``--sasl-user NAME:PASSWORD``: a PLAIN hash and SCRAM-SHA-256/512 credentials, in the same state log
   (rewritten only when the password changed);
 * a PlainLoginModule's ``user_<name>="<password>"`` options in a listener's JAAS setting: PLAIN users of that
   listener only, as in Kafka; hashed when the broker starts and held in memory, since the configuration
@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import os
 
-from ..journal import KeyedJournal
+from ..state_log import KeyedState
 from . import scram
 
 PLAIN_ITERATIONS = 4096
@@ -58,11 +58,11 @@ class PlainUsers:
 
 
 class CredentialStore:
-    """The broker-wide users, in a KeyedJournal: key ``<mechanism>/<user>``."""
+    """The broker-wide users, in a KeyedState: key ``<mechanism>/<user>``."""
 
     MAGIC = b"KBCREDS\x00"
 
-    def __init__(self, journal: KeyedJournal):
+    def __init__(self, journal: KeyedState):
         self.journal = journal
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""The metadata store: what the broker must remember about topics across a restart.
+"""The topic store: what the broker must remember about topics across a restart (names, ids, partition
+counts, config overrides, and the cluster id and producer-id block kept beside them).
 
 Kafka keeps this in its KRaft metadata log; kbroker keeps, per data directory, a snapshot (one JSON
 document, ``metadata.json``) and a change log beside it (``metadata.log``), so that a change costs an
@@ -54,7 +55,7 @@ def apply_change(doc: dict, change: dict) -> None:
         raise ValueError(f"unknown metadata change {op!r}")
 
 
-class MetadataStore:
+class TopicStore:
     def load(self) -> dict:
         raise NotImplementedError
 
@@ -67,7 +68,7 @@ class MetadataStore:
         raise NotImplementedError
 
 
-class MemoryMetadataStore(MetadataStore):
+class MemoryTopicStore(TopicStore):
     def __init__(self):
         self._doc: dict = {}
 
@@ -87,7 +88,7 @@ def _encode(change: dict) -> bytes:
     return b"%08x " % zlib.crc32(body) + body + b"\n"
 
 
-class FileMetadataStore(MetadataStore):
+class FileTopicStore(TopicStore):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.log_path = self.path.with_name(LOG_NAME)

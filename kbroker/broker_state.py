@@ -1,9 +1,8 @@
-"""The broker: its state (topics, logs, coordinators) and how it is started, embedded and stopped.
+"""One broker's state: its topics and logs, coordinators, producer ids, credentials and ACLs.
 
-``BrokerState`` is what handlers reach through ``ctx.broker``; it lives on one event loop and is only
-touched from it. ``Broker`` is the embedding API: ``with Broker(port=0) as b:`` runs a broker on a
-background thread of the calling process and exposes ``b.bootstrap_servers``. ``serve()`` is what the
-command line runs in the foreground.
+``BrokerState`` is what handlers reach through ``ctx.broker``. It lives on one event loop and is only touched
+from it, but owns neither the loop nor a socket: broker_server.py starts its listeners and background tasks,
+and one loop can hold several states (a cluster in one process), each over its own config and data directory.
 """
 
 from __future__ import annotations
@@ -11,11 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
-import shutil
-import signal
-import tempfile
-import threading
 import uuid
 from pathlib import Path
 
@@ -25,20 +19,13 @@ from .coordinator.group import GroupConfig, GroupCoordinator
 from .coordinator.offsets import FileOffsetStore, MemoryOffsetStore
 from .coordinator.transaction import TransactionCoordinator
 from .handlers import advertised_versions
-from .journal import KeyedJournal
-from .config import TOPIC_DEFAULT_KEYS, BrokerConfig, apply_settings
-from .metadata import FileMetadataStore, MemoryMetadataStore
+from .state_log import KeyedState, keyed_state
+from .config import TOPIC_DEFAULT_KEYS, BrokerConfig
+from .topic_store import FileTopicStore, MemoryTopicStore
 from .producer_ids import ProducerIdManager
-from .control import Control, ControlClient, RequestLog
-from .control_http import ControlHttpServer
-from .faults import Faults
-from .log_manager import LogManager
-from .security import tls
 from .security.acl import Authorizer
-from .security.authenticator import ListenerAuth
 from .security.credentials import CredentialStore
-from .security.listeners import resolve_listeners, unauthenticated_exposures
-from .server import KafkaServer
+from .security.listeners import resolve_listeners
 from .topic_config import TOPIC_CONFIGS
 from .topics import TopicManager
 
@@ -71,12 +58,13 @@ class BrokerState:
     def __init__(self, config: BrokerConfig):
         self.config = config
         self.stopping = False
+        self.log_manager = None  # retention, compaction, flush policy: started by broker_server.py
         self.changes = ChangeNotifier()
         self.api_versions = advertised_versions(config.emulate_kafka)
         self.advertised_host = config.advertised
         self.advertised_port = config.advertised_port or config.port
-        self.log_store, self.metadata_store = self._open_storage()
-        self.topics = TopicManager(self.metadata_store, self.log_store, self._topic_defaults(), self.changes)
+        self.log_store, self.topic_store = self._open_storage()
+        self.topics = TopicManager(self.topic_store, self.log_store, self._topic_defaults(), self.changes)
         self.topics.load()
         doc = self.topics.doc
         if "cluster_id" not in doc:
@@ -106,18 +94,18 @@ class BrokerState:
             self.authorizer = Authorizer(self._journal("acls.journal", b"KBACLS\x00\x00"), config.super_users,
                                          config.allow_everyone_if_no_acl_found)
 
-    def _journal(self, name: str, magic: bytes) -> KeyedJournal:
+    def _journal(self, name: str, magic: bytes) -> KeyedState:
         """Security state in the data directory (in memory for --storage memory), fsynced per change: a
         created user or ACL must not come back from the dead, nor a deleted one vanish."""
         path = None if self.config.storage == "memory" else Path(self.config.data_dir) / STATE_DIR / name
-        return KeyedJournal(path, magic, fsync=True)
+        return keyed_state(path, magic, fsync=True)
 
-    def _transaction_journal(self) -> KeyedJournal:
+    def _transaction_journal(self) -> KeyedState:
         """Transaction state (Kafka's __transaction_state): the latest state per transactional id."""
         path = None
         if self.config.storage != "memory":
             path = Path(self.config.data_dir) / STATE_DIR / "transactions.journal"
-        return KeyedJournal(path, b"KBTXNST\x00", fsync=self.config.fsync != "never")
+        return keyed_state(path, b"KBTXNST\x00", fsync=self.config.fsync != "never")
 
     def _partition(self, topic: str, partition: int):
         t = self.topics.get(topic)
@@ -155,14 +143,14 @@ class BrokerState:
         if self.config.storage == "memory":
             from .storage.memory import MemoryLogStore
 
-            return MemoryLogStore(), MemoryMetadataStore()
+            return MemoryLogStore(), MemoryTopicStore()
         if self.config.storage != "segment":
             raise ValueError(f"unknown storage {self.config.storage!r}: use segment or memory")
         from .storage.segment import SegmentLogStore
 
         data_dir = Path(self.config.data_dir)
         (data_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
-        return SegmentLogStore(data_dir), FileMetadataStore(data_dir / STATE_DIR / "metadata.json")
+        return SegmentLogStore(data_dir), FileTopicStore(data_dir / STATE_DIR / "metadata.json")
 
     def _topic_defaults(self) -> dict[str, str]:
         """Broker-wide topic config defaults: the log.* settings given, and the embedding keywords."""
@@ -221,7 +209,7 @@ class BrokerState:
 
     # -- records -------------------------------------------------------------
 
-    def append_records(self, partition, records, request, version: int) -> tuple[int, int]:
+    def append_records(self, partition, records, version: int) -> tuple[int, int]:
         topic = partition.topic
         return partition.append(records, topic.max_message_bytes, topic.log_append_time, produce_version=version)
 
@@ -271,197 +259,3 @@ class BrokerState:
                     log.error("closing %s-%d: %s", t.name, p.index, e)
         self.log_store.close()
 
-
-class _Running:
-    """A broker serving on the current event loop."""
-
-    def __init__(self, config: BrokerConfig):
-        self.config = config
-        self.state: BrokerState | None = None
-        self.server: KafkaServer | None = None  # the first listener's
-        self.servers: list[KafkaServer] = []  # one per listener
-        self.host = config.host
-        self.port = config.port
-        self.control: Control | None = None
-        self.control_http: ControlHttpServer | None = None
-        self.control_host: str | None = None
-        self.control_port: int | None = None
-
-    async def start(self) -> None:
-        self.state = BrokerState(self.config)
-        self.state.log_manager = LogManager(self.state)  # retention, compaction, flush policy
-        self.state.log_manager.start()
-        faults, request_log = Faults(), RequestLog()
-        try:
-            for listener in self.state.listeners:
-                auth = ListenerAuth(listener, self.state.credentials) if listener.sasl else None
-                server = KafkaServer(self.state, listener, auth)
-                server.faults, server.request_log = faults, request_log
-                ssl_context = tls.server_context(listener) if listener.tls else None
-                _, listener.bound_port = await server.start(listener.host, listener.port, ssl=ssl_context)
-                self.servers.append(server)
-        except BaseException:
-            for server in self.servers:
-                await server.stop(grace_s=0)
-            raise
-        self.server = self.servers[0]
-        self.control = Control(self.state, self.server)
-        first = self.state.listeners[0]
-        self.host, self.port = first.host, first.bound_port
-        self.state.advertised_host, self.state.advertised_port = first.advertised()
-        if self.config.control_port is not None:
-            self.control_http = ControlHttpServer(self.control)
-            self.control_host, self.control_port = await self.control_http.start(self.config.control_host,
-                                                                                 self.config.control_port)
-
-    async def stop(self) -> None:
-        if self.state is not None:
-            self.state.stopping = True
-            for topic in self.state.topics.by_name.values():  # long-polling fetches answer now
-                for p in topic.partitions:
-                    p._wake()
-        if self.control_http is not None:
-            await self.control_http.stop()
-        for server in self.servers:
-            await server.stop()
-        if self.state is not None and getattr(self.state, "log_manager", None) is not None:
-            await self.state.log_manager.stop()
-        if self.state is not None:
-            self.state.close()
-
-
-async def serve(config: BrokerConfig, ready=None) -> None:
-    """Run until SIGTERM or SIGINT, then stop accepting, finish requests in flight, flush and return."""
-    running = _Running(config)
-    await running.start()
-    for listener in unauthenticated_exposures(running.state.listeners):
-        log.warning("listening on %s (listener %s, %s) without authentication: anyone who can reach it can "
-                    "read and write", listener.host, listener.name, listener.security_protocol)
-    # The plain line first, exactly as before (tools wait for it), then one line per listener.
-    print(f"kbroker listening on {running.host}:{running.port}", flush=True)
-    for listener in running.state.listeners:
-        print(f"kbroker listening on {listener.name}://{listener.host}:{listener.bound_port}", flush=True)
-    if running.control_port is not None:
-        log.info("control plane on http://%s:%d", running.control_host, running.control_port)
-    if ready is not None:
-        ready(running)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("stopping")
-    await running.stop()
-
-
-class Broker:
-    """A broker on a background thread of this process, for tests and embedding.
-
-    >>> with Broker(port=0) as b:
-    ...     producer = Producer({"bootstrap.servers": b.bootstrap_servers})
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, data_dir: str | os.PathLike | None = None,
-                 storage: str = "segment", settings: dict[str, str] | None = None, **fields):
-        """``fields`` are BrokerConfig attributes (``num_partitions=3``); ``settings`` are Kafka-named
-        (``{"log.retention.ms": "1000"}``)."""
-        self._tmp = None
-        if data_dir is None and storage == "segment":
-            self._tmp = tempfile.mkdtemp(prefix="kbroker-")
-            data_dir = self._tmp
-        self.config = BrokerConfig(host=host, port=port, data_dir=str(data_dir) if data_dir else None,
-                                   storage=storage, **fields)
-        if settings:
-            apply_settings(self.config, {k: str(v) for k, v in settings.items()})
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._running: _Running | None = None
-
-    @property
-    def host(self) -> str:
-        return self._running.host
-
-    @property
-    def port(self) -> int:
-        return self._running.port
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def listeners(self) -> dict[str, str]:
-        """Listener name -> "host:port" bound, e.g. {"PLAINTEXT": "127.0.0.1:40123", "SASL_SSL": ...}."""
-        return {lst.name: f"{lst.host}:{lst.bound_port}" for lst in self._running.state.listeners}
-
-    @property
-    def state(self) -> BrokerState:
-        return self._running.state
-
-    @property
-    def control(self) -> ControlClient:
-        """Fault injection and inspection (see control.py)."""
-        return ControlClient(self)
-
-    @property
-    def control_url(self) -> str | None:
-        r = self._running
-        return None if r.control_port is None else f"http://{r.control_host}:{r.control_port}"
-
-    def start(self) -> "Broker":
-        started = threading.Event()
-        error: list[BaseException] = []
-
-        def run():
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            self._running = _Running(self.config)
-            try:
-                loop.run_until_complete(self._running.start())
-            except BaseException as e:  # reported to the starting thread
-                error.append(e)
-                started.set()
-                loop.close()
-                return
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self._running.stop())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="kbroker", daemon=True)
-        self._thread.start()
-        started.wait()
-        if error:
-            self._cleanup()
-            raise error[0]
-        return self
-
-    def call(self, fn, *args):
-        """Run ``fn(*args)`` on the broker's event loop and return its result (for tests and the control API)."""
-        fut = asyncio.run_coroutine_threadsafe(_call(fn, *args), self._loop)
-        return fut.result()
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-        self._cleanup()
-
-    def _cleanup(self) -> None:
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
-
-    def __enter__(self) -> "Broker":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-async def _call(fn, *args):
-    result = fn(*args)
-    if asyncio.iscoroutine(result):
-        result = await result
-    return result

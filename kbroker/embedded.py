@@ -1,0 +1,163 @@
+"""The embedding API: a broker on a background thread of the calling process, for tests and embedding.
+
+``with Broker(port=0) as b:`` starts a BrokerServer (broker_server.py) on a ``LoopThread``, an event loop on
+a daemon thread, and exposes ``b.bootstrap_servers``. The test's thread reaches into the broker only through
+``call``, which runs a function on the broker's loop, because the broker's state is only ever touched from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import threading
+
+from .broker_server import BrokerServer
+from .broker_state import BrokerState
+from .config import BrokerConfig, apply_settings
+from .control import ControlClient
+
+
+class LoopThread:
+    """An event loop on a daemon thread. ``start`` runs a start coroutine on it (several brokers' starts
+    gathered, for a cluster in one process), then the loop runs until ``stop``, which runs the stop
+    coroutine on it before the loop closes."""
+
+    def __init__(self, name: str = "kbroker"):
+        self.name = name
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, start, stop) -> None:
+        """``start`` and ``stop`` are coroutine functions. Returns once ``start()`` has finished on the loop;
+        if it raised, the loop is closed, the thread ends and the error is raised here (``stop`` is not run)."""
+        started = threading.Event()
+        error: list[BaseException] = []
+
+        def run():
+            loop = asyncio.new_event_loop()
+            self.loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(start())
+            except BaseException as e:  # reported to the starting thread
+                error.append(e)
+                started.set()
+                loop.close()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name=self.name, daemon=True)
+        self._thread.start()
+        started.wait()
+        if error:
+            raise error[0]
+
+    def call(self, fn, *args):
+        """Run ``fn(*args)`` on the loop (awaiting it if it is a coroutine) and return its result."""
+        return asyncio.run_coroutine_threadsafe(_call(fn, *args), self.loop).result()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.loop is not None and self._thread is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=timeout_s)
+
+
+async def _call(fn, *args):
+    result = fn(*args)
+    if asyncio.iscoroutine(result):
+        result = await result
+    return result
+
+
+class Broker:
+    """A broker on a background thread of this process, for tests and embedding.
+
+    >>> with Broker(port=0) as b:
+    ...     producer = Producer({"bootstrap.servers": b.bootstrap_servers})
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, data_dir: str | os.PathLike | None = None,
+                 storage: str = "segment", settings: dict[str, str] | None = None, **fields):
+        """``fields`` are BrokerConfig attributes (``num_partitions=3``); ``settings`` are Kafka-named
+        (``{"log.retention.ms": "1000"}``)."""
+        self._tmp = None
+        if data_dir is None and storage == "segment":
+            self._tmp = tempfile.mkdtemp(prefix="kbroker-")
+            data_dir = self._tmp
+        self.config = BrokerConfig(host=host, port=port, data_dir=str(data_dir) if data_dir else None,
+                                   storage=storage, **fields)
+        if settings:
+            apply_settings(self.config, {k: str(v) for k, v in settings.items()})
+        self._loop_thread: LoopThread | None = None
+        self._server: BrokerServer | None = None
+
+    @property
+    def host(self) -> str:
+        return self._server.host
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def listeners(self) -> dict[str, str]:
+        """Listener name -> "host:port" bound, e.g. {"PLAINTEXT": "127.0.0.1:40123", "SASL_SSL": ...}."""
+        return {lst.name: f"{lst.host}:{lst.bound_port}" for lst in self._server.state.listeners}
+
+    @property
+    def state(self) -> BrokerState:
+        return self._server.state
+
+    @property
+    def broker_server(self) -> BrokerServer | None:
+        """The running broker (its state, listeners and control plane); touch it only through ``call``."""
+        return self._server
+
+    @property
+    def control(self) -> ControlClient:
+        """Fault injection and inspection (see control.py)."""
+        return ControlClient(self)
+
+    @property
+    def control_url(self) -> str | None:
+        r = self._server
+        return None if r.control_port is None else f"http://{r.control_host}:{r.control_port}"
+
+    def start(self) -> "Broker":
+        self._server = BrokerServer(self.config)
+        self._loop_thread = LoopThread("kbroker")
+        try:
+            self._loop_thread.start(self._server.start, self._server.stop)
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    def call(self, fn, *args):
+        """Run ``fn(*args)`` on the broker's event loop and return its result (for tests and the control API)."""
+        return self._loop_thread.call(fn, *args)
+
+    def stop(self) -> None:
+        if self._loop_thread is not None:
+            self._loop_thread.stop()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> "Broker":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
