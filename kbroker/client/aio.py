@@ -78,7 +78,8 @@ class Connection:
     def version(self, api_key: int, at_most: int | None = None) -> int:
         """The version to use for ``api_key``: the negotiated one, capped at ``at_most``."""
         if api_key not in self.versions:
-            raise ClientError(ErrorCode.UNSUPPORTED_VERSION, f"the broker serves no version of API {api_key} that this client knows")
+            raise ClientError(ErrorCode.UNSUPPORTED_VERSION,
+                              f"the broker serves no version of API {api_key} that this client knows")
         v = self.versions[api_key]
         return v if at_most is None else min(v, at_most)
 
@@ -119,10 +120,10 @@ class Connection:
         except asyncio.CancelledError:
             self._fail(ConnectionError("connection closed"))
             raise
+        except ProtocolError as e:  # before OSError: it is a ConnectionError
+            self._fail(e)
         except (asyncio.IncompleteReadError, OSError) as e:
             self._fail(ConnectionError(f"connection closed by the broker ({e.__class__.__name__})"))
-        except ProtocolError as e:
-            self._fail(e)
         self._writer.close()
 
     def _fail(self, exc: BaseException) -> None:
