@@ -250,6 +250,7 @@ class BrokerState:
         self.transactions.close()
         self.transactions.journal.close()
         self.groups.close()
+        self.topic_store.close()
         for t in self.topics.by_name.values():
             for p in t.partitions:
                 try:

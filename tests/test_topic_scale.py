@@ -216,7 +216,7 @@ def test_every_topic_survives_kill_9_and_a_restart(tmp_path):
 
 
 def test_a_data_directory_written_before_the_metadata_log_loads(tmp_path):
-    """Format 1: one metadata.json, rewritten whole on every change, no metadata.log beside it."""
+    """Format 1: one metadata.json, rewritten whole on every change, no journal beside it."""
     import kbroker.broker_state as kb
     data = tmp_path / "data"
     ids = {f"old{i}": str(uuid.uuid4()) for i in range(5)}
@@ -235,28 +235,24 @@ def test_a_data_directory_written_before_the_metadata_log_loads(tmp_path):
 
 # -- the metadata store itself --------------------------------------------------------------------------------
 
-def test_the_metadata_log_drops_a_torn_tail_and_compacts_into_the_snapshot(tmp_path, monkeypatch):
+def test_the_topic_journal_folds_in_the_old_document_and_compacts_without_bringing_back_deleted_topics(tmp_path):
     path = tmp_path / "metadata.json"
+    t = lambda i: {"id": str(i), "partitions": 1, "configs": {}}  # noqa: E731
+    path.write_text(json.dumps({"format_version": 1, "cluster_id": "c", "topics": {"old": t(0), "gone": t(1)}}))
     s = FileTopicStore(path)
-    assert s.load() == {}
-    s.append([{"op": "set", "key": "cluster_id", "value": "c"}])
-    s.append([{"op": "topic", "name": f"t{i}", "value": {"id": str(i), "partitions": 1, "configs": {}}}
-              for i in range(3)])
-    s.append([{"op": "delete_topic", "name": "t1"}])
-    with open(s.log_path, "ab") as f:
-        f.write(b'0000abcd {"op":"delete_topic","name":"t0"')  # torn: no end of line
-    doc = FileTopicStore(path).load()
-    assert doc == {"cluster_id": "c", "topics": {"t0": {"id": "0", "partitions": 1, "configs": {}},
-                                                   "t2": {"id": "2", "partitions": 1, "configs": {}}}}
-    assert s.log_path.read_bytes().endswith(b"\n")  # the torn line was cut off
-    # a line that fails its CRC ends the log too
-    with open(s.log_path, "ab") as f:
-        f.write(b'00000000 {"op":"delete_topic","name":"t0"}\n')
-    assert "t0" in FileTopicStore(path).load()["topics"]
-    # compaction: the snapshot takes everything and the log empties; loading gives the same document
-    monkeypatch.setattr("kbroker.topic_store.COMPACT_MIN_BYTES", 0)
+    assert s.load() == {"cluster_id": "c", "topics": {"old": t(0), "gone": t(1)}}
+    s.append([{"op": "delete_topic", "name": "gone"}, {"op": "topic", "name": "new", "value": t(2)}])
+    assert not path.exists()  # folded into the journal
+    s.close()
+    expected = {"cluster_id": "c", "topics": {"old": t(0), "new": t(2)}}
     s = FileTopicStore(path)
-    s.load()
-    s.append([{"op": "set", "key": "producer_id_block_end", "value": 1000}])
-    assert s.log_path.stat().st_size == 0 and json.loads(path.read_text())["format_version"] == 2
-    assert FileTopicStore(path).load() == dict(doc, producer_id_block_end=1000)
+    assert s.load() == expected
+    s._log.compact_min_bytes, s._log.compact_ratio = 0, 1.0  # compact at every chance
+    for i in range(10, 20):
+        s.append([{"op": "topic", "name": f"t{i}", "value": t(i)}])
+        s.append([{"op": "delete_topic", "name": f"t{i}"}, {"op": "set", "key": "producer_id_block_end", "value": i}])
+    assert s._log.compactions > 0
+    s.close()
+    s = FileTopicStore(path)
+    assert s.load() == dict(expected, producer_id_block_end=19)
+    s.close()
