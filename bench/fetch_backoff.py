@@ -36,7 +36,8 @@ def _fault(control: str, body: dict | None) -> None:
         urllib.request.urlopen(urllib.request.Request(f"{control}/faults", method="DELETE")).read()
     else:
         urllib.request.urlopen(urllib.request.Request(f"{control}/faults", data=json.dumps(body).encode(),
-                                                      method="POST")).read()
+                                                      method="POST",
+                                                      headers={"Content-Type": "application/json"})).read()
 
 
 def main() -> int:

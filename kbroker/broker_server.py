@@ -13,12 +13,13 @@ long it runs: serve.py in the foreground until a signal, embedded.py on a backgr
 
 from __future__ import annotations
 
+from .broker_configs import broker_configs
 from .broker_state import BrokerState
 from .config import BrokerConfig
 from .control import Control, RequestLog
 from .control_http import ControlHttpServer
 from .faults import Faults
-from .log_manager import LogManager
+from .log.log_manager import LogManager
 from .security import tls
 from .security.authenticator import ListenerAuth
 from .server import KafkaServer
@@ -41,6 +42,7 @@ class BrokerServer:
 
     async def start(self) -> None:
         self.state = BrokerState(self.config)
+        broker_configs(self.state)  # dynamic broker configs persisted by an earlier run apply now
         self.state.log_manager = LogManager(self.state)  # retention, compaction, flush policy
         self.state.log_manager.start()
         faults, request_log = Faults(), RequestLog()
@@ -62,7 +64,8 @@ class BrokerServer:
         self.host, self.port = first.host, first.bound_port
         self.state.advertised_host, self.state.advertised_port = first.advertised()
         if self.config.control_port is not None:
-            self.control_http = ControlHttpServer(self.control)
+            self.control_http = ControlHttpServer(self.control, self.config.control_token,
+                                                  self.config.control_allow_hosts)
             self.control_host, self.control_port = await self.control_http.start(self.config.control_host,
                                                                                  self.config.control_port)
 

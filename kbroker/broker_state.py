@@ -20,9 +20,10 @@ from .coordinator.offsets import FileOffsetStore, MemoryOffsetStore
 from .coordinator.transaction import TransactionCoordinator
 from .handlers import advertised_versions
 from .state_log import KeyedState, keyed_state
-from .config import TOPIC_DEFAULT_KEYS, BrokerConfig
+from .config import BrokerConfig
 from .topic_store import FileTopicStore, MemoryTopicStore
 from .producer_ids import ProducerIdManager
+from .partition import get_partition_or_error
 from .security.acl import Authorizer
 from .security.credentials import CredentialStore
 from .security.listeners import resolve_listeners
@@ -108,14 +109,13 @@ class BrokerState:
         return keyed_state(path, b"KBTXNST\x00", fsync=self.config.fsync != "never")
 
     def _partition(self, topic: str, partition: int):
-        t = self.topics.get(topic)
-        if t is None or not 0 <= partition < len(t.partitions):
+        p = get_partition_or_error(self.topics.get(topic), partition)
+        if isinstance(p, int):
             raise LookupError(f"{topic}-{partition}")
-        return t.partitions[partition]
+        return p
 
     def _partition_exists(self, topic: str, partition: int) -> bool:
-        t = self.topics.get(topic)
-        return t is not None and 0 <= partition < len(t.partitions)
+        return not isinstance(get_partition_or_error(self.topics.get(topic), partition), int)
 
     def _write_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool) -> None:
         self._partition(topic, partition).write_marker(producer_id, epoch, commit)
@@ -164,33 +164,6 @@ class BrokerState:
         out.update(c.topic_defaults)
         return out
 
-    def describe_broker_configs(self) -> dict[str, tuple[str, str, bool]]:
-        """Broker settings by Kafka name: (value, type, set explicitly)."""
-        c = self.config
-        rows = {
-            "node.id": (str(c.node_id), "int"),
-            "num.partitions": (str(c.num_partitions), "int"),
-            "auto.create.topics.enable": (str(c.auto_create_topics_enable).lower(), "boolean"),
-            "message.max.bytes": (str(c.message_max_bytes), "int"),
-            "socket.request.max.bytes": (str(c.socket_request_max_bytes), "int"),
-            "controller.max.records.per.batch": (str(c.controller_max_records_per_batch), "int"),
-            "log.segment.bytes": (str(c.log_segment_bytes), "int"),
-            "log.message.timestamp.type": (c.log_message_timestamp_type, "string"),
-            "log.retention.check.interval.ms": (str(c.log_retention_check_interval_ms), "long"),
-            "group.initial.rebalance.delay.ms": (str(c.group_initial_rebalance_delay_ms), "int"),
-            "group.min.session.timeout.ms": (str(c.group_min_session_timeout_ms), "int"),
-            "group.max.session.timeout.ms": (str(c.group_max_session_timeout_ms), "int"),
-            "group.max.size": (str(c.group_max_size), "int"),
-            "offsets.retention.minutes": (str(c.offsets_retention_minutes), "int"),
-            "transaction.max.timeout.ms": (str(c.transaction_max_timeout_ms), "int"),
-            "log.dirs": (c.data_dir or "", "string"),
-        }
-        for broker_key, topic_key in TOPIC_DEFAULT_KEYS.items():
-            if broker_key not in rows:
-                d = TOPIC_CONFIGS[topic_key]
-                rows[broker_key] = (self.topics.defaults.get(topic_key, d.default), d.type)
-        return {k: (v, t, k in c.settings) for k, (v, t) in rows.items()}
-
     def set_topic_configs(self, topic, configs: dict[str, str]) -> None:
         self.topics.set_configs(topic, configs)
         cfg = topic.log_config()
@@ -206,12 +179,6 @@ class BrokerState:
 
     def delete_topic(self, topic) -> None:
         self.topics.delete(topic)
-
-    # -- records -------------------------------------------------------------
-
-    def append_records(self, partition, records, version: int) -> tuple[int, int]:
-        topic = partition.topic
-        return partition.append(records, topic.max_message_bytes, topic.log_append_time, produce_version=version)
 
     # -- groups --------------------------------------------------------------
 

@@ -31,7 +31,13 @@ def _serve_parser(sub) -> None:
                    help="a Kafka setting, e.g. --set log.retention.ms=60000 (repeatable)")
     p.add_argument("--control-port", type=int, default=None,
                    help="serve the HTTP control plane (faults, inspection) on this port; 0 takes a free one")
-    p.add_argument("--control-host", default=None, help="address of the control plane (default 127.0.0.1)")
+    p.add_argument("--control-host", default=None,
+                   help="address of the control plane (default 127.0.0.1; beyond loopback a token is required)")
+    p.add_argument("--control-token", metavar="file:PATH|env:NAME", default=None,
+                   help="require this bearer token on every control-plane request, read from a file or an "
+                        "environment variable (never given on the command line)")
+    p.add_argument("--control-allow-host", metavar="NAME", action="append", default=[],
+                   help="another name the control plane answers to in the Host header (repeatable)")
     p.add_argument("--sasl-user", metavar="NAME:PASSWORD", action="append", default=[],
                    help="a user who may log in with SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (repeatable; "
                         "stored salted in the data directory)")
@@ -79,6 +85,16 @@ def build_config(args, environ=None) -> BrokerConfig:
         config.sasl_users.append((name, password))
     if getattr(args, "acl", False):
         config.authorizer_enabled = True
+    from .control_http import is_loopback, read_token
+
+    try:
+        config.control_token = read_token(getattr(args, "control_token", None), environ)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"kbroker: {e}") from None
+    config.control_allow_hosts = list(getattr(args, "control_allow_host", None) or [])
+    if config.control_port is not None and not is_loopback(config.control_host) and config.control_token is None:
+        raise SystemExit(f"kbroker: the control plane may listen on {config.control_host} (beyond loopback) only "
+                         f"with a token: --control-token file:PATH or env:NAME")
     from .security import SecurityConfigError
     from .security.listeners import resolve_listeners
 

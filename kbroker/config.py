@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -43,6 +44,17 @@ class BrokerConfig:
     # controller.max.records.per.batch (KAFKA-20976): the most partitions one CreateTopics or
     # CreatePartitions request may create (Kafka's MAX_PARTITIONS_PER_BATCH before it, KAFKA-17870).
     controller_max_records_per_batch: int = 10000
+    # Protection against careless and hostile clients, Kafka's settings and defaults (README, security).
+    queued_max_request_bytes: int = -1  # queued.max.request.bytes: received requests not yet answered, all connections
+    sasl_server_max_receive_size: int = 524288  # sasl.server.max.receive.size: frames before authentication
+    connection_failed_authentication_delay_ms: int = 100  # connection.failed.authentication.delay.ms
+    connections_max_idle_ms: int = 600000  # connections.max.idle.ms
+    max_connections: int = 2147483647  # max.connections (dynamic)
+    max_connections_per_ip: int = 2147483647  # max.connections.per.ip (dynamic)
+    max_connections_per_ip_overrides: str = ""  # max.connections.per.ip.overrides (dynamic): "host:N,10.0.0.1:M"
+    # listener.name.<listener>.max.connections (dynamic): a listener's own limit, by upper-case listener name
+    listener_max_connections: dict[str, int] = field(default_factory=dict)
+    fetch_max_bytes: int = 57671680  # fetch.max.bytes: the most one Fetch answer holds
     log_segment_bytes: int = 1073741824  # log.segment.bytes
     log_message_timestamp_type: str = "CreateTime"  # log.message.timestamp.type
     log_retention_check_interval_ms: int = 300000  # log.retention.check.interval.ms
@@ -63,6 +75,8 @@ class BrokerConfig:
     emulate_kafka: str | None = None  # advertise what this Apache Kafka release advertises (releases.py)
     control_host: str = "127.0.0.1"  # the HTTP control plane: loopback unless told otherwise
     control_port: int | None = None  # None: no HTTP control plane
+    control_token: str | None = field(default=None, repr=False)  # bearer token of the control plane
+    control_allow_hosts: list[str] = field(default_factory=list)  # more names the control plane answers to
     # Broker-wide defaults of topic configs, by topic config name ("retention.ms": "3600000"), from the
     # log.* settings; only what was set.
     topic_defaults: dict[str, str] = field(default_factory=dict)
@@ -95,6 +109,26 @@ def _fsync(v: str) -> str:
     return v
 
 
+def parse_ip_overrides(v: str) -> dict[str, int]:
+    """``max.connections.per.ip.overrides``: ``host:N`` or ``ip:N``, comma-separated (Kafka's
+    SocketServerConfigs.MAX_CONNECTIONS_PER_IP_OVERRIDES_CONFIG)."""
+    out = {}
+    for entry in v.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        host, sep, count = entry.rpartition(":")
+        if not sep or not host.strip():
+            raise ValueError(f"expected host:count, got {entry!r}")
+        out[host.strip()] = int(count)
+    return out
+
+
+def _ip_overrides(v: str) -> str:
+    parse_ip_overrides(v)
+    return v.strip()
+
+
 # Kafka key -> (BrokerConfig field, parser)
 BROKER_KEYS: dict[str, tuple[str, object]] = {
     "node.id": ("node_id", int),
@@ -105,6 +139,14 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "message.max.bytes": ("message_max_bytes", int),
     "socket.request.max.bytes": ("socket_request_max_bytes", int),
     "controller.max.records.per.batch": ("controller_max_records_per_batch", int),
+    "queued.max.request.bytes": ("queued_max_request_bytes", int),
+    "sasl.server.max.receive.size": ("sasl_server_max_receive_size", int),
+    "connection.failed.authentication.delay.ms": ("connection_failed_authentication_delay_ms", int),
+    "connections.max.idle.ms": ("connections_max_idle_ms", int),
+    "max.connections": ("max_connections", int),
+    "max.connections.per.ip": ("max_connections_per_ip", int),
+    "max.connections.per.ip.overrides": ("max_connections_per_ip_overrides", _ip_overrides),
+    "fetch.max.bytes": ("fetch_max_bytes", int),
     "log.segment.bytes": ("log_segment_bytes", int),
     "log.message.timestamp.type": ("log_message_timestamp_type", str),
     "log.retention.check.interval.ms": ("log_retention_check_interval_ms", int),
@@ -125,6 +167,9 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "kbroker.fsync": ("fsync", _fsync),
     "kbroker.storage": ("storage", str),
 }
+
+# A listener's own connection limit, besides the broker's (Kafka's ConnectionQuotas per listener).
+LISTENER_MAX_CONNECTIONS = re.compile(r"^listener\.name\.([^.]+)\.max\.connections$")
 
 # Broker keys that set a topic config's default, including Kafka's coarser retention synonyms.
 TOPIC_DEFAULT_KEYS: dict[str, str] = {d.broker_key: name for name, d in TOPIC_CONFIGS.items() if d.broker_key}
@@ -195,6 +240,8 @@ def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
                 config.topic_defaults[topic_key] = value
                 if key == "message.max.bytes":
                     config.message_max_bytes = int(value)
+            elif (m := LISTENER_MAX_CONNECTIONS.match(key)) is not None:
+                config.listener_max_connections[m.group(1).upper()] = int(value)
             elif key in ("listeners", "advertised.listeners"):
                 parse_endpoints(value)  # applied below, once every key is known
             elif key == "authorizer.class.name":
@@ -225,11 +272,26 @@ def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
         config.topic_defaults["retention.ms"] = str(retention[1])
     if roll is not None:
         config.topic_defaults["segment.ms"] = str(roll[1])
+    check_limits(config)
     for key, topic_key in (("message.max.bytes", "max.message.bytes"), ("log.segment.bytes", "segment.bytes"),
                            ("log.message.timestamp.type", "message.timestamp.type")):
         if key in settings:
             config.topic_defaults[topic_key] = settings[key].strip()
     return unknown
+
+
+def check_limits(c: BrokerConfig) -> None:
+    """KafkaConfig.validateValues's rules for the connection and request limits, with its messages."""
+    if not (c.queued_max_request_bytes <= 0 or c.queued_max_request_bytes >= c.socket_request_max_bytes):
+        raise ValueError("queued.max.request.bytes must be larger or equal to socket.request.max.bytes")
+    if c.max_connections_per_ip == 0 and not parse_ip_overrides(c.max_connections_per_ip_overrides):
+        raise ValueError("max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides "
+                         "property is set.")
+    if c.connections_max_idle_ms >= 0 and \
+            c.connection_failed_authentication_delay_ms >= c.connections_max_idle_ms:
+        raise ValueError("connection.failed.authentication.delay.ms=%d should always be less than "
+                         "connections.max.idle.ms=%d to prevent failed authentication responses from timing out"
+                         % (c.connection_failed_authentication_delay_ms, c.connections_max_idle_ms))
 
 
 def read_properties(path: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ import collections
 import time
 
 from .faults import FaultRule, api_key_of
+from .partition import get_partition_or_error
 from .records.batch import iter_batches
 from .records.record import decode_records
 from .wire.messages import NAMES
@@ -70,13 +71,13 @@ class Control:
         t = self.state.topics.get(topic)
         if t is None:
             raise KeyError(f"unknown topic {topic}")
-        if not 0 <= partition < len(t.partitions):
+        p = get_partition_or_error(t, partition)
+        if isinstance(p, int):
             raise KeyError(f"unknown partition {topic}-{partition}")
-        p = t.partitions[partition]
         out: list[dict] = []
         pos_offset = max(offset, p.log_start_offset)
         while len(out) < limit and pos_offset < p.high_watermark:
-            chunks = p.log.read(pos_offset, 1 << 20)
+            chunks = p.read(pos_offset, 1 << 20)
             if not chunks:
                 break
             for chunk in chunks:

@@ -7,13 +7,22 @@ by correlation id, but several clients also rely on the order). A handler that c
 and its answer written without creating a task; one that must wait (a long-polling Fetch, a JoinGroup)
 returns an awaitable and the connection's queue waits behind it. Other connections are never affected.
 
-Back-pressure: a client that stops reading fills its transport's write buffer; asyncio then calls
-``pause_writing`` and we stop handling that connection's requests (and stop reading from it once a few
-requests are queued) until the buffer drains.
+Fairness and back-pressure, as Kafka's SocketServer: a connection is muted (asyncio ``pause_reading``) from
+the moment a read yields a request until every request received is answered and the answers are mostly sent
+(the transport below its high-water mark), so a client that stops reading holds at most one read's requests
+and a buffer of answers. The requests of one read are handled one per turn of the event loop, so a client
+pipelining thousands of them takes turns with everybody else instead of holding the loop. Pipelining
+clients still pipeline: what they sent is answered in order, a few answers to a write.
+``queued.max.request.bytes`` bounds the bytes of requests received and not yet answered over all
+connections (connections stop reading while it is reached); ``connections.max.idle.ms``,
+``max.connections``, ``max.connections.per.ip`` (connection_quotas.py) bound the connections.
+An idle connection holds no receive buffer (wire/framing.py).
 
 Authentication (security/authenticator.py): each connection has a Session. On a SASL listener nothing but
 ApiVersions and the SASL exchange is served until it completes; any other request closes the connection, as
-Kafka's SaslServerAuthenticator does. After SaslHandshake v0 the frames are raw SASL tokens, answered with raw
+Kafka's SaslServerAuthenticator does; until then frames are capped by ``sasl.server.max.receive.size``
+(CVE-2022-34917), and a failed authentication is answered and closed after
+``connection.failed.authentication.delay.ms``. After SaslHandshake v0 the frames are raw SASL tokens, answered with raw
 size-prefixed tokens. A failed exchange is answered (SASL_AUTHENTICATION_FAILED, or UNSUPPORTED_SASL_MECHANISM
 for the handshake) and the connection is then closed; so is one whose session expired (KIP-368) when it sends
 anything but a re-authenticating SaslHandshake. TLS is asyncio's, on the listener's server socket; the
@@ -33,6 +42,7 @@ import itertools
 import logging
 import os
 import struct
+import time
 
 from .errors import ProtocolViolation
 from .faults import FaultAction
@@ -40,37 +50,61 @@ from .handlers import HANDLERS
 from .handlers import api_versions
 from .handlers.context import RequestContext
 from .security import tls
+from .connection_quotas import ConnectionQuotas
 from .security.authenticator import AuthenticationError, Session
 from .storage.base import StorageError
 from .storage.file_region import FileRegion
 from .wire.buffer_pool import BufferPool
-from .wire.framing import FrameError, FrameReader
+from .wire.framing import SCRATCH_BYTES, FrameError, FrameReader, ScratchPool
 from .wire.header import API_VERSIONS_KEY, body_offset, finish_frame, peek_header, response_frame_start
 from .wire.primitives import DecodeError
 
 log = logging.getLogger("kbroker.server")
 
-MAX_QUEUED_REQUESTS = 32  # stop reading from a connection with this many requests waiting
+SCRATCH_POOL_BYTES = 64 * SCRATCH_BYTES  # receive buffers kept for the next connection that reads
+# The longest one connection's requests hold the loop before the others get their turn. Yielding after
+# every request costs a pipelining producer a third of its throughput (a loop turn and a poll per request);
+# half a millisecond keeps that cost small and another client's wait near one request's.
+TURN_BUDGET_S = 0.0005
 _conn_ids = itertools.count(1)
+
+
+class AuthenticationFailure(ProtocolViolation):
+    """Authentication failed: the connection is closed after connection.failed.authentication.delay.ms."""
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, server: "KafkaServer"):
         self.server = server
         self.broker = server.broker
-        self.reader = FrameReader(server.broker.config.socket_request_max_bytes, pool=server.buffers)
+        self.session = Session(server.auth)
+        self.reader = FrameReader(self._max_frame_bytes(), pool=server.buffers, scratch_pool=server.scratch)
         self.queue: collections.deque[bytes] = collections.deque()
+        self.queued_bytes = 0  # of the requests received and not yet answered (queued.max.request.bytes)
         self.transport: asyncio.Transport | None = None
         self.busy = False  # a handler's awaitable is in flight
+        self.scheduled = False  # the next request is handled on the loop's next turn
         self.write_paused = False
         self.read_paused = False
         self.closed = False
+        self.failing = False  # authentication failed: the answer and the close wait for the delay
+        self.admitted = False  # counted by the connection quotas
         self.id = next(_conn_ids)
         self.peer = "?"
-        self.session = Session(server.auth)
+        self.ip = "?"
+        self.last_active = time.monotonic()  # connections.max.idle.ms
         self._out: list = []  # answers gathered for one write (see _send)
         self._out_regions = False  # _out holds FileRegions (see _write_with_regions)
         self.sendfile_fd: int | None = None  # the socket, on a connection that sends files itself
+
+    def _max_frame_bytes(self) -> int:
+        """Before a SASL exchange completes, frames are capped by sasl.server.max.receive.size, as Kafka's
+        SaslServerAuthenticator reads them since CVE-2022-34917: an unauthenticated client cannot make the
+        broker buffer socket.request.max.bytes (100 MiB) per connection."""
+        config = self.broker.config
+        if self.session.auth is not None and not self.session.authenticated:
+            return min(config.sasl_server_max_receive_size, config.socket_request_max_bytes)
+        return config.socket_request_max_bytes
 
     # -- asyncio callbacks ---------------------------------------------------
 
@@ -78,7 +112,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         if peer:
+            self.ip = peer[0]
             self.peer = f"{peer[0]}:{peer[1]}"
+        refused = self.server.quotas.admit(self.ip, self.server.listener_name)
+        if refused is not None:
+            log.warning("refusing connection from %s: %s", self.peer, refused)
+            self.closed = True
+            transport.abort()
+            return
+        self.admitted = True
         listener = self.server.listener
         if listener is not None and listener.security_protocol == "SSL":
             self.session.principal = tls.peer_principal(transport.get_extra_info("ssl_object")) or \
@@ -90,25 +132,40 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc):
         self.closed = True
-        self.queue.clear()
+        self._drop_queue()
+        self.reader.close()
         self.server.connections.discard(self)
+        if self.admitted:
+            self.admitted = False
+            self.server.quotas.release(self.ip, self.server.listener_name)
 
     def get_buffer(self, sizehint):
         # Bytes are received straight into the frame reader's buffers (a large frame into its own).
         return self.reader.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes):
+        self.last_active = time.monotonic()
+        if self.closed or self.failing:
+            return
         try:
             self.reader.buffer_updated(nbytes)
             while (frame := self.reader.next_frame()) is not None:
                 self.queue.append(frame)
+                self._hold(len(frame))
         except FrameError as e:
-            self._close(f"frame refused: {e}")
+            if self.session.auth is not None and not self.session.authenticated:
+                # Kafka: "Failing SASL authentication due to invalid receive size", a failed authentication.
+                self._fail_authentication(None, f"frame refused during authentication: {e}")
+            else:
+                self._close(f"frame refused: {e}")
             return
-        if len(self.queue) >= MAX_QUEUED_REQUESTS and not self.read_paused:
+        self._kick()
+        if (self.queue or self.busy or self.write_paused) and not self.read_paused and not self.closed:
+            # Kafka mutes a connection from the moment a request is read until its answer is sent: what is
+            # received is handled (in order, for a turn of the loop at a time) before more is read. A request
+            # answered at once, the common case, needs no muting.
             self.read_paused = True
             self.transport.pause_reading()
-        self._process()
 
     def eof_received(self):
         return False
@@ -118,21 +175,36 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def resume_writing(self):
         self.write_paused = False
-        self._process()
+        self._kick()
 
     # -- request processing --------------------------------------------------
 
+    def _kick(self) -> None:
+        if not self.scheduled:
+            self._process()
+
     def _process(self) -> None:
-        while self.queue and not self.busy and not self.write_paused and not self.closed:
+        """Handle queued requests for at most TURN_BUDGET_S, then yield: the rest wait for the loop's next
+        turn, so that one connection's pipelined requests take turns with every other connection's work
+        (issue 16: 3,640 pipelined Metadata requests in one read used to hold the loop for seconds)."""
+        self.scheduled = False
+        turn_ends = time.perf_counter() + TURN_BUDGET_S
+        while True:
+            if self.busy or self.write_paused or self.closed or self.failing:
+                return
+            if not self.queue:
+                self._flush()
+                self._maybe_resume_reading()
+                return
             if self._out_regions:
                 # An answer holding file regions goes out before the next request is handled: that
                 # request could delete the topic whose segment files the regions name.
                 self._flush()
-                continue
             frame = self.queue.popleft()
             try:
                 result = self._dispatch(frame)
             except Exception as e:
+                self._release(len(frame))
                 self._fail(e)
                 return
             if inspect.isawaitable(result):
@@ -142,28 +214,62 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self.server.tasks.add(task)
                 task.add_done_callback(self.server.tasks.discard)
                 return
-            self.reader.recycle(frame)
+            self._done(frame)
             if not self._deliver(result):
                 return
-        self._flush()
-        if self.read_paused and len(self.queue) < MAX_QUEUED_REQUESTS // 2 and not self.closed:
-            self.read_paused = False
-            self.transport.resume_reading()
+            if self.queue and time.perf_counter() >= turn_ends:
+                self._flush()
+                self.scheduled = True
+                asyncio.get_running_loop().call_soon(self._process)
+                return
 
     async def _finish(self, awaitable, frame) -> None:
         try:
             out = await awaitable
         except Exception as e:
+            self.busy = False
+            self._release(len(frame))
             self._fail(e)
             return
-        finally:
-            self.busy = False
+        self.busy = False
         del awaitable  # the handler's state held views of the request
-        self.reader.recycle(frame)
+        self._done(frame)
         if self.closed:
             return
         if self._deliver(out):
-            self._process()
+            self._kick()
+
+    def _done(self, frame) -> None:
+        """The request in ``frame`` is answered: its bytes no longer count and its buffer may be used again."""
+        self._release(len(frame))
+        self.reader.recycle(frame)
+        if self.session.auth is not None:
+            self.reader.max_frame_bytes = self._max_frame_bytes()  # the session may have changed state
+
+    def _hold(self, nbytes: int) -> None:
+        self.queued_bytes += nbytes
+        self.server.queued_bytes += nbytes
+
+    def _release(self, nbytes: int) -> None:
+        self.queued_bytes -= nbytes
+        self.server.release_queued(nbytes)
+
+    def _drop_queue(self) -> None:
+        """The queued requests will not be handled; a request in flight releases its own bytes when done."""
+        dropped = sum(len(f) for f in self.queue)
+        self.queue.clear()
+        if dropped:
+            self._release(dropped)
+
+    def _maybe_resume_reading(self) -> None:
+        """Read again once every request received is answered and the answers are (mostly) sent, unless
+        the requests of all connections together hold queued.max.request.bytes."""
+        if not self.read_paused or self.closed or self.failing or self.busy or self.queue or self.write_paused:
+            return
+        if not self.server.may_read(self):
+            return
+        self.read_paused = False
+        self.transport.resume_reading()
 
     def _dispatch(self, frame: bytes):
         """Returns the encoded response, None for no response, or an awaitable of either."""
@@ -172,7 +278,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             try:
                 challenge = session.raw_token(frame)
             except AuthenticationError as e:
-                raise ProtocolViolation(f"authentication failed: {e}") from None
+                raise AuthenticationFailure(f"authentication failed: {e}") from None
             return struct.pack(">i", len(challenge)) + challenge
         try:
             header = peek_header(frame)
@@ -186,7 +292,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         try:
             session.admit(header.api_key, handler.name)
         except AuthenticationError as e:
-            raise ProtocolViolation(str(e)) from None
+            raise (AuthenticationFailure if not session.authenticated else ProtocolViolation)(str(e)) from None
         version = header.api_version
         if header.api_key == API_VERSIONS_KEY and version > advertised[1]:
             # KIP-511: answer with a v0 body listing our range so the client retries at a version we speak.
@@ -248,7 +354,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def _fail(self, exc: Exception) -> None:
         """A request ends the connection: the client misbehaved (one log line) or a handler failed (a traceback)."""
-        if isinstance(exc, ProtocolViolation):
+        if isinstance(exc, AuthenticationFailure):
+            self._fail_authentication(None, str(exc))
+        elif isinstance(exc, ProtocolViolation):
             self._close(str(exc))
         else:
             log.error("handler failed on connection %s from %s", self.id, self.peer, exc_info=exc)
@@ -257,12 +365,38 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _deliver(self, out) -> bool:
         """Send an answer (None: there is none); False when the connection was then closed because the
         exchange it answered failed authentication."""
+        if self.session.failure is not None:
+            self._fail_authentication(out, self.session.failure)
+            return False
         if out is not None:
             self._send(out)
-        if self.session.failure is not None:
-            self._close(f"authentication failed: {self.session.failure}")
-            return False
         return True
+
+    def _fail_authentication(self, answer, reason: str) -> None:
+        """As Kafka's Selector: the answer to a failed authentication (if there is one) and the close wait
+        connection.failed.authentication.delay.ms, during which nothing more is read from the client; a
+        password guesser gets one try per delay and connection."""
+        if self.closed or self.failing:
+            return
+        self.failing = True
+        self._drop_queue()
+        if not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+        def finish():
+            self.failing = False
+            if self.closed:
+                return
+            if answer is not None:
+                self._send(answer)
+            self._close(f"authentication failed: {reason}")
+
+        delay_ms = self.broker.config.connection_failed_authentication_delay_ms
+        if delay_ms > 0:
+            asyncio.get_running_loop().call_later(delay_ms / 1000, finish)
+        else:
+            finish()
 
     def _send(self, data) -> None:
         # Answers to the requests of one read are gathered and written together by _flush. A list is a frame in
@@ -280,6 +414,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if not out or self.transport is None or self.closed:
             return
         self._out = []
+        self.last_active = time.monotonic()
         if self._out_regions:
             self._out_regions = False
             try:
@@ -354,13 +489,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
             at += p.size
         return out, buf if pooled else None
 
-    def _close(self, reason: str) -> None:
+    def _close(self, reason: str, level: int = logging.WARNING) -> None:
         if self.closed:
             return
         self._flush()  # answers to the requests before the one that ends the connection still go out
-        log.warning("closing connection %s from %s: %s", self.id, self.peer, reason)
+        log.log(level, "closing connection %s from %s: %s", self.id, self.peer, reason)
         self.closed = True
-        self.queue.clear()
+        self._drop_queue()
         if self.transport is not None:
             self.transport.close()
 
@@ -426,8 +561,59 @@ class KafkaServer:
         self.tasks: set[asyncio.Task] = set()
         self.server: asyncio.base_events.Server | None = None
         self.buffers = BufferPool()  # large buffers the connections use again (wire/buffer_pool.py)
+        # Receive buffers of connections with bytes arriving; an idle connection holds none.
+        self.scratch = ScratchPool(SCRATCH_POOL_BYTES)
+        # Connection counts and queued request bytes are the broker's, shared by its listeners.
+        quotas = getattr(broker, "connection_quotas", None)
+        if quotas is None:
+            quotas = broker.connection_quotas = ConnectionQuotas(broker.config)
+        self.quotas: ConnectionQuotas = quotas
+        self.listener_name = listener.name.upper() if listener is not None else None
+        self._reaper: asyncio.TimerHandle | None = None
         self.faults = None  # set by the control plane (fault injection)
         self.request_log = None  # set by the control plane (request inspection)
+
+    @property
+    def queued_bytes(self) -> int:
+        return self.quotas.queued_bytes
+
+    @queued_bytes.setter
+    def queued_bytes(self, value: int) -> None:
+        self.quotas.queued_bytes = value
+
+    def release_queued(self, nbytes: int) -> None:
+        """Requests were answered: connections waiting for queued.max.request.bytes may read again."""
+        q = self.quotas
+        q.queued_bytes -= nbytes
+        if q.memory_waiters and self.may_read(None):
+            waiters, q.memory_waiters = q.memory_waiters, set()
+            for conn in waiters:
+                conn._maybe_resume_reading()
+
+    def may_read(self, conn: KafkaConnection | None) -> bool:
+        limit = self.broker.config.queued_max_request_bytes
+        if limit <= 0 or self.quotas.queued_bytes < limit:
+            return True
+        if conn is not None:
+            self.quotas.memory_waiters.add(conn)
+        return False
+
+    def _reap_idle(self) -> None:
+        """Close connections with nothing read or written for connections.max.idle.ms (Kafka's Selector
+        does the same); one with a request in flight (a long poll) or an answer being sent is not idle."""
+        idle_s = self.broker.config.connections_max_idle_ms / 1000
+        if idle_s > 0:
+            deadline = time.monotonic() - idle_s
+            for conn in [c for c in self.connections if c.last_active < deadline]:
+                if conn.busy or conn.queue or conn.closed or conn.transport.get_write_buffer_size():
+                    continue
+                conn._close(f"idle for more than connections.max.idle.ms ({idle_s * 1000:.0f})", logging.DEBUG)
+        self._schedule_reaper()
+
+    def _schedule_reaper(self) -> None:
+        idle_s = self.broker.config.connections_max_idle_ms / 1000
+        interval = min(max(idle_s / 4, 0.01), 10.0) if idle_s > 0 else 10.0
+        self._reaper = asyncio.get_running_loop().call_later(interval, self._reap_idle)
 
     def record_request(self, conn: KafkaConnection, header) -> None:
         if self.request_log is not None:
@@ -440,12 +626,15 @@ class KafkaServer:
                                                reuse_address=True, backlog=1024, ssl=ssl)
         sock = self.server.sockets[0]
         addr = sock.getsockname()
+        self._schedule_reaper()
         return addr[0], addr[1]
 
     async def stop(self, grace_s: float = 3.0) -> None:
         """Stop accepting, let requests in flight finish (up to a deadline), then close connections."""
         if self.server is not None:
             self.server.close()
+        if self._reaper is not None:
+            self._reaper.cancel()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=grace_s)
         for conn in list(self.connections):

@@ -23,6 +23,7 @@ class ConfigDef:
     broker_key: str | None = None  # the broker setting that supplies the default
     check: Callable[[str], bool] | None = None
     doc: str = ""
+    why: str = ""  # said after Kafka's "Invalid value ... for configuration ...:" when the check fails
 
 
 def _at_least(lo: int) -> Callable[[str], bool]:
@@ -34,7 +35,21 @@ def _one_of(*choices: str) -> Callable[[str], bool]:
 
 
 def _list_of(*choices: str) -> Callable[[str], bool]:
-    return lambda v: all(x.strip() in choices for x in v.split(",")) and v.strip() != ""
+    """Kafka 4 accepts an empty list (an IncrementalAlterConfigs SUBTRACT of every value leaves one)."""
+    return lambda v: v.strip() == "" or all(x.strip() in choices for x in v.split(","))
+
+
+def _throttled_replicas(v: str) -> bool:
+    """ThrottledReplicaListValidator: "*", or partitionId:brokerId pairs (an empty list too)."""
+    items = [x.strip() for x in v.split(",")]
+    if v.strip() in ("", "*"):
+        return True
+    return all(len(x.split(":")) == 2 and all(p.strip().isdigit() for p in x.split(":")) for x in items)
+
+
+def _throttled_why(name: str) -> str:
+    return (f"{name} must be the literal '*' or a list of replicas in the following format: "
+            f"[partitionId]:[brokerId],[partitionId]:[brokerId],...")
 
 
 def _ratio(v: str) -> bool:
@@ -89,6 +104,14 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {c.name: c for c in [
               _at_least(0), "Largest allowed difference of a timestamp after the broker's time."),
     ConfigDef("preallocate", "boolean", "false", "log.preallocate", _one_of("true", "false"),
               "Preallocate segment files."),
+    # Replication quotas (KIP-73): the replicas whose replication traffic is throttled. Accepted, validated and
+    # shown now; they act once kbroker replicates.
+    ConfigDef("leader.replication.throttled.replicas", "list", "", None, _throttled_replicas,
+              "Replicas throttled on the leader side: partitionId:brokerId pairs, or * for all.",
+              _throttled_why("leader.replication.throttled.replicas")),
+    ConfigDef("follower.replication.throttled.replicas", "list", "", None, _throttled_replicas,
+              "Replicas throttled on the follower side: partitionId:brokerId pairs, or * for all.",
+              _throttled_why("follower.replication.throttled.replicas")),
 ]}
 
 
@@ -108,4 +131,7 @@ def validate_topic_configs(configs: dict[str, str | None]) -> None:
         except ValueError:
             ok = False
         if not ok:
+            if d.why:  # Kafka shows a list value as Java prints a list
+                shown = "[" + ", ".join(x.strip() for x in value.split(",")) + "]" if d.type == "list" else value
+                raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {shown} for configuration {key}: {d.why}")
             raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {value} for configuration {key}")

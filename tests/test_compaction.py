@@ -16,7 +16,8 @@ from types import SimpleNamespace
 import pytest
 
 from kbroker import Broker
-from kbroker.log_manager import LogManager
+from kbroker.log.log_manager import LogManager
+from kbroker.log.unified_log import UnifiedLog
 from kbroker.records import (
     COMMIT, GZIP, LZ4, NONE, SNAPPY, ZSTD, Record, build_batch, build_control_batch, crc_matches,
     decode_records, iter_batches,
@@ -46,8 +47,11 @@ class OneLog:
         self._open()
 
     def _open(self):
+        # ``log`` is the store, written directly (so without producer state); the LogManager sees the
+        # UnifiedLog over it, whose high watermark ``clean`` moves to the log end.
         self.log = self.store.open_log("c", TOPIC_ID, 0, self.config)
-        partition = SimpleNamespace(index=0, log=self.log, producers=None)
+        self.unified = UnifiedLog("c-0", self.log)
+        partition = SimpleNamespace(index=0, log=self.unified)
         state = SimpleNamespace(topics=SimpleNamespace(by_name={"c": SimpleNamespace(name="c", partitions=[partition])}),
                                 log_store=self.store,
                                 config=SimpleNamespace(log_retention_check_interval_ms=300000, log_cleaner_backoff_ms=15000,
@@ -73,6 +77,7 @@ class OneLog:
         return batch
 
     def clean(self, now_ms=NOW_MS, force=False) -> int:
+        self.unified.maybe_increment_high_watermark(self.log.log_end_offset)
         return asyncio.run(self.manager.run_cleaner_once(now_ms=now_ms, force=force))
 
     def batches(self):

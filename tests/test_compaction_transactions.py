@@ -22,9 +22,9 @@ from types import SimpleNamespace
 import pytest
 
 from kbroker import Broker
-from kbroker.cleaner import CleanPlan, build_offset_map, clean_groups
+from kbroker.log.cleaner import CleanPlan, build_offset_map, clean_groups
 from kbroker.errors import KafkaError
-from kbroker.log_manager import LogManager
+from kbroker.log.log_manager import LogManager
 from kbroker.partition import Partition
 from kbroker.records import ABORT, COMMIT, Record, build_batch, build_control_batch, decode_records, iter_batches
 from kbroker.records.batch import DELETE_HORIZON_MASK, read_header
@@ -313,7 +313,7 @@ def test_aborted_records_go_and_committed_ones_are_compacted_at_their_offsets(ma
     one.send(3, (b"k3", b"later"), txn=True)                 # 8    pid 3's next transaction
     one.end(3, commit=True)                                  # 9
     one.log.roll()
-    assert one.p.aborted_txns == [(7, 3, 4)]
+    assert one.p.log.txn_index.aborted == [(7, 3, 4)]
     committed_before = one.read_committed()
     assert [v for _o, _k, v in committed_before] == [b"plain0", b"plain1", b"committed", b"plain2", b"later"]
 
@@ -324,17 +324,17 @@ def test_aborted_records_go_and_committed_ones_are_compacted_at_their_offsets(ma
     assert set(expected) <= set(committed_before)   # the same records at the same offsets
     # Every marker stays for now: this clean walked over a batch of each of their transactions.
     assert one.markers() == [(3, 2, 1), (7, 3, 1), (9, 3, 1)]
-    assert one.p.aborted_txns == [(7, 3, 4)]
+    assert one.p.log.txn_index.aborted == [(7, 3, 4)]
     assert one.manager.last_clean["c-0"].aborted_records_removed == 2
     # The next clean is due by itself (not forced): it stamps the ABORT marker, whose transaction is gone,
     # and the partition forgets that transaction.
     assert one.clean() == 1
-    assert one.p.aborted_txns == []
+    assert one.p.log.txn_index.aborted == []
     assert one.read_committed() == one.records() == expected
     assert one.log.log_end_offset == 10
     one.restart()
     assert one.records() == expected and one.read_committed() == expected
-    assert one.p.aborted_txns == [] and one.p.ongoing_txns == {}
+    assert one.p.log.txn_index.aborted == [] and one.p.log.producer_state.ongoing_txns == {}
     assert one.p.last_stable_offset == one.p.high_watermark == 10
 
 
@@ -357,7 +357,7 @@ def test_markers_go_once_their_transaction_has_no_records_and_the_delete_horizon
     stamped = {read_header(b).base_offset: read_header(b) for b in one.batches() if read_header(b).is_control}
     assert {o for o, h in stamped.items() if h.has_delete_horizon} == {1, 5}
     assert stamped[1].base_timestamp == stamped[5].base_timestamp == NOW_MS + RETENTION_MS
-    assert one.p.aborted_txns == []
+    assert one.p.log.txn_index.aborted == []
     # Before the horizon nothing is due, and a forced clean keeps them.
     assert one.clean(now_ms=NOW_MS + RETENTION_MS - 1) == 0
     one.clean(now_ms=NOW_MS + RETENTION_MS - 1, force=True)
@@ -370,7 +370,7 @@ def test_markers_go_once_their_transaction_has_no_records_and_the_delete_horizon
     assert one.records() == one.read_committed() == expected
     one.restart()
     assert one.records() == one.read_committed() == expected
-    assert one.p.ongoing_txns == {} and one.p.aborted_txns == []
+    assert one.p.log.producer_state.ongoing_txns == {} and one.p.log.txn_index.aborted == []
     assert one.p.last_stable_offset == one.log.log_end_offset == 9
 
 
@@ -410,7 +410,7 @@ def test_a_producers_last_batch_keeps_its_header_and_retries_are_recognised_afte
                for h in map(read_header, one.batches())]
     assert headers == [(0, 1, 7, 0, 0, False), (2, 2, 7, -1, 1, True), (3, 3, 8, 0, 0, False), (4, 4, -1, -1, 1, False)]
     # pid 7's transaction still has a batch (empty): its marker and its aborted-transaction entry stay.
-    assert one.p.aborted_txns == [(2, 7, 0)]
+    assert one.p.log.txn_index.aborted == [(2, 7, 0)]
     assert one.records() == one.read_committed() == [(4, b"k2", b"y")]
     for restarted in (False, True):
         if restarted:
@@ -435,7 +435,7 @@ def test_a_producer_that_wrote_only_markers_in_its_epoch_keeps_the_last_one(make
     one.end(5, commit=False, epoch=1)              # 2: aborted by the coordinator with an epoch bump
     one.send(-1, (b"k", b"newer"))                 # 3
     one.log.roll()
-    assert one.p.producers.producers[5].epoch == 1 and not one.p.producers.producers[5].batches
+    assert one.p.log.producer_state.producers[5].epoch == 1 and not one.p.log.producer_state.producers[5].batches
     one.clean(force=True)
     one.clean()
     one.clean(now_ms=NOW_MS + RETENTION_MS)
@@ -443,7 +443,7 @@ def test_a_producer_that_wrote_only_markers_in_its_epoch_keeps_the_last_one(make
     assert one.markers() == [(2, 5, 0)]
     assert one.records() == [(3, b"k", b"newer")]
     one.restart()
-    assert one.p.producers.producers[5].epoch == 1
+    assert one.p.log.producer_state.producers[5].epoch == 1
     with pytest.raises(KafkaError):   # a zombie of epoch 0 is still fenced
         one.p.append(bytearray(data_batch(0, (b"k", b"zombie"), pid=5, seq=1, txn=True)), 1 << 20, False)
 
@@ -592,7 +592,7 @@ def test_stock_clients_compacted_transactions(tmp_path):
         markers_before = [h.base_offset for h in headers if h.is_control]
         txn_last = next(h for h in reversed(headers) if h.is_transactional and not h.is_control)
         assert txn_last.base_offset == bad[-1][0]
-        assert len(markers_before) == 10 and len(b.call(lambda: p.aborted_txns)) == 5
+        assert len(markers_before) == 10 and len(b.call(lambda: p.log.txn_index.aborted)) == 5
         stored = {r["value"]["data"].encode() for r in b.control.records(topic, 0, 0, 1000)}
         assert len(bad) == 33 and {v for _o, _k, v in bad} <= stored   # the aborted records are in the log
 
@@ -619,7 +619,7 @@ def test_stock_clients_compacted_transactions(tmp_path):
         # The aborted transactions with nothing left are forgotten; the last one keeps its (empty) batch.
         last_abort = markers_before[-1]
         assert has_records[last_abort]
-        assert b.call(lambda: list(p.aborted_txns)) == [(last_abort, txn_last.producer_id, txn_last.base_offset)]
+        assert b.call(lambda: list(p.log.txn_index.aborted)) == [(last_abort, txn_last.producer_id, txn_last.base_offset)]
         # 3. Past the horizon (delete.retention.ms later) the stamped markers go.
         later = int(time.time() * 1000) + HOUR_MS + 60_000
         assert b.call(lambda: manager.run_cleaner_once(now_ms=later)) == 1
@@ -634,14 +634,14 @@ def test_stock_clients_compacted_transactions(tmp_path):
             assert kept.record_count == 0
             assert (kept.last_offset, kept.producer_id, kept.producer_epoch, kept.base_sequence) == \
                 (last.last_offset, last.producer_id, last.producer_epoch, last.base_sequence)
-        aborted_before = b.call(lambda: list(p.aborted_txns))
+        aborted_before = b.call(lambda: list(p.log.txn_index.aborted))
         high_watermark = p.high_watermark
 
     # A restart rebuilds the producer state and the transactions from the cleaned log.
     with Broker(port=port, data_dir=tmp_path / "data", settings=settings) as b:
         bs = b.bootstrap_servers
         _headers, p = _stored(b, topic)
-        assert b.call(lambda: (p.aborted_txns, p.ongoing_txns, p.last_stable_offset, p.high_watermark)) == \
+        assert b.call(lambda: (p.log.txn_index.aborted, p.log.producer_state.ongoing_txns, p.last_stable_offset, p.high_watermark)) == \
             (aborted_before, {}, high_watermark, high_watermark)
         # A retry of the idempotent producer's last batch is recognised: the original's offset, nothing written.
         retry = build_batch([Record(0, int(time.time() * 1000), b"k07", b"k07:plain-last")],

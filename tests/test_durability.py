@@ -128,7 +128,7 @@ def test_fsync_interval_syncs_about_once_a_second_not_per_append(tmp_path, syncs
             produce_raw(client, "interval", {0: [b"v"]})
         assert syncs.count < 20
         # The appends stopped; the flush task syncs what is left within about a second.
-        wait_for(lambda: b.call(lambda: b.state.topics.get("interval").partitions[0].log._unflushed_records) == 0,
+        wait_for(lambda: b.call(lambda: b.state.topics.get("interval").partitions[0].log.store._unflushed_records) == 0,
                  what="the interval flush")
         client.close()
 
@@ -146,7 +146,7 @@ def test_topic_flush_messages_syncs_every_n_records(tmp_path, syncs):
 def test_topic_flush_ms_is_applied_by_the_flush_task(tmp_path, syncs):
     with Broker(port=0, data_dir=tmp_path / "data") as b:
         create(b, "by-time", flush_ms=100)
-        plog = b.state.topics.get("by-time").partitions[0].log
+        plog = b.state.topics.get("by-time").partitions[0].log.store
         client = BlockingConnection(b.host, b.port)
         produce_raw(client, "by-time", {0: [b"v"]})
         wait_for(lambda: b.call(lambda: plog._unflushed_records) == 0, what="flush.ms")
@@ -178,7 +178,7 @@ class FullDisk:
 
 
 def segment_state(b, topic, partition):
-    plog = b.state.topics.get(topic).partitions[partition].log
+    plog = b.state.topics.get(topic).partitions[partition].log.store
 
     def read():
         seg = plog.segments[-1]
@@ -195,7 +195,7 @@ def test_a_full_disk_fails_the_produce_and_damages_nothing(tmp_path, monkeypatch
         for i in range(5):
             assert produce_raw(client, "full", {0: [b"p0-%d" % i], 1: [b"p1-%d" % i]}) == {0: (0, i), 1: (0, i)}
         before = segment_state(b, "full", 0)
-        disk.fds = {b.state.topics.get("full").partitions[0].log.segments[-1].fd}
+        disk.fds = {b.state.topics.get("full").partitions[0].log.store.segments[-1].fd}
         disk.failures = -1
         # One request, two partitions: the full one fails, the other goes on.
         answer = produce_raw(client, "full", {0: [b"lost"], 1: [b"p1-5"]})
@@ -215,7 +215,7 @@ def test_a_full_disk_fails_the_produce_and_damages_nothing(tmp_path, monkeypatch
     with caplog.at_level(logging.INFO, logger="kbroker.storage"):
         with Broker(port=0, data_dir=tmp_path / "data") as b:
             assert consume_all(b.bootstrap_servers, "full", 0, 6) == expected
-            seg = b.state.topics.get("full").partitions[0].log.segments[-1]
+            seg = b.state.topics.get("full").partitions[0].log.store.segments[-1]
             with open(seg.log_path, "rb") as f:
                 data = f.read()
             assert all(crc_matches(data, pos, h) for pos, h in iter_batches(data))
@@ -242,7 +242,7 @@ def test_an_idempotent_producer_rides_out_a_full_disk_exactly_once(tmp_path, mon
     disk = FullDisk(monkeypatch)
     with Broker(port=0, data_dir=tmp_path / "data") as b:
         create(b, "retry", partitions=2)
-        disk.fds = {b.state.topics.get("retry").partitions[0].log.segments[-1].fd}
+        disk.fds = {b.state.topics.get("retry").partitions[0].log.store.segments[-1].fd}
         disk.failures = 3
         p = Producer({"bootstrap.servers": b.bootstrap_servers, "enable.idempotence": True, "linger.ms": 1,
                       "batch.num.messages": 5, "retry.backoff.ms": 20})

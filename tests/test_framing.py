@@ -147,3 +147,28 @@ def test_frame_readers_sharing_a_pool_take_each_others_buffers():
     r1.recycle(f)
     g = _one_large(r2, b"B" * 800)
     assert g.obj is base and bytes(g) == b"B" * 800
+
+
+def test_an_idle_reader_holds_no_buffer_and_a_read_that_brings_nothing_allocates_nothing():
+    from kbroker.wire.framing import ScratchPool
+
+    pool = ScratchPool(1 << 20, scratch_bytes=64)
+    readers = [FrameReader(scratch_bytes=64, scratch_pool=pool) for _ in range(100)]
+    landing = None
+    for r in readers:  # each is asked for a buffer and then gets the end of the stream
+        buf = r.get_buffer()
+        landing = landing or buf.obj
+        assert buf.obj is landing  # the one landing buffer, lent again and again
+        r.close()
+    r = readers[0]
+    buf = r.get_buffer()
+    frame = struct.pack(">i", 3) + b"abc"
+    buf[:len(frame)] = frame
+    r.buffer_updated(len(frame))
+    assert bytes(r.next_frame()) == b"abc"
+    assert pool.kept_bytes == 64  # kept by the reader while the bytes came, then back to the pool: none partial
+    half = struct.pack(">i", 10) + b"abc"  # a partial frame keeps its buffer until the rest arrives
+    b2 = readers[1].get_buffer()
+    b2[:len(half)] = half
+    readers[1].buffer_updated(len(half))
+    assert readers[1].get_buffer().obj is b2.obj

@@ -30,10 +30,10 @@ def test_idle_producers_are_forgotten_and_open_transactions_kept():
         for batch in (old, fresh, txn):
             assert _produce(c, batch).error_code == 0
         partition = b.state.topics.get("pe").partitions[0]
-        assert set(partition.producers.producers) == {7, 8, 9}
+        assert set(partition.log.producer_state.producers) == {7, 8, 9}
         b.call(lambda: b.state.log_manager.run_retention_once())
         # 7 is idle past the expiration; 8 is recent; 9 is old but inside an open transaction.
-        assert set(partition.producers.producers) == {8, 9}
+        assert set(partition.log.producer_state.producers) == {8, 9}
         # A forgotten producer may start again at any sequence, as Kafka allows for unknown producers.
         again = simple_batch(b"d", producer_id=7, producer_epoch=0, base_sequence=5, timestamp_ms=now)
         assert _produce(c, again).error_code == 0

@@ -37,6 +37,13 @@ class BlockingConnection:
         if negotiate_versions:
             self.negotiate()
 
+    @classmethod
+    def over(cls, sock: socket.socket, *, client_id: str | None = "kbroker-client") -> "BlockingConnection":
+        """A connection over a socket the caller opened (and keeps using afterwards)."""
+        conn = cls.__new__(cls)
+        conn.sock, conn.protocol, conn.versions = sock, ClientProtocol(client_id), {}
+        return conn
+
     def __enter__(self) -> "BlockingConnection":
         return self
 

@@ -1,12 +1,14 @@
 """AlterConfigs (33): v0-2. Replaces a topic's whole set of overrides (keys not named go back to their
 defaults), validated first (INVALID_CONFIG); ``validate_only`` changes nothing. Changes persist and take
-effect at once. Broker resources: dynamic broker configs are not supported (INVALID_REQUEST says so).
+effect at once. Broker resources (its node id, or "" for the cluster default): dynamic broker configs
+(KIP-226, broker_configs.py): the resource's whole set of dynamic configs is replaced.
 Authorisation: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the cluster
 (CLUSTER_AUTHORIZATION_FAILED), as KafkaApis.
 """
 
 from __future__ import annotations
 
+from ..broker_configs import broker_configs
 from ..errors import ErrorCode, KafkaError
 from ..security import acl
 from ..topic_config import validate_topic_configs
@@ -16,10 +18,11 @@ R = API.AlterConfigsResponse
 TOPIC, BROKER = 2, 4
 
 
-def alter_resources(ctx, req, R, new_topic_configs) -> list:
+def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs) -> list:
     """The loop AlterConfigs and IncrementalAlterConfigs share: per resource, check the principal may
-    alter it, compute the topic's new overrides with ``new_topic_configs(topic, resource)`` (which raises
-    KafkaError for bad ones), and apply them unless ``validate_only``. Broker resources are refused."""
+    alter it, compute the topic's new overrides with ``new_topic_configs(topic, resource)`` or the broker's
+    new dynamic configs with ``new_broker_configs(current, resource)`` (which raise KafkaError for bad
+    ones), and apply them unless ``validate_only``."""
     broker = ctx.broker
     out = []
     for res in req.resources:
@@ -38,7 +41,13 @@ def alter_resources(ctx, req, R, new_topic_configs) -> list:
                 if not req.validate_only:
                     broker.set_topic_configs(topic, new)
             elif res.resource_type == BROKER:
-                raise KafkaError(ErrorCode.INVALID_REQUEST, "kbroker does not support dynamic broker configs")
+                configs = broker_configs(broker)
+                configs.check_resource_name(res.resource_name)
+                names = [c.name for c in res.configs]
+                if len(set(names)) != len(names):
+                    raise KafkaError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
+                new = new_broker_configs(configs.current(res.resource_name), res)
+                configs.replace(res.resource_name, new, req.validate_only)
             else:
                 raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {res.resource_type}")
         except KafkaError as e:
@@ -54,5 +63,12 @@ def _replace_all(topic, res) -> dict[str, str]:
     return {k: v for k, v in configs.items() if v is not None}
 
 
+def _replace_broker(current, res) -> dict[str, str]:
+    nulls = [c.name for c in res.configs if c.value is None]
+    if nulls:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, "Null value not supported for : " + ", ".join(nulls))
+    return {c.name: c.value for c in res.configs}
+
+
 def handle(ctx, req: API.AlterConfigsRequest) -> R:
-    return R(throttle_time_ms=0, responses=alter_resources(ctx, req, R, _replace_all))
+    return R(throttle_time_ms=0, responses=alter_resources(ctx, req, R, _replace_all, _replace_broker))

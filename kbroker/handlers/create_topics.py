@@ -16,6 +16,7 @@ Every topic created is in the metadata store, in one append per turn, before the
 
 from __future__ import annotations
 
+from ..broker_configs import broker_configs
 from ..errors import ErrorCode, KafkaError
 from ..security import acl
 from ..topic_config import TOPIC_CONFIGS, validate_topic_configs
@@ -23,7 +24,18 @@ from ..topics import PARTITIONS_PER_TURN, run_in_turns, run_steps
 from ..wire.messages import create_topics as API
 
 R = API.CreateTopicsResponse
-SOURCE_DEFAULT, SOURCE_TOPIC, SOURCE_STATIC_BROKER = 5, 1, 4
+SOURCE_DEFAULT, SOURCE_TOPIC = 5, 1
+
+
+def _config_source(levels, topic, key: str) -> int:
+    """As DescribeConfigs reports it: the topic's override, else the broker level that supplies the value."""
+    if key in topic.configs:
+        return SOURCE_TOPIC
+    broker_key = TOPIC_CONFIGS[key].broker_key
+    synonyms = levels.synonyms(broker_key) if broker_key else []
+    return synonyms[0][2] if synonyms else SOURCE_DEFAULT
+
+
 TOO_MANY_PARTITIONS = "Excessively large number of partitions per request."
 
 
@@ -107,12 +119,11 @@ def _create_all(ctx, req: API.CreateTopicsRequest, refused: dict):
             results.append(R.CreatableTopicResult(name=ct.name, error_code=e.code, error_message=e.message,
                                                   configs=None))
             continue
+        levels = broker_configs(ctx.broker)
         configs = [
             R.CreatableTopicConfigs(
                 name=key, value=topic.config(key), read_only=False,
-                config_source=SOURCE_TOPIC if key in topic.configs else (
-                    SOURCE_STATIC_BROKER if key in topic.defaults else SOURCE_DEFAULT),
-                is_sensitive=False,
+                config_source=_config_source(levels, topic, key), is_sensitive=False,
             )
             for key in sorted(TOPIC_CONFIGS)
         ]

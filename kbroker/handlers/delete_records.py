@@ -6,12 +6,12 @@ The answer's low watermark is the new log start offset. Needs DELETE on each top
 
 from __future__ import annotations
 
-from ..errors import ErrorCode
+from ..errors import ErrorCode, KafkaError
+from ..partition import get_partition_or_error
 from ..security import acl
 from ..wire.messages import delete_records as API
 
 R = API.DeleteRecordsResponse
-HIGH_WATERMARK = -1
 
 
 def handle(ctx, req: API.DeleteRecordsRequest) -> R:
@@ -27,18 +27,13 @@ def handle(ctx, req: API.DeleteRecordsRequest) -> R:
                          for p in t.partitions)
             continue
         for p in t.partitions:
-            if topic is None or not 0 <= p.partition_index < len(topic.partitions):
-                parts.append(R.DeleteRecordsPartitionResult(partition_index=p.partition_index, low_watermark=-1,
-                                                            error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
-                continue
-            part = topic.partitions[p.partition_index]
-            offset = part.high_watermark if p.offset == HIGH_WATERMARK else p.offset
-            if offset < 0 or offset > part.high_watermark:
-                parts.append(R.DeleteRecordsPartitionResult(partition_index=p.partition_index, low_watermark=-1,
-                                                            error_code=ErrorCode.OFFSET_OUT_OF_RANGE))
-                continue
-            if offset > part.log_start_offset:
-                part.log.delete_records_before(offset)
+            part = get_partition_or_error(topic, p.partition_index)
+            code, low_watermark = (part, -1) if isinstance(part, int) else (0, -1)
+            if not code:
+                try:
+                    low_watermark = part.delete_records_on_leader(p.offset)
+                except KafkaError as e:
+                    code = e.code
             parts.append(R.DeleteRecordsPartitionResult(partition_index=p.partition_index,
-                                                        low_watermark=part.log_start_offset, error_code=0))
+                                                        low_watermark=low_watermark, error_code=code))
     return R(throttle_time_ms=0, topics=topics)

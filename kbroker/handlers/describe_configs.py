@@ -1,6 +1,7 @@
 """DescribeConfigs (32): v1-4. Topic resources: every topic config with its effective value, where it came
 from (the topic's override, a broker setting, or Kafka's default), its synonyms when asked (v1+), its type
-(v3+) and its documentation (v3+, when asked). Broker resources: the broker settings kbroker knows.
+(v3+) and its documentation (v3+, when asked). Broker resources: its node id lists every key Kafka lists,
+the empty name the cluster-wide dynamic defaults, with Kafka's sources and synonyms (broker_configs.py).
 Unknown topics get UNKNOWN_TOPIC_OR_PARTITION; other resource types INVALID_REQUEST.
 Authorisation, as Kafka's ConfigHelper: DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for
 the broker, on the cluster (CLUSTER_AUTHORIZATION_FAILED).
@@ -8,6 +9,7 @@ the broker, on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 from __future__ import annotations
 
+from ..broker_configs import broker_configs
 from ..errors import ErrorCode
 from ..security import acl
 from ..topic_config import TOPIC_CONFIGS
@@ -16,12 +18,15 @@ from ..wire.messages import describe_configs as API
 R = API.DescribeConfigsResponse
 
 TOPIC, BROKER = 2, 4
-SOURCE_TOPIC, SOURCE_STATIC_BROKER, SOURCE_DEFAULT = 1, 4, 5
+SOURCE_TOPIC, SOURCE_DEFAULT = 1, 5
 CONFIG_TYPES = {"boolean": 1, "string": 2, "int": 3, "short": 4, "long": 5, "double": 6, "list": 7, "class": 8,
                 "password": 9}
 
 
-def topic_config_entries(topic, keys, synonyms: bool, docs: bool) -> list:
+def topic_config_entries(broker, topic, keys, synonyms: bool, docs: bool) -> list:
+    """As Kafka's ConfigHelper: the topic's override (TOPIC_CONFIG), then the synonyms of the broker setting
+    that supplies its default, level by level (broker_configs.py)."""
+    levels = broker_configs(broker)
     out = []
     for key in sorted(TOPIC_CONFIGS) if keys is None else keys:
         d = TOPIC_CONFIGS.get(key)
@@ -30,28 +35,13 @@ def topic_config_entries(topic, keys, synonyms: bool, docs: bool) -> list:
         syn = []
         if key in topic.configs:
             syn.append(R.DescribeConfigsSynonym(name=key, value=topic.configs[key], source=SOURCE_TOPIC))
-        if d.broker_key and key in topic.defaults:
-            syn.append(R.DescribeConfigsSynonym(name=d.broker_key, value=topic.defaults[key],
-                                                source=SOURCE_STATIC_BROKER))
-        syn.append(R.DescribeConfigsSynonym(name=d.broker_key or key, value=d.default, source=SOURCE_DEFAULT))
-        source = syn[0].source
+        if d.broker_key:
+            syn.extend(R.DescribeConfigsSynonym(name=n, value=v, source=s) for n, v, s in levels.synonyms(d.broker_key))
+        source = syn[0].source if syn else SOURCE_DEFAULT
         out.append(R.DescribeConfigsResourceResult(
             name=key, value=topic.config(key), read_only=False, config_source=source, is_sensitive=False,
             synonyms=syn if synonyms else [], config_type=CONFIG_TYPES[d.type],
             documentation=d.doc if docs else None,
-        ))
-    return out
-
-
-def broker_config_entries(broker, keys, docs: bool) -> list:
-    out = []
-    for key, (value, kind, is_set) in sorted(broker.describe_broker_configs().items()):
-        if keys is not None and key not in keys:
-            continue
-        out.append(R.DescribeConfigsResourceResult(
-            name=key, value=value, read_only=True,
-            config_source=SOURCE_STATIC_BROKER if is_set else SOURCE_DEFAULT, is_sensitive=False,
-            synonyms=[], config_type=CONFIG_TYPES.get(kind, 0), documentation="" if docs else None,
         ))
     return out
 
@@ -76,15 +66,24 @@ def handle(ctx, req: API.DescribeConfigsRequest) -> R:
                     error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, resource_type=TOPIC,
                     resource_name=res.resource_name, error_message=f"Topic {res.resource_name} does not exist"))
                 continue
-            configs = topic_config_entries(topic, res.configuration_keys, req.include_synonyms,
+            configs = topic_config_entries(broker, topic, res.configuration_keys, req.include_synonyms,
                                            req.include_documentation)
         elif res.resource_type == BROKER:
-            if res.resource_name not in ("", str(broker.config.node_id)):
+            message = None
+            if res.resource_name != "":
+                try:
+                    if int(res.resource_name) != broker.config.node_id:
+                        message = (f"Unexpected broker id, expected {broker.config.node_id} or empty string, "
+                                   f"but received {res.resource_name}")
+                except ValueError:
+                    message = f"Broker id must be an integer, but it is: {res.resource_name}"
+            if message is not None:
                 results.append(R.DescribeConfigsResult(
                     error_code=ErrorCode.INVALID_REQUEST, resource_type=BROKER, resource_name=res.resource_name,
-                    error_message=f"Unexpected broker id {res.resource_name}"))
+                    error_message=message))
                 continue
-            configs = broker_config_entries(broker, res.configuration_keys, req.include_documentation)
+            configs = broker_configs(broker).describe(res.resource_name, res.configuration_keys,
+                                                      req.include_synonyms, req.include_documentation, R)
         else:
             results.append(R.DescribeConfigsResult(
                 error_code=ErrorCode.INVALID_REQUEST, resource_type=res.resource_type,

@@ -24,7 +24,7 @@ def handle(ctx, req: API.DescribeLogDirsRequest) -> R:
     for topic in broker.topics.by_name.values():
         if wanted is not None and topic.name not in wanted:
             continue
-        parts = [R.DescribeLogDirsPartition(partition_index=p.index, partition_size=p.log.size_bytes(),
+        parts = [R.DescribeLogDirsPartition(partition_index=p.index, partition_size=p.size_bytes(),
                                             offset_lag=0, is_future_key=False)
                  for p in topic.partitions if wanted is None or p.index in wanted[topic.name]]
         topics.append(R.DescribeLogDirsTopic(name=topic.name, partitions=parts))

@@ -6,6 +6,7 @@ sequence and timestamp, and the first offset of an open transaction. Needs READ 
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..partition import get_partition_or_error
 from ..security import acl
 from ..wire.messages import describe_producers as API
 
@@ -23,17 +24,17 @@ def handle(ctx, req: API.DescribeProducersRequest) -> R:
             topics.append(R.TopicResponse(name=t.name, partitions=parts))
             continue
         for i in t.partition_indexes:
-            if topic is None or not 0 <= i < len(topic.partitions):
-                parts.append(R.PartitionResponse(partition_index=i, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+            p = get_partition_or_error(topic, i)
+            if isinstance(p, int):
+                parts.append(R.PartitionResponse(partition_index=i, error_code=p))
                 continue
-            p = topic.partitions[i]
             producers = []
-            for pid, entry in sorted(p.producers.producers.items()):
+            for pid, entry, txn_start in p.active_producer_state():
                 last = entry.batches[-1] if entry.batches else None
                 producers.append(R.ProducerState(
                     producer_id=pid, producer_epoch=entry.epoch, last_sequence=last.last_seq if last else -1,
                     last_timestamp=last.timestamp if last else -1, coordinator_epoch=0,
-                    current_txn_start_offset=p.ongoing_txns.get(pid, -1)))
+                    current_txn_start_offset=txn_start))
             parts.append(R.PartitionResponse(partition_index=i, error_code=0, active_producers=producers))
         topics.append(R.TopicResponse(name=t.name, partitions=parts))
     return R(throttle_time_ms=0, topics=topics)

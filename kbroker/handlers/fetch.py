@@ -27,6 +27,7 @@ import asyncio
 import time
 
 from ..errors import ErrorCode
+from ..partition import fetch_epoch, get_partition_or_error
 from ..records.batch import iter_batches
 from ..security import acl
 from ..storage.file_region import FileRegion
@@ -61,10 +62,8 @@ def _resolve(ctx, req):
         for fp in ft.partitions:
             if topic is None:
                 parts.append((fp, missing))
-            elif not 0 <= fp.partition < len(topic.partitions):
-                parts.append((fp, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
             else:
-                parts.append((fp, topic.partitions[fp.partition]))
+                parts.append((fp, get_partition_or_error(topic, fp.partition)))
         out.append((ft, parts))
     return out
 
@@ -83,7 +82,7 @@ def _build(ctx, req, targets):
                 rparts.append(R.PartitionData(partition_index=fp.partition, error_code=p, high_watermark=-1,
                                               last_stable_offset=-1, log_start_offset=-1, records=b""))
                 continue
-            err = _check_epoch(fp.current_leader_epoch, p.leader_epoch)
+            err = p.check_current_leader_epoch(fetch_epoch(fp.current_leader_epoch))
             hw = p.high_watermark
             lso = p.last_stable_offset
             start = p.log_start_offset
@@ -127,12 +126,6 @@ def _end_offset(chunks) -> int:
     for pos, h in iter_batches(tail):
         last = h.last_offset
     return last + 1
-
-
-def _check_epoch(requested: int, current: int) -> int:
-    if requested < 0 or requested == current:
-        return 0
-    return ErrorCode.FENCED_LEADER_EPOCH if requested < current else ErrorCode.UNKNOWN_LEADER_EPOCH
 
 
 async def _long_poll(ctx, req, targets):

@@ -1,6 +1,8 @@
 """IncrementalAlterConfigs (44): v0-1 (KIP-339). Per key: SET (0), DELETE (1, back to the default),
 APPEND (2) and SUBTRACT (3) for list configs (``cleanup.policy``). Validated as a whole before anything
-changes (INVALID_CONFIG); ``validate_only`` changes nothing. Broker resources: not supported.
+changes (INVALID_CONFIG); ``validate_only`` changes nothing. Broker resources (its node id, or "" for the
+cluster default): the same operations on its dynamic broker configs (KIP-226, broker_configs.py); APPEND
+and SUBTRACT start from the dynamic value, else Kafka's default, as ConfigAdminManager does.
 Authorisation: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the cluster
 (CLUSTER_AUTHORIZATION_FAILED), as KafkaApis.
 """
@@ -8,6 +10,7 @@ Authorisation: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for t
 from __future__ import annotations
 
 from ..errors import ErrorCode, KafkaError
+from ..kafka_broker_configs import KAFKA_BROKER_CONFIGS
 from ..topic_config import TOPIC_CONFIGS, validate_topic_configs
 from ..wire.messages import incremental_alter_configs as API
 from .alter_configs import alter_resources
@@ -45,5 +48,35 @@ def _apply(topic, configs) -> dict[str, str]:
     return new
 
 
+def _apply_broker(current: dict[str, str], res) -> dict[str, str]:
+    nulls = [c.name for c in res.configs if c.config_operation != DELETE and c.value is None]
+    if nulls:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, "Null value not supported for : " + ", ".join(nulls))
+    new = dict(current)
+    for c in res.configs:
+        if c.config_operation == SET:
+            new[c.name] = c.value
+        elif c.config_operation == DELETE:
+            new.pop(c.name, None)
+        elif c.config_operation in (APPEND, SUBTRACT):
+            spec = KAFKA_BROKER_CONFIGS.get(c.name)
+            if spec is None or spec[0] != 7:
+                what = "append" if c.config_operation == APPEND else "subtract"
+                raise KafkaError(ErrorCode.INVALID_CONFIG,
+                                 f"Config value {what} is not allowed for config key: {c.name}")
+            old = new.get(c.name, spec[1] or "")
+            items = [x.strip() for x in old.split(",") if x.strip()]
+            given = [x.strip() for x in c.value.split(",") if x.strip()]
+            if c.config_operation == APPEND:
+                items += [x for x in given if x not in items]
+            else:
+                items = [x for x in items if x not in given]
+            new[c.name] = ",".join(items)
+        else:
+            raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unknown operations type {c.config_operation}")
+    return new
+
+
 def handle(ctx, req: API.IncrementalAlterConfigsRequest) -> R:
-    return R(throttle_time_ms=0, responses=alter_resources(ctx, req, R, lambda topic, res: _apply(topic, res.configs)))
+    return R(throttle_time_ms=0, responses=alter_resources(ctx, req, R, lambda topic, res: _apply(topic, res.configs),
+                                                           _apply_broker))

@@ -10,6 +10,7 @@ Authorisation: DESCRIBE on each topic, else TOPIC_AUTHORIZATION_FAILED (as Kafka
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..partition import get_partition_or_error, request_epoch
 from ..security import acl
 from ..wire.messages import list_offsets as API
 
@@ -32,15 +33,9 @@ def handle(ctx, req: API.ListOffsetsRequest) -> R:
             continue
         for lp in lt.partitions:
             idx = lp.partition_index
-            if topic is None or not 0 <= idx < len(topic.partitions):
-                parts.append(R.ListOffsetsPartitionResponse(partition_index=idx,
-                                                            error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
-                continue
-            p = topic.partitions[idx]
-            if lp.current_leader_epoch >= 0 and lp.current_leader_epoch != p.leader_epoch:
-                code = (ErrorCode.FENCED_LEADER_EPOCH if lp.current_leader_epoch < p.leader_epoch
-                        else ErrorCode.UNKNOWN_LEADER_EPOCH)
-                parts.append(R.ListOffsetsPartitionResponse(partition_index=idx, error_code=code))
+            p = get_partition_or_error(topic, idx, request_epoch(lp.current_leader_epoch))
+            if isinstance(p, int):
+                parts.append(R.ListOffsetsPartitionResponse(partition_index=idx, error_code=p))
                 continue
             ts = lp.timestamp
             if ts == LATEST:

@@ -1,13 +1,15 @@
 """OffsetForLeaderEpoch (23): v2-4 (KIP-101, KIP-320). Consumers validate their position after a leader
-change with it. kbroker is the only leader a partition ever has, at epoch 0, so the end offset of epoch 0
-is the log end offset; an epoch above the current one is unknown (-1, -1), as Kafka answers. The current
-leader epoch a client sends is checked (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
+change with it. The answer comes from the partition's leader-epoch cache as Kafka's: for the current epoch
+the log end offset, for an older one the largest epoch at or below it and the offset where the next began,
+for one above every epoch (-1, -1). kbroker is the only leader a partition has, at epoch 0. The current
+leader epoch a client sends is checked (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH; -1: none).
 Authorisation: DESCRIBE on each topic, else TOPIC_AUTHORIZATION_FAILED (as KafkaApis for a consumer).
 """
 
 from __future__ import annotations
 
 from ..errors import ErrorCode
+from ..partition import get_partition_or_error, request_epoch
 from ..security import acl
 from ..wire.messages import offset_for_leader_epoch as API
 
@@ -26,18 +28,11 @@ def handle(ctx, req: API.OffsetForLeaderEpochRequest) -> R:
                          for p in t.partitions)
             continue
         for p in t.partitions:
-            if topic is None or not 0 <= p.partition < len(topic.partitions):
-                parts.append(R.EpochEndOffset(partition=p.partition, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+            part = get_partition_or_error(topic, p.partition, request_epoch(p.current_leader_epoch))
+            if isinstance(part, int):
+                parts.append(R.EpochEndOffset(partition=p.partition, error_code=part))
                 continue
-            part = topic.partitions[p.partition]
-            if p.current_leader_epoch >= 0 and p.current_leader_epoch != part.leader_epoch:
-                code = (ErrorCode.FENCED_LEADER_EPOCH if p.current_leader_epoch < part.leader_epoch
-                        else ErrorCode.UNKNOWN_LEADER_EPOCH)
-                parts.append(R.EpochEndOffset(partition=p.partition, error_code=code))
-                continue
-            if p.leader_epoch > part.leader_epoch:
-                parts.append(R.EpochEndOffset(partition=p.partition, error_code=0, leader_epoch=-1, end_offset=-1))
-            else:
-                parts.append(R.EpochEndOffset(partition=p.partition, error_code=0, leader_epoch=part.leader_epoch,
-                                              end_offset=part.log_end_offset))
+            epoch, end_offset = part.last_offset_for_leader_epoch(p.leader_epoch)
+            parts.append(R.EpochEndOffset(partition=p.partition, error_code=0, leader_epoch=epoch,
+                                          end_offset=end_offset))
     return R(throttle_time_ms=0, topics=topics)

@@ -1,7 +1,7 @@
 """Produce (0): v3-13 served; v0-2 advertised (librdkafka <= 2.11.0 turns compression off unless the range
 starts at 0, KAFKA-18659) and answered UNSUPPORTED_VERSION per partition, as Kafka 4 does (KIP-896).
 
-Each partition's records are validated and appended as the producer sent them (see partition.py). acks=0
+Each partition's records are validated and appended as the producer sent them (see log/unified_log.py). acks=0
 gets no response at all; acks=1 and acks=-1 are answered once the write is done (one broker: the leader is
 the whole ISR). Topics are auto-created when ``auto.create.topics.enable`` is on. v12 is v11 (KIP-890 only
 changes what a transaction v2 producer may rely on, and kbroker does not offer transaction v2); v13 names
@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 
 from ..errors import ErrorCode, KafkaError
+from ..partition import get_partition_or_error
 from ..records.batch import ATTRIBUTES_OFFSET, TRANSACTIONAL_MASK
 from ..security import acl
 from ..topics import validate_topic_name
@@ -82,12 +83,13 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
                 parts.extend(_partition_error(p.index, code) for p in td.partition_data)
                 continue
         for pd in td.partition_data:
-            if not 0 <= pd.index < len(topic.partitions):
-                parts.append(_partition_error(pd.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+            partition = get_partition_or_error(topic, pd.index)
+            if isinstance(partition, int):
+                parts.append(_partition_error(pd.index, partition))
                 continue
-            partition = topic.partitions[pd.index]
             try:
-                base_offset, append_time = broker.append_records(partition, pd.records, ctx.version)
+                base_offset, append_time = partition.append(pd.records, topic.max_message_bytes,
+                                                            topic.log_append_time, produce_version=ctx.version)
             except KafkaError as e:
                 parts.append(_partition_error(pd.index, e.code, e.message))
                 continue

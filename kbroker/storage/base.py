@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 A :class:`LogStore` hands out one :class:`PartitionLog` per (topic, partition).
 A partition log is an append-only sequence of RecordBatch v2 byte strings whose
-offsets were assigned by the caller (``Partition.append``) before they arrive.
+offsets were assigned by the caller (``UnifiedLog.append_as_leader``) before they arrive.
 Storage never decodes or re-encodes records: it reads batch headers to find
 offsets, timestamps and sizes, and moves bytes.
 
@@ -41,7 +41,7 @@ Segments.  Logs are sequences of segments (the memory backend keeps virtual
 ones), the unit of retention and compaction.  ``segment_infos()`` describes them,
 oldest first; the last is the *active* segment, the only one appended to;
 the others are *closed* and never change again except by the three
-operations the log manager (``kbroker.log_manager``) uses: ``roll`` (close
+operations the log manager (``kbroker.log.log_manager``) uses: ``roll`` (close
 the active segment), ``delete_oldest_segments`` (retention: the log start
 offset moves to the next segment) and ``replace_segments`` (compaction:
 closed segments swapped for one cleaned segment, offsets unchanged).  Removed
@@ -66,6 +66,7 @@ the same conformance suite, ``tests/test_storage.py``.
 from __future__ import annotations
 
 import abc
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -188,11 +189,108 @@ class OffsetOutOfRangeError(StorageError):
 
 
 class PartitionLog(abc.ABC):
-    """One partition's batches.  See the module docstring for the rules."""
+    """One partition's batches.  See the module docstring for the rules.
+
+    What both stores do alike lives here: the checks every append passes, when the active segment rolls
+    (``segment.bytes``, ``segment.ms`` less its jitter, ``max.compaction.lag.ms``), ``roll`` and
+    ``maybe_roll``, and the flush policy's bookkeeping (appends not yet fsynced, when the last fsync
+    was).  A store supplies its active segment (``_active_segment``: an object with ``size``,
+    ``rolling_base_ms`` and ``roll_jitter_ms``), how to start a new one (``_roll``) and how to fsync it
+    (``_sync_active``).  The memory store never counts unflushed appends: it has nothing to fsync.
+    """
 
     log_start_offset: int
     log_end_offset: int
     config: LogConfig   # may be replaced; takes effect from the next append
+
+    def __init__(self, name: str, config: LogConfig, flush_policy: FlushPolicy | None = None):
+        self.name = name  # "<topic>-<partition>", for messages
+        self.config = config
+        self.flush_policy = flush_policy or FlushPolicy()
+        self.log_start_offset = 0
+        self.log_end_offset = 0
+        self.cleaner_checkpoint = 0  # offset below which the log was compacted
+        self.closed = False
+        self._unflushed_records = 0
+        self._last_flush = time.monotonic()
+
+    # -- what both stores share: append checks, rolls, the flush policy -----------------------
+
+    def _check_append(self, batch, base_offset: int, last_offset: int, layout: list | None) -> list:
+        """Refuse an append the log cannot take; returns its layout (see ``split_batches``)."""
+        self._check_open()
+        if base_offset < self.log_end_offset or last_offset < base_offset:
+            raise StorageError(f"{self.name}: append of offsets {base_offset}..{last_offset} "
+                               f"at log end offset {self.log_end_offset}")
+        parts = layout if layout is not None else split_batches(batch)
+        if parts[0][2] != base_offset or parts[-1][3] != last_offset:
+            raise StorageError(f"{self.name}: batch headers say offsets {parts[0][2]}..{parts[-1][3]}, "
+                               f"the append says {base_offset}..{last_offset}")
+        return parts
+
+    def _roll_due(self, seg, now_ms: int) -> bool:
+        """The active segment is older than segment.ms (or max.compaction.lag.ms) less its jitter."""
+        cfg = self.config
+        return now_ms - seg.rolling_base_ms > cfg.roll_ms() - min(seg.roll_jitter_ms, cfg.segment_jitter_ms)
+
+    def _roll_before_append(self, seg, size: int, now_ms: int) -> bool:
+        """An append of ``size`` bytes must go to a new segment: the active one has data and would pass
+        segment.bytes, or is due by age."""
+        return bool(seg.size) and (seg.size > self.config.segment_bytes - size or self._roll_due(seg, now_ms))
+
+    def roll(self) -> bool:
+        """Close the active segment and start an empty one at ``log_end_offset``;
+        False (nothing done) when the active segment is empty."""
+        self._check_open()
+        if not self._active_segment().size:
+            return False
+        self._roll(self.log_end_offset)
+        return True
+
+    def maybe_roll(self, now_ms: int) -> bool:
+        """``roll`` if the active segment is older than segment.ms (less its jitter)."""
+        self._check_open()
+        seg = self._active_segment()
+        if seg.size and self._roll_due(seg, now_ms):
+            self._roll(self.log_end_offset)
+            return True
+        return False
+
+    def _flush_due(self) -> bool:
+        policy, cfg = self.flush_policy, self.config
+        flush_messages = policy.flush_messages(cfg)
+        if flush_messages is not None and self._unflushed_records >= flush_messages:
+            return True
+        flush_ms = policy.flush_ms(cfg)
+        return flush_ms is not None and (time.monotonic() - self._last_flush) * 1000 >= flush_ms
+
+    def _flushed(self) -> None:
+        self._unflushed_records = 0
+        self._last_flush = time.monotonic()
+
+    def maybe_flush(self) -> bool:
+        """fsync if the flush policy says unflushed appends are due (the log
+        manager's periodic check); False when nothing was done."""
+        if self.closed or not self._unflushed_records or not self._flush_due():
+            return False
+        self._sync_active()
+        self._flushed()
+        return True
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StorageError(f"{self.name}: log is closed")
+
+    @abc.abstractmethod
+    def _active_segment(self):
+        """The segment appends go to (``size``, ``rolling_base_ms``, ``roll_jitter_ms``)."""
+
+    @abc.abstractmethod
+    def _roll(self, base_offset: int):
+        """Close the active segment and start an empty one at ``base_offset``."""
+
+    def _sync_active(self) -> None:
+        """fsync the active segment (nothing to do where nothing is on disk)."""
 
     @abc.abstractmethod
     def append(self, batch, base_offset: int, last_offset: int, record_count: int,
@@ -201,7 +299,7 @@ class PartitionLog(abc.ABC):
         headers, ``base_offset`` the first's and ``last_offset`` the last's) in
         one write.  ``base_offset`` must be >= ``log_end_offset``.  ``layout`` is
         what ``split_batches(batch)`` would return, from a caller that has just
-        walked the headers itself (Partition); without it the store reads them.
+        walked the headers itself (UnifiedLog); without it the store reads them.
         Returns the position of the batch in its segment file (0 for memory)."""
 
     @abc.abstractmethod
@@ -250,25 +348,11 @@ class PartitionLog(abc.ABC):
     def size_bytes(self) -> int:
         """Bytes of batches stored."""
 
-    def maybe_flush(self) -> bool:
-        """fsync if the flush policy says unflushed appends are due (the log
-        manager's periodic check); False when nothing was done."""
-        return False
-
     # -- segments: what retention and compaction use ---------------------------------
 
     @abc.abstractmethod
     def segment_infos(self) -> list[SegmentInfo]:
         """Every segment, oldest first; the last is the active one."""
-
-    @abc.abstractmethod
-    def roll(self) -> bool:
-        """Close the active segment and start an empty one at ``log_end_offset``;
-        False (nothing done) when the active segment is empty."""
-
-    @abc.abstractmethod
-    def maybe_roll(self, now_ms: int) -> bool:
-        """``roll`` if the active segment is older than segment.ms (less its jitter)."""
 
     @abc.abstractmethod
     def delete_oldest_segments(self, count: int) -> int:
@@ -301,8 +385,6 @@ class PartitionLog(abc.ABC):
         """Remove ``.deleted`` files that are due -- by calling ``remove(paths)``
         if given (the log manager hands them to its worker thread), else here;
         returns when the next is due, or None."""
-
-    cleaner_checkpoint: int   # offset below which the log was compacted
 
     @abc.abstractmethod
     def set_cleaner_checkpoint(self, offset: int) -> None:
@@ -362,7 +444,7 @@ _unpack_header = HEADER.unpack_from
 
 def split_batches(buf) -> list[tuple[int, int, int, int, int]]:
     """``(position, size, base_offset, last_offset, max_timestamp)`` of each
-    batch in an append.  Header fields are trusted: Partition validated them."""
+    batch in an append.  Header fields are trusted: UnifiedLog validated them."""
     out = []
     pos = 0
     end = len(buf)

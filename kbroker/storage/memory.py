@@ -22,7 +22,7 @@ from bisect import bisect_left
 from kbroker.records.batch import read_header
 from kbroker.storage.base import (
     CleanedWriter, FlushPolicy, LogConfig, LogStore, OffsetOutOfRangeError, PartitionLog,
-    SegmentInfo, SegmentSnapshot, StorageError, split_batches,
+    SegmentInfo, SegmentSnapshot, StorageError,
 )
 
 __all__ = ["MemoryLogStore", "MemoryPartitionLog"]
@@ -36,23 +36,22 @@ def _wall_ms() -> int:
 
 class _Segment:
     """A virtual segment: the batches whose base offset is at or above its own
-    and below the next segment's."""
+    and below the next segment's.  ``size`` is kept for the active one only
+    (the base class's roll rules read it)."""
 
-    __slots__ = ("uid", "base_offset", "rolling_base_ms", "modified_ms", "roll_jitter_ms")
+    __slots__ = ("uid", "base_offset", "rolling_base_ms", "modified_ms", "roll_jitter_ms", "size")
 
     def __init__(self, base_offset: int, jitter_ms: int = 0):
         self.uid = next(_uids)
         self.base_offset = base_offset
         self.rolling_base_ms = self.modified_ms = _wall_ms()
         self.roll_jitter_ms = random.randrange(jitter_ms) if jitter_ms > 0 else 0
+        self.size = 0
 
 
 class MemoryPartitionLog(PartitionLog):
-    def __init__(self, config: LogConfig):
-        self.config = config
-        self.log_start_offset = 0
-        self.log_end_offset = 0
-        self.cleaner_checkpoint = 0
+    def __init__(self, config: LogConfig, name: str = "memory"):
+        super().__init__(name, config)
         self._batches: list[bytes] = []
         self._base_offsets: list[int] = []
         self._last_offsets: list[int] = []
@@ -60,25 +59,14 @@ class MemoryPartitionLog(PartitionLog):
         self._running_max_ts: list[int] = []  # non-decreasing: bisect for timestamps
         self._size = 0
         self._segments = [_Segment(0)]
-        self._active_size = 0
-        self._closed = False
 
     # -- writes --------------------------------------------------------------
 
     def append(self, batch, base_offset, last_offset, record_count, layout=None) -> int:
-        self._check_open()
-        if base_offset < self.log_end_offset or last_offset < base_offset:
-            raise StorageError(
-                f"append of offsets {base_offset}..{last_offset} at log end offset {self.log_end_offset}")
         data = bytes(batch)
-        parts = layout if layout is not None else split_batches(data)
-        if parts[0][2] != base_offset or parts[-1][3] != last_offset:
-            raise StorageError(f"batch headers say offsets {parts[0][2]}..{parts[-1][3]}, "
-                               f"the append says {base_offset}..{last_offset}")
-        cfg = self.config
+        parts = self._check_append(data, base_offset, last_offset, layout)
         now = _wall_ms()
-        active = self._segments[-1]
-        if self._active_size and (self._active_size > cfg.segment_bytes - len(data) or self._roll_due(active, now)):
+        if self._roll_before_append(self._segments[-1], len(data), now):
             self._roll(base_offset)
         if len(parts) == 1:
             pieces = [(data, parts[0][2], parts[0][3], parts[0][4])]
@@ -93,32 +81,20 @@ class MemoryPartitionLog(PartitionLog):
             running = max(running, ts)
             self._running_max_ts.append(running)
         self._size += len(data)
-        self._active_size += len(data)
-        self._segments[-1].modified_ms = now
+        active = self._segments[-1]
+        active.size += len(data)
+        active.modified_ms = now
         self.log_end_offset = last_offset + 1
         return 0
 
-    def _roll_due(self, seg: _Segment, now_ms: int) -> bool:
-        cfg = self.config
-        return now_ms - seg.rolling_base_ms > cfg.roll_ms() - min(seg.roll_jitter_ms, cfg.segment_jitter_ms)
+    def _active_segment(self) -> _Segment:
+        return self._segments[-1]
 
     def _roll(self, base_offset: int) -> None:
         self._segments.append(_Segment(base_offset, self.config.segment_jitter_ms))
-        self._active_size = 0
 
-    def roll(self) -> bool:
-        self._check_open()
-        if not self._active_size:
-            return False
-        self._roll(self.log_end_offset)
-        return True
-
-    def maybe_roll(self, now_ms: int) -> bool:
-        self._check_open()
-        if self._active_size and self._roll_due(self._segments[-1], now_ms):
-            self._roll(self.log_end_offset)
-            return True
-        return False
+    def _recount_active(self) -> None:
+        self._segments[-1].size = self._segment_size(len(self._segments) - 1)
 
     def delete_records_before(self, offset: int) -> None:
         self._check_open()
@@ -139,7 +115,7 @@ class MemoryPartitionLog(PartitionLog):
         self._size -= sum(len(b) for b in self._batches[:n])
         del self._batches[:n], self._base_offsets[:n], self._last_offsets[:n], self._max_timestamps[:n]
         self._rebuild_running_max()
-        self._active_size = self._segment_size(len(self._segments) - 1)
+        self._recount_active()
 
     def delete_oldest_segments(self, count: int) -> int:
         self._check_open()
@@ -165,7 +141,7 @@ class MemoryPartitionLog(PartitionLog):
             self._last_offsets.clear()
             self._max_timestamps.clear()
             self._running_max_ts.clear()
-            self._size = self._active_size = 0
+            self._size = 0
             self._segments = [_Segment(offset, self.config.segment_jitter_ms)]
             self.log_start_offset = self.log_end_offset = offset
             return
@@ -178,7 +154,7 @@ class MemoryPartitionLog(PartitionLog):
         self._size -= sum(len(b) for b in self._batches[n:])
         del self._batches[n:], self._base_offsets[n:], self._last_offsets[n:]
         del self._max_timestamps[n:], self._running_max_ts[n:]
-        self._active_size = self._segment_size(len(self._segments) - 1)
+        self._recount_active()
         self.log_end_offset = new_end
 
     def _rebuild_running_max(self) -> None:
@@ -238,7 +214,7 @@ class MemoryPartitionLog(PartitionLog):
         return [self._replace(uids, writer) for uids, writer in replacements]
 
     def _replace(self, uids: list[int], writer) -> bool:
-        first = self._closed_segment(uids[0]) if uids and not self._closed else -1
+        first = self._closed_segment(uids[0]) if uids and not self.closed else -1
         end = first + len(uids)
         if (first < 0 or [s.uid for s in self._segments[first:end]] != list(uids) or end >= len(self._segments)
                 or self._segments[first].base_offset != writer.base_offset):
@@ -314,11 +290,7 @@ class MemoryPartitionLog(PartitionLog):
         pass
 
     def close(self) -> None:
-        self._closed = True
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StorageError("log is closed")
+        self.closed = True
 
 
 class _ListSnapshot(SegmentSnapshot):
@@ -361,10 +333,10 @@ class MemoryLogStore(LogStore):
             if known_id != topic_id:
                 raise StorageError(f"{topic}-{partition} belongs to topic id {known_id}, not {topic_id}")
             # A closed log reopens with its data, like a segment log after a restart.
-            log._closed = False
+            log.closed = False
             log.config = config
             return log
-        log = MemoryPartitionLog(config)
+        log = MemoryPartitionLog(config, f"{topic}-{partition}")
         self._logs[key] = (topic_id, log)
         return log
 

@@ -53,14 +53,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import time
 import uuid
 from bisect import bisect_right
 
 from kbroker.records.batch import BatchHeader
 from kbroker.storage.base import (
     CleanedWriter, FlushPolicy, LogConfig, LogStore, OffsetOutOfRangeError, PartitionLog,
-    SegmentInfo, SegmentSnapshot, StorageError, split_batches,
+    SegmentInfo, SegmentSnapshot, StorageError,
 )
 from kbroker.storage.checkpoint import (
     PARTITION_METADATA_FILE, TMP_SUFFIX, fsync_dir, read_cleaner_checkpoint, read_log_start_offset, read_topic_id,
@@ -100,19 +99,11 @@ def _segment_base(name: str, suffix: str) -> int | None:
 
 class SegmentPartitionLog(PartitionLog):
     def __init__(self, directory: str, config: LogConfig, flush_policy: FlushPolicy | None = None):
+        super().__init__(os.path.basename(directory), config, flush_policy)
         self.directory = directory
-        self.name = os.path.basename(directory)
-        self.config = config
-        self.flush_policy = flush_policy or FlushPolicy()
         self.segments: list[LogSegment] = []
         self._bases: list[int] = []   # segment base offsets, for bisect
-        self.log_start_offset = 0
-        self.log_end_offset = 0
-        self.cleaner_checkpoint = 0
-        self._unflushed_records = 0
-        self._last_flush = time.monotonic()
         self._pending_deletes: list[tuple[int, list[str]]] = []  # (due wall ms, .deleted paths)
-        self.closed = False
 
     @classmethod
     def open(cls, directory: str, config: LogConfig, flush_policy: FlushPolicy | None = None) -> SegmentPartitionLog:
@@ -219,14 +210,7 @@ class SegmentPartitionLog(PartitionLog):
     # -- writes ----------------------------------------------------------------
 
     def append(self, batch, base_offset, last_offset, record_count, layout=None) -> int:
-        self._check_open()
-        if base_offset < self.log_end_offset or last_offset < base_offset:
-            raise StorageError(f"{self.name}: append of offsets {base_offset}..{last_offset} "
-                               f"at log end offset {self.log_end_offset}")
-        batches = layout if layout is not None else split_batches(batch)
-        if batches[0][2] != base_offset or batches[-1][3] != last_offset:
-            raise StorageError(f"{self.name}: batch headers say offsets {batches[0][2]}..{batches[-1][3]}, "
-                               f"the append says {base_offset}..{last_offset}")
+        batches = self._check_append(batch, base_offset, last_offset, layout)
         seg = self._segment_for_append(len(batch), base_offset, last_offset)
         position = seg.append(batch, batches, self.config.index_interval_bytes)
         previous_end = self.log_end_offset
@@ -247,25 +231,11 @@ class SegmentPartitionLog(PartitionLog):
             self._flushed()
         return position
 
-    def _flush_due(self) -> bool:
-        policy, cfg = self.flush_policy, self.config
-        flush_messages = policy.flush_messages(cfg)
-        if flush_messages is not None and self._unflushed_records >= flush_messages:
-            return True
-        flush_ms = policy.flush_ms(cfg)
-        return flush_ms is not None and (time.monotonic() - self._last_flush) * 1000 >= flush_ms
-
-    def _flushed(self) -> None:
-        self._unflushed_records = 0
-        self._last_flush = time.monotonic()
-
-    def maybe_flush(self) -> bool:
-        """fsync if the flush policy says the unflushed appends are due (the log manager's tick)."""
-        if self.closed or not self._unflushed_records or not self._flush_due():
-            return False
+    def _sync_active(self) -> None:
         self.segments[-1].sync_data()
-        self._flushed()
-        return True
+
+    def _active_segment(self) -> LogSegment:
+        return self.segments[-1]
 
     def _segment_for_append(self, size: int, base_offset: int, last_offset: int) -> LogSegment:
         seg = self.segments[-1]
@@ -280,16 +250,10 @@ class SegmentPartitionLog(PartitionLog):
                 self._add(seg)
                 fsync_dir(self.directory)
             return seg
-        cfg = self.config
-        index_full = len(seg.index) >= cfg.segment_index_bytes // IndexPair.TIME_ENTRY_BYTES
-        if (seg.size > cfg.segment_bytes - size or index_full or not offset_fits
-                or self._roll_due(seg, wall_ms())):
+        index_full = len(seg.index) >= self.config.segment_index_bytes // IndexPair.TIME_ENTRY_BYTES
+        if index_full or not offset_fits or self._roll_before_append(seg, size, wall_ms()):
             seg = self._roll(base_offset)
         return seg
-
-    def _roll_due(self, seg: LogSegment, now_ms: int) -> bool:
-        cfg = self.config
-        return now_ms - seg.rolling_base_ms > cfg.roll_ms() - min(seg.roll_jitter_ms, cfg.segment_jitter_ms)
 
     def _roll(self, base_offset: int) -> LogSegment:
         self.segments[-1].seal()
@@ -298,21 +262,6 @@ class SegmentPartitionLog(PartitionLog):
         self._add(seg)
         fsync_dir(self.directory)
         return seg
-
-    def roll(self) -> bool:
-        self._check_open()
-        if not self.segments[-1].size:
-            return False
-        self._roll(self.log_end_offset)
-        return True
-
-    def maybe_roll(self, now_ms: int) -> bool:
-        self._check_open()
-        seg = self.segments[-1]
-        if seg.size and self._roll_due(seg, now_ms):
-            self._roll(self.log_end_offset)
-            return True
-        return False
 
     def delete_records_before(self, offset: int) -> None:
         self._check_open()
@@ -573,10 +522,6 @@ class SegmentPartitionLog(PartitionLog):
         self.closed = True
         for seg in self.segments:
             seg.close()
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise StorageError(f"{self.name}: log is closed")
 
 
 class _FileSnapshot(SegmentSnapshot):

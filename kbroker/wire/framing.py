@@ -13,6 +13,10 @@ the buffer back for the next large frame, which takes it once nothing views it a
 kept a slice of a request (instead of copying it) keeps that buffer. Frames above ``RECYCLE_MAX_BYTES``
 get a buffer that is not pooled.
 
+An idle connection holds no buffer: the scratch buffer is taken (from ``scratch_pool`` when there is one)
+when bytes are about to arrive and handed back as soon as it holds no partial frame, so thousands of idle
+connections cost their objects, not 64 KiB each.
+
 A size above the limit (Kafka's ``socket.request.max.bytes``, 100 MiB by default) or below zero is a
 protocol violation: :class:`FrameError`, and the connection is closed, as Kafka's NetworkReceive does with
 InvalidReceiveException.
@@ -31,19 +35,42 @@ RECYCLE_MAX_BYTES = 2 * 1024 * 1024  # large-frame buffers up to this size are p
 _SIZE = struct.Struct(">i")
 
 
+class ScratchPool(BufferPool):
+    """Receive buffers for connections with bytes arriving. A connection that holds none receives its next
+    read into the landing buffer, shared by all, and keeps it only if bytes arrive: thousands of idle
+    connections that close (a read that finds the end of the stream) allocate nothing. Sharing is safe
+    because asyncio asks for the buffer, receives into it and reports the bytes in one callback."""
+
+    def __init__(self, max_bytes: int, scratch_bytes: int = SCRATCH_BYTES):
+        super().__init__(max_bytes, scratch_bytes)
+        self._landing: bytearray | None = None
+
+    def landing(self, size: int) -> bytearray:
+        if self._landing is None:
+            self._landing = self.take(size)
+        return self._landing
+
+    def keep(self) -> None:
+        """Bytes arrived in the landing buffer: its borrower keeps it; the next read gets another."""
+        self._landing = None
+
+
 class FrameError(Exception):
     """The peer sent a frame size we will not read."""
 
 
 class FrameReader:
-    __slots__ = ("max_frame_bytes", "_scratch", "_view", "_start", "_end", "_big", "_big_filled", "_frames",
-                 "_pool")
+    __slots__ = ("max_frame_bytes", "_scratch_bytes", "_scratch", "_view", "_start", "_end", "_big", "_big_filled",
+                 "_frames", "_pool", "_scratch_pool", "_borrowed")
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES, scratch_bytes: int = SCRATCH_BYTES,
-                 pool: BufferPool | None = None):
+                 pool: BufferPool | None = None, scratch_pool: ScratchPool | None = None):
         self.max_frame_bytes = max_frame_bytes
-        self._scratch = bytearray(scratch_bytes)
-        self._view = memoryview(self._scratch)
+        self._scratch_bytes = scratch_bytes
+        self._scratch: bytearray | None = None  # taken when bytes arrive, handed back when empty
+        self._view: memoryview | None = None
+        self._scratch_pool = scratch_pool
+        self._borrowed = False  # _scratch is the scratch pool's landing buffer
         self._start = 0  # first byte not yet consumed
         self._end = 0  # end of the bytes received into the scratch buffer
         self._big: memoryview | None = None  # a frame larger than the scratch buffer, being received
@@ -56,6 +83,15 @@ class FrameReader:
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         if self._big is not None:
             return self._big[self._big_filled:]
+        if self._borrowed:  # lent for a read that brought nothing: it may be someone else's by now
+            self._scratch, self._view, self._borrowed = None, None, False
+        if self._scratch is None:
+            pool = self._scratch_pool
+            if pool is not None:
+                self._scratch, self._borrowed = pool.landing(self._scratch_bytes), True
+            else:
+                self._scratch = bytearray(self._scratch_bytes)
+            self._view = memoryview(self._scratch)
         if self._end == len(self._scratch):
             self._compact()
         return self._view[self._end:]
@@ -67,6 +103,9 @@ class FrameReader:
                 self._frames.append(self._big)
                 self._big = None
             return
+        if self._borrowed:
+            self._borrowed = False
+            self._scratch_pool.keep()
         self._end += nbytes
         self._split()
 
@@ -115,7 +154,7 @@ class FrameReader:
                 self._frames.append(bytearray(view[start + 4:start + 4 + size]))
                 start += 4 + size
                 continue
-            if 4 + size > len(self._scratch):
+            if 4 + size > self._scratch_bytes:
                 # Too large for the scratch buffer: give the frame its own buffer and receive into it.
                 big = self._large_buffer(size)
                 big[:have] = view[start + 4:end]
@@ -124,7 +163,24 @@ class FrameReader:
             break
         if start == end:
             start = end = 0
+            self._release_scratch()
         self._start, self._end = start, end
+
+    def close(self) -> None:
+        """The connection is gone: its receive buffer goes back to the pool (a read that found the end of
+        the stream took one and never filled it)."""
+        self._start = self._end = 0
+        self._frames.clear()
+        self._big = None
+        if self._borrowed:
+            self._scratch, self._view, self._borrowed = None, None, False
+        self._release_scratch()
+
+    def _release_scratch(self) -> None:
+        """Nothing partial is buffered: the scratch buffer goes back to the pool (or to the allocator)."""
+        scratch, self._scratch, self._view = self._scratch, None, None
+        if scratch is not None and self._scratch_pool is not None:
+            self._scratch_pool.give(scratch)
 
     def _large_buffer(self, size: int) -> memoryview:
         if size > RECYCLE_MAX_BYTES:

@@ -15,10 +15,10 @@ Theory of operation.  Three periodic tasks on the broker's event loop, never on 
   than ``max.compaction.lag.ms``, or when a kept tombstone's or transaction marker's delete horizon has
   passed.  Only closed segments wholly below the last stable offset are cleaned (open transactions are
   never touched).  What to clean is decided here, on the loop, with what the cleaner needs of the
-  partition copied into the plan (its aborted transactions, each producer's last batch); the record work
+  log copied into the plan (its aborted transactions, each producer's last batch); the record work
   (``cleaner.py``) runs on one worker thread over snapshots of closed segments, and the swap of old
   segments for cleaned ones happens back on the loop, refused by the log if a segment changed meanwhile
-  (deleted by retention, say).  Then the partition forgets the aborted transactions the clean found no
+  (deleted by retention, say).  Then the log forgets the aborted transactions the clean found no
   records of.
 * **Flush** twice per flush interval (``--fsync interval``: 1 s; or the smallest ``flush.ms``): logs
   whose last fsync is older than their interval and that have unflushed appends are fsynced, so an
@@ -45,9 +45,9 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from .cleaner import Aborted, CleanPlan, CleanResult, clean_groups
-from .storage.base import FSYNC_MODES, INTERVAL_FLUSH_MS, StorageError
-from .storage.log_segment import wall_ms
-from .storage.segment import remove_files
+from ..storage.base import FSYNC_MODES, INTERVAL_FLUSH_MS, StorageError
+from ..storage.log_segment import wall_ms
+from ..storage.segment import remove_files
 
 __all__ = ["LogManager"]
 
@@ -134,9 +134,8 @@ class LogManager:
         producer_expiry = getattr(self.config, "producer_id_expiration_ms", None)
         for topic, p in self._partitions():
             plog = p.log
-            producers = getattr(p, "producers", None)
-            if producer_expiry is not None and producers is not None:
-                producers.expire(now - producer_expiry, keep=p.ongoing_txns)
+            if producer_expiry is not None:
+                plog.remove_expired_producers(now - producer_expiry)
             try:
                 plog.maybe_roll(now)
                 if plog.config.delete_enabled:
@@ -176,7 +175,7 @@ class LogManager:
         return count
 
     def _schedule_purge(self, plog) -> None:
-        due = plog.purge_deleted(self.now_ms(), self._remove_files)
+        due = plog.store.purge_deleted(self.now_ms(), self._remove_files)
         if due is None:
             return
         loop = asyncio.get_running_loop()
@@ -252,7 +251,7 @@ class LogManager:
         segments = plog.segment_infos()
         # Never the active segment, nor the one holding the last stable offset (an open transaction's first
         # record) and those after it, nor a segment younger than min.compaction.lag.ms, nor those after it.
-        last_stable = getattr(p, "last_stable_offset", plog.log_end_offset)
+        last_stable = plog.last_stable_offset
         first_uncleanable = segments[-1].base_offset
         for seg in segments[:-1]:
             if seg.next_offset > last_stable or (
@@ -262,7 +261,8 @@ class LogManager:
         cleanable = [s for s in segments[:-1] if s.base_offset < first_uncleanable]
         if not cleanable:
             return None
-        checkpoint = plog.cleaner_checkpoint
+        store = plog.store
+        checkpoint = store.cleaner_checkpoint
         if checkpoint > plog.log_end_offset or checkpoint < plog.log_start_offset:
             checkpoint = plog.log_start_offset
         dirty = [s for s in cleanable if s.next_offset > checkpoint and s.size_bytes]
@@ -299,7 +299,7 @@ class LogManager:
             groups.append(current)
         # Each producer's last batch keeps its header (its sequence numbers); a producer that wrote only
         # markers in its current epoch keeps those (its epoch).
-        producers = getattr(getattr(p, "producers", None), "producers", {}) or {}
+        producers = plog.producer_state.producers
         last_offsets = {}
         marker_only = {}
         for pid, entry in producers.items():
@@ -309,13 +309,13 @@ class LogManager:
                 marker_only[pid] = entry.epoch
         plan = CleanPlan(name=name, groups=[], dirty=[], now_ms=now, delete_retention_ms=cfg.delete_retention_ms,
                          log_end_offset=plog.log_end_offset, producer_last_offsets=last_offsets, abort=self._abort,
-                         aborted_txns=[t for t in getattr(p, "aborted_txns", ()) if t[2] < end],
+                         aborted_txns=plog.txn_index.before(end),
                          marker_only_producers=marker_only)
         try:
             for g in groups:
-                plan.groups.append(([s.uid for s in g], plog.cleaned_writer(g[0].base_offset), []))
-                plan.groups[-1][2].extend(plog.snapshot_segment(s) for s in g)
-            plan.dirty.extend(plog.snapshot_segment(s) for s in dirty)
+                plan.groups.append(([s.uid for s in g], store.cleaned_writer(g[0].base_offset), []))
+                plan.groups[-1][2].extend(store.snapshot_segment(s) for s in g)
+            plan.dirty.extend(store.snapshot_segment(s) for s in dirty)
         except BaseException:
             _release(plan)
             raise
@@ -330,22 +330,22 @@ class LogManager:
             return False
         plan, end = planned
         plog = p.log
+        store = plog.store
         result = await asyncio.get_running_loop().run_in_executor(self._worker(), clean_groups, plan)
         # Back on the loop: swap, group by group.  A group whose segments changed meanwhile is skipped
         # (its writer discarded) and the checkpoint stays where it was, so the next pass retries.
         swaps = [(uids, writer) for i, (uids, writer, _snaps) in enumerate(plan.groups)
                  if i not in result.unchanged_groups]
-        swapped_all = all(plog.replace_segments(swaps)) if swaps else True
+        swapped_all = all(store.replace_segments(swaps)) if swaps else True
         try:
             if swapped_all:
-                plog.set_cleaner_checkpoint(end)
+                store.set_cleaner_checkpoint(end)
         except StorageError:  # the log was closed meanwhile (its topic deleted)
             return False
         # Aborted transactions below ``end`` that had no batch left when the clean began (whatever became of
         # its swaps): read_committed consumers need not be told about them any more.  Their markers are
         # removed by this clean at the earliest, so an entry never outlives its marker.
-        forget = getattr(p, "forget_aborted_txns", None)
-        forgotten = forget(end, result.aborted_txns_kept) if forget is not None else 0
+        forgotten = plog.forget_aborted_txns(end, result.aborted_txns_kept)
         if result.next_delete_horizon_ms is not None:
             self._horizons[plog] = result.next_delete_horizon_ms
         else:

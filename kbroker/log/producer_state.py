@@ -12,8 +12,12 @@ first and last offset) of its last five batches, the most a producer has in flig
 - accepted with any sequence from a producer id the partition has no state for (its records may have gone
   with retention or DeleteRecords; Kafka accepts them too).
 
-The state is rebuilt from the batch headers of the log when a partition is opened, so it survives restarts
-exactly as far as the log does. Everything runs on the event loop.
+Open transactions are kept here too, as Kafka's ProducerStateManager keeps them: producer id -> the first
+offset of its transaction in this partition (``ongoing_txns``). The oldest of them is the first unstable
+offset, which bounds the last stable offset; a marker closes one (``complete_txn``).
+
+The state is rebuilt from the batch headers of the log when it is opened (``UnifiedLog``), so it survives
+restarts exactly as far as the log does. Everything runs on the event loop.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from .errors import ErrorCode, KafkaError
+from ..errors import ErrorCode, KafkaError
 
 NUM_BATCHES_TO_RETAIN = 5  # Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN; max.in.flight is at most 5
 INT32_MAX = 2147483647
@@ -55,6 +59,19 @@ def _in_sequence(last_seq: int, next_seq: int) -> bool:
 class ProducerStateManager:
     def __init__(self):
         self.producers: dict[int, ProducerEntry] = {}
+        self.ongoing_txns: dict[int, int] = {}  # producer id -> first offset of its open transaction
+
+    def begin_txn(self, producer_id: int, first_offset: int) -> None:
+        """A transactional batch: opens the producer's transaction here unless it is open already."""
+        self.ongoing_txns.setdefault(producer_id, first_offset)
+
+    def complete_txn(self, producer_id: int) -> int | None:
+        """A marker ends the producer's transaction; returns its first offset (None: none was open)."""
+        return self.ongoing_txns.pop(producer_id, None)
+
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the oldest open transaction; None when none is open."""
+        return min(self.ongoing_txns.values()) if self.ongoing_txns else None
 
     def check(self, producer_id: int, epoch: int, first_seq: int, last_seq: int) -> BatchMetadata | None:
         """Check one batch before it is written: the duplicate's metadata, None to write, or KafkaError."""
@@ -98,9 +115,10 @@ class ProducerStateManager:
         entry.last_timestamp = max(entry.last_timestamp, timestamp)
         return entry
 
-    def expire(self, before_ms: int, keep=()) -> int:
+    def expire(self, before_ms: int) -> int:
         """Forget producers whose last batch or marker is older than ``before_ms`` (Kafka's
-        producer.id.expiration.ms), except those in ``keep`` (an open transaction); returns how many."""
+        producer.id.expiration.ms), except those with an open transaction; returns how many."""
+        keep = self.ongoing_txns
         gone = [pid for pid, e in self.producers.items() if pid not in keep and e.last_timestamp < before_ms]
         for pid in gone:
             del self.producers[pid]

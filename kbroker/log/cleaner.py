@@ -40,7 +40,7 @@ record of its key is in the map:
   offset, which have nothing left for read_committed consumers to skip (Kafka's cleaner rewrites the
   transaction index so).
 * Records without a key cannot be compacted; Produce refuses them on compacted topics
-  (``require_keys``) and the cleaner drops any that got in before the topic became compacted, as Kafka's
+  (``unified_log.require_keys``) and the cleaner drops any that got in before the topic became compacted, as Kafka's
   does.
 
 Concurrency: the functions here take snapshots and writers (``storage.base``) and may run on the cleaner's
@@ -53,31 +53,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .errors import ErrorCode, KafkaError
-from .records.builder import build_batch
-from .records.errors import CorruptRecordError
-from .records.record import ABORT, COMMIT, decode_records, parse_control_record
+from ..records.builder import build_batch
+from ..records.record import ABORT, COMMIT, decode_records, parse_control_record
 
-__all__ = ["require_keys", "CleanPlan", "CleanResult", "TxnTracker", "build_offset_map", "clean_groups", "Aborted"]
+__all__ = ["CleanPlan", "CleanResult", "TxnTracker", "build_offset_map", "clean_groups", "Aborted"]
 
 
 class Aborted(Exception):
     """The broker is stopping: the clean gave up between two batches."""
-
-
-def require_keys(buf, batches, topic_partition: str) -> None:
-    """Refuse a produced batch with a keyless record on a compacted topic (Kafka's LogValidator:
-    INVALID_RECORD, "Compacted topic cannot accept message without key")."""
-    for pos, header in batches:
-        try:
-            records = decode_records(buf, pos, header)
-        except CorruptRecordError as e:
-            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(e)) from None
-        for record in records:
-            if record.key is None:
-                raise KafkaError(ErrorCode.INVALID_RECORD,
-                                 f"Compacted topic cannot accept message without key in topic partition "
-                                 f"{topic_partition}.")
 
 
 @dataclass
