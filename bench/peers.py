@@ -559,12 +559,56 @@ class Kafka09(Peer):
         super().stop()
 
 
+class Kafka4(Peer):
+    """Apache Kafka 4 from Maven Central's jars, through the launcher the conformance suite uses
+    (kbroker.conformance.realkafka): KRaft, one combined broker+controller, the JVM options of
+    kafka-server-start.sh. The jars are cached in ~/.cache/kbroker (KBROKER_KAFKA_CACHE), not under bench/."""
+    name = "kafka-4"
+    metadata_version = 4
+    startup_note = ("JVM start to the first Metadata answer; the config and the storage format (a JVM of its own, "
+                    "about 0.7 s) run before the clock starts")
+
+    def install(self) -> None:
+        from kbroker.conformance import realkafka
+        try:
+            realkafka.ensure_jars()
+            self.java = realkafka.java_binary()
+        except realkafka.KafkaUnavailable as e:
+            raise PeerUnavailable(str(e)) from None
+        jv = subprocess.run([self.java, "-version"], capture_output=True, text=True).stderr.splitlines()
+        self.version = f"Apache Kafka {realkafka.KAFKA_VERSION} (Maven Central) on {jv[0] if jv else 'java'}"
+        self.description = f"Apache Kafka {realkafka.KAFKA_VERSION}, KRaft single node, jars from Maven Central"
+        self.notes.append("KRaft combined broker+controller; offsets/transaction topics with one replica and one "
+                          "partition, group.initial.rebalance.delay.ms=0 (as kbroker); JVM as kafka-server-start.sh "
+                          "(-Xms1G -Xmx1G, G1)")
+
+    def command(self, port, data_dir):
+        from kbroker.conformance import realkafka
+        try:
+            java, libs, props, log4j = realkafka.prepare(self._run_dir, port)
+        except realkafka.KafkaUnavailable as e:
+            raise PeerUnavailable(str(e)) from None
+        return realkafka.broker_command(java, libs, props, log4j, realkafka.JVM_AS_SHIPPED)
+
+    def start(self, timeout_s: float = 90.0) -> float:
+        took = super().start(timeout_s)
+        # Metadata answers before the broker is unfenced; workloads need it to lead partitions.
+        from kbroker.conformance import realkafka
+        deadline = time.monotonic() + timeout_s
+        while not realkafka.broker_ready(self.port):
+            if time.monotonic() > deadline or not self.alive():
+                self.stop()
+                raise PeerUnavailable("Kafka answered Metadata but never listed itself as a broker")
+            time.sleep(0.05)
+        return took
+
+
 def all_peers(workdir: Path) -> list[Peer]:
     return [KBroker(workdir, "segment"), KBroker(workdir, "memory"), Tansu(workdir), Noida(workdir),
-            MockCluster(workdir), Kafka09(workdir)]
+            MockCluster(workdir), Kafka09(workdir), Kafka4(workdir)]
 
 
-PEER_NAMES = ["kbroker", "kbroker-memory", "tansu", "noida-db", "rdkafka-mock", "kafka-0.9"]
+PEER_NAMES = ["kbroker", "kbroker-memory", "tansu", "noida-db", "rdkafka-mock", "kafka-0.9", "kafka-4"]
 
 
 if __name__ == "__main__":  # python bench/peers.py: install the peers and say which can be had

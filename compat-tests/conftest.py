@@ -19,7 +19,7 @@ from kcompat.clients import CLIENTS, Unsupported
 from kcompat.reference import Reference
 from kcompat.report import ReportPlugin
 from kcompat.target import (SETTINGS_BROKER, Target, Unavailable, describe, kind_of, probe_auto_create,
-                            start_kbroker, start_real_kafka, storage_of)
+                            start_kbroker, start_real_kafka, starts_settings_broker, storage_of)
 
 HERE = Path(__file__).resolve().parent
 TEST_TIMEOUT_S = 120
@@ -129,13 +129,21 @@ def target(request) -> Target:
 
 @pytest.fixture(scope="session")
 def settings_broker(request, target) -> str:
-    """A broker with auto.create.topics.enable=false (and, for kbroker, message.max.bytes=128 KiB)."""
+    """A broker with auto.create.topics.enable=false (and, for kbroker and Kafka from the jars,
+    message.max.bytes=128 KiB)."""
     if target.kind == "kbroker":
         bootstrap, stop = start_kbroker(request.config.getoption("--kbroker-mode"), storage_of(request.config),
                                         SETTINGS_BROKER)
         yield bootstrap
         stop()
-    elif target.kind == "kafka":  # started with auto-creation off
+    elif starts_settings_broker(target.kind):  # real Kafka from the jars: a second one, with the settings
+        try:
+            bootstrap, stop = start_real_kafka(SETTINGS_BROKER)
+        except Unavailable as e:
+            pytest.skip(str(e))
+        yield bootstrap
+        stop()
+    elif target.kind == "kafka":  # a container, started with auto-creation off
         yield target.bootstrap
     else:
         if probe_auto_create(target.bootstrap):

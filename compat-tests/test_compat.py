@@ -20,6 +20,7 @@ from kcompat import wire
 from kcompat.clients import ClientError, Rec
 from kcompat.partitioners import partition_for
 from kcompat.reference import Reference
+from kcompat.target import starts_settings_broker
 from kcompat.target import SMALL_MESSAGE_MAX_BYTES
 
 scenario = pytest.mark.scenario
@@ -278,8 +279,9 @@ def test_message_too_large(client, target, topic, limit, request):
     if limit.startswith("topic"):
         bootstrap, name = target.bootstrap, topic(configs={"max.message.bytes": str(LIMIT)})
     else:
-        if target.kind != "kbroker":
-            pytest.skip("needs a broker started with message.max.bytes=128 KiB; the suite starts one only for kbroker")
+        if not starts_settings_broker(target.kind):
+            pytest.skip("needs a broker started with message.max.bytes=128 KiB; the suite starts one only for "
+                        "kbroker and for Kafka from the jars")
         bootstrap = request.getfixturevalue("settings_broker")
         name = topic(on=Reference(bootstrap))
     c = client.on(bootstrap)

@@ -55,6 +55,13 @@ def _certs_parser(sub) -> None:
                         "localhost, 127.0.0.1 and ::1 are always in)")
 
 
+def _conformance_parser(sub) -> None:
+    from .conformance.__main__ import add_arguments
+
+    p = sub.add_parser("conformance", help="score a Kafka-compatible broker against Apache Kafka's recorded answers")
+    add_arguments(p)
+
+
 def build_config(args, environ=None) -> BrokerConfig:
     """Settings, later ones winning: the config file, KAFKA_* environment variables, --set, then flags."""
     config = BrokerConfig(data_dir="./data")
@@ -111,11 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     _serve_parser(sub)
     _certs_parser(sub)
     cli_tools.add_parsers(sub)
+    _conformance_parser(sub)
     args = ap.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "certs":
         return _certs(args)
+    if args.command == "conformance":
+        from .conformance.__main__ import run
+
+        return run(args)
     return cli_tools.run(args)
 
 

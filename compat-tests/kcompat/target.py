@@ -2,18 +2,20 @@
 
 Three ways to get one, chosen by the environment (or the matching pytest options):
 
-- ``REAL_KAFKA=1``: a real Apache Kafka in Docker through testcontainers (``REAL_KAFKA_IMAGE``,
-  default confluentinc/cp-kafka:7.9.0, KRaft, auto.create.topics.enable=false). Without a reachable
-  Docker engine every scenario is skipped with that reason.
+- ``REAL_KAFKA=1``: a real Apache Kafka 4 (kbroker.conformance.realkafka: Maven Central's jars, KRaft, one
+  node on free ports, auto.create.topics.enable=false), no Docker. Without Java or the jars every scenario
+  is skipped with that reason.
+- ``REAL_KAFKA=docker``: a real Kafka in Docker through testcontainers (``REAL_KAFKA_IMAGE``, default
+  confluentinc/cp-kafka:7.9.0), for hosts with a Docker engine; without one every scenario is skipped.
 - ``KBROKER_BOOTSTRAP=host:port`` (``--bootstrap``): a broker someone else runs. ``KBROKER_TARGET=kbroker``
   (``--target-name``) says it is a kbroker, which lets unserved features skip (see ``require``).
 - otherwise: a kbroker started here, in this process (default) or as a ``python -m kbroker serve``
   subprocess (``--kbroker-mode process``), with memory storage unless kbroker's own pytest option
   ``--kbroker-storage segment`` asks for segment files.
 
-Scenarios that need broker *settings* ask for a ``settings broker``: kbroker started here gets a second
-instance with auto.create.topics.enable=false and a small message.max.bytes; real Kafka runs with
-auto-creation off already; an external broker is probed and used only if it does not auto-create.
+Scenarios that need broker *settings* ask for a ``settings broker``: kbroker started here, and real Kafka
+from the jars, get a second instance with auto.create.topics.enable=false and a small message.max.bytes;
+a Kafka container runs with auto-creation off already; an external broker is probed and used only if it does not auto-create.
 """
 
 from __future__ import annotations
@@ -86,8 +88,12 @@ class Target:
 def describe(config, revision: bool = True) -> str:
     """The target's label from the options alone (the report's controller process starts no broker);
     ``revision``: with kbroker's git commit when the suite starts kbroker."""
-    if os.environ.get("REAL_KAFKA") == "1":
+    if os.environ.get("REAL_KAFKA") == "docker":
         return f"Apache Kafka ({os.environ.get('REAL_KAFKA_IMAGE', DEFAULT_KAFKA_IMAGE)}, testcontainers)"
+    if os.environ.get("REAL_KAFKA"):
+        from kbroker.conformance.realkafka import KAFKA_VERSION
+
+        return f"Apache Kafka {KAFKA_VERSION} (Maven Central jars, KRaft, started by the suite)"
     bootstrap = config.getoption("--bootstrap") or os.environ.get("KBROKER_BOOTSTRAP")
     if bootstrap:
         name = config.getoption("--target-name") or os.environ.get("KBROKER_TARGET") or "external broker"
@@ -125,7 +131,7 @@ def _kbroker_revision() -> str:
 
 
 def kind_of(config) -> str:
-    if os.environ.get("REAL_KAFKA") == "1":
+    if os.environ.get("REAL_KAFKA"):
         return "kafka"
     if config.getoption("--bootstrap") or os.environ.get("KBROKER_BOOTSTRAP"):
         return "external"
@@ -178,26 +184,46 @@ def start_kbroker(mode: str, storage: str = "memory", settings: dict[str, str] |
     return b.bootstrap_servers, b.stop
 
 
-def start_real_kafka():
+def starts_settings_broker(kind: str) -> bool:
+    """Whether the suite can start a broker with SETTINGS_BROKER: a kbroker, or a Kafka from the jars."""
+    return kind == "kbroker" or (kind == "kafka" and os.environ.get("REAL_KAFKA") != "docker")
+
+
+def start_real_kafka(settings: dict[str, str] | None = None):
+    """A real Kafka: from Maven Central's jars (REAL_KAFKA=1) or a container (REAL_KAFKA=docker); raises
+    Unavailable with the reason when it cannot be had. ``settings``: more server.properties (jars only)."""
+    if os.environ.get("REAL_KAFKA") != "docker":
+        from kbroker.conformance.realkafka import KafkaUnavailable, RealKafka
+
+        kafka = RealKafka(settings={"auto.create.topics.enable": "false", **(settings or {})})
+        try:
+            kafka.start()
+        except KafkaUnavailable as e:
+            raise Unavailable(f"REAL_KAFKA=1: {e}") from None
+        return kafka.bootstrap, kafka.stop
+    return _start_kafka_container()
+
+
+def _start_kafka_container():
     """A Kafka container; raises Unavailable with the reason when Docker or testcontainers is missing."""
     try:
         import docker
     except ImportError:
-        raise Unavailable("REAL_KAFKA=1 needs testcontainers (pip install 'testcontainers[kafka]')") from None
+        raise Unavailable("REAL_KAFKA=docker needs testcontainers (pip install 'testcontainers[kafka]')") from None
     try:
         from testcontainers.community.kafka import KafkaContainer
     except ImportError:
         try:
             from testcontainers.kafka import KafkaContainer
         except ImportError:
-            raise Unavailable("REAL_KAFKA=1 needs testcontainers (pip install 'testcontainers[kafka]')") from None
+            raise Unavailable("REAL_KAFKA=docker needs testcontainers (pip install 'testcontainers[kafka]')") from None
     try:
         client = docker.from_env(timeout=5)
         client.ping()
         client.close()
     except Exception as e:
         first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise Unavailable(f"REAL_KAFKA=1: no Docker engine reachable ({first}); "
+        raise Unavailable(f"REAL_KAFKA=docker: no Docker engine reachable ({first}); "
                           "the real-Kafka run is skipped") from None
     image = os.environ.get("REAL_KAFKA_IMAGE", DEFAULT_KAFKA_IMAGE)
     container = (KafkaContainer(image).with_kraft()
@@ -208,7 +234,7 @@ def start_real_kafka():
     try:
         container.start(timeout=180)
     except Exception as e:
-        raise Unavailable(f"REAL_KAFKA=1: the Kafka container did not start: {e}") from None
+        raise Unavailable(f"REAL_KAFKA=docker: the Kafka container did not start: {e}") from None
     return container.get_bootstrap_server(), container.stop
 
 

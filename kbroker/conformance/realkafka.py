@@ -1,0 +1,389 @@
+"""A real Apache Kafka 4, started from Maven Central's jars: no Docker, no distribution tarball.
+
+How it works:
+
+- ``ensure_jars()`` runs Maven once on ``compat-tests/kafka/pom.xml`` (``dependency:copy-dependencies``),
+  which copies ``kafka_2.13`` and its runtime jars into a cache outside the repository:
+  ``$KBROKER_KAFKA_CACHE`` if set, else ``~/.cache/kbroker/kafka-<version>/libs``. A marker file written
+  last says the copy is whole, so an interrupted download is redone, never half used.
+- ``RealKafka`` writes a server.properties for a combined broker+controller (KRaft, one node) on two free
+  loopback ports in a temporary directory, formats the storage with ``kafka.tools.StorageTool format
+  --standalone`` and a fresh cluster id, starts ``kafka.Kafka`` in its own process group, and waits until
+  Metadata lists the broker (ApiVersions alone answers before the broker is unfenced). ``stop()``
+  terminates the group, then kills it; the context manager and an atexit hook make sure a failing test
+  leaves no JVM behind.
+
+Used by the differential conformance suite (kbroker.conformance), ``make compat REAL_KAFKA=1`` and
+``bench/peers.py``'s Kafka 4 peer. ``python -m kbroker.conformance.realkafka`` downloads the jars, starts
+a broker, prints the timings and stops it (``--fetch-only``: only the download, as ``make kafka-jars``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+# The pinned release: the newest 4.x that Maven Central served here (4.4.0 on 2026-12-03). Keep it equal to
+# compat-tests/kafka/pom.xml's kafka.version; after changing it, refresh the recorded answers
+# (make conformance-record).
+KAFKA_VERSION = "4.4.0"
+HOST = "127.0.0.1"
+REPO_DIR = Path(__file__).resolve().parents[2]
+POM = REPO_DIR / "compat-tests" / "kafka" / "pom.xml"
+COMPLETE_MARKER = ".complete"
+
+# Settings every instance gets: one node, so every internal topic has one replica, and no initial group
+# rebalance delay (Kafka's default of 3 s would make every JoinGroup wait; kbroker's default is 0 too).
+BASE_SETTINGS = {
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "1",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "1",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+}
+
+# JVM options. For tests: a small heap, the serial collector and the C1 compiler only start the broker
+# in about half the time of the defaults and serve a test's few requests as fast. For benchmarks:
+# kafka-server-start.sh's own defaults (KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS).
+JVM_FAST_START = ["-Xms128m", "-Xmx768m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss1m",
+                  "-Djava.awt.headless=true"]
+JVM_AS_SHIPPED = ["-Xmx1G", "-Xms1G", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                  "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+                  "-Djava.awt.headless=true"]
+TOOL_JVM = ["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto"]
+
+LOG4J2 = """\
+rootLogger.level=WARN
+rootLogger.appenderRef.out.ref=OUT
+appender.out.type=Console
+appender.out.name=OUT
+appender.out.target=SYSTEM_OUT
+appender.out.layout.type=PatternLayout
+appender.out.layout.pattern=[%d] %p %m (%c)%n
+"""
+
+
+class KafkaUnavailable(Exception):
+    """Real Kafka cannot be had here; the message says why (no java, no mvn, the download failed...)."""
+
+
+def cache_dir(version: str = KAFKA_VERSION) -> Path:
+    env = os.environ.get("KBROKER_KAFKA_CACHE")
+    base = Path(env) if env else Path.home() / ".cache" / "kbroker"
+    return base / f"kafka-{version}"
+
+
+def libs_dir(version: str = KAFKA_VERSION) -> Path:
+    return cache_dir(version) / "libs"
+
+
+def jars_cached(version: str = KAFKA_VERSION) -> bool:
+    return (libs_dir(version) / COMPLETE_MARKER).exists()
+
+
+def java_binary() -> str:
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if not found:
+        raise KafkaUnavailable("no java on PATH (Kafka 4 needs Java 17 or newer; apt-get install openjdk-17-jre-headless)")
+    return found
+
+
+def ensure_jars(version: str = KAFKA_VERSION, timeout_s: float = 900.0) -> Path:
+    """The directory of Kafka's jars, downloading them with Maven the first time."""
+    libs = libs_dir(version)
+    if jars_cached(version):
+        return libs
+    java_binary()
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise KafkaUnavailable("no mvn on PATH: the Kafka jars are not cached and cannot be downloaded "
+                               f"(apt-get install maven, or put them in {libs})")
+    if not POM.exists():
+        raise KafkaUnavailable(f"{POM} is missing (kbroker is not run from its source tree)")
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent))
+    try:
+        r = subprocess.run([mvn, "-B", "-q", "-f", str(POM), f"-Dkafka.version={version}",
+                            "dependency:copy-dependencies", "-DincludeScope=runtime",
+                            f"-DoutputDirectory={staging}"],
+                           capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise KafkaUnavailable(f"mvn did not finish resolving Kafka {version} within {timeout_s:.0f} s") from None
+    if r.returncode or not list(staging.glob(f"kafka_2.13-{version}.jar")):
+        shutil.rmtree(staging, ignore_errors=True)
+        out = (r.stdout + r.stderr).strip().splitlines()
+        errors = [line for line in out if "ERROR" in line][:3] or out[-3:]
+        raise KafkaUnavailable(f"mvn could not resolve org.apache.kafka:kafka_2.13:{version}: " + " | ".join(errors))
+    (staging / COMPLETE_MARKER).write_text(f"kafka {version}\n")
+    if libs.exists():  # a partial copy from an interrupted run
+        shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)
+    return libs
+
+
+def unavailable_reason(version: str = KAFKA_VERSION) -> str | None:
+    """None when real Kafka can be started here (downloading the jars if needed), else why not."""
+    try:
+        ensure_jars(version)
+    except KafkaUnavailable as e:
+        return str(e)
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def new_cluster_id() -> str:
+    """Kafka's Uuid.randomUuid().toString(): 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def server_properties(port: int, controller_port: int, data_dir: Path, settings: dict[str, str] | None = None) -> str:
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.quorum.bootstrap.servers": f"{HOST}:{controller_port}",
+        "log.dirs": str(data_dir),
+        **BASE_SETTINGS,
+        **(settings or {}),
+    }
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def format_storage(java: str, libs: Path, properties: Path, log4j: Path, cluster_id: str | None = None) -> None:
+    r = subprocess.run([java, *TOOL_JVM, f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*",
+                        "kafka.tools.StorageTool", "format", "-t", cluster_id or new_cluster_id(), "-c",
+                        str(properties), "--standalone"],
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    if r.returncode:
+        raise KafkaUnavailable(f"kafka-storage format failed: {(r.stdout + r.stderr).strip()[-600:]}")
+
+
+def broker_command(java: str, libs: Path, properties: Path, log4j: Path, jvm_opts: list[str]) -> list[str]:
+    return [java, *jvm_opts, f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*", "kafka.Kafka",
+            str(properties)]
+
+
+def prepare(run_dir: Path, port: int, settings: dict[str, str] | None = None,
+            version: str = KAFKA_VERSION) -> tuple[str, Path, Path, Path]:
+    """Write the config into ``run_dir`` and format its storage; returns (java, libs, properties, log4j).
+    The controller listener takes another free port."""
+    java = java_binary()
+    libs = ensure_jars(version)
+    data = run_dir / "data"
+    properties = run_dir / "server.properties"
+    log4j = run_dir / "log4j2.properties"
+    properties.write_text(server_properties(port, free_port(), data, settings))
+    log4j.write_text(LOG4J2)
+    format_storage(java, libs, properties, log4j)
+    return java, libs, properties, log4j
+
+
+# -- readiness probes on a raw socket: kbroker's codec, no client library ------------------------------------
+
+def _roundtrip(sock: socket.socket, api_key: int, version: int, request):
+    from kbroker.wire.header import RequestHeader, encode_request_header, read_response_header
+    from kbroker.wire.messages import BY_KEY
+
+    api = BY_KEY[api_key]
+    out = bytearray()
+    flexible = api.REQUEST_FLEXIBLE_FROM is not None and version >= api.REQUEST_FLEXIBLE_FROM
+    encode_request_header(out, RequestHeader(api_key, version, 1, "kbroker-realkafka"), flexible)
+    api.REQUEST_ENCODERS[version](request, out)
+    sock.sendall(struct.pack(">i", len(out)) + bytes(out))
+    head = _recv_exact(sock, 4)
+    frame = _recv_exact(sock, struct.unpack(">i", head)[0])
+    resp_flexible = api.RESPONSE_FLEXIBLE_FROM is not None and version >= api.RESPONSE_FLEXIBLE_FROM
+    _, pos = read_response_header(frame, resp_flexible and api_key != 18)
+    return api.RESPONSE_DECODERS[version](memoryview(frame), pos)[0]
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("closed by the broker")
+        buf += chunk
+    return bytes(buf)
+
+
+def broker_ready(port: int, timeout_s: float = 1.0) -> bool:
+    """ApiVersions answers and Metadata lists a broker (it does so only once the broker is unfenced)."""
+    from kbroker.wire.messages import api_versions, metadata
+
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout_s) as s:
+            av = _roundtrip(s, 18, 3, api_versions.ApiVersionsRequest(client_software_name="kbroker",
+                                                                      client_software_version="1"))
+            if av.error_code:
+                return False
+            md = _roundtrip(s, 3, 12, metadata.MetadataRequest(topics=[], allow_auto_topic_creation=False))
+            return bool(md.brokers)
+    except (OSError, ConnectionError, ValueError):
+        return False
+
+
+# -- the broker ---------------------------------------------------------------------------------------------
+
+_LIVE: set[RealKafka] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for k in list(_LIVE):
+        k.stop(grace_s=2.0)
+
+
+class RealKafka:
+    """One Kafka node (broker + controller) on free loopback ports.
+
+    ``with RealKafka() as k: k.bootstrap`` ; ``settings`` are extra server.properties keys. ``start()``
+    records ``format_s`` (config + storage format) and ``start_s`` (JVM launch to Metadata listing the broker).
+    """
+
+    def __init__(self, settings: dict[str, str] | None = None, version: str = KAFKA_VERSION,
+                 jvm_opts: list[str] | None = None, workdir: str | Path | None = None):
+        self.settings = dict(settings or {})
+        self.version = version
+        self.jvm_opts = list(JVM_FAST_START if jvm_opts is None else jvm_opts)
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.run_dir: Path | None = None
+        self.port = 0
+        self.format_s = 0.0
+        self.start_s = 0.0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.run_dir / "broker.log" if self.run_dir else None
+
+    def start(self, timeout_s: float = 90.0) -> RealKafka:
+        for attempt in range(2):  # a free port can be taken by someone else before the JVM binds it
+            try:
+                return self._start_once(timeout_s)
+            except KafkaUnavailable as e:
+                if attempt or "Address already in use" not in str(e):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout_s: float) -> RealKafka:
+        self.run_dir = Path(tempfile.mkdtemp(prefix="kbroker-realkafka-", dir=self.workdir))
+        self.port = free_port()
+        t0 = time.perf_counter()
+        try:
+            java, libs, properties, log4j = prepare(self.run_dir, self.port, self.settings, self.version)
+        except BaseException:
+            self._cleanup()
+            raise
+        t1 = time.perf_counter()
+        self.format_s = t1 - t0
+        log = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen(broker_command(java, libs, properties, log4j, self.jvm_opts), stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            log.close()
+        _LIVE.add(self)
+        deadline = t1 + timeout_s
+        while not broker_ready(self.port):
+            if self.proc.poll() is not None:
+                tail = self.log_tail()
+                self.stop()
+                raise KafkaUnavailable(f"Kafka {self.version} exited with code {self.proc.returncode if self.proc else '?'}"
+                                       f" at start: {tail}")
+            if time.perf_counter() > deadline:
+                tail = self.log_tail()
+                self.stop()
+                raise KafkaUnavailable(f"Kafka {self.version} did not answer Metadata within {timeout_s:.0f} s: {tail}")
+            time.sleep(0.05)
+        self.start_s = time.perf_counter() - t1
+        return self
+
+    def log_tail(self, n: int = 1500) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:] if self.log_path else ""
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        proc, self.proc = self.proc, None
+        _LIVE.discard(self)
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+            except ProcessLookupError:
+                pass
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self.run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            self.run_dir = None
+
+    def __enter__(self) -> RealKafka:
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    cached = jars_cached()
+    t0 = time.perf_counter()
+    try:
+        libs = ensure_jars()
+    except KafkaUnavailable as e:
+        print(f"real Kafka unavailable: {e}")
+        return 1
+    fetch_s = time.perf_counter() - t0
+    print(f"Kafka {KAFKA_VERSION} jars in {libs} ({'cached' if cached else f'downloaded in {fetch_s:.1f} s'})")
+    if "--fetch-only" in args:
+        return 0
+    with RealKafka() as k:
+        print(f"Kafka {KAFKA_VERSION} at {k.bootstrap}: config+format {k.format_s:.2f} s, "
+              f"JVM start to Metadata {k.start_s:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

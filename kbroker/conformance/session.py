@@ -1,0 +1,235 @@
+"""What a scenario runs on: the scenario registry, a connection speaking kbroker's codec over a plain
+socket, and the Session that records each answer, normalised (normalize.py), under its step's label.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..wire.header import RequestHeader, encode_request_header, read_response_header
+from ..wire.messages import BY_KEY
+from .normalize import Normalizer
+
+CLIENT_ID = "kbroker-conformance"
+TIMEOUT_S = 15.0
+
+
+class ScenarioError(Exception):
+    """The scenario's premise failed (a set-up step did not work); the scenario's answer records it."""
+
+
+@dataclass
+class Scenario:
+    name: str
+    api_key: int
+    versions: tuple[int, ...]
+    func: Callable
+    doc: str = ""
+
+
+SCENARIOS: list[Scenario] = []
+
+
+def scenario(api_key: int, versions: tuple[int, ...]):
+    """Register a scenario for ``api_key``, run once for each of ``versions``."""
+
+    def register(func):
+        SCENARIOS.append(Scenario(func.__name__, api_key, tuple(versions), func, (func.__doc__ or "").strip()))
+        return func
+
+    return register
+
+
+class Connection:
+    def __init__(self, bootstrap: str, timeout_s: float = TIMEOUT_S):
+        host, _, port = bootstrap.rpartition(":")
+        self.sock = socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s)
+        self.correlation_id = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, api_key: int, version: int, request) -> None:
+        api = BY_KEY[api_key]
+        self.correlation_id += 1
+        flexible = api.REQUEST_FLEXIBLE_FROM is not None and version >= api.REQUEST_FLEXIBLE_FROM
+        out = bytearray()
+        encode_request_header(out, RequestHeader(api_key, version, self.correlation_id, CLIENT_ID), flexible)
+        api.REQUEST_ENCODERS[version](request, out)
+        self.sock.sendall(struct.pack(">i", len(out)) + bytes(out))
+
+    def receive(self, api_key: int, version: int):
+        api = BY_KEY[api_key]
+        frame = self._read(struct.unpack(">i", self._read(4))[0])
+        flexible = api.RESPONSE_FLEXIBLE_FROM is not None and version >= api.RESPONSE_FLEXIBLE_FROM
+        _, pos = read_response_header(frame, flexible and api_key != 18)
+        return api.RESPONSE_DECODERS[version](memoryview(frame), pos)[0]
+
+    def call(self, api_key: int, version: int, request):
+        self.send(api_key, version, request)
+        return self.receive(api_key, version)
+
+    def _read(self, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("the broker closed the connection")
+            buf += chunk
+        return bytes(buf)
+
+
+def api_versions(bootstrap: str) -> dict[int, tuple[int, int]]:
+    from ..wire.messages import api_versions as av
+
+    c = Connection(bootstrap)
+    try:
+        r = c.call(18, 3, av.ApiVersionsRequest(client_software_name=CLIENT_ID, client_software_version="1"))
+    finally:
+        c.close()
+    return {k.api_key: (k.min_version, k.max_version) for k in r.api_keys}
+
+
+class Session:
+    """One scenario at one version against one broker."""
+
+    def __init__(self, bootstrap: str, token: str, served: dict[int, tuple[int, int]], self_node_id: int | None):
+        self.bootstrap = bootstrap
+        self.token = token
+        self.served = served
+        self.norm = Normalizer(token, self_node_id)
+        self.answers: dict[str, Any] = {}
+        self._conn: Connection | None = None
+
+    def name(self, suffix: str) -> str:
+        """A topic, group or transactional id unique to this run."""
+        return f"{self.token}-{suffix}"
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            self._conn = Connection(self.bootstrap)
+        return self._conn
+
+    def new_connection(self) -> Connection:
+        return Connection(self.bootstrap)
+
+    def close(self) -> None:
+        if self._conn:
+            self._conn.close()
+            self._conn = None
+
+    def serves(self, api_key: int, version: int) -> bool:
+        lo, hi = self.served.get(api_key, (None, None))
+        return lo is not None and lo <= version <= hi
+
+    def call(self, label: str, api_key: int, version: int, request, conn: Connection | None = None,
+             record: bool = True):
+        """Send one request; record its normalised answer under ``label``. A version the broker does not
+        advertise is recorded as such and not sent (the broker would close the connection)."""
+        if not self.serves(api_key, version):
+            if record:
+                self.answers[label] = {"not_served": f"{BY_KEY[api_key].NAME} v{version}"}
+            return None
+        try:
+            answer = (conn or self.conn).call(api_key, version, request)
+        except (OSError, ConnectionError) as e:
+            if record:
+                self.answers[label] = {"connection": type(e).__name__}
+            if conn is None:
+                self.close()
+            return None
+        if record:
+            self.answers[label] = self.norm(answer.to_dict())
+        return answer
+
+    def note(self, label: str, value: Any) -> None:
+        """Record a derived observation (for example whether the connection was closed)."""
+        self.answers[label] = self.norm(value)
+
+    # -- set-up helpers (not recorded) -------------------------------------------------------------------
+
+    def create_topic(self, name: str, partitions: int = 1, configs: dict[str, str] | None = None) -> None:
+        from ..wire.messages import create_topics as ct
+
+        req = ct.CreateTopicsRequest(topics=[ct.CreateTopicsRequest.CreatableTopic(
+            name=name, num_partitions=partitions, replication_factor=1,
+            configs=[ct.CreateTopicsRequest.CreatableTopicConfig(name=k, value=v) for k, v in (configs or {}).items()])],
+            timeout_ms=10000)
+        r = self.conn.call(19, 5, req)
+        if r.topics[0].error_code not in (0, 36):
+            raise ScenarioError(f"creating {name}: error {r.topics[0].error_code} {r.topics[0].error_message}")
+        self.wait_for_topic(name, partitions)
+
+    def wait_for_topic(self, name: str, partitions: int, timeout_s: float = 10.0) -> None:
+        from ..wire.messages import metadata as md
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            r = self.conn.call(3, 12, md.MetadataRequest(
+                topics=[md.MetadataRequest.MetadataRequestTopic(name=name)], allow_auto_topic_creation=False))
+            t = r.topics[0] if r.topics else None
+            if t and t.error_code == 0 and len(t.partitions) == partitions and all(
+                    p.leader_id >= 0 for p in t.partitions) and self._partitions_served(name, partitions):
+                return
+            if time.monotonic() > deadline:
+                raise ScenarioError(f"topic {name} not ready after {timeout_s} s")
+            time.sleep(0.02)
+
+    def _partitions_served(self, name: str, partitions: int) -> bool:
+        """Kafka lists a new partition's leader in Metadata a moment before the broker serves it (answers
+        NOT_LEADER_OR_FOLLOWER meanwhile); ListOffsets answering without error says it is served."""
+        from ..wire.messages import list_offsets as lo
+
+        r = self.conn.call(2, 7, lo.ListOffsetsRequest(replica_id=-1, topics=[lo.ListOffsetsRequest.ListOffsetsTopic(
+            name=name, partitions=[lo.ListOffsetsRequest.ListOffsetsPartition(partition_index=i, timestamp=-1)
+                                   for i in range(partitions)])]))
+        return all(p.error_code == 0 for t in r.topics for p in t.partitions)
+
+    def topic_id(self, name: str):
+        from ..wire.messages import metadata as md
+
+        r = self.conn.call(3, 12, md.MetadataRequest(topics=[md.MetadataRequest.MetadataRequestTopic(name=name)],
+                                                     allow_auto_topic_creation=False))
+        return r.topics[0].topic_id
+
+    def _group_coordinator_loaded(self, group: str) -> bool:
+        """Kafka answers FindCoordinator before the group coordinator has loaded its partition; until then
+        group requests fail with COORDINATOR_LOAD_IN_PROGRESS or NOT_COORDINATOR. DescribeGroups tells."""
+        from ..wire.messages import describe_groups as dg
+
+        r = self.conn.call(15, 5, dg.DescribeGroupsRequest(groups=[group]))
+        return r.groups[0].error_code == 0
+
+    def find_coordinator(self, key: str, key_type: int = 0, timeout_s: float = 10.0) -> Connection:
+        """A connection to the coordinator of ``key`` once it is loaded (a single node: the broker itself)."""
+        from ..wire.messages import find_coordinator as fc
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            r = self.conn.call(10, 4, fc.FindCoordinatorRequest(key_type=key_type, coordinator_keys=[key]))
+            c = r.coordinators[0]
+            if c.error_code == 0 and (key_type != 0 or self._group_coordinator_loaded(key)):
+                return self.conn
+            if time.monotonic() > deadline:
+                raise ScenarioError(f"no coordinator for {key}: error {c.error_code}")
+            time.sleep(0.05)
+
+
+def self_node_id(bootstrap: str) -> int | None:
+    from ..wire.messages import metadata as md
+
+    c = Connection(bootstrap)
+    try:
+        r = c.call(3, 12, md.MetadataRequest(topics=[], allow_auto_topic_creation=False))
+    finally:
+        c.close()
+    host, _, port = bootstrap.rpartition(":")
+    for b in r.brokers:
+        if b.port == int(port):
+            return b.node_id
+    return r.brokers[0].node_id if r.brokers else None
