@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 BOOTSTRAP ?= $(KBROKER_BOOTSTRAP)
 BENCH_ARGS ?=
 
-.PHONY: run test unit compat compat-kafka bench gen install bytecode clean kafka-jars conformance conformance-record
+.PHONY: run test unit compat compat-kafka bench fuzz gen install bytecode clean kafka-jars conformance conformance-record
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +89,14 @@ endif
 compat-kafka: bytecode
 	bash compat-tests/setup.sh
 	@$(COMPAT_KAFKA)
+
+# The fuzz suite at length (tests/test_fuzz.py): frames generated from the schemas and mutated, against the
+# decoder and a running broker. `make test` runs the same tests with a bounded example count;
+# FUZZ_EXAMPLES sets how many here.
+FUZZ_EXAMPLES ?= 20000
+fuzz: bytecode
+	HYPOTHESIS_PROFILE=fuzz KBROKER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:warnings -x \
+		-o timeout=0 tests/test_fuzz.py
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -r bench/requirements.txt

@@ -23,6 +23,7 @@ from .state_log import KeyedState, keyed_state
 from .config import BrokerConfig
 from .topic_store import FileTopicStore, MemoryTopicStore
 from .producer_ids import ProducerIdManager
+from .errors import KafkaError
 from .partition import get_partition_or_error
 from .security.acl import Authorizer
 from .security.credentials import CredentialStore
@@ -173,9 +174,16 @@ class BrokerState:
     # -- topics --------------------------------------------------------------
 
     def auto_create_topic(self, name: str):
+        """The topic created for a Metadata or Produce request naming it; None when it cannot be (its name
+        collides with an existing topic's): the client sees UNKNOWN_TOPIC_OR_PARTITION, as from Kafka, whose
+        controller refuses the creation its auto-creation asked for."""
         if name in self.topics.pending:  # a CreateTopics for it is still making its partitions
             return None
-        return self.topics.create(name, self.config.num_partitions)
+        try:
+            return self.topics.create(name, self.config.num_partitions)
+        except KafkaError as e:
+            log.warning("auto-creation of topic %s refused: %s", name, e.message)
+            return None
 
     def delete_topic(self, topic) -> None:
         self.topics.delete(topic)

@@ -1,7 +1,9 @@
 """Topics: names, ids, partition counts and config overrides, kept in the topic store (topic_store.py).
 
 Kafka's rules for names (``Topic.validate``): 1 to 249 characters from ``[a-zA-Z0-9._-]``, not ``.`` or
-``..``. A topic is created with a random id (the ids Fetch v13+ and DeleteTopics v6 use) and one partition
+``..``. Metric names make '.' and '_' the same character, so a name colliding with an existing topic's that
+way (``a.b`` and ``a_b``) is refused as Kafka's controller refuses it (ReplicationControlManager
+.validateNewTopicNames): INVALID_TOPIC_EXCEPTION naming the least colliding topic. A topic is created with a random id (the ids Fetch v13+ and DeleteTopics v6 use) and one partition
 log per partition in the log store.
 """
 
@@ -26,6 +28,13 @@ log = logging.getLogger("kbroker.topics")
 MAX_NAME_LENGTH = 249
 _LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+
+
+def collision_key(name: str) -> str | None:
+    """The name with '.' as '_' (Kafka's Topic.unifyCollisionChars); None when it has neither."""
+    if "." not in name and "_" not in name:
+        return None
+    return name.replace(".", "_")
 
 
 def validate_topic_name(name: str | None) -> None:
@@ -128,6 +137,7 @@ class TopicManager:
         self.by_id: dict[uuid.UUID, Topic] = {}
         self.pending: set[str] = set()
         self.version = 0
+        self._colliding: dict[str, set[str]] = {}  # collision_key -> names of topics that have it
         self._doc: dict = {}
         self._saved_facts: dict = {}
         self._batch: list[dict] | None = None
@@ -173,6 +183,16 @@ class TopicManager:
         self.by_name[topic.name] = topic
         self.by_id[topic.topic_id] = topic
         self.version += 1
+        key = collision_key(topic.name)
+        if key is not None:
+            self._colliding.setdefault(key, set()).add(topic.name)
+
+    def _check_collision(self, name: str) -> None:
+        key = collision_key(name)
+        names = self._colliding.get(key) if key is not None else None
+        if names:
+            raise KafkaError(ErrorCode.INVALID_TOPIC_EXCEPTION,
+                             f"Topic '{name}' collides with existing topic: {min(names)}")
 
     # -- persistence ----------------------------------------------------------------------------------
 
@@ -232,6 +252,7 @@ class TopicManager:
         validate_topic_name(name)
         if name in self.by_name or name in self.pending:
             raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        self._check_collision(name)
         if num_partitions <= 0:
             raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
         topic = Topic(name, uuid.uuid4(), dict(configs or {}), defaults=self.defaults)
@@ -283,6 +304,11 @@ class TopicManager:
         del self.by_id[topic.topic_id]
         self.version += 1
         self._record({"op": "delete_topic", "name": topic.name})
+        key = collision_key(topic.name)
+        if key is not None:
+            self._colliding[key].discard(topic.name)
+            if not self._colliding[key]:
+                del self._colliding[key]
         for p in topic.partitions:
             p.log.close()
             p.wake_waiters()

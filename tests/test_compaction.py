@@ -494,7 +494,9 @@ def test_records_without_a_key_are_refused_on_compacted_topics():
             name="keys-only", partition_data=[produce.ProduceRequest.PartitionProduceData(index=0, records=bytes(batch))])])
         part = raw.request(0, 9, req).responses[0].partition_responses[0]
         assert part.error_code == 87  # INVALID_RECORD
-        assert part.error_message == "Compacted topic cannot accept message without key in topic partition keys-only-0."
+        message = "Compacted topic cannot accept message without key in topic partition keys-only-0"
+        assert [(e.batch_index, e.batch_index_error_message) for e in part.record_errors] == [(1, message)]
+        assert part.error_message.endswith(f"[RecordError(batchIndex=1, message='{message}')]")
         raw.close()
         errors = []
         p = Producer({"bootstrap.servers": b.bootstrap_servers})

@@ -4,10 +4,20 @@ v17 and v18 add fields only replicas send (directory id, KIP-853; high watermark
 Long polling: when less than ``min_bytes`` is available the handler waits, up to ``max_wait_ms``, on the
 partitions it was asked about; an append to any of them wakes it at once (no timers that poll).
 
+The wait ends at once, as Kafka's ReplicaManager ends it, when no partition of the request can be read
+(unknown topics or ids, partition indexes out of range: nothing to wait for) or when reading one gave an error
+(OFFSET_OUT_OF_RANGE, a fenced epoch, its topic deleted during the wait): the answer carries the errors.
+
 Records are served as stored: whole batches, from the batch that contains the fetch offset (the client skips
 the records before its offset), at least one whole batch for the first partition with data even when it is
-larger than the limits (KIP-74), then within ``partition_max_bytes`` and the response's ``max_bytes``. An empty
-partition carries zero-length, non-null records (librdkafka rejects null).
+larger than the limits (KIP-74), then within ``partition_max_bytes`` and the answer's limit: the request's
+``max_bytes`` capped by the broker's ``fetch.max.bytes`` (KafkaApis: min(request, fetch.max.bytes), and
+``min_bytes`` no more than that). An empty partition carries zero-length, non-null records (librdkafka
+rejects null).
+
+A partition named more than once is served once, as Kafka keys a request's partitions in a map: in the place
+of its first mention, with the fetch position and limit of its last. A client cannot make one answer carry
+the same bytes many times over.
 
 Fetch sessions (KIP-227) are refused the way a Kafka broker whose session cache is full refuses them: a
 request to open a session (epoch 0) gets session id 0 and every fetch is a full fetch; an incremental fetch
@@ -24,15 +34,18 @@ Authorisation: READ on each topic, else TOPIC_AUTHORIZATION_FAILED for its parti
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from ..errors import ErrorCode
 from ..partition import fetch_epoch, get_partition_or_error
 from ..records.batch import iter_batches
 from ..security import acl
+from ..storage.base import StorageError
 from ..storage.file_region import FileRegion
 from ..wire.messages import fetch as API
 
+log = logging.getLogger("kbroker.fetch")
 R = API.FetchResponse
 FINAL_EPOCH = -1
 
@@ -41,37 +54,69 @@ def handle(ctx, req: API.FetchRequest):
     if ctx.version >= 7 and req.session_id != 0 and req.session_epoch != 0:
         return R(error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND, session_id=0, responses=[])
     targets = _resolve(ctx, req)
-    response, size = _build(ctx, req, targets)
-    if size >= req.min_bytes or req.max_wait_ms <= 0 or not targets:
+    max_bytes = min(req.max_bytes, ctx.broker.config.fetch_max_bytes)
+    min_bytes = min(req.min_bytes, max_bytes)
+    response, size, read_error = _build(ctx, req, targets, max_bytes)
+    if size >= min_bytes or req.max_wait_ms <= 0 or read_error or not _readable(targets):
         return response
-    return _long_poll(ctx, req, targets)
+    return _long_poll(ctx, req, targets, max_bytes, min_bytes)
 
 
 def _resolve(ctx, req):
-    """[(response topic, [(request partition, Partition or error code)])] in request order."""
+    """[(response topic, [(request partition, Partition or error code)])]: each partition once, in the place
+    of its first mention with the request entry of its last (Kafka's fetchData map), grouped into topics the
+    way Kafka's FetchResponse groups them (consecutive partitions of the same topic)."""
     topics = ctx.broker.topics
     by_id = ctx.version >= 13
-    out = []
+    resolved = {}  # topic key -> (topic, error code for its partitions if it has none)
+    chosen = {}  # (topic key, partition) -> (request topic, request partition), in first-mention order
     for ft in req.topics:
-        topic = topics.by_id.get(ft.topic_id) if by_id else topics.get(ft.topic)
-        missing = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        if (topic is not None or not by_id) and not ctx.authorize(acl.READ, acl.TOPIC,
-                                                                 topic.name if topic is not None else ft.topic):
-            missing, topic = ErrorCode.TOPIC_AUTHORIZATION_FAILED, None
-        parts = []
+        key = ft.topic_id if by_id else ft.topic
+        if key not in resolved:
+            topic = topics.by_id.get(ft.topic_id) if by_id else topics.get(ft.topic)
+            missing = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            if (topic is not None or not by_id) and not ctx.authorize(
+                    acl.READ, acl.TOPIC, topic.name if topic is not None else ft.topic):
+                missing, topic = ErrorCode.TOPIC_AUTHORIZATION_FAILED, None
+            resolved[key] = (topic, missing)
         for fp in ft.partitions:
-            if topic is None:
-                parts.append((fp, missing))
-            else:
-                parts.append((fp, get_partition_or_error(topic, fp.partition)))
-        out.append((ft, parts))
+            chosen[(key, fp.partition)] = (ft, fp)
+    out = []
+    last_key = object()
+    for (key, index), (ft, fp) in chosen.items():
+        topic, missing = resolved[key]
+        target = missing if topic is None else get_partition_or_error(topic, index)
+        if key != last_key:
+            out.append((ft, []))
+            last_key = key
+        out[-1][1].append((fp, target))
     return out
 
 
-def _build(ctx, req, targets):
+def _readable(targets) -> bool:
+    return any(not isinstance(p, int) for _, parts in targets for _, p in parts)
+
+
+def _gone(ctx, p) -> int:
+    """The error for a partition whose topic was deleted since the request was resolved (a long poll
+    outlives it), else 0: its log is closed and must not be read."""
+    topic = p.topic
+    if topic is None or ctx.broker.topics.by_id.get(topic.topic_id) is topic:
+        return 0
+    return ErrorCode.UNKNOWN_TOPIC_ID if ctx.version >= 13 else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def _error_data(index: int, error: int):
+    return R.PartitionData(partition_index=index, error_code=error, high_watermark=-1, last_stable_offset=-1,
+                           log_start_offset=-1, records=b"")
+
+
+def _build(ctx, req, targets, max_bytes: int):
+    """(response, bytes of records in it, whether reading a partition gave an error)."""
     read_committed = req.isolation_level == 1
-    remaining = req.max_bytes if req.max_bytes > 0 else 0
+    remaining = max_bytes if max_bytes > 0 else 0
     total = 0
+    read_error = False
     first_with_data = True
     responses = []
     for ft, parts in targets:
@@ -79,8 +124,12 @@ def _build(ctx, req, targets):
         responses.append(R.FetchableTopicResponse(topic=ft.topic, topic_id=ft.topic_id, partitions=rparts))
         for fp, p in parts:
             if isinstance(p, int):
-                rparts.append(R.PartitionData(partition_index=fp.partition, error_code=p, high_watermark=-1,
-                                              last_stable_offset=-1, log_start_offset=-1, records=b""))
+                rparts.append(_error_data(fp.partition, p))
+                continue
+            err = _gone(ctx, p)
+            if err:
+                read_error = True
+                rparts.append(_error_data(fp.partition, err))
                 continue
             err = p.check_current_leader_epoch(fetch_epoch(fp.current_leader_epoch))
             hw = p.high_watermark
@@ -94,11 +143,19 @@ def _build(ctx, req, targets):
                 if offset < start or offset > p.log_end_offset:
                     err = ErrorCode.OFFSET_OUT_OF_RANGE
                 elif offset < limit:
-                    max_bytes = min(fp.partition_max_bytes, remaining)
-                    if max_bytes > 0 or first_with_data:
+                    part_max = min(fp.partition_max_bytes, remaining)
+                    if part_max > 0 or first_with_data:
                         # KIP-74: the first partition with data returns at least one whole batch.
-                        chunks = p.read(offset, max_bytes, min_one_batch=first_with_data,
-                                        max_offset=lso if read_committed else None, regions=True)
+                        try:
+                            chunks = p.read(offset, part_max, min_one_batch=first_with_data,
+                                            max_offset=lso if read_committed else None, regions=True)
+                        except (StorageError, OSError) as e:
+                            # Its files could not be read: an error for this partition, as Kafka's
+                            # KAFKA_STORAGE_ERROR, never the connection.
+                            log.error("fetch from %s-%d at %d: %s", p.topic.name if p.topic else "?",
+                                      p.index, offset, e)
+                            chunks = []
+                            err = ErrorCode.KAFKA_STORAGE_ERROR
                         size = sum(len(c) for c in chunks)
                         if size:
                             records = chunks
@@ -110,11 +167,13 @@ def _build(ctx, req, targets):
                                            for pid, first in p.aborted_transactions(offset, _end_offset(chunks))]
                 if read_committed and aborted is None:
                     aborted = []
+            if err:
+                read_error = True
             rparts.append(R.PartitionData(
                 partition_index=fp.partition, error_code=err, high_watermark=hw, last_stable_offset=lso,
                 log_start_offset=start, aborted_transactions=aborted, preferred_read_replica=-1, records=records,
             ))
-    return R(throttle_time_ms=0, error_code=0, session_id=0, responses=responses), total
+    return R(throttle_time_ms=0, error_code=0, session_id=0, responses=responses), total, read_error
 
 
 def _end_offset(chunks) -> int:
@@ -128,8 +187,9 @@ def _end_offset(chunks) -> int:
     return last + 1
 
 
-async def _long_poll(ctx, req, targets):
-    """Wait for appends until ``min_bytes`` are there or ``max_wait_ms`` has passed.
+async def _long_poll(ctx, req, targets, max_bytes: int, min_bytes: int):
+    """Wait for appends until ``min_bytes`` are there, a partition reads with an error (its topic deleted,
+    say) or ``max_wait_ms`` has passed.
 
     The waiters are registered before the partitions are looked at again: an append that lands between
     ``handle`` returning and this coroutine starting is then seen, not slept through.
@@ -139,9 +199,9 @@ async def _long_poll(ctx, req, targets):
     while True:
         futures = [p.wait_for_append() for p in partitions]
         try:
-            response, size = _build(ctx, req, targets)
+            response, size, read_error = _build(ctx, req, targets, max_bytes)
             remaining = deadline - time.monotonic()
-            if size >= req.min_bytes or remaining <= 0 or ctx.broker.stopping:
+            if size >= min_bytes or read_error or remaining <= 0 or ctx.broker.stopping or not futures:
                 return response
             await asyncio.wait(futures, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         finally:

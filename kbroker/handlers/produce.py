@@ -7,6 +7,11 @@ the whole ISR). Topics are auto-created when ``auto.create.topics.enable`` is on
 changes what a transaction v2 producer may rely on, and kbroker does not offer transaction v2); v13 names
 topics by id (KIP-516): an unknown id is UNKNOWN_TOPIC_ID, and ids are never auto-created.
 
+A batch refused for some of its records (keyless records on a compacted topic) names each of them in
+``record_errors`` (v8+, KIP-467: the record's index in its batch and why) with Kafka's summary as the
+partition's ``error_message`` and the partition's log start offset, as Kafka's RecordValidationException
+answer; errors about the batch as a whole (MESSAGE_TOO_LARGE, CORRUPT_MESSAGE) name no record.
+
 Authorisation, as KafkaApis: transactional batches need WRITE on the transactional id (else every partition
 is TRANSACTIONAL_ID_AUTHORIZATION_FAILED); each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED); creating one
 also needs CREATE on the cluster or the topic (as Metadata's auto-creation), else UNKNOWN_TOPIC_OR_PARTITION.
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 import logging
 
-from ..errors import ErrorCode, KafkaError
+from ..errors import ErrorCode, KafkaError, RecordValidationError
 from ..partition import get_partition_or_error
 from ..records.batch import ATTRIBUTES_OFFSET, TRANSACTIONAL_MASK
 from ..security import acl
@@ -90,6 +95,13 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
             try:
                 base_offset, append_time = partition.append(pd.records, topic.max_message_bytes,
                                                             topic.log_append_time, produce_version=ctx.version)
+            except RecordValidationError as e:
+                parts.append(R.PartitionProduceResponse(
+                    index=pd.index, error_code=e.code, base_offset=-1, log_append_time_ms=-1,
+                    log_start_offset=partition.log_start_offset, error_message=e.message,
+                    record_errors=[R.BatchIndexAndErrorMessage(batch_index=i, batch_index_error_message=m)
+                                   for i, m in e.record_errors]))
+                continue
             except KafkaError as e:
                 parts.append(_partition_error(pd.index, e.code, e.message))
                 continue

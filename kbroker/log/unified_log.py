@@ -29,9 +29,10 @@ Concurrency: everything runs on the event loop, and no method awaits, so no two 
 
 from __future__ import annotations
 
+import logging
 import time
 
-from ..errors import ErrorCode, KafkaError
+from ..errors import ErrorCode, KafkaError, RecordValidationError
 from ..records.batch import (
     LOG_OVERHEAD,
     iter_batches,
@@ -46,24 +47,27 @@ from ..records.errors import CorruptRecordError, InvalidRecordError
 from ..records.record import ABORT, COMMIT, decode_records, parse_control_record, record_for_timestamp
 from .leader_epoch_cache import LeaderEpochCache
 from .producer_state import ProducerStateManager
+from ..storage.base import StorageError
 from .transaction_index import TransactionIndex
 
 __all__ = ["UnifiedLog", "require_keys"]
 
+log = logging.getLogger("kbroker.log")
+
 
 def require_keys(buf, batches, topic_partition: str) -> None:
-    """Refuse a produced batch with a keyless record on a compacted topic (Kafka's LogValidator:
-    INVALID_RECORD, "Compacted topic cannot accept message without key")."""
+    """Refuse a produced batch with keyless records on a compacted topic as Kafka's LogValidator does:
+    INVALID_RECORD naming each keyless record by its index in the batch (KIP-467), the first batch that has
+    any refused whole."""
+    message = f"Compacted topic cannot accept message without key in topic partition {topic_partition}"
     for pos, header in batches:
         try:
             records = decode_records(buf, pos, header)
         except CorruptRecordError as e:
             raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(e)) from None
-        for record in records:
-            if record.key is None:
-                raise KafkaError(ErrorCode.INVALID_RECORD,
-                                 f"Compacted topic cannot accept message without key in topic partition "
-                                 f"{topic_partition}.")
+        keyless = [(i, message) for i, record in enumerate(records) if record.key is None]
+        if keyless:
+            raise RecordValidationError(ErrorCode.INVALID_RECORD, keyless)
 
 
 class UnifiedLog:
@@ -89,7 +93,13 @@ class UnifiedLog:
         epochs = self.leader_epoch_cache
         offset = store.log_start_offset
         while offset < store.log_end_offset:
-            chunks = store.read(offset, 1 << 20)
+            try:
+                chunks = store.read(offset, 1 << 20)
+            except StorageError as e:
+                # A damaged batch in the body of a segment (recovery checks only the tail): the state is
+                # what the batches before it say, and fetches of it get KAFKA_STORAGE_ERROR.
+                log.error("%s: producer state replay stopped at offset %d: %s", self.name, offset, e)
+                break
             if not chunks:
                 break
             for chunk in chunks:

@@ -70,18 +70,26 @@ class IndexPair:
     def position_for(self, rel_offset: int) -> int:
         """Position of the last indexed batch starting at or below ``rel_offset``
         (0 when none is): scanning forward from it finds the batch holding it."""
-        i = bisect_right(self.rel_offsets, rel_offset)
-        return self.positions[i - 1] if i else 0
+        i = self.entry_for(rel_offset)
+        return self.positions[i] if i >= 0 else 0
+
+    def entry_for(self, rel_offset: int) -> int:
+        """The number of the entry ``position_for`` uses; -1 for none."""
+        return bisect_right(self.rel_offsets, rel_offset) - 1
 
     def position_for_timestamp(self, timestamp_ms: int) -> int:
-        """A position at or before the first batch whose maxTimestamp >= ``timestamp_ms``.
+        """A position at or before the first batch whose maxTimestamp >= ``timestamp_ms``."""
+        i = self.entry_for_timestamp(timestamp_ms)
+        return self.positions[i] if i >= 0 else 0
+
+    def entry_for_timestamp(self, timestamp_ms: int) -> int:
+        """The number of the entry ``position_for_timestamp`` uses; -1 for none.
 
         Entry i records the largest timestamp up to index point i; the first
         entry reaching the target marks the first index point at or after the
         batch we want, and the previous index point is before it.
         """
-        i = bisect_left(self.timestamps, timestamp_ms)
-        return self.positions[i - 1] if i else 0
+        return bisect_left(self.timestamps, timestamp_ms) - 1
 
     # -- persistence ------------------------------------------------------------
 

@@ -14,6 +14,17 @@ through the page cache and indexes are written lazily; it is also bounded --
 ``seal`` (at roll and close) indexes the last batch, so a cleanly closed
 segment's tail is a single batch.
 
+Index entries are trusted only as far as they are checked.  On load, as
+Kafka's sanityCheck does, whole entries in order within the log, and the last
+one against the batch it names.  An entry in the body can still lie (point
+into the middle of a batch, or at another batch), so every lookup checks the
+header at the entry it uses -- the read that follows needs that header anyway
+-- and a lie rebuilds the index from the segment (``_rebuild_index``).  Walks
+over batch headers check each one (magic, a length that fits the file, offsets
+that increase): reads return whole batches up to a damaged one and raise
+``CorruptSegmentError`` when the batch asked for is the damaged one, so an
+answer never carries bytes that are not whole batches.
+
 Writes go through ``_write`` (``os.pwrite`` at the segment's recorded size,
 never ``O_APPEND``), a seam tests replace to inject a full disk.  An append
 either completes or is undone: on any error the file is cut back to where it
@@ -31,6 +42,7 @@ Concurrency: none; see ``base``.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import random
 import struct
@@ -43,7 +55,7 @@ from kbroker.storage.base import StorageError
 from kbroker.storage.file_region import FileRegion
 from kbroker.storage.index import IndexPair
 
-__all__ = ["LogSegment", "segment_file_name", "LOG_SUFFIX", "INDEX_SUFFIX", "TIME_INDEX_SUFFIX",
+__all__ = ["LogSegment", "CorruptSegmentError", "segment_file_name", "LOG_SUFFIX", "INDEX_SUFFIX", "TIME_INDEX_SUFFIX",
            "DELETED_SUFFIX", "CLEANED_SUFFIX", "SWAP_SUFFIX", "iter_file_batches"]
 
 LOG_SUFFIX = ".log"
@@ -53,6 +65,13 @@ DELETED_SUFFIX = ".deleted"
 # Compaction's replacement segment while it is written, then once it is complete (Kafka's names).
 CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
+
+log = logging.getLogger("kbroker.storage")
+
+
+class CorruptSegmentError(StorageError):
+    """A batch header in a segment's body is damaged: the batch cannot be served."""
+
 
 # The write seam: ``_write(fd, data, position) -> bytes written``.  Tests replace it.
 _write = os.pwrite
@@ -64,8 +83,12 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 _I32_MAX = 2**31 - 1
-# baseOffset, batchLength, lastOffsetDelta: what offset lookups need (27 bytes).
-_OFFSETS = struct.Struct(">qi11xi")
+# baseOffset, batchLength, magic, lastOffsetDelta: what offset lookups need (27 bytes).
+_OFFSETS = struct.Struct(">qi4xb6xi")
+# The smallest batchLength a v2 batch header can have (no records).
+_MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
+# index.interval.bytes for an index rebuilt at read time when the segment was not opened with one.
+_DEFAULT_INDEX_INTERVAL = 4096
 _unpack_offsets = _OFFSETS.unpack_from
 _unpack_header = HEADER.unpack_from
 
@@ -114,7 +137,7 @@ class LogSegment:
     __slots__ = ("directory", "base_offset", "log_path", "index", "fd", "size", "next_offset",
                  "max_timestamp", "offset_of_max_timestamp", "bytes_since_index",
                  "last_batch_position", "last_batch_base", "uid", "rolling_base_ms", "modified_ms",
-                 "roll_jitter_ms", "_undo")
+                 "roll_jitter_ms", "_undo", "index_interval_bytes")
 
     def __init__(self, directory: str, base_offset: int):
         self.uid = next(_uids)
@@ -123,6 +146,7 @@ class LogSegment:
         self.rolling_base_ms = self.modified_ms = wall_ms()
         self.roll_jitter_ms = 0                  # drawn from segment.jitter.ms when it is created
         self._undo = None                        # how to take back the last append
+        self.index_interval_bytes = _DEFAULT_INDEX_INTERVAL  # for an index rebuilt at read time
         self.log_path = self._path(LOG_SUFFIX)
         self.index = IndexPair(self._path(INDEX_SUFFIX), self._path(TIME_INDEX_SUFFIX))
         self.fd = -1
@@ -161,6 +185,7 @@ class LogSegment:
         """Open and recover an existing segment; returns it and what recovery
         had to do (empty when the segment was intact)."""
         seg = cls(directory, base_offset)
+        seg.index_interval_bytes = index_interval_bytes
         seg.fd = os.open(seg.log_path, os.O_RDWR)
         try:
             seg.modified_ms = os.fstat(seg.fd).st_mtime_ns // 1_000_000
@@ -176,6 +201,7 @@ class LogSegment:
         built by a scan (no CRC check: the cleaner wrote every batch itself) and
         written without an fsync -- recovery rebuilds what a crash loses."""
         seg = cls(directory, base_offset)
+        seg.index_interval_bytes = index_interval_bytes
         seg.fd = os.open(seg.log_path, os.O_RDWR)
         try:
             seg.index.reset()
@@ -415,19 +441,85 @@ class LogSegment:
     def _find_batch(self, offset: int, window: _Window | None = None) -> tuple[int, int]:
         """``(position, base offset)`` of the first batch whose last offset is
         >= ``offset``; position == size when there is none."""
-        pos = self.index.position_for(offset - self.base_offset) if offset > self.base_offset else 0
         if window is None:
             window = _Window(self.fd, self.size, SCAN_CHUNK_BYTES)
+        entry = self.index.entry_for(offset - self.base_offset) if offset > self.base_offset else -1
+        pos, min_base = self._checked_entry(entry, window)
         end = self.size
         while pos < end:
-            at = window.ensure(pos, _OFFSETS.size)
-            if at < 0:
-                raise StorageError(f"{self.log_path} is shorter than its recorded size {end}")
-            base, length, last_delta = _unpack_offsets(window.data, at)
-            if base + last_delta >= offset:
+            base, size, last = self._batch_at(pos, min_base, window)
+            if last >= offset:
                 return pos, base
-            pos += length + LOG_OVERHEAD
+            pos += size
+            min_base = last + 1
         return end, -1
+
+    def _checked_entry(self, entry: int, window: _Window) -> tuple[int, int]:
+        """(position, base offset) of index entry ``entry`` (-1: the segment's
+        first batch) once the batch header there says the same; an entry that
+        lies has the index rebuilt, and the walk starts from the first batch."""
+        if entry < 0:
+            return 0, self.base_offset
+        index = self.index
+        pos = index.positions[entry]
+        expected = self.base_offset + index.rel_offsets[entry]
+        at = window.ensure(pos, _OFFSETS.size)
+        if at >= 0:
+            base, _length, magic, _delta = _unpack_offsets(window.data, at)
+            if base == expected and magic == MAGIC:
+                # The entry is true; whether the batch there is whole is for the walk to check.
+                return pos, expected
+        self._rebuild_index(f"index entry {entry} ({expected} at {pos}) does not match the batch there")
+        return 0, self.base_offset
+
+    def _batch_at(self, pos: int, min_base: int, window: _Window) -> tuple[int, int, int]:
+        """(base offset, size, last offset) of the batch at ``pos``, checked to
+        be a whole v2 batch within the file whose offsets start at or above
+        ``min_base``; CorruptSegmentError if it is not."""
+        at = window.ensure(pos, _OFFSETS.size)
+        if at < 0:
+            raise StorageError(f"{self.log_path} is shorter than its recorded size {self.size}")
+        base, length, magic, last_delta = _unpack_offsets(window.data, at)
+        if magic != MAGIC or length < _MIN_BATCH_LENGTH or pos + length + LOG_OVERHEAD > self.size or \
+                base < min_base or last_delta < 0:
+            raise CorruptSegmentError(f"{self.log_path}: the batch header at position {pos} is damaged "
+                                      f"(base offset {base}, length {length}, magic {magic})")
+        return base, length + LOG_OVERHEAD, base + last_delta
+
+    def _rebuild_index(self, why: str) -> None:
+        """Index the segment afresh from its batch headers (a lying entry was
+        found at read time).  Unlike recovery nothing is truncated: the walk
+        stops at a damaged header, which reads then report."""
+        log.warning("%s: rebuilding its indexes (%s)", self.log_path, why)
+        index = self.index
+        index.reset()
+        interval = self.index_interval_bytes
+        window = _Window(self.fd, self.size, SCAN_CHUNK_BYTES)
+        pos = 0
+        min_base = self.base_offset
+        since = 0
+        max_ts = offset_of_max = -1
+        while pos < self.size:
+            try:
+                base, size, last = self._batch_at(pos, min_base, window)
+            except StorageError:
+                break
+            at = window.ensure(pos, HEADER_SIZE)
+            if at < 0:
+                break
+            batch_max_ts = _unpack_header(window.data, at)[8]
+            if batch_max_ts > max_ts:
+                max_ts, offset_of_max = batch_max_ts, last
+            if since > interval:
+                index.append(base - self.base_offset, pos, max_ts, offset_of_max - self.base_offset)
+                since = 0
+            since += size
+            pos += size
+            min_base = last + 1
+        if pos == self.size:
+            self.bytes_since_index = since
+        self._undo = None
+        index.persist()
 
     def read(self, offset: int, max_bytes: int, min_one_batch: bool) -> tuple[memoryview | None, bool]:
         """Whole batches from the one holding ``offset`` within ``max_bytes``
@@ -449,19 +541,23 @@ class LogSegment:
         total = 0
         last = -1
         full = False
+        min_base = -1
         while pos < end:
-            at = window.ensure(pos, _OFFSETS.size)
-            if at < 0:
-                raise StorageError(f"{self.log_path} is shorter than its recorded size {end}")
-            base, length, last_delta = _unpack_offsets(window.data, at)
-            size = length + LOG_OVERHEAD
+            try:
+                base, size, batch_last = self._batch_at(pos, min_base, window)
+            except CorruptSegmentError:
+                if not total:
+                    raise
+                full = True  # the whole batches before the damaged one; the next read reports it
+                break
             if (max_offset is not None and base >= max_offset) or \
                     (total + size > max_bytes and (total or not min_one_batch)):
                 full = True
                 break
             total += size
             pos += size
-            last = base + last_delta
+            last = min_base = batch_last
+            min_base += 1
         if not total:
             return None, full
         return FileRegion(self.fd, start, total, last), full
@@ -469,21 +565,23 @@ class LogSegment:
     def find_batch_by_timestamp(self, timestamp_ms: int, min_offset: int) -> bytes | None:
         """The first batch with maxTimestamp >= ``timestamp_ms`` and last offset
         >= ``min_offset``, or None."""
-        pos = self.index.position_for_timestamp(timestamp_ms)
-        if min_offset > self.base_offset:
-            pos = max(pos, self.index.position_for(min_offset - self.base_offset))
         end = self.size
         window = _Window(self.fd, end, TIMESTAMP_WALK_BYTES)
+        entry = self.index.entry_for_timestamp(timestamp_ms)
+        if min_offset > self.base_offset:
+            entry = max(entry, self.index.entry_for(min_offset - self.base_offset))
+        pos, min_base = self._checked_entry(entry, window)
         while pos < end:
+            base, size, last = self._batch_at(pos, min_base, window)
             at = window.ensure(pos, HEADER_SIZE)
             if at < 0:
                 raise StorageError(f"{self.log_path} is shorter than its recorded size {end}")
-            base, length, _e, _m, _c, _a, last_delta, _bts, batch_max_ts, *_ = _unpack_header(window.data, at)
-            size = length + LOG_OVERHEAD
-            if batch_max_ts >= timestamp_ms and base + last_delta >= min_offset:
+            batch_max_ts = _unpack_header(window.data, at)[8]
+            if batch_max_ts >= timestamp_ms and last >= min_offset:
                 at = window.ensure(pos, size)
                 return window.data[at:at + size]
             pos += size
+            min_base = last + 1
         return None
 
 
