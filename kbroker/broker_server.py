@@ -20,6 +20,7 @@ from .control import Control, RequestLog
 from .control_http import ControlHttpServer
 from .faults import Faults
 from .log.log_manager import LogManager
+from .metrics import BrokerMetrics
 from .security import tls
 from .security.authenticator import ListenerAuth
 from .server import KafkaServer
@@ -39,6 +40,7 @@ class BrokerServer:
         self.control_http: ControlHttpServer | None = None
         self.control_host: str | None = None
         self.control_port: int | None = None
+        self.metrics = BrokerMetrics(self)  # GET /metrics; the request path counts into it
 
     async def start(self) -> None:
         self.state = BrokerState(self.config)
@@ -50,7 +52,7 @@ class BrokerServer:
             for listener in self.state.listeners:
                 auth = ListenerAuth(listener, self.state.credentials) if listener.sasl else None
                 server = KafkaServer(self.state, listener, auth)
-                server.faults, server.request_log = faults, request_log
+                server.faults, server.request_log, server.metrics = faults, request_log, self.metrics
                 ssl_context = tls.server_context(listener) if listener.tls else None
                 _, listener.bound_port = await server.start(listener.host, listener.port, ssl=ssl_context)
                 self.servers.append(server)
@@ -59,7 +61,7 @@ class BrokerServer:
                 await server.stop(grace_s=0)
             raise
         self.server = self.servers[0]
-        self.control = Control(self.state, self.server)
+        self.control = Control(self.state, self.server, self)
         first = self.state.listeners[0]
         self.host, self.port = first.host, first.bound_port
         self.state.advertised_host, self.state.advertised_port = first.advertised()

@@ -26,6 +26,8 @@ async def serve(config: BrokerConfig, ready=None) -> None:
         print(f"kbroker listening on {listener.name}://{listener.host}:{listener.bound_port}", flush=True)
     if running.control_port is not None:
         log.info("control plane on http://%s:%d", running.control_host, running.control_port)
+        print(f"kbroker console on http://{running.control_host}:{running.control_port}/ "
+              f"(metrics: /metrics)", flush=True)
     if ready is not None:
         ready(running)
     stop = asyncio.Event()
