@@ -33,12 +33,15 @@ AUTHORIZED_OPERATIONS_NOT_REQUESTED = -2147483648
 
 
 class EncodedResponse:
-    """A Metadata response body already encoded (the kept all-topics answer)."""
+    """A Metadata response body already encoded (the kept all-topics answer). ``error_code`` and ``topics``
+    are what it says, for whoever reads answers without decoding them (metrics.py counts error codes)."""
 
-    __slots__ = ("body",)
+    __slots__ = ("body", "error_code", "topics")
 
-    def __init__(self, body: bytes):
+    def __init__(self, body: bytes, topics: list):
         self.body = body
+        self.error_code = 0
+        self.topics = topics
 
 
 def _encoder(generated):
@@ -59,11 +62,12 @@ API.RESPONSE_ENCODERS = {v: _encoder(f) for v, f in _generated.RESPONSE_ENCODERS
 class _AllTopics:
     """What is kept of the all-topics answer while ``TopicManager.version`` stays the same."""
 
-    __slots__ = ("topics_version", "entries", "encoded")
+    __slots__ = ("topics_version", "entries", "topic_entries", "encoded")
 
     def __init__(self, topics_version: int, entries: list):
         self.topics_version = topics_version
         self.entries = entries   # [(topic name, entry)], in creation order
+        self.topic_entries = [e for _name, e in entries]
         self.encoded: dict[tuple, bytes] = {}  # (version, host, port) -> body
 
 
@@ -113,7 +117,7 @@ def handle(ctx, req: API.MetadataRequest) -> R:
                 out = bytearray()
                 _generated.RESPONSE_ENCODERS[ctx.version](_response(ctx, [e for _n, e in kept.entries]), out)
                 body = kept.encoded[key] = bytes(out)
-            return EncodedResponse(body)
+            return EncodedResponse(body, kept.topic_entries)
         if req.include_topic_authorized_operations and ctx.version >= 8:  # filled in below: fresh entries
             entries = [topic_entry(broker, t) for t in list(topics.by_name.values())
                        if ctx.authorize(acl.DESCRIBE, acl.TOPIC, t.name, log_denied=False)]
