@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 9092
+# make run serves the Schema Registry beside the broker on this port (8081, Confluent's default); the
+# broker itself serves none unless asked (kbroker serve --schema-registry-port N).
+SCHEMA_REGISTRY_PORT ?= 8081
 DATA ?= ./data
 # The control plane: metrics (/metrics) and the web console (/), on loopback.
 CONTROL_PORT ?= 9644
@@ -31,7 +34,7 @@ bytecode: $(STAMP)
 	@$(PY) -m compileall -q kbroker
 
 run: bytecode
-	$(VENV)/bin/kbroker serve --host $(HOST) --port $(PORT) --data-dir $(DATA) --control-port $(CONTROL_PORT)
+	$(VENV)/bin/kbroker serve --host $(HOST) --port $(PORT) --data-dir $(DATA) --control-port $(CONTROL_PORT) --schema-registry-port $(SCHEMA_REGISTRY_PORT)
 
 gen: $(STAMP)
 	$(PY) tools/gen.py

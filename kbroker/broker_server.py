@@ -41,6 +41,7 @@ class BrokerServer:
         self.control_host: str | None = None
         self.control_port: int | None = None
         self.metrics = BrokerMetrics(self)  # GET /metrics; the request path counts into it
+        self.schema_registry = None  # (server, host, port) when the Schema Registry listener is on
 
     async def start(self) -> None:
         self.state = BrokerState(self.config)
@@ -70,6 +71,11 @@ class BrokerServer:
                                                   self.config.control_allow_hosts)
             self.control_host, self.control_port = await self.control_http.start(self.config.control_host,
                                                                                  self.config.control_port)
+        if self.config.schema_registry_port is not None:
+            from . import schema_registry
+            self.schema_registry = await schema_registry.start(
+                self.state, self.config.schema_registry_host, self.config.schema_registry_port,
+                self.config.schema_compatibility_level)
 
     async def stop(self) -> None:
         if self.state is not None:
@@ -79,6 +85,8 @@ class BrokerServer:
                     p.wake_waiters()
         if self.control_http is not None:
             await self.control_http.stop()
+        if self.schema_registry is not None:
+            await self.schema_registry[0].stop()
         for server in self.servers:
             await server.stop()
         if self.state is not None and self.state.log_manager is not None:

@@ -75,6 +75,7 @@ class BrokerState:
         self.cluster_id = doc["cluster_id"]
         self.producer_ids = ProducerIdManager(self.topics)
         self.transactions_enabled = True
+        self.schema_registry = None  # kbroker.schema_registry.Registry when its listener is on
         clock = AsyncioClock()
         self.groups = GroupCoordinator(clock, self._group_config(), self._offset_store(),
                                        on_change=self.changes.notify)
@@ -234,4 +235,3 @@ class BrokerState:
                 except OSError as e:
                     log.error("closing %s-%d: %s", t.name, p.index, e)
         self.log_store.close()
-

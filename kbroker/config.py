@@ -77,6 +77,10 @@ class BrokerConfig:
     control_port: int | None = None  # None: no HTTP control plane
     control_token: str | None = field(default=None, repr=False)  # bearer token of the control plane
     control_allow_hosts: list[str] = field(default_factory=list)  # more names the control plane answers to
+    # The Schema Registry (kbroker/schema_registry/): its own HTTP listener, off unless a port is given.
+    schema_registry_host: str = "127.0.0.1"
+    schema_registry_port: int | None = None
+    schema_compatibility_level: str = "BACKWARD"  # Confluent's schema.compatibility.level default
     # Broker-wide defaults of topic configs, by topic config name ("retention.ms": "3600000"), from the
     # log.* settings; only what was set.
     topic_defaults: dict[str, str] = field(default_factory=dict)
@@ -166,6 +170,9 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
         "transaction_abort_timed_out_transaction_cleanup_interval_ms", int),
     "kbroker.fsync": ("fsync", _fsync),
     "kbroker.storage": ("storage", str),
+    "kbroker.schema.registry.port": ("schema_registry_port", int),
+    "kbroker.schema.registry.host": ("schema_registry_host", str),
+    "schema.compatibility.level": ("schema_compatibility_level", lambda v: v.strip().upper()),
 }
 
 # A listener's own connection limit, besides the broker's (Kafka's ConnectionQuotas per listener).

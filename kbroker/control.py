@@ -60,6 +60,15 @@ def _bytes_field(b) -> dict | None:
         return {"encoding": "base64", "data": base64.b64encode(raw).decode()}
 
 
+def _add_decoded(entry: dict, registry, rec) -> None:
+    from .schema_registry.wire_format import decode
+
+    for name, data in (("key", rec.key), ("value", rec.value)):
+        decoded = decode(registry, data)
+        if decoded is not None:
+            entry[f"{name}_decoded"] = decoded
+
+
 class Control:
     def __init__(self, state, server, broker_server=None):
         self.state = state
@@ -115,6 +124,8 @@ class Control:
                             "value": _bytes_field(rec.value),
                             "headers": [{"key": k, "value": _bytes_field(v)} for k, v in rec.headers],
                         })
+                        if self.state.schema_registry is not None:  # values/keys with a registered schema id
+                            _add_decoded(out[-1], self.state.schema_registry, rec)
         return out
 
     def group(self, group_id: str) -> dict:

@@ -125,7 +125,7 @@ def _create_all(ctx, req: API.CreateTopicsRequest, refused: dict):
                 name=key, value=topic.config(key), read_only=False,
                 config_source=_config_source(levels, topic, key), is_sensitive=False,
             )
-            for key in sorted(TOPIC_CONFIGS)
+            for key in sorted(TOPIC_CONFIGS) if TOPIC_CONFIGS[key].listed or key in topic.configs
         ]
         config_error = 0
         if not ctx.authorize(acl.DESCRIBE_CONFIGS, acl.TOPIC, ct.name, log_denied=False):
