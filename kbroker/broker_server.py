@@ -117,7 +117,7 @@ class ClusterServers:
 
     Broker ``i`` (from 0) is ``config`` with node id ``config.node_id + i``, its data directory
     ``<data dir>/broker-<node id>`` and its port ``config.port + i`` (0 stays 0: a free one each); the
-    controller keeps the cluster's metadata in ``<data dir>/.kbroker/metadata.json``. Brokers start one after
+    controller keeps the cluster's metadata in ``<data dir>/.kbroker/topics.journal``. Brokers start one after
     another, so the first one hosts the coordinators. ``stop_broker`` / ``start_broker`` stop a broker cleanly
     and start it again on the same port and data directory; ``wait_for_leaders`` waits, without polling, until
     every partition has a live leader.
@@ -200,6 +200,7 @@ class ClusterServers:
             self.control_http = None
         for node in sorted(self.servers, reverse=True):
             await self.stop_broker(node)
+        self.controller.close()  # the topic store's journal; a later change opens it again
 
     def all_partitions_have_leaders(self) -> bool:
         live = set(self.controller.live_broker_ids())

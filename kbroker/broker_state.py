@@ -6,7 +6,7 @@ and one loop can hold several states (a cluster in one process), each over its o
 
 Cluster: the topics, their partitions' leaders and the producer-id blocks come from the controller
 (controller.py) the state is given: one shared by the brokers of a cluster in one process, or, for a
-broker on its own, an ``InProcessController`` of its own over its data directory's ``.kbroker/metadata.json``
+broker on its own, an ``InProcessController`` of its own over its data directory's topic store
 (a cluster of one). The state registers as a broker with it (``register``) once its listeners are bound, and
 is told of every change as a ``MetadataListener``. The group and transaction coordinators are hosted by one
 broker of the cluster (``Controller.coordinator_id``); the others answer NOT_COORDINATOR.
@@ -76,6 +76,7 @@ class BrokerState(MetadataListener):
         self.advertised_host = config.advertised
         self.advertised_port = config.advertised_port or config.port
         self.log_store, topic_store = self._open_storage()
+        self.owns_controller = controller is None  # a cluster's is closed by the cluster
         if controller is None:
             controller = InProcessController(topic_store, config.cluster_id)
         self.controller = controller
@@ -189,6 +190,7 @@ class BrokerState(MetadataListener):
         self.changes.notify()
 
     def on_brokers_change(self) -> None:
+        self.topics.version += 1  # the Metadata answer lists the live brokers and their partitions' leaders
         self.changes.notify()
 
     def live_endpoint(self, node_id: int, listener_name: str) -> tuple[str, int] | None:
@@ -232,6 +234,8 @@ class BrokerState(MetadataListener):
         """The topic created for a Metadata or Produce request naming it; None when it cannot be (its name
         collides with an existing topic's): the client sees UNKNOWN_TOPIC_OR_PARTITION, as from Kafka, whose
         controller refuses the creation its auto-creation asked for."""
+        if name in self.topics.pending:  # a CreateTopics for it is still making its partitions
+            return None
         try:
             return self.topics.create(name, self.config.num_partitions,
                                       replication_factor=self.config.default_replication_factor)
@@ -285,4 +289,6 @@ class BrokerState(MetadataListener):
                 p.log.close()
             except OSError as e:
                 log.error("closing %s-%d: %s", p.topic.name, p.index, e)
+        if self.owns_controller:
+            self.controller.close()
         self.log_store.close()

@@ -4,8 +4,8 @@ over the metadata image; ZooKeeper's /brokers and /brokers/topics before it).
 
 Every broker reads the cluster from a ``Controller`` and asks it for every change; none keeps a topic list of
 its own. A single broker is a cluster of one over the same path: its controller is an
-``InProcessController`` over the broker's own ``.kbroker/metadata.json`` (the document the topic store
-always wrote, with the replica assignment and partition state added beside each topic). Several brokers in
+``InProcessController`` over the broker's own topic store (topic_store.py: a state log of the document
+it always kept, with the replica assignment and partition state added beside each topic). Several brokers in
 one process share one ``InProcessController``; a PostgreSQL-backed controller (a later slice) implements the
 same interface for brokers in separate processes.
 
@@ -32,9 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import random
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .errors import ErrorCode, KafkaError
@@ -143,7 +146,8 @@ class Controller:
 
     def create_topic(self, name: str, num_partitions: int, replication_factor: int,
                      assignments: list[list[int]] | None, configs: dict[str, str],
-                     validate_only: bool = False) -> TopicRegistration:
+                     validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
+        """``topic_id``: the id the asking broker already opened its logs under (None: a new one)."""
         raise NotImplementedError
 
     def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
@@ -161,6 +165,19 @@ class Controller:
         """Compare-and-set: apply (leader, isr) if the partition is still at (leader_epoch, partition_epoch),
         else FENCED_LEADER_EPOCH / INVALID_UPDATE_VERSION (KafkaError) and nothing changes."""
         raise NotImplementedError
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def batch(self):
+        """A context in which changes reach the controller's store together (one admin request)."""
+        return contextlib.nullcontext()
+
+    def after_durable(self, action) -> None:
+        """Run ``action`` once the changes made so far are durable (removing a deleted topic's logs)."""
+        action()
+
+    def close(self) -> None:
+        pass
 
     # -- ids -----------------------------------------------------------------------------------------
 
@@ -192,14 +209,17 @@ def place_replicas(brokers: list[int], num_partitions: int, replication_factor: 
 class InProcessController(Controller):
     """The controller of the brokers in this process, over a topic store document (topic_store.py).
 
-    Document: ``cluster_id``, ``producer_id_block_end``, and ``topics`` by name with ``id``, ``partitions``
-    (the count), ``configs`` and ``replicas_state`` (a PartitionRegistration per partition). A document
-    written before clusters existed has no ``replicas_state``: its partitions belong to the first broker
-    that registers (the broker that wrote it)."""
+    Document: ``cluster_id``, ``producer_id_block_end``, ``coordinator_id``, and ``topics`` by name with
+    ``id``, ``partitions`` (the count), ``configs`` and ``replicas_state`` (a PartitionRegistration per
+    partition), kept as the topic store's state log: each change is recorded as the topic or fact it leaves,
+    one append per admin request (``batch``). A topic written before clusters existed has no
+    ``replicas_state``: its partitions belong to the first broker that registers (the broker that wrote it)."""
 
     def __init__(self, store, cluster_id: str | None = None):
         self._store = store
         self._doc = store.load()
+        self._batch: list[dict] | None = None
+        self._after_batch: list = []  # what must wait until the batch is durable (removing logs)
         self._brokers: dict[int, BrokerRegistration] = {}
         self._listeners: dict[int, MetadataListener] = {}
         self._topics: dict[str, TopicRegistration] = {}
@@ -208,7 +228,7 @@ class InProcessController(Controller):
         self._change_waiters: list[asyncio.Future] = []
         if "cluster_id" not in self._doc:
             self._doc["cluster_id"] = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            self._persist()
+            self._record_fact("cluster_id")
         self.cluster_id = self._doc["cluster_id"]
         for name, t in self._doc.get("topics", {}).items():
             topic = TopicRegistration(name, uuid.UUID(t["id"]), dict(t.get("configs", {})))
@@ -219,6 +239,7 @@ class InProcessController(Controller):
             else:
                 topic.partitions = [PartitionRegistration.from_json(s) for s in states]
             self._topics[name] = topic
+        self._doc.pop("topics", None)  # kept in _topics from here on; _doc holds the broker-wide facts
 
     # -- reads -------------------------------------------------------------------------------------------
 
@@ -236,16 +257,46 @@ class InProcessController(Controller):
 
     # -- persistence -----------------------------------------------------------------------------------
 
-    def _persist(self) -> None:
-        self._doc["topics"] = {
-            t.name: {"id": str(t.topic_id), "partitions": len(t.partitions), "configs": t.configs,
-                     "replicas_state": [p.to_json() for p in t.partitions]}
-            for t in self._topics.values() if t not in self._legacy
-        } | {t.name: {"id": str(t.topic_id), "partitions": len(t.partitions), "configs": t.configs}
-             for t in self._legacy}
-        if self._coordinator is not None:
-            self._doc["coordinator_id"] = self._coordinator
-        self._store.save(self._doc)
+    # The store is a state log (topic_store.py): each change is recorded as the topic (or fact) it leaves,
+    # and the changes of one admin request (``batch``) reach it in one append and one fsync.
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Changes made inside reach the topic store together, when the block ends."""
+        if self._batch is not None:
+            yield
+            return
+        self._batch, self._after_batch = [], []
+        try:
+            yield
+        finally:
+            changes, self._batch = self._batch, None
+            after, self._after_batch = self._after_batch, []
+            self._store.append(changes)
+            for action in after:
+                action()
+
+    def after_durable(self, action) -> None:
+        """Run ``action`` once the changes recorded so far are durable (at once outside a batch)."""
+        if self._batch is not None:
+            self._after_batch.append(action)
+        else:
+            action()
+
+    def _record(self, change: dict) -> None:
+        if self._batch is not None:
+            self._batch.append(change)
+        else:
+            self._store.append([change])
+
+    def _record_topic(self, topic: TopicRegistration) -> None:
+        value = {"id": str(topic.topic_id), "partitions": len(topic.partitions), "configs": dict(topic.configs)}
+        if not any(t is topic for t in self._legacy):
+            value["replicas_state"] = [p.to_json() for p in topic.partitions]
+        self._record({"op": "topic", "name": topic.name, "value": value})
+
+    def _record_fact(self, key: str) -> None:
+        self._record({"op": "set", "key": key, "value": self._doc[key]})
 
     def wait_for_change(self) -> asyncio.Future:
         """A future that completes at the next change of brokers or topics (the control plane's wait)."""
@@ -278,15 +329,21 @@ class InProcessController(Controller):
         registration.alive = True
         self._brokers[node] = registration
         self._listeners[node] = listener
+        with self.batch():
+            self._register(node, listener)
+        log.info("broker %d registered: %s", node, registration.endpoints)
+
+    def _register(self, node: int, listener: MetadataListener) -> None:
         if self._coordinator is None:
             self._coordinator = node
-            self._persist()
+            self._doc["coordinator_id"] = node
+            self._record_fact("coordinator_id")
         if self._legacy:  # a single broker's data directory from before clusters: its partitions are ours
-            for topic in self._legacy:
+            legacy, self._legacy = self._legacy, []
+            for topic in legacy:
                 topic.partitions = [PartitionRegistration([node], [node], NO_LEADER, 0, 0)
                                     for _ in topic.partitions]
-            self._legacy = []
-            self._persist()
+                self._record_topic(topic)
         listener_topics = list(self._topics.values())
         for topic in listener_topics:
             listener.on_topic_change(topic)  # the new broker's image, before anything is elected
@@ -298,15 +355,19 @@ class InProcessController(Controller):
                     self._elect(topic, index, node)
                     changed = True
             if changed:
-                self._persist()
+                self._record_topic(topic)
                 self._notify(topic)
-        log.info("broker %d registered: %s", node, registration.endpoints)
 
     def unregister_broker(self, node_id: int) -> None:
         reg = self._brokers.get(node_id)
         if reg is None or not reg.alive:
             return
         reg.alive = False
+        with self.batch():
+            self._unregister(node_id)
+        log.info("broker %d stopped", node_id)
+
+    def _unregister(self, node_id: int) -> None:
         live = set(self.live_broker_ids())
         for topic in list(self._topics.values()):
             changed = False
@@ -320,11 +381,10 @@ class InProcessController(Controller):
                             isr=[r for r in p.isr if r != node_id] if others else p.isr)
                 changed = True
             if changed:
-                self._persist()  # once per topic, not per partition: a broker may lead thousands
+                self._record_topic(topic)  # once per topic, not per partition: a broker may lead thousands
                 self._notify(topic)  # the leaving broker too: it stops leading before it stops serving
         self._listeners.pop(node_id, None)
         self._notify_brokers()
-        log.info("broker %d stopped", node_id)
 
     def _elect(self, topic: TopicRegistration, index: int, leader: int, isr: list[int] | None = None) -> None:
         """The controller's own change, at the epochs it holds; the caller persists."""
@@ -356,7 +416,7 @@ class InProcessController(Controller):
                                     p.leader_epoch + (1 if leader != p.leader else 0), p.partition_epoch + 1)
         topic.partitions[index] = new
         if persist:
-            self._persist()
+            self._record_topic(topic)
         return new
 
     # -- topics ------------------------------------------------------------------------------------------
@@ -382,7 +442,7 @@ class InProcessController(Controller):
 
     def create_topic(self, name: str, num_partitions: int, replication_factor: int,
                      assignments: list[list[int]] | None, configs: dict[str, str],
-                     validate_only: bool = False) -> TopicRegistration:
+                     validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
         if name in self._topics:
             raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
         if assignments is not None:
@@ -395,13 +455,13 @@ class InProcessController(Controller):
                 raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
                                  "Replication factor must be larger than 0, or -1 to use the default value.")
             replicas = place_replicas(self.live_broker_ids(), num_partitions, replication_factor)
-        topic = TopicRegistration(name, uuid.uuid4(), dict(configs))
+        topic = TopicRegistration(name, topic_id or uuid.uuid4(), dict(configs))
         if validate_only:
             topic.partitions = [PartitionRegistration(list(r), list(r)) for r in replicas]
             return topic
         topic.partitions = self._new_partitions(replicas)
         self._topics[name] = topic
-        self._persist()
+        self._record_topic(topic)
         self._notify(topic)
         log.info("created topic %s with %d partitions", name, len(replicas))
         return topic
@@ -411,21 +471,27 @@ class InProcessController(Controller):
         topic = self._topics[name]
         current = len(topic.partitions)
         if assignments is not None:
+            if len(assignments) != count - current:
+                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                 f"Increasing the number of partitions by {count - current} but "
+                                 f"{len(assignments)} assignments provided.")
             self._check_assignments(assignments)
             replicas = assignments
         else:
             rf = len(topic.partitions[0].replicas) if topic.partitions else 1
             replicas = place_replicas(self.live_broker_ids(), count - current, rf, first_partition=current)
-        if validate_only:
-            return topic
+        if validate_only:  # what it would be: the new partitions placed
+            return TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), topic.partitions +
+                                     [PartitionRegistration(list(r), list(r)) for r in replicas])
         topic.partitions = topic.partitions + self._new_partitions(replicas)
-        self._persist()
+        self._record_topic(topic)
         self._notify(topic)
         return topic
 
     def delete_topic(self, name: str) -> None:
         topic = self._topics.pop(name)
-        self._persist()
+        self._legacy = [t for t in self._legacy if t is not topic]
+        self._record({"op": "delete_topic", "name": name})
         for listener in list(self._listeners.values()):
             listener.on_topic_deleted(topic)
         self._changed()
@@ -434,13 +500,16 @@ class InProcessController(Controller):
     def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         topic = self._topics[name]
         topic.configs = dict(configs)
-        self._persist()
+        self._record_topic(topic)
         self._notify(topic)
+
+    def close(self) -> None:
+        self._store.close()
 
     # -- ids ---------------------------------------------------------------------------------------------
 
     def allocate_producer_ids(self) -> tuple[int, int]:
         first = self._doc.get("producer_id_block_end", 0)
         self._doc["producer_id_block_end"] = first + PRODUCER_ID_BLOCK_SIZE
-        self._persist()
+        self._record_fact("producer_id_block_end")
         return first, first + PRODUCER_ID_BLOCK_SIZE

@@ -10,9 +10,11 @@ log per partition in the log store.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
 from .errors import ErrorCode, KafkaError
@@ -81,10 +83,54 @@ class Topic:
         return LogConfig.from_topic_config(self.config)
 
 
+# Partitions opened per turn of the event loop when an admin request creates many: about 0.1 s of work
+# here, so that one request for 10,000 partitions does not stop every other client for seconds.
+PARTITIONS_PER_TURN = 200
+
+
+def run_steps(steps: Generator):
+    """Run a generator of steps to its end; its return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+async def run_in_turns(topics: "TopicManager", steps: Generator, per_turn: int = PARTITIONS_PER_TURN):
+    """Run a generator of steps, giving the event loop a turn after every ``per_turn`` of them. The
+    changes of each stretch reach the metadata store before the loop turns, so no other request's change
+    waits in this one's batch; the last stretch's are durable before the value is returned."""
+    while True:
+        with topics.batch():
+            try:
+                for _ in range(per_turn):
+                    next(steps)
+            except StopIteration as done:
+                return done.value
+        await asyncio.sleep(0)
+
+
 class TopicManager:
     """The broker's image of the cluster's topics, kept current by the controller (controller.py): every
-    change is asked of the controller, which applies it and tells every broker (``apply`` / ``remove``).
-    A broker opens a log only for the partitions it is a replica of."""
+    change is asked of the controller, which records it and tells every broker (``apply`` / ``remove``).
+    A broker opens a log only for the partitions it is a replica of.
+
+    Changes made inside ``with topics.batch():`` (one admin request) reach the controller's store together,
+    in one append and one fsync; outside a batch each change is appended at once.
+
+    Creating many partitions (``creation`` below) is done in steps, so that a handler can let the event
+    loop serve others between them: the controller places the partitions first (validation only), this
+    broker opens its logs one per step, and the controller is asked to create the topic at the end, when
+    ``apply`` takes the logs already open. Meanwhile the topic's name is reserved (``pending``): it is not
+    yet in ``by_name``, so Metadata, Produce and Fetch do not see it, and a second creation of the same name
+    is refused. A creation that fails part way removes the partition logs it made, so nothing half created
+    stays behind, on disk or in the metadata.
+
+    ``version`` counts changes to what the Metadata answer says of topics (the set of topics, their
+    partitions, leaders and ISR) and of the brokers (``BrokerState.on_brokers_change``); the Metadata
+    handler keeps its all-topics answer while it is unchanged.
+    """
 
     def __init__(self, controller, node_id: int, log_store, defaults: dict[str, str], changes=None):
         self.changes = changes  # notified on every append (the control plane's wait)
@@ -94,12 +140,16 @@ class TopicManager:
         self.defaults = defaults
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
+        self.pending: set[str] = set()
+        self.version = 0
         self._colliding: dict[str, set[str]] = {}  # collision_key -> names of topics that have it (the image's)
+        self._prepared: dict[tuple[uuid.UUID, int], object] = {}  # logs a creation opened, for ``apply``
 
     # -- the controller's changes, applied to this broker's image ------------------------------------------
 
     def apply(self, reg) -> Topic:
         """A topic's registration (controller.TopicRegistration), new or changed."""
+        self.version += 1
         topic = self.by_name.get(reg.name)
         if topic is not None and topic.topic_id != reg.topic_id:
             self.remove(topic)
@@ -120,14 +170,18 @@ class TopicManager:
                 continue
             store = None
             if self.node_id in preg.replicas:
-                cfg = cfg or topic.log_config()
-                store = self.log_store.open_log(topic.name, topic.topic_id, i, cfg)
+                store = self._prepared.pop((topic.topic_id, i), None)
+                if store is None:
+                    cfg = cfg or topic.log_config()
+                    store = self.log_store.open_log(topic.name, topic.topic_id, i, cfg)
             topic.partitions.append(Partition(topic, i, store, changes=self.changes, node_id=self.node_id,
                                               registration=preg))
         return topic
 
     def remove(self, topic: Topic) -> None:
-        """A deleted topic: its local logs are deleted and whoever waits on it answers."""
+        """A deleted topic: whoever waits on it answers, and its local logs are deleted once the deletion is
+        durable (a crash before it keeps the data)."""
+        self.version += 1
         if self.by_name.get(topic.name) is topic:
             del self.by_name[topic.name]
             self.by_id.pop(topic.topic_id, None)
@@ -136,11 +190,16 @@ class TopicManager:
                 self._colliding[key].discard(topic.name)
                 if not self._colliding[key]:
                     del self._colliding[key]
+        local = [p.index for p in topic.partitions if p.log is not None]
         for p in topic.partitions:
             if p.log is not None:
                 p.log.close()
-                self.log_store.delete_log(topic.name, topic.topic_id, p.index)
             p.wake_waiters()
+
+        def remove_logs() -> None:
+            for i in local:
+                self.log_store.delete_log(topic.name, topic.topic_id, i)
+        self.controller.after_durable(remove_logs)
 
     def _index(self, topic: Topic) -> None:
         self.by_name[topic.name] = topic
@@ -158,25 +217,123 @@ class TopicManager:
 
     # -- reads and the changes asked of the controller -----------------------------------------------------
 
+    def batch(self):
+        """Changes made inside reach the controller's store together, when the block ends."""
+        return self.controller.batch()
+
     def get(self, name: str) -> Topic | None:
         return self.by_name.get(name)
 
     def create(self, name: str, num_partitions: int, configs: dict[str, str] | None = None,
                validate_only: bool = False, replication_factor: int = 1,
                assignments: list[list[int]] | None = None) -> Topic:
+        with self.batch():
+            return run_steps(self.creation(name, num_partitions, configs, validate_only, replication_factor,
+                                           assignments))
+
+    def creation(self, name: str, num_partitions: int, configs: dict[str, str] | None = None,
+                 validate_only: bool = False, replication_factor: int = 1,
+                 assignments: list[list[int]] | None = None) -> Generator[None, None, Topic]:
+        """Create a topic one local partition log per step: a generator to run to its end (``run_steps``,
+        ``run_in_turns``), which returns the topic; the name is reserved while it runs. Raises
+        KafkaError when the topic cannot be created."""
         validate_topic_name(name)
-        if name in self.by_name:
+        if name in self.by_name or name in self.pending:
             raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
         self._check_collision(name)
-        reg = self.controller.create_topic(name, num_partitions, replication_factor, assignments,
-                                           dict(configs or {}), validate_only=validate_only)
+        configs = dict(configs or {})
+        reg = self.controller.create_topic(name, num_partitions, replication_factor, assignments, configs,
+                                           validate_only=True)
         if validate_only:
             return Topic(name, reg.topic_id, dict(reg.configs), defaults=self.defaults)
+        placement = [list(p.replicas) for p in reg.partitions]
+        topic_id = uuid.uuid4()
+        self.pending.add(name)
+        try:
+            opened = yield from self._prepare_logs(name, topic_id, configs, placement, 0)
+            try:
+                self.controller.create_topic(name, len(placement), replication_factor, placement, configs,
+                                             topic_id=topic_id)
+            finally:
+                self._discard_prepared(name, topic_id, opened)
+        finally:
+            self.pending.discard(name)
         return self.by_name[name]
 
     def add_partitions(self, topic: Topic, count: int, assignments: list[list[int]] | None = None,
                        validate_only: bool = False) -> None:
-        self.controller.create_partitions(topic.name, count, assignments, validate_only=validate_only)
+        with self.batch():
+            run_steps(self.partition_growth(topic, count, assignments, validate_only))
+
+    def partition_growth(self, topic: Topic, count: int, assignments: list[list[int]] | None = None,
+                         validate_only: bool = False) -> Generator[None, None, None]:
+        """Grow ``topic`` to ``count`` partitions, one local log per step (see ``creation``); all or none.
+        The new partitions appear when all are open."""
+        if topic.name in self.pending:
+            raise KafkaError(ErrorCode.INVALID_PARTITIONS,
+                             f"Partitions are being added to '{topic.name}' by another request.")
+        reg = self.controller.create_partitions(topic.name, count, assignments, validate_only=True)
+        if validate_only:
+            return
+        first = len(topic.partitions)
+        placement = [list(p.replicas) for p in reg.partitions[first:]]
+        self.pending.add(topic.name)
+        try:
+            steps = self._prepare_logs(topic.name, topic.topic_id, topic.configs, placement, first)
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    opened = done.value
+                    break
+                yield
+                if self.by_name.get(topic.name) is not topic:  # deleted meanwhile
+                    steps.throw(KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                           f"The topic '{topic.name}' was deleted."))
+            try:
+                self.controller.create_partitions(topic.name, count, placement)
+            finally:
+                self._discard_prepared(topic.name, topic.topic_id, opened)
+        finally:
+            self.pending.discard(topic.name)
+
+    def _prepare_logs(self, name: str, topic_id: uuid.UUID, configs: dict[str, str],
+                      placement: list[list[int]], first: int) -> Generator[None, None, list[int]]:
+        """Open this broker's logs of new partitions ``first``, ``first + 1``, ... (placed as ``placement``)
+        for ``apply`` to take, yielding after each; returns their indexes. On a failure the logs opened here
+        are closed and removed again before the error goes on (an OSError as KAFKA_STORAGE_ERROR)."""
+        cfg = Topic(name, topic_id, configs, defaults=self.defaults).log_config()
+        mine = [first + k for k, replicas in enumerate(placement) if self.node_id in replicas]
+        opened: list[int] = []
+        try:
+            for i in mine:
+                self._prepared[(topic_id, i)] = self.log_store.open_log(name, topic_id, i, cfg)
+                opened.append(i)
+                yield
+        except BaseException as e:
+            # One more than were opened: the one whose opening failed may have made its directory.
+            failed = mine[:len(opened) + 1]
+            self._discard_prepared(name, topic_id, failed, untaken_only=False)
+            if isinstance(e, OSError):
+                raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR,
+                                 f"Could not create the partition logs of '{name}': {e.strerror}") from e
+            raise
+        return opened
+
+    def _discard_prepared(self, name: str, topic_id: uuid.UUID, indexes: list[int], *,
+                          untaken_only: bool = True) -> None:
+        """Close and remove the prepared logs ``apply`` did not take (a creation that failed); with
+        ``untaken_only=False``, remove the directories of all of ``indexes`` (one may have failed to open)."""
+        for i in indexes:
+            plog = self._prepared.pop((topic_id, i), None)
+            if plog is None and untaken_only:
+                continue  # taken by ``apply``: the partition exists
+            try:
+                if plog is not None:
+                    plog.close()
+                self.log_store.delete_log(name, topic_id, i)
+            except Exception:  # noqa: BLE001  the first error is the one to report
+                log.exception("%s-%d: could not remove the log of a failed creation", name, i)
 
     def delete(self, topic: Topic) -> None:
         self.controller.delete_topic(topic.name)

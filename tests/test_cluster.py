@@ -17,13 +17,13 @@ from collections import Counter
 import pytest
 
 from kbroker import Broker
+from kbroker.client import BlockingConnection
 from kbroker.controller import InProcessController
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.topic_store import MemoryTopicStore
 from kbroker.wire.messages import (find_coordinator as FC, join_group as JG, metadata as MD, produce as P,
                                    fetch as F)
 from tests.clients import CLIENTS
-from tests.rawclient import RawClient
 
 TIMEOUT_S = 30
 
@@ -54,7 +54,7 @@ def _address(b: Broker, node: int) -> tuple[str, int]:
 
 
 def _raw_metadata(b: Broker, node: int, topic: str):
-    c = RawClient(*_address(b, node))
+    c = BlockingConnection(*_address(b, node))
     try:
         return c.request(3, 12, MD.MetadataRequest(topics=[MD.MetadataRequest.MetadataRequestTopic(name=topic)],
                                                    allow_auto_topic_creation=False))
@@ -193,14 +193,14 @@ def test_consumer_group_of_other_clients(cluster, consume):
 
 def test_coordinator_is_one_broker_the_others_answer_not_coordinator(cluster):
     for node in (0, 1, 2):
-        c = RawClient(*_address(cluster, node))
+        c = BlockingConnection(*_address(cluster, node))
         try:
             r = c.request(10, 4, FC.FindCoordinatorRequest(key_type=0, coordinator_keys=["g1", "g2"]))
         finally:
             c.close()
         assert [(x.error_code, x.node_id, x.port) for x in r.coordinators] == \
             [(0, 0, _address(cluster, 0)[1])] * 2
-    c = RawClient(*_address(cluster, 1))
+    c = BlockingConnection(*_address(cluster, 1))
     try:
         r = c.request(11, 5, JG.JoinGroupRequest(
             group_id="g-raw", session_timeout_ms=10000, rebalance_timeout_ms=10000, member_id="",
@@ -221,7 +221,7 @@ def test_not_leader_answers_name_the_leader(cluster):
     leader, epoch = part.leader_id, part.leader_epoch
     assert part.replica_nodes == [leader] and part.isr_nodes == [leader] and part.offline_replicas == []
     other = next(n for n in (0, 1, 2) if n != leader)
-    c = RawClient(*_address(cluster, other))
+    c = BlockingConnection(*_address(cluster, other))
     try:
         r = c.request(0, 11, P.ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[P.ProduceRequest.TopicProduceData(
             name=topic, partition_data=[P.ProduceRequest.PartitionProduceData(index=0, records=None)])]))
