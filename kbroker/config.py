@@ -41,6 +41,9 @@ class BrokerConfig:
     auto_create_topics_enable: bool = True  # auto.create.topics.enable
     message_max_bytes: int = 1048588  # message.max.bytes
     socket_request_max_bytes: int = 104857600  # socket.request.max.bytes
+    # controller.max.records.per.batch (KAFKA-20976): the most partitions one CreateTopics or
+    # CreatePartitions request may create (Kafka's MAX_PARTITIONS_PER_BATCH before it, KAFKA-17870).
+    controller_max_records_per_batch: int = 10000
     # Protection against careless and hostile clients, Kafka's settings and defaults (README, security).
     queued_max_request_bytes: int = -1  # queued.max.request.bytes: received requests not yet answered, all connections
     sasl_server_max_receive_size: int = 524288  # sasl.server.max.receive.size: frames before authentication
@@ -139,6 +142,7 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
     "message.max.bytes": ("message_max_bytes", int),
     "socket.request.max.bytes": ("socket_request_max_bytes", int),
+    "controller.max.records.per.batch": ("controller_max_records_per_batch", int),
     "queued.max.request.bytes": ("queued_max_request_bytes", int),
     "sasl.server.max.receive.size": ("sasl_server_max_receive_size", int),
     "connection.failed.authentication.delay.ms": ("connection_failed_authentication_delay_ms", int),

@@ -83,14 +83,14 @@ def kafka_topic(kafka_broker, request):
 
 
 def _admin_create(bootstrap: str, name: str, partitions: int, config: dict[str, str]) -> None:
-    from kbroker.admin import AdminConnection
+    from kbroker.client import BlockingClient
 
-    with AdminConnection(bootstrap) as admin:
+    with BlockingClient(bootstrap) as admin:
         admin.create_topic(name, partitions, config)
 
 
 def _admin_delete(bootstrap: str, name: str) -> None:
-    from kbroker.admin import AdminConnection
+    from kbroker.client import BlockingClient
 
-    with AdminConnection(bootstrap) as admin:
+    with BlockingClient(bootstrap) as admin:
         admin.delete_topic(name)

@@ -4,12 +4,16 @@ installs both)."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 from kbroker import Broker
 
@@ -87,6 +91,47 @@ def test_records_produced_by_a_client_are_found_in_the_browser(broker, page):
         assert (m.key(), m.value(), m.offset()) == (b"from-page", b"hello from the console", 5)
     finally:
         c.close()
+
+
+AVRO_PAYMENT = json.dumps({"type": "record", "name": "Payment", "namespace": "kb.console", "fields": [
+    {"name": "payer", "type": "string"}, {"name": "cents", "type": "long"},
+    {"name": "note", "type": ["null", "string"], "default": None}]})
+
+
+def test_avro_values_are_shown_decoded_through_the_schema_registry(browser):
+    with Broker(port=0, storage="memory", schema_registry_port=0, control_port=0) as b:
+        topic = f"payments-{uuid.uuid4().hex[:6]}"
+        client = SchemaRegistryClient({"url": b.schema_registry_url})
+        serialize = AvroSerializer(client, AVRO_PAYMENT)
+        p = Producer({"bootstrap.servers": b.bootstrap_servers})
+        for i, payer in enumerate(["grace-hopper", "edsger-dijkstra"]):
+            value = serialize({"payer": payer, "cents": 1000 * (i + 1) + 7, "note": f"invoice-{i}"},
+                              SerializationContext(topic, MessageField.VALUE))
+            p.produce(topic, key=f"k{i}".encode(), value=value, partition=0)
+        assert p.flush(30) == 0
+        schema_id = client.get_latest_version(f"{topic}-value").schema_id
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        try:
+            page.goto(f"{b.control_url}/#/topics/{topic}")
+            records = page.get_by_test_id("records")
+            expect(records.locator("tr[data-offset]")).to_have_count(2)
+            # Shown decoded by default, with the schema id the serializer registered.
+            expect(page.get_by_test_id("browse-format")).to_have_value("decoded")
+            value = records.locator('tr[data-offset="1"] td').nth(3)
+            expect(value).to_contain_text(f"schema id {schema_id} (AVRO)")
+            expect(value).to_contain_text('"payer": "edsger-dijkstra"')
+            expect(value).to_contain_text('"cents": 2007')
+            expect(value).to_contain_text('"note": "invoice-1"')
+            # The key is not in the wire format: shown as text.
+            expect(records.locator('tr[data-offset="1"] td').nth(2)).to_have_text("k1")
+            # The raw bytes stay one choice away: magic byte 0, then the id, big endian.
+            page.get_by_test_id("browse-format").select_option("hex")
+            expect(value).to_contain_text("00 " + " ".join(f"{x:02x}" for x in schema_id.to_bytes(4, "big")))
+            expect(value).not_to_contain_text("schema id")
+            page.get_by_test_id("browse-format").select_option("decoded")
+            expect(value).to_contain_text('"payer": "edsger-dijkstra"')
+        finally:
+            page.close()
 
 
 def test_a_topic_created_from_the_page_is_seen_by_the_admin_client(broker, page):

@@ -182,11 +182,11 @@ def test_incompatible_evolution_is_refused_with_409_and_40901(sr_broker):
 
 
 def test_validation_topic_config_refuses_records_without_a_registered_id(sr_broker):
-    from kbroker.admin import AdminConnection
+    from kbroker.client import BlockingClient
 
     client = SchemaRegistryClient({"url": sr_broker.schema_registry_url})
     topic = _topic()
-    with AdminConnection(sr_broker.bootstrap_servers) as admin:
+    with BlockingClient(sr_broker.bootstrap_servers) as admin:
         admin.create_topic(topic, 1, {"confluent.value.schema.validation": "true"})
     producer = Producer({"bootstrap.servers": sr_broker.bootstrap_servers, "retries": 0})
     results = []
@@ -209,7 +209,7 @@ def test_validation_topic_config_refuses_records_without_a_registered_id(sr_brok
 
     # Keys are checked only when the key config asks for it.
     key_topic = _topic()
-    with AdminConnection(sr_broker.bootstrap_servers) as admin:
+    with BlockingClient(sr_broker.bootstrap_servers) as admin:
         admin.create_topic(key_topic, 1, {"confluent.key.schema.validation": "true"})
     results.clear()
     producer.produce(key_topic, key=b"raw key", value=b"raw value", on_delivery=report)

@@ -160,7 +160,7 @@ class HttpControl:
 
 
 def http_control_of(proc) -> HttpControl:
-    """The control plane of a tests/brokerproc.BrokerProcess started with --control-port 0 (the latest start)."""
+    """The control plane of a support.brokerproc.BrokerProcess started with --control-port 0 (the latest start)."""
     return HttpControl(proc.wait_for_stderr(r"control plane on (http://\S+)").group(1))
 
 

@@ -77,6 +77,16 @@ function showBytes(f, format, quiet) {
   }
   return esc(text);
 }
+// A key or value as the schema registry decodes it ({"schema_id", "schema_type", "json"}, from the control
+// plane when the bytes carry a registered id); without one, the bytes as text.
+function showDecoded(f, d, quiet) {
+  if (d == null) return showBytes(f, "text", quiet);
+  return `<span class="tag" data-testid="schema-id">schema id ${esc(d.schema_id)} (${esc(d.schema_type)})</span>\n` +
+    esc(JSON.stringify(d.json, null, 2));
+}
+function showField(f, d, format, quiet) {
+  return format === "decoded" ? showDecoded(f, d, quiet) : showBytes(f, format, quiet);
+}
 
 function table(headers, rows, attrs = "") {
   const th = headers.map(h => `<th${h.num ? ' class="num"' : ""}>${esc(h.label ?? h)}</th>`).join("");
@@ -304,7 +314,8 @@ async function showTopic(name) {
         <option value="offset">offset</option><option value="timestamp">time</option></select></label>
       <label>Offset / time <input name="at" placeholder="0 or 2024-01-01T00:00:00Z" data-testid="browse-at"></label>
       <label>Limit <input name="limit" type="number" value="50" min="1" max="1000" style="width:6em"></label>
-      <label>Show as <select name="format" data-testid="browse-format"><option>text</option><option>json</option><option>hex</option></select></label>
+      <label>Show as <select name="format" data-testid="browse-format"><option>text</option><option>json</option><option>hex</option>
+        <option value="decoded">decoded (schema registry)</option></select></label>
       <button type="submit" data-testid="browse">Show records</button>
     </form><div id="records"></div>
     <h2>Produce a record</h2>
@@ -334,9 +345,14 @@ async function showTopic(name) {
     else if (f.get("mode") === "offset") q.set("offset", at || "0");
     else q.set("timestamp", /^\d+$/.test(at) ? at : String(Date.parse(at)));
     const recs = await act(() => api(`/topics/${encodeURIComponent(name)}/records?${q}`));
-    if (recs) renderRecords(recs, f.get("format"));
+    if (!recs) return;
+    // Until the user picks a format, records whose values the schema registry decodes are shown decoded.
+    const format = browse.querySelector("[name=format]");
+    if (!formatChosen && recs.some(r => r.value_decoded)) format.value = "decoded";
+    renderRecords(recs, format.value);
   });
-  browse.querySelector("[name=format]").addEventListener("change", () => browse.requestSubmit());
+  let formatChosen = false;
+  browse.querySelector("[name=format]").addEventListener("change", () => { formatChosen = true; browse.requestSubmit(); });
   document.getElementById("produce").addEventListener("submit", async ev => {
     ev.preventDefault();
     const f = new FormData(ev.target);
@@ -363,8 +379,8 @@ function renderPartitions(t) {
 function renderRecords(recs, format) {
   document.getElementById("records").innerHTML = table([{label: "Offset", num: 1}, "Timestamp", "Key", "Value", "Headers"],
     recs.map(r => `<tr data-offset="${r.offset}"><td class="num">${r.offset}</td><td>${fmtTime(r.timestamp)}</td>
-      <td><pre>${showBytes(r.key, format, true)}</pre></td><td><pre>${showBytes(r.value, format)}</pre></td>
-      <td>${r.headers.map(h => `<pre>${esc(h.key)}: ${showBytes(h.value, format, true)}</pre>`).join("")}</td></tr>`),
+      <td><pre>${showField(r.key, r.key_decoded, format, true)}</pre></td><td><pre>${showField(r.value, r.value_decoded, format)}</pre></td>
+      <td>${r.headers.map(h => `<pre>${esc(h.key)}: ${showBytes(h.value, format === "decoded" ? "text" : format, true)}</pre>`).join("")}</td></tr>`),
     'data-testid="records"');
 }
 
