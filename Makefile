@@ -4,7 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 9092
+# make run serves the Schema Registry beside the broker on this port (8081, Confluent's default); the
+# broker itself serves none unless asked (kbroker serve --schema-registry-port N).
+SCHEMA_REGISTRY_PORT ?= 8081
 DATA ?= ./data
+# The control plane: metrics (/metrics) and the web console (/), on loopback.
+CONTROL_PORT ?= 9644
 STAMP := $(VENV)/.installed
 # make compat BOOTSTRAP=host:port runs the compatibility suite against that broker; REAL_KAFKA=1 against a
 # real Apache Kafka 4 started from Maven Central's jars (no Docker; REAL_KAFKA=docker: testcontainers, where
@@ -29,7 +34,7 @@ bytecode: $(STAMP)
 	@$(PY) -m compileall -q kbroker
 
 run: bytecode
-	$(VENV)/bin/kbroker serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+	$(VENV)/bin/kbroker serve --host $(HOST) --port $(PORT) --data-dir $(DATA) --control-port $(CONTROL_PORT) --schema-registry-port $(SCHEMA_REGISTRY_PORT)
 
 gen: $(STAMP)
 	$(PY) tools/gen.py
@@ -62,6 +67,7 @@ conformance-record: bytecode
 	$(PY) -m kbroker.conformance record
 
 unit: bytecode kafka-jars
+	sh tools/browser_setup.sh
 	$(PY) tools/gen.py --check
 	$(PY) -m pytest -n 2 -q -p no:warnings tests
 

@@ -374,6 +374,42 @@ def kp_consume(spec: dict) -> dict:
     return out
 
 
+def aio_consume(spec: dict) -> dict:
+    """kp_consume's reading with aiokafka (its own fetch loop: prefetches per partition in the background)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def run() -> dict:
+        n, topic = spec["count"], spec["topic"]
+        c = AIOKafkaConsumer(bootstrap_servers=spec["bootstrap"], enable_auto_commit=False, group_id=None)
+        await c.start()
+        try:
+            await c.topics()  # metadata for every topic, so that the partitions are known
+            parts = sorted(c.partitions_for_topic(topic) or [0])
+            tps = [TopicPartition(topic, p) for p in parts]
+            ends, starts = await c.end_offsets(tps), await c.beginning_offsets(tps)
+            retained = sum(ends[tp] - starts[tp] for tp in tps)
+            want = min(n, retained)
+            got = 0
+            t0 = time.perf_counter()
+            c.assign(tps)
+            await c.seek_to_beginning(*tps)
+            deadline = t0 + spec["deadline_s"] - 5
+            while got < want and time.perf_counter() < deadline:
+                for records in (await c.getmany(timeout_ms=200, max_records=10000)).values():
+                    got += len(records)
+            dt = time.perf_counter() - t0
+        finally:
+            await c.stop()
+        out = {"count": got, "retained": retained, "seconds": dt, "msgs_per_s": got / dt}
+        if got < want or not want:
+            out["error"] = f"only {got} of {want} records within the deadline"
+        return out
+
+    return asyncio.run(run())
+
+
 def _kp_conf(spec: dict) -> dict:
     conf = dict(spec.get("kafka_python_conf", {}))
     if "api_version" in conf:
@@ -382,7 +418,7 @@ def _kp_conf(spec: dict) -> dict:
 
 
 WORKLOADS = {f.__name__: f for f in (produce, fill_partitions, consume, subscribe_first, e2e, e2e_consumer,
-                                     many_producers, kp_produce, kp_consume)}
+                                     many_producers, kp_produce, kp_consume, aio_consume)}
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ CHILD = r"""
 import time
 t0 = time.perf_counter()
 from kbroker import Broker
-from kbroker.admin import AdminConnection
+from kbroker.client import BlockingClient
 with Broker(port=0, storage=STORAGE) as b:
-    with AdminConnection(b.bootstrap_servers) as admin:
+    with BlockingClient(b.bootstrap_servers) as admin:
         admin.metadata(None)
     print(time.perf_counter() - t0)
 """

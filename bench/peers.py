@@ -20,12 +20,17 @@ import json
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kbroker.client import BlockingConnection  # noqa: E402
+from kbroker.client.aio import metadata_request  # noqa: E402
+from kbroker.wire.messages import api_versions  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -57,41 +62,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _request(api_key: int, version: int, body: bytes, corr: int = 1) -> bytes:
-    client = b"kbroker-bench"
-    header = struct.pack(">hhih", api_key, version, corr, len(client)) + client
-    msg = header + body
-    return struct.pack(">i", len(msg)) + msg
-
-
-def _read_response(sock: socket.socket) -> bytes:
-    def read(n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("closed")
-            buf += chunk
-        return buf
-    (size,) = struct.unpack(">i", read(4))
-    return read(size)
-
-
-def metadata_request(version: int) -> bytes:
-    """Metadata for all topics: v0 (Kafka 0.9's only version) or v4 (0.11+, still served by Kafka 4)."""
-    if version == 0:
-        body = struct.pack(">i", 0)
-    else:
-        body = struct.pack(">ib", -1, 0)  # null topic list = all topics; no auto-creation
-    return _request(3, version, body)
-
-
 def probe_metadata(port: int, version: int, timeout_s: float = 2.0) -> bool:
-    """True once the broker answers a Metadata request; False while the port refuses connections."""
+    """True once the broker answers a Metadata request for all topics at ``version`` (v0 is Kafka 0.9's
+    only one; v4 is 0.11+ and still served by Kafka 4), sent without ApiVersions, which Kafka 0.9 lacks;
+    False while the port refuses connections."""
     try:
-        with socket.create_connection((HOST, port), timeout=timeout_s) as s:
-            s.sendall(metadata_request(version))
-            _read_response(s)
+        with BlockingConnection(HOST, port, client_id="kbroker-bench", timeout_s=timeout_s) as c:
+            c.request(3, version, metadata_request(version, None))
             return True
     except (ConnectionError, OSError):
         return False
@@ -100,15 +77,13 @@ def probe_metadata(port: int, version: int, timeout_s: float = 2.0) -> bool:
 def api_keys(port: int) -> set[int] | None:
     """API keys advertised by ApiVersions v0, or None if the broker does not answer it (Kafka 0.9)."""
     try:
-        with socket.create_connection((HOST, port), timeout=3) as s:
-            s.sendall(_request(18, 0, b""))
-            data = _read_response(s)
+        with BlockingConnection(HOST, port, client_id="kbroker-bench", timeout_s=3) as c:
+            resp = c.request(18, 0, api_versions.ApiVersionsRequest())
     except (ConnectionError, OSError):
         return None
-    _corr, err, n = struct.unpack_from(">ihi", data, 0)
-    if err != 0:
+    if resp.error_code != 0:
         return None
-    return {struct.unpack_from(">h", data, 10 + 6 * i)[0] for i in range(n)}
+    return {k.api_key for k in resp.api_keys}
 
 
 GROUP_APIS = {10: "FindCoordinator", 11: "JoinGroup", 12: "Heartbeat", 14: "SyncGroup", 9: "OffsetFetch"}

@@ -253,7 +253,7 @@ def chart(data: dict, path: Path) -> bool:
         ("consume (msg/s, log)", lambda k: k.startswith("consume."), True),
         ("end-to-end latency (ms, log)", lambda k: k.startswith("e2e."), True),
         ("start-up (s), RSS (MB), connections & kafka-python (msg/s), log",
-         lambda k: k in ("startup", "subscribe_first", "rss_idle", "rss_partitions", "conns", "kp.produce", "kp.consume"),
+         lambda k: k in ("startup", "subscribe_first", "rss_idle", "rss_partitions", "conns", "kp.produce", "kp.consume", "aio.consume"),
          True),
     ]
     fig, axes = plt.subplots(4, 1, figsize=(16, 20))

@@ -67,6 +67,7 @@ CONSUME_MODES = {
     "assign": ("assign", "assign", {}),
     "group": ("group", "group", {}),
     "assign-backoff10": ("assign, fetch.queue.backoff.ms=10", "assign", {"fetch.queue.backoff.ms": 10}),
+    "group-backoff10": ("group, fetch.queue.backoff.ms=10", "group", {"fetch.queue.backoff.ms": 10}),
 }
 
 
@@ -106,6 +107,8 @@ def metrics(sizes: Sizes) -> list[Metric]:
                "msg/s", True, "connections"),
         Metric("kp.produce", f"kafka-python produce {sizes.kp_count:,} x 100 B", "msg/s", True, "kafka-python"),
         Metric("kp.consume", f"kafka-python consume {sizes.kp_count:,} x 100 B (assign)", "msg/s", True,
+               "kafka-python"),
+        Metric("aio.consume", f"aiokafka consume {sizes.kp_count:,} x 100 B (assign)", "msg/s", True,
                "kafka-python"),
     ]
     return out
@@ -207,7 +210,7 @@ class Suite:
             if self._want("connections"):
                 self._guard("conns", self._connections)
             if self._want("kafka-python"):
-                self._guard(("kp.produce", "kp.consume"), self._kafka_python)
+                self._guard(("kp.produce", "kp.consume", "aio.consume"), self._kafka_python)
         finally:
             peer.stop()
 
@@ -321,12 +324,17 @@ class Suite:
             self._put("kp.produce", res)
             self.say(f"  kp.produce: {_fmt(res, 'msgs_per_s')}")
             if "error" in res:
-                self.record("kp.consume", None, {"error": "no data: the produce before it failed"})
+                for key in ("kp.consume", "aio.consume"):
+                    self.record(key, None, {"error": "no data: the produce before it failed"})
                 return
             res = client("kp_consume", self._spec(topic=topic, count=n, deadline_s=_deadline(n, 2000)), self.log_dir)
             self._check_alive()
             self._put("kp.consume", res)
             self.say(f"  kp.consume: {_fmt(res, 'msgs_per_s')}")
+            res = client("aio_consume", self._spec(topic=topic, count=n, deadline_s=_deadline(n, 2000)), self.log_dir)
+            self._check_alive()
+            self._put("aio.consume", res)
+            self.say(f"  aio.consume: {_fmt(res, 'msgs_per_s')}")
         finally:
             if self.peer.alive():
                 self.peer.delete_topic(topic)

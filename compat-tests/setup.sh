@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the optional clients of compat-tests need: kcat (apt), kafkajs and its codecs (npm, in
-# compat-tests/js), Go and Debian's sarama source (apt) and the sarama driver built from them.
+# compat-tests/js), the sarama and franz-go drivers (Go modules from the Go module proxy, built into
+# .build/), and the Java driver with kafka-clients and kafka-streams (Maven Central, built into java/target/).
+# Downloads land in the tools' own caches (Go's module and build caches, ~/.m2), outside git.
 #
 # Idempotent and quiet: what is already there is left alone, one line per part says what happened,
 # details go to compat-tests/.build/setup.log. A part that cannot be had is reported and skipped; the
@@ -18,12 +20,11 @@ say() { echo "compat-tests/setup.sh: $*"; }
 want=()
 command -v kcat >/dev/null 2>&1 || command -v kafkacat >/dev/null 2>&1 || want+=(kcat)
 command -v go >/dev/null 2>&1 || want+=(golang-go)
-[ -d /usr/share/gocode/src/github.com/Shopify/sarama ] || want+=(golang-github-shopify-sarama-dev)
 command -v node >/dev/null 2>&1 || want+=(nodejs)
 command -v npm >/dev/null 2>&1 || want+=(npm)
 
 if [ ${#want[@]} -eq 0 ]; then
-    say "apt: kcat, Go, sarama and Node.js already installed"
+    say "apt: kcat, Go and Node.js already installed"
 elif ! command -v apt-get >/dev/null 2>&1; then
     say "apt: no apt-get here; not installing ${want[*]}"
 else
@@ -62,20 +63,44 @@ else
     fi
 fi
 
-# -- the sarama driver -----------------------------------------------------------------------------
-if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/github.com/Shopify/sarama ]; then
-    say "sarama: Go or sarama's source missing; skipped"
-elif [ -x .build/sarama-driver ] && [ .build/sarama-driver -nt go/sarama/main.go ]; then
-    say "sarama: driver already built"
-else
-    # GOPATH mode against Debian's sources: no module download, no network.
-    if (cd go/sarama && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../.build/gocache" GOFLAGS= \
-            CGO_CFLAGS="-O2 -Wno-deprecated-declarations" go build -o ../../.build/sarama-driver.tmp . >>"$LOG" 2>&1) \
-            && mv .build/sarama-driver.tmp .build/sarama-driver; then
-        say "sarama: driver built"
+# -- the Go drivers (sarama, franz-go) and the Java driver, built side by side ----------------------
+# The first build is mostly compiling (sarama about 1.5 minutes of CPU, franz-go 1, mvn package 1);
+# later runs find the binaries and the jar newer than their sources and do nothing.
+go_driver() {
+    local driver=$1
+    local bin=.build/$driver-driver
+    if ! command -v go >/dev/null 2>&1; then
+        say "$driver: no Go; skipped"
+    elif [ -x "$bin" ] && [ "$bin" -nt go/$driver/main.go ] && [ "$bin" -nt go/$driver/go.mod ] \
+            && [ "$bin" -nt go/$driver/go.sum ]; then
+        say "$driver: driver already built"
     else
-        say "sarama: the driver did not build (see $LOG); skipped"
+        # Module mode: go.mod/go.sum pin the client; modules come from the Go module proxy once.
+        if (cd go/$driver && GOFLAGS= GOTOOLCHAIN=local CGO_ENABLED=0 go build -o ../../$bin.tmp . >>"$LOG" 2>&1) \
+                && mv $bin.tmp $bin; then
+            say "$driver: driver built"
+        else
+            say "$driver: the driver did not build (see $LOG); skipped"
+        fi
     fi
-fi
+}
+
+java_driver() {
+    if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+        say "java: no Java or no Maven; skipped"
+    elif [ -f java/target/kcompat-java.jar ] && [ java/target/kcompat-java.jar -nt java/pom.xml ] \
+            && [ java/target/kcompat-java.jar -nt java/src/main/java/kcompat/Driver.java ]; then
+        say "java: driver already built"
+    elif (cd java && mvn -q -B package >>"$LOG" 2>&1) && touch java/target/kcompat-java.jar; then
+        say "java: driver built (kafka-clients $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' java/pom.xml))"
+    else
+        say "java: mvn package failed (see $LOG); skipped"
+    fi
+}
+
+go_driver sarama &
+go_driver franz &
+java_driver &
+wait
 
 exit 0

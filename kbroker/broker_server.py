@@ -20,6 +20,7 @@ from .control import Control, RequestLog
 from .control_http import ControlHttpServer
 from .faults import Faults
 from .log.log_manager import LogManager
+from .metrics import BrokerMetrics
 from .security import tls
 from .security.authenticator import ListenerAuth
 from .server import KafkaServer
@@ -39,6 +40,8 @@ class BrokerServer:
         self.control_http: ControlHttpServer | None = None
         self.control_host: str | None = None
         self.control_port: int | None = None
+        self.metrics = BrokerMetrics(self)  # GET /metrics; the request path counts into it
+        self.schema_registry = None  # (server, host, port) when the Schema Registry listener is on
 
     async def start(self) -> None:
         self.state = BrokerState(self.config)
@@ -50,7 +53,7 @@ class BrokerServer:
             for listener in self.state.listeners:
                 auth = ListenerAuth(listener, self.state.credentials) if listener.sasl else None
                 server = KafkaServer(self.state, listener, auth)
-                server.faults, server.request_log = faults, request_log
+                server.faults, server.request_log, server.metrics = faults, request_log, self.metrics
                 ssl_context = tls.server_context(listener) if listener.tls else None
                 _, listener.bound_port = await server.start(listener.host, listener.port, ssl=ssl_context)
                 self.servers.append(server)
@@ -59,7 +62,7 @@ class BrokerServer:
                 await server.stop(grace_s=0)
             raise
         self.server = self.servers[0]
-        self.control = Control(self.state, self.server)
+        self.control = Control(self.state, self.server, self)
         first = self.state.listeners[0]
         self.host, self.port = first.host, first.bound_port
         self.state.advertised_host, self.state.advertised_port = first.advertised()
@@ -68,6 +71,11 @@ class BrokerServer:
                                                   self.config.control_allow_hosts)
             self.control_host, self.control_port = await self.control_http.start(self.config.control_host,
                                                                                  self.config.control_port)
+        if self.config.schema_registry_port is not None:
+            from . import schema_registry
+            self.schema_registry = await schema_registry.start(
+                self.state, self.config.schema_registry_host, self.config.schema_registry_port,
+                self.config.schema_compatibility_level)
 
     async def stop(self) -> None:
         if self.state is not None:
@@ -77,6 +85,8 @@ class BrokerServer:
                     p.wake_waiters()
         if self.control_http is not None:
             await self.control_http.stop()
+        if self.schema_registry is not None:
+            await self.schema_registry[0].stop()
         for server in self.servers:
             await server.stop()
         if self.state is not None and self.state.log_manager is not None:

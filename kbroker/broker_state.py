@@ -75,6 +75,7 @@ class BrokerState:
         self.cluster_id = doc["cluster_id"]
         self.producer_ids = ProducerIdManager(self.topics)
         self.transactions_enabled = True
+        self.schema_registry = None  # kbroker.schema_registry.Registry when its listener is on
         clock = AsyncioClock()
         self.groups = GroupCoordinator(clock, self._group_config(), self._offset_store(),
                                        on_change=self.changes.notify)
@@ -177,6 +178,8 @@ class BrokerState:
         """The topic created for a Metadata or Produce request naming it; None when it cannot be (its name
         collides with an existing topic's): the client sees UNKNOWN_TOPIC_OR_PARTITION, as from Kafka, whose
         controller refuses the creation its auto-creation asked for."""
+        if name in self.topics.pending:  # a CreateTopics for it is still making its partitions
+            return None
         try:
             return self.topics.create(name, self.config.num_partitions)
         except KafkaError as e:
@@ -223,6 +226,7 @@ class BrokerState:
         self.transactions.close()
         self.transactions.journal.close()
         self.groups.close()
+        self.topic_store.close()
         for t in self.topics.by_name.values():
             for p in t.partitions:
                 try:
@@ -231,4 +235,3 @@ class BrokerState:
                 except OSError as e:
                     log.error("closing %s-%d: %s", t.name, p.index, e)
         self.log_store.close()
-

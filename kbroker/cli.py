@@ -38,6 +38,9 @@ def _serve_parser(sub) -> None:
                         "environment variable (never given on the command line)")
     p.add_argument("--control-allow-host", metavar="NAME", action="append", default=[],
                    help="another name the control plane answers to in the Host header (repeatable)")
+    p.add_argument("--schema-registry-port", type=int, default=None,
+                   help="serve a Confluent-compatible Schema Registry on this port; 0 takes a free one")
+    p.add_argument("--schema-registry-host", default=None, help="address of the Schema Registry (default 127.0.0.1)")
     p.add_argument("--sasl-user", metavar="NAME:PASSWORD", action="append", default=[],
                    help="a user who may log in with SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (repeatable; "
                         "stored salted in the data directory)")
@@ -81,7 +84,9 @@ def build_config(args, environ=None) -> BrokerConfig:
     flags = {"host": args.host, "port": args.port, "data_dir": args.data_dir, "storage": args.storage,
              "advertised_host": args.advertised_host, "num_partitions": args.num_partitions, "fsync": args.fsync,
              "control_port": args.control_port, "control_host": args.control_host,
-             "emulate_kafka": args.emulate_kafka}
+             "emulate_kafka": args.emulate_kafka,
+             "schema_registry_port": getattr(args, "schema_registry_port", None),
+             "schema_registry_host": getattr(args, "schema_registry_host", None)}
     for attr, value in flags.items():
         if value is not None:
             setattr(config, attr, value)

@@ -41,6 +41,9 @@ class BrokerConfig:
     auto_create_topics_enable: bool = True  # auto.create.topics.enable
     message_max_bytes: int = 1048588  # message.max.bytes
     socket_request_max_bytes: int = 104857600  # socket.request.max.bytes
+    # controller.max.records.per.batch (KAFKA-20976): the most partitions one CreateTopics or
+    # CreatePartitions request may create (Kafka's MAX_PARTITIONS_PER_BATCH before it, KAFKA-17870).
+    controller_max_records_per_batch: int = 10000
     # Protection against careless and hostile clients, Kafka's settings and defaults (README, security).
     queued_max_request_bytes: int = -1  # queued.max.request.bytes: received requests not yet answered, all connections
     sasl_server_max_receive_size: int = 524288  # sasl.server.max.receive.size: frames before authentication
@@ -74,6 +77,10 @@ class BrokerConfig:
     control_port: int | None = None  # None: no HTTP control plane
     control_token: str | None = field(default=None, repr=False)  # bearer token of the control plane
     control_allow_hosts: list[str] = field(default_factory=list)  # more names the control plane answers to
+    # The Schema Registry (kbroker/schema_registry/): its own HTTP listener, off unless a port is given.
+    schema_registry_host: str = "127.0.0.1"
+    schema_registry_port: int | None = None
+    schema_compatibility_level: str = "BACKWARD"  # Confluent's schema.compatibility.level default
     # Broker-wide defaults of topic configs, by topic config name ("retention.ms": "3600000"), from the
     # log.* settings; only what was set.
     topic_defaults: dict[str, str] = field(default_factory=dict)
@@ -135,6 +142,7 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
     "message.max.bytes": ("message_max_bytes", int),
     "socket.request.max.bytes": ("socket_request_max_bytes", int),
+    "controller.max.records.per.batch": ("controller_max_records_per_batch", int),
     "queued.max.request.bytes": ("queued_max_request_bytes", int),
     "sasl.server.max.receive.size": ("sasl_server_max_receive_size", int),
     "connection.failed.authentication.delay.ms": ("connection_failed_authentication_delay_ms", int),
@@ -162,6 +170,9 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
         "transaction_abort_timed_out_transaction_cleanup_interval_ms", int),
     "kbroker.fsync": ("fsync", _fsync),
     "kbroker.storage": ("storage", str),
+    "kbroker.schema.registry.port": ("schema_registry_port", int),
+    "kbroker.schema.registry.host": ("schema_registry_host", str),
+    "schema.compatibility.level": ("schema_compatibility_level", lambda v: v.strip().upper()),
 }
 
 # A listener's own connection limit, besides the broker's (Kafka's ConnectionQuotas per listener).

@@ -12,11 +12,24 @@ import base64
 import collections
 import time
 
+from .errors import ErrorCode, KafkaError
 from .faults import FaultRule, api_key_of
+from .metrics import group_lag
 from .partition import get_partition_or_error
 from .records.batch import iter_batches
-from .records.record import decode_records
+from .records.builder import build_batch
+from .records.record import Record, decode_records
+from .topic_config import TOPIC_CONFIGS, validate_topic_configs
 from .wire.messages import NAMES
+
+PRODUCE_VERSION = 9  # what a record produced from the console is appended as (any version >= 3 would do)
+
+
+def _code_name(code: int) -> str:
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return str(code)
 
 
 class RequestLog:
@@ -47,10 +60,20 @@ def _bytes_field(b) -> dict | None:
         return {"encoding": "base64", "data": base64.b64encode(raw).decode()}
 
 
+def _add_decoded(entry: dict, registry, rec) -> None:
+    from .schema_registry.wire_format import decode
+
+    for name, data in (("key", rec.key), ("value", rec.value)):
+        decoded = decode(registry, data)
+        if decoded is not None:
+            entry[f"{name}_decoded"] = decoded
+
+
 class Control:
-    def __init__(self, state, server):
+    def __init__(self, state, server, broker_server=None):
         self.state = state
         self.server = server
+        self.broker_server = broker_server  # its listeners, metrics and addresses, for the console
 
     # -- faults --------------------------------------------------------------
 
@@ -67,13 +90,21 @@ class Control:
 
     # -- inspection ----------------------------------------------------------
 
-    def records(self, topic: str, partition: int = 0, offset: int = 0, limit: int = 100) -> list[dict]:
+    def records(self, topic: str, partition: int = 0, offset: int = 0, limit: int = 100,
+                timestamp_ms: int | None = None, newest: bool = False) -> list[dict]:
+        """Records from ``offset``; or from the first at or after ``timestamp_ms``; or the ``newest``
+        ``limit`` of the partition."""
         t = self.state.topics.get(topic)
         if t is None:
             raise KeyError(f"unknown topic {topic}")
         p = get_partition_or_error(t, partition)
         if isinstance(p, int):
             raise KeyError(f"unknown partition {topic}-{partition}")
+        if newest:
+            offset = max(p.log_start_offset, p.high_watermark - limit)
+        elif timestamp_ms is not None:
+            _ts, found = p.offset_for_timestamp(timestamp_ms)
+            offset = p.high_watermark if found < 0 else found
         out: list[dict] = []
         pos_offset = max(offset, p.log_start_offset)
         while len(out) < limit and pos_offset < p.high_watermark:
@@ -93,13 +124,179 @@ class Control:
                             "value": _bytes_field(rec.value),
                             "headers": [{"key": k, "value": _bytes_field(v)} for k, v in rec.headers],
                         })
+                        if self.state.schema_registry is not None:  # values/keys with a registered schema id
+                            _add_decoded(out[-1], self.state.schema_registry, rec)
         return out
 
     def group(self, group_id: str) -> dict:
-        return self.state.describe_group_for_control(group_id)
+        out = self.state.describe_group_for_control(group_id)
+        out["lag"] = group_lag(self.state, group_id)
+        return out
 
     def requests(self, limit: int = 100) -> list[dict]:
         return self.server.request_log.recent(limit)
+
+    # -- the console: topics ----------------------------------------------------------------
+
+    def _topic(self, name: str):
+        t = self.state.topics.get(name)
+        if t is None:
+            raise KeyError(f"unknown topic {name}")
+        return t
+
+    def topics(self) -> list[dict]:
+        out = []
+        for name, t in sorted(self.state.topics.by_name.items()):
+            parts = t.partitions
+            out.append({"name": name, "topic_id": str(t.topic_id), "internal": t.is_internal,
+                        "partitions": len(parts), "records": sum(p.high_watermark - p.log_start_offset for p in parts),
+                        "size_bytes": sum(p.log.size_bytes() for p in parts), "configs": dict(t.configs)})
+        return out
+
+    def topic(self, name: str) -> dict:
+        t = self._topic(name)
+        partitions = [{"partition": p.index, "log_start_offset": p.log_start_offset,
+                       "high_watermark": p.high_watermark, "log_end_offset": p.log_end_offset,
+                       "last_stable_offset": p.last_stable_offset, "size_bytes": p.log.size_bytes(),
+                       "segments": len(p.log.segment_infos())} for p in t.partitions]
+        configs = [{"name": k, "value": t.config(k), "default": k not in t.configs, "type": d.type, "doc": d.doc}
+                   for k, d in sorted(TOPIC_CONFIGS.items())]
+        return {"name": t.name, "topic_id": str(t.topic_id), "internal": t.is_internal,
+                "partitions": partitions, "configs": configs}
+
+    def create_topic(self, spec: dict) -> dict:
+        """``{"name": "t", "partitions": 3, "configs": {"cleanup.policy": "compact"}}``"""
+        name = spec.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError("a topic needs a name")
+        num = int(spec.get("partitions") or self.state.config.num_partitions)
+        configs = {str(k): str(v) for k, v in (spec.get("configs") or {}).items() if v not in (None, "")}
+        try:
+            validate_topic_configs(configs)
+            self.state.topics.create(name, num, configs)
+        except KafkaError as e:
+            raise ValueError(f"{_code_name(e.code)}: {e.message}") from None
+        self.state.changes.notify()
+        return self.topic(name)
+
+    def delete_topic(self, name: str) -> dict:
+        self.state.delete_topic(self._topic(name))
+        self.state.changes.notify()
+        return {"deleted": name}
+
+    def set_topic_configs(self, name: str, changes: dict) -> dict:
+        """``{"retention.ms": "1000", "cleanup.policy": null}``: set, or back to the default with null."""
+        t = self._topic(name)
+        new = dict(t.configs)
+        for k, v in changes.items():
+            if k not in TOPIC_CONFIGS:
+                raise ValueError(f"Unknown topic config name: {k}")
+            if v is None or v == "":
+                new.pop(k, None)
+            else:
+                new[k] = str(v)
+        try:
+            validate_topic_configs(new)
+        except KafkaError as e:
+            raise ValueError(f"{_code_name(e.code)}: {e.message}") from None
+        self.state.set_topic_configs(t, new)
+        return self.topic(name)
+
+    def produce(self, name: str, spec: dict) -> dict:
+        """One record, appended as a producer's would be: ``{"partition": 0, "key": "k", "value": "v",
+        "headers": {"h": "x"}}`` (strings, UTF-8; key and value may be null)."""
+        t = self._topic(name)
+        partition = int(spec.get("partition") or 0)
+        p = get_partition_or_error(t, partition)
+        if isinstance(p, int):
+            raise KeyError(f"unknown partition {name}-{partition}")
+
+        def enc(v):
+            return None if v is None else str(v).encode()
+        headers = [(str(k), enc(v)) for k, v in (spec.get("headers") or {}).items()]
+        batch = build_batch([Record(0, int(time.time() * 1000), enc(spec.get("key")), enc(spec.get("value")),
+                                    headers)])
+        try:
+            offset, _ = p.append(bytes(batch), t.max_message_bytes, t.log_append_time,
+                                 produce_version=PRODUCE_VERSION)
+        except KafkaError as e:
+            raise ValueError(f"{_code_name(e.code)}: {e.message}") from None
+        return {"topic": name, "partition": partition, "offset": offset}
+
+    # -- the console: groups, clients, brokers ------------------------------------------------
+
+    def groups(self) -> list[dict]:
+        out = []
+        for g in sorted(self.state.groups.list_groups(None, None).groups, key=lambda g: g.group_id):
+            lag = group_lag(self.state, g.group_id)
+            out.append({"group_id": g.group_id, "state": g.state, "protocol_type": g.protocol_type,
+                        "members": len(self.state.groups.describe_group(g.group_id).members),
+                        "lag": sum(r["lag"] or 0 for r in lag)})
+        return out
+
+    def reset_offsets(self, group_id: str, spec: dict) -> dict:
+        """Move an empty group's committed offsets, as kafka-consumer-groups --reset-offsets:
+        ``{"topic": "t", "to": "earliest" | "latest" | "offset" | "timestamp", "value": N}``; every partition
+        of the topic (default: every topic the group has offsets for)."""
+        coordinator = self.state.groups
+        d = coordinator.describe_group(group_id)
+        if d.members:
+            raise ValueError(f"group {group_id} has {len(d.members)} members: only an empty group's offsets "
+                             "can be reset")
+        to = spec.get("to", "earliest")
+        topics = [spec["topic"]] if spec.get("topic") else sorted({r["topic"] for r in group_lag(self.state, group_id)})
+        offsets = {}
+        for name in topics:
+            t = self._topic(name)
+            for p in t.partitions:
+                if to == "earliest":
+                    o = p.log_start_offset
+                elif to == "latest":
+                    o = p.high_watermark
+                elif to == "offset":
+                    o = min(max(int(spec["value"]), p.log_start_offset), p.high_watermark)
+                elif to == "timestamp":
+                    _ts, found = p.offset_for_timestamp(int(spec["value"]))
+                    o = p.high_watermark if found < 0 else found
+                else:
+                    raise ValueError(f"reset to what? {to!r}: earliest, latest, offset or timestamp")
+                offsets[(name, p.index)] = (o, -1, None)
+        errors = coordinator.commit_offsets(group_id, -1, "", None, offsets)
+        bad = {f"{t}-{p}": _code_name(c) for (t, p), c in errors.items() if c}
+        if bad:
+            raise ValueError(f"reset refused: {bad}")
+        self.state.changes.notify()
+        return self.group(group_id)
+
+    def clients(self) -> list[dict]:
+        servers = self.broker_server.servers if self.broker_server is not None else [self.server]
+        out = []
+        for server in servers:
+            listener = server.listener.name if server.listener is not None else "PLAINTEXT"
+            for conn in sorted(server.connections, key=lambda c: c.id):
+                name, version = getattr(conn, "client_software", None) or ("unknown", "unknown")
+                out.append({"connection": conn.id, "listener": listener, "peer": conn.peer,
+                            "client_id": getattr(conn, "client_id", None), "software_name": name,
+                            "software_version": version, "principal": str(conn.session.principal)})
+        return out
+
+    def brokers(self) -> list[dict]:
+        bs, st = self.broker_server, self.state
+        return [{"node_id": st.config.node_id, "cluster_id": st.cluster_id, "host": st.advertised_host,
+                 "port": st.advertised_port,
+                 "listeners": [{"name": lst.name, "security_protocol": lst.security_protocol, "host": lst.host,
+                                "port": lst.bound_port} for lst in st.listeners],
+                 "control": None if bs is None or bs.control_port is None else f"{bs.control_host}:{bs.control_port}",
+                 "storage": st.config.storage, "data_dir": st.config.data_dir}]
+
+    def metrics_text(self) -> bytes:
+        return self.broker_server.metrics.exposition()
+
+    def snapshot(self) -> dict:
+        """What the console's live view shows, in one piece (sent as a server-sent event each second)."""
+        return {"totals": self.broker_server.metrics.totals() if self.broker_server is not None else None,
+                "topics": self.topics(), "groups": self.groups(), "clients": self.clients(),
+                "requests": self.requests(50)}
 
     def health(self) -> dict:
         return {"status": "ok", "topics": len(self.state.topics.by_name), "connections": len(self.server.connections)}

@@ -22,9 +22,23 @@ Safety (issue 16). Any web page the user opens can send requests to localhost, s
 - State changes are POST (DELETE for /faults) and a POST must say ``Content-Type: application/json``: a
   page cannot send that cross-site without a CORS preflight, which this server never grants.
 - With a token (``--control-token file:PATH`` or ``env:NAME``; required when listening beyond loopback),
-  every request must carry ``Authorization: Bearer <token>``.
+  every request must carry ``Authorization: Bearer <token>``, except for the console's page and static
+  files (``GET /``, ``/static/...``: no data), which then ask for the token and send it.
 
 Refusals are 403 (421 for a foreign Host, 401 for a missing or wrong token, 415 for a body that is not JSON).
+
+The console (kbroker/console/static, a page of vanilla JS; see the README) and what it uses:
+
+    GET    /                    the page; GET /static/{file} its script and style
+    GET    /metrics             Prometheus text format (metrics.py)
+    GET    /events              server-sent events: a snapshot (topics, groups, clients, requests, totals) each
+                                second and after every change
+    GET    /topics              POST /topics {"name": "t", "partitions": 3, "configs": {"k": "v"}}
+    GET    /topics/{topic}      POST /topics/{topic}/delete {}     POST /topics/{topic}/configs {"k": "v" | null}
+    GET    /topics/{topic}/records?partition=P&offset=O | timestamp=MS | newest=1&limit=N
+    POST   /topics/{topic}/records {"partition": 0, "key": "k", "value": "v", "headers": {"h": "x"}}
+    GET    /groups              POST /groups/{group}/reset-offsets {"topic": "t", "to": "earliest"}
+    GET    /clients             GET /brokers             GET /snapshot
 """
 
 from __future__ import annotations
@@ -34,8 +48,11 @@ import hmac
 import ipaddress
 import json
 import logging
+from importlib import resources
 import os
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 log = logging.getLogger("kbroker.control")
 
@@ -48,6 +65,64 @@ _REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized
             500: "Internal Server Error"}
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "localhost.localdomain"})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
+EVENT_INTERVAL_S = 1.0  # the console's live view: at most this long between snapshots
+EVENT_MIN_INTERVAL_S = 0.25  # and at least this long
+
+
+class Raw:
+    """A body that is not JSON: the console's page and files, the metrics."""
+
+    def __init__(self, content_type: str, data: bytes):
+        self.content_type = content_type
+        self.data = data
+
+
+class EventStream:
+    """A body of server-sent events, written until the client goes away."""
+
+    def __init__(self, control):
+        self.control = control
+
+    async def run(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+                     b"Connection: close\r\n\r\n")
+        state = self.control.state
+        loop = asyncio.get_running_loop()
+        while not state.stopping:
+            sent = loop.time()
+            data = json.dumps(self.control.snapshot())
+            writer.write(f"event: snapshot\ndata: {data}\n\n".encode())
+            await writer.drain()
+            try:  # the next snapshot after a change (a record, a group moving) or the interval
+                await asyncio.wait_for(state.changes.wait(), EVENT_INTERVAL_S)
+            except asyncio.TimeoutError:
+                continue
+            if state.stopping:
+                break
+            # Changes come with every append under load: a snapshot per change would cost the broker more
+            # than the page gains, so they are sent at most this often.
+            await asyncio.sleep(max(0.0, sent + EVENT_MIN_INTERVAL_S - loop.time()))
+
+
+def is_console_page(target: str) -> bool:
+    """The console's page and its static files (not its data)."""
+    path = urlsplit(target).path
+    return path in ("/", "/index.html") or (path.startswith("/static/") and path.count("/") == 2)
+
+
+def static_file(name: str) -> Raw:
+    """One of the console's files, from the package (so a wheel serves it too)."""
+    suffix = name[name.rfind("."):] if "." in name else ""
+    if "/" in name or name.startswith(".") or suffix not in STATIC_TYPES:
+        raise HttpError(404, f"no file {name}")
+    f = resources.files("kbroker.console").joinpath("static", name)
+    if not f.is_file():
+        raise HttpError(404, f"no file {name}")
+    return Raw(STATIC_TYPES[suffix], f.read_bytes())
 
 
 class HttpError(Exception):
@@ -104,6 +179,7 @@ class ControlHttpServer:
         self.token = token
         self.allowed_hosts = {h.strip().lower() for h in allowed_hosts if h.strip()}
         self.server: asyncio.base_events.Server | None = None
+        self.streams: set[asyncio.Task] = set()  # the console's event streams, ended by stop
         self.host = ""
         self.port = 0
 
@@ -122,6 +198,9 @@ class ControlHttpServer:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
+        if self.streams:  # the broker is stopping (state.stopping): wake the streams so they end
+            self.control.state.changes.notify()
+            await asyncio.wait(list(self.streams), timeout=2.0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -134,9 +213,24 @@ class ControlHttpServer:
         except Exception as e:  # a bug: say so, keep serving
             log.exception("control request failed")
             status, body = 500, {"error": str(e)}
-        data = b"" if body is None else json.dumps(body).encode()
+        if isinstance(body, EventStream):
+            task = asyncio.current_task()
+            self.streams.add(task)
+            try:
+                await body.run(writer)
+            except ConnectionError:
+                pass
+            finally:
+                self.streams.discard(task)
+                writer.close()
+            return
+        content_type = "application/json"
+        if isinstance(body, Raw):
+            content_type, data = body.content_type, body.data
+        else:
+            data = b"" if body is None else json.dumps(body).encode()
         extra = 'WWW-Authenticate: Bearer realm="kbroker"\r\n' if status == 401 else ""
-        head = (f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: application/json\r\n{extra}"
+        head = (f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {content_type}\r\n{extra}"
                 f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
         try:
             writer.write(head + data)
@@ -148,7 +242,7 @@ class ControlHttpServer:
 
     async def _handle(self, reader, writer):
         method, target, headers, raw = await asyncio.wait_for(self._read_request(reader), HEAD_TIMEOUT_S)
-        self._check(method, headers, writer)
+        self._check(method, headers, writer, page=method == "GET" and is_console_page(target))
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
@@ -182,12 +276,14 @@ class ControlHttpServer:
         raw = await reader.readexactly(length) if length else b""
         return method.upper(), target, headers, raw
 
-    def _check(self, method: str, headers: dict[str, str], writer) -> None:
-        """The rules in the module docstring, in the order that tells an honest client what is wrong first."""
+    def _check(self, method: str, headers: dict[str, str], writer, page: bool = False) -> None:
+        """The rules in the module docstring, in the order that tells an honest client what is wrong first.
+        ``page``: the console's own files, which hold no data, are served without the token (a browser
+        cannot send one for them); the page then asks for it and sends it with everything else."""
         host = headers.get("host")
         if host is None or not self._host_allowed(host, writer):
             raise HttpError(421, f"Host {host!r} is not this control plane's (see --control-allow-host)")
-        if self.token is not None:
+        if self.token is not None and not page:
             auth = headers.get("authorization", "")
             scheme, _, given = auth.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
@@ -241,7 +337,9 @@ class ControlHttpServer:
                     return 200, {"cleared": True}
             elif len(path) == 3 and path[0] == "topics" and path[2] == "records" and method == "GET":
                 return 200, c.records(path[1], int(query.get("partition", 0)), int(query.get("offset", 0)),
-                                      int(query.get("limit", 100)))
+                                      int(query.get("limit", 100)),
+                                      int(query["timestamp"]) if query.get("timestamp") else None,
+                                      query.get("newest") in ("1", "true"))
             elif len(path) == 2 and path[0] == "groups" and method == "GET":
                 return 200, c.group(path[1])
             elif path == ["requests"] and method == "GET":
@@ -254,6 +352,36 @@ class ControlHttpServer:
                 return 200, {"reset": True}
             elif path == ["health"] and method == "GET":
                 return 200, c.health()
+            elif method == "GET" and path in ([], ["index.html"]):
+                return 200, static_file("index.html")
+            elif method == "GET" and len(path) == 2 and path[0] == "static":
+                return 200, static_file(path[1])
+            elif path == ["metrics"] and method == "GET":
+                return 200, Raw(METRICS_CONTENT_TYPE, c.metrics_text())
+            elif path == ["events"] and method == "GET":
+                return 200, EventStream(c)
+            elif path == ["snapshot"] and method == "GET":
+                return 200, c.snapshot()
+            elif path == ["topics"] and method == "GET":
+                return 200, c.topics()
+            elif path == ["topics"] and method == "POST":
+                return 200, c.create_topic(body)
+            elif len(path) == 2 and path[0] == "topics" and method == "GET":
+                return 200, c.topic(path[1])
+            elif len(path) == 3 and path[0] == "topics" and path[2] == "delete" and method == "POST":
+                return 200, c.delete_topic(path[1])
+            elif len(path) == 3 and path[0] == "topics" and path[2] == "configs" and method == "POST":
+                return 200, c.set_topic_configs(path[1], body)
+            elif len(path) == 3 and path[0] == "topics" and path[2] == "records" and method == "POST":
+                return 200, c.produce(path[1], body)
+            elif path == ["groups"] and method == "GET":
+                return 200, c.groups()
+            elif len(path) == 3 and path[0] == "groups" and path[2] == "reset-offsets" and method == "POST":
+                return 200, c.reset_offsets(path[1], body)
+            elif path == ["clients"] and method == "GET":
+                return 200, c.clients()
+            elif path == ["brokers"] and method == "GET":
+                return 200, c.brokers()
             elif path and path[0] in ("faults", "topics", "groups", "requests", "wait", "reset", "health"):
                 raise HttpError(405, f"{method} is not allowed on /{'/'.join(path)}")
             else:

@@ -132,6 +132,12 @@ class Broker:
         r = self._server
         return None if r.control_port is None else f"http://{r.control_host}:{r.control_port}"
 
+    @property
+    def schema_registry_url(self) -> str | None:
+        """The Schema Registry's URL when it was asked for (``Broker(schema_registry_port=0)``)."""
+        sr = self._server.schema_registry
+        return None if sr is None else f"http://{sr[1]}:{sr[2]}"
+
     def start(self) -> "Broker":
         self._server = BrokerServer(self.config)
         self._loop_thread = LoopThread("kbroker")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 
@@ -26,6 +27,14 @@ async def serve(config: BrokerConfig, ready=None) -> None:
         print(f"kbroker listening on {listener.name}://{listener.host}:{listener.bound_port}", flush=True)
     if running.control_port is not None:
         log.info("control plane on http://%s:%d", running.control_host, running.control_port)
+        print(f"kbroker console on http://{running.control_host}:{running.control_port}/ "
+              f"(metrics: /metrics)", flush=True)
+    if running.schema_registry is not None:
+        _server, sr_host, sr_port = running.schema_registry
+        print(f"kbroker schema registry on http://{sr_host}:{sr_port}", flush=True)
+        if not ipaddress.ip_address(sr_host).is_loopback:
+            log.warning("schema registry on %s without authentication: anyone who can reach it can register and "
+                        "delete schemas", sr_host)
     if ready is not None:
         ready(running)
     stop = asyncio.Event()

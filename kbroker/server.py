@@ -291,6 +291,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             except AuthenticationError as e:
                 raise AuthenticationFailure(f"authentication failed: {e}") from None
             return struct.pack(">i", len(challenge)) + challenge
+        start_ns = time.perf_counter_ns()
         try:
             header = peek_header(frame)
         except (DecodeError, struct.error) as e:
@@ -324,14 +325,27 @@ class KafkaConnection(asyncio.BufferedProtocol):
         response = handler.handle(ctx, request)
         if header.api_key == API_VERSIONS_KEY and not session.authenticated:
             session.api_versions_answered(response.error_code == 0)
+        metrics = self.server.metrics
         if inspect.isawaitable(response):
-            return self._encode_later(header.correlation_id, handler, version, response)
+            return self._encode_later(header.correlation_id, handler, version, response,
+                                      metrics and (header, start_ns, request))
+        if metrics is not None:
+            metrics.request_done(self, header, start_ns, request, response)
         if response is None:
             return None
         return encode_response(header.correlation_id, handler, version, response)
 
-    async def _encode_later(self, correlation_id, handler, version, awaitable):
-        response = await awaitable
+    async def _encode_later(self, correlation_id, handler, version, awaitable, measured=None):
+        if measured is None:
+            response = await awaitable
+        else:  # metrics.py: the request waits (a purgatory), then counts as answered
+            metrics, (header, start_ns, request) = self.server.metrics, measured
+            metrics.wait_started(header.api_key)
+            try:
+                response = await awaitable
+            finally:
+                metrics.wait_ended(header.api_key)
+            metrics.request_done(self, header, start_ns, request, response)
         if response is None:
             return None
         return encode_response(correlation_id, handler, version, response)
@@ -586,6 +600,7 @@ class KafkaServer:
         self._reaper: asyncio.TimerHandle | None = None
         self.faults = None  # set by the control plane (fault injection)
         self.request_log = None  # set by the control plane (request inspection)
+        self.metrics = None  # set by broker_server.py: metrics.py's request counters
 
     @property
     def queued_bytes(self) -> int:

@@ -24,6 +24,9 @@ class ConfigDef:
     check: Callable[[str], bool] | None = None
     doc: str = ""
     why: str = ""  # said after Kafka's "Invalid value ... for configuration ...:" when the check fails
+    # False for a key Apache Kafka does not have (Confluent Server's): accepted, but listed by CreateTopics
+    # and DescribeConfigs only where the topic sets it, so the answers stay Kafka's.
+    listed: bool = True
 
 
 def _at_least(lo: int) -> Callable[[str], bool]:
@@ -102,6 +105,12 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {c.name: c for c in [
               _at_least(0), "Largest allowed difference of a timestamp before the broker's time."),
     ConfigDef("message.timestamp.after.max.ms", "long", str(LONG_MAX), "log.message.timestamp.after.max.ms",
               _at_least(0), "Largest allowed difference of a timestamp after the broker's time."),
+    ConfigDef("confluent.key.schema.validation", "boolean", "false", None, _one_of("true", "false"),
+              "Refuse records whose key lacks a registered schema id (Confluent Server; schema_registry/).",
+              listed=False),
+    ConfigDef("confluent.value.schema.validation", "boolean", "false", None, _one_of("true", "false"),
+              "Refuse records whose value lacks a registered schema id (Confluent Server; schema_registry/).",
+              listed=False),
     ConfigDef("preallocate", "boolean", "false", "log.preallocate", _one_of("true", "false"),
               "Preallocate segment files."),
     # Replication quotas (KIP-73): the replicas whose replication traffic is throttled. Accepted, validated and

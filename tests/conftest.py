@@ -27,4 +27,4 @@ def topic_name():
     return f"t-{uuid.uuid4().hex[:10]}"
 
 # The sample project is a user's project: tests/test_pytest_plugin.py runs it in its own pytest process.
-collect_ignore = ["sample_project"]
+collect_ignore = ["sample_project", "sample_registry_project"]

@@ -8,7 +8,7 @@ import time
 from brokerproc import BrokerProcess
 from kbroker import Broker
 from kbroker.security.certs import write_certs
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 from kbroker.wire.messages import api_versions as AV
 from kbroker.wire.messages import sasl_authenticate as SA
@@ -91,7 +91,7 @@ def confluent_consume(conf: dict, topic: str, count: int, group: str | None = No
         c.close()
 
 
-def sasl_login(raw: RawClient, mechanism: str, token: bytes, handshake_version: int = 1,
+def sasl_login(raw: BlockingConnection, mechanism: str, token: bytes, handshake_version: int = 1,
                authenticate_version: int = 1):
     """ApiVersions, SaslHandshake, SaslAuthenticate over a raw socket; returns the SaslAuthenticate answer."""
     raw.request(18, 0, AV.ApiVersionsRequest())

@@ -11,7 +11,7 @@ import pytest
 from kbroker import Broker
 from kbroker.records.builder import simple_batch
 from kbroker.wire.messages import api_versions, fetch, metadata, produce
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 
 @pytest.fixture
@@ -20,8 +20,8 @@ def b():
         yield broker
 
 
-def _client(b) -> RawClient:
-    return RawClient(b.host, b.port)
+def _client(b) -> BlockingConnection:
+    return BlockingConnection(b.host, b.port)
 
 
 def _healthy(b) -> None:

@@ -17,7 +17,7 @@ from kbroker.wire.messages import api_versions as AV
 from kbroker.wire.messages import create_topics as CT
 from kbroker.wire.messages import describe_configs as DC
 from kbroker.wire.messages import incremental_alter_configs as IAC
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 BROKER, TOPIC = 4, 2
 DYNAMIC_BROKER, DYNAMIC_DEFAULT, STATIC, DEFAULT, TOPIC_CONFIG = 2, 3, 4, 5, 1
@@ -31,7 +31,7 @@ ISSUE_16_DEFAULTS = {
 }
 
 
-def _describe(c: RawClient, name: str, keys=None, resource_type=BROKER) -> dict:
+def _describe(c: BlockingConnection, name: str, keys=None, resource_type=BROKER) -> dict:
     R = DC.DescribeConfigsRequest
     resp = c.request(32, 4, R(resources=[R.DescribeConfigsResource(resource_type=resource_type, resource_name=name,
                                                                   configuration_keys=keys)], include_synonyms=True))
@@ -41,7 +41,7 @@ def _describe(c: RawClient, name: str, keys=None, resource_type=BROKER) -> dict:
             for e in result.configs}
 
 
-def _incremental(c: RawClient, name: str, ops, resource_type=BROKER) -> tuple[int, str | None]:
+def _incremental(c: BlockingConnection, name: str, ops, resource_type=BROKER) -> tuple[int, str | None]:
     I = IAC.IncrementalAlterConfigsRequest
     resp = c.request(44, 1, I(resources=[I.AlterConfigsResource(
         resource_type=resource_type, resource_name=name,
@@ -52,8 +52,7 @@ def _incremental(c: RawClient, name: str, ops, resource_type=BROKER) -> tuple[in
 def _connect(b) -> socket.socket | None:
     """A connection the broker answered (kept open by the caller), or None if it closed it at once."""
     s = socket.create_connection((b.host, b.port), timeout=10)
-    raw = RawClient.__new__(RawClient)
-    raw.sock, raw.correlation_id = s, 0
+    raw = BlockingConnection.over(s)
     try:
         raw.request(18, 0, AV.ApiVersionsRequest())
         return s
@@ -70,7 +69,7 @@ def b():
 
 @pytest.fixture
 def c(b):
-    client = RawClient(b.host, b.port)
+    client = BlockingConnection(b.host, b.port)
     yield client
     client.close()
 

@@ -27,7 +27,7 @@ from kbroker.storage.base import LogConfig
 from kbroker.storage.memory import MemoryLogStore
 from kbroker.storage.segment import SegmentLogStore
 from kbroker.wire.messages import produce
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 TOPIC_ID = uuid.UUID(int=0xC0)
 OLD_MS = 1_000_000          # record timestamps: long ago
@@ -488,7 +488,7 @@ def test_records_without_a_key_are_refused_on_compacted_topics():
         admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
         for f in admin.create_topics([NewTopic("keys-only", 1, 1, config={"cleanup.policy": "compact,delete"})]).values():
             f.result(10)
-        raw = RawClient(b.host, b.port)
+        raw = BlockingConnection(b.host, b.port)
         batch = build_batch([Record(0, 1, b"k", b"with key"), Record(1, 1, None, b"no key")])
         req = produce.ProduceRequest(acks=1, timeout_ms=1000, topic_data=[produce.ProduceRequest.TopicProduceData(
             name="keys-only", partition_data=[produce.ProduceRequest.PartitionProduceData(index=0, records=bytes(batch))])])

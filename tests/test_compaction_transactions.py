@@ -33,7 +33,7 @@ from kbroker.storage.base import LogConfig
 from kbroker.storage.memory import MemoryLogStore
 from kbroker.storage.segment import SegmentLogStore
 from kbroker.wire.messages import produce
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 from txn_helpers import free_port
 
 TOPIC_ID = uuid.UUID(int=0xC1)
@@ -647,7 +647,7 @@ def test_stock_clients_compacted_transactions(tmp_path):
         retry = build_batch([Record(0, int(time.time() * 1000), b"k07", b"k07:plain-last")],
                             producer_id=plain_last.producer_id, producer_epoch=plain_last.producer_epoch,
                             base_sequence=plain_last.base_sequence)
-        raw = RawClient(b.host, b.port)
+        raw = BlockingConnection(b.host, b.port)
         try:
             req = produce.ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[
                 produce.ProduceRequest.TopicProduceData(name=topic, partition_data=[

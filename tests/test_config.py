@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from brokerproc import BrokerProcess
-from kbroker.admin import AdminConnection
+from kbroker.client import BlockingClient
 from kbroker.cli import build_config
 from kbroker.config import BrokerConfig, apply_settings, env_key, read_properties, settings_from_env
 
@@ -78,19 +78,19 @@ def test_a_broker_started_with_a_config_file_uses_it(tmp_path):
     p = tmp_path / "server.properties"
     p.write_text("num.partitions=3\nlog.retention.ms=123456\n")
     with BrokerProcess(tmp_path / "data", "--config", str(p)) as b:
-        with AdminConnection(b.bootstrap_servers) as admin:
+        with BlockingClient(b.bootstrap_servers) as admin:
             md = admin.metadata(None)
             assert md.topics == []
         # Auto-created through Metadata, with num.partitions from the file.
-        with AdminConnection(b.bootstrap_servers) as admin:
+        with BlockingClient(b.bootstrap_servers) as admin:
             from kbroker.wire.messages import metadata as M
 
-            _, resp = admin.request(3, M.MetadataRequest(topics=[M.MetadataRequest.MetadataRequestTopic(name="auto")],
+            resp = admin.send(3, M.MetadataRequest(topics=[M.MetadataRequest.MetadataRequestTopic(name="auto")],
                                                          allow_auto_topic_creation=True))
             assert len(resp.topics[0].partitions) == 3
             from kbroker.wire.messages import describe_configs as D
 
-            _, resp = admin.request(32, D.DescribeConfigsRequest(resources=[D.DescribeConfigsRequest.DescribeConfigsResource(
+            resp = admin.send(32, D.DescribeConfigsRequest(resources=[D.DescribeConfigsRequest.DescribeConfigsResource(
                 resource_type=2, resource_name="auto", configuration_keys=["retention.ms"])], include_synonyms=True))
             entry = resp.results[0].configs[0]
             assert entry.value == "123456" and entry.config_source == 4  # STATIC_BROKER_CONFIG

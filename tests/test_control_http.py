@@ -13,10 +13,10 @@ import urllib.request
 import pytest
 
 from brokerproc import BrokerProcess
-from kbroker.admin import AdminConnection
+from kbroker.client import BlockingClient
 from kbroker.records.builder import simple_batch
 from kbroker.wire.messages import produce
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 
 def _http(method: str, url: str, body=None):
@@ -39,7 +39,7 @@ def proc(tmp_path):
 
 
 def _produce(b, topic: str, values: list[bytes], keys=None):
-    c = RawClient(b.host, b.port)
+    c = BlockingConnection(b.host, b.port)
     P = produce.ProduceRequest
     req = P(acks=1, timeout_ms=1000, topic_data=[P.TopicProduceData(name=topic, partition_data=[
         P.PartitionProduceData(index=0, records=bytes(simple_batch(*values, keys=keys)))])])
@@ -75,12 +75,12 @@ def test_fault_by_api_key_and_clear(proc):
 
 def test_disconnect_fault(proc):
     _http("POST", proc.control_url + "/faults", {"api": "Metadata", "disconnect": True})
-    c = RawClient(proc.host, proc.port)
+    c = BlockingConnection(proc.host, proc.port)
     from kbroker.wire.messages import metadata
 
     c.send_bytes(c.frame(3, 1, metadata.MetadataRequest(topics=None)))
     assert c.read_frame() is None  # closed instead of answered
-    with AdminConnection(proc.bootstrap_servers) as admin:
+    with BlockingClient(proc.bootstrap_servers) as admin:
         assert admin.list_topics() == []  # the next one is answered
 
 
@@ -103,7 +103,7 @@ def test_records_are_decoded(proc):
 
 
 def test_requests_log(proc):
-    with AdminConnection(proc.bootstrap_servers, client_id="inspect-me") as admin:
+    with BlockingClient(proc.bootstrap_servers, client_id="inspect-me") as admin:
         admin.list_topics()
     status, reqs = _http("GET", proc.control_url + "/requests?limit=10")
     assert status == 200
@@ -120,13 +120,13 @@ def test_wait_for_records_and_timeout(proc):
 def test_reset_deletes_topics(proc):
     _produce(proc, "z", [b"x"])
     assert _http("POST", proc.control_url + "/reset")[0] == 200
-    with AdminConnection(proc.bootstrap_servers) as admin:
+    with BlockingClient(proc.bootstrap_servers) as admin:
         assert admin.list_topics() == []
 
 
 def test_drop_response_fault_applies_the_request(proc):
     _http("POST", proc.control_url + "/faults", {"api": "Produce", "drop_response": True})
-    c = RawClient(proc.host, proc.port)
+    c = BlockingConnection(proc.host, proc.port)
     P = produce.ProduceRequest
     req = P(acks=1, timeout_ms=1000, topic_data=[P.TopicProduceData(name="d", partition_data=[
         P.PartitionProduceData(index=0, records=bytes(simple_batch(b"x")))])])
@@ -155,7 +155,7 @@ def _raw_http(url: str, method: str, path: str, headers: dict[str, str], body: b
 
 
 def _topic_count(proc) -> int:
-    with AdminConnection(proc.bootstrap_servers) as admin:
+    with BlockingClient(proc.bootstrap_servers) as admin:
         return len(admin.list_topics())
 
 

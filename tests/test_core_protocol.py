@@ -12,7 +12,7 @@ from kbroker import Broker
 from kbroker.records.builder import simple_batch
 from kbroker.records.record import decode_records
 from kbroker.wire.messages import create_topics, delete_topics, fetch, list_offsets, metadata, produce
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 P = produce.ProduceRequest
 F = fetch.FetchRequest
@@ -26,8 +26,8 @@ def b(tmp_path):
         yield broker
 
 
-def _client(b) -> RawClient:
-    return RawClient(b.host, b.port)
+def _client(b) -> BlockingConnection:
+    return BlockingConnection(b.host, b.port)
 
 
 def _produce(c, topic, records, acks=1, partition=0, version=9):

@@ -39,11 +39,11 @@ def test_compose_environment_configures_kbroker(tmp_path):
         line = proc.stdout.readline().strip()
         assert line.startswith("kbroker listening on 127.0.0.1:"), line
         port = int(line.rsplit(":", 1)[1])
-        from kbroker.admin import AdminConnection
+        from kbroker.client import BlockingClient
         from kbroker.wire.messages import metadata as M
 
-        with AdminConnection(f"127.0.0.1:{port}") as admin:
-            _, resp = admin.request(3, M.MetadataRequest(topics=[M.MetadataRequest.MetadataRequestTopic(name="t")],
+        with BlockingClient(f"127.0.0.1:{port}") as admin:
+            resp = admin.send(3, M.MetadataRequest(topics=[M.MetadataRequest.MetadataRequestTopic(name="t")],
                                                          allow_auto_topic_creation=True))
             assert len(resp.topics[0].partitions) == 3  # KAFKA_NUM_PARTITIONS
             assert (resp.brokers[0].host, resp.brokers[0].port) == ("localhost", port)  # KAFKA_ADVERTISED_LISTENERS

@@ -20,7 +20,7 @@ from kbroker import Broker
 from kbroker.records import Record, build_batch, crc_matches, iter_batches
 from kbroker.storage import log_segment
 from kbroker.wire.messages import produce
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 STORAGE_ERROR = 56  # KAFKA_STORAGE_ERROR
 
@@ -58,7 +58,7 @@ def syncs(monkeypatch):
     return Syncs(monkeypatch)
 
 
-def produce_raw(client: RawClient, topic: str, values_by_partition: dict[int, list[bytes]], acks: int = -1):
+def produce_raw(client: BlockingConnection, topic: str, values_by_partition: dict[int, list[bytes]], acks: int = -1):
     """One Produce v9 request; returns {partition: (error code, base offset)}."""
     data = []
     for partition, values in values_by_partition.items():
@@ -102,7 +102,7 @@ def consume_all(bootstrap: str, topic: str, partition: int, count: int) -> list[
 def test_fsync_always_syncs_every_append_before_answering(tmp_path, syncs):
     with Broker(port=0, data_dir=tmp_path / "data", fsync="always") as b:
         create(b, "always")
-        client = RawClient(b.host, b.port)
+        client = BlockingConnection(b.host, b.port)
         for i in range(10):
             assert produce_raw(client, "always", {0: [b"v%d" % i, b"w"]}) == {0: (0, 2 * i)}
             assert syncs.count == i + 1  # already synced when the answer came
@@ -112,7 +112,7 @@ def test_fsync_always_syncs_every_append_before_answering(tmp_path, syncs):
 def test_fsync_never_leaves_appends_to_the_os(tmp_path, syncs):
     with Broker(port=0, data_dir=tmp_path / "data", fsync="never") as b:
         create(b, "never")
-        client = RawClient(b.host, b.port)
+        client = BlockingConnection(b.host, b.port)
         for i in range(10):
             produce_raw(client, "never", {0: [b"v"]})
         b.call(b.state.log_manager.run_flush_once)
@@ -123,7 +123,7 @@ def test_fsync_never_leaves_appends_to_the_os(tmp_path, syncs):
 def test_fsync_interval_syncs_about_once_a_second_not_per_append(tmp_path, syncs):
     with Broker(port=0, data_dir=tmp_path / "data", fsync="interval") as b:
         create(b, "interval")
-        client = RawClient(b.host, b.port)
+        client = BlockingConnection(b.host, b.port)
         for i in range(20):
             produce_raw(client, "interval", {0: [b"v"]})
         assert syncs.count < 20
@@ -136,7 +136,7 @@ def test_fsync_interval_syncs_about_once_a_second_not_per_append(tmp_path, syncs
 def test_topic_flush_messages_syncs_every_n_records(tmp_path, syncs):
     with Broker(port=0, data_dir=tmp_path / "data") as b:
         create(b, "every-five", flush_messages=5)
-        client = RawClient(b.host, b.port)
+        client = BlockingConnection(b.host, b.port)
         for i in range(12):
             produce_raw(client, "every-five", {0: [b"v"]})
         assert syncs.count == 2
@@ -147,7 +147,7 @@ def test_topic_flush_ms_is_applied_by_the_flush_task(tmp_path, syncs):
     with Broker(port=0, data_dir=tmp_path / "data") as b:
         create(b, "by-time", flush_ms=100)
         plog = b.state.topics.get("by-time").partitions[0].log.store
-        client = RawClient(b.host, b.port)
+        client = BlockingConnection(b.host, b.port)
         produce_raw(client, "by-time", {0: [b"v"]})
         wait_for(lambda: b.call(lambda: plog._unflushed_records) == 0, what="flush.ms")
         assert syncs.count >= 1
@@ -191,7 +191,7 @@ def test_a_full_disk_fails_the_produce_and_damages_nothing(tmp_path, monkeypatch
     disk = FullDisk(monkeypatch)
     with Broker(port=0, data_dir=tmp_path / "data") as b:
         create(b, "full", partitions=2, index_interval_bytes=1)
-        client = RawClient(b.host, b.port)
+        client = BlockingConnection(b.host, b.port)
         for i in range(5):
             assert produce_raw(client, "full", {0: [b"p0-%d" % i], 1: [b"p1-%d" % i]}) == {0: (0, i), 1: (0, i)}
         before = segment_state(b, "full", 0)
@@ -225,7 +225,7 @@ def test_a_full_disk_fails_the_produce_and_damages_nothing(tmp_path, monkeypatch
 def test_a_failed_fsync_takes_the_append_back(tmp_path, syncs):
     with Broker(port=0, data_dir=tmp_path / "data", fsync="always") as b:
         create(b, "eio")
-        client = RawClient(b.host, b.port)
+        client = BlockingConnection(b.host, b.port)
         assert produce_raw(client, "eio", {0: [b"a"]}) == {0: (0, 0)}
         before = segment_state(b, "eio", 0)
         syncs.fail = 1

@@ -11,14 +11,14 @@ from kbroker import Broker
 from kbroker.handlers import HANDLERS
 from kbroker.releases import RELEASES
 from kbroker.wire.messages import api_versions
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 # The versions each release is recognised by (Kafka's message definitions at the release).
 FINGERPRINTS = {"2.8": (0, 9), "3.0": (2, 7), "3.9": (1, 17), "4.0": (2, 10), "4.1": (0, 13)}
 
 
 def _advertised(b) -> dict[int, tuple[int, int]]:
-    c = RawClient(b.host, b.port)
+    c = BlockingConnection(b.host, b.port)
     resp = c.request(18, 3, api_versions.ApiVersionsRequest(client_software_name="t", client_software_version="1"))
     c.close()
     assert resp.error_code == 0
@@ -56,7 +56,7 @@ def test_kafka_python_recognises_the_release(release):
 
 def test_versions_above_the_release_are_refused():
     with Broker(port=0, storage="memory", emulate_kafka="2.8") as b:
-        c = RawClient(b.host, b.port)
+        c = BlockingConnection(b.host, b.port)
         # ApiVersions v4 is newer than 2.8's v3: UNSUPPORTED_VERSION with a v0 body listing 0-3.
         body = struct.pack(">hhih", 18, 4, 9, -1)
         c.send_bytes(struct.pack(">i", len(body)) + body)
@@ -67,7 +67,7 @@ def test_versions_above_the_release_are_refused():
         # Metadata v12 is newer than 2.8's v11: the connection is closed, as Kafka 2.8 would.
         from kbroker.wire.messages import metadata
 
-        c2 = RawClient(b.host, b.port)
+        c2 = BlockingConnection(b.host, b.port)
         c2.send_bytes(c2.frame(3, 12, metadata.MetadataRequest(topics=None)))
         assert c2.read_frame() is None
         assert c.request(3, 11, metadata.MetadataRequest(topics=None)).brokers

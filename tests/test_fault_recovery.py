@@ -64,9 +64,9 @@ PRODUCERS = {"confluent-kafka": _produce_confluent, "kafka-python": _produce_kaf
 @pytest.mark.parametrize("client", list(PRODUCERS))
 def test_idempotent_producer_recovers_exactly_once(broker, client, fault):
     topic = f"faults-{client}-{fault}"
-    from kbroker.admin import AdminConnection
+    from kbroker.client import BlockingClient
 
-    with AdminConnection(broker.bootstrap_servers) as admin:
+    with BlockingClient(broker.bootstrap_servers) as admin:
         admin.create_topic(topic, 1)
     broker.control.add_fault("Produce", topic=topic, **FAULTS[fault])
     PRODUCERS[client](broker.bootstrap_servers, topic)

@@ -19,7 +19,7 @@ from kbroker.storage.memory import MemoryLogStore
 from kbroker.storage.segment import SegmentLogStore
 from kbroker.storage.base import LogConfig
 from kbroker.wire.messages import api_versions, delete_topics, fetch, produce
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 sendfile_all = server._sendfile_all
 
@@ -111,21 +111,17 @@ def test_a_large_answer_the_socket_cannot_take_at_once_arrives_whole_and_in_orde
         return n
 
     monkeypatch.setattr(server, "_sendfile_all", watched)
-    writer = RawClient(b.host, b.port)
+    writer = BlockingConnection(b.host, b.port)
     sent = _fill(writer, "big", batches=24, values_per_batch=100, size=10_000)  # about 24 MB
-    c = RawClient(b.host, b.port)
+    c = BlockingConnection(b.host, b.port)
     # Fetch, then ApiVersions, then Fetch read_committed, pipelined: the answers must come in this order.
     frames = c.frame(1, 12, _fetch("big", 64 << 20))
-    first = c.correlation_id
     frames += c.frame(18, 3, api_versions.ApiVersionsRequest(client_software_name="t", client_software_version="1"))
     frames += c.frame(1, 12, _fetch("big", 64 << 20, isolation=1))
-    c.send_bytes(frames)
-    c.correlation_id = first
+    c.send_bytes(frames)  # the client checks each answer's correlation id against its requests in flight
     got = c.read_response(1, 12).responses[0].partitions[0]
     assert [r.value for r in _records(got.records)] == sent
-    c.correlation_id = first + 1
     assert c.read_response(18, 3).error_code == 0
-    c.correlation_id = first + 2
     again = c.read_response(1, 12).responses[0].partitions[0]
     assert again.last_stable_offset == len(sent) and again.aborted_transactions == []
     assert bytes(again.records) == bytes(got.records)
@@ -135,35 +131,31 @@ def test_a_large_answer_the_socket_cannot_take_at_once_arrives_whole_and_in_orde
 
 
 def test_many_small_answers_with_file_data_pipelined(b):
-    writer = RawClient(b.host, b.port)
+    writer = BlockingConnection(b.host, b.port)
     sent = _fill(writer, "small", batches=50, values_per_batch=2, size=10)
-    c = RawClient(b.host, b.port)
+    c = BlockingConnection(b.host, b.port)
     frames = b""
     for offset in range(len(sent)):
         frames += c.frame(1, 12, F(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, topics=[
             F.FetchTopic(topic="small", partitions=[F.FetchPartition(partition=0, fetch_offset=offset,
                                                                      partition_max_bytes=60)])]))
     c.send_bytes(frames)  # one read on the broker side: the answers go out together
-    last = c.correlation_id
     for offset in range(len(sent)):
-        c.correlation_id = last - len(sent) + 1 + offset
         part = c.read_response(1, 12).responses[0].partitions[0]
         recs = _records(part.records)
         assert recs[0].offset == offset - offset % 2 and recs[0].value == sent[offset - offset % 2]
 
 
 def test_a_fetch_answer_leaves_before_a_pipelined_request_deletes_its_topic(b):
-    writer = RawClient(b.host, b.port)
+    writer = BlockingConnection(b.host, b.port)
     sent = _fill(writer, "doomed", batches=3, values_per_batch=10, size=5_000)
-    c = RawClient(b.host, b.port)
+    c = BlockingConnection(b.host, b.port)
     frames = c.frame(1, 12, _fetch("doomed", 1 << 20))
     frames += c.frame(20, 6, delete_topics.DeleteTopicsRequest(
         topics=[delete_topics.DeleteTopicsRequest.DeleteTopicState(name="doomed")], timeout_ms=1000))
     c.send_bytes(frames)  # one read: both are handled in one turn of the loop
-    c.correlation_id -= 1
     part = c.read_response(1, 12).responses[0].partitions[0]
     assert [r.value for r in _records(part.records)] == sent
-    c.correlation_id += 1
     assert c.read_response(20, 6).responses[0].error_code == 0
 
 
@@ -178,9 +170,9 @@ def tls_broker(tmp_path):
         yield broker, certs
 
 
-def _tls_client(broker, certs) -> RawClient:
+def _tls_client(broker, certs) -> BlockingConnection:
     host, port = broker.listeners["SSL"].rsplit(":", 1)
-    c = RawClient(host, int(port))
+    c = BlockingConnection(host, int(port))
     c.sock = ssl.create_default_context(cafile=certs["ca.pem"]).wrap_socket(c.sock, server_hostname="127.0.0.1")
     return c
 
@@ -197,16 +189,13 @@ def test_over_tls_stored_batches_arrive_whole_and_the_read_buffer_is_used_again(
 
     monkeypatch.setattr(server.KafkaConnection, "_read_regions", watched)
     host, port = b.listeners["PLAINTEXT"].rsplit(":", 1)
-    sent = _fill(RawClient(host, int(port)), "tls", batches=8, values_per_batch=50, size=2_000)
+    sent = _fill(BlockingConnection(host, int(port)), "tls", batches=8, values_per_batch=50, size=2_000)
     c = _tls_client(b, certs)
     frames = c.frame(1, 12, _fetch("tls", 1 << 20))
-    first = c.correlation_id
     frames += c.frame(18, 3, api_versions.ApiVersionsRequest(client_software_name="t", client_software_version="1"))
     c.send_bytes(frames)
-    c.correlation_id = first
     got = c.read_response(1, 12).responses[0].partitions[0]
     assert [r.value for r in _records(got.records)] == sent[:len(_records(got.records))] and len(got.records) > 0
-    c.correlation_id = first + 1
     assert c.read_response(18, 3).error_code == 0
     for _ in range(3):  # one answer at a time: each is read into the same buffer
         again = c.request(1, 12, _fetch("tls", 1 << 20)).responses[0].partitions[0]

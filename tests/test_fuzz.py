@@ -28,7 +28,7 @@ from kbroker.records.builder import simple_batch
 from kbroker.wire.header import body_offset, peek_header
 from kbroker.wire.messages import BY_KEY, api_versions, create_topics, fetch, produce
 from kbroker.wire.primitives import DecodeError
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 # What the server's dispatch turns into a closed connection (server.py); anything else is a decoder bug.
 REFUSALS = (DecodeError, struct.error, IndexError, ValueError)
@@ -101,7 +101,7 @@ def fuzzed(tmp_path_factory):
     crashes = _Crashes()
     logging.getLogger("kbroker").addHandler(crashes)
     with Broker(port=0, data_dir=tmp_path_factory.mktemp("fuzz") / "data") as b:
-        canary = RawClient(b.host, b.port)
+        canary = BlockingConnection(b.host, b.port)
         C = create_topics.CreateTopicsRequest
         topics = [(CANARY, 1)] + [(name, 3) for name in fuzzing.KNOWN_TOPICS]
         resp = canary.request(19, 4, C(topics=[C.CreatableTopic(name=name, num_partitions=n, replication_factor=1,
@@ -122,7 +122,7 @@ def fuzzed(tmp_path_factory):
     logging.getLogger("kbroker").removeHandler(crashes)
 
 
-def _canary_records(c: RawClient) -> bytes:
+def _canary_records(c: BlockingConnection) -> bytes:
     F = fetch.FetchRequest
     resp = c.request(1, 11, F(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, isolation_level=0,
                               session_id=0, session_epoch=-1, topics=[F.FetchTopic(topic=CANARY, partitions=[
@@ -186,7 +186,7 @@ def _exchange(host: str, port: int, frame: bytes, deadline_s: float = 2.0) -> st
         return "deadline"
 
 
-def _canary_answers(canary: RawClient) -> float:
+def _canary_answers(canary: BlockingConnection) -> float:
     start = time.monotonic()
     assert canary.request(18, 0, api_versions.ApiVersionsRequest()).error_code == 0
     return time.monotonic() - start

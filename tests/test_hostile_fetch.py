@@ -18,17 +18,17 @@ from kbroker.errors import ErrorCode
 from kbroker.records.batch import iter_batches
 from kbroker.records.builder import simple_batch
 from kbroker.wire.messages import api_versions, create_topics, delete_topics, fetch, metadata, produce
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 F = fetch.FetchRequest
 FOREVER_MS = 30_000  # a long poll far longer than any assertion below waits
 
 
-def _client(b) -> RawClient:
-    return RawClient(b.host, b.port, timeout=20)
+def _client(b) -> BlockingConnection:
+    return BlockingConnection(b.host, b.port, timeout_s=20)
 
 
-def _create(c: RawClient, name: str, partitions: int = 1, configs: dict | None = None):
+def _create(c: BlockingConnection, name: str, partitions: int = 1, configs: dict | None = None):
     C = create_topics.CreateTopicsRequest
     cfgs = [C.CreatableTopicConfig(name=k, value=v) for k, v in (configs or {}).items()]
     resp = c.request(19, 4, C(topics=[C.CreatableTopic(name=name, num_partitions=partitions, replication_factor=1,
@@ -36,7 +36,7 @@ def _create(c: RawClient, name: str, partitions: int = 1, configs: dict | None =
     assert resp.topics[0].error_code == 0, resp
 
 
-def _produce(c: RawClient, topic: str, batch, partition: int = 0) -> int:
+def _produce(c: BlockingConnection, topic: str, batch, partition: int = 0) -> int:
     P = produce.ProduceRequest
     resp = c.request(0, 7, P(acks=1, timeout_ms=5000, topic_data=[P.TopicProduceData(
         name=topic, partition_data=[P.PartitionProduceData(index=partition, records=bytes(batch))])]))
@@ -45,7 +45,7 @@ def _produce(c: RawClient, topic: str, batch, partition: int = 0) -> int:
     return part.base_offset
 
 
-def _topic_id(c: RawClient, topic: str) -> uuid.UUID:
+def _topic_id(c: BlockingConnection, topic: str) -> uuid.UUID:
     M = metadata.MetadataRequest
     resp = c.request(3, 12, M(topics=[M.MetadataRequestTopic(name=topic)], allow_auto_topic_creation=False))
     return resp.topics[0].topic_id
@@ -62,13 +62,13 @@ def _fetch(topic="", topic_id=None, parts=((0, 0),), max_wait_ms=0, min_bytes=1,
              forgotten_topics_data=[], rack_id="")
 
 
-def _timed(c: RawClient, version: int, req):
+def _timed(c: BlockingConnection, version: int, req):
     start = time.monotonic()
     resp = c.request(1, version, req)
     return resp, time.monotonic() - start
 
 
-def _still_serves(c: RawClient) -> None:
+def _still_serves(c: BlockingConnection) -> None:
     assert c.request(18, 0, api_versions.ApiVersionsRequest()).error_code == 0
 
 
@@ -248,7 +248,7 @@ def test_a_client_that_pipelines_fetches_and_never_reads_holds_at_most_fetch_max
         warm = c.request(1, 11, _fetch(topic=topic_name, max_bytes=2**31 - 1))
         assert 900_000 < len(warm.responses[0].partitions[0].records) <= 1_048_576
         before = _peak_rss_bytes(proc.proc.pid)
-        hog = RawClient(proc.host, proc.port)
+        hog = BlockingConnection(proc.host, proc.port)
         hog.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         frames = b"".join(hog.frame(1, 11, _fetch(topic=topic_name, max_bytes=2**31 - 1)) for _ in range(32))
         hog.send_bytes(frames)

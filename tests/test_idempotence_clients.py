@@ -22,7 +22,7 @@ from kbroker.errors import ErrorCode
 from kbroker.records.builder import build_batch
 from kbroker.records.record import Record
 from kbroker.wire.messages import init_producer_id, produce
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 from txn_helpers import TIMEOUT_S, create_topic
 
 PRODUCE = 0
@@ -126,7 +126,7 @@ def test_several_lost_answers_in_a_row_leave_no_duplicate(b, client):
 # -- the broker's own answers, over a raw socket -----------------------------------------------------------
 
 
-def _producer_id(c: RawClient) -> tuple[int, int]:
+def _producer_id(c: BlockingConnection) -> tuple[int, int]:
     r = c.request(INIT_PRODUCER_ID, 1, init_producer_id.InitProducerIdRequest(
         transactional_id=None, transaction_timeout_ms=60000))
     assert r.error_code == 0
@@ -138,7 +138,7 @@ def _batch(values: list[bytes], **kw) -> bytes:
                              base_offset=0, **kw))
 
 
-def _produce(c: RawClient, topic: str, records: bytes, version: int = 8):
+def _produce(c: BlockingConnection, topic: str, records: bytes, version: int = 8):
     req = produce.ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[produce.ProduceRequest.TopicProduceData(
         name=topic, partition_data=[produce.ProduceRequest.PartitionProduceData(index=0, records=records)])])
     return c.request(PRODUCE, version, req).responses[0].partition_responses[0]
@@ -146,7 +146,7 @@ def _produce(c: RawClient, topic: str, records: bytes, version: int = 8):
 
 @pytest.fixture
 def raw(b):
-    c = RawClient(b.host, b.port)
+    c = BlockingConnection(b.host, b.port)
     yield c
     c.close()
 
@@ -239,13 +239,13 @@ def test_producer_state_survives_a_restart(tmp_path):
     topic = _topic()
     with Broker(port=0, data_dir=data) as b1:
         create_topic(b1.bootstrap_servers, topic, 1)
-        c = RawClient(b1.host, b1.port)
+        c = BlockingConnection(b1.host, b1.port)
         pid, epoch = _producer_id(c)
         first = _batch([b"a", b"b"], producer_id=pid, producer_epoch=epoch, base_sequence=0)
         assert _produce(c, topic, first).base_offset == 0
         c.close()
     with Broker(port=0, data_dir=data) as b2:
-        c = RawClient(b2.host, b2.port)
+        c = BlockingConnection(b2.host, b2.port)
         again = _produce(c, topic, first)
         assert (again.error_code, again.base_offset) == (0, 0)
         gap = _produce(c, topic, _batch([b"x"], producer_id=pid, producer_epoch=epoch, base_sequence=5))

@@ -22,7 +22,7 @@ from kbroker.storage.memory import MemoryLogStore
 from kbroker.wire.messages import (
     delete_records, describe_producers, fetch, list_offsets, offset_for_leader_epoch, produce,
 )
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 P = produce.ProduceRequest
 F = fetch.FetchRequest
@@ -35,7 +35,7 @@ DP = describe_producers.DescribeProducersRequest
 @pytest.fixture(scope="module")
 def client():
     with Broker(port=0) as b:
-        c = RawClient(b.host, b.port)
+        c = BlockingConnection(b.host, b.port)
         for _ in range(3):
             r = c.request(0, 9, P(acks=1, timeout_ms=1000, topic_data=[P.TopicProduceData(name="t", partition_data=[
                 P.PartitionProduceData(index=0, records=bytes(simple_batch(b"a", b"b")))])]))

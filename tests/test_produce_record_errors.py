@@ -12,7 +12,7 @@ from kbroker.records.builder import build_batch, simple_batch
 from kbroker.records.compression import GZIP
 from kbroker.records.record import Record
 from kbroker.wire.messages import create_topics, produce
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 P = produce.ProduceRequest
 C = create_topics.CreateTopicsRequest
@@ -43,7 +43,7 @@ def _keyless_message(topic):
 
 @pytest.mark.parametrize("compression", [0, GZIP])
 def test_keyless_records_on_a_compacted_topic_are_each_named(b, topic_name, compression):
-    c = RawClient(b.host, b.port)
+    c = BlockingConnection(b.host, b.port)
     _create(c, topic_name, {"cleanup.policy": "compact"})
     keys = [b"k0", None, b"k2", None, None, b"k5"]
     batch = build_batch([Record(i, 1000, k, b"v") for i, k in enumerate(keys)], compression=compression)
@@ -60,7 +60,7 @@ def test_keyless_records_on_a_compacted_topic_are_each_named(b, topic_name, comp
 
 
 def test_the_message_shows_at_most_three_record_errors(b, topic_name):
-    c = RawClient(b.host, b.port)
+    c = BlockingConnection(b.host, b.port)
     _create(c, topic_name, {"cleanup.policy": "compact"})
     part = _produce(c, topic_name, simple_batch(*[b"v"] * 5))
     assert [e.batch_index for e in part.record_errors] == [0, 1, 2, 3, 4]
@@ -69,7 +69,7 @@ def test_the_message_shows_at_most_three_record_errors(b, topic_name):
 
 
 def test_record_errors_are_absent_before_produce_v8(b, topic_name):
-    c = RawClient(b.host, b.port)
+    c = BlockingConnection(b.host, b.port)
     _create(c, topic_name, {"cleanup.policy": "compact"})
     part = _produce(c, topic_name, simple_batch(b"v"), version=7)
     assert part.error_code == ErrorCode.INVALID_RECORD
@@ -77,7 +77,7 @@ def test_record_errors_are_absent_before_produce_v8(b, topic_name):
 
 def test_a_batch_over_the_size_limit_has_no_record_errors(b, topic_name):
     """Kafka's UnifiedLog refuses the batch as a whole (RecordTooLargeException): no record index."""
-    c = RawClient(b.host, b.port)
+    c = BlockingConnection(b.host, b.port)
     _create(c, topic_name, {"max.message.bytes": "1000"})
     part = _produce(c, topic_name, simple_batch(b"x" * 2000))
     assert part.error_code == ErrorCode.MESSAGE_TOO_LARGE
@@ -87,7 +87,7 @@ def test_a_batch_over_the_size_limit_has_no_record_errors(b, topic_name):
 def test_confluent_kafka_reports_the_record_error(b, topic_name):
     from confluent_kafka import KafkaError, Producer
 
-    c = RawClient(b.host, b.port)
+    c = BlockingConnection(b.host, b.port)
     _create(c, topic_name, {"cleanup.policy": "compact"})
     errors = []
     p = Producer({"bootstrap.servers": b.bootstrap_servers, "enable.idempotence": False})

@@ -8,7 +8,7 @@ import time
 from kbroker import Broker
 from kbroker.records.builder import simple_batch
 from kbroker.wire.messages import produce
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 P = produce.ProduceRequest
 
@@ -21,7 +21,7 @@ def _produce(c, batch, topic="pe"):
 
 def test_idle_producers_are_forgotten_and_open_transactions_kept():
     with Broker(port=0, storage="memory", producer_id_expiration_ms=60_000) as b:
-        c = RawClient(b.host, b.port)
+        c = BlockingConnection(b.host, b.port)
         now = int(time.time() * 1000)
         old = simple_batch(b"a", producer_id=7, producer_epoch=0, base_sequence=0, timestamp_ms=now - 120_000)
         fresh = simple_batch(b"b", producer_id=8, producer_epoch=0, base_sequence=0, timestamp_ms=now)

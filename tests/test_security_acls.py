@@ -15,7 +15,7 @@ from kbroker.wire.messages import describe_acls as DA
 from kbroker.wire.messages import find_coordinator as FC
 from kbroker.wire.messages import init_producer_id as IP
 from kbroker.wire.messages import metadata as MD
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 from securityhelpers import TIMEOUT_S, confluent_conf, confluent_consume, confluent_produce, host_port, make_certs, \
     start_broker
 
@@ -123,7 +123,7 @@ def test_metadata_authorized_operations_and_named_topics(broker, certs):
     admin = admin_client(broker, certs)
     visible, hidden = new_topic(admin), new_topic(admin)
     create_acls(admin, binding("User:ANONYMOUS", "READ", visible), binding("User:ANONYMOUS", "ALTER_CONFIGS", visible))
-    raw = RawClient(*host_port(broker.listeners["PLAINTEXT"]))
+    raw = BlockingConnection(*host_port(broker.listeners["PLAINTEXT"]))
     try:
         req = MD.MetadataRequest(topics=[MD.MetadataRequest.MetadataRequestTopic(name=n) for n in (visible, hidden)],
                                  allow_auto_topic_creation=False, include_cluster_authorized_operations=True,

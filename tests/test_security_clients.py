@@ -17,7 +17,7 @@ from kbroker.errors import ErrorCode
 from kbroker.wire.messages import metadata as MD
 from kbroker.wire.messages import sasl_authenticate as SA
 from kbroker.wire.messages import sasl_handshake as SH
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 from securityhelpers import (TIMEOUT_S, confluent_conf, confluent_consume, confluent_produce, host_port,
                              make_certs, sasl_login, start_broker)
 
@@ -211,13 +211,13 @@ def test_aiokafka_sasl_ssl_scram(broker, certs):
 # -- the exchange, byte for byte -------------------------------------------------------------------------
 
 def test_a_request_before_authentication_closes_the_connection(broker):
-    raw = RawClient(*host_port(broker.listeners["SASL_PLAINTEXT"]))
+    raw = BlockingConnection(*host_port(broker.listeners["SASL_PLAINTEXT"]))
     try:
         raw.send_bytes(raw.frame(3, 1, MD.MetadataRequest(topics=None)))
         assert raw.read_frame() is None  # closed, no answer
     finally:
         raw.close()
-    raw = RawClient(*host_port(broker.listeners["SASL_PLAINTEXT"]))
+    raw = BlockingConnection(*host_port(broker.listeners["SASL_PLAINTEXT"]))
     try:  # SaslAuthenticate without a handshake
         raw.send_bytes(raw.frame(36, 1, SA.SaslAuthenticateRequest(auth_bytes=b"\x00alice\x00alice-secret")))
         assert raw.read_frame() is None
@@ -226,7 +226,7 @@ def test_a_request_before_authentication_closes_the_connection(broker):
 
 
 def test_failed_authentication_is_answered_then_the_connection_closed(broker):
-    raw = RawClient(*host_port(broker.listeners["SASL_PLAINTEXT"]))
+    raw = BlockingConnection(*host_port(broker.listeners["SASL_PLAINTEXT"]))
     try:
         r = sasl_login(raw, "PLAIN", b"\x00alice\x00nope")
         assert (r.error_code, r.error_message) == (ErrorCode.SASL_AUTHENTICATION_FAILED,
@@ -234,7 +234,7 @@ def test_failed_authentication_is_answered_then_the_connection_closed(broker):
         assert raw.is_closed()
     finally:
         raw.close()
-    raw = RawClient(*host_port(broker.listeners["SASL_PLAINTEXT"]))
+    raw = BlockingConnection(*host_port(broker.listeners["SASL_PLAINTEXT"]))
     try:
         hs = raw.request(17, 1, SH.SaslHandshakeRequest(mechanism="GSSAPI"))
         assert hs.error_code == ErrorCode.UNSUPPORTED_SASL_MECHANISM and "PLAIN" in hs.mechanisms
@@ -244,7 +244,7 @@ def test_failed_authentication_is_answered_then_the_connection_closed(broker):
 
 
 def test_authenticated_connection_serves_requests_and_sasl_again_is_illegal(broker):
-    raw = RawClient(*host_port(broker.listeners["SASL_PLAINTEXT"]))
+    raw = BlockingConnection(*host_port(broker.listeners["SASL_PLAINTEXT"]))
     try:
         r = sasl_login(raw, "PLAIN", b"\x00alice\x00alice-secret")
         assert (r.error_code, r.session_lifetime_ms) == (0, 0)
@@ -258,7 +258,7 @@ def test_authenticated_connection_serves_requests_and_sasl_again_is_illegal(brok
 
 
 def test_sasl_handshake_v0_then_raw_tokens(broker):
-    raw = RawClient(*host_port(broker.listeners["SASL_PLAINTEXT"]))
+    raw = BlockingConnection(*host_port(broker.listeners["SASL_PLAINTEXT"]))
     try:
         assert raw.request(17, 0, SH.SaslHandshakeRequest(mechanism="PLAIN")).error_code == 0
         raw.send_bytes(b"\x00\x00\x00\x13" + b"\x00alice\x00alice-secret")
@@ -269,7 +269,7 @@ def test_sasl_handshake_v0_then_raw_tokens(broker):
 
 
 def test_plaintext_listener_answers_sasl_with_illegal_state(broker):
-    raw = RawClient(*host_port(broker.listeners["PLAINTEXT"]))
+    raw = BlockingConnection(*host_port(broker.listeners["PLAINTEXT"]))
     try:
         assert raw.request(17, 1, SH.SaslHandshakeRequest(mechanism="PLAIN")).error_code == ErrorCode.ILLEGAL_SASL_STATE
     finally:
@@ -284,7 +284,7 @@ def _unsecured_token(sub: str, lifetime_s: float) -> bytes:
 
 
 def test_oauthbearer_session_lifetime_is_the_tokens(broker):
-    raw = RawClient(*host_port(broker.listeners["SASL_PLAINTEXT"]))
+    raw = BlockingConnection(*host_port(broker.listeners["SASL_PLAINTEXT"]))
     try:
         r = sasl_login(raw, "OAUTHBEARER", _unsecured_token("bob", 3600))
         assert r.error_code == 0 and 3_500_000 < r.session_lifetime_ms <= 3_600_000
@@ -300,7 +300,7 @@ def test_reauthentication_and_expired_sessions(certs):
         server = next(s for s in b.broker_server.servers if s.listener.name == "SASL_PLAINTEXT")
         now = [1000.0]
         b.call(lambda: setattr(server.auth, "monotonic", lambda: now[0]))
-        raw = RawClient(*host_port(b.listeners["SASL_PLAINTEXT"]))
+        raw = BlockingConnection(*host_port(b.listeners["SASL_PLAINTEXT"]))
         try:
             assert sasl_login(raw, "PLAIN", b"\x00alice\x00alice-secret").session_lifetime_ms == 60000
             now[0] += 50

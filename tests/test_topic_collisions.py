@@ -9,7 +9,7 @@ import pytest
 from kbroker import Broker
 from kbroker.errors import ErrorCode
 from kbroker.wire.messages import create_topics, delete_topics, metadata
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 
 C = create_topics.CreateTopicsRequest
 
@@ -17,7 +17,7 @@ C = create_topics.CreateTopicsRequest
 @pytest.fixture
 def c():
     with Broker(port=0, storage="memory") as b:
-        client = RawClient(b.host, b.port)
+        client = BlockingConnection(b.host, b.port)
         yield client
         client.close()
 

@@ -29,7 +29,7 @@ from brokerproc import BrokerProcess
 from kbroker import Broker
 from kbroker.errors import ErrorCode
 from kbroker.wire.messages import list_offsets, offset_fetch
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 from txn_helpers import (
     CLIENT_NAMES,
     TIMEOUT_S,
@@ -84,7 +84,7 @@ def _host_port(bootstrap: str) -> tuple[str, int]:
 
 def _offsets(bootstrap: str, topic: str, partitions: int, read_committed: bool) -> list[int]:
     """ListOffsets latest: the last stable offsets (read_committed) or the high watermarks."""
-    c = RawClient(*_host_port(bootstrap))
+    c = BlockingConnection(*_host_port(bootstrap))
     try:
         req = list_offsets.ListOffsetsRequest(replica_id=-1, isolation_level=1 if read_committed else 0, topics=[
             list_offsets.ListOffsetsRequest.ListOffsetsTopic(name=topic, partitions=[
@@ -482,7 +482,7 @@ def _committed(client: str, bootstrap: str, group: str, topic: str, partitions: 
 
 def _offset_fetch_stable(bootstrap: str, group: str, topic: str, partitions: int) -> list[tuple[int, int]]:
     """OffsetFetch v7 with require_stable (KIP-447): (offset, error code) per partition."""
-    c = RawClient(*_host_port(bootstrap))
+    c = BlockingConnection(*_host_port(bootstrap))
     try:
         req = offset_fetch.OffsetFetchRequest(group_id=group, require_stable=True, topics=[
             offset_fetch.OffsetFetchRequest.OffsetFetchRequestTopic(name=topic,

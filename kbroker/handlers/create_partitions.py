@@ -1,46 +1,81 @@
 """CreatePartitions (37): v0-3. Grows a topic to ``count`` partitions (INVALID_PARTITIONS unless larger
 than now); manual assignments may only name this broker (INVALID_REPLICA_ASSIGNMENT); ``validate_only``.
 Needs ALTER on each topic (TOPIC_AUTHORIZATION_FAILED), as KafkaApis.
+
+Bounds, as CreateTopics (KAFKA-19673 applies Kafka's limit here too): more than
+``controller.max.records.per.batch`` new partitions in one request and every topic that would have grown
+is refused with POLICY_VIOLATION, nothing created; many partitions are added a few hundred per turn of the
+event loop, and a topic whose new logs cannot all be made keeps its old partitions.
 """
 
 from __future__ import annotations
 
-from ..errors import ErrorCode
+from ..errors import ErrorCode, KafkaError
 from ..security import acl
+from ..topics import PARTITIONS_PER_TURN, run_in_turns, run_steps
 from ..wire.messages import create_partitions as API
 
 R = API.CreatePartitionsResponse
+TOO_MANY_PARTITIONS = "Excessively large number of partitions per request."
 
 
-def handle(ctx, req: API.CreatePartitionsRequest) -> R:
+def handle(ctx, req: API.CreatePartitionsRequest):
     broker = ctx.broker
-    results = []
+    results: list = []   # a result, or (topic, count) for a growth to make
     for t in req.topics:
-        if not ctx.authorize(acl.ALTER, acl.TOPIC, t.name):
-            results.append(R.CreatePartitionsTopicResult(name=t.name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
-                                                         error_message="The topic authorization is failed."))
+        results.append(_check(ctx, t))
+    total = sum(r[1] - len(r[0].partitions) for r in results if isinstance(r, tuple))
+    if total > broker.config.controller_max_records_per_batch:
+        return R(throttle_time_ms=0, results=[
+            R.CreatePartitionsTopicResult(name=r[0].name, error_code=ErrorCode.POLICY_VIOLATION,
+                                          error_message=TOO_MANY_PARTITIONS) if isinstance(r, tuple) else r
+            for r in results])
+    steps = _grow_all(broker, results, req.validate_only)
+    if req.validate_only or total <= PARTITIONS_PER_TURN:
+        with broker.topics.batch():
+            return run_steps(steps)
+    return run_in_turns(broker.topics, steps)
+
+
+def _check(ctx, t):
+    broker = ctx.broker
+    if not ctx.authorize(acl.ALTER, acl.TOPIC, t.name):
+        return R.CreatePartitionsTopicResult(name=t.name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                             error_message="The topic authorization is failed.")
+    topic = broker.topics.get(t.name)
+    if topic is None:
+        return R.CreatePartitionsTopicResult(name=t.name, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                             error_message=f"The topic '{t.name}' does not exist.")
+    current = len(topic.partitions)
+    if t.count <= current:
+        return R.CreatePartitionsTopicResult(
+            name=t.name, error_code=ErrorCode.INVALID_PARTITIONS,
+            error_message=f"Topic currently has {current} partitions, which is higher than or equal to the "
+                          f"requested {t.count}." if t.count < current else
+                          f"Topic already has {current} partitions.")
+    if t.assignments is not None:
+        if len(t.assignments) != t.count - current or any(
+                a.broker_ids != [broker.config.node_id] for a in t.assignments):
+            return R.CreatePartitionsTopicResult(
+                name=t.name, error_code=ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                error_message="Replica assignments must name this broker, once per new partition")
+    return (topic, t.count)
+
+
+def _grow_all(broker, checked: list, validate_only: bool):
+    """The growths, one partition per step; returns the response."""
+    results = []
+    for r in checked:
+        if not isinstance(r, tuple):
+            results.append(r)
             continue
-        topic = broker.topics.get(t.name)
-        if topic is None:
-            results.append(R.CreatePartitionsTopicResult(name=t.name, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                                                         error_message=f"The topic '{t.name}' does not exist."))
-            continue
-        current = len(topic.partitions)
-        if t.count <= current:
-            results.append(R.CreatePartitionsTopicResult(
-                name=t.name, error_code=ErrorCode.INVALID_PARTITIONS,
-                error_message=f"Topic currently has {current} partitions, which is higher than or equal to the "
-                              f"requested {t.count}." if t.count < current else
-                              f"Topic already has {current} partitions."))
-            continue
-        if t.assignments is not None:
-            if len(t.assignments) != t.count - current or any(
-                    a.broker_ids != [broker.config.node_id] for a in t.assignments):
-                results.append(R.CreatePartitionsTopicResult(
-                    name=t.name, error_code=ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                    error_message="Replica assignments must name this broker, once per new partition"))
+        topic, count = r
+        if not validate_only:
+            try:
+                yield from broker.topics.partition_growth(topic, count)
+            except KafkaError as e:
+                results.append(R.CreatePartitionsTopicResult(name=topic.name, error_code=e.code,
+                                                             error_message=e.message))
                 continue
-        if not req.validate_only:
-            broker.topics.add_partitions(topic, t.count)
-        results.append(R.CreatePartitionsTopicResult(name=t.name, error_code=0, error_message=None))
+        results.append(R.CreatePartitionsTopicResult(name=topic.name, error_code=0, error_message=None))
     return R(throttle_time_ms=0, results=results)

@@ -5,6 +5,13 @@ against the topic config definitions (INVALID_CONFIG), ``validate_only``, Kafka'
 Authorisation, as KafkaApis: CREATE on the cluster or on the topic, else TOPIC_AUTHORIZATION_FAILED
 ("Authorization failed."); the configs are only listed with DESCRIBE_CONFIGS on the topic (else
 topic_config_error_code TOPIC_AUTHORIZATION_FAILED).
+
+Bounds, as Kafka 4's controller (KAFKA-17870, made a setting by KAFKA-20976): a request whose topics
+would have more than ``controller.max.records.per.batch`` (10,000) partitions in all is refused whole,
+every topic POLICY_VIOLATION "Excessively large number of partitions per request.", before anything is
+created. A request for many partitions gives the event loop a turn every few hundred partitions
+(``topics.run_in_turns``); a topic whose logs cannot all be made is removed again (KAFKA_STORAGE_ERROR).
+Every topic created is in the metadata store, in one append per turn, before the answer.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from ..broker_configs import broker_configs
 from ..errors import ErrorCode, KafkaError
 from ..security import acl
 from ..topic_config import TOPIC_CONFIGS, validate_topic_configs
+from ..topics import PARTITIONS_PER_TURN, run_in_turns, run_steps
 from ..wire.messages import create_topics as API
 
 R = API.CreateTopicsResponse
@@ -26,6 +34,18 @@ def _config_source(levels, topic, key: str) -> int:
     broker_key = TOPIC_CONFIGS[key].broker_key
     synonyms = levels.synonyms(broker_key) if broker_key else []
     return synonyms[0][2] if synonyms else SOURCE_DEFAULT
+
+
+TOO_MANY_PARTITIONS = "Excessively large number of partitions per request."
+
+
+def requested_partitions(ct, num_partitions_default: int) -> int:
+    """What Kafka's validateTotalNumberOfPartitions counts for one topic."""
+    if ct.assignments:
+        return len(ct.assignments)
+    if ct.num_partitions == -1:
+        return num_partitions_default
+    return max(ct.num_partitions, 0)
 
 
 def _create(ctx, ct, validate_only: bool):
@@ -53,28 +73,48 @@ def _create(ctx, ct, validate_only: bool):
                              f"{ct.replication_factor} cannot be reached because only 1 broker(s) are registered.")
     configs = {c.name: c.value for c in ct.configs}
     validate_topic_configs(configs)
-    return broker.topics.create(ct.name, num_partitions, {k: v for k, v in configs.items() if v is not None},
-                                validate_only=validate_only)
+    return (yield from broker.topics.creation(ct.name, num_partitions,
+                                              {k: v for k, v in configs.items() if v is not None},
+                                              validate_only=validate_only))
 
 
-def handle(ctx, req: API.CreateTopicsRequest) -> R:
-    results = []
+def handle(ctx, req: API.CreateTopicsRequest):
+    refused: dict[int, R.CreatableTopicResult] = {}  # by position in the request
     seen: dict[str, int] = {}
     for ct in req.topics:
         seen[ct.name] = seen.get(ct.name, 0) + 1
     may_create_any = ctx.authorize_cluster(acl.CREATE, log_denied=False)
-    for ct in req.topics:
+    for i, ct in enumerate(req.topics):
         if seen[ct.name] > 1:
-            results.append(R.CreatableTopicResult(name=ct.name, error_code=ErrorCode.INVALID_REQUEST,
-                                                  error_message="Create topics request from client contains "
-                                                                "duplicate topic names", configs=None))
-            continue
-        if not may_create_any and not ctx.authorize(acl.CREATE, acl.TOPIC, ct.name):
-            results.append(R.CreatableTopicResult(name=ct.name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
-                                                  error_message="Authorization failed.", configs=None))
+            refused[i] = R.CreatableTopicResult(name=ct.name, error_code=ErrorCode.INVALID_REQUEST,
+                                                error_message="Create topics request from client contains "
+                                                              "duplicate topic names", configs=None)
+        elif not may_create_any and not ctx.authorize(acl.CREATE, acl.TOPIC, ct.name):
+            refused[i] = R.CreatableTopicResult(name=ct.name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                                                error_message="Authorization failed.", configs=None)
+    config = ctx.broker.config
+    total = sum(requested_partitions(ct, config.num_partitions)
+                for i, ct in enumerate(req.topics) if i not in refused)
+    if total > config.controller_max_records_per_batch:
+        return R(throttle_time_ms=0, topics=[refused[i] if i in refused else R.CreatableTopicResult(
+            name=ct.name, error_code=ErrorCode.POLICY_VIOLATION, error_message=TOO_MANY_PARTITIONS, configs=None)
+            for i, ct in enumerate(req.topics)])
+    steps = _create_all(ctx, req, refused)
+    if req.validate_only or total <= PARTITIONS_PER_TURN:
+        with ctx.broker.topics.batch():
+            return run_steps(steps)
+    return run_in_turns(ctx.broker.topics, steps)
+
+
+def _create_all(ctx, req: API.CreateTopicsRequest, refused: dict):
+    """The topics created one partition per step; returns the response."""
+    results = []
+    for i, ct in enumerate(req.topics):
+        if i in refused:
+            results.append(refused[i])
             continue
         try:
-            topic = _create(ctx, ct, req.validate_only)
+            topic = yield from _create(ctx, ct, req.validate_only)
         except KafkaError as e:
             results.append(R.CreatableTopicResult(name=ct.name, error_code=e.code, error_message=e.message,
                                                   configs=None))
@@ -85,7 +125,7 @@ def handle(ctx, req: API.CreateTopicsRequest) -> R:
                 name=key, value=topic.config(key), read_only=False,
                 config_source=_config_source(levels, topic, key), is_sensitive=False,
             )
-            for key in sorted(TOPIC_CONFIGS)
+            for key in sorted(TOPIC_CONFIGS) if TOPIC_CONFIGS[key].listed or key in topic.configs
         ]
         config_error = 0
         if not ctx.authorize(acl.DESCRIBE_CONFIGS, acl.TOPIC, ct.name, log_denied=False):

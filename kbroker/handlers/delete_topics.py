@@ -15,6 +15,11 @@ R = API.DeleteTopicsResponse
 
 
 def handle(ctx, req: API.DeleteTopicsRequest) -> R:
+    with ctx.broker.topics.batch():  # one append to the metadata store for all; logs removed after it
+        return _delete_all(ctx, req)
+
+
+def _delete_all(ctx, req: API.DeleteTopicsRequest) -> R:
     broker = ctx.broker
     wanted = [(t.name, t.topic_id) for t in req.topics] if ctx.version >= 6 else [(n, ZERO_UUID) for n in req.topic_names]
     results = []

@@ -30,7 +30,7 @@ def topic_config_entries(broker, topic, keys, synonyms: bool, docs: bool) -> lis
     out = []
     for key in sorted(TOPIC_CONFIGS) if keys is None else keys:
         d = TOPIC_CONFIGS.get(key)
-        if d is None:
+        if d is None or (keys is None and not d.listed and key not in topic.configs):
             continue
         syn = []
         if key in topic.configs:

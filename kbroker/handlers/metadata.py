@@ -8,18 +8,79 @@ Authorisation, as KafkaApis: every topic needs DESCRIBE; asked for all topics, t
 named, they are answered TOPIC_AUTHORIZATION_FAILED (with no topic id). Creating an unknown topic also needs
 CREATE on the cluster or on the topic, else TOPIC_AUTHORIZATION_FAILED. Authorised operations (v8+) are
 filled when asked for: per topic, and for the cluster up to v10 (0 without DESCRIBE on the cluster).
+
+Cost with many topics: the answer for every topic is kept between changes. The topic entries are built
+once per change of the topic set (``TopicManager.version``: creation, deletion, new partitions); without
+an authorizer, and unless authorised operations are asked for, the whole encoded answer is kept too, per
+version and advertised address, and sent again as bytes (``API`` below is the generated codec with an
+encoder that knows such kept answers). With an authorizer each answer is filtered from the kept entries
+for the principal asking, so what one principal may see never leaks into another's answer.
 """
 
 from __future__ import annotations
 
+import types
+import weakref
+
 from ..errors import ErrorCode, KafkaError
 from ..security import acl
 from ..topics import validate_topic_name
-from ..wire.messages import metadata as API
+from ..wire.messages import metadata as _generated
 from ..wire.primitives import ZERO_UUID
 
-R = API.MetadataResponse
+R = _generated.MetadataResponse
 AUTHORIZED_OPERATIONS_NOT_REQUESTED = -2147483648
+
+
+class EncodedResponse:
+    """A Metadata response body already encoded (the kept all-topics answer). ``error_code`` and ``topics``
+    are what it says, for whoever reads answers without decoding them (metrics.py counts error codes)."""
+
+    __slots__ = ("body", "error_code", "topics")
+
+    def __init__(self, body: bytes, topics: list):
+        self.body = body
+        self.error_code = 0
+        self.topics = topics
+
+
+def _encoder(generated):
+    def encode(response, out):
+        if type(response) is EncodedResponse:
+            out += response.body
+        else:
+            generated(response, out)
+    return encode
+
+
+# The generated codec, but its response encoders also take an EncodedResponse.
+API = types.ModuleType(_generated.__name__)
+API.__dict__.update(_generated.__dict__)
+API.RESPONSE_ENCODERS = {v: _encoder(f) for v, f in _generated.RESPONSE_ENCODERS.items()}
+
+
+class _AllTopics:
+    """What is kept of the all-topics answer while ``TopicManager.version`` stays the same."""
+
+    __slots__ = ("topics_version", "entries", "topic_entries", "encoded")
+
+    def __init__(self, topics_version: int, entries: list):
+        self.topics_version = topics_version
+        self.entries = entries   # [(topic name, entry)], in creation order
+        self.topic_entries = [e for _name, e in entries]
+        self.encoded: dict[tuple, bytes] = {}  # (version, host, port) -> body
+
+
+_KEPT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # broker state -> _AllTopics
+
+
+def _all_topics(broker) -> _AllTopics:
+    topics = broker.topics
+    kept = _KEPT.get(broker)
+    if kept is None or kept.topics_version != topics.version:
+        kept = _KEPT[broker] = _AllTopics(topics.version, [(t.name, topic_entry(broker, t))
+                                                           for t in topics.by_name.values()])
+    return kept
 
 
 def topic_entry(broker, topic) -> R.MetadataResponseTopic:
@@ -46,8 +107,23 @@ def handle(ctx, req: API.MetadataRequest) -> R:
     broker = ctx.broker
     topics = broker.topics
     if req.topics is None or (ctx.version == 0 and not req.topics):
-        entries = [topic_entry(broker, t) for t in list(topics.by_name.values())
-                   if ctx.authorize(acl.DESCRIBE, acl.TOPIC, t.name, log_denied=False)]
+        with_operations = ctx.version >= 8 and (
+            req.include_topic_authorized_operations or (ctx.version <= 10 and req.include_cluster_authorized_operations))
+        kept = _all_topics(broker)
+        if broker.authorizer is None and not with_operations:
+            key = (ctx.version, *ctx.advertised)
+            body = kept.encoded.get(key)
+            if body is None:
+                out = bytearray()
+                _generated.RESPONSE_ENCODERS[ctx.version](_response(ctx, [e for _n, e in kept.entries]), out)
+                body = kept.encoded[key] = bytes(out)
+            return EncodedResponse(body, kept.topic_entries)
+        if req.include_topic_authorized_operations and ctx.version >= 8:  # filled in below: fresh entries
+            entries = [topic_entry(broker, t) for t in list(topics.by_name.values())
+                       if ctx.authorize(acl.DESCRIBE, acl.TOPIC, t.name, log_denied=False)]
+        else:
+            entries = [e for name, e in kept.entries
+                       if ctx.authorize(acl.DESCRIBE, acl.TOPIC, name, log_denied=False)]
     else:
         entries = []
         auto_create = broker.config.auto_create_topics_enable and (ctx.version < 4 or req.allow_auto_topic_creation)
@@ -95,6 +171,11 @@ def handle(ctx, req: API.MetadataRequest) -> R:
         if ctx.version <= 10 and req.include_cluster_authorized_operations:
             cluster_ops = ctx.authorized_operations(acl.CLUSTER, acl.CLUSTER_NAME) \
                 if ctx.authorize_cluster(acl.DESCRIBE) else 0
+    return _response(ctx, entries, cluster_ops)
+
+
+def _response(ctx, entries: list, cluster_ops: int = AUTHORIZED_OPERATIONS_NOT_REQUESTED) -> R:
+    broker = ctx.broker
     host, port = ctx.advertised
     return R(
         throttle_time_ms=0,

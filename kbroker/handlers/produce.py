@@ -24,6 +24,9 @@ import logging
 from ..errors import ErrorCode, KafkaError, RecordValidationError
 from ..partition import get_partition_or_error
 from ..records.batch import ATTRIBUTES_OFFSET, TRANSACTIONAL_MASK
+from ..schema_registry.wire_format import KEY_CONFIG as KEY_VALIDATION
+from ..schema_registry.wire_format import VALUE_CONFIG as VALUE_VALIDATION
+from ..schema_registry.wire_format import validate_batches
 from ..security import acl
 from ..topics import validate_topic_name
 from ..wire.messages import produce as API
@@ -93,6 +96,8 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
                 parts.append(_partition_error(pd.index, partition))
                 continue
             try:
+                if "true" in (topic.config(VALUE_VALIDATION), topic.config(KEY_VALIDATION)):
+                    validate_batches(broker.schema_registry, topic, pd.records)  # no registered id: INVALID_RECORD
                 base_offset, append_time = partition.append(pd.records, topic.max_message_bytes,
                                                             topic.log_append_time, produce_version=ctx.version)
             except RecordValidationError as e:

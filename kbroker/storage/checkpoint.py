@@ -14,7 +14,7 @@ import uuid
 __all__ = [
     "write_atomically", "fsync_dir",
     "read_log_start_offset", "write_log_start_offset",
-    "read_topic_id", "write_topic_id",
+    "read_topic_id", "write_topic_id", "topic_id_file_text",
     "read_cleaner_checkpoint", "write_cleaner_checkpoint",
 ]
 
@@ -92,6 +92,9 @@ def read_topic_id(directory: str) -> uuid.UUID | None:
     return uuid.UUID(bytes=base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
 
 
+def topic_id_file_text(topic_id: uuid.UUID) -> str:
+    return f"version: 0\ntopic_id: {_kafka_uuid(topic_id)}\n"
+
+
 def write_topic_id(directory: str, topic_id: uuid.UUID) -> None:
-    write_atomically(os.path.join(directory, PARTITION_METADATA_FILE),
-                     f"version: 0\ntopic_id: {_kafka_uuid(topic_id)}\n")
+    write_atomically(os.path.join(directory, PARTITION_METADATA_FILE), topic_id_file_text(topic_id))

@@ -50,6 +50,7 @@ import time
 
 from crc32c import crc32c
 
+from kbroker.histogram import LOG_FLUSH
 from kbroker.records.batch import ATTRIBUTES_OFFSET, HEADER, HEADER_SIZE, LOG_OVERHEAD, MAGIC
 from kbroker.storage.base import StorageError
 from kbroker.storage.file_region import FileRegion
@@ -331,13 +332,17 @@ class LogSegment:
         self.flush()
 
     def flush(self) -> None:
+        t0 = time.perf_counter()
         os.fsync(self.fd)
+        LOG_FLUSH.observe_ms((time.perf_counter() - t0) * 1000)
         self.index.persist(fsync=True)
 
     def sync_data(self) -> None:
         """Make the batches durable (the flush policy's fsync): the indexes
         are left to recovery, which rebuilds what a crash loses of them."""
+        t0 = time.perf_counter()
         _fdatasync(self.fd)
+        LOG_FLUSH.observe_ms((time.perf_counter() - t0) * 1000)
 
     def close(self) -> None:
         if self.fd >= 0:

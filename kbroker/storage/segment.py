@@ -62,8 +62,8 @@ from kbroker.storage.base import (
     SegmentInfo, SegmentSnapshot, StorageError,
 )
 from kbroker.storage.checkpoint import (
-    TMP_SUFFIX, fsync_dir, read_cleaner_checkpoint, read_log_start_offset, read_topic_id,
-    write_cleaner_checkpoint, write_log_start_offset, write_topic_id,
+    PARTITION_METADATA_FILE, TMP_SUFFIX, fsync_dir, read_cleaner_checkpoint, read_log_start_offset, read_topic_id,
+    write_cleaner_checkpoint, write_log_start_offset, topic_id_file_text, write_topic_id,
 )
 from kbroker.storage.index import IndexPair
 from kbroker.storage.log_segment import (
@@ -116,6 +116,22 @@ class SegmentPartitionLog(PartitionLog):
             for seg in plog.segments:
                 seg.close()
             raise
+        return plog
+
+    @classmethod
+    def create_new(cls, directory: str, topic_id, config: LogConfig,
+                   flush_policy: FlushPolicy | None = None) -> SegmentPartitionLog:
+        """A log in a directory that does not exist yet. Nothing is fsynced: an empty partition has
+        nothing to lose, and creating thousands of them (one CreateTopics request) would otherwise cost
+        five fsyncs each. A crash may leave the directory, or some of its files, unwritten; the topic is
+        in the metadata store, so the next start opens the partition again and recovery makes the
+        missing files (an unreadable ``partition.metadata`` is written again)."""
+        os.makedirs(directory)
+        if topic_id is not None:
+            with open(os.path.join(directory, PARTITION_METADATA_FILE), "w", encoding="ascii") as f:
+                f.write(topic_id_file_text(topic_id))
+        plog = cls(directory, config, flush_policy)
+        plog._add(LogSegment.create(directory, 0))
         return plog
 
     def _load(self) -> None:
@@ -592,7 +608,14 @@ class SegmentLogStore(LogStore):
             plog.config = config
             return plog
         directory = self._dir(topic, partition)
-        known = read_topic_id(directory) if os.path.isdir(directory) else None
+        if not os.path.isdir(directory):
+            plog = SegmentPartitionLog.create_new(directory, topic_id, config, self.flush_policy)
+            self._logs[key] = plog
+            return plog
+        try:
+            known = read_topic_id(directory)
+        except ValueError:  # torn by a crash while the partition was new (see create_new)
+            known = None
         if known is not None and known != topic_id:
             log.warning("%s-%d: removed the data of an earlier topic with this name (id %s)",
                         topic, partition, known)

@@ -1,12 +1,12 @@
-// A driver for sarama (Shopify/sarama as Debian packages it), one operation per run.
+// A driver for sarama (github.com/IBM/sarama, the release go.mod pins), one operation per run.
 //
 //	sarama-driver '{"op": "produce", "bootstrap": "host:port", ...}'    (or the JSON on stdin)
 //	-> {"ok": true, "result": ...} or {"ok": false, "error": {"kind": "MESSAGE_TOO_LARGE", "message": "..."}}
 //
-// Keys, values and header values travel base64-encoded (null stays null). Built in GOPATH mode
-// against /usr/share/gocode, so it needs no module download. Sarama is configured as its users
-// configure it for a modern broker: an explicit protocol Version (V2_1_0_0, the first with zstd),
-// acks=all, and the default hash partitioner (FNV-1a) unless partitions are given.
+// Keys, values and header values travel base64-encoded (null stays null). Built in module mode from
+// the Go module proxy (go.mod, go.sum). Sarama is configured as its users configure it for Kafka 4:
+// an explicit protocol Version (V4_0_0_0; sarama picks request versions from it rather than from
+// ApiVersions), acks=all, and the default hash partitioner (FNV-1a) unless partitions are given.
 package main
 
 import (
@@ -23,7 +23,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Shopify/sarama"
+	"github.com/IBM/sarama"
 )
 
 type Message struct {
@@ -51,6 +51,9 @@ type Arg struct {
 	Configs     map[string]string `json:"configs"`
 	Timestamp   int64             `json:"timestamp"`
 	ReadCommit  bool              `json:"readCommitted"`
+	Committed   []Message         `json:"committed"`
+	Aborted     []Message         `json:"aborted"`
+	TxnID       string            `json:"transactionalId"`
 }
 
 var codecs = map[string]sarama.CompressionCodec{
@@ -86,7 +89,7 @@ func unb64(b []byte) *string {
 func config(arg *Arg) *sarama.Config {
 	c := sarama.NewConfig()
 	c.ClientID = "kbroker-compat"
-	c.Version = sarama.V2_1_0_0
+	c.Version = sarama.V4_0_0_0
 	timeout := time.Duration(arg.TimeoutMs) * time.Millisecond
 	if timeout == 0 {
 		timeout = 20 * time.Second
@@ -106,9 +109,6 @@ func config(arg *Arg) *sarama.Config {
 	c.Consumer.MaxWaitTime = 200 * time.Millisecond
 	c.Consumer.Group.Heartbeat.Interval = 300 * time.Millisecond
 	c.Consumer.Group.Session.Timeout = 6 * time.Second
-	// With Retention 0 sarama 1.22 commits with OffsetCommit v1, which Kafka 4 no longer serves
-	// (KIP-896); a retention makes it use v2. Kafka's own default, offsets.retention.minutes, is 7 days.
-	c.Consumer.Offsets.Retention = 7 * 24 * time.Hour
 	if arg.ReadCommit {
 		c.Consumer.IsolationLevel = sarama.ReadCommitted
 	}
@@ -148,9 +148,20 @@ func produce(arg *Arg) (interface{}, error) {
 		return nil, err
 	}
 	defer p.Close()
-	msgs := make([]*sarama.ProducerMessage, 0, len(arg.Messages))
-	for _, m := range arg.Messages {
-		pm := &sarama.ProducerMessage{Topic: arg.Topic}
+	msgs := messages(arg.Topic, arg.Messages)
+	if err := p.SendMessages(msgs); err != nil {
+		if perrs, ok := err.(sarama.ProducerErrors); ok && len(perrs) > 0 {
+			return nil, perrs[0].Err
+		}
+		return nil, err
+	}
+	return len(msgs), nil
+}
+
+func messages(topic string, in []Message) []*sarama.ProducerMessage {
+	msgs := make([]*sarama.ProducerMessage, 0, len(in))
+	for _, m := range in {
+		pm := &sarama.ProducerMessage{Topic: topic}
 		if m.Key != nil {
 			pm.Key = sarama.ByteEncoder(b64(m.Key))
 		}
@@ -169,13 +180,44 @@ func produce(arg *Arg) (interface{}, error) {
 		}
 		msgs = append(msgs, pm)
 	}
-	if err := p.SendMessages(msgs); err != nil {
-		if perrs, ok := err.(sarama.ProducerErrors); ok && len(perrs) > 0 {
-			return nil, perrs[0].Err
-		}
+	return msgs
+}
+
+// transactions: one transaction with the committed records, committed; one with the aborted, aborted.
+func transactions(arg *Arg) (interface{}, error) {
+	c := config(arg)
+	c.Producer.Idempotent = true
+	c.Net.MaxOpenRequests = 1
+	c.Producer.Transaction.ID = arg.TxnID
+	c.Producer.Flush.Frequency = 5 * time.Millisecond
+	p, err := sarama.NewSyncProducer(brokers(arg), c)
+	if err != nil {
 		return nil, err
 	}
-	return len(msgs), nil
+	defer p.Close()
+	for _, step := range []struct {
+		msgs   []Message
+		commit bool
+	}{{arg.Committed, true}, {arg.Aborted, false}} {
+		if err := p.BeginTxn(); err != nil {
+			return nil, err
+		}
+		if err := p.SendMessages(messages(arg.Topic, step.msgs)); err != nil {
+			if perrs, ok := err.(sarama.ProducerErrors); ok && len(perrs) > 0 {
+				return nil, perrs[0].Err
+			}
+			return nil, err
+		}
+		if step.commit {
+			err = p.CommitTxn()
+		} else {
+			err = p.AbortTxn()
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return len(arg.Committed) + len(arg.Aborted), nil
 }
 
 func out(topic string, m *sarama.ConsumerMessage) Message {
@@ -447,6 +489,7 @@ func settled(a, b []int32, partitions int32) bool {
 
 var ops = map[string]func(*Arg) (interface{}, error){
 	"produce":         produce,
+	"transactions":    transactions,
 	"consume":         consume,
 	"cluster":         cluster,
 	"offsetsForTimes": offsetsForTimes,

@@ -91,6 +91,7 @@ class Adapter:
     language = "?"
     partitioner = "murmur2"  # the default partitioner's rule for keyed records (see partitioners.py)
     consume_needs_group = False  # True: the client can only consume as a consumer-group member
+    kip848 = False  # True: group_consume_kip848 speaks the KIP-848 consumer group protocol
     # Operations for which the client sends one fixed request version whatever the broker advertises:
     # {method name: (api key, version, why)}. Where the broker does not serve that version (Kafka 4
     # dropped many old ones, KIP-896) the operation skips with the reason instead of failing.
@@ -179,6 +180,19 @@ class Adapter:
         """Join ``group`` subscribed to ``topic`` (earliest when no offset is committed), take ``count``
         records, commit the position after exactly those records, and leave the group."""
         raise self.unsupported("no consumer-group consumer")
+
+    def group_consume_kip848(self, topic: str, group: str, count: int, timeout_s: float = TIMEOUT_S) -> list[Rec]:
+        """``group_consume`` with the consumer group protocol of KIP-848 (``group.protocol=consumer``:
+        ConsumerGroupHeartbeat, assignment by the broker) instead of JoinGroup/SyncGroup."""
+        # One reason for every such client (not prefixed with its name), so the matrix shows one footnote.
+        raise Unsupported("this client's driver has no consumer for the KIP-848 group protocol "
+                          "(group.protocol=consumer); the java column runs it")
+
+    def word_count(self, input_topic: str, output_topic: str, application_id: str, expected: dict[str, int],
+                   timeout_s: float = 60.0) -> dict[str, int]:
+        """A Kafka Streams word count with processing.guarantee=exactly_once_v2 from ``input_topic`` to
+        ``output_topic``, run until the output holds ``expected``; returns the last count per word seen."""
+        raise Unsupported("Kafka Streams is a Java library: only the java column runs it")
 
     def group_rebalance(self, topic: str, group: str, partitions: int,
                         timeout_s: float = TIMEOUT_S) -> tuple[list[set[int]], set[int]]:

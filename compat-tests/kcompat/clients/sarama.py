@@ -1,59 +1,21 @@
-"""sarama (Go), through the driver in compat-tests/go/sarama, built offline from Debian's packages.
+"""sarama (Go, github.com/IBM/sarama), through the driver in compat-tests/go/sarama.
 
-Debian ships sarama 1.22 as source under /usr/share/gocode (golang-github-shopify-sarama-dev); the
-driver is built once in GOPATH mode (no module download) into compat-tests/.build. Sarama's default
-partitioner is its own FNV-1a hash, not Java's murmur2.
+The driver's go.mod pins sarama's current release; it is built in module mode from the Go module proxy
+(``gomod.build``). Sarama picks request versions from its configured protocol version, not from
+ApiVersions; the driver sets V4_0_0_0, as a sarama user on Kafka 4 does. Sarama's default partitioner
+is its own FNV-1a hash, not Java's murmur2.
 """
 
 from __future__ import annotations
 
-import fcntl
 import functools
-import os
-import re
-import shutil
-import subprocess
-from pathlib import Path
 
+from . import gomod
 from .base import TIMEOUT_S, Adapter, ClientError, Cluster, Rec
 from .kafkajs import _b64, _unb64
-from .proc import run, run_json
+from .proc import run_json
 
-ROOT = Path(__file__).resolve().parents[2]
-SOURCE = ROOT / "go" / "sarama" / "main.go"
-BUILD = ROOT / ".build"
-BINARY = BUILD / "sarama-driver"
-GOPATH = "/usr/share/gocode"
-SARAMA_SRC = Path(GOPATH) / "src" / "github.com" / "Shopify" / "sarama"
-
-
-def _go_env() -> dict:
-    return dict(os.environ, GO111MODULE="off", GOPATH=GOPATH, GOCACHE=str(BUILD / "gocache"), GOFLAGS="",
-                CGO_CFLAGS="-O2 -Wno-deprecated-declarations")
-
-
-@functools.lru_cache(maxsize=1)
-def build() -> str | None:
-    """Build the driver if it is missing or older than its source; the reason it cannot be, or None."""
-    go = shutil.which("go")
-    if go is None:
-        return "Go is not installed (apt-get install golang-go; compat-tests/setup.sh does it)"
-    if not SARAMA_SRC.is_dir():
-        return "sarama's source is not installed (apt-get install golang-github-shopify-sarama-dev)"
-    BUILD.mkdir(exist_ok=True)
-    with open(BUILD / "sarama.lock", "w") as lock:  # pytest-xdist workers build it once between them
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if BINARY.exists() and BINARY.stat().st_mtime >= SOURCE.stat().st_mtime:
-            return None
-        try:
-            p = subprocess.run([go, "build", "-o", str(BINARY) + ".tmp", "."], cwd=SOURCE.parent, env=_go_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
-        except subprocess.TimeoutExpired:
-            return "building the sarama driver took over 5 minutes"
-        if p.returncode:
-            return f"the sarama driver does not build: {p.stdout.decode(errors='replace')[-800:]}"
-        os.replace(str(BINARY) + ".tmp", BINARY)
-    return None
+MODULE = "github.com/IBM/sarama"
 
 
 def _rec(d: dict) -> Rec:
@@ -70,35 +32,20 @@ class Sarama(Adapter):
     name = "sarama"
     language = "Go"
     partitioner = "fnv1a"
-    pinned = {
-        "describe_topic_configs": (32, 0, "sarama 1.22's ClusterAdmin.DescribeConfig always sends DescribeConfigs v0"),
-    }
 
     @classmethod
+    @functools.lru_cache(maxsize=1)
     def missing(cls):
-        return build()
+        return gomod.build("sarama")
 
     @classmethod
     def version(cls):
-        p = run(["dpkg-query", "-W", "-f", "${Version}", "golang-github-shopify-sarama-dev"], timeout_s=10)
-        go = run(["go", "version"], timeout_s=10).stdout.decode()
-        m = re.search(r"go(\d+\.\d+(\.\d+)?)", go)
-        return f"{p.stdout.decode().strip() or '?'} (Go {m.group(1) if m else '?'}, protocol V2_1_0_0)"
-
-    @classmethod
-    def codec_unusable(cls, codec: str) -> str | None:
-        if codec == "zstd":
-            # sarama 1.22 labels zstd batches but still sends them in Produce v3 (and fetches with v4);
-            # Kafka (and kbroker) answer UNSUPPORTED_COMPRESSION_TYPE below Produce v7 (KIP-110).
-            # Fixed in sarama 1.26 (IBM/sarama#1574, #1582).
-            return ("sarama 1.22 sends zstd in Produce v3, which brokers refuse (zstd needs Produce v7, "
-                    "Fetch v10; fixed in sarama 1.26)")
-        return super().codec_unusable(codec)
+        return f"{gomod.module_version('sarama', MODULE)} (Go {gomod.go_version()}, protocol V4_0_0_0)"
 
     def _call(self, op: str, timeout_s: float = TIMEOUT_S, **arg):
         arg = dict(arg, op=op, bootstrap=self.bootstrap, timeoutMs=int(timeout_s * 1000))
         try:
-            return run_json([str(BINARY)], arg, timeout_s=timeout_s + 20)
+            return run_json([str(gomod.binary("sarama"))], arg, timeout_s=timeout_s + 20)
         except ClientError as e:
             if e.kind == "UNSUPPORTED":
                 raise self.unsupported(e.detail.removeprefix("unsupported: ")) from None
@@ -132,7 +79,8 @@ class Sarama(Adapter):
                    idempotent=idempotent, retries=retries)
 
     def produce_transactions(self, topic, committed, aborted, transactional_id, timeout_s=TIMEOUT_S):
-        raise self.unsupported("no transactional producer in 1.22 (added in sarama 1.37)")
+        self._call("transactions", timeout_s, topic=topic, committed=[_msg(r) for r in committed],
+                   aborted=[_msg(r) for r in aborted], transactionalId=transactional_id)
 
     def consume_from_beginning(self, topic, count, read_committed=False, timeout_s=TIMEOUT_S):
         return [_rec(d) for d in self._call("consume", timeout_s, topic=topic, count=count,

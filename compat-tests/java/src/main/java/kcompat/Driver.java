@@ -1,0 +1,595 @@
+package kcompat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Base64;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.GroupListing;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.Node;
+import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.RecordTooLargeException;
+import org.apache.kafka.common.errors.TimeoutException;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+import org.apache.kafka.common.errors.UnsupportedVersionException;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.header.internals.RecordHeader;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.LongDeserializer;
+import org.apache.kafka.common.serialization.Serdes;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.streams.KafkaStreams;
+import org.apache.kafka.streams.StreamsBuilder;
+import org.apache.kafka.streams.StreamsConfig;
+import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.Produced;
+
+/**
+ * The Java client driver of compat-tests: Apache Kafka's own producer, consumer, admin client and Kafka
+ * Streams, one operation per run.
+ *
+ * <pre>
+ *   java -cp ... kcompat.Driver   (one JSON argument on stdin: {"op": "produce", "bootstrap": "host:port", ...})
+ *   -> {"ok": true, "result": ...} or {"ok": false, "error": {"kind": "MESSAGE_TOO_LARGE", "message": "..."}}
+ * </pre>
+ *
+ * Keys, values and header values travel base64-encoded (null stays null), as with the Go and Node.js
+ * drivers. Clients are configured as their users configure them: acks=all, the client's defaults
+ * otherwise (idempotence is on by default since Kafka 3.0) unless the operation asks for something else.
+ */
+public final class Driver {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private Driver() {}
+
+    public static void main(String[] args) throws Exception {
+        PrintStream out = System.out;
+        System.setOut(System.err); // nothing but the answer goes to stdout
+        JsonNode arg = JSON.readTree(args.length > 0 ? args[0] : new String(System.in.readAllBytes(),
+                StandardCharsets.UTF_8));
+        Map<String, Object> answer = new LinkedHashMap<>();
+        int status = 0;
+        try {
+            answer.put("result", run(arg));
+            answer.put("ok", true);
+        } catch (Throwable e) {
+            Map<String, String> err = new LinkedHashMap<>();
+            err.put("kind", kind(e));
+            err.put("message", describe(e));
+            answer.put("ok", false);
+            answer.put("error", err);
+            status = 1;
+        }
+        out.println(JSON.writeValueAsString(answer));
+        out.flush();
+        System.exit(status); // client threads must not keep the JVM alive
+    }
+
+    private static Object run(JsonNode arg) throws Exception {
+        String op = arg.path("op").asText();
+        switch (op) {
+            case "cluster": return cluster(arg);
+            case "createTopic": return createTopic(arg);
+            case "deleteTopic": return withAdmin(arg, a -> a.deleteTopics(List.of(arg.get("topic").asText())).all().get());
+            case "describeConfigs": return describeConfigs(arg);
+            case "alterConfigs": return alterConfigs(arg);
+            case "listGroups": return listGroups(arg);
+            case "describeGroup": return describeGroup(arg);
+            case "produce": return produce(arg);
+            case "transactions": return transactions(arg);
+            case "consume": return consume(arg);
+            case "offsetsForTimes": return offsetsForTimes(arg);
+            case "groupConsume": return groupConsume(arg);
+            case "rebalance": return rebalance(arg);
+            case "wordcount": return wordcount(arg);
+            default: throw new IllegalArgumentException("unknown op " + op);
+        }
+    }
+
+    // -- errors -----------------------------------------------------------------------------------
+
+    private static String kind(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof RecordTooLargeException) return "MESSAGE_TOO_LARGE";
+            if (t instanceof UnknownTopicOrPartitionException) return "UNKNOWN_TOPIC_OR_PARTITION";
+            if (t instanceof UnsupportedVersionException) return "UNSUPPORTED_VERSION";
+            if (t instanceof TimeoutException || t instanceof java.util.concurrent.TimeoutException) return "TIMEOUT";
+        }
+        return "OTHER";
+    }
+
+    private static String describe(Throwable e) {
+        StringBuilder b = new StringBuilder();
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (b.length() > 0) b.append(" <- ");
+            b.append(t.getClass().getSimpleName()).append(": ").append(t.getMessage());
+        }
+        return b.toString();
+    }
+
+    // -- configuration ------------------------------------------------------------------------------
+
+    private static long timeoutMs(JsonNode arg) {
+        return arg.path("timeoutMs").asLong(20_000);
+    }
+
+    private static Properties common(JsonNode arg) {
+        Properties p = new Properties();
+        p.put("bootstrap.servers", arg.get("bootstrap").asText());
+        p.put("client.id", "kbroker-compat");
+        return p;
+    }
+
+    private static Properties consumerProps(JsonNode arg, String group) {
+        Properties p = common(arg);
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        p.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, "200");
+        if (arg.path("readCommitted").asBoolean(false)) {
+            p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        }
+        if (group != null) {
+            p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+            String protocol = arg.path("groupProtocol").asText("classic");
+            p.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+            if (protocol.equals("classic")) { // quick rebalances for a short test; the new protocol sets its own
+                p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "300");
+                p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "6000");
+            }
+        }
+        return p;
+    }
+
+    private static Properties producerProps(JsonNode arg) {
+        Properties p = common(arg);
+        long timeout = timeoutMs(arg);
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.put(ProducerConfig.LINGER_MS_CONFIG, "5");
+        p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, Long.toString(timeout));
+        p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, Long.toString(timeout));
+        p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, Long.toString(timeout + 5));
+        String codec = arg.path("compression").asText("none");
+        p.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, codec.isEmpty() ? "none" : codec);
+        return p;
+    }
+
+    // -- records ------------------------------------------------------------------------------------
+
+    private static byte[] unb64(JsonNode n) {
+        return n == null || n.isNull() ? null : Base64.getDecoder().decode(n.asText());
+    }
+
+    private static String b64(byte[] b) {
+        return b == null ? null : Base64.getEncoder().encodeToString(b);
+    }
+
+    private static List<ProducerRecord<byte[], byte[]>> records(String topic, JsonNode messages) {
+        List<ProducerRecord<byte[], byte[]>> out = new ArrayList<>();
+        for (JsonNode m : messages) {
+            List<Header> headers = new ArrayList<>();
+            for (JsonNode h : m.path("headers")) {
+                headers.add(new RecordHeader(h.get(0).asText(), unb64(h.get(1))));
+            }
+            Integer partition = m.path("partition").isNull() || m.path("partition").isMissingNode()
+                    ? null : m.get("partition").asInt();
+            Long timestamp = m.path("timestamp").isNull() || m.path("timestamp").isMissingNode()
+                    ? null : m.get("timestamp").asLong();
+            out.add(new ProducerRecord<>(topic, partition, timestamp, unb64(m.get("key")), unb64(m.get("value")),
+                    headers));
+        }
+        return out;
+    }
+
+    private static Map<String, Object> message(ConsumerRecord<byte[], byte[]> r) {
+        List<List<String>> headers = new ArrayList<>();
+        for (Header h : r.headers()) {
+            headers.add(Arrays.asList(h.key(), b64(h.value())));
+        }
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("key", b64(r.key()));
+        m.put("value", b64(r.value()));
+        m.put("headers", headers);
+        m.put("partition", r.partition());
+        m.put("timestamp", r.timestamp());
+        m.put("offset", r.offset());
+        return m;
+    }
+
+    // -- admin --------------------------------------------------------------------------------------
+
+    interface AdminCall {
+        Object apply(Admin admin) throws Exception;
+    }
+
+    private static Object withAdmin(JsonNode arg, AdminCall call) throws Exception {
+        Properties p = common(arg);
+        int timeout = (int) timeoutMs(arg);
+        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, Integer.toString(timeout));
+        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, Integer.toString(timeout));
+        try (Admin admin = Admin.create(p)) {
+            return call.apply(admin);
+        }
+    }
+
+    private static Object cluster(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            List<List<Object>> brokers = new ArrayList<>();
+            for (Node n : admin.describeCluster().nodes().get()) {
+                brokers.add(Arrays.asList(n.host(), n.port()));
+            }
+            Map<String, Integer> topics = new HashMap<>();
+            List<String> names = new ArrayList<>();
+            arg.path("topics").forEach(t -> names.add(t.asText()));
+            for (var e : admin.describeTopics(names).topicNameValues().entrySet()) {
+                try {
+                    TopicDescription d = e.getValue().get();
+                    topics.put(e.getKey(), d.partitions().size());
+                } catch (ExecutionException missing) {
+                    // an unknown topic is left out, as the other drivers do
+                }
+            }
+            Map<String, Object> res = new LinkedHashMap<>();
+            res.put("brokers", brokers);
+            res.put("topics", topics);
+            return res;
+        });
+    }
+
+    private static Map<String, String> strings(JsonNode n) {
+        Map<String, String> out = new HashMap<>();
+        n.fields().forEachRemaining(e -> out.put(e.getKey(), e.getValue().asText()));
+        return out;
+    }
+
+    private static Object createTopic(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            NewTopic t = new NewTopic(arg.get("topic").asText(), arg.get("partitions").asInt(), (short) 1)
+                    .configs(strings(arg.path("configs")));
+            admin.createTopics(List.of(t)).all().get();
+            return null;
+        });
+    }
+
+    private static Object describeConfigs(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            ConfigResource r = new ConfigResource(ConfigResource.Type.TOPIC, arg.get("topic").asText());
+            Config c = admin.describeConfigs(List.of(r)).all().get().get(r);
+            Map<String, String> res = new HashMap<>();
+            for (ConfigEntry e : c.entries()) {
+                res.put(e.name(), e.value());
+            }
+            return res;
+        });
+    }
+
+    private static Object alterConfigs(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            ConfigResource r = new ConfigResource(ConfigResource.Type.TOPIC, arg.get("topic").asText());
+            List<AlterConfigOp> ops = new ArrayList<>();
+            strings(arg.path("configs")).forEach((k, v) ->
+                    ops.add(new AlterConfigOp(new ConfigEntry(k, v), AlterConfigOp.OpType.SET)));
+            admin.incrementalAlterConfigs(Map.of(r, ops)).all().get();
+            return null;
+        });
+    }
+
+    private static Object listGroups(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            List<String> names = new ArrayList<>();
+            for (GroupListing g : admin.listGroups().all().get()) {
+                names.add(g.groupId());
+            }
+            return names;
+        });
+    }
+
+    private static Object describeGroup(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            String group = arg.get("group").asText();
+            ConsumerGroupDescription d = admin.describeConsumerGroups(List.of(group)).all().get().get(group);
+            Map<String, Object> res = new LinkedHashMap<>();
+            res.put("state", d.groupState().toString());
+            res.put("members", d.members().size());
+            return res;
+        });
+    }
+
+    // -- producing ------------------------------------------------------------------------------------
+
+    private static Object produce(JsonNode arg) throws Exception {
+        Properties p = producerProps(arg);
+        JsonNode idem = arg.path("idempotent");
+        if (idem.isBoolean()) {
+            p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, Boolean.toString(idem.asBoolean()));
+        }
+        List<ProducerRecord<byte[], byte[]>> recs = records(arg.get("topic").asText(), arg.path("messages"));
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+            List<Future<RecordMetadata>> acks = new ArrayList<>();
+            for (var r : recs) {
+                acks.add(producer.send(r));
+            }
+            producer.flush();
+            for (var a : acks) {
+                a.get();
+            }
+        }
+        return recs.size();
+    }
+
+    private static Object transactions(JsonNode arg) throws Exception {
+        Properties p = producerProps(arg);
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, arg.get("transactionalId").asText());
+        String topic = arg.get("topic").asText();
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            for (var r : records(topic, arg.path("committed"))) {
+                producer.send(r);
+            }
+            producer.commitTransaction();
+            producer.beginTransaction();
+            for (var r : records(topic, arg.path("aborted"))) {
+                producer.send(r);
+            }
+            producer.flush(); // the aborted records reach the log, and the abort marker follows them
+            producer.abortTransaction();
+        }
+        return arg.path("committed").size() + arg.path("aborted").size();
+    }
+
+    // -- consuming ------------------------------------------------------------------------------------
+
+    private static List<TopicPartition> partitions(KafkaConsumer<?, ?> c, String topic, long timeout) {
+        List<TopicPartition> out = new ArrayList<>();
+        for (PartitionInfo info : c.partitionsFor(topic, Duration.ofMillis(timeout))) {
+            out.add(new TopicPartition(topic, info.partition()));
+        }
+        return out;
+    }
+
+    private static Object consume(JsonNode arg) {
+        String topic = arg.get("topic").asText();
+        int count = arg.get("count").asInt();
+        long deadline = System.currentTimeMillis() + timeoutMs(arg);
+        List<Map<String, Object>> got = new ArrayList<>();
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(consumerProps(arg, null))) {
+            List<TopicPartition> tps = partitions(c, topic, timeoutMs(arg));
+            c.assign(tps);
+            c.seekToBeginning(tps);
+            while (got.size() < count && System.currentTimeMillis() < deadline) {
+                for (var r : c.poll(Duration.ofMillis(200))) {
+                    got.add(message(r));
+                }
+            }
+        }
+        return got;
+    }
+
+    private static Object offsetsForTimes(JsonNode arg) {
+        String topic = arg.get("topic").asText();
+        Map<TopicPartition, Long> query = new HashMap<>();
+        for (int i = 0; i < arg.get("partitions").asInt(); i++) {
+            query.put(new TopicPartition(topic, i), arg.get("timestamp").asLong());
+        }
+        Map<String, Long> res = new HashMap<>();
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(consumerProps(arg, null))) {
+            for (var e : c.offsetsForTimes(query, Duration.ofMillis(timeoutMs(arg))).entrySet()) {
+                OffsetAndTimestamp o = e.getValue();
+                res.put(Integer.toString(e.getKey().partition()), o == null ? -1L : o.offset());
+            }
+        }
+        return res;
+    }
+
+    /** Takes ``count`` records as a group member and commits the position after exactly those. */
+    private static Object groupConsume(JsonNode arg) {
+        String topic = arg.get("topic").asText();
+        int count = arg.get("count").asInt();
+        long deadline = System.currentTimeMillis() + timeoutMs(arg);
+        List<Map<String, Object>> got = new ArrayList<>();
+        Map<TopicPartition, OffsetAndMetadata> position = new HashMap<>();
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(consumerProps(arg, arg.get("group").asText()))) {
+            c.subscribe(List.of(topic));
+            while (got.size() < count && System.currentTimeMillis() < deadline) {
+                for (var r : c.poll(Duration.ofMillis(200))) {
+                    if (got.size() < count) {
+                        got.add(message(r));
+                        position.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                    }
+                }
+            }
+            if (got.size() < count) {
+                throw new TimeoutException("took " + got.size() + " of " + count + " records before the deadline");
+            }
+            c.commitSync(position);
+        }
+        return got;
+    }
+
+    /** A group member on its own thread, publishing its assignment after every poll. */
+    private static final class Member implements Runnable {
+        final KafkaConsumer<byte[], byte[]> consumer;
+        final String topic;
+        final AtomicReference<Set<Integer>> assigned = new AtomicReference<>(Set.of());
+        final AtomicBoolean stop = new AtomicBoolean();
+        final AtomicReference<Throwable> failed = new AtomicReference<>();
+        final Thread thread = new Thread(this);
+
+        Member(JsonNode arg, String topic) {
+            this.consumer = new KafkaConsumer<>(consumerProps(arg, arg.get("group").asText()));
+            this.topic = topic;
+        }
+
+        public void run() {
+            try {
+                consumer.subscribe(List.of(topic));
+                while (!stop.get()) {
+                    consumer.poll(Duration.ofMillis(100));
+                    Set<Integer> ps = new TreeSet<>();
+                    consumer.assignment().forEach(tp -> ps.add(tp.partition()));
+                    assigned.set(ps);
+                }
+            } catch (Throwable e) {
+                failed.set(e);
+            } finally {
+                consumer.close(); // leaves the group
+            }
+        }
+
+        void leave() throws InterruptedException {
+            stop.set(true);
+            thread.join();
+        }
+    }
+
+    private static boolean settled(Set<Integer> a, Set<Integer> b, int partitions) {
+        Set<Integer> all = new HashSet<>(a);
+        all.addAll(b);
+        return !a.isEmpty() && !b.isEmpty() && all.size() == a.size() + b.size() && all.size() == partitions;
+    }
+
+    private static Object rebalance(JsonNode arg) throws Exception {
+        String topic = arg.get("topic").asText();
+        int partitions = arg.get("partitions").asInt();
+        long deadline = System.currentTimeMillis() + timeoutMs(arg);
+        Member first = new Member(arg, topic);
+        Member second = new Member(arg, topic);
+        first.thread.start();
+        second.thread.start();
+        try {
+            while (System.currentTimeMillis() < deadline
+                    && !settled(first.assigned.get(), second.assigned.get(), partitions)) {
+                Thread.sleep(50);
+            }
+            List<Set<Integer>> before = List.of(first.assigned.get(), second.assigned.get());
+            second.leave();
+            while (System.currentTimeMillis() < deadline && first.assigned.get().size() < partitions) {
+                Thread.sleep(50);
+            }
+            for (Member m : List.of(first, second)) {
+                if (m.failed.get() != null) {
+                    throw new RuntimeException("a group member failed", m.failed.get());
+                }
+            }
+            Map<String, Object> res = new LinkedHashMap<>();
+            res.put("before", before);
+            res.put("after", first.assigned.get());
+            return res;
+        } finally {
+            first.leave();
+            second.leave();
+        }
+    }
+
+    // -- Kafka Streams ------------------------------------------------------------------------------------
+
+    /**
+     * Word count with exactly-once (v2): lines from ``input`` split into lower-case words, counted per word
+     * into ``output`` (String key, Long value). Runs until a read_committed consumer of ``output`` has seen
+     * every word of ``expected`` reach its expected count, then closes; returns the last count seen per word.
+     */
+    private static Object wordcount(JsonNode arg) throws Exception {
+        String input = arg.get("input").asText();
+        String output = arg.get("output").asText();
+        Map<String, Long> expected = new HashMap<>();
+        arg.get("expected").fields().forEachRemaining(e -> expected.put(e.getKey(), e.getValue().asLong()));
+        Path stateDir = Files.createTempDirectory("kcompat-streams");
+
+        Properties p = common(arg);
+        p.put(StreamsConfig.APPLICATION_ID_CONFIG, arg.get("applicationId").asText());
+        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
+        p.put(StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
+        p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, "100");
+        p.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
+
+        StreamsBuilder builder = new StreamsBuilder();
+        builder.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
+                .flatMapValues(line -> Arrays.asList(line.toLowerCase(Locale.ROOT).split("\\W+")))
+                .filter((key, word) -> !word.isEmpty())
+                .groupBy((key, word) -> word, Grouped.with(Serdes.String(), Serdes.String()))
+                .count()
+                .toStream()
+                .to(output, Produced.with(Serdes.String(), Serdes.Long()));
+
+        AtomicReference<Throwable> failed = new AtomicReference<>();
+        Map<String, Long> seen = new HashMap<>();
+        long deadline = System.currentTimeMillis() + timeoutMs(arg);
+        try (KafkaStreams streams = new KafkaStreams(builder.build(), p)) {
+            streams.setUncaughtExceptionHandler(e -> {
+                failed.compareAndSet(null, e);
+                return org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse
+                        .SHUTDOWN_CLIENT;
+            });
+            streams.start();
+            Properties cp = common(arg);
+            cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+            cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, LongDeserializer.class.getName());
+            cp.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+            cp.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, "200");
+            try (KafkaConsumer<String, Long> c = new KafkaConsumer<>(cp)) {
+                List<TopicPartition> tps = new ArrayList<>();
+                for (PartitionInfo info : c.partitionsFor(output, Duration.ofMillis(timeoutMs(arg)))) {
+                    tps.add(new TopicPartition(output, info.partition()));
+                }
+                c.assign(tps);
+                c.seekToBeginning(tps);
+                while (!seen.equals(expected) && failed.get() == null && System.currentTimeMillis() < deadline) {
+                    for (var r : c.poll(Duration.ofMillis(200))) {
+                        seen.put(r.key(), r.value());
+                    }
+                }
+            }
+            streams.close(Duration.ofMillis(Math.max(1000, deadline - System.currentTimeMillis())));
+        }
+        if (failed.get() != null) {
+            throw new RuntimeException("the Streams application failed", failed.get());
+        }
+        if (!seen.equals(expected)) {
+            throw new TimeoutException("the word counts did not reach the expected ones in time: " + seen);
+        }
+        return seen;
+    }
+}

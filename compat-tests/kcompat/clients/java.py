@@ -1,0 +1,165 @@
+"""Apache Kafka's Java client (kafka-clients, with kafka-streams), through the driver in compat-tests/java.
+
+compat-tests/java is a small Maven project pinned to the Apache Kafka release compat-tests/kafka starts
+as the real broker. ``build`` runs ``mvn package`` there once (Maven resolves from Maven Central into
+its own cache, ~/.m2) and the jars land in java/target (git-ignored); it is rebuilt only when the pom or
+the driver's source is newer than the jar. Every operation is one ``java`` run of ``kcompat.Driver``
+with the same JSON convention as the Go and Node.js drivers.
+
+The Java client is the reference the others imitate: murmur2 partitioner, idempotence on by default,
+request versions negotiated from ApiVersions. Its consumer speaks both group protocols:
+``group.protocol=classic`` (JoinGroup/SyncGroup) and ``consumer`` (KIP-848, ConsumerGroupHeartbeat).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from .base import TIMEOUT_S, Adapter, Cluster, Rec
+from .kafkajs import _b64, _unb64
+from .proc import run_json
+
+JAVA_DIR = Path(__file__).resolve().parents[2] / "java"
+TARGET = JAVA_DIR / "target"
+JAR = TARGET / "kcompat-java.jar"
+SOURCES = (JAVA_DIR / "pom.xml", JAVA_DIR / "src" / "main" / "java" / "kcompat" / "Driver.java")
+BUILD_TIMEOUT_S = 900  # the first build downloads kafka-clients, kafka-streams and Maven's plugins
+
+
+def kafka_version() -> str:
+    m = re.search(r"<kafka.version>([^<]+)</kafka.version>", (JAVA_DIR / "pom.xml").read_text())
+    return m.group(1) if m else "?"
+
+
+@functools.lru_cache(maxsize=1)
+def build() -> str | None:
+    """Build the driver's jar if it is missing or stale; the reason it cannot be, or None."""
+    if shutil.which("java") is None:
+        return "Java is not installed (a JDK 17 or newer: Debian's openjdk-17-jdk)"
+    mvn = shutil.which("mvn")
+    if mvn is None and not JAR.exists():
+        return "Maven is not installed (Debian's maven), and compat-tests/java has not been built"
+    TARGET.mkdir(exist_ok=True)
+    with open(TARGET / "build.lock", "w") as lock:  # pytest-xdist workers build it once between them
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        newest = max(p.stat().st_mtime for p in SOURCES)
+        if JAR.exists() and JAR.stat().st_mtime >= newest and (TARGET / "lib").is_dir():
+            return None
+        if mvn is None:
+            return "Maven is not installed (Debian's maven) and the driver's jar is older than its source"
+        try:
+            p = subprocess.run([mvn, "-q", "-B", "package"], cwd=JAVA_DIR, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return f"mvn package in compat-tests/java took over {BUILD_TIMEOUT_S // 60} minutes"
+        if p.returncode or not JAR.exists():
+            return f"mvn package in compat-tests/java failed (Maven Central unreachable?): " \
+                   f"{p.stdout.decode(errors='replace')[-800:]}"
+        JAR.touch()
+    return None
+
+
+def classpath() -> str:
+    return os.pathsep.join([str(JAR), str(TARGET / "lib" / "*")])
+
+
+def java_command() -> list[str]:
+    # One short-lived JVM per operation: the serial collector and tiered compilation stopped at C1
+    # start it fastest; the client needs little heap.
+    return ["java", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Xmx256m",
+            "-cp", classpath(), "kcompat.Driver"]
+
+
+def _rec(d: dict) -> Rec:
+    return Rec(_unb64(d["key"]), _unb64(d["value"]), tuple((k, _unb64(v)) for k, v in d["headers"] or ()),
+               d["timestamp"], d["partition"], d["offset"])
+
+
+def _msg(r: Rec) -> dict:
+    return {"key": _b64(r.key), "value": _b64(r.value), "headers": [[k, _b64(v)] for k, v in r.headers],
+            "partition": r.partition, "timestamp": r.timestamp}
+
+
+class Java(Adapter):
+    name = "java"
+    language = "Java"
+    partitioner = "murmur2"
+    kip848 = True
+
+    @classmethod
+    def missing(cls):
+        return build()
+
+    @classmethod
+    def version(cls):
+        try:
+            java = subprocess.run(["java", "-version"], capture_output=True, timeout=10).stderr.decode()
+        except (OSError, subprocess.TimeoutExpired):
+            java = ""
+        m = re.search(r'version "([^"]+)"', java)
+        return f"kafka-clients {kafka_version()} (Java {m.group(1) if m else '?'})"
+
+    def _call(self, op: str, timeout_s: float = TIMEOUT_S, **arg):
+        arg = dict(arg, op=op, bootstrap=self.bootstrap, timeoutMs=int(timeout_s * 1000))
+        return run_json(java_command(), arg, timeout_s=timeout_s + 30)
+
+    def cluster(self, topics):
+        res = self._call("cluster", topics=topics)
+        return Cluster([tuple(b) for b in res["brokers"]], res["topics"])
+
+    def create_topic(self, topic, partitions, configs=None):
+        self._call("createTopic", topic=topic, partitions=partitions, configs=configs or {})
+
+    def delete_topic(self, topic):
+        self._call("deleteTopic", topic=topic)
+
+    def describe_topic_configs(self, topic):
+        return self._call("describeConfigs", topic=topic)
+
+    def alter_topic_configs(self, topic, configs):
+        self._call("alterConfigs", topic=topic, configs=configs)
+
+    def list_groups(self):
+        return set(self._call("listGroups"))
+
+    def describe_group(self, group):
+        return self._call("describeGroup", group=group)
+
+    def produce(self, topic, records, compression="none", idempotent=None, timeout_s=TIMEOUT_S):
+        self._call("produce", timeout_s, topic=topic, messages=[_msg(r) for r in records], compression=compression,
+                   idempotent=idempotent)
+
+    def produce_transactions(self, topic, committed, aborted, transactional_id, timeout_s=TIMEOUT_S):
+        self._call("transactions", timeout_s, topic=topic, committed=[_msg(r) for r in committed],
+                   aborted=[_msg(r) for r in aborted], transactionalId=transactional_id)
+
+    def consume_from_beginning(self, topic, count, read_committed=False, timeout_s=TIMEOUT_S):
+        return [_rec(d) for d in self._call("consume", timeout_s, topic=topic, count=count,
+                                            readCommitted=read_committed) or []]
+
+    def offsets_for_times(self, topic, partitions, timestamp_ms):
+        res = self._call("offsetsForTimes", topic=topic, partitions=partitions, timestamp=timestamp_ms)
+        return {int(p): (o if o >= 0 else None) for p, o in res.items()}
+
+    def group_consume(self, topic, group, count, timeout_s=TIMEOUT_S):
+        return [_rec(d) for d in self._call("groupConsume", timeout_s, topic=topic, group=group, count=count,
+                                            groupProtocol="classic") or []]
+
+    def group_consume_kip848(self, topic, group, count, timeout_s=TIMEOUT_S):
+        return [_rec(d) for d in self._call("groupConsume", timeout_s, topic=topic, group=group, count=count,
+                                            groupProtocol="consumer") or []]
+
+    def group_rebalance(self, topic, group, partitions, timeout_s=TIMEOUT_S):
+        res = self._call("rebalance", timeout_s, topic=topic, group=group, partitions=partitions)
+        return [set(a or ()) for a in res["before"]], set(res["after"] or ())
+
+    def word_count(self, input_topic, output_topic, application_id, expected, timeout_s=60.0):
+        """Run the Kafka Streams word count (exactly_once_v2) until ``output_topic`` holds ``expected``."""
+        return self._call("wordcount", timeout_s, input=input_topic, output=output_topic,
+                          applicationId=application_id, expected=expected)

@@ -1,0 +1,290 @@
+"""The asyncio shell of the client: connections with pipelined requests, and a client that finds the
+cluster from its bootstrap servers.
+
+``Connection`` writes each request as soon as it is asked for and keeps any number in flight; one reader
+task reads the answers, which Kafka sends in request order, and resolves the waiting futures in that order.
+Writing a frame and queueing its future happen without an ``await`` between them, so concurrent callers on
+one loop cannot interleave a frame with another's. A failed read (EOF, reset, an answer out of step) fails
+every request in flight and closes the connection: after that the stream position is unknown.
+
+``Client`` connects to the first bootstrap server that answers, learns the brokers and the controller from
+Metadata, opens one connection per broker on demand, and offers the admin operations the tools need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+from collections import deque
+
+from .. import __version__
+from ..errors import ErrorCode
+from ..wire.header import API_VERSIONS_KEY
+from ..wire.messages import BY_KEY, create_partitions, create_topics, delete_topics, metadata
+from .protocol import (MAX_RESPONSE_BYTES, ClientError, ClientProtocol, ProtocolError, api_versions_fallback, api_versions_request,
+                       check, expects_response, negotiate)
+
+SOFTWARE_NAME = "kbroker-client"
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    host, port = address.strip().rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: ClientProtocol):
+        self._reader = reader
+        self._writer = writer
+        self.protocol = protocol
+        self.versions: dict[int, int] = {}
+        self._waiters: deque[asyncio.Future | None] = deque()
+        self._failure: BaseException | None = None
+        self._reading = asyncio.get_running_loop().create_task(self._read_loop())
+
+    @classmethod
+    async def open(cls, host: str, port: int, *, client_id: str | None = "kbroker-client",
+                   ssl: ssl_module.SSLContext | None = None, negotiate_versions: bool = True,
+                   timeout_s: float = 30.0) -> "Connection":
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=ssl, server_hostname=host if ssl else None), timeout_s)
+        conn = cls(reader, writer, ClientProtocol(client_id))
+        if negotiate_versions:
+            try:
+                await asyncio.wait_for(conn.negotiate(), timeout_s)
+            except BaseException:
+                await conn.close()
+                raise
+        return conn
+
+    # -- versions ---------------------------------------------------------------------------------------
+
+    async def negotiate(self, version: int | None = None) -> dict[int, int]:
+        """ApiVersions, from our highest version down to what the broker names after UNSUPPORTED_VERSION."""
+        v = BY_KEY[API_VERSIONS_KEY].REQUEST_VERSIONS[1] if version is None else version
+        for _attempt in range(3):
+            resp = await self.send(API_VERSIONS_KEY, api_versions_request(v, SOFTWARE_NAME, __version__), v)
+            if resp.error_code == ErrorCode.UNSUPPORTED_VERSION and v > 0:
+                nxt = api_versions_fallback(resp)
+                if nxt is None or nxt >= v:
+                    nxt = v - 1
+                v = nxt
+                continue
+            check(resp.error_code, "ApiVersions")
+            self.versions = negotiate(resp)
+            return self.versions
+        raise ClientError(ErrorCode.UNSUPPORTED_VERSION, "no ApiVersions version in common")
+
+    def version(self, api_key: int, at_most: int | None = None) -> int:
+        """The version to use for ``api_key``: the negotiated one, capped at ``at_most``."""
+        if api_key not in self.versions:
+            raise ClientError(ErrorCode.UNSUPPORTED_VERSION,
+                              f"the broker serves no version of API {api_key} that this client knows")
+        v = self.versions[api_key]
+        return v if at_most is None else min(v, at_most)
+
+    # -- requests ---------------------------------------------------------------------------------------
+
+    def send_nowait(self, api_key: int, request, version: int | None = None) -> asyncio.Future | None:
+        """Write the request now; the future resolves to the response (None for Produce with acks=0)."""
+        if self._failure is not None:
+            raise ConnectionError(f"connection failed: {self._failure}")
+        if version is None:
+            version = self.version(api_key)
+        frame = self.protocol.encode(api_key, version, request)
+        self._writer.write(frame)
+        if not expects_response(api_key, request):
+            return None
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        return fut
+
+    async def send(self, api_key: int, request, version: int | None = None):
+        fut = self.send_nowait(api_key, request, version)
+        await self._writer.drain()
+        return None if fut is None else await fut
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                size = int.from_bytes(await self._reader.readexactly(4), "big", signed=True)
+                if size < 0 or size > MAX_RESPONSE_BYTES:
+                    raise ProtocolError(f"response frame of {size} bytes")
+                frame = await self._reader.readexactly(size)
+                if not self._waiters:
+                    raise ProtocolError("a response arrived with no request in flight")
+                resp = self.protocol.decode(frame)
+                fut = self._waiters.popleft()
+                if not fut.done():
+                    fut.set_result(resp)
+        except asyncio.CancelledError:
+            self._fail(ConnectionError("connection closed"))
+            raise
+        except ProtocolError as e:  # before OSError: it is a ConnectionError
+            self._fail(e)
+        except (asyncio.IncompleteReadError, OSError) as e:
+            self._fail(ConnectionError(f"connection closed by the broker ({e.__class__.__name__})"))
+        self._writer.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        self._failure = exc
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+
+    @property
+    def closed(self) -> bool:
+        return self._failure is not None
+
+    async def close(self) -> None:
+        self._reading.cancel()
+        try:
+            await self._reading
+        except asyncio.CancelledError:
+            pass
+        self._writer.close()
+        try:
+            await self._writer.wait_closed()
+        except (OSError, ssl_module.SSLError):
+            pass
+
+
+class Client:
+    """A cluster seen from its bootstrap servers."""
+
+    def __init__(self, bootstrap: str, *, client_id: str = "kbroker-client",
+                 ssl: ssl_module.SSLContext | None = None, timeout_s: float = 30.0):
+        self.bootstrap = [split_host_port(a) for a in bootstrap.split(",") if a.strip()]
+        self.client_id = client_id
+        self.ssl = ssl
+        self.timeout_s = timeout_s
+        self.brokers: dict[int, tuple[str, int]] = {}
+        self.controller_id = -1
+        self._bootstrap_conn: Connection | None = None
+        self._conns: dict[int, Connection] = {}
+
+    async def __aenter__(self) -> "Client":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def _open(self, host: str, port: int) -> Connection:
+        return await Connection.open(host, port, client_id=self.client_id, ssl=self.ssl, timeout_s=self.timeout_s)
+
+    async def connect(self) -> Connection:
+        """A connection to the first bootstrap server that answers ApiVersions; learns the cluster."""
+        if self._bootstrap_conn is not None and not self._bootstrap_conn.closed:
+            return self._bootstrap_conn
+        errors = []
+        for host, port in self.bootstrap:
+            try:
+                self._bootstrap_conn = await self._open(host, port)
+                break
+            except (OSError, asyncio.TimeoutError, ClientError) as e:
+                errors.append(f"{host}:{port}: {e!r}")
+        else:
+            raise ConnectionError("no bootstrap server answered: " + "; ".join(errors))
+        await self.metadata([])
+        return self._bootstrap_conn
+
+    async def broker(self, node_id: int) -> Connection:
+        conn = self._conns.get(node_id)
+        if conn is not None and not conn.closed:
+            return conn
+        if node_id not in self.brokers:
+            await self.metadata([])
+        if node_id not in self.brokers:
+            raise ClientError(ErrorCode.BROKER_NOT_AVAILABLE, f"broker {node_id} is not in the cluster's metadata")
+        conn = self._conns[node_id] = await self._open(*self.brokers[node_id])
+        return conn
+
+    async def controller(self) -> Connection:
+        """Where admin requests go: the controller Metadata names (Kafka's admin client does the same)."""
+        await self.connect()
+        if self.controller_id < 0:
+            return self._bootstrap_conn
+        return await self.broker(self.controller_id)
+
+    async def close(self) -> None:
+        conns = list(self._conns.values())
+        if self._bootstrap_conn is not None:
+            conns.append(self._bootstrap_conn)
+        self._conns.clear()
+        self._bootstrap_conn = None
+        for c in conns:
+            await c.close()
+
+    # -- operations -------------------------------------------------------------------------------------
+
+    async def metadata(self, topics: list[str] | None = None, allow_auto_topic_creation: bool = False):
+        """Metadata for ``topics`` (None: every topic); refreshes the brokers and the controller."""
+        conn = self._bootstrap_conn if self._bootstrap_conn is not None else await self.connect()
+        resp = await conn.send(3, metadata_request(conn.version(3), topics, allow_auto_topic_creation))
+        self.brokers = {b.node_id: (b.host, b.port) for b in resp.brokers}
+        self.controller_id = resp.controller_id
+        return resp
+
+    async def list_topics(self) -> list[str]:
+        return sorted(t.name for t in (await self.metadata(None)).topics if t.error_code == 0)
+
+    async def create_topics(self, topics: dict[str, dict], timeout_ms: int = 30000,
+                            validate_only: bool = False) -> None:
+        """``topics``: name -> {"partitions", "replication_factor", "config"}; raises the first error."""
+        conn = await self.controller()
+        resp = await conn.send(19, create_topics_request(topics, timeout_ms, validate_only))
+        for r in resp.topics:
+            check(r.error_code, r.error_message)
+
+    async def create_topic(self, name: str, partitions: int = -1, config: dict[str, str] | None = None,
+                           replication_factor: int = -1) -> None:
+        await self.create_topics({name: {"partitions": partitions, "replication_factor": replication_factor,
+                                         "config": config or {}}})
+
+    async def delete_topics(self, names: list[str], timeout_ms: int = 30000) -> None:
+        conn = await self.controller()
+        resp = await conn.send(20, delete_topics_request(conn.version(20), names, timeout_ms))
+        for r in resp.responses:
+            check(r.error_code, r.error_message)
+
+    async def delete_topic(self, name: str) -> None:
+        await self.delete_topics([name])
+
+    async def create_partitions(self, counts: dict[str, int], timeout_ms: int = 30000,
+                                validate_only: bool = False) -> None:
+        conn = await self.controller()
+        C = create_partitions.CreatePartitionsRequest
+        req = C(topics=[C.CreatePartitionsTopic(name=n, count=c, assignments=None) for n, c in counts.items()],
+                timeout_ms=timeout_ms, validate_only=validate_only)
+        resp = await conn.send(37, req)
+        for r in resp.results:
+            check(r.error_code, r.error_message)
+
+
+# -- request builders shared by the async and the blocking clients ------------------------------------------
+
+def metadata_request(version: int, topics: list[str] | None, allow_auto_topic_creation: bool = False):
+    """None asks for every topic: a null array from v1 on, an empty one in v0 (which has no null)."""
+    M = metadata.MetadataRequest
+    if topics is None and version == 0:
+        topics = []
+    return M(topics=None if topics is None else [M.MetadataRequestTopic(name=t) for t in topics],
+             allow_auto_topic_creation=allow_auto_topic_creation)
+
+
+def create_topics_request(topics: dict[str, dict], timeout_ms: int, validate_only: bool = False):
+    C = create_topics.CreateTopicsRequest
+    return C(topics=[C.CreatableTopic(
+        name=name, num_partitions=spec.get("partitions", -1),
+        replication_factor=spec.get("replication_factor", -1), assignments=[],
+        configs=[C.CreatableTopicConfig(name=k, value=v) for k, v in (spec.get("config") or {}).items()],
+    ) for name, spec in topics.items()], timeout_ms=timeout_ms, validate_only=validate_only)
+
+
+def delete_topics_request(version: int, names: list[str], timeout_ms: int):
+    D = delete_topics.DeleteTopicsRequest
+    if version >= 6:
+        return D(topics=[D.DeleteTopicState(name=n) for n in names], timeout_ms=timeout_ms)
+    return D(topic_names=list(names), timeout_ms=timeout_ms)

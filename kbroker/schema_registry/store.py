@@ -1,0 +1,565 @@
+"""The registry's state, kept in the compacted ``_schemas`` topic as Confluent keeps it.
+
+Theory of operation. Every change is one record appended to partition 0 of ``_schemas`` through the
+partition's own append path (the same checks, offsets and storage as a producer's batch), with JSON keys
+and values in Confluent's layout: ``{"keytype":"SCHEMA","subject":s,"version":v,"magic":1}`` ->
+``{"subject","version","id","schemaType","schema","references","deleted"}`` (a null value when a version
+is deleted permanently), ``{"keytype":"CONFIG","subject":s|null,"magic":0}`` -> ``{"compatibilityLevel"}``,
+``{"keytype":"MODE",...}`` -> ``{"mode"}``. At start-up the topic is read from its start and every record
+applied in order, so the registry survives restarts. The memory state is only ever changed by applying
+a record just written or read, so the two cannot disagree.
+
+Ids: one more than the largest id ever seen. A permanent delete first writes ``{"keytype":"ID_WATERMARK"}``
+-> ``{"max_id"}`` (kept by compaction as the latest value of its key), so an id freed by a tombstone is
+never handed out again once compaction has removed the schema it named.
+
+Concurrency: every method runs on the broker's event loop and none awaits, so no two changes interleave.
+If ``_schemas`` is deleted (the control plane's reset does), the registry is empty again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+from ..records.batch import iter_batches
+from ..records.builder import build_batch
+from ..records.record import Record, decode_records
+from . import errors as E
+from .schemas import LEVELS, TYPES, check, parse
+
+log = logging.getLogger("kbroker.schema_registry")
+
+SCHEMAS_TOPIC = "_schemas"
+MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
+MAX_VERSION = 2**31 - 1
+
+
+@dataclass
+class SchemaVersion:
+    subject: str
+    version: int
+    id: int
+    deleted: bool = False
+
+
+@dataclass
+class StoredSchema:
+    id: int
+    schema_type: str
+    schema: str
+    references: list
+    parsed: object = None
+
+
+def _refs_key(refs: list) -> str:
+    return json.dumps([[r.get("name"), r.get("subject"), r.get("version")] for r in refs])
+
+
+class Registry:
+    def __init__(self, state, default_compatibility: str = "BACKWARD"):
+        self.state = state
+        self.default_compatibility = default_compatibility
+        self._topic = None
+        self._clear()
+        self._sync()
+
+    def _clear(self) -> None:
+        self.by_id: dict[int, StoredSchema] = {}
+        self.ids_by_key: dict[tuple, int] = {}
+        self.subjects: dict[str, dict[int, SchemaVersion]] = {}
+        self.versions_by_id: dict[int, dict[tuple[str, int], SchemaVersion]] = {}  # every version, deleted too
+        self.configs: dict[str | None, str] = {}
+        self.modes: dict[str | None, str] = {}
+        self.max_id = 0
+        self._parse_cache: dict[tuple, object] = {}
+
+    # -- the _schemas topic ----------------------------------------------------------------------
+
+    def _sync(self) -> None:
+        """Follow the topic: a deleted or recreated ``_schemas`` means the state it held is gone."""
+        topic = self.state.topics.get(SCHEMAS_TOPIC)
+        if topic is self._topic:
+            return
+        self._clear()
+        self._topic = topic
+        if topic is not None:
+            self._load(topic.partitions[0])
+
+    def _load(self, p) -> None:
+        offset = p.log_start_offset
+        while offset < p.high_watermark:
+            chunks = p.read(offset, 1 << 20)
+            if not chunks:
+                break
+            for chunk in chunks:
+                for pos, h in iter_batches(chunk):
+                    offset = h.last_offset + 1
+                    if h.is_control:
+                        continue
+                    for rec in decode_records(chunk, pos, h):
+                        try:
+                            key = json.loads(rec.key) if rec.key is not None else None
+                            value = json.loads(rec.value) if rec.value is not None else None
+                        except ValueError:
+                            log.warning("_schemas offset %d: not JSON, skipped", rec.offset)
+                            continue
+                        if isinstance(key, dict):
+                            self._apply(key, value)
+
+    def _write(self, key: dict, value: dict | None) -> None:
+        self._sync()
+        topic = self.state.topics.get(SCHEMAS_TOPIC)
+        if topic is None:
+            topic = self.state.topics.create(SCHEMAS_TOPIC, 1, {"cleanup.policy": "compact"})
+            self._topic = topic
+        record = Record(0, int(time.time() * 1000), json.dumps(key, separators=(",", ":")).encode(),
+                        None if value is None else json.dumps(value, separators=(",", ":")).encode())
+        try:
+            topic.partitions[0].append(build_batch([record], base_offset=0), topic.max_message_bytes,
+                                       topic.log_append_time)
+        except Exception as e:  # a storage error: nothing was applied
+            raise E.RegistryError(500, E.STORE_ERROR, f"Error while writing to the _schemas topic: {e}") from None
+        self._apply(key, value)
+
+    def _apply(self, key: dict, value: dict | None) -> None:
+        kind = key.get("keytype")
+        subject = key.get("subject")
+        if kind == "SCHEMA":
+            versions = self.subjects.setdefault(subject, {})
+            old = versions.pop(key.get("version"), None)
+            if old is not None:
+                self.versions_by_id.get(old.id, {}).pop((subject, old.version), None)
+            if value is None:
+                if not versions:
+                    del self.subjects[subject]
+                return
+            sid = int(value["id"])
+            sv = SchemaVersion(subject, int(value["version"]), sid, bool(value.get("deleted")))
+            versions[sv.version] = sv
+            self.versions_by_id.setdefault(sid, {})[(subject, sv.version)] = sv
+            self.max_id = max(self.max_id, sid)
+            if sid not in self.by_id:
+                stored = StoredSchema(sid, value.get("schemaType") or "AVRO", value["schema"],
+                                      value.get("references") or [])
+                self.by_id[sid] = stored
+                try:
+                    stored.parsed = self._parse(stored.schema_type, stored.schema, stored.references)
+                    self.ids_by_key[(stored.schema_type, stored.parsed.canonical, _refs_key(stored.references))] = sid
+                except E.RegistryError as e:
+                    log.warning("schema %d no longer parses: %s", sid, e.message)
+        elif kind == "CONFIG":
+            if value is None:
+                self.configs.pop(subject, None)
+            else:
+                self.configs[subject] = value["compatibilityLevel"]
+        elif kind == "MODE":
+            if value is None:
+                self.modes.pop(subject, None)
+            else:
+                self.modes[subject] = value["mode"]
+        elif kind == "ID_WATERMARK" and value is not None:
+            self.max_id = max(self.max_id, int(value["max_id"]))
+
+    # -- parsing ----------------------------------------------------------------------------------
+
+    def _find_version(self, subject: str, version) -> SchemaVersion | None:
+        versions = self.subjects.get(subject) or {}
+        if version in (-1, "-1", "latest", None):
+            live = [v for v in versions.values() if not v.deleted] or list(versions.values())
+            return max(live, key=lambda v: v.version) if live else None
+        return versions.get(int(version))
+
+    def _deps(self, refs: list, out: list, seen: set) -> None:
+        for ref in refs:
+            v = self._find_version(ref.get("subject"), ref.get("version"))
+            if v is None:
+                raise E.invalid_schema(f"Invalid schema: no schema reference found for subject "
+                                       f"\"{ref.get('subject')}\" and version {ref.get('version')}")
+            stored = self.by_id[v.id]
+            self._deps(stored.references, out, seen)
+            if ref.get("name") not in seen:
+                seen.add(ref.get("name"))
+                out.append((ref.get("name"), stored.schema))
+
+    def _parse(self, schema_type: str, schema: str, refs: list):
+        key = (schema_type, schema, _refs_key(refs))
+        cached = self._parse_cache.get(key)
+        if cached is not None:
+            return cached
+        deps: list = []
+        self._deps(refs, deps, set())
+        try:
+            parsed = parse(schema_type, schema, deps)
+        except ValueError as e:
+            raise E.invalid_schema(f"Invalid schema {schema} with refs {refs} of type {schema_type}, details: {e}")
+        self._parse_cache[key] = parsed
+        return parsed
+
+    def _request_schema(self, body, normalize: bool):
+        if not isinstance(body, dict):
+            raise E.invalid_schema("Invalid schema: the request body is not a JSON object")
+        schema_type = (body.get("schemaType") or "AVRO").upper()
+        if schema_type not in TYPES:
+            raise E.invalid_schema(f"Invalid schema type {body.get('schemaType')}")
+        schema = body.get("schema")
+        if not isinstance(schema, str) or not schema.strip():
+            raise E.invalid_schema("Empty schema")
+        refs = body.get("references") or []
+        if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+            raise E.invalid_schema("Invalid schema: references must be a list of objects")
+        refs = [{"name": r.get("name"), "subject": r.get("subject"), "version": r.get("version")} for r in refs]
+        parsed = self._parse(schema_type, schema, refs)
+        if normalize:
+            schema = parsed.normalized()
+            parsed = self._parse(schema_type, schema, refs)
+        return schema_type, schema, refs, parsed
+
+    # -- subjects and versions --------------------------------------------------------------------
+
+    def _live(self, subject: str) -> list[SchemaVersion]:
+        return sorted((v for v in (self.subjects.get(subject) or {}).values() if not v.deleted),
+                      key=lambda v: v.version)
+
+    def _versions(self, subject: str, deleted: bool) -> list[SchemaVersion]:
+        versions = sorted((self.subjects.get(subject) or {}).values(), key=lambda v: v.version)
+        out = versions if deleted else [v for v in versions if not v.deleted]
+        if not out:
+            raise E.subject_not_found(subject)
+        return out
+
+    @staticmethod
+    def _version_arg(version) -> int | str:
+        if isinstance(version, str) and version.lower() == "latest":
+            return "latest"
+        try:
+            n = int(version)
+        except (TypeError, ValueError):
+            raise E.invalid_version(version) from None
+        if n == -1:
+            return "latest"
+        if not 1 <= n <= MAX_VERSION:
+            raise E.invalid_version(version)
+        return n
+
+    def _key_of(self, sid: int):
+        s = self.by_id[sid]
+        return (s.schema_type, s.parsed.canonical if s.parsed is not None else s.schema, _refs_key(s.references))
+
+    def _check_writable(self, subject: str) -> str:
+        mode = self.mode(subject, True)
+        if mode in ("READONLY", "READONLY_OVERRIDE"):
+            raise E.not_permitted(f"Subject {subject} is in read-only mode")
+        return mode
+
+    def register(self, subject: str, body, normalize: bool = False) -> dict:
+        self._sync()
+        if not subject or any(ord(c) < 32 for c in subject):
+            raise E.invalid_subject(subject)
+        mode = self._check_writable(subject)
+        given_id = body.get("id") if isinstance(body, dict) else None
+        if given_id is not None and int(given_id) >= 0 and mode != "IMPORT":
+            raise E.not_permitted(f"Subject {subject} is not in import mode")
+        schema_type, schema, refs, parsed = self._request_schema(body, normalize)
+        key = (schema_type, parsed.canonical, _refs_key(refs))
+        live = self._live(subject)
+        for v in reversed(live):
+            if self._key_of(v.id) == key:
+                if given_id is not None and int(given_id) >= 0 and int(given_id) != v.id:
+                    raise E.id_does_not_match(f"Schema already registered with id {v.id} instead of input id "
+                                              f"{given_id}")
+                return {"id": v.id, "version": v.version}
+        if mode != "IMPORT":
+            level = self.compatibility(subject, True)
+            msgs = check(level, parsed, [(v.version, self.by_id[v.id].parsed) for v in live])
+            if msgs:
+                raise E.incompatible(f"Schema being registered is incompatible with an earlier schema for subject "
+                                     f"\"{subject}\", details: [{', '.join(msgs)}]")
+        if given_id is not None and int(given_id) >= 0:
+            sid = int(given_id)
+            if sid in self.by_id and self._key_of(sid) != key:
+                raise E.not_permitted(f"Overwrite new schema with id {sid} is not permitted.")
+        else:
+            sid = self.ids_by_key.get(key) or self.max_id + 1
+        versions = self.subjects.get(subject) or {}
+        version = body.get("version") if mode == "IMPORT" and body.get("version") else None
+        version = int(version) if version else max(versions, default=0) + 1
+        if version in versions and mode == "IMPORT":
+            raise E.not_permitted(f"Version {version} of subject {subject} already exists")
+        value = {"subject": subject, "version": version, "id": sid, "schema": schema, "deleted": False}
+        if schema_type != "AVRO":
+            value["schemaType"] = schema_type
+        if refs:
+            value["references"] = refs
+        self._write({"keytype": "SCHEMA", "subject": subject, "version": version, "magic": 1}, value)
+        return {"id": sid, "version": version}
+
+    def lookup(self, subject: str, body, normalize: bool = False, deleted: bool = False) -> dict:
+        self._sync()
+        versions = self._versions(subject, deleted)
+        schema_type, _schema, refs, parsed = self._request_schema(body, normalize)
+        key = (schema_type, parsed.canonical, _refs_key(refs))
+        for v in reversed(versions):
+            if self._key_of(v.id) == key:
+                return self.version_body(v)
+        raise E.schema_not_found()
+
+    def version_body(self, v: SchemaVersion, fmt: str | None = None) -> dict:
+        s = self.by_id[v.id]
+        out = {"subject": v.subject, "version": v.version, "id": v.id}
+        if s.schema_type != "AVRO":
+            out["schemaType"] = s.schema_type
+        if s.references:
+            out["references"] = s.references
+        out["schema"] = s.parsed.serialized() if fmt == "serialized" and s.schema_type == "PROTOBUF" else s.schema
+        return out
+
+    def list_subjects(self, prefix: str = "", deleted: bool = False, deleted_only: bool = False) -> list[str]:
+        self._sync()
+        out = []
+        for subject, versions in self.subjects.items():
+            if not subject.startswith(prefix or ""):
+                continue
+            has_live = any(not v.deleted for v in versions.values())
+            if deleted_only:
+                if any(v.deleted for v in versions.values()):
+                    out.append(subject)
+            elif has_live or deleted:
+                out.append(subject)
+        return sorted(out)
+
+    def list_versions(self, subject: str, deleted: bool = False) -> list[int]:
+        self._sync()
+        return [v.version for v in self._versions(subject, deleted)]
+
+    def get_version(self, subject: str, version, deleted: bool = False, fmt: str | None = None) -> dict:
+        self._sync()
+        arg = self._version_arg(version)
+        versions = self._versions(subject, deleted) if self.subjects.get(subject) else None
+        if not versions:
+            raise E.subject_not_found(subject)
+        if arg == "latest":
+            return self.version_body(versions[-1], fmt)
+        v = self.subjects[subject].get(arg)
+        if v is None or (v.deleted and not deleted):
+            raise E.version_not_found(arg)
+        return self.version_body(v, fmt)
+
+    def referenced_by(self, subject: str, version) -> list[int]:
+        self._sync()
+        arg = self._version_arg(version)
+        if not self.subjects.get(subject):
+            raise E.subject_not_found(subject)
+        v = self._find_version(subject, arg)
+        if v is None:
+            raise E.version_not_found(arg)
+        return sorted(self._referrers(subject, v.version))
+
+    def _referrers(self, subject: str, version: int) -> set[int]:
+        latest = self._find_version(subject, "latest")
+        out = set()
+        for versions in self.subjects.values():
+            for sv in versions.values():
+                if sv.deleted:
+                    continue
+                for ref in self.by_id[sv.id].references:
+                    rv = ref.get("version")
+                    if ref.get("subject") == subject and (rv == version or (rv in (-1, "latest")
+                                                                            and latest and latest.version == version)):
+                        out.add(sv.id)
+        return out
+
+    def _watermark(self) -> None:
+        self._write({"keytype": "ID_WATERMARK", "magic": 0}, {"max_id": self.max_id})
+
+    def delete_version(self, subject: str, version, permanent: bool = False) -> int:
+        self._sync()
+        self._check_writable(subject)
+        arg = self._version_arg(version)
+        if not self.subjects.get(subject):
+            raise E.subject_not_found(subject)
+        if arg == "latest":
+            live = self._live(subject)
+            v = live[-1] if live else None
+        else:
+            v = self.subjects[subject].get(arg)
+        if v is None:
+            raise E.version_not_found(arg)
+        if self._referrers(subject, v.version):
+            raise E.reference_exists(f"One or more references exist to the schema {{subject={subject}, "
+                                     f"version={v.version}}}.")
+        key = {"keytype": "SCHEMA", "subject": subject, "version": v.version, "magic": 1}
+        if permanent:
+            if not v.deleted:
+                raise E.version_not_soft_deleted(subject, v.version)
+            self._watermark()
+            self._write(key, None)
+        else:
+            if v.deleted:
+                raise E.version_soft_deleted(subject, v.version)
+            value = self.version_body(v)
+            value["deleted"] = True
+            self._write(key, value)
+        return v.version
+
+    def delete_subject(self, subject: str, permanent: bool = False) -> list[int]:
+        self._sync()
+        self._check_writable(subject)
+        versions = sorted((self.subjects.get(subject) or {}).values(), key=lambda v: v.version)
+        if not versions:
+            raise E.subject_not_found(subject)
+        for v in versions:
+            if self._referrers(subject, v.version):
+                raise E.reference_exists(f"One or more references exist to the schema {{subject={subject}, "
+                                         f"version={v.version}}}.")
+        if permanent:
+            if any(not v.deleted for v in versions):
+                raise E.subject_not_soft_deleted(subject)
+            self._watermark()
+            for v in versions:
+                self._write({"keytype": "SCHEMA", "subject": subject, "version": v.version, "magic": 1}, None)
+            for kind, table in (("CONFIG", self.configs), ("MODE", self.modes)):
+                if subject in table:
+                    self._write({"keytype": kind, "subject": subject, "magic": 0}, None)
+            return [v.version for v in versions]
+        live = [v for v in versions if not v.deleted]
+        if not live:
+            raise E.subject_soft_deleted(subject)
+        for v in live:
+            value = self.version_body(v)
+            value["deleted"] = True
+            self._write({"keytype": "SCHEMA", "subject": subject, "version": v.version, "magic": 1}, value)
+        return [v.version for v in live]
+
+    # -- schemas by id ------------------------------------------------------------------------------
+
+    def _versions_of_id(self, sid: int, deleted: bool = True) -> list[SchemaVersion]:
+        out = [v for v in (self.versions_by_id.get(sid) or {}).values() if deleted or not v.deleted]
+        return sorted(out, key=lambda v: (v.subject, v.version))
+
+    def schema_by_id(self, sid: int, fmt: str | None = None) -> dict:
+        self._sync()
+        s = self.by_id.get(sid)
+        if s is None or not self._versions_of_id(sid):
+            raise E.schema_not_found(sid)
+        out: dict = {}
+        if s.schema_type != "AVRO":
+            out["schemaType"] = s.schema_type
+        if s.references:
+            out["references"] = s.references
+        out["schema"] = s.parsed.serialized() if fmt == "serialized" and s.schema_type == "PROTOBUF" else s.schema
+        return out
+
+    def parsed_by_id(self, sid: int):
+        """For the broker: the parsed schema of a registered id, or None."""
+        self._sync()
+        s = self.by_id.get(sid)
+        if s is None or not self._versions_of_id(sid):
+            return None
+        return s.parsed
+
+    def subjects_of_id(self, sid: int, deleted: bool = False) -> list[str]:
+        self._sync()
+        if sid not in self.by_id or not self._versions_of_id(sid):
+            raise E.schema_not_found(sid)
+        return sorted({v.subject for v in self._versions_of_id(sid, deleted)})
+
+    def versions_of_id(self, sid: int, deleted: bool = False) -> list[dict]:
+        self._sync()
+        if sid not in self.by_id or not self._versions_of_id(sid):
+            raise E.schema_not_found(sid)
+        return [{"subject": v.subject, "version": v.version} for v in self._versions_of_id(sid, deleted)]
+
+    def list_schemas(self, prefix: str = "", deleted: bool = False, latest_only: bool = False) -> list[dict]:
+        self._sync()
+        out = []
+        for subject in sorted(self.subjects):
+            if not subject.startswith(prefix or ""):
+                continue
+            versions = [v for v in sorted(self.subjects[subject].values(), key=lambda v: v.version)
+                        if deleted or not v.deleted]
+            if latest_only:
+                versions = versions[-1:]
+            out += [self.version_body(v) for v in versions]
+        return out
+
+    # -- compatibility and mode ---------------------------------------------------------------------
+
+    def compatibility(self, subject: str | None, default_to_global: bool = True) -> str:
+        self._sync()
+        if subject is not None and subject in self.configs:
+            return self.configs[subject]
+        if subject is not None and not default_to_global:
+            raise E.compatibility_not_configured(subject)
+        return self.configs.get(None, self.default_compatibility)
+
+    def set_compatibility(self, subject: str | None, level) -> str:
+        self._sync()
+        if not isinstance(level, str) or level.upper() not in LEVELS:
+            raise E.invalid_compatibility(level)
+        self._write({"keytype": "CONFIG", "subject": subject, "magic": 0}, {"compatibilityLevel": level.upper()})
+        return level.upper()
+
+    def delete_compatibility(self, subject: str | None) -> str:
+        self._sync()
+        if subject is not None and subject not in self.configs and subject not in self.subjects:
+            raise E.subject_not_found(subject)
+        previous = self.compatibility(subject, True)
+        if subject in self.configs:
+            self._write({"keytype": "CONFIG", "subject": subject, "magic": 0}, None)
+        return previous
+
+    def mode(self, subject: str | None, default_to_global: bool = True) -> str:
+        self._sync()
+        if subject is not None and subject in self.modes:
+            return self.modes[subject]
+        if subject is not None and not default_to_global:
+            raise E.mode_not_configured(subject)
+        return self.modes.get(None, "READWRITE")
+
+    def set_mode(self, subject: str | None, mode, force: bool = False) -> str:
+        self._sync()
+        if not isinstance(mode, str) or mode.upper() not in MODES:
+            raise E.invalid_mode(mode)
+        mode = mode.upper()
+        if mode == "IMPORT" and not force:
+            busy = bool(self._live(subject)) if subject is not None else bool(self.list_subjects())
+            if busy:
+                raise E.not_permitted("Cannot import since found existing subjects")
+        self._write({"keytype": "MODE", "subject": subject, "magic": 0}, {"mode": mode})
+        return mode
+
+    def delete_mode(self, subject: str) -> str:
+        self._sync()
+        previous = self.mode(subject, True)
+        if subject in self.modes:
+            self._write({"keytype": "MODE", "subject": subject, "magic": 0}, None)
+        return previous
+
+    def test_compatibility(self, subject: str, version, body, normalize: bool = False,
+                           verbose: bool = False) -> dict:
+        self._sync()
+        _t, _s, _r, parsed = self._request_schema(body, normalize)
+        level = self.compatibility(subject, True)
+        live = self._live(subject)
+        if version is None:
+            previous = [(v.version, self.by_id[v.id].parsed) for v in live]
+        else:
+            arg = self._version_arg(version)
+            if not live:
+                if arg != "latest":
+                    raise E.subject_not_found(subject)
+                previous = []
+            else:
+                v = live[-1] if arg == "latest" else self.subjects[subject].get(arg)
+                if v is None or v.deleted:
+                    raise E.version_not_found(arg)
+                previous = [(v.version, self.by_id[v.id].parsed)]
+                level = level.removesuffix("_TRANSITIVE")
+        msgs = check(level, parsed, previous)
+        out: dict = {"is_compatible": not msgs}
+        if verbose:
+            out["messages"] = msgs
+        return out
