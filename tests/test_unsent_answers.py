@@ -17,7 +17,7 @@ import time
 import pytest
 
 from kbroker.records.builder import simple_batch
-from rawclient import RawClient
+from kbroker.client import BlockingConnection
 from test_hostile_fetch import _create, _fetch, _produce
 
 FETCH_MAX = 1 << 20
@@ -70,7 +70,7 @@ def test_a_client_that_pipelines_fetches_and_never_reads_holds_one_answer(tmp_pa
     socket does not take. Meanwhile another client's requests are answered as usual."""
     served = _Served(tmp_path / "data", storage, loop)
     try:
-        c = RawClient(served.host, served.port, timeout=30)
+        c = BlockingConnection(served.host, served.port, timeout_s=30)
         _create(c, topic_name)
         for _ in range(200):  # 20 MB
             _produce(c, topic_name, simple_batch(os.urandom(VALUE)))
@@ -78,7 +78,7 @@ def test_a_client_that_pipelines_fetches_and_never_reads_holds_one_answer(tmp_pa
         assert 900_000 < len(warm.responses[0].partitions[0].records) <= FETCH_MAX
         before = served.peak_rss()
 
-        hog = RawClient(served.host, served.port, timeout=60)
+        hog = BlockingConnection(served.host, served.port, timeout_s=60)
         hog.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         frames = b"".join(hog.frame(1, 11, _fetch(topic=topic_name, max_bytes=2**31 - 1)) for _ in range(PIPELINED))
         hog.send_bytes(frames)
