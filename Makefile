@@ -96,13 +96,13 @@ compat-kafka: bytecode
 	bash compat-tests/setup.sh
 	@$(COMPAT_KAFKA)
 
-# The fuzz suite at length (tests/test_fuzz.py): frames generated from the schemas and mutated, against the
+# The fuzz suite at length (tests/integration/test_fuzz.py): frames generated from the schemas and mutated, against the
 # decoder and a running broker. `make test` runs the same tests with a bounded example count;
 # FUZZ_EXAMPLES sets how many here.
 FUZZ_EXAMPLES ?= 20000
 fuzz: bytecode
 	HYPOTHESIS_PROFILE=fuzz KBROKER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:warnings -x \
-		-o timeout=0 tests/test_fuzz.py
+		-o timeout=0 tests/integration/test_fuzz.py
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -r bench/requirements.txt

@@ -94,6 +94,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.ip = "?"
         self.last_active = time.monotonic()  # connections.max.idle.ms
         self._out: list = []  # answers gathered for one write (see _send)
+        # Their size. Above the transport's write-buffer high-water mark they are written before the next
+        # request is handled, so the write pauses the connection (pause_writing) while the client does not
+        # read: Kafka mutes a channel until its response is sent, and one connection holds at most one
+        # answer beyond the mark (issue 16: 32 pipelined Fetch answers of fetch.max.bytes each, gathered
+        # for one write, sat unsent for a client that did not read).
+        self._out_bytes = 0
+        self._high_water = 65536  # the transport's, once there is one
         self._out_regions = False  # _out holds FileRegions (see _write_with_regions)
         self.sendfile_fd: int | None = None  # the socket, on a connection that sends files itself
 
@@ -110,6 +117,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def connection_made(self, transport):
         self.transport = transport
+        self._high_water = transport.get_write_buffer_limits()[1]
         peer = transport.get_extra_info("peername")
         if peer:
             self.ip = peer[0]
@@ -196,10 +204,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._flush()
                 self._maybe_resume_reading()
                 return
-            if self._out_regions:
+            if self._out_regions or self._out_bytes > self._high_water:
                 # An answer holding file regions goes out before the next request is handled: that
-                # request could delete the topic whose segment files the regions name.
+                # request could delete the topic whose segment files the regions name. So do answers
+                # above the transport's high-water mark: the write pauses the connection (pause_writing)
+                # if the client does not take them, and nothing more is handled until it has.
                 self._flush()
+                continue
             frame = self.queue.popleft()
             try:
                 result = self._dispatch(frame)
@@ -417,10 +428,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
         # pieces (records spliced in uncopied, header.finish_frame).
         if type(data) is list:
             self._out.extend(data)
+            self._out_bytes += sum(p.size if type(p) is FileRegion else len(p) for p in data)
             if not self._out_regions:
                 self._out_regions = any(type(p) is FileRegion for p in data)
         else:
             self._out.append(data)
+            self._out_bytes += len(data)
 
     def _flush(self) -> None:
         """Write the gathered answers: one write, or one writev under uvloop."""
@@ -428,6 +441,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if not out or self.transport is None or self.closed:
             return
         self._out = []
+        self._out_bytes = 0
         self.last_active = time.monotonic()
         if self._out_regions:
             self._out_regions = False

@@ -2,7 +2,7 @@ import uuid
 
 import pytest
 
-from brokerproc import BrokerProcess
+from support.brokerproc import BrokerProcess
 from kbroker import Broker
 
 
@@ -26,5 +26,5 @@ def broker():
 def topic_name():
     return f"t-{uuid.uuid4().hex[:10]}"
 
-# The sample project is a user's project: tests/test_pytest_plugin.py runs it in its own pytest process.
+# The sample project is a user's project: tests/process/test_pytest_plugin.py runs it in its own pytest process.
 collect_ignore = ["sample_project", "sample_registry_project"]

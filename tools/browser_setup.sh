@@ -1,5 +1,5 @@
 #!/bin/sh
-# Debian's chromium for the console's browser tests (tests/test_console_browser.py), installed when missing
+# Debian's chromium for the console's browser tests (tests/integration/test_console_browser.py), installed when missing
 # and possible; the tests skip, saying why, when it is not there. Never `playwright install`: Playwright
 # drives this system browser.
 if [ -x /usr/bin/chromium ]; then exit 0; fi

@@ -120,8 +120,11 @@ def api_versions_unknown_version(s: Session, v: int):
         out = bytearray()
         encode_request_header(out, RequestHeader(ApiVersions, 127, 1, "kbroker-conformance"), True)
         av.REQUEST_ENCODERS[3](av.ApiVersionsRequest(client_software_name="x", client_software_version="1"), out)
-        c.sock.sendall(struct.pack(">i", len(out)) + bytes(out))
-        answer = c.receive(ApiVersions, 0)
+        c.send_bytes(struct.pack(">i", len(out)) + bytes(out))
+        frame = c.read_frame()
+        if frame is None:
+            raise ConnectionError("the broker closed the connection")
+        answer = c.protocol.decode_as(frame, ApiVersions, 0, correlation_id=1)
         s.note("api_versions_v127", {"error_code": answer.error_code,
                                      "has_ranges": bool(answer.api_keys)})
     finally:
@@ -455,7 +458,7 @@ def group_member_errors(s: Session, v: int):
         if v >= 4:
             r = other.call(JoinGroup, v, _join(group))
             second_member = r.member_id
-        other.send(JoinGroup, v, _join(group, second_member))
+        other.send_bytes(other.frame(JoinGroup, v, _join(group, second_member)))
         deadline = time.monotonic() + 5
         while True:  # the join is in flight: the first member's heartbeat says REBALANCE_IN_PROGRESS
             r = s.conn.call(Heartbeat, hv, hb.HeartbeatRequest(group_id=group, generation_id=gen, member_id=member))
@@ -464,7 +467,7 @@ def group_member_errors(s: Session, v: int):
             time.sleep(0.02)
         s.note("heartbeat_during_rebalance", r.to_dict())
         s.call("rejoin_first", JoinGroup, v, _join(group, member))
-        second = other.receive(JoinGroup, v)
+        second = other.read_response(JoinGroup)
         s.note("join_second", second.to_dict())
     finally:
         other.close()

@@ -1,16 +1,14 @@
-"""What a scenario runs on: the scenario registry, a connection speaking kbroker's codec over a plain
-socket, and the Session that records each answer, normalised (normalize.py), under its step's label.
+"""What a scenario runs on: the scenario registry, a connection on kbroker's own client
+(kbroker.client), and the Session that records each answer, normalised (normalize.py), under its step's label.
 """
 
 from __future__ import annotations
 
-import socket
-import struct
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..wire.header import RequestHeader, encode_request_header, read_response_header
+from ..client.blocking import BlockingConnection
 from ..wire.messages import BY_KEY
 from .normalize import Normalizer
 
@@ -44,43 +42,15 @@ def scenario(api_key: int, versions: tuple[int, ...]):
     return register
 
 
-class Connection:
+class Connection(BlockingConnection):
+    """A connection on kbroker's own client core (kbroker.client), addressed by "host:port"."""
+
     def __init__(self, bootstrap: str, timeout_s: float = TIMEOUT_S):
         host, _, port = bootstrap.rpartition(":")
-        self.sock = socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s)
-        self.correlation_id = 0
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def send(self, api_key: int, version: int, request) -> None:
-        api = BY_KEY[api_key]
-        self.correlation_id += 1
-        flexible = api.REQUEST_FLEXIBLE_FROM is not None and version >= api.REQUEST_FLEXIBLE_FROM
-        out = bytearray()
-        encode_request_header(out, RequestHeader(api_key, version, self.correlation_id, CLIENT_ID), flexible)
-        api.REQUEST_ENCODERS[version](request, out)
-        self.sock.sendall(struct.pack(">i", len(out)) + bytes(out))
-
-    def receive(self, api_key: int, version: int):
-        api = BY_KEY[api_key]
-        frame = self._read(struct.unpack(">i", self._read(4))[0])
-        flexible = api.RESPONSE_FLEXIBLE_FROM is not None and version >= api.RESPONSE_FLEXIBLE_FROM
-        _, pos = read_response_header(frame, flexible and api_key != 18)
-        return api.RESPONSE_DECODERS[version](memoryview(frame), pos)[0]
+        super().__init__(host or "127.0.0.1", int(port), client_id=CLIENT_ID, timeout_s=timeout_s)
 
     def call(self, api_key: int, version: int, request):
-        self.send(api_key, version, request)
-        return self.receive(api_key, version)
-
-    def _read(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("the broker closed the connection")
-            buf += chunk
-        return bytes(buf)
+        return self.request(api_key, version, request)
 
 
 def api_versions(bootstrap: str) -> dict[int, tuple[int, int]]:

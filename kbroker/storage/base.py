@@ -60,7 +60,7 @@ their own file descriptors and immutable bytes, and the swap itself,
 
 Backends: ``memory.MemoryLogStore`` (tests, ``--storage memory``) and
 ``segment.SegmentLogStore`` (the default, Kafka's on-disk layout).  Both pass
-the same conformance suite, ``tests/test_storage.py``.
+the same conformance suite, ``tests/unit/storage/test_storage.py``.
 """
 
 from __future__ import annotations
