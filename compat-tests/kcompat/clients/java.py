@@ -21,9 +21,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .base import TIMEOUT_S, Adapter, Cluster, Rec
-from .kafkajs import _b64, _unb64
-from .proc import run_json
+from .base import TIMEOUT_S
+from .driver import DriverAdapter, _rec
 
 JAVA_DIR = Path(__file__).resolve().parents[2] / "java"
 TARGET = JAVA_DIR / "target"
@@ -76,21 +75,12 @@ def java_command() -> list[str]:
             "-cp", classpath(), "kcompat.Driver"]
 
 
-def _rec(d: dict) -> Rec:
-    return Rec(_unb64(d["key"]), _unb64(d["value"]), tuple((k, _unb64(v)) for k, v in d["headers"] or ()),
-               d["timestamp"], d["partition"], d["offset"])
-
-
-def _msg(r: Rec) -> dict:
-    return {"key": _b64(r.key), "value": _b64(r.value), "headers": [[k, _b64(v)] for k, v in r.headers],
-            "partition": r.partition, "timestamp": r.timestamp}
-
-
-class Java(Adapter):
+class Java(DriverAdapter):
     name = "java"
     language = "Java"
     partitioner = "murmur2"
     kip848 = True
+    startup_s = 30.0  # a JVM per operation
 
     @classmethod
     def missing(cls):
@@ -105,59 +95,15 @@ class Java(Adapter):
         m = re.search(r'version "([^"]+)"', java)
         return f"kafka-clients {kafka_version()} (Java {m.group(1) if m else '?'})"
 
-    def _call(self, op: str, timeout_s: float = TIMEOUT_S, **arg):
-        arg = dict(arg, op=op, bootstrap=self.bootstrap, timeoutMs=int(timeout_s * 1000))
-        return run_json(java_command(), arg, timeout_s=timeout_s + 30)
+    def command(self) -> list[str]:
+        return java_command()
 
-    def cluster(self, topics):
-        res = self._call("cluster", topics=topics)
-        return Cluster([tuple(b) for b in res["brokers"]], res["topics"])
-
-    def create_topic(self, topic, partitions, configs=None):
-        self._call("createTopic", topic=topic, partitions=partitions, configs=configs or {})
-
-    def delete_topic(self, topic):
-        self._call("deleteTopic", topic=topic)
-
-    def describe_topic_configs(self, topic):
-        return self._call("describeConfigs", topic=topic)
-
-    def alter_topic_configs(self, topic, configs):
-        self._call("alterConfigs", topic=topic, configs=configs)
-
-    def list_groups(self):
-        return set(self._call("listGroups"))
-
-    def describe_group(self, group):
-        return self._call("describeGroup", group=group)
-
-    def produce(self, topic, records, compression="none", idempotent=None, timeout_s=TIMEOUT_S):
-        self._call("produce", timeout_s, topic=topic, messages=[_msg(r) for r in records], compression=compression,
-                   idempotent=idempotent)
-
-    def produce_transactions(self, topic, committed, aborted, transactional_id, timeout_s=TIMEOUT_S):
-        self._call("transactions", timeout_s, topic=topic, committed=[_msg(r) for r in committed],
-                   aborted=[_msg(r) for r in aborted], transactionalId=transactional_id)
-
-    def consume_from_beginning(self, topic, count, read_committed=False, timeout_s=TIMEOUT_S):
-        return [_rec(d) for d in self._call("consume", timeout_s, topic=topic, count=count,
-                                            readCommitted=read_committed) or []]
-
-    def offsets_for_times(self, topic, partitions, timestamp_ms):
-        res = self._call("offsetsForTimes", topic=topic, partitions=partitions, timestamp=timestamp_ms)
-        return {int(p): (o if o >= 0 else None) for p, o in res.items()}
-
-    def group_consume(self, topic, group, count, timeout_s=TIMEOUT_S):
-        return [_rec(d) for d in self._call("groupConsume", timeout_s, topic=topic, group=group, count=count,
-                                            groupProtocol="classic") or []]
+    def group_args(self) -> dict:
+        return {"groupProtocol": "classic"}
 
     def group_consume_kip848(self, topic, group, count, timeout_s=TIMEOUT_S):
         return [_rec(d) for d in self._call("groupConsume", timeout_s, topic=topic, group=group, count=count,
                                             groupProtocol="consumer") or []]
-
-    def group_rebalance(self, topic, group, partitions, timeout_s=TIMEOUT_S):
-        res = self._call("rebalance", timeout_s, topic=topic, group=group, partitions=partitions)
-        return [set(a or ()) for a in res["before"]], set(res["after"] or ())
 
     def word_count(self, input_topic, output_topic, application_id, expected, timeout_s=60.0):
         """Run the Kafka Streams word count (exactly_once_v2) until ``output_topic`` holds ``expected``."""

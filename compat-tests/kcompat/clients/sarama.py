@@ -8,91 +8,19 @@ is its own FNV-1a hash, not Java's murmur2.
 
 from __future__ import annotations
 
-import functools
-
-from . import gomod
-from .base import TIMEOUT_S, Adapter, ClientError, Cluster, Rec
-from .kafkajs import _b64, _unb64
-from .proc import run_json
-
-MODULE = "github.com/IBM/sarama"
+from .base import TIMEOUT_S
+from .driver import GoDriverAdapter
 
 
-def _rec(d: dict) -> Rec:
-    return Rec(_unb64(d["key"]), _unb64(d["value"]), tuple((k, _unb64(v)) for k, v in d["headers"] or ()),
-               d["timestamp"], d["partition"], d["offset"])
-
-
-def _msg(r: Rec) -> dict:
-    return {"key": _b64(r.key), "value": _b64(r.value), "headers": [[k, _b64(v)] for k, v in r.headers],
-            "partition": r.partition, "timestamp": r.timestamp}
-
-
-class Sarama(Adapter):
+class Sarama(GoDriverAdapter):
     name = "sarama"
-    language = "Go"
     partitioner = "fnv1a"
-
-    @classmethod
-    @functools.lru_cache(maxsize=1)
-    def missing(cls):
-        return gomod.build("sarama")
+    driver = "sarama"
+    module = "github.com/IBM/sarama"
 
     @classmethod
     def version(cls):
-        return f"{gomod.module_version('sarama', MODULE)} (Go {gomod.go_version()}, protocol V4_0_0_0)"
+        return super().version()[:-1] + ", protocol V4_0_0_0)"
 
-    def _call(self, op: str, timeout_s: float = TIMEOUT_S, **arg):
-        arg = dict(arg, op=op, bootstrap=self.bootstrap, timeoutMs=int(timeout_s * 1000))
-        try:
-            return run_json([str(gomod.binary("sarama"))], arg, timeout_s=timeout_s + 20)
-        except ClientError as e:
-            if e.kind == "UNSUPPORTED":
-                raise self.unsupported(e.detail.removeprefix("unsupported: ")) from None
-            raise
-
-    def cluster(self, topics):
-        res = self._call("cluster", topics=topics)
-        return Cluster([tuple(b) for b in res["brokers"]], res["topics"])
-
-    def create_topic(self, topic, partitions, configs=None):
-        self._call("createTopic", topic=topic, partitions=partitions, configs=configs or {})
-
-    def delete_topic(self, topic):
-        self._call("deleteTopic", topic=topic)
-
-    def describe_topic_configs(self, topic):
-        return self._call("describeConfigs", topic=topic)
-
-    def alter_topic_configs(self, topic, configs):
-        self._call("alterConfigs", topic=topic, configs=configs)
-
-    def list_groups(self):
-        return set(self._call("listGroups"))
-
-    def describe_group(self, group):
-        return self._call("describeGroup", group=group)
-
-    def produce(self, topic, records, compression="none", idempotent=None, timeout_s=TIMEOUT_S):
-        retries = 0 if timeout_s >= TIMEOUT_S else 1
-        self._call("produce", timeout_s, topic=topic, messages=[_msg(r) for r in records], compression=compression,
-                   idempotent=idempotent, retries=retries)
-
-    def produce_transactions(self, topic, committed, aborted, transactional_id, timeout_s=TIMEOUT_S):
-        self._call("transactions", timeout_s, topic=topic, committed=[_msg(r) for r in committed],
-                   aborted=[_msg(r) for r in aborted], transactionalId=transactional_id)
-
-    def consume_from_beginning(self, topic, count, read_committed=False, timeout_s=TIMEOUT_S):
-        return [_rec(d) for d in self._call("consume", timeout_s, topic=topic, count=count,
-                                            readCommitted=read_committed) or []]
-
-    def offsets_for_times(self, topic, partitions, timestamp_ms):
-        res = self._call("offsetsForTimes", topic=topic, partitions=partitions, timestamp=timestamp_ms)
-        return {int(p): (o if o >= 0 else None) for p, o in res.items()}
-
-    def group_consume(self, topic, group, count, timeout_s=TIMEOUT_S):
-        return [_rec(d) for d in self._call("groupConsume", timeout_s, topic=topic, group=group, count=count) or []]
-
-    def group_rebalance(self, topic, group, partitions, timeout_s=TIMEOUT_S):
-        res = self._call("rebalance", timeout_s, topic=topic, group=group, partitions=partitions)
-        return [set(a or ()) for a in res["before"]], set(res["after"] or ())
+    def produce_args(self, timeout_s):
+        return {"retries": 0 if timeout_s >= TIMEOUT_S else 1}
