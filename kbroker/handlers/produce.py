@@ -15,6 +15,8 @@ answer; errors about the batch as a whole (MESSAGE_TOO_LARGE, CORRUPT_MESSAGE) n
 Authorisation, as KafkaApis: transactional batches need WRITE on the transactional id (else every partition
 is TRANSACTIONAL_ID_AUTHORIZATION_FAILED); each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED); creating one
 also needs CREATE on the cluster or the topic (as Metadata's auto-creation), else UNKNOWN_TOPIC_OR_PARTITION.
+The internal topics (``__consumer_offsets``, ``__transaction_state``) take no producer's records:
+INVALID_TOPIC_EXCEPTION, unless the client id is Kafka's admin tools' ``__admin_client``, as Kafka.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ from ..wire.messages import produce as API
 
 R = API.ProduceResponse
 log = logging.getLogger("kbroker.produce")
+
+
+# Kafka lets only its own admin tools append to internal topics (AdminUtils.ADMIN_CLIENT_ID).
+ADMIN_CLIENT_ID = "__admin_client"
 
 
 def _partition_error(index: int, code: int, message: str | None = None) -> R.PartitionProduceResponse:
@@ -92,6 +98,11 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
             if topic is None:
                 parts.extend(_partition_error(p.index, code) for p in td.partition_data)
                 continue
+        if topic.is_internal and ctx.client_id != ADMIN_CLIENT_ID:
+            # The coordinators own their topics' records (Kafka's ReplicaManager.appendToLocalLog).
+            parts.extend(_partition_error(p.index, ErrorCode.INVALID_TOPIC_EXCEPTION,
+                                          f"Cannot append to internal topic {topic.name}") for p in td.partition_data)
+            continue
         for pd in td.partition_data:
             partition = get_partition_or_error(topic, pd.index)
             if isinstance(partition, int):

@@ -14,6 +14,7 @@ import pytest
 
 from kbroker.clock import ManualClock
 from kbroker.consumer_protocol import decode_consumer_assignment
+from kbroker.coordinator.runtime import OFFSETS_TOPIC, partition_for
 from kbroker.coordinator.group import GroupConfig, GroupCoordinator
 from kbroker.coordinator.offsets import CommittedOffset, FileOffsetStore, MemoryOffsetStore, OffsetStore
 from kbroker.coordinator.transaction import ONGOING, TransactionCoordinator
@@ -96,10 +97,12 @@ def test_the_old_directory_drives_the_coordinators_as_before(old_data_dir):
     again.close()
 
     txns = TransactionCoordinator(clock, keyed_state(state / "transactions.journal", TXN_MAGIC), None,
-                                  lambda *a: None, lambda *a: None, lambda t, p: True)
+                                  lambda *a: None, lambda g: (OFFSETS_TOPIC, partition_for(g, 50)), lambda t, p: True)
     txns.load()
     open_txn = txns.describe("tx-open")
-    assert open_txn.state == ONGOING and open_txn.partitions == {("orders", 0), ("orders", 1)}
+    # The group's offsets are completed by the marker on its partition of __consumer_offsets.
+    assert open_txn.state == ONGOING and open_txn.partitions == {
+        ("orders", 0), ("orders", 1), (OFFSETS_TOPIC, partition_for("txn-group", 50))}
     assert open_txn.groups == {"txn-group"}
     assert txns.describe("tx-done").state == "CompleteCommit"
     txns.close()
