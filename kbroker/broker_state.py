@@ -25,6 +25,7 @@ from .clock import AsyncioClock
 from .consumer_protocol import decode_consumer_assignment
 from .coordinator import migration
 from .coordinator.group import GroupConfig, GroupCoordinator
+from .coordinator.marker_channel import MarkerChannel
 from .coordinator.offsets_topic import TopicOffsetStore
 from .coordinator.runtime import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from .coordinator.service import GroupCoordinatorService, TransactionCoordinatorService
@@ -90,7 +91,6 @@ class BrokerState(MetadataListener):
             controller = InProcessController(topic_store, config.cluster_id)
         self.controller = controller
         self.registered = False
-        self.peers = None  # the other brokers of a cluster in one process: a function returning their states
         self.topics = TopicManager(controller, self.node_id, self.log_store, self._topic_defaults(), self.changes)
         self.cluster_id = controller.cluster_id
         self.producer_ids = ProducerIdManager(controller)
@@ -104,6 +104,9 @@ class BrokerState(MetadataListener):
                                               lambda: GroupCoordinator(self._clock, self._group_config))
         self.transactions = TransactionCoordinatorService(config.transaction_state_log_num_partitions,
                                                           self._make_transaction_shard)
+        # The transaction coordinators' markers: WriteTxnMarkers to each partition's leader, or written here.
+        self.markers = MarkerChannel(self.node_id, self._leader_of, self._inter_broker_endpoint,
+                                     self.apply_txn_marker)
         # Security: the listeners, the users who may log in, and the ACLs (None: no authorizer).
         self.listeners = resolve_listeners(config)
         self.credentials = CredentialStore(self._journal("credentials.journal", CredentialStore.MAGIC))
@@ -125,14 +128,16 @@ class BrokerState(MetadataListener):
         t = self.topics.get(topic)
         return t is not None and 0 <= partition < len(t.partitions)
 
-    def _write_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool) -> None:
-        """The transaction coordinator's marker, written by the partition's leader. In a cluster in one
-        process the leader may be another broker of the loop (``peers``): an in-process stand-in for Kafka's
-        WriteTxnMarkers request, which brokers in separate processes will send."""
-        for state in [self] + [s for s in (self.peers() if self.peers is not None else []) if s is not self]:
-            if state.apply_txn_marker(topic, partition, producer_id, epoch, commit):
-                return
-        raise LookupError(f"{topic}-{partition} has no leader to write the marker")
+    def _leader_of(self, topic: str, partition: int) -> int | None:
+        """The partition's leader (-1: none now); None when the partition does not exist."""
+        t = self.topics.get(topic)
+        if t is None or not 0 <= partition < len(t.partitions):
+            return None
+        return t.partitions[partition].leader_id
+
+    def _inter_broker_endpoint(self, node_id: int) -> tuple[str, int] | None:
+        """Where this broker reaches another: its listener of the name of this broker's first listener."""
+        return self.live_endpoint(node_id, self.listeners[0].name)
 
     def apply_txn_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool) -> bool:
         """Writes a transaction marker as the partition's leader (what a WriteTxnMarkers request asks of a
@@ -168,7 +173,7 @@ class BrokerState(MetadataListener):
         """The transaction coordinator of partition ``index`` of __transaction_state, read from ``log``."""
         c = self.config
         return TransactionCoordinator(
-            self._clock, TransactionStateLog(log), self.producer_ids, self._write_marker, self._offsets_partition,
+            self._clock, TransactionStateLog(log), self.producer_ids, self.markers.write, self._offsets_partition,
             self._partition_exists, max_timeout_ms=c.transaction_max_timeout_ms,
             abort_check_interval_ms=c.transaction_abort_timed_out_transaction_cleanup_interval_ms)
 

@@ -33,6 +33,7 @@ Concurrency: called from the event loop only; nothing awaits between reading and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -103,6 +104,7 @@ class TransactionCoordinator:
         self.max_timeout_ms = max_timeout_ms
         self.abort_check_interval_ms = abort_check_interval_ms
         self.txns: dict[str, TransactionMetadata] = {}
+        self._completions: set = set()  # tasks finishing transactions whose markers are on their way
         self._timer = None
 
     # -- life cycle ----------------------------------------------------------
@@ -124,6 +126,8 @@ class TransactionCoordinator:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        for task in list(self._completions):  # a new leader completes them from the Prepare state it loads
+            task.cancel()
 
     def _schedule(self) -> None:
         self._timer = self.clock.call_later(self.abort_check_interval_ms, self._on_timer)
@@ -296,13 +300,37 @@ class TransactionCoordinator:
         self._complete(txn)
 
     def _complete(self, txn: TransactionMetadata) -> None:
+        """Writes the markers; the transaction completes once every one is written: at once when
+        ``write_marker`` wrote them all (it returns None), else when the awaitables it returned are done (the
+        markers sent to other brokers), meanwhile staying in its Prepare state (CONCURRENT_TRANSACTIONS to the
+        producer's next request, as Kafka)."""
         commit = txn.state == PREPARE_COMMIT
+        pending = []
         for topic, partition in sorted(txn.partitions):
             try:
-                self.write_marker(topic, partition, txn.producer_id, txn.producer_epoch, commit)
+                sent = self.write_marker(topic, partition, txn.producer_id, txn.producer_epoch, commit)
             except LookupError:
                 log.warning("partition %s-%d of transactional id %s is gone; no marker written", topic, partition,
                             txn.transactional_id)
+                continue
+            if sent is not None:
+                pending.append(sent)
+        if not pending:
+            self._finish(txn, commit)
+            return
+        task = asyncio.ensure_future(self._finish_when_written(txn, commit, pending))
+        self._completions.add(task)
+        task.add_done_callback(self._completions.discard)
+
+    async def _finish_when_written(self, txn: TransactionMetadata, commit: bool, pending: list) -> None:
+        await asyncio.gather(*pending)
+        if self.txns.get(txn.transactional_id) is txn and txn.state == (PREPARE_COMMIT if commit else PREPARE_ABORT):
+            try:
+                self._finish(txn, commit)
+            except (OSError, KafkaError) as e:  # the next leader of the partition completes it on loading
+                log.error("transactional id %s: could not record its completion: %s", txn.transactional_id, e)
+
+    def _finish(self, txn: TransactionMetadata, commit: bool) -> None:
         txn.state = COMPLETE_COMMIT if commit else COMPLETE_ABORT
         txn.partitions.clear()
         txn.groups.clear()

@@ -17,7 +17,8 @@ from kbroker.client import BlockingConnection
 from kbroker.coordinator import records as CR
 from kbroker.coordinator.runtime import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, partition_for
 from kbroker.errors import ErrorCode
-from kbroker.wire.messages import find_coordinator as FC, join_group as JG, metadata as MD, produce as P
+from kbroker.wire.messages import (find_coordinator as FC, join_group as JG, metadata as MD, produce as P,
+                                   write_txn_markers as W)
 from support.clients import CLIENTS
 
 TIMEOUT_S = 30
@@ -207,6 +208,7 @@ def test_a_transaction_over_partitions_of_other_brokers(cluster, commit):
         ((err, group_node),) = _find(cluster, 0, 0, [group])
         if group_node != txn_node:
             break
+    sent = sum(server.state.markers.sent for server in cluster.cluster.servers.values())
     p = Producer({"bootstrap.servers": cluster.bootstrap_servers, "transactional.id": tid})
     p.init_transactions(TIMEOUT_S)
     p.begin_transaction()
@@ -235,5 +237,26 @@ def test_a_transaction_over_partitions_of_other_brokers(cluster, commit):
     finally:
         reader.close()
     assert len(eof) == 3
+    # The partitions led by other brokers than the coordinator were marked by WriteTxnMarkers requests.
+    assert sum(server.state.markers.sent for server in cluster.cluster.servers.values()) > sent
     assert sorted(got) == (sorted(f"v{i}".encode() for i in range(9)) if commit else [])
     assert _committed(cluster.bootstrap_servers, group, src, 1) == ({0: 33} if commit else {})
+
+
+def test_write_txn_markers_answers_for_partitions_it_does_not_lead(cluster):
+    topic = _name("w")
+    cluster_client_topic(cluster, topic, 3)
+    c = _connect(cluster, 0)
+    try:
+        leaders = _internal_leaders(cluster, topic)[1]
+        marker = W.WriteTxnMarkersRequest.WritableTxnMarker(
+            producer_id=999_999, producer_epoch=0, transaction_result=False, coordinator_epoch=0, topics=[
+                W.WriteTxnMarkersRequest.WritableTxnMarkerTopic(name=topic, partition_indexes=[0, 1, 2]),
+                W.WriteTxnMarkersRequest.WritableTxnMarkerTopic(name=_name("none"), partition_indexes=[0])])
+        r = c.request(27, 1, W.WriteTxnMarkersRequest(markers=[marker]))
+    finally:
+        c.close()
+    (result,) = r.markers
+    assert {p.partition_index: p.error_code for p in result.topics[0].partitions} == {
+        i: ErrorCode.NONE if leaders[i] == 0 else ErrorCode.NOT_LEADER_OR_FOLLOWER for i in range(3)}
+    assert result.topics[1].partitions[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
