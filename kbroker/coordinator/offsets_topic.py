@@ -33,7 +33,6 @@ from .offsets import (
     LiveState,
     OffsetStore,
     StoredGroup,
-    StoredMember,
     StoreSnapshot,
     TopicPartition,
 )
@@ -50,21 +49,6 @@ def _offset_value(o: CommittedOffset) -> bytes:
 def _pending_rows(offsets: Mapping[TopicPartition, CommittedOffset]) -> list[list]:
     return [[t, p, o.offset, o.leader_epoch, o.metadata, o.commit_timestamp_ms]
             for (t, p), o in sorted(offsets.items())]
-
-
-def _group_value(g: StoredGroup) -> bytes:
-    return R.group_metadata_value(R.GroupValue(
-        g.protocol_type or "", g.generation_id, g.protocol_name, g.leader_id, g.state_timestamp_ms,
-        tuple(R.MemberValue(m.member_id, m.group_instance_id, m.client_id, m.client_host, m.rebalance_timeout_ms,
-                            m.session_timeout_ms, m.subscription, m.assignment) for m in g.members)))
-
-
-def _stored_group(group_id: str, v: R.GroupValue) -> StoredGroup:
-    return StoredGroup(group_id, v.generation, v.protocol_type or None, v.protocol, v.leader,
-                       v.current_state_timestamp_ms, tuple(
-                           StoredMember(m.member_id, m.group_instance_id, m.client_id, m.client_host,
-                                        m.rebalance_timeout_ms, m.session_timeout_ms, m.subscription, m.assignment)
-                           for m in v.members))
 
 
 class TopicOffsetStore(OffsetStore):
@@ -104,7 +88,7 @@ class TopicOffsetStore(OffsetStore):
             if value is None:
                 s.groups.pop(k.group, None)
             else:
-                self._state.group(_stored_group(k.group, R.decode_group_value(value)))
+                self._state.group(R.decode_group_value(k.group, value))
         else:  # PENDING_TXN_OFFSETS
             s.pending_txn_offsets.pop((k.producer_id, k.group), None)
             if value is not None:
@@ -153,7 +137,7 @@ class TopicOffsetStore(OffsetStore):
         self._state.delete_offsets(group_id, partitions)
 
     def store_group(self, group: StoredGroup) -> None:
-        self._append([(R.group_metadata_key(group.group_id), _group_value(group))])
+        self._append([(R.group_metadata_key(group.group_id), R.group_metadata_value(group))])
         self._state.group(group)
 
     def delete_group(self, group_id: str) -> None:

@@ -27,6 +27,7 @@ import struct
 from dataclasses import dataclass
 
 from ..wire import primitives as P
+from .offsets import StoredGroup, StoredMember
 
 OFFSET_COMMIT_LEGACY, OFFSET_COMMIT, GROUP_METADATA = 0, 1, 2
 TRANSACTION_LOG = 0
@@ -131,11 +132,16 @@ def offset_commit_value(v: OffsetValue) -> bytes:
     return bytes(out)
 
 
-def _decode_offset_value(value: bytes) -> OffsetValue:
+def _versioned(value: bytes, name: str, newest: int) -> tuple[_Reader, int]:
     r = _Reader(value)
     version = r.i16()
-    if version > 4:
-        raise UnknownRecordType(f"OffsetCommitValue version {version}")
+    if version > newest:
+        raise UnknownRecordType(f"{name} version {version}")
+    return r, version
+
+
+def decode_offset_value(value: bytes) -> OffsetValue:
+    r, version = _versioned(value, "OffsetCommitValue", 4)
     offset = r.i64()
     leader_epoch = r.i32() if version >= 3 else -1
     metadata = r.compact_string() if version >= 4 else r.string()
@@ -148,36 +154,15 @@ def group_metadata_key(group: str) -> bytes:
     return bytes(_key(GROUP_METADATA, group))
 
 
-@dataclass(frozen=True, slots=True)
-class MemberValue:
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    rebalance_timeout_ms: int
-    session_timeout_ms: int
-    subscription: bytes
-    assignment: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class GroupValue:
-    protocol_type: str
-    generation: int
-    protocol: str | None
-    leader: str | None
-    current_state_timestamp_ms: int
-    members: tuple[MemberValue, ...]
-
-
-def group_metadata_value(g: GroupValue) -> bytes:
-    """GroupMetadataValue v3: the newest non-flexible version (static membership's group instance id)."""
+def group_metadata_value(g: StoredGroup) -> bytes:
+    """GroupMetadataValue v3: the newest non-flexible version (static membership's group instance id). A group
+    without a protocol type is written with an empty one, as Kafka does."""
     out = bytearray(_I16.pack(3))
-    _string(out, g.protocol_type)
-    out += _I32.pack(g.generation)
-    _string(out, g.protocol)
-    _string(out, g.leader)
-    out += _I64.pack(g.current_state_timestamp_ms)
+    _string(out, g.protocol_type or "")
+    out += _I32.pack(g.generation_id)
+    _string(out, g.protocol_name)
+    _string(out, g.leader_id)
+    out += _I64.pack(g.state_timestamp_ms)
     out += _I32.pack(len(g.members))
     for m in g.members:
         _string(out, m.member_id)
@@ -190,11 +175,8 @@ def group_metadata_value(g: GroupValue) -> bytes:
     return bytes(out)
 
 
-def _decode_group_value(value: bytes) -> GroupValue:
-    r = _Reader(value)
-    version = r.i16()
-    if version > 3:
-        raise UnknownRecordType(f"GroupMetadataValue version {version} (flexible versions are not read)")
+def decode_group_value(group_id: str, value: bytes) -> StoredGroup:
+    r, version = _versioned(value, "GroupMetadataValue (flexible versions are not read)", 3)
     protocol_type = r.string()
     generation = r.i32()
     protocol = r.nullable_string()
@@ -208,10 +190,10 @@ def _decode_group_value(value: bytes) -> GroupValue:
         client_host = r.string()
         rebalance_ms = r.i32() if version >= 1 else -1
         session_ms = r.i32()
-        members.append(MemberValue(member_id, instance_id, client_id, client_host,
-                                   session_ms if rebalance_ms < 0 else rebalance_ms, session_ms,
-                                   r.bytes_(), r.bytes_()))
-    return GroupValue(protocol_type, generation, protocol, leader, state_ms, tuple(members))
+        members.append(StoredMember(member_id, instance_id, client_id, client_host,
+                                    session_ms if rebalance_ms < 0 else rebalance_ms, session_ms,
+                                    r.bytes_(), r.bytes_()))
+    return StoredGroup(group_id, generation, protocol_type or None, protocol, leader, state_ms, tuple(members))
 
 
 def pending_txn_offsets_key(group: str, producer_id: int) -> bytes:
@@ -247,14 +229,6 @@ def decode_offsets_key(key: bytes) -> OffsetsKey:
         group = r.string()
         return OffsetsKey(PENDING_TXN_OFFSETS, group, producer_id=r.i64())
     raise UnknownRecordType(f"__consumer_offsets record type {kind}")
-
-
-def decode_offset_value(value: bytes) -> OffsetValue:
-    return _decode_offset_value(value)
-
-
-def decode_group_value(value: bytes) -> GroupValue:
-    return _decode_group_value(value)
 
 
 def decode_pending_txn_offsets(value: bytes) -> list[list]:
@@ -331,10 +305,7 @@ def transaction_log_value(v: TxnValue) -> bytes:
 
 
 def decode_transaction_log_value(value: bytes) -> TxnValue:
-    r = _Reader(value)
-    version = r.i16()
-    if version > 1:
-        raise UnknownRecordType(f"TransactionLogValue version {version}")
+    r, version = _versioned(value, "TransactionLogValue", 1)
     flexible = version >= 1
     producer_id, epoch, timeout_ms, status = r.i64(), r.i16(), r.i32(), r.i8()
     partitions: list[tuple[str, int]] = []

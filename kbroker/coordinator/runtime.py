@@ -84,11 +84,12 @@ class CoordinatorLog:
         fut.set_result(None)
         return fut
 
-    def replay(self, apply: Callable[[int, bytes, bytes | None], None]) -> int:
-        """Calls ``apply(offset, key, value)`` for every keyed data record from the log start to the log end,
-        in order; control batches and records without a key are skipped. Returns the number of records."""
+    def replay(self, apply: Callable[[int, bytes, bytes | None], None], up_to: int | None = None) -> int:
+        """Calls ``apply(offset, key, value)`` for every keyed data record from the log start to ``up_to``
+        (default: the log end, as Kafka's coordinator loader reads), in order; control batches and records
+        without a key are skipped. Returns the number of records."""
         p = self.partition
-        offset, end, n = p.log_start_offset, p.log_end_offset, 0
+        offset, end, n = p.log_start_offset, p.log_end_offset if up_to is None else up_to, 0
         while offset < end:
             chunks = p.read(offset, READ_CHUNK_BYTES)
             if not chunks:

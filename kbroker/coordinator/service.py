@@ -34,18 +34,35 @@ def _routed(name: str):
     return method
 
 
-class GroupCoordinatorService:
-    def __init__(self, num_partitions: int, make_shard: Callable, stand_in: Callable[[], GroupCoordinator]) -> None:
-        """``make_shard(index, log)``: a loaded-to-be GroupCoordinator of that partition; ``stand_in()``: an
-        unloaded GroupCoordinator (no timers) for the stand-ins."""
+class _ShardedService:
+    """Keys placed on the partitions of one internal topic, a shard for each partition led here."""
+
+    def __init__(self, topic_name: str, num_partitions: int, make_shard: Callable) -> None:
+        """``make_shard(index, log)``: the coordinator of that partition, reading its state from ``log``."""
         self.num_partitions = num_partitions
-        self.shards: CoordinatorShards[GroupCoordinator] = CoordinatorShards(OFFSETS_TOPIC, make_shard)
+        self.shards = CoordinatorShards(topic_name, make_shard)
+
+    def partition_for(self, key: str) -> int:
+        return partition_for(key, self.num_partitions)
+
+    def on_topic(self, topic) -> None:
+        """The internal topic changed: keys are placed by its partition count (Kafka reads it from the
+        metadata image), and the shards follow this broker's leaderships."""
+        if topic is not None and topic.partitions:
+            self.num_partitions = len(topic.partitions)
+        self.shards.on_topic(topic)
+
+    def close(self) -> None:
+        self.shards.close()
+
+
+class GroupCoordinatorService(_ShardedService):
+    def __init__(self, num_partitions: int, make_shard: Callable, stand_in: Callable[[], GroupCoordinator]) -> None:
+        """``stand_in()``: an unloaded GroupCoordinator (no timers) for the stand-ins."""
+        super().__init__(OFFSETS_TOPIC, num_partitions, make_shard)
         self._loading = stand_in()
         self._elsewhere = stand_in()
         self._elsewhere.hosted = False
-
-    def partition_for(self, group_id: str) -> int:
-        return partition_for(group_id, self.num_partitions)
 
     def route(self, group_id: str | None) -> GroupCoordinator:
         index = self.partition_for(group_id or "")
@@ -107,25 +124,9 @@ class GroupCoordinatorService:
     def expire_offsets(self) -> int:
         return sum(shard.expire_offsets() for shard in list(self.shards.shards.values()))
 
-    def on_topic(self, topic) -> None:
-        """The internal topic changed: keys are placed by its partition count (Kafka reads it from the
-        metadata image), and the shards follow this broker's leaderships."""
-        if topic is not None and topic.partitions:
-            self.num_partitions = len(topic.partitions)
-        self.shards.on_topic(topic)
-
-    def close(self) -> None:
-        self.shards.close()
-
-
-class TransactionCoordinatorService:
+class TransactionCoordinatorService(_ShardedService):
     def __init__(self, num_partitions: int, make_shard: Callable) -> None:
-        self.num_partitions = num_partitions
-        self.shards: CoordinatorShards[TransactionCoordinator] = CoordinatorShards(TRANSACTION_STATE_TOPIC,
-                                                                                   make_shard)
-
-    def partition_for(self, transactional_id: str) -> int:
-        return partition_for(transactional_id, self.num_partitions)
+        super().__init__(TRANSACTION_STATE_TOPIC, num_partitions, make_shard)
 
     def _route(self, tid: str) -> TransactionCoordinator | int:
         index = self.partition_for(tid or "")
@@ -178,16 +179,6 @@ class TransactionCoordinatorService:
 
     def abort_timed_out(self) -> int:
         return sum(shard.abort_timed_out() for shard in list(self.shards.shards.values()))
-
-    def on_topic(self, topic) -> None:
-        """The internal topic changed: keys are placed by its partition count (Kafka reads it from the
-        metadata image), and the shards follow this broker's leaderships."""
-        if topic is not None and topic.partitions:
-            self.num_partitions = len(topic.partitions)
-        self.shards.on_topic(topic)
-
-    def close(self) -> None:
-        self.shards.close()
 
 
 async def _done() -> None:

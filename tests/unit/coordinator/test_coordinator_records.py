@@ -11,6 +11,7 @@ import struct
 import pytest
 
 from kbroker.coordinator import records as R
+from kbroker.coordinator.offsets import StoredGroup, StoredMember
 from kbroker.coordinator.runtime import java_string_hash, partition_for
 
 
@@ -58,11 +59,11 @@ def test_offset_commit_key_and_values_are_kafkas_bytes():
 
 
 def test_group_metadata_round_trips_in_version_3():
-    member = R.MemberValue("m-1", "static-1", "client", "/127.0.0.1", 30000, 10000, b"sub", b"assign")
-    value = R.GroupValue("consumer", 4, "range", "m-1", 123, (member,))
+    member = StoredMember("m-1", "static-1", "client", "/127.0.0.1", 30000, 10000, b"sub", b"assign")
+    value = StoredGroup("g", 4, "consumer", "range", "m-1", 123, (member,))
     encoded = R.group_metadata_value(value)
     assert encoded[:2] == b"\x00\x03" and encoded[2:4 + len("consumer")] == _s("consumer")
-    assert R.decode_group_value(encoded) == value
+    assert R.decode_group_value("g", encoded) == value
     assert R.group_metadata_key("g") == b"\x00\x02" + _s("g")
     assert R.decode_offsets_key(R.group_metadata_key("g")) == R.OffsetsKey(R.GROUP_METADATA, "g")
 
