@@ -12,8 +12,6 @@ from __future__ import annotations
 import time
 import uuid
 
-import pytest
-
 from kbroker import Broker
 from support.history import History, check
 from support.workload import ConsumerWorker, ProducerWorker, final_read
