@@ -15,15 +15,15 @@ the partition from its start (``CoordinatorLog.replay``); a record's offset in t
 place in the order of commits (``CommittedOffset.commit_seq``), as Kafka orders a transaction's offsets
 against plain commits by their offsets in ``__consumer_offsets``.
 
-Record types a newer writer may add (KIP-848's consumer-group records, say) are skipped with a warning by
-this store: a group type that persists its own records adds their handling beside these.
+Other record types (KIP-848's consumer-group records, say) are kept as they are, the latest value per key
+(``records_of_type``), and written with ``append_records``: a group type that persists its own records reads
+and writes them through the same store and partition, keyed by its own record types.
 
 Concurrency: the event loop only, like the coordinator.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Collection, Mapping
 
 from ..errors import KafkaError
@@ -37,9 +37,6 @@ from .offsets import (
     TopicPartition,
 )
 from .runtime import CoordinatorLog
-
-log = logging.getLogger("kbroker.coordinator.offsets_topic")
-
 
 def _offset_value(o: CommittedOffset) -> bytes:
     return R.offset_commit_value(R.OffsetValue(o.offset, o.leader_epoch, o.metadata, o.commit_timestamp_ms,
@@ -58,7 +55,7 @@ class TopicOffsetStore(OffsetStore):
     def __init__(self, coordinator_log: CoordinatorLog) -> None:  # noqa: D107 -- no state log: the partition is
         self.log = coordinator_log
         self._state = LiveState()
-        self.skipped = 0  # records of a type this store does not know
+        self._other: dict[bytes, bytes] = {}  # key -> latest value, for the record types read elsewhere
         coordinator_log.replay(self._replay)
 
     # -- loading -----------------------------------------------------------------------------------------------
@@ -66,9 +63,8 @@ class TopicOffsetStore(OffsetStore):
     def _replay(self, offset: int, key: bytes, value: bytes | None) -> None:
         try:
             k = R.decode_offsets_key(key)
-        except R.UnknownRecordType as e:
-            self.skipped += 1
-            log.warning("%s: offset %d skipped: %s", self._name(), offset, e)
+        except R.UnknownRecordType:
+            self._keep(key, value)
             return
         s = self._state.snapshot
         if k.kind == R.OFFSET_COMMIT:
@@ -113,6 +109,27 @@ class TopicOffsetStore(OffsetStore):
 
     def load(self) -> StoreSnapshot:
         return self._state.copy()
+
+    # -- record types kept for other group types ----------------------------------------------------------------
+
+    def _keep(self, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self._other.pop(key, None)
+        else:
+            self._other[key] = value
+
+    def records_of_type(self, record_type: int) -> dict[bytes, bytes]:
+        """The latest value of every key of ``record_type`` (a key's first two bytes) this store does not
+        interpret itself, in the order they were written."""
+        prefix = R.record_type_prefix(record_type)
+        return {k: v for k, v in self._other.items() if k[:2] == prefix}
+
+    def append_records(self, records: list[tuple[bytes, bytes | None]]) -> None:
+        """Appends records of other record types as one change (None values are tombstones); raises OSError
+        and changes nothing when the write fails."""
+        self._append(records)
+        for key, value in records:
+            self._keep(key, value)
 
     def commit_offsets(self, group_id: str, offsets: Mapping[TopicPartition, CommittedOffset]) -> None:
         offsets = dict(offsets)

@@ -94,6 +94,11 @@ def _string(out: bytearray, s: str | None) -> None:
     P.write_string(out, s)
 
 
+def record_type_prefix(record_type: int) -> bytes:
+    """The first bytes of every key of a record type."""
+    return _I16.pack(record_type)
+
+
 def _key(record_type: int, *strings: str) -> bytearray:
     out = bytearray(_I16.pack(record_type))
     for s in strings:

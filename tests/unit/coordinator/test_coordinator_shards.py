@@ -64,6 +64,11 @@ def test_the_offset_store_is_rebuilt_from_its_partition_alone():
     store.complete_txn_offsets(43, "g", {("t", 2): CommittedOffset(8, -1, "", 12)})
     store.delete_group("gone")
 
+    # Another group type's records (a KIP-848 consumer group's, type 3) go through the same store.
+    store.append_records([(b"\x00\x03" + b"\x00\x01c", b"\x00\x00one"), (b"\x00\x03" + b"\x00\x01d", b"x")])
+    store.append_records([(b"\x00\x03" + b"\x00\x01d", None)])
+    assert TopicOffsetStore(CoordinatorLog(partition)).records_of_type(3) == {b"\x00\x03\x00\x01c": b"\x00\x00one"}
+
     again = TopicOffsetStore(CoordinatorLog(partition)).load()
     live = store.load()
     assert again.groups == live.groups and set(again.groups) == {"g"}
