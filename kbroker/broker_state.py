@@ -43,7 +43,7 @@ from .security.acl import Authorizer
 from .security.credentials import CredentialStore
 from .security.listeners import resolve_listeners
 from .topic_config import TOPIC_CONFIGS
-from .topics import INTERNAL_TOPICS, TopicManager
+from .topics import INTERNAL_TOPICS, TopicManager, run_in_turns
 
 log = logging.getLogger("kbroker")
 
@@ -177,25 +177,53 @@ class BrokerState(MetadataListener):
             self._partition_exists, max_timeout_ms=c.transaction_max_timeout_ms,
             abort_check_interval_ms=c.transaction_abort_timed_out_transaction_cleanup_interval_ms)
 
-    def coordinator_topic(self, name: str):
-        """The internal topic ``name`` (__consumer_offsets or __transaction_state), created on first need as
-        Kafka's FindCoordinator does: compacted, its partition count from the broker config, its replication
-        factor the configured one capped by the live brokers (and by what the controller can replicate).
-        None when it cannot be created now."""
-        topic = self.topics.get(name)
-        if topic is not None or name in self.topics.pending:
-            return topic
+    def _internal_topic_spec(self, name: str) -> tuple[int, int]:
+        """(partitions, replication factor) of an internal topic: the broker config's, the factor capped by the
+        live brokers (as Kafka does for a cluster smaller than it) and by what the controller can replicate."""
         c = self.config
         if name == OFFSETS_TOPIC:
             partitions, rf = c.offsets_topic_num_partitions, c.offsets_topic_replication_factor
         else:
             partitions, rf = c.transaction_state_log_num_partitions, c.transaction_state_log_replication_factor
-        rf = max(1, min(rf, len(self.controller.live_broker_ids()), MAX_REPLICATION_FACTOR))
+        return partitions, max(1, min(rf, len(self.controller.live_broker_ids()), MAX_REPLICATION_FACTOR))
+
+    def coordinator_topic(self, name: str):
+        """The internal topic ``name`` (__consumer_offsets or __transaction_state), created now, compacted, if
+        it does not exist yet (a Metadata request naming it, the migration). None when it cannot be."""
+        topic = self.topics.get(name)
+        if topic is not None or name in self.topics.pending:
+            return topic
+        partitions, rf = self._internal_topic_spec(name)
         try:
             return self.topics.create(name, partitions, dict(INTERNAL_TOPIC_CONFIGS), replication_factor=rf)
         except KafkaError as e:
             log.warning("creating the internal topic %s failed: %s", name, e.message)
             return None
+
+    def coordinator_topic_or_create(self, name: str):
+        """The internal topic ``name``, or None while it is being created: as Kafka's FindCoordinator, the first
+        request that needs it starts its creation and is answered COORDINATOR_NOT_AVAILABLE, so that no client
+        waits while its partitions are made (in turns of the event loop, as CreateTopics makes them)."""
+        topic = self.topics.get(name)
+        if topic is not None or name in self.topics.pending:
+            return topic
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self.coordinator_topic(name)  # no loop to run it on: at once
+        partitions, rf = self._internal_topic_spec(name)
+        try:
+            steps = self.topics.creation(name, partitions, dict(INTERNAL_TOPIC_CONFIGS), replication_factor=rf)
+            next(steps)  # validates and reserves the name; the rest runs in turns
+        except StopIteration:
+            return self.topics.get(name)
+        except KafkaError as e:
+            log.warning("creating the internal topic %s failed: %s", name, e.message)
+            return None
+        task = asyncio.ensure_future(run_in_turns(self.topics, steps))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or log.warning(
+            "creating the internal topic %s failed: %s", name, t.exception()))
+        return None
 
     # -- the cluster ---------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """FindCoordinator (10): v0-6. A group id's coordinator is the leader of its partition of ``__consumer_offsets``,
 a transactional id's the leader of its partition of ``__transaction_state`` (``abs(hashCode) % partitions``,
-coordinator/runtime.py); the topic is created on the first request that needs it, as Kafka does.
-COORDINATOR_NOT_AVAILABLE when the partition has no live leader (or the topic cannot be created yet). The
+coordinator/runtime.py). The first request that needs the topic starts its creation and is answered
+COORDINATOR_NOT_AVAILABLE, as Kafka answers it; so is a key whose partition has no live leader. The
 coordinator that is still loading its partition answers the next request COORDINATOR_LOAD_IN_PROGRESS; a
 broker that is not the coordinator answers NOT_COORDINATOR. v4+ batches keys, each placed on its own. Key type
 0 is a group, 1 a transactional id; share groups (key type 2, KIP-932) are not served (INVALID_REQUEST, as a
@@ -43,9 +43,10 @@ def _locate(ctx, key_type: int, key: str) -> tuple[int, str | None, int, str, in
         return err, msg, -1, "", -1
     broker = ctx.broker
     if key_type == GROUP:
-        topic, index = broker.coordinator_topic(OFFSETS_TOPIC), broker.groups.partition_for(key)
+        topic, index = broker.coordinator_topic_or_create(OFFSETS_TOPIC), broker.groups.partition_for(key)
     else:
-        topic, index = broker.coordinator_topic(TRANSACTION_STATE_TOPIC), broker.transactions.partition_for(key)
+        topic = broker.coordinator_topic_or_create(TRANSACTION_STATE_TOPIC)
+        index = broker.transactions.partition_for(key)
     if topic is None or index >= len(topic.partitions):
         return _NOT_AVAILABLE
     node = topic.partitions[index].leader_id

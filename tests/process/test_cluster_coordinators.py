@@ -28,7 +28,16 @@ PARTITIONS = 50  # offsets.topic.num.partitions, transaction.state.log.num.parti
 @pytest.fixture(scope="module")
 def cluster():
     with Broker(brokers=3) as b:
+        _create_internal_topics(b)
         yield b
+
+
+def _create_internal_topics(b: Broker) -> None:
+    """As Kafka, the first FindCoordinator that needs an internal topic starts its creation and is answered
+    COORDINATOR_NOT_AVAILABLE; the creation runs on the broker's next turn, before it reads another request."""
+    for key_type in (0, 1):
+        assert _find(b, 1, key_type, ["first"]) == [(ErrorCode.COORDINATOR_NOT_AVAILABLE, -1)]
+        assert _find(b, 1, key_type, ["first"])[0][0] == ErrorCode.NONE
 
 
 def _name(prefix: str) -> str:
@@ -72,7 +81,7 @@ def test_a_key_is_coordinated_by_the_leader_of_its_partition(cluster, key_type, 
     keys = [_name("k") for _ in range(24)]
     answers = [_find(cluster, node, key_type, keys) for node in (0, 1, 2)]
     assert answers[0] == answers[1] == answers[2]  # every broker names the same coordinator
-    internal, leaders = _internal_leaders(cluster, topic)  # created by that first FindCoordinator
+    internal, leaders = _internal_leaders(cluster, topic)
     assert internal and len(leaders) == PARTITIONS
     assert answers[0] == [(0, leaders[partition_for(k, PARTITIONS)]) for k in keys]
     assert len({node for _, node in answers[0]}) == 3  # spread over the brokers
@@ -126,6 +135,7 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: int, timeout_
 
 def test_committed_offsets_wait_out_a_stopped_coordinator_and_come_back_with_it(tmp_path):
     with Broker(brokers=3, data_dir=tmp_path) as b:
+        _create_internal_topics(b)
         topic = _name("t")
         cluster_client_topic(b, topic, 3)
         groups = {}  # coordinator node -> a group it coordinates
