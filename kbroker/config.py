@@ -37,6 +37,9 @@ class BrokerConfig:
     storage: str = "segment"  # segment | memory
     node_id: int = 0  # node.id
     cluster_id: str | None = None  # generated on first start and kept in the data directory
+    # kbroker.cluster.url: brokers in separate processes coordinated through this PostgreSQL database
+    # (postgres_controller.py); None: the broker's own controller over its data directory.
+    cluster_url: str | None = field(default=None, repr=False)
     num_partitions: int = 1  # num.partitions
     default_replication_factor: int = 1  # default.replication.factor: CreateTopics' -1 and auto-created topics
     auto_create_topics_enable: bool = True  # auto.create.topics.enable
@@ -139,6 +142,7 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "node.id": ("node_id", int),
     "broker.id": ("node_id", int),
     "cluster.id": ("cluster_id", str),
+    "kbroker.cluster.url": ("cluster_url", str),
     "num.partitions": ("num_partitions", int),
     "default.replication.factor": ("default_replication_factor", int),
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
@@ -176,6 +180,9 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "kbroker.schema.registry.host": ("schema_registry_host", str),
     "schema.compatibility.level": ("schema_compatibility_level", lambda v: v.strip().upper()),
 }
+
+# Settings DescribeConfigs must not show: the cluster's database URL may carry a password.
+UNLISTED_KEYS = frozenset({"kbroker.cluster.url"})
 
 # A listener's own connection limit, besides the broker's (Kafka's ConnectionQuotas per listener).
 LISTENER_MAX_CONNECTIONS = re.compile(r"^listener\.name\.([^.]+)\.max\.connections$")
@@ -272,7 +279,8 @@ def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
                 why = e if isinstance(e, SecurityConfigError) else e.__class__.__name__
                 raise ValueError(f"invalid value for {key} ({why})") from None
             raise ValueError(f"invalid value for {key}: {value!r} ({e})") from None
-        config.settings[key] = value
+        if key not in UNLISTED_KEYS:
+            config.settings[key] = value
     try:
         _apply_listeners(config, settings)
     except ValueError as e:

@@ -206,6 +206,59 @@ def place_replicas(brokers: list[int], num_partitions: int, replication_factor: 
             for p in range(first_partition, first_partition + num_partitions)]
 
 
+# -- rules every controller applies (pure: the in-process and the PostgreSQL controllers share them) ---------
+
+def check_new_topic(num_partitions: int, replication_factor: int) -> None:
+    """CreateTopics' own checks of a topic placed by the controller (Kafka's ReplicationControlManager)."""
+    if num_partitions <= 0:
+        raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
+    if replication_factor <= 0:
+        raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                         "Replication factor must be larger than 0, or -1 to use the default value.")
+
+
+def check_assignments(assignments: list[list[int]], known: set[int]) -> None:
+    """Explicit replica assignments name registered brokers, each once, and no more than can be kept."""
+    for i, replicas in enumerate(assignments):
+        if not replicas or len(set(replicas)) != len(replicas) or not set(replicas) <= known:
+            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                             f"Replica assignment for partition {i} names unknown or repeated brokers")
+        if len(replicas) > MAX_REPLICATION_FACTOR:
+            raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                             f"Unable to replicate the partition {len(replicas)} time(s): kbroker does not "
+                             f"replicate partitions yet (at most {MAX_REPLICATION_FACTOR} replica).")
+
+
+def new_partitions(replicas: list[list[int]], live: set[int]) -> list[PartitionRegistration]:
+    """New partitions' state: the first live replica leads, the live replicas are the ISR (all of them when
+    none is live, so the partition waits for them)."""
+    out = []
+    for r in replicas:
+        leader = next((b for b in r if b in live), NO_LEADER)
+        out.append(PartitionRegistration(list(r), [b for b in r if b in live] or list(r), leader, 0, 0))
+    return out
+
+
+def elect_leader(p: PartitionRegistration, live: set[int], unclean: bool = False) -> tuple[int, list[int]] | None:
+    """(leader, isr) for a partition whose leader is not alive, or None when nothing changes: the first live
+    ISR member leads and the ISR keeps the live members; with none, the ISR is kept and there is no leader
+    (Kafka never empties the ISR: the partition comes back with its last in-sync replica), unless ``unclean``
+    (unclean.leader.election.enable) lets a live replica outside the ISR lead, with what it has."""
+    if p.leader in live:
+        return None
+    in_sync = [r for r in p.isr if r in live]
+    if in_sync:
+        leader, isr = in_sync[0], in_sync
+    elif unclean and any(r in live for r in p.replicas):
+        leader = next(r for r in p.replicas if r in live)
+        isr = [leader]
+    else:
+        leader, isr = NO_LEADER, list(p.isr)
+    if (leader, isr) == (p.leader, p.isr):
+        return None
+    return leader, isr
+
+
 class InProcessController(Controller):
     """The controller of the brokers in this process, over a topic store document (topic_store.py).
 
@@ -422,23 +475,10 @@ class InProcessController(Controller):
     # -- topics ------------------------------------------------------------------------------------------
 
     def _check_assignments(self, assignments: list[list[int]]) -> None:
-        known = set(self._brokers)
-        for i, replicas in enumerate(assignments):
-            if not replicas or len(set(replicas)) != len(replicas) or not set(replicas) <= known:
-                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                 f"Replica assignment for partition {i} names unknown or repeated brokers")
-            if len(replicas) > MAX_REPLICATION_FACTOR:
-                raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
-                                 f"Unable to replicate the partition {len(replicas)} time(s): kbroker does not "
-                                 f"replicate partitions yet (at most {MAX_REPLICATION_FACTOR} replica).")
+        check_assignments(assignments, set(self._brokers))
 
     def _new_partitions(self, replicas: list[list[int]]) -> list[PartitionRegistration]:
-        live = set(self.live_broker_ids())
-        out = []
-        for r in replicas:
-            leader = next((b for b in r if b in live), NO_LEADER)
-            out.append(PartitionRegistration(list(r), [b for b in r if b in live] or list(r), leader, 0, 0))
-        return out
+        return new_partitions(replicas, set(self.live_broker_ids()))
 
     def create_topic(self, name: str, num_partitions: int, replication_factor: int,
                      assignments: list[list[int]] | None, configs: dict[str, str],
@@ -449,11 +489,7 @@ class InProcessController(Controller):
             self._check_assignments(assignments)
             replicas = assignments
         else:
-            if num_partitions <= 0:
-                raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
-            if replication_factor <= 0:
-                raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
-                                 "Replication factor must be larger than 0, or -1 to use the default value.")
+            check_new_topic(num_partitions, replication_factor)
             replicas = place_replicas(self.live_broker_ids(), num_partitions, replication_factor)
         topic = TopicRegistration(name, topic_id or uuid.uuid4(), dict(configs))
         if validate_only:
