@@ -251,3 +251,30 @@ def test_a_cluster_stopped_and_started_keeps_its_topics(cluster):
     got = _consume(cluster.bootstrap(), topic, 3, 30)
     for part in range(3):
         assert _values(got, part) == [f"r{i}".encode() for i in range(part, 30, 3)]
+
+
+def test_consumer_group_over_the_processes(cluster):
+    """The group coordinator is one broker of the cluster (the first to start, in this slice): FindCoordinator
+    names it through every broker, and a group of confluent-kafka consumers reads partitions led by all three."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    procs = cluster.procs
+    topic, group = _topic("group"), _topic("g")
+    _create_confluent(procs[2].bootstrap_servers, topic, 6)
+    _produce(cluster.bootstrap(), topic, [(i % 6, f"g{i}".encode()) for i in range(60)])
+    c = Consumer({"bootstrap.servers": procs[3].bootstrap_servers, "group.id": group,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        c.subscribe([topic])
+        got = []
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(got) < 60 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.append((m.partition(), m.offset(), m.value()))
+        c.commit(asynchronous=False)
+        committed = c.committed([TopicPartition(topic, p) for p in range(6)], 10)
+    finally:
+        c.close()
+    assert sorted(v for _p, _o, v in got) == sorted(f"g{i}".encode() for i in range(60))
+    assert sorted(tp.offset for tp in committed) == [10] * 6
