@@ -59,9 +59,9 @@ import uuid
 import psycopg
 from psycopg.types.json import Jsonb
 
-from .controller import (NO_LEADER, PRODUCER_ID_BLOCK_SIZE, BrokerRegistration, Controller, MetadataListener,
-                         PartitionRegistration, TopicRegistration, check_assignments, check_new_topic,
-                         elect_leader, new_partitions, place_replicas)
+from .controller import (NO_LEADER, PRODUCER_ID_BLOCK_SIZE, BrokerRegistration, Controller, ImageReads,
+                         MetadataListener, PartitionRegistration, TopicRegistration, elect_leader,
+                         new_partitions, new_topic, partitions_placement)
 from .errors import ErrorCode, KafkaError
 
 log = logging.getLogger("kbroker.controller")
@@ -227,7 +227,7 @@ def elect_leaders(conn: psycopg.Connection, unclean_default: bool = False) -> tu
     return changed, conflicts
 
 
-class PostgresController(Controller):
+class PostgresController(ImageReads, Controller):
     """The controller of one broker process over the cluster's PostgreSQL database; see the module docstring.
     Made on the event loop that will run the broker (notifications are posted to it)."""
 
@@ -273,25 +273,13 @@ class PostgresController(Controller):
                                                    name=f"kbroker-controller-{node_id}", daemon=True)
         self._controller_thread.start()
 
-    # -- reads: the image ------------------------------------------------------------------------------
-
-    def brokers(self) -> list[BrokerRegistration]:
-        return [self._brokers[n] for n in sorted(self._brokers)]
+    # -- reads: the image (ImageReads), and the controller's id ------------------------------------------
 
     @property
     def controller_id(self) -> int:
         """The broker holding the controller lock (as it last wrote), if alive."""
         b = self._brokers.get(self._controller)
         return self._controller if b is not None and b.alive else -1
-
-    def topics(self) -> list[TopicRegistration]:
-        return list(self._topics.values())
-
-    def topic(self, name: str) -> TopicRegistration | None:
-        return self._topics.get(name)
-
-    def coordinator_id(self) -> int:
-        return self._coordinator if self._coordinator is not None else -1
 
     # -- the image: applying what the database says ----------------------------------------------------
 
@@ -489,19 +477,11 @@ class PostgresController(Controller):
     def create_topic(self, name: str, num_partitions: int, replication_factor: int,
                      assignments: list[list[int]] | None, configs: dict[str, str],
                      validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
-        if name in self._topics:
-            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
-        if assignments is not None:
-            check_assignments(assignments, set(self._brokers))
-            replicas = assignments
-        else:
-            check_new_topic(num_partitions, replication_factor)
-            replicas = place_replicas(self.live_broker_ids(), num_partitions, replication_factor)
-        topic = TopicRegistration(name, topic_id or uuid.uuid4(), dict(configs))
+        topic = new_topic(name, num_partitions, replication_factor, assignments, configs, topic_id,
+                          exists=name in self._topics, known=set(self._brokers), live=self.live_broker_ids(),
+                          validate_only=validate_only)
         if validate_only:
-            topic.partitions = [PartitionRegistration(list(r), list(r)) for r in replicas]
             return topic
-        topic.partitions = new_partitions(replicas, set(self.live_broker_ids()))
         with self._conn.transaction():
             created = self._conn.execute(
                 "INSERT INTO kbroker_topics (name, topic_id, configs) VALUES (%s, %s, %s) "
@@ -512,7 +492,7 @@ class PostgresController(Controller):
             self._insert_partitions(name, 0, topic.partitions)
             self._conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"topic": name})))
         self._set_topic(topic, created[0])
-        log.info("created topic %s with %d partitions", name, len(replicas))
+        log.info("created topic %s with %d partitions", name, len(topic.partitions))
         return topic
 
     def _insert_partitions(self, name: str, first: int, partitions: list[PartitionRegistration]) -> None:
@@ -526,16 +506,7 @@ class PostgresController(Controller):
                           validate_only: bool = False) -> TopicRegistration:
         topic = self._topics[name]
         current = len(topic.partitions)
-        if assignments is not None:
-            if len(assignments) != count - current:
-                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                 f"Increasing the number of partitions by {count - current} but "
-                                 f"{len(assignments)} assignments provided.")
-            check_assignments(assignments, set(self._brokers))
-            replicas = assignments
-        else:
-            rf = len(topic.partitions[0].replicas) if topic.partitions else 1
-            replicas = place_replicas(self.live_broker_ids(), count - current, rf, first_partition=current)
+        replicas = partitions_placement(topic, count, assignments, set(self._brokers), self.live_broker_ids())
         if validate_only:
             return TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), topic.partitions +
                                      [PartitionRegistration(list(r), list(r)) for r in replicas])

@@ -17,6 +17,7 @@ import pytest
 
 from kbroker.controller import MAX_REPLICATION_FACTOR
 from support.brokerproc import BrokerProcess
+from support.clients import CLIENTS
 from support.postgres import PostgresServer, binaries
 
 pytestmark = pytest.mark.skipif(binaries() is None, reason="no PostgreSQL server binaries (initdb, pg_ctl): "
@@ -134,22 +135,9 @@ def _produce(bootstrap: str, topic: str, messages: list[tuple[int, bytes]]) -> N
 
 
 def _consume(bootstrap: str, topic: str, partitions: int, count: int) -> list[tuple[int, int, bytes]]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                      auto_offset_reset="earliest")
-    try:
-        tps = [TopicPartition(topic, i) for i in range(partitions)]
-        c.assign(tps)
-        c.seek_to_beginning(*tps)
-        out = []
-        deadline = time.monotonic() + TIMEOUT_S
-        while len(out) < count and time.monotonic() < deadline:
-            for tp, recs in c.poll(timeout_ms=500).items():
-                out.extend((tp.partition, r.offset, r.value) for r in recs)
-        return out
-    finally:
-        c.close()
+    """(partition, offset, value) of what kafka-python reads from the start of every partition."""
+    got = CLIENTS["kafka-python"](bootstrap).consume_assigned(topic, partitions, count)
+    return [(p, o, v) for p, o, _k, v, _h, _ts in got]
 
 
 def _values(records, partition: int) -> list[bytes]:

@@ -62,7 +62,11 @@ def _controller(url: str, node: int, **kw):
 
     c = PostgresController(url, node, liveness_check_s=0.1, **kw)
     rec = Recorder()
-    c.register_broker(BrokerRegistration(node, {"PLAINTEXT": ("127.0.0.1", 9000 + node)}), rec)
+    try:
+        c.register_broker(BrokerRegistration(node, {"PLAINTEXT": ("127.0.0.1", 9000 + node)}), rec)
+    except BaseException:
+        c.close()
+        raise
     return c, rec
 
 
