@@ -43,8 +43,12 @@ sees its change at once. Awaitable changes (the interface's methods as coroutine
 are the next step. The listener and the controller threads never touch the image; they only read and write
 the database and post to the loop.
 
-Not yet: a broker whose own session ends while it runs (PostgreSQL restarted, the network cut) is marked dead
-by the controller but does not notice it and register again.
+Losing the database: a broker's session has TCP keepalives and a user timeout on both ends, so a cut-off
+broker loses its lock within seconds; a thread pings the session every ``SESSION_PING_S`` and, when it is gone
+(the database restarted, the network failed), the broker registers again (retrying until its old lock is
+released). The change connection is replaced once it broke; the listener reads everything again on a new one.
+Not yet: a broker cut off from the database keeps serving the partitions it led (Kafka's brokers fence
+themselves when their session expires); replication's ISR and high watermark will limit what that risks.
 """
 
 from __future__ import annotations
@@ -74,6 +78,8 @@ LOCK_SCHEMA = 0x6B620003
 STATEMENT_TIMEOUT_MS = 5000
 LIVENESS_CHECK_S = 0.25  # how often the controller looks for brokers whose lock is gone
 LISTEN_WAKE_S = 0.5  # how often the listener thread looks whether it should stop
+SESSION_PING_S = 1.0  # how often a broker checks that its own session (its liveness lock) is still there
+KEEPALIVE_IDLE_S, KEEPALIVE_COUNT, SESSION_TIMEOUT_MS = 2, 3, 5000  # a silent peer is dropped after ~5 s
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kbroker_cluster (
@@ -153,9 +159,18 @@ UPDATE kbroker_cluster SET brokers_version = brokers_version + 1 WHERE id = 1
 RETURNING brokers_version, pg_notify('{CHANNEL}', '{{"brokers": true}}')"""
 
 
-def connect(url: str, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> psycopg.Connection:
-    return psycopg.connect(url, autocommit=True, connect_timeout=10,
-                           options=f"-c statement_timeout={statement_timeout_ms}")
+def connect(url: str, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS, session: bool = False) -> psycopg.Connection:
+    """``session``: the connection holding a broker's liveness lock, with TCP keepalives and a user timeout on
+    both ends, so that a broker cut off from the database loses its lock (and learns it) within seconds
+    rather than after the kernel's two hours."""
+    options = f"-c statement_timeout={statement_timeout_ms}"
+    extra = {}
+    if session:
+        options += (f" -c tcp_keepalives_idle={KEEPALIVE_IDLE_S} -c tcp_keepalives_interval=1"
+                    f" -c tcp_keepalives_count={KEEPALIVE_COUNT} -c tcp_user_timeout={SESSION_TIMEOUT_MS}")
+        extra = {"keepalives": 1, "keepalives_idle": KEEPALIVE_IDLE_S, "keepalives_interval": 1,
+                 "keepalives_count": KEEPALIVE_COUNT, "tcp_user_timeout": SESSION_TIMEOUT_MS}
+    return psycopg.connect(url, autocommit=True, connect_timeout=10, options=options, **extra)
 
 
 def ensure_schema(conn: psycopg.Connection, cluster_id: str | None = None) -> str:
@@ -171,6 +186,15 @@ def ensure_schema(conn: psycopg.Connection, cluster_id: str | None = None) -> st
     if cluster_id is not None and stored != cluster_id:
         log.warning("cluster.id %s is not the cluster's (%s): using the cluster's", cluster_id, stored)
     return stored
+
+
+def _insert_partitions(conn: psycopg.Connection, name: str, first: int,
+                       partitions: list[PartitionRegistration]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO kbroker_partitions ({_PARTITION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(name, first + i, p.replicas, p.isr, p.leader, p.leader_epoch, p.partition_epoch)
+             for i, p in enumerate(partitions)])
 
 
 def _partition(row) -> PartitionRegistration:
@@ -247,8 +271,9 @@ class PostgresController(ImageReads, Controller):
         self._topics: dict[str, TopicRegistration] = {}
         self._versions: dict[str, int] = {}  # topic name -> version of the image's registration
         self._deleted: set[uuid.UUID] = set()  # ids of deleted topics: a late re-read never revives one
-        self._conn = connect(url)  # this broker's changes, on the event loop
+        self._write_conn = connect(url)  # this broker's changes, on the event loop (``_conn``)
         self._session: psycopg.Connection | None = None  # holds the liveness lock once registered
+        self._registration: BrokerRegistration | None = None
         self._controller_conn: psycopg.Connection | None = None
         self._listen_conn = connect(url)
         try:
@@ -264,7 +289,7 @@ class PostgresController(ImageReads, Controller):
                 if found is not None:
                     self._topics[name], self._versions[name] = found
         except BaseException:
-            self._conn.close()
+            self._write_conn.close()
             self._listen_conn.close()
             raise
         self._listen_thread = threading.Thread(target=self._listen, name=f"kbroker-listen-{node_id}", daemon=True)
@@ -272,6 +297,15 @@ class PostgresController(ImageReads, Controller):
         self._controller_thread = threading.Thread(target=self._run_for_controller,
                                                    name=f"kbroker-controller-{node_id}", daemon=True)
         self._controller_thread.start()
+
+    @property
+    def _conn(self) -> psycopg.Connection:
+        """The connection this broker's changes go through; a new one once it broke (the database restarted,
+        the network failed: the change that found out failed, the next one goes through)."""
+        conn = self._write_conn
+        if conn.closed or conn.broken:
+            conn = self._write_conn = connect(self._url)
+        return conn
 
     # -- reads: the image (ImageReads), and the controller's id ------------------------------------------
 
@@ -367,19 +401,22 @@ class PostgresController(ImageReads, Controller):
             except Exception:  # noqa: BLE001  a lost connection: read everything again on a new one
                 if self._stop.is_set():
                     return
-                log.exception("cluster change listener failed; reconnecting")
+                log.warning("the cluster change listener's connection failed; reconnecting", exc_info=True)
                 conn = self._relisten()
 
     def _relisten(self) -> psycopg.Connection:
         while not self._stop.wait(0.5):
+            conn = None
             try:
                 conn = connect(self._url)
                 conn.execute(f"LISTEN {CHANNEL}")
                 names = [n for (n,) in conn.execute("SELECT name FROM kbroker_topics").fetchall()]
                 topics = [found for found in (read_topic(conn, n) for n in names) if found is not None]
                 self._loop.call_soon_threadsafe(self._apply_notified, read_brokers(conn), topics, [])
-            except psycopg.Error:
-                log.exception("cannot reach the cluster's database")
+            except psycopg.Error as e:
+                log.warning("cannot reach the cluster's database: %s", e)
+                if conn is not None:
+                    conn.close()
                 continue
             old, self._listen_conn = self._listen_conn, conn
             old.close()
@@ -393,8 +430,8 @@ class PostgresController(ImageReads, Controller):
         while not self._stop.is_set():
             try:
                 conn = self._controller_conn = connect(self._url, statement_timeout_ms=0)
-            except psycopg.Error:
-                log.exception("cannot reach the cluster's database")
+            except psycopg.Error as e:
+                log.warning("cannot reach the cluster's database: %s", e)
                 self._stop.wait(1.0)
                 continue
             try:
@@ -412,10 +449,10 @@ class PostgresController(ImageReads, Controller):
                     live = self._check_brokers(conn, live)
                     if self._stop.wait(self._check_s):
                         return
-            except psycopg.Error:
+            except psycopg.Error as e:
                 if self._stop.is_set():
                     return
-                log.exception("the controller's connection failed; standing for controller again")
+                log.warning("the controller's connection failed (%s); standing for controller again", e)
                 self._stop.wait(0.5)
             finally:
                 self._controller_conn = None
@@ -438,37 +475,72 @@ class PostgresController(ImageReads, Controller):
 
     def register_broker(self, registration: BrokerRegistration, listener: MetadataListener) -> None:
         node = registration.node_id
-        session = self._session or connect(self._url)
+        session = connect(self._url, session=True)
         (locked,) = session.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_BROKER, node)).fetchone()
         if not locked:
             session.close()
             raise ValueError(f"a broker with node id {node} is already registered and alive")
-        self._session = session
         endpoints = {name: list(addr) for name, addr in registration.endpoints.items()}
-        with self._conn.transaction():
-            self._conn.execute(
-                "INSERT INTO kbroker_brokers (node_id, endpoints, rack, alive) VALUES (%s, %s, %s, true) "
-                "ON CONFLICT (node_id) DO UPDATE SET endpoints = excluded.endpoints, rack = excluded.rack, "
-                "alive = true", (node, Jsonb(endpoints), registration.rack))
-            self._conn.execute(_BUMP_BROKERS)
-            state = read_brokers(self._conn)
-        self._listener = listener
+        conn = self._conn
+        try:
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO kbroker_brokers (node_id, endpoints, rack, alive) VALUES (%s, %s, %s, true) "
+                    "ON CONFLICT (node_id) DO UPDATE SET endpoints = excluded.endpoints, rack = excluded.rack, "
+                    "alive = true", (node, Jsonb(endpoints), registration.rack))
+                conn.execute(_BUMP_BROKERS)
+                state = read_brokers(conn)
+        except BaseException:
+            session.close()
+            raise
+        self._session, self._registration, self._listener = session, registration, listener
+        threading.Thread(target=self._watch_session, args=(session,), name=f"kbroker-session-{node}",
+                         daemon=True).start()
         for topic in list(self._topics.values()):
             listener.on_topic_change(topic)  # the new broker's image, before anything is elected
         self._set_brokers(*state, newer_only=True)
         listener.on_brokers_change()
-        rows = self._conn.execute(_ELECT_RETURNING, {"node": node}).fetchall()
+        rows = conn.execute(_ELECT_RETURNING, {"node": node}).fetchall()
         self._apply_partition_rows(rows)
         log.info("broker %d registered: %s; leads again %d partition(s)", node, registration.endpoints, len(rows))
 
+    def _watch_session(self, session: psycopg.Connection) -> None:
+        """On a thread: ask the session every SESSION_PING_S whether it is still there; when it is gone (the
+        database restarted, the network failed), the loop registers the broker again."""
+        while not self._stop.wait(SESSION_PING_S) and self._session is session:
+            try:
+                session.execute("SELECT 1")
+            except psycopg.Error:
+                if not self._stop.is_set():
+                    self._loop.call_soon_threadsafe(self._session_lost, session)
+                return
+
+    def _session_lost(self, session: psycopg.Connection | None) -> None:
+        """On the loop: take the liveness lock and register again (until it works: the old session may hold
+        the lock until the database sees it gone)."""
+        if self._stop.is_set() or self._session is not session or self._registration is None:
+            return
+        if session is not None:
+            log.warning("broker %d lost its session with the cluster's database: registering again",
+                        self._registration.node_id)
+            session.close()
+            self._session = None
+        try:
+            self.register_broker(self._registration, self._listener)
+        except (psycopg.Error, ValueError) as e:
+            log.warning("cannot register again yet (%s); trying again", e)
+            self._loop.call_later(SESSION_PING_S, self._session_lost, None)
+
     def unregister_broker(self, node_id: int) -> None:
         """Controlled shutdown: this broker is no longer alive, and its partitions elect other leaders now."""
-        with self._conn.transaction():
-            self._conn.execute("UPDATE kbroker_brokers SET alive = false WHERE node_id = %s", (node_id,))
-            self._conn.execute(_BUMP_BROKERS)
-            state = read_brokers(self._conn)
+        self._registration = None  # stopping: a lost session is not registered again
+        conn = self._conn
+        with conn.transaction():
+            conn.execute("UPDATE kbroker_brokers SET alive = false WHERE node_id = %s", (node_id,))
+            conn.execute(_BUMP_BROKERS)
+            state = read_brokers(conn)
         self._set_brokers(*state, newer_only=True)
-        rows, _ = elect_leaders(self._conn, self._unclean)
+        rows, _ = elect_leaders(conn, self._unclean)
         self._apply_partition_rows(rows)
         log.info("broker %d stopped", node_id)
 
@@ -482,25 +554,19 @@ class PostgresController(ImageReads, Controller):
                           validate_only=validate_only)
         if validate_only:
             return topic
-        with self._conn.transaction():
-            created = self._conn.execute(
+        conn = self._conn
+        with conn.transaction():
+            created = conn.execute(
                 "INSERT INTO kbroker_topics (name, topic_id, configs) VALUES (%s, %s, %s) "
                 "ON CONFLICT (name) DO NOTHING RETURNING version",
                 (name, topic.topic_id, Jsonb(topic.configs))).fetchone()
             if created is None:  # another broker created it first
                 raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
-            self._insert_partitions(name, 0, topic.partitions)
-            self._conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"topic": name})))
+            _insert_partitions(conn, name, 0, topic.partitions)
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"topic": name})))
         self._set_topic(topic, created[0])
         log.info("created topic %s with %d partitions", name, len(topic.partitions))
         return topic
-
-    def _insert_partitions(self, name: str, first: int, partitions: list[PartitionRegistration]) -> None:
-        with self._conn.cursor() as cur:
-            cur.executemany(
-                f"INSERT INTO kbroker_partitions ({_PARTITION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                [(name, first + i, p.replicas, p.isr, p.leader, p.leader_epoch, p.partition_epoch)
-                 for i, p in enumerate(partitions)])
 
     def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
                           validate_only: bool = False) -> TopicRegistration:
@@ -511,25 +577,22 @@ class PostgresController(ImageReads, Controller):
             return TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), topic.partitions +
                                      [PartitionRegistration(list(r), list(r)) for r in replicas])
         added = new_partitions(replicas, set(self.live_broker_ids()))
-        with self._conn.transaction():
+        conn = self._conn
+        with conn.transaction():
             # The topic's row locked first: two brokers growing it at once take turns, the second is refused.
-            self._conn.execute("SELECT 1 FROM kbroker_topics WHERE name = %s FOR UPDATE", (name,))
-            (have,) = self._conn.execute("SELECT count(*) FROM kbroker_partitions WHERE topic = %s",
-                                         (name,)).fetchone()
+            conn.execute("SELECT 1 FROM kbroker_topics WHERE name = %s FOR UPDATE", (name,))
+            (have,) = conn.execute("SELECT count(*) FROM kbroker_partitions WHERE topic = %s", (name,)).fetchone()
             if have != current:
                 raise KafkaError(ErrorCode.INVALID_PARTITIONS,
                                  f"Topic '{name}' has {have} partitions, not {current}: changed meanwhile.")
-            self._insert_partitions(name, current, added)
-            (version,) = self._bump_topic(name)
+            _insert_partitions(conn, name, current, added)
+            (version,) = conn.execute(
+                "UPDATE kbroker_topics SET version = version + 1 WHERE name = %s "
+                "RETURNING version, pg_notify(%s, json_build_object('topic', name)::text)",
+                (name, CHANNEL)).fetchone()[:1]
         grown = TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), topic.partitions + added)
         self._set_topic(grown, version, newer_only=True)
         return grown
-
-    def _bump_topic(self, name: str) -> tuple[int]:
-        return self._conn.execute(
-            "UPDATE kbroker_topics SET version = version + 1 WHERE name = %s "
-            "RETURNING version, pg_notify(%s, json_build_object('topic', name)::text)",
-            (name, CHANNEL)).fetchone()[:1]
 
     def delete_topic(self, name: str) -> None:
         row = self._conn.execute(
@@ -593,6 +656,6 @@ class PostgresController(ImageReads, Controller):
                 pass
         self._controller_thread.join(5.0)
         self._listen_thread.join(LISTEN_WAKE_S + 5.0)
-        for conn in (self._listen_conn, self._session, self._conn):
+        for conn in (self._listen_conn, self._session, self._write_conn):
             if conn is not None:
                 conn.close()

@@ -240,3 +240,51 @@ def test_controller_fails_over_and_dead_brokers_lose_leadership(pg):
                 controller.close()
 
     run(main())
+
+
+def _registered(url: str, nodes: list[int]) -> bool:
+    """Every one of ``nodes`` is alive and holds its liveness lock, as the database says now."""
+    import psycopg
+
+    from kbroker.postgres_controller import LOCK_BROKER
+
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            alive = {n for (n,) in conn.execute("SELECT node_id FROM kbroker_brokers WHERE alive").fetchall()}
+            locked = {n for (n,) in conn.execute(
+                "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND granted",
+                (LOCK_BROKER,)).fetchall()}
+    except psycopg.OperationalError:  # still starting
+        return False
+    return set(nodes) <= alive & locked
+
+
+def test_brokers_register_again_after_the_database_restarts():
+    """PostgreSQL restarts (every session ends): each broker notices its session is gone and registers again,
+    the controller is elected again, and changes go through and reach the other broker as before."""
+    server = PostgresServer().start()  # its own server: restarting it must not disturb the other tests
+    try:
+        url = server.new_database()
+
+        async def main():
+            a, rec_a = _controller(url, 1)
+            b, rec_b = _controller(url, 2)
+            try:
+                await rec_a.until(lambda: a.live_broker_ids() == [1, 2])
+                a.create_topic("before", 2, 1, None, {})
+                await rec_b.until(lambda: b.topic("before") is not None)
+                server.restart()
+                await rec_a.until(lambda: _registered(url, [1]))
+                await rec_b.until(lambda: _registered(url, [2]))
+                a.create_topic("after", 2, 1, None, {})
+                await rec_b.until(lambda: b.topic("after") is not None)
+                await rec_b.until(lambda: b.controller_id in (1, 2) and b.live_broker_ids() == [1, 2])
+                # While both were gone their partitions lost their leaders; registered again, they lead them.
+                await rec_b.until(lambda: sorted(p.leader for p in b.topic("before").partitions) == [1, 2])
+            finally:
+                a.close()
+                b.close()
+
+        run(main())
+    finally:
+        server.stop()
