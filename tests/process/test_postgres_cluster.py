@@ -44,8 +44,14 @@ class ProcessCluster:
                       for n in NODES}
 
     def start(self, node: int | None = None) -> None:
+        """Start the brokers (or one), then wait until each one's Metadata lists every running broker: a
+        broker learns of the others' registration through a notification, a moment after their ready line."""
         for n in [node] if node is not None else NODES:
             self.procs[n].start()
+        running = self.running()
+        for n, p in running.items():
+            _eventually(lambda p=p: sorted(_brokers(p.bootstrap_servers)) == sorted(running),
+                        f"broker {n} knows every running broker")
 
     def running(self) -> dict[int, BrokerProcess]:
         return {n: p for n, p in self.procs.items() if p.proc is not None}
@@ -94,6 +100,12 @@ def _create_kafka_python(bootstrap: str, topic: str, partitions: int) -> None:
         admin.create_topics([NewTopic(topic, partitions, RF)])
     finally:
         admin.close()
+
+
+def _brokers(bootstrap: str) -> list[int]:
+    from confluent_kafka.admin import AdminClient
+
+    return list(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).brokers)
 
 
 def _describe(bootstrap: str):
