@@ -18,21 +18,14 @@ import pytest
 from kbroker.controller import MAX_REPLICATION_FACTOR
 from support.brokerproc import BrokerProcess
 from support.clients import CLIENTS
-from support.postgres import PostgresServer, binaries
+from support.txn_helpers import wait_until
+from support.postgres import needs_postgres, pg  # noqa: F401  pg: a fixture
 
-pytestmark = pytest.mark.skipif(binaries() is None, reason="no PostgreSQL server binaries (initdb, pg_ctl): "
-                                                         "apt-get install postgresql, or make install")
+pytestmark = needs_postgres
 
 NODES = (1, 2, 3)
 RF = min(3, MAX_REPLICATION_FACTOR)
 TIMEOUT_S = 30
-
-
-@pytest.fixture(scope="module")
-def pg():
-    server = PostgresServer().start()
-    yield server
-    server.stop()
 
 
 class ProcessCluster:
@@ -50,8 +43,8 @@ class ProcessCluster:
             self.procs[n].start()
         running = self.running()
         for n, p in running.items():
-            _eventually(lambda p=p: sorted(_brokers(p.bootstrap_servers)) == sorted(running),
-                        f"broker {n} knows every running broker")
+            wait_until(lambda p=p: sorted(_brokers(p.bootstrap_servers)) == sorted(running), TIMEOUT_S,
+                       f"broker {n} to know every running broker")
 
     def running(self) -> dict[int, BrokerProcess]:
         return {n: p for n, p in self.procs.items() if p.proc is not None}
@@ -123,18 +116,6 @@ def _partitions(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int]]]:
     return {p.id: (p.leader, list(p.replicas)) for p in md.topics[topic].partitions.values()}
 
 
-def _eventually(check, what: str, timeout_s: float = TIMEOUT_S):
-    """``check()``'s first true answer, asked again until the deadline (the state of other processes)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s} s (last: {got!r})")
-        time.sleep(0.05)
-
-
 def _produce(bootstrap: str, topic: str, messages: list[tuple[int, bytes]]) -> None:
     from confluent_kafka import Producer
 
@@ -167,8 +148,8 @@ def test_three_processes_share_topics_and_records(cluster, create):
 
     topic = _topic("pg")
     create(procs[1].bootstrap_servers, topic, 6)  # through broker 1 ...
-    layout = _eventually(lambda: (lambda got: got if len(got) == 6 else None)(
-        _partitions(procs[3].bootstrap_servers, topic)), "broker 3 knows the topic")
+    layout = wait_until(lambda: (lambda got: got if len(got) == 6 else None)(
+        _partitions(procs[3].bootstrap_servers, topic)), TIMEOUT_S, "broker 3 to know the topic")
     assert sorted(leader for leader, _r in layout.values()) == [1, 1, 2, 2, 3, 3]  # striped over the three
     assert all(len(replicas) == RF and leader in replicas for leader, replicas in layout.values())
 
@@ -204,19 +185,19 @@ def test_kill_9_of_the_controller_moves_the_controller_and_its_partitions(cluste
     def new_controller():
         return next((n for n in survivors if any(" is the controller " in line
                                                  for line in list(procs[n].stderr_lines))), None)
-    new = _eventually(new_controller, "a surviving broker becomes the controller", 10.0)
+    new = wait_until(new_controller, 10.0, "a surviving broker to become the controller")
     takeover_s = time.monotonic() - killed_at
     assert takeover_s < 5.0, takeover_s
     for n in survivors:
-        _eventually(lambda n=n: _describe(procs[n].bootstrap_servers).controller.id == new,
-                    f"broker {n} names the new controller")
+        wait_until(lambda n=n: _describe(procs[n].bootstrap_servers).controller.id == new, TIMEOUT_S,
+                   f"broker {n} to name the new controller")
     # The killed broker's partitions: a new leader where a replica is left, else offline (leader -1).
     def moved():
         layout = _partitions(procs[new].bootstrap_servers, topic)
         want = [p for p in led_by_victim if layout[p][0] != victim and
                 (layout[p][0] in survivors if set(layout[p][1]) - {victim} else layout[p][0] == -1)]
         return layout if want == led_by_victim else None
-    layout = _eventually(moved, "the killed broker's partitions moved")
+    layout = wait_until(moved, TIMEOUT_S, "the killed broker's partitions to move")
     elected_s = time.monotonic() - killed_at
     print(f"controller kill -9: new controller after {takeover_s:.2f} s, partitions moved after {elected_s:.2f} s")
     assert elected_s < 6.0, elected_s
@@ -229,8 +210,8 @@ def test_kill_9_of_the_controller_moves_the_controller_and_its_partitions(cluste
 
     # The killed broker restarts with its data directory: it leads its partitions again, nothing lost.
     cluster.start(victim)
-    _eventually(lambda: all(leader != -1 for leader, _r in _partitions(procs[new].bootstrap_servers, topic).values()),
-                "every partition has a leader again")
+    wait_until(lambda: all(leader != -1 for leader, _r in _partitions(procs[new].bootstrap_servers, topic).values()),
+               TIMEOUT_S, "every partition to have a leader again")
     got = _consume(cluster.bootstrap(), topic, 6, 60 + len(still_led))
     for part in range(6):
         expected = [f"before-{i}".encode() for i in range(part, 60, 6)]
@@ -246,8 +227,8 @@ def test_a_cluster_stopped_and_started_keeps_its_topics(cluster):
     _produce(cluster.bootstrap(), topic, [(i % 3, f"r{i}".encode()) for i in range(30)])
     cluster.stop()
     cluster.start()
-    _eventually(lambda: all(leader in NODES for leader, _r in _partitions(procs[1].bootstrap_servers, topic).values()),
-                "every partition has a leader after the restart")
+    wait_until(lambda: all(leader in NODES for leader, _r in _partitions(procs[1].bootstrap_servers, topic).values()),
+               TIMEOUT_S, "every partition to have a leader after the restart")
     got = _consume(cluster.bootstrap(), topic, 3, 30)
     for part in range(3):
         assert _values(got, part) == [f"r{i}".encode() for i in range(part, 30, 3)]

@@ -7,23 +7,16 @@ dead and its partitions lose their leader (one replica) until it comes back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
 
-from support.postgres import PostgresServer, binaries
+from support.postgres import PostgresServer, needs_postgres, pg  # noqa: F401  pg: a fixture
 
-pytestmark = pytest.mark.skipif(binaries() is None, reason="no PostgreSQL server binaries (initdb, pg_ctl): "
-                                                         "apt-get install postgresql, or make install")
+pytestmark = needs_postgres
 
 TIMEOUT_S = 10.0
-
-
-@pytest.fixture(scope="module")
-def pg():
-    server = PostgresServer().start()
-    yield server
-    server.stop()
 
 
 class Recorder:
@@ -70,6 +63,19 @@ def _controller(url: str, node: int, **kw):
     return c, rec
 
 
+@contextlib.contextmanager
+def _controllers(url: str, *nodes: int):
+    """A registered controller (and its Recorder) per node id, closed afterwards."""
+    made = []
+    try:
+        for node in nodes:
+            made.append(_controller(url, node))
+        yield made
+    finally:
+        for c, _rec in made:
+            c.close()
+
+
 def run(coro):
     return asyncio.run(coro)
 
@@ -78,9 +84,7 @@ def test_changes_reach_the_other_brokers_images(pg):
     url = pg.new_database()
 
     async def main():
-        a, rec_a = _controller(url, 1)
-        b, rec_b = _controller(url, 2)
-        try:
+        with _controllers(url, 1, 2) as ((a, rec_a), (b, rec_b)):
             assert a.cluster_id == b.cluster_id
             await rec_a.until(lambda: a.live_broker_ids() == [1, 2])
             topic = a.create_topic("t1", 4, 1, None, {"retention.ms": "1000"})
@@ -101,9 +105,6 @@ def test_changes_reach_the_other_brokers_images(pg):
             with pytest.raises(KafkaError) as e:  # b's image may not have it yet: the database refuses
                 b.create_topic("t2", 1, 1, [[2]], {})
             assert e.value.code == 36  # TOPIC_ALREADY_EXISTS
-        finally:
-            a.close()
-            b.close()
 
     run(main())
 
@@ -114,9 +115,7 @@ def test_alter_partition_is_compare_and_set(pg):
     url = pg.new_database()
 
     async def main():
-        a, rec_a = _controller(url, 1)
-        b, rec_b = _controller(url, 2)
-        try:
+        with _controllers(url, 1, 2) as ((a, _rec_a), (b, rec_b)):
             a.create_topic("cas", 1, 1, [[1]], {})
             p = a.topic("cas").partitions[0]
             assert (p.leader, p.leader_epoch, p.partition_epoch) == (1, 0, 0)
@@ -136,9 +135,6 @@ def test_alter_partition_is_compare_and_set(pg):
             assert e.value.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             await rec_b.until(lambda: b.topic("cas") is not None and b.topic("cas").partitions[0].partition_epoch == 2)
             assert b.topic("cas").partitions[0].leader == -1
-        finally:
-            a.close()
-            b.close()
 
     run(main())
 
@@ -147,18 +143,10 @@ def test_producer_id_blocks_never_overlap(pg):
     url = pg.new_database()
 
     async def main():
-        a, _ = _controller(url, 1)
-        b, _ = _controller(url, 2)
-        try:
+        with _controllers(url, 1, 2) as ((a, _), (b, _)):
             blocks = [c.allocate_producer_ids() for _ in range(5) for c in (a, b)]
-        finally:
-            a.close()
-            b.close()
-        c, _ = _controller(url, 1)  # a restart continues after the last block
-        try:
+        with _controllers(url, 1) as ((c, _),):  # a restart continues after the last block
             blocks.append(c.allocate_producer_ids())
-        finally:
-            c.close()
         ids = [i for first, end in blocks for i in range(first, end)]
         assert len(ids) == len(set(ids)) == 11 * 1000
 
@@ -267,9 +255,7 @@ def test_brokers_register_again_after_the_database_restarts():
         url = server.new_database()
 
         async def main():
-            a, rec_a = _controller(url, 1)
-            b, rec_b = _controller(url, 2)
-            try:
+            with _controllers(url, 1, 2) as ((a, rec_a), (b, rec_b)):
                 await rec_a.until(lambda: a.live_broker_ids() == [1, 2])
                 a.create_topic("before", 2, 1, None, {})
                 await rec_b.until(lambda: b.topic("before") is not None)
@@ -281,9 +267,6 @@ def test_brokers_register_again_after_the_database_restarts():
                 await rec_b.until(lambda: b.controller_id in (1, 2) and b.live_broker_ids() == [1, 2])
                 # While both were gone their partitions lost their leaders; registered again, they lead them.
                 await rec_b.until(lambda: sorted(p.leader for p in b.topic("before").partitions) == [1, 2])
-            finally:
-                a.close()
-                b.close()
 
         run(main())
     finally:

@@ -18,6 +18,8 @@ import subprocess
 import tempfile
 import uuid
 
+import pytest
+
 
 def binaries() -> str | None:
     """The directory holding initdb and pg_ctl, or None."""
@@ -100,3 +102,15 @@ class PostgresServer:
             self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+needs_postgres = pytest.mark.skipif(binaries() is None, reason="no PostgreSQL server binaries (initdb, pg_ctl): "
+                                                              "apt-get install postgresql, or make install")
+
+
+@pytest.fixture(scope="module")
+def pg():
+    """A throwaway server for the test module; ``pg.new_database()`` gives each cluster its own database."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
