@@ -201,26 +201,30 @@ def _partition(row) -> PartitionRegistration:
     return PartitionRegistration(list(row[0]), list(row[1]), row[2], row[3], row[4])
 
 
-def read_topic(conn: psycopg.Connection, name: str) -> tuple[TopicRegistration, int] | None:
-    """A topic as the database has it, with its version (one snapshot); None: there is none."""
-    with conn.transaction():
-        row = conn.execute("SELECT topic_id, configs, version FROM kbroker_topics WHERE name = %s",
-                           (name,)).fetchone()
-        if row is None:
-            return None
-        parts = conn.execute("SELECT replicas, isr, leader, leader_epoch, partition_epoch FROM kbroker_partitions "
-                             "WHERE topic = %s ORDER BY idx", (name,)).fetchall()
-    return TopicRegistration(name, row[0], dict(row[1]), [_partition(p) for p in parts]), row[2]
+def read_topics(conn: psycopg.Connection, name: str | None = None) -> list[tuple[TopicRegistration, int]]:
+    """Every topic (or the one named) as the database has it, with its version: one statement, so one
+    snapshot."""
+    rows = conn.execute(
+        "SELECT t.name, t.topic_id, t.configs, t.version, p.replicas, p.isr, p.leader, p.leader_epoch, "
+        "p.partition_epoch FROM kbroker_topics t LEFT JOIN kbroker_partitions p ON p.topic = t.name "
+        "WHERE %(name)s::text IS NULL OR t.name = %(name)s ORDER BY t.name, p.idx", {"name": name}).fetchall()
+    out: dict[str, tuple[TopicRegistration, int]] = {}
+    for topic, topic_id, configs, version, *partition in rows:
+        if topic not in out:
+            out[topic] = (TopicRegistration(topic, topic_id, dict(configs)), version)
+        if partition[0] is not None:
+            out[topic][0].partitions.append(_partition(partition))
+    return list(out.values())
 
 
 def read_brokers(conn: psycopg.Connection) -> tuple[int, dict[int, BrokerRegistration], int, int | None]:
-    """(brokers' version, brokers by node id, controller id, coordinators' broker), one snapshot."""
-    with conn.transaction():
-        version, controller, coordinator = conn.execute(
-            "SELECT brokers_version, controller_id, coordinator_id FROM kbroker_cluster WHERE id = 1").fetchone()
-        rows = conn.execute("SELECT node_id, endpoints, rack, alive FROM kbroker_brokers").fetchall()
+    """(brokers' version, brokers by node id, controller id, coordinators' broker): one statement."""
+    rows = conn.execute(
+        "SELECT c.brokers_version, c.controller_id, c.coordinator_id, b.node_id, b.endpoints, b.rack, b.alive "
+        "FROM kbroker_cluster c LEFT JOIN kbroker_brokers b ON true WHERE c.id = 1").fetchall()
+    version, controller, coordinator = rows[0][:3]
     brokers = {n: BrokerRegistration(n, {k: (v[0], v[1]) for k, v in endpoints.items()}, rack, alive)
-               for n, endpoints, rack, alive in rows}
+               for _v, _c, _co, n, endpoints, rack, alive in rows if n is not None}
     return version, brokers, controller, coordinator
 
 
@@ -284,10 +288,8 @@ class PostgresController(ImageReads, Controller):
                                "IS NULL", (node_id,))
             self._listen_conn.execute(f"LISTEN {CHANNEL}")  # before the image is read: no change is missed
             self._set_brokers(*read_brokers(self._conn))
-            for (name,) in self._conn.execute("SELECT name FROM kbroker_topics").fetchall():
-                found = read_topic(self._conn, name)
-                if found is not None:
-                    self._topics[name], self._versions[name] = found
+            for topic, version in read_topics(self._conn):
+                self._topics[topic.name], self._versions[topic.name] = topic, version
         except BaseException:
             self._write_conn.close()
             self._listen_conn.close()
@@ -396,7 +398,7 @@ class PostgresController(ImageReads, Controller):
                     elif change["topic"] not in names:
                         names.append(change["topic"])
                 read_b = read_brokers(conn) if brokers else None
-                topics = [found for found in (read_topic(conn, n) for n in names) if found is not None]
+                topics = [found for n in names for found in read_topics(conn, n)]
                 self._loop.call_soon_threadsafe(self._apply_notified, read_b, topics, deleted)
             except Exception:  # noqa: BLE001  a lost connection: read everything again on a new one
                 if self._stop.is_set():
@@ -410,9 +412,7 @@ class PostgresController(ImageReads, Controller):
             try:
                 conn = connect(self._url)
                 conn.execute(f"LISTEN {CHANNEL}")
-                names = [n for (n,) in conn.execute("SELECT name FROM kbroker_topics").fetchall()]
-                topics = [found for found in (read_topic(conn, n) for n in names) if found is not None]
-                self._loop.call_soon_threadsafe(self._apply_notified, read_brokers(conn), topics, [])
+                self._loop.call_soon_threadsafe(self._apply_notified, read_brokers(conn), read_topics(conn), [])
             except psycopg.Error as e:
                 log.warning("cannot reach the cluster's database: %s", e)
                 if conn is not None:
