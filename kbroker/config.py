@@ -142,7 +142,6 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "node.id": ("node_id", int),
     "broker.id": ("node_id", int),
     "cluster.id": ("cluster_id", str),
-    "kbroker.cluster.url": ("cluster_url", str),
     "num.partitions": ("num_partitions", int),
     "default.replication.factor": ("default_replication_factor", int),
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
@@ -181,8 +180,9 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "schema.compatibility.level": ("schema_compatibility_level", lambda v: v.strip().upper()),
 }
 
-# Settings DescribeConfigs must not show: the cluster's database URL may carry a password.
-UNLISTED_KEYS = frozenset({"kbroker.cluster.url"})
+# The cluster's database URL (brokers as processes, postgres_controller.py). Not a BROKER_KEYS entry, and not
+# kept in ``settings``: DescribeConfigs lists both, and the URL may carry a password.
+CLUSTER_URL_KEY = "kbroker.cluster.url"
 
 # A listener's own connection limit, besides the broker's (Kafka's ConnectionQuotas per listener).
 LISTENER_MAX_CONNECTIONS = re.compile(r"^listener\.name\.([^.]+)\.max\.connections$")
@@ -237,6 +237,9 @@ def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
     for key, value in settings.items():
         value = value.strip()
         try:
+            if key == CLUSTER_URL_KEY:
+                config.cluster_url = value
+                continue
             if key in BROKER_KEYS:
                 attr, parse = BROKER_KEYS[key]
                 setattr(config, attr, parse(value))
@@ -279,8 +282,7 @@ def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
                 why = e if isinstance(e, SecurityConfigError) else e.__class__.__name__
                 raise ValueError(f"invalid value for {key} ({why})") from None
             raise ValueError(f"invalid value for {key}: {value!r} ({e})") from None
-        if key not in UNLISTED_KEYS:
-            config.settings[key] = value
+        config.settings[key] = value
     try:
         _apply_listeners(config, settings)
     except ValueError as e:

@@ -39,6 +39,9 @@ def _announce(running: BrokerServer) -> None:
 async def serve(config: BrokerConfig, ready=None, brokers: int = 1) -> None:
     """Run until SIGTERM or SIGINT, then stop accepting, finish requests in flight, flush and return.
     ``brokers`` > 1: a cluster in this process (broker_server.ClusterServers), its ready lines broker by broker."""
+    if brokers > 1 and config.cluster_url is not None:
+        raise SystemExit("kbroker: --brokers N runs a cluster in this process; --cluster makes this process one "
+                         "broker of a cluster of processes: give one or the other")
     if brokers > 1:
         running = ClusterServers(config, brokers)
         await running.start()
@@ -62,7 +65,7 @@ async def serve(config: BrokerConfig, ready=None, brokers: int = 1) -> None:
     await stop.wait()
     log.info("stopping")
     await running.stop()
-    if config.cluster_url is not None and brokers <= 1:
+    if config.cluster_url is not None:
         running.controller.close()
 
 

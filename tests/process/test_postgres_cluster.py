@@ -259,3 +259,22 @@ def test_consumer_group_over_the_processes(cluster):
         c.close()
     assert sorted(v for _p, _o, v in got) == sorted(f"g{i}".encode() for i in range(60))
     assert sorted(tp.offset for tp in committed) == [10] * 6
+
+
+def test_a_broker_joins_by_its_settings_and_keeps_the_url_to_itself(cluster, tmp_path):
+    """``node.id`` and ``kbroker.cluster.url`` as settings do what the flags do; DescribeConfigs does not show
+    the URL (it may carry a password)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    fourth = BrokerProcess(tmp_path / "broker-4", "--set", "node.id=4", "--set", f"kbroker.cluster.url={cluster.url}")
+    fourth.start()
+    try:
+        wait_until(lambda: sorted(_brokers(cluster.procs[1].bootstrap_servers)) == [1, 2, 3, 4], TIMEOUT_S,
+                   "broker 1 to list broker 4")
+        admin = AdminClient({"bootstrap.servers": fourth.bootstrap_servers})
+        resource = ConfigResource(ConfigResource.Type.BROKER, "4")
+        configs = admin.describe_configs([resource])[resource].result(TIMEOUT_S)
+        assert configs["node.id"].value == "4"
+        assert not [(n, c.value) for n, c in configs.items() if "cluster.url" in n]
+    finally:
+        fourth.stop()
