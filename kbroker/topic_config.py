@@ -103,7 +103,7 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {c.name: c for c in [
               _one_of("true", "false"), "Not used on one broker."),
     ConfigDef("message.timestamp.before.max.ms", "long", str(LONG_MAX), "log.message.timestamp.before.max.ms",
               _at_least(0), "Largest allowed difference of a timestamp before the broker's time."),
-    ConfigDef("message.timestamp.after.max.ms", "long", str(LONG_MAX), "log.message.timestamp.after.max.ms",
+    ConfigDef("message.timestamp.after.max.ms", "long", "3600000", "log.message.timestamp.after.max.ms",
               _at_least(0), "Largest allowed difference of a timestamp after the broker's time."),
     ConfigDef("confluent.key.schema.validation", "boolean", "false", None, _one_of("true", "false"),
               "Refuse records whose key lacks a registered schema id (Confluent Server; schema_registry/).",

@@ -59,10 +59,6 @@ KNOWN: list[Known] = [
     Known("delete_topics_*", "delete", "responses*.error_message",
           "v5+: Kafka sends the error's default message, kbroker null (same error codes)"),
     # -- Produce ------------------------------------------------------------------------------------------
-    Known("produce_unknown_topic@v*", "produce", "responses*",
-          "kbroker auto-creates a topic on Produce when auto.create.topics.enable is on; Kafka 4 creates only "
-          "from Metadata and answers UNKNOWN_TOPIC_OR_PARTITION (finding: needs a change in kbroker's produce "
-          "handler; clients refresh Metadata first, so they see no difference)"),
     Known("produce_*", "*", "responses*.partition_responses*.error_message",
           "kbroker explains Produce errors in error_message (v8+); Kafka leaves it null for these errors"),
     Known("produce_idempotent_sequences@*", "seq0_again", "responses*.log_append_time_ms",
@@ -74,10 +70,6 @@ KNOWN: list[Known] = [
           "a transactional batch for a partition never added to the transaction: Kafka 4 verifies it (KIP-890) "
           "and refuses with INVALID_TXN_STATE; kbroker appends it (finding: transaction verification is not "
           "implemented)"),
-    # -- Fetch --------------------------------------------------------------------------------------------
-    Known("fetch_records_and_out_of_range@*", "from_*", "responses*.partitions*",
-          "OFFSET_OUT_OF_RANGE: Kafka sends -1 for high watermark, last stable offset and log start offset, "
-          "kbroker the partition's real values (clients reset from ListOffsets either way)"),
     # -- ListOffsets --------------------------------------------------------------------------------------
     Known("list_offsets_by_time@*", "t9999", "topics*.leader_epoch",
           "no record at or after the time: Kafka sends leader_epoch -1 with offset -1, kbroker the current epoch"),
@@ -89,10 +81,6 @@ KNOWN: list[Known] = [
           "tiered storage, max.decompressed.message.bytes, errors.deadletterqueue.group.enable)"),
     Known("describe_configs_topic_all_keys@*", "defaults", "*",
           "the topic config keys kbroker lacks (as above)", ours="<absent>"),
-    Known("*", "*", "*message.timestamp.after.max.ms*",
-          "finding: Kafka 4 defaults message.timestamp.after.max.ms to one hour (records stamped further in the "
-          "future are refused); kbroker keeps the 3.x default of Long.MAX",
-          ours="9223372036854775807", theirs="3600000"),
     Known("describe_configs_broker@*", "*", "*",
           "broker configs: kbroker lacks keys Kafka lists (advertised.listeners, default.replication.factor, "
           "log.retention.hours...), marks dynamic keys read-only, and its sources and synonyms differ "

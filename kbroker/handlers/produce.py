@@ -3,7 +3,9 @@ starts at 0, KAFKA-18659) and answered UNSUPPORTED_VERSION per partition, as Kaf
 
 Each partition's records are validated and appended as the producer sent them (see log/unified_log.py). acks=0
 gets no response at all; acks=1 and acks=-1 are answered once the write is done (one broker: the leader is
-the whole ISR). Topics are auto-created when ``auto.create.topics.enable`` is on. v12 is v11 (KIP-890 only
+the whole ISR). A topic that does not exist is UNKNOWN_TOPIC_OR_PARTITION, whatever its name and whatever
+``auto.create.topics.enable`` says: as in Kafka (KafkaApis.handleProduceRequest), only Metadata auto-creates,
+and a client asks Metadata before it produces. v12 is v11 (KIP-890 only
 changes what a transaction v2 producer may rely on, and kbroker does not offer transaction v2); v13 names
 topics by id (KIP-516): an unknown id is UNKNOWN_TOPIC_ID, and ids are never auto-created.
 
@@ -13,8 +15,8 @@ partition's ``error_message`` and the partition's log start offset, as Kafka's R
 answer; errors about the batch as a whole (MESSAGE_TOO_LARGE, CORRUPT_MESSAGE) name no record.
 
 Authorisation, as KafkaApis: transactional batches need WRITE on the transactional id (else every partition
-is TRANSACTIONAL_ID_AUTHORIZATION_FAILED); each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED); creating one
-also needs CREATE on the cluster or the topic (as Metadata's auto-creation), else UNKNOWN_TOPIC_OR_PARTITION.
+is TRANSACTIONAL_ID_AUTHORIZATION_FAILED); each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED), checked before
+whether it exists.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from ..schema_registry.wire_format import KEY_CONFIG as KEY_VALIDATION
 from ..schema_registry.wire_format import VALUE_CONFIG as VALUE_VALIDATION
 from ..schema_registry.wire_format import validate_batches
 from ..security import acl
-from ..topics import validate_topic_name
 from ..wire.messages import produce as API
 
 R = API.ProduceResponse
@@ -80,18 +81,9 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
         if not ctx.authorize(acl.WRITE, acl.TOPIC, topic.name if topic is not None else td.name):
             parts.extend(_partition_error(p.index, ErrorCode.TOPIC_AUTHORIZATION_FAILED) for p in td.partition_data)
             continue
-        if topic is None:
-            code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            try:
-                validate_topic_name(td.name)
-                if broker.config.auto_create_topics_enable and (
-                        ctx.authorize_cluster(acl.CREATE, log_denied=False) or ctx.authorize(acl.CREATE, acl.TOPIC, td.name)):
-                    topic = broker.auto_create_topic(td.name)
-            except KafkaError as e:
-                code = e.code
-            if topic is None:
-                parts.extend(_partition_error(p.index, code) for p in td.partition_data)
-                continue
+        if topic is None:  # Kafka 4 creates topics only from Metadata (a client asks it first)
+            parts.extend(_partition_error(p.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) for p in td.partition_data)
+            continue
         for pd in td.partition_data:
             partition = get_partition_or_error(topic, pd.index)
             if isinstance(partition, int):

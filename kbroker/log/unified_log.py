@@ -35,6 +35,7 @@ import time
 from ..errors import ErrorCode, KafkaError, RecordValidationError
 from ..records.batch import (
     LOG_OVERHEAD,
+    NO_TIMESTAMP,
     iter_batches,
     set_base_offset,
     set_log_append_time,
@@ -68,6 +69,30 @@ def require_keys(buf, batches, topic_partition: str) -> None:
         keyless = [(i, message) for i, record in enumerate(records) if record.key is None]
         if keyless:
             raise RecordValidationError(ErrorCode.INVALID_RECORD, keyless)
+
+
+LONG_MAX = (1 << 63) - 1  # a timestamp bound of Long.MAX_VALUE: no bound
+
+
+def check_timestamps(buf, batches, before_max_ms: int, after_max_ms: int, now_ms: int) -> None:
+    """Refuse CreateTime records stamped more than ``before_max_ms`` before or ``after_max_ms`` after the
+    broker's clock (message.timestamp.before/after.max.ms) as Kafka's LogValidator.validateTimestamp does:
+    INVALID_TIMESTAMP naming each such record by its index in its batch. A batch whose max timestamp is
+    within the upper bound, under the default lower bound (none), is not decoded: no record can be out."""
+    lower, upper = now_ms - before_max_ms, now_ms + after_max_ms
+    for pos, header in batches:
+        if header.max_timestamp <= upper and before_max_ms == LONG_MAX:
+            continue
+        try:
+            records = decode_records(buf, pos, header)
+        except CorruptRecordError as e:
+            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(e)) from None
+        bad = [(i, f"Timestamp {r.timestamp} of message with offset {r.offset} is out of range. The timestamp "
+                   f"should be within [{lower}, {upper}]")
+               for i, r in enumerate(records) if r.timestamp != NO_TIMESTAMP and not lower <= r.timestamp <= upper]
+        if bad:
+            raise RecordValidationError(ErrorCode.INVALID_TIMESTAMP, bad,
+                                        "One or more records have been rejected due to invalid timestamp")
 
 
 class UnifiedLog:
@@ -174,13 +199,15 @@ class UnifiedLog:
     # -- appends -----------------------------------------------------------------------------
 
     def append_as_leader(self, records, leader_epoch: int, max_message_bytes: int, log_append_time: bool,
-                         compacted: bool, produce_version: int | None = None) -> tuple[int, int]:
+                         compacted: bool, produce_version: int | None = None,
+                         timestamp_bounds: tuple[int, int] | None = None) -> tuple[int, int]:
         """Append a producer's record batches; returns (base offset, log append time or -1).
 
         Raises KafkaError with CORRUPT_MESSAGE, INVALID_RECORD, UNSUPPORTED_COMPRESSION_TYPE,
         MESSAGE_TOO_LARGE or a producer-state error; nothing is written then. ``produce_version`` applies
         the Produce request's own rules (Kafka's ProduceRequest.validateRecords): exactly one batch per
-        partition, zstd from v7.
+        partition, zstd from v7. ``timestamp_bounds`` (before, after) refuses CreateTime records out of them
+        (INVALID_TIMESTAMP).
         """
         if records is None or len(records) == 0:
             raise KafkaError(ErrorCode.INVALID_RECORD, "Produce requests must have at least one record batch")
@@ -206,6 +233,8 @@ class UnifiedLog:
                 )
         if compacted:
             require_keys(records, batches, self.name)  # compaction needs every key
+        if timestamp_bounds is not None:
+            check_timestamps(records, batches, *timestamp_bounds, int(time.time() * 1000))
         producers = self.producer_state
         for _pos, h in batches:
             if h.producer_id >= 0:
