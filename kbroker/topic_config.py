@@ -30,16 +30,29 @@ class ConfigDef:
 
 
 def _at_least(lo: int) -> Callable[[str], bool]:
-    return lambda v: int(v) >= lo
+    """ConfigDef.Range.atLeast, and its refusal."""
+    def check(v: str) -> bool:
+        return int(v) >= lo
+    check.why = f"Value must be at least {lo}"
+    return check
 
 
 def _one_of(*choices: str) -> Callable[[str], bool]:
-    return lambda v: v in choices
+    """ConfigDef.ValidString.in: its refusal names the choices in their order."""
+    def check(v: str) -> bool:
+        return v in choices
+    check.why = "String must be one of: " + ", ".join(choices)
+    return check
 
 
 def _list_of(*choices: str) -> Callable[[str], bool]:
-    """Kafka 4 accepts an empty list (an IncrementalAlterConfigs SUBTRACT of every value leaves one)."""
-    return lambda v: v.strip() == "" or all(x.strip() in choices for x in v.split(","))
+    """ConfigDef.ValidList.in; Kafka 4 accepts an empty list (an IncrementalAlterConfigs SUBTRACT of every value
+    leaves one). Its refusal names the first element that is not a choice."""
+    def check(v: str) -> bool:
+        return v.strip() == "" or all(x.strip() in choices for x in v.split(","))
+    check.why = "String must be one of: " + ", ".join(choices)
+    check.element = lambda v: next(x.strip() for x in v.split(",") if x.strip() not in choices)
+    return check
 
 
 def _throttled_replicas(v: str) -> bool:
@@ -60,7 +73,7 @@ def _ratio(v: str) -> bool:
 
 
 TOPIC_CONFIGS: dict[str, ConfigDef] = {c.name: c for c in [
-    ConfigDef("cleanup.policy", "list", "delete", "log.cleanup.policy", _list_of("delete", "compact"),
+    ConfigDef("cleanup.policy", "list", "delete", "log.cleanup.policy", _list_of("compact", "delete"),
               "Retention policy for old segments: delete, compact, or both."),
     ConfigDef("compression.type", "string", "producer", "compression.type",
               _one_of("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
@@ -132,15 +145,24 @@ def validate_topic_configs(configs: dict[str, str | None]) -> None:
             raise KafkaError(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {key}")
         if value is None:
             continue
+        if d.type in ("long", "int"):  # ConfigDef.parseType: not a number of the type at all
+            try:
+                n = int(value.strip())
+            except ValueError:
+                n = None
+            if n is None or not -(LONG_MAX + 1) <= n <= LONG_MAX or (d.type == "int" and abs(n) > INT_MAX + 1):
+                raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {value} for configuration {key}: "
+                                 f"Not a number of type {d.type.upper()}")
         try:
             ok = d.check(value) if d.check else True
-            if d.type in ("long", "int"):
-                n = int(value)
-                ok = ok and (n <= (INT_MAX if d.type == "int" else LONG_MAX))
         except ValueError:
             ok = False
         if not ok:
             if d.why:  # Kafka shows a list value as Java prints a list
                 shown = "[" + ", ".join(x.strip() for x in value.split(",")) + "]" if d.type == "list" else value
                 raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {shown} for configuration {key}: {d.why}")
+            why = getattr(d.check, "why", None)
+            if why:
+                shown = d.check.element(value) if hasattr(d.check, "element") else value
+                raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {shown} for configuration {key}: {why}")
             raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {value} for configuration {key}")

@@ -12,7 +12,8 @@ topics by id (KIP-516): an unknown id is UNKNOWN_TOPIC_ID, and ids are never aut
 A batch refused for some of its records (keyless records on a compacted topic) names each of them in
 ``record_errors`` (v8+, KIP-467: the record's index in its batch and why) with Kafka's summary as the
 partition's ``error_message`` and the partition's log start offset, as Kafka's RecordValidationException
-answer; errors about the batch as a whole (MESSAGE_TOO_LARGE, CORRUPT_MESSAGE) name no record.
+answer; errors about the batch as a whole (MESSAGE_TOO_LARGE, CORRUPT_MESSAGE, a producer's sequence or
+epoch) name no record and, as Kafka's (hasCustomErrorMessage false), carry no error_message.
 
 Authorisation, as KafkaApis: transactional batches need WRITE on the transactional id (else every partition
 is TRANSACTIONAL_ID_AUTHORIZATION_FAILED); each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED), checked before
@@ -35,6 +36,14 @@ from ..wire.messages import produce as API
 
 R = API.ProduceResponse
 log = logging.getLogger("kbroker.produce")
+
+
+# Errors Kafka finds before the log is asked (ProduceRequest.validateRecords) or that it answers with
+# LogAppendInfo.UNKNOWN_LOG_APPEND_INFO: log_start_offset -1. Any other append error (a producer's sequence
+# or epoch, a transaction's state) carries the partition's log start offset.
+REQUEST_ERRORS = frozenset({ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE, ErrorCode.CORRUPT_MESSAGE,
+                            ErrorCode.INVALID_RECORD, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+                            ErrorCode.KAFKA_STORAGE_ERROR})
 
 
 def _partition_error(index: int, code: int, message: str | None = None) -> R.PartitionProduceResponse:
@@ -104,11 +113,14 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
                                    for i, m in e.record_errors]))
                 continue
             except KafkaError as e:
-                parts.append(_partition_error(pd.index, e.code, e.message))
+                part = _partition_error(pd.index, e.code)
+                if e.code not in REQUEST_ERRORS:
+                    part.log_start_offset = partition.log_start_offset
+                parts.append(part)
                 continue
             except OSError as e:
                 log.error("storage error appending to %s-%d: %s", topic.name, pd.index, e)
-                parts.append(_partition_error(pd.index, ErrorCode.KAFKA_STORAGE_ERROR, str(e)))
+                parts.append(_partition_error(pd.index, ErrorCode.KAFKA_STORAGE_ERROR))
                 continue
             parts.append(R.PartitionProduceResponse(
                 index=pd.index, error_code=0, base_offset=base_offset, log_append_time_ms=append_time,

@@ -133,10 +133,10 @@ class UnifiedLog:
                         epochs.assign(h.partition_leader_epoch, h.base_offset)
                     if h.producer_id >= 0:
                         if h.is_control:
-                            producers.bump_epoch(h.producer_id, h.producer_epoch, h.max_timestamp)
                             records = decode_records(chunk, pos, h)
+                            kind, coordinator_epoch = parse_control_record(records[0]) if records else (None, -1)
+                            producers.bump_epoch(h.producer_id, h.producer_epoch, h.max_timestamp, coordinator_epoch)
                             if records:
-                                kind, _epoch = parse_control_record(records[0])
                                 self._complete_txn(h.producer_id, h.base_offset, commit=kind == COMMIT)
                         else:
                             producers.update(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence,
@@ -240,8 +240,9 @@ class UnifiedLog:
             if h.producer_id >= 0:
                 dup = producers.check(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence)
                 if dup is not None:
-                    # A retry of a batch we already have: answer with where the original went (Kafka does).
-                    return dup.first_offset, -1
+                    # A retry of a batch we already have: answer with where the original went and its
+                    # timestamp as the append time, as Kafka does (whatever the topic's timestamp type).
+                    return dup.first_offset, dup.timestamp
         # The request's own buffer when it is writable (frames are bytearrays we own): offsets are written
         # into the producer's bytes in place and the same bytes go to the store. Otherwise one copy.
         buf = records if isinstance(records, memoryview) and not records.readonly else bytearray(records)
@@ -288,7 +289,7 @@ class UnifiedLog:
                                     timestamp_ms=now, base_offset=offset, partition_leader_epoch=leader_epoch)
         self.store.append(batch, offset, offset, 1)
         self.leader_epoch_cache.assign(leader_epoch, offset)
-        self.producer_state.bump_epoch(producer_id, producer_epoch, now)
+        self.producer_state.bump_epoch(producer_id, producer_epoch, now, coordinator_epoch)
         self._complete_txn(producer_id, offset, commit)
         self._update_first_unstable_offset()
         return offset
