@@ -26,7 +26,7 @@ class Known:
 KNOWN: list[Known] = [
     # -- ApiVersions --------------------------------------------------------------------------------------
     Known("api_versions_ranges@*", "*", "api_keys*",
-          "kbroker serves fewer APIs than Kafka 4.4 (no AlterReplicaLogDirs, ElectLeaders, reassignment, quotas, "
+          "kbroker serves fewer APIs than Kafka 4.4 (no ElectLeaders, reassignment, quotas, "
           "DescribeTopicPartitions, share groups, ...) and some at older newest versions (issue 18's list; Kafka 4 "
           "issue)"),
     Known("api_versions_ranges@v*", "*", "*features*",
@@ -59,6 +59,9 @@ KNOWN: list[Known] = [
     Known("incremental_alter_configs_topic@*", "bad_operation", "responses*",
           "an operation code no client sends (9): Kafka fails with UNKNOWN_SERVER_ERROR (its OpType lookup gives "
           "null), kbroker answers INVALID_REQUEST naming the operation"),
+    Known("list_config_resources_types@v1", "all", "config_resources*",
+          "Kafka lists its broker logger (type 8, BROKER_LOGGER) among all config resources; kbroker has no "
+          "broker loggers (DescribeConfigs refuses the type), so it lists none"),
     # -- DescribeConfigs ----------------------------------------------------------------------------------
     Known("describe_configs_*", "*", "results*.error_message",
           "Kafka sends an empty error message where kbroker sends null (and its own text for an unknown topic)"),

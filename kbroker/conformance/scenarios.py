@@ -893,7 +893,12 @@ def txn_offset_commit_flow(s: Session, v: int):
         if r is None or r.groups[0].topics[0].partitions[0].error_code != 88 or time.monotonic() > deadline:
             break
         time.sleep(0.05)
-    s.call("commit_after_end", TxnOffsetCommit, v, _txn_commit(txn, group, pid, epoch, topic, 9, v))
+    deadline = time.monotonic() + 10
+    while True:  # CONCURRENT_TRANSACTIONS while the coordinator completes the commit: retried, as a client does
+        r = s.call("commit_after_end", TxnOffsetCommit, v, _txn_commit(txn, group, pid, epoch, topic, 9, v))
+        if r is None or r.topics[0].partitions[0].error_code != 51 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     s.call("commit_unknown_pid", TxnOffsetCommit, v, _txn_commit(txn, group, pid + 1000, 0, topic, 9, v))
 
 
@@ -991,13 +996,22 @@ AlterConfigs, IncrementalAlterConfigs = 33, 44
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
-def _describe_overrides(s: Session, label: str, topic: str) -> None:
-    """The topic's configs set on it (source TOPIC_CONFIG), as DescribeConfigs v4 lists them."""
-    r = s.call(label, DescribeConfigs, 4, dc.DescribeConfigsRequest(resources=[
-        dc.DescribeConfigsRequest.DescribeConfigsResource(resource_type=TOPIC, resource_name=topic,
-                                                          configuration_keys=None)]), record=False)
-    if r is not None:
-        s.note(label, {c.name: c.value for c in r.results[0].configs if c.config_source == 1})
+def _describe_overrides(s: Session, label: str, topic: str, settled=lambda overrides: True) -> None:
+    """The topic's configs set on it (source TOPIC_CONFIG), as DescribeConfigs v4 lists them. Kafka's broker
+    learns a change from the controller's log a moment after answering it: read again (up to 5 s) until
+    ``settled`` says the change is seen, then record."""
+    req = dc.DescribeConfigsRequest(resources=[dc.DescribeConfigsRequest.DescribeConfigsResource(
+        resource_type=TOPIC, resource_name=topic, configuration_keys=None)])
+    deadline = time.monotonic() + 5
+    while True:
+        r = s.call(label, DescribeConfigs, 4, req, record=False)
+        if r is None:
+            return
+        overrides = {c.name: c.value for c in r.results[0].configs if c.config_source == 1}
+        if settled(overrides) or time.monotonic() > deadline:
+            s.note(label, overrides)
+            return
+        time.sleep(0.05)
 
 
 @scenario(AlterConfigs, (0, 1, 2))
@@ -1013,7 +1027,7 @@ def alter_configs_topic(s: Session, v: int):
                 ac.AlterConfigsRequest.AlterableConfig(name=k, value=val) for k, val in configs.items()])])
 
     s.call("replace", AlterConfigs, v, req(topic, {"segment.ms": "100000"}))
-    _describe_overrides(s, "after_replace", topic)
+    _describe_overrides(s, "after_replace", topic, lambda o: "retention.ms" not in o)
     s.call("bad_value", AlterConfigs, v, req(topic, {"retention.ms": "soon"}))
     s.call("unknown_key", AlterConfigs, v, req(topic, {"no.such.key": "1"}))
     s.call("unknown_topic", AlterConfigs, v, req(s.name("none"), {"retention.ms": "1000"}))
@@ -1039,13 +1053,13 @@ def incremental_alter_configs_topic(s: Session, v: int):
 
     s.call("set_and_delete", IncrementalAlterConfigs, v, req(topic, ("segment.ms", SET, "100000"),
                                                              ("retention.ms", DELETE, None)))
-    _describe_overrides(s, "after_set_and_delete", topic)
+    _describe_overrides(s, "after_set_and_delete", topic, lambda o: "retention.ms" not in o and "segment.ms" in o)
     s.call("append", IncrementalAlterConfigs, v, req(topic, ("cleanup.policy", APPEND, "compact")))
-    _describe_overrides(s, "after_append", topic)
+    _describe_overrides(s, "after_append", topic, lambda o: "compact" in o.get("cleanup.policy", ""))
     s.call("subtract_to_empty", IncrementalAlterConfigs, v, req(topic, ("cleanup.policy", SUBTRACT, "delete"),
                                                                 ("cleanup.policy", SUBTRACT, "compact")))
     s.call("subtract_all", IncrementalAlterConfigs, v, req(topic, ("cleanup.policy", SUBTRACT, "delete,compact")))
-    _describe_overrides(s, "after_subtract", topic)
+    _describe_overrides(s, "after_subtract", topic, lambda o: "compact" not in o.get("cleanup.policy", ""))
     s.call("append_not_a_list", IncrementalAlterConfigs, v, req(topic, ("retention.ms", APPEND, "5")))
     s.call("unknown_key", IncrementalAlterConfigs, v, req(topic, ("no.such.key", SET, "1")))
     s.call("bad_operation", IncrementalAlterConfigs, v, req(topic, ("retention.ms", 9, "1")))
@@ -1184,3 +1198,56 @@ def scram_credentials_lifecycle(s: Session, v: int):
     s.call("delete", AlterUserScramCredentials, v, delete(2))
     s.call("delete_again", AlterUserScramCredentials, v, delete(2))
 
+
+AlterReplicaLogDirs, ListConfigResources = 34, 74
+
+
+@scenario(AlterReplicaLogDirs, (1, 2))
+def alter_replica_log_dirs_answers(s: Session, v: int):
+    """Moving replicas to the broker's own log directory (the path DescribeLogDirs names): a replica already
+    there (no error, no future log), an unknown partition and an unknown topic; and to a path that is no log
+    directory of the broker (LOG_DIR_NOT_FOUND)."""
+    from ..wire.messages import alter_replica_log_dirs as arl
+
+    topic = s.name("arl")
+    s.create_topic(topic, 2)
+    seed(s, topic, batch(b"a"))
+    r = s.conn.call(DescribeLogDirs, 4, dld.DescribeLogDirsRequest(topics=None))
+    if not r.results:
+        raise ScenarioError("DescribeLogDirs named no log directory")
+    here = r.results[0].log_dir
+
+    def req(path: str, *topics: tuple[str, list[int]]):
+        return arl.AlterReplicaLogDirsRequest(dirs=[arl.AlterReplicaLogDirsRequest.AlterReplicaLogDir(
+            path=path, topics=[arl.AlterReplicaLogDirsRequest.AlterReplicaLogDirTopic(name=n, partitions=ps)
+                               for n, ps in topics])])
+
+    s.call("same_dir", AlterReplicaLogDirs, v, req(here, (topic, [0, 1, 7]), (s.name("none"), [0])))
+    s.call("unknown_dir", AlterReplicaLogDirs, v, req("/no/such/kbroker/dir", (topic, [0])))
+    after = s.conn.call(DescribeLogDirs, 4, dld.DescribeLogDirsRequest(topics=[
+        dld.DescribeLogDirsRequest.DescribableLogDirTopic(topic=topic, partitions=[0, 1])]))
+    s.note("future_logs_after", [p.is_future_key for d in after.results for t in d.topics if t.name == topic
+                                 for p in t.partitions])
+
+
+@scenario(ListConfigResources, (0, 1))
+def list_config_resources_types(s: Session, v: int):
+    """v0 (ListClientMetricsResources): the client-metrics subscriptions (none here). v1 (KIP-1142): every
+    type (this run's topic among the topics, the broker), topics only, brokers only, groups (none without
+    group configs), and a type that has no configs (UNSUPPORTED_VERSION)."""
+    from ..wire.messages import list_config_resources as lcr
+
+    topic = s.name("lcr")
+    s.create_topic(topic)
+    queries = {"default": []} if v == 0 else {"all": [], "topics": [2], "brokers": [4], "groups": [32],
+                                             "client_metrics": [16], "unsupported_type": [3]}
+    for label, types in queries.items():
+        r = s.call(label, ListConfigResources, v, lcr.ListConfigResourcesRequest(resource_types=types), record=False)
+        if r is None:
+            s.call(label, ListConfigResources, v, lcr.ListConfigResourcesRequest(resource_types=types))
+            continue
+        d = r.to_dict()
+        d["config_resources"] = [c for c in s.norm(d["config_resources"], "config_resources")
+                                 if c.get("resource_type") not in (2, None) or "<run>" in c["resource_name"]]
+        d["throttle_time_ms"] = 0
+        s.answers[label] = d
