@@ -63,6 +63,10 @@ def _throttled_replicas(v: str) -> bool:
     return all(len(x.split(":")) == 2 and all(p.strip().isdigit() for p in x.split(":")) for x in items)
 
 
+_NO_TIERED_STORAGE = ("Tiered Storage functionality is disabled in the broker. Topic cannot be configured with "
+                      "remote log storage.")
+
+
 def _throttled_why(name: str) -> str:
     return (f"{name} must be the literal '*' or a list of replicas in the following format: "
             f"[partitionId]:[brokerId],[partitionId]:[brokerId],...")
@@ -118,6 +122,33 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {c.name: c for c in [
               _at_least(0), "Largest allowed difference of a timestamp before the broker's time."),
     ConfigDef("message.timestamp.after.max.ms", "long", "3600000", "log.message.timestamp.after.max.ms",
               _at_least(0), "Largest allowed difference of a timestamp after the broker's time."),
+    # Keys of Kafka 4 that kbroker accepts, validates and shows; they change nothing here (kbroker stores batches as
+    # the producer compressed them, and has no tiered storage or dead-letter queues).
+    ConfigDef("compression.gzip.level", "int", "-1", "compression.gzip.level",
+              lambda v: int(v) == -1 or 1 <= int(v) <= 9, "The gzip level when the broker compresses (-1: default)."),
+    ConfigDef("compression.lz4.level", "int", "9", "compression.lz4.level", lambda v: 1 <= int(v) <= 17,
+              "The lz4 level when the broker compresses."),
+    ConfigDef("compression.zstd.level", "int", "3", "compression.zstd.level", lambda v: -131072 <= int(v) <= 22,
+              "The zstd level when the broker compresses."),
+    ConfigDef("errors.deadletterqueue.group.enable", "boolean", "false", None, _one_of("true", "false"),
+              "Whether share groups may write undeliverable records to a dead-letter queue."),
+    ConfigDef("local.retention.bytes", "long", "-2", "log.local.retention.bytes", _at_least(-2),
+              "Local retention size with tiered storage (-2: retention.bytes)."),
+    ConfigDef("local.retention.ms", "long", "-2", "log.local.retention.ms", _at_least(-2),
+              "Local retention time with tiered storage (-2: retention.ms)."),
+    ConfigDef("max.decompressed.message.bytes", "int", "2147483639", "max.decompressed.message.bytes",
+              _at_least(0), "The largest a record batch may grow when decompressed."),
+    ConfigDef("remote.copy.lag.bytes", "long", "-1", "log.remote.copy.lag.bytes", _at_least(-1),
+              "Tiered storage: bytes a segment may lag before it is copied."),
+    ConfigDef("remote.copy.lag.ms", "long", "0", "log.remote.copy.lag.ms", _at_least(0),
+              "Tiered storage: time a segment may lag before it is copied."),
+    ConfigDef("remote.log.copy.disable", "boolean", "false", None, _one_of("true", "false"),
+              "Tiered storage: stop copying segments to remote storage."),
+    ConfigDef("remote.log.delete.on.disable", "boolean", "false", None, _one_of("true", "false"),
+              "Tiered storage: delete remote segments when it is turned off."),
+    ConfigDef("remote.storage.enable", "boolean", "false", None, _one_of("true", "false"),
+              "Tiered storage is not available: true is refused, as Kafka refuses it while "
+              "remote.log.storage.system.enable is off."),
     ConfigDef("confluent.key.schema.validation", "boolean", "false", None, _one_of("true", "false"),
               "Refuse records whose key lacks a registered schema id (Confluent Server; schema_registry/).",
               listed=False),
@@ -157,6 +188,8 @@ def validate_topic_configs(configs: dict[str, str | None]) -> None:
             ok = d.check(value) if d.check else True
         except ValueError:
             ok = False
+        if ok and key == "remote.storage.enable" and value.strip() == "true":  # LogConfig.validateRemoteStorage...
+            raise KafkaError(ErrorCode.INVALID_CONFIG, _NO_TIERED_STORAGE)
         if not ok:
             if d.why:  # Kafka shows a list value as Java prints a list
                 shown = "[" + ", ".join(x.strip() for x in value.split(",")) + "]" if d.type == "list" else value

@@ -32,18 +32,10 @@ KNOWN: list[Known] = [
     Known("api_versions_ranges@v*", "*", "*features*",
           "kbroker has no feature versioning (KIP-584): no supported/finalized features, epoch -1; Kafka lists "
           "metadata.version, group.version, transaction.version..."),
-    Known("api_versions_bad_software_name@v3", "bad_name", "api_keys*",
-          "on INVALID_REQUEST for a bad client software name Kafka sends no API ranges; kbroker sends them "
-          "(same error code; clients give up either way)"),
     # -- Metadata -----------------------------------------------------------------------------------------
     Known("metadata_auto_create@*", "first_error", "",
           "the Metadata answer that triggers auto-creation: Kafka 4 says UNKNOWN_TOPIC_OR_PARTITION until the "
           "controller has created the topic, kbroker creates it synchronously and answers 0 with its partitions"),
-    # -- CreateTopics -------------------------------------------------------------------------------------
-    Known("create_topics_*", "*", "topics*.configs[name=*].*",
-          "topic config keys kbroker lacks: compression.{gzip,lz4,zstd}.level (KIP-390), "
-          "errors.deadletterqueue.group.enable, leader/follower.replication.throttled.replicas, local.retention.* "
-          "and remote.* (tiered storage), max.decompressed.message.bytes", ours="<absent>"),
     # -- Produce ------------------------------------------------------------------------------------------
     Known("produce_*", "*", "responses*.partition_responses*.error_message",
           "kbroker explains Produce errors in error_message (v8+); Kafka leaves it null for these errors"),
@@ -65,11 +57,6 @@ KNOWN: list[Known] = [
     # -- DescribeConfigs ----------------------------------------------------------------------------------
     Known("describe_configs_*", "*", "results*.error_message",
           "Kafka sends an empty error message where kbroker sends null (and its own text for an unknown topic)"),
-    Known("describe_configs_topic_all_keys@*", "keys", "*",
-          "the topic config keys kbroker lacks (see create_topics: compression levels, replication throttles, "
-          "tiered storage, max.decompressed.message.bytes, errors.deadletterqueue.group.enable)"),
-    Known("describe_configs_topic_all_keys@*", "defaults", "*",
-          "the topic config keys kbroker lacks (as above)", ours="<absent>"),
     Known("describe_configs_broker@*", "*", "*",
           "broker configs: kbroker lacks keys Kafka lists (advertised.listeners, default.replication.factor, "
           "log.retention.hours...), marks dynamic keys read-only, and its sources and synonyms differ "
