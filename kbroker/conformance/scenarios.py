@@ -949,7 +949,8 @@ def describe_and_list_transactions(s: Session, v: int):
     b = init_producer_id(s, "init_idle", idle_txn)
     if a is None or a.error_code or b is None or b.error_code:
         return
-    s.call("add_partitions", AddPartitionsToTxn, 3, _add_partitions(open_txn, a.producer_id, a.producer_epoch, topic, 0))
+    s.call("add_partitions", AddPartitionsToTxn, 3,
+           _add_partitions(open_txn, a.producer_id, a.producer_epoch, topic, 0))
     s.call("describe", DescribeTransactions, v, dtx.DescribeTransactionsRequest(
         transactional_ids=[open_txn, idle_txn, s.name("nobody")]))
     for label, states, pids in (("list_all", [], []), ("list_ongoing", ["Ongoing"], []),
@@ -1022,8 +1023,8 @@ def alter_configs_topic(s: Session, v: int):
     s.create_topic(topic, configs={"retention.ms": "3600000", "cleanup.policy": "compact"})
 
     def req(name: str, configs: dict[str, str], rtype: int = TOPIC, validate_only: bool = False):
-        return ac.AlterConfigsRequest(validate_only=validate_only, resources=[ac.AlterConfigsRequest.AlterConfigsResource(
-            resource_type=rtype, resource_name=name, configs=[
+        return ac.AlterConfigsRequest(validate_only=validate_only, resources=[
+            ac.AlterConfigsRequest.AlterConfigsResource(resource_type=rtype, resource_name=name, configs=[
                 ac.AlterConfigsRequest.AlterableConfig(name=k, value=val) for k, val in configs.items()])])
 
     s.call("replace", AlterConfigs, v, req(topic, {"segment.ms": "100000"}))

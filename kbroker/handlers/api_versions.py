@@ -1,5 +1,6 @@
 """ApiVersions (18): v0-4. v3 adds the client's software name and version (KIP-511), checked against
-Kafka's pattern (INVALID_REQUEST otherwise, with no API ranges, as Kafka answers). A request above v4 is answered by the server with
+Kafka's pattern (INVALID_REQUEST otherwise, with no API ranges, as Kafka answers). A request above v4 is
+answered by the server with
 UNSUPPORTED_VERSION and a v0 body (see server.py). The answer is built from the handler table.
 
 Features: kbroker finalizes no feature levels, so clients see no ``transaction.version`` >= 2 and use the

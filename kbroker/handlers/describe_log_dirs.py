@@ -41,4 +41,5 @@ def handle(ctx, req: API.DescribeLogDirsRequest) -> R:
         usage = shutil.disk_usage(broker.config.data_dir)
         total, usable = usage.total, usage.free
     return R(throttle_time_ms=0, error_code=0, results=[
-        R.DescribeLogDirsResult(error_code=0, log_dir=log_dir(broker), topics=topics, total_bytes=total, usable_bytes=usable)])
+        R.DescribeLogDirsResult(error_code=0, log_dir=log_dir(broker), topics=topics, total_bytes=total,
+                                usable_bytes=usable)])

@@ -21,7 +21,8 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 def _not_a_list(c) -> str:
     """The controller's refusal of APPEND or SUBTRACT on a key that is not a list (ConfigurationControlManager)."""
-    return f"Can't {'APPEND' if c.config_operation == APPEND else 'SUBTRACT'} to key {c.name} because its type is not LIST."
+    operation = "APPEND" if c.config_operation == APPEND else "SUBTRACT"
+    return f"Can't {operation} to key {c.name} because its type is not LIST."
 
 
 def _apply(topic, configs) -> dict[str, str]:

@@ -107,7 +107,8 @@ class ProducerStateManager:
         entry.last_timestamp = max(entry.last_timestamp, timestamp)
         return entry
 
-    def bump_epoch(self, producer_id: int, epoch: int, timestamp: int = -1, coordinator_epoch: int = -1) -> ProducerEntry:
+    def bump_epoch(self, producer_id: int, epoch: int, timestamp: int = -1,
+                   coordinator_epoch: int = -1) -> ProducerEntry:
         """A transaction marker written with a newer epoch fences older ones; the entry keeps the marker's
         coordinator epoch (DescribeProducers shows it)."""
         entry = self.producers.get(producer_id)
