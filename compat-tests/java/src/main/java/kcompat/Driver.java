@@ -2,6 +2,9 @@ package kcompat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -65,12 +68,17 @@ import org.apache.kafka.streams.kstream.Produced;
 
 /**
  * The Java client driver of compat-tests: Apache Kafka's own producer, consumer, admin client and Kafka
- * Streams, one operation per run.
+ * Streams.
  *
  * <pre>
  *   java -cp ... kcompat.Driver   (one JSON argument on stdin: {"op": "produce", "bootstrap": "host:port", ...})
  *   -> {"ok": true, "result": ...} or {"ok": false, "error": {"kind": "MESSAGE_TOO_LARGE", "message": "..."}}
+ *   java -cp ... kcompat.Driver --serve   (long-lived: one such argument per line of stdin, one answer per
+ *                                          line of stdout, until stdin closes)
  * </pre>
+ *
+ * An operation's clients are closed before its answer is written, so nothing of one operation outlives it
+ * in a long-lived driver.
  *
  * Keys, values and header values travel base64-encoded (null stays null), as with the Go and Node.js
  * drivers. Clients are configured as their users configure them: acks=all, the client's defaults
@@ -83,25 +91,56 @@ public final class Driver {
 
     public static void main(String[] args) throws Exception {
         PrintStream out = System.out;
-        System.setOut(System.err); // nothing but the answer goes to stdout
+        System.setOut(System.err); // nothing but the answers goes to stdout
+        if (args.length > 0 && args[0].equals("--serve")) {
+            serve(out);
+            System.exit(0); // stdin closed: the session is over
+        }
         JsonNode arg = JSON.readTree(args.length > 0 ? args[0] : new String(System.in.readAllBytes(),
                 StandardCharsets.UTF_8));
-        Map<String, Object> answer = new LinkedHashMap<>();
-        int status = 0;
-        try {
-            answer.put("result", run(arg));
-            answer.put("ok", true);
-        } catch (Throwable e) {
-            Map<String, String> err = new LinkedHashMap<>();
-            err.put("kind", kind(e));
-            err.put("message", describe(e));
-            answer.put("ok", false);
-            answer.put("error", err);
-            status = 1;
-        }
+        Map<String, Object> answer = answer(arg);
         out.println(JSON.writeValueAsString(answer));
         out.flush();
-        System.exit(status); // client threads must not keep the JVM alive
+        System.exit(answer.get("ok") == Boolean.TRUE ? 0 : 1); // client threads must not keep the JVM alive
+    }
+
+    /** One operation per line of stdin, one answer per line of stdout, in order, until stdin closes. */
+    private static void serve(PrintStream out) throws IOException {
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        for (String line = in.readLine(); line != null; line = in.readLine()) {
+            if (line.isBlank()) {
+                continue;
+            }
+            Map<String, Object> answer;
+            try {
+                answer = answer(JSON.readTree(line));
+            } catch (IOException e) { // not JSON: this line fails, the next one is read
+                answer = failure(e);
+            }
+            out.println(JSON.writeValueAsString(answer));
+            out.flush();
+        }
+    }
+
+    private static Map<String, Object> answer(JsonNode arg) {
+        try {
+            Map<String, Object> answer = new LinkedHashMap<>();
+            answer.put("result", run(arg));
+            answer.put("ok", true);
+            return answer;
+        } catch (Throwable e) {
+            return failure(e);
+        }
+    }
+
+    private static Map<String, Object> failure(Throwable e) {
+        Map<String, String> err = new LinkedHashMap<>();
+        err.put("kind", kind(e));
+        err.put("message", describe(e));
+        Map<String, Object> answer = new LinkedHashMap<>();
+        answer.put("ok", false);
+        answer.put("error", err);
+        return answer;
     }
 
     private static Object run(JsonNode arg) throws Exception {
@@ -496,7 +535,13 @@ public final class Driver {
         int partitions = arg.get("partitions").asInt();
         long deadline = System.currentTimeMillis() + timeoutMs(arg);
         Member first = new Member(arg, topic);
-        Member second = new Member(arg, topic);
+        Member second;
+        try {
+            second = new Member(arg, topic);
+        } catch (RuntimeException e) { // the first member's consumer must not outlive the operation
+            first.consumer.close();
+            throw e;
+        }
         first.thread.start();
         second.thread.start();
         try {
