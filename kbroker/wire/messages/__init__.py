@@ -52,6 +52,7 @@ MODULES = {
     65: 'describe_transactions',
     66: 'list_transactions',
     68: 'consumer_group_heartbeat',
+    69: 'consumer_group_describe',
 }
 
 NAMES = {
@@ -98,6 +99,7 @@ NAMES = {
     65: 'DescribeTransactions',
     66: 'ListTransactions',
     68: 'ConsumerGroupHeartbeat',
+    69: 'ConsumerGroupDescribe',
 }
 
 
