@@ -21,6 +21,7 @@ from pathlib import Path
 from .clock import AsyncioClock
 from .consumer_protocol import decode_consumer_assignment
 from .coordinator.group import GroupConfig, GroupCoordinator
+from .coordinator.group_config import parse_assignors
 from .coordinator.offsets import FileOffsetStore, MemoryOffsetStore
 from .coordinator.transaction import TransactionCoordinator
 from .handlers import advertised_versions
@@ -89,7 +90,7 @@ class BrokerState(MetadataListener):
         self.schema_registry = None  # kbroker.schema_registry.Registry when its listener is on
         clock = AsyncioClock()
         self.groups = GroupCoordinator(clock, self._group_config(), self._offset_store(),
-                                       on_change=self.changes.notify)
+                                       on_change=self.changes.notify, topics=self.topics)
         # The coordinators are this broker's when the cluster has none yet (it is the first to register) or
         # names it; the others answer NOT_COORDINATOR.
         coordinator = controller.coordinator_id()
@@ -154,6 +155,14 @@ class BrokerState(MetadataListener):
             group_max_session_timeout_ms=c.group_max_session_timeout_ms,
             group_initial_rebalance_delay_ms=c.group_initial_rebalance_delay_ms,
             group_max_size=c.group_max_size,
+            group_consumer_session_timeout_ms=c.group_consumer_session_timeout_ms,
+            group_consumer_min_session_timeout_ms=c.group_consumer_min_session_timeout_ms,
+            group_consumer_max_session_timeout_ms=c.group_consumer_max_session_timeout_ms,
+            group_consumer_heartbeat_interval_ms=c.group_consumer_heartbeat_interval_ms,
+            group_consumer_min_heartbeat_interval_ms=c.group_consumer_min_heartbeat_interval_ms,
+            group_consumer_max_heartbeat_interval_ms=c.group_consumer_max_heartbeat_interval_ms,
+            group_consumer_max_size=c.group_consumer_max_size,
+            group_consumer_assignors=parse_assignors(c.group_consumer_assignors),
             offsets_retention_minutes=c.offsets_retention_minutes,
             offsets_retention_check_interval_ms=c.offsets_retention_check_interval_ms,
         )

@@ -61,6 +61,8 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     61: ('describe_producers', (0, 0)),  # DescribeProducers
     65: ('describe_transactions', (0, 0)),  # DescribeTransactions
     66: ('list_transactions', (0, 2)),  # ListTransactions
+    68: ('consumer_group_heartbeat', (0, 1)),  # ConsumerGroupHeartbeat
+    69: ('consumer_group_describe', (0, 1)),  # ConsumerGroupDescribe
 }
 
 

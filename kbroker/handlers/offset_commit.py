@@ -1,7 +1,9 @@
 """OffsetCommit (8): v2-9. Offsets with metadata (and from v6 the leader epoch) for a group member's
 generation, or standalone (generation -1, empty member id) for a group with no members. v2-4 carry a
 retention time, ignored since Kafka 2.1 (offsets.retention.minutes applies). Unknown topics or partitions
-get UNKNOWN_TOPIC_OR_PARTITION. Acknowledged commits are durable (coordinator/offsets.py).
+get UNKNOWN_TOPIC_OR_PARTITION. Acknowledged commits are durable (coordinator/offsets.py). A member of a
+consumer-protocol group (KIP-848) commits with v9+ at its member epoch (else STALE_MEMBER_EPOCH; below v9,
+UNSUPPORTED_VERSION, as Kafka).
 Authorisation, as KafkaApis: READ on the group (else every partition is GROUP_AUTHORIZATION_FAILED) and
 READ on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
@@ -36,7 +38,7 @@ def handle(ctx, req: API.OffsetCommitRequest) -> R:
                 offsets[(t.name, p.partition_index)] = (p.committed_offset, p.committed_leader_epoch,
                                                         p.committed_metadata)
     errors = broker.groups.commit_offsets(req.group_id, req.generation_id_or_member_epoch, req.member_id,
-                                          req.group_instance_id, offsets) if offsets else {}
+                                          req.group_instance_id, offsets, api_version=ctx.version) if offsets else {}
     if not offsets and unknown:
         errors = {}
     topics = []

@@ -1,6 +1,7 @@
 """OffsetFetch (9): v1-9. A group's committed offsets for the partitions asked for, or all of them (a null
 topic list, v2+); v7 adds require_stable (UNSTABLE_OFFSET_COMMIT while a transaction may still change an
-offset, KIP-447); v8 asks for several groups at once. Unknown partitions answer offset -1.
+offset, KIP-447); v8 asks for several groups at once; v9 names the member of a consumer-protocol group
+(KIP-848), which must be at its member epoch (STALE_MEMBER_EPOCH). Unknown partitions answer offset -1.
 Authorisation, as KafkaApis: DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) and on each topic: named
 topics without it answer TOPIC_AUTHORIZATION_FAILED, and "all topics" leaves them out.
 """
@@ -14,7 +15,7 @@ from ..wire.messages import offset_fetch as API
 R = API.OffsetFetchResponse
 
 
-def _fetch(ctx, group_id, topics, require_stable):
+def _fetch(ctx, group_id, topics, require_stable, member_id=None, member_epoch=-1):
     if not ctx.authorize(acl.DESCRIBE, acl.GROUP, group_id):
         return ErrorCode.GROUP_AUTHORIZATION_FAILED, {}
     denied = []
@@ -23,7 +24,8 @@ def _fetch(ctx, group_id, topics, require_stable):
         denied = [t for t in topics if t.name not in allowed]
         topics = [t for t in topics if t.name in allowed]
     wanted = None if topics is None else [(t.name, i) for t in topics for i in t.partition_indexes]
-    res = ctx.broker.groups.fetch_offsets(group_id, wanted, require_stable=require_stable)
+    res = ctx.broker.groups.fetch_offsets(group_id, wanted, require_stable=require_stable, member_id=member_id,
+                                          member_epoch=member_epoch)
     if wanted is None and ctx.broker.authorizer is not None:
         names = ctx.authorized(acl.DESCRIBE, acl.TOPIC, {tp[0] for tp in res.offsets}, log_denied=False)
         res.offsets = {tp: om for tp, om in res.offsets.items() if tp[0] in names}
@@ -63,7 +65,7 @@ def handle(ctx, req: API.OffsetFetchRequest) -> R:
         return R(throttle_time_ms=0, topics=out, error_code=err)
     results = []
     for g in req.groups:
-        err, by_topic = _fetch(ctx, g.group_id, g.topics, req.require_stable)
+        err, by_topic = _fetch(ctx, g.group_id, g.topics, req.require_stable, g.member_id, g.member_epoch)
         results.append(R.OffsetFetchResponseGroup(group_id=g.group_id, error_code=err, topics=[
             R.OffsetFetchResponseTopics(name=name, partitions=[
                 R.OffsetFetchResponsePartitions(partition_index=i, committed_offset=o, committed_leader_epoch=e,
