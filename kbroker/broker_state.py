@@ -259,24 +259,42 @@ class BrokerState(MetadataListener):
 
     def describe_group_for_control(self, group_id: str) -> dict:
         """A group as the control plane shows it: state, protocol, generation, members with their
-        assignments (decoded when the consumer protocol is used), committed offsets."""
-        d = self.groups.describe_group(group_id)
+        assignments (decoded when the consumer protocol is used), committed offsets. A consumer-protocol group
+        (KIP-848) shows its group epoch as the generation, its assignor as the protocol, and each member's epoch
+        and current assignment."""
         offsets = self.groups.fetch_offsets(group_id, None)
+        offset_rows = [{"topic": t, "partition": p, "offset": om.offset, "leader_epoch": om.leader_epoch,
+                        "metadata": om.metadata} for (t, p), om in sorted(offsets.offsets.items())]
+        cd = self.groups.consumer_group_describe(group_id)
+        if cd.error_code == 0:
+            return {
+                "group_id": group_id, "state": cd.state, "protocol_type": "consumer", "protocol": cd.assignor_name,
+                "generation_id": cd.group_epoch, "group_type": "consumer",
+                "members": [{
+                    "member_id": m.member_id, "group_instance_id": m.instance_id, "client_id": m.client_id,
+                    "client_host": m.client_host, "member_epoch": m.member_epoch,
+                    "assignment": [{"topic": name, "partitions": parts} for _tid, name, parts in m.assignment],
+                } for m in cd.members],
+                "offsets": offset_rows,
+            }
+        d = self.groups.describe_group(group_id)
         return {
             "group_id": group_id, "state": d.state, "protocol_type": d.protocol_type, "protocol": d.protocol,
-            "generation_id": self.groups.generation_id(group_id),
+            "generation_id": self.groups.generation_id(group_id), "group_type": "classic",
             "members": [{
                 "member_id": m.member_id, "group_instance_id": m.group_instance_id, "client_id": m.client_id,
                 "client_host": m.client_host,
                 "assignment": decode_consumer_assignment(m.assignment) if d.protocol_type == "consumer" else None,
             } for m in d.members],
-            "offsets": [{"topic": t, "partition": p, "offset": om.offset, "leader_epoch": om.leader_epoch,
-                         "metadata": om.metadata} for (t, p), om in sorted(offsets.offsets.items())],
+            "offsets": offset_rows,
         }
 
     def reset_groups(self) -> None:
         listed = self.groups.list_groups(None, None)
         for g in listed.groups:
+            if g.group_type == "consumer":
+                self.groups.remove_consumer_group_members(g.group_id, "reset")
+                continue
             d = self.groups.describe_group(g.group_id)
             if d.members:
                 self.groups.leave_group(g.group_id, [(m.member_id, m.group_instance_id, "reset")

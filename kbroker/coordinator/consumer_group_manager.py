@@ -566,6 +566,8 @@ class ConsumerGroupManager:
             ErrorCode.NONE, group_id, None, group.state.value, group.group_epoch, group.assignment_epoch,
             group.preferred_assignor(self.config.group_consumer_assignors[0]), members)
 
-    def delete(self, group: ConsumerGroup) -> None:
-        for member in group.members.values():
-            self._cancel_timers(member)
+    def remove_members(self, group_id: str, reason: str) -> None:
+        group = self.groups.get(group_id)
+        if isinstance(group, ConsumerGroup):
+            for member in list(group.members.values()):
+                self._fence(group, member, reason)

@@ -265,6 +265,12 @@ class GroupCoordinator:
             return ConsumerGroupDescription(err, group_id or "")
         return self.consumer_manager.describe(group_id)
 
+    def remove_consumer_group_members(self, group_id: str, reason: str) -> None:
+        """Fences every member of a consumer-protocol group (the control plane's reset; an admin's
+        removeMembersFromConsumerGroup without a request of its own)."""
+        if self._status() == ErrorCode.NONE:
+            self.consumer_manager.remove_members(group_id, reason)
+
     # -- offsets -------------------------------------------------------------------------------------------------
 
     def commit_offsets(
@@ -336,3 +342,8 @@ class GroupCoordinator:
 
     def generation_id(self, group_id: str) -> int | None:
         return self.group_manager.generation_id(group_id)
+
+    def member_count(self, group_id: str) -> int:
+        """How many members the group has, of either kind of group (0 for an unknown group)."""
+        group = self.group_manager.groups.get(group_id)
+        return len(group.members) if group is not None else 0

@@ -287,3 +287,93 @@ def test_admin_lists_describes_and_deletes_consumer_and_classic_groups(cbroker):
         res[g].result()
     assert not {new_group, classic_group} & {
         g.group_id for g in admin.list_consumer_groups(request_timeout=10).result().valid}
+
+
+def test_control_plane_shows_waits_for_and_resets_a_consumer_group(cbroker):
+    topic, group = _name("t"), _name("g")
+    bootstrap = cbroker.bootstrap_servers
+    ConfluentClient(bootstrap).create_topic(topic, 3)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+                         "client.id": "watched"})
+    try:
+        consumer.subscribe([topic])
+        consumer.poll(0.1)
+        assert cbroker.control.wait_for_group(group, "Stable", members=1, timeout_ms=20000), cbroker.control.group(group)
+        g = cbroker.control.group(group)
+        assert (g["group_type"], g["protocol_type"], g["protocol"]) == ("consumer", "consumer", "uniform")
+        [m] = g["members"]
+        assert m["client_id"] == "watched" and m["member_epoch"] == g["generation_id"]
+        assert m["assignment"] == [{"topic": topic, "partitions": [0, 1, 2]}]
+        # A reset (between tests, say) removes the member and the group.
+        cbroker.control.reset()
+        assert cbroker.control.group(group)["state"] == "Dead"
+    finally:
+        consumer.close()
+
+
+def test_a_consumer_group_survives_a_broker_restart_with_its_members_at_their_epochs(tmp_path):
+    from support.brokerproc import BrokerProcess
+    from support.groupclients import http_control_of
+
+    topic, group = _name("t"), _name("g")
+    proc = BrokerProcess(tmp_path / "data", "--control-port", "0", "--set", "group.consumer.heartbeat.interval.ms=300",
+                         "--set", "group.consumer.min.heartbeat.interval.ms=100")
+    proc.start()
+    consumers: list[Consumer] = []
+    try:
+        bootstrap = proc.bootstrap_servers
+        ConfluentClient(bootstrap).create_topic(topic, 4)
+
+        def consumer(name: str) -> Consumer:
+            c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+                          "client.id": name, "reconnect.backoff.max.ms": 200})
+            c.subscribe([topic])
+            consumers.append(c)
+            return c
+
+        def settled(control, members: int) -> dict:
+            def check():
+                for c in consumers:
+                    c.poll(0.05)
+                g = control.group(group)
+                if g["state"] != "Stable" or len(g["members"]) != members:
+                    return None
+                sizes = [len(c.assignment()) for c in consumers]
+                if sum(sizes) != 4 or not all(sizes):
+                    return None
+                return g
+            return wait_until(check, 30, lambda: f"{members} members settled: {control.group(group)}")
+
+        control = http_control_of(proc)
+        consumer("a")
+        consumer("b")
+        third = consumer("c")
+        settled(control, 3)
+        third.close()  # leaves: the group epoch is past its first values
+        consumers.remove(third)
+        before = settled(control, 2)
+        assert before["generation_id"] >= 4, before
+
+        assert proc.stop() == 0
+        proc.extra_args += ["--port", str(proc.port)]  # the clients know it by its address
+        proc.start()
+        control = http_control_of(proc)
+        loaded = control.group(group)
+        assert (loaded["state"], loaded["generation_id"]) == ("Stable", before["generation_id"])
+
+        # Both members heartbeat to the new process, and carry on in the same epochs: nobody was fenced and
+        # nobody rejoined, so nothing rebalanced.
+        def heartbeats_from_both():
+            for c in consumers:
+                c.poll(0.05)
+            status, seen = control._call("GET", "/requests?limit=1000")
+            return {r["client_id"] for r in seen if r["api"] == "ConsumerGroupHeartbeat"} >= {"a", "b"}
+        wait_until(heartbeats_from_both, 30, "heartbeats from both members after the restart")
+        after = control.group(group)
+        assert after["generation_id"] == before["generation_id"], (before, after)
+        assert sorted((m["member_id"], m["member_epoch"], str(m["assignment"])) for m in after["members"]) == \
+            sorted((m["member_id"], m["member_epoch"], str(m["assignment"])) for m in before["members"])
+    finally:
+        for c in consumers:
+            c.close()
+        proc.kill()
