@@ -163,6 +163,7 @@ class BrokerState(MetadataListener):
             group_consumer_max_heartbeat_interval_ms=c.group_consumer_max_heartbeat_interval_ms,
             group_consumer_max_size=c.group_consumer_max_size,
             group_consumer_assignors=parse_assignors(c.group_consumer_assignors),
+            group_consumer_migration_policy=c.group_consumer_migration_policy,
             offsets_retention_minutes=c.offsets_retention_minutes,
             offsets_retention_check_interval_ms=c.offsets_retention_check_interval_ms,
         )

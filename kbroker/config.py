@@ -76,6 +76,7 @@ class BrokerConfig:
     group_consumer_max_heartbeat_interval_ms: int = 15000
     group_consumer_max_size: int = 2147483647
     group_consumer_assignors: str = "uniform,range"
+    group_consumer_migration_policy: str = "bidirectional"
     offsets_retention_minutes: int = 10080
     offsets_retention_check_interval_ms: int = 600000
     transaction_max_timeout_ms: int = 900000
@@ -181,6 +182,7 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "group.consumer.max.heartbeat.interval.ms": ("group_consumer_max_heartbeat_interval_ms", int),
     "group.consumer.max.size": ("group_consumer_max_size", int),
     "group.consumer.assignors": ("group_consumer_assignors", str),
+    "group.consumer.migration.policy": ("group_consumer_migration_policy", lambda v: v.strip().lower()),
     "offsets.retention.minutes": ("offsets_retention_minutes", int),
     "offsets.retention.check.interval.ms": ("offsets_retention_check_interval_ms", int),
     "transaction.max.timeout.ms": ("transaction_max_timeout_ms", int),

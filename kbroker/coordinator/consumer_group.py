@@ -20,6 +20,7 @@ offsets ride on the group as on a ClassicGroup (`offsets`, `pending_txn`), owned
 
 from __future__ import annotations
 
+import base64
 import enum
 import uuid
 from collections import Counter
@@ -53,7 +54,7 @@ class ConsumerGroupMember:
     __slots__ = (
         "member_id", "instance_id", "rack_id", "client_id", "client_host", "rebalance_timeout_ms",
         "server_assignor", "subscribed_topic_names", "subscribed_topic_regex", "assignment",
-        "deadline_ms", "timer", "timer_due_ms", "rebalance_timer",
+        "deadline_ms", "timer", "timer_due_ms", "rebalance_timer", "classic",
     )
 
     def __init__(self, member_id: str) -> None:
@@ -71,6 +72,9 @@ class ConsumerGroupMember:
         self.timer: TimerHandle | None = None
         self.timer_due_ms = 0
         self.rebalance_timer: TimerHandle | None = None
+        # A classic member (JoinGroup/SyncGroup/Heartbeat) in a consumer-protocol group: its session timeout and
+        # its protocols [(name, metadata)] as it last joined; None for a consumer-protocol member.
+        self.classic: tuple[int, list[tuple[str, bytes]]] | None = None
 
     @property
     def member_epoch(self) -> int:
@@ -87,6 +91,8 @@ class ConsumerGroupMember:
             "topics": list(self.subscribed_topic_names), "regex": self.subscribed_topic_regex,
             "state": a.state.value, "epoch": a.member_epoch, "prev": a.previous_member_epoch,
             "assigned": encode_assignment(a.assigned), "revoking": encode_assignment(a.pending_revocation),
+            "classic": None if self.classic is None else [
+                self.classic[0], [[name, base64.b64encode(meta).decode("ascii")] for name, meta in self.classic[1]]],
         }
 
     @classmethod
@@ -97,6 +103,9 @@ class ConsumerGroupMember:
         m.subscribed_topic_names, m.subscribed_topic_regex = tuple(d["topics"]), d["regex"]
         m.assignment = MemberAssignment(MemberState(d["state"]), d["epoch"], d["prev"],
                                         decode_assignment(d["assigned"]), decode_assignment(d["revoking"]))
+        classic = d.get("classic")
+        if classic is not None:
+            m.classic = (classic[0], [(name, base64.b64decode(meta)) for name, meta in classic[1]])
         return m
 
 
@@ -121,6 +130,7 @@ class ConsumerGroup:
         self.metadata_version = -1  # the topic image's version subscription_metadata was computed at
         self.offsets: dict[TopicPartition, CommittedOffset] = {}
         self.pending_txn: dict[int, dict[TopicPartition, CommittedOffset]] = {}
+        self.pending_classic: set[str] = set()  # member ids handed to classic members (MEMBER_ID_REQUIRED)
 
     # -- what the state is -------------------------------------------------------------------------------------
 

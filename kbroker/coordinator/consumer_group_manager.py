@@ -27,6 +27,7 @@ Concurrency: the event loop only, as the GroupMetadataManager; groups live in th
 from __future__ import annotations
 
 import logging
+import struct
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,11 +38,20 @@ import re2
 from ..clock import Clock
 from ..errors import ErrorCode
 from .assignors import ASSIGNORS, MemberSpec
-from .classic_group import ClassicGroup
+from ..consumer_protocol import decode_consumer_assignment, decode_subscription_owned, encode_consumer_assignment
+from .classic_group import (
+    CONSUMER_PROTOCOL_TYPE,
+    ClassicGroup,
+    ClassicGroupMember,
+    GroupState,
+    consumer_subscription_topics,
+)
 from .consumer_group import ConsumerGroup, ConsumerGroupMember
-from .current_assignment_builder import Assignment, MemberState, reconcile
+from .current_assignment_builder import Assignment, MemberAssignment, MemberState, reconcile
 from .group_config import GroupConfig
+from .group_metadata_manager import GroupMetadataManager
 from .offsets import OffsetStore, StoreSnapshot
+from .results import JoinResult, LeaveResult, MemberLeaveResult, SyncResult
 
 log = logging.getLogger("kbroker.coordinator.consumer_group")
 
@@ -84,6 +94,7 @@ class DescribedMember:
     subscribed_topic_regex: str | None
     assignment: list[tuple[uuid.UUID, str, list[int]]]
     target_assignment: list[tuple[uuid.UUID, str, list[int]]]
+    classic: bool = False  # a classic member (JoinGroup/SyncGroup) in a consumer-protocol group
 
 
 @dataclass(slots=True)
@@ -126,14 +137,17 @@ class ConsumerGroupManager:
         groups: dict[str, Any],
         topics: TopicImage | None = None,
         on_change: Callable[[], None] | None = None,
+        classic: GroupMetadataManager | None = None,
     ) -> None:
-        """`groups` is the GroupMetadataManager's dict, shared: a group id names a classic or a consumer group."""
+        """`groups` is the GroupMetadataManager's dict, shared: a group id names a classic or a consumer group.
+        `classic`: that manager, which takes a group back when it converts to the classic protocol."""
         self._clock = clock
         self.config = config
         self._store = store
         self.groups = groups
         self.topics: TopicImage = topics if topics is not None else _EmptyImage()
         self._on_change = on_change
+        self._classic = classic
 
     # -- life cycle ----------------------------------------------------------------------------------------------
 
@@ -227,6 +241,8 @@ class ConsumerGroupManager:
         if isinstance(group, ConsumerGroup):
             return group
         if isinstance(group, ClassicGroup):
+            if group.members and create and self._may("upgrade"):
+                return self._upgrade(group)
             if group.members or group.pending_members or not create:
                 raise _Refused(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
             # An empty classic group (its offsets, say) becomes a consumer group, keeping its offsets (Kafka
@@ -352,31 +368,32 @@ class ConsumerGroupManager:
             group.add_member(member)
             log.info("group %s: member %s joins", group_id, member.member_id)
         bump = is_new or member.subscription() != old_subscription
+        old_assigned = member.assignment.assigned
+        self._advance(group, member, bump, owned, before)
+        full = member_epoch == 0 or (rebalance_timeout_ms != -1 and (names is not None or regex is not None)
+                                      and owned is not None)
+        assignment = dict(member.assignment.assigned) if full or member.assignment.assigned != old_assigned else None
+        return HeartbeatResult(ErrorCode.NONE, None, member.member_id, member.member_epoch,
+                               self.config.group_consumer_heartbeat_interval_ms, assignment)
 
+    def _advance(self, group: ConsumerGroup, member: ConsumerGroupMember, bump: bool, owned: Assignment | None,
+                 before: dict | None) -> None:
+        """Steps 2-4 of a heartbeat (or of a classic member's JoinGroup), then the session and the record."""
         # 2. The group epoch: up when subscriptions or the subscribed topics' metadata changed.
         if bump or group.metadata_version != self.topics.version:
             if self._refresh_metadata(group):
                 bump = True
         if bump:
             group.group_epoch += 1
-            log.info("group %s: group epoch %d", group_id, group.group_epoch)
-
+            log.info("group %s: group epoch %d", group.group_id, group.group_epoch)
         # 3. The target assignment, for the new group epoch.
         if group.group_epoch > group.assignment_epoch:
             self._compute_target(group)
-
         # 4. This member towards its target.
-        old_assigned = member.assignment.assigned
         self._reconcile(group, member, owned)
-
         self._touch(group, member)
         if bump or member.to_stored() != before:
             self._persist(group)
-        full = member_epoch == 0 or (rebalance_timeout_ms != -1 and (names is not None or regex is not None)
-                                      and owned is not None)
-        assignment = dict(member.assignment.assigned) if full or member.assignment.assigned != old_assigned else None
-        return HeartbeatResult(ErrorCode.NONE, None, member.member_id, member.member_epoch,
-                               self.config.group_consumer_heartbeat_interval_ms, assignment)
 
     def _refresh_metadata(self, group: ConsumerGroup) -> bool:
         """Resolves the members' regexes and the subscribed topics' ids and partition counts against the topic
@@ -481,6 +498,10 @@ class ConsumerGroupManager:
         group.group_epoch += 1
         if not group.members:
             group.state_timestamp_ms = self._clock.now_ms()
+        elif member.classic is None and all(m.classic is not None for m in group.members.values()) \
+                and self._may("downgrade") and self._classic is not None:
+            self._downgrade(group)
+            return
         if persist:
             self._persist(group)
         if self._on_change is not None:
@@ -495,11 +516,200 @@ class ConsumerGroupManager:
         if self._on_change is not None:
             self._on_change()
 
+    # -- classic members in a consumer group (Kafka's online upgrade and downgrade) ------------------------------
+    #
+    # A classic group whose members use the consumer protocol type becomes a consumer group when a member joins with
+    # ConsumerGroupHeartbeat: its members keep their ids, generations (as member epochs) and assignments, and go on
+    # with JoinGroup, SyncGroup and Heartbeat. The group's assignor computes their targets too; a classic member
+    # is told REBALANCE_IN_PROGRESS by Heartbeat until it has reconciled, and reconciles when it rejoins (an eager
+    # member has given up all it owned by then, a cooperative one says what it kept). When the last
+    # consumer-protocol member leaves, the group becomes a classic group again and rebalances.
+
+    def _may(self, direction: str) -> bool:
+        return self.config.group_consumer_migration_policy in (direction, "bidirectional")
+
+    def _names_to_ids(self, partitions: Mapping[str, Any]) -> Assignment:
+        image = self.topics.by_name
+        return {image[t].topic_id: frozenset(ps) for t, ps in partitions.items() if t in image and ps}
+
+    def _ids_to_names(self, assignment: Mapping[uuid.UUID, frozenset[int]]) -> dict[str, list[int]]:
+        by_id = {t.topic_id: name for name, t in self.topics.by_name.items()}
+        return {by_id[t]: sorted(ps) for t, ps in assignment.items() if t in by_id}
+
+    def _upgrade(self, classic: ClassicGroup) -> ConsumerGroup:
+        if classic.protocol_type != CONSUMER_PROTOCOL_TYPE or classic.state is not GroupState.STABLE:
+            raise _Refused(ErrorCode.GROUP_ID_NOT_FOUND,
+                           f"Cannot upgrade classic group {classic.group_id} to a consumer group: it is not a "
+                           f"stable group of the consumer protocol type.")
+        if len(classic.members) >= self.config.group_consumer_max_size:
+            raise _Refused(ErrorCode.GROUP_MAX_SIZE_REACHED,
+                           f"The consumer group has reached its maximum capacity of "
+                           f"{self.config.group_consumer_max_size} members.")
+        self._classic.release(classic)
+        group = ConsumerGroup(classic.group_id, self._clock.now_ms())
+        group.offsets, group.pending_txn = classic.offsets, classic.pending_txn
+        group.group_epoch = group.assignment_epoch = classic.generation_id
+        for cm in classic.members.values():
+            m = ConsumerGroupMember(cm.member_id)
+            m.instance_id, m.client_id, m.client_host = cm.group_instance_id, cm.client_id, cm.client_host
+            m.rebalance_timeout_ms = cm.rebalance_timeout_ms
+            m.classic = (cm.session_timeout_ms, list(cm.protocols))
+            try:
+                m.subscribed_topic_names = tuple(sorted(set(consumer_subscription_topics(
+                    cm.metadata(classic.protocol_name)))))
+            except (ValueError, IndexError, UnicodeDecodeError, struct.error):
+                m.subscribed_topic_names = ()
+            rows = decode_consumer_assignment(cm.assignment) or []
+            assigned = self._names_to_ids({r["topic"]: r["partitions"] for r in rows})
+            m.assignment = MemberAssignment(MemberState.STABLE, classic.generation_id, classic.generation_id,
+                                            assigned, {})
+            group.add_member(m)
+            group.target[m.member_id] = dict(assigned)
+            self._touch(group, m)
+        self._refresh_metadata(group)
+        self.groups[group.group_id] = group
+        log.info("group %s: upgraded from the classic protocol at generation %d with %d members",
+                 group.group_id, classic.generation_id, len(group.members))
+        return group
+
+    def _downgrade(self, group: ConsumerGroup) -> None:
+        names = [name for name, _ in next(iter(group.members.values())).classic[1]]
+        common = [n for n in names if all(any(p == n for p, _ in m.classic[1]) for m in group.members.values())]
+        classic = ClassicGroup(group.group_id, self._clock.now_ms())
+        classic.offsets, classic.pending_txn = group.offsets, group.pending_txn
+        classic.generation_id = group.group_epoch
+        classic.protocol_type = CONSUMER_PROTOCOL_TYPE
+        classic.protocol_name = common[0] if common else names[0]
+        for m in group.members.values():
+            self._cancel_timers(m)
+            cm = ClassicGroupMember(m.member_id, m.instance_id, m.client_id, m.client_host,
+                                    max(m.rebalance_timeout_ms, 0), m.classic[0], CONSUMER_PROTOCOL_TYPE,
+                                    list(m.classic[1]))
+            cm.assignment = encode_consumer_assignment(self._ids_to_names(m.assignment.assigned))
+            classic.members[cm.member_id] = cm
+            if cm.group_instance_id is not None:
+                classic.static_members[cm.group_instance_id] = cm.member_id
+        classic.leader_id = next(iter(classic.members))
+        classic.state = GroupState.STABLE
+        classic.subscribed_topics = classic.compute_subscribed_topics()
+        try:
+            self._store.drop_consumer_group(group.group_id)
+        except OSError:
+            log.exception("group %s: could not drop the consumer group's record", group.group_id)
+        log.info("group %s: downgraded to the classic protocol at generation %d", group.group_id,
+                 classic.generation_id)
+        self._classic.adopt(classic, "the last consumer-protocol member left: back to the classic protocol")
+        if self._on_change is not None:
+            self._on_change()
+
+    def _classic_member(self, group: ConsumerGroup, member_id: str, instance_id: str | None
+                        ) -> tuple[int, ConsumerGroupMember | None]:
+        if instance_id is not None:
+            current = group.static_members.get(instance_id)
+            if current is None:
+                return ErrorCode.UNKNOWN_MEMBER_ID, None
+            if current != member_id:
+                return ErrorCode.FENCED_INSTANCE_ID, None
+        member = group.members.get(member_id)
+        if member is None or member.classic is None:
+            return ErrorCode.UNKNOWN_MEMBER_ID, None
+        return ErrorCode.NONE, member
+
+    def classic_join(self, group: ConsumerGroup, member_id: str, instance_id: str | None, client_id: str,
+                     client_host: str, session_timeout_ms: int, rebalance_timeout_ms: int, protocol_type: str,
+                     protocols: list[tuple[str, bytes]], require_known_member_id: bool) -> JoinResult:
+        """JoinGroup of a classic member to a consumer-protocol group."""
+        if not self._may("upgrade"):
+            return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id=member_id)
+        if protocol_type != CONSUMER_PROTOCOL_TYPE or not protocols:
+            return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id=member_id)
+        protocols = [(name, bytes(meta)) for name, meta in protocols]
+        if not member_id:
+            new_id = f"{instance_id if instance_id is not None else client_id}-{uuid.uuid4()}"
+            if instance_id is None and require_known_member_id:
+                group.pending_classic.add(new_id)
+                return JoinResult(ErrorCode.MEMBER_ID_REQUIRED, member_id=new_id)
+            member_id = new_id
+        elif member_id in group.pending_classic:
+            group.pending_classic.discard(member_id)
+        else:
+            err, _ = self._classic_member(group, member_id, instance_id)
+            if err != ErrorCode.NONE:
+                return JoinResult(err, member_id=member_id)
+        member = group.members.get(member_id)
+        if member is None:
+            if len(group.members) >= self.config.group_consumer_max_size:
+                return JoinResult(ErrorCode.GROUP_MAX_SIZE_REACHED, member_id=member_id)
+            member = ConsumerGroupMember(member_id)
+            member.instance_id = instance_id
+        before = member.to_stored() if member_id in group.members else None
+        old_subscription = member.subscription()
+        try:
+            topics = consumer_subscription_topics(protocols[0][1])
+        except (ValueError, IndexError, UnicodeDecodeError, struct.error):
+            return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id=member_id)
+        member.subscribed_topic_names = tuple(sorted(set(topics)))
+        member.classic = (session_timeout_ms, protocols)
+        member.rebalance_timeout_ms = rebalance_timeout_ms
+        member.client_id, member.client_host = client_id, client_host
+        is_new = member_id not in group.members
+        if is_new:
+            group.add_member(member)
+            log.info("group %s: classic member %s joins the consumer group", group.group_id, member_id)
+        owned = self._names_to_ids(decode_subscription_owned(protocols[0][1]))
+        self._advance(group, member, is_new or member.subscription() != old_subscription, owned, before)
+        return JoinResult(ErrorCode.NONE, member.member_epoch, CONSUMER_PROTOCOL_TYPE, protocols[0][0], "", False,
+                          member_id, [])
+
+    def classic_sync(self, group: ConsumerGroup, generation_id: int, member_id: str, instance_id: str | None,
+                     protocol_name: str | None) -> SyncResult:
+        err, member = self._classic_member(group, member_id, instance_id)
+        if member is not None and generation_id != member.member_epoch:
+            err = ErrorCode.ILLEGAL_GENERATION
+        if err != ErrorCode.NONE:
+            return SyncResult(err)
+        self._touch(group, member)
+        return SyncResult(ErrorCode.NONE, CONSUMER_PROTOCOL_TYPE, protocol_name or member.classic[1][0][0],
+                          encode_consumer_assignment(self._ids_to_names(member.assignment.assigned)))
+
+    def classic_heartbeat(self, group: ConsumerGroup, generation_id: int, member_id: str,
+                          instance_id: str | None) -> int:
+        """REBALANCE_IN_PROGRESS until the member has reconciled to the group's target (it then rejoins)."""
+        err, member = self._classic_member(group, member_id, instance_id)
+        if member is not None and generation_id != member.member_epoch:
+            err = ErrorCode.ILLEGAL_GENERATION
+        if err != ErrorCode.NONE:
+            return err
+        self._touch(group, member)
+        if group.metadata_version != self.topics.version and self._refresh_metadata(group):
+            group.group_epoch += 1
+            self._persist(group)
+        if group.group_epoch > group.assignment_epoch:
+            self._compute_target(group)
+            self._persist(group)
+        reconciled = member.assignment.state is MemberState.STABLE and \
+            member.member_epoch == group.assignment_epoch and \
+            member.assignment.assigned == group.target.get(member_id, {})
+        return ErrorCode.NONE if reconciled else ErrorCode.REBALANCE_IN_PROGRESS
+
+    def classic_leave(self, group: ConsumerGroup, members) -> LeaveResult:
+        results = []
+        for member_id, instance_id, reason in members:
+            if not member_id and instance_id is not None:
+                member_id = group.static_members.get(instance_id, "")
+            err, member = self._classic_member(group, member_id, instance_id)
+            if member is None and member_id in group.members:
+                member, err = group.members[member_id], ErrorCode.NONE  # an admin removing a member
+            if member is not None:
+                self._fence(group, member, reason or "the member left")
+            results.append(MemberLeaveResult(member_id, instance_id, err))
+        return LeaveResult(ErrorCode.NONE, results)
+
     # -- timers --------------------------------------------------------------------------------------------------
 
     def _touch(self, group: ConsumerGroup, member: ConsumerGroupMember) -> None:
         """Pushes the session back; one timer per member, moved only when the deadline comes earlier."""
-        timeout_ms = self.config.group_consumer_session_timeout_ms
+        timeout_ms = self.config.group_consumer_session_timeout_ms if member.classic is None else member.classic[0]
         member.deadline_ms = self._clock.now_ms() + timeout_ms
         if member.timer is not None and member.timer_due_ms <= member.deadline_ms:
             return
@@ -559,7 +769,7 @@ class ConsumerGroupManager:
             DescribedMember(m.member_id, m.instance_id, m.rack_id, m.member_epoch, m.client_id, m.client_host,
                             list(m.subscribed_topic_names), m.subscribed_topic_regex,
                             self._topic_rows(m.assignment.assigned),
-                            self._topic_rows(group.target.get(m.member_id, {})))
+                            self._topic_rows(group.target.get(m.member_id, {})), m.classic is not None)
             for m in group.members.values()
         ]
         return ConsumerGroupDescription(

@@ -30,6 +30,7 @@ from typing import Any
 from ..clock import Clock, TimerHandle
 from ..errors import ErrorCode
 from .classic_group import CONSUMER_PROTOCOL_TYPE, ClassicGroup, ClassicGroupMember, GroupState
+from .consumer_group import ConsumerGroup
 from .consumer_group_manager import ConsumerGroupDescription, ConsumerGroupManager, HeartbeatResult, TopicImage
 from .current_assignment_builder import Assignment
 from .group_config import GroupConfig
@@ -88,7 +89,7 @@ class GroupCoordinator:
         self._store = offset_store if offset_store is not None else MemoryOffsetStore()
         self.group_manager = GroupMetadataManager(clock, config, self._store, on_change)
         self.consumer_manager = ConsumerGroupManager(clock, config, self._store, self.group_manager.groups, topics,
-                                                     on_change)
+                                                     on_change, self.group_manager)
         self.offset_manager = OffsetMetadataManager(clock, config, self._store, self.group_manager)
         self._loading = True
         self._closed = False
@@ -140,6 +141,12 @@ class GroupCoordinator:
             return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
         return ErrorCode.NONE
 
+    def _consumer_group_with_members(self, group_id: str) -> ConsumerGroup | None:
+        """A consumer-protocol group with members: the classic requests of its classic members (an online
+        migration) go to the ConsumerGroupManager."""
+        group = self.group_manager.groups.get(group_id)
+        return group if isinstance(group, ConsumerGroup) and group.members else None
+
     def _check(self, group_id: str | None, *, allow_empty_id: bool = False) -> int:
         """Kafka's validateGroupStatus. OffsetCommit, OffsetFetch, DescribeGroups and DeleteGroups accept the
         empty group id, for compatibility with old clients."""
@@ -171,6 +178,11 @@ class GroupCoordinator:
         err = self._check(group_id)
         if err != ErrorCode.NONE:
             return Reply.completed(JoinResult(err, member_id=member_id))
+        group = self._consumer_group_with_members(group_id)
+        if group is not None:
+            return Reply.completed(self.consumer_manager.classic_join(
+                group, member_id, group_instance_id, client_id, client_host, session_timeout_ms, rebalance_timeout_ms,
+                protocol_type, protocols, require_known_member_id))
         return self.group_manager.join_group(
             group_id, member_id, group_instance_id, client_id, client_host, session_timeout_ms, rebalance_timeout_ms,
             protocol_type, protocols, require_known_member_id, reason,
@@ -191,6 +203,10 @@ class GroupCoordinator:
         err = self._check(group_id)
         if err != ErrorCode.NONE:
             return Reply.completed(SyncResult(err))
+        group = self._consumer_group_with_members(group_id)
+        if group is not None:
+            return Reply.completed(self.consumer_manager.classic_sync(group, generation_id, member_id,
+                                                                      group_instance_id, protocol_name))
         return self.group_manager.sync_group(group_id, generation_id, member_id, group_instance_id, protocol_type,
                                              protocol_name, assignments)
 
@@ -199,6 +215,9 @@ class GroupCoordinator:
         err = self._check(group_id)
         if err != ErrorCode.NONE:
             return err
+        group = self._consumer_group_with_members(group_id)
+        if group is not None:
+            return self.consumer_manager.classic_heartbeat(group, generation_id, member_id, group_instance_id)
         return self.group_manager.heartbeat(group_id, generation_id, member_id, group_instance_id)
 
     def leave_group(self, group_id: str, members: Iterable[tuple[str, str | None, str | None]]) -> LeaveResult:
@@ -207,6 +226,9 @@ class GroupCoordinator:
         err = self._check(group_id)
         if err != ErrorCode.NONE:
             return LeaveResult(err)
+        group = self._consumer_group_with_members(group_id)
+        if group is not None:
+            return self.consumer_manager.classic_leave(group, members)
         return self.group_manager.leave_group(group_id, members)
 
     def describe_group(self, group_id: str) -> DescribeResult:

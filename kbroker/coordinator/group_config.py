@@ -8,6 +8,8 @@ from typing import Any
 
 from .assignors import ASSIGNORS
 
+MIGRATION_POLICIES = ("disabled", "upgrade", "downgrade", "bidirectional")
+
 
 @dataclass(frozen=True, slots=True)
 class GroupConfig:
@@ -31,6 +33,9 @@ class GroupConfig:
     group_consumer_max_size: int = 2**31 - 1
     # The server assignors, the first one the default (Kafka's group.consumer.assignors: uniform, range).
     group_consumer_assignors: tuple[str, ...] = ("uniform", "range")
+    # Classic members in a consumer group and back (KIP-848's online upgrade and downgrade): Kafka's
+    # group.consumer.migration.policy, one of disabled, upgrade, downgrade, bidirectional.
+    group_consumer_migration_policy: str = "bidirectional"
 
     def __post_init__(self) -> None:
         """Kafka's GroupCoordinatorConfig checks: each consumer-protocol timeout within its bounds, the heartbeat
@@ -45,6 +50,8 @@ class GroupConfig:
                                  f"group.consumer.max.{name.replace('_', '.')} ({hi}), not {value}")
         if self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms:
             raise ValueError("group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms")
+        if self.group_consumer_migration_policy not in MIGRATION_POLICIES:
+            raise ValueError(f"group.consumer.migration.policy must be one of {', '.join(MIGRATION_POLICIES)}")
         unknown = [a for a in self.group_consumer_assignors if a not in ASSIGNORS]
         if not self.group_consumer_assignors or unknown:
             raise ValueError(f"group.consumer.assignors: unknown {unknown}; known: {', '.join(ASSIGNORS)}")
@@ -58,6 +65,8 @@ class GroupConfig:
             name = key.replace(".", "_")
             if name == "group_consumer_assignors":
                 values[name] = parse_assignors(value)
+            elif name == "group_consumer_migration_policy":
+                values[name] = str(value).strip().lower()
             elif name in known:
                 values[name] = int(value)
         return cls(**values)

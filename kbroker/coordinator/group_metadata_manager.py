@@ -111,6 +111,21 @@ class GroupMetadataManager:
             group = self.groups[group_id] = ClassicGroup(group_id, self._clock.now_ms())
         return group
 
+    # -- converting between the protocols (group.consumer.migration.policy) --------------------------------------
+
+    def release(self, group: ClassicGroup) -> None:
+        """Stops a classic group's timers: it is being converted into a consumer group (an online upgrade)."""
+        self._cancel_group_timers(group)
+
+    def adopt(self, group: ClassicGroup, reason: str) -> None:
+        """Takes over a classic group converted from a consumer group (an online downgrade): its members' sessions
+        start now and it rebalances, so that they rejoin and their leader assigns again (as Kafka does)."""
+        self.groups[group.group_id] = group
+        for member in group.members.values():
+            self.touch(group, member)
+        self._persist_group(group)
+        self._prepare_rebalance(group, reason)
+
     # -- JoinGroup -----------------------------------------------------------------------------------------------
 
     def join_group(

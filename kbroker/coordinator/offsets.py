@@ -16,6 +16,7 @@ Records (state log magic b"KBOFFSET"), UTF-8 JSON objects, bytes in base64:
                                                   subscription, assignment]]}}
     {"op": "delete_group", "g": group}
     {"op": "consumer_group", "g": group, "v": {...}}   a consumer-protocol group's state (consumer_group.py)
+    {"op": "drop_consumer_group", "g": group}         the group went back to the classic protocol
     {"op": "txn_prepare" | "txn_complete", "pid": producer_id, "g": group, "o": [offset rows as in commit]}
 
 The store holds its own copy of the live state (it needs one to compact) and, like the coordinator, is used from the
@@ -125,6 +126,9 @@ class _LiveState:
     def consumer_group(self, group_id: str, value: dict) -> None:
         self.snapshot.consumer_groups[group_id] = value
 
+    def drop_consumer_group(self, group_id: str) -> None:
+        self.snapshot.consumer_groups.pop(group_id, None)
+
     def delete_group(self, group_id: str) -> None:
         self.snapshot.groups.pop(group_id, None)
         self.snapshot.consumer_groups.pop(group_id, None)
@@ -221,6 +225,10 @@ def _replay_consumer_group(state: _LiveState, r: dict) -> None:
     state.consumer_group(r["g"], r["v"])
 
 
+def _replay_drop_consumer_group(state: _LiveState, r: dict) -> None:
+    state.drop_consumer_group(r["g"])
+
+
 def _replay_txn_prepare(state: _LiveState, r: dict) -> None:
     state.txn_prepare(r["pid"], r["g"], _dec_offsets(r["o"]))
 
@@ -235,6 +243,7 @@ _OPS = {
     "group": _replay_group,
     "delete_group": _replay_delete_group,
     "consumer_group": _replay_consumer_group,
+    "drop_consumer_group": _replay_drop_consumer_group,
     "txn_prepare": _replay_txn_prepare,
     "txn_complete": _replay_txn_complete,
 }
@@ -300,6 +309,10 @@ class OffsetStore:
         """A consumer-protocol group's state (the whole group: the latest record per group is what counts)."""
         self._write({"op": "consumer_group", "g": group_id, "v": value},
                     lambda: self._state.consumer_group(group_id, value))
+
+    def drop_consumer_group(self, group_id: str) -> None:
+        """Forgets a consumer-protocol group's state, keeping its offsets (it became a classic group again)."""
+        self._write({"op": "drop_consumer_group", "g": group_id}, lambda: self._state.drop_consumer_group(group_id))
 
     def delete_group(self, group_id: str) -> None:
         """Removes the group's metadata, committed offsets and pending transactional offsets."""

@@ -1,6 +1,6 @@
 """ConsumerGroupDescribe (69): v0-1, a consumer-protocol group (KIP-848): state, group and assignment epochs, the
 assignor in use, and each member with its subscription, current and target assignment (topics by id and name).
-v1 adds the member type (1: a consumer-protocol member; classic members in a consumer group are not served).
+v1 adds the member type (1: a consumer-protocol member; 0: a classic member of a group being migrated).
 A classic group or an unknown one answers GROUP_ID_NOT_FOUND, as Kafka does (the admin clients then fall back to
 DescribeGroups).
 Authorisation: DESCRIBE on each group (GROUP_AUTHORIZATION_FAILED); its authorised operations when asked for.
@@ -14,7 +14,7 @@ from ..wire.messages import consumer_group_describe as API
 
 R = API.ConsumerGroupDescribeResponse
 
-CONSUMER_MEMBER_TYPE = 1  # Kafka's MemberType: 0 classic, 1 consumer
+CLASSIC_MEMBER_TYPE, CONSUMER_MEMBER_TYPE = 0, 1  # Kafka's MemberType
 
 
 def _assignment(rows) -> R.Assignment:
@@ -43,7 +43,7 @@ def handle(ctx, req: API.ConsumerGroupDescribeRequest) -> R:
                               subscribed_topic_regex=m.subscribed_topic_regex,
                               assignment=_assignment(m.assignment),
                               target_assignment=_assignment(m.target_assignment),
-                              member_type=CONSUMER_MEMBER_TYPE)
+                              member_type=CLASSIC_MEMBER_TYPE if m.classic else CONSUMER_MEMBER_TYPE)
                      for m in d.members],
             authorized_operations=ctx.authorized_operations(acl.GROUP, group_id)
             if req.include_authorized_operations else -2147483648,

@@ -377,3 +377,65 @@ def test_a_consumer_group_survives_a_broker_restart_with_its_members_at_their_ep
         for c in consumers:
             c.close()
         proc.kill()
+
+
+def test_online_upgrade_and_downgrade_between_a_classic_and_a_consumer_protocol_member(cbroker):
+    """A classic kafka-python member and a consumer-protocol confluent-kafka member in one group
+    (group.consumer.migration.policy=bidirectional, Kafka's default): the classic group becomes a consumer group
+    when the new member joins, they share the partitions, and it becomes a classic group again when the new member
+    leaves; every record is consumed and committed exactly once throughout."""
+    from support.groupclients import ConfluentCommitEachMember, KafkaPythonCommitEachMember
+
+    topic, group = _name("t"), _name("g")
+    bootstrap = cbroker.bootstrap_servers
+    ConfluentClient(bootstrap).create_topic(topic, 4)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    produced = [0] * 4
+
+    def produce_round(rounds: int = 5) -> None:
+        for _ in range(rounds):
+            for p in range(4):
+                producer.produce(topic, value=f"{p}:{produced[p]}".encode(), partition=p)
+                produced[p] += 1
+        assert producer.flush(30) == 0
+
+    def everything():
+        return {(p, o) for p in range(4) for o in range(produced[p])}
+
+    def group_type():
+        listed = {g.group_id: g for g in admin.list_consumer_groups(request_timeout=10).result().valid}
+        return listed[group].type if group in listed else None
+
+    classic = KafkaPythonCommitEachMember("classic-a", bootstrap, topic, group, session_timeout_ms=6000,
+                                          heartbeat_interval_ms=200, max_poll_interval_ms=30000).start()
+    modern = None
+    try:
+        produce_round()
+        wait_until(lambda: set(classic.consumed) == everything() or classic.failure, 30, "the classic member alone")
+        assert classic.owned() == {0, 1, 2, 3} and group_type() == ConsumerGroupType.CLASSIC
+
+        # Upgrade: a consumer-protocol member joins the classic group.
+        modern = ConfluentCommitEachMember("modern-b", bootstrap, topic, group, **{"group.protocol": "consumer"}).start()
+        wait_until(lambda: len(classic.owned()) == 2 and len(modern.owned()) == 2 and not classic.failure
+                   and not modern.failure, 30, lambda: f"a 2/2 split: {classic.events} {modern.events}")
+        assert classic.owned() | modern.owned() == {0, 1, 2, 3}
+        d = _describe(admin, group)
+        assert d.type == ConsumerGroupType.CONSUMER
+        assert sorted(m.client_id for m in d.members) == ["classic-a", "modern-b"]
+        produce_round()
+        wait_until(lambda: set(classic.consumed + modern.consumed) >= everything(), 30, "the mixed group to consume")
+
+        # Downgrade: the consumer-protocol member leaves; the group is classic again, its member takes all.
+        modern.stop()
+        wait_until(lambda: classic.owned() == {0, 1, 2, 3} and group_type() == ConsumerGroupType.CLASSIC, 30,
+                   lambda: f"the classic member alone again: {classic.events}, {group_type()}")
+        produce_round()
+        wait_until(lambda: set(classic.consumed + modern.consumed) >= everything(), 30, "the classic group to consume")
+    finally:
+        classic.stop()
+        if modern is not None:
+            modern.stop()
+    both = classic.consumed + modern.consumed
+    assert len(both) == len(set(both)), sorted({x for x in both if both.count(x) > 1})[:20]
+    assert set(both) == everything()

@@ -2,11 +2,14 @@
 revocation before reassignment, sessions, static members, topics changing under a subscription, the offsets' member
 epoch checks, and the group's state across a restart of the coordinator."""
 
+import struct
 import uuid
 from dataclasses import dataclass, field
 
 from kbroker.clock import ManualClock
+from kbroker.consumer_protocol import decode_consumer_assignment, encode_consumer_assignment
 from kbroker.coordinator import FileOffsetStore, GroupConfig, GroupCoordinator, MemoryOffsetStore
+from kbroker.coordinator.classic_group import ClassicGroup
 from kbroker.errors import ErrorCode
 
 SESSION_MS = 45_000
@@ -254,3 +257,64 @@ def test_the_group_survives_a_restart_of_the_coordinator(tmp_path):
     owned = {t: frozenset(p for _, _, ps in m1.assignment for p in ps)}
     assert hb(again, "m1", m1.member_epoch, owned=owned).error_code == 0
     assert again.fetch_offsets("g", [("t", 0)]).offsets[("t", 0)].offset == 7
+
+
+# -- classic members and the consumer protocol in one group (group.consumer.migration.policy) ----------------------
+
+def classic_subscription(*topics):
+    """A ConsumerProtocolSubscription v0 (an eager classic member)."""
+    out = struct.pack(">hi", 0, len(topics))
+    for t in topics:
+        out += struct.pack(">h", len(t)) + t.encode()
+    return out + struct.pack(">i", -1)
+
+
+def classic_join(coord, member, group="g"):
+    reply = coord.join_group(group, member, None, "classic", "127.0.0.1", 10_000, 30_000, "consumer",
+                             [("range", classic_subscription("t"))], False)
+    return reply.result()
+
+
+def classic_assignment(coord, member, generation, group="g"):
+    r = coord.sync_group(group, generation, member, None, "consumer", "range", {member: b""}).result()
+    assert r.error_code == 0, r
+    rows = decode_consumer_assignment(r.assignment)
+    return sorted(p for row in rows for p in row["partitions"])
+
+
+def test_a_classic_group_upgrades_when_a_consumer_protocol_member_joins_and_downgrades_when_it_leaves():
+    clock, topics, coord = coordinator()
+    t = topics.create("t", 4)
+    joined = classic_join(coord, "")
+    a, gen = joined.member_id, joined.generation_id
+    # The classic group's leader (its only member) assigns itself everything.
+    synced = coord.sync_group("g", gen, a, None, "consumer", "range",
+                              {a: encode_consumer_assignment({"t": [0, 1, 2, 3]})}).result()
+    assert synced.error_code == 0 and coord.group_state("g") == "Stable"
+
+    # Upgrade: a consumer-protocol member joins; the classic member keeps its partitions until it rejoins.
+    r = hb(coord, "m1", 0)
+    assert r.error_code == 0 and parts(r, t) == []
+    assert coord.list_groups(None, None).groups[0].group_type == "consumer"
+    assert coord.heartbeat("g", gen, a, None) == ErrorCode.REBALANCE_IN_PROGRESS
+    rejoined = classic_join(coord, a)
+    assert rejoined.error_code == 0 and rejoined.member_id == a
+    assert len(classic_assignment(coord, a, rejoined.generation_id)) == 2
+    assert coord.heartbeat("g", rejoined.generation_id, a, None) == ErrorCode.NONE
+    r = hb(coord, "m1", r.member_epoch, owned={})
+    assert len(parts(r, t)) == 2
+    assert {m.member_id: m.classic for m in coord.consumer_group_describe("g").members} == {a: True, "m1": False}
+
+    # Downgrade: the consumer-protocol member leaves; the classic member's group rebalances as a classic group.
+    hb(coord, "m1", -1)
+    assert isinstance(coord.group_manager.groups["g"], ClassicGroup)
+    assert coord.group_state("g") in ("PreparingRebalance", "CompletingRebalance")
+    assert coord.list_groups(None, None).groups[0].group_type == "classic"
+    assert coord.consumer_group_describe("g").error_code == ErrorCode.GROUP_ID_NOT_FOUND
+
+
+def test_the_migration_policy_can_refuse_classic_members():
+    _, topics, coord = coordinator(group_consumer_migration_policy="disabled")
+    topics.create("t", 1)
+    hb(coord, "m1", 0)
+    assert classic_join(coord, "").error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
