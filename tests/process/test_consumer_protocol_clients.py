@@ -149,7 +149,12 @@ def test_members_leave_are_killed_and_join_with_a_producer_running_and_no_record
     def committed() -> list[tuple[int, int]]:
         return [(e["p"], e["o"]) for m in members for e in list(m.events) if e["ev"] == "committed"]
 
-    wait_until(lambda: set(committed()) >= everything, 30,
+    # b was killed between reading a record and reporting its commit: whether that commit reached the broker is
+    # not known from b's side (at most one record per partition it owned); its next owner reads it again or not.
+    killed_in_flight = {(e["p"], e["o"]) for e in b.events if e["ev"] == "record"} - \
+        {(e["p"], e["o"]) for e in b.events if e["ev"] == "committed"}
+    assert len(killed_in_flight) <= PARTITIONS, killed_in_flight
+    wait_until(lambda: set(committed()) | killed_in_flight >= everything, 30,
                lambda: f"every record committed: missing {sorted(everything - set(committed()))[:10]}")
     c.terminate()
     d.terminate()
@@ -157,16 +162,10 @@ def test_members_leave_are_killed_and_join_with_a_producer_running_and_no_record
     # Each record's processing was acknowledged (its offset committed) exactly once, across four members and
     # three rebalances; a record read again was one whose first reading never got its commit acknowledged.
     assert len(done) == len(set(done)), sorted({x for x in done if done.count(x) > 1})[:20]
-    assert set(done) == everything
+    assert everything - killed_in_flight <= set(done) <= everything
     read = [(e["p"], e["o"]) for m in members for e in m.events if e["ev"] == "record"]
-    first_reads_committed = set()
-    for m in members:
-        reads = {(e["p"], e["o"]) for e in m.events if e["ev"] == "record"}
-        first_reads_committed |= reads & {(e["p"], e["o"]) for e in m.events if e["ev"] == "committed"}
     again = {x for x in read if read.count(x) > 1}
     uncommitted_reads = [(e["p"], e["o"]) for m in members for e in m.events if e["ev"] == "commit_failed"]
-    killed_in_flight = {(e["p"], e["o"]) for e in b.events if e["ev"] == "record"} - \
-        {(e["p"], e["o"]) for e in b.events if e["ev"] == "committed"}
     assert again <= set(uncommitted_reads) | killed_in_flight, sorted(again)[:20]
     print(f"{len(everything)} records; read twice: {len(again)} (commits refused: {len(uncommitted_reads)}, "
           f"in flight when killed: {len(killed_in_flight)})")
