@@ -362,12 +362,17 @@ def test_a_consumer_group_survives_a_broker_restart_with_its_members_at_their_ep
 
         # Both members heartbeat to the new process, and carry on in the same epochs: nobody was fenced and
         # nobody rejoined, so nothing rebalanced.
+        def seen_requests() -> list[dict]:
+            status, seen = control._call("GET", "/requests?limit=1000")
+            assert status == 200, (status, seen)
+            return seen
+
         def heartbeats_from_both():
             for c in consumers:
                 c.poll(0.05)
-            status, seen = control._call("GET", "/requests?limit=1000")
-            return {r["client_id"] for r in seen if r["api"] == "ConsumerGroupHeartbeat"} >= {"a", "b"}
-        wait_until(heartbeats_from_both, 30, "heartbeats from both members after the restart")
+            return {r["client_id"] for r in seen_requests() if r["api"] == "ConsumerGroupHeartbeat"} >= {"a", "b"}
+        wait_until(heartbeats_from_both, 60, lambda: "heartbeats from both members after the restart; requests "
+                   f"seen: {sorted({(r['client_id'], r['api']) for r in seen_requests()})}")
         after = control.group(group)
         assert after["generation_id"] == before["generation_id"], (before, after)
         assert sorted((m["member_id"], m["member_epoch"], str(m["assignment"])) for m in after["members"]) == \
