@@ -57,7 +57,8 @@ from .results import (
 
 __all__ = [
     "CONSUMER_PROTOCOL_TYPE", "NEW_MEMBER_JOIN_TIMEOUT_MS", "NO_OFFSET", "ClassicGroup", "ClassicGroupMember",
-    "CommittedOffset", "ConsumerGroupDescription", "DescribeResult", "HeartbeatResult", "GroupConfig", "GroupCoordinator", "GroupState", "JoinMember", "JoinResult",
+    "CommittedOffset", "ConsumerGroupDescription",
+    "DescribeResult", "HeartbeatResult", "GroupConfig", "GroupCoordinator", "GroupState", "JoinMember", "JoinResult",
     "LeaveResult", "LeavingMember", "ListGroupsResult", "ListedGroup", "MemberDescription", "MemberLeaveResult",
     "OffsetAndMetadata", "OffsetDeleteResult", "OffsetFetchResult", "Reply", "StoredGroup", "StoredMember",
     "SyncResult", "TopicPartition",
