@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import consumer_group_describe as API
+from .describe_groups import _address
 
 R = API.ConsumerGroupDescribeResponse
 
@@ -38,7 +39,8 @@ def handle(ctx, req: API.ConsumerGroupDescribeRequest) -> R:
             group_id=group_id, group_state=d.state, group_epoch=d.group_epoch, assignment_epoch=d.assignment_epoch,
             assignor_name=d.assignor_name,
             members=[R.Member(member_id=m.member_id, instance_id=m.instance_id, rack_id=m.rack_id,
-                              member_epoch=m.member_epoch, client_id=m.client_id, client_host=m.client_host,
+                              member_epoch=m.member_epoch, client_id=m.client_id,
+                              client_host=_address(m.client_host),
                               subscribed_topic_names=m.subscribed_topic_names,
                               subscribed_topic_regex=m.subscribed_topic_regex,
                               assignment=_assignment(m.assignment),
