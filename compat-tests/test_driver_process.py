@@ -71,6 +71,14 @@ def test_driver_that_dies_fails_the_operation_with_its_stderr_and_is_replaced(po
     assert pool.call({"op": "pid"}, 10) != pid
 
 
+def test_driver_that_died_while_idle_is_replaced_without_failing_an_operation(pool):
+    pid = pool.call({"op": "pid"}, 10)
+    idle = pool._all[0].proc
+    idle.kill()
+    idle.wait()
+    assert pool.call({"op": "pid"}, 10) != pid
+
+
 def test_driver_that_overruns_is_stopped_and_replaced(pool):
     pid = pool.call({"op": "pid"}, 10)
     with pytest.raises(ClientError) as e:

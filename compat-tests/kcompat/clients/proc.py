@@ -131,8 +131,13 @@ class DriverPool:
         self._lock = threading.Lock()
 
     def call(self, arg: dict, timeout_s: float):
+        driver = None
         with self._lock:
-            driver = self._idle.pop() if self._idle else None
+            while self._idle and driver is None:
+                driver = self._idle.pop()
+                if not driver.alive():  # it died between operations: no operation of its to fail
+                    self._all.remove(driver)
+                    driver = None
         if driver is None:
             driver = Driver(self.cmd)
             with self._lock:
