@@ -52,6 +52,7 @@ MODULES = {
     65: 'describe_transactions',
     66: 'list_transactions',
     68: 'consumer_group_heartbeat',
+    75: 'describe_topic_partitions',
 }
 
 NAMES = {
@@ -98,6 +99,7 @@ NAMES = {
     65: 'DescribeTransactions',
     66: 'ListTransactions',
     68: 'ConsumerGroupHeartbeat',
+    75: 'DescribeTopicPartitions',
 }
 
 

@@ -10,6 +10,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -18,6 +19,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
@@ -29,9 +31,11 @@ import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.DescribeTopicsOptions;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -108,6 +112,7 @@ public final class Driver {
         String op = arg.path("op").asText();
         switch (op) {
             case "cluster": return cluster(arg);
+            case "describeTopics": return describeTopics(arg);
             case "createTopic": return createTopic(arg);
             case "deleteTopic": return withAdmin(arg, a -> a.deleteTopics(List.of(arg.get("topic").asText())).all().get());
             case "describeConfigs": return describeConfigs(arg);
@@ -275,6 +280,50 @@ public final class Driver {
             res.put("brokers", brokers);
             res.put("topics", topics);
             return res;
+        });
+    }
+
+    private static List<Integer> ids(List<Node> nodes) {
+        List<Integer> out = new ArrayList<>();
+        nodes.forEach(n -> out.add(n.id()));
+        return out;
+    }
+
+    // Admin.describeTopics as a Kafka 4 client sends it (DescribeTopicPartitions, paged by "limit" partitions
+    // per answer when given): per topic its partitions with leader, replicas and ISR, its authorised
+    // operations, or the error kind.
+    private static Object describeTopics(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            List<String> names = new ArrayList<>();
+            arg.path("topics").forEach(t -> names.add(t.asText()));
+            DescribeTopicsOptions options = new DescribeTopicsOptions().includeAuthorizedOperations(true);
+            if (arg.has("limit")) options.partitionSizeLimitPerResponse(arg.get("limit").asInt());
+            Map<String, Object> out = new TreeMap<>();
+            for (var e : admin.describeTopics(names, options).topicNameValues().entrySet()) {
+                Map<String, Object> topic = new LinkedHashMap<>();
+                try {
+                    TopicDescription d = e.getValue().get();
+                    List<Object> partitions = new ArrayList<>();
+                    for (TopicPartitionInfo p : d.partitions()) {
+                        Map<String, Object> part = new LinkedHashMap<>();
+                        part.put("partition", p.partition());
+                        part.put("leader", p.leader() == null ? -1 : p.leader().id());
+                        part.put("replicas", ids(p.replicas()));
+                        part.put("isr", ids(p.isr()));
+                        partitions.add(part);
+                    }
+                    topic.put("id", d.topicId().toString());
+                    topic.put("partitions", partitions);
+                    List<String> ops = new ArrayList<>();
+                    if (d.authorizedOperations() != null) d.authorizedOperations().forEach(o -> ops.add(o.name()));
+                    Collections.sort(ops);
+                    topic.put("authorizedOperations", ops);
+                } catch (ExecutionException failed) {
+                    topic.put("error", kind(failed));
+                }
+                out.put(e.getKey(), topic);
+            }
+            return out;
         });
     }
 
