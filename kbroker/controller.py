@@ -185,6 +185,17 @@ class Controller:
         """A block [first, end) of producer ids no other broker was or will be given (AllocateProducerIds)."""
         raise NotImplementedError
 
+    # -- feature levels (KIP-584; features.py says which levels kbroker has) -----------------------------
+
+    def feature_levels(self) -> tuple[dict[str, int], int]:
+        """The feature levels UpdateFeatures finalized (name -> level; a feature not named is at its default
+        level) and their epoch, which every change raises."""
+        raise NotImplementedError
+
+    def set_feature_levels(self, levels: dict[str, int]) -> None:
+        """Finalize these levels for the whole cluster, durably, and raise the epoch."""
+        raise NotImplementedError
+
 
 def place_replicas(brokers: list[int], num_partitions: int, replication_factor: int,
                    first_partition: int = 0, start: int | None = None) -> list[list[int]]:
@@ -507,6 +518,16 @@ class InProcessController(Controller):
         self._store.close()
 
     # -- ids ---------------------------------------------------------------------------------------------
+
+    def feature_levels(self) -> tuple[dict[str, int], int]:
+        return dict(self._doc.get("feature_levels", {})), self._doc.get("feature_levels_epoch", 0)
+
+    def set_feature_levels(self, levels: dict[str, int]) -> None:
+        with self.batch():
+            self._doc["feature_levels"] = {**self._doc.get("feature_levels", {}), **levels}
+            self._doc["feature_levels_epoch"] = self._doc.get("feature_levels_epoch", 0) + 1
+            self._record_fact("feature_levels")
+            self._record_fact("feature_levels_epoch")
 
     def allocate_producer_ids(self) -> tuple[int, int]:
         first = self._doc.get("producer_id_block_end", 0)

@@ -27,11 +27,12 @@ KNOWN: list[Known] = [
     # -- ApiVersions --------------------------------------------------------------------------------------
     Known("api_versions_ranges@*", "*", "api_keys*",
           "kbroker serves fewer APIs than Kafka 4.4 (no AlterReplicaLogDirs, ElectLeaders, reassignment, quotas, "
-          "DescribeTopicPartitions, share groups, ...) and some at older newest versions (issue 18's list; Kafka 4 "
+          "share groups, ...) and some at older newest versions (issue 18's list; Kafka 4 "
           "issue)"),
     Known("api_versions_ranges@v*", "*", "*features*",
-          "kbroker has no feature versioning (KIP-584): no supported/finalized features, epoch -1; Kafka lists "
-          "metadata.version, group.version, transaction.version..."),
+          "kbroker supports and finalizes only the feature levels it implements (features.py): metadata.version 33, "
+          "transaction.version up to 1; Kafka 4.4 also finalizes transaction.version 2 (KIP-890 part 2), "
+          "kraft.version, share.version, streams.version and eligible.leader.replicas.version"),
     Known("api_versions_bad_software_name@v3", "bad_name", "api_keys*",
           "on INVALID_REQUEST for a bad client software name Kafka sends no API ranges; kbroker sends them "
           "(same error code; clients give up either way)"),

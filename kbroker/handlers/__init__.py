@@ -57,6 +57,7 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     47: ('offset_delete', (0, 0)),  # OffsetDelete
     50: ('describe_user_scram_credentials', (0, 0)),  # DescribeUserScramCredentials
     51: ('alter_user_scram_credentials', (0, 0)),  # AlterUserScramCredentials
+    57: ('update_features', (0, 2)),  # UpdateFeatures
     60: ('describe_cluster', (0, 2)),  # DescribeCluster
     61: ('describe_producers', (0, 0)),  # DescribeProducers
     65: ('describe_transactions', (0, 0)),  # DescribeTransactions

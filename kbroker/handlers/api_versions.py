@@ -2,14 +2,16 @@
 Kafka's pattern (INVALID_REQUEST otherwise). A request above v4 is answered by the server with
 UNSUPPORTED_VERSION and a v0 body (see server.py). The answer is built from the handler table.
 
-Features: kbroker finalizes no feature levels, so clients see no ``transaction.version`` >= 2 and use the
-classic transaction protocol (KIP-890 v2 is not implemented).
+Features (v3+, KIP-584): the supported and finalized feature levels and their epoch (features.py says which
+and why); ``transaction.version`` stays below 2, so clients use the classic transaction protocol. Before v4,
+supported features whose lowest level is 0 are left out (KAFKA-17011).
 """
 
 from __future__ import annotations
 
 import re
 
+from .. import features
 from ..errors import ErrorCode
 from ..wire.messages import api_versions as API
 
@@ -25,7 +27,18 @@ def handle(ctx, req: API.ApiVersionsRequest) -> API.ApiVersionsResponse:
     if ctx.version >= 3 and not (_SOFTWARE.match(req.client_software_name or "")
                                  and _SOFTWARE.match(req.client_software_version or "")):
         return API.ApiVersionsResponse(error_code=ErrorCode.INVALID_REQUEST, api_keys=_api_keys(ctx.broker))
-    return API.ApiVersionsResponse(error_code=0, api_keys=_api_keys(ctx.broker), finalized_features_epoch=-1)
+    resp = API.ApiVersionsResponse(error_code=0, api_keys=_api_keys(ctx.broker), finalized_features_epoch=-1)
+    if ctx.version >= 3:
+        supported = features.supported_features(ctx.broker.api_versions)
+        levels, epoch = ctx.broker.controller.feature_levels()
+        resp.supported_features = [
+            API.ApiVersionsResponse.SupportedFeatureKey(name=name, min_version=lo, max_version=hi)
+            for name, (lo, hi) in sorted(supported.items()) if lo > 0 or ctx.version >= 4]
+        resp.finalized_features = [
+            API.ApiVersionsResponse.FinalizedFeatureKey(name=name, max_version_level=level, min_version_level=level)
+            for name, level in sorted(features.finalized_features(supported, levels).items())]
+        resp.finalized_features_epoch = epoch
+    return resp
 
 
 def unsupported_version_response(broker) -> API.ApiVersionsResponse:

@@ -32,6 +32,9 @@ import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.DescribeTopicsOptions;
+import org.apache.kafka.clients.admin.FeatureMetadata;
+import org.apache.kafka.clients.admin.FeatureUpdate;
+import org.apache.kafka.clients.admin.UpdateFeaturesOptions;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
@@ -113,6 +116,8 @@ public final class Driver {
         switch (op) {
             case "cluster": return cluster(arg);
             case "describeTopics": return describeTopics(arg);
+            case "describeFeatures": return describeFeatures(arg);
+            case "updateFeatures": return updateFeatures(arg);
             case "createTopic": return createTopic(arg);
             case "deleteTopic": return withAdmin(arg, a -> a.deleteTopics(List.of(arg.get("topic").asText())).all().get());
             case "describeConfigs": return describeConfigs(arg);
@@ -322,6 +327,43 @@ public final class Driver {
                     topic.put("error", kind(failed));
                 }
                 out.put(e.getKey(), topic);
+            }
+            return out;
+        });
+    }
+
+    // Admin.describeFeatures: {"supported": {name: [min, max]}, "finalized": {name: level}, "epoch": n}
+    private static Object describeFeatures(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            FeatureMetadata f = admin.describeFeatures().featureMetadata().get();
+            Map<String, Object> supported = new TreeMap<>();
+            f.supportedFeatures().forEach((k, v) -> supported.put(k, Arrays.asList(v.minVersion(), v.maxVersion())));
+            Map<String, Object> finalized = new TreeMap<>();
+            f.finalizedFeatures().forEach((k, v) -> finalized.put(k, v.maxVersionLevel()));
+            Map<String, Object> out = new LinkedHashMap<>();
+            out.put("supported", supported);
+            out.put("finalized", finalized);
+            out.put("epoch", f.finalizedFeaturesEpoch().orElse(-1L));
+            return out;
+        });
+    }
+
+    // Admin.updateFeatures: {"updates": {name: [level, "UPGRADE"|"SAFE_DOWNGRADE"|"UNSAFE_DOWNGRADE"]},
+    // "validateOnly": bool}; per feature null (done) or the error kind and message.
+    private static Object updateFeatures(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            Map<String, FeatureUpdate> updates = new HashMap<>();
+            arg.path("updates").fields().forEachRemaining(e -> updates.put(e.getKey(), new FeatureUpdate(
+                (short) e.getValue().get(0).asInt(), FeatureUpdate.UpgradeType.valueOf(e.getValue().get(1).asText()))));
+            UpdateFeaturesOptions options = new UpdateFeaturesOptions().validateOnly(arg.path("validateOnly").asBoolean());
+            Map<String, Object> out = new TreeMap<>();
+            for (var e : admin.updateFeatures(updates, options).values().entrySet()) {
+                try {
+                    e.getValue().get();
+                    out.put(e.getKey(), null);
+                } catch (ExecutionException failed) {
+                    out.put(e.getKey(), failed.getCause().getClass().getSimpleName() + ": " + failed.getCause().getMessage());
+                }
             }
             return out;
         });
