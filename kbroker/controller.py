@@ -196,6 +196,16 @@ class Controller:
         """Finalize these levels for the whole cluster, durably, and raise the epoch."""
         raise NotImplementedError
 
+    # -- client metrics subscriptions (KIP-714; client_metrics.py reads them) ----------------------------
+
+    def client_metrics_subscriptions(self) -> dict[str, dict[str, str]]:
+        """The CLIENT_METRICS config resources: subscription name -> its configs."""
+        raise NotImplementedError
+
+    def set_client_metrics_subscription(self, name: str, configs: dict[str, str]) -> None:
+        """Replace a subscription's configs, durably, for the whole cluster; no configs deletes it."""
+        raise NotImplementedError
+
 
 def place_replicas(brokers: list[int], num_partitions: int, replication_factor: int,
                    first_partition: int = 0, start: int | None = None) -> list[list[int]]:
@@ -528,6 +538,18 @@ class InProcessController(Controller):
             self._doc["feature_levels_epoch"] = self._doc.get("feature_levels_epoch", 0) + 1
             self._record_fact("feature_levels")
             self._record_fact("feature_levels_epoch")
+
+    def client_metrics_subscriptions(self) -> dict[str, dict[str, str]]:
+        return {name: dict(c) for name, c in self._doc.get("client_metrics", {}).items()}
+
+    def set_client_metrics_subscription(self, name: str, configs: dict[str, str]) -> None:
+        subscriptions = self.client_metrics_subscriptions()
+        if configs:
+            subscriptions[name] = dict(configs)
+        else:
+            subscriptions.pop(name, None)
+        self._doc["client_metrics"] = subscriptions
+        self._record_fact("client_metrics")
 
     def allocate_producer_ids(self) -> tuple[int, int]:
         first = self._doc.get("producer_id_block_end", 0)

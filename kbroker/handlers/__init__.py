@@ -62,6 +62,8 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     61: ('describe_producers', (0, 0)),  # DescribeProducers
     65: ('describe_transactions', (0, 0)),  # DescribeTransactions
     66: ('list_transactions', (0, 2)),  # ListTransactions
+    71: ('get_telemetry_subscriptions', (0, 0)),  # GetTelemetrySubscriptions
+    72: ('push_telemetry', (0, 0)),  # PushTelemetry
     75: ('describe_topic_partitions', (0, 0)),  # DescribeTopicPartitions
 }
 

@@ -27,6 +27,8 @@ def handle(ctx, req: API.ApiVersionsRequest) -> API.ApiVersionsResponse:
     if ctx.version >= 3 and not (_SOFTWARE.match(req.client_software_name or "")
                                  and _SOFTWARE.match(req.client_software_version or "")):
         return API.ApiVersionsResponse(error_code=ErrorCode.INVALID_REQUEST, api_keys=_api_keys(ctx.broker))
+    if ctx.version >= 3 and ctx.session is not None:  # what client metrics subscriptions match on (KIP-714)
+        ctx.session.client_software = (req.client_software_name, req.client_software_version)
     resp = API.ApiVersionsResponse(error_code=0, api_keys=_api_keys(ctx.broker), finalized_features_epoch=-1)
     if ctx.version >= 3:
         supported = features.supported_features(ctx.broker.api_versions)

@@ -53,6 +53,8 @@ MODULES = {
     65: 'describe_transactions',
     66: 'list_transactions',
     68: 'consumer_group_heartbeat',
+    71: 'get_telemetry_subscriptions',
+    72: 'push_telemetry',
     75: 'describe_topic_partitions',
 }
 
@@ -101,6 +103,8 @@ NAMES = {
     65: 'DescribeTransactions',
     66: 'ListTransactions',
     68: 'ConsumerGroupHeartbeat',
+    71: 'GetTelemetrySubscriptions',
+    72: 'PushTelemetry',
     75: 'DescribeTopicPartitions',
 }
 
