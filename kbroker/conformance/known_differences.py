@@ -27,8 +27,9 @@ KNOWN: list[Known] = [
     # -- ApiVersions --------------------------------------------------------------------------------------
     Known("api_versions_ranges@*", "*", "api_keys*",
           "kbroker serves fewer APIs than Kafka 4.4 (no AlterReplicaLogDirs, ElectLeaders, reassignment, quotas, "
-          "share groups, ...) and some at older newest versions (issue 18's list; Kafka 4 "
-          "issue)"),
+          "share groups, ...), some at older newest versions (OffsetCommit/OffsetFetch v10, TxnOffsetCommit v6, "
+          "DeleteGroups v3: the README's compatibility table), and advertises the telemetry APIs (71, 72), which "
+          "Kafka advertises only with a telemetry reporter plugin"),
     Known("api_versions_ranges@v*", "*", "*features*",
           "kbroker supports and finalizes only the feature levels it implements (features.py): metadata.version 33, "
           "transaction.version up to 1; Kafka 4.4 also finalizes transaction.version 2 (KIP-890 part 2), "
