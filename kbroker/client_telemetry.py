@@ -83,14 +83,20 @@ def decode_metrics(payload: bytes, compression: int, max_bytes: int) -> dict:
     return {"resource": resource, "metrics": metrics}
 
 
+MAX_KEPT = 1000  # client instances whose latest push is kept; the longest silent goes first
+
+
 class TelemetryStore:
-    """The latest push of each client instance this broker received."""
+    """The latest push of each client instance this broker received (of the MAX_KEPT most recent)."""
 
     def __init__(self):
         self.latest: dict[uuid.UUID, dict] = {}
 
     def keep(self, instance, decoded: dict, terminating: bool) -> None:
         a = instance.attributes
+        self.latest.pop(instance.instance_id, None)  # the dict keeps the latest last
+        if len(self.latest) >= MAX_KEPT:
+            del self.latest[next(iter(self.latest))]
         self.latest[instance.instance_id] = {
             "client_instance_id": str(instance.instance_id), "client_id": a.get("client_id"),
             "client_software_name": a.get("client_software_name"),
@@ -101,7 +107,7 @@ class TelemetryStore:
             "received_ms": int(time.time() * 1000), **decoded}
 
     def pushes(self) -> list[dict]:
-        return sorted(self.latest.values(), key=lambda p: p["received_ms"])
+        return list(self.latest.values())
 
 
 def telemetry_store(broker) -> TelemetryStore:

@@ -187,24 +187,36 @@ class Controller:
 
     # -- feature levels (KIP-584; features.py says which levels kbroker has) -----------------------------
 
+    # Kept here in memory for a controller that has no durable place for them yet; InProcessController keeps
+    # them in its topic store, and so should any controller that persists the cluster's metadata.
+
     def feature_levels(self) -> tuple[dict[str, int], int]:
         """The feature levels UpdateFeatures finalized (name -> level; a feature not named is at its default
         level) and their epoch, which every change raises."""
-        raise NotImplementedError
+        return dict(self.__dict__.get("_feature_levels", {})), self.__dict__.get("_feature_levels_epoch", 0)
 
     def set_feature_levels(self, levels: dict[str, int]) -> None:
         """Finalize these levels for the whole cluster, durably, and raise the epoch."""
-        raise NotImplementedError
+        self._feature_levels = {**self.__dict__.get("_feature_levels", {}), **levels}
+        self._feature_levels_epoch = self.__dict__.get("_feature_levels_epoch", 0) + 1
 
     # -- client metrics subscriptions (KIP-714; client_metrics.py reads them) ----------------------------
 
     def client_metrics_subscriptions(self) -> dict[str, dict[str, str]]:
         """The CLIENT_METRICS config resources: subscription name -> its configs."""
-        raise NotImplementedError
+        return {n: dict(c) for n, c in self.__dict__.get("_client_metrics", {}).items()}
 
     def set_client_metrics_subscription(self, name: str, configs: dict[str, str]) -> None:
         """Replace a subscription's configs, durably, for the whole cluster; no configs deletes it."""
-        raise NotImplementedError
+        self._client_metrics = _with_subscription(self.client_metrics_subscriptions(), name, configs)
+
+
+def _with_subscription(subscriptions: dict, name: str, configs: dict[str, str]) -> dict:
+    """``subscriptions`` with ``name``'s configs replaced (removed when there are none)."""
+    out = {n: c for n, c in subscriptions.items() if n != name}
+    if configs:
+        out[name] = dict(configs)
+    return out
 
 
 def place_replicas(brokers: list[int], num_partitions: int, replication_factor: int,
@@ -543,12 +555,7 @@ class InProcessController(Controller):
         return {name: dict(c) for name, c in self._doc.get("client_metrics", {}).items()}
 
     def set_client_metrics_subscription(self, name: str, configs: dict[str, str]) -> None:
-        subscriptions = self.client_metrics_subscriptions()
-        if configs:
-            subscriptions[name] = dict(configs)
-        else:
-            subscriptions.pop(name, None)
-        self._doc["client_metrics"] = subscriptions
+        self._doc["client_metrics"] = _with_subscription(self.client_metrics_subscriptions(), name, configs)
         self._record_fact("client_metrics")
 
     def allocate_producer_ids(self) -> tuple[int, int]:
