@@ -9,7 +9,8 @@ Paging, as Kafka's DescribeTopicPartitionsRequestHandler and
 ``KRaftMetadataCache.getTopicMetadataForDescribeTopicResponse``: the topics asked for (every topic when the
 list is empty) from the cursor's topic name on, in name order; the cursor's partition index is where its
 topic starts, the other topics start at 0. At most ``min(max.request.partition.size.limit,
-ResponsePartitionLimit)`` partitions are answered; a topic cut short sets NextCursor to its first partition
+ResponsePartitionLimit)`` partitions are answered, and at least one (a limit of 0 or less answers one, as a
+real Kafka 4.4.0 does); a topic cut short sets NextCursor to its first partition
 left out, and a topic reached with nothing left sets it to that topic at partition 0. A named topic that
 does not exist is answered UNKNOWN_TOPIC_OR_PARTITION (INVALID_TOPIC_EXCEPTION for an illegal name); when
 every topic was asked for, only existing topics are listed. A cursor topic missing from a non-empty topic
@@ -55,7 +56,7 @@ def handle(ctx, req: API.DescribeTopicPartitionsRequest) -> R:
         elif not fetch_all:
             unauthorized.append(R.DescribeTopicPartitionsResponseTopic(
                 error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED, name=name, topic_id=ZERO_UUID, partitions=[]))
-    limit = min(broker.config.max_request_partition_size_limit, req.response_partition_limit)
+    limit = max(1, min(broker.config.max_request_partition_size_limit, req.response_partition_limit))
     response = R(throttle_time_ms=0, topics=[])
     remaining = limit
     for name in authorized:

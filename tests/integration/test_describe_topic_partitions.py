@@ -144,3 +144,11 @@ def test_describe_is_authorised_per_topic():
     assert all(t.topic_id == ZERO_UUID for t in named.topics[1:])
     assert named.topics[0].topic_authorized_operations == acl.bit_set([acl.CREATE, acl.DESCRIBE])
     assert [t.name for t in everything.topics] == ["seen"]
+
+
+def test_a_limit_of_zero_or_less_answers_one_partition(conn):
+    # As a real Kafka 4.4.0 answers (compared over the wire).
+    for limit in (0, -5):
+        resp = ask(conn, ["dtp-a"], limit=limit)
+        assert [(t.name, [p.partition_index for p in t.partitions]) for t in resp.topics] == [("dtp-a", [0])]
+        assert (resp.next_cursor.topic_name, resp.next_cursor.partition_index) == ("dtp-a", 1)
