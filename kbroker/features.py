@@ -5,12 +5,15 @@ QuorumFeatures and FeatureControlManager make them.
 kbroker supports only the levels whose behaviour it has, so that no client switches on a protocol kbroker
 does not speak because of a level it reads:
 
-| feature | supported | finalized by default | why |
-|---|---|---|---|
-| metadata.version | 33 | 33 | Kafka 4.4's latest production level (what a new 4.4 cluster is formatted with); kbroker's metadata has one shape, so no other level |
-| transaction.version | 0-1 | 1 | level 1 changes only the transaction log's record format, which is the broker's own; level 2 (KIP-890 part 2: an epoch bump per transaction, implicit AddPartitionsToTxn, EndTxn v5) is not implemented, so clients keep the classic transaction protocol |
-| group.version | 1, while ConsumerGroupHeartbeat (68) is served | 1 | level 1 tells clients that the KIP-848 consumer protocol is available; without the API it is not supported (level 0, unreported) |
-| kraft.version, share.version, streams.version, eligible.leader.replicas.version | - | 0 | dynamic KRaft quorums, share groups (KIP-932), streams groups (KIP-1071) and ELR are not implemented |
+- metadata.version: supports 33, finalized 33 (Kafka 4.4's latest production level, what a new 4.4 cluster is
+  formatted with); kbroker's metadata has one shape, so no other level.
+- transaction.version: supports 0-1, finalized 1. Level 1 changes only the transaction log's record format,
+  which is the broker's own; level 2 (KIP-890 part 2: an epoch bump per transaction, implicit
+  AddPartitionsToTxn, EndTxn v5) is not implemented, so clients keep the classic transaction protocol.
+- group.version: supports 1 while ConsumerGroupHeartbeat (68) is served, finalized 1: level 1 tells clients
+  that the KIP-848 consumer protocol is available; without the API it is not supported (level 0, unreported).
+- kraft.version, share.version, streams.version, eligible.leader.replicas.version: not supported (level 0):
+  dynamic KRaft quorums, share groups (KIP-932), streams groups (KIP-1071) and ELR are not implemented.
 
 A Kafka 4.4 broker reports all seven features supported from 0 (metadata.version from 7) and finalizes
 eligible.leader.replicas.version 1, group.version 1, kraft.version 1, metadata.version 33, share.version 2,

@@ -7,9 +7,11 @@ request with the broker listener, its validVersions less a ``latestVersionUnstab
 from v0 (Kafka 4 advertises v0-2 and refuses them, KAFKA-18659); read so, 4.4 gives exactly what a real
 Kafka 4.4.0 broker answered (kbroker/conformance/recorded). GetTelemetrySubscriptions and PushTelemetry
 (71, 72) are in no table, as a broker without a client telemetry reporter plugin leaves them out;
-``advertised_versions`` adds them, since kbroker always receives telemetry. ``--emulate-kafka VERSION`` advertises these ranges,
-limited to the APIs kbroker serves, so that clients which fingerprint releases from max versions
-(kafka-python) or switch features on by version (librdkafka, Java) behave as against that release.
+``advertised_versions`` adds them, since kbroker always receives telemetry.
+
+``--emulate-kafka VERSION`` advertises these ranges, limited to the APIs kbroker serves, so that clients which
+fingerprint releases from max versions (kafka-python) or switch features on by version (librdkafka, Java)
+behave as against that release.
 """
 
 RELEASES: dict[str, dict[int, tuple[int, int]]] = {

@@ -50,11 +50,12 @@ def test_api_versions_reports_supported_and_finalized_levels(conn):
 def test_update_features_refusals_change_nothing(conn):
     r = update(conn, 1, Key(feature="transaction.version", max_version_level=0, upgrade_type=1))
     assert (r.error_code, r.results) == (ErrorCode.INVALID_UPDATE_VERSION, [])
-    assert r.error_message == ("Invalid update version 0 for feature transaction.version. Can't downgrade the version "
-                               "of this feature without setting the upgrade type to either safe or unsafe downgrade.")
+    assert r.error_message == ("The update failed for all features since the following feature had an error: Invalid "
+                               "update version 0 for feature transaction.version. Can't downgrade the version of this "
+                               "feature without setting the upgrade type to either safe or unsafe downgrade.")
     r = update(conn, 1, Key(feature="share.version", max_version_level=1))
-    assert r.error_message == "Invalid update version 1 for feature share.version. Local controller 0 does not " \
-                              "support this feature."
+    assert r.error_message.endswith("Invalid update version 1 for feature share.version. Local controller 0 does not "
+                                    "support this feature.")
     r = update(conn, 1, Key(feature="transaction.version", max_version_level=1, upgrade_type=9))
     assert "The controller does not support the given upgrade type." in r.error_message
     r = update(conn, 1, Key(feature="transaction.version", max_version_level=-1, upgrade_type=2))
@@ -69,7 +70,8 @@ def test_update_features_refusals_change_nothing(conn):
 def test_update_features_versions(conn):
     # v1 validate-only: the answer of a change, no change.
     r = update(conn, 1, Key(feature="transaction.version", max_version_level=0, upgrade_type=2), validate_only=True)
-    assert (r.error_code, [(x.feature, x.error_code) for x in r.results]) == (0, [("transaction.version", 0)])
+    assert (r.error_code, [(x.feature, x.error_code, x.error_message) for x in r.results]) == (
+        0, [("transaction.version", 0, "NONE")])
     assert features(conn)[2] == 0
     # v0: AllowDowngrade is a safe downgrade.
     r = update(conn, 0, Key(feature="transaction.version", max_version_level=0, allow_downgrade=True))

@@ -21,8 +21,10 @@ def test_java_admin_describes_and_updates_features(tmp_path):
             assert absent not in before["supported"] and absent not in before["finalized"]
 
         refused = admin._call("updateFeatures", updates={"transaction.version": [2, "UPGRADE"]})
-        assert refused["transaction.version"].startswith("InvalidUpdateVersionException: Invalid update version 2 "
-                                                         "for feature transaction.version. Local controller")
+        assert refused["transaction.version"].startswith("InvalidUpdateVersionException: The update failed for all "
+                                                         "features since the following feature had an error: Invalid "
+                                                         "update version 2 for feature transaction.version. Local "
+                                                         "controller")
         refused = admin._call("updateFeatures", updates={"metadata.version": [32, "SAFE_DOWNGRADE"]})
         assert "only supports versions 33" in refused["metadata.version"]
         assert admin._call("updateFeatures", updates={"transaction.version": [0, "SAFE_DOWNGRADE"]},
