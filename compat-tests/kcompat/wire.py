@@ -32,7 +32,7 @@ API_NAMES = {
     51: "AlterUserScramCredentials", 57: "UpdateFeatures", 60: "DescribeCluster", 61: "DescribeProducers",
     65: "DescribeTransactions", 66: "ListTransactions", 68: "ConsumerGroupHeartbeat",
     69: "ConsumerGroupDescribe", 71: "GetTelemetrySubscriptions", 72: "PushTelemetry",
-    75: "DescribeTopicPartitions",
+    74: "ListConfigResources", 75: "DescribeTopicPartitions",
 }
 
 # Record batch v2 attributes (KIP-98): bits 0-2 codec, 3 timestamp type, 4 transactional, 5 control.

@@ -64,6 +64,7 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     66: ('list_transactions', (0, 2)),  # ListTransactions
     71: ('get_telemetry_subscriptions', (0, 0)),  # GetTelemetrySubscriptions
     72: ('push_telemetry', (0, 0)),  # PushTelemetry
+    74: ('list_config_resources', (0, 1)),  # ListConfigResources
     75: ('describe_topic_partitions', (0, 0)),  # DescribeTopicPartitions
 }
 

@@ -69,3 +69,27 @@ def test_describe_log_dirs_v5(broker):
     (d,) = r.results
     assert d.error_code == 0 and d.is_cordoned is False
     assert any(t.name == "k44" for t in d.topics)
+
+
+def list_config_resources(conn, version, types=()):
+    from kbroker.wire.messages import list_config_resources as LCR
+
+    r = conn.request(74, version, LCR.ListConfigResourcesRequest(resource_types=list(types)))
+    return r.error_code, sorted((c.resource_type, c.resource_name) for c in r.config_resources)
+
+
+def test_list_config_resources(broker):
+    node = str(broker.state.node_id)
+    with BlockingConnection(broker.host, broker.port) as c:
+        from kbroker.wire.messages import incremental_alter_configs as IAC
+
+        IQ = IAC.IncrementalAlterConfigsRequest
+        assert c.request(44, 1, IQ(resources=[IQ.AlterConfigsResource(
+            resource_type=16, resource_name="sub-k44", configs=[IQ.AlterableConfig(
+                name="metrics", config_operation=0, value="*")])])).responses[0].error_code == 0
+        # As a real Kafka 4.4.0 answers: v0 is the client metrics subscriptions; v1 by type, all when none given.
+        assert list_config_resources(c, 0) == (0, [(16, "sub-k44")])
+        assert list_config_resources(c, 1) == (0, [(2, "k44"), (4, node), (8, node), (16, "sub-k44")])
+        assert list_config_resources(c, 1, [2, 16]) == (0, [(2, "k44"), (16, "sub-k44")])
+        assert list_config_resources(c, 1, [32]) == (0, [])
+        assert list_config_resources(c, 1, [5]) == (ErrorCode.UNSUPPORTED_VERSION, [])

@@ -55,6 +55,7 @@ MODULES = {
     68: 'consumer_group_heartbeat',
     71: 'get_telemetry_subscriptions',
     72: 'push_telemetry',
+    74: 'list_config_resources',
     75: 'describe_topic_partitions',
 }
 
@@ -105,6 +106,7 @@ NAMES = {
     68: 'ConsumerGroupHeartbeat',
     71: 'GetTelemetrySubscriptions',
     72: 'PushTelemetry',
+    74: 'ListConfigResources',
     75: 'DescribeTopicPartitions',
 }
 
