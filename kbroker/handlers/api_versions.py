@@ -1,9 +1,9 @@
 """ApiVersions (18): v0-5. v3 adds the client's software name and version (KIP-511), checked against
-Kafka's pattern (INVALID_REQUEST otherwise). v5 (KIP-1242) adds the cluster id and node id the client means
-to reach: both or neither (else INVALID_REQUEST), and given, they must be this broker's (else
-REBOOTSTRAP_REQUIRED: the address led elsewhere); these errors list no APIs and leave the connection open,
-as Kafka 4.4 answers. A request above v5 is answered by the server with UNSUPPORTED_VERSION and a v0 body
-(see server.py). The answer is built from the handler table.
+Kafka's pattern (INVALID_REQUEST otherwise, with no API ranges, as Kafka answers). v5 (KIP-1242) adds the
+cluster id and node id the client means to reach: both or neither (else INVALID_REQUEST), and given, they
+must be this broker's (else REBOOTSTRAP_REQUIRED: the address led elsewhere); these errors list no APIs and
+leave the connection open, as Kafka 4.4 answers. A request above v5 is answered by the server with
+UNSUPPORTED_VERSION and a v0 body (see server.py). The answer is built from the handler table.
 
 Features (v3+, KIP-584): the supported and finalized feature levels and their epoch (features.py says which
 and why); ``transaction.version`` stays below 2, so clients use the classic transaction protocol. Before v4,
@@ -29,7 +29,8 @@ def _api_keys(broker):
 def handle(ctx, req: API.ApiVersionsRequest) -> API.ApiVersionsResponse:
     if ctx.version >= 3 and not (_SOFTWARE.match(req.client_software_name or "")
                                  and _SOFTWARE.match(req.client_software_version or "")):
-        return API.ApiVersionsResponse(error_code=ErrorCode.INVALID_REQUEST, api_keys=_api_keys(ctx.broker))
+        # As Kafka's (ApiVersionsRequest.getErrorResponse): the error alone, no API ranges.
+        return API.ApiVersionsResponse(error_code=ErrorCode.INVALID_REQUEST, api_keys=[], finalized_features_epoch=-1)
     if ctx.version >= 5 and (req.cluster_id is None) != (req.node_id == -1):
         return API.ApiVersionsResponse(error_code=ErrorCode.INVALID_REQUEST, api_keys=[])
     if ctx.version >= 5 and req.cluster_id is not None and (req.cluster_id != ctx.broker.cluster_id

@@ -1,9 +1,10 @@
-"""ListConfigResources (74): v0-1. v0 (which Kafka 3.7 named ListClientMetricsResources, KIP-714) lists the
-client metrics subscriptions. v1 (KIP-1142) takes resource types and lists, as a real Kafka 4.4.0 answers:
-topics (2), the live brokers by node id (4, and again as broker loggers, 8), client metrics subscriptions
-(16) and groups with dynamic configs (32: none, kbroker keeps no group configs); no types means all of
-these, another type is UNSUPPORTED_VERSION with nothing listed. Needs DESCRIBE_CONFIGS on the cluster (else
-CLUSTER_AUTHORIZATION_FAILED).
+"""ListConfigResources (74): v0-1 (KIP-1142; v0 was ListClientMetricsResources, KIP-714). The config
+resources a client may describe: v0 the client-metrics subscriptions only; v1 those of the types asked for,
+every type kbroker has configs for when none is asked: topics (every topic, as Kafka lists them), brokers
+(every live broker by node id) and client-metrics subscriptions (KIP-714, client_metrics.py; what
+``kafka-client-metrics.sh --list`` shows). kbroker keeps no group configs or broker loggers, so those types
+list nothing. A type that has no configs at all is refused with UNSUPPORTED_VERSION,
+as Kafka does. Needs DESCRIBE_CONFIGS on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -19,20 +20,18 @@ SUPPORTED = (TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP)
 
 def handle(ctx, req: API.ListConfigResourcesRequest) -> R:
     if not ctx.authorize_cluster(acl.DESCRIBE_CONFIGS):
-        return R(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, config_resources=[])
-    types = [CLIENT_METRICS] if ctx.version == 0 else list(req.resource_types) or list(SUPPORTED)
-    if any(t not in SUPPORTED for t in types):
-        return R(error_code=ErrorCode.UNSUPPORTED_VERSION, config_resources=[])
-    broker = ctx.broker
+        return R(throttle_time_ms=0, error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, config_resources=[])
+    types = set(req.resource_types) if ctx.version >= 1 and req.resource_types else \
+        ({CLIENT_METRICS} if ctx.version == 0 else set(SUPPORTED))
+    if types - set(SUPPORTED):
+        return R(throttle_time_ms=0, error_code=ErrorCode.UNSUPPORTED_VERSION, config_resources=[])
     out = []
-    for t in dict.fromkeys(types):
-        if t == TOPIC:
-            names = list(broker.topics.by_name)
-        elif t in (BROKER, BROKER_LOGGER):
-            names = [str(n) for n in broker.controller.live_broker_ids()]
-        elif t == CLIENT_METRICS:
-            names = sorted(broker.controller.client_metrics_subscriptions())
-        else:
-            names = []
-        out.extend(R.ConfigResource(resource_name=n, resource_type=t) for n in names)
-    return R(error_code=0, config_resources=out)
+    if BROKER in types:
+        out.extend(R.ConfigResource(resource_name=str(node), resource_type=BROKER)
+                   for node, _host, _port, _rack in ctx.live_brokers())
+    if TOPIC in types:
+        out.extend(R.ConfigResource(resource_name=name, resource_type=TOPIC) for name in ctx.broker.topics.by_name)
+    if CLIENT_METRICS in types:
+        out.extend(R.ConfigResource(resource_name=name, resource_type=CLIENT_METRICS)
+                   for name in sorted(ctx.broker.controller.client_metrics_subscriptions()))
+    return R(throttle_time_ms=0, error_code=0, config_resources=out)
