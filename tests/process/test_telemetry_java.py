@@ -25,16 +25,12 @@ def test_java_producer_pushes_telemetry():
             assert r.responses[0].error_code == 0
         value = base64.b64encode(b"v").decode()
         messages = [{"key": None, "value": value, "headers": [], "partition": 0, "timestamp": None}] * 5
-        # The Java client pushes on its interval and once more, terminating, when it closes; a client that closes
-        # before its GetTelemetrySubscriptions answer was handled (a loaded machine) pushes nothing, so a
-        # few short-lived producers are given the chance.
-        for _attempt in range(3):
-            assert java(b.bootstrap_servers)._call("produce", topic="java-telemetry", messages=messages) == 5
-            if b.control.wait_for_telemetry("org.apache.kafka.producer.", client_id="kbroker-compat",
-                                            timeout_ms=5000):
-                break
-        else:
-            raise AssertionError(f"no telemetry: {b.control.requests(300)}")
+        # The Java client pushes on its 100 ms interval while the producer stays open after sending (2 s), and once
+        # more, terminating, when it closes.
+        assert java(b.bootstrap_servers)._call("produce", topic="java-telemetry", messages=messages,
+                                               stayOpenMs=2000) == 5
+        assert b.control.wait_for_telemetry("org.apache.kafka.producer.topic.record.send.total",
+                                            client_id="kbroker-compat", timeout_ms=10000), b.control.requests(300)
         pushed = [t for t in b.control.telemetry() if t["client_id"] == "kbroker-compat"][-1]
     assert pushed["client_software_name"] == "apache-kafka-java" and pushed["subscriptions"] == ["java-producers"]
     names = {m["name"] for m in pushed["metrics"]}

@@ -446,6 +446,8 @@ public final class Driver {
             for (var a : acks) {
                 a.get();
             }
+            // An application that lives on after sending (its client keeps pushing telemetry, KIP-714).
+            Thread.sleep(arg.path("stayOpenMs").asLong(0));
         }
         return recs.size();
     }
