@@ -37,6 +37,9 @@ class BrokerConfig:
     storage: str = "segment"  # segment | memory
     node_id: int = 0  # node.id
     cluster_id: str | None = None  # generated on first start and kept in the data directory
+    # kbroker.cluster.url: brokers in separate processes coordinated through this PostgreSQL database
+    # (postgres_controller.py); None: the broker's own controller over its data directory.
+    cluster_url: str | None = field(default=None, repr=False)
     num_partitions: int = 1  # num.partitions
     default_replication_factor: int = 1  # default.replication.factor: CreateTopics' -1 and auto-created topics
     auto_create_topics_enable: bool = True  # auto.create.topics.enable
@@ -69,6 +72,16 @@ class BrokerConfig:
     group_min_session_timeout_ms: int = 6000
     group_max_session_timeout_ms: int = 1800000
     group_max_size: int = 2147483647
+    # The consumer group protocol (KIP-848), Kafka's defaults; coordinator/group_config.py checks the bounds.
+    group_consumer_session_timeout_ms: int = 45000
+    group_consumer_min_session_timeout_ms: int = 45000
+    group_consumer_max_session_timeout_ms: int = 60000
+    group_consumer_heartbeat_interval_ms: int = 5000
+    group_consumer_min_heartbeat_interval_ms: int = 5000
+    group_consumer_max_heartbeat_interval_ms: int = 15000
+    group_consumer_max_size: int = 2147483647
+    group_consumer_assignors: str = "uniform,range"
+    group_consumer_migration_policy: str = "bidirectional"
     offsets_retention_minutes: int = 10080
     offsets_retention_check_interval_ms: int = 600000
     transaction_max_timeout_ms: int = 900000
@@ -168,6 +181,15 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "group.min.session.timeout.ms": ("group_min_session_timeout_ms", int),
     "group.max.session.timeout.ms": ("group_max_session_timeout_ms", int),
     "group.max.size": ("group_max_size", int),
+    "group.consumer.session.timeout.ms": ("group_consumer_session_timeout_ms", int),
+    "group.consumer.min.session.timeout.ms": ("group_consumer_min_session_timeout_ms", int),
+    "group.consumer.max.session.timeout.ms": ("group_consumer_max_session_timeout_ms", int),
+    "group.consumer.heartbeat.interval.ms": ("group_consumer_heartbeat_interval_ms", int),
+    "group.consumer.min.heartbeat.interval.ms": ("group_consumer_min_heartbeat_interval_ms", int),
+    "group.consumer.max.heartbeat.interval.ms": ("group_consumer_max_heartbeat_interval_ms", int),
+    "group.consumer.max.size": ("group_consumer_max_size", int),
+    "group.consumer.assignors": ("group_consumer_assignors", str),
+    "group.consumer.migration.policy": ("group_consumer_migration_policy", lambda v: v.strip().lower()),
     "offsets.retention.minutes": ("offsets_retention_minutes", int),
     "offsets.retention.check.interval.ms": ("offsets_retention_check_interval_ms", int),
     "transaction.max.timeout.ms": ("transaction_max_timeout_ms", int),
@@ -180,6 +202,10 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "kbroker.schema.registry.host": ("schema_registry_host", str),
     "schema.compatibility.level": ("schema_compatibility_level", lambda v: v.strip().upper()),
 }
+
+# The cluster's database URL (brokers as processes, postgres_controller.py). Not a BROKER_KEYS entry, and not
+# kept in ``settings``: DescribeConfigs lists both, and the URL may carry a password.
+CLUSTER_URL_KEY = "kbroker.cluster.url"
 
 # A listener's own connection limit, besides the broker's (Kafka's ConnectionQuotas per listener).
 LISTENER_MAX_CONNECTIONS = re.compile(r"^listener\.name\.([^.]+)\.max\.connections$")
@@ -234,6 +260,9 @@ def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
     for key, value in settings.items():
         value = value.strip()
         try:
+            if key == CLUSTER_URL_KEY:
+                config.cluster_url = value
+                continue
             if key in BROKER_KEYS:
                 attr, parse = BROKER_KEYS[key]
                 setattr(config, attr, parse(value))
