@@ -61,6 +61,8 @@ class BrokerConfig:
     fetch_max_bytes: int = 57671680  # fetch.max.bytes: the most one Fetch answer holds
     log_segment_bytes: int = 1073741824  # log.segment.bytes
     log_message_timestamp_type: str = "CreateTime"  # log.message.timestamp.type
+    max_request_partition_size_limit: int = 2000  # partitions per DescribeTopicPartitions answer, at most
+    telemetry_max_bytes: int = 1048576  # the largest client telemetry push (KIP-714)
     log_retention_check_interval_ms: int = 300000  # log.retention.check.interval.ms
     producer_id_expiration_ms: int = 86400000  # producer.id.expiration.ms: idempotence state of idle producers
     log_cleaner_backoff_ms: int = 15000  # log.cleaner.backoff.ms: the cleaner's pause when it finds no work
@@ -166,6 +168,8 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "max.connections.per.ip": ("max_connections_per_ip", int),
     "max.connections.per.ip.overrides": ("max_connections_per_ip_overrides", _ip_overrides),
     "fetch.max.bytes": ("fetch_max_bytes", int),
+    "max.request.partition.size.limit": ("max_request_partition_size_limit", int),
+    "telemetry.max.bytes": ("telemetry_max_bytes", int),
     "log.segment.bytes": ("log_segment_bytes", int),
     "log.message.timestamp.type": ("log_message_timestamp_type", str),
     "log.retention.check.interval.ms": ("log_retention_check_interval_ms", int),

@@ -13,6 +13,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -21,6 +22,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
@@ -32,9 +34,14 @@ import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.DescribeTopicsOptions;
+import org.apache.kafka.clients.admin.FeatureMetadata;
+import org.apache.kafka.clients.admin.FeatureUpdate;
+import org.apache.kafka.clients.admin.UpdateFeaturesOptions;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -147,6 +154,9 @@ public final class Driver {
         String op = arg.path("op").asText();
         switch (op) {
             case "cluster": return cluster(arg);
+            case "describeTopics": return describeTopics(arg);
+            case "describeFeatures": return describeFeatures(arg);
+            case "updateFeatures": return updateFeatures(arg);
             case "createTopic": return createTopic(arg);
             case "deleteTopic": return withAdmin(arg, a -> a.deleteTopics(List.of(arg.get("topic").asText())).all().get());
             case "describeConfigs": return describeConfigs(arg);
@@ -317,6 +327,87 @@ public final class Driver {
         });
     }
 
+    private static List<Integer> ids(List<Node> nodes) {
+        List<Integer> out = new ArrayList<>();
+        nodes.forEach(n -> out.add(n.id()));
+        return out;
+    }
+
+    // Admin.describeTopics as a Kafka 4 client sends it (DescribeTopicPartitions, paged by "limit" partitions
+    // per answer when given): per topic its partitions with leader, replicas and ISR, its authorised
+    // operations, or the error kind.
+    private static Object describeTopics(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            List<String> names = new ArrayList<>();
+            arg.path("topics").forEach(t -> names.add(t.asText()));
+            DescribeTopicsOptions options = new DescribeTopicsOptions().includeAuthorizedOperations(true);
+            if (arg.has("limit")) options.partitionSizeLimitPerResponse(arg.get("limit").asInt());
+            Map<String, Object> out = new TreeMap<>();
+            for (var e : admin.describeTopics(names, options).topicNameValues().entrySet()) {
+                Map<String, Object> topic = new LinkedHashMap<>();
+                try {
+                    TopicDescription d = e.getValue().get();
+                    List<Object> partitions = new ArrayList<>();
+                    for (TopicPartitionInfo p : d.partitions()) {
+                        Map<String, Object> part = new LinkedHashMap<>();
+                        part.put("partition", p.partition());
+                        part.put("leader", p.leader() == null ? -1 : p.leader().id());
+                        part.put("replicas", ids(p.replicas()));
+                        part.put("isr", ids(p.isr()));
+                        partitions.add(part);
+                    }
+                    topic.put("id", d.topicId().toString());
+                    topic.put("partitions", partitions);
+                    List<String> ops = new ArrayList<>();
+                    if (d.authorizedOperations() != null) d.authorizedOperations().forEach(o -> ops.add(o.name()));
+                    Collections.sort(ops);
+                    topic.put("authorizedOperations", ops);
+                } catch (ExecutionException failed) {
+                    topic.put("error", kind(failed));
+                }
+                out.put(e.getKey(), topic);
+            }
+            return out;
+        });
+    }
+
+    // Admin.describeFeatures: {"supported": {name: [min, max]}, "finalized": {name: level}, "epoch": n}
+    private static Object describeFeatures(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            FeatureMetadata f = admin.describeFeatures().featureMetadata().get();
+            Map<String, Object> supported = new TreeMap<>();
+            f.supportedFeatures().forEach((k, v) -> supported.put(k, Arrays.asList(v.minVersion(), v.maxVersion())));
+            Map<String, Object> finalized = new TreeMap<>();
+            f.finalizedFeatures().forEach((k, v) -> finalized.put(k, v.maxVersionLevel()));
+            Map<String, Object> out = new LinkedHashMap<>();
+            out.put("supported", supported);
+            out.put("finalized", finalized);
+            out.put("epoch", f.finalizedFeaturesEpoch().orElse(-1L));
+            return out;
+        });
+    }
+
+    // Admin.updateFeatures: {"updates": {name: [level, "UPGRADE"|"SAFE_DOWNGRADE"|"UNSAFE_DOWNGRADE"]},
+    // "validateOnly": bool}; per feature null (done) or the error kind and message.
+    private static Object updateFeatures(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            Map<String, FeatureUpdate> updates = new HashMap<>();
+            arg.path("updates").fields().forEachRemaining(e -> updates.put(e.getKey(), new FeatureUpdate(
+                (short) e.getValue().get(0).asInt(), FeatureUpdate.UpgradeType.valueOf(e.getValue().get(1).asText()))));
+            UpdateFeaturesOptions options = new UpdateFeaturesOptions().validateOnly(arg.path("validateOnly").asBoolean());
+            Map<String, Object> out = new TreeMap<>();
+            for (var e : admin.updateFeatures(updates, options).values().entrySet()) {
+                try {
+                    e.getValue().get();
+                    out.put(e.getKey(), null);
+                } catch (ExecutionException failed) {
+                    out.put(e.getKey(), failed.getCause().getClass().getSimpleName() + ": " + failed.getCause().getMessage());
+                }
+            }
+            return out;
+        });
+    }
+
     private static Map<String, String> strings(JsonNode n) {
         Map<String, String> out = new HashMap<>();
         n.fields().forEachRemaining(e -> out.put(e.getKey(), e.getValue().asText()));
@@ -394,6 +485,8 @@ public final class Driver {
             for (var a : acks) {
                 a.get();
             }
+            // An application that lives on after sending (its client keeps pushing telemetry, KIP-714).
+            Thread.sleep(arg.path("stayOpenMs").asLong(0));
         }
         return recs.size();
     }
