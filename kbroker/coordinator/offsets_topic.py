@@ -6,6 +6,7 @@ changes are records of its partition (coordinator/records.py), one batch per cha
     commit_offsets       OffsetCommitKey(group, topic, partition) -> OffsetCommitValue, one per partition
     delete_offsets       a tombstone per partition (and the group's pending transactional offsets rewritten)
     store_group          GroupMetadataKey(group) -> GroupMetadataValue
+    store_consumer_group kbroker's CONSUMER_GROUP_STATE(group) -> a KIP-848 group's state (a tombstone to drop it)
     delete_group         tombstones for the group's metadata, every committed offset and pending offsets
     prepare_txn_offsets  kbroker's PENDING_TXN_OFFSETS(group, producer id) -> every offset the transaction holds
     complete_txn_offsets its tombstone, and the offsets that win as OffsetCommit records, in one batch
@@ -85,6 +86,11 @@ class TopicOffsetStore(OffsetStore):
                 s.groups.pop(k.group, None)
             else:
                 self._state.group(R.decode_group_value(k.group, value))
+        elif k.kind == R.CONSUMER_GROUP_STATE:
+            if value is None:
+                s.consumer_groups.pop(k.group, None)
+            else:
+                self._state.consumer_group(k.group, R.decode_json_value(value))
         else:  # PENDING_TXN_OFFSETS
             s.pending_txn_offsets.pop((k.producer_id, k.group), None)
             if value is not None:
@@ -157,9 +163,17 @@ class TopicOffsetStore(OffsetStore):
         self._append([(R.group_metadata_key(group.group_id), R.group_metadata_value(group))])
         self._state.group(group)
 
+    def store_consumer_group(self, group_id: str, value: dict) -> None:
+        self._append([(R.consumer_group_state_key(group_id), R.json_value(value))])
+        self._state.consumer_group(group_id, value)
+
+    def drop_consumer_group(self, group_id: str) -> None:
+        self._append([(R.consumer_group_state_key(group_id), None)])
+        self._state.drop_consumer_group(group_id)
+
     def delete_group(self, group_id: str) -> None:
         s = self._state.snapshot
-        records = [(R.group_metadata_key(group_id), None)]
+        records = [(R.group_metadata_key(group_id), None), (R.consumer_group_state_key(group_id), None)]
         records += [(R.offset_commit_key(group_id, t, p), None) for t, p in s.offsets.get(group_id, {})]
         records += [(R.pending_txn_offsets_key(group_id, pid), None)
                     for pid, gid in s.pending_txn_offsets if gid == group_id]

@@ -8,7 +8,9 @@ The structs are Kafka's (group-coordinator and transaction-coordinator ``common/
                          type 2   GroupMetadataKey (group)                  -> GroupMetadataValue v3
     __transaction_state  type 0   TransactionLogKey (transactional id)      -> TransactionLogValue v0 or v1
 
-kbroker adds one record type of its own (``PENDING_TXN_OFFSETS``, 0x4B50, "KP"): the offsets a transaction
+kbroker adds two record types of its own, JSON after a version: ``CONSUMER_GROUP_STATE`` (0x4B43, "KC"), a
+KIP-848 consumer-protocol group's whole state keyed by group (Kafka splits it into ConsumerGroup*Key/Value
+records; kbroker's consumer groups keep one document), and ``PENDING_TXN_OFFSETS`` (0x4B50, "KP"): the offsets a transaction
 has committed for a group and that count only once it commits, keyed by (group, producer id), deleted by a
 tombstone when the transaction ends. Kafka writes those as OffsetCommit records inside the producer's own
 transaction on the partition; a separate key keeps them from replacing the committed offsets that compaction
@@ -32,6 +34,7 @@ from .offsets import StoredGroup, StoredMember
 OFFSET_COMMIT_LEGACY, OFFSET_COMMIT, GROUP_METADATA = 0, 1, 2
 TRANSACTION_LOG = 0
 PENDING_TXN_OFFSETS = 0x4B50
+CONSUMER_GROUP_STATE = 0x4B43
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -233,7 +236,25 @@ def decode_offsets_key(key: bytes) -> OffsetsKey:
     if kind == PENDING_TXN_OFFSETS:
         group = r.string()
         return OffsetsKey(PENDING_TXN_OFFSETS, group, producer_id=r.i64())
+    if kind == CONSUMER_GROUP_STATE:
+        return OffsetsKey(CONSUMER_GROUP_STATE, r.string())
     raise UnknownRecordType(f"__consumer_offsets record type {kind}")
+
+
+def consumer_group_state_key(group: str) -> bytes:
+    return bytes(_key(CONSUMER_GROUP_STATE, group))
+
+
+def json_value(value) -> bytes:
+    """kbroker's own records' values: version 0, then JSON."""
+    return _I16.pack(0) + json.dumps(value, separators=(",", ":")).encode()
+
+
+def decode_json_value(value: bytes):
+    (version,) = _I16.unpack_from(value)
+    if version != 0:
+        raise UnknownRecordType(f"kbroker record value version {version}")
+    return json.loads(bytes(value[2:]))
 
 
 def decode_pending_txn_offsets(value: bytes) -> list[list]:

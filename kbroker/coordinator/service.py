@@ -84,6 +84,13 @@ class GroupCoordinatorService(_ShardedService):
     fetch_offsets = _routed("fetch_offsets")
     delete_offsets = _routed("delete_offsets")
     group_state = _routed("group_state")
+    consumer_group_describe = _routed("consumer_group_describe")
+    member_count = _routed("member_count")
+    remove_consumer_group_members = _routed("remove_consumer_group_members")
+
+    def consumer_group_heartbeat(self, version: int, group_id: str, *args, **kwargs):
+        """GroupCoordinator.consumer_group_heartbeat (KIP-848) on the group's shard."""
+        return self.route(group_id).consumer_group_heartbeat(version, group_id, *args, **kwargs)
     generation_id = _routed("generation_id")
 
     def prepare_txn_offsets(self, producer_id: int, group_id: str, offsets, **member) -> dict:
