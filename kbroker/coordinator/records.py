@@ -10,7 +10,8 @@ The structs are Kafka's (group-coordinator and transaction-coordinator ``common/
 
 kbroker adds two record types of its own, JSON after a version: ``CONSUMER_GROUP_STATE`` (0x4B43, "KC"), a
 KIP-848 consumer-protocol group's whole state keyed by group (Kafka splits it into ConsumerGroup*Key/Value
-records; kbroker's consumer groups keep one document), and ``PENDING_TXN_OFFSETS`` (0x4B50, "KP"): the offsets a transaction
+records; kbroker's consumer groups keep one document), and ``PENDING_TXN_OFFSETS`` (0x4B50, "KP"): the offsets a
+transaction
 has committed for a group and that count only once it commits, keyed by (group, producer id), deleted by a
 tombstone when the transaction ends. Kafka writes those as OffsetCommit records inside the producer's own
 transaction on the partition; a separate key keeps them from replacing the committed offsets that compaction

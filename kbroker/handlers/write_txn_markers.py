@@ -1,6 +1,7 @@
 """WriteTxnMarkers (27): v1 (flexible; v0 is gone from Kafka 4, KIP-896; v2 is not served). Sent by a
 transaction coordinator to each partition's leader: a COMMIT or ABORT control batch for the producer in every
-partition named, written as the leader (``BrokerState.apply_txn_marker``; on a partition of ``__consumer_offsets`` the group coordinator then publishes or
+partition named, written as the leader (``BrokerState.apply_txn_marker``; on a partition of
+``__consumer_offsets`` the group coordinator then publishes or
 drops the producer's pending offsets). Per partition: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER when this
 broker does not lead it (the coordinator finds the new leader and sends again), KAFKA_STORAGE_ERROR, or the
 log's error (INVALID_PRODUCER_EPOCH for a marker older than the producer's epoch).
