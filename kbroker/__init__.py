@@ -1,6 +1,6 @@
 """kbroker: a Kafka-compatible broker in Python, for tests and laptops."""
 
 from .embedded import Broker
+from .version import __version__
 
-__all__ = ["Broker"]
-__version__ = "0.1.0"
+__all__ = ["Broker", "__version__"]

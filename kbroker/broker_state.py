@@ -81,6 +81,7 @@ class BrokerState(MetadataListener):
             controller = InProcessController(topic_store, config.cluster_id)
         self.controller = controller
         self.registered = False
+        self.replica_fetchers = None  # replica_fetcher.ReplicaFetcherManager: started by broker_server.py
         self.peers = None  # the other brokers of a cluster in one process: a function returning their states
         self.topics = TopicManager(controller, self.node_id, self.log_store, self._topic_defaults(), self.changes)
         self.cluster_id = controller.cluster_id
@@ -276,7 +277,8 @@ class BrokerState(MetadataListener):
 
     # -- lifecycle -----------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self, flush: bool = True) -> None:
+        """``flush=False``: a killed broker's logs are closed as they are (what the OS has is what stays)."""
         self.credentials.close()
         if self.authorizer is not None:
             self.authorizer.close()
@@ -285,7 +287,8 @@ class BrokerState(MetadataListener):
         self.groups.close()
         for p in self.topics.local_partitions():
             try:
-                p.log.flush()
+                if flush:
+                    p.log.flush()
                 p.log.close()
             except OSError as e:
                 log.error("closing %s-%d: %s", p.topic.name, p.index, e)

@@ -39,6 +39,13 @@ class BrokerConfig:
     cluster_id: str | None = None  # generated on first start and kept in the data directory
     num_partitions: int = 1  # num.partitions
     default_replication_factor: int = 1  # default.replication.factor: CreateTopics' -1 and auto-created topics
+    # Replication (replica_fetcher.py, partition.py), Kafka's names and defaults.
+    replica_lag_time_max_ms: int = 30000  # replica.lag.time.max.ms: a follower behind this long leaves the ISR
+    replica_fetch_wait_max_ms: int = 500  # replica.fetch.wait.max.ms: a follower's long poll
+    replica_fetch_backoff_ms: int = 1000  # replica.fetch.backoff.ms: after a failed fetch
+    replica_fetch_max_bytes: int = 1048576  # replica.fetch.max.bytes: per partition
+    replica_fetch_response_max_bytes: int = 10485760  # replica.fetch.response.max.bytes
+    replica_socket_timeout_ms: int = 30000  # replica.socket.timeout.ms: connecting to a leader
     auto_create_topics_enable: bool = True  # auto.create.topics.enable
     message_max_bytes: int = 1048588  # message.max.bytes
     socket_request_max_bytes: int = 104857600  # socket.request.max.bytes
@@ -141,6 +148,12 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "cluster.id": ("cluster_id", str),
     "num.partitions": ("num_partitions", int),
     "default.replication.factor": ("default_replication_factor", int),
+    "replica.lag.time.max.ms": ("replica_lag_time_max_ms", int),
+    "replica.fetch.wait.max.ms": ("replica_fetch_wait_max_ms", int),
+    "replica.fetch.backoff.ms": ("replica_fetch_backoff_ms", int),
+    "replica.fetch.max.bytes": ("replica_fetch_max_bytes", int),
+    "replica.fetch.response.max.bytes": ("replica_fetch_response_max_bytes", int),
+    "replica.socket.timeout.ms": ("replica_socket_timeout_ms", int),
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
     "message.max.bytes": ("message_max_bytes", int),
     "socket.request.max.bytes": ("socket_request_max_bytes", int),
@@ -193,7 +206,7 @@ NO_EFFECT_KEYS = frozenset({
     "transaction.state.log.num.partitions", "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir", "zookeeper.connect",
     "zookeeper.connection.timeout.ms", "min.insync.replicas",
-    "num.replica.fetchers", "replica.lag.time.max.ms", "confluent.support.metrics.enable", "delete.topic.enable",
+    "num.replica.fetchers", "confluent.support.metrics.enable", "delete.topic.enable",
     "log.cleaner.enable", "log.cleaner.threads", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr", "metadata.log.dir",
     "sasl.mechanism.inter.broker.protocol", "security.inter.broker.protocol", "sasl.mechanism.controller.protocol",

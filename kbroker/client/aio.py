@@ -17,7 +17,7 @@ import asyncio
 import ssl as ssl_module
 from collections import deque
 
-from .. import __version__
+from ..version import __version__
 from ..errors import ErrorCode
 from ..wire.header import API_VERSIONS_KEY
 from ..wire.messages import BY_KEY, create_partitions, create_topics, delete_topics, metadata

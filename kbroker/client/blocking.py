@@ -16,7 +16,7 @@ import socket
 import ssl as ssl_module
 import threading
 
-from .. import __version__
+from ..version import __version__
 from ..errors import ErrorCode
 from ..wire.header import API_VERSIONS_KEY
 from ..wire.messages import BY_KEY

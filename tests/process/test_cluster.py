@@ -2,7 +2,7 @@
 stock clients: partitions spread over the brokers, produce and consume through every leader, a consumer group,
 the cluster described by admin clients, NOT_LEADER_OR_FOLLOWER with KIP-951 leader hints from a broker that
 does not lead, the coordinators on one broker, and a broker stopped and started again with nothing lost.
-Replication factor 1: replication is a later slice."""
+Replication factor 1 here; replication itself is tests/process/test_replication.py."""
 
 from __future__ import annotations
 
@@ -243,16 +243,20 @@ def test_not_leader_answers_name_the_leader(cluster):
 
 
 def test_replication_factor_beyond_the_cluster_is_refused(cluster):
+    """More replicas than brokers: INVALID_REPLICATION_FACTOR, as Kafka. Two of three is placed, striped."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
-    futures = admin.create_topics([NewTopic(_topic("rf4"), 3, 4), NewTopic(_topic("rf2"), 3, 2)],
-                                  request_timeout=10)
-    for f in futures.values():
-        with pytest.raises(Exception) as e:
-            f.result()
-        assert e.value.args[0].code() == ErrorCode.INVALID_REPLICATION_FACTOR  # rf2: no replication yet
-    assert "only 3 broker(s) are registered" in str([e for e in futures.values()][0].exception())
+    rf4, rf2 = _topic("rf4"), _topic("rf2")
+    futures = admin.create_topics([NewTopic(rf4, 3, 4), NewTopic(rf2, 3, 2)], request_timeout=10)
+    with pytest.raises(Exception) as e:
+        futures[rf4].result()
+    assert e.value.args[0].code() == ErrorCode.INVALID_REPLICATION_FACTOR
+    assert "only 3 broker(s) are registered" in str(futures[rf4].exception())
+    futures[rf2].result()
+    parts = _metadata(cluster.bootstrap_servers, rf2).topics[rf2].partitions.values()
+    assert all(len(p.replicas) == 2 and sorted(p.isrs) == sorted(p.replicas) for p in parts)
+    assert Counter(p.leader for p in parts) == {0: 1, 1: 1, 2: 1}
 
 
 def test_stopped_broker_goes_offline_and_comes_back_with_everything(tmp_path):
