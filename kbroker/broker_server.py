@@ -102,13 +102,13 @@ class BrokerServer:
 
     async def stop(self) -> None:
         if self.state is not None:
+            if self.state.replica_fetchers is not None:
+                await self.state.replica_fetchers.stop()
             self.state.unregister()
             self.state.stopping = True
             for topic in list(self.state.topics.by_name.values()):  # long-polling fetches answer now
                 for p in topic.partitions:
                     p.wake_waiters()
-            if self.state.replica_fetchers is not None:
-                await self.state.replica_fetchers.stop()
         if self.control_http is not None:
             await self.control_http.stop()
         if self.schema_registry is not None:

@@ -135,7 +135,7 @@ def high_watermark_over(isr: list[int], leader_id: int, leader_end_offset: int, 
 class Partition:
     __slots__ = ("topic", "index", "log", "leader_epoch", "_waiters", "changes", "node_id", "leader_id",
                  "replicas", "isr", "partition_epoch", "controller", "followers", "_hw_waiters",
-                 "leader_epoch_start_offset", "on_follower_change")
+                 "leader_epoch_start_offset", "on_follower_change", "isr_shrinks", "isr_expands")
 
     def __init__(self, topic, index: int, store, leader_epoch: int = 0, changes=None, node_id: int = 0,
                  registration=None, controller=None):
@@ -156,6 +156,7 @@ class Partition:
         self.followers: dict[int, ReplicaState] = {}  # as leader: the followers' states
         self.leader_epoch_start_offset = 0
         self.on_follower_change = None  # the replica fetcher manager's hook: called when it must (re)consider us
+        self.isr_shrinks = self.isr_expands = 0  # ISR changes this broker made as leader (metrics.py)
         if registration is None:
             self.replicas, self.isr, self.leader_id, self.partition_epoch = [node_id], [node_id], node_id, 0
             self.leader_epoch = leader_epoch
@@ -236,7 +237,8 @@ class Partition:
         """A follower at or past the high watermark and the start of this leader epoch is in sync again."""
         end = state.log_end_offset
         if end >= self.log.high_watermark and end >= self.leader_epoch_start_offset:
-            self._alter_isr(self.isr + [replica_id])
+            if self._alter_isr(self.isr + [replica_id]):
+                self.isr_expands += 1
 
     def out_of_sync_replicas(self, lag_ms: float, t: float | None = None) -> list[int]:
         """ISR members that have not caught up with the log end for ``lag_ms`` (Kafka's getOutOfSyncReplicas)."""
@@ -257,7 +259,10 @@ class Partition:
         lagging = self.out_of_sync_replicas(lag_ms, t)
         if not lagging:
             return False
-        return self._alter_isr([r for r in self.isr if r not in lagging])
+        if not self._alter_isr([r for r in self.isr if r not in lagging]):
+            return False
+        self.isr_shrinks += 1
+        return True
 
     def _alter_isr(self, isr: list[int]) -> bool:
         """Ask the controller for a new ISR at the epochs we know (AlterPartition); the change comes back
@@ -287,7 +292,8 @@ class Partition:
             return ErrorCode.NOT_LEADER_OR_FOLLOWER
         if self.log.high_watermark < required_offset:
             return None
-        if len(self.isr) < self.min_insync_replicas():
+        isr = len(self.isr)
+        if isr < len(self.replicas) and isr < self.min_insync_replicas():  # a full ISR passed the append's check
             return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
         return 0
 
@@ -394,7 +400,7 @@ class Partition:
         """Drop this follower's records from ``offset`` on: what the leader does not have (KIP-101, KIP-279)."""
         if offset < self.log.log_end_offset:
             log.info("%s: truncating from %d to %d", self.log.name, self.log.log_end_offset, offset)
-            self.log.truncate_to(offset)
+        self.log.truncate_to(offset)
 
     def write_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int = 0) -> int:
         """Append a COMMIT or ABORT control batch for a producer's transaction; returns its offset."""

@@ -233,6 +233,9 @@ class ReplicaFetcher:
         loop = asyncio.get_running_loop()
         while True:
             self._changed.clear()
+            for p in [p for p in self.partitions if p.log.store.closed]:  # its topic was deleted
+                del self.partitions[p]
+                self.manager.assigned.pop(p, None)
             now = loop.time()
             ready = {p: s for p, s in self.partitions.items() if s.delayed_until <= now}
             if not ready or not self.manager.link_open(self.leader_id):

@@ -324,6 +324,10 @@ class UnifiedLog:
         """Drop everything from ``offset`` on (a follower that diverged from its leader); the producer state
         and the transaction index are rebuilt from what is left."""
         if offset >= self.store.log_end_offset:
+            # Nothing to drop, but an epoch this replica started as leader without writing a batch may end
+            # the cache: it must go, or the leader would find this replica diverging again and again (as
+            # Kafka's truncateTo does).
+            self.leader_epoch_cache.truncate_from_end(self.store.log_end_offset)
             return
         self.store.truncate_to(offset)
         self.producer_state = ProducerStateManager()

@@ -137,6 +137,12 @@ def _fetch_raw(b: Broker, node: int, topic: str, index: int = 0) -> tuple[int, l
     return part.high_watermark, values
 
 
+def _metric(b: Broker, node: int, name: str) -> float:
+    """An unlabelled sample of a broker's /metrics."""
+    text = b.call(lambda: b.cluster.servers[node].metrics.exposition()).decode()
+    return float(next(line.split()[1] for line in text.splitlines() if line.startswith(name + " ")))
+
+
 def _consume_all(bootstrap: str, topic: str, partitions: int, count: int, isolation: str = "read_committed"):
     from confluent_kafka import Consumer, TopicPartition
 
@@ -328,9 +334,13 @@ def test_cut_off_follower_leaves_the_isr_and_comes_back_to_catch_up():
         for i in range(5):
             assert _produce_raw(b, leader, topic, [b"y%d" % i], acks=-1).error_code == 0
         assert _logs(b, topic)[follower][0] == 0
+        assert _metric(b, leader, "kafka_server_replicamanager_underreplicatedpartitions") == 1
+        assert _metric(b, leader, "kafka_server_replicamanager_isrshrinks_total") == 1
         b.restore(follower)
         assert _wait(b, _in_sync_everywhere(b, topic))
         assert _records(b, follower, topic) == [b"x%d" % i for i in range(5)] + [b"y%d" % i for i in range(5)]
+        assert _metric(b, leader, "kafka_server_replicamanager_underreplicatedpartitions") == 0
+        assert _metric(b, leader, "kafka_server_replicamanager_isrexpands_total") == 1
 
 
 def test_divergent_log_of_a_cut_off_leader_is_truncated():
