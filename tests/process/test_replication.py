@@ -456,3 +456,62 @@ def test_partition_whose_isr_is_gone_stays_offline_unless_unclean_election(uncle
             b.start_broker(leader)
             assert b.wait_for_leaders(TIMEOUT_S)
             assert _state(b, topic)[0] == leader
+
+
+# -- a Jepsen-style run ---------------------------------------------------------------------------------
+
+def test_leader_kills_checked_jepsen_style(tmp_path):
+    """RF 3, min.insync.replicas 2: two idempotent acks=all producers and a read_committed group run while the
+    nemesis kills the leader of one partition after another (kill: no flush, no controlled shutdown) and
+    starts it again once the others went on. The history (tests/support/history.py) is checked against a
+    final read: nothing acknowledged lost or moved, nothing duplicated, reordered or unexpected, and no read
+    of a record the final log does not have at that offset (no read above the high watermark)."""
+    from support.history import History, check
+    from support.workload import ConsumerWorker, ProducerWorker, final_read
+
+    partitions, kills = 6, 6
+    history = History()
+    with Broker(brokers=3, data_dir=tmp_path / "data", settings={"replica.fetch.backoff.ms": "100"}) as b:
+        topic = _topic("jepsen")
+        _create(b, topic, partitions, 3, {"min.insync.replicas": "2"})
+        producers = [ProducerWorker(history, b.bootstrap_servers, topic, partitions, n).start() for n in range(2)]
+        consumers = [ConsumerWorker(history, b.bootstrap_servers, topic, "jepsen-group", n).start()
+                     for n in range(2)]
+
+        def acked() -> int:
+            return sum(p.acknowledged() for p in producers)
+
+        def wait_acks(n: int, what: str) -> None:
+            deadline = time.monotonic() + TIMEOUT_S
+            while acked() < n:
+                assert time.monotonic() < deadline, f"timed out waiting for {what}"
+                threading.Event().wait(0.05)
+
+        survived = 0
+        try:
+            for k in range(kills):
+                wait_acks(acked() + 200, "traffic before a kill")
+                victim = _state(b, topic, k % partitions)[0]
+                history.nemesis(f"kill {victim}")
+                started = time.monotonic()
+                b.kill_broker(victim)
+                wait_acks(acked() + 100, "the producers to go on after the kill")
+                history.nemesis(f"start {victim} ({time.monotonic() - started:.2f} s to 100 more acks)")
+                b.start_broker(victim)
+                assert b.wait_for_leaders(TIMEOUT_S, full_isr=True)
+                survived += 1
+            wait_acks(acked() + 200, "traffic after the last start")
+        finally:
+            for p in producers:
+                p.stop()
+        final = final_read(b.bootstrap_servers, topic, partitions)
+        total = sum(len(r) for r in final.values())
+        deadline = time.monotonic() + TIMEOUT_S
+        while sum(c.reads for c in consumers) < total and time.monotonic() < deadline:
+            threading.Event().wait(0.05)
+        for c in consumers:
+            c.stop()
+    result = check(history, final)
+    history.save(tmp_path / "history.jsonl")
+    assert result.valid, result.summary()
+    assert survived == kills and result.acknowledged > 1500 and result.in_doubt == 0, result.summary()
