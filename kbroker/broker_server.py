@@ -109,16 +109,21 @@ class BrokerServer:
             for topic in list(self.state.topics.by_name.values()):  # long-polling fetches answer now
                 for p in topic.partitions:
                     p.wake_waiters()
+        await self._shut_down(grace_s=3.0, flush=True)
+
+    async def _shut_down(self, grace_s: float, flush: bool) -> None:
+        """The HTTP listeners, the Kafka listeners (requests in flight get ``grace_s``), the background
+        tasks, then the state (flushed or not)."""
         if self.control_http is not None:
             await self.control_http.stop()
         if self.schema_registry is not None:
             await self.schema_registry[0].stop()
         for server in self.servers:
-            await server.stop()
+            await server.stop(grace_s=grace_s)
         if self.state is not None and self.state.log_manager is not None:
             await self.state.log_manager.stop()
         if self.state is not None:
-            self.state.close()
+            self.state.close(flush=flush)
 
     async def kill(self) -> None:
         """Die as a killed process would: connections dropped at once, nothing answered or flushed, no
@@ -137,15 +142,7 @@ class BrokerServer:
         if state.replica_fetchers is not None:
             await state.replica_fetchers.stop()
         state.unregister()
-        if self.control_http is not None:
-            await self.control_http.stop()
-        if self.schema_registry is not None:
-            await self.schema_registry[0].stop()
-        for server in self.servers:
-            await server.stop(grace_s=0)
-        if state.log_manager is not None:
-            await state.log_manager.stop()
-        state.close(flush=False)
+        await self._shut_down(grace_s=0, flush=False)
 
 
 class ClusterServers:

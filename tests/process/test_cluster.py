@@ -24,6 +24,7 @@ from kbroker.topic_store import MemoryTopicStore
 from kbroker.wire.messages import (find_coordinator as FC, join_group as JG, metadata as MD, produce as P,
                                    fetch as F)
 from support.clients import CLIENTS
+from support.control_http import control_call
 
 TIMEOUT_S = 30
 
@@ -422,20 +423,9 @@ def test_transactions_over_the_cluster(cluster):
 def test_cluster_control_plane_over_http():
     """The HTTP control plane of ``--brokers N``: list the brokers, stop one, wait for leaders (times out while
     it is down), start it, wait again; the broker operations (faults, records) work across the cluster."""
-    import json
-    import urllib.error
-    import urllib.request
-
     with Broker(brokers=3, control_port=0) as b:
         def call(method, path, body=None):
-            req = urllib.request.Request(b.control_url + path, method=method,
-                                         data=None if body is None else json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=TIMEOUT_S) as r:
-                    return r.status, json.loads(r.read())
-            except urllib.error.HTTPError as e:
-                return e.code, json.loads(e.read())
+            return control_call(b.control_url, method, path, body, TIMEOUT_S)
 
         status, brokers = call("GET", "/brokers")
         assert status == 200 and [(x["node_id"], x["running"]) for x in brokers] == [(0, True), (1, True), (2, True)]

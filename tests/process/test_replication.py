@@ -9,11 +9,8 @@ never sleeps."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
@@ -24,6 +21,7 @@ from kbroker.errors import ErrorCode, KafkaError
 from kbroker.records.builder import build_batch
 from kbroker.records.record import Record
 from kbroker.wire.messages import produce as P
+from support.control_http import control_call
 
 TIMEOUT_S = 30
 
@@ -379,14 +377,7 @@ def test_move_leadership_and_the_control_plane_over_http():
 
     with Broker(brokers=3, control_port=0, settings={"replica.lag.time.max.ms": "500"}) as b:
         def call(method, path, body=None):
-            req = urllib.request.Request(b.control_url + path, method=method,
-                                         data=None if body is None else json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=TIMEOUT_S) as r:
-                    return r.status, json.loads(r.read())
-            except urllib.error.HTTPError as e:
-                return e.code, json.loads(e.read())
+            return control_call(b.control_url, method, path, body, TIMEOUT_S)
 
         topic = _topic("move")
         _create(b, topic, 1, 3)
