@@ -21,6 +21,7 @@ from kbroker.errors import ErrorCode, KafkaError
 from kbroker.records.builder import build_batch
 from kbroker.records.record import Record
 from kbroker.wire.messages import produce as P
+from support.clients import CLIENTS
 from support.control_http import control_call
 
 TIMEOUT_S = 30
@@ -314,6 +315,29 @@ def test_leader_killed_idempotent_producer_goes_on_nothing_acknowledged_lost():
             values = [int(v) for p_, _, v in got if p_ == part]
             assert values == sorted(acked[part]), f"partition {part}: lost, repeated or out of order"
         assert kills == 2
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_every_client_reads_what_it_wrote_before_and_after_a_leader_kill(client):
+    """kafka-python, aiokafka and confluent-kafka: acks=all writes to an RF 3 topic, the leader of every
+    partition is killed, more writes go to the new leaders, and the client reads all of it back in order
+    from the new leaders (replicated before the kill)."""
+    c = CLIENTS[client]
+    with Broker(brokers=3) as b:
+        topic = _topic("clients")
+        _create(b, topic, 2, 3, {"min.insync.replicas": "2"})
+        c(b.bootstrap_servers).produce(topic, [(None, f"before-{i}".encode(), [], i % 2, None) for i in range(40)])
+        victim = _state(b, topic, 0)[0]
+        b.kill_broker(victim)
+        assert all(_state(b, topic, i)[0] not in (victim, -1) for i in range(2))
+        live = ",".join(f"{s.host}:{s.port}" for n, s in sorted(b.cluster.servers.items()))
+        c(live).produce(topic, [(None, f"after-{i}".encode(), [], i % 2, None) for i in range(40)])
+        got = c(live).consume_assigned(topic, 2, 80)
+        for part in range(2):
+            assert [r[3] for r in got if r[0] == part] == \
+                [f"before-{i}".encode() for i in range(part, 40, 2)] + [f"after-{i}".encode() for i in range(part, 40, 2)]
+        b.start_broker(victim)
+        assert b.wait_for_leaders(TIMEOUT_S, full_isr=True)
 
 
 # -- cut-off, truncation ----------------------------------------------------------------------------------
