@@ -194,6 +194,7 @@ class ReplicaFetcher:
         self.partitions: dict[object, FetchState] = {}
         self._changed = asyncio.Event()
         self._conn: Connection | None = None
+        self._stopped = False
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def add(self, p) -> None:
@@ -213,6 +214,7 @@ class ReplicaFetcher:
         self._changed.set()
 
     async def stop(self) -> None:
+        self._stopped = True
         self._task.cancel()
         try:
             await self._task
@@ -231,7 +233,7 @@ class ReplicaFetcher:
         config = self.state.config
         backoff_s = config.replica_fetch_backoff_ms / 1000.0
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopped:
             self._changed.clear()
             for p in [p for p in self.partitions if p.log.store.closed]:  # its topic was deleted
                 del self.partitions[p]
@@ -284,10 +286,9 @@ class ReplicaFetcher:
             work.result()
             return
         work.cancel()
-        try:
-            await work
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001  abandoned on purpose
-            pass
+        await asyncio.wait({work})  # unlike awaiting it, never swallows a cancellation of this task
+        if not work.cancelled():
+            work.exception()  # abandoned on purpose: retrieved so that asyncio does not report it
         raise _Interrupted()
 
     async def _connection(self) -> Connection | None:
