@@ -156,7 +156,8 @@ def _error_data(index: int, error: int, current_leader=None):
 
 
 def _build(ctx, req, targets, max_bytes: int):
-    """(response, bytes of records in it, whether reading a partition gave an error)."""
+    """(response, bytes of records in it, whether reading a partition gave an error or a diverging epoch:
+    either is answered at once, as Kafka's DelayedFetch completes on them)."""
     follower = replica_id_of(ctx.version, req) >= 0
     read_committed = req.isolation_level == 1 and not follower
     remaining = max_bytes if max_bytes > 0 else 0
@@ -199,7 +200,7 @@ def _build(ctx, req, targets, max_bytes: int):
                 else:
                     limit = max_offset = lso if read_committed else hw
                 if diverging is not None:
-                    pass  # no records: the follower truncates first
+                    read_error = True  # no records, answered at once: the follower truncates first
                 elif offset < start or offset > p.log_end_offset:
                     err = ErrorCode.OFFSET_OUT_OF_RANGE
                 elif offset < limit:

@@ -136,6 +136,25 @@ def _fetch_raw(b: Broker, node: int, topic: str, index: int = 0) -> tuple[int, l
     return part.high_watermark, values
 
 
+def _replica_fetch(b: Broker, node: int, topic: str, replica_id: int, fetch_offset: int, last_fetched_epoch: int):
+    """A follower's Fetch v12 (replica id, last fetched epoch) to a broker: the partition's answer."""
+    from kbroker.wire.messages import fetch as F
+
+    server = b.cluster.servers[node]
+    epoch = b.call(lambda: _partition_state(b, topic).leader_epoch)
+    c = BlockingConnection(server.host, server.port)
+    try:
+        r = c.request(1, 12, F.FetchRequest(replica_id=replica_id, max_wait_ms=5000, min_bytes=1, max_bytes=1 << 20,
+                                            topics=[F.FetchRequest.FetchTopic(topic=topic, partitions=[
+                                                F.FetchRequest.FetchPartition(
+                                                    partition=0, current_leader_epoch=epoch, fetch_offset=fetch_offset,
+                                                    last_fetched_epoch=last_fetched_epoch,
+                                                    partition_max_bytes=1 << 20)])]))
+    finally:
+        c.close()
+    return r.responses[0].partitions[0]
+
+
 def _metric(b: Broker, node: int, name: str) -> float:
     """An unlabelled sample of a broker's /metrics."""
     text = b.call(lambda: b.cluster.servers[node].metrics.exposition()).decode()
@@ -384,6 +403,10 @@ def test_divergent_log_of_a_cut_off_leader_is_truncated():
         assert _produce_raw(b, new, topic, [b"kept-0", b"kept-1"], acks=1).error_code == 0
         assert _wait(b, lambda: _logs_now(b, topic)[(new + 1) % 3][0] == 4)
         assert _records(b, old, topic)[2:] == [b"lost-0", b"lost-1", b"lost-2"]
+        # What the old leader's fetch would be told (Fetch v12+): its epoch ends at 2 on the new leader.
+        diverging = _replica_fetch(b, new, topic, replica_id=old, fetch_offset=5, last_fetched_epoch=epoch)
+        assert (diverging.error_code, diverging.diverging_epoch.epoch, diverging.diverging_epoch.end_offset,
+                bytes(diverging.records or b"")) == (0, epoch, 2, b"")
         b.restore(old)
         assert _wait(b, _in_sync_everywhere(b, topic))
         expected = [b"common-0", b"common-1", b"kept-0", b"kept-1"]
