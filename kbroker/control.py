@@ -256,7 +256,7 @@ class Control:
         for g in sorted(state.groups.list_groups(None, None).groups, key=lambda g: g.group_id):
             lag = group_lag(state, g.group_id, self._leader_partition)
             out.append({"group_id": g.group_id, "state": g.state, "protocol_type": g.protocol_type,
-                        "members": len(state.groups.describe_group(g.group_id).members),
+                        "members": state.groups.member_count(g.group_id),
                         "lag": sum(r["lag"] or 0 for r in lag)})
         return out
 
@@ -266,9 +266,9 @@ class Control:
         of the topic (default: every topic the group has offsets for)."""
         state = self._coordinator_state()
         coordinator = state.groups
-        d = coordinator.describe_group(group_id)
-        if d.members:
-            raise ValueError(f"group {group_id} has {len(d.members)} members: only an empty group's offsets "
+        count = coordinator.member_count(group_id)
+        if count:
+            raise ValueError(f"group {group_id} has {count} members: only an empty group's offsets "
                              "can be reset")
         to = spec.get("to", "earliest")
         topics = [spec["topic"]] if spec.get("topic") else sorted({r["topic"] for r in group_lag(state, group_id,

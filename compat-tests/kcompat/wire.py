@@ -30,7 +30,7 @@ API_NAMES = {
     33: "AlterConfigs", 35: "DescribeLogDirs", 36: "SaslAuthenticate", 37: "CreatePartitions",
     42: "DeleteGroups", 44: "IncrementalAlterConfigs", 47: "OffsetDelete", 50: "DescribeUserScramCredentials",
     51: "AlterUserScramCredentials", 60: "DescribeCluster", 61: "DescribeProducers",
-    65: "DescribeTransactions", 66: "ListTransactions", 68: "ConsumerGroupHeartbeat",
+    65: "DescribeTransactions", 66: "ListTransactions", 68: "ConsumerGroupHeartbeat", 69: "ConsumerGroupDescribe",
 }
 
 # Record batch v2 attributes (KIP-98): bits 0-2 codec, 3 timestamp type, 4 transactional, 5 control.

@@ -24,8 +24,8 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     1: ('fetch', (4, 18)),  # Fetch
     2: ('list_offsets', (1, 10)),  # ListOffsets
     3: ('metadata', (0, 13)),  # Metadata
-    8: ('offset_commit', (2, 9)),  # OffsetCommit
-    9: ('offset_fetch', (1, 9)),  # OffsetFetch
+    8: ('offset_commit', (2, 10)),  # OffsetCommit
+    9: ('offset_fetch', (1, 10)),  # OffsetFetch
     10: ('find_coordinator', (0, 6)),  # FindCoordinator
     11: ('join_group', (0, 9)),  # JoinGroup
     12: ('heartbeat', (0, 4)),  # Heartbeat
@@ -62,6 +62,8 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     61: ('describe_producers', (0, 0)),  # DescribeProducers
     65: ('describe_transactions', (0, 0)),  # DescribeTransactions
     66: ('list_transactions', (0, 2)),  # ListTransactions
+    68: ('consumer_group_heartbeat', (0, 1)),  # ConsumerGroupHeartbeat
+    69: ('consumer_group_describe', (0, 1)),  # ConsumerGroupDescribe
     74: ('list_config_resources', (0, 1)),  # ListConfigResources
 }
 

@@ -53,6 +53,7 @@ MODULES = {
     65: 'describe_transactions',
     66: 'list_transactions',
     68: 'consumer_group_heartbeat',
+    69: 'consumer_group_describe',
     74: 'list_config_resources',
 }
 
@@ -101,6 +102,7 @@ NAMES = {
     65: 'DescribeTransactions',
     66: 'ListTransactions',
     68: 'ConsumerGroupHeartbeat',
+    69: 'ConsumerGroupDescribe',
     74: 'ListConfigResources',
 }
 
