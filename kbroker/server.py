@@ -41,6 +41,7 @@ import inspect
 import itertools
 import logging
 import os
+import socket
 import struct
 import time
 
@@ -74,7 +75,7 @@ class AuthenticationFailure(ProtocolViolation):
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
-    def __init__(self, server: "KafkaServer"):
+    def __init__(self, server: "KafkaServer", admitted: bool = False):
         self.server = server
         self.broker = server.broker
         self.session = Session(server.auth)
@@ -88,7 +89,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.read_paused = False
         self.closed = False
         self.failing = False  # authentication failed: the answer and the close wait for the delay
-        self.admitted = False  # counted by the connection quotas
+        self.admitted = admitted  # counted by the connection quotas (the acceptor did)
         self.id = next(_conn_ids)
         self.peer = "?"
         self.ip = "?"
@@ -122,13 +123,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if peer:
             self.ip = peer[0]
             self.peer = f"{peer[0]}:{peer[1]}"
-        refused = self.server.quotas.admit(self.ip, self.server.listener_name)
-        if refused is not None:
-            log.warning("refusing connection from %s: %s", self.peer, refused)
-            self.closed = True
-            transport.abort()
-            return
-        self.admitted = True
         listener = self.server.listener
         if listener is not None and listener.security_protocol == "SSL":
             self.session.principal = tls.peer_principal(transport.get_extra_info("ssl_object")) or \
@@ -587,7 +581,8 @@ class KafkaServer:
         self.auth = auth
         self.connections: set[KafkaConnection] = set()
         self.tasks: set[asyncio.Task] = set()
-        self.server: asyncio.base_events.Server | None = None
+        self.sockets: list[socket.socket] = []  # listening
+        self._acceptors: list[asyncio.Task] = []
         self.buffers = BufferPool()  # large buffers the connections use again (wire/buffer_pool.py)
         # Receive buffers of connections with bytes arriving; an idle connection holds none.
         self.scratch = ScratchPool(SCRATCH_POOL_BYTES)
@@ -649,19 +644,99 @@ class KafkaServer:
             self.request_log.record(conn, header)
 
     async def start(self, host: str, port: int, ssl=None) -> tuple[str, int]:
-        """``ssl``: an SSLContext for a TLS listener (the handshake happens before connection_made)."""
+        """Bind and listen on every address ``host`` names (a port of 0: a free one, the same for all), and
+        accept in an acceptor task per socket. ``ssl``: an SSLContext for a TLS listener (the handshake
+        happens before connection_made). The acceptors are kbroker's own, not asyncio's create_server,
+        because Kafka's acceptor stops taking connections while a limit holds it back (connection_quotas.py)
+        and asyncio's server cannot be paused."""
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: KafkaConnection(self), host, port,
-                                               reuse_address=True, backlog=1024, ssl=ssl)
-        sock = self.server.sockets[0]
-        addr = sock.getsockname()
+        infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        seen = set()
+        try:
+            for family, kind, proto, _, addr in infos:
+                if (family, addr[0]) in seen:
+                    continue
+                seen.add((family, addr[0]))
+                sock = socket.socket(family, kind, proto)
+                self.sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port == 0 and len(self.sockets) > 1:
+                    addr = (addr[0], self.sockets[0].getsockname()[1]) + tuple(addr[2:])
+                sock.bind(addr)
+                sock.listen(1024)
+                sock.setblocking(False)
+        except OSError:
+            for sock in self.sockets:
+                sock.close()
+            self.sockets.clear()
+            raise
+        self.quotas.servers.add(self)
+        for sock in self.sockets:
+            self._acceptors.append(loop.create_task(self._accept_loop(sock, ssl)))
         self._schedule_reaper()
+        addr = self.sockets[0].getsockname()
         return addr[0], addr[1]
+
+    async def _accept_loop(self, sock: socket.socket, ssl) -> None:
+        """Kafka's Acceptor: take a connection from the backlog, wait for its slot (the creation rates and
+        max.connections; connection_quotas.py), count it against max.connections.per.ip, and serve it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, addr = await loop.sock_accept(sock)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                continue
+            except OSError as e:  # out of file descriptors, mostly: asyncio's own server waits a second too
+                log.error("listener %s cannot accept a connection: %s", self.listener_name or "", e)
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await self.quotas.wait_for_connection_slot(self.listener_name)
+            except BaseException:
+                conn.close()
+                raise
+            ip = addr[0]
+            refused = self.quotas.admit(ip, self.listener_name)
+            if refused is not None:
+                log.info("refusing connection from %s:%s: %s", ip, addr[1], refused)
+                conn.close()
+                continue
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = loop.create_task(self._serve(conn, ip, ssl))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _serve(self, conn: socket.socket, ip: str, ssl) -> None:
+        """Hand an admitted socket to a KafkaConnection (after the TLS handshake, on a TLS listener); a
+        socket that never becomes one gives its slot back."""
+        protocol = None
+
+        def factory():
+            nonlocal protocol
+            protocol = KafkaConnection(self, admitted=True)
+            return protocol
+
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(factory, conn, ssl=ssl)
+        except Exception as e:  # noqa: BLE001  a failed TLS handshake, a connection reset meanwhile
+            log.info("connection from %s not served: %s", ip, e)
+            if protocol is None or protocol.transport is None:
+                self.quotas.release(ip, self.listener_name)
+            conn.close()
 
     async def stop(self, grace_s: float = 3.0) -> None:
         """Stop accepting, let requests in flight finish (up to a deadline), then close connections."""
-        if self.server is not None:
-            self.server.close()
+        for task in self._acceptors:
+            task.cancel()
+        if self._acceptors:
+            await asyncio.gather(*self._acceptors, return_exceptions=True)
+        self._acceptors.clear()
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
+        self.quotas.servers.discard(self)
         if self._reaper is not None:
             self._reaper.cancel()
         if self.tasks:
@@ -669,8 +744,3 @@ class KafkaServer:
         for conn in list(self.connections):
             if conn.transport is not None:
                 conn.transport.close()
-        if self.server is not None:
-            try:
-                await asyncio.wait_for(self.server.wait_closed(), timeout=1.0)
-            except asyncio.TimeoutError:
-                pass
