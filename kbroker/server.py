@@ -67,6 +67,9 @@ SCRATCH_POOL_BYTES = 64 * SCRATCH_BYTES  # receive buffers kept for the next con
 # every request costs a pipelining producer a third of its throughput (a loop turn and a poll per request);
 # half a millisecond keeps that cost small and another client's wait near one request's.
 TURN_BUDGET_S = 0.0005
+# Of an answer's stored batches that the socket did not take, the most read into memory at a time (server
+# _pump): a client that does not read holds about this much, not a whole answer of fetch.max.bytes.
+PENDING_CHUNK = 1 << 20
 _conn_ids = itertools.count(1)
 
 
@@ -103,6 +106,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._out_bytes = 0
         self._high_water = 65536  # the transport's, once there is one
         self._out_regions = False  # _out holds FileRegions (see _write_with_regions)
+        self._pending: collections.deque = collections.deque()  # answer pieces not yet given to the transport
+        self._pending_fds: list[int] = []  # our duplicates of segment fds, while regions are pending
         self.sendfile_fd: int | None = None  # the socket, on a connection that sends files itself
 
     def _max_frame_bytes(self) -> int:
@@ -135,6 +140,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def connection_lost(self, exc):
         self.closed = True
         self._drop_queue()
+        self._pending.clear()
+        self._release_files()
         self.reader.close()
         self.server.connections.discard(self)
         if self.admitted:
@@ -177,6 +184,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def resume_writing(self):
         self.write_paused = False
+        if self._pending:
+            try:
+                self._pump()
+            except (StorageError, OSError) as e:
+                self._fail_write(e)
+                return
         self._kick()
 
     # -- request processing --------------------------------------------------
@@ -192,7 +205,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.scheduled = False
         turn_ends = time.perf_counter() + TURN_BUDGET_S
         while True:
-            if self.busy or self.write_paused or self.closed or self.failing:
+            if self.busy or self.write_paused or self._pending or self.closed or self.failing:
                 return
             if not self.queue:
                 self._flush()
@@ -269,7 +282,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _maybe_resume_reading(self) -> None:
         """Read again once every request received is answered and the answers are (mostly) sent, unless
         the requests of all connections together hold queued.max.request.bytes."""
-        if not self.read_paused or self.closed or self.failing or self.busy or self.queue or self.write_paused:
+        if not self.read_paused or self.closed or self.failing or self.busy or self.queue or self.write_paused \
+                or self._pending:
             return
         if not self.server.may_read(self):
             return
@@ -437,13 +451,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._out = []
         self._out_bytes = 0
         self.last_active = time.monotonic()
-        if self._out_regions:
+        if self._out_regions or self._pending:  # behind pending pieces, in order
             self._out_regions = False
             try:
                 self._write_with_regions(out)
-            except (StorageError, OSError) as e:  # a segment file shorter than its region, or gone
-                log.error("connection %s from %s: %s", self.id, self.peer, e)
-                self._close("a stored batch could not be read")
+            except (StorageError, OSError) as e:
+                self._fail_write(e)
             return
         if len(out) == 1:
             self.transport.write(out[0])
@@ -451,39 +464,89 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.transport.writelines(out)
 
     def _write_with_regions(self, pieces: list) -> None:
-        """Send pieces some of which are FileRegions. On a plaintext connection whose transport has nothing
-        queued, straight to the socket: writev for bytes, sendfile for regions, in order. From the first
-        piece the socket does not take whole (and always over TLS), through the transport, the regions
-        read into memory; the transport then owns the rest, as it owns every other answer, so order and
-        back-pressure stay its business."""
+        """Send pieces some of which are FileRegions, in order, without holding more than a chunk of them in
+        memory: Kafka sends a FileRecords with transferTo as the socket takes it, so a client that reads
+        slowly costs it no memory. On a plaintext connection whose transport has nothing queued, straight
+        to the socket: writev for bytes, sendfile for regions. From the first piece the socket does not take
+        whole (and always over TLS), at most PENDING_CHUNK bytes at a time are read into memory and given to
+        the transport; the rest waits in ``_pending`` (its segment files held open by duplicated
+        descriptors, so a deleted or closed segment's bytes can still be sent) until the transport drains
+        (resume_writing). No request of the connection is handled meanwhile."""
+        self._pending.extend(pieces)
+        self._pump()
+
+    def _pump(self) -> None:
+        pending = self._pending
         fd = self.sendfile_fd
-        direct = fd is not None and self.transport.get_write_buffer_size() == 0
-        rest: list = []
-        run: list = []  # bytes pieces before the next region
-        for piece in pieces:
-            if not direct:
-                rest.append(piece)
-            elif type(piece) is not FileRegion:
-                run.append(piece)
-            else:
-                if run:
-                    left = _writev_all(fd, run)
-                    run = []
-                    if left:
-                        direct = False
-                        rest.extend(left)
-                        rest.append(piece)
-                        continue
-                sent = _sendfile_all(fd, piece)
-                if sent < piece.size:
-                    direct = False
-                    rest.append(piece.tail(sent))
-        rest.extend(run)
-        if rest:
-            pieces, buf = self._read_regions(rest)
-            self.transport.writelines(pieces)
+        while pending and not self.closed:
+            if fd is not None and self.transport.get_write_buffer_size() == 0:
+                self._send_direct(fd)
+                if not pending:
+                    break
+            chunk, size = [], 0
+            while pending and size < PENDING_CHUNK:
+                piece = pending.popleft()
+                n = piece.size if type(piece) is FileRegion else len(piece)
+                if size + n > PENDING_CHUNK and type(piece) is FileRegion:
+                    take = PENDING_CHUNK - size
+                    pending.appendleft(piece.tail(take))
+                    piece, n = FileRegion(piece.fd, piece.position, take, piece.last_offset), take
+                chunk.append(piece)
+                size += n
+            out, buf = self._read_regions(chunk)
+            self.transport.writelines(out)
             if buf is not None:
                 self.server.buffers.give(buf)
+            if self.write_paused:
+                break
+        if pending:
+            self._hold_files()
+        else:
+            self._release_files()
+
+    def _send_direct(self, fd: int) -> None:
+        """Write ``_pending`` straight to the socket until it is sent or the socket would block."""
+        pending = self._pending
+        while pending:
+            piece = pending[0]
+            if type(piece) is FileRegion:
+                sent = _sendfile_all(fd, piece)
+                if sent < piece.size:
+                    pending[0] = piece.tail(sent)
+                    return
+                pending.popleft()
+                continue
+            run = []
+            while pending and type(pending[0]) is not FileRegion:
+                run.append(pending.popleft())
+            left = _writev_all(fd, run)
+            if left:
+                pending.extendleft(reversed(left))
+                return
+
+    def _hold_files(self) -> None:
+        """The segment files of pending regions stay open for them (their own descriptors), whatever
+        happens to the segments meanwhile."""
+        own = set(self._pending_fds)
+        made: dict[int, int] = {}  # segment fd -> its duplicate, for the regions new in this call
+        for i, piece in enumerate(self._pending):
+            if type(piece) is FileRegion and piece.fd not in own:
+                dup = made.get(piece.fd)
+                if dup is None:
+                    dup = made[piece.fd] = os.dup(piece.fd)
+                    self._pending_fds.append(dup)
+                self._pending[i] = FileRegion(dup, piece.position, piece.size, piece.last_offset)
+
+    def _release_files(self) -> None:
+        if self._pending_fds:
+            for dup in self._pending_fds:
+                os.close(dup)
+            self._pending_fds = []
+
+    def _fail_write(self, e: Exception) -> None:
+        """A segment file shorter than its region, or gone."""
+        log.error("connection %s from %s: %s", self.id, self.peer, e)
+        self._close("a stored batch could not be read")
 
     def _read_regions(self, pieces: list) -> tuple[list, bytearray | None]:
         """``pieces`` with each FileRegion replaced by its bytes, read (one pread each) into one buffer from
@@ -536,7 +599,7 @@ SENDFILE = hasattr(os, "sendfile")
 
 def _writev_all(fd: int, pieces: list) -> list:
     """Write ``pieces`` to a non-blocking socket until it would block; returns what it did not take."""
-    pieces = [memoryview(p) for p in pieces]
+    pieces = [m for m in (memoryview(p).cast("B") for p in pieces) if len(m)]
     while pieces:
         try:
             n = os.writev(fd, pieces[:1024])
@@ -544,6 +607,8 @@ def _writev_all(fd: int, pieces: list) -> list:
             return pieces
         except OSError:
             return pieces  # the transport meets the same error and closes the connection
+        if n == 0:
+            return pieces
         while n and pieces:
             if n >= len(pieces[0]):
                 n -= len(pieces[0])
@@ -629,7 +694,7 @@ class KafkaServer:
         if idle_s > 0:
             deadline = time.monotonic() - idle_s
             for conn in [c for c in self.connections if c.last_active < deadline]:
-                if conn.busy or conn.queue or conn.closed or conn.transport.get_write_buffer_size():
+                if conn.busy or conn.queue or conn._pending or conn.closed or conn.transport.get_write_buffer_size():
                     continue
                 conn._close(f"idle for more than connections.max.idle.ms ({idle_s * 1000:.0f})", logging.DEBUG)
         self._schedule_reaper()

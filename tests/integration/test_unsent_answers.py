@@ -168,3 +168,58 @@ def test_a_non_reading_client_gets_no_more_requests_handled_than_one_answer_beyo
         assert _high_watermark(c, marker) == 1
         hog.close()
         c.close()
+
+
+def test_a_slow_reader_of_a_large_stored_answer_holds_a_chunk_not_the_answer(tmp_path, topic_name):
+    """Segment storage, an answer of 32 MiB (fetch.max.bytes) to a client with a 4 KiB window that reads
+    nothing: before, the part of the answer the socket did not take was read into memory whole and handed
+    to the transport (32 MB held for one client, and as much again for each such client). Now the broker
+    holds at most a chunk of it in memory and sends the rest from the segment file as the client reads, as
+    Kafka's transferTo does; the file stays readable for it even when the topic is deleted meanwhile, and
+    the client gets exactly the stored bytes."""
+    answer = 32 << 20
+    with Broker(port=0, storage="segment", data_dir=str(tmp_path / "data"),
+                settings={"fetch.max.bytes": str(answer)}) as b:
+        c = BlockingConnection(b.host, b.port, timeout_s=30)
+        _create(c, topic_name)
+        for _ in range(340):  # 34 MB
+            _produce(c, topic_name, simple_batch(os.urandom(VALUE)))
+        expected = bytes(c.request(1, 11, _fetch(topic=topic_name, max_bytes=2**31 - 1))
+                         .responses[0].partitions[0].records)
+        assert answer - VALUE - 1000 < len(expected) <= answer
+
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(30)
+        raw.connect((b.host, b.port))
+        hog = BlockingConnection.over(raw)
+        hog.send_bytes(hog.frame(1, 11, _fetch(topic=topic_name, max_bytes=2**31 - 1)))
+
+        def hog_side():
+            conns = [k for s in b.state.connection_quotas.servers for k in s.connections
+                     if k.peer.endswith(f":{raw.getsockname()[1]}")]
+            if not conns or not conns[0]._pending:
+                return None
+            k = conns[0]
+            return k.transport.get_write_buffer_size(), sum(len(p) for p in k._pending), k._high_water
+
+        deadline = time.monotonic() + 30
+        while (state := b.call(hog_side)) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        buffered, pending, high_water = state
+        assert buffered <= kbroker.server.PENDING_CHUNK + high_water, f"{buffered / 1e6:.1f} MB held in memory"
+        assert pending > answer // 2, state  # still in the segment file, not in memory
+
+        from kbroker.wire.messages import delete_topics
+        D = delete_topics.DeleteTopicsRequest
+        resp = c.request(20, 6, D(topics=[D.DeleteTopicState(name=topic_name)], timeout_ms=5000))
+        assert resp.responses[0].error_code == 0
+
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        got = hog.read_response()
+        assert bytes(got.responses[0].partitions[0].records) == expected
+        assert b.call(lambda: [k._pending_fds for s in b.state.connection_quotas.servers for k in s.connections]) \
+            == [[], []]
+        hog.close()
+        c.close()
