@@ -311,11 +311,11 @@ def soak(peer, duration: float, interval: float, idle: int, say=print) -> dict:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     stop_at = time.monotonic() + duration
-    procs = [ctx.Process(target=e2e_client, args=(peer.bootstrap, stop_at, interval, out)),
-             ctx.Process(target=probe_client, args=(host, port, stop_at, interval, out)),
-             ctx.Process(target=load_client, args=(peer.bootstrap, stop_at, interval, out)),
-             ctx.Process(target=idle_and_churn, args=(host, port, idle, stop_at, interval, out)),
-             ctx.Process(target=hostile, args=(host, port, stop_at, interval, out))]
+    procs = [ctx.Process(target=e2e_client, args=(peer.bootstrap, stop_at, interval, out), name="e2e"),
+             ctx.Process(target=probe_client, args=(host, port, stop_at, interval, out), name="probe"),
+             ctx.Process(target=load_client, args=(peer.bootstrap, stop_at, interval, out), name="load"),
+             ctx.Process(target=idle_and_churn, args=(host, port, idle, stop_at, interval, out), name="idle_churn"),
+             ctx.Process(target=hostile, args=(host, port, stop_at, interval, out), name="hostile")]
     start = time.monotonic()
     samples = [{"t_s": 0, "rss_mb": round(peer.rss_bytes() / 1e6, 1), "fds": fds(pid)}]
     for p in procs:
@@ -353,15 +353,17 @@ def soak(peer, duration: float, interval: float, idle: int, say=print) -> dict:
                 row[kind] = reports[kind][i]
         rows.append(row)
     alive = peer.alive()
+    # A client that died is said in the result: the intervals after it measured less load than described.
+    exits = {p.name: p.exitcode for p in procs if p.exitcode not in (0, None, -15)}
     return {"duration_s": duration, "interval_s": interval, "idle_connections": idle, "start": samples[0],
-            "rows": rows, "broker_alive_at_end": alive}
+            "rows": rows, "broker_alive_at_end": alive, "clients_failed": exits}
 
 
 def markdown(result: dict, peer_name: str) -> str:
     lines = [f"# Soak: {peer_name}, {result['duration_s']:.0f} s", "",
              f"Start: RSS {result['start']['rss_mb']} MB, {result['start']['fds']} fds; "
              f"{result['idle_connections']} idle connections held; broker alive at the end: "
-             f"{result['broker_alive_at_end']}.", "",
+             f"{result['broker_alive_at_end']}; clients that failed: {result.get('clients_failed') or 'none'}.", "",
              "| t (s) | RSS MB | fds | e2e p50 / p99 / max ms | probe p50 / p99 / max ms | load sent / consumed | "
              "idle open / churned | slow-reader KB / huge fetches / metadata bursts / admin bursts / errors | load avg |",
              "|---:|---:|---:|---|---|---|---|---|---:|"]
