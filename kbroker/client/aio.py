@@ -17,14 +17,11 @@ import asyncio
 import ssl as ssl_module
 from collections import deque
 
-from .. import __version__
 from ..errors import ErrorCode
 from ..wire.header import API_VERSIONS_KEY
-from ..wire.messages import BY_KEY, create_partitions, create_topics, delete_topics, metadata
-from .protocol import (MAX_RESPONSE_BYTES, ClientError, ClientProtocol, ProtocolError, api_versions_fallback, api_versions_request,
-                       check, expects_response, negotiate)
-
-SOFTWARE_NAME = "kbroker-client"
+from ..wire.messages import create_partitions, create_topics, delete_topics, metadata
+from .protocol import (MAX_RESPONSE_BYTES, ClientError, ClientProtocol, ProtocolError, check,
+                       expects_response, negotiation, pick_version)
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -61,27 +58,18 @@ class Connection:
 
     async def negotiate(self, version: int | None = None) -> dict[int, int]:
         """ApiVersions, from our highest version down to what the broker names after UNSUPPORTED_VERSION."""
-        v = BY_KEY[API_VERSIONS_KEY].REQUEST_VERSIONS[1] if version is None else version
-        for _attempt in range(3):
-            resp = await self.send(API_VERSIONS_KEY, api_versions_request(v, SOFTWARE_NAME, __version__), v)
-            if resp.error_code == ErrorCode.UNSUPPORTED_VERSION and v > 0:
-                nxt = api_versions_fallback(resp)
-                if nxt is None or nxt >= v:
-                    nxt = v - 1
-                v = nxt
-                continue
-            check(resp.error_code, "ApiVersions")
-            self.versions = negotiate(resp)
-            return self.versions
-        raise ClientError(ErrorCode.UNSUPPORTED_VERSION, "no ApiVersions version in common")
+        steps = negotiation(version)
+        v, request = next(steps)
+        while True:
+            try:
+                v, request = steps.send(await self.send(API_VERSIONS_KEY, request, v))
+            except StopIteration as done:
+                self.versions = done.value
+                return self.versions
 
     def version(self, api_key: int, at_most: int | None = None) -> int:
         """The version to use for ``api_key``: the negotiated one, capped at ``at_most``."""
-        if api_key not in self.versions:
-            raise ClientError(ErrorCode.UNSUPPORTED_VERSION,
-                              f"the broker serves no version of API {api_key} that this client knows")
-        v = self.versions[api_key]
-        return v if at_most is None else min(v, at_most)
+        return pick_version(self.versions, api_key, at_most)
 
     # -- requests ---------------------------------------------------------------------------------------
 

@@ -16,13 +16,9 @@ import socket
 import ssl as ssl_module
 import threading
 
-from .. import __version__
-from ..errors import ErrorCode
 from ..wire.header import API_VERSIONS_KEY
-from ..wire.messages import BY_KEY
-from .aio import SOFTWARE_NAME, Client
-from .protocol import (ClientError, ClientProtocol, api_versions_fallback, api_versions_request, check,
-                       negotiate)
+from .aio import Client
+from .protocol import ClientProtocol, negotiation, pick_version
 
 
 class BlockingConnection:
@@ -106,24 +102,17 @@ class BlockingConnection:
     # -- versions ---------------------------------------------------------------------------------------
 
     def negotiate(self, version: int | None = None) -> dict[int, int]:
-        v = BY_KEY[API_VERSIONS_KEY].REQUEST_VERSIONS[1] if version is None else version
-        for _attempt in range(3):
-            resp = self.request(API_VERSIONS_KEY, v, api_versions_request(v, SOFTWARE_NAME, __version__))
-            if resp.error_code == ErrorCode.UNSUPPORTED_VERSION and v > 0:
-                nxt = api_versions_fallback(resp)
-                v = v - 1 if nxt is None or nxt >= v else nxt
-                continue
-            check(resp.error_code, "ApiVersions")
-            self.versions = negotiate(resp)
-            return self.versions
-        raise ClientError(ErrorCode.UNSUPPORTED_VERSION, "no ApiVersions version in common")
+        steps = negotiation(version)
+        v, request = next(steps)
+        while True:
+            try:
+                v, request = steps.send(self.request(API_VERSIONS_KEY, v, request))
+            except StopIteration as done:
+                self.versions = done.value
+                return self.versions
 
     def version(self, api_key: int, at_most: int | None = None) -> int:
-        if api_key not in self.versions:
-            raise ClientError(ErrorCode.UNSUPPORTED_VERSION,
-                              f"the broker serves no version of API {api_key} that this client knows")
-        v = self.versions[api_key]
-        return v if at_most is None else min(v, at_most)
+        return pick_version(self.versions, api_key, at_most)
 
 
 class BlockingClient:

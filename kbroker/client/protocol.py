@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Generator
 
+from .. import __version__
 from ..errors import ErrorCode
 from ..wire.header import API_VERSIONS_KEY, RequestHeader, encode_request_header, read_response_header
 from ..wire.messages import BY_KEY, api_versions
@@ -29,6 +31,8 @@ _SIZE = struct.Struct(">i")
 # consumer has no such bound; 1 GiB is well above fetch.max.bytes (50 MiB) and Kafka's
 # socket.request.max.bytes (100 MiB).
 MAX_RESPONSE_BYTES = 1 << 30
+
+SOFTWARE_NAME = "kbroker-client"
 
 
 class ClientError(Exception):
@@ -97,6 +101,31 @@ def api_versions_fallback(response) -> int | None:
         if k.api_key == API_VERSIONS_KEY:
             return min(k.max_version, BY_KEY[API_VERSIONS_KEY].REQUEST_VERSIONS[1])
     return None
+
+
+def negotiation(version: int | None = None) -> Generator[tuple[int, object], object, dict[int, int]]:
+    """ApiVersions from our highest version (or ``version``) down to what the broker names after
+    UNSUPPORTED_VERSION, without I/O: a generator that yields ``(version, request)`` to send, is sent each
+    response, and returns the negotiated versions (``negotiate``). Both connection shells drive it."""
+    v = BY_KEY[API_VERSIONS_KEY].REQUEST_VERSIONS[1] if version is None else version
+    for _attempt in range(3):
+        resp = yield v, api_versions_request(v, SOFTWARE_NAME, __version__)
+        if resp.error_code == ErrorCode.UNSUPPORTED_VERSION and v > 0:
+            nxt = api_versions_fallback(resp)
+            v = v - 1 if nxt is None or nxt >= v else nxt
+            continue
+        check(resp.error_code, "ApiVersions")
+        return negotiate(resp)
+    raise ClientError(ErrorCode.UNSUPPORTED_VERSION, "no ApiVersions version in common")
+
+
+def pick_version(versions: dict[int, int], api_key: int, at_most: int | None = None) -> int:
+    """The version to use for ``api_key``: the negotiated one, capped at ``at_most``."""
+    if api_key not in versions:
+        raise ClientError(ErrorCode.UNSUPPORTED_VERSION,
+                          f"the broker serves no version of API {api_key} that this client knows")
+    v = versions[api_key]
+    return v if at_most is None else min(v, at_most)
 
 
 class InFlight:

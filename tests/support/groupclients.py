@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from support.event_process import EventProcess
 from support.group_member import kafka_python_prime_metadata
 
 MEMBER_SCRIPT = str(Path(__file__).with_name("group_member.py"))
@@ -34,72 +35,36 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
         time.sleep(interval)  # pacing of a condition check with a deadline, not synchronisation
 
 
-class MemberProcess:
+class MemberProcess(EventProcess):
     """One group member running tests/support/group_member.py; its JSON events are collected as they arrive."""
 
     def __init__(self, client: str, bootstrap: str, topic: str, group: str, client_id: str, *extra: str):
         self.client = client
         self.client_id = client_id
-        self.events: list[dict] = []
-        self.stderr: list[str] = []
-        self._cond = threading.Condition()
+        self.name = f"{client_id} ({client})"
         cmd = [sys.executable, MEMBER_SCRIPT, client, bootstrap, topic, group, "--client-id", client_id, *extra]
         log_dir = os.environ.get("GROUP_MEMBER_LOG_DIR")  # debugging: each member's client debug log there
         if log_dir:
             cmd += ["--debug-log", os.path.join(log_dir, f"{client_id}-{os.getpid()}-{time.monotonic_ns()}.log")]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
-
-    def _read_stdout(self) -> None:
-        for line in self.proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = {"ev": "garbage", "line": line}
-            with self._cond:
-                self.events.append(event)
-                self._cond.notify_all()
-        with self._cond:
-            self.events.append({"ev": "eof"})
-            self._cond.notify_all()
-
-    def _read_stderr(self) -> None:
-        for line in self.proc.stderr:
-            with self._cond:
-                self.stderr.append(line)
+        super().__init__(cmd)
 
     def wait_for(self, predicate, timeout: float = 20.0, what: str = "an event") -> dict:
         """The first event (in arrival order) for which `predicate(event)` holds, waiting for it."""
-        with self._cond:
-            def found():
-                return next((e for e in self.events if predicate(e)), None)
-
-            self._cond.wait_for(lambda: found() is not None or self.events[-1:] == [{"ev": "eof"}], timeout)
-            event = found()
-        if event is None:
-            raise AssertionError(f"{self.client_id} ({self.client}): no {what} within {timeout}s; "
-                                 f"events {self.events[-10:]}; stderr {''.join(self.stderr[-30:])}")
-        return event
+        return self.first_event(predicate, timeout, what)
 
     def owned(self) -> set[int] | None:
         """The partitions the member owns after its last rebalance callback (None before its first one)."""
-        with self._cond:
-            last = [e for e in self.events if e["ev"] in ("assigned", "revoked")]
+        last = self.rebalance_events()
         return set(last[-1]["owned"]) if last else None
 
     def rebalance_events(self) -> list[dict]:
-        with self._cond:
-            return [e for e in self.events if e["ev"] in ("assigned", "revoked")]
+        return self.events_where(lambda e: e["ev"] in ("assigned", "revoked"))
 
     def records(self) -> list[tuple[int, int]]:
-        with self._cond:
-            return [(e["p"], e["o"]) for e in self.events if e["ev"] == "record"]
+        return [(e["p"], e["o"]) for e in self.events_where(lambda e: e["ev"] == "record")]
 
     def errors(self) -> list[dict]:
-        with self._cond:
-            return [e for e in self.events if e["ev"] in ("error", "garbage")]
+        return self.events_where(lambda e: e["ev"] in ("error", "garbage"))
 
     def terminate(self, timeout: float = 20.0) -> int:
         """SIGTERM: the member closes its consumer as an application would, then exits."""
@@ -109,12 +74,6 @@ class MemberProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(f"{self.client_id} did not exit on SIGTERM: {''.join(self.stderr[-30:])}")
-
-    def kill(self) -> None:
-        """SIGKILL: gone without a word to the broker."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
 
 
 def assignments(group: dict, topic: str) -> dict[str, set[int]]:

@@ -10,13 +10,12 @@ stable offset has passed every transaction written before the sentinels, so a st
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
-import subprocess
 import sys
-import threading
 import time
+
+from support.event_process import EventProcess
 
 SENTINEL = b"__end__"
 TIMEOUT_S = 30
@@ -158,60 +157,26 @@ def values(records) -> list[bytes]:
 # -- a processor process ---------------------------------------------------------------------------------
 
 
-class ProcessorProcess:
+class ProcessorProcess(EventProcess):
     """tests/support/txn_processor.py running as a child process; its JSON events are collected as they arrive."""
 
     def __init__(self, client: str, bootstrap: str, in_topic: str, out_topic: str, group: str, txn_id: str,
                  *extra: str):
         self.client = client
-        self.events: list[dict] = []
-        self.stderr: list[str] = []
-        self._cond = threading.Condition()
-        cmd = [sys.executable, PROCESSOR_SCRIPT, client, bootstrap, in_topic, out_topic, group, txn_id, *extra]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
-
-    def _read_stdout(self) -> None:
-        for line in self.proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = {"ev": "garbage", "line": line}
-            with self._cond:
-                self.events.append(event)
-                self._cond.notify_all()
-        with self._cond:
-            self.events.append({"ev": "eof"})
-            self._cond.notify_all()
-
-    def _read_stderr(self) -> None:
-        for line in self.proc.stderr:
-            with self._cond:
-                self.stderr.append(line)
+        self.name = f"processor ({client})"
+        super().__init__([sys.executable, PROCESSOR_SCRIPT, client, bootstrap, in_topic, out_topic, group, txn_id,
+                          *extra])
 
     def wait_for(self, ev: str, timeout: float = TIMEOUT_S) -> dict:
         """The first event named ``ev``; fails at once if the process ends or reports an error first."""
-        with self._cond:
-            def found():
-                return next((e for e in self.events if e["ev"] in (ev, "error", "eof")), None)
-
-            self._cond.wait_for(lambda: found() is not None, timeout)
-            event = found()
-        if event is None or event["ev"] != ev:
-            raise AssertionError(f"processor ({self.client}): no {ev!r} within {timeout}s but {event}; "
+        event = self.first_event(lambda e: e["ev"] in (ev, "error", "eof"), timeout, repr(ev))
+        if event["ev"] != ev:
+            raise AssertionError(f"{self.name}: no {ev!r} within {timeout}s but {event}; "
                                  f"events {self.events[-10:]}; stderr {''.join(self.stderr[-30:])}")
         return event
 
     def committed(self) -> list[dict]:
-        with self._cond:
-            return [e for e in self.events if e["ev"] == "committed"]
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+        return self.events_where(lambda e: e["ev"] == "committed")
 
     def wait(self, timeout: float = TIMEOUT_S) -> int:
         return self.proc.wait(timeout)
