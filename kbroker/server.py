@@ -768,7 +768,9 @@ class KafkaServer:
                 log.info("refusing connection from %s:%s: %s", ip, addr[1], refused)
                 conn.close()
                 continue
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if ssl is None:  # ready on the loop's next turn: no task of its own (an idle connection stays small)
+                await self._serve(conn, ip, None)
+                continue
             task = loop.create_task(self._serve(conn, ip, ssl))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
