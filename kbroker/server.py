@@ -15,7 +15,10 @@ pipelining thousands of them takes turns with everybody else instead of holding 
 clients still pipeline: what they sent is answered in order, a few answers to a write.
 ``queued.max.request.bytes`` bounds the bytes of requests received and not yet answered over all
 connections (connections stop reading while it is reached); ``connections.max.idle.ms``,
-``max.connections``, ``max.connections.per.ip`` (connection_quotas.py) bound the connections.
+``max.connections``, ``max.connections.per.ip`` and the creation rates (connection_quotas.py) bound the
+connections: each listener socket has its own acceptor task, which stops taking connections while a limit
+holds it back, as Kafka's Acceptor does. Stored batches an answer names (FileRegions) go out by sendfile
+while the socket takes them; what it does not take waits in the segment file, not in memory (``_pump``).
 An idle connection holds no receive buffer (wire/framing.py).
 
 Authentication (security/authenticator.py): each connection has a Session. On a SASL listener nothing but
