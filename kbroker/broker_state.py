@@ -231,7 +231,7 @@ class BrokerState(MetadataListener):
     # -- topics --------------------------------------------------------------
 
     def auto_create_topic(self, name: str):
-        """The topic created for a Metadata or Produce request naming it; None when it cannot be (its name
+        """The topic created for a Metadata request naming it; None when it cannot be (its name
         collides with an existing topic's): the client sees UNKNOWN_TOPIC_OR_PARTITION, as from Kafka, whose
         controller refuses the creation its auto-creation asked for."""
         if name in self.topics.pending:  # a CreateTopics for it is still making its partitions

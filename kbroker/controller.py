@@ -195,7 +195,7 @@ def place_replicas(brokers: list[int], num_partitions: int, replication_factor: 
         raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
                          f"Unable to replicate the partition {replication_factor} time(s): The target replication "
                          f"factor of {replication_factor} cannot be reached because only {len(brokers)} broker(s) "
-                         "are registered.")
+                         "are registered or some brokers have all their log directories cordoned.")
     if replication_factor > MAX_REPLICATION_FACTOR:
         raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
                          f"Unable to replicate the partition {replication_factor} time(s): kbroker does not "
@@ -450,7 +450,8 @@ class InProcessController(Controller):
             replicas = assignments
         else:
             if num_partitions <= 0:
-                raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
+                raise KafkaError(ErrorCode.INVALID_PARTITIONS,
+                                 "Number of partitions was set to an invalid non-positive value.")
             if replication_factor <= 0:
                 raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
                                  "Replication factor must be larger than 0, or -1 to use the default value.")

@@ -30,8 +30,8 @@ class RecordValidationError(KafkaError):
     names each in ``record_errors``, (index of the record in its batch, why), and the partition's message
     is Kafka's summary of them (LogValidator.processRecordErrors)."""
 
-    def __init__(self, code: ErrorCode, record_errors: list[tuple[int, str]]):
+    def __init__(self, code: ErrorCode, record_errors: list[tuple[int, str]], summary: str | None = None):
         shown = ", ".join(f"RecordError(batchIndex={i}, message='{m}')" for i, m in record_errors[:3])
-        super().__init__(code, f"One or more records have been rejected due to {len(record_errors)} record "
-                               f"errors in total, and only showing the first three errors at most: [{shown}]")
+        super().__init__(code, summary or f"One or more records have been rejected due to {len(record_errors)} "
+                               f"record errors in total, and only showing the first three errors at most: [{shown}]")
         self.record_errors = record_errors

@@ -154,8 +154,10 @@ class Partition:
         (base offset, log append time or -1). Raises KafkaError (see ``UnifiedLog.append_as_leader``)."""
         topic = self.topic
         compacted = topic is not None and "compact" in topic.config("cleanup.policy")
+        bounds = None if topic is None or log_append_time else (
+            int(topic.config("message.timestamp.before.max.ms")), int(topic.config("message.timestamp.after.max.ms")))
         result = self.log.append_as_leader(records, self.leader_epoch, max_message_bytes, log_append_time,
-                                           compacted, produce_version)
+                                           compacted, produce_version, bounds)
         self._maybe_increment_leader_hw()
         self.wake_waiters()
         return result

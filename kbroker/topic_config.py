@@ -30,16 +30,29 @@ class ConfigDef:
 
 
 def _at_least(lo: int) -> Callable[[str], bool]:
-    return lambda v: int(v) >= lo
+    """ConfigDef.Range.atLeast, and its refusal."""
+    def check(v: str) -> bool:
+        return int(v) >= lo
+    check.why = f"Value must be at least {lo}"
+    return check
 
 
 def _one_of(*choices: str) -> Callable[[str], bool]:
-    return lambda v: v in choices
+    """ConfigDef.ValidString.in: its refusal names the choices in their order."""
+    def check(v: str) -> bool:
+        return v in choices
+    check.why = "String must be one of: " + ", ".join(choices)
+    return check
 
 
 def _list_of(*choices: str) -> Callable[[str], bool]:
-    """Kafka 4 accepts an empty list (an IncrementalAlterConfigs SUBTRACT of every value leaves one)."""
-    return lambda v: v.strip() == "" or all(x.strip() in choices for x in v.split(","))
+    """ConfigDef.ValidList.in; Kafka 4 accepts an empty list (an IncrementalAlterConfigs SUBTRACT of every value
+    leaves one). Its refusal names the first element that is not a choice."""
+    def check(v: str) -> bool:
+        return v.strip() == "" or all(x.strip() in choices for x in v.split(","))
+    check.why = "String must be one of: " + ", ".join(choices)
+    check.element = lambda v: next(x.strip() for x in v.split(",") if x.strip() not in choices)
+    return check
 
 
 def _throttled_replicas(v: str) -> bool:
@@ -48,6 +61,10 @@ def _throttled_replicas(v: str) -> bool:
     if v.strip() in ("", "*"):
         return True
     return all(len(x.split(":")) == 2 and all(p.strip().isdigit() for p in x.split(":")) for x in items)
+
+
+_NO_TIERED_STORAGE = ("Tiered Storage functionality is disabled in the broker. Topic cannot be configured with "
+                      "remote log storage.")
 
 
 def _throttled_why(name: str) -> str:
@@ -60,7 +77,7 @@ def _ratio(v: str) -> bool:
 
 
 TOPIC_CONFIGS: dict[str, ConfigDef] = {c.name: c for c in [
-    ConfigDef("cleanup.policy", "list", "delete", "log.cleanup.policy", _list_of("delete", "compact"),
+    ConfigDef("cleanup.policy", "list", "delete", "log.cleanup.policy", _list_of("compact", "delete"),
               "Retention policy for old segments: delete, compact, or both."),
     ConfigDef("compression.type", "string", "producer", "compression.type",
               _one_of("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
@@ -103,8 +120,35 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {c.name: c for c in [
               _one_of("true", "false"), "Not used on one broker."),
     ConfigDef("message.timestamp.before.max.ms", "long", str(LONG_MAX), "log.message.timestamp.before.max.ms",
               _at_least(0), "Largest allowed difference of a timestamp before the broker's time."),
-    ConfigDef("message.timestamp.after.max.ms", "long", str(LONG_MAX), "log.message.timestamp.after.max.ms",
+    ConfigDef("message.timestamp.after.max.ms", "long", "3600000", "log.message.timestamp.after.max.ms",
               _at_least(0), "Largest allowed difference of a timestamp after the broker's time."),
+    # Keys of Kafka 4 that kbroker accepts, validates and shows; they change nothing here (kbroker stores batches as
+    # the producer compressed them, and has no tiered storage or dead-letter queues).
+    ConfigDef("compression.gzip.level", "int", "-1", "compression.gzip.level",
+              lambda v: int(v) == -1 or 1 <= int(v) <= 9, "The gzip level when the broker compresses (-1: default)."),
+    ConfigDef("compression.lz4.level", "int", "9", "compression.lz4.level", lambda v: 1 <= int(v) <= 17,
+              "The lz4 level when the broker compresses."),
+    ConfigDef("compression.zstd.level", "int", "3", "compression.zstd.level", lambda v: -131072 <= int(v) <= 22,
+              "The zstd level when the broker compresses."),
+    ConfigDef("errors.deadletterqueue.group.enable", "boolean", "false", None, _one_of("true", "false"),
+              "Whether share groups may write undeliverable records to a dead-letter queue."),
+    ConfigDef("local.retention.bytes", "long", "-2", "log.local.retention.bytes", _at_least(-2),
+              "Local retention size with tiered storage (-2: retention.bytes)."),
+    ConfigDef("local.retention.ms", "long", "-2", "log.local.retention.ms", _at_least(-2),
+              "Local retention time with tiered storage (-2: retention.ms)."),
+    ConfigDef("max.decompressed.message.bytes", "int", "2147483639", "max.decompressed.message.bytes",
+              _at_least(0), "The largest a record batch may grow when decompressed."),
+    ConfigDef("remote.copy.lag.bytes", "long", "-1", "log.remote.copy.lag.bytes", _at_least(-1),
+              "Tiered storage: bytes a segment may lag before it is copied."),
+    ConfigDef("remote.copy.lag.ms", "long", "0", "log.remote.copy.lag.ms", _at_least(0),
+              "Tiered storage: time a segment may lag before it is copied."),
+    ConfigDef("remote.log.copy.disable", "boolean", "false", None, _one_of("true", "false"),
+              "Tiered storage: stop copying segments to remote storage."),
+    ConfigDef("remote.log.delete.on.disable", "boolean", "false", None, _one_of("true", "false"),
+              "Tiered storage: delete remote segments when it is turned off."),
+    ConfigDef("remote.storage.enable", "boolean", "false", None, _one_of("true", "false"),
+              "Tiered storage is not available: true is refused, as Kafka refuses it while "
+              "remote.log.storage.system.enable is off."),
     ConfigDef("confluent.key.schema.validation", "boolean", "false", None, _one_of("true", "false"),
               "Refuse records whose key lacks a registered schema id (Confluent Server; schema_registry/).",
               listed=False),
@@ -132,15 +176,26 @@ def validate_topic_configs(configs: dict[str, str | None]) -> None:
             raise KafkaError(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {key}")
         if value is None:
             continue
+        if d.type in ("long", "int"):  # ConfigDef.parseType: not a number of the type at all
+            try:
+                n = int(value.strip())
+            except ValueError:
+                n = None
+            if n is None or not -(LONG_MAX + 1) <= n <= LONG_MAX or (d.type == "int" and abs(n) > INT_MAX + 1):
+                raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {value} for configuration {key}: "
+                                 f"Not a number of type {d.type.upper()}")
         try:
             ok = d.check(value) if d.check else True
-            if d.type in ("long", "int"):
-                n = int(value)
-                ok = ok and (n <= (INT_MAX if d.type == "int" else LONG_MAX))
         except ValueError:
             ok = False
+        if ok and key == "remote.storage.enable" and value.strip() == "true":  # LogConfig.validateRemoteStorage...
+            raise KafkaError(ErrorCode.INVALID_CONFIG, _NO_TIERED_STORAGE)
         if not ok:
             if d.why:  # Kafka shows a list value as Java prints a list
                 shown = "[" + ", ".join(x.strip() for x in value.split(",")) + "]" if d.type == "list" else value
                 raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {shown} for configuration {key}: {d.why}")
+            why = getattr(d.check, "why", None)
+            if why:
+                shown = d.check.element(value) if hasattr(d.check, "element") else value
+                raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {shown} for configuration {key}: {why}")
             raise KafkaError(ErrorCode.INVALID_CONFIG, f"Invalid value {value} for configuration {key}")

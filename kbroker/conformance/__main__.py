@@ -72,7 +72,10 @@ def live(args) -> int:
         return score(args.bootstrap, theirs, args.name, args.only, args.out, args.quiet)
     from ..embedded import Broker
 
-    with Broker(port=0, storage="memory") as b:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kbroker-conformance-") as data, \
+            Broker(port=0, storage="segment", data_dir=data) as b:  # a directory on a disk, as Kafka's
         return score(b.bootstrap_servers, theirs, "kbroker", args.only, args.out, args.quiet)
 
 

@@ -49,7 +49,8 @@ SORT_KEYS = ("name", "topic", "topic_name", "resource_name", "api_key", "partiti
 #    CRC covers the partition leader epoch and the broker-stamped times.
 
 # 8. The run token: every topic, group and transactional id of a run carries a random token, so that a run
-#    against a long-lived broker never meets an earlier run's state; in any string it becomes "<run>".
+#    against a long-lived broker never meets an earlier run's state; in any string it becomes "<run>", and in
+#    any bytes too (a consumer's subscription and assignment name their topics) before they are shown as hex.
 
 # 9. Broker settings that describe the host, not the behaviour (paths, listener addresses, ids), in
 #    DescribeConfigs of the broker resource: the value becomes "<env>"; the broker resource's name (its
@@ -95,7 +96,8 @@ class Normalizer:
         if field == "records":
             return summarize_records(value, self)
         if isinstance(value, (bytes, bytearray, memoryview)):
-            return bytes(value).hex()
+            data = bytes(value)
+            return (data.replace(self.token.encode(), b"<run>") if self.token else data).hex()
         if isinstance(value, uuid_types()):
             value = str(value)
         if field in ADDRESS_FIELDS and field == "host":

@@ -14,12 +14,19 @@ import time
 import uuid
 
 from ..records.builder import simple_batch
-from ..wire.messages import (add_partitions_to_txn as apt, api_versions as av, create_partitions as cp,
-                             create_topics as ct, delete_records as dr, delete_topics as dt,
-                             describe_acls as da, describe_configs as dc, end_txn as et, fetch as fe,
-                             heartbeat as hb, init_producer_id as ip, join_group as jg, list_offsets as lo,
-                             metadata as md, offset_commit as oc, offset_fetch as of, produce as pr,
-                             sasl_handshake as sh, sync_group as sg)
+from ..wire.messages import (add_offsets_to_txn as ao, add_partitions_to_txn as apt, alter_configs as ac,
+                             alter_user_scram_credentials as auc, api_versions as av, create_acls as ca,
+                             create_partitions as cp, create_topics as ct, delete_acls as dela,
+                             delete_groups as del_g, delete_records as dr, delete_topics as dt,
+                             describe_acls as da, describe_cluster as dcl, describe_configs as dc,
+                             describe_groups as dg, describe_log_dirs as dld, describe_producers as dprod,
+                             describe_transactions as dtx, describe_user_scram_credentials as duc,
+                             end_txn as et, fetch as fe, heartbeat as hb, incremental_alter_configs as iac,
+                             init_producer_id as ip, join_group as jg, list_groups as lg, list_offsets as lo,
+                             list_transactions as ltx, metadata as md, offset_commit as oc, offset_delete as od,
+                             offset_fetch as of, offset_for_leader_epoch as ofle, produce as pr,
+                             sasl_authenticate as sa, sasl_handshake as sh, sync_group as sg,
+                             txn_offset_commit as toc)
 from .session import ScenarioError, Session, scenario
 
 ApiVersions, Metadata, Produce, Fetch, ListOffsets = 18, 3, 0, 1, 2
@@ -693,3 +700,555 @@ def sasl_handshake_on_plaintext(s: Session, v: int):
         s.call("unknown_mechanism", SaslHandshake, v, sh.SaslHandshakeRequest(mechanism="NOPE-42"), conn=c)
     finally:
         c.close()
+
+
+@scenario(Produce, (3, 9, 12))
+def produce_timestamp_out_of_range(s: Session, v: int):
+    """A record stamped two hours ahead of the broker's clock: beyond message.timestamp.after.max.ms (one
+    hour in Kafka 4, KIP-937), INVALID_TIMESTAMP naming each record (v8+), nothing appended. The records'
+    messages name the broker's clock, so only their indexes are recorded."""
+    name = s.name("ts")
+    s.create_topic(name)
+    ahead = int(time.time() * 1000) + 2 * 3600_000
+    r = s.call("produce", Produce, v, produce_request(name, batch(b"a", b"b", timestamp_ms=ahead)), record=False)
+    if r is not None:
+        p = r.responses[0].partition_responses[0]
+        s.note("produce", {"error_code": p.error_code, "base_offset": p.base_offset, "error_message": p.error_message,
+                           "log_start_offset": p.log_start_offset,
+                           "record_errors": [e.batch_index for e in p.record_errors]})
+    s.call("fetch_after", Fetch, 12, fetch_request(name, 0))
+
+
+# -- groups: describe, list, delete, offsets --------------------------------------------------------------------
+
+DescribeGroups, ListGroups, DeleteGroups, OffsetDelete = 15, 16, 42, 47
+
+
+def _subscription(*topics: str) -> bytes:
+    """ConsumerProtocolSubscription v0: version, topics, null user data."""
+    out = struct.pack(">hi", 0, len(topics))
+    for t in topics:
+        out += struct.pack(">h", len(t)) + t.encode()
+    return out + struct.pack(">i", -1)
+
+
+def _assignment(topic: str, *partitions: int) -> bytes:
+    """ConsumerProtocolAssignment v0: version, one topic's partitions, null user data."""
+    return (struct.pack(">hih", 0, 1, len(topic)) + topic.encode() + struct.pack(">i", len(partitions))
+            + b"".join(struct.pack(">i", p) for p in partitions) + struct.pack(">i", -1))
+
+
+def stable_member(s: Session, group: str, topic: str, label: str | None = None):
+    """One consumer joined and synced (generation 1, assigned partition 0 of ``topic``); returns
+    (member id, generation) or None. Recorded under ``label`` when given."""
+    join = jg.JoinGroupRequest(group_id=group, session_timeout_ms=30000, rebalance_timeout_ms=10000, member_id="",
+                               group_instance_id=None, protocol_type="consumer", protocols=[
+                                   jg.JoinGroupRequest.JoinGroupRequestProtocol(name="range",
+                                                                                metadata=_subscription(topic))])
+    r = s.conn.call(JoinGroup, 9, join)
+    if r.error_code == 79:  # MEMBER_ID_REQUIRED
+        join.member_id = r.member_id
+        r = s.conn.call(JoinGroup, 9, join)
+    if r.error_code:
+        raise ScenarioError(f"joining {group}: error {r.error_code}")
+    sr = s.conn.call(SyncGroup, 5, _sync(group, r.generation_id, r.member_id,
+                                         [(r.member_id, _assignment(topic, 0))]))
+    if sr.error_code:
+        raise ScenarioError(f"syncing {group}: error {sr.error_code}")
+    if label:
+        s.note(label, {"join": r.error_code, "sync": sr.error_code})
+    return r.member_id, r.generation_id
+
+
+@scenario(DescribeGroups, (0, 1, 3, 4, 5, 6))
+def describe_groups_states(s: Session, v: int):
+    """A stable group with one consumer (protocol, state, member metadata and assignment), a group that only
+    has committed offsets (Empty), and a group that does not exist."""
+    group, empty, topic = s.name("dg"), s.name("dge"), s.name("dgt")
+    s.create_topic(topic)
+    s.find_coordinator(group)
+    s.find_coordinator(empty)
+    stable_member(s, group, topic)
+    s.conn.call(OffsetCommit, 8, _commit(empty, topic, 1))
+    req = dg.DescribeGroupsRequest(groups=[group, empty, s.name("nog")], include_authorized_operations=v >= 3)
+    s.call("describe", DescribeGroups, v, req)
+
+
+def _ours(s: Session, items: list, key: str) -> list:
+    """The items of a broker-wide list (groups, transactions) that this run made."""
+    return [i for i in items if s.token in (i.get(key) or "")]
+
+
+@scenario(ListGroups, (0, 3, 4, 5))
+def list_groups_with_filters(s: Session, v: int):
+    """Every group (this run's: the broker lists all), by state (v4+: Stable) and by type (v5: classic,
+    consumer)."""
+    group, empty, topic = s.name("lg"), s.name("lge"), s.name("lgt")
+    s.create_topic(topic)
+    s.find_coordinator(group)
+    s.find_coordinator(empty)
+    stable_member(s, group, topic)
+    s.conn.call(OffsetCommit, 8, _commit(empty, topic, 1))
+    filters = {"all": ([], [])}
+    if v >= 4:
+        filters["stable"] = (["Stable"], [])
+        filters["empty_or_dead"] = (["Empty", "Dead"], [])
+    if v >= 5:
+        filters["classic"] = ([], ["classic"])
+        filters["consumer_type"] = ([], ["consumer"])
+    for label, (states, types) in filters.items():
+        r = s.call(label, ListGroups, v, lg.ListGroupsRequest(states_filter=states, types_filter=types), record=False)
+        if r is not None:
+            d = r.to_dict()
+            d["groups"] = _ours(s, d["groups"], "group_id")
+            s.note(label, d)
+
+
+@scenario(DeleteGroups, (0, 1, 2))
+def delete_groups_outcomes(s: Session, v: int):
+    """A group with a member (NON_EMPTY_GROUP), a group with only offsets (deleted, offsets gone), an unknown
+    group (GROUP_ID_NOT_FOUND), and an invalid (empty) group id."""
+    group, empty, topic = s.name("del"), s.name("dele"), s.name("delt")
+    s.create_topic(topic)
+    s.find_coordinator(group)
+    s.find_coordinator(empty)
+    stable_member(s, group, topic)
+    s.conn.call(OffsetCommit, 8, _commit(empty, topic, 1))
+    s.call("delete", DeleteGroups, v, del_g.DeleteGroupsRequest(groups_names=[group, empty, s.name("nog"), ""]))
+    s.call("offsets_after", OffsetFetch, 8, _fetch_offsets(8, empty, topic, (0,)))
+    s.call("describe_after", DescribeGroups, 5, dg.DescribeGroupsRequest(groups=[empty]))
+
+
+@scenario(OffsetDelete, (0,))
+def offset_delete_outcomes(s: Session, v: int):
+    """Offsets of an empty group deleted (then -1 on fetch); a group whose member subscribes to the topic
+    (GROUP_SUBSCRIBED_TO_TOPIC); an unknown group (GROUP_ID_NOT_FOUND); a topic the group never committed."""
+    group, busy, topic, other = s.name("od"), s.name("odb"), s.name("odt"), s.name("odo")
+    s.create_topic(topic, 2)
+    s.create_topic(other)
+    s.find_coordinator(group)
+    s.find_coordinator(busy)
+    s.conn.call(OffsetCommit, 8, _commit(group, topic, 4))
+    stable_member(s, busy, topic)
+
+    def req(g: str, t: str, *partitions: int):
+        return od.OffsetDeleteRequest(group_id=g, topics=[od.OffsetDeleteRequest.OffsetDeleteRequestTopic(
+            name=t, partitions=[od.OffsetDeleteRequest.OffsetDeleteRequestPartition(partition_index=p)
+                                for p in partitions])])
+
+    s.call("empty_group", OffsetDelete, v, req(group, topic, 0, 1))
+    s.call("fetch_after", OffsetFetch, 8, _fetch_offsets(8, group, topic, (0, 1)))
+    s.call("subscribed", OffsetDelete, v, req(busy, topic, 0))
+    s.call("not_subscribed_topic", OffsetDelete, v, req(busy, other, 0))
+    s.call("unknown_group", OffsetDelete, v, req(s.name("nog"), topic, 0))
+    s.call("unknown_topic", OffsetDelete, v, req(group, s.name("not"), 0))
+
+
+# -- transactions: offsets in a transaction, describing and listing them ------------------------------------------
+
+AddOffsetsToTxn, TxnOffsetCommit, DescribeProducers, DescribeTransactions, ListTransactions = 25, 28, 61, 65, 66
+
+
+def _add_partitions(txn: str, pid: int, epoch: int, topic: str, *partitions: int):
+    return apt.AddPartitionsToTxnRequest(
+        v3_and_below_transactional_id=txn, v3_and_below_producer_id=pid, v3_and_below_producer_epoch=epoch,
+        v3_and_below_topics=[apt.AddPartitionsToTxnRequest.AddPartitionsToTxnTopic(name=topic,
+                                                                                   partitions=list(partitions))])
+
+
+def _txn_commit(txn: str, group: str, pid: int, epoch: int, topic: str, offset: int, v: int, member: str = "",
+                generation: int = -1):
+    return toc.TxnOffsetCommitRequest(
+        transactional_id=txn, group_id=group, producer_id=pid, producer_epoch=epoch, generation_id=generation,
+        member_id=member, group_instance_id=None, topics=[toc.TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic(
+            name=topic, partitions=[toc.TxnOffsetCommitRequest.TxnOffsetCommitRequestPartition(
+                partition_index=0, committed_offset=offset, committed_leader_epoch=-1, committed_metadata="tm")])])
+
+
+@scenario(TxnOffsetCommit, (0, 2, 3, 4))
+def txn_offset_commit_flow(s: Session, v: int):
+    """Offsets committed in a transaction: AddOffsetsToTxn, TxnOffsetCommit, invisible to a require_stable
+    OffsetFetch until EndTxn commits them; a commit after the transaction ended (no AddOffsetsToTxn for
+    the new one); an unknown producer id."""
+    txn, group, topic = s.name("tx"), s.name("txg"), s.name("txt")
+    s.create_topic(topic)
+    s.find_coordinator(txn, 1)
+    s.find_coordinator(group)
+    init = init_producer_id(s, "init", txn)
+    if init is None or init.error_code:
+        return
+    pid, epoch = init.producer_id, init.producer_epoch
+    s.call("add_offsets", AddOffsetsToTxn, 3, ao.AddOffsetsToTxnRequest(transactional_id=txn, producer_id=pid,
+                                                                       producer_epoch=epoch, group_id=group))
+    s.call("commit", TxnOffsetCommit, v, _txn_commit(txn, group, pid, epoch, topic, 7, v))
+    stable = of.OffsetFetchRequest(groups=[of.OffsetFetchRequest.OffsetFetchRequestGroup(
+        group_id=group, topics=[of.OffsetFetchRequest.OffsetFetchRequestTopics(name=topic, partition_indexes=[0])])],
+        require_stable=True)
+    s.call("fetch_stable_before_end", OffsetFetch, 8, stable)
+    s.call("end", EndTxn, 3, et.EndTxnRequest(transactional_id=txn, producer_id=pid, producer_epoch=epoch,
+                                              committed=True))
+    deadline = time.monotonic() + 10
+    while True:  # the markers are written after EndTxn answers: a stable fetch says UNSTABLE_OFFSET_COMMIT until then
+        r = s.call("fetch_after_end", OffsetFetch, 8, stable)
+        if r is None or r.groups[0].topics[0].partitions[0].error_code != 88 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while True:  # CONCURRENT_TRANSACTIONS while the coordinator completes the commit: retried, as a client does
+        r = s.call("commit_after_end", TxnOffsetCommit, v, _txn_commit(txn, group, pid, epoch, topic, 9, v))
+        if r is None or r.topics[0].partitions[0].error_code != 51 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    s.call("commit_unknown_pid", TxnOffsetCommit, v, _txn_commit(txn, group, pid + 1000, 0, topic, 9, v))
+
+
+@scenario(AddOffsetsToTxn, (0, 3))
+def add_offsets_to_txn_errors(s: Session, v: int):
+    """AddOffsetsToTxn with an unknown producer id (INVALID_PRODUCER_ID_MAPPING), an old epoch after a bump,
+    and for an unknown transactional id."""
+    txn, group = s.name("ao"), s.name("aog")
+    s.find_coordinator(txn, 1)
+    first = init_producer_id(s, "init", txn)
+    if first is None or first.error_code:
+        return
+    s.call("unknown_pid", AddOffsetsToTxn, v, ao.AddOffsetsToTxnRequest(
+        transactional_id=txn, producer_id=first.producer_id + 1000, producer_epoch=0, group_id=group))
+    init_producer_id(s, "init_again", txn)
+    s.call("old_epoch", AddOffsetsToTxn, v, ao.AddOffsetsToTxnRequest(
+        transactional_id=txn, producer_id=first.producer_id, producer_epoch=first.producer_epoch, group_id=group))
+    s.call("unknown_txn", AddOffsetsToTxn, v, ao.AddOffsetsToTxnRequest(
+        transactional_id=s.name("nobody"), producer_id=first.producer_id, producer_epoch=0, group_id=group))
+
+
+@scenario(DescribeProducers, (0,))
+def describe_producers_states(s: Session, v: int):
+    """An idempotent producer's state on a partition (epoch, last sequence, last timestamp), a partition
+    no producer wrote, an unknown partition and an unknown topic."""
+    topic = s.name("dp")
+    s.create_topic(topic, 2)
+    init = init_producer_id(s, "init", None)
+    if init is None or init.error_code:
+        return
+    for seq in (0, 2):
+        seed(s, topic, batch(b"a", b"b", producer_id=init.producer_id, producer_epoch=init.producer_epoch,
+                             base_sequence=seq, timestamp_ms=1000 + seq))
+    s.call("describe", DescribeProducers, v, dprod.DescribeProducersRequest(topics=[
+        dprod.DescribeProducersRequest.TopicRequest(name=topic, partition_indexes=[0, 1, 7]),
+        dprod.DescribeProducersRequest.TopicRequest(name=s.name("none"), partition_indexes=[0])]))
+
+
+@scenario(DescribeTransactions, (0,))
+def describe_and_list_transactions(s: Session, v: int):
+    """A transaction with a partition added (Ongoing), one only initialised (Empty), an unknown id
+    (TRANSACTIONAL_ID_NOT_FOUND); ListTransactions (this run's) by state and by producer id."""
+    open_txn, idle_txn, topic = s.name("dto"), s.name("dti"), s.name("dtt")
+    s.create_topic(topic)
+    s.find_coordinator(open_txn, 1)
+    s.find_coordinator(idle_txn, 1)
+    a = init_producer_id(s, "init_open", open_txn)
+    b = init_producer_id(s, "init_idle", idle_txn)
+    if a is None or a.error_code or b is None or b.error_code:
+        return
+    s.call("add_partitions", AddPartitionsToTxn, 3,
+           _add_partitions(open_txn, a.producer_id, a.producer_epoch, topic, 0))
+    s.call("describe", DescribeTransactions, v, dtx.DescribeTransactionsRequest(
+        transactional_ids=[open_txn, idle_txn, s.name("nobody")]))
+    for label, states, pids in (("list_all", [], []), ("list_ongoing", ["Ongoing"], []),
+                                ("list_by_pid", [], [a.producer_id])):
+        r = s.call(label, ListTransactions, 0, ltx.ListTransactionsRequest(state_filters=states,
+                                                                          producer_id_filters=pids), record=False)
+        if r is not None:
+            d = r.to_dict()
+            d["transaction_states"] = _ours(s, d["transaction_states"], "transactional_id")
+            s.note(label, d)
+
+
+@scenario(ListTransactions, (0, 1, 2))
+def list_transactions_filters(s: Session, v: int):
+    """ListTransactions with an unknown state filter (ignored or refused), a duration filter (v1+: open longer
+    than an hour: none) and a transactional id pattern (v2, a regular expression)."""
+    txn, topic = s.name("lt"), s.name("ltt")
+    s.create_topic(topic)
+    s.find_coordinator(txn, 1)
+    a = init_producer_id(s, "init", txn)
+    if a is None or a.error_code:
+        return
+    s.call("add_partitions", AddPartitionsToTxn, 3, _add_partitions(txn, a.producer_id, a.producer_epoch, topic, 0))
+    queries = {"unknown_state": ltx.ListTransactionsRequest(state_filters=["NoSuchState"], producer_id_filters=[])}
+    if v >= 1:
+        queries["open_over_an_hour"] = ltx.ListTransactionsRequest(state_filters=[], producer_id_filters=[],
+                                                                   duration_filter=3600_000)
+    if v >= 2:
+        queries["pattern"] = ltx.ListTransactionsRequest(state_filters=[], producer_id_filters=[],
+                                                         transactional_id_pattern=f"{s.token}-l.*")
+        queries["bad_pattern"] = ltx.ListTransactionsRequest(state_filters=[], producer_id_filters=[],
+                                                             transactional_id_pattern="([")
+    for label, req in queries.items():
+        r = s.call(label, ListTransactions, v, req, record=False)
+        if r is not None:
+            d = r.to_dict()
+            d["transaction_states"] = _ours(s, d["transaction_states"], "transactional_id")
+            s.note(label, d)
+
+
+# -- configs: AlterConfigs, IncrementalAlterConfigs ----------------------------------------------------------------
+
+AlterConfigs, IncrementalAlterConfigs = 33, 44
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+
+
+def _describe_overrides(s: Session, label: str, topic: str, settled=lambda overrides: True) -> None:
+    """The topic's configs set on it (source TOPIC_CONFIG), as DescribeConfigs v4 lists them. Kafka's broker
+    learns a change from the controller's log a moment after answering it: read again (up to 5 s) until
+    ``settled`` says the change is seen, then record."""
+    req = dc.DescribeConfigsRequest(resources=[dc.DescribeConfigsRequest.DescribeConfigsResource(
+        resource_type=TOPIC, resource_name=topic, configuration_keys=None)])
+    deadline = time.monotonic() + 5
+    while True:
+        r = s.call(label, DescribeConfigs, 4, req, record=False)
+        if r is None:
+            return
+        overrides = {c.name: c.value for c in r.results[0].configs if c.config_source == 1}
+        if settled(overrides) or time.monotonic() > deadline:
+            s.note(label, overrides)
+            return
+        time.sleep(0.05)
+
+
+@scenario(AlterConfigs, (0, 1, 2))
+def alter_configs_topic(s: Session, v: int):
+    """AlterConfigs replaces a topic's whole set of overrides; a bad value (INVALID_CONFIG and its message), an
+    unknown key, an unknown topic, validate_only (nothing changes), and the broker resource (validate_only)."""
+    topic = s.name("ac")
+    s.create_topic(topic, configs={"retention.ms": "3600000", "cleanup.policy": "compact"})
+
+    def req(name: str, configs: dict[str, str], rtype: int = TOPIC, validate_only: bool = False):
+        return ac.AlterConfigsRequest(validate_only=validate_only, resources=[
+            ac.AlterConfigsRequest.AlterConfigsResource(resource_type=rtype, resource_name=name, configs=[
+                ac.AlterConfigsRequest.AlterableConfig(name=k, value=val) for k, val in configs.items()])])
+
+    s.call("replace", AlterConfigs, v, req(topic, {"segment.ms": "100000"}))
+    _describe_overrides(s, "after_replace", topic, lambda o: "retention.ms" not in o)
+    s.call("bad_value", AlterConfigs, v, req(topic, {"retention.ms": "soon"}))
+    s.call("unknown_key", AlterConfigs, v, req(topic, {"no.such.key": "1"}))
+    s.call("unknown_topic", AlterConfigs, v, req(s.name("none"), {"retention.ms": "1000"}))
+    s.call("validate_only", AlterConfigs, v, req(topic, {"retention.ms": "1000"}, validate_only=True))
+    _describe_overrides(s, "after_validate_only", topic)
+    s.call("broker_validate_only", AlterConfigs, v, req(str(s.norm.self_node_id), {"log.cleaner.threads": "2"},
+                                                        rtype=BROKER, validate_only=True))
+
+
+@scenario(IncrementalAlterConfigs, (0, 1))
+def incremental_alter_configs_topic(s: Session, v: int):
+    """SET, DELETE, APPEND and SUBTRACT on a topic (cleanup.policy is a list; SUBTRACT may leave it empty),
+    APPEND to a key that is not a list (INVALID_CONFIG), an unknown key, an unknown topic, a broker key
+    (validate_only) and a read-only broker key."""
+    topic = s.name("iac")
+    s.create_topic(topic, configs={"retention.ms": "3600000"})
+
+    def req(name: str, *ops: tuple[str, int, str | None], rtype: int = TOPIC, validate_only: bool = False):
+        return iac.IncrementalAlterConfigsRequest(validate_only=validate_only, resources=[
+            iac.IncrementalAlterConfigsRequest.AlterConfigsResource(resource_type=rtype, resource_name=name, configs=[
+                iac.IncrementalAlterConfigsRequest.AlterableConfig(name=k, config_operation=op, value=val)
+                for k, op, val in ops])])
+
+    s.call("set_and_delete", IncrementalAlterConfigs, v, req(topic, ("segment.ms", SET, "100000"),
+                                                             ("retention.ms", DELETE, None)))
+    _describe_overrides(s, "after_set_and_delete", topic, lambda o: "retention.ms" not in o and "segment.ms" in o)
+    s.call("append", IncrementalAlterConfigs, v, req(topic, ("cleanup.policy", APPEND, "compact")))
+    _describe_overrides(s, "after_append", topic, lambda o: "compact" in o.get("cleanup.policy", ""))
+    s.call("subtract_to_empty", IncrementalAlterConfigs, v, req(topic, ("cleanup.policy", SUBTRACT, "delete"),
+                                                                ("cleanup.policy", SUBTRACT, "compact")))
+    s.call("subtract_all", IncrementalAlterConfigs, v, req(topic, ("cleanup.policy", SUBTRACT, "delete,compact")))
+    _describe_overrides(s, "after_subtract", topic, lambda o: "compact" not in o.get("cleanup.policy", ""))
+    s.call("append_not_a_list", IncrementalAlterConfigs, v, req(topic, ("retention.ms", APPEND, "5")))
+    s.call("unknown_key", IncrementalAlterConfigs, v, req(topic, ("no.such.key", SET, "1")))
+    s.call("bad_operation", IncrementalAlterConfigs, v, req(topic, ("retention.ms", 9, "1")))
+    s.call("unknown_topic", IncrementalAlterConfigs, v, req(s.name("none"), ("retention.ms", SET, "1")))
+    node = str(s.norm.self_node_id)
+    s.call("broker_dynamic", IncrementalAlterConfigs, v, req(node, ("log.cleaner.threads", SET, "2"), rtype=BROKER,
+                                                             validate_only=True))
+    s.call("broker_read_only", IncrementalAlterConfigs, v, req(node, ("log.dirs", SET, "/tmp/x"), rtype=BROKER,
+                                                               validate_only=True))
+
+
+# -- cluster, log dirs, leader epochs -----------------------------------------------------------------------------
+
+OffsetForLeaderEpoch, DescribeLogDirs, DescribeCluster = 23, 35, 60
+
+
+@scenario(OffsetForLeaderEpoch, (2, 3, 4))
+def offset_for_leader_epoch_answers(s: Session, v: int):
+    """The end offset of epoch 0 (the only one), of a later epoch, with a current leader epoch that is
+    fenced (older) or unknown (newer), and an unknown partition and topic."""
+    topic = s.name("ole")
+    s.create_topic(topic)
+    seed(s, topic, batch(b"a", b"b", b"c"))
+
+    def req(epoch: int, current: int = -1, partition: int = 0, name: str = topic):
+        return ofle.OffsetForLeaderEpochRequest(replica_id=-1, topics=[
+            ofle.OffsetForLeaderEpochRequest.OffsetForLeaderTopic(topic=name, partitions=[
+                ofle.OffsetForLeaderEpochRequest.OffsetForLeaderPartition(
+                    partition=partition, current_leader_epoch=current, leader_epoch=epoch)])])
+
+    s.call("epoch_0", OffsetForLeaderEpoch, v, req(0))
+    s.call("epoch_5", OffsetForLeaderEpoch, v, req(5))
+    s.call("current_newer", OffsetForLeaderEpoch, v, req(0, current=7))
+    s.call("unknown_partition", OffsetForLeaderEpoch, v, req(0, partition=4))
+    s.call("unknown_topic", OffsetForLeaderEpoch, v, req(0, name=s.name("none")))
+
+
+@scenario(DescribeCluster, (0, 1, 2))
+def describe_cluster_answers(s: Session, v: int):
+    """The cluster (id, controller, brokers, authorised operations when asked); v1+: controllers as the
+    endpoint type, which a broker does not serve (UNSUPPORTED_ENDPOINT_TYPE)."""
+    s.call("plain", DescribeCluster, v, dcl.DescribeClusterRequest(include_cluster_authorized_operations=False,
+                                                                   endpoint_type=1))
+    s.call("with_operations", DescribeCluster, v, dcl.DescribeClusterRequest(
+        include_cluster_authorized_operations=True, endpoint_type=1))
+    if v >= 1:
+        s.call("controllers", DescribeCluster, v, dcl.DescribeClusterRequest(
+            include_cluster_authorized_operations=False, endpoint_type=2))
+    if v >= 2:
+        s.call("include_fenced", DescribeCluster, v, dcl.DescribeClusterRequest(
+            include_cluster_authorized_operations=False, endpoint_type=1, include_fenced_brokers=True))
+
+
+@scenario(DescribeLogDirs, (1, 2, 3, 4))
+def describe_log_dirs_partitions(s: Session, v: int):
+    """The one log directory with this run's topic (two partitions asked, one of them written, one unknown)
+    and an unknown topic. Sizes and the directory's path are the host's: recorded as whether they are
+    known."""
+    topic = s.name("ld")
+    s.create_topic(topic, 2)
+    seed(s, topic, batch(b"a", b"b", b"c"))
+    r = s.call("describe", DescribeLogDirs, v, dld.DescribeLogDirsRequest(topics=[
+        dld.DescribeLogDirsRequest.DescribableLogDirTopic(topic=topic, partitions=[0, 1, 9]),
+        dld.DescribeLogDirsRequest.DescribableLogDirTopic(topic=s.name("none"), partitions=[0])]), record=False)
+    if r is None:
+        return
+    s.note("describe", {"error_code": r.error_code, "dirs": [{
+        "error_code": d.error_code,
+        "log_dir_absolute": d.log_dir.startswith("/"),
+        "totals_known": [d.total_bytes > 0, d.usable_bytes > 0] if v >= 4 else None,
+        "topics": [{"name": t.name, "partitions": [
+            {"partition_index": p.partition_index, "has_data": p.partition_size > 0, "offset_lag": p.offset_lag,
+             "is_future_key": p.is_future_key} for p in t.partitions]}
+                   for t in d.topics if s.token in t.name]} for d in r.results]})
+
+
+# -- ACLs, SASL and SCRAM on a broker without an authorizer and with a PLAINTEXT listener -------------------------
+
+CreateAcls, DeleteAcls, SaslAuthenticate = 30, 31, 36
+DescribeUserScramCredentials, AlterUserScramCredentials = 50, 51
+
+
+@scenario(CreateAcls, (1, 2, 3))
+def create_and_delete_acls_without_authorizer(s: Session, v: int):
+    """No authorizer (both brokers' defaults): CreateAcls and DeleteAcls answer SECURITY_DISABLED per entry."""
+    s.call("create", CreateAcls, v, ca.CreateAclsRequest(creations=[ca.CreateAclsRequest.AclCreation(
+        resource_type=2, resource_name=s.name("t"), resource_pattern_type=3, principal="User:alice", host="*",
+        operation=4, permission_type=3)]))
+    s.call("delete", DeleteAcls, v, dela.DeleteAclsRequest(filters=[dela.DeleteAclsRequest.DeleteAclsFilter(
+        resource_type_filter=1, resource_name_filter=None, pattern_type_filter=1, principal_filter=None,
+        host_filter=None, operation=1, permission_type=1)]))
+
+
+@scenario(SaslAuthenticate, (0, 1, 2))
+def sasl_authenticate_on_plaintext(s: Session, v: int):
+    """SaslAuthenticate on a PLAINTEXT listener without a handshake: refused, or the connection closed."""
+    c = s.new_connection()
+    try:
+        s.call("authenticate", SaslAuthenticate, v, sa.SaslAuthenticateRequest(auth_bytes=b"\x00alice\x00secret"),
+               conn=c)
+    finally:
+        c.close()
+
+
+@scenario(AlterUserScramCredentials, (0,))
+def scram_credentials_lifecycle(s: Session, v: int):
+    """SCRAM credentials of a user: none yet (RESOURCE_NOT_FOUND), too few iterations
+    (UNACCEPTABLE_CREDENTIAL), an unknown mechanism, an upsert, described, deleted, deleted again."""
+    user = s.name("user")
+    salt, salted = b"s" * 16, b"p" * 32
+
+    def upsert(mechanism: int, iterations: int, name: str = user):
+        return auc.AlterUserScramCredentialsRequest(deletions=[], upsertions=[
+            auc.AlterUserScramCredentialsRequest.ScramCredentialUpsertion(
+                name=name, mechanism=mechanism, iterations=iterations, salt=salt, salted_password=salted)])
+
+    def delete(mechanism: int):
+        return auc.AlterUserScramCredentialsRequest(upsertions=[], deletions=[
+            auc.AlterUserScramCredentialsRequest.ScramCredentialDeletion(name=user, mechanism=mechanism)])
+
+    def describe(*names: str):
+        return duc.DescribeUserScramCredentialsRequest(users=[
+            duc.DescribeUserScramCredentialsRequest.UserName(name=n) for n in names])
+
+    s.call("describe_none", DescribeUserScramCredentials, 0, describe(user))
+    s.call("too_few_iterations", AlterUserScramCredentials, v, upsert(1, 100))
+    s.call("unknown_mechanism", AlterUserScramCredentials, v, upsert(9, 8192))
+    s.call("empty_user", AlterUserScramCredentials, v, upsert(1, 8192, name=""))
+    s.call("upsert", AlterUserScramCredentials, v, upsert(2, 8192))
+    deadline = time.monotonic() + 5
+    while True:  # Kafka applies it once the controller's record reaches the broker
+        r = s.call("describe_after", DescribeUserScramCredentials, 0, describe(user))
+        if r is None or r.results[0].error_code == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    s.call("delete", AlterUserScramCredentials, v, delete(2))
+    s.call("delete_again", AlterUserScramCredentials, v, delete(2))
+
+
+AlterReplicaLogDirs, ListConfigResources = 34, 74
+
+
+@scenario(AlterReplicaLogDirs, (1, 2))
+def alter_replica_log_dirs_answers(s: Session, v: int):
+    """Moving replicas to the broker's own log directory (the path DescribeLogDirs names): a replica already
+    there (no error, no future log), an unknown partition and an unknown topic; and to a path that is no log
+    directory of the broker (LOG_DIR_NOT_FOUND)."""
+    from ..wire.messages import alter_replica_log_dirs as arl
+
+    topic = s.name("arl")
+    s.create_topic(topic, 2)
+    seed(s, topic, batch(b"a"))
+    r = s.conn.call(DescribeLogDirs, 4, dld.DescribeLogDirsRequest(topics=None))
+    if not r.results:
+        raise ScenarioError("DescribeLogDirs named no log directory")
+    here = r.results[0].log_dir
+
+    def req(path: str, *topics: tuple[str, list[int]]):
+        return arl.AlterReplicaLogDirsRequest(dirs=[arl.AlterReplicaLogDirsRequest.AlterReplicaLogDir(
+            path=path, topics=[arl.AlterReplicaLogDirsRequest.AlterReplicaLogDirTopic(name=n, partitions=ps)
+                               for n, ps in topics])])
+
+    s.call("same_dir", AlterReplicaLogDirs, v, req(here, (topic, [0, 1, 7]), (s.name("none"), [0])))
+    s.call("unknown_dir", AlterReplicaLogDirs, v, req("/no/such/kbroker/dir", (topic, [0])))
+    after = s.conn.call(DescribeLogDirs, 4, dld.DescribeLogDirsRequest(topics=[
+        dld.DescribeLogDirsRequest.DescribableLogDirTopic(topic=topic, partitions=[0, 1])]))
+    s.note("future_logs_after", [p.is_future_key for d in after.results for t in d.topics if t.name == topic
+                                 for p in t.partitions])
+
+
+@scenario(ListConfigResources, (0, 1))
+def list_config_resources_types(s: Session, v: int):
+    """v0 (ListClientMetricsResources): the client-metrics subscriptions (none here). v1 (KIP-1142): every
+    type (this run's topic among the topics, the broker), topics only, brokers only, groups (none without
+    group configs), and a type that has no configs (UNSUPPORTED_VERSION)."""
+    from ..wire.messages import list_config_resources as lcr
+
+    topic = s.name("lcr")
+    s.create_topic(topic)
+    queries = {"default": []} if v == 0 else {"all": [], "topics": [2], "brokers": [4], "groups": [32],
+                                             "client_metrics": [16], "unsupported_type": [3]}
+    for label, types in queries.items():
+        r = s.call(label, ListConfigResources, v, lcr.ListConfigResourcesRequest(resource_types=types), record=False)
+        if r is None:
+            s.call(label, ListConfigResources, v, lcr.ListConfigResourcesRequest(resource_types=types))
+            continue
+        d = r.to_dict()
+        d["config_resources"] = [c for c in s.norm(d["config_resources"], "config_resources")
+                                 if c.get("resource_type") not in (2, None) or "<run>" in c["resource_name"]]
+        d["throttle_time_ms"] = 0
+        s.answers[label] = d

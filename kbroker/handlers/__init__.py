@@ -49,6 +49,7 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     31: ('delete_acls', (1, 3)),  # DeleteAcls
     32: ('describe_configs', (1, 4)),  # DescribeConfigs
     33: ('alter_configs', (0, 2)),  # AlterConfigs
+    34: ('alter_replica_log_dirs', (1, 2)),  # AlterReplicaLogDirs
     35: ('describe_log_dirs', (1, 4)),  # DescribeLogDirs
     36: ('sasl_authenticate', (0, 2)),  # SaslAuthenticate
     37: ('create_partitions', (0, 3)),  # CreatePartitions
@@ -61,6 +62,7 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     61: ('describe_producers', (0, 0)),  # DescribeProducers
     65: ('describe_transactions', (0, 0)),  # DescribeTransactions
     66: ('list_transactions', (0, 2)),  # ListTransactions
+    74: ('list_config_resources', (0, 1)),  # ListConfigResources
 }
 
 

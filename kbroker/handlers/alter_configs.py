@@ -28,6 +28,9 @@ def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs) -> list:
     for res in req.resources:
         err, msg = 0, None
         try:
+            names = [c.name for c in res.configs]  # ConfigAdminManager.preprocess: before anything else
+            if len(set(names)) != len(names):
+                raise KafkaError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
             if res.resource_type == TOPIC and not ctx.authorize(acl.ALTER_CONFIGS, acl.TOPIC, res.resource_name):
                 raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, None)
             if res.resource_type == BROKER and not ctx.authorize_cluster(acl.ALTER_CONFIGS):
@@ -36,16 +39,13 @@ def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs) -> list:
                 topic = broker.topics.get(res.resource_name)
                 if topic is None:
                     raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                                     f"Topic {res.resource_name} does not exist")
+                                     f"The topic '{res.resource_name}' does not exist.")
                 new = new_topic_configs(topic, res)
                 if not req.validate_only:
                     broker.set_topic_configs(topic, new)
             elif res.resource_type == BROKER:
                 configs = broker_configs(broker)
                 configs.check_resource_name(res.resource_name)
-                names = [c.name for c in res.configs]
-                if len(set(names)) != len(names):
-                    raise KafkaError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
                 new = new_broker_configs(configs.current(res.resource_name), res)
                 configs.replace(res.resource_name, new, req.validate_only)
             else:

@@ -1,5 +1,6 @@
 """ApiVersions (18): v0-4. v3 adds the client's software name and version (KIP-511), checked against
-Kafka's pattern (INVALID_REQUEST otherwise). A request above v4 is answered by the server with
+Kafka's pattern (INVALID_REQUEST otherwise, with no API ranges, as Kafka answers). A request above v4 is
+answered by the server with
 UNSUPPORTED_VERSION and a v0 body (see server.py). The answer is built from the handler table.
 
 Features: kbroker finalizes no feature levels, so clients see no ``transaction.version`` >= 2 and use the
@@ -24,7 +25,8 @@ def _api_keys(broker):
 def handle(ctx, req: API.ApiVersionsRequest) -> API.ApiVersionsResponse:
     if ctx.version >= 3 and not (_SOFTWARE.match(req.client_software_name or "")
                                  and _SOFTWARE.match(req.client_software_version or "")):
-        return API.ApiVersionsResponse(error_code=ErrorCode.INVALID_REQUEST, api_keys=_api_keys(ctx.broker))
+        # As Kafka's (ApiVersionsRequest.getErrorResponse): the error alone, no API ranges.
+        return API.ApiVersionsResponse(error_code=ErrorCode.INVALID_REQUEST, api_keys=[], finalized_features_epoch=-1)
     return API.ApiVersionsResponse(error_code=0, api_keys=_api_keys(ctx.broker), finalized_features_epoch=-1)
 
 

@@ -1,7 +1,8 @@
 """CreatePartitions (37): v0-3. Grows a topic to ``count`` partitions (INVALID_PARTITIONS unless larger
 than now); the controller places the new partitions, or
 manual assignments naming registered brokers (INVALID_REPLICA_ASSIGNMENT); ``validate_only``.
-Needs ALTER on each topic (TOPIC_AUTHORIZATION_FAILED), as KafkaApis.
+Needs ALTER on each topic (TOPIC_AUTHORIZATION_FAILED), as KafkaApis. Messages are the controller's
+(ReplicationControlManager.createPartitions); an unknown topic has none.
 
 Bounds, as CreateTopics (KAFKA-19673 applies Kafka's limit here too): more than
 ``controller.max.records.per.batch`` new partitions in one request and every topic that would have grown
@@ -46,21 +47,20 @@ def _check(ctx, t):
     topic = broker.topics.get(t.name)
     if topic is None:
         return R.CreatePartitionsTopicResult(name=t.name, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                                             error_message=f"The topic '{t.name}' does not exist.")
+                                             error_message=None)
     current = len(topic.partitions)
     if t.count <= current:
         return R.CreatePartitionsTopicResult(
             name=t.name, error_code=ErrorCode.INVALID_PARTITIONS,
-            error_message=f"Topic currently has {current} partitions, which is higher than or equal to the "
-                          f"requested {t.count}." if t.count < current else
-                          f"Topic already has {current} partitions.")
+            error_message=f"The topic {t.name} currently has {current} partition(s); {t.count} would not be an "
+                          "increase." if t.count < current else f"Topic already has {current} partition(s).")
     assignments = None
     if t.assignments is not None:
         if len(t.assignments) != t.count - current:
             return R.CreatePartitionsTopicResult(
                 name=t.name, error_code=ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                error_message=f"Increasing the number of partitions by {t.count - current} but "
-                              f"{len(t.assignments)} assignments provided.")
+                error_message=f"Attempted to add {t.count - current} additional partition(s), but only "
+                              f"{len(t.assignments)} assignment(s) were specified.")
         assignments = [list(a.broker_ids) for a in t.assignments]
     return (topic, t.count, assignments)
 

@@ -68,7 +68,8 @@ def _create(ctx, ct, validate_only: bool):
     else:
         num_partitions = broker.config.num_partitions if ct.num_partitions == -1 else ct.num_partitions
         if num_partitions <= 0:
-            raise KafkaError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
+            raise KafkaError(ErrorCode.INVALID_PARTITIONS,
+                             "Number of partitions was set to an invalid non-positive value.")
         if replication_factor <= 0:
             raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
                              "Replication factor must be larger than 0, or -1 to use the default value.")
@@ -81,26 +82,29 @@ def _create(ctx, ct, validate_only: bool):
 
 
 def handle(ctx, req: API.CreateTopicsRequest):
-    refused: dict[int, R.CreatableTopicResult] = {}  # by position in the request
+    # By position in the request; None: a later mention of a duplicated name, answered once, at its first (as
+    # Kafka's response, a map keyed by name).
+    refused: dict[int, R.CreatableTopicResult | None] = {}
     seen: dict[str, int] = {}
     for ct in req.topics:
         seen[ct.name] = seen.get(ct.name, 0) + 1
     may_create_any = ctx.authorize_cluster(acl.CREATE, log_denied=False)
+    first: set[str] = set()
     for i, ct in enumerate(req.topics):
         if seen[ct.name] > 1:
-            refused[i] = R.CreatableTopicResult(name=ct.name, error_code=ErrorCode.INVALID_REQUEST,
-                                                error_message="Create topics request from client contains "
-                                                              "duplicate topic names", configs=None)
+            refused[i] = None if ct.name in first else R.CreatableTopicResult(
+                name=ct.name, error_code=ErrorCode.INVALID_REQUEST, error_message="Duplicate topic name.", configs=[])
+            first.add(ct.name)
         elif not may_create_any and not ctx.authorize(acl.CREATE, acl.TOPIC, ct.name):
             refused[i] = R.CreatableTopicResult(name=ct.name, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
-                                                error_message="Authorization failed.", configs=None)
+                                                error_message="Authorization failed.", configs=[])
     config = ctx.broker.config
     total = sum(requested_partitions(ct, config.num_partitions)
                 for i, ct in enumerate(req.topics) if i not in refused)
     if total > config.controller_max_records_per_batch:
         return R(throttle_time_ms=0, topics=[refused[i] if i in refused else R.CreatableTopicResult(
-            name=ct.name, error_code=ErrorCode.POLICY_VIOLATION, error_message=TOO_MANY_PARTITIONS, configs=None)
-            for i, ct in enumerate(req.topics)])
+            name=ct.name, error_code=ErrorCode.POLICY_VIOLATION, error_message=TOO_MANY_PARTITIONS, configs=[])
+            for i, ct in enumerate(req.topics) if refused.get(i, True) is not None])
     steps = _create_all(ctx, req, refused)
     if req.validate_only or total <= PARTITIONS_PER_TURN:
         with ctx.broker.topics.batch():
@@ -113,13 +117,14 @@ def _create_all(ctx, req: API.CreateTopicsRequest, refused: dict):
     results = []
     for i, ct in enumerate(req.topics):
         if i in refused:
-            results.append(refused[i])
+            if refused[i] is not None:
+                results.append(refused[i])
             continue
         try:
             topic = yield from _create(ctx, ct, req.validate_only)
         except KafkaError as e:
             results.append(R.CreatableTopicResult(name=ct.name, error_code=e.code, error_message=e.message,
-                                                  configs=None))
+                                                  configs=[]))
             continue
         levels = broker_configs(ctx.broker)
         configs = [

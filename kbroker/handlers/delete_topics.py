@@ -2,6 +2,7 @@
 Unknown names get UNKNOWN_TOPIC_OR_PARTITION, unknown ids UNKNOWN_TOPIC_ID.
 Authorisation, as KafkaApis: DELETE on the topic, else TOPIC_AUTHORIZATION_FAILED (checked before whether
 it exists); a topic named by id without DESCRIBE on it is answered without its name.
+Each error carries its error's default message (v5+), as Kafka's ApiError does.
 """
 
 from __future__ import annotations
@@ -12,6 +13,17 @@ from ..wire.messages import delete_topics as API
 from ..wire.primitives import ZERO_UUID
 
 R = API.DeleteTopicsResponse
+
+# Kafka's Errors.<name>.message(): what ApiError(code) says when nothing more is given.
+DEFAULT_MESSAGES = {
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: "This server does not host this topic-partition.",
+    ErrorCode.UNKNOWN_TOPIC_ID: "This server does not host this topic ID.",
+    ErrorCode.TOPIC_AUTHORIZATION_FAILED: "Topic authorization failed.",
+}
+
+
+def _error(name, topic_id, code: ErrorCode) -> R.DeletableTopicResult:
+    return R.DeletableTopicResult(name=name, topic_id=topic_id, error_code=code, error_message=DEFAULT_MESSAGES[code])
 
 
 def handle(ctx, req: API.DeleteTopicsRequest) -> R:
@@ -28,22 +40,18 @@ def _delete_all(ctx, req: API.DeleteTopicsRequest) -> R:
             topic = broker.topics.by_id.get(topic_id)
             missing = ErrorCode.UNKNOWN_TOPIC_ID
             if topic is not None and not ctx.authorize(acl.DESCRIBE, acl.TOPIC, topic.name):
-                results.append(R.DeletableTopicResult(name=None, topic_id=topic_id,
-                                                      error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
-                                                      error_message=None))
+                results.append(_error(None, topic_id, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
                 continue
         else:
             topic = broker.topics.get(name)
             missing = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         if (topic is not None or name is not None) and not ctx.authorize(
                 acl.DELETE, acl.TOPIC, topic.name if topic is not None else name):
-            results.append(R.DeletableTopicResult(name=topic.name if topic is not None else name,
-                                                  topic_id=topic_id, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
-                                                  error_message=None))
+            results.append(_error(topic.name if topic is not None else name, topic_id,
+                                  ErrorCode.TOPIC_AUTHORIZATION_FAILED))
             continue
         if topic is None:
-            results.append(R.DeletableTopicResult(name=name, topic_id=topic_id, error_code=missing,
-                                                  error_message=None))
+            results.append(_error(name, topic_id, missing))
             continue
         broker.delete_topic(topic)
         results.append(R.DeletableTopicResult(name=topic.name, topic_id=topic.topic_id, error_code=0,

@@ -46,6 +46,12 @@ def topic_config_entries(broker, topic, keys, synonyms: bool, docs: bool) -> lis
     return out
 
 
+# Kafka's answers carry a message even without an error: "" for a described resource and for an unknown topic
+# (ConfigHelper), the error's default message where authorisation is denied (KafkaApis).
+DENIED_MESSAGES = {ErrorCode.TOPIC_AUTHORIZATION_FAILED: "Topic authorization failed.",
+                   ErrorCode.CLUSTER_AUTHORIZATION_FAILED: "Cluster authorization failed."}
+
+
 def handle(ctx, req: API.DescribeConfigsRequest) -> R:
     broker = ctx.broker
     results = []
@@ -56,7 +62,7 @@ def handle(ctx, req: API.DescribeConfigsRequest) -> R:
         elif res.resource_type == BROKER and not ctx.authorize_cluster(acl.DESCRIBE_CONFIGS):
             denied = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
         if denied is not None:
-            results.append(R.DescribeConfigsResult(error_code=denied, error_message=None, configs=[],
+            results.append(R.DescribeConfigsResult(error_code=denied, error_message=DENIED_MESSAGES[denied], configs=[],
                                                    resource_type=res.resource_type, resource_name=res.resource_name))
             continue
         if res.resource_type == TOPIC:
@@ -64,7 +70,7 @@ def handle(ctx, req: API.DescribeConfigsRequest) -> R:
             if topic is None:
                 results.append(R.DescribeConfigsResult(
                     error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, resource_type=TOPIC,
-                    resource_name=res.resource_name, error_message=f"Topic {res.resource_name} does not exist"))
+                    resource_name=res.resource_name, error_message=""))
                 continue
             configs = topic_config_entries(broker, topic, res.configuration_keys, req.include_synonyms,
                                            req.include_documentation)
@@ -89,6 +95,6 @@ def handle(ctx, req: API.DescribeConfigsRequest) -> R:
                 error_code=ErrorCode.INVALID_REQUEST, resource_type=res.resource_type,
                 resource_name=res.resource_name, error_message=f"Unsupported resource type {res.resource_type}"))
             continue
-        results.append(R.DescribeConfigsResult(error_code=0, error_message=None, resource_type=res.resource_type,
+        results.append(R.DescribeConfigsResult(error_code=0, error_message="", resource_type=res.resource_type,
                                                resource_name=res.resource_name, configs=configs))
     return R(throttle_time_ms=0, results=results)

@@ -29,10 +29,15 @@ def handle(ctx, req: API.DescribeGroupsRequest) -> R:
             error_code=error_code, error_message=error_message, group_id=group_id, group_state=d.state, protocol_type=d.protocol_type or "",
             protocol_data=d.protocol or "",
             members=[R.DescribedGroupMember(member_id=m.member_id, group_instance_id=m.group_instance_id,
-                                            client_id=m.client_id, client_host=m.client_host,
+                                            client_id=m.client_id, client_host=_address(m.client_host),
                                             member_metadata=m.metadata or b"", member_assignment=m.assignment or b"")
                      for m in d.members],
             authorized_operations=ctx.authorized_operations(acl.GROUP, group_id)
             if ctx.version >= 3 and req.include_authorized_operations and not error_code else -2147483648,
         ))
     return R(throttle_time_ms=0, groups=out)
+
+
+def _address(host: str) -> str:
+    """The member's address as Kafka shows it: InetAddress.toString() of an address without a name."""
+    return host if not host or host.startswith("/") else "/" + host

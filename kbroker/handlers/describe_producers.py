@@ -11,6 +11,7 @@ from ..security import acl
 from ..wire.messages import describe_producers as API
 
 R = API.DescribeProducersResponse
+DEFAULT_MESSAGES = {ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: "This server does not host this topic-partition."}
 
 
 def handle(ctx, req: API.DescribeProducersRequest) -> R:
@@ -25,15 +26,16 @@ def handle(ctx, req: API.DescribeProducersRequest) -> R:
             continue
         for i in t.partition_indexes:
             p = get_partition_or_error(topic, i)
-            if isinstance(p, int):
-                parts.append(R.PartitionResponse(partition_index=i, error_code=p))
+            if isinstance(p, int):  # an unknown topic with the error's default message, as Kafka's ApiError
+                parts.append(R.PartitionResponse(partition_index=i, error_code=p,
+                                                 error_message=DEFAULT_MESSAGES.get(p) if topic is None else None))
                 continue
             producers = []
             for pid, entry, txn_start in p.active_producer_state():
                 last = entry.batches[-1] if entry.batches else None
                 producers.append(R.ProducerState(
                     producer_id=pid, producer_epoch=entry.epoch, last_sequence=last.last_seq if last else -1,
-                    last_timestamp=last.timestamp if last else -1, coordinator_epoch=0,
+                    last_timestamp=last.timestamp if last else -1, coordinator_epoch=entry.coordinator_epoch,
                     current_txn_start_offset=txn_start))
             parts.append(R.PartitionResponse(partition_index=i, error_code=0, active_producers=producers))
         topics.append(R.TopicResponse(name=t.name, partitions=parts))

@@ -1,5 +1,6 @@
 """DescribeTransactions (65): v0 (KIP-664). State, timeout, start time, producer id and epoch and the
-partitions of each transactional id; TRANSACTIONAL_ID_NOT_FOUND for an unknown one.
+partitions of each transactional id; TRANSACTIONAL_ID_NOT_FOUND for an unknown one (its other fields at
+their schema defaults, 0, as Kafka's).
 Needs DESCRIBE on each transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); only topics the principal
 may DESCRIBE are listed, as KafkaApis.
 """
@@ -18,13 +19,13 @@ def handle(ctx, req: API.DescribeTransactionsRequest) -> R:
     for tid in req.transactional_ids:
         if not ctx.authorize(acl.DESCRIBE, acl.TRANSACTIONAL_ID, tid):
             out.append(R.TransactionState(error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                                          transactional_id=tid, transaction_state="", producer_id=-1,
-                                          producer_epoch=-1))
+                                          transactional_id=tid, transaction_state="", producer_id=0,
+                                          producer_epoch=0))
             continue
         txn = ctx.broker.transactions.describe(tid)
         if txn is None:
             out.append(R.TransactionState(error_code=ErrorCode.TRANSACTIONAL_ID_NOT_FOUND, transactional_id=tid,
-                                          transaction_state="", producer_id=-1, producer_epoch=-1))
+                                          transaction_state="", producer_id=0, producer_epoch=0))
             continue
         by_topic: dict[str, list[int]] = {}
         for topic, partition in sorted(txn.partitions):

@@ -35,7 +35,7 @@ def handle(ctx, req: API.DescribeUserScramCredentialsRequest) -> R:
                 error_message=f"Attempt to describe a user credential that does not exist: {name}"))
         else:
             results.append(R.DescribeUserScramCredentialsResult(
-                user=name, error_code=0, error_message=None, credential_infos=[
+                user=name, error_code=0, error_message="", credential_infos=[
                     R.CredentialInfo(mechanism=scram.MECHANISMS[m].type_code, iterations=i)
                     for m, i in sorted(users[name])]))
-    return R(throttle_time_ms=0, error_code=0, error_message=None, results=results)
+    return R(throttle_time_ms=0, error_code=0, error_message="", results=results)

@@ -6,7 +6,9 @@ partitions it was asked about; an append to any of them wakes it at once (no tim
 
 The wait ends at once, as Kafka's ReplicaManager ends it, when no partition of the request can be read
 (unknown topics or ids, partition indexes out of range: nothing to wait for) or when reading one gave an error
-(OFFSET_OUT_OF_RANGE, a fenced epoch, its topic deleted during the wait): the answer carries the errors.
+(OFFSET_OUT_OF_RANGE, a fenced epoch, its topic deleted during the wait): the answer carries the errors, and
+a partition with an error carries -1 for its high watermark, last stable offset and log start offset, as
+Kafka's (a client resets from ListOffsets).
 
 Records are served as stored: whole batches, from the batch that contains the fetch offset (the client skips
 the records before its offset), at least one whole batch for the first partition with data even when it is
@@ -176,8 +178,9 @@ def _build(ctx, req, targets, max_bytes: int):
                                            for pid, first in p.aborted_transactions(offset, _end_offset(chunks))]
                 if read_committed and aborted is None:
                     aborted = []
-            if err:
+            if err:  # Kafka's LogReadResult for an error: no watermarks (UnifiedLog.UNKNOWN_OFFSET)
                 read_error = True
+                hw = lso = start = -1
             rparts.append(R.PartitionData(
                 partition_index=fp.partition, error_code=err, high_watermark=hw, last_stable_offset=lso,
                 log_start_offset=start, aborted_transactions=aborted, preferred_read_replica=-1, records=records,

@@ -19,6 +19,12 @@ R = API.IncrementalAlterConfigsResponse
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
+def _not_a_list(c) -> str:
+    """The controller's refusal of APPEND or SUBTRACT on a key that is not a list (ConfigurationControlManager)."""
+    operation = "APPEND" if c.config_operation == APPEND else "SUBTRACT"
+    return f"Can't {operation} to key {c.name} because its type is not LIST."
+
+
 def _apply(topic, configs) -> dict[str, str]:
     new = dict(topic.configs)
     for c in configs:
@@ -27,14 +33,13 @@ def _apply(topic, configs) -> dict[str, str]:
             raise KafkaError(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {c.name}")
         if c.config_operation == SET:
             if c.value is None:
-                raise KafkaError(ErrorCode.INVALID_CONFIG, f"Null value not supported for {c.name}")
+                raise KafkaError(ErrorCode.INVALID_REQUEST, f"Null value not supported for : {c.name}")
             new[c.name] = c.value
         elif c.config_operation == DELETE:
             new.pop(c.name, None)
         elif c.config_operation in (APPEND, SUBTRACT):
             if d.type != "list":
-                raise KafkaError(ErrorCode.INVALID_CONFIG,
-                                 f"Config value append is not allowed for config key: {c.name}")
+                raise KafkaError(ErrorCode.INVALID_CONFIG, _not_a_list(c))
             items = [x.strip() for x in topic.config(c.name).split(",") if x.strip()]
             given = [x.strip() for x in (c.value or "").split(",") if x.strip()]
             if c.config_operation == APPEND:
@@ -61,9 +66,7 @@ def _apply_broker(current: dict[str, str], res) -> dict[str, str]:
         elif c.config_operation in (APPEND, SUBTRACT):
             spec = KAFKA_BROKER_CONFIGS.get(c.name)
             if spec is None or spec[0] != 7:
-                what = "append" if c.config_operation == APPEND else "subtract"
-                raise KafkaError(ErrorCode.INVALID_CONFIG,
-                                 f"Config value {what} is not allowed for config key: {c.name}")
+                raise KafkaError(ErrorCode.INVALID_CONFIG, _not_a_list(c))
             old = new.get(c.name, spec[1] or "")
             items = [x.strip() for x in old.split(",") if x.strip()]
             given = [x.strip() for x in c.value.split(",") if x.strip()]

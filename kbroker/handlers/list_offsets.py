@@ -48,6 +48,8 @@ def handle(ctx, req: API.ListOffsetsRequest) -> R:
                 found_ts, offset = p.max_timestamp()
             else:
                 found_ts, offset = p.offset_for_timestamp(ts)
+            # No such offset (no record at or after the time): no epoch either, as Kafka's empty answer.
+            epoch = p.leader_epoch if offset >= 0 else -1
             parts.append(R.ListOffsetsPartitionResponse(partition_index=idx, error_code=0, timestamp=found_ts,
-                                                        offset=offset, leader_epoch=p.leader_epoch))
+                                                        offset=offset, leader_epoch=epoch))
     return R(throttle_time_ms=0, topics=topics)

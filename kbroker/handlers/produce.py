@@ -3,18 +3,21 @@ starts at 0, KAFKA-18659) and answered UNSUPPORTED_VERSION per partition, as Kaf
 
 Each partition's records are validated and appended as the producer sent them (see log/unified_log.py). acks=0
 gets no response at all; acks=1 and acks=-1 are answered once the write is done (one broker: the leader is
-the whole ISR). Topics are auto-created when ``auto.create.topics.enable`` is on. v12 is v11 (KIP-890 only
+the whole ISR). A topic that does not exist is UNKNOWN_TOPIC_OR_PARTITION, whatever its name and whatever
+``auto.create.topics.enable`` says: as in Kafka (KafkaApis.handleProduceRequest), only Metadata auto-creates,
+and a client asks Metadata before it produces. v12 is v11 (KIP-890 only
 changes what a transaction v2 producer may rely on, and kbroker does not offer transaction v2); v13 names
 topics by id (KIP-516): an unknown id is UNKNOWN_TOPIC_ID, and ids are never auto-created.
 
 A batch refused for some of its records (keyless records on a compacted topic) names each of them in
 ``record_errors`` (v8+, KIP-467: the record's index in its batch and why) with Kafka's summary as the
 partition's ``error_message`` and the partition's log start offset, as Kafka's RecordValidationException
-answer; errors about the batch as a whole (MESSAGE_TOO_LARGE, CORRUPT_MESSAGE) name no record.
+answer; errors about the batch as a whole (MESSAGE_TOO_LARGE, CORRUPT_MESSAGE, a producer's sequence or
+epoch) name no record and, as Kafka's (hasCustomErrorMessage false), carry no error_message.
 
 Authorisation, as KafkaApis: transactional batches need WRITE on the transactional id (else every partition
-is TRANSACTIONAL_ID_AUTHORIZATION_FAILED); each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED); creating one
-also needs CREATE on the cluster or the topic (as Metadata's auto-creation), else UNKNOWN_TOPIC_OR_PARTITION.
+is TRANSACTIONAL_ID_AUTHORIZATION_FAILED); each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED), checked before
+whether it exists.
 """
 
 from __future__ import annotations
@@ -29,11 +32,18 @@ from ..schema_registry.wire_format import KEY_CONFIG as KEY_VALIDATION
 from ..schema_registry.wire_format import VALUE_CONFIG as VALUE_VALIDATION
 from ..schema_registry.wire_format import validate_batches
 from ..security import acl
-from ..topics import validate_topic_name
 from ..wire.messages import produce as API
 
 R = API.ProduceResponse
 log = logging.getLogger("kbroker.produce")
+
+
+# Errors Kafka finds before the log is asked (ProduceRequest.validateRecords) or that it answers with
+# LogAppendInfo.UNKNOWN_LOG_APPEND_INFO: log_start_offset -1. Any other append error (a producer's sequence
+# or epoch, a transaction's state) carries the partition's log start offset.
+REQUEST_ERRORS = frozenset({ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE, ErrorCode.CORRUPT_MESSAGE,
+                            ErrorCode.INVALID_RECORD, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+                            ErrorCode.KAFKA_STORAGE_ERROR})
 
 
 def _partition_error(index: int, code: int, message: str | None = None) -> R.PartitionProduceResponse:
@@ -80,18 +90,9 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
         if not ctx.authorize(acl.WRITE, acl.TOPIC, topic.name if topic is not None else td.name):
             parts.extend(_partition_error(p.index, ErrorCode.TOPIC_AUTHORIZATION_FAILED) for p in td.partition_data)
             continue
-        if topic is None:
-            code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            try:
-                validate_topic_name(td.name)
-                if broker.config.auto_create_topics_enable and (
-                        ctx.authorize_cluster(acl.CREATE, log_denied=False) or ctx.authorize(acl.CREATE, acl.TOPIC, td.name)):
-                    topic = broker.auto_create_topic(td.name)
-            except KafkaError as e:
-                code = e.code
-            if topic is None:
-                parts.extend(_partition_error(p.index, code) for p in td.partition_data)
-                continue
+        if topic is None:  # Kafka 4 creates topics only from Metadata (a client asks it first)
+            parts.extend(_partition_error(p.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) for p in td.partition_data)
+            continue
         for pd in td.partition_data:
             partition = get_partition_or_error(topic, pd.index)
             if isinstance(partition, int):
@@ -112,11 +113,14 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
                                    for i, m in e.record_errors]))
                 continue
             except KafkaError as e:
-                parts.append(_partition_error(pd.index, e.code, e.message))
+                part = _partition_error(pd.index, e.code)
+                if e.code not in REQUEST_ERRORS:
+                    part.log_start_offset = partition.log_start_offset
+                parts.append(part)
                 continue
             except OSError as e:
                 log.error("storage error appending to %s-%d: %s", topic.name, pd.index, e)
-                parts.append(_partition_error(pd.index, ErrorCode.KAFKA_STORAGE_ERROR, str(e)))
+                parts.append(_partition_error(pd.index, ErrorCode.KAFKA_STORAGE_ERROR))
                 continue
             parts.append(R.PartitionProduceResponse(
                 index=pd.index, error_code=0, base_offset=base_offset, log_append_time_ms=append_time,

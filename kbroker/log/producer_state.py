@@ -46,6 +46,7 @@ class ProducerEntry:
     batches: deque = field(default_factory=lambda: deque(maxlen=NUM_BATCHES_TO_RETAIN))
     current_txn_first_offset: int = -1  # the first offset of its open transaction in this partition
     last_timestamp: int = -1  # of its last batch or marker: producer.id.expiration.ms counts from it
+    coordinator_epoch: int = -1  # of the transaction coordinator that wrote its last marker; -1: none yet
 
     @property
     def last_seq(self) -> int:
@@ -106,13 +107,16 @@ class ProducerStateManager:
         entry.last_timestamp = max(entry.last_timestamp, timestamp)
         return entry
 
-    def bump_epoch(self, producer_id: int, epoch: int, timestamp: int = -1) -> ProducerEntry:
-        """A transaction marker written with a newer epoch fences older ones."""
+    def bump_epoch(self, producer_id: int, epoch: int, timestamp: int = -1,
+                   coordinator_epoch: int = -1) -> ProducerEntry:
+        """A transaction marker written with a newer epoch fences older ones; the entry keeps the marker's
+        coordinator epoch (DescribeProducers shows it)."""
         entry = self.producers.get(producer_id)
         if entry is None or epoch > entry.epoch:
             entry = ProducerEntry(epoch)
             self.producers[producer_id] = entry
         entry.last_timestamp = max(entry.last_timestamp, timestamp)
+        entry.coordinator_epoch = max(entry.coordinator_epoch, coordinator_epoch)
         return entry
 
     def expire(self, before_ms: int) -> int:

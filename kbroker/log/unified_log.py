@@ -35,6 +35,7 @@ import time
 from ..errors import ErrorCode, KafkaError, RecordValidationError
 from ..records.batch import (
     LOG_OVERHEAD,
+    NO_TIMESTAMP,
     iter_batches,
     set_base_offset,
     set_log_append_time,
@@ -68,6 +69,30 @@ def require_keys(buf, batches, topic_partition: str) -> None:
         keyless = [(i, message) for i, record in enumerate(records) if record.key is None]
         if keyless:
             raise RecordValidationError(ErrorCode.INVALID_RECORD, keyless)
+
+
+LONG_MAX = (1 << 63) - 1  # a timestamp bound of Long.MAX_VALUE: no bound
+
+
+def check_timestamps(buf, batches, before_max_ms: int, after_max_ms: int, now_ms: int) -> None:
+    """Refuse CreateTime records stamped more than ``before_max_ms`` before or ``after_max_ms`` after the
+    broker's clock (message.timestamp.before/after.max.ms) as Kafka's LogValidator.validateTimestamp does:
+    INVALID_TIMESTAMP naming each such record by its index in its batch. A batch whose max timestamp is
+    within the upper bound, under the default lower bound (none), is not decoded: no record can be out."""
+    lower, upper = now_ms - before_max_ms, now_ms + after_max_ms
+    for pos, header in batches:
+        if header.max_timestamp <= upper and before_max_ms == LONG_MAX:
+            continue
+        try:
+            records = decode_records(buf, pos, header)
+        except CorruptRecordError as e:
+            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(e)) from None
+        bad = [(i, f"Timestamp {r.timestamp} of message with offset {r.offset} is out of range. The timestamp "
+                   f"should be within [{lower}, {upper}]")
+               for i, r in enumerate(records) if r.timestamp != NO_TIMESTAMP and not lower <= r.timestamp <= upper]
+        if bad:
+            raise RecordValidationError(ErrorCode.INVALID_TIMESTAMP, bad,
+                                        "One or more records have been rejected due to invalid timestamp")
 
 
 class UnifiedLog:
@@ -108,10 +133,10 @@ class UnifiedLog:
                         epochs.assign(h.partition_leader_epoch, h.base_offset)
                     if h.producer_id >= 0:
                         if h.is_control:
-                            producers.bump_epoch(h.producer_id, h.producer_epoch, h.max_timestamp)
                             records = decode_records(chunk, pos, h)
+                            kind, coordinator_epoch = parse_control_record(records[0]) if records else (None, -1)
+                            producers.bump_epoch(h.producer_id, h.producer_epoch, h.max_timestamp, coordinator_epoch)
                             if records:
-                                kind, _epoch = parse_control_record(records[0])
                                 self._complete_txn(h.producer_id, h.base_offset, commit=kind == COMMIT)
                         else:
                             producers.update(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence,
@@ -174,13 +199,15 @@ class UnifiedLog:
     # -- appends -----------------------------------------------------------------------------
 
     def append_as_leader(self, records, leader_epoch: int, max_message_bytes: int, log_append_time: bool,
-                         compacted: bool, produce_version: int | None = None) -> tuple[int, int]:
+                         compacted: bool, produce_version: int | None = None,
+                         timestamp_bounds: tuple[int, int] | None = None) -> tuple[int, int]:
         """Append a producer's record batches; returns (base offset, log append time or -1).
 
         Raises KafkaError with CORRUPT_MESSAGE, INVALID_RECORD, UNSUPPORTED_COMPRESSION_TYPE,
         MESSAGE_TOO_LARGE or a producer-state error; nothing is written then. ``produce_version`` applies
         the Produce request's own rules (Kafka's ProduceRequest.validateRecords): exactly one batch per
-        partition, zstd from v7.
+        partition, zstd from v7. ``timestamp_bounds`` (before, after) refuses CreateTime records out of them
+        (INVALID_TIMESTAMP).
         """
         if records is None or len(records) == 0:
             raise KafkaError(ErrorCode.INVALID_RECORD, "Produce requests must have at least one record batch")
@@ -206,13 +233,16 @@ class UnifiedLog:
                 )
         if compacted:
             require_keys(records, batches, self.name)  # compaction needs every key
+        if timestamp_bounds is not None:
+            check_timestamps(records, batches, *timestamp_bounds, int(time.time() * 1000))
         producers = self.producer_state
         for _pos, h in batches:
             if h.producer_id >= 0:
                 dup = producers.check(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence)
                 if dup is not None:
-                    # A retry of a batch we already have: answer with where the original went (Kafka does).
-                    return dup.first_offset, -1
+                    # A retry of a batch we already have: answer with where the original went and its
+                    # timestamp as the append time, as Kafka does (whatever the topic's timestamp type).
+                    return dup.first_offset, dup.timestamp
         # The request's own buffer when it is writable (frames are bytearrays we own): offsets are written
         # into the producer's bytes in place and the same bytes go to the store. Otherwise one copy.
         buf = records if isinstance(records, memoryview) and not records.readonly else bytearray(records)
@@ -259,7 +289,7 @@ class UnifiedLog:
                                     timestamp_ms=now, base_offset=offset, partition_leader_epoch=leader_epoch)
         self.store.append(batch, offset, offset, 1)
         self.leader_epoch_cache.assign(leader_epoch, offset)
-        self.producer_state.bump_epoch(producer_id, producer_epoch, now)
+        self.producer_state.bump_epoch(producer_id, producer_epoch, now, coordinator_epoch)
         self._complete_txn(producer_id, offset, commit)
         self._update_first_unstable_offset()
         return offset

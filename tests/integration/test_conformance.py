@@ -27,8 +27,9 @@ def _unknown_report(outcomes) -> str:
 
 
 @pytest.fixture(scope="module")
-def kbroker_answers():
-    with Broker(port=0, storage="memory") as b:
+def kbroker_answers(tmp_path_factory):
+    # Segment storage in a directory, as Kafka's: DescribeLogDirs then names a directory on a disk.
+    with Broker(port=0, storage="segment", data_dir=tmp_path_factory.mktemp("kbroker")) as b:
         yield run_all(b.bootstrap_servers)
 
 

@@ -13,6 +13,7 @@ from kbroker.records.builder import simple_batch
 from kbroker.records.record import decode_records
 from kbroker.wire.messages import create_topics, delete_topics, fetch, list_offsets, metadata, produce
 from kbroker.client import BlockingConnection
+from support.topics import auto_create
 
 P = produce.ProduceRequest
 F = fetch.FetchRequest
@@ -30,7 +31,9 @@ def _client(b) -> BlockingConnection:
     return BlockingConnection(b.host, b.port)
 
 
-def _produce(c, topic, records, acks=1, partition=0, version=9):
+def _produce(c, topic, records, acks=1, partition=0, version=9, create=True):
+    if create:  # a client asks Metadata (which auto-creates) before it produces
+        auto_create(c, topic)
     req = P(acks=acks, timeout_ms=1000, topic_data=[P.TopicProduceData(name=topic, partition_data=[
         P.PartitionProduceData(index=partition, records=bytes(records))])])
     if acks == 0:
@@ -73,6 +76,34 @@ def test_log_append_time_topic(b):
     assert rec.timestamp == r.log_append_time_ms
 
 
+def test_timestamps_too_far_from_the_broker_clock_are_refused(b):
+    """message.timestamp.after.max.ms defaults to one hour (Kafka 4, KIP-937) and before.max.ms to no bound:
+    a record stamped two hours ahead is INVALID_TIMESTAMP with Kafka's messages, and nothing is appended;
+    a topic's own bounds apply both ways; LogAppendTime topics are not checked."""
+    c = _client(b)
+    now = int(time.time() * 1000)
+    future = simple_batch(b"ok", b"ahead", timestamp_ms=now + 2 * 3600_000)
+    r = _produce(c, "ts", future)
+    assert (r.error_code, r.base_offset) == (32, -1)  # INVALID_TIMESTAMP
+    assert r.error_message == "One or more records have been rejected due to invalid timestamp"
+    assert [e.batch_index for e in r.record_errors] == [0, 1]
+    assert r.record_errors[0].batch_index_error_message.startswith(
+        f"Timestamp {now + 2 * 3600_000} of message with offset 0 is out of range. The timestamp should be within [")
+    assert _produce(c, "ts", simple_batch(b"old", timestamp_ms=1)).base_offset == 0  # no lower bound by default
+
+    resp = c.request(19, 7, C(topics=[C.CreatableTopic(name="ts2", num_partitions=1, replication_factor=1, configs=[
+        C.CreatableTopicConfig(name="message.timestamp.after.max.ms", value=str(3 * 3600_000)),
+        C.CreatableTopicConfig(name="message.timestamp.before.max.ms", value="60000")])], timeout_ms=1000))
+    assert resp.topics[0].error_code == 0
+    assert _produce(c, "ts2", future).error_code == 0
+    old = _produce(c, "ts2", simple_batch(b"new", b"old", timestamp_ms=now - 120_000))
+    assert old.error_code == 32 and len(old.record_errors) == 2
+    resp = c.request(19, 7, C(topics=[C.CreatableTopic(name="ts3", num_partitions=1, replication_factor=1, configs=[
+        C.CreatableTopicConfig(name="message.timestamp.type", value="LogAppendTime")])], timeout_ms=1000))
+    assert resp.topics[0].error_code == 0
+    assert _produce(c, "ts3", future).error_code == 0
+
+
 def test_fetch_positions(b):
     c = _client(b)
     _produce(c, "fp", simple_batch(b"a", b"b", b"c"))
@@ -85,8 +116,9 @@ def test_fetch_positions(b):
     # At the end: no records, but zero-length and not null.
     part = c.request(1, 12, _fetch_req("fp", 4)).responses[0].partitions[0]
     assert part.error_code == 0 and part.records is not None and len(part.records) == 0
-    # Beyond the end: OFFSET_OUT_OF_RANGE.
-    assert c.request(1, 12, _fetch_req("fp", 5)).responses[0].partitions[0].error_code == 1
+    # Beyond the end: OFFSET_OUT_OF_RANGE, and no watermarks (-1, as Kafka's answer for a read that failed).
+    part = c.request(1, 12, _fetch_req("fp", 5)).responses[0].partitions[0]
+    assert (part.error_code, part.high_watermark, part.last_stable_offset, part.log_start_offset) == (1, -1, -1, -1)
     # KIP-74: a batch larger than partition_max_bytes is still returned whole.
     part = c.request(1, 12, _fetch_req("fp", 0, partition_max_bytes=10)).responses[0].partitions[0]
     assert len(decode_records(bytes(part.records))) == 3
@@ -183,5 +215,17 @@ def test_auto_creation_can_be_turned_off():
         r = c.request(3, 12, metadata.MetadataRequest(topics=[metadata.MetadataRequest.MetadataRequestTopic(
             name="nope")], allow_auto_topic_creation=True))
         assert r.topics[0].error_code == 3
-        assert _produce(c, "nope", simple_batch(b"x")).error_code == 3
+        assert _produce(c, "nope", simple_batch(b"x"), create=False).error_code == 3
         assert r.controller_id == 0 and r.cluster_id
+
+
+def test_produce_never_creates_a_topic(b):
+    """As Kafka 4 (KafkaApis.handleProduceRequest): only Metadata auto-creates; Produce to a topic that does not
+    exist is UNKNOWN_TOPIC_OR_PARTITION whatever its name, and leaves no topic behind."""
+    c = _client(b)
+    for name in ("never-made", "bad/name"):
+        r = _produce(c, name, simple_batch(b"x"), create=False)
+        assert (r.error_code, r.base_offset, r.log_start_offset) == (3, -1, -1)
+    r = c.request(3, 12, metadata.MetadataRequest(topics=[metadata.MetadataRequest.MetadataRequestTopic(
+        name="never-made")], allow_auto_topic_creation=False))
+    assert r.topics[0].error_code == 3

@@ -20,6 +20,7 @@ from kbroker.storage.segment import SegmentLogStore
 from kbroker.storage.base import LogConfig
 from kbroker.wire.messages import api_versions, delete_topics, fetch, produce
 from kbroker.client import BlockingConnection
+from support.topics import auto_create
 
 sendfile_all = server._sendfile_all
 
@@ -86,6 +87,7 @@ def b(tmp_path):
 
 
 def _fill(c, topic, batches, values_per_batch, size):
+    auto_create(c, topic)
     sent = []
     for i in range(batches):
         values = [bytes([65 + (i + j) % 26]) * size for j in range(values_per_batch)]

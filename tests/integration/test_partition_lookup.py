@@ -23,6 +23,7 @@ from kbroker.wire.messages import (
     delete_records, describe_producers, fetch, list_offsets, offset_for_leader_epoch, produce,
 )
 from kbroker.client import BlockingConnection
+from support.topics import auto_create
 
 P = produce.ProduceRequest
 F = fetch.FetchRequest
@@ -36,6 +37,7 @@ DP = describe_producers.DescribeProducersRequest
 def client():
     with Broker(port=0) as b:
         c = BlockingConnection(b.host, b.port)
+        auto_create(c, "t")
         for _ in range(3):
             r = c.request(0, 9, P(acks=1, timeout_ms=1000, topic_data=[P.TopicProduceData(name="t", partition_data=[
                 P.PartitionProduceData(index=0, records=bytes(simple_batch(b"a", b"b")))])]))

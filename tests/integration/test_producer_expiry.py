@@ -9,11 +9,13 @@ from kbroker import Broker
 from kbroker.records.builder import simple_batch
 from kbroker.wire.messages import produce
 from kbroker.client import BlockingConnection
+from support.topics import auto_create
 
 P = produce.ProduceRequest
 
 
 def _produce(c, batch, topic="pe"):
+    auto_create(c, topic)
     req = P(acks=-1, timeout_ms=1000, topic_data=[P.TopicProduceData(name=topic, partition_data=[
         P.PartitionProduceData(index=0, records=bytes(batch))])])
     return c.request(0, 9, req).responses[0].partition_responses[0]

@@ -17,6 +17,7 @@ from kbroker.client import BlockingClient
 from kbroker.records.builder import simple_batch
 from kbroker.wire.messages import produce
 from kbroker.client import BlockingConnection
+from support.topics import auto_create
 
 
 def _http(method: str, url: str, body=None):
@@ -40,6 +41,7 @@ def proc(tmp_path):
 
 def _produce(b, topic: str, values: list[bytes], keys=None):
     c = BlockingConnection(b.host, b.port)
+    auto_create(c, topic)
     P = produce.ProduceRequest
     req = P(acks=1, timeout_ms=1000, topic_data=[P.TopicProduceData(name=topic, partition_data=[
         P.PartitionProduceData(index=0, records=bytes(simple_batch(*values, keys=keys)))])])
@@ -127,6 +129,7 @@ def test_reset_deletes_topics(proc):
 def test_drop_response_fault_applies_the_request(proc):
     _http("POST", proc.control_url + "/faults", {"api": "Produce", "drop_response": True})
     c = BlockingConnection(proc.host, proc.port)
+    auto_create(c, "d")
     P = produce.ProduceRequest
     req = P(acks=1, timeout_ms=1000, topic_data=[P.TopicProduceData(name="d", partition_data=[
         P.PartitionProduceData(index=0, records=bytes(simple_batch(b"x")))])])

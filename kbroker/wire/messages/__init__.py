@@ -39,6 +39,7 @@ MODULES = {
     31: 'delete_acls',
     32: 'describe_configs',
     33: 'alter_configs',
+    34: 'alter_replica_log_dirs',
     35: 'describe_log_dirs',
     36: 'sasl_authenticate',
     37: 'create_partitions',
@@ -52,6 +53,7 @@ MODULES = {
     65: 'describe_transactions',
     66: 'list_transactions',
     68: 'consumer_group_heartbeat',
+    74: 'list_config_resources',
 }
 
 NAMES = {
@@ -85,6 +87,7 @@ NAMES = {
     31: 'DeleteAcls',
     32: 'DescribeConfigs',
     33: 'AlterConfigs',
+    34: 'AlterReplicaLogDirs',
     35: 'DescribeLogDirs',
     36: 'SaslAuthenticate',
     37: 'CreatePartitions',
@@ -98,6 +101,7 @@ NAMES = {
     65: 'DescribeTransactions',
     66: 'ListTransactions',
     68: 'ConsumerGroupHeartbeat',
+    74: 'ListConfigResources',
 }
 
 
