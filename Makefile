@@ -25,7 +25,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test,fast]'
 	touch $(STAMP)
 
+# PostgreSQL's server too: the tests of brokers as processes coordinated through it start throwaway ones.
 install: $(STAMP)
+	sh tools/postgres_setup.sh
 
 # kbroker's bytecode, written even where PYTHONDONTWRITEBYTECODE is set (an editable install compiles
 # nothing): every broker the tests start, and `make run`, then import without compiling (0.35 s -> 0.13 s
@@ -68,6 +70,7 @@ conformance-record: bytecode
 
 unit: bytecode kafka-jars
 	sh tools/browser_setup.sh
+	sh tools/postgres_setup.sh
 	$(PY) tools/gen.py --check
 	$(PY) -m pytest -n 2 -q -p no:warnings tests
 

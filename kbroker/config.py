@@ -37,6 +37,9 @@ class BrokerConfig:
     storage: str = "segment"  # segment | memory
     node_id: int = 0  # node.id
     cluster_id: str | None = None  # generated on first start and kept in the data directory
+    # kbroker.cluster.url: brokers in separate processes coordinated through this PostgreSQL database
+    # (postgres_controller.py); None: the broker's own controller over its data directory.
+    cluster_url: str | None = field(default=None, repr=False)
     num_partitions: int = 1  # num.partitions
     default_replication_factor: int = 1  # default.replication.factor: CreateTopics' -1 and auto-created topics
     auto_create_topics_enable: bool = True  # auto.create.topics.enable
@@ -185,6 +188,10 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "schema.compatibility.level": ("schema_compatibility_level", lambda v: v.strip().upper()),
 }
 
+# The cluster's database URL (brokers as processes, postgres_controller.py). Not a BROKER_KEYS entry, and not
+# kept in ``settings``: DescribeConfigs lists both, and the URL may carry a password.
+CLUSTER_URL_KEY = "kbroker.cluster.url"
+
 # A listener's own connection limits, besides the broker's (Kafka's ConnectionQuotas per listener):
 # group 1 the listener, group 2 which limit.
 LISTENER_MAX_CONNECTIONS = re.compile(r"^listener\.name\.([^.]+)\.(max\.connections|max\.connection\.creation\.rate)$")
@@ -246,6 +253,9 @@ def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
     for key, value in settings.items():
         value = value.strip()
         try:
+            if key == CLUSTER_URL_KEY:
+                config.cluster_url = value
+                continue
             if key in BROKER_KEYS:
                 attr, parse = BROKER_KEYS[key]
                 setattr(config, attr, parse(value))

@@ -206,7 +206,125 @@ def place_replicas(brokers: list[int], num_partitions: int, replication_factor: 
             for p in range(first_partition, first_partition + num_partitions)]
 
 
-class InProcessController(Controller):
+# -- rules every controller applies (pure: the in-process and the PostgreSQL controllers share them) ---------
+
+def check_new_topic(num_partitions: int, replication_factor: int) -> None:
+    """CreateTopics' own checks of a topic placed by the controller (Kafka's ReplicationControlManager)."""
+    if num_partitions <= 0:
+        raise KafkaError(ErrorCode.INVALID_PARTITIONS,
+                         "Number of partitions was set to an invalid non-positive value.")
+    if replication_factor <= 0:
+        raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                         "Replication factor must be larger than 0, or -1 to use the default value.")
+
+
+def check_assignments(assignments: list[list[int]], known: set[int]) -> None:
+    """Explicit replica assignments name registered brokers, each once, and no more than can be kept."""
+    for i, replicas in enumerate(assignments):
+        if not replicas or len(set(replicas)) != len(replicas) or not set(replicas) <= known:
+            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                             f"Replica assignment for partition {i} names unknown or repeated brokers")
+        if len(replicas) > MAX_REPLICATION_FACTOR:
+            raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                             f"Unable to replicate the partition {len(replicas)} time(s): kbroker does not "
+                             f"replicate partitions yet (at most {MAX_REPLICATION_FACTOR} replica).")
+
+
+def new_partitions(replicas: list[list[int]], live: set[int]) -> list[PartitionRegistration]:
+    """New partitions' state: the first live replica leads, the live replicas are the ISR (all of them when
+    none is live, so the partition waits for them)."""
+    out = []
+    for r in replicas:
+        leader = next((b for b in r if b in live), NO_LEADER)
+        out.append(PartitionRegistration(list(r), [b for b in r if b in live] or list(r), leader, 0, 0))
+    return out
+
+
+def topic_placement(num_partitions: int, replication_factor: int, assignments: list[list[int]] | None,
+                    known: set[int], live: list[int]) -> list[list[int]]:
+    """A new topic's replicas: the assignments given (checked against the ``known`` brokers), else placed
+    over the ``live`` ones."""
+    if assignments is not None:
+        check_assignments(assignments, known)
+        return assignments
+    check_new_topic(num_partitions, replication_factor)
+    return place_replicas(live, num_partitions, replication_factor)
+
+
+def new_topic(name: str, num_partitions: int, replication_factor: int, assignments: list[list[int]] | None,
+              configs: dict[str, str], topic_id: uuid.UUID | None, *, exists: bool, known: set[int],
+              live: list[int], validate_only: bool) -> TopicRegistration:
+    """A new topic's registration, placed and checked as CreateTopics asks (``validate_only``: as it would be
+    placed, every replica in its ISR and no leader yet); TOPIC_ALREADY_EXISTS if ``exists``."""
+    if exists:
+        raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+    replicas = topic_placement(num_partitions, replication_factor, assignments, known, live)
+    topic = TopicRegistration(name, topic_id or uuid.uuid4(), dict(configs))
+    if validate_only:
+        topic.partitions = [PartitionRegistration(list(r), list(r)) for r in replicas]
+    else:
+        topic.partitions = new_partitions(replicas, set(live))
+    return topic
+
+
+def partitions_placement(topic: TopicRegistration, count: int, assignments: list[list[int]] | None,
+                         known: set[int], live: list[int]) -> list[list[int]]:
+    """The replicas of the partitions that grow ``topic`` to ``count``: as assigned, else placed with the
+    topic's replication factor."""
+    current = len(topic.partitions)
+    if assignments is not None:
+        if len(assignments) != count - current:
+            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                             f"Increasing the number of partitions by {count - current} but "
+                             f"{len(assignments)} assignments provided.")
+        check_assignments(assignments, known)
+        return assignments
+    rf = len(topic.partitions[0].replicas) if topic.partitions else 1
+    return place_replicas(live, count - current, rf, first_partition=current)
+
+
+def elect_leader(p: PartitionRegistration, live: set[int], unclean: bool = False) -> tuple[int, list[int]] | None:
+    """(leader, isr) for a partition whose leader is not alive, or None when nothing changes: the first live
+    ISR member leads and the ISR keeps the live members; with none, the ISR is kept and there is no leader
+    (Kafka never empties the ISR: the partition comes back with its last in-sync replica), unless ``unclean``
+    (unclean.leader.election.enable) lets a live replica outside the ISR lead, with what it has."""
+    if p.leader in live:
+        return None
+    in_sync = [r for r in p.isr if r in live]
+    if in_sync:
+        leader, isr = in_sync[0], in_sync
+    elif unclean and any(r in live for r in p.replicas):
+        leader = next(r for r in p.replicas if r in live)
+        isr = [leader]
+    else:
+        leader, isr = NO_LEADER, list(p.isr)
+    if (leader, isr) == (p.leader, p.isr):
+        return None
+    return leader, isr
+
+
+class ImageReads:
+    """The interface's reads, answered from a controller's image: ``_brokers`` (node id -> registration),
+    ``_topics`` (name -> registration) and ``_coordinator`` (node id or None)."""
+
+    _brokers: dict[int, BrokerRegistration]
+    _topics: dict[str, TopicRegistration]
+    _coordinator: int | None
+
+    def brokers(self) -> list[BrokerRegistration]:
+        return [self._brokers[n] for n in sorted(self._brokers)]
+
+    def topics(self) -> list[TopicRegistration]:
+        return list(self._topics.values())
+
+    def topic(self, name: str) -> TopicRegistration | None:
+        return self._topics.get(name)
+
+    def coordinator_id(self) -> int:
+        return self._coordinator if self._coordinator is not None else -1
+
+
+class InProcessController(ImageReads, Controller):
     """The controller of the brokers in this process, over a topic store document (topic_store.py).
 
     Document: ``cluster_id``, ``producer_id_block_end``, ``coordinator_id``, and ``topics`` by name with
@@ -240,20 +358,6 @@ class InProcessController(Controller):
                 topic.partitions = [PartitionRegistration.from_json(s) for s in states]
             self._topics[name] = topic
         self._doc.pop("topics", None)  # kept in _topics from here on; _doc holds the broker-wide facts
-
-    # -- reads -------------------------------------------------------------------------------------------
-
-    def brokers(self) -> list[BrokerRegistration]:
-        return [self._brokers[n] for n in sorted(self._brokers)]
-
-    def topics(self) -> list[TopicRegistration]:
-        return list(self._topics.values())
-
-    def topic(self, name: str) -> TopicRegistration | None:
-        return self._topics.get(name)
-
-    def coordinator_id(self) -> int:
-        return self._coordinator if self._coordinator is not None else -1
 
     # -- persistence -----------------------------------------------------------------------------------
 
@@ -421,66 +525,27 @@ class InProcessController(Controller):
 
     # -- topics ------------------------------------------------------------------------------------------
 
-    def _check_assignments(self, assignments: list[list[int]]) -> None:
-        known = set(self._brokers)
-        for i, replicas in enumerate(assignments):
-            if not replicas or len(set(replicas)) != len(replicas) or not set(replicas) <= known:
-                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                 f"Replica assignment for partition {i} names unknown or repeated brokers")
-            if len(replicas) > MAX_REPLICATION_FACTOR:
-                raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
-                                 f"Unable to replicate the partition {len(replicas)} time(s): kbroker does not "
-                                 f"replicate partitions yet (at most {MAX_REPLICATION_FACTOR} replica).")
-
     def _new_partitions(self, replicas: list[list[int]]) -> list[PartitionRegistration]:
-        live = set(self.live_broker_ids())
-        out = []
-        for r in replicas:
-            leader = next((b for b in r if b in live), NO_LEADER)
-            out.append(PartitionRegistration(list(r), [b for b in r if b in live] or list(r), leader, 0, 0))
-        return out
+        return new_partitions(replicas, set(self.live_broker_ids()))
 
     def create_topic(self, name: str, num_partitions: int, replication_factor: int,
                      assignments: list[list[int]] | None, configs: dict[str, str],
                      validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
-        if name in self._topics:
-            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
-        if assignments is not None:
-            self._check_assignments(assignments)
-            replicas = assignments
-        else:
-            if num_partitions <= 0:
-                raise KafkaError(ErrorCode.INVALID_PARTITIONS,
-                                 "Number of partitions was set to an invalid non-positive value.")
-            if replication_factor <= 0:
-                raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
-                                 "Replication factor must be larger than 0, or -1 to use the default value.")
-            replicas = place_replicas(self.live_broker_ids(), num_partitions, replication_factor)
-        topic = TopicRegistration(name, topic_id or uuid.uuid4(), dict(configs))
+        topic = new_topic(name, num_partitions, replication_factor, assignments, configs, topic_id,
+                          exists=name in self._topics, known=set(self._brokers), live=self.live_broker_ids(),
+                          validate_only=validate_only)
         if validate_only:
-            topic.partitions = [PartitionRegistration(list(r), list(r)) for r in replicas]
             return topic
-        topic.partitions = self._new_partitions(replicas)
         self._topics[name] = topic
         self._record_topic(topic)
         self._notify(topic)
-        log.info("created topic %s with %d partitions", name, len(replicas))
+        log.info("created topic %s with %d partitions", name, len(topic.partitions))
         return topic
 
     def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
                           validate_only: bool = False) -> TopicRegistration:
         topic = self._topics[name]
-        current = len(topic.partitions)
-        if assignments is not None:
-            if len(assignments) != count - current:
-                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                                 f"Increasing the number of partitions by {count - current} but "
-                                 f"{len(assignments)} assignments provided.")
-            self._check_assignments(assignments)
-            replicas = assignments
-        else:
-            rf = len(topic.partitions[0].replicas) if topic.partitions else 1
-            replicas = place_replicas(self.live_broker_ids(), count - current, rf, first_partition=current)
+        replicas = partitions_placement(topic, count, assignments, set(self._brokers), self.live_broker_ids())
         if validate_only:  # what it would be: the new partitions placed
             return TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), topic.partitions +
                                      [PartitionRegistration(list(r), list(r)) for r in replicas])

@@ -1,5 +1,6 @@
-"""``kbroker serve``: one broker, or a cluster of several (``--brokers N``), in the foreground on the loop the
-command line runs, until a signal."""
+"""``kbroker serve``: one broker, or a cluster of several (``--brokers N``), or one broker of a cluster of
+processes coordinated through PostgreSQL (``--node-id N --cluster postgresql://...``), in the foreground on the
+loop the command line runs, until a signal."""
 
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ def _announce(running: BrokerServer) -> None:
 async def serve(config: BrokerConfig, ready=None, brokers: int = 1) -> None:
     """Run until SIGTERM or SIGINT, then stop accepting, finish requests in flight, flush and return.
     ``brokers`` > 1: a cluster in this process (broker_server.ClusterServers), its ready lines broker by broker."""
+    if brokers > 1 and config.cluster_url is not None:
+        raise SystemExit("kbroker: --brokers N runs a cluster in this process; --cluster makes this process one "
+                         "broker of a cluster of processes: give one or the other")
     if brokers > 1:
         running = ClusterServers(config, brokers)
         await running.start()
@@ -45,6 +49,9 @@ async def serve(config: BrokerConfig, ready=None, brokers: int = 1) -> None:
             _announce(running.servers[node])
         if running.control_port is not None:
             log.info("control plane of the cluster on http://%s:%d", running.control_host, running.control_port)
+    elif config.cluster_url is not None:
+        running = await _cluster_member(config)
+        _announce(running)
     else:
         running = BrokerServer(config)
         await running.start()
@@ -58,3 +65,40 @@ async def serve(config: BrokerConfig, ready=None, brokers: int = 1) -> None:
     await stop.wait()
     log.info("stopping")
     await running.stop()
+    if config.cluster_url is not None:
+        running.controller.close()
+
+
+async def _cluster_member(config: BrokerConfig) -> BrokerServer:
+    """One broker of a cluster of processes (``--cluster postgresql://...``): its controller is the
+    PostgreSQL one (postgres_controller.py), which this process closes after the broker stops."""
+    if config.storage == "memory":
+        raise SystemExit("kbroker: a broker of a cluster keeps its logs on disk: --storage memory is not supported "
+                         "with --cluster")
+    from .postgres_controller import PostgresController
+
+    unclean = config.topic_defaults.get("unclean.leader.election.enable", "false").strip().lower() == "true"
+    try:
+        controller = PostgresController(config.cluster_url, config.node_id, cluster_id=config.cluster_id,
+                                        unclean_leader_election=unclean)
+    except Exception as e:  # psycopg.Error: the database cannot be reached or refused us
+        raise SystemExit(f"kbroker: cannot join the cluster at {_redacted(config.cluster_url)}: {e}") from None
+    running = BrokerServer(config, controller)
+    try:
+        await running.start()
+    except BaseException:
+        controller.close()
+        raise
+    log.info("broker %d joined cluster %s", config.node_id, controller.cluster_id)
+    return running
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -19,6 +19,7 @@ Every topic created is in the metadata store, in one append per turn, before the
 from __future__ import annotations
 
 from ..broker_configs import broker_configs
+from ..controller import check_new_topic
 from ..errors import ErrorCode, KafkaError
 from ..security import acl
 from ..topic_config import TOPIC_CONFIGS, validate_topic_configs
@@ -67,12 +68,7 @@ def _create(ctx, ct, validate_only: bool):
         num_partitions = len(assignments)
     else:
         num_partitions = broker.config.num_partitions if ct.num_partitions == -1 else ct.num_partitions
-        if num_partitions <= 0:
-            raise KafkaError(ErrorCode.INVALID_PARTITIONS,
-                             "Number of partitions was set to an invalid non-positive value.")
-        if replication_factor <= 0:
-            raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
-                             "Replication factor must be larger than 0, or -1 to use the default value.")
+        check_new_topic(num_partitions, replication_factor)
     configs = {c.name: c.value for c in ct.configs}
     validate_topic_configs(configs)
     return (yield from broker.topics.creation(ct.name, num_partitions,

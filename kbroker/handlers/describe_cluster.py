@@ -1,5 +1,5 @@
 """DescribeCluster (60): v0-2 (v2: fenced brokers, KIP-1073; a stopped broker is left out rather than listed
-fenced). Every live broker of the cluster; the controller id is the lowest live node id (controller.py). v1's endpoint type 1 (brokers) is
+fenced). Every live broker of the cluster; the controller id is the controller's (controller.py). v1's endpoint type 1 (brokers) is
 the only one served; 2 (controllers) gets MISMATCHED_ENDPOINT_TYPE, any other UNSUPPORTED_ENDPOINT_TYPE, in
 an answer that says the broker's own type and no cluster id, as a Kafka broker's.
 Brokers are described by their listener of the client's listener name. The cluster's authorised operations are

@@ -2,7 +2,8 @@
 every topic. Unknown topics are created when ``auto.create.topics.enable`` is on and the request allows it
 (always before v4, ``allow_auto_topic_creation`` from v4). Every live broker is listed by the address of
 its listener of the same name as the client's; each partition with its leader, leader epoch, replicas, ISR
-and offline replicas from the controller (controller.py). The controller id is the lowest live node id:
+and offline replicas from the controller (controller.py). The controller id is the controller's (the lowest
+live node id in one process, the holder of the controller lock for brokers as processes):
 admin clients send CreateTopics and DeleteTopics to it (every kbroker broker could take them).
 
 Authorisation, as KafkaApis: every topic needs DESCRIBE; asked for all topics, the others are left out;
