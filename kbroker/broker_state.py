@@ -21,6 +21,7 @@ from pathlib import Path
 from .clock import AsyncioClock
 from .consumer_protocol import decode_consumer_assignment
 from .coordinator.group import GroupConfig, GroupCoordinator
+from .coordinator.group_config import parse_assignors
 from .coordinator.offsets import FileOffsetStore, MemoryOffsetStore
 from .coordinator.transaction import TransactionCoordinator
 from .handlers import advertised_versions
@@ -89,7 +90,7 @@ class BrokerState(MetadataListener):
         self.schema_registry = None  # kbroker.schema_registry.Registry when its listener is on
         clock = AsyncioClock()
         self.groups = GroupCoordinator(clock, self._group_config(), self._offset_store(),
-                                       on_change=self.changes.notify)
+                                       on_change=self.changes.notify, topics=self.topics)
         # The coordinators are this broker's when the cluster has none yet (it is the first to register) or
         # names it; the others answer NOT_COORDINATOR.
         coordinator = controller.coordinator_id()
@@ -154,6 +155,15 @@ class BrokerState(MetadataListener):
             group_max_session_timeout_ms=c.group_max_session_timeout_ms,
             group_initial_rebalance_delay_ms=c.group_initial_rebalance_delay_ms,
             group_max_size=c.group_max_size,
+            group_consumer_session_timeout_ms=c.group_consumer_session_timeout_ms,
+            group_consumer_min_session_timeout_ms=c.group_consumer_min_session_timeout_ms,
+            group_consumer_max_session_timeout_ms=c.group_consumer_max_session_timeout_ms,
+            group_consumer_heartbeat_interval_ms=c.group_consumer_heartbeat_interval_ms,
+            group_consumer_min_heartbeat_interval_ms=c.group_consumer_min_heartbeat_interval_ms,
+            group_consumer_max_heartbeat_interval_ms=c.group_consumer_max_heartbeat_interval_ms,
+            group_consumer_max_size=c.group_consumer_max_size,
+            group_consumer_assignors=parse_assignors(c.group_consumer_assignors),
+            group_consumer_migration_policy=c.group_consumer_migration_policy,
             offsets_retention_minutes=c.offsets_retention_minutes,
             offsets_retention_check_interval_ms=c.offsets_retention_check_interval_ms,
         )
@@ -250,24 +260,42 @@ class BrokerState(MetadataListener):
 
     def describe_group_for_control(self, group_id: str) -> dict:
         """A group as the control plane shows it: state, protocol, generation, members with their
-        assignments (decoded when the consumer protocol is used), committed offsets."""
-        d = self.groups.describe_group(group_id)
+        assignments (decoded when the consumer protocol is used), committed offsets. A consumer-protocol group
+        (KIP-848) shows its group epoch as the generation, its assignor as the protocol, and each member's epoch
+        and current assignment."""
         offsets = self.groups.fetch_offsets(group_id, None)
+        offset_rows = [{"topic": t, "partition": p, "offset": om.offset, "leader_epoch": om.leader_epoch,
+                        "metadata": om.metadata} for (t, p), om in sorted(offsets.offsets.items())]
+        cd = self.groups.consumer_group_describe(group_id)
+        if cd.error_code == 0:
+            return {
+                "group_id": group_id, "state": cd.state, "protocol_type": "consumer", "protocol": cd.assignor_name,
+                "generation_id": cd.group_epoch, "group_type": "consumer",
+                "members": [{
+                    "member_id": m.member_id, "group_instance_id": m.instance_id, "client_id": m.client_id,
+                    "client_host": m.client_host, "member_epoch": m.member_epoch,
+                    "assignment": [{"topic": name, "partitions": parts} for _tid, name, parts in m.assignment],
+                } for m in cd.members],
+                "offsets": offset_rows,
+            }
+        d = self.groups.describe_group(group_id)
         return {
             "group_id": group_id, "state": d.state, "protocol_type": d.protocol_type, "protocol": d.protocol,
-            "generation_id": self.groups.generation_id(group_id),
+            "generation_id": self.groups.generation_id(group_id), "group_type": "classic",
             "members": [{
                 "member_id": m.member_id, "group_instance_id": m.group_instance_id, "client_id": m.client_id,
                 "client_host": m.client_host,
                 "assignment": decode_consumer_assignment(m.assignment) if d.protocol_type == "consumer" else None,
             } for m in d.members],
-            "offsets": [{"topic": t, "partition": p, "offset": om.offset, "leader_epoch": om.leader_epoch,
-                         "metadata": om.metadata} for (t, p), om in sorted(offsets.offsets.items())],
+            "offsets": offset_rows,
         }
 
     def reset_groups(self) -> None:
         listed = self.groups.list_groups(None, None)
         for g in listed.groups:
+            if g.group_type == "consumer":
+                self.groups.remove_consumer_group_members(g.group_id, "reset")
+                continue
             d = self.groups.describe_group(g.group_id)
             if d.members:
                 self.groups.leave_group(g.group_id, [(m.member_id, m.group_instance_id, "reset")

@@ -66,6 +66,8 @@ class BrokerConfig:
     fetch_max_bytes: int = 57671680  # fetch.max.bytes: the most one Fetch answer holds
     log_segment_bytes: int = 1073741824  # log.segment.bytes
     log_message_timestamp_type: str = "CreateTime"  # log.message.timestamp.type
+    max_request_partition_size_limit: int = 2000  # partitions per DescribeTopicPartitions answer, at most
+    telemetry_max_bytes: int = 1048576  # the largest client telemetry push (KIP-714)
     log_retention_check_interval_ms: int = 300000  # log.retention.check.interval.ms
     producer_id_expiration_ms: int = 86400000  # producer.id.expiration.ms: idempotence state of idle producers
     log_cleaner_backoff_ms: int = 15000  # log.cleaner.backoff.ms: the cleaner's pause when it finds no work
@@ -75,6 +77,16 @@ class BrokerConfig:
     group_min_session_timeout_ms: int = 6000
     group_max_session_timeout_ms: int = 1800000
     group_max_size: int = 2147483647
+    # The consumer group protocol (KIP-848), Kafka's defaults; coordinator/group_config.py checks the bounds.
+    group_consumer_session_timeout_ms: int = 45000
+    group_consumer_min_session_timeout_ms: int = 45000
+    group_consumer_max_session_timeout_ms: int = 60000
+    group_consumer_heartbeat_interval_ms: int = 5000
+    group_consumer_min_heartbeat_interval_ms: int = 5000
+    group_consumer_max_heartbeat_interval_ms: int = 15000
+    group_consumer_max_size: int = 2147483647
+    group_consumer_assignors: str = "uniform,range"
+    group_consumer_migration_policy: str = "bidirectional"
     offsets_retention_minutes: int = 10080
     offsets_retention_check_interval_ms: int = 600000
     transaction_max_timeout_ms: int = 900000
@@ -164,6 +176,8 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "quota.window.num": ("quota_window_num", int),
     "quota.window.size.seconds": ("quota_window_size_seconds", int),
     "fetch.max.bytes": ("fetch_max_bytes", int),
+    "max.request.partition.size.limit": ("max_request_partition_size_limit", int),
+    "telemetry.max.bytes": ("telemetry_max_bytes", int),
     "log.segment.bytes": ("log_segment_bytes", int),
     "log.message.timestamp.type": ("log_message_timestamp_type", str),
     "log.retention.check.interval.ms": ("log_retention_check_interval_ms", int),
@@ -175,6 +189,15 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "group.min.session.timeout.ms": ("group_min_session_timeout_ms", int),
     "group.max.session.timeout.ms": ("group_max_session_timeout_ms", int),
     "group.max.size": ("group_max_size", int),
+    "group.consumer.session.timeout.ms": ("group_consumer_session_timeout_ms", int),
+    "group.consumer.min.session.timeout.ms": ("group_consumer_min_session_timeout_ms", int),
+    "group.consumer.max.session.timeout.ms": ("group_consumer_max_session_timeout_ms", int),
+    "group.consumer.heartbeat.interval.ms": ("group_consumer_heartbeat_interval_ms", int),
+    "group.consumer.min.heartbeat.interval.ms": ("group_consumer_min_heartbeat_interval_ms", int),
+    "group.consumer.max.heartbeat.interval.ms": ("group_consumer_max_heartbeat_interval_ms", int),
+    "group.consumer.max.size": ("group_consumer_max_size", int),
+    "group.consumer.assignors": ("group_consumer_assignors", str),
+    "group.consumer.migration.policy": ("group_consumer_migration_policy", lambda v: v.strip().lower()),
     "offsets.retention.minutes": ("offsets_retention_minutes", int),
     "offsets.retention.check.interval.ms": ("offsets_retention_check_interval_ms", int),
     "transaction.max.timeout.ms": ("transaction_max_timeout_ms", int),

@@ -339,7 +339,7 @@ class _Collector:
         for g in sorted(listed.groups, key=lambda g: g.group_id):
             by_state[g.state] = by_state.get(g.state, 0) + 1
             st.add_metric([g.group_id, g.state], 1)
-            members.add_metric([g.group_id], len(coordinator.describe_group(g.group_id).members))
+            members.add_metric([g.group_id], coordinator.member_count(g.group_id))
             sums: dict[str, int] = {}
             for row in group_lag(state, g.group_id):
                 labels = [g.group_id, row["topic"], str(row["partition"])]

@@ -6,6 +6,9 @@ Kafka's group coordinator is several classes, and so is this one:
 
     group.py                    GroupCoordinator: the API; is the coordinator loaded, is the group id valid; start-up
     group_metadata_manager.py   GroupMetadataManager: JoinGroup .. DeleteGroups, rebalances, member sessions
+    consumer_group_manager.py   ConsumerGroupManager: ConsumerGroupHeartbeat, ConsumerGroupDescribe (KIP-848)
+    consumer_group.py, assignors.py, current_assignment_builder.py   a consumer group, its server-side
+                                assignors, a member's reconciliation
     offset_metadata_manager.py  OffsetMetadataManager: commits, fetches, deletes, transactional offsets, expiry
     classic_group.py            ClassicGroup, ClassicGroupMember, GroupState: a group and its state machine
     offsets.py                  OffsetStore: offsets and group metadata as records of a state log
@@ -27,6 +30,9 @@ from typing import Any
 from ..clock import Clock, TimerHandle
 from ..errors import ErrorCode
 from .classic_group import CONSUMER_PROTOCOL_TYPE, ClassicGroup, ClassicGroupMember, GroupState
+from .consumer_group import ConsumerGroup
+from .consumer_group_manager import ConsumerGroupDescription, ConsumerGroupManager, HeartbeatResult, TopicImage
+from .current_assignment_builder import Assignment
 from .group_config import GroupConfig
 from .group_metadata_manager import NEW_MEMBER_JOIN_TIMEOUT_MS, GroupMetadataManager
 from .offset_metadata_manager import OffsetMetadataManager
@@ -51,7 +57,8 @@ from .results import (
 
 __all__ = [
     "CONSUMER_PROTOCOL_TYPE", "NEW_MEMBER_JOIN_TIMEOUT_MS", "NO_OFFSET", "ClassicGroup", "ClassicGroupMember",
-    "CommittedOffset", "DescribeResult", "GroupConfig", "GroupCoordinator", "GroupState", "JoinMember", "JoinResult",
+    "CommittedOffset", "ConsumerGroupDescription",
+    "DescribeResult", "HeartbeatResult", "GroupConfig", "GroupCoordinator", "GroupState", "JoinMember", "JoinResult",
     "LeaveResult", "LeavingMember", "ListGroupsResult", "ListedGroup", "MemberDescription", "MemberLeaveResult",
     "OffsetAndMetadata", "OffsetDeleteResult", "OffsetFetchResult", "Reply", "StoredGroup", "StoredMember",
     "SyncResult", "TopicPartition",
@@ -69,9 +76,11 @@ class GroupCoordinator:
         config: GroupConfig | Mapping[str, Any] | None = None,
         offset_store: OffsetStore | None = None,
         on_change: Callable[[], None] | None = None,
+        topics: TopicImage | None = None,
     ) -> None:
         """``on_change`` is called after a group changes state or loses a member, including from timers
-        (the control plane's wait listens to it)."""
+        (the control plane's wait listens to it). ``topics``: the cluster's topics, which consumer-protocol
+        groups subscribe to (none when not given)."""
         self._clock = clock
         if config is None:
             config = GroupConfig()
@@ -80,6 +89,8 @@ class GroupCoordinator:
         self.config: GroupConfig = config
         self._store = offset_store if offset_store is not None else MemoryOffsetStore()
         self.group_manager = GroupMetadataManager(clock, config, self._store, on_change)
+        self.consumer_manager = ConsumerGroupManager(clock, config, self._store, self.group_manager.groups, topics,
+                                                     on_change, self.group_manager)
         self.offset_manager = OffsetMetadataManager(clock, config, self._store, self.group_manager)
         self._loading = True
         self._closed = False
@@ -101,6 +112,7 @@ class GroupCoordinator:
             return
         snapshot = self._store.load()
         self.group_manager.load(snapshot)
+        self.consumer_manager.load(snapshot)
         self.offset_manager.load(snapshot)
         self._loading = False
         self._retention_timer = self._clock.call_later(
@@ -113,6 +125,7 @@ class GroupCoordinator:
         if self._retention_timer is not None:
             self._retention_timer.cancel()
             self._retention_timer = None
+        self.consumer_manager.close()
         self.group_manager.close()
 
     def _on_retention_check(self) -> None:
@@ -128,6 +141,12 @@ class GroupCoordinator:
         if self._loading:
             return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
         return ErrorCode.NONE
+
+    def _consumer_group_with_members(self, group_id: str) -> ConsumerGroup | None:
+        """A consumer-protocol group with members: the classic requests of its classic members (an online
+        migration) go to the ConsumerGroupManager."""
+        group = self.group_manager.groups.get(group_id)
+        return group if isinstance(group, ConsumerGroup) and group.members else None
 
     def _check(self, group_id: str | None, *, allow_empty_id: bool = False) -> int:
         """Kafka's validateGroupStatus. OffsetCommit, OffsetFetch, DescribeGroups and DeleteGroups accept the
@@ -160,6 +179,11 @@ class GroupCoordinator:
         err = self._check(group_id)
         if err != ErrorCode.NONE:
             return Reply.completed(JoinResult(err, member_id=member_id))
+        group = self._consumer_group_with_members(group_id)
+        if group is not None:
+            return Reply.completed(self.consumer_manager.classic_join(
+                group, member_id, group_instance_id, client_id, client_host, session_timeout_ms, rebalance_timeout_ms,
+                protocol_type, protocols, require_known_member_id))
         return self.group_manager.join_group(
             group_id, member_id, group_instance_id, client_id, client_host, session_timeout_ms, rebalance_timeout_ms,
             protocol_type, protocols, require_known_member_id, reason,
@@ -180,6 +204,10 @@ class GroupCoordinator:
         err = self._check(group_id)
         if err != ErrorCode.NONE:
             return Reply.completed(SyncResult(err))
+        group = self._consumer_group_with_members(group_id)
+        if group is not None:
+            return Reply.completed(self.consumer_manager.classic_sync(group, generation_id, member_id,
+                                                                      group_instance_id, protocol_name))
         return self.group_manager.sync_group(group_id, generation_id, member_id, group_instance_id, protocol_type,
                                              protocol_name, assignments)
 
@@ -188,6 +216,9 @@ class GroupCoordinator:
         err = self._check(group_id)
         if err != ErrorCode.NONE:
             return err
+        group = self._consumer_group_with_members(group_id)
+        if group is not None:
+            return self.consumer_manager.classic_heartbeat(group, generation_id, member_id, group_instance_id)
         return self.group_manager.heartbeat(group_id, generation_id, member_id, group_instance_id)
 
     def leave_group(self, group_id: str, members: Iterable[tuple[str, str | None, str | None]]) -> LeaveResult:
@@ -196,6 +227,9 @@ class GroupCoordinator:
         err = self._check(group_id)
         if err != ErrorCode.NONE:
             return LeaveResult(err)
+        group = self._consumer_group_with_members(group_id)
+        if group is not None:
+            return self.consumer_manager.classic_leave(group, members)
         return self.group_manager.leave_group(group_id, members)
 
     def describe_group(self, group_id: str) -> DescribeResult:
@@ -221,6 +255,45 @@ class GroupCoordinator:
             results[group_id] = err if err != ErrorCode.NONE else self.group_manager.delete_group_by_id(group_id)
         return results
 
+    # -- the consumer group protocol (KIP-848) --------------------------------------------------------------------
+
+    def consumer_group_heartbeat(
+        self,
+        version: int,
+        group_id: str,
+        member_id: str,
+        member_epoch: int,
+        instance_id: str | None,
+        rack_id: str | None,
+        rebalance_timeout_ms: int,
+        subscribed_topic_names: list[str] | None,
+        subscribed_topic_regex: str | None,
+        server_assignor: str | None,
+        owned: Assignment | None,
+        client_id: str = "",
+        client_host: str = "",
+    ) -> HeartbeatResult:
+        """ConsumerGroupHeartbeat (see ConsumerGroupManager.heartbeat)."""
+        err = self._status()
+        if err != ErrorCode.NONE:
+            return HeartbeatResult(err)
+        return self.consumer_manager.heartbeat(
+            version, group_id, member_id, member_epoch, instance_id, rack_id, rebalance_timeout_ms,
+            subscribed_topic_names, subscribed_topic_regex, server_assignor, owned, client_id, client_host)
+
+    def consumer_group_describe(self, group_id: str) -> ConsumerGroupDescription:
+        """One group of ConsumerGroupDescribe: GROUP_ID_NOT_FOUND unless it is a consumer-protocol group."""
+        err = self._check(group_id)
+        if err != ErrorCode.NONE:
+            return ConsumerGroupDescription(err, group_id or "")
+        return self.consumer_manager.describe(group_id)
+
+    def remove_consumer_group_members(self, group_id: str, reason: str) -> None:
+        """Fences every member of a consumer-protocol group (the control plane's reset; an admin's
+        removeMembersFromConsumerGroup without a request of its own)."""
+        if self._status() == ErrorCode.NONE:
+            self.consumer_manager.remove_members(group_id, reason)
+
     # -- offsets -------------------------------------------------------------------------------------------------
 
     def commit_offsets(
@@ -231,22 +304,24 @@ class GroupCoordinator:
         group_instance_id: str | None,
         offsets: Mapping[TopicPartition, tuple[int, int, str | None]],
         retention_time_ms: int = -1,
+        api_version: int | None = None,
     ) -> dict[TopicPartition, int]:
         """OffsetCommit: per partition error codes (see OffsetMetadataManager.commit_offsets)."""
         err = self._check(group_id, allow_empty_id=True)
         if err != ErrorCode.NONE:
             return dict.fromkeys(offsets, err)
         return self.offset_manager.commit_offsets(group_id, generation_id, member_id, group_instance_id, offsets,
-                                                  retention_time_ms)
+                                                  retention_time_ms, api_version)
 
     def fetch_offsets(
-        self, group_id: str, partitions: Iterable[TopicPartition] | None = None, require_stable: bool = False
+        self, group_id: str, partitions: Iterable[TopicPartition] | None = None, require_stable: bool = False,
+        member_id: str | None = None, member_epoch: int = -1,
     ) -> OffsetFetchResult:
         """OffsetFetch (see OffsetMetadataManager.fetch_offsets)."""
         err = self._check(group_id, allow_empty_id=True)
         if err != ErrorCode.NONE:
             return OffsetFetchResult(err)
-        return self.offset_manager.fetch_offsets(group_id, partitions, require_stable)
+        return self.offset_manager.fetch_offsets(group_id, partitions, require_stable, member_id, member_epoch)
 
     def delete_offsets(self, group_id: str, partitions: Iterable[TopicPartition]) -> OffsetDeleteResult:
         """OffsetDelete (KIP-496; see OffsetMetadataManager.delete_offsets)."""
@@ -290,3 +365,8 @@ class GroupCoordinator:
 
     def generation_id(self, group_id: str) -> int | None:
         return self.group_manager.generation_id(group_id)
+
+    def member_count(self, group_id: str) -> int:
+        """How many members the group has, of either kind of group (0 for an unknown group)."""
+        group = self.group_manager.groups.get(group_id)
+        return len(group.members) if group is not None else 0

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from ..clock import Clock
 from ..errors import ErrorCode
 from .classic_group import ClassicGroup, ClassicGroupMember, GroupState
+from .consumer_group import ConsumerGroup
 from .group_config import GroupConfig
 from .offsets import OffsetStore, StoreSnapshot
 from .results import (
@@ -78,7 +79,9 @@ class GroupMetadataManager:
         self.config = config
         self._store = store
         self._on_change = on_change
-        self.groups: dict[str, ClassicGroup] = {}
+        # Classic groups and the consumer-protocol groups (KIP-848) of the ConsumerGroupManager: one namespace, as in
+        # Kafka. The classic requests treat a consumer group as they would an unknown group, except where noted.
+        self.groups: dict[str, ClassicGroup | ConsumerGroup] = {}
 
     # -- life cycle ----------------------------------------------------------------------------------------------
 
@@ -92,18 +95,36 @@ class GroupMetadataManager:
     def close(self) -> None:
         """Stops timers and answers every waiting request NOT_COORDINATOR (as Kafka does when it unloads groups)."""
         for group in self.groups.values():
+            if not isinstance(group, ClassicGroup):
+                continue
             for member in group.members.values():
                 group.answer_waiting(member, JoinResult(ErrorCode.NOT_COORDINATOR, member_id=member.member_id),
                                      SyncResult(ErrorCode.NOT_COORDINATOR))
             self._cancel_group_timers(group)
         self.groups.clear()
 
-    def get_or_create_group(self, group_id: str) -> ClassicGroup:
-        """The group, created Empty if unknown (a standalone commit or a transaction's offsets create one)."""
+    def get_or_create_group(self, group_id: str) -> ClassicGroup | ConsumerGroup:
+        """The group, created Empty (classic) if unknown (a standalone commit or a transaction's offsets create
+        one)."""
         group = self.groups.get(group_id)
         if group is None:
             group = self.groups[group_id] = ClassicGroup(group_id, self._clock.now_ms())
         return group
+
+    # -- converting between the protocols (group.consumer.migration.policy) --------------------------------------
+
+    def release(self, group: ClassicGroup) -> None:
+        """Stops a classic group's timers: it is being converted into a consumer group (an online upgrade)."""
+        self._cancel_group_timers(group)
+
+    def adopt(self, group: ClassicGroup, reason: str) -> None:
+        """Takes over a classic group converted from a consumer group (an online downgrade): its members' sessions
+        start now and it rebalances, so that they rejoin and their leader assigns again (as Kafka does)."""
+        self.groups[group.group_id] = group
+        for member in group.members.values():
+            self.touch(group, member)
+        self._persist_group(group)
+        self._prepare_rebalance(group, reason)
 
     # -- JoinGroup -----------------------------------------------------------------------------------------------
 
@@ -133,6 +154,14 @@ class GroupMetadataManager:
         protocols = [(name, bytes(metadata)) for name, metadata in protocols]
         reply: Reply[JoinResult] = Reply()
         group = self.groups.get(group_id)
+        if isinstance(group, ConsumerGroup):
+            if group.members:
+                # Kafka's group.consumer.migration.policy (classic members joining a consumer group) is not served.
+                return Reply.completed(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id=member_id))
+            # An empty consumer group becomes a classic one, keeping its offsets (as Kafka converts it).
+            classic = ClassicGroup(group_id, self._clock.now_ms())
+            classic.offsets, classic.pending_txn = group.offsets, group.pending_txn
+            self.groups[group_id] = group = classic
         if group is None:
             if member_id:
                 return Reply.completed(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID))
@@ -586,7 +615,7 @@ class GroupMetadataManager:
         """SyncGroup. `protocol_type` / `protocol_name` are None before v5 (not checked). Assignments for members
         not in the group are ignored; members the leader left out get an empty assignment."""
         group = self.groups.get(group_id)
-        if group is None:
+        if not isinstance(group, ClassicGroup):
             return Reply.completed(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
         err = group.validate_member(member_id, group_instance_id)
         if err == ErrorCode.NONE and generation_id != group.generation_id:
@@ -635,7 +664,7 @@ class GroupMetadataManager:
     def heartbeat(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None) -> int:
         """Heartbeat: the error code. REBALANCE_IN_PROGRESS tells a member to rejoin."""
         group = self.groups.get(group_id)
-        if group is None:
+        if not isinstance(group, ClassicGroup):
             return ErrorCode.UNKNOWN_MEMBER_ID
         err = group.validate_member(member_id, group_instance_id)
         if err != ErrorCode.NONE:
@@ -655,7 +684,7 @@ class GroupMetadataManager:
         error as the top-level one. A member given by instance id alone (empty member id) is removed by an admin."""
         leaving = [LeavingMember(*m) for m in members]
         group = self.groups.get(group_id)
-        if group is None:
+        if not isinstance(group, ClassicGroup):
             return LeaveResult(ErrorCode.NONE, [MemberLeaveResult(m.member_id, m.group_instance_id,
                                                                   ErrorCode.UNKNOWN_MEMBER_ID)
                                       for m in leaving])
@@ -687,8 +716,9 @@ class GroupMetadataManager:
 
     def describe_group(self, group_id: str) -> DescribeResult:
         group = self.groups.get(group_id)
-        if group is None:
-            return DescribeResult(ErrorCode.NONE, group_id, _DEAD.value)  # as Kafka: an unknown group is Dead, no error
+        if not isinstance(group, ClassicGroup):
+            # As Kafka: an unknown group, or one of the consumer protocol, is Dead here, with no error.
+            return DescribeResult(ErrorCode.NONE, group_id, _DEAD.value)
         stable = group.state is _STABLE
         protocol = group.protocol_name or "" if stable else ""
         members = [
@@ -705,10 +735,12 @@ class GroupMetadataManager:
         states = {s.lower() for s in states_filter or ()}
         types = {t.lower() for t in types_filter or ()}
         groups = [
-            ListedGroup(g.group_id, g.protocol_type or "", g.state.value)
+            ListedGroup(g.group_id, g.protocol_type or "", g.state.value,
+                        "consumer" if isinstance(g, ConsumerGroup) else "classic")
             for g in self.groups.values()
-            if (not states or g.state.value.lower() in states) and (not types or "classic" in types)
         ]
+        groups = [g for g in groups
+                  if (not states or g.state.lower() in states) and (not types or g.group_type in types)]
         return ListGroupsResult(ErrorCode.NONE, groups)
 
     def delete_group_by_id(self, group_id: str) -> int:
@@ -716,19 +748,20 @@ class GroupMetadataManager:
         group = self.groups.get(group_id)
         if group is None:
             return ErrorCode.GROUP_ID_NOT_FOUND
-        if group.state is not _EMPTY:
+        if group.members if isinstance(group, ConsumerGroup) else group.state is not _EMPTY:
             return ErrorCode.NON_EMPTY_GROUP
         return self.delete_group(group)
 
-    def delete_group(self, group: ClassicGroup) -> int:
+    def delete_group(self, group: ClassicGroup | ConsumerGroup) -> int:
         """Forgets the group, its offsets and its pending transactional offsets (DeleteGroups, offset expiry)."""
         try:
             self._store.delete_group(group.group_id)
         except OSError:
             log.exception("group %s: could not delete", group.group_id)
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
-        self._cancel_group_timers(group)
-        self._transition(group, _DEAD)
+        if isinstance(group, ClassicGroup):
+            self._cancel_group_timers(group)
+            self._transition(group, _DEAD)
         del self.groups[group.group_id]
         log.info("group %s: deleted", group.group_id)
         return ErrorCode.NONE
@@ -740,5 +773,8 @@ class GroupMetadataManager:
         return group.state.value if group is not None else None
 
     def generation_id(self, group_id: str) -> int | None:
+        """The generation of a classic group, the group epoch of a consumer group."""
         group = self.groups.get(group_id)
+        if isinstance(group, ConsumerGroup):
+            return group.group_epoch
         return group.generation_id if group is not None else None

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from ..clock import Clock
 from ..errors import ErrorCode
 from .classic_group import CONSUMER_PROTOCOL_TYPE, ClassicGroup, GroupState
+from .consumer_group import ConsumerGroup
 from .group_config import GroupConfig
 from .group_metadata_manager import GroupMetadataManager
 from .offsets import CommittedOffset, OffsetStore, StoreSnapshot, TopicPartition
@@ -75,6 +76,27 @@ class OffsetMetadataManager:
             return ErrorCode.UNKNOWN_MEMBER_ID
         return ErrorCode.NONE
 
+    @staticmethod
+    def _validate_consumer_group_commit(
+        group: ConsumerGroup, member_epoch: int, member_id: str, transactional: bool, api_version: int | None,
+    ) -> int:
+        """Kafka's ConsumerGroup.validateOffsetCommit: with no member epoch (an admin, a consumer outside the group)
+        only while the group has no members; otherwise the member at its current epoch (STALE_MEMBER_EPOCH), and
+        OffsetCommit from v9 (its members send member epochs, not generations)."""
+        if member_epoch < 0 and not group.members:
+            return ErrorCode.NONE
+        member = group.members.get(member_id)
+        if member is None:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        if member.classic is not None:
+            # A classic member of a group being migrated commits with its generation, the member epoch.
+            return ErrorCode.NONE if member_epoch == member.member_epoch else ErrorCode.ILLEGAL_GENERATION
+        if not transactional and api_version is not None and api_version < 9:
+            return ErrorCode.UNSUPPORTED_VERSION
+        if member_epoch != member.member_epoch:
+            return ErrorCode.STALE_MEMBER_EPOCH
+        return ErrorCode.NONE
+
     def _offsets_to_store(
         self, offsets: Mapping[TopicPartition, tuple[int, int, str | None]], retention_time_ms: int,
         errors: dict[TopicPartition, int],
@@ -99,6 +121,7 @@ class OffsetMetadataManager:
         group_instance_id: str | None,
         offsets: Mapping[TopicPartition, tuple[int, int, str | None]],
         retention_time_ms: int = -1,
+        api_version: int | None = None,
     ) -> dict[TopicPartition, int]:
         """OffsetCommit: per partition error codes. `offsets` maps (topic, partition) to (offset, leader_epoch,
         metadata). Generation -1 with no member id is a standalone ("simple") commit, allowed when the group has no
@@ -112,13 +135,16 @@ class OffsetMetadataManager:
             if generation_id >= 0:
                 return every(ErrorCode.ILLEGAL_GENERATION)  # a member of a generation this coordinator never had
             group = self._groups.get_or_create_group(group_id)
-        err = self._validate_offset_commit(group, generation_id, member_id, group_instance_id, False)
-        if err == ErrorCode.NONE and group.state is _COMPLETING:
-            # The member has its join answer but not its assignment yet: it has nothing to commit for.
-            err = ErrorCode.REBALANCE_IN_PROGRESS
+        if isinstance(group, ConsumerGroup):
+            err = self._validate_consumer_group_commit(group, generation_id, member_id, False, api_version)
+        else:
+            err = self._validate_offset_commit(group, generation_id, member_id, group_instance_id, False)
+            if err == ErrorCode.NONE and group.state is _COMPLETING:
+                # The member has its join answer but not its assignment yet: it has nothing to commit for.
+                err = ErrorCode.REBALANCE_IN_PROGRESS
         if err != ErrorCode.NONE:
             return every(err)
-        if group.state in (_STABLE, _PREPARING):
+        if isinstance(group, ClassicGroup) and group.state in (_STABLE, _PREPARING):
             # Commits are accepted while preparing a rebalance: heartbeats tell the member to rejoin.
             self._groups.touch(group, group.members[member_id])
         errors: dict[TopicPartition, int] = {}
@@ -135,12 +161,20 @@ class OffsetMetadataManager:
         return {tp: errors[tp] for tp in offsets}
 
     def fetch_offsets(
-        self, group_id: str, partitions: Iterable[TopicPartition] | None = None, require_stable: bool = False
+        self, group_id: str, partitions: Iterable[TopicPartition] | None = None, require_stable: bool = False,
+        member_id: str | None = None, member_epoch: int = -1,
     ) -> OffsetFetchResult:
         """OffsetFetch. Partitions with no committed offset answer offset -1 (as Kafka); None asks for all committed
         ones. With `require_stable` (v7+, KIP-447) a partition with a pending transactional offset answers
-        UNSTABLE_OFFSET_COMMIT, so the consumer retries after the transaction ends."""
+        UNSTABLE_OFFSET_COMMIT, so the consumer retries after the transaction ends. A member of a consumer group
+        (v9+: `member_id`, `member_epoch`) must be at its current epoch (Kafka's validateOffsetFetch)."""
         group = self._groups.groups.get(group_id)
+        if isinstance(group, ConsumerGroup) and member_id is not None and member_epoch >= 0:
+            member = group.members.get(member_id)
+            if member is None:
+                return OffsetFetchResult(ErrorCode.UNKNOWN_MEMBER_ID)
+            if member.member_epoch != member_epoch:
+                return OffsetFetchResult(ErrorCode.STALE_MEMBER_EPOCH)
         committed = group.offsets if group is not None else {}
         wanted = list(committed) if partitions is None else list(partitions)
         result = OffsetFetchResult(ErrorCode.NONE)
@@ -160,7 +194,7 @@ class OffsetMetadataManager:
         if group is None:
             return OffsetDeleteResult(ErrorCode.GROUP_ID_NOT_FOUND)
         result = OffsetDeleteResult(ErrorCode.NONE)
-        if group.state is _EMPTY:
+        if group.state is _EMPTY or (isinstance(group, ConsumerGroup) and not group.members):
             eligible = partitions
         elif group.protocol_type == CONSUMER_PROTOCOL_TYPE:
             subscribed = group.subscribed_topics
@@ -209,7 +243,10 @@ class OffsetMetadataManager:
             return {tp: code for tp in offsets}
 
         group = self._groups.get_or_create_group(group_id)
-        err = self._validate_offset_commit(group, generation_id, member_id, group_instance_id, True)
+        if isinstance(group, ConsumerGroup):
+            err = self._validate_consumer_group_commit(group, generation_id, member_id, True, None)
+        else:
+            err = self._validate_offset_commit(group, generation_id, member_id, group_instance_id, True)
         if err != ErrorCode.NONE:
             return every(err)
         errors: dict[TopicPartition, int] = {}
@@ -256,7 +293,11 @@ class OffsetMetadataManager:
         retention_ms = self.config.offsets_retention_minutes * 60_000
         removed = 0
         for group in list(self._groups.groups.values()):
-            if group.state is _EMPTY and group.protocol_type is not None:
+            if isinstance(group, ConsumerGroup):
+                # Kafka's consumer groups: offsets of topics no member subscribes to, counted from their commit.
+                base = lambda o: o.commit_timestamp_ms  # noqa: E731
+                subscribed = group.subscribed_topics
+            elif group.state is _EMPTY and group.protocol_type is not None:
                 # Counted from when the last member left (KIP-211).
                 base: Callable[[CommittedOffset], int] = lambda o, g=group: g.state_timestamp_ms  # noqa: E731
                 subscribed: frozenset[str] = frozenset()
@@ -283,6 +324,9 @@ class OffsetMetadataManager:
                 self._forget_offsets(group, expired)
                 removed += len(expired)
                 log.info("group %s: expired %d offsets", group.group_id, len(expired))
-            if group.state is _EMPTY and not group.offsets and not group.pending_txn and not group.pending_members:
+            if isinstance(group, ConsumerGroup):
+                if not group.members and not group.offsets and not group.pending_txn:
+                    self._groups.delete_group(group)
+            elif group.state is _EMPTY and not group.offsets and not group.pending_txn and not group.pending_members:
                 self._groups.delete_group(group)
         return removed

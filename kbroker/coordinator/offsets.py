@@ -15,6 +15,8 @@ Records (state log magic b"KBOFFSET"), UTF-8 JSON objects, bytes in base64:
                                        members: [[id, instance_id, client_id, host, rebalance_ms, session_ms,
                                                   subscription, assignment]]}}
     {"op": "delete_group", "g": group}
+    {"op": "consumer_group", "g": group, "v": {...}}   a consumer-protocol group's state (consumer_group.py)
+    {"op": "drop_consumer_group", "g": group}         the group went back to the classic protocol
     {"op": "txn_prepare" | "txn_complete", "pid": producer_id, "g": group, "o": [offset rows as in commit]}
 
 The store holds its own copy of the live state (it needs one to compact) and, like the coordinator, is used from the
@@ -86,6 +88,8 @@ class StoreSnapshot:
     offsets: dict[str, dict[TopicPartition, CommittedOffset]] = field(default_factory=dict)
     # (producer_id, group_id) -> offsets written by a transaction that has not ended yet.
     pending_txn_offsets: dict[tuple[int, str], dict[TopicPartition, CommittedOffset]] = field(default_factory=dict)
+    # group id -> a consumer-protocol group's state (KIP-848), as ConsumerGroup.to_stored writes it.
+    consumer_groups: dict[str, dict] = field(default_factory=dict)
 
 
 # The store's corruption error is the state log's.
@@ -119,8 +123,15 @@ class _LiveState:
     def group(self, group: StoredGroup) -> None:
         self.snapshot.groups[group.group_id] = group
 
+    def consumer_group(self, group_id: str, value: dict) -> None:
+        self.snapshot.consumer_groups[group_id] = value
+
+    def drop_consumer_group(self, group_id: str) -> None:
+        self.snapshot.consumer_groups.pop(group_id, None)
+
     def delete_group(self, group_id: str) -> None:
         self.snapshot.groups.pop(group_id, None)
+        self.snapshot.consumer_groups.pop(group_id, None)
         self.snapshot.offsets.pop(group_id, None)
         for key in [k for k in self.snapshot.pending_txn_offsets if k[1] == group_id]:
             del self.snapshot.pending_txn_offsets[key]
@@ -141,6 +152,7 @@ class _LiveState:
             groups=dict(s.groups),
             offsets={g: dict(o) for g, o in s.offsets.items()},
             pending_txn_offsets={k: dict(o) for k, o in s.pending_txn_offsets.items()},
+            consumer_groups=dict(s.consumer_groups),
         )
 
 
@@ -209,6 +221,14 @@ def _replay_delete_group(state: _LiveState, r: dict) -> None:
     state.delete_group(r["g"])
 
 
+def _replay_consumer_group(state: _LiveState, r: dict) -> None:
+    state.consumer_group(r["g"], r["v"])
+
+
+def _replay_drop_consumer_group(state: _LiveState, r: dict) -> None:
+    state.drop_consumer_group(r["g"])
+
+
 def _replay_txn_prepare(state: _LiveState, r: dict) -> None:
     state.txn_prepare(r["pid"], r["g"], _dec_offsets(r["o"]))
 
@@ -222,6 +242,8 @@ _OPS = {
     "delete_offsets": _replay_delete_offsets,
     "group": _replay_group,
     "delete_group": _replay_delete_group,
+    "consumer_group": _replay_consumer_group,
+    "drop_consumer_group": _replay_drop_consumer_group,
     "txn_prepare": _replay_txn_prepare,
     "txn_complete": _replay_txn_complete,
 }
@@ -229,6 +251,7 @@ _OPS = {
 
 def _snapshot_records(snapshot: StoreSnapshot) -> list[dict]:
     out = [{"op": "group", "g": g.group_id, "v": _enc_group(g)} for g in snapshot.groups.values()]
+    out += [{"op": "consumer_group", "g": gid, "v": v} for gid, v in snapshot.consumer_groups.items()]
     out += [{"op": "commit", "g": gid, "o": _enc_offsets(o)} for gid, o in snapshot.offsets.items()]
     out += [
         {"op": "txn_prepare", "pid": pid, "g": gid, "o": _enc_offsets(o)}
@@ -281,6 +304,15 @@ class OffsetStore:
 
     def store_group(self, group: StoredGroup) -> None:
         self._write({"op": "group", "g": group.group_id, "v": _enc_group(group)}, lambda: self._state.group(group))
+
+    def store_consumer_group(self, group_id: str, value: dict) -> None:
+        """A consumer-protocol group's state (the whole group: the latest record per group is what counts)."""
+        self._write({"op": "consumer_group", "g": group_id, "v": value},
+                    lambda: self._state.consumer_group(group_id, value))
+
+    def drop_consumer_group(self, group_id: str) -> None:
+        """Forgets a consumer-protocol group's state, keeping its offsets (it became a classic group again)."""
+        self._write({"op": "drop_consumer_group", "g": group_id}, lambda: self._state.drop_consumer_group(group_id))
 
     def delete_group(self, group_id: str) -> None:
         """Removes the group's metadata, committed offsets and pending transactional offsets."""

@@ -1,6 +1,8 @@
 """OffsetFetch (9): v1-9. A group's committed offsets for the partitions asked for, or all of them (a null
 topic list, v2+); v7 adds require_stable (UNSTABLE_OFFSET_COMMIT while a transaction may still change an
-offset, KIP-447); v8 asks for several groups at once. Unknown partitions answer offset -1.
+offset, KIP-447); v8 asks for several groups at once; v9 names the member of a consumer-protocol group
+(KIP-848), which must be at its member epoch (STALE_MEMBER_EPOCH); v10 names topics by id (an unknown id
+answers UNKNOWN_TOPIC_ID; "all topics" leaves out topics that no longer exist). Unknown partitions answer offset -1.
 Authorisation, as KafkaApis: DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) and on each topic: named
 topics without it answer TOPIC_AUTHORIZATION_FAILED, and "all topics" leaves them out.
 """
@@ -14,7 +16,7 @@ from ..wire.messages import offset_fetch as API
 R = API.OffsetFetchResponse
 
 
-def _fetch(ctx, group_id, topics, require_stable):
+def _fetch(ctx, group_id, topics, require_stable, member_id=None, member_epoch=-1):
     if not ctx.authorize(acl.DESCRIBE, acl.GROUP, group_id):
         return ErrorCode.GROUP_AUTHORIZATION_FAILED, {}
     denied = []
@@ -23,7 +25,8 @@ def _fetch(ctx, group_id, topics, require_stable):
         denied = [t for t in topics if t.name not in allowed]
         topics = [t for t in topics if t.name in allowed]
     wanted = None if topics is None else [(t.name, i) for t in topics for i in t.partition_indexes]
-    res = ctx.broker.groups.fetch_offsets(group_id, wanted, require_stable=require_stable)
+    res = ctx.broker.groups.fetch_offsets(group_id, wanted, require_stable=require_stable, member_id=member_id,
+                                          member_epoch=member_epoch)
     if wanted is None and ctx.broker.authorizer is not None:
         names = ctx.authorized(acl.DESCRIBE, acl.TOPIC, {tp[0] for tp in res.offsets}, log_denied=False)
         res.offsets = {tp: om for tp, om in res.offsets.items() if tp[0] in names}
@@ -62,11 +65,30 @@ def handle(ctx, req: API.OffsetFetchRequest) -> R:
                     p.error_code = p.error_code or err
         return R(throttle_time_ms=0, topics=out, error_code=err)
     results = []
+    by_id = ctx.version >= 10
     for g in req.groups:
-        err, by_topic = _fetch(ctx, g.group_id, g.topics, req.require_stable)
-        results.append(R.OffsetFetchResponseGroup(group_id=g.group_id, error_code=err, topics=[
-            R.OffsetFetchResponseTopics(name=name, partitions=[
-                R.OffsetFetchResponsePartitions(partition_index=i, committed_offset=o, committed_leader_epoch=e,
-                                                metadata=m, error_code=pe) for i, o, e, m, pe in parts])
-            for name, parts in by_topic.items()]))
+        topics, unknown_ids = g.topics, []
+        if by_id and topics is not None:
+            topics, unknown_ids = [], [t for t in g.topics if t.topic_id not in ctx.broker.topics.by_id]
+            for t in g.topics:
+                if t.topic_id in ctx.broker.topics.by_id:
+                    t.name = ctx.broker.topics.by_id[t.topic_id].name
+                    topics.append(t)
+        err, by_topic = _fetch(ctx, g.group_id, topics, req.require_stable, g.member_id, g.member_epoch)
+        out = []
+        for name, parts in by_topic.items():
+            topic = ctx.broker.topics.get(name)
+            if by_id and topic is None:
+                continue  # a deleted topic's offsets: no id to name it by
+            ids = {"topic_id": topic.topic_id} if by_id else {}
+            out.append(R.OffsetFetchResponseTopics(
+                name=name, **ids, partitions=[
+                    R.OffsetFetchResponsePartitions(partition_index=i, committed_offset=o, committed_leader_epoch=e,
+                                                    metadata=m, error_code=pe) for i, o, e, m, pe in parts]))
+        if not err:
+            out += [R.OffsetFetchResponseTopics(topic_id=t.topic_id, partitions=[
+                R.OffsetFetchResponsePartitions(partition_index=i, committed_offset=-1, metadata="",
+                                                error_code=ErrorCode.UNKNOWN_TOPIC_ID) for i in t.partition_indexes])
+                for t in unknown_ids]
+        results.append(R.OffsetFetchResponseGroup(group_id=g.group_id, error_code=err, topics=out))
     return R(throttle_time_ms=0, groups=results)

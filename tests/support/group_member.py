@@ -2,6 +2,7 @@
 
     python tests/support/group_member.py CLIENT BOOTSTRAP TOPIC GROUP [--client-id ID] [--instance-id ID]
         [--session-timeout-ms MS] [--heartbeat-ms MS] [--max-poll-interval-ms MS] [--assignor NAME]
+        [--group-protocol consumer] [--commit-each]
 
 CLIENT is kafka-python, confluent-kafka or aiokafka. The member subscribes to TOPIC in GROUP and polls until
 SIGTERM, then closes the consumer the way an application does (a dynamic member sends LeaveGroup; a static
@@ -11,11 +12,18 @@ member does not). It reports on stdout, one JSON object a line, flushed at once:
     {"ev": "assigned", "partitions": [...], "owned": [...]}     (partitions: what the callback got)
     {"ev": "revoked", "partitions": [...], "owned": [...]}      ("lost" partitions are reported as revoked)
     {"ev": "record", "p": P, "o": OFFSET}
+    {"ev": "committed", "p": P, "o": OFFSET}                    (--commit-each: the record's next offset is committed)
+    {"ev": "commit_failed", "p": P, "o": OFFSET, "error": "..."} (--commit-each: it will be read again)
     {"ev": "closed"}
     {"ev": "error", "error": "..."}
 
 "owned" is the member's assignment after the callback: eager assignors revoke everything and assign
 everything, cooperative ones (KIP-429) pass only what changes; the same bookkeeping fits both.
+
+--group-protocol consumer (confluent-kafka only) joins with the consumer group protocol (KIP-848): the broker sets
+the session and heartbeat interval, and --assignor names the server assignor (group.remote.assignor). With
+--commit-each the member commits each record's next offset synchronously before it polls again, and after a failed
+commit seeks back to the record, so that a record counts as consumed once its commit is acknowledged.
 """
 
 from __future__ import annotations
@@ -49,14 +57,20 @@ def revoked(partitions) -> None:
 
 
 def run_confluent(a) -> None:
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     conf = {
         "bootstrap.servers": a.bootstrap, "group.id": a.group, "client.id": a.client_id,
-        "session.timeout.ms": a.session_timeout_ms, "heartbeat.interval.ms": a.heartbeat_ms,
         "max.poll.interval.ms": a.max_poll_interval_ms, "auto.offset.reset": "earliest",
-        "enable.auto.commit": False, "partition.assignment.strategy": a.assignor or "range,roundrobin",
+        "enable.auto.commit": False,
     }
+    if a.group_protocol == "consumer":
+        conf["group.protocol"] = "consumer"
+        if a.assignor:
+            conf["group.remote.assignor"] = a.assignor
+    else:
+        conf.update({"session.timeout.ms": a.session_timeout_ms, "heartbeat.interval.ms": a.heartbeat_ms,
+                     "partition.assignment.strategy": a.assignor or "range,roundrobin"})
     if a.instance_id:
         conf["group.instance.id"] = a.instance_id
     c = Consumer(conf)
@@ -73,6 +87,20 @@ def run_confluent(a) -> None:
             emit(ev="error", error=str(m.error()))
             continue
         emit(ev="record", p=m.partition(), o=m.offset())
+        if a.commit_each:
+            tp = TopicPartition(m.topic(), m.partition(), m.offset() + 1)
+            try:
+                failed = [t for t in c.commit(offsets=[tp], asynchronous=False) if t.error is not None]
+            except KafkaException as e:
+                failed = [e]
+            if failed:
+                emit(ev="commit_failed", p=m.partition(), o=m.offset(), error=str(failed))
+                try:
+                    c.seek(TopicPartition(m.topic(), m.partition(), m.offset()))
+                except KafkaException:
+                    pass  # no longer ours: its next owner starts from the last commit
+            else:
+                emit(ev="committed", p=m.partition(), o=m.offset())
     c.close()
     emit(ev="closed")
 
@@ -178,6 +206,8 @@ def main() -> int:
     p.add_argument("--heartbeat-ms", type=int, default=300)
     p.add_argument("--max-poll-interval-ms", type=int, default=10000)
     p.add_argument("--assignor", default=None, help="range, roundrobin, cooperative-sticky (comma separated)")
+    p.add_argument("--group-protocol", default="classic", choices=["classic", "consumer"])
+    p.add_argument("--commit-each", action="store_true")
     p.add_argument("--debug-log", default=None, help="write the client's debug log to this file")
     a = p.parse_args()
     if a.debug_log:

@@ -186,7 +186,7 @@ class Adapter:
         ConsumerGroupHeartbeat, assignment by the broker) instead of JoinGroup/SyncGroup."""
         # One reason for every such client (not prefixed with its name), so the matrix shows one footnote.
         raise Unsupported("this client's driver has no consumer for the KIP-848 group protocol "
-                          "(group.protocol=consumer); the java column runs it")
+                          "(group.protocol=consumer); the java and confluent-kafka columns run it")
 
     def word_count(self, input_topic: str, output_topic: str, application_id: str, expected: dict[str, int],
                    timeout_s: float = 60.0) -> dict[str, int]:

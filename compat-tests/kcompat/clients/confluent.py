@@ -245,8 +245,13 @@ class ConfluentKafka(Adapter):
             c.close()
         return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in res}
 
-    def group_consume(self, topic, group, count, timeout_s=TIMEOUT_S):
-        c = self._consumer(group)
+    kip848 = True  # librdkafka 2.x: group.protocol=consumer
+
+    def group_consume_kip848(self, topic, group, count, timeout_s=TIMEOUT_S):
+        return self.group_consume(topic, group, count, timeout_s, **{"group.protocol": "consumer"})
+
+    def group_consume(self, topic, group, count, timeout_s=TIMEOUT_S, **extra):
+        c = self._consumer(group, **extra)
         try:
             c.subscribe([topic])
             out = self._consume_until(c, count, timeout_s)
