@@ -132,8 +132,6 @@ class BrokerServer:
         state = self.state
         state.stopping = True
         for server in self.servers:
-            if server.server is not None:
-                server.server.close()
             for conn in list(server.connections):
                 if conn.transport is not None:
                     conn.transport.abort()

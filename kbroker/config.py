@@ -65,9 +65,16 @@ class BrokerConfig:
     max_connections_per_ip_overrides: str = ""  # max.connections.per.ip.overrides (dynamic): "host:N,10.0.0.1:M"
     # listener.name.<listener>.max.connections (dynamic): a listener's own limit, by upper-case listener name
     listener_max_connections: dict[str, int] = field(default_factory=dict)
+    max_connection_creation_rate: int = 2147483647  # max.connection.creation.rate (dynamic): per second
+    # listener.name.<listener>.max.connection.creation.rate (dynamic), by upper-case listener name
+    listener_max_connection_creation_rate: dict[str, int] = field(default_factory=dict)
+    quota_window_num: int = 11  # quota.window.num: samples of the rate sensors (connection creation)
+    quota_window_size_seconds: int = 1  # quota.window.size.seconds: the time of one sample
     fetch_max_bytes: int = 57671680  # fetch.max.bytes: the most one Fetch answer holds
     log_segment_bytes: int = 1073741824  # log.segment.bytes
     log_message_timestamp_type: str = "CreateTime"  # log.message.timestamp.type
+    max_request_partition_size_limit: int = 2000  # partitions per DescribeTopicPartitions answer, at most
+    telemetry_max_bytes: int = 1048576  # the largest client telemetry push (KIP-714)
     log_retention_check_interval_ms: int = 300000  # log.retention.check.interval.ms
     producer_id_expiration_ms: int = 86400000  # producer.id.expiration.ms: idempotence state of idle producers
     log_cleaner_backoff_ms: int = 15000  # log.cleaner.backoff.ms: the cleaner's pause when it finds no work
@@ -178,7 +185,12 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "max.connections": ("max_connections", int),
     "max.connections.per.ip": ("max_connections_per_ip", int),
     "max.connections.per.ip.overrides": ("max_connections_per_ip_overrides", _ip_overrides),
+    "max.connection.creation.rate": ("max_connection_creation_rate", int),
+    "quota.window.num": ("quota_window_num", int),
+    "quota.window.size.seconds": ("quota_window_size_seconds", int),
     "fetch.max.bytes": ("fetch_max_bytes", int),
+    "max.request.partition.size.limit": ("max_request_partition_size_limit", int),
+    "telemetry.max.bytes": ("telemetry_max_bytes", int),
     "log.segment.bytes": ("log_segment_bytes", int),
     "log.message.timestamp.type": ("log_message_timestamp_type", str),
     "log.retention.check.interval.ms": ("log_retention_check_interval_ms", int),
@@ -216,8 +228,16 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
 # kept in ``settings``: DescribeConfigs lists both, and the URL may carry a password.
 CLUSTER_URL_KEY = "kbroker.cluster.url"
 
-# A listener's own connection limit, besides the broker's (Kafka's ConnectionQuotas per listener).
-LISTENER_MAX_CONNECTIONS = re.compile(r"^listener\.name\.([^.]+)\.max\.connections$")
+# A listener's own connection limits, besides the broker's (Kafka's ConnectionQuotas per listener):
+# group 1 the listener, group 2 which limit.
+LISTENER_MAX_CONNECTIONS = re.compile(r"^listener\.name\.([^.]+)\.(max\.connections|max\.connection\.creation\.rate)$")
+
+
+def listener_limits(config: BrokerConfig, match: re.Match) -> dict[str, int]:
+    """The dict of ``config`` a LISTENER_MAX_CONNECTIONS match sets."""
+    if match.group(2) == "max.connections":
+        return config.listener_max_connections
+    return config.listener_max_connection_creation_rate
 
 # Broker keys that set a topic config's default, including Kafka's coarser retention synonyms.
 TOPIC_DEFAULT_KEYS: dict[str, str] = {d.broker_key: name for name, d in TOPIC_CONFIGS.items() if d.broker_key}
@@ -292,7 +312,7 @@ def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
                 if key == "message.max.bytes":
                     config.message_max_bytes = int(value)
             elif (m := LISTENER_MAX_CONNECTIONS.match(key)) is not None:
-                config.listener_max_connections[m.group(1).upper()] = int(value)
+                listener_limits(config, m)[m.group(1).upper()] = int(value)
             elif key in ("listeners", "advertised.listeners"):
                 parse_endpoints(value)  # applied below, once every key is known
             elif key == "authorizer.class.name":

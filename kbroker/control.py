@@ -317,6 +317,20 @@ class Control:
                  "control": None if bs is None or bs.control_port is None else f"{bs.control_host}:{bs.control_port}",
                  "storage": st.config.storage, "data_dir": st.config.data_dir}]
 
+    def telemetry(self, client_instance_id: str | None = None):
+        """The latest telemetry push of every client instance (KIP-714, client_telemetry.py), oldest first, or
+        of one (KeyError if it has pushed nothing here)."""
+        from .client_telemetry import telemetry_store
+
+        pushes = sorted((p for s in self._states() for p in telemetry_store(s).pushes()),
+                        key=lambda p: p["received_ms"])
+        if client_instance_id is None:
+            return pushes
+        for p in pushes:
+            if p["client_instance_id"] == client_instance_id:
+                return p
+        raise KeyError(f"no telemetry from client instance {client_instance_id}")
+
     def metrics_text(self) -> bytes:
         return self.broker_server.metrics.exposition()
 
@@ -353,7 +367,15 @@ class Control:
                     total += sum(p.high_watermark - p.log_start_offset for p in t.partitions if p.is_leader)
                 return total >= want
             return cond
-        raise ValueError("wait needs a group or a topic")
+        if "telemetry" in spec:  # a push with a metric named so (or starting so), from that client id if given
+            want = spec["telemetry"]
+            client_id = spec.get("client_id")
+
+            def cond():
+                return any(m["name"].startswith(want) for p in self.telemetry()
+                           if client_id is None or p["client_id"] == client_id for m in p["metrics"])
+            return cond
+        raise ValueError("wait needs a group, a topic or telemetry")
 
     async def wait(self, spec: dict) -> bool:
         """Returns True when the condition holds, False when ``timeout_ms`` passes first."""
@@ -419,6 +441,14 @@ class ControlClient:
 
     def wait_for_records(self, topic: str, records: int, timeout_ms: int = 10000) -> bool:
         return self._broker.call(lambda: self._c().wait({"topic": topic, "records": records,
+                                                          "timeout_ms": timeout_ms}))
+
+    def telemetry(self, client_instance_id: str | None = None):
+        return self._broker.call(lambda: self._c().telemetry(client_instance_id))
+
+    def wait_for_telemetry(self, metric: str = "", client_id: str | None = None, timeout_ms: int = 10000) -> bool:
+        """True once a client (of that client id) has pushed a metric whose name starts with ``metric``."""
+        return self._broker.call(lambda: self._c().wait({"telemetry": metric, "client_id": client_id,
                                                           "timeout_ms": timeout_ms}))
 
     def reset(self) -> None:

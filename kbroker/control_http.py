@@ -39,6 +39,7 @@ The console (kbroker/console/static, a page of vanilla JS; see the README) and w
     POST   /topics/{topic}/records {"partition": 0, "key": "k", "value": "v", "headers": {"h": "x"}}
     GET    /groups              POST /groups/{group}/reset-offsets {"topic": "t", "to": "earliest"}
     GET    /clients             GET /brokers             GET /snapshot
+    GET    /telemetry           GET /telemetry/{client instance id}: clients' latest pushed metrics (KIP-714)
 
 A cluster in one process (``--brokers N``) also has:
     GET    /brokers                       every broker of the cluster, with "running": true or false
@@ -413,6 +414,10 @@ class ControlHttpServer:
                 return 200, c.clients()
             elif path == ["brokers"] and method == "GET":
                 return 200, c.brokers()
+            elif path == ["telemetry"] and method == "GET":
+                return 200, c.telemetry()
+            elif len(path) == 2 and path[0] == "telemetry" and method == "GET":
+                return 200, c.telemetry(path[1])
             elif path and path[0] in ("faults", "topics", "groups", "requests", "wait", "reset", "health"):
                 raise HttpError(405, f"{method} is not allowed on /{'/'.join(path)}")
             else:

@@ -182,6 +182,39 @@ class Controller:
         """A block [first, end) of producer ids no other broker was or will be given (AllocateProducerIds)."""
         raise NotImplementedError
 
+    # -- feature levels (KIP-584; features.py says which levels kbroker has) -----------------------------
+
+    # Kept here in memory for a controller that has no durable place for them yet; InProcessController keeps
+    # them in its topic store, and so should any controller that persists the cluster's metadata.
+
+    def feature_levels(self) -> tuple[dict[str, int], int]:
+        """The feature levels UpdateFeatures finalized (name -> level; a feature not named is at its default
+        level) and their epoch, which every change raises."""
+        return dict(self.__dict__.get("_feature_levels", {})), self.__dict__.get("_feature_levels_epoch", 0)
+
+    def set_feature_levels(self, levels: dict[str, int]) -> None:
+        """Finalize these levels for the whole cluster, durably, and raise the epoch."""
+        self._feature_levels = {**self.__dict__.get("_feature_levels", {}), **levels}
+        self._feature_levels_epoch = self.__dict__.get("_feature_levels_epoch", 0) + 1
+
+    # -- client metrics subscriptions (KIP-714; client_metrics.py reads them) ----------------------------
+
+    def client_metrics_subscriptions(self) -> dict[str, dict[str, str]]:
+        """The CLIENT_METRICS config resources: subscription name -> its configs."""
+        return {n: dict(c) for n, c in self.__dict__.get("_client_metrics", {}).items()}
+
+    def set_client_metrics_subscription(self, name: str, configs: dict[str, str]) -> None:
+        """Replace a subscription's configs, durably, for the whole cluster; no configs deletes it."""
+        self._client_metrics = _with_subscription(self.client_metrics_subscriptions(), name, configs)
+
+
+def _with_subscription(subscriptions: dict, name: str, configs: dict[str, str]) -> dict:
+    """``subscriptions`` with ``name``'s configs replaced (removed when there are none)."""
+    out = {n: c for n, c in subscriptions.items() if n != name}
+    if configs:
+        out[name] = dict(configs)
+    return out
+
 
 def place_replicas(brokers: list[int], num_partitions: int, replication_factor: int,
                    first_partition: int = 0, start: int | None = None) -> list[list[int]]:
@@ -631,6 +664,23 @@ class InProcessController(ImageReads, Controller):
         self._store.close()
 
     # -- ids ---------------------------------------------------------------------------------------------
+
+    def feature_levels(self) -> tuple[dict[str, int], int]:
+        return dict(self._doc.get("feature_levels", {})), self._doc.get("feature_levels_epoch", 0)
+
+    def set_feature_levels(self, levels: dict[str, int]) -> None:
+        with self.batch():
+            self._doc["feature_levels"] = {**self._doc.get("feature_levels", {}), **levels}
+            self._doc["feature_levels_epoch"] = self._doc.get("feature_levels_epoch", 0) + 1
+            self._record_fact("feature_levels")
+            self._record_fact("feature_levels_epoch")
+
+    def client_metrics_subscriptions(self) -> dict[str, dict[str, str]]:
+        return {name: dict(c) for name, c in self._doc.get("client_metrics", {}).items()}
+
+    def set_client_metrics_subscription(self, name: str, configs: dict[str, str]) -> None:
+        self._doc["client_metrics"] = _with_subscription(self.client_metrics_subscriptions(), name, configs)
+        self._record_fact("client_metrics")
 
     def allocate_producer_ids(self) -> tuple[int, int]:
         first = self._doc.get("producer_id_block_end", 0)

@@ -29,8 +29,10 @@ API_NAMES = {
     28: "TxnOffsetCommit", 29: "DescribeAcls", 30: "CreateAcls", 31: "DeleteAcls", 32: "DescribeConfigs",
     33: "AlterConfigs", 35: "DescribeLogDirs", 36: "SaslAuthenticate", 37: "CreatePartitions",
     42: "DeleteGroups", 44: "IncrementalAlterConfigs", 47: "OffsetDelete", 50: "DescribeUserScramCredentials",
-    51: "AlterUserScramCredentials", 60: "DescribeCluster", 61: "DescribeProducers",
-    65: "DescribeTransactions", 66: "ListTransactions", 68: "ConsumerGroupHeartbeat", 69: "ConsumerGroupDescribe",
+    51: "AlterUserScramCredentials", 57: "UpdateFeatures", 60: "DescribeCluster", 61: "DescribeProducers",
+    65: "DescribeTransactions", 66: "ListTransactions", 68: "ConsumerGroupHeartbeat",
+    69: "ConsumerGroupDescribe", 71: "GetTelemetrySubscriptions", 72: "PushTelemetry",
+    74: "ListConfigResources", 75: "DescribeTopicPartitions",
 }
 
 # Record batch v2 attributes (KIP-98): bits 0-2 codec, 3 timestamp type, 4 transactional, 5 control.

@@ -26,12 +26,14 @@ class Known:
 KNOWN: list[Known] = [
     # -- ApiVersions --------------------------------------------------------------------------------------
     Known("api_versions_ranges@*", "*", "api_keys*",
-          "kbroker serves fewer APIs than Kafka 4.4 (no ElectLeaders, reassignment, quotas, "
-          "DescribeTopicPartitions, share groups, ...) and some at older newest versions (issue 18's list; Kafka 4 "
-          "issue)"),
+          "kbroker serves fewer APIs than Kafka 4.4 (no ElectLeaders, reassignment, quotas, share groups, ...), "
+          "some at older newest versions (OffsetCommit/OffsetFetch v10, TxnOffsetCommit v6, DeleteGroups v3: the "
+          "README's compatibility table), and advertises the telemetry APIs (71, 72), which Kafka advertises only "
+          "with a telemetry reporter plugin"),
     Known("api_versions_ranges@v*", "*", "*features*",
-          "kbroker has no feature versioning (KIP-584): no supported/finalized features, epoch -1; Kafka lists "
-          "metadata.version, group.version, transaction.version..."),
+          "kbroker supports and finalizes only the feature levels it implements (features.py): metadata.version 33, "
+          "transaction.version up to 1; Kafka 4.4 also finalizes transaction.version 2 (KIP-890 part 2), "
+          "kraft.version, share.version, streams.version and eligible.leader.replicas.version"),
     # -- Metadata -----------------------------------------------------------------------------------------
     Known("metadata_auto_create@*", "first_error", "",
           "the Metadata answer that triggers auto-creation: Kafka 4 says UNKNOWN_TOPIC_OR_PARTITION until the "

@@ -22,7 +22,7 @@ from ..wire.messages import NAMES
 TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     0: ('produce', (0, 13)),  # Produce
     1: ('fetch', (4, 18)),  # Fetch
-    2: ('list_offsets', (1, 10)),  # ListOffsets
+    2: ('list_offsets', (1, 11)),  # ListOffsets
     3: ('metadata', (0, 13)),  # Metadata
     8: ('offset_commit', (2, 10)),  # OffsetCommit
     9: ('offset_fetch', (1, 10)),  # OffsetFetch
@@ -34,7 +34,7 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     15: ('describe_groups', (0, 6)),  # DescribeGroups
     16: ('list_groups', (0, 5)),  # ListGroups
     17: ('sasl_handshake', (0, 1)),  # SaslHandshake
-    18: ('api_versions', (0, 4)),  # ApiVersions
+    18: ('api_versions', (0, 5)),  # ApiVersions
     19: ('create_topics', (2, 7)),  # CreateTopics
     20: ('delete_topics', (1, 6)),  # DeleteTopics
     21: ('delete_records', (0, 2)),  # DeleteRecords
@@ -50,7 +50,7 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     32: ('describe_configs', (1, 4)),  # DescribeConfigs
     33: ('alter_configs', (0, 2)),  # AlterConfigs
     34: ('alter_replica_log_dirs', (1, 2)),  # AlterReplicaLogDirs
-    35: ('describe_log_dirs', (1, 4)),  # DescribeLogDirs
+    35: ('describe_log_dirs', (1, 5)),  # DescribeLogDirs
     36: ('sasl_authenticate', (0, 2)),  # SaslAuthenticate
     37: ('create_partitions', (0, 3)),  # CreatePartitions
     42: ('delete_groups', (0, 2)),  # DeleteGroups
@@ -58,13 +58,17 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     47: ('offset_delete', (0, 0)),  # OffsetDelete
     50: ('describe_user_scram_credentials', (0, 0)),  # DescribeUserScramCredentials
     51: ('alter_user_scram_credentials', (0, 0)),  # AlterUserScramCredentials
+    57: ('update_features', (0, 2)),  # UpdateFeatures
     60: ('describe_cluster', (0, 2)),  # DescribeCluster
     61: ('describe_producers', (0, 0)),  # DescribeProducers
     65: ('describe_transactions', (0, 0)),  # DescribeTransactions
     66: ('list_transactions', (0, 2)),  # ListTransactions
     68: ('consumer_group_heartbeat', (0, 1)),  # ConsumerGroupHeartbeat
     69: ('consumer_group_describe', (0, 1)),  # ConsumerGroupDescribe
+    71: ('get_telemetry_subscriptions', (0, 0)),  # GetTelemetrySubscriptions
+    72: ('push_telemetry', (0, 0)),  # PushTelemetry
     74: ('list_config_resources', (0, 1)),  # ListConfigResources
+    75: ('describe_topic_partitions', (0, 0)),  # DescribeTopicPartitions
 }
 
 
@@ -112,9 +116,15 @@ class _Handlers(Mapping):
 HANDLERS = _Handlers()
 
 
+# Client telemetry (KIP-714, Kafka 3.7+): a Kafka broker advertises these only with a telemetry reporter
+# plugin, so no release table has them; kbroker always receives telemetry, emulating or not.
+TELEMETRY_APIS = (71, 72)
+
+
 def advertised_versions(emulate: str | None = None) -> dict[int, tuple[int, int]]:
     """What ApiVersions advertises: every handler's range or, emulating a Kafka release, for each API that
-    release has, its range limited to what kbroker serves (the release's max whenever kbroker serves it)."""
+    release has, its range limited to what kbroker serves (the release's max whenever kbroker serves it),
+    and the telemetry APIs from 3.7 on."""
     ours = {k: versions for k, (_module, versions) in TABLE.items()}
     if emulate is None:
         return ours
@@ -128,4 +138,6 @@ def advertised_versions(emulate: str | None = None) -> dict[int, tuple[int, int]
             lo, hi = max(lo, ours[key][0]), min(hi, ours[key][1])
             if lo <= hi:
                 out[key] = (lo, hi)
+    if tuple(int(x) for x in emulate.split(".")) >= (3, 7):
+        out.update({key: ours[key] for key in TELEMETRY_APIS if key in ours})
     return out

@@ -1,13 +1,16 @@
 """AlterConfigs (33): v0-2. Replaces a topic's whole set of overrides (keys not named go back to their
 defaults), validated first (INVALID_CONFIG); ``validate_only`` changes nothing. Changes persist and take
 effect at once. Broker resources (its node id, or "" for the cluster default): dynamic broker configs
-(KIP-226, broker_configs.py): the resource's whole set of dynamic configs is replaced.
-Authorisation: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the cluster
-(CLUSTER_AUTHORIZATION_FAILED), as KafkaApis.
+(KIP-226, broker_configs.py): the resource's whole set of dynamic configs is replaced. Client metrics
+resources (KIP-714, client_metrics.py): a subscription's configs, validated, kept by the controller; no
+configs delete it.
+Authorisation: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for the broker and client metrics,
+on the cluster (CLUSTER_AUTHORIZATION_FAILED), as KafkaApis.
 """
 
 from __future__ import annotations
 
+from .. import client_metrics
 from ..broker_configs import broker_configs
 from ..errors import ErrorCode, KafkaError
 from ..security import acl
@@ -15,14 +18,15 @@ from ..topic_config import validate_topic_configs
 from ..wire.messages import alter_configs as API
 
 R = API.AlterConfigsResponse
-TOPIC, BROKER = 2, 4
+TOPIC, BROKER, CLIENT_METRICS = 2, 4, 16
 
 
-def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs) -> list:
+def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs, new_client_metrics_configs=None) -> list:
     """The loop AlterConfigs and IncrementalAlterConfigs share: per resource, check the principal may
-    alter it, compute the topic's new overrides with ``new_topic_configs(topic, resource)`` or the broker's
-    new dynamic configs with ``new_broker_configs(current, resource)`` (which raise KafkaError for bad
-    ones), and apply them unless ``validate_only``."""
+    alter it, compute the topic's new overrides with ``new_topic_configs(topic, resource)``, the broker's
+    new dynamic configs with ``new_broker_configs(current, resource)`` or a client metrics subscription's
+    with ``new_client_metrics_configs(current, resource)`` (the broker's function if not given; they raise
+    KafkaError for bad ones), and apply them unless ``validate_only``."""
     broker = ctx.broker
     out = []
     for res in req.resources:
@@ -33,7 +37,7 @@ def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs) -> list:
                 raise KafkaError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
             if res.resource_type == TOPIC and not ctx.authorize(acl.ALTER_CONFIGS, acl.TOPIC, res.resource_name):
                 raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, None)
-            if res.resource_type == BROKER and not ctx.authorize_cluster(acl.ALTER_CONFIGS):
+            if res.resource_type in (BROKER, CLIENT_METRICS) and not ctx.authorize_cluster(acl.ALTER_CONFIGS):
                 raise KafkaError(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, None)
             if res.resource_type == TOPIC:
                 topic = broker.topics.get(res.resource_name)
@@ -48,6 +52,15 @@ def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs) -> list:
                 configs.check_resource_name(res.resource_name)
                 new = new_broker_configs(configs.current(res.resource_name), res)
                 configs.replace(res.resource_name, new, req.validate_only)
+            elif res.resource_type == CLIENT_METRICS:
+                names = [c.name for c in res.configs]
+                if len(set(names)) != len(names):
+                    raise KafkaError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
+                current = broker.controller.client_metrics_subscriptions().get(res.resource_name, {})
+                new = (new_client_metrics_configs or new_broker_configs)(current, res)
+                client_metrics.validate(res.resource_name, new)
+                if not req.validate_only:
+                    broker.controller.set_client_metrics_subscription(res.resource_name, new)
             else:
                 raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {res.resource_type}")
         except KafkaError as e:

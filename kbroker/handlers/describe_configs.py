@@ -2,9 +2,10 @@
 from (the topic's override, a broker setting, or Kafka's default), its synonyms when asked (v1+), its type
 (v3+) and its documentation (v3+, when asked). Broker resources: its node id lists every key Kafka lists,
 the empty name the cluster-wide dynamic defaults, with Kafka's sources and synonyms (broker_configs.py).
-Unknown topics get UNKNOWN_TOPIC_OR_PARTITION; other resource types INVALID_REQUEST.
+Client metrics resources (KIP-714): the subscription's configs as set (source CLIENT_METRICS_CONFIG), none for
+an unknown subscription. Unknown topics get UNKNOWN_TOPIC_OR_PARTITION; other resource types INVALID_REQUEST.
 Authorisation, as Kafka's ConfigHelper: DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for
-the broker, on the cluster (CLUSTER_AUTHORIZATION_FAILED).
+the broker and client metrics, on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from ..wire.messages import describe_configs as API
 
 R = API.DescribeConfigsResponse
 
-TOPIC, BROKER = 2, 4
-SOURCE_TOPIC, SOURCE_DEFAULT = 1, 5
+TOPIC, BROKER, CLIENT_METRICS = 2, 4, 16
+SOURCE_TOPIC, SOURCE_DEFAULT, SOURCE_CLIENT_METRICS = 1, 5, 7
 CONFIG_TYPES = {"boolean": 1, "string": 2, "int": 3, "short": 4, "long": 5, "double": 6, "list": 7, "class": 8,
                 "password": 9}
 
@@ -59,7 +60,7 @@ def handle(ctx, req: API.DescribeConfigsRequest) -> R:
         denied = None
         if res.resource_type == TOPIC and not ctx.authorize(acl.DESCRIBE_CONFIGS, acl.TOPIC, res.resource_name):
             denied = ErrorCode.TOPIC_AUTHORIZATION_FAILED
-        elif res.resource_type == BROKER and not ctx.authorize_cluster(acl.DESCRIBE_CONFIGS):
+        elif res.resource_type in (BROKER, CLIENT_METRICS) and not ctx.authorize_cluster(acl.DESCRIBE_CONFIGS):
             denied = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
         if denied is not None:
             results.append(R.DescribeConfigsResult(error_code=denied, error_message=DENIED_MESSAGES[denied], configs=[],
@@ -90,6 +91,18 @@ def handle(ctx, req: API.DescribeConfigsRequest) -> R:
                 continue
             configs = broker_configs(broker).describe(res.resource_name, res.configuration_keys,
                                                       req.include_synonyms, req.include_documentation, R)
+        elif res.resource_type == CLIENT_METRICS:
+            if not res.resource_name:
+                results.append(R.DescribeConfigsResult(
+                    error_code=ErrorCode.INVALID_REQUEST, resource_type=CLIENT_METRICS, resource_name="",
+                    error_message="Client metrics subscription name must not be empty"))
+                continue
+            subscription = broker.controller.client_metrics_subscriptions().get(res.resource_name, {})
+            configs = [R.DescribeConfigsResourceResult(
+                name=k, value=v, read_only=False, config_source=SOURCE_CLIENT_METRICS, is_sensitive=False,
+                synonyms=[], config_type=CONFIG_TYPES["int" if k == "interval.ms" else "list"], documentation=None)
+                for k, v in sorted(subscription.items())
+                if not res.configuration_keys or k in res.configuration_keys]
         else:
             results.append(R.DescribeConfigsResult(
                 error_code=ErrorCode.INVALID_REQUEST, resource_type=res.resource_type,

@@ -1,5 +1,5 @@
-"""DescribeLogDirs (35): v1-4. One log directory (the data directory's absolute path, or "memory" for memory
-storage; ``log_dir``) with
+"""DescribeLogDirs (35): v1-5 (v5: IsCordoned, KIP-1066; always false: kbroker cordons no log directory).
+One log directory (the data directory's absolute path, or "memory" for memory storage; ``log_dir``) with
 the size of every partition asked for (a null topic list: all of them). Offset lag is 0: nothing is being
 moved between directories. Needs DESCRIBE on the cluster: otherwise no directories and, from v3,
 CLUSTER_AUTHORIZATION_FAILED (as KafkaApis).

@@ -2,7 +2,8 @@
 APPEND (2) and SUBTRACT (3) for list configs (``cleanup.policy``). Validated as a whole before anything
 changes (INVALID_CONFIG); ``validate_only`` changes nothing. Broker resources (its node id, or "" for the
 cluster default): the same operations on its dynamic broker configs (KIP-226, broker_configs.py); APPEND
-and SUBTRACT start from the dynamic value, else Kafka's default, as ConfigAdminManager does.
+and SUBTRACT start from the dynamic value, else Kafka's default, as ConfigAdminManager does. Client metrics
+resources (KIP-714): the same operations on a subscription's configs (``metrics`` and ``match`` are lists).
 Authorisation: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the cluster
 (CLUSTER_AUTHORIZATION_FAILED), as KafkaApis.
 """
@@ -10,6 +11,7 @@ Authorisation: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for t
 from __future__ import annotations
 
 from ..errors import ErrorCode, KafkaError
+from ..client_metrics import MATCH, METRICS
 from ..kafka_broker_configs import KAFKA_BROKER_CONFIGS
 from ..topic_config import TOPIC_CONFIGS, validate_topic_configs
 from ..wire.messages import incremental_alter_configs as API
@@ -53,7 +55,14 @@ def _apply(topic, configs) -> dict[str, str]:
     return new
 
 
-def _apply_broker(current: dict[str, str], res) -> dict[str, str]:
+def _broker_list_default(name: str) -> str | None:
+    spec = KAFKA_BROKER_CONFIGS.get(name)
+    return spec[1] or "" if spec is not None and spec[0] == 7 else None
+
+
+def _apply_broker(current: dict[str, str], res, list_default=_broker_list_default) -> dict[str, str]:
+    """The operations on a dynamic set of configs; ``list_default(name)``: a list config's default, None
+    for a config that is not a list."""
     nulls = [c.name for c in res.configs if c.config_operation != DELETE and c.value is None]
     if nulls:
         raise KafkaError(ErrorCode.INVALID_REQUEST, "Null value not supported for : " + ", ".join(nulls))
@@ -64,10 +73,10 @@ def _apply_broker(current: dict[str, str], res) -> dict[str, str]:
         elif c.config_operation == DELETE:
             new.pop(c.name, None)
         elif c.config_operation in (APPEND, SUBTRACT):
-            spec = KAFKA_BROKER_CONFIGS.get(c.name)
-            if spec is None or spec[0] != 7:
+            default = list_default(c.name)
+            if default is None:
                 raise KafkaError(ErrorCode.INVALID_CONFIG, _not_a_list(c))
-            old = new.get(c.name, spec[1] or "")
+            old = new.get(c.name, default)
             items = [x.strip() for x in old.split(",") if x.strip()]
             given = [x.strip() for x in c.value.split(",") if x.strip()]
             if c.config_operation == APPEND:
@@ -80,6 +89,10 @@ def _apply_broker(current: dict[str, str], res) -> dict[str, str]:
     return new
 
 
+def _apply_client_metrics(current: dict[str, str], res) -> dict[str, str]:
+    return _apply_broker(current, res, lambda name: "" if name in (METRICS, MATCH) else None)
+
+
 def handle(ctx, req: API.IncrementalAlterConfigsRequest) -> R:
     return R(throttle_time_ms=0, responses=alter_resources(ctx, req, R, lambda topic, res: _apply(topic, res.configs),
-                                                           _apply_broker))
+                                                           _apply_broker, _apply_client_metrics))

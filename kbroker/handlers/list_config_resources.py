@@ -1,8 +1,9 @@
 """ListConfigResources (74): v0-1 (KIP-1142; v0 was ListClientMetricsResources, KIP-714). The config
 resources a client may describe: v0 the client-metrics subscriptions only; v1 those of the types asked for,
-every type kbroker has configs for when none is asked: topics (every topic, as Kafka lists them) and brokers
-(every live broker by node id). kbroker keeps no client-metrics subscriptions, group configs or broker
-loggers, so those types list nothing. A type that has no configs at all is refused with UNSUPPORTED_VERSION,
+every type kbroker has configs for when none is asked: topics (every topic, as Kafka lists them), brokers
+(every live broker by node id) and client-metrics subscriptions (KIP-714, client_metrics.py; what
+``kafka-client-metrics.sh --list`` shows). kbroker keeps no group configs or broker loggers, so those types
+list nothing. A type that has no configs at all is refused with UNSUPPORTED_VERSION,
 as Kafka does. Needs DESCRIBE_CONFIGS on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
@@ -30,4 +31,7 @@ def handle(ctx, req: API.ListConfigResourcesRequest) -> R:
                    for node, _host, _port, _rack in ctx.live_brokers())
     if TOPIC in types:
         out.extend(R.ConfigResource(resource_name=name, resource_type=TOPIC) for name in ctx.broker.topics.by_name)
+    if CLIENT_METRICS in types:
+        out.extend(R.ConfigResource(resource_name=name, resource_type=CLIENT_METRICS)
+                   for name in sorted(ctx.broker.controller.client_metrics_subscriptions()))
     return R(throttle_time_ms=0, error_code=0, config_resources=out)

@@ -1,9 +1,11 @@
-"""ListOffsets (2): v1-10. Timestamps -1 (latest: the high watermark, or the last stable offset for
+"""ListOffsets (2): v1-11. Timestamps -1 (latest: the high watermark, or the last stable offset for
 read_committed), -2 (earliest: the log start offset), -3 (the record with the largest timestamp, v7+,
 KIP-734), -4 (earliest local, v8+, the log start offset on a broker without tiered storage), -5 (latest
 tiered, v9+, KIP-1005: offset -1, as a broker without tiered storage answers); any other timestamp finds
 the first record whose timestamp is at or after it, or offset -1 when there is none. v10 adds a timeout
-for remote lookups (KIP-1075), which never happen here. v11 (-6, earliest pending upload) is not served.
+for remote lookups (KIP-1075), which never happen here. v11 adds -6 (earliest pending upload, KIP-1023):
+offset, timestamp and leader epoch -1, as Kafka 4.4 answers for a topic without tiered storage; before v11,
+-6 is UNSUPPORTED_VERSION for that partition, as Kafka answers.
 Authorisation: DESCRIBE on each topic, else TOPIC_AUTHORIZATION_FAILED (as KafkaApis).
 """
 
@@ -15,7 +17,7 @@ from ..security import acl
 from ..wire.messages import list_offsets as API
 
 R = API.ListOffsetsResponse
-LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED, EARLIEST_PENDING_UPLOAD = -1, -2, -3, -4, -5, -6
 
 
 def handle(ctx, req: API.ListOffsetsRequest) -> R:
@@ -38,6 +40,11 @@ def handle(ctx, req: API.ListOffsetsRequest) -> R:
                 parts.append(R.ListOffsetsPartitionResponse(partition_index=idx, error_code=p))
                 continue
             ts = lp.timestamp
+            if ts == EARLIEST_PENDING_UPLOAD:
+                parts.append(R.ListOffsetsPartitionResponse(
+                    partition_index=idx, error_code=0 if ctx.version >= 11 else ErrorCode.UNSUPPORTED_VERSION,
+                    timestamp=-1, offset=-1, leader_epoch=-1))
+                continue
             if ts == LATEST:
                 offset, found_ts = (p.last_stable_offset if read_committed else p.high_watermark), -1
             elif ts in (EARLIEST, EARLIEST_LOCAL) and (ts != EARLIEST_LOCAL or ctx.version >= 8):

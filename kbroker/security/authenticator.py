@@ -98,6 +98,7 @@ class Session:
         self._server = None
         self._reauth_from: tuple[str, str] | None = None  # (mechanism, principal) while re-authenticating
         self._last_reauth_start: float | None = None
+        self.client_software: tuple[str, str] | None = None  # ApiVersions v3+'s name and version (KIP-511)
 
     @property
     def authenticated(self) -> bool:

@@ -98,7 +98,7 @@ def test_api_versions_too_new_gets_unsupported_version_with_v0_body(b):
     resp, end = api_versions.RESPONSE_DECODERS[0](memoryview(frame), 4)
     assert end == len(frame)
     assert resp.error_code == 35
-    assert [(k.api_key, k.min_version, k.max_version) for k in resp.api_keys] == [(18, 0, 4)]
+    assert [(k.api_key, k.min_version, k.max_version) for k in resp.api_keys] == [(18, 0, 5)]
     # The connection stays usable: the client retries at a version we speak.
     assert c.request(18, 3, api_versions.ApiVersionsRequest(client_software_name="x",
                                                             client_software_version="1")).error_code == 0

@@ -1,7 +1,9 @@
 """What the clients driven as child processes share (the Go drivers for franz-go and sarama, the Java
-client): every operation is one run of the driver with a JSON argument and a JSON answer (``proc.run_json``),
-records travel base64-encoded as in the Node.js driver, and every operation has the same name and fields in
-each driver. A subclass says only how to start its driver and where its client differs.
+client): every operation is a JSON argument and a JSON answer, records travel base64-encoded as in the
+Node.js driver, and every operation has the same name and fields in each driver. A driver runs once per
+operation (``proc.run_json``) or, when the subclass names a ``serve_command``, is started once and kept for
+every operation of the session, one JSON line each way (``proc.serve_json``). A subclass says only how to
+start its driver and where its client differs.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import functools
 from . import gomod
 from .base import TIMEOUT_S, Adapter, ClientError, Cluster, Rec
 from .kafkajs import _b64, _unb64
-from .proc import run_json
+from .proc import run_json, serve_json
 
 
 def _rec(d: dict) -> Rec:
@@ -30,6 +32,11 @@ class DriverAdapter(Adapter):
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    def serve_command(self) -> list[str] | None:
+        """How to start the driver as a long-lived process serving one operation per line; None: it runs
+        once per operation (``command``)."""
+        return None
+
     def produce_args(self, timeout_s: float) -> dict:
         """Driver-specific fields of a produce operation."""
         return {}
@@ -41,6 +48,9 @@ class DriverAdapter(Adapter):
     def _call(self, op: str, timeout_s: float = TIMEOUT_S, **arg):
         arg = dict(arg, op=op, bootstrap=self.bootstrap, timeoutMs=int(timeout_s * 1000))
         try:
+            serve = self.serve_command()
+            if serve:
+                return serve_json(serve, arg, timeout_s=timeout_s + self.startup_s)
             return run_json(self.command(), arg, timeout_s=timeout_s + self.startup_s)
         except ClientError as e:
             if e.kind == "UNSUPPORTED":

@@ -3,8 +3,9 @@
 compat-tests/java is a small Maven project pinned to the Apache Kafka release compat-tests/kafka starts
 as the real broker. ``build`` runs ``mvn package`` there once (Maven resolves from Maven Central into
 its own cache, ~/.m2) and the jars land in java/target (git-ignored); it is rebuilt only when the pom or
-the driver's source is newer than the jar. Every operation is one ``java`` run of ``kcompat.Driver``
-with the same JSON convention as the Go and Node.js drivers.
+the driver's source is newer than the jar. ``kcompat.Driver --serve`` is started once per test process
+(one more for each operation running at the same time) and takes every operation, one JSON line each way,
+with the same JSON convention as the Go and Node.js drivers; the JVM starts once rather than per operation.
 
 The Java client is the reference the others imitate: murmur2 partitioner, idempotence on by default,
 request versions negotiated from ApiVersions. Its consumer speaks both group protocols:
@@ -69,8 +70,9 @@ def classpath() -> str:
 
 
 def java_command() -> list[str]:
-    # One short-lived JVM per operation: the serial collector and tiered compilation stopped at C1
-    # start it fastest; the client needs little heap.
+    """The driver, answering the one operation on its stdin."""
+    # The serial collector and tiered compilation stopped at C1 start the JVM fastest and cost the least
+    # CPU on a loaded machine; the clients need little heap.
     return ["java", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Xmx256m",
             "-cp", classpath(), "kcompat.Driver"]
 
@@ -80,7 +82,7 @@ class Java(DriverAdapter):
     language = "Java"
     partitioner = "murmur2"
     kip848 = True
-    startup_s = 30.0  # a JVM per operation
+    startup_s = 30.0  # the first operation starts the JVM
 
     @classmethod
     def missing(cls):
@@ -97,6 +99,9 @@ class Java(DriverAdapter):
 
     def command(self) -> list[str]:
         return java_command()
+
+    def serve_command(self) -> list[str]:
+        return java_command() + ["--serve"]
 
     def group_args(self) -> dict:
         return {"groupProtocol": "classic"}

@@ -48,13 +48,17 @@ MODULES = {
     47: 'offset_delete',
     50: 'describe_user_scram_credentials',
     51: 'alter_user_scram_credentials',
+    57: 'update_features',
     60: 'describe_cluster',
     61: 'describe_producers',
     65: 'describe_transactions',
     66: 'list_transactions',
     68: 'consumer_group_heartbeat',
     69: 'consumer_group_describe',
+    71: 'get_telemetry_subscriptions',
+    72: 'push_telemetry',
     74: 'list_config_resources',
+    75: 'describe_topic_partitions',
 }
 
 NAMES = {
@@ -97,13 +101,17 @@ NAMES = {
     47: 'OffsetDelete',
     50: 'DescribeUserScramCredentials',
     51: 'AlterUserScramCredentials',
+    57: 'UpdateFeatures',
     60: 'DescribeCluster',
     61: 'DescribeProducers',
     65: 'DescribeTransactions',
     66: 'ListTransactions',
     68: 'ConsumerGroupHeartbeat',
     69: 'ConsumerGroupDescribe',
+    71: 'GetTelemetrySubscriptions',
+    72: 'PushTelemetry',
     74: 'ListConfigResources',
+    75: 'DescribeTopicPartitions',
 }
 
 

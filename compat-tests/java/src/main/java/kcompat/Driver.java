@@ -2,6 +2,9 @@ package kcompat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -10,6 +13,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -18,6 +22,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
@@ -29,9 +34,14 @@ import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.DescribeTopicsOptions;
+import org.apache.kafka.clients.admin.FeatureMetadata;
+import org.apache.kafka.clients.admin.FeatureUpdate;
+import org.apache.kafka.clients.admin.UpdateFeaturesOptions;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -65,12 +75,17 @@ import org.apache.kafka.streams.kstream.Produced;
 
 /**
  * The Java client driver of compat-tests: Apache Kafka's own producer, consumer, admin client and Kafka
- * Streams, one operation per run.
+ * Streams.
  *
  * <pre>
  *   java -cp ... kcompat.Driver   (one JSON argument on stdin: {"op": "produce", "bootstrap": "host:port", ...})
  *   -> {"ok": true, "result": ...} or {"ok": false, "error": {"kind": "MESSAGE_TOO_LARGE", "message": "..."}}
+ *   java -cp ... kcompat.Driver --serve   (long-lived: one such argument per line of stdin, one answer per
+ *                                          line of stdout, until stdin closes)
  * </pre>
+ *
+ * An operation's clients are closed before its answer is written, so nothing of one operation outlives it
+ * in a long-lived driver.
  *
  * Keys, values and header values travel base64-encoded (null stays null), as with the Go and Node.js
  * drivers. Clients are configured as their users configure them: acks=all, the client's defaults
@@ -83,31 +98,65 @@ public final class Driver {
 
     public static void main(String[] args) throws Exception {
         PrintStream out = System.out;
-        System.setOut(System.err); // nothing but the answer goes to stdout
+        System.setOut(System.err); // nothing but the answers goes to stdout
+        if (args.length > 0 && args[0].equals("--serve")) {
+            serve(out);
+            System.exit(0); // stdin closed: the session is over
+        }
         JsonNode arg = JSON.readTree(args.length > 0 ? args[0] : new String(System.in.readAllBytes(),
                 StandardCharsets.UTF_8));
-        Map<String, Object> answer = new LinkedHashMap<>();
-        int status = 0;
-        try {
-            answer.put("result", run(arg));
-            answer.put("ok", true);
-        } catch (Throwable e) {
-            Map<String, String> err = new LinkedHashMap<>();
-            err.put("kind", kind(e));
-            err.put("message", describe(e));
-            answer.put("ok", false);
-            answer.put("error", err);
-            status = 1;
-        }
+        Map<String, Object> answer = answer(arg);
         out.println(JSON.writeValueAsString(answer));
         out.flush();
-        System.exit(status); // client threads must not keep the JVM alive
+        System.exit(answer.get("ok") == Boolean.TRUE ? 0 : 1); // client threads must not keep the JVM alive
+    }
+
+    /** One operation per line of stdin, one answer per line of stdout, in order, until stdin closes. */
+    private static void serve(PrintStream out) throws IOException {
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        for (String line = in.readLine(); line != null; line = in.readLine()) {
+            if (line.isBlank()) {
+                continue;
+            }
+            Map<String, Object> answer;
+            try {
+                answer = answer(JSON.readTree(line));
+            } catch (IOException e) { // not JSON: this line fails, the next one is read
+                answer = failure(e);
+            }
+            out.println(JSON.writeValueAsString(answer));
+            out.flush();
+        }
+    }
+
+    private static Map<String, Object> answer(JsonNode arg) {
+        try {
+            Map<String, Object> answer = new LinkedHashMap<>();
+            answer.put("result", run(arg));
+            answer.put("ok", true);
+            return answer;
+        } catch (Throwable e) {
+            return failure(e);
+        }
+    }
+
+    private static Map<String, Object> failure(Throwable e) {
+        Map<String, String> err = new LinkedHashMap<>();
+        err.put("kind", kind(e));
+        err.put("message", describe(e));
+        Map<String, Object> answer = new LinkedHashMap<>();
+        answer.put("ok", false);
+        answer.put("error", err);
+        return answer;
     }
 
     private static Object run(JsonNode arg) throws Exception {
         String op = arg.path("op").asText();
         switch (op) {
             case "cluster": return cluster(arg);
+            case "describeTopics": return describeTopics(arg);
+            case "describeFeatures": return describeFeatures(arg);
+            case "updateFeatures": return updateFeatures(arg);
             case "createTopic": return createTopic(arg);
             case "deleteTopic": return withAdmin(arg, a -> a.deleteTopics(List.of(arg.get("topic").asText())).all().get());
             case "describeConfigs": return describeConfigs(arg);
@@ -278,6 +327,87 @@ public final class Driver {
         });
     }
 
+    private static List<Integer> ids(List<Node> nodes) {
+        List<Integer> out = new ArrayList<>();
+        nodes.forEach(n -> out.add(n.id()));
+        return out;
+    }
+
+    // Admin.describeTopics as a Kafka 4 client sends it (DescribeTopicPartitions, paged by "limit" partitions
+    // per answer when given): per topic its partitions with leader, replicas and ISR, its authorised
+    // operations, or the error kind.
+    private static Object describeTopics(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            List<String> names = new ArrayList<>();
+            arg.path("topics").forEach(t -> names.add(t.asText()));
+            DescribeTopicsOptions options = new DescribeTopicsOptions().includeAuthorizedOperations(true);
+            if (arg.has("limit")) options.partitionSizeLimitPerResponse(arg.get("limit").asInt());
+            Map<String, Object> out = new TreeMap<>();
+            for (var e : admin.describeTopics(names, options).topicNameValues().entrySet()) {
+                Map<String, Object> topic = new LinkedHashMap<>();
+                try {
+                    TopicDescription d = e.getValue().get();
+                    List<Object> partitions = new ArrayList<>();
+                    for (TopicPartitionInfo p : d.partitions()) {
+                        Map<String, Object> part = new LinkedHashMap<>();
+                        part.put("partition", p.partition());
+                        part.put("leader", p.leader() == null ? -1 : p.leader().id());
+                        part.put("replicas", ids(p.replicas()));
+                        part.put("isr", ids(p.isr()));
+                        partitions.add(part);
+                    }
+                    topic.put("id", d.topicId().toString());
+                    topic.put("partitions", partitions);
+                    List<String> ops = new ArrayList<>();
+                    if (d.authorizedOperations() != null) d.authorizedOperations().forEach(o -> ops.add(o.name()));
+                    Collections.sort(ops);
+                    topic.put("authorizedOperations", ops);
+                } catch (ExecutionException failed) {
+                    topic.put("error", kind(failed));
+                }
+                out.put(e.getKey(), topic);
+            }
+            return out;
+        });
+    }
+
+    // Admin.describeFeatures: {"supported": {name: [min, max]}, "finalized": {name: level}, "epoch": n}
+    private static Object describeFeatures(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            FeatureMetadata f = admin.describeFeatures().featureMetadata().get();
+            Map<String, Object> supported = new TreeMap<>();
+            f.supportedFeatures().forEach((k, v) -> supported.put(k, Arrays.asList(v.minVersion(), v.maxVersion())));
+            Map<String, Object> finalized = new TreeMap<>();
+            f.finalizedFeatures().forEach((k, v) -> finalized.put(k, v.maxVersionLevel()));
+            Map<String, Object> out = new LinkedHashMap<>();
+            out.put("supported", supported);
+            out.put("finalized", finalized);
+            out.put("epoch", f.finalizedFeaturesEpoch().orElse(-1L));
+            return out;
+        });
+    }
+
+    // Admin.updateFeatures: {"updates": {name: [level, "UPGRADE"|"SAFE_DOWNGRADE"|"UNSAFE_DOWNGRADE"]},
+    // "validateOnly": bool}; per feature null (done) or the error kind and message.
+    private static Object updateFeatures(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            Map<String, FeatureUpdate> updates = new HashMap<>();
+            arg.path("updates").fields().forEachRemaining(e -> updates.put(e.getKey(), new FeatureUpdate(
+                (short) e.getValue().get(0).asInt(), FeatureUpdate.UpgradeType.valueOf(e.getValue().get(1).asText()))));
+            UpdateFeaturesOptions options = new UpdateFeaturesOptions().validateOnly(arg.path("validateOnly").asBoolean());
+            Map<String, Object> out = new TreeMap<>();
+            for (var e : admin.updateFeatures(updates, options).values().entrySet()) {
+                try {
+                    e.getValue().get();
+                    out.put(e.getKey(), null);
+                } catch (ExecutionException failed) {
+                    out.put(e.getKey(), failed.getCause().getClass().getSimpleName() + ": " + failed.getCause().getMessage());
+                }
+            }
+            return out;
+        });
+    }
+
     private static Map<String, String> strings(JsonNode n) {
         Map<String, String> out = new HashMap<>();
         n.fields().forEachRemaining(e -> out.put(e.getKey(), e.getValue().asText()));
@@ -355,6 +485,8 @@ public final class Driver {
             for (var a : acks) {
                 a.get();
             }
+            // An application that lives on after sending (its client keeps pushing telemetry, KIP-714).
+            Thread.sleep(arg.path("stayOpenMs").asLong(0));
         }
         return recs.size();
     }
@@ -496,7 +628,13 @@ public final class Driver {
         int partitions = arg.get("partitions").asInt();
         long deadline = System.currentTimeMillis() + timeoutMs(arg);
         Member first = new Member(arg, topic);
-        Member second = new Member(arg, topic);
+        Member second;
+        try {
+            second = new Member(arg, topic);
+        } catch (RuntimeException e) { // the first member's consumer must not outlive the operation
+            first.consumer.close();
+            throw e;
+        }
         first.thread.start();
         second.thread.start();
         try {
