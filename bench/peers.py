@@ -168,13 +168,29 @@ class Peer:
         data_dir = self._run_dir / "data"
         data_dir.mkdir()
         self.port = free_port()
-        cmd = self.command(self.port, data_dir)
+        self._cmd = cmd = self.command(self.port, data_dir)
         log_path = self._run_dir / "broker.log"
         self._log = open(log_path, "wb")
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=self.env(), cwd=self.cwd(), start_new_session=True)
         return self._wait_ready(t0, timeout_s, log_path)
+
+    def restart_after_kill9(self, ready, timeout_s: float = 600.0) -> float:
+        """kill -9 the running instance and start it again on the same data and port; returns seconds from
+        the new process's start until ``ready(port)`` is true (polled every 5 ms)."""
+        os.killpg(self.proc.pid, 9)
+        self.proc.wait()
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(self._cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=self.env(), cwd=self.cwd(), start_new_session=True)
+        while not ready(self.port):
+            if self.proc.poll() is not None:
+                raise PeerUnavailable(f"exited with code {self.proc.returncode} after kill -9")
+            if time.perf_counter() - t0 > timeout_s:
+                raise PeerUnavailable(f"not ready {timeout_s:.0f} s after kill -9")
+            time.sleep(0.005)
+        return time.perf_counter() - t0
 
     def _wait_ready(self, t0: float, timeout_s: float, log_path: Path) -> float:
         deadline = t0 + timeout_s

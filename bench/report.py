@@ -157,18 +157,31 @@ def markdown(data: dict) -> str:
     for label, fn in _targets(data):
         out.append(f"| {label} | " + " | ".join(fn(b) for b in KBROKERS if b in brokers) + " |")
 
-    codec = data.get("codec")
-    if codec:
-        out += ["", "## Codec micro-benchmark", ""]
-        if "error" in codec:
-            out.append(f"error: {codec['error']}")
-        else:
-            import codec_bench
-            out.append("kbroker's generated codec (`kbroker/wire/messages/`) against kafka-python "
-                       f"{codec['kafka_python']}'s `kafka.protocol`, same message bytes, microseconds per operation "
-                       "(median of 7 repeats); in brackets kafka-python's time over kbroker's (above 1: kbroker faster).")
-            out += ["", codec_bench.table(codec)]
+    def section(key: str, title: str, body) -> None:
+        """A section of its own for ``data[key]`` when the run has one: its error, or ``body(value)``."""
+        value = data.get(key)
+        if value:
+            out.extend(["", f"## {title}", ""])
+            out.extend([f"error: {value['error']}"] if "error" in value else body(value))
 
+    def codec_body(codec) -> list[str]:
+        import codec_bench
+        return ["kbroker's generated codec (`kbroker/wire/messages/`) against kafka-python "
+                f"{codec['kafka_python']}'s `kafka.protocol`, same message bytes, microseconds per operation "
+                "(median of 7 repeats); in brackets kafka-python's time over kbroker's (above 1: kbroker faster).",
+                "", codec_bench.table(codec)]
+
+    def soak_body(soak) -> list[str]:
+        sm = soak["summary"]
+        return [f"RSS {sm.get('rss_start_mb')} MB at start, {sm.get('rss_end_mb')} MB at the end (at most "
+                f"{sm.get('rss_max_mb')}); open descriptors {sm.get('fds_start')} -> {sm.get('fds_end')}; "
+                f"p99 of the well-behaved clients per interval, median (worst): end-to-end "
+                f"{sm.get('e2e_p99_ms_median')} ({sm.get('e2e_p99_ms_worst')}) ms, request probe "
+                f"{sm.get('probe_p99_ms_median')} ({sm.get('probe_p99_ms_worst')}) ms. Every interval: "
+                f"`{soak['rows']}` and soak.md."]
+
+    section("codec", "Codec micro-benchmark", codec_body)
+    section("soak", "Soak (soak.py): well-behaved and hostile clients together", soak_body)
     prof = data.get("profile")
     if prof:
         out += ["", "## Where kbroker spends its time (py-spy)", ""] + profile_markdown(prof)

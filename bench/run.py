@@ -35,7 +35,10 @@ from peers import PeerUnavailable  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-SECTIONS = ["produce", "consume", "latency", "lifecycle", "connections", "kafka-python", "codec"]
+SECTIONS = ["produce", "consume", "latency", "lifecycle", "connections", "kafka-python", "codec", "scale", "soak"]
+# The scale section (scale.py) runs on the brokers that keep topics on disk across a kill -9 and answer
+# CreateTopics; the others get its rows skipped with this reason.
+SCALE_PEERS = {"kbroker", "kafka-4"}
 
 
 def say(msg: str) -> None:
@@ -93,6 +96,47 @@ def machine() -> dict:
     return info
 
 
+def run_scale(peer, sizes, record, say) -> None:
+    """The scale rows (scale.py) for each topic count on a fresh instance of ``peer``."""
+    import scale
+    keys = [f"scale.{key}.{n}" for n in sizes.scale_topics for key, *_ in scale.ROWS]
+    if peer.name not in SCALE_PEERS:
+        for key in keys:
+            record(key, None, {"skipped": "scale rows are run on kbroker and Kafka 4.4 only"})
+        return
+    for n in sizes.scale_topics:
+        try:
+            result = scale.run(n, peer, set(), say)
+        except Exception as e:  # noqa: BLE001  a failed row is reported, the run goes on
+            say(f"  scale {n} failed: {type(e).__name__}: {e}")
+            peer.stop()
+            for key, *_ in scale.ROWS:
+                record(f"scale.{key}.{n}", None, {"error": f"{type(e).__name__}: {e}"})
+            continue
+        for key, value in scale.row_values(result).items():
+            record(key, value, {"until_leaders_s": result["create"]["until_leaders_s"]} if ".create." in key else {})
+
+
+def run_soak(workdir: Path, out_dir: Path, duration: float, say) -> dict:
+    """The soak run (soak.py) against a fresh kbroker; its rows go to <out>/soak.{json,md}, its summary
+    into the report."""
+    import soak
+    say(f"soak: {duration:.0f} s of well-behaved and hostile clients against kbroker ...")
+    peer = peers_mod.KBroker(workdir, "segment")
+    try:
+        peer.install()
+        peer.start()
+        result = soak.soak(peer, duration, max(10.0, duration / 20), 300, say)
+    except Exception as e:  # noqa: BLE001  a failed soak is reported, the run goes on
+        return {"error": f"{type(e).__name__}: {e}"}
+    finally:
+        peer.stop()
+    result.update(peer="kbroker", version=peer.version, summary=soak.summary(result))
+    (out_dir / "soak.json").write_text(json.dumps(result, indent=1))
+    (out_dir / "soak.md").write_text(soak.markdown(result, f"kbroker ({peer.version})"))
+    return {"summary": result["summary"], "rows": "soak.json"}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small counts and 1 run (unless --runs is given)")
@@ -145,7 +189,7 @@ def main(argv=None) -> int:
 
     # samples[peer][metric] = list of (value or None, detail)
     samples: dict[str, dict[str, list]] = {p.name: {} for p in active}
-    bench_sections = sections - {"codec"}
+    bench_sections = sections - {"codec", "scale", "soak"}
     for run in range(runs):
         for peer in active:
             if peer_info[peer.name]["status"] != "ran":
@@ -176,6 +220,8 @@ def main(argv=None) -> int:
                     record(f"_{phase}_error", None, {"error": f"{type(e).__name__}: {e}"})
                     say(f"  {phase} failed: {type(e).__name__}: {e}")
                     peer.stop()
+            if "scale" in sections and peer_info[peer.name]["status"] == "ran":
+                run_scale(peer, sizes, record, say)
 
     results = {}
     for name, per_metric in samples.items():
@@ -213,6 +259,10 @@ def main(argv=None) -> int:
         except Exception as e:  # noqa: BLE001
             codec = {"error": f"{type(e).__name__}: {e}"}
 
+    soak_result = None
+    if "soak" in sections and "kbroker" in [p.name for p in active]:
+        soak_result = run_soak(workdir, out_dir, 60.0 if args.quick else 600.0, say)
+
     profile = None
     if args.profile:
         import profile_kbroker
@@ -224,7 +274,7 @@ def main(argv=None) -> int:
             peer_info[p.name]["versions_seen"] = p.versions_seen
     meta["duration_s"] = round(time.time() - started, 1)
     data = {"meta": meta, "peers": peer_info, "metrics": [m.__dict__ for m in metric_list], "results": results,
-            "codec": codec, "profile": profile}
+            "codec": codec, "profile": profile, "soak": soak_result}
     stem = args.name or mode
     (out_dir / f"{stem}.json").write_text(json.dumps(data, indent=1, default=str))
     md = report.markdown(data)

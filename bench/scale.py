@@ -1,20 +1,25 @@
-"""How kbroker's cost grows with the number of topics (issue 17, "How cost grows with the work").
+"""How cost grows with the number of topics (issue 17, "How cost grows with the work"), kbroker and
+Apache Kafka 4.4 side by side.
 
-    python bench/scale.py [--topics 100,1000,5000] [--out bench/results/scale.json] [--source DIR]
+    python bench/scale.py [--topics 100,1000,5000] [--peers kbroker,kafka-4] [--out bench/results/scale.json]
+                          [--source DIR] [--skip produce,restart]
 
-For each count N, on a fresh broker (``python -m kbroker serve``, segment storage, its own data dir):
+For each broker (bench/peers.py: kbroker with segment storage, Kafka 4.4 from Maven Central's jars) and each
+count N, on a fresh instance:
 
 - create: N single-partition topics in CreateTopics requests of at most 1,000 topics, one after the other,
-  timed until the last answer (kbroker's own client, ``kbroker.client``);
+  timed until the last answer (kbroker's own client, ``kbroker.client``); ``until_leaders_s`` also waits
+  until Metadata names every topic with a leader (Kafka answers before its partitions have leaders);
 - metadata: the median over 20 Metadata v12 requests for all topics, request written to answer read
-  (not decoded), after one warm-up; the answer is checked to name N topics;
+  (not decoded), after one warm-up;
 - produce: 200,000 x 100 B with confluent-kafka (acks=1, linger.ms=5, batch.size 1 MiB, the settings of
   the main benchmark's produce rows), round-robin over the N topics, timed until flush() returns;
 - restart: kill -9, then the time from starting the broker again on the same data dir to a Metadata
-  answer naming all N topics.
+  answer naming all N topics, each with a leader.
 
-``--source`` runs the broker from another copy of the source tree (to measure a revision side by side).
-Nothing here compares with another broker; a peer such as Apache Kafka can be added the same way.
+``run.py`` runs the same rows as its ``scale`` section (with every peer that has them) and prints each
+row's kbroker/Kafka ratio. ``--source`` runs kbroker from another copy of the source tree (to measure a
+revision side by side).
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,70 +38,44 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))
 
+sys.path.insert(0, str(BENCH_DIR))
+
+import peers  # noqa: E402
 from kbroker.client import BlockingClient, BlockingConnection  # noqa: E402
 from kbroker.client.aio import metadata_request  # noqa: E402
 
-HOST = "127.0.0.1"
+HOST = peers.HOST
 BATCH = 1000
 PRODUCE_COUNT, PRODUCE_SIZE = 200_000, 100
 
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+class SourceKBroker(peers.KBroker):
+    """kbroker run from another copy of the source tree (``--source``), to put two revisions side by side."""
+
+    def __init__(self, workdir: Path, source: Path):
+        super().__init__(workdir, "segment")
+        self.source = source
+
+    def env(self):
+        return dict(super().env(), PYTHONPATH=str(self.source))
+
+    def cwd(self):
+        return str(self.source)
 
 
-class Broker:
-    def __init__(self, source: Path, data_dir: Path, log_path: Path):
-        self.source, self.data_dir, self.log_path = source, data_dir, log_path
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{HOST}:{self.port}"
-
-    def start(self, expect_topics: int = 0, timeout_s: float = 600) -> float:
-        env = dict(os.environ, PYTHONPATH=str(self.source))
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        log = open(self.log_path, "ab")
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kbroker", "serve", "--host", HOST, "--port", str(self.port),
-             "--data-dir", str(self.data_dir), "--storage", "segment"],
-            cwd=str(self.source), env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-        log.close()
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"broker exited: {self.log_path.read_text()[-800:]}")
-            try:
-                with BlockingConnection(HOST, self.port, timeout_s=60) as c:
-                    md = c.request(3, 12, metadata_request(12, None))
-                    if len(md.topics) >= expect_topics:
-                        return time.perf_counter() - t0
-            except OSError:
-                pass
-            if time.perf_counter() - t0 > timeout_s:
-                raise RuntimeError("broker did not answer")
-            time.sleep(0.005)
-
-    def kill9(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill9()
+def names_all(n: int):
+    """A readiness probe: Metadata for all topics names at least ``n`` of them, each with a leader."""
+    def ready(port: int) -> bool:
+        try:
+            with BlockingConnection(HOST, port, timeout_s=60) as c:
+                md = c.request(3, 12, metadata_request(12, None))
+        except (OSError, ConnectionError):
+            return False
+        return len(md.topics) >= n and all(p.leader_id >= 0 for t in md.topics for p in t.partitions)
+    return ready
 
 
-def create(b: Broker, n: int) -> dict:
+def create(b: peers.Peer, n: int) -> dict:
     names = [f"t{i:05d}" for i in range(n)]
     batches = []
     with BlockingClient(b.bootstrap, timeout_s=600) as c:
@@ -110,10 +88,10 @@ def create(b: Broker, n: int) -> dict:
     return {"seconds": round(dt, 3), "batch_seconds": batches, "names": names}
 
 
-def metadata_latency(b: Broker, n: int, rounds: int = 20) -> dict:
+def metadata_latency(b: peers.Peer, n: int, rounds: int = 20) -> dict:
     with BlockingConnection(HOST, b.port, timeout_s=60) as c:
         md = c.request(3, 12, metadata_request(12, None))
-        assert len(md.topics) == n, (len(md.topics), n)
+        assert len(md.topics) >= n, (len(md.topics), n)
         times = []
         for _ in range(rounds):
             frame = c.frame(3, 12, metadata_request(12, None))
@@ -126,7 +104,7 @@ def metadata_latency(b: Broker, n: int, rounds: int = 20) -> dict:
     return {"median_ms": round(statistics.median(times) * 1000, 3), "answer_bytes": len(answer)}
 
 
-def produce(b: Broker, names: list[str]) -> dict:
+def produce(b: peers.Peer, names: list[str]) -> dict:
     from confluent_kafka import Producer
     failures = []
     p = Producer({"bootstrap.servers": b.bootstrap, "log_level": 3, "acks": "1", "linger.ms": 5,
@@ -149,27 +127,52 @@ def produce(b: Broker, names: list[str]) -> dict:
             "undelivered": left}
 
 
-def run(n: int, source: Path, workdir: Path, skip: set[str]) -> dict:
-    d = Path(tempfile.mkdtemp(prefix=f"scale-{n}-", dir=workdir))
-    b = Broker(source, d / "data", d / "broker.log")
+def run(n: int, peer: peers.Peer, skip: set[str], say=print) -> dict:
+    """The rows for ``n`` topics on a fresh instance of ``peer``."""
     out: dict = {"topics": n}
     try:
-        b.start()
-        c = create(b, n)
+        peer.start(timeout_s=120)
+        c = create(peer, n)
         names = c.pop("names")
         out["create"] = c
-        print(f"  {n} topics: create {c['seconds']} s", flush=True)
-        out["metadata"] = metadata_latency(b, n)
-        print(f"  {n} topics: metadata {out['metadata']['median_ms']} ms", flush=True)
+        # Kafka answers CreateTopics before every new partition has a leader; the rows below need them.
+        waited_from, ready = time.perf_counter(), names_all(n)
+        while not ready(peer.port) and time.perf_counter() - waited_from < 600:
+            time.sleep(0.05)
+        out["create"]["until_leaders_s"] = round(c["seconds"] + time.perf_counter() - waited_from, 3)
+        say(f"  {peer.name}, {n} topics: create {c['seconds']} s")
+        out["metadata"] = metadata_latency(peer, n)
+        say(f"  {peer.name}, {n} topics: metadata {out['metadata']['median_ms']} ms")
         if "produce" not in skip:
-            out["produce"] = produce(b, names)
-            print(f"  {n} topics: produce {out['produce']['msgs_per_s']} msg/s", flush=True)
-        b.kill9()
-        out["restart_s"] = round(b.start(expect_topics=n), 3)
-        print(f"  {n} topics: restart after kill -9 {out['restart_s']} s", flush=True)
+            out["produce"] = produce(peer, names)
+            say(f"  {peer.name}, {n} topics: produce {out['produce']['msgs_per_s']} msg/s")
+        if "restart" not in skip:
+            out["restart_s"] = round(peer.restart_after_kill9(names_all(n)), 3)
+            say(f"  {peer.name}, {n} topics: restart after kill -9 {out['restart_s']} s")
     finally:
-        b.stop()
-        shutil.rmtree(d, ignore_errors=True)
+        peer.stop()
+    return out
+
+
+# The rows, as run.py's report shows them: (key, label, unit, higher is better, how to read a result row).
+ROWS = [
+    ("create", "create {n:,} topics (CreateTopics answered)", "s", False, lambda r: r["create"]["seconds"]),
+    ("metadata", "Metadata v12, all of {n:,} topics (median)", "ms", False, lambda r: r["metadata"]["median_ms"]),
+    ("produce", "produce 200,000 x 100 B round-robin over {n:,} topics", "msg/s", True,
+     lambda r: r["produce"]["msgs_per_s"]),
+    ("restart", "restart after kill -9 with {n:,} topics, to all named with leaders", "s", False,
+     lambda r: r["restart_s"]),
+]
+
+
+def row_values(result: dict) -> dict[str, float]:
+    """``scale.<what>.<n>`` -> value, for the rows a result of ``run`` holds."""
+    out = {}
+    for key, _, _, _, get in ROWS:
+        try:
+            out[f"scale.{key}.{result['topics']}"] = get(result)
+        except KeyError:
+            pass
     return out
 
 
@@ -177,20 +180,28 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--topics", default="100,1000,5000")
     ap.add_argument("--out", default=str(BENCH_DIR / "results" / "scale.json"))
-    ap.add_argument("--source", default=str(BENCH_DIR.parent), help="the kbroker source tree to run")
-    ap.add_argument("--skip", default="", help="comma-separated: produce")
+    ap.add_argument("--peers", default="kbroker,kafka-4", help="kbroker and/or kafka-4 (default both)")
+    ap.add_argument("--source", default=None, help="run kbroker from this source tree instead")
+    ap.add_argument("--skip", default="", help="comma-separated: produce, restart")
     args = ap.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kbroker-scale-"))
-    source = Path(args.source).resolve()
+    source = Path(args.source).resolve() if args.source else BENCH_DIR.parent
     rev = subprocess.run(["git", "-C", str(source), "rev-parse", "--short", "HEAD"], capture_output=True,
                          text=True).stdout.strip() or "not a git checkout"
     results = {"source": str(source), "revision": rev, "machine": f"{os.cpu_count()} CPUs",
-               "rows": []}
+               "load_average_at_start": os.getloadavg(), "rows": []}
+    skip = set(filter(None, args.skip.split(",")))
+    made = {"kbroker": lambda: SourceKBroker(workdir, source) if args.source else peers.KBroker(workdir, "segment"),
+            "kafka-4": lambda: peers.Kafka4(workdir)}
     try:
-        for n in (int(x) for x in args.topics.split(",")):
-            results["rows"].append(run(n, source, workdir, set(filter(None, args.skip.split(",")))))
+        for name in filter(None, args.peers.split(",")):
+            peer = made[name]()
+            peer.install()
+            for n in (int(x) for x in args.topics.split(",")):
+                results["rows"].append({"peer": name, **run(n, peer, skip)})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    results["load_average_at_end"] = os.getloadavg()
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results["rows"]))
     return 0

@@ -42,12 +42,13 @@ class Sizes:
     kp_count: int = 50_000      # kafka-python produce/consume, 100 B
     mem_partitions: int = 1000
     prefill: int = 100          # records in the topic for subscribe-to-first-record
+    scale_topics: tuple = (100, 1000, 5000)  # the scale section's topic counts (scale.py)
 
 
 FULL = Sizes(small_count=1_000_000, large_count=50_000, e2e={1000: 10, 20000: 5}, per_connection=2000,
              kp_count=50_000)
 QUICK = Sizes(small_count=100_000, large_count=5_000, e2e={1000: 3, 20000: 1}, per_connection=200,
-              kp_count=10_000)
+              kp_count=10_000, scale_topics=(100, 1000))
 
 
 def _size_label(size: int) -> str:
@@ -111,6 +112,10 @@ def metrics(sizes: Sizes) -> list[Metric]:
         Metric("aio.consume", f"aiokafka consume {sizes.kp_count:,} x 100 B (assign)", "msg/s", True,
                "kafka-python"),
     ]
+    import scale
+    for n in sizes.scale_topics:
+        for key, label, unit, higher, _ in scale.ROWS:
+            out.append(Metric(f"scale.{key}.{n}", label.format(n=n), unit, higher, "scale"))
     return out
 
 

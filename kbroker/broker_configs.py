@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .config import BROKER_KEYS, LISTENER_MAX_CONNECTIONS, TOPIC_DEFAULT_KEYS, BrokerConfig, apply_settings
+from .config import BROKER_KEYS, LISTENER_MAX_CONNECTIONS, TOPIC_DEFAULT_KEYS, BrokerConfig, apply_settings, listener_limits
 from .errors import ErrorCode, KafkaError
 from .kafka_broker_configs import KAFKA_BROKER_CONFIGS
 from .state_log import KeyedState, keyed_state
@@ -110,7 +110,7 @@ class BrokerConfigs:
         if c.listeners is None:
             self.static.pop("listeners", None)
         self._static_attrs = {attr: getattr(c, attr) for attr in {a for a in _ATTR_KEYS.values()}}
-        self._static_listener_limits = dict(c.listener_max_connections)
+        self._static_listener_limits = (dict(c.listener_max_connections), dict(c.listener_max_connection_creation_rate))
         self._static_topic_defaults = dict(broker.topics.defaults)
         if "default" not in journal.state:
             # Kafka 4 formats a new cluster with min.insync.replicas as a cluster-wide dynamic default (KIP-966's
@@ -223,8 +223,9 @@ class BrokerConfigs:
                "These security configs can be dynamically updated only per-listener using the listener prefix")
         for key, value in props.items():
             _check_type(key, value)
-            if LISTENER_MAX_CONNECTIONS.match(key) and not (value.strip().isdigit() and int(value) > 0):
-                raise KafkaError(ErrorCode.INVALID_REQUEST, f"Invalid max.connections {value}")
+            m = LISTENER_MAX_CONNECTIONS.match(key)
+            if m and not (value.strip().isdigit() and int(value) > 0):  # ListenerConnectionQuota's check
+                raise KafkaError(ErrorCode.INVALID_REQUEST, f"Invalid {m.group(2)} {value}")
         if not per_broker:
             refuse({k for k in props if k in PER_BROKER_ONLY or (k.startswith("listener.name.") and
                     k.split(".", 3)[-1] not in _CLUSTER_LEVEL_LISTENER)},
@@ -269,15 +270,18 @@ class BrokerConfigs:
         c = self.config
         for attr, static_value in self._static_attrs.items():
             setattr(c, attr, static_value)
-        listener_limits = dict(self._static_listener_limits)
+        c.listener_max_connections = dict(self._static_listener_limits[0])
+        c.listener_max_connection_creation_rate = dict(self._static_listener_limits[1])
         for level in (self.dynamic_default, self.dynamic_broker):
             for key, value in level.items():
                 if key in _ATTR_KEYS:
                     attr, parse = BROKER_KEYS[key]
                     setattr(c, attr, parse(value.strip()))
                 elif (m := LISTENER_MAX_CONNECTIONS.match(key)) is not None:
-                    listener_limits[m.group(1).upper()] = int(value)
-        c.listener_max_connections = listener_limits
+                    listener_limits(c, m)[m.group(1).upper()] = int(value)
+        quotas = getattr(self.broker, "connection_quotas", None)
+        if quotas is not None:
+            quotas.limits_changed()
         topic_defaults = dict(self._static_topic_defaults)
         if (set(self.dynamic_broker) | set(self.dynamic_default)) & _TOPIC_KEYS:
             fresh = BrokerConfig()

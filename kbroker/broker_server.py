@@ -24,9 +24,12 @@ from .broker_state import BrokerState, ChangeNotifier
 from .config import BrokerConfig
 from .control import Control, RequestLog
 from .control_http import ControlHttpServer
+from .controller import check_leader_move
+from .errors import ErrorCode, KafkaError
 from .faults import Faults
 from .log.log_manager import LogManager
 from .metrics import BrokerMetrics
+from .replica_fetcher import ReplicaFetcherManager, ReplicationLinks
 from .security import tls
 from .security.authenticator import ListenerAuth
 from .server import KafkaServer
@@ -60,6 +63,10 @@ class BrokerServer:
         broker_configs(self.state)  # dynamic broker configs persisted by an earlier run apply now
         self.state.log_manager = LogManager(self.state)  # retention, compaction, flush policy
         self.state.log_manager.start()
+        # Followers fetch from leaders once the broker knows its partitions (at registration, below).
+        fetchers = self.state.replica_fetchers = ReplicaFetcherManager(
+            self.state, cluster.links if cluster is not None else None)
+        self.state.topics.on_follower_change = fetchers.partition_changed
         faults, request_log = (Faults(), RequestLog()) if cluster is None else (cluster.faults, cluster.request_log)
         try:
             for listener in self.state.listeners:
@@ -78,6 +85,7 @@ class BrokerServer:
         first = self.state.listeners[0]
         self.host, self.port = first.host, first.bound_port
         self.state.advertised_host, self.state.advertised_port = first.advertised()
+        fetchers.start()
         self.state.register({listener.name: listener.advertised() for listener in self.state.listeners})
         if self.config.control_port is not None:
             self.control_http = ControlHttpServer(self.control, self.config.control_token,
@@ -92,23 +100,46 @@ class BrokerServer:
 
     async def stop(self) -> None:
         if self.state is not None:
+            if self.state.replica_fetchers is not None:
+                await self.state.replica_fetchers.stop()
             self.state.unregister()
             self.state.stopping = True
             for topic in list(self.state.topics.by_name.values()):  # long-polling fetches answer now
                 for p in topic.partitions:
                     p.wake_waiters()
+        await self._shut_down(grace_s=3.0, flush=True)
+
+    async def _shut_down(self, grace_s: float, flush: bool) -> None:
+        """The HTTP listeners, the Kafka listeners (requests in flight get ``grace_s``), the background
+        tasks, then the state (flushed or not)."""
         if self.control_http is not None:
             await self.control_http.stop()
         if self.schema_registry is not None:
             await self.schema_registry[0].stop()
         for server in self.servers:
-            await server.stop()
+            await server.stop(grace_s=grace_s)
         if self.state is not None and self.state.log_manager is not None:
             await self.state.log_manager.stop()
         if self.state is not None:
             await self.state.markers.close()  # markers on their way: the next coordinator sends them again
-        if self.state is not None:
-            self.state.close()
+            self.state.close(flush=flush)
+
+    async def kill(self) -> None:
+        """Die as a killed process would: connections dropped at once, nothing answered or flushed, no
+        controlled shutdown. The controller notices (in one process: at once, as Kafka's controller does
+        when the broker's session ends) and elects new leaders from the ISR."""
+        state = self.state
+        state.stopping = True
+        for server in self.servers:
+            for conn in list(server.connections):
+                if conn.transport is not None:
+                    conn.transport.abort()
+            for task in list(server.tasks):
+                task.cancel()
+        if state.replica_fetchers is not None:
+            await state.replica_fetchers.stop()
+        state.unregister()
+        await self._shut_down(grace_s=0, flush=False)
 
 
 class ClusterServers:
@@ -141,6 +172,9 @@ class ClusterServers:
             (root / ".kbroker").mkdir(parents=True, exist_ok=True)
             store = FileTopicStore(root / ".kbroker" / "metadata.json")
         self.controller = InProcessController(store, config.cluster_id)
+        self.controller.unclean_leader_election_default = config.topic_defaults.get(
+            "unclean.leader.election.enable", "false")
+        self.links = ReplicationLinks()  # brokers cut off from the others' replication traffic
         self.configs: dict[int, BrokerConfig] = {}
         for i in range(brokers):
             node = config.node_id + i
@@ -194,6 +228,33 @@ class ClusterServers:
             raise ValueError(f"broker {node_id} is not running")
         await server.stop()
 
+    async def kill_broker(self, node_id: int) -> None:
+        """Kill a broker: connections dropped, nothing flushed, no controlled shutdown (``BrokerServer.kill``)."""
+        server = self.servers.pop(node_id, None)
+        if server is None:
+            raise ValueError(f"broker {node_id} is not running")
+        await server.kill()
+
+    def cut_off(self, node_id: int) -> None:
+        """Cut a broker off from the others' replication traffic: it fetches from no leader and no follower
+        fetches from it, until ``restore``. Clients still reach it."""
+        self.links.cut_off(node_id)
+
+    def restore(self, node_id: int) -> None:
+        self.links.restore(node_id)
+
+    def move_leader(self, topic: str, partition: int, node_id: int) -> None:
+        """Make ``node_id`` the leader of a partition: it must be a live member of the ISR (a preferred-leader
+        election's rule; ELIGIBLE_LEADERS_NOT_AVAILABLE otherwise). A new leader epoch starts."""
+        c = self.controller
+        reg = c.topic(topic)
+        if reg is None or not 0 <= partition < len(reg.partitions):
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{topic}-{partition}")
+        p = reg.partitions[partition]
+        check_leader_move(p, node_id, c.live_broker_ids())
+        if p.leader != node_id:
+            c.alter_partition(topic, partition, p.leader_epoch, p.partition_epoch, node_id, p.isr)
+
     async def stop(self) -> None:
         if self.control_http is not None:
             await self.control_http.stop()
@@ -206,19 +267,31 @@ class ClusterServers:
         live = set(self.controller.live_broker_ids())
         return all(p.leader in live for t in self.controller.topics() for p in t.partitions)
 
-    async def wait_for_leaders(self, timeout_s: float = 10.0) -> bool:
-        """True once every partition has a live leader; False after ``timeout_s``. Woken by the controller's
-        changes, not by a timer."""
+    def all_partitions_fully_replicated(self) -> bool:
+        """Every partition has a live leader and every replica in its ISR."""
+        live = set(self.controller.live_broker_ids())
+        return all(p.leader in live and sorted(p.isr) == sorted(p.replicas)
+                   for t in self.controller.topics() for p in t.partitions)
+
+    async def wait_for_leaders(self, timeout_s: float = 10.0, full_isr: bool = False) -> bool:
+        """True once every partition has a live leader (``full_isr``: and all its replicas in sync); False
+        after ``timeout_s``."""
+        return await self.wait_for(self.all_partitions_fully_replicated if full_isr
+                                   else self.all_partitions_have_leaders, timeout_s)
+
+    async def wait_for(self, condition, timeout_s: float = 10.0) -> bool:
+        """True once ``condition()`` holds; False after ``timeout_s``. Looked at again at every change of the
+        controller (brokers, leaders, ISR) and every append on any broker (followers' too), not by a timer."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while not self.all_partitions_have_leaders():
+        while not condition():
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
-            try:
-                await asyncio.wait_for(self.controller.wait_for_change(), remaining)
-            except asyncio.TimeoutError:
-                return self.all_partitions_have_leaders()
+            futures = [self.controller.wait_for_change(), self.changes.wait()]
+            await asyncio.wait(futures, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            for f in futures:
+                f.cancel()
         return True
 
 
@@ -263,7 +336,20 @@ class ClusterControl:
     async def start_broker(self, node_id) -> None:
         await self._cluster.start_broker(self._node(node_id))
 
+    async def kill_broker(self, node_id) -> None:
+        await self._cluster.kill_broker(self._node(node_id))
+
+    def cut_off(self, node_id) -> None:
+        self._cluster.cut_off(self._node(node_id))
+
+    def restore(self, node_id) -> None:
+        self._cluster.restore(self._node(node_id))
+
+    def move_leader(self, topic: str, partition, node_id) -> None:
+        self._cluster.move_leader(topic, int(partition), self._node(node_id))
+
     async def wait(self, spec: dict) -> bool:
-        if spec.get("leaders"):
-            return await self._cluster.wait_for_leaders(int(spec.get("timeout_ms", 10000)) / 1000.0)
+        if spec.get("leaders") or spec.get("full_isr"):
+            return await self._cluster.wait_for_leaders(int(spec.get("timeout_ms", 10000)) / 1000.0,
+                                                        full_isr=bool(spec.get("full_isr")))
         return await self.__getattr__("wait")(spec)

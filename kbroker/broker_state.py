@@ -35,7 +35,7 @@ from .coordinator.transaction_log import TransactionStateLog
 from .handlers import advertised_versions
 from .state_log import KeyedState, keyed_state
 from .config import BrokerConfig
-from .controller import MAX_REPLICATION_FACTOR, BrokerRegistration, InProcessController, MetadataListener
+from .controller import BrokerRegistration, InProcessController, MetadataListener
 from .topic_store import FileTopicStore, MemoryTopicStore
 from .producer_ids import ProducerIdManager
 from .errors import KafkaError
@@ -92,6 +92,7 @@ class BrokerState(MetadataListener):
             controller = InProcessController(topic_store, config.cluster_id)
         self.controller = controller
         self.registered = False
+        self.replica_fetchers = None  # replica_fetcher.ReplicaFetcherManager: started by broker_server.py
         self.topics = TopicManager(controller, self.node_id, self.log_store, self._topic_defaults(), self.changes)
         self.cluster_id = controller.cluster_id
         self.producer_ids = ProducerIdManager(controller)
@@ -191,13 +192,13 @@ class BrokerState(MetadataListener):
 
     def _internal_topic_spec(self, name: str) -> tuple[int, int]:
         """(partitions, replication factor) of an internal topic: the broker config's, the factor capped by the
-        live brokers (as Kafka does for a cluster smaller than it) and by what the controller can replicate."""
+        live brokers (as Kafka does for a cluster smaller than it)."""
         c = self.config
         if name == OFFSETS_TOPIC:
             partitions, rf = c.offsets_topic_num_partitions, c.offsets_topic_replication_factor
         else:
             partitions, rf = c.transaction_state_log_num_partitions, c.transaction_state_log_replication_factor
-        return partitions, max(1, min(rf, len(self.controller.live_broker_ids()), MAX_REPLICATION_FACTOR))
+        return partitions, max(1, min(rf, len(self.controller.live_broker_ids())))
 
     def coordinator_topic(self, name: str):
         """The internal topic ``name`` (__consumer_offsets or __transaction_state), created now, compacted, if
@@ -395,7 +396,8 @@ class BrokerState(MetadataListener):
 
     # -- lifecycle -----------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self, flush: bool = True) -> None:
+        """``flush=False``: a killed broker's logs are closed as they are (what the OS has is what stays)."""
         self.credentials.close()
         if self.authorizer is not None:
             self.authorizer.close()
@@ -403,7 +405,8 @@ class BrokerState(MetadataListener):
         self.groups.close()
         for p in self.topics.local_partitions():
             try:
-                p.log.flush()
+                if flush:
+                    p.log.flush()
                 p.log.close()
             except OSError as e:
                 log.error("closing %s-%d: %s", p.topic.name, p.index, e)

@@ -42,6 +42,13 @@ class BrokerConfig:
     cluster_url: str | None = field(default=None, repr=False)
     num_partitions: int = 1  # num.partitions
     default_replication_factor: int = 1  # default.replication.factor: CreateTopics' -1 and auto-created topics
+    # Replication (replica_fetcher.py, partition.py), Kafka's names and defaults.
+    replica_lag_time_max_ms: int = 30000  # replica.lag.time.max.ms: a follower behind this long leaves the ISR
+    replica_fetch_wait_max_ms: int = 500  # replica.fetch.wait.max.ms: a follower's long poll
+    replica_fetch_backoff_ms: int = 1000  # replica.fetch.backoff.ms: after a failed fetch
+    replica_fetch_max_bytes: int = 1048576  # replica.fetch.max.bytes: per partition
+    replica_fetch_response_max_bytes: int = 10485760  # replica.fetch.response.max.bytes
+    replica_socket_timeout_ms: int = 30000  # replica.socket.timeout.ms: connecting to a leader
     auto_create_topics_enable: bool = True  # auto.create.topics.enable
     message_max_bytes: int = 1048588  # message.max.bytes
     socket_request_max_bytes: int = 104857600  # socket.request.max.bytes
@@ -58,6 +65,11 @@ class BrokerConfig:
     max_connections_per_ip_overrides: str = ""  # max.connections.per.ip.overrides (dynamic): "host:N,10.0.0.1:M"
     # listener.name.<listener>.max.connections (dynamic): a listener's own limit, by upper-case listener name
     listener_max_connections: dict[str, int] = field(default_factory=dict)
+    max_connection_creation_rate: int = 2147483647  # max.connection.creation.rate (dynamic): per second
+    # listener.name.<listener>.max.connection.creation.rate (dynamic), by upper-case listener name
+    listener_max_connection_creation_rate: dict[str, int] = field(default_factory=dict)
+    quota_window_num: int = 11  # quota.window.num: samples of the rate sensors (connection creation)
+    quota_window_size_seconds: int = 1  # quota.window.size.seconds: the time of one sample
     fetch_max_bytes: int = 57671680  # fetch.max.bytes: the most one Fetch answer holds
     log_segment_bytes: int = 1073741824  # log.segment.bytes
     log_message_timestamp_type: str = "CreateTime"  # log.message.timestamp.type
@@ -162,6 +174,12 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "cluster.id": ("cluster_id", str),
     "num.partitions": ("num_partitions", int),
     "default.replication.factor": ("default_replication_factor", int),
+    "replica.lag.time.max.ms": ("replica_lag_time_max_ms", int),
+    "replica.fetch.wait.max.ms": ("replica_fetch_wait_max_ms", int),
+    "replica.fetch.backoff.ms": ("replica_fetch_backoff_ms", int),
+    "replica.fetch.max.bytes": ("replica_fetch_max_bytes", int),
+    "replica.fetch.response.max.bytes": ("replica_fetch_response_max_bytes", int),
+    "replica.socket.timeout.ms": ("replica_socket_timeout_ms", int),
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
     "message.max.bytes": ("message_max_bytes", int),
     "socket.request.max.bytes": ("socket_request_max_bytes", int),
@@ -173,6 +191,9 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "max.connections": ("max_connections", int),
     "max.connections.per.ip": ("max_connections_per_ip", int),
     "max.connections.per.ip.overrides": ("max_connections_per_ip_overrides", _ip_overrides),
+    "max.connection.creation.rate": ("max_connection_creation_rate", int),
+    "quota.window.num": ("quota_window_num", int),
+    "quota.window.size.seconds": ("quota_window_size_seconds", int),
     "fetch.max.bytes": ("fetch_max_bytes", int),
     "max.request.partition.size.limit": ("max_request_partition_size_limit", int),
     "telemetry.max.bytes": ("telemetry_max_bytes", int),
@@ -217,8 +238,16 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
 # kept in ``settings``: DescribeConfigs lists both, and the URL may carry a password.
 CLUSTER_URL_KEY = "kbroker.cluster.url"
 
-# A listener's own connection limit, besides the broker's (Kafka's ConnectionQuotas per listener).
-LISTENER_MAX_CONNECTIONS = re.compile(r"^listener\.name\.([^.]+)\.max\.connections$")
+# A listener's own connection limits, besides the broker's (Kafka's ConnectionQuotas per listener):
+# group 1 the listener, group 2 which limit.
+LISTENER_MAX_CONNECTIONS = re.compile(r"^listener\.name\.([^.]+)\.(max\.connections|max\.connection\.creation\.rate)$")
+
+
+def listener_limits(config: BrokerConfig, match: re.Match) -> dict[str, int]:
+    """The dict of ``config`` a LISTENER_MAX_CONNECTIONS match sets."""
+    if match.group(2) == "max.connections":
+        return config.listener_max_connections
+    return config.listener_max_connection_creation_rate
 
 # Broker keys that set a topic config's default, including Kafka's coarser retention synonyms.
 TOPIC_DEFAULT_KEYS: dict[str, str] = {d.broker_key: name for name, d in TOPIC_CONFIGS.items() if d.broker_key}
@@ -231,7 +260,7 @@ NO_EFFECT_KEYS = frozenset({
     "inter.broker.listener.name", "transaction.state.log.min.isr", "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir", "zookeeper.connect",
     "zookeeper.connection.timeout.ms", "min.insync.replicas",
-    "num.replica.fetchers", "replica.lag.time.max.ms", "confluent.support.metrics.enable", "delete.topic.enable",
+    "num.replica.fetchers", "confluent.support.metrics.enable", "delete.topic.enable",
     "log.cleaner.enable", "log.cleaner.threads", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr", "metadata.log.dir",
     "sasl.mechanism.inter.broker.protocol", "security.inter.broker.protocol", "sasl.mechanism.controller.protocol",
@@ -291,7 +320,7 @@ def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
                 if key == "message.max.bytes":
                     config.message_max_bytes = int(value)
             elif (m := LISTENER_MAX_CONNECTIONS.match(key)) is not None:
-                config.listener_max_connections[m.group(1).upper()] = int(value)
+                listener_limits(config, m)[m.group(1).upper()] = int(value)
             elif key in ("listeners", "advertised.listeners"):
                 parse_endpoints(value)  # applied below, once every key is known
             elif key == "authorizer.class.name":

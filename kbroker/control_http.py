@@ -45,7 +45,12 @@ A cluster in one process (``--brokers N``) also has:
     GET    /brokers                       every broker of the cluster, with "running": true or false
     POST   /brokers/{node_id}/stop        a clean stop: its partitions have no leader until it starts again
     POST   /brokers/{node_id}/start       on its port and data directory
+    POST   /brokers/{node_id}/kill        connections dropped, nothing flushed, no controlled shutdown
+    POST   /brokers/{node_id}/cut-off     no replication traffic to or from it (clients still reach it)
+    POST   /brokers/{node_id}/restore     replication traffic flows again
+    POST   /topics/{topic}/partitions/{p}/leader {"broker": 2}   move leadership to a live ISR member (409 if not)
     POST   /wait        {"leaders": true, "timeout_ms": 10000}   every partition has a live leader
+    POST   /wait        {"full_isr": true, "timeout_ms": 10000}  ... and every replica in its ISR
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from importlib import resources
 import os
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .errors import ErrorCode, KafkaError
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 log = logging.getLogger("kbroker.control")
@@ -363,6 +369,21 @@ class ControlHttpServer:
                     and hasattr(c, "stop_broker"):
                 await (c.stop_broker(path[1]) if path[2] == "stop" else c.start_broker(path[1]))
                 return 200, {"started" if path[2] == "start" else "stopped": True}
+            elif len(path) == 3 and path[0] == "brokers" and path[2] == "kill" and method == "POST" \
+                    and hasattr(c, "kill_broker"):
+                await c.kill_broker(path[1])
+                return 200, {"killed": True}
+            elif len(path) == 3 and path[0] == "brokers" and path[2] in ("cut-off", "restore") and method == "POST" \
+                    and hasattr(c, "cut_off"):
+                (c.cut_off if path[2] == "cut-off" else c.restore)(path[1])
+                return 200, {"cut_off": path[2] == "cut-off"}
+            elif len(path) == 5 and path[0] == "topics" and path[2] == "partitions" and path[4] == "leader" \
+                    and method == "POST" and hasattr(c, "move_leader"):
+                try:
+                    c.move_leader(path[1], int(path[3]), (body or {})["broker"])
+                except KafkaError as e:
+                    raise HttpError(409, f"{ErrorCode(e.code).name}: {e.message}") from None
+                return 200, {"leader": int((body or {})["broker"])}
             elif method == "GET" and path in ([], ["index.html"]):
                 return 200, static_file("index.html")
             elif method == "GET" and len(path) == 2 and path[0] == "static":

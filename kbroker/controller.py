@@ -45,9 +45,6 @@ from .errors import ErrorCode, KafkaError
 log = logging.getLogger("kbroker.controller")
 
 NO_LEADER = -1
-# Until followers fetch from leaders (the replication slice), a partition has one replica: a larger factor
-# that the cluster could place is refused rather than promised and not kept.
-MAX_REPLICATION_FACTOR = 1
 PRODUCER_ID_BLOCK_SIZE = 1000  # Kafka's ProducerIdManager hands out blocks of 1000 ids too
 
 
@@ -229,14 +226,65 @@ def place_replicas(brokers: list[int], num_partitions: int, replication_factor: 
                          f"Unable to replicate the partition {replication_factor} time(s): The target replication "
                          f"factor of {replication_factor} cannot be reached because only {len(brokers)} broker(s) "
                          "are registered or some brokers have all their log directories cordoned.")
-    if replication_factor > MAX_REPLICATION_FACTOR:
-        raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
-                         f"Unable to replicate the partition {replication_factor} time(s): kbroker does not "
-                         f"replicate partitions yet (at most {MAX_REPLICATION_FACTOR} replica).")
     if start is None:
         start = random.randrange(len(brokers))
     return [[brokers[(start + p + r) % len(brokers)] for r in range(replication_factor)]
             for p in range(first_partition, first_partition + num_partitions)]
+
+
+# -- election rules ------------------------------------------------------------------------------------------
+#
+# Pure functions of a partition's state and the live brokers, so that every controller (this in-process one,
+# the PostgreSQL one) elects alike; each returns what to write with ``alter_partition``.
+
+def choose_leader(replicas: list[int], isr: list[int], live, unclean: bool = False) -> tuple[int, list[int]]:
+    """(leader, ISR) for a partition that needs a leader, as Kafka's offline-partition election: the first
+    replica in assignment order that is in the ISR and alive; else, with ``unclean.leader.election.enable``,
+    the first live replica, which becomes the whole ISR (what it lacks is lost); else no leader and the ISR
+    unchanged, so the partition comes back with the last in-sync replica."""
+    for r in replicas:
+        if r in isr and r in live:
+            return r, list(isr)
+    if unclean:
+        for r in replicas:
+            if r in live:
+                return r, [r]
+    return NO_LEADER, list(isr)
+
+
+def isr_without(isr: list[int], node: int) -> list[int]:
+    """The ISR once ``node`` is gone (stopped, killed, fenced): without it, unless it is the last member
+    (Kafka never empties the ISR: the partition waits for that replica, the only one known to have
+    everything)."""
+    rest = [r for r in isr if r != node]
+    return rest if rest else list(isr)
+
+
+def leader_and_isr_without(p: PartitionRegistration, node: int, live, unclean: bool = False) -> tuple[int, list[int]]:
+    """(leader, ISR) of ``p`` once broker ``node`` is gone: out of the ISR, and if it led, a new leader
+    chosen from the rest (``choose_leader``); none: no leader, and the ISR keeps its last member."""
+    isr = isr_without(p.isr, node)
+    if p.leader not in (node, NO_LEADER):
+        return p.leader, isr
+    leader, new_isr = choose_leader(p.replicas, [r for r in isr if r != node],
+                                    [r for r in live if r != node], unclean)
+    return (NO_LEADER, isr) if leader == NO_LEADER else (leader, new_isr)
+
+
+def check_leader_move(p: PartitionRegistration, target: int, live) -> None:
+    """Moving leadership to ``target`` (a preferred-replica election, the control plane's move) needs it to
+    be a live member of the ISR, as Kafka's ElectLeaders does: else ELIGIBLE_LEADERS_NOT_AVAILABLE."""
+    if target not in p.replicas or target not in p.isr or target not in live:
+        raise KafkaError(ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE,
+                         f"broker {target} is not a live in-sync replica (replicas {p.replicas}, ISR {p.isr})")
+
+
+def check_isr(p: PartitionRegistration, leader: int, isr: list[int]) -> None:
+    """An ISR a leader asks for names only replicas, without repeats, and includes the leader (Kafka's
+    AlterPartition validation; INVALID_REQUEST otherwise)."""
+    if not isr or len(set(isr)) != len(isr) or not set(isr) <= set(p.replicas) or \
+            (leader != NO_LEADER and leader not in isr):
+        raise KafkaError(ErrorCode.INVALID_REQUEST, f"invalid ISR {isr} for leader {leader} and replicas {p.replicas}")
 
 
 # -- rules every controller applies (pure: the in-process and the PostgreSQL controllers share them) ---------
@@ -257,10 +305,6 @@ def check_assignments(assignments: list[list[int]], known: set[int]) -> None:
         if not replicas or len(set(replicas)) != len(replicas) or not set(replicas) <= known:
             raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                              f"Replica assignment for partition {i} names unknown or repeated brokers")
-        if len(replicas) > MAX_REPLICATION_FACTOR:
-            raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
-                             f"Unable to replicate the partition {len(replicas)} time(s): kbroker does not "
-                             f"replicate partitions yet (at most {MAX_REPLICATION_FACTOR} replica).")
 
 
 def new_partitions(replicas: list[list[int]], live: set[int]) -> list[PartitionRegistration]:
@@ -377,6 +421,8 @@ class InProcessController(ImageReads, Controller):
         self._legacy: list[TopicRegistration] = []  # written by one broker before clusters: no replicas yet
         self._coordinator: int | None = self._doc.get("coordinator_id")
         self._change_waiters: list[asyncio.Future] = []
+        # unclean.leader.election.enable of topics that do not set it (the brokers' default)
+        self.unclean_leader_election_default = "false"
         if "cluster_id" not in self._doc:
             self._doc["cluster_id"] = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             self._record_fact("cluster_id")
@@ -485,12 +531,16 @@ class InProcessController(ImageReads, Controller):
         for topic in listener_topics:
             listener.on_topic_change(topic)  # the new broker's image, before anything is elected
         self._notify_brokers()
+        live = set(self.live_broker_ids())
         for topic in listener_topics:
             changed = False
+            unclean = self.unclean_leader_election(topic)
             for index, p in enumerate(topic.partitions):
-                if p.leader == NO_LEADER and node in p.isr:
-                    self._elect(topic, index, node)
-                    changed = True
+                if p.leader == NO_LEADER and node in p.replicas:
+                    leader, isr = choose_leader(p.replicas, p.isr, live, unclean)
+                    if leader != NO_LEADER:
+                        self._elect(topic, index, leader, isr)
+                        changed = True
             if changed:
                 self._record_topic(topic)
                 self._notify(topic)
@@ -505,23 +555,30 @@ class InProcessController(ImageReads, Controller):
         log.info("broker %d stopped", node_id)
 
     def _unregister(self, node_id: int) -> None:
+        """The broker is gone (a clean stop or a kill, as Kafka's controller fences a broker whose session
+        ended): it leaves every ISR but the last, and the partitions it led elect a new leader from their ISR
+        (``leader_and_isr_without``)."""
         live = set(self.live_broker_ids())
         for topic in list(self._topics.values()):
             changed = False
+            unclean = self.unclean_leader_election(topic)
             for index, p in enumerate(topic.partitions):
-                if p.leader != node_id:
+                if node_id not in p.replicas:
                     continue
-                # Another in-sync replica takes over; the last one stays in the ISR with no leader (Kafka
-                # never empties the ISR, so the partition comes back when that replica does).
-                others = [r for r in p.isr if r != node_id and r in live]
-                self._elect(topic, index, others[0] if others else NO_LEADER,
-                            isr=[r for r in p.isr if r != node_id] if others else p.isr)
-                changed = True
+                leader, isr = leader_and_isr_without(p, node_id, live, unclean)
+                if (leader, isr) != (p.leader, p.isr):
+                    self._elect(topic, index, leader, isr)
+                    changed = True
             if changed:
                 self._record_topic(topic)  # once per topic, not per partition: a broker may lead thousands
                 self._notify(topic)  # the leaving broker too: it stops leading before it stops serving
         self._listeners.pop(node_id, None)
         self._notify_brokers()
+
+    def unclean_leader_election(self, topic: TopicRegistration) -> bool:
+        """The topic's ``unclean.leader.election.enable``, else the cluster's default."""
+        return topic.configs.get("unclean.leader.election.enable",
+                                 self.unclean_leader_election_default) == "true"
 
     def _elect(self, topic: TopicRegistration, index: int, leader: int, isr: list[int] | None = None) -> None:
         """The controller's own change, at the epochs it holds; the caller persists."""
@@ -536,6 +593,7 @@ class InProcessController(ImageReads, Controller):
         topic = self._topics.get(name)
         if topic is None or not 0 <= index < len(topic.partitions):
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{name}-{index}")
+        check_isr(topic.partitions[index], leader, isr)
         p = self._alter(topic, index, leader_epoch, partition_epoch, leader, isr)
         self._notify(topic)
         return p

@@ -138,10 +138,32 @@ class Broker:
         self._require_cluster()
         self.call(self._cluster.start_broker, node_id)
 
-    def wait_for_leaders(self, timeout_s: float = 10.0) -> bool:
-        """True once every partition of the cluster has a live leader."""
+    def kill_broker(self, node_id: int) -> None:
+        """Kill one broker: connections dropped, nothing flushed, no controlled shutdown; the controller
+        elects new leaders from the ISR of the partitions it led."""
         self._require_cluster()
-        return self.call(self._cluster.wait_for_leaders, timeout_s)
+        self.call(self._cluster.kill_broker, node_id)
+
+    def cut_off(self, node_id: int) -> None:
+        """Cut a broker off from the others' replication traffic (clients still reach it)."""
+        self._require_cluster()
+        self.call(self._cluster.cut_off, node_id)
+
+    def restore(self, node_id: int) -> None:
+        """Let a cut-off broker's replication traffic flow again."""
+        self._require_cluster()
+        self.call(self._cluster.restore, node_id)
+
+    def move_leader(self, topic: str, partition: int, node_id: int) -> None:
+        """Make a live ISR member the partition's leader (KafkaError ELIGIBLE_LEADERS_NOT_AVAILABLE if not)."""
+        self._require_cluster()
+        self.call(self._cluster.move_leader, topic, partition, node_id)
+
+    def wait_for_leaders(self, timeout_s: float = 10.0, full_isr: bool = False) -> bool:
+        """True once every partition of the cluster has a live leader (``full_isr``: and every replica in
+        its ISR); False after ``timeout_s``."""
+        self._require_cluster()
+        return self.call(self._cluster.wait_for_leaders, timeout_s, full_isr)
 
     def _require_cluster(self) -> ClusterServers:
         if self._cluster is None:

@@ -303,13 +303,26 @@ class _Collector:
         parts = GaugeMetricFamily("kafka_controller_kafkacontroller_globalpartitioncount",
                                   "partitions (GlobalPartitionCount)")
         under = GaugeMetricFamily("kafka_server_replicamanager_underreplicatedpartitions",
-                                  "under-replicated partitions (UnderReplicatedPartitions): one broker, none")
+                                  "partitions led here whose ISR lacks a replica (UnderReplicatedPartitions)")
         offline = GaugeMetricFamily("kafka_controller_kafkacontroller_offlinepartitionscount",
-                                    "offline partitions (OfflinePartitionsCount): one broker, none")
-        n_parts = 0
+                                    "partitions without a live leader, on the controller (OfflinePartitionsCount)")
+        shrinks = CounterMetricFamily("kafka_server_replicamanager_isrshrinks",
+                                      "ISR shrinks by this broker as leader (IsrShrinksPerSec)")
+        expands = CounterMetricFamily("kafka_server_replicamanager_isrexpands",
+                                      "ISR expansions by this broker as leader (IsrExpandsPerSec)")
+        n_parts = n_under = n_offline = n_shrinks = n_expands = 0
+        live = set(state.controller.live_broker_ids())
         for name, topic in sorted(state.topics.by_name.items()):
             for p in topic.partitions:
                 n_parts += 1
+                if p.leader_id not in live:
+                    n_offline += 1
+                if p.log is None:
+                    continue  # not a replica here
+                if p.is_leader and len(p.isr) < len(p.replicas):
+                    n_under += 1
+                n_shrinks += p.isr_shrinks
+                n_expands += p.isr_expands
                 labels = [name, str(p.index)]
                 families["logstartoffset"].add_metric(labels, p.log_start_offset)
                 families["logendoffset"].add_metric(labels, p.log_end_offset)
@@ -318,10 +331,12 @@ class _Collector:
                 hw.add_metric(labels, p.high_watermark)
         count.add_metric([], len(state.topics.by_name))
         parts.add_metric([], n_parts)
-        under.add_metric([], 0)
-        offline.add_metric([], 0)
+        under.add_metric([], n_under)
+        offline.add_metric([], n_offline if state.controller.controller_id == state.node_id else 0)
+        shrinks.add_metric([], n_shrinks)
+        expands.add_metric([], n_expands)
         yield from families.values()
-        yield from (hw, count, parts, under, offline)
+        yield from (hw, count, parts, under, offline, shrinks, expands)
 
     def _groups(self, state):
         coordinator = state.groups

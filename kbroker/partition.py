@@ -18,22 +18,44 @@ NOT_LEADER_OR_FOLLOWER for a partition this broker does not lead, with the leade
 becoming the leader (Kafka's makeLeader) starts a leader epoch in the log; losing leadership wakes the
 long-polling fetches so they answer at once.
 
-The high watermark. On one broker the leader is the whole in-sync replica set, so the high watermark is
-the log end offset as soon as an append is written: ``_maybe_increment_leader_hw`` says so, and it is
-the only place that does (after every append and marker, and when the partition becomes leader at
-start-up). A replicated partition changes this one method to the smallest log end offset of its ISR.
+Replication (Kafka's Partition as leader). The leader keeps a ``ReplicaState`` per follower: the offset
+the follower last fetched from (its log end offset) and the last time it had caught up with the leader
+(``update_follower_fetch_state``, called by the Fetch handler for a follower's fetch). From them:
+
+- the high watermark: ``_maybe_increment_leader_hw`` is the one place it advances, to the smallest log end
+  offset over the ISR, the leader's own included (a follower that has not fetched since this broker became
+  leader counts as unknown, so the HW waits for it). With the leader alone in the ISR (one broker, or a
+  partition whose followers fell out) that is the log end offset as soon as an append is written, so the
+  single-broker path costs one length check more than before.
+- the ISR: a follower that fetches at or past the high watermark (and past the start of the current leader
+  epoch) joins it (``_maybe_expand_isr``, Kafka's maybeExpandIsr); one that has not caught up with the
+  leader's log end for ``replica.lag.time.max.ms`` leaves it (``maybe_shrink_isr``, run periodically by the
+  broker). Both ask the controller (``alter_partition``, compare-and-set on the epochs); the answer comes
+  back through ``update`` before the call returns (in process).
+- acks=all: ``wait_for_high_watermark(offset, timeout_s)``, an awaitable woken when the high watermark moves
+  (Kafka's DelayedProduce), and ``check_enough_replicas`` (Kafka's checkEnoughReplicasReachOffset).
+
+As a follower (the broker is a replica, not the leader) the partition takes the leader's batches as they are
+(``append_as_follower``: offsets and epochs already set), the leader's high watermark capped at its own log
+end, and the leader's log start offset; the replica fetcher (replica_fetcher.py) drives it, and truncates it
+(``truncate_to``) where it diverged from the leader.
 
 Concurrency: everything here runs on the event loop, and appends do not await, so no two appends to a
 partition interleave. Fetchers waiting for data register a future with ``wait_for_append``; an append wakes
-all of them at once (no timers that poll).
+all of them at once (no timers that poll). acks=all produces wait on ``wait_for_high_watermark``, woken
+when the high watermark moves or leadership is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
 from .errors import ErrorCode, KafkaError
 from .log.unified_log import UnifiedLog
+
+log = logging.getLogger("kbroker.partition")
 
 NO_EPOCH = -1  # a request's current leader epoch when the client has none (RecordBatch.NO_PARTITION_LEADER_EPOCH)
 
@@ -66,23 +88,75 @@ def get_partition_or_error(topic, index: int, current_leader_epoch: int | None =
     return partition
 
 
+class ReplicaState:
+    """What the leader knows of one follower (Kafka's Replica): its log end offset as of its last fetch (-1:
+    unknown since this broker became leader) and when it last had caught up with the leader."""
+    __slots__ = ("log_end_offset", "last_caught_up_ms", "last_fetch_ms", "last_fetch_leader_end_offset")
+
+    def __init__(self, now_ms: float):
+        self.log_end_offset = -1
+        self.last_caught_up_ms = now_ms  # an ISR member is given a full lag period from the leader change
+        self.last_fetch_ms = now_ms
+        self.last_fetch_leader_end_offset = -1
+
+    def update(self, fetch_offset: int, leader_end_offset: int, now_ms: float) -> None:
+        """A fetch at ``fetch_offset`` (Kafka's Replica.updateFetchState): caught up now if it reached the
+        leader's log end; caught up as of its previous fetch if it reached what the leader had then."""
+        if fetch_offset >= leader_end_offset:
+            self.last_caught_up_ms = max(self.last_caught_up_ms, now_ms)
+        elif fetch_offset >= self.last_fetch_leader_end_offset:
+            self.last_caught_up_ms = max(self.last_caught_up_ms, self.last_fetch_ms)
+        self.log_end_offset = fetch_offset
+        self.last_fetch_leader_end_offset = leader_end_offset
+        self.last_fetch_ms = now_ms
+
+    def caught_up(self, leader_end_offset: int, now_ms: float, lag_ms: float) -> bool:
+        """Kafka's isCaughtUp: it has the whole log, or had caught up within ``replica.lag.time.max.ms``."""
+        return self.log_end_offset == leader_end_offset or now_ms - self.last_caught_up_ms <= lag_ms
+
+
+def now_ms() -> float:
+    return time.monotonic() * 1000.0
+
+
+def high_watermark_over(isr: list[int], leader_id: int, leader_end_offset: int, followers: dict) -> int:
+    """The smallest log end offset over the ISR (the leader's own is ``leader_end_offset``; a follower
+    without state counts as -1): where the high watermark may go."""
+    hw = leader_end_offset
+    for r in isr:
+        if r != leader_id:
+            state = followers.get(r)
+            end = state.log_end_offset if state is not None else -1
+            if end < hw:
+                hw = end
+    return hw
+
+
 class Partition:
     __slots__ = ("topic", "index", "log", "leader_epoch", "_waiters", "changes", "node_id", "leader_id",
-                 "replicas", "isr", "partition_epoch")
+                 "replicas", "isr", "partition_epoch", "controller", "followers", "_hw_waiters",
+                 "leader_epoch_start_offset", "on_follower_change", "isr_shrinks", "isr_expands")
 
     def __init__(self, topic, index: int, store, leader_epoch: int = 0, changes=None, node_id: int = 0,
-                 registration=None):
+                 registration=None, controller=None):
         """``store``: the partition's log store (``LogStore.open_log``), None when this broker is not one of
         its replicas; the partition makes its log of it. ``registration``: the controller's state of the
         partition (``controller.PartitionRegistration``); without one, this broker is its only replica and
-        leader (a partition outside a cluster, as unit tests make them)."""
+        leader (a partition outside a cluster, as unit tests make them). ``controller``: where ISR changes
+        are asked for (None: the ISR never changes)."""
         self.changes = changes
         self.topic = topic  # the Topic this partition belongs to
         self.index = index
         self.node_id = node_id
+        self.controller = controller
         self.log = None if store is None else \
             UnifiedLog(f"{topic.name}-{index}" if topic is not None else str(index), store)
         self._waiters: list[asyncio.Future] = []
+        self._hw_waiters: list[tuple[int, asyncio.Future]] = []  # (offset, future): acks=all, by offset
+        self.followers: dict[int, ReplicaState] = {}  # as leader: the followers' states
+        self.leader_epoch_start_offset = 0
+        self.on_follower_change = None  # the replica fetcher manager's hook: called when it must (re)consider us
+        self.isr_shrinks = self.isr_expands = 0  # ISR changes this broker made as leader (metrics.py)
         if registration is None:
             self.replicas, self.isr, self.leader_id, self.partition_epoch = [node_id], [node_id], node_id, 0
             self.leader_epoch = leader_epoch
@@ -97,27 +171,171 @@ class Partition:
     def is_leader(self) -> bool:
         return self.log is not None and self.leader_id == self.node_id
 
+    @property
+    def is_follower(self) -> bool:
+        """A replica here that another live-or-not broker leads (or none does): it fetches when one does."""
+        return self.log is not None and self.leader_id != self.node_id
+
     def update(self, registration) -> None:
         """The controller's newer state of this partition (leader, epochs, ISR); see the module docstring."""
         was_leader = self.is_leader
+        old_epoch = self.leader_epoch
         self.replicas, self.isr = list(registration.replicas), list(registration.isr)
         self.leader_id, self.leader_epoch = registration.leader, registration.leader_epoch
         self.partition_epoch = registration.partition_epoch
         if self.is_leader:
-            self._make_leader()
+            if not was_leader or old_epoch != self.leader_epoch:
+                self._make_leader()
+            elif self._maybe_increment_leader_hw():  # the ISR shrank: the high watermark may move
+                self.wake_waiters()
         elif was_leader:
+            self.followers.clear()
             self.wake_waiters()  # long-polling fetches answer now; their next request is told of the new leader
+        if self.log is not None and self.on_follower_change is not None and \
+                (not self.is_leader or was_leader != self.is_leader or old_epoch != self.leader_epoch):
+            self.on_follower_change(self)
 
     def _make_leader(self) -> None:
-        """This broker leads the partition from now on, at ``leader_epoch`` (Kafka's makeLeader)."""
-        self.log.maybe_assign_epoch_start_offset(self.leader_epoch, self.log.log_end_offset)
-        self._maybe_increment_leader_hw()
+        """This broker leads the partition from now on, at ``leader_epoch`` (Kafka's makeLeader): the epoch
+        starts at the log end; the followers' positions are unknown until they fetch, and those in the ISR
+        get a full lag period from now."""
+        log = self.log
+        self.leader_epoch_start_offset = log.log_end_offset
+        log.maybe_assign_epoch_start_offset(self.leader_epoch, log.log_end_offset)
+        t = now_ms()
+        self.followers = {r: ReplicaState(t) for r in self.replicas if r != self.node_id}
+        if self._maybe_increment_leader_hw():
+            self.wake_waiters()
 
     def _maybe_increment_leader_hw(self) -> bool:
-        """The one place the high watermark advances: to the log end offset, since on one broker the leader
-        is the whole ISR. True if it moved."""
+        """The one place the high watermark advances: to the smallest log end offset of the ISR (the log
+        end offset at once when the leader is the whole ISR). True if it moved."""
         log = self.log
-        return log.maybe_increment_high_watermark(log.log_end_offset)
+        isr = self.isr
+        if len(isr) == 1:
+            return log.maybe_increment_high_watermark(log.log_end_offset)
+        return log.maybe_increment_high_watermark(
+            high_watermark_over(isr, self.node_id, log.log_end_offset, self.followers))
+
+    # -- the leader's view of its followers --------------------------------------------
+
+    def update_follower_fetch_state(self, replica_id: int, fetch_offset: int) -> None:
+        """A follower fetched at ``fetch_offset`` (it has everything before it): record it, then maybe let it
+        into the ISR and maybe move the high watermark (Kafka's Partition.updateFollowerFetchState)."""
+        state = self.followers.get(replica_id)
+        if state is None:
+            if replica_id not in self.replicas:
+                return
+            state = self.followers[replica_id] = ReplicaState(now_ms())
+        state.update(fetch_offset, self.log.log_end_offset, now_ms())
+        if replica_id not in self.isr:
+            self._maybe_expand_isr(replica_id, state)
+        if self._maybe_increment_leader_hw():
+            self.wake_waiters()
+
+    def _maybe_expand_isr(self, replica_id: int, state: ReplicaState) -> None:
+        """A follower at or past the high watermark and the start of this leader epoch is in sync again."""
+        end = state.log_end_offset
+        if end >= self.log.high_watermark and end >= self.leader_epoch_start_offset:
+            if self._alter_isr(self.isr + [replica_id]):
+                self.isr_expands += 1
+
+    def out_of_sync_replicas(self, lag_ms: float, t: float | None = None) -> list[int]:
+        """ISR members that have not caught up with the log end for ``lag_ms`` (Kafka's getOutOfSyncReplicas)."""
+        t = now_ms() if t is None else t
+        end = self.log.log_end_offset
+        out = []
+        for r in self.isr:
+            if r != self.node_id:
+                state = self.followers.get(r)
+                if state is not None and not state.caught_up(end, t, lag_ms):
+                    out.append(r)
+        return out
+
+    def maybe_shrink_isr(self, lag_ms: float, t: float | None = None) -> bool:
+        """Drop the ISR members that lag by more than ``replica.lag.time.max.ms``; True if it asked."""
+        if not self.is_leader or len(self.isr) == 1:
+            return False
+        lagging = self.out_of_sync_replicas(lag_ms, t)
+        if not lagging:
+            return False
+        if not self._alter_isr([r for r in self.isr if r not in lagging]):
+            return False
+        self.isr_shrinks += 1
+        return True
+
+    def _alter_isr(self, isr: list[int]) -> bool:
+        """Ask the controller for a new ISR at the epochs we know (AlterPartition); the change comes back
+        through ``update``. False if it was refused (a newer state is on its way) or there is no controller."""
+        if self.controller is None or self.topic is None:
+            return False
+        try:
+            self.controller.alter_partition(self.topic.name, self.index, self.leader_epoch, self.partition_epoch,
+                                            self.node_id, isr)
+        except KafkaError as e:
+            log.info("%s-%d: ISR change to %s refused: %s", self.topic.name, self.index, isr, e.message)
+            return False
+        return True
+
+    # -- acks=all ---------------------------------------------------------------------
+
+    def min_insync_replicas(self) -> int:
+        topic = self.topic
+        return int(topic.config("min.insync.replicas")) if topic is not None else 1
+
+    def check_enough_replicas(self, required_offset: int) -> int | None:
+        """Where an acks=all append that ends at ``required_offset`` stands (Kafka's
+        checkEnoughReplicasReachOffset): None while the high watermark is below it; then 0, or
+        NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below min.insync.replicas meanwhile;
+        NOT_LEADER_OR_FOLLOWER once this broker no longer leads."""
+        if not self.is_leader:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        if self.log.high_watermark < required_offset:
+            return None
+        isr = len(self.isr)
+        if isr < len(self.replicas) and isr < self.min_insync_replicas():  # a full ISR passed the append's check
+            return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        return 0
+
+    async def wait_for_high_watermark(self, offset: int, timeout_s: float | None) -> int:
+        """Wait until the high watermark reaches ``offset`` (every ISR member has everything before it):
+        0 then; NOT_LEADER_OR_FOLLOWER if this broker stops leading first; REQUEST_TIMED_OUT after
+        ``timeout_s`` (None: no limit). Woken by the high watermark's moves, never by a timer that polls."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while True:
+            if not self.is_leader:
+                return ErrorCode.NOT_LEADER_OR_FOLLOWER
+            if self.log.high_watermark >= offset:
+                return 0
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return ErrorCode.REQUEST_TIMED_OUT
+            fut = loop.create_future()
+            entry = (offset, fut)
+            self._hw_waiters.append(entry)
+            try:
+                await asyncio.wait_for(fut, remaining)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                if not fut.done() or fut.cancelled():
+                    try:
+                        self._hw_waiters.remove(entry)
+                    except ValueError:
+                        pass
+
+    def _wake_hw_waiters(self) -> None:
+        leading = self.is_leader
+        hw = self.log.high_watermark if leading else 0
+        keep = []
+        for offset, fut in self._hw_waiters:
+            if not leading or offset <= hw:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                keep.append((offset, fut))
+        self._hw_waiters = keep
 
     def check_current_leader_epoch(self, current_leader_epoch: int | None) -> int:
         """0, or FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH when the client's epoch is older / newer than
@@ -149,10 +367,15 @@ class Partition:
     # -- writes --------------------------------------------------------------
 
     def append(self, records, max_message_bytes: int, log_append_time: bool,
-               produce_version: int | None = None) -> tuple[int, int]:
+               produce_version: int | None = None, required_acks: int = 1) -> tuple[int, int]:
         """Append a producer's record batches as the leader (Kafka's appendRecordsToLeader); returns
-        (base offset, log append time or -1). Raises KafkaError (see ``UnifiedLog.append_as_leader``)."""
+        (base offset, log append time or -1). Raises KafkaError (see ``UnifiedLog.append_as_leader``), and
+        NOT_ENOUGH_REPLICAS for acks=all while the ISR is smaller than min.insync.replicas."""
         topic = self.topic
+        if required_acks == -1 and len(self.isr) < self.min_insync_replicas():
+            raise KafkaError(ErrorCode.NOT_ENOUGH_REPLICAS,
+                             f"The size of the current ISR {self.isr} is insufficient to satisfy the min.isr "
+                             f"requirement of {self.min_insync_replicas()} for partition {self.log.name}")
         compacted = topic is not None and "compact" in topic.config("cleanup.policy")
         bounds = None if topic is None or log_append_time else (
             int(topic.config("message.timestamp.before.max.ms")), int(topic.config("message.timestamp.after.max.ms")))
@@ -161,6 +384,25 @@ class Partition:
         self._maybe_increment_leader_hw()
         self.wake_waiters()
         return result
+
+    def append_as_follower(self, records, leader_high_watermark: int, leader_log_start_offset: int) -> int:
+        """The leader's batches, as they are (Kafka's appendRecordsToFollowerOrFutureReplica), then its high
+        watermark capped at our log end and its log start offset; returns the bytes appended."""
+        log = self.log
+        size = log.append_as_follower(records) if records else 0
+        hw = log.high_watermark
+        log.set_follower_high_watermark(leader_high_watermark)
+        if leader_log_start_offset > log.log_start_offset:
+            log.maybe_increment_log_start_offset(min(leader_log_start_offset, log.high_watermark))
+        if self.changes is not None and (size or hw != log.high_watermark):
+            self.changes.notify()
+        return size
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop this follower's records from ``offset`` on: what the leader does not have (KIP-101, KIP-279)."""
+        if offset < self.log.log_end_offset:
+            log.info("%s: truncating from %d to %d", self.log.name, self.log.log_end_offset, offset)
+        self.log.truncate_to(offset)
 
     def write_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int = 0) -> int:
         """Append a COMMIT or ABORT control batch for a producer's transaction; returns its offset."""
@@ -219,8 +461,12 @@ class Partition:
         return fut
 
     def wake_waiters(self) -> None:
-        """Answer whoever waits on this partition: the long-polling fetches (``wait_for_append``) and the
-        broker's change notifier. Called on an append, and by whoever deletes the partition or stops the broker."""
+        """Answer whoever waits on this partition: the long-polling fetches (``wait_for_append``), the acks=all
+        produces the high watermark has passed (all of them once this broker does not lead) and the broker's
+        change notifier. Called on an append, when the high watermark moves, and by whoever deletes the
+        partition or stops the broker."""
+        if self._hw_waiters:
+            self._wake_hw_waiters()
         if self._waiters:
             waiters, self._waiters = self._waiters, []
             for fut in waiters:

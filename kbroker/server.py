@@ -15,7 +15,10 @@ pipelining thousands of them takes turns with everybody else instead of holding 
 clients still pipeline: what they sent is answered in order, a few answers to a write.
 ``queued.max.request.bytes`` bounds the bytes of requests received and not yet answered over all
 connections (connections stop reading while it is reached); ``connections.max.idle.ms``,
-``max.connections``, ``max.connections.per.ip`` (connection_quotas.py) bound the connections.
+``max.connections``, ``max.connections.per.ip`` and the creation rates (connection_quotas.py) bound the
+connections: each listener socket has its own acceptor task, which stops taking connections while a limit
+holds it back, as Kafka's Acceptor does. Stored batches an answer names (FileRegions) go out by sendfile
+while the socket takes them; what it does not take waits in the segment file, not in memory (``_pump``).
 An idle connection holds no receive buffer (wire/framing.py).
 
 Authentication (security/authenticator.py): each connection has a Session. On a SASL listener nothing but
@@ -41,6 +44,7 @@ import inspect
 import itertools
 import logging
 import os
+import socket
 import struct
 import time
 
@@ -66,6 +70,9 @@ SCRATCH_POOL_BYTES = 64 * SCRATCH_BYTES  # receive buffers kept for the next con
 # every request costs a pipelining producer a third of its throughput (a loop turn and a poll per request);
 # half a millisecond keeps that cost small and another client's wait near one request's.
 TURN_BUDGET_S = 0.0005
+# Of an answer's stored batches that the socket did not take, the most read into memory at a time (server
+# _pump): a client that does not read holds about this much, not a whole answer of fetch.max.bytes.
+PENDING_CHUNK = 1 << 20
 _conn_ids = itertools.count(1)
 
 
@@ -74,7 +81,7 @@ class AuthenticationFailure(ProtocolViolation):
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
-    def __init__(self, server: "KafkaServer"):
+    def __init__(self, server: "KafkaServer", admitted: bool = False):
         self.server = server
         self.broker = server.broker
         self.session = Session(server.auth)
@@ -88,7 +95,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.read_paused = False
         self.closed = False
         self.failing = False  # authentication failed: the answer and the close wait for the delay
-        self.admitted = False  # counted by the connection quotas
+        self.admitted = admitted  # counted by the connection quotas (the acceptor did)
         self.id = next(_conn_ids)
         self.peer = "?"
         self.ip = "?"
@@ -102,6 +109,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._out_bytes = 0
         self._high_water = 65536  # the transport's, once there is one
         self._out_regions = False  # _out holds FileRegions (see _write_with_regions)
+        self._pending: collections.deque = collections.deque()  # answer pieces not yet given to the transport
+        self._pending_fds: list[int] = []  # our duplicates of segment fds, while regions are pending
         self.sendfile_fd: int | None = None  # the socket, on a connection that sends files itself
 
     def _max_frame_bytes(self) -> int:
@@ -122,13 +131,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if peer:
             self.ip = peer[0]
             self.peer = f"{peer[0]}:{peer[1]}"
-        refused = self.server.quotas.admit(self.ip, self.server.listener_name)
-        if refused is not None:
-            log.warning("refusing connection from %s: %s", self.peer, refused)
-            self.closed = True
-            transport.abort()
-            return
-        self.admitted = True
         listener = self.server.listener
         if listener is not None and listener.security_protocol == "SSL":
             self.session.principal = tls.peer_principal(transport.get_extra_info("ssl_object")) or \
@@ -141,6 +143,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def connection_lost(self, exc):
         self.closed = True
         self._drop_queue()
+        self._pending.clear()
+        self._release_files()
         self.reader.close()
         self.server.connections.discard(self)
         if self.admitted:
@@ -183,6 +187,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def resume_writing(self):
         self.write_paused = False
+        if self._pending:
+            try:
+                self._pump()
+            except (StorageError, OSError) as e:
+                self._fail_write(e)
+                return
         self._kick()
 
     # -- request processing --------------------------------------------------
@@ -198,7 +208,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.scheduled = False
         turn_ends = time.perf_counter() + TURN_BUDGET_S
         while True:
-            if self.busy or self.write_paused or self.closed or self.failing:
+            if self.busy or self.write_paused or self._pending or self.closed or self.failing:
                 return
             if not self.queue:
                 self._flush()
@@ -275,7 +285,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _maybe_resume_reading(self) -> None:
         """Read again once every request received is answered and the answers are (mostly) sent, unless
         the requests of all connections together hold queued.max.request.bytes."""
-        if not self.read_paused or self.closed or self.failing or self.busy or self.queue or self.write_paused:
+        if not self.read_paused or self.closed or self.failing or self.busy or self.queue or self.write_paused \
+                or self._pending:
             return
         if not self.server.may_read(self):
             return
@@ -443,13 +454,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._out = []
         self._out_bytes = 0
         self.last_active = time.monotonic()
-        if self._out_regions:
+        if self._out_regions or self._pending:  # behind pending pieces, in order
             self._out_regions = False
             try:
                 self._write_with_regions(out)
-            except (StorageError, OSError) as e:  # a segment file shorter than its region, or gone
-                log.error("connection %s from %s: %s", self.id, self.peer, e)
-                self._close("a stored batch could not be read")
+            except (StorageError, OSError) as e:
+                self._fail_write(e)
             return
         if len(out) == 1:
             self.transport.write(out[0])
@@ -457,39 +467,89 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.transport.writelines(out)
 
     def _write_with_regions(self, pieces: list) -> None:
-        """Send pieces some of which are FileRegions. On a plaintext connection whose transport has nothing
-        queued, straight to the socket: writev for bytes, sendfile for regions, in order. From the first
-        piece the socket does not take whole (and always over TLS), through the transport, the regions
-        read into memory; the transport then owns the rest, as it owns every other answer, so order and
-        back-pressure stay its business."""
+        """Send pieces some of which are FileRegions, in order, without holding more than a chunk of them in
+        memory: Kafka sends a FileRecords with transferTo as the socket takes it, so a client that reads
+        slowly costs it no memory. On a plaintext connection whose transport has nothing queued, straight
+        to the socket: writev for bytes, sendfile for regions. From the first piece the socket does not take
+        whole (and always over TLS), at most PENDING_CHUNK bytes at a time are read into memory and given to
+        the transport; the rest waits in ``_pending`` (its segment files held open by duplicated
+        descriptors, so a deleted or closed segment's bytes can still be sent) until the transport drains
+        (resume_writing). No request of the connection is handled meanwhile."""
+        self._pending.extend(pieces)
+        self._pump()
+
+    def _pump(self) -> None:
+        pending = self._pending
         fd = self.sendfile_fd
-        direct = fd is not None and self.transport.get_write_buffer_size() == 0
-        rest: list = []
-        run: list = []  # bytes pieces before the next region
-        for piece in pieces:
-            if not direct:
-                rest.append(piece)
-            elif type(piece) is not FileRegion:
-                run.append(piece)
-            else:
-                if run:
-                    left = _writev_all(fd, run)
-                    run = []
-                    if left:
-                        direct = False
-                        rest.extend(left)
-                        rest.append(piece)
-                        continue
-                sent = _sendfile_all(fd, piece)
-                if sent < piece.size:
-                    direct = False
-                    rest.append(piece.tail(sent))
-        rest.extend(run)
-        if rest:
-            pieces, buf = self._read_regions(rest)
-            self.transport.writelines(pieces)
+        while pending and not self.closed:
+            if fd is not None and self.transport.get_write_buffer_size() == 0:
+                self._send_direct(fd)
+                if not pending:
+                    break
+            chunk, size = [], 0
+            while pending and size < PENDING_CHUNK:
+                piece = pending.popleft()
+                n = piece.size if type(piece) is FileRegion else len(piece)
+                if size + n > PENDING_CHUNK and type(piece) is FileRegion:
+                    take = PENDING_CHUNK - size
+                    pending.appendleft(piece.tail(take))
+                    piece, n = FileRegion(piece.fd, piece.position, take, piece.last_offset), take
+                chunk.append(piece)
+                size += n
+            out, buf = self._read_regions(chunk)
+            self.transport.writelines(out)
             if buf is not None:
                 self.server.buffers.give(buf)
+            if self.write_paused:
+                break
+        if pending:
+            self._hold_files()
+        else:
+            self._release_files()
+
+    def _send_direct(self, fd: int) -> None:
+        """Write ``_pending`` straight to the socket until it is sent or the socket would block."""
+        pending = self._pending
+        while pending:
+            piece = pending[0]
+            if type(piece) is FileRegion:
+                sent = _sendfile_all(fd, piece)
+                if sent < piece.size:
+                    pending[0] = piece.tail(sent)
+                    return
+                pending.popleft()
+                continue
+            run = []
+            while pending and type(pending[0]) is not FileRegion:
+                run.append(pending.popleft())
+            left = _writev_all(fd, run)
+            if left:
+                pending.extendleft(reversed(left))
+                return
+
+    def _hold_files(self) -> None:
+        """The segment files of pending regions stay open for them (their own descriptors), whatever
+        happens to the segments meanwhile."""
+        own = set(self._pending_fds)
+        made: dict[int, int] = {}  # segment fd -> its duplicate, for the regions new in this call
+        for i, piece in enumerate(self._pending):
+            if type(piece) is FileRegion and piece.fd not in own:
+                dup = made.get(piece.fd)
+                if dup is None:
+                    dup = made[piece.fd] = os.dup(piece.fd)
+                    self._pending_fds.append(dup)
+                self._pending[i] = FileRegion(dup, piece.position, piece.size, piece.last_offset)
+
+    def _release_files(self) -> None:
+        if self._pending_fds:
+            for dup in self._pending_fds:
+                os.close(dup)
+            self._pending_fds = []
+
+    def _fail_write(self, e: Exception) -> None:
+        """A segment file shorter than its region, or gone."""
+        log.error("connection %s from %s: %s", self.id, self.peer, e)
+        self._close("a stored batch could not be read")
 
     def _read_regions(self, pieces: list) -> tuple[list, bytearray | None]:
         """``pieces`` with each FileRegion replaced by its bytes, read (one pread each) into one buffer from
@@ -542,7 +602,7 @@ SENDFILE = hasattr(os, "sendfile")
 
 def _writev_all(fd: int, pieces: list) -> list:
     """Write ``pieces`` to a non-blocking socket until it would block; returns what it did not take."""
-    pieces = [memoryview(p) for p in pieces]
+    pieces = [m for m in (memoryview(p).cast("B") for p in pieces) if len(m)]
     while pieces:
         try:
             n = os.writev(fd, pieces[:1024])
@@ -550,6 +610,8 @@ def _writev_all(fd: int, pieces: list) -> list:
             return pieces
         except OSError:
             return pieces  # the transport meets the same error and closes the connection
+        if n == 0:
+            return pieces
         while n and pieces:
             if n >= len(pieces[0]):
                 n -= len(pieces[0])
@@ -587,7 +649,8 @@ class KafkaServer:
         self.auth = auth
         self.connections: set[KafkaConnection] = set()
         self.tasks: set[asyncio.Task] = set()
-        self.server: asyncio.base_events.Server | None = None
+        self.sockets: list[socket.socket] = []  # listening
+        self._acceptors: list[asyncio.Task] = []
         self.buffers = BufferPool()  # large buffers the connections use again (wire/buffer_pool.py)
         # Receive buffers of connections with bytes arriving; an idle connection holds none.
         self.scratch = ScratchPool(SCRATCH_POOL_BYTES)
@@ -634,7 +697,7 @@ class KafkaServer:
         if idle_s > 0:
             deadline = time.monotonic() - idle_s
             for conn in [c for c in self.connections if c.last_active < deadline]:
-                if conn.busy or conn.queue or conn.closed or conn.transport.get_write_buffer_size():
+                if conn.busy or conn.queue or conn._pending or conn.closed or conn.transport.get_write_buffer_size():
                     continue
                 conn._close(f"idle for more than connections.max.idle.ms ({idle_s * 1000:.0f})", logging.DEBUG)
         self._schedule_reaper()
@@ -649,19 +712,101 @@ class KafkaServer:
             self.request_log.record(conn, header)
 
     async def start(self, host: str, port: int, ssl=None) -> tuple[str, int]:
-        """``ssl``: an SSLContext for a TLS listener (the handshake happens before connection_made)."""
+        """Bind and listen on every address ``host`` names (a port of 0: a free one, the same for all), and
+        accept in an acceptor task per socket. ``ssl``: an SSLContext for a TLS listener (the handshake
+        happens before connection_made). The acceptors are kbroker's own, not asyncio's create_server,
+        because Kafka's acceptor stops taking connections while a limit holds it back (connection_quotas.py)
+        and asyncio's server cannot be paused."""
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: KafkaConnection(self), host, port,
-                                               reuse_address=True, backlog=1024, ssl=ssl)
-        sock = self.server.sockets[0]
-        addr = sock.getsockname()
+        infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        seen = set()
+        try:
+            for family, kind, proto, _, addr in infos:
+                if (family, addr[0]) in seen:
+                    continue
+                seen.add((family, addr[0]))
+                sock = socket.socket(family, kind, proto)
+                self.sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port == 0 and len(self.sockets) > 1:
+                    addr = (addr[0], self.sockets[0].getsockname()[1]) + tuple(addr[2:])
+                sock.bind(addr)
+                sock.listen(1024)
+                sock.setblocking(False)
+        except OSError:
+            for sock in self.sockets:
+                sock.close()
+            self.sockets.clear()
+            raise
+        self.quotas.servers.add(self)
+        for sock in self.sockets:
+            self._acceptors.append(loop.create_task(self._accept_loop(sock, ssl)))
         self._schedule_reaper()
+        addr = self.sockets[0].getsockname()
         return addr[0], addr[1]
+
+    async def _accept_loop(self, sock: socket.socket, ssl) -> None:
+        """Kafka's Acceptor: take a connection from the backlog, wait for its slot (the creation rates and
+        max.connections; connection_quotas.py), count it against max.connections.per.ip, and serve it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, addr = await loop.sock_accept(sock)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                continue
+            except OSError as e:  # out of file descriptors, mostly: asyncio's own server waits a second too
+                log.error("listener %s cannot accept a connection: %s", self.listener_name or "", e)
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await self.quotas.wait_for_connection_slot(self.listener_name)
+            except BaseException:
+                conn.close()
+                raise
+            ip = addr[0]
+            refused = self.quotas.admit(ip, self.listener_name)
+            if refused is not None:
+                log.info("refusing connection from %s:%s: %s", ip, addr[1], refused)
+                conn.close()
+                continue
+            if ssl is None:  # ready on the loop's next turn: no task of its own (an idle connection stays small)
+                await self._serve(conn, ip, None)
+                continue
+            task = loop.create_task(self._serve(conn, ip, ssl))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _serve(self, conn: socket.socket, ip: str, ssl) -> None:
+        """Hand an admitted socket to a KafkaConnection (after the TLS handshake, on a TLS listener); a
+        socket that never becomes one gives its slot back."""
+        protocol = None
+
+        def factory():
+            nonlocal protocol
+            protocol = KafkaConnection(self, admitted=True)
+            return protocol
+
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(factory, conn, ssl=ssl)
+        except Exception as e:  # noqa: BLE001  a failed TLS handshake, a connection reset meanwhile
+            log.info("connection from %s not served: %s", ip, e)
+            if protocol is None or protocol.transport is None:
+                self.quotas.release(ip, self.listener_name)
+            conn.close()
 
     async def stop(self, grace_s: float = 3.0) -> None:
         """Stop accepting, let requests in flight finish (up to a deadline), then close connections."""
-        if self.server is not None:
-            self.server.close()
+        for task in self._acceptors:
+            task.cancel()
+        if self._acceptors:
+            await asyncio.gather(*self._acceptors, return_exceptions=True)
+        self._acceptors.clear()
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
+        self.quotas.servers.discard(self)
         if self._reaper is not None:
             self._reaper.cancel()
         if self.tasks:
@@ -669,8 +814,3 @@ class KafkaServer:
         for conn in list(self.connections):
             if conn.transport is not None:
                 conn.transport.close()
-        if self.server is not None:
-            try:
-                await asyncio.wait_for(self.server.wait_closed(), timeout=1.0)
-            except asyncio.TimeoutError:
-                pass

@@ -145,6 +145,8 @@ class TopicManager:
         self.version = 0
         self._colliding: dict[str, set[str]] = {}  # collision_key -> names of topics that have it (the image's)
         self._prepared: dict[tuple[uuid.UUID, int], object] = {}  # logs a creation opened, for ``apply``
+        # Called with a local partition whose leadership changed (the replica fetcher manager's hook).
+        self.on_follower_change = None
 
     # -- the controller's changes, applied to this broker's image ------------------------------------------
 
@@ -175,8 +177,13 @@ class TopicManager:
                 if store is None:
                     cfg = cfg or topic.log_config()
                     store = self.log_store.open_log(topic.name, topic.topic_id, i, cfg)
-            topic.partitions.append(Partition(topic, i, store, changes=self.changes, node_id=self.node_id,
-                                              registration=preg))
+            p = Partition(topic, i, store, changes=self.changes, node_id=self.node_id, registration=preg,
+                          controller=self.controller)
+            topic.partitions.append(p)
+            if store is not None and self.on_follower_change is not None:
+                p.on_follower_change = self.on_follower_change
+                if p.is_follower:
+                    self.on_follower_change(p)
         return topic
 
     def remove(self, topic: Topic) -> None:

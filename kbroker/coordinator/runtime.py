@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from ..errors import ErrorCode, KafkaError
@@ -39,6 +39,7 @@ log = logging.getLogger("kbroker.coordinator.runtime")
 OFFSETS_TOPIC = "__consumer_offsets"
 TRANSACTION_STATE_TOPIC = "__transaction_state"
 READ_CHUNK_BYTES = 1 << 20
+REPLICATION_TIMEOUT_S = 5.0  # Kafka's offsets.commit.timeout.ms / the coordinator runtime's write timeout
 
 
 def java_string_hash(s: str) -> int:
@@ -76,13 +77,18 @@ class CoordinatorLog:
         self.last_offset = base + len(records) - 1
         return self.last_offset
 
-    def wait_replicated(self, offset: int | None = None) -> Awaitable[None]:
+    async def wait_replicated(self, offset: int | None = None) -> None:
         """Completes once the record at ``offset`` (default: the last appended) is below the high watermark:
-        replicated to the ISR. The one place a coordinator waits for replication; with one replica the high
-        watermark moved on the append. (A replicated partition connects its high-watermark wait here.)"""
-        fut = asyncio.get_running_loop().create_future()
-        fut.set_result(None)
-        return fut
+        replicated to the ISR (at once with one replica). The one place a coordinator waits for replication.
+        Raises KafkaError with the code Kafka's coordinators answer when the write cannot be confirmed:
+        NOT_COORDINATOR when this broker stops leading the partition meanwhile, COORDINATOR_NOT_AVAILABLE
+        after ``REPLICATION_TIMEOUT_S`` (Kafka: offsets.commit.timeout.ms, 5 s)."""
+        target = (self.last_offset if offset is None else offset) + 1
+        error = await self.partition.wait_for_high_watermark(target, REPLICATION_TIMEOUT_S)
+        if error == ErrorCode.NOT_LEADER_OR_FOLLOWER:
+            raise KafkaError(ErrorCode.NOT_COORDINATOR, "the coordinator's partition moved to another broker")
+        if error:
+            raise KafkaError(ErrorCode.COORDINATOR_NOT_AVAILABLE, "the write was not replicated in time")
 
     def replay(self, apply: Callable[[int, bytes, bytes | None], None], up_to: int | None = None) -> int:
         """Calls ``apply(offset, key, value)`` for every keyed data record from the log start to ``up_to``

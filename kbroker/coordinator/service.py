@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 
-from ..errors import ErrorCode
+from ..errors import ErrorCode, KafkaError
 from .group import GroupCoordinator, ListGroupsResult
 from .runtime import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, CoordinatorShards, partition_for
 from .transaction import InitResult, TransactionCoordinator
@@ -194,6 +194,23 @@ async def _done() -> None:
 
 async def when_written(written: Awaitable[None], response):
     """``response``, once ``written`` (a coordinator's ``written(key)``) says its change is replicated: how a
-    handler answers a change only when a new coordinator would load it."""
-    await written
+    handler answers a change only when a new coordinator would load it. If the write cannot be confirmed
+    (the coordinator moved, replication timed out), every error code of the answer carries the error, as
+    Kafka's coordinators answer each partition or the request with it."""
+    try:
+        await written
+    except KafkaError as e:
+        _set_error_codes(response, e.code)
     return response
+
+
+def _set_error_codes(message, code: int) -> None:
+    """Set ``code`` in every ``error_code`` field of ``message`` and of the structs in its lists."""
+    for name in getattr(message, "__slots__", ()):
+        value = getattr(message, name, None)
+        if name == "error_code":
+            setattr(message, name, code)
+        elif isinstance(value, list):
+            for item in value:
+                if hasattr(item, "__slots__"):
+                    _set_error_codes(item, code)

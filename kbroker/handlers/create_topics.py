@@ -1,6 +1,5 @@
 """CreateTopics (19): v2-7. Partition count (-1: ``num.partitions``), replication factor (-1:
-``default.replication.factor``; more than the live brokers, or more than one until replication lands,
-INVALID_REPLICATION_FACTOR), manual assignments naming registered brokers (INVALID_REPLICA_ASSIGNMENT), the
+``default.replication.factor``; more than the live brokers: INVALID_REPLICATION_FACTOR), manual assignments naming registered brokers (INVALID_REPLICA_ASSIGNMENT), the
 controller placing the partitions over the brokers (controller.py), configs checked
 against the topic config definitions (INVALID_CONFIG), ``validate_only``, Kafka's name rules
 (INVALID_TOPIC_EXCEPTION) and TOPIC_ALREADY_EXISTS. From v5 the response lists the topic's configs.
@@ -137,6 +136,8 @@ def _create_all(ctx, req: API.CreateTopicsRequest, refused: dict):
             name=ct.name, topic_id=topic.topic_id, error_code=0, error_message=None,
             num_partitions=len(topic.partitions) if not req.validate_only else
             (ct.num_partitions if ct.num_partitions > 0 else ctx.broker.config.num_partitions),
-            replication_factor=1, configs=configs, topic_config_error_code=config_error,
+            replication_factor=len(topic.partitions[0].replicas) if topic.partitions else
+            (ct.replication_factor if ct.replication_factor > 0 else ctx.broker.config.default_replication_factor),
+            configs=configs, topic_config_error_code=config_error,
         ))
     return R(throttle_time_ms=0, topics=results)

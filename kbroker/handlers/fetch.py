@@ -25,7 +25,16 @@ Fetch sessions (KIP-227) are refused the way a Kafka broker whose session cache 
 request to open a session (epoch 0) gets session id 0 and every fetch is a full fetch; an incremental fetch
 naming a session gets FETCH_SESSION_ID_NOT_FOUND.
 
-read_committed (isolation level 1) reads up to the last stable offset.
+read_committed (isolation level 1) reads up to the last stable offset; read_uncommitted up to the high
+watermark.
+
+A follower's fetch (``replica_id`` >= 0 before v15, ``ReplicaState.replica_id`` from v15, as Kafka's
+ReplicaFetcherThread sends them; replica_fetcher.py) reads up to the log end, not the high watermark. Before
+the read the leader records the follower's position (``Partition.update_follower_fetch_state``: its log end
+offset, when it last caught up), which may let it into the ISR and move the high watermark. From v12 a
+follower sends the epoch of its last batch (``last_fetched_epoch``): when that epoch ends earlier on the
+leader (or the leader never had it), the answer carries ``diverging_epoch`` (the leader's epoch and its end
+offset) and no records, and the follower truncates (Kafka's validateFetchOffsetAndMaybeGetDivergingEpoch).
 
 Records are read as regions of the segment files (FileRegion) where the store keeps files: the connection
 sends them with sendfile on plaintext, or reads them into a buffer it uses again (TLS); server.py.
@@ -59,10 +68,44 @@ def handle(ctx, req: API.FetchRequest):
     targets = _resolve(ctx, req)
     max_bytes = min(req.max_bytes, ctx.broker.config.fetch_max_bytes)
     min_bytes = min(req.min_bytes, max_bytes)
+    replica_id = replica_id_of(ctx.version, req)
+    if replica_id >= 0:
+        _record_follower_positions(ctx, req, targets, replica_id)
     response, size, read_error = _build(ctx, req, targets, max_bytes)
     if size >= min_bytes or req.max_wait_ms <= 0 or read_error or not _readable(targets):
         return response
     return _long_poll(ctx, req, targets, max_bytes, min_bytes)
+
+
+def replica_id_of(version: int, req) -> int:
+    """The fetching follower's node id; -1 for a consumer."""
+    if version >= 15:
+        state = req.replica_state
+        return state.replica_id if state is not None else -1
+    return req.replica_id
+
+
+def _diverging_epoch(ctx, p, fp):
+    """The leader's (epoch, end offset) when the follower's last fetched epoch ends earlier here, else None."""
+    if ctx.version < 12 or fp.last_fetched_epoch < 0:
+        return None
+    epoch, end = p.last_offset_for_leader_epoch(fp.last_fetched_epoch)
+    if epoch < fp.last_fetched_epoch or end < fp.fetch_offset:
+        return R.EpochEndOffset(epoch=epoch, end_offset=end)
+    return None
+
+
+def _record_follower_positions(ctx, req, targets, replica_id: int) -> None:
+    """A follower's fetch tells the leader where each of its logs ends (once per request, not per wake of
+    the long poll)."""
+    for _ft, parts in targets:
+        for fp, p in parts:
+            if isinstance(p, int) or not p.is_leader or _gone(ctx, p):
+                continue
+            if p.check_current_leader_epoch(fetch_epoch(fp.current_leader_epoch)):
+                continue
+            if p.log_start_offset <= fp.fetch_offset <= p.log_end_offset and _diverging_epoch(ctx, p, fp) is None:
+                p.update_follower_fetch_state(replica_id, fp.fetch_offset)
 
 
 def _resolve(ctx, req):
@@ -115,8 +158,10 @@ def _error_data(index: int, error: int, current_leader=None):
 
 
 def _build(ctx, req, targets, max_bytes: int):
-    """(response, bytes of records in it, whether reading a partition gave an error)."""
-    read_committed = req.isolation_level == 1
+    """(response, bytes of records in it, whether reading a partition gave an error or a diverging epoch:
+    either is answered at once, as Kafka's DelayedFetch completes on them)."""
+    follower = replica_id_of(ctx.version, req) >= 0
+    read_committed = req.isolation_level == 1 and not follower
     remaining = max_bytes if max_bytes > 0 else 0
     total = 0
     read_error = False
@@ -148,10 +193,17 @@ def _build(ctx, req, targets, max_bytes: int):
             start = p.log_start_offset
             records = b""
             aborted = None
+            diverging = None
             if err == 0:
                 offset = fp.fetch_offset
-                limit = lso if read_committed else hw
-                if offset < start or offset > p.log_end_offset:
+                if follower:
+                    limit = max_offset = p.log_end_offset
+                    diverging = _diverging_epoch(ctx, p, fp)
+                else:
+                    limit = max_offset = lso if read_committed else hw
+                if diverging is not None:
+                    read_error = True  # no records, answered at once: the follower truncates first
+                elif offset < start or offset > p.log_end_offset:
                     err = ErrorCode.OFFSET_OUT_OF_RANGE
                 elif offset < limit:
                     part_max = min(fp.partition_max_bytes, remaining)
@@ -159,7 +211,7 @@ def _build(ctx, req, targets, max_bytes: int):
                         # KIP-74: the first partition with data returns at least one whole batch.
                         try:
                             chunks = p.read(offset, part_max, min_one_batch=first_with_data,
-                                            max_offset=lso if read_committed else None, regions=True)
+                                            max_offset=max_offset, regions=True)
                         except (StorageError, OSError) as e:
                             # Its files could not be read: an error for this partition, as Kafka's
                             # KAFKA_STORAGE_ERROR, never the connection.
@@ -184,7 +236,7 @@ def _build(ctx, req, targets, max_bytes: int):
             rparts.append(R.PartitionData(
                 partition_index=fp.partition, error_code=err, high_watermark=hw, last_stable_offset=lso,
                 log_start_offset=start, aborted_transactions=aborted, preferred_read_replica=-1, records=records,
-                current_leader=hints.current_leader(topic, fp.partition, err),
+                current_leader=hints.current_leader(topic, fp.partition, err), diverging_epoch=diverging,
             ))
     return R(throttle_time_ms=0, error_code=0, session_id=0, responses=responses,
              node_endpoints=hints.node_endpoints()), total, read_error

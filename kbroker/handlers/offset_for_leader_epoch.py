@@ -1,7 +1,8 @@
 """OffsetForLeaderEpoch (23): v2-4 (KIP-101, KIP-320). Consumers validate their position after a leader
 change with it. The answer comes from the partition's leader-epoch cache as Kafka's: for the current epoch
 the log end offset, for an older one the largest epoch at or below it and the offset where the next began,
-for one above every epoch (-1, -1). kbroker is the only leader a partition has, at epoch 0. The current
+for one above every epoch (-1, -1). Followers (replica_fetcher.py, ``replica_id`` >= 0) ask it before they
+fetch after a leader change and truncate to the answer (KIP-101). The current
 leader epoch a client sends is checked (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH; -1: none).
 Authorisation: DESCRIBE on each topic, else TOPIC_AUTHORIZATION_FAILED (as KafkaApis for a consumer).
 """

@@ -2,10 +2,15 @@
 starts at 0, KAFKA-18659) and answered UNSUPPORTED_VERSION per partition, as Kafka 4 does (KIP-896).
 
 Each partition's records are validated and appended as the producer sent them (see log/unified_log.py). acks=0
-gets no response at all; acks=1 and acks=-1 are answered once the write is done (one broker: the leader is
-the whole ISR). A topic that does not exist is UNKNOWN_TOPIC_OR_PARTITION, whatever its name and whatever
-``auto.create.topics.enable`` says: as in Kafka (KafkaApis.handleProduceRequest), only Metadata auto-creates,
-and a client asks Metadata before it produces. v12 is v11 (KIP-890 only
+gets no response at all; acks=1 is answered once the leader's write is done. acks=-1 (all) is refused
+NOT_ENOUGH_REPLICAS before the append while the ISR is smaller than ``min.insync.replicas``; after the append
+it is answered once the high watermark passes the batch (Kafka's DelayedProduce: every ISR member has it),
+NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below ``min.insync.replicas`` meanwhile,
+NOT_LEADER_OR_FOLLOWER if leadership moved, REQUEST_TIMED_OUT after the request's ``timeout_ms``. When the
+leader is the whole ISR (one broker) the high watermark is already past the batch and the answer is
+immediate, with no waiting machinery. A topic that does not exist is UNKNOWN_TOPIC_OR_PARTITION, whatever its
+name and whatever ``auto.create.topics.enable`` says: as in Kafka (KafkaApis.handleProduceRequest), only
+Metadata auto-creates, and a client asks Metadata before it produces. v12 is v11 (KIP-890 only
 changes what a transaction v2 producer may rely on, and kbroker does not offer transaction v2); v13 names
 topics by id (KIP-516): an unknown id is UNKNOWN_TOPIC_ID, and ids are never auto-created.
 
@@ -24,6 +29,7 @@ INVALID_TOPIC_EXCEPTION, unless the client id is Kafka's admin tools' ``__admin_
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from ..errors import ErrorCode, KafkaError, RecordValidationError
@@ -68,6 +74,7 @@ def _has_transactional_records(req) -> bool:
 def handle(ctx, req: API.ProduceRequest) -> R | None:
     broker = ctx.broker
     responses = []
+    waiting = []  # acks=-1: (partition response, partition, offset the high watermark must reach)
     hints = LeaderHints(ctx, R)
     by_id = ctx.version >= 13
     if broker.authorizer is not None and _has_transactional_records(req) and (
@@ -113,7 +120,8 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
                 if "true" in (topic.config(VALUE_VALIDATION), topic.config(KEY_VALIDATION)):
                     validate_batches(broker.schema_registry, topic, pd.records)  # no registered id: INVALID_RECORD
                 base_offset, append_time = partition.append(pd.records, topic.max_message_bytes,
-                                                            topic.log_append_time, produce_version=ctx.version)
+                                                            topic.log_append_time, produce_version=ctx.version,
+                                                            required_acks=req.acks)
             except RecordValidationError as e:
                 parts.append(R.PartitionProduceResponse(
                     index=pd.index, error_code=e.code, base_offset=-1, log_append_time_ms=-1,
@@ -131,10 +139,36 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
                 log.error("storage error appending to %s-%d: %s", topic.name, pd.index, e)
                 parts.append(_partition_error(pd.index, ErrorCode.KAFKA_STORAGE_ERROR))
                 continue
-            parts.append(R.PartitionProduceResponse(
+            part = R.PartitionProduceResponse(
                 index=pd.index, error_code=0, base_offset=base_offset, log_append_time_ms=append_time,
                 log_start_offset=partition.log_start_offset,
-            ))
+            )
+            parts.append(part)
+            if req.acks == -1:
+                required = partition.log_end_offset
+                error = partition.check_enough_replicas(required)
+                if error is None:
+                    waiting.append((part, partition, required))
+                elif error:
+                    _fail(part, error)
     if req.acks == 0:
         return None
-    return R(responses=responses, throttle_time_ms=0, node_endpoints=hints.node_endpoints())
+    response = R(responses=responses, throttle_time_ms=0, node_endpoints=hints.node_endpoints())
+    if waiting:
+        return _delayed(response, waiting, req.timeout_ms / 1000.0)
+    return response
+
+
+def _fail(part, error: int) -> None:
+    part.error_code, part.base_offset, part.log_append_time_ms = error, -1, -1
+
+
+async def _delayed(response, waiting, timeout_s: float):
+    """acks=all: answer once every waiting partition's high watermark passed its batch, or the time is up."""
+    results = await asyncio.gather(*(p.wait_for_high_watermark(offset, timeout_s) for _part, p, offset in waiting))
+    for (part, p, offset), error in zip(waiting, results):
+        if error == 0:
+            error = p.check_enough_replicas(offset) or 0
+        if error:
+            _fail(part, error)
+    return response

@@ -3,9 +3,9 @@
 Kafka keeps this as ``LeaderEpochFileCache`` with a ``leader-epoch-checkpoint`` file beside the segments.
 kbroker keeps the same entries in memory and rebuilds them when a log is opened, from the partition leader
 epoch every stored batch carries in its header (``UnifiedLog`` scans the headers then anyway, for the
-producer state), so nothing new is written to the data directory. Today one broker leads every partition
-at epoch 0, so a log has one entry, (0, first offset); the rules below are Kafka's so that the cluster
-issue's leader changes and follower truncation can rely on them.
+producer state, and a follower as it appends the leader's batches), so nothing new is written to the data
+directory. Every leader change starts an epoch (controller.py); OffsetForLeaderEpoch answers from here and
+followers truncate by it (replica_fetcher.py). The rules below are Kafka's.
 
 - ``assign(epoch, start_offset)``: an append (or a new leader) at ``epoch``; a new entry only when the
   epoch differs from the latest or starts earlier, and entries that would break monotonicity (an epoch

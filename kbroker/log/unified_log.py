@@ -114,8 +114,6 @@ class UnifiedLog:
     def _load(self) -> None:
         """Replay the batch headers into the producer state, the transaction index and the epoch cache."""
         store = self.store
-        producers = self.producer_state
-        epochs = self.leader_epoch_cache
         offset = store.log_start_offset
         while offset < store.log_end_offset:
             try:
@@ -129,23 +127,29 @@ class UnifiedLog:
                 break
             for chunk in chunks:
                 for pos, h in iter_batches(chunk):
-                    if h.partition_leader_epoch >= 0:
-                        epochs.assign(h.partition_leader_epoch, h.base_offset)
-                    if h.producer_id >= 0:
-                        if h.is_control:
-                            records = decode_records(chunk, pos, h)
-                            kind, coordinator_epoch = parse_control_record(records[0]) if records else (None, -1)
-                            producers.bump_epoch(h.producer_id, h.producer_epoch, h.max_timestamp, coordinator_epoch)
-                            if records:
-                                self._complete_txn(h.producer_id, h.base_offset, commit=kind == COMMIT)
-                        else:
-                            producers.update(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence,
-                                             h.base_offset, h.last_offset, h.max_timestamp)
-                            if h.is_transactional:
-                                producers.begin_txn(h.producer_id, h.base_offset)
+                    self._replay_batch(chunk, pos, h)
                     offset = h.last_offset + 1
-        epochs.truncate_from_start(store.log_start_offset)
+        self.leader_epoch_cache.truncate_from_start(store.log_start_offset)
         self._update_first_unstable_offset()
+
+    def _replay_batch(self, chunk, pos: int, h) -> None:
+        """What a stored batch tells the derived state: its leader epoch, its producer's sequence and epoch,
+        the transaction it opens or (a marker) ends. At start-up, and for batches a follower takes."""
+        if h.partition_leader_epoch >= 0:
+            self.leader_epoch_cache.assign(h.partition_leader_epoch, h.base_offset)
+        if h.producer_id >= 0:
+            producers = self.producer_state
+            if h.is_control:
+                records = decode_records(chunk, pos, h)
+                kind, coordinator_epoch = parse_control_record(records[0]) if records else (None, -1)
+                producers.bump_epoch(h.producer_id, h.producer_epoch, h.max_timestamp, coordinator_epoch)
+                if records:
+                    self._complete_txn(h.producer_id, h.base_offset, commit=kind == COMMIT)
+            else:
+                producers.update(h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence,
+                                 h.base_offset, h.last_offset, h.max_timestamp)
+                if h.is_transactional:
+                    producers.begin_txn(h.producer_id, h.base_offset)
 
     # -- offsets -----------------------------------------------------------------------------
 
@@ -279,6 +283,47 @@ class UnifiedLog:
             self._update_first_unstable_offset()
         return base, append_time
 
+    def append_as_follower(self, records) -> int:
+        """Append the leader's batches as they are: their offsets, leader epochs and timestamps were set by
+        the leader (Kafka's appendAsFollower). Every batch header and CRC is checked; batches this log already
+        has are skipped; then the producer state, transactions and the leader-epoch cache follow them.
+        Returns the bytes appended. CORRUPT_MESSAGE (KafkaError) for bytes that are not whole batches."""
+        try:
+            batches = validate_batches(records, from_client=False)
+        except (CorruptRecordError, InvalidRecordError) as e:
+            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"{self.name}: from the leader: {e}") from None
+        end = self.store.log_end_offset
+        first = 0
+        while first < len(batches) and batches[first][1].last_offset < end:
+            first += 1
+        if first == len(batches):
+            return 0
+        pos0, h0 = batches[first]
+        if h0.base_offset < end:
+            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"{self.name}: the leader's batch at {h0.base_offset} "
+                             f"straddles this log's end {end}")
+        view = memoryview(records)[pos0:]
+        self.store.append(view, h0.base_offset, batches[-1][1].last_offset,
+                          sum(h.record_count for _pos, h in batches[first:]))
+        for pos, h in batches[first:]:
+            self._replay_batch(view, pos - pos0, h)
+        self._update_first_unstable_offset()
+        return len(view)
+
+    def set_follower_high_watermark(self, leader_high_watermark: int) -> None:
+        """A follower's high watermark: the leader's, capped at this log's end (it may go down, as Kafka's
+        follower takes what the leader says)."""
+        store = self.store
+        hw = max(min(leader_high_watermark, store.log_end_offset), store.log_start_offset)
+        if hw != self.high_watermark:
+            self.high_watermark = hw
+            self._update_last_stable_offset()
+
+    def latest_epoch(self) -> int:
+        """The leader epoch of the last batch (or leader change) this log knows; -1 when none."""
+        e = self.leader_epoch_cache.latest_epoch
+        return -1 if e is None else e
+
     def append_txn_marker(self, producer_id: int, producer_epoch: int, commit: bool, leader_epoch: int,
                           coordinator_epoch: int = 0) -> int:
         """Append a COMMIT or ABORT control batch for a producer's transaction; returns its offset."""
@@ -309,6 +354,10 @@ class UnifiedLog:
         """Drop everything from ``offset`` on (a follower that diverged from its leader); the producer state
         and the transaction index are rebuilt from what is left."""
         if offset >= self.store.log_end_offset:
+            # Nothing to drop, but an epoch this replica started as leader without writing a batch may end
+            # the cache: it must go, or the leader would find this replica diverging again and again (as
+            # Kafka's truncateTo does).
+            self.leader_epoch_cache.truncate_from_end(self.store.log_end_offset)
             return
         self.store.truncate_to(offset)
         self.producer_state = ProducerStateManager()

@@ -265,13 +265,118 @@ def test_max_connections_per_ip_and_its_overrides():
             s.close()
 
 
-def test_max_connections():
+def _unanswered_for(s: socket.socket, seconds: float) -> bool:
+    """True when nothing arrives on ``s`` for ``seconds`` (the broker has not taken the connection yet)."""
+    s.settimeout(seconds)
+    try:
+        s.recv(1, socket.MSG_PEEK)
+        return False
+    except socket.timeout:
+        return True
+    finally:
+        s.settimeout(TIMEOUT_S)
+
+
+def _api_versions_frame(correlation_id: int = 1) -> bytes:
+    body = struct.pack(">hhih", 18, 0, correlation_id, -1)
+    return struct.pack(">i", len(body)) + body
+
+
+def _answered(s: socket.socket) -> bool:
+    """The ApiVersions answer arrives on ``s`` (within TIMEOUT_S), or the connection is closed (False)."""
+    s.settimeout(TIMEOUT_S)
+    head = s.recv(4, socket.MSG_WAITALL)
+    if len(head) < 4:
+        return False
+    (size,) = struct.unpack(">i", head)
+    return len(s.recv(size, socket.MSG_WAITALL)) == size
+
+
+def _incremental_set(s: socket.socket, key: str, value: str) -> None:
+    """IncrementalAlterConfigs of this broker's ``key`` over the open connection ``s``."""
+    from kbroker.wire.messages import incremental_alter_configs as IAC
+    I = IAC.IncrementalAlterConfigsRequest
+    resp = BlockingConnection.over(s).request(44, 1, I(resources=[I.AlterConfigsResource(
+        resource_type=4, resource_name="0", configs=[I.AlterableConfig(name=key, config_operation=0, value=value)])]))
+    assert resp.responses[0].error_code == 0, resp.responses[0].error_message
+
+
+def test_at_max_connections_the_broker_stops_accepting_until_a_slot_frees():
+    """Kafka's acceptor waits for a slot at max.connections (waitForConnectionSlot): the new client's TCP
+    connection waits in the kernel's backlog and is served once another closes. Before, kbroker accepted it
+    and closed it at once."""
     with Broker(port=0, storage="memory", settings={"max.connections": "2"}) as b:
         kept = [_accepted(b) for _ in range(2)]
         assert all(kept)
-        assert _accepted(b) is None
-        for s in kept:
+        waiting = socket.create_connection((b.host, b.port), timeout=TIMEOUT_S)  # the kernel completes it
+        waiting.sendall(_api_versions_frame())
+        assert _unanswered_for(waiting, 0.5)
+        assert b.call(lambda: b.state.connection_quotas.total) == 2
+        kept.pop(0).close()
+        assert _answered(waiting)  # served, not closed
+        assert b.call(lambda: b.state.connection_quotas.total) == 2
+        for s in kept + [waiting]:
             s.close()
+
+
+def test_max_connections_changed_at_run_time():
+    """Raised through AlterConfigs, a waiting connection is served at once; lowered, the least recently
+    active connections are closed down to the new limit (Kafka's closeExcessConnections)."""
+    with Broker(port=0, storage="memory", settings={"max.connections": "2"}) as b:
+        admin, quiet = _accepted(b), _accepted(b)
+        waiting = socket.create_connection((b.host, b.port), timeout=TIMEOUT_S)
+        waiting.sendall(_api_versions_frame())
+        assert _unanswered_for(waiting, 0.5)
+        _incremental_set(admin, "max.connections", "4")
+        assert _answered(waiting)
+        _incremental_set(admin, "max.connections", "2")  # quiet is the least recently active of the three
+        _closed_within(quiet, TIMEOUT_S)
+        for s in (admin, waiting):
+            s.sendall(_api_versions_frame(2))
+            assert _answered(s)
+        assert b.call(lambda: b.state.connection_quotas.total) == 2
+        for s in (admin, quiet, waiting):
+            s.close()
+
+
+def _served_in(host: str, port: int, n: int) -> tuple[float, list[socket.socket]]:
+    """Opens ``n`` connections one after another, each answered once; the seconds it took."""
+    start = time.perf_counter()
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection((host, port), timeout=TIMEOUT_S)
+        s.sendall(_api_versions_frame())
+        assert _answered(s)
+        socks.append(s)
+    return time.perf_counter() - start, socks
+
+
+def test_connection_creation_rate_throttles_accepting():
+    """max.connection.creation.rate, measured as Kafka's quota sensors measure it (here 2 samples of 1 s,
+    so at least one second of window): 5 connections at once, then the acceptor waits about 200 ms before
+    each next one. Before, the setting had no effect and 15 connections took a few milliseconds."""
+    settings = {"max.connection.creation.rate": "5", "quota.window.num": "2"}
+    with Broker(port=0, storage="memory", settings=settings) as b:
+        took, socks = _served_in(b.host, b.port, 15)
+        for s in socks:
+            s.close()
+        # 10 connections over the rate at 5 per second: about 2 s (each wait is computed, not slept in steps)
+        assert 1.4 < took < 10, took
+        assert b.call(lambda: b.state.connection_quotas.throttled_ms) > 1000
+
+
+def test_a_listener_has_its_own_connection_creation_rate():
+    settings = {"listeners": "PLAINTEXT://127.0.0.1:0,OTHER://127.0.0.1:0",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT",
+                "listener.name.other.max.connection.creation.rate": "5", "quota.window.num": "2"}
+    with Broker(port=0, storage="memory", settings=settings) as b:
+        other_host, other_port = b.listeners["OTHER"].rsplit(":", 1)
+        limited, socks = _served_in(other_host, int(other_port), 15)
+        free, more = _served_in(b.host, b.port, 15)  # the other listener is not limited
+        for s in socks + more:
+            s.close()
+        assert 1.4 < limited < 10, limited
+        assert free < limited / 2, (free, limited)
 
 
 def _rss_kb(pid: int) -> int:
@@ -303,6 +408,7 @@ def test_idle_connections_are_cheap_and_their_memory_comes_back(tmp_path):
         for s in [connect() for _ in range(50)]:  # the broker's one-time allocations
             s.close()
         base = _rss_kb(pid)
+        peaks = []
         for wave in range(2):
             conns = [connect() for _ in range(2000)]
             with_conns = _rss_kb(pid)
@@ -316,7 +422,12 @@ def test_idle_connections_are_cheap_and_their_memory_comes_back(tmp_path):
             print(f"wave {wave}: RSS {base} KB, with 2000 idle connections {with_conns} KB "
                   f"({per_conn_kb:.1f} KB each), after they closed {after} KB")
             assert per_conn_kb < 12, per_conn_kb
-            assert after - base < 2000 * 4, (base, after)
+            # What the allocator keeps after the closes is bounded (before: 135 MB kept), and is used again:
+            # the second wave costs no more than the first (a few KB per connection of allocator slack
+            # vary with the load on the machine, hence the margins).
+            assert after - base < 2000 * 8, (base, after)
+            peaks.append(with_conns)
+        assert peaks[1] < peaks[0] + 2000 * 2, peaks
     finally:
         b.kill()
 

@@ -16,8 +16,11 @@ import time
 
 import pytest
 
+import kbroker.server
+from kbroker import Broker
 from kbroker.records.builder import simple_batch
 from kbroker.client import BlockingConnection
+from kbroker.wire.messages import produce
 from test_hostile_fetch import _create, _fetch, _produce
 
 FETCH_MAX = 1 << 20
@@ -103,3 +106,120 @@ def test_a_client_that_pipelines_fetches_and_never_reads_holds_one_answer(tmp_pa
         c.close()
     finally:
         served.close()
+
+
+def _high_watermark(c: BlockingConnection, topic: str) -> int:
+    resp = c.request(1, 11, _fetch(topic=topic, max_bytes=1))
+    return resp.responses[0].partitions[0].high_watermark
+
+
+def test_a_non_reading_client_gets_no_more_requests_handled_than_one_answer_beyond_the_mark(topic_name, monkeypatch):
+    """The mechanism itself, without the turn budget that also ends a connection's turn (half a millisecond,
+    which on a fast machine hides the difference): a client with a 4 KiB receive window pipelines 8 Fetch
+    requests whose answers are 4 MiB each and then a Produce of one record to another topic, and reads
+    nothing. The broker handles requests only until its unsent answers for that connection pass the
+    transport's high-water mark: the Produce is not carried out while the client does not read, and the
+    transport holds at most one answer beyond the mark. Before the change (answers gathered for one write
+    until the queue was empty or the turn ended) all nine were handled at once: the record was appended and
+    some 28 MB of answers sat in the transport. Once the client reads, the rest is handled in order."""
+    monkeypatch.setattr(kbroker.server, "TURN_BUDGET_S", 60.0)
+    answer = 4 << 20
+    with Broker(port=0, storage="memory", settings={"fetch.max.bytes": str(answer)}) as b:
+        c = BlockingConnection(b.host, b.port, timeout_s=30)
+        marker = topic_name + "-marker"
+        _create(c, topic_name)
+        _create(c, marker)
+        for _ in range(45):  # 4.5 MB: every Fetch from offset 0 is answered with 4 MiB
+            _produce(c, topic_name, simple_batch(os.urandom(VALUE)))
+
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+        raw.settimeout(30)
+        raw.connect((b.host, b.port))
+        hog = BlockingConnection.over(raw)
+        frames = [hog.frame(1, 11, _fetch(topic=topic_name, max_bytes=2**31 - 1)) for _ in range(8)]
+        P = produce.ProduceRequest
+        frames.append(hog.frame(0, 7, P(acks=1, timeout_ms=5000, topic_data=[P.TopicProduceData(
+            name=marker, partition_data=[P.PartitionProduceData(index=0, records=bytes(simple_batch(b"m")))])])))
+        hog.send_bytes(b"".join(frames))
+
+        def hog_side():
+            conns = [k for s in b.state.connection_quotas.servers for k in s.connections if k.peer.endswith(
+                f":{raw.getsockname()[1]}")]
+            if not conns:
+                return None
+            k = conns[0]
+            return k.write_paused, len(k.queue), k.transport.get_write_buffer_size(), k._high_water
+
+        deadline = time.monotonic() + 30
+        while (state := b.call(hog_side)) is None or not state[0]:  # until the broker stops for the client
+            assert time.monotonic() < deadline, state
+            time.sleep(0.01)
+        paused, queued, buffered, high_water = state
+        assert _high_watermark(c, marker) == 0, "the Produce behind the unread answers was handled"
+        assert queued >= 1, state
+        assert buffered <= answer + high_water + 65536, f"{buffered / 1e6:.1f} MB of answers held for one client"
+
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        for _ in range(8):
+            resp = hog.read_response()
+            assert len(resp.responses[0].partitions[0].records) > answer - VALUE - 1000
+        assert hog.read_response().responses[0].partition_responses[0].error_code == 0
+        assert _high_watermark(c, marker) == 1
+        hog.close()
+        c.close()
+
+
+def test_a_slow_reader_of_a_large_stored_answer_holds_a_chunk_not_the_answer(tmp_path, topic_name):
+    """Segment storage, an answer of 32 MiB (fetch.max.bytes) to a client with a 4 KiB window that reads
+    nothing: before, the part of the answer the socket did not take was read into memory whole and handed
+    to the transport (32 MB held for one client, and as much again for each such client). Now the broker
+    holds at most a chunk of it in memory and sends the rest from the segment file as the client reads, as
+    Kafka's transferTo does; the file stays readable for it even when the topic is deleted meanwhile, and
+    the client gets exactly the stored bytes."""
+    answer = 32 << 20
+    with Broker(port=0, storage="segment", data_dir=str(tmp_path / "data"),
+                settings={"fetch.max.bytes": str(answer)}) as b:
+        c = BlockingConnection(b.host, b.port, timeout_s=30)
+        _create(c, topic_name)
+        for _ in range(340):  # 34 MB
+            _produce(c, topic_name, simple_batch(os.urandom(VALUE)))
+        expected = bytes(c.request(1, 11, _fetch(topic=topic_name, max_bytes=2**31 - 1))
+                         .responses[0].partitions[0].records)
+        assert answer - VALUE - 1000 < len(expected) <= answer
+
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(30)
+        raw.connect((b.host, b.port))
+        hog = BlockingConnection.over(raw)
+        hog.send_bytes(hog.frame(1, 11, _fetch(topic=topic_name, max_bytes=2**31 - 1)))
+
+        def hog_side():
+            conns = [k for s in b.state.connection_quotas.servers for k in s.connections
+                     if k.peer.endswith(f":{raw.getsockname()[1]}")]
+            if not conns or not conns[0]._pending:
+                return None
+            k = conns[0]
+            return k.transport.get_write_buffer_size(), sum(len(p) for p in k._pending), k._high_water
+
+        deadline = time.monotonic() + 30
+        while (state := b.call(hog_side)) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        buffered, pending, high_water = state
+        assert buffered <= kbroker.server.PENDING_CHUNK + high_water, f"{buffered / 1e6:.1f} MB held in memory"
+        assert pending > answer // 2, state  # still in the segment file, not in memory
+
+        from kbroker.wire.messages import delete_topics
+        D = delete_topics.DeleteTopicsRequest
+        resp = c.request(20, 6, D(topics=[D.DeleteTopicState(name=topic_name)], timeout_ms=5000))
+        assert resp.responses[0].error_code == 0
+
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        got = hog.read_response()
+        assert bytes(got.responses[0].partitions[0].records) == expected
+        assert b.call(lambda: [k._pending_fds for s in b.state.connection_quotas.servers for k in s.connections]) \
+            == [[], []]
+        hog.close()
+        c.close()

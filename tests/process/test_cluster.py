@@ -1,8 +1,8 @@
 """A cluster of three brokers in one process (``Broker(brokers=3)``) and as ``kbroker serve --brokers 3``, with
 stock clients: partitions spread over the brokers, produce and consume through every leader, a consumer group,
 the cluster described by admin clients, NOT_LEADER_OR_FOLLOWER with KIP-951 leader hints from a broker that
-does not lead, and a broker stopped and started again with nothing lost.
-Replication factor 1: replication is a later slice."""
+does not lead, and a broker stopped and started again with nothing lost. Replication factor 1 here;
+replication itself is tests/process/test_replication.py, the coordinators tests/process/test_cluster_coordinators.py."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from kbroker.errors import ErrorCode, KafkaError
 from kbroker.topic_store import MemoryTopicStore
 from kbroker.wire.messages import fetch as F, metadata as MD, produce as P
 from support.clients import CLIENTS
+from support.control_http import control_call
 
 TIMEOUT_S = 30
 
@@ -222,16 +223,20 @@ def test_not_leader_answers_name_the_leader(cluster):
 
 
 def test_replication_factor_beyond_the_cluster_is_refused(cluster):
+    """More replicas than brokers: INVALID_REPLICATION_FACTOR, as Kafka. Two of three is placed, striped."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
-    futures = admin.create_topics([NewTopic(_topic("rf4"), 3, 4), NewTopic(_topic("rf2"), 3, 2)],
-                                  request_timeout=10)
-    for f in futures.values():
-        with pytest.raises(Exception) as e:
-            f.result()
-        assert e.value.args[0].code() == ErrorCode.INVALID_REPLICATION_FACTOR  # rf2: no replication yet
-    assert "only 3 broker(s) are registered" in str([e for e in futures.values()][0].exception())
+    rf4, rf2 = _topic("rf4"), _topic("rf2")
+    futures = admin.create_topics([NewTopic(rf4, 3, 4), NewTopic(rf2, 3, 2)], request_timeout=10)
+    with pytest.raises(Exception) as e:
+        futures[rf4].result()
+    assert e.value.args[0].code() == ErrorCode.INVALID_REPLICATION_FACTOR
+    assert "only 3 broker(s) are registered" in str(futures[rf4].exception())
+    futures[rf2].result()
+    parts = _metadata(cluster.bootstrap_servers, rf2).topics[rf2].partitions.values()
+    assert all(len(p.replicas) == 2 and sorted(p.isrs) == sorted(p.replicas) for p in parts)
+    assert Counter(p.leader for p in parts) == {0: 1, 1: 1, 2: 1}
 
 
 def test_stopped_broker_goes_offline_and_comes_back_with_everything(tmp_path):
@@ -397,20 +402,9 @@ def test_transactions_over_the_cluster(cluster):
 def test_cluster_control_plane_over_http():
     """The HTTP control plane of ``--brokers N``: list the brokers, stop one, wait for leaders (times out while
     it is down), start it, wait again; the broker operations (faults, records) work across the cluster."""
-    import json
-    import urllib.error
-    import urllib.request
-
     with Broker(brokers=3, control_port=0) as b:
         def call(method, path, body=None):
-            req = urllib.request.Request(b.control_url + path, method=method,
-                                         data=None if body is None else json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(req, timeout=TIMEOUT_S) as r:
-                    return r.status, json.loads(r.read())
-            except urllib.error.HTTPError as e:
-                return e.code, json.loads(e.read())
+            return control_call(b.control_url, method, path, body, TIMEOUT_S)
 
         status, brokers = call("GET", "/brokers")
         assert status == 200 and [(x["node_id"], x["running"]) for x in brokers] == [(0, True), (1, True), (2, True)]

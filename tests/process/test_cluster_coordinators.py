@@ -133,18 +133,48 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: int, timeout_
         c.close()
 
 
-def test_committed_offsets_wait_out_a_stopped_coordinator_and_come_back_with_it(tmp_path):
+def _groups_on_two_coordinators(b: Broker) -> tuple[int, str, int, str]:
+    """(node, a group it coordinates, another node, a group that one coordinates)."""
+    groups = {}  # coordinator node -> a group it coordinates
+    while len(groups) < 2:
+        group = _name("g")
+        ((err, node),) = _find(b, 0, 0, [group])
+        assert err == 0
+        groups.setdefault(node, group)
+    (down, group), (up, other) = sorted(groups.items())[:2]
+    return down, group, up, other
+
+
+def test_committed_offsets_move_with_the_coordinator_when_its_broker_dies(tmp_path):
+    """__consumer_offsets replicated three times (the default, with three brokers): the coordinator's broker
+    killed, another replica of its partition leads it, loads the group's records and serves the offsets."""
     with Broker(brokers=3, data_dir=tmp_path) as b:
         _create_internal_topics(b)
         topic = _name("t")
         cluster_client_topic(b, topic, 3)
-        groups = {}  # coordinator node -> a group it coordinates
-        while len(groups) < 2:
-            group = _name("g")
-            ((err, node),) = _find(b, 0, 0, [group])
-            assert err == 0
-            groups.setdefault(node, group)
-        (down, group), (up, other) = sorted(groups.items())[:2]
+        assert b.wait_for_leaders(timeout_s=TIMEOUT_S, full_isr=True)
+        down, group, up, other = _groups_on_two_coordinators(b)
+        _commit(b.bootstrap_servers, group, topic, {0: 5, 1: 6, 2: 7})
+        _commit(b.bootstrap_servers, other, topic, {0: 1})
+
+        b.kill_broker(down)
+        live = next(n for n in (0, 1, 2) if n != down)
+        deadline = time.monotonic() + TIMEOUT_S
+        while (found := _find(b, live, 0, [group]))[0][0] != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert found[0][0] == 0 and found[0][1] not in (down, -1), found
+        assert _committed(b.bootstrap_servers, group, topic, 3) == {0: 5, 1: 6, 2: 7}
+        assert _committed(b.bootstrap_servers, other, topic, 3) == {0: 1}
+
+
+def test_committed_offsets_wait_out_a_stopped_coordinator_and_come_back_with_it(tmp_path):
+    """With one replica of __consumer_offsets, a stopped coordinator's groups wait for its broker."""
+    with Broker(brokers=3, data_dir=tmp_path, settings={"offsets.topic.replication.factor": "1",
+                                                         "transaction.state.log.replication.factor": "1"}) as b:
+        _create_internal_topics(b)
+        topic = _name("t")
+        cluster_client_topic(b, topic, 3)
+        down, group, up, other = _groups_on_two_coordinators(b)
         _commit(b.bootstrap_servers, group, topic, {0: 5, 1: 6, 2: 7})
         _commit(b.bootstrap_servers, other, topic, {0: 1})
 

@@ -1,0 +1,410 @@
+"""Followers fetching from leaders: Kafka's ReplicaFetcherManager and ReplicaFetcherThread, on the event loop.
+
+Theory of operation. Every broker has one ``ReplicaFetcherManager``. A partition this broker is a replica of
+but does not lead tells it so (``partition_changed``, hooked to ``Partition.update`` through the topic
+manager); the manager hands it to the ``ReplicaFetcher`` of its leader, one per (this broker -> leader
+broker), as Kafka runs one fetcher thread per source broker (``num.replica.fetchers`` = 1).
+
+A fetcher is one asyncio task with one connection to the leader, made with kbroker's own client
+(client/aio.py) over a real socket to the leader's advertised endpoint of the inter-broker listener (the first
+listener). Its loop, as ReplicaFetcherThread's:
+
+1. Truncation (KIP-101, KIP-279): a partition added at a new leader epoch first asks the leader
+   OffsetForLeaderEpoch for the end of the last epoch this replica has, and truncates its log to what the
+   leader has (``truncation_offset``) before it fetches.
+2. Fetch with ``ReplicaState(replica_id=node id, replica_epoch=-1)`` (``replica_id`` before v15), each
+   partition's ``current_leader_epoch``, ``fetch_offset`` = its log end offset and ``last_fetched_epoch``
+   (the epoch of its last batch). The leader reads up to its log end, records the follower's position
+   (which moves the high watermark and the ISR, partition.py) and answers ``diverging_epoch`` (Fetch v12+)
+   when the follower's last epoch ends earlier on the leader: the follower truncates there too.
+3. The batches are appended as they are (``Partition.append_as_follower``) with the leader's high watermark
+   (capped at the follower's log end) and log start offset.
+
+Errors: a partition answered NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH waits for
+the controller's next change of it (which re-adds it) or ``replica.fetch.backoff.ms``; a connection that
+fails is made again after ``replica.fetch.backoff.ms``. A change of the fetcher's partitions or of the links
+(below) abandons the fetch in flight (the connection is closed) so that a new leader's followers start at
+once rather than after the long poll in progress.
+
+Cut-off (the control plane): a cluster in one process shares one ``ReplicationLinks``; a broker cut off
+neither fetches from the others nor is fetched from (its fetchers and theirs to it close their connections
+and wait for the link to be restored). Client traffic is untouched.
+
+ISR expiration: the manager also runs Kafka's isr-expiration task: every half ``replica.lag.time.max.ms``,
+each partition this broker leads drops the followers that have not caught up for that long
+(``Partition.maybe_shrink_isr``).
+
+Concurrency: everything runs on the broker's event loop; a fetcher reads a partition's state, awaits the
+leader, then checks that the partition is still its own at the same epoch before applying the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .client.aio import Connection
+from .client.protocol import ClientError
+from .errors import ErrorCode, KafkaError
+from .log.leader_epoch_cache import UNDEFINED_EPOCH
+from .storage.base import StorageError
+from .wire.messages import fetch as F
+from .wire.messages import offset_for_leader_epoch as E
+
+log = logging.getLogger("kbroker.replica_fetcher")
+
+FETCH_KEY, OFFSET_FOR_LEADER_EPOCH_KEY = 1, 23
+# A partition error that means "the leader moved or is moving": wait for the controller's next word on it.
+LEADER_ERRORS = frozenset({ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH,
+                           ErrorCode.UNKNOWN_LEADER_EPOCH, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                           ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.LEADER_NOT_AVAILABLE})
+
+
+def truncation_offset(follower_epoch_end: tuple[int, int], high_watermark: int, leader_epoch: int,
+                      leader_end_offset: int) -> int:
+    """Where a follower truncates, given the leader's answer for the follower's last epoch: the leader's
+    (epoch, end offset) — its largest epoch at or below the one asked for and where it ends on the leader —
+    and the follower's own (epoch, end offset) for that epoch (``follower_epoch_end``). The follower keeps
+    what both have of that epoch: the smaller end. An undefined answer (-1) truncates to the high watermark,
+    what is known committed (Kafka's getOffsetTruncationState)."""
+    follower_epoch, follower_end = follower_epoch_end
+    if leader_epoch == UNDEFINED_EPOCH or leader_end_offset < 0 or follower_epoch == UNDEFINED_EPOCH:
+        return high_watermark
+    return min(follower_end, leader_end_offset)
+
+
+class ReplicationLinks:
+    """Which brokers of a cluster in one process are cut off from the others' replication traffic."""
+
+    def __init__(self):
+        self.cut: set[int] = set()
+        self._listeners: list = []
+
+    def is_open(self, a: int, b: int) -> bool:
+        return a not in self.cut and b not in self.cut
+
+    def subscribe(self, callback) -> None:
+        self._listeners.append(callback)
+
+    def unsubscribe(self, callback) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    def cut_off(self, node: int) -> None:
+        self.cut.add(node)
+        self._changed()
+
+    def restore(self, node: int) -> None:
+        self.cut.discard(node)
+        self._changed()
+
+    def _changed(self) -> None:
+        for callback in list(self._listeners):
+            callback()
+
+
+class FetchState:
+    """A partition in a fetcher: the leader epoch it was added at, whether it must truncate first, and until
+    when it waits after a leader error (loop time)."""
+    __slots__ = ("leader_epoch", "truncating", "delayed_until")
+
+    def __init__(self, leader_epoch: int):
+        self.leader_epoch = leader_epoch
+        self.truncating = True
+        self.delayed_until = 0.0
+
+
+class ReplicaFetcherManager:
+    """One broker's fetchers, one per leader it follows, and the ISR expiration task."""
+
+    def __init__(self, state, links: ReplicationLinks | None = None):
+        self.state = state
+        self.node_id = state.node_id
+        self.links = links
+        self.fetchers: dict[int, ReplicaFetcher] = {}
+        self.assigned: dict[object, int] = {}  # partition -> the leader it fetches from
+        self.running = False
+        self._expiration: asyncio.Task | None = None
+
+    def link_open(self, leader_id: int) -> bool:
+        return self.links is None or self.links.is_open(self.node_id, leader_id)
+
+    def start(self) -> None:
+        self.running = True
+        if self.links is not None:
+            self.links.subscribe(self._links_changed)
+        for p in list(self.state.topics.local_partitions()):
+            self.partition_changed(p)
+        self._expiration = asyncio.get_running_loop().create_task(self._isr_expiration())
+
+    async def stop(self) -> None:
+        self.running = False
+        if self.links is not None:
+            self.links.unsubscribe(self._links_changed)
+        tasks = [f.stop() for f in self.fetchers.values()]
+        self.fetchers.clear()
+        self.assigned.clear()
+        if self._expiration is not None:
+            self._expiration.cancel()
+            tasks.append(self._expiration)
+        for t in tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001  stopping: nothing to report
+                pass
+
+    def _links_changed(self) -> None:
+        for f in self.fetchers.values():
+            f.changed()
+
+    def partition_changed(self, p) -> None:
+        """``p``'s leadership changed (or it was created): fetch it from its leader, or stop fetching it."""
+        if not self.running:
+            return
+        leader = p.leader_id if p.is_follower and p.leader_id >= 0 and not p.log.store.closed else -1
+        current = self.assigned.get(p)
+        if current is not None and current != leader:
+            self.fetchers[current].remove(p)
+            del self.assigned[p]
+        if leader < 0:
+            return
+        fetcher = self.fetchers.get(leader)
+        if fetcher is None:
+            fetcher = self.fetchers[leader] = ReplicaFetcher(self, leader)
+        fetcher.add(p)
+        self.assigned[p] = leader
+
+    async def _isr_expiration(self) -> None:
+        """Kafka's isr-expiration: every half ``replica.lag.time.max.ms``, shrink the ISR of lagging followers."""
+        lag_ms = self.state.config.replica_lag_time_max_ms
+        while self.running:
+            await asyncio.sleep(lag_ms / 2000.0)
+            for p in list(self.state.topics.local_partitions()):
+                if p.is_leader and len(p.isr) > 1:
+                    p.maybe_shrink_isr(lag_ms)
+
+
+class ReplicaFetcher:
+    """Fetches the partitions this broker follows from one leader (Kafka's ReplicaFetcherThread)."""
+
+    def __init__(self, manager: ReplicaFetcherManager, leader_id: int):
+        self.manager = manager
+        self.state = manager.state
+        self.leader_id = leader_id
+        self.partitions: dict[object, FetchState] = {}
+        self._changed = asyncio.Event()
+        self._conn: Connection | None = None
+        self._stopped = False
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def add(self, p) -> None:
+        state = self.partitions.get(p)
+        if state is None or state.leader_epoch != p.leader_epoch:
+            self.partitions[p] = FetchState(p.leader_epoch)
+            self.changed()
+        elif state.delayed_until:
+            state.delayed_until = 0.0
+            self.changed()
+
+    def remove(self, p) -> None:
+        if self.partitions.pop(p, None) is not None:
+            self.changed()
+
+    def changed(self) -> None:
+        self._changed.set()
+
+    async def stop(self) -> None:
+        self._stopped = True
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        await self._close()
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        config = self.state.config
+        backoff_s = config.replica_fetch_backoff_ms / 1000.0
+        loop = asyncio.get_running_loop()
+        while not self._stopped:
+            self._changed.clear()
+            for p in [p for p in self.partitions if p.log.store.closed]:  # its topic was deleted
+                del self.partitions[p]
+                self.manager.assigned.pop(p, None)
+            now = loop.time()
+            ready = {p: s for p, s in self.partitions.items() if s.delayed_until <= now}
+            if not ready or not self.manager.link_open(self.leader_id):
+                await self._close()
+                delays = [s.delayed_until - now for s in self.partitions.values() if s.delayed_until > now]
+                await self._wait_changed(min(delays) if delays and self.manager.link_open(self.leader_id)
+                                         else None)
+                continue
+            try:
+                conn = await self._connection()
+                if conn is None:
+                    await self._wait_changed(backoff_s)
+                    continue
+                truncating = {p: s for p, s in ready.items() if s.truncating}
+                if truncating:
+                    await self._interruptible(self._truncate(conn, truncating))
+                    continue
+                await self._interruptible(self._fetch(conn, ready))
+            except asyncio.CancelledError:
+                raise
+            except _Interrupted:
+                await self._close()  # the answer in flight is abandoned: fetch again with what changed
+            except (OSError, ConnectionError, asyncio.TimeoutError, ClientError, KafkaError, StorageError) as e:
+                log.info("broker %d fetching from %d: %s", self.manager.node_id, self.leader_id, e)
+                await self._close()
+                await self._wait_changed(backoff_s)
+
+    async def _wait_changed(self, timeout_s: float | None) -> None:
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _interruptible(self, coro) -> None:
+        """Run one round trip; a change of partitions or links meanwhile abandons it (``_Interrupted``)."""
+        work = asyncio.ensure_future(coro)
+        changed = asyncio.ensure_future(self._changed.wait())
+        try:
+            done, _ = await asyncio.wait({work, changed}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            work.cancel()
+            raise
+        finally:
+            changed.cancel()
+        if work in done:
+            work.result()
+            return
+        work.cancel()
+        await asyncio.wait({work})  # unlike awaiting it, never swallows a cancellation of this task
+        if not work.cancelled():
+            work.exception()  # abandoned on purpose: retrieved so that asyncio does not report it
+        raise _Interrupted()
+
+    async def _connection(self) -> Connection | None:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        self._conn = None
+        reg = self.state.controller.broker(self.leader_id)
+        listener = self.state.listeners[0].name
+        if reg is None or not reg.alive or listener not in reg.endpoints:
+            return None
+        host, port = reg.endpoints[listener]
+        self._conn = await Connection.open(host, port, client_id=f"broker-{self.manager.node_id}-fetcher-0",
+                                           timeout_s=self.state.config.replica_socket_timeout_ms / 1000.0)
+        return self._conn
+
+    def _current(self, p, state: FetchState) -> bool:
+        """Whether ``p`` is still fetched here at the epoch ``state`` was made for."""
+        return self.partitions.get(p) is state and p.is_follower and p.leader_id == self.leader_id and \
+            p.leader_epoch == state.leader_epoch and not p.log.store.closed
+
+    def _delay(self, state: FetchState) -> None:
+        state.delayed_until = asyncio.get_running_loop().time() + \
+            self.state.config.replica_fetch_backoff_ms / 1000.0
+
+    # -- truncation ---------------------------------------------------------------------------------
+
+    async def _truncate(self, conn: Connection, partitions: dict) -> None:
+        """OffsetForLeaderEpoch for the last epoch of each partition's log, then truncate to what the leader
+        has of it."""
+        asks = {}
+        for p, state in partitions.items():
+            epoch = p.log.latest_epoch()
+            if epoch < 0 or p.log.log_end_offset == p.log.log_start_offset:
+                state.truncating = False  # nothing of ours to compare
+                continue
+            asks.setdefault(p.topic.name, []).append((p, state, epoch))
+        if not asks:
+            return
+        R = E.OffsetForLeaderEpochRequest
+        req = R(replica_id=self.manager.node_id, topics=[R.OffsetForLeaderTopic(topic=name, partitions=[
+            R.OffsetForLeaderPartition(partition=p.index, current_leader_epoch=state.leader_epoch, leader_epoch=epoch)
+            for p, state, epoch in entries]) for name, entries in asks.items()])
+        resp = await conn.send(OFFSET_FOR_LEADER_EPOCH_KEY, req)
+        answers = {(t.topic, r.partition): r for t in resp.topics for r in t.partitions}
+        for name, entries in asks.items():
+            for p, state, epoch in entries:
+                r = answers.get((name, p.index))
+                if r is None or not self._current(p, state):
+                    continue
+                if r.error_code:
+                    log.info("%s-%d: OffsetForLeaderEpoch from %d: error %d", name, p.index, self.leader_id,
+                             r.error_code)
+                    self._delay(state)
+                    continue
+                self._truncate_to_leader(p, r.leader_epoch, r.end_offset)
+                state.truncating = False
+
+    @staticmethod
+    def _truncate_to_leader(p, leader_epoch: int, leader_end_offset: int) -> None:
+        log_ = p.log
+        ours = log_.end_offset_for_epoch(leader_epoch) if leader_epoch >= 0 else (UNDEFINED_EPOCH, -1)
+        p.truncate_to(truncation_offset(ours, log_.high_watermark, leader_epoch, leader_end_offset))
+
+    # -- fetching ---------------------------------------------------------------------------------------
+
+    async def _fetch(self, conn: Connection, partitions: dict) -> None:
+        config = self.state.config
+        version = conn.version(FETCH_KEY)
+        by_id = version >= 13
+        R = F.FetchRequest
+        topics: dict[str, tuple] = {}  # name -> (Topic, its partitions)
+        for p in partitions:
+            topics.setdefault(p.topic.name, (p.topic, []))[1].append(p)
+        req = R(replica_id=self.manager.node_id if version < 15 else -1,
+                replica_state=R.ReplicaState(replica_id=self.manager.node_id, replica_epoch=-1),
+                max_wait_ms=config.replica_fetch_wait_max_ms, min_bytes=1,
+                max_bytes=config.replica_fetch_response_max_bytes, isolation_level=0, session_id=0,
+                session_epoch=-1, forgotten_topics_data=[], rack_id="",
+                topics=[R.FetchTopic(topic=t.name, topic_id=t.topic_id, partitions=[R.FetchPartition(
+                    partition=p.index, current_leader_epoch=partitions[p].leader_epoch,
+                    fetch_offset=p.log.log_end_offset, last_fetched_epoch=p.log.latest_epoch(),
+                    log_start_offset=p.log.log_start_offset, partition_max_bytes=config.replica_fetch_max_bytes)
+                    for p in ps]) for t, ps in topics.values()])
+        resp = await conn.send(FETCH_KEY, req, version)
+        if resp.error_code:
+            raise ClientError(resp.error_code, "Fetch")
+        index = {((t.topic_id if by_id else t.name), p.index): p for t, ps in topics.values() for p in ps}
+        for rt in resp.responses:
+            for rp in rt.partitions:
+                p = index.get(((rt.topic_id if by_id else rt.topic), rp.partition_index))
+                if p is None:
+                    continue
+                state = partitions[p]
+                if not self._current(p, state):
+                    continue
+                self._apply(p, state, rp)
+
+    def _apply(self, p, state: FetchState, rp) -> None:
+        if rp.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
+            state.truncating = True  # ask where the leader's log ends again
+            self._delay(state)
+            return
+        if rp.error_code:
+            if rp.error_code not in LEADER_ERRORS:
+                log.warning("%s-%d: fetch from %d: error %d", p.topic.name, p.index, self.leader_id, rp.error_code)
+            self._delay(state)
+            return
+        diverging = rp.diverging_epoch  # set only when the leader found our last epoch diverging (v12+)
+        if diverging is not None:
+            self._truncate_to_leader(p, diverging.epoch, diverging.end_offset)
+            return
+        records = rp.records
+        if isinstance(records, list):  # regions or chunks: never from a remote answer, but be exact
+            records = b"".join(bytes(c) for c in records)
+        p.append_as_follower(records, rp.high_watermark, rp.log_start_offset)
+
+
+class _Interrupted(Exception):
+    """The fetcher's partitions or links changed during a round trip."""
