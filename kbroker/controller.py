@@ -275,12 +275,17 @@ def leader_and_isr_for_live(p: PartitionRegistration, live, unclean: bool = Fals
     """(leader, ISR) of ``p`` once every ISR member outside ``live`` is gone: each leaves as
     ``leader_and_isr_without`` has it, in ISR order, so a controller that only knows who is alive (the
     PostgreSQL one, or one taking over from a controller that died half-way) reaches what the in-process one
-    reaches broker by broker; unchanged when every ISR member is alive."""
+    reaches broker by broker. A partition left without a leader gets one as when a broker registers
+    (``choose_leader``: an ISR member that is back). Unchanged when every ISR member is alive and one leads."""
     live = set(live)
     cur = p
     for node in [r for r in p.isr if r not in live]:
         leader, isr = leader_and_isr_without(cur, node, live, unclean)
         cur = PartitionRegistration(p.replicas, isr, leader, p.leader_epoch, p.partition_epoch)
+    if cur.leader == NO_LEADER:
+        leader, isr = choose_leader(p.replicas, cur.isr, live, unclean)
+        if leader != NO_LEADER:
+            return leader, isr
     return cur.leader, cur.isr
 
 

@@ -38,6 +38,11 @@ def test_with_no_live_in_sync_replica_the_partition_waits_with_its_last_member()
     assert leader_and_isr_for_live(_p([1, 2, 3], [1, 2, 3], 1), set()) == (NO_LEADER, [3])
 
 
+def test_an_offline_partition_leads_again_once_its_in_sync_replica_is_back():
+    assert leader_and_isr_for_live(_p([1, 2], [1], NO_LEADER), {1, 2}) == (1, [1])
+    assert leader_and_isr_for_live(_p([1, 2, 3], [2, 3], NO_LEADER), {1, 3}) == (3, [3])
+
+
 def test_unclean_election_lets_a_replica_outside_the_isr_lead():
     assert leader_and_isr_for_live(_p([1, 2], [1], 1), {2}, unclean=True) == (2, [2])
     assert leader_and_isr_for_live(_p([1, 2], [1], NO_LEADER), {2}, unclean=True) == (2, [2])
