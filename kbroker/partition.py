@@ -404,6 +404,15 @@ class Partition:
             log.info("%s: truncating from %d to %d", self.log.name, self.log.log_end_offset, offset)
         self.log.truncate_to(offset)
 
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop this follower's whole log and start it at ``offset``: its log ended before the leader's log
+        start offset (Kafka's truncateFullyAndStartAt)."""
+        log.info("%s: log end %d is below the leader's log start %d: truncating fully", self.log.name,
+                 self.log.log_end_offset, offset)
+        self.log.truncate_fully_and_start_at(offset)
+        if self.changes is not None:
+            self.changes.notify()
+
     def write_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int = 0) -> int:
         """Append a COMMIT or ABORT control batch for a producer's transaction; returns its offset."""
         offset = self.log.append_txn_marker(producer_id, producer_epoch, commit, self.leader_epoch,

@@ -299,6 +299,12 @@ class UnifiedLog:
         if first == len(batches):
             return 0
         pos0, h0 = batches[first]
+        if h0.base_offset < end and end == self.store.log_start_offset:
+            # An empty log whose start (the leader's log start, moved by DeleteRecords) falls inside the
+            # leader's first batch: the log starts again at that batch's base offset, as Kafka's follower does
+            # on an UnexpectedAppendOffsetException; the partition moves the log start offset up again.
+            self.truncate_fully_and_start_at(h0.base_offset)
+            end = h0.base_offset
         if h0.base_offset < end:
             raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"{self.name}: the leader's batch at {h0.base_offset} "
                              f"straddles this log's end {end}")
@@ -365,6 +371,17 @@ class UnifiedLog:
         self.leader_epoch_cache = LeaderEpochCache()
         self._load()
         self._clamp_high_watermark()
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop the whole log and restart it, empty, at ``offset`` (Kafka's truncateFullyAndStartAt): a
+        follower whose log ends before the leader's log start offset. The producer state, the transaction
+        index and the leader-epoch cache start empty; the high watermark is ``offset``."""
+        self.store.truncate_fully_and_start_at(offset)
+        self.producer_state = ProducerStateManager()
+        self.txn_index = TransactionIndex()
+        self.leader_epoch_cache = LeaderEpochCache()
+        self.high_watermark = offset
+        self._update_first_unstable_offset()
 
     def maybe_increment_log_start_offset(self, offset: int) -> None:
         """Move the log start offset up to ``offset`` (DeleteRecords); OFFSET_OUT_OF_RANGE past the high

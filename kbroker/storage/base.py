@@ -337,6 +337,11 @@ class PartitionLog(abc.ABC):
         the log is emptied and restarts at ``offset``."""
 
     @abc.abstractmethod
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every batch and restart the empty log at ``offset``, which may lie past ``log_end_offset``
+        (Kafka's truncateFullyAndStartAt: a follower whose log ends before its leader's log start)."""
+
+    @abc.abstractmethod
     def flush(self) -> None:
         """Make all appended data (and indexes) durable."""
 

@@ -136,14 +136,7 @@ class MemoryPartitionLog(PartitionLog):
         if offset >= self.log_end_offset:
             return
         if offset <= self.log_start_offset:
-            self._batches.clear()
-            self._base_offsets.clear()
-            self._last_offsets.clear()
-            self._max_timestamps.clear()
-            self._running_max_ts.clear()
-            self._size = 0
-            self._segments = [_Segment(offset, self.config.segment_jitter_ms)]
-            self.log_start_offset = self.log_end_offset = offset
+            self._reset_at(offset)
             return
         while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
             self._segments.pop()
@@ -156,6 +149,21 @@ class MemoryPartitionLog(PartitionLog):
         del self._max_timestamps[n:], self._running_max_ts[n:]
         self._recount_active()
         self.log_end_offset = new_end
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        self._check_open()
+        self._reset_at(offset)
+
+    def _reset_at(self, offset: int) -> None:
+        """Drop every batch and start empty at ``offset``."""
+        self._batches.clear()
+        self._base_offsets.clear()
+        self._last_offsets.clear()
+        self._max_timestamps.clear()
+        self._running_max_ts.clear()
+        self._size = 0
+        self._segments = [_Segment(offset, self.config.segment_jitter_ms)]
+        self.log_start_offset = self.log_end_offset = offset
 
     def _rebuild_running_max(self) -> None:
         running = -1

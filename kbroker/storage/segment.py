@@ -345,6 +345,10 @@ class SegmentPartitionLog(PartitionLog):
             # restarts by starting a segment there.
             self._roll(new_end)
 
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        self._check_open()
+        self._reset_at(offset)
+
     def _reset_at(self, offset: int) -> None:
         """Remove every segment and start empty at ``offset``."""
         for seg in self.segments:
