@@ -4,7 +4,9 @@ Theory of operation. A ``UnifiedLog`` wraps one log store (``storage.base.Partit
 indexes) and keeps what the broker derives from the batches written there:
 
 - the offsets: ``log_start_offset`` and ``log_end_offset`` come from the store; the **high watermark** and
-  the **last stable offset** are fields of their own. The high watermark moves only when the owner of the
+  the **last stable offset** are fields of their own. The high watermark starts where the log directory's
+  checkpoint left it (``store.checkpointed_high_watermark``, written by the log manager), capped at the log
+  end, or at the log start without one. The high watermark moves only when the owner of the
   log says so (``maybe_increment_high_watermark``: the partition, once the replicas that count have an
   offset; on one broker that is the leader alone, right after each append, see ``partition.py``). It is
   clamped to [log start, log end]. The last stable offset is the first unstable offset (the first offset
@@ -105,8 +107,11 @@ class UnifiedLog:
         self.producer_state = ProducerStateManager()
         self.txn_index = TransactionIndex()
         self.leader_epoch_cache = LeaderEpochCache()
-        # Kafka starts a log's high watermark at its start offset; its partition moves it on.
-        self.high_watermark = store.log_start_offset
+        # Kafka starts a log's high watermark at the log directory's replication-offset-checkpoint (capped at
+        # the log end), else at its start offset; its partition moves it on.
+        hw = store.checkpointed_high_watermark
+        start = store.log_start_offset
+        self.high_watermark = start if hw is None else max(start, min(hw, store.log_end_offset))
         self.first_unstable_offset: int | None = None
         self.last_stable_offset = self.high_watermark
         self._load()

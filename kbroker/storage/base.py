@@ -349,6 +349,10 @@ class PartitionLog(abc.ABC):
     def close(self) -> None:
         """Flush and release resources; the log must not be used afterwards."""
 
+    # The high watermark the log directory's replication-offset-checkpoint held for this log when the store
+    # opened it (None: none); the unified log starts from it, capped at the log end.
+    checkpointed_high_watermark: int | None = None
+
     @abc.abstractmethod
     def size_bytes(self) -> int:
         """Bytes of batches stored."""
@@ -434,6 +438,11 @@ class LogStore(abc.ABC):
                  config: LogConfig) -> PartitionLog:
         """The log of a partition, created empty if new.  Opening an open log
         returns the same object."""
+
+    @abc.abstractmethod
+    def checkpoint_high_watermarks(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Keep ``{(topic, partition): high watermark}`` of the open logs for the next start (Kafka's
+        replication-offset-checkpoint); logs opened afterwards get theirs as ``checkpointed_high_watermark``."""
 
     @abc.abstractmethod
     def delete_log(self, topic: str, topic_id: uuid.UUID, partition: int) -> None:

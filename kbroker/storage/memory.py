@@ -332,6 +332,10 @@ class MemoryLogStore(LogStore):
     def __init__(self):
         self.flush_policy = FlushPolicy()  # nothing to fsync
         self._logs: dict[tuple[str, int], tuple[uuid.UUID, MemoryPartitionLog]] = {}
+        self._high_watermarks: dict[tuple[str, int], int] = {}  # the last checkpoint, for logs reopened
+
+    def checkpoint_high_watermarks(self, offsets: dict[tuple[str, int], int]) -> None:
+        self._high_watermarks = dict(offsets)
 
     def open_log(self, topic, topic_id, partition, config) -> MemoryPartitionLog:
         key = (topic, partition)
@@ -341,6 +345,8 @@ class MemoryLogStore(LogStore):
             if known_id != topic_id:
                 raise StorageError(f"{topic}-{partition} belongs to topic id {known_id}, not {topic_id}")
             # A closed log reopens with its data, like a segment log after a restart.
+            if log.closed:
+                log.checkpointed_high_watermark = self._high_watermarks.get(key)
             log.closed = False
             log.config = config
             return log

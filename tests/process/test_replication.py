@@ -419,6 +419,47 @@ def test_follower_behind_the_leaders_log_start_truncates_fully_and_rejoins():
         assert [(o, v) for _, o, v in _consume_all(b.bootstrap_servers, topic, 1, 2)] == [(9, b"y1"), (10, b"y2")]
 
 
+def test_restarted_broker_starts_at_its_checkpointed_high_watermark():
+    """The high watermark survives a restart (Kafka's replication-offset-checkpoint): a clean stop writes it,
+    a kill keeps the last periodic checkpoint (the interval is an hour here, so the one the test writes).
+    The restarted broker is cut off, so nothing but the checkpoint can give it a high watermark."""
+    import os
+
+    from kbroker.storage.checkpoint import REPLICATION_OFFSET_CHECKPOINT_FILE, read_offset_checkpoint
+
+    with Broker(brokers=3, settings={"replica.fetch.backoff.ms": "100",
+                                     "replica.high.watermark.checkpoint.interval.ms": "3600000"}) as b:
+        topic = _topic("hwcp")
+        _create(b, topic, 1, 3)
+        leader = _state(b, topic)[0]
+        x = (leader + 1) % 3
+        values = [b"v%d" % i for i in range(5)]
+        assert _produce_raw(b, leader, topic, values, acks=-1).error_code == 0
+        assert _wait(b, _in_sync_everywhere(b, topic))
+        data_dir = b.call(lambda: b.cluster.servers[x].state.config.data_dir)
+        b.stop_broker(x)
+        assert read_offset_checkpoint(os.path.join(data_dir, REPLICATION_OFFSET_CHECKPOINT_FILE))[(topic, 0)] == 5
+        b.cut_off(x)
+        b.start_broker(x)
+        assert _logs(b, topic)[x] == (5, 5)
+        # Back in the ISR, it leads and serves the same records.
+        b.restore(x)
+        assert _wait(b, _in_sync_everywhere(b, topic))
+        b.move_leader(topic, 0, x)
+        assert _fetch_raw(b, x, topic) == (5, values)
+
+        # A kill writes nothing: the broker starts from the last periodic checkpoint (5), capped at its log
+        # end, not from the high watermark it had when it died (8).
+        assert b.call(lambda: b.cluster.servers[x].state.log_manager.checkpoint_high_watermarks()) >= 1
+        assert _produce_raw(b, x, topic, [b"w%d" % i for i in range(3)], acks=-1).error_code == 0
+        assert _wait(b, _in_sync_everywhere(b, topic))
+        assert _logs(b, topic)[x] == (8, 8)
+        b.kill_broker(x)
+        b.cut_off(x)
+        b.start_broker(x)
+        assert _logs(b, topic)[x] == (8, 5)
+
+
 def test_divergent_log_of_a_cut_off_leader_is_truncated():
     """The leader is cut off and takes acks=1 writes no follower gets; leadership moves to an in-sync
     follower, which takes other writes; when the old leader's link is back it truncates by leader epoch
