@@ -38,7 +38,8 @@ the follower last fetched from (its log end offset) and the last time it had cau
 As a follower (the broker is a replica, not the leader) the partition takes the leader's batches as they are
 (``append_as_follower``: offsets and epochs already set), the leader's high watermark capped at its own log
 end, and the leader's log start offset; the replica fetcher (replica_fetcher.py) drives it, and truncates it
-(``truncate_to``) where it diverged from the leader.
+(``truncate_to``) where it diverged from the leader, or wholly (``truncate_fully_and_start_at``) when its log
+ends before the leader's log start offset.
 
 Concurrency: everything here runs on the event loop, and appends do not await, so no two appends to a
 partition interleave. Fetchers waiting for data register a future with ``wait_for_append``; an append wakes

@@ -15,6 +15,7 @@ from kbroker.records import simple_batch
 from kbroker.storage.base import LogConfig
 from kbroker.storage.checkpoint import (REPLICATION_OFFSET_CHECKPOINT_FILE, offset_checkpoint_text,
                                         parse_offset_checkpoint, read_offset_checkpoint)
+from kbroker.storage.memory import MemoryLogStore
 from kbroker.storage.segment import SegmentLogStore
 
 TOPIC_ID = uuid.UUID(int=0x77)
@@ -83,3 +84,12 @@ def test_a_single_replica_partition_moves_to_the_log_end_at_once(tmp_path):
     p = Partition(None, 0, store.open_log("orders", TOPIC_ID, 0, LogConfig()))
     assert p.high_watermark == 10
     store.close()
+
+
+def test_the_memory_store_keeps_the_checkpoint_for_logs_it_reopens():
+    store = MemoryLogStore()
+    plog = store.open_log("orders", TOPIC_ID, 0, LogConfig())
+    _append(plog, 10)
+    store.checkpoint_high_watermarks({("orders", 0): 6})
+    plog.close()
+    assert UnifiedLog("orders-0", store.open_log("orders", TOPIC_ID, 0, LogConfig())).high_watermark == 6
