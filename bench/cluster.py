@@ -1,0 +1,209 @@
+"""The cluster rows (issue 15): a 3-broker kbroker cluster against a single kbroker broker in the same run.
+
+    python bench/cluster.py [--quick] [--runs N] [--out bench/results/cluster]
+
+Brokers are in-process (``kbroker.embedded.Broker``, ``brokers=3`` or one broker, segment storage, each on a
+thread of this process); every client is a process of its own (bench/client.py), as in the other sections.
+
+- **produce**: 100 B and 10 KiB records (the counts of run.py's mode) into a new one-partition topic, acks=all,
+  the confluent-kafka producer of the produce section (``linger.ms=5``, ``batch.size`` 1 MiB); against a single
+  broker, and against the cluster with replication factor 1 and 3 (``min.insync.replicas=2``). A fresh broker
+  or cluster for every row. The ratio RF3/single per row; the aim is at least 0.5.
+- **failover**: a producer (acks=all, idempotent, ``linger.ms=0``) sends 1,000 x 100 B a second into a
+  partition of replication factor 3; once it has an acknowledgement, the partition's leader is killed
+  (``kill_broker``: connections dropped, nothing flushed). The figure is the time from the kill to the first
+  acknowledgement of a record sent after it; the longest gap between two acknowledgements is recorded too.
+  The aim is under 2 s.
+
+``run.py --workloads cluster`` runs it after the other sections and writes ``<out>/cluster.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(BENCH_DIR.parent))
+
+import workloads  # noqa: E402
+from workloads import LARGE, SMALL  # noqa: E402
+
+CLUSTER_BROKERS = 3
+FAILOVER_RATE = 1000        # records a second
+FAILOVER_AIM_S = 2.0
+RATIO_AIM = 0.5
+# (row key, label, brokers, replication factor)
+SETUPS = [("single", "single broker", 1, 1), ("rf1", "3 brokers, RF 1", CLUSTER_BROKERS, 1),
+          ("rf3", "3 brokers, RF 3", CLUSTER_BROKERS, 3)]
+
+
+def _start(brokers: int):
+    from kbroker.embedded import Broker
+    b = Broker(port=0, brokers=brokers)
+    b.start()
+    return b
+
+
+def _create_topic(bootstrap: str, topic: str, rf: int) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    config = {"min.insync.replicas": "2"} if rf >= 3 else {}
+    admin.create_topics([NewTopic(topic, 1, rf, config=config)])[topic].result(30)
+
+
+def _leader(bootstrap: str, topic: str) -> int:
+    from confluent_kafka.admin import AdminClient
+    md = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3}).list_topics(topic, timeout=10)
+    return md.topics[topic].partitions[0].leader
+
+
+def produce_row(brokers: int, rf: int, size: int, count: int, log_dir: Path) -> dict:
+    b = _start(brokers)
+    try:
+        topic = f"cluster-{uuid.uuid4().hex[:8]}"
+        _create_topic(b.bootstrap_servers, topic, rf)
+        if brokers > 1 and not b.wait_for_leaders(30.0, full_isr=True):
+            return {"error": "no full ISR within 30 s of CreateTopics"}
+        spec = {"bootstrap": b.bootstrap_servers, "topic": topic, "count": count, "size": size, "acks": "all",
+                "deadline_s": 30 + count / (2000 if size == SMALL else 200)}
+        return workloads.client("produce", spec, log_dir)
+    finally:
+        b.stop()
+
+
+def failover(seconds: float, log_dir: Path) -> dict:
+    """Kill the leader of a replication-factor-3 partition under a steady acks=all producer."""
+    b = _start(CLUSTER_BROKERS)
+    log = log_dir / f"client-failover-{uuid.uuid4().hex[:6]}.log"
+    try:
+        topic = f"failover-{uuid.uuid4().hex[:8]}"
+        _create_topic(b.bootstrap_servers, topic, 3)
+        if not b.wait_for_leaders(30.0, full_isr=True):
+            return {"error": "no full ISR within 30 s of CreateTopics"}
+        spec = {"bootstrap": b.bootstrap_servers, "topic": topic, "rate": FAILOVER_RATE, "seconds": seconds,
+                "deadline_s": seconds + 60}
+        with open(log, "wb") as err:
+            proc = subprocess.Popen([sys.executable, str(BENCH_DIR / "client.py"), "steady_produce", json.dumps(spec)],
+                                    stdout=subprocess.PIPE, stderr=err, text=True)
+            try:
+                first = proc.stdout.readline()
+                if first.strip() != "acked":
+                    out, _ = proc.communicate(timeout=spec["deadline_s"])
+                    return {"error": f"producer never acknowledged: {(first + out)[-300:]}"}
+                time.sleep(1.0)  # a second of steady acknowledgements before the kill
+                leader = _leader(b.bootstrap_servers, topic)
+                killed_ns = time.monotonic_ns()
+                b.kill_broker(leader)
+                t_kill = time.perf_counter()
+                elected = b.wait_for_leaders(30.0)
+                elect_s = time.perf_counter() - t_kill
+                out, _ = proc.communicate(timeout=spec["deadline_s"])
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        result = json.loads(out.strip().splitlines()[-1])
+    finally:
+        b.stop()
+    sent, acked = result.pop("sent_ns", []), result.pop("acked_ns", [])
+    after = [a for s, a in zip(sent, acked) if s >= killed_ns]
+    gaps = [y - x for x, y in zip(acked, acked[1:])]
+    result.update(killed=leader, leader_elected=elected, election_s=round(elect_s, 4), acknowledged=len(acked),
+                  acknowledged_after_kill=len(after), max_ack_gap_s=round(max(gaps) / 1e9, 4) if gaps else None)
+    if not after:
+        result.setdefault("error", "no record sent after the kill was acknowledged")
+    else:
+        result["kill_to_next_ack_s"] = round((min(after) - killed_ns) / 1e9, 4)
+    return result
+
+
+def run(quick: bool, runs: int, log_dir: Path, say) -> dict:
+    sizes = workloads.QUICK if quick else workloads.FULL
+    rows = []
+    for size, count in ((SMALL, sizes.small_count), (LARGE, sizes.large_count)):
+        row = {"size": size, "count": count}
+        for key, label, brokers, rf in SETUPS:
+            samples = []
+            for _ in range(runs):
+                say(f"cluster: produce {count:,} x {size} B, {label} ...")
+                r = produce_row(brokers, rf, size, count, log_dir)
+                samples.append(r)
+                say(f"  {r.get('msgs_per_s', 0):,.0f} msg/s" if "error" not in r else f"  error: {r['error']}")
+            values = [r["msgs_per_s"] for r in samples if "error" not in r]
+            row[key] = {"msgs_per_s": statistics.median(values) if values else None,
+                        "runs": [r.get("msgs_per_s") for r in samples],
+                        **({"error": next(r["error"] for r in samples if "error" in r)}
+                           if len(values) < len(samples) else {})}
+        single, rf3 = row["single"]["msgs_per_s"], row["rf3"]["msgs_per_s"]
+        row["ratio_rf3_single"] = round(rf3 / single, 3) if single and rf3 else None
+        rows.append(row)
+    fails = []
+    for _ in range(runs):
+        say("cluster: failover (kill the leader under an acks=all producer) ...")
+        r = failover(3.0 if quick else 10.0, log_dir)
+        say(f"  kill to next acknowledged record: {r.get('kill_to_next_ack_s')} s" if "error" not in r
+            else f"  error: {r['error']}")
+        fails.append(r)
+    times = [r["kill_to_next_ack_s"] for r in fails if "kill_to_next_ack_s" in r]
+    return {"mode": "quick" if quick else "full", "runs": runs, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "load_average": list(os.getloadavg()), "produce": rows,
+            "failover": {"kill_to_next_ack_s": statistics.median(times) if times else None, "runs": fails}}
+
+
+def markdown(result: dict) -> str:
+    la = result.get("load_average") or []
+    out = [f"# kbroker cluster: {CLUSTER_BROKERS} brokers in one process against one broker",
+           "", f"{result['mode']} run, {result['runs']} run(s) per figure (median), {result['started']}; "
+           f"load average at the end {' / '.join(f'{x:.1f}' for x in la)} (1/5/15 min; the machine is shared).", "",
+           "| produce, acks=all, 1 partition | single broker | 3 brokers, RF 1 | 3 brokers, RF 3 | RF 3 / single "
+           f"(aim >= {RATIO_AIM}) |", "|---|---:|---:|---:|---:|"]
+
+    def cell(c):
+        return f"{c['msgs_per_s']:,.0f} msg/s" if c.get("msgs_per_s") else f"error: {c.get('error', '?')[:80]}"
+    for row in result["produce"]:
+        label = f"{row['count']:,} x {'100 B' if row['size'] == SMALL else '10 KiB'}"
+        ratio = row["ratio_rf3_single"]
+        out.append(f"| {label} | {cell(row['single'])} | {cell(row['rf1'])} | {cell(row['rf3'])} | "
+                   f"{f'{ratio:.2f}x' if ratio is not None else '-'} |")
+    f = result["failover"]
+    out += ["", f"| failover, RF 3, min.insync.replicas=2, {FAILOVER_RATE:,} x 100 B/s, acks=all, idempotent | "
+            f"value (aim < {FAILOVER_AIM_S:g} s) |", "|---|---:|",
+            f"| kill the leader -> next acknowledged record (median) | "
+            f"{f['kill_to_next_ack_s']:.3f} s |" if f["kill_to_next_ack_s"] is not None else "| kill -> next ack | error |"]
+    for i, r in enumerate(f["runs"], 1):
+        if "error" in r and "kill_to_next_ack_s" not in r:
+            out.append(f"| run {i} | error: {r['error'][:100]} |")
+        else:
+            out.append(f"| run {i}: controller elected a leader after / longest gap between acks / failed records | "
+                       f"{r['election_s']:.3f} s / {r['max_ack_gap_s']:.3f} s / {r['failed']} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="quick counts (run.py --quick's), 1 run")
+    ap.add_argument("--runs", type=int, default=None, help="runs per figure (default 3, quick 1)")
+    ap.add_argument("--out", default=str(BENCH_DIR / "results" / "cluster"), help="results stem (.json, .md)")
+    args = ap.parse_args(argv)
+    import tempfile
+    log_dir = Path(tempfile.mkdtemp(prefix="kbroker-cluster-bench-"))
+    result = run(args.quick, args.runs or (1 if args.quick else 3), log_dir,
+                 lambda m: print(m, file=sys.stderr, flush=True))
+    out = Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    out.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
