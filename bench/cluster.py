@@ -23,10 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -46,7 +51,65 @@ SETUPS = [("single", "single broker", 1, 1), ("rf1", "3 brokers, RF 1", CLUSTER_
           ("rf3", "3 brokers, RF 3", CLUSTER_BROKERS, 3)]
 
 
-def _start(brokers: int):
+class ServedCluster:
+    """``kbroker serve --brokers N`` as a process of its own, driven through its HTTP control plane; the same
+    methods as ``kbroker.embedded.Broker`` that this file uses."""
+
+    def __init__(self, brokers: int):
+        self.dir = Path(tempfile.mkdtemp(prefix="kbroker-cluster-serve-"))
+        self.log = self.dir / "serve.log"
+        cmd = [sys.executable, "-m", "kbroker", "serve", "--port", "0", "--data-dir", str(self.dir / "data"),
+               "--brokers", str(brokers)] + (["--control-port", "0"] if brokers > 1 else [])
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(BENCH_DIR.parent))
+        self.control = None
+        ports: list[str] = []
+        deadline = time.monotonic() + 60
+        # The ready lines: one "kbroker listening on host:port" per broker; the cluster's control plane is
+        # named only in its log line.
+        while len(ports) < brokers or (brokers > 1 and self.control is None):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"kbroker serve did not start: {self.log.read_text(errors='replace')[-400:]}")
+            time.sleep(0.02)
+            text = self.log.read_text(errors="replace")
+            ports = re.findall(r"^kbroker listening on (127\.0\.0\.1:\d+)$", text, re.M)
+            m = re.search(r"control plane of the cluster on (http://\S+)", text)
+            self.control = m.group(1) if m else None
+        self.bootstrap_servers = ",".join(ports)
+
+    def _post(self, path: str, body: dict | None = None, timeout_s: float = 60.0) -> bool:
+        req = urllib.request.Request(self.control + path, data=json.dumps(body or {}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout_s):
+                return True
+        except urllib.error.HTTPError as e:
+            if e.code == 408:
+                return False
+            raise
+
+    def kill_broker(self, node_id: int) -> None:
+        self._post(f"/brokers/{node_id}/kill")
+
+    def wait_for_leaders(self, timeout_s: float = 10.0, full_isr: bool = False) -> bool:
+        return self._post("/wait", {"full_isr" if full_isr else "leaders": True, "timeout_ms": int(timeout_s * 1000)},
+                          timeout_s + 10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _start(brokers: int, mode: str = "in-process"):
+    if mode == "serve":
+        return ServedCluster(brokers)
     from kbroker.embedded import Broker
     b = Broker(port=0, brokers=brokers)
     b.start()
@@ -66,8 +129,8 @@ def _leader(bootstrap: str, topic: str) -> int:
     return md.topics[topic].partitions[0].leader
 
 
-def produce_row(brokers: int, rf: int, size: int, count: int, log_dir: Path) -> dict:
-    b = _start(brokers)
+def produce_row(brokers: int, rf: int, size: int, count: int, log_dir: Path, mode: str) -> dict:
+    b = _start(brokers, mode)
     try:
         topic = f"cluster-{uuid.uuid4().hex[:8]}"
         _create_topic(b.bootstrap_servers, topic, rf)
@@ -80,9 +143,9 @@ def produce_row(brokers: int, rf: int, size: int, count: int, log_dir: Path) -> 
         b.stop()
 
 
-def failover(seconds: float, log_dir: Path) -> dict:
+def failover(seconds: float, log_dir: Path, mode: str) -> dict:
     """Kill the leader of a replication-factor-3 partition under a steady acks=all producer."""
-    b = _start(CLUSTER_BROKERS)
+    b = _start(CLUSTER_BROKERS, mode)
     log = log_dir / f"client-failover-{uuid.uuid4().hex[:6]}.log"
     try:
         topic = f"failover-{uuid.uuid4().hex[:8]}"
@@ -126,7 +189,12 @@ def failover(seconds: float, log_dir: Path) -> dict:
     return result
 
 
-def run(quick: bool, runs: int, log_dir: Path, say) -> dict:
+MODES = {"in-process": "brokers on threads of the bench process (kbroker.embedded.Broker)",
+         "serve": "`kbroker serve --brokers 3` (and `kbroker serve` for the single broker) as a process, "
+                  "the leader killed through its HTTP control plane"}
+
+
+def run_mode(mode: str, quick: bool, runs: int, log_dir: Path, say) -> dict:
     sizes = workloads.QUICK if quick else workloads.FULL
     rows = []
     for size, count in ((SMALL, sizes.small_count), (LARGE, sizes.large_count)):
@@ -134,8 +202,11 @@ def run(quick: bool, runs: int, log_dir: Path, say) -> dict:
         for key, label, brokers, rf in SETUPS:
             samples = []
             for _ in range(runs):
-                say(f"cluster: produce {count:,} x {size} B, {label} ...")
-                r = produce_row(brokers, rf, size, count, log_dir)
+                say(f"cluster ({mode}): produce {count:,} x {size} B, {label} ...")
+                try:
+                    r = produce_row(brokers, rf, size, count, log_dir, mode)
+                except Exception as e:  # noqa: BLE001  a failed cell is reported, the run goes on
+                    r = {"error": f"{type(e).__name__}: {e}"}
                 samples.append(r)
                 say(f"  {r.get('msgs_per_s', 0):,.0f} msg/s" if "error" not in r else f"  error: {r['error']}")
             values = [r["msgs_per_s"] for r in samples if "error" not in r]
@@ -148,56 +219,74 @@ def run(quick: bool, runs: int, log_dir: Path, say) -> dict:
         rows.append(row)
     fails = []
     for _ in range(runs):
-        say("cluster: failover (kill the leader under an acks=all producer) ...")
-        r = failover(3.0 if quick else 10.0, log_dir)
+        say(f"cluster ({mode}): failover (kill the leader under an acks=all producer) ...")
+        try:
+            r = failover(3.0 if quick else 10.0, log_dir, mode)
+        except Exception as e:  # noqa: BLE001
+            r = {"error": f"{type(e).__name__}: {e}"}
         say(f"  kill to next acknowledged record: {r.get('kill_to_next_ack_s')} s" if "error" not in r
             else f"  error: {r['error']}")
         fails.append(r)
     times = [r["kill_to_next_ack_s"] for r in fails if "kill_to_next_ack_s" in r]
-    return {"mode": "quick" if quick else "full", "runs": runs, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "load_average": list(os.getloadavg()), "produce": rows,
+    return {"how": MODES[mode], "produce": rows,
             "failover": {"kill_to_next_ack_s": statistics.median(times) if times else None, "runs": fails}}
 
 
+def run(quick: bool, runs: int, log_dir: Path, say, modes=tuple(MODES)) -> dict:
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    load_start = list(os.getloadavg())
+    per_mode = {mode: run_mode(mode, quick, runs, log_dir, say) for mode in modes}
+    return {"mode": "quick" if quick else "full", "runs": runs, "started": started, "load_average_start": load_start,
+            "load_average": list(os.getloadavg()), "modes": per_mode}
+
+
 def markdown(result: dict) -> str:
-    la = result.get("load_average") or []
-    out = [f"# kbroker cluster: {CLUSTER_BROKERS} brokers in one process against one broker",
+    la, ls = result.get("load_average") or [], result.get("load_average_start") or []
+    out = [f"# kbroker cluster: {CLUSTER_BROKERS} brokers against one broker",
            "", f"{result['mode']} run, {result['runs']} run(s) per figure (median), {result['started']}; "
-           f"load average at the end {' / '.join(f'{x:.1f}' for x in la)} (1/5/15 min; the machine is shared).", "",
-           "| produce, acks=all, 1 partition | single broker | 3 brokers, RF 1 | 3 brokers, RF 3 | RF 3 / single "
-           f"(aim >= {RATIO_AIM}) |", "|---|---:|---:|---:|---:|"]
+           f"load average (1/5/15 min; the machine is shared) {' / '.join(f'{x:.1f}' for x in ls)} at the start, "
+           f"{' / '.join(f'{x:.1f}' for x in la)} at the end."]
 
     def cell(c):
         return f"{c['msgs_per_s']:,.0f} msg/s" if c.get("msgs_per_s") else f"error: {c.get('error', '?')[:80]}"
-    for row in result["produce"]:
-        label = f"{row['count']:,} x {'100 B' if row['size'] == SMALL else '10 KiB'}"
-        ratio = row["ratio_rf3_single"]
-        out.append(f"| {label} | {cell(row['single'])} | {cell(row['rf1'])} | {cell(row['rf3'])} | "
-                   f"{f'{ratio:.2f}x' if ratio is not None else '-'} |")
-    f = result["failover"]
-    out += ["", f"| failover, RF 3, min.insync.replicas=2, {FAILOVER_RATE:,} x 100 B/s, acks=all, idempotent | "
-            f"value (aim < {FAILOVER_AIM_S:g} s) |", "|---|---:|",
-            f"| kill the leader -> next acknowledged record (median) | "
-            f"{f['kill_to_next_ack_s']:.3f} s |" if f["kill_to_next_ack_s"] is not None else "| kill -> next ack | error |"]
-    for i, r in enumerate(f["runs"], 1):
-        if "error" in r and "kill_to_next_ack_s" not in r:
-            out.append(f"| run {i} | error: {r['error'][:100]} |")
-        else:
-            out.append(f"| run {i}: controller elected a leader after / longest gap between acks / failed records | "
-                       f"{r['election_s']:.3f} s / {r['max_ack_gap_s']:.3f} s / {r['failed']} |")
+    for mode, m in result["modes"].items():
+        out += ["", f"### {mode}: {m['how']}", "",
+                "| produce, acks=all, 1 partition | single broker | 3 brokers, RF 1 | 3 brokers, RF 3 "
+                f"(min.insync.replicas=2) | RF 3 / single (aim >= {RATIO_AIM}) |", "|---|---:|---:|---:|---:|"]
+        for row in m["produce"]:
+            label = f"{row['count']:,} x {'100 B' if row['size'] == SMALL else '10 KiB'}"
+            ratio = row["ratio_rf3_single"]
+            out.append(f"| {label} | {cell(row['single'])} | {cell(row['rf1'])} | {cell(row['rf3'])} | "
+                       f"{f'{ratio:.2f}x' if ratio is not None else '-'} |")
+        f = m["failover"]
+        out += ["", f"| failover, RF 3, min.insync.replicas=2, {FAILOVER_RATE:,} x 100 B/s, acks=all, idempotent | "
+                f"value (aim < {FAILOVER_AIM_S:g} s in-process) |", "|---|---:|",
+                f"| kill the leader -> next acknowledged record (median) | {f['kill_to_next_ack_s']:.3f} s |"
+                if f["kill_to_next_ack_s"] is not None else "| kill the leader -> next acknowledged record | error |"]
+        for i, r in enumerate(f["runs"], 1):
+            if "kill_to_next_ack_s" not in r:
+                out.append(f"| run {i} | error: {r.get('error', '?')[:100]} |")
+            else:
+                out.append(f"| run {i}: controller's new leader after / longest gap between acks / failed records | "
+                           f"{r['election_s']:.3f} s / {r['max_ack_gap_s']:.3f} s / {r['failed']} |")
     return "\n".join(out) + "\n"
+
+
+def summary(result: dict) -> str:
+    """The tables of ``markdown`` without its title, for run.py's report."""
+    return markdown(result).split("\n", 2)[2].strip()
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="quick counts (run.py --quick's), 1 run")
     ap.add_argument("--runs", type=int, default=None, help="runs per figure (default 3, quick 1)")
+    ap.add_argument("--modes", default=",".join(MODES), help=f"comma-separated (default {','.join(MODES)})")
     ap.add_argument("--out", default=str(BENCH_DIR / "results" / "cluster"), help="results stem (.json, .md)")
     args = ap.parse_args(argv)
-    import tempfile
     log_dir = Path(tempfile.mkdtemp(prefix="kbroker-cluster-bench-"))
     result = run(args.quick, args.runs or (1 if args.quick else 3), log_dir,
-                 lambda m: print(m, file=sys.stderr, flush=True))
+                 lambda m: print(m, file=sys.stderr, flush=True), [m for m in args.modes.split(",") if m])
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     out.with_suffix(".md").write_text(markdown(result))
