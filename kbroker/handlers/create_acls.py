@@ -33,5 +33,5 @@ def handle(ctx, req: API.CreateAclsRequest) -> R:
             results.append(R.AclCreationResult(error_code=ErrorCode.INVALID_REQUEST, error_message=problem))
             continue
         authorizer.create(binding)
-        results.append(R.AclCreationResult(error_code=0, error_message=None))
+        results.append(R.AclCreationResult(error_code=0, error_message=""))  # Kafka's: empty, not null
     return R(throttle_time_ms=0, results=results)

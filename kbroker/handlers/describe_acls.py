@@ -29,6 +29,6 @@ def handle(ctx, req: API.DescribeAclsRequest) -> R:
     for b in authorizer.describe(flt):
         resources.setdefault((b.resource_type, b.resource_name, b.pattern_type), []).append(
             R.AclDescription(principal=b.principal, host=b.host, operation=b.operation, permission_type=b.permission))
-    return R(throttle_time_ms=0, error_code=0, error_message=None, resources=[
+    return R(throttle_time_ms=0, error_code=0, error_message="", resources=[  # Kafka's: empty, not null
         R.DescribeAclsResource(resource_type=t, resource_name=n, pattern_type=p, acls=acls)
         for (t, n, p), acls in resources.items()])

@@ -19,4 +19,5 @@ def handle(ctx, req: API.SaslAuthenticateRequest) -> R:
                  error_message="SaslAuthenticate request received after successful authentication",
                  auth_bytes=b"", session_lifetime_ms=0)
     err, message, token, lifetime_ms = ctx.session.authenticate(bytes(req.auth_bytes), ctx.version)
-    return R(error_code=err, error_message=message, auth_bytes=token, session_lifetime_ms=lifetime_ms)
+    # Kafka's answer to a successful step carries an empty message, not null.
+    return R(error_code=err, error_message=message if err else "", auth_bytes=token, session_lifetime_ms=lifetime_ms)
