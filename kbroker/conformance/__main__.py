@@ -18,9 +18,9 @@ def record(args) -> int:
     from .runner import run_all, save_recorded
 
     try:
-        with RealKafka() as k:
+        with RealKafka(secure=True) as k:
             t0 = time.perf_counter()
-            answers = run_all(k.bootstrap, args.only)
+            answers = run_all(k.bootstrap, args.only, sasl_bootstrap=k.sasl_bootstrap)
             took = time.perf_counter() - t0
     except KafkaUnavailable as e:
         print(f"conformance: real Kafka unavailable: {e}", file=sys.stderr)
@@ -36,10 +36,11 @@ def record(args) -> int:
     return 0
 
 
-def score(bootstrap: str, theirs: dict, name: str, only: str | None, out: str | None, quiet: bool) -> int:
+def score(bootstrap: str, theirs: dict, name: str, only: str | None, out: str | None, quiet: bool,
+          sasl_bootstrap: str | None = None) -> int:
     from .runner import compare_runs, run_all, table
 
-    ours = run_all(bootstrap, only)
+    ours = run_all(bootstrap, only, sasl_bootstrap=sasl_bootstrap)
     outcomes = compare_runs(ours, theirs)
     text = table(outcomes, name, "Kafka")
     if out:
@@ -55,7 +56,7 @@ def score(bootstrap: str, theirs: dict, name: str, only: str | None, out: str | 
 def run(args) -> int:
     from .runner import load_recorded
 
-    return score(args.bootstrap, load_recorded(), args.name, args.only, args.out, args.quiet)
+    return score(args.bootstrap, load_recorded(), args.name, args.only, args.out, args.quiet, args.sasl)
 
 
 def live(args) -> int:
@@ -63,20 +64,20 @@ def live(args) -> int:
     from .runner import run_all
 
     try:
-        with RealKafka() as k:
-            theirs = run_all(k.bootstrap, args.only)
+        with RealKafka(secure=True) as k:
+            theirs = run_all(k.bootstrap, args.only, sasl_bootstrap=k.sasl_bootstrap)
     except KafkaUnavailable as e:
         print(f"conformance: real Kafka unavailable: {e}", file=sys.stderr)
         return 2
     if args.bootstrap:
-        return score(args.bootstrap, theirs, args.name, args.only, args.out, args.quiet)
-    from ..embedded import Broker
-
+        return score(args.bootstrap, theirs, args.name, args.only, args.out, args.quiet, args.sasl)
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="kbroker-conformance-") as data, \
-            Broker(port=0, storage="segment", data_dir=data) as b:  # a directory on a disk, as Kafka's
-        return score(b.bootstrap_servers, theirs, "kbroker", args.only, args.out, args.quiet)
+    from .runner import kbroker_for_conformance
+
+    with tempfile.TemporaryDirectory(prefix="kbroker-conformance-") as data, kbroker_for_conformance(data) as b:
+        return score(b.bootstrap_servers, theirs, "kbroker", args.only, args.out, args.quiet,
+                     b.listeners["SASL_PLAINTEXT"])
 
 
 def add_arguments(p: argparse.ArgumentParser, with_bootstrap: str = "required") -> None:
@@ -88,6 +89,10 @@ def add_arguments(p: argparse.ArgumentParser, with_bootstrap: str = "required") 
     p.add_argument("--name", default="broker", help="what the broker is called in the table")
     p.add_argument("--out", default=None, help="also write the table to this file")
     p.add_argument("--quiet", action="store_true", help="print only the summary line")
+    p.add_argument("--sasl", default=None, metavar="HOST:PORT",
+                   help="the broker's SASL_PLAINTEXT listener, set up as realkafka.security_settings says "
+                        "(user alice, ACLs on, User:ANONYMOUS a super user); without it the SASL and ACL "
+                        "scenarios record that they could not run")
 
 
 def main(argv: list[str] | None = None) -> int:

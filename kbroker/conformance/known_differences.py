@@ -56,6 +56,19 @@ KNOWN: list[Known] = [
     Known("list_config_resources_types@v1", "all", "config_resources*",
           "Kafka lists its broker logger (type 8, BROKER_LOGGER) among all config resources; kbroker has no "
           "broker loggers (DescribeConfigs refuses the type), so it lists none"),
+    # -- SASL and ACLs --------------------------------------------------------------------------------------
+    Known("acls_cluster_action_denied@*", "*", "*error_message",
+          "CLUSTER_AUTHORIZATION_FAILED: Kafka's message prints its internal Request object ('Request Request("
+          "processor=..., session=...) needs ALTER permission.'); kbroker says 'Cluster authorization failed.'",
+          ours="Cluster authorization failed.", theirs="<request> needs * permission."),
+    Known("acls_create_describe_delete@*", "create_match_pattern", "results*",
+          "a binding with the filter-only pattern type MATCH: Kafka 4.4 answers UNKNOWN_SERVER_ERROR without a "
+          "message (its controller throws past its own validation); kbroker INVALID_REQUEST 'Invalid patternType "
+          "MATCH'"),
+    Known("sasl_request_before_authentication@*", "after_handshake", "*",
+          "a request other than SaslAuthenticate after SaslHandshake v1: Kafka answers the request's own error "
+          "response (ILLEGAL_SASL_STATE where its schema has an error code) and then closes; kbroker closes "
+          "without an answer"),
     # -- DescribeConfigs ----------------------------------------------------------------------------------
     Known("describe_configs_*", "*", "results*.error_message",
           "Kafka sends an empty error message where kbroker sends null (and its own text for an unknown topic)"),

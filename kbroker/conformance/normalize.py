@@ -7,6 +7,7 @@ name of each value in hand. The rules, in the order they apply:
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -41,6 +42,9 @@ METADATA_EPOCH_FIELDS = {"finalized_features_epoch"}
 
 # 6. Order of lists that are sets: Kafka builds topics, partitions, configs and groups from hash maps and
 #    sends them in that order; no client relies on it. Such lists are sorted by their key fields.
+# Lists of names that are sets are sorted too: SaslHandshake's mechanisms, which Kafka lists from a hash map
+# of the enabled mechanisms' handlers, not in the order sasl.enabled.mechanisms gives them.
+SORTED_NAME_LISTS = {"mechanisms"}
 SORT_KEYS = ("name", "topic", "topic_name", "resource_name", "api_key", "partition_index", "partition",
              "index", "group_id", "member_id", "transactional_id", "key")
 
@@ -59,6 +63,12 @@ ENVIRONMENT_CONFIGS = {"log.dirs", "log.dir", "listeners", "advertised.listeners
                        "controller.quorum.bootstrap.servers", "controller.quorum.voters", "process.roles",
                        "controller.listener.names", "listener.security.protocol.map", "metadata.log.dir",
                        "inter.broker.listener.name"}
+
+
+# 10. Kafka's authorization messages print its internal Request object ("Request Request(processor=2,
+#    connectionId=..., session=...Session@650bed6d, ...) needs ALTER permission."): connection ids, ports and
+#    object hashes, new on every run. That object becomes "<request>"; the permission named stays.
+KAFKA_REQUEST_TEXT = re.compile(r"Request Request\(.*\) needs ")
 
 
 class Normalizer:
@@ -90,6 +100,8 @@ class Normalizer:
             return out
         if isinstance(value, list):
             items = [self(v, field) for v in value]
+            if field in SORTED_NAME_LISTS and all(isinstance(i, str) for i in items):
+                return sorted(items)
             return _sorted_if_set(items)
         if field in THROTTLE_FIELDS:
             return 0
@@ -121,6 +133,7 @@ class Normalizer:
         return value
 
     def _text(self, s: str) -> str:
+        s = KAFKA_REQUEST_TEXT.sub("<request> needs ", s)
         return s.replace(self.token, "<run>") if self.token else s
 
 

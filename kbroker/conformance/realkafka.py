@@ -12,6 +12,10 @@ How it works:
   Metadata lists the broker (ApiVersions alone answers before the broker is unfenced). ``stop()``
   terminates the group, then kills it; the context manager and an atexit hook make sure a failing test
   leaves no JVM behind.
+- ``RealKafka(secure=True)`` (the conformance suite's) adds a SASL_PLAINTEXT listener on a third free port
+  with PLAIN and both SCRAM mechanisms (``security_settings``: the user in the listener's PLAIN JAAS config,
+  its SCRAM credentials written by ``kafka-storage format --add-scram``) and the StandardAuthorizer, with
+  User:ANONYMOUS (PLAINTEXT) as a super user.
 
 Used by the differential conformance suite (kbroker.conformance), ``make compat REAL_KAFKA=1`` and
 ``bench/peers.py``'s Kafka 4 peer. ``python -m kbroker.conformance.realkafka`` downloads the jars, starts
@@ -158,14 +162,46 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def server_properties(port: int, controller_port: int, data_dir: Path, settings: dict[str, str] | None = None) -> str:
+# The conformance suite's users and access rules, the same on Kafka and kbroker: a SASL_PLAINTEXT listener
+# beside PLAINTEXT with PLAIN and both SCRAM mechanisms, one user (alice), and the StandardAuthorizer with the
+# suite's admin (User:ANONYMOUS, whoever comes over PLAINTEXT) as a super user, so the scenarios that do not
+# test security run as before.
+SUITE_USERS = {"alice": "alice-secret"}
+SUITE_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def security_settings(listener: str = "sasl_plaintext") -> dict[str, str]:
+    """The SASL and ACL keys both brokers are given (Kafka-named)."""
+    users = " ".join(f'user_{u}="{p}"' for u, p in SUITE_USERS.items())
+    prefix = f"listener.name.{listener}"
+    return {
+        f"{prefix}.sasl.enabled.mechanisms": ",".join(SUITE_MECHANISMS),
+        f"{prefix}.plain.sasl.jaas.config":
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
+        f"{prefix}.scram-sha-256.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        f"{prefix}.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:ANONYMOUS;User:admin",
+    }
+
+
+def scram_format_args() -> list[str]:
+    """kafka-storage format's ``--add-scram`` arguments for the suite's users (both SCRAM mechanisms)."""
+    return [arg for m in SUITE_MECHANISMS if m.startswith("SCRAM")
+            for u, p in SUITE_USERS.items() for arg in ("--add-scram", f"{m}=[name={u},password={p}]")]
+
+
+def server_properties(port: int, controller_port: int, data_dir: Path, settings: dict[str, str] | None = None,
+                      sasl_port: int | None = None) -> str:
+    sasl = f",SASL_PLAINTEXT://{HOST}:{sasl_port}" if sasl_port else ""
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
-        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "listeners": f"PLAINTEXT://{HOST}:{port}{sasl},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}{sasl}",
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+                                          + (",SASL_PLAINTEXT:SASL_PLAINTEXT" if sasl_port else ""),
         "inter.broker.listener.name": "PLAINTEXT",
         "controller.quorum.bootstrap.servers": f"{HOST}:{controller_port}",
         "log.dirs": str(data_dir),
@@ -175,10 +211,11 @@ def server_properties(port: int, controller_port: int, data_dir: Path, settings:
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
-def format_storage(java: str, libs: Path, properties: Path, log4j: Path, cluster_id: str | None = None) -> None:
+def format_storage(java: str, libs: Path, properties: Path, log4j: Path, cluster_id: str | None = None,
+                   extra_args: list[str] | None = None) -> None:
     r = subprocess.run([java, *TOOL_JVM, f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*",
                         "kafka.tools.StorageTool", "format", "-t", cluster_id or new_cluster_id(), "-c",
-                        str(properties), "--standalone"],
+                        str(properties), "--standalone", *(extra_args or [])],
                        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     if r.returncode:
         raise KafkaUnavailable(f"kafka-storage format failed: {(r.stdout + r.stderr).strip()[-600:]}")
@@ -190,17 +227,20 @@ def broker_command(java: str, libs: Path, properties: Path, log4j: Path, jvm_opt
 
 
 def prepare(run_dir: Path, port: int, settings: dict[str, str] | None = None,
-            version: str = KAFKA_VERSION) -> tuple[str, Path, Path, Path]:
+            version: str = KAFKA_VERSION, sasl_port: int | None = None) -> tuple[str, Path, Path, Path]:
     """Write the config into ``run_dir`` and format its storage; returns (java, libs, properties, log4j).
-    The controller listener takes another free port."""
+    The controller listener takes another free port. With ``sasl_port``: the suite's SASL_PLAINTEXT
+    listener, users and authorizer (security_settings), SCRAM users formatted into the metadata log."""
     java = java_binary()
     libs = ensure_jars(version)
     data = run_dir / "data"
     properties = run_dir / "server.properties"
     log4j = run_dir / "log4j2.properties"
-    properties.write_text(server_properties(port, free_port(), data, settings))
+    if sasl_port:
+        settings = {**security_settings(), **(settings or {})}
+    properties.write_text(server_properties(port, free_port(), data, settings, sasl_port))
     log4j.write_text(LOG4J2)
-    format_storage(java, libs, properties, log4j)
+    format_storage(java, libs, properties, log4j, extra_args=scram_format_args() if sasl_port else None)
     return java, libs, properties, log4j
 
 
@@ -268,8 +308,10 @@ class RealKafka:
     """
 
     def __init__(self, settings: dict[str, str] | None = None, version: str = KAFKA_VERSION,
-                 jvm_opts: list[str] | None = None, workdir: str | Path | None = None):
+                 jvm_opts: list[str] | None = None, workdir: str | Path | None = None, secure: bool = False):
         self.settings = dict(settings or {})
+        self.secure = secure  # also the conformance suite's SASL_PLAINTEXT listener, users and authorizer
+        self.sasl_port = 0
         self.version = version
         self.jvm_opts = list(JVM_FAST_START if jvm_opts is None else jvm_opts)
         self.workdir = workdir
@@ -282,6 +324,10 @@ class RealKafka:
     @property
     def bootstrap(self) -> str:
         return f"{HOST}:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str | None:
+        return f"{HOST}:{self.sasl_port}" if self.sasl_port else None
 
     @property
     def log_path(self) -> Path | None:
@@ -299,9 +345,11 @@ class RealKafka:
     def _start_once(self, timeout_s: float) -> RealKafka:
         self.run_dir = Path(tempfile.mkdtemp(prefix="kbroker-realkafka-", dir=self.workdir))
         self.port = free_port()
+        self.sasl_port = free_port() if self.secure else 0
         t0 = time.perf_counter()
         try:
-            java, libs, properties, log4j = prepare(self.run_dir, self.port, self.settings, self.version)
+            java, libs, properties, log4j = prepare(self.run_dir, self.port, self.settings, self.version,
+                                                    self.sasl_port or None)
         except BaseException:
             self._cleanup()
             raise

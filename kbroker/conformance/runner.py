@@ -25,8 +25,11 @@ from .session import SCENARIOS, ScenarioError, Session, api_versions, self_node_
 RECORDED_DIR = Path(__file__).resolve().parent / "recorded"
 
 
-def run_all(bootstrap: str, only: str | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Every scenario at every version: {"<scenario>@v<N>": {label: answer}}."""
+def run_all(bootstrap: str, only: str | None = None, progress: Callable[[str], None] | None = None,
+            sasl_bootstrap: str | None = None) -> dict[str, Any]:
+    """Every scenario at every version: {"<scenario>@v<N>": {label: answer}}. ``sasl_bootstrap``: the broker's
+    SASL_PLAINTEXT listener, configured as realkafka.security_settings says (the SASL and ACL scenarios
+    record a ScenarioError without it)."""
     from . import scenarios  # noqa: F401  registers them
 
     served = api_versions(bootstrap)
@@ -38,7 +41,7 @@ def run_all(bootstrap: str, only: str | None = None, progress: Callable[[str], N
             key = f"{sc.name}@v{v}"
             if only and not fnmatch.fnmatch(key, only) and not fnmatch.fnmatch(sc.name, only):
                 continue
-            s = Session(bootstrap, f"{token}-{len(results)}", served, node)
+            s = Session(bootstrap, f"{token}-{len(results)}", served, node, sasl_bootstrap)
             try:
                 sc.func(s, v)
             except ScenarioError as e:
@@ -156,3 +159,15 @@ def save_recorded(answers: dict[str, Any], version: str | None = None) -> Path:
            "answers": answers}
     path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return path
+
+
+def kbroker_for_conformance(data_dir: str):
+    """A kbroker set up as the suite's Kafka is (realkafka.security_settings): PLAINTEXT and SASL_PLAINTEXT
+    listeners on free ports, the suite's users, ACLs on with the suite's admin as a super user; segment
+    storage in ``data_dir`` (a directory on a disk, as Kafka's: DescribeLogDirs names it). Not started."""
+    from ..embedded import Broker
+    from .realkafka import HOST, SUITE_USERS, security_settings
+
+    settings = {"listeners": f"PLAINTEXT://{HOST}:0,SASL_PLAINTEXT://{HOST}:0", **security_settings()}
+    return Broker(port=0, storage="segment", data_dir=data_dir, settings=settings,
+                  sasl_users=list(SUITE_USERS.items()))

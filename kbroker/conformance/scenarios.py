@@ -9,6 +9,7 @@ longer serves, say) shows as a difference rather than breaking.
 
 from __future__ import annotations
 
+import base64
 import struct
 import time
 import uuid
@@ -27,12 +28,15 @@ from ..wire.messages import (add_offsets_to_txn as ao, add_partitions_to_txn as 
                              offset_fetch as of, offset_for_leader_epoch as ofle, produce as pr,
                              sasl_authenticate as sa, sasl_handshake as sh, sync_group as sg,
                              txn_offset_commit as toc)
-from .session import ScenarioError, Session, scenario
+from ..security.scram import MECHANISMS as SCRAM_MECHANISMS, salted_password
+from .realkafka import SUITE_USERS
+from .session import Connection, ScenarioError, Session, scenario
 
 ApiVersions, Metadata, Produce, Fetch, ListOffsets = 18, 3, 0, 1, 2
 CreateTopics, DeleteTopics, DescribeConfigs = 19, 20, 32
 JoinGroup, Heartbeat, SyncGroup, InitProducerId, AddPartitionsToTxn, EndTxn = 11, 12, 14, 22, 24, 26
 OffsetCommit, OffsetFetch, SaslHandshake, DeleteRecords, DescribeAcls, CreatePartitions = 8, 9, 17, 21, 29, 37
+CreateAcls, DeleteAcls, SaslAuthenticate = 30, 31, 36
 
 
 # -- request builders ---------------------------------------------------------------------------------------
@@ -680,13 +684,6 @@ def create_partitions_errors(s: Session, v: int):
     s.call("unknown_topic", CreatePartitions, v, req(s.name("none"), 2))
 
 
-@scenario(DescribeAcls, (1, 3))
-def describe_acls_without_authorizer(s: Session, v: int):
-    """No authorizer configured (both brokers' defaults): SECURITY_DISABLED and its message."""
-    s.call("describe", DescribeAcls, v, da.DescribeAclsRequest(resource_type_filter=1, pattern_type_filter=1,
-                                                               operation=1, permission_type=1))
-
-
 @scenario(SaslHandshake, (0, 1))
 def sasl_handshake_on_plaintext(s: Session, v: int):
     """A SASL handshake on a PLAINTEXT listener, and for a mechanism nobody serves."""
@@ -1137,21 +1134,9 @@ def describe_log_dirs_partitions(s: Session, v: int):
                    for t in d.topics if s.token in t.name]} for d in r.results]})
 
 
-# -- ACLs, SASL and SCRAM on a broker without an authorizer and with a PLAINTEXT listener -------------------------
+# -- SASL on the PLAINTEXT listener, SCRAM credentials ---------------------------------------------------------
 
-CreateAcls, DeleteAcls, SaslAuthenticate = 30, 31, 36
 DescribeUserScramCredentials, AlterUserScramCredentials = 50, 51
-
-
-@scenario(CreateAcls, (1, 2, 3))
-def create_and_delete_acls_without_authorizer(s: Session, v: int):
-    """No authorizer (both brokers' defaults): CreateAcls and DeleteAcls answer SECURITY_DISABLED per entry."""
-    s.call("create", CreateAcls, v, ca.CreateAclsRequest(creations=[ca.CreateAclsRequest.AclCreation(
-        resource_type=2, resource_name=s.name("t"), resource_pattern_type=3, principal="User:alice", host="*",
-        operation=4, permission_type=3)]))
-    s.call("delete", DeleteAcls, v, dela.DeleteAclsRequest(filters=[dela.DeleteAclsRequest.DeleteAclsFilter(
-        resource_type_filter=1, resource_name_filter=None, pattern_type_filter=1, principal_filter=None,
-        host_filter=None, operation=1, permission_type=1)]))
 
 
 @scenario(SaslAuthenticate, (0, 1, 2))
@@ -1252,3 +1237,225 @@ def list_config_resources_types(s: Session, v: int):
                                  if c.get("resource_type") not in (2, None) or "<run>" in c["resource_name"]]
         d["throttle_time_ms"] = 0
         s.answers[label] = d
+
+
+# -- SASL on the SASL_PLAINTEXT listener and ACLs with the authorizer (realkafka.security_settings) ----------
+# alice is the suite's SASL user, with no ACLs: she may do nothing. Whoever comes over PLAINTEXT is a super
+# user (the suite's admin). ACLs a scenario creates name principals and resources after the run token.
+
+ALICE_PASSWORD = SUITE_USERS["alice"]
+# Kafka's AclResourceType, PatternType, AclOperation and AclPermissionType codes.
+ANY, TOPIC_RESOURCE, GROUP_RESOURCE = 1, 2, 3
+MATCH, LITERAL, PREFIXED = 2, 3, 4
+READ, WRITE = 3, 4
+DENY, ALLOW = 2, 3
+
+
+def _closed_or_answer(s: Session, label: str, conn: Connection, api_key: int, version: int, request) -> None:
+    """Send a request the broker may refuse by closing the connection, or by answering in another API's
+    schema (Kafka answers a request in the midst of SASL with a SaslAuthenticate error): record "closed", or
+    the answer's bytes after the correlation id, in hex."""
+    try:
+        conn.send_bytes(conn.frame(api_key, version, request))
+        frame = conn.read_frame()
+    except (OSError, ConnectionError):
+        frame = None
+    s.note(label, "closed" if frame is None else {"bytes": bytes(frame[4:]).hex()})
+
+
+@scenario(SaslHandshake, (0, 1))
+def sasl_handshake_mechanisms(s: Session, v: int):
+    """SaslHandshake on the SASL listener: a supported mechanism (the enabled ones are listed), and one
+    nobody serves (UNSUPPORTED_SASL_MECHANISM, also listing them)."""
+    for label, mechanism in (("plain", "PLAIN"), ("scram", "SCRAM-SHA-512"), ("unsupported", "GSSAPI")):
+        c = s.sasl_connection()
+        try:
+            s.call(label, SaslHandshake, v, sh.SaslHandshakeRequest(mechanism=mechanism), conn=c)
+        finally:
+            c.close()
+
+
+@scenario(SaslAuthenticate, (0, 1, 2))
+def sasl_plain_authenticate(s: Session, v: int):
+    """PLAIN: the right password (then Metadata is served), a wrong one and an unknown user
+    (SASL_AUTHENTICATION_FAILED and its message)."""
+    for label, user, password in (("ok", "alice", ALICE_PASSWORD), ("bad_password", "alice", "wrong"),
+                                  ("unknown_user", s.name("nobody"), "x")):
+        c = s.sasl_connection()
+        try:
+            s.call(f"{label}_handshake", SaslHandshake, 1, sh.SaslHandshakeRequest(mechanism="PLAIN"), conn=c)
+            s.call(label, SaslAuthenticate, v,
+                   sa.SaslAuthenticateRequest(auth_bytes=f"\0{user}\0{password}".encode()), conn=c)
+            if label == "ok":
+                s.call("metadata_after_login", Metadata, 12, metadata_request(), conn=c)
+        finally:
+            c.close()
+
+
+def _scram_exchange(s: Session, label: str, mechanism: str, v: int, password: str) -> None:
+    """A client's side of SCRAM (RFC 5802), recording what is not random in the server's messages: whether
+    its nonce extends ours, the iteration count, whether its final signature proves it knows the key."""
+    mech = SCRAM_MECHANISMS[mechanism]
+    c = s.sasl_connection()
+    try:
+        s.call(f"{label}_handshake", SaslHandshake, 1, sh.SaslHandshakeRequest(mechanism=mechanism), conn=c)
+        client_nonce = uuid.uuid4().hex
+        first_bare = f"n=alice,r={client_nonce}"
+        r = c.call(SaslAuthenticate, v, sa.SaslAuthenticateRequest(auth_bytes=f"n,,{first_bare}".encode()))
+        server_first = bytes(r.auth_bytes or b"").decode()
+        attrs = dict(a.split("=", 1) for a in server_first.split(",") if "=" in a)
+        s.note(f"{label}_server_first", {"error_code": r.error_code, "error_message": r.error_message,
+                                        "nonce_extends_ours": attrs.get("r", "").startswith(client_nonce),
+                                        "salt_given": bool(attrs.get("s")), "iterations": attrs.get("i")})
+        if r.error_code:
+            return
+        salted = salted_password(mech, password, base64.b64decode(attrs["s"]), int(attrs["i"]))
+        client_key = mech.hmac(salted, b"Client Key")
+        without_proof = f"c=biws,r={attrs['r']}"
+        auth_message = f"{first_bare},{server_first},{without_proof}".encode()
+        signature = mech.hmac(mech.hash(client_key), auth_message)
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        final = f"{without_proof},p={base64.b64encode(proof).decode()}"
+        r = c.call(SaslAuthenticate, v, sa.SaslAuthenticateRequest(auth_bytes=final.encode()))
+        expected = "v=" + base64.b64encode(mech.hmac(mech.hmac(salted, b"Server Key"), auth_message)).decode()
+        s.note(f"{label}_server_final", {"error_code": r.error_code, "error_message": r.error_message,
+                                        "server_signature_valid": bytes(r.auth_bytes or b"").decode() == expected,
+                                        "session_lifetime_ms": getattr(r, "session_lifetime_ms", None)})
+    except (OSError, ConnectionError) as e:
+        s.note(f"{label}_connection", type(e).__name__ in ("ConnectionError", "ConnectionResetError", "EOFError"))
+    finally:
+        c.close()
+
+
+@scenario(SaslAuthenticate, (1, 2))
+def sasl_scram_exchange(s: Session, v: int):
+    """SCRAM-SHA-256 and -512 with the right password (the server proves its key), and with a wrong one."""
+    for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+        _scram_exchange(s, mechanism.lower(), mechanism, v, ALICE_PASSWORD)
+    _scram_exchange(s, "bad_password", "SCRAM-SHA-256", v, "wrong")
+
+
+@scenario(Metadata, (12,))
+def sasl_request_before_authentication(s: Session, v: int):
+    """On the SASL listener, a request other than ApiVersions and the SASL exchange: first thing, and after
+    the handshake but before SaslAuthenticate. Kafka closes the connection without an answer."""
+    c = s.sasl_connection()
+    try:
+        _closed_or_answer(s, "first", c, Metadata, v, metadata_request())
+    finally:
+        c.close()
+    c = s.sasl_connection()
+    try:
+        s.call("handshake", SaslHandshake, 1, sh.SaslHandshakeRequest(mechanism="PLAIN"), conn=c)
+        _closed_or_answer(s, "after_handshake", c, Metadata, v, metadata_request())
+    finally:
+        c.close()
+
+
+def _acl_binding(resource_type: int, name: str, pattern: int, principal: str, operation: int, permission: int):
+    return ca.CreateAclsRequest.AclCreation(resource_type=resource_type, resource_name=name,
+                                            resource_pattern_type=pattern, principal=principal, host="*",
+                                            operation=operation, permission_type=permission)
+
+
+def _describe_filter(resource_type=ANY, name=None, pattern=ANY, principal=None, operation=ANY, permission=ANY):
+    return da.DescribeAclsRequest(resource_type_filter=resource_type, resource_name_filter=name,
+                                  pattern_type_filter=pattern, principal_filter=principal, host_filter=None,
+                                  operation=operation, permission_type=permission)
+
+
+def _wait_for_acls(s: Session, v: int, principal: str, count: int, timeout_s: float = 10.0, **filters) -> None:
+    """Kafka applies ACLs through its metadata log: a created binding is described (and enforced) a moment
+    after CreateAcls answers. Wait until DescribeAcls lists ``count`` bindings of ``principal`` (and
+    ``filters``: _describe_filter's)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        r = s.conn.call(DescribeAcls, v, _describe_filter(principal=principal, **filters))
+        if sum(len(res.acls) for res in r.resources) == count:
+            return
+        if time.monotonic() > deadline:
+            raise ScenarioError(f"{principal}: {count} ACL bindings not described after {timeout_s} s")
+        time.sleep(0.05)
+
+
+@scenario(CreateAcls, (1, 2, 3))
+def acls_create_describe_delete(s: Session, v: int):
+    """CreateAcls (a literal, a prefixed and a DENY binding; and one with a filter-only pattern type),
+    DescribeAcls with filters (by principal, MATCH, LITERAL), DeleteAcls with filters (one matching, one
+    not), and what is left."""
+    bob = f"User:{s.name('bob')}"
+    s.call("create", CreateAcls, v, ca.CreateAclsRequest(creations=[
+        _acl_binding(TOPIC_RESOURCE, s.name("t"), LITERAL, bob, READ, ALLOW),
+        _acl_binding(TOPIC_RESOURCE, s.name("p"), PREFIXED, bob, WRITE, ALLOW),
+        _acl_binding(GROUP_RESOURCE, s.name("g"), LITERAL, bob, READ, DENY)]))
+    s.call("create_match_pattern", CreateAcls, v, ca.CreateAclsRequest(creations=[
+        _acl_binding(TOPIC_RESOURCE, s.name("m"), MATCH, bob, READ, ALLOW)]))
+    _wait_for_acls(s, v, bob, 3)
+    s.call("by_principal", DescribeAcls, v, _describe_filter(principal=bob))
+    s.call("match_topic", DescribeAcls, v, _describe_filter(TOPIC_RESOURCE, s.name("p-1"), MATCH))
+    s.call("literal_topic", DescribeAcls, v, _describe_filter(TOPIC_RESOURCE, s.name("t"), LITERAL))
+    s.call("deny_only", DescribeAcls, v, _describe_filter(principal=bob, permission=DENY))
+    s.call("delete", DeleteAcls, v, dela.DeleteAclsRequest(filters=[
+        dela.DeleteAclsRequest.DeleteAclsFilter(resource_type_filter=TOPIC_RESOURCE, resource_name_filter=s.name("t"),
+                                                pattern_type_filter=LITERAL, principal_filter=bob, host_filter=None,
+                                                operation=ANY, permission_type=ANY),
+        dela.DeleteAclsRequest.DeleteAclsFilter(resource_type_filter=ANY, resource_name_filter=None,
+                                                pattern_type_filter=ANY, principal_filter=f"User:{s.name('nobody')}",
+                                                host_filter=None, operation=ANY, permission_type=ANY)]))
+    _wait_for_acls(s, v, bob, 2)
+    s.call("after_delete", DescribeAcls, v, _describe_filter(principal=bob))
+
+
+@scenario(CreateAcls, (1, 3))
+def acls_cluster_action_denied(s: Session, v: int):
+    """alice (no ACLs) creating and describing ACLs: CLUSTER_AUTHORIZATION_FAILED; creating a topic:
+    TOPIC_AUTHORIZATION_FAILED."""
+    c = s.login_plain("alice", ALICE_PASSWORD)
+    try:
+        s.call("create_acls", CreateAcls, v, ca.CreateAclsRequest(creations=[
+            _acl_binding(TOPIC_RESOURCE, s.name("t"), LITERAL, "User:alice", READ, ALLOW)]), conn=c)
+        s.call("describe_acls", DescribeAcls, v, _describe_filter(), conn=c)
+        s.call("create_topic", CreateTopics, 5, create_request(creatable(s.name("t"))), conn=c)
+    finally:
+        c.close()
+
+
+@scenario(Metadata, (1, 4, 9, 12))
+def acl_metadata_denied(s: Session, v: int):
+    """Metadata of an existing topic alice may not describe: TOPIC_AUTHORIZATION_FAILED."""
+    s.create_topic(s.name("t"))
+    c = s.login_plain("alice", ALICE_PASSWORD)
+    try:
+        s.call("metadata", Metadata, v, metadata_request(s.name("t")), conn=c)
+    finally:
+        c.close()
+
+
+@scenario(Produce, (3, 9, 12))
+def acl_produce_denied(s: Session, v: int):
+    """Produce by alice to an existing topic: TOPIC_AUTHORIZATION_FAILED."""
+    s.create_topic(s.name("t"))
+    c = s.login_plain("alice", ALICE_PASSWORD)
+    try:
+        s.call("produce", Produce, v, produce_request(s.name("t"), batch(b"a"),
+                                                      topic_id=produce_topic_id(s, v, s.name("t"))), conn=c)
+    finally:
+        c.close()
+
+
+@scenario(Fetch, (4, 12, 13))
+def acl_fetch_denied_then_allowed(s: Session, v: int):
+    """Fetch by alice: TOPIC_AUTHORIZATION_FAILED; once an ACL lets her READ the topic, the records."""
+    topic = s.name("t")
+    s.create_topic(topic)
+    seed(s, topic, batch(b"a"))
+    topic_id = s.topic_id(topic) if v >= 13 else None
+    c = s.login_plain("alice", ALICE_PASSWORD)
+    try:
+        s.call("denied", Fetch, v, fetch_request(topic, 0, topic_id=topic_id), conn=c)
+        s.call("grant", CreateAcls, 3, ca.CreateAclsRequest(creations=[
+            _acl_binding(TOPIC_RESOURCE, topic, LITERAL, "User:alice", READ, ALLOW)]))
+        _wait_for_acls(s, 3, "User:alice", 1, resource_type=TOPIC_RESOURCE, name=topic, pattern=LITERAL)
+        s.call("allowed", Fetch, v, fetch_request(topic, 0, topic_id=topic_id), conn=c)
+    finally:
+        c.close()

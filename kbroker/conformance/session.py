@@ -67,8 +67,10 @@ def api_versions(bootstrap: str) -> dict[int, tuple[int, int]]:
 class Session:
     """One scenario at one version against one broker."""
 
-    def __init__(self, bootstrap: str, token: str, served: dict[int, tuple[int, int]], self_node_id: int | None):
+    def __init__(self, bootstrap: str, token: str, served: dict[int, tuple[int, int]], self_node_id: int | None,
+                 sasl_bootstrap: str | None = None):
         self.bootstrap = bootstrap
+        self.sasl_bootstrap = sasl_bootstrap  # the SASL_PLAINTEXT listener (realkafka.security_settings)
         self.token = token
         self.served = served
         self.norm = Normalizer(token, self_node_id)
@@ -87,6 +89,24 @@ class Session:
 
     def new_connection(self) -> Connection:
         return Connection(self.bootstrap)
+
+    def sasl_connection(self) -> Connection:
+        """A connection to the SASL listener, not yet authenticated."""
+        if not self.sasl_bootstrap:
+            raise ScenarioError("the broker was started without the suite's SASL_PLAINTEXT listener")
+        return Connection(self.sasl_bootstrap)
+
+    def login_plain(self, user: str, password: str) -> Connection:
+        """A connection to the SASL listener logged in with PLAIN (set-up: not recorded)."""
+        from ..wire.messages import sasl_authenticate as sa, sasl_handshake as sh
+
+        c = self.sasl_connection()
+        c.call(17, 1, sh.SaslHandshakeRequest(mechanism="PLAIN"))
+        r = c.call(36, 2, sa.SaslAuthenticateRequest(auth_bytes=f"\0{user}\0{password}".encode()))
+        if r.error_code:
+            c.close()
+            raise ScenarioError(f"PLAIN login of {user}: error {r.error_code} {r.error_message}")
+        return c
 
     def close(self) -> None:
         if self._conn:

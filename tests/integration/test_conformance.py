@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from kbroker import Broker
 from kbroker.conformance import realkafka
 from kbroker.conformance.known_differences import KNOWN
 from kbroker.conformance.normalize import compare
-from kbroker.conformance.runner import compare_runs, load_recorded, run_all, table
+from kbroker.conformance.runner import compare_runs, kbroker_for_conformance, load_recorded, run_all, table
 
 
 def _unknown_report(outcomes) -> str:
@@ -28,9 +27,10 @@ def _unknown_report(outcomes) -> str:
 
 @pytest.fixture(scope="module")
 def kbroker_answers(tmp_path_factory):
-    # Segment storage in a directory, as Kafka's: DescribeLogDirs then names a directory on a disk.
-    with Broker(port=0, storage="segment", data_dir=tmp_path_factory.mktemp("kbroker")) as b:
-        yield run_all(b.bootstrap_servers)
+    # Segment storage in a directory, as Kafka's (DescribeLogDirs then names a directory on a disk), and the
+    # suite's SASL_PLAINTEXT listener, users and ACLs, as realkafka gives Kafka.
+    with kbroker_for_conformance(str(tmp_path_factory.mktemp("kbroker"))) as b:
+        yield run_all(b.bootstrap_servers, sasl_bootstrap=b.listeners["SASL_PLAINTEXT"])
 
 
 def test_kbroker_matches_recorded_kafka_answers(kbroker_answers):
@@ -63,8 +63,8 @@ def test_live_kafka(kbroker_answers):
     reason = realkafka.unavailable_reason()
     if reason:
         pytest.skip(f"real Kafka {realkafka.KAFKA_VERSION} unavailable: {reason}")
-    with realkafka.RealKafka() as k:
-        live = run_all(k.bootstrap)
+    with realkafka.RealKafka(secure=True) as k:
+        live = run_all(k.bootstrap, sasl_bootstrap=k.sasl_bootstrap)
     recorded = load_recorded()
     drift = [(key, step, path, a, b) for key in live for step in live[key]
              for path, a, b in compare(live[key][step], recorded.get(key, {}).get(step))]
