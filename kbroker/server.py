@@ -48,8 +48,8 @@ import socket
 import struct
 import time
 
-from .errors import ProtocolViolation
-from .faults import FaultAction
+from .errors import ErrorCode, ProtocolViolation
+from .faults import FaultAction, error_response
 from .handlers import HANDLERS
 from .handlers import api_versions
 from .handlers.context import RequestContext
@@ -315,6 +315,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         try:
             session.admit(header.api_key, handler.name)
         except AuthenticationError as e:
+            if e.answered and not session.authenticated:
+                return self._refuse_during_authentication(frame, header, handler, advertised, str(e))
             raise (AuthenticationFailure if not session.authenticated else ProtocolViolation)(str(e)) from None
         version = header.api_version
         if header.api_key == API_VERSIONS_KEY and version > advertised[1]:
@@ -345,6 +347,22 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if response is None:
             return None
         return encode_response(header.correlation_id, handler, version, response)
+
+    def _refuse_during_authentication(self, frame: bytes, header, handler, advertised, message: str):
+        """A request other than SaslAuthenticate in the midst of SASL: its own error response (ILLEGAL_SASL_STATE
+        wherever its schema has an error code), then the close after the failed-authentication delay, as
+        Kafka's SaslServerAuthenticator answers it."""
+        version = header.api_version
+        if not advertised[0] <= version <= advertised[1]:
+            raise AuthenticationFailure(message)
+        try:
+            request, _ = handler.codec.REQUEST_DECODERS[version](memoryview(frame),
+                                                                 body_offset(frame, handler.flexible(version)))
+        except (DecodeError, struct.error, IndexError, ValueError):
+            raise AuthenticationFailure(message) from None
+        self.session.refuse(message)
+        return encode_response(header.correlation_id, handler, version,
+                               error_response(handler, version, request, ErrorCode.ILLEGAL_SASL_STATE))
 
     async def _encode_later(self, correlation_id, handler, version, awaitable, measured=None):
         if measured is None:

@@ -65,10 +65,6 @@ KNOWN: list[Known] = [
           "a binding with the filter-only pattern type MATCH: Kafka 4.4 answers UNKNOWN_SERVER_ERROR without a "
           "message (its controller throws past its own validation); kbroker INVALID_REQUEST 'Invalid patternType "
           "MATCH'"),
-    Known("sasl_request_before_authentication@*", "after_handshake", "*",
-          "a request other than SaslAuthenticate after SaslHandshake v1: Kafka answers the request's own error "
-          "response (ILLEGAL_SASL_STATE where its schema has an error code) and then closes; kbroker closes "
-          "without an answer"),
     # -- DescribeConfigs ----------------------------------------------------------------------------------
     Known("describe_configs_*", "*", "results*.error_message",
           "Kafka sends an empty error message where kbroker sends null (and its own text for an unknown topic)"),

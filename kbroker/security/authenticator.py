@@ -10,7 +10,8 @@ State rules (everything that moves a connection between states is here):
 
 Before COMPLETE a SASL listener serves ApiVersions (once, before the handshake) and the SASL exchange only;
 any other request closes the connection ("Unexpected Kafka request of type ... during SASL handshake"), as
-Kafka does. SaslHandshake v0 means the tokens that follow are raw size-prefixed frames, not
+Kafka does; after SaslHandshake v1, such a request is first answered with its own error response
+(ILLEGAL_SASL_STATE), as Kafka's SaslServerAuthenticator does, then the connection closes. SaslHandshake v0 means the tokens that follow are raw size-prefixed frames, not
 SaslAuthenticate requests; a failure there just closes. A session has an expiry when
 ``connections.max.reauth.ms`` is set or the credential expires (an OAUTHBEARER token's ``exp``): the
 lifetime is told in SaslAuthenticate v1+ answers, and once it is past, any request but a re-authenticating
@@ -43,7 +44,13 @@ HANDSHAKE_OR_VERSIONS, HANDSHAKE, AUTHENTICATE, COMPLETE, FAILED = (
 
 
 class AuthenticationError(Exception):
-    """The connection must be closed now (said in the log, never to the client)."""
+    """The connection must be closed now (said in the log, never to the client). ``answered``: as Kafka's
+    SaslServerAuthenticator does for a request other than SaslAuthenticate after SaslHandshake v1, the
+    request is first answered with its own error response (ILLEGAL_SASL_STATE), then the connection closes."""
+
+    def __init__(self, message: str, answered: bool = False):
+        super().__init__(message)
+        self.answered = answered
 
 
 class ListenerAuth:
@@ -122,7 +129,12 @@ class Session:
         during = "handshake" if self.state in (HANDSHAKE_OR_VERSIONS, HANDSHAKE) else "authentication"
         if api_key == API_VERSIONS and self.state == HANDSHAKE:
             raise AuthenticationError(f"Unexpected ApiVersions request received during SASL {during}")
-        raise AuthenticationError(f"Unexpected Kafka request of type {api_name} during SASL {during}.")
+        raise AuthenticationError(f"Unexpected Kafka request of type {api_name} during SASL {during}.",
+                                  answered=self.state == AUTHENTICATE and not self.raw_tokens)
+
+    def refuse(self, message: str) -> None:
+        """Fail the exchange: the answer to the request that broke it is the last (admit's ``answered``)."""
+        self._fail(message)
 
     def api_versions_answered(self, ok: bool) -> None:
         if ok and self.state == HANDSHAKE_OR_VERSIONS:
