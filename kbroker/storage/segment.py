@@ -641,10 +641,7 @@ class SegmentLogStore(LogStore):
         return plog
 
     def delete_log(self, topic, topic_id, partition) -> None:
-        plog = self._logs.pop((topic, partition), None)
-        if plog is not None:
-            plog.discard()
-        self._remove_dir(self._dir(topic, partition))
+        self.delete_logs(topic, topic_id, [partition])
 
     def delete_logs(self, topic, topic_id, partitions) -> None:
         """As Kafka deletes a topic's logs: each log is closed without a flush and its directory renamed to
