@@ -417,8 +417,48 @@ def _kp_conf(spec: dict) -> dict:
     return conf
 
 
+def steady_produce(spec: dict) -> dict:
+    """``rate`` records of 100 B a second to ``topic`` (acks=all, idempotent) for ``seconds`` after the first
+    acknowledgement, which it announces with a line ``acked`` on stdout (the orchestrator then kills the
+    partition's leader). Each payload starts with its send time (time.monotonic_ns()); the result lists
+    the send and acknowledgement times of every record, for the failover figure."""
+    from confluent_kafka import Producer
+    topic, rate, seconds = spec["topic"], spec["rate"], spec["seconds"]
+    sent_ns, acked_ns, failures = [], [], []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            failures.append(str(err))
+            return
+        acked_ns.append(time.monotonic_ns())
+        sent_ns.append(_STAMP.unpack_from(msg.value())[1])
+
+    p = Producer(_conf(spec, on_delivery=on_delivery, acks="all", **{"enable.idempotence": True, "linger.ms": 0}))
+    _wait_metadata(p, topic)
+    pad = b"x" * (100 - _STAMP.size)
+    interval = 1.0 / rate
+    next_t = time.monotonic()
+    end = None
+    while end is None or time.monotonic() < end:
+        if end is None and acked_ns:
+            print("acked", flush=True)
+            end = time.monotonic() + seconds
+        now = time.monotonic()
+        if now >= next_t:
+            p.produce(topic, _STAMP.pack(b"s", time.monotonic_ns()) + pad)
+            next_t += interval
+            if next_t < now - 1.0:  # a stalled producer does not catch up in a burst
+                next_t = now
+        p.poll(max(0.0, min(next_t - time.monotonic(), 0.01)))
+    left = p.flush(30)
+    out = {"sent_ns": sent_ns, "acked_ns": acked_ns, "failed": len(failures), "undelivered": left}
+    if failures or left:
+        out["error"] = f"{len(failures)} failed, {left} undelivered: {failures[:1]}"
+    return out
+
+
 WORKLOADS = {f.__name__: f for f in (produce, fill_partitions, consume, subscribe_first, e2e, e2e_consumer,
-                                     many_producers, kp_produce, kp_consume, aio_consume)}
+                                     many_producers, kp_produce, kp_consume, aio_consume, steady_produce)}
 
 
 if __name__ == "__main__":

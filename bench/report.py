@@ -180,8 +180,12 @@ def markdown(data: dict) -> str:
                 f"{sm.get('probe_p99_ms_median')} ({sm.get('probe_p99_ms_worst')}) ms. Every interval: "
                 f"`{soak['rows']}` and soak.md."]
 
+    def cluster_body(cluster) -> list[str]:
+        return [cluster["summary"], "", f"Every run: `{cluster['rows']}` and cluster.md."]
+
     section("codec", "Codec micro-benchmark", codec_body)
     section("soak", "Soak (soak.py): well-behaved and hostile clients together", soak_body)
+    section("cluster", "Cluster (cluster.py): 3 kbroker brokers in one process against one", cluster_body)
     prof = data.get("profile")
     if prof:
         out += ["", "## Where kbroker spends its time (py-spy)", ""] + profile_markdown(prof)

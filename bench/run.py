@@ -35,7 +35,7 @@ from peers import PeerUnavailable  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-SECTIONS = ["produce", "consume", "latency", "lifecycle", "connections", "kafka-python", "codec", "scale", "soak"]
+SECTIONS = ["produce", "consume", "latency", "lifecycle", "connections", "kafka-python", "codec", "scale", "soak", "cluster"]
 # The scale section (scale.py) runs on the brokers that keep topics on disk across a kill -9 and answer
 # CreateTopics; the others get its rows skipped with this reason.
 SCALE_PEERS = {"kbroker", "kafka-4"}
@@ -137,6 +137,20 @@ def run_soak(workdir: Path, out_dir: Path, duration: float, say) -> dict:
     return {"summary": result["summary"], "rows": "soak.json"}
 
 
+def run_cluster(out_dir: Path, quick: bool, runs: int, log_dir: Path, say) -> dict:
+    """The cluster rows (cluster.py): a 3-broker in-process kbroker cluster against one kbroker broker; its
+    rows go to <out>/cluster.{json,md}, its summary into the report."""
+    import cluster
+    try:
+        result = cluster.run(quick, runs, log_dir, say)
+    except Exception as e:  # noqa: BLE001  a failed cluster section is reported, the run goes on
+        say(f"  cluster failed: {type(e).__name__}: {e}")
+        return {"error": f"{type(e).__name__}: {e}"}
+    (out_dir / "cluster.json").write_text(json.dumps(result, indent=1))
+    (out_dir / "cluster.md").write_text(cluster.markdown(result))
+    return {"summary": cluster.summary(result), "rows": "cluster.json"}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small counts and 1 run (unless --runs is given)")
@@ -189,7 +203,7 @@ def main(argv=None) -> int:
 
     # samples[peer][metric] = list of (value or None, detail)
     samples: dict[str, dict[str, list]] = {p.name: {} for p in active}
-    bench_sections = sections - {"codec", "scale", "soak"}
+    bench_sections = sections - {"codec", "scale", "soak", "cluster"}
     for run in range(runs):
         for peer in active:
             if peer_info[peer.name]["status"] != "ran":
@@ -263,6 +277,10 @@ def main(argv=None) -> int:
     if "soak" in sections and "kbroker" in [p.name for p in active]:
         soak_result = run_soak(workdir, out_dir, 60.0 if args.quick else 600.0, say)
 
+    cluster_result = None
+    if "cluster" in sections and "kbroker" in [p.name for p in active]:
+        cluster_result = run_cluster(out_dir, args.quick, runs, log_dir, say)
+
     profile = None
     if args.profile:
         import profile_kbroker
@@ -274,7 +292,8 @@ def main(argv=None) -> int:
             peer_info[p.name]["versions_seen"] = p.versions_seen
     meta["duration_s"] = round(time.time() - started, 1)
     data = {"meta": meta, "peers": peer_info, "metrics": [m.__dict__ for m in metric_list], "results": results,
-            "codec": codec, "profile": profile, "soak": soak_result}
+            "codec": codec, "profile": profile, "soak": soak_result,
+            "cluster": cluster_result}
     stem = args.name or mode
     (out_dir / f"{stem}.json").write_text(json.dumps(data, indent=1, default=str))
     md = report.markdown(data)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 
 from .broker_configs import broker_configs
 from .broker_state import BrokerState, ChangeNotifier
@@ -33,6 +34,8 @@ from .replica_fetcher import ReplicaFetcherManager, ReplicationLinks
 from .security import tls
 from .security.authenticator import ListenerAuth
 from .server import KafkaServer
+
+log = logging.getLogger("kbroker.broker")
 
 
 class BrokerServer:
@@ -121,6 +124,11 @@ class BrokerServer:
         for server in self.servers:
             await server.stop(grace_s=grace_s)
         if self.state is not None and self.state.log_manager is not None:
+            if flush:  # a clean shutdown keeps the high watermarks (Kafka's checkpointHW on shutdown)
+                try:
+                    self.state.log_manager.checkpoint_high_watermarks()
+                except OSError as e:
+                    log.error("writing the high-watermark checkpoint: %s", e)
             await self.state.log_manager.stop()
         if self.state is not None:
             self.state.close(flush=flush)

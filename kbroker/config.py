@@ -49,6 +49,9 @@ class BrokerConfig:
     replica_fetch_max_bytes: int = 1048576  # replica.fetch.max.bytes: per partition
     replica_fetch_response_max_bytes: int = 10485760  # replica.fetch.response.max.bytes
     replica_socket_timeout_ms: int = 30000  # replica.socket.timeout.ms: connecting to a leader
+    # replica.high.watermark.checkpoint.interval.ms: how often the high watermarks go to each log directory's
+    # replication-offset-checkpoint (log_manager.py); also written at a clean shutdown
+    replica_high_watermark_checkpoint_interval_ms: int = 5000
     auto_create_topics_enable: bool = True  # auto.create.topics.enable
     message_max_bytes: int = 1048588  # message.max.bytes
     socket_request_max_bytes: int = 104857600  # socket.request.max.bytes
@@ -174,6 +177,7 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "replica.fetch.max.bytes": ("replica_fetch_max_bytes", int),
     "replica.fetch.response.max.bytes": ("replica_fetch_response_max_bytes", int),
     "replica.socket.timeout.ms": ("replica_socket_timeout_ms", int),
+    "replica.high.watermark.checkpoint.interval.ms": ("replica_high_watermark_checkpoint_interval_ms", int),
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
     "message.max.bytes": ("message_max_bytes", int),
     "socket.request.max.bytes": ("socket_request_max_bytes", int),

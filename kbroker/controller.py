@@ -271,6 +271,24 @@ def leader_and_isr_without(p: PartitionRegistration, node: int, live, unclean: b
     return (NO_LEADER, isr) if leader == NO_LEADER else (leader, new_isr)
 
 
+def leader_and_isr_for_live(p: PartitionRegistration, live, unclean: bool = False) -> tuple[int, list[int]]:
+    """(leader, ISR) of ``p`` once every ISR member outside ``live`` is gone: each leaves as
+    ``leader_and_isr_without`` has it, in ISR order, so a controller that only knows who is alive (the
+    PostgreSQL one, or one taking over from a controller that died half-way) reaches what the in-process one
+    reaches broker by broker. A partition left without a leader gets one as when a broker registers
+    (``choose_leader``: an ISR member that is back). Unchanged when every ISR member is alive and one leads."""
+    live = set(live)
+    cur = p
+    for node in [r for r in p.isr if r not in live]:
+        leader, isr = leader_and_isr_without(cur, node, live, unclean)
+        cur = PartitionRegistration(p.replicas, isr, leader, p.leader_epoch, p.partition_epoch)
+    if cur.leader == NO_LEADER:
+        leader, isr = choose_leader(p.replicas, cur.isr, live, unclean)
+        if leader != NO_LEADER:
+            return leader, isr
+    return cur.leader, cur.isr
+
+
 def check_leader_move(p: PartitionRegistration, target: int, live) -> None:
     """Moving leadership to ``target`` (a preferred-replica election, the control plane's move) needs it to
     be a live member of the ISR, as Kafka's ElectLeaders does: else ELIGIBLE_LEADERS_NOT_AVAILABLE."""
@@ -358,26 +376,6 @@ def partitions_placement(topic: TopicRegistration, count: int, assignments: list
         return assignments
     rf = len(topic.partitions[0].replicas) if topic.partitions else 1
     return place_replicas(live, count - current, rf, first_partition=current)
-
-
-def elect_leader(p: PartitionRegistration, live: set[int], unclean: bool = False) -> tuple[int, list[int]] | None:
-    """(leader, isr) for a partition whose leader is not alive, or None when nothing changes: the first live
-    ISR member leads and the ISR keeps the live members; with none, the ISR is kept and there is no leader
-    (Kafka never empties the ISR: the partition comes back with its last in-sync replica), unless ``unclean``
-    (unclean.leader.election.enable) lets a live replica outside the ISR lead, with what it has."""
-    if p.leader in live:
-        return None
-    in_sync = [r for r in p.isr if r in live]
-    if in_sync:
-        leader, isr = in_sync[0], in_sync
-    elif unclean and any(r in live for r in p.replicas):
-        leader = next(r for r in p.replicas if r in live)
-        isr = [leader]
-    else:
-        leader, isr = NO_LEADER, list(p.isr)
-    if (leader, isr) == (p.leader, p.isr):
-        return None
-    return leader, isr
 
 
 class ImageReads:

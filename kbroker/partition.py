@@ -38,7 +38,8 @@ the follower last fetched from (its log end offset) and the last time it had cau
 As a follower (the broker is a replica, not the leader) the partition takes the leader's batches as they are
 (``append_as_follower``: offsets and epochs already set), the leader's high watermark capped at its own log
 end, and the leader's log start offset; the replica fetcher (replica_fetcher.py) drives it, and truncates it
-(``truncate_to``) where it diverged from the leader.
+(``truncate_to``) where it diverged from the leader, or wholly (``truncate_fully_and_start_at``) when its log
+ends before the leader's log start offset.
 
 Concurrency: everything here runs on the event loop, and appends do not await, so no two appends to a
 partition interleave. Fetchers waiting for data register a future with ``wait_for_append``; an append wakes
@@ -403,6 +404,15 @@ class Partition:
         if offset < self.log.log_end_offset:
             log.info("%s: truncating from %d to %d", self.log.name, self.log.log_end_offset, offset)
         self.log.truncate_to(offset)
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop this follower's whole log and start it at ``offset``: its log ended before the leader's log
+        start offset (Kafka's truncateFullyAndStartAt)."""
+        log.info("%s: log end %d is below the leader's log start %d: truncating fully", self.log.name,
+                 self.log.log_end_offset, offset)
+        self.log.truncate_fully_and_start_at(offset)
+        if self.changes is not None:
+            self.changes.notify()
 
     def write_marker(self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int = 0) -> int:
         """Append a COMMIT or ABORT control batch for a producer's transaction; returns its offset."""

@@ -19,9 +19,11 @@ Theory of operation:
   ``kbroker_cluster``: Metadata's and DescribeCluster's controller id). When it dies the lock is released and
   a waiting broker takes over at once. The controller checks every ``LIVENESS_CHECK_S`` which alive brokers
   no longer hold their lock, in one statement (``pg_locks`` read in the same UPDATE that marks them dead, so a
-  broker that registers meanwhile is never marked dead), and elects new leaders for partitions whose leader
-  is not alive: the first live ISR member (``controller.elect_leader``; a live replica outside the ISR only
-  with ``unclean.leader.election.enable``), else no leader with the ISR kept.
+  broker that registers meanwhile is never marked dead), and applies the in-process controller's rule
+  (``controller.leader_and_isr_for_live``, built on ``leader_and_isr_without``): a broker that is not alive
+  leaves every ISR it is in, led or followed, but never the last member; a partition it led gets the first
+  live replica in assignment order that is in the ISR (a live replica outside the ISR only with
+  ``unclean.leader.election.enable``), else no leader with the ISR kept.
 - **Compare-and-set.** Every change of a partition's state is one conditional UPDATE on (leader epoch,
   partition epoch), as ``alter_partition`` promises: a stale caller gets FENCED_LEADER_EPOCH or
   INVALID_UPDATE_VERSION and nothing changes. A broker that registers leads again, in one UPDATE, the
@@ -64,8 +66,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from .controller import (NO_LEADER, PRODUCER_ID_BLOCK_SIZE, BrokerRegistration, Controller, ImageReads,
-                         MetadataListener, PartitionRegistration, TopicRegistration, elect_leader,
-                         new_partitions, new_topic, partitions_placement)
+                         MetadataListener, PartitionRegistration, TopicRegistration,
+                         leader_and_isr_for_live, new_partitions, new_topic, partitions_placement)
 from .errors import ErrorCode, KafkaError
 
 log = logging.getLogger("kbroker.controller")
@@ -229,27 +231,28 @@ def read_brokers(conn: psycopg.Connection) -> tuple[int, dict[int, BrokerRegistr
 
 
 def elect_leaders(conn: psycopg.Connection, unclean_default: bool = False) -> tuple[list[tuple], int]:
-    """Elect leaders for the partitions whose leader is not alive (controller.elect_leader), each by
+    """Take the brokers that are not alive out of every ISR and elect leaders for the partitions they led
+    (``controller.leader_and_isr_for_live``: the in-process controller's rule, from the live set), each by
     compare-and-set. Returns the changed rows (_BUMP_AND_NOTIFY's) and how many lost a race (changed by
     someone else meanwhile: to look at again)."""
     live = [n for (n,) in conn.execute("SELECT node_id FROM kbroker_brokers WHERE alive").fetchall()]
     rows = conn.execute(
         "SELECT p.topic, p.idx, p.replicas, p.isr, p.leader, p.leader_epoch, p.partition_epoch, t.configs "
         "FROM kbroker_partitions p JOIN kbroker_topics t ON t.name = p.topic "
-        "WHERE NOT (p.leader = ANY(%s::int[]))", (live,)).fetchall()
+        "WHERE NOT (p.isr <@ %s::int[]) OR NOT (p.leader = ANY(%s::int[]))", (live, live)).fetchall()
     changed, conflicts = [], 0
     for topic, idx, replicas, isr, leader, leader_epoch, partition_epoch, configs in rows:
         p = PartitionRegistration(list(replicas), list(isr), leader, leader_epoch, partition_epoch)
         unclean = configs.get("unclean.leader.election.enable", "true" if unclean_default else "false")
-        choice = elect_leader(p, set(live), unclean.strip().lower() == "true")
-        if choice is None:
+        choice = leader_and_isr_for_live(p, live, unclean.strip().lower() == "true")
+        if choice == (p.leader, p.isr):
             continue
         done = conn.execute(_CAS, {"topic": topic, "idx": idx, "leader_epoch": leader_epoch,
                                    "partition_epoch": partition_epoch, "leader": choice[0],
                                    "isr": choice[1]}).fetchall()
         if done:
             changed.extend(done)
-            log.info("%s-%d: leader %d -> %d (isr %s)", topic, idx, leader, choice[0], choice[1])
+            log.info("%s-%d: leader %d -> %d, isr %s -> %s", topic, idx, leader, choice[0], isr, choice[1])
         else:
             conflicts += 1
     return changed, conflicts

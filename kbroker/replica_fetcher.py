@@ -20,6 +20,13 @@ listener). Its loop, as ReplicaFetcherThread's:
 3. The batches are appended as they are (``Partition.append_as_follower``) with the leader's high watermark
    (capped at the follower's log end) and log start offset.
 
+Out of range (Kafka's handleOffsetOutOfRange): a partition answered OFFSET_OUT_OF_RANGE asks the leader its log
+start offset (ListOffsets, earliest, with this broker's replica id). When this replica's log ends before it
+(the replica was away longer than the leader's retention, or DeleteRecords moved the start), the replica
+drops its whole log and starts at the leader's log start offset (``Partition.truncate_fully_and_start_at``)
+and fetches from there at once; otherwise it truncates again as after a leader change (its log ends past the
+leader's end) and fetches after ``replica.fetch.backoff.ms``.
+
 Errors: a partition answered NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH waits for
 the controller's next change of it (which re-adds it) or ``replica.fetch.backoff.ms``; a connection that
 fails is made again after ``replica.fetch.backoff.ms``. A change of the fetcher's partitions or of the links
@@ -49,11 +56,13 @@ from .errors import ErrorCode, KafkaError
 from .log.leader_epoch_cache import UNDEFINED_EPOCH
 from .storage.base import StorageError
 from .wire.messages import fetch as F
+from .wire.messages import list_offsets as L
 from .wire.messages import offset_for_leader_epoch as E
 
 log = logging.getLogger("kbroker.replica_fetcher")
 
-FETCH_KEY, OFFSET_FOR_LEADER_EPOCH_KEY = 1, 23
+FETCH_KEY, LIST_OFFSETS_KEY, OFFSET_FOR_LEADER_EPOCH_KEY = 1, 2, 23
+EARLIEST_TIMESTAMP = -2  # ListOffsets: the log start offset
 # A partition error that means "the leader moved or is moving": wait for the controller's next word on it.
 LEADER_ERRORS = frozenset({ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH,
                            ErrorCode.UNKNOWN_LEADER_EPOCH, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
@@ -104,13 +113,15 @@ class ReplicationLinks:
 
 
 class FetchState:
-    """A partition in a fetcher: the leader epoch it was added at, whether it must truncate first, and until
-    when it waits after a leader error (loop time)."""
-    __slots__ = ("leader_epoch", "truncating", "delayed_until")
+    """A partition in a fetcher: the leader epoch it was added at, whether it must truncate first, whether
+    its last fetch was out of range (it asks the leader's log start offset next), and until when it waits
+    after a leader error (loop time)."""
+    __slots__ = ("leader_epoch", "truncating", "out_of_range", "delayed_until")
 
     def __init__(self, leader_epoch: int):
         self.leader_epoch = leader_epoch
         self.truncating = True
+        self.out_of_range = False
         self.delayed_until = 0.0
 
 
@@ -251,6 +262,10 @@ class ReplicaFetcher:
                 if conn is None:
                     await self._wait_changed(backoff_s)
                     continue
+                out_of_range = {p: s for p, s in ready.items() if s.out_of_range}
+                if out_of_range:
+                    await self._interruptible(self._handle_out_of_range(conn, out_of_range))
+                    continue
                 truncating = {p: s for p, s in ready.items() if s.truncating}
                 if truncating:
                     await self._interruptible(self._truncate(conn, truncating))
@@ -352,6 +367,36 @@ class ReplicaFetcher:
         ours = log_.end_offset_for_epoch(leader_epoch) if leader_epoch >= 0 else (UNDEFINED_EPOCH, -1)
         p.truncate_to(truncation_offset(ours, log_.high_watermark, leader_epoch, leader_end_offset))
 
+    async def _handle_out_of_range(self, conn: Connection, partitions: dict) -> None:
+        """The leader's log start offset for each partition whose fetch was out of range; a log that ends
+        before it starts again there (Kafka's fetchOffsetAndTruncate)."""
+        by_topic: dict[str, list] = {}
+        for p, state in partitions.items():
+            by_topic.setdefault(p.topic.name, []).append((p, state))
+        R = L.ListOffsetsRequest
+        req = R(replica_id=self.manager.node_id, isolation_level=0, timeout_ms=0, topics=[R.ListOffsetsTopic(
+            name=name, partitions=[R.ListOffsetsPartition(partition_index=p.index,
+                                                          current_leader_epoch=state.leader_epoch,
+                                                          timestamp=EARLIEST_TIMESTAMP, max_num_offsets=1)
+                                   for p, state in entries]) for name, entries in by_topic.items()])
+        resp = await conn.send(LIST_OFFSETS_KEY, req)
+        answers = {(t.name, r.partition_index): r for t in resp.topics for r in t.partitions}
+        for name, entries in by_topic.items():
+            for p, state in entries:
+                r = answers.get((name, p.index))
+                if r is None or not self._current(p, state):
+                    continue
+                state.out_of_range = False
+                if r.error_code or r.offset < 0:
+                    log.info("%s-%d: ListOffsets from %d: error %d", name, p.index, self.leader_id, r.error_code)
+                    self._delay(state)
+                    continue
+                if p.log.log_end_offset < r.offset:
+                    p.truncate_fully_and_start_at(r.offset)
+                else:  # our log ends past the leader's end: find where we diverged, as after a leader change
+                    state.truncating = True
+                    self._delay(state)
+
     # -- fetching ---------------------------------------------------------------------------------------
 
     async def _fetch(self, conn: Connection, partitions: dict) -> None:
@@ -388,8 +433,7 @@ class ReplicaFetcher:
 
     def _apply(self, p, state: FetchState, rp) -> None:
         if rp.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
-            state.truncating = True  # ask where the leader's log ends again
-            self._delay(state)
+            state.out_of_range = True  # ask where the leader's log starts (_handle_out_of_range)
             return
         if rp.error_code:
             if rp.error_code not in LEADER_ERRORS:

@@ -24,6 +24,11 @@ Theory of operation.  Three periodic tasks on the broker's event loop, never on 
   whose last fsync is older than their interval and that have unflushed appends are fsynced, so an
   acknowledged append is on disk within 1.5 intervals.  Appends check the same rule themselves (see
   ``storage.segment``).  ``start`` applies the broker's ``--fsync`` mode to the store.
+* **High-watermark checkpoint** every ``replica.high.watermark.checkpoint.interval.ms`` (5 s) and at a
+  clean shutdown (``checkpoint_high_watermarks``, called by the broker before it closes its logs): every
+  local partition's high watermark goes to the log directory's ``replication-offset-checkpoint`` (Kafka's
+  file and format, written atomically), from which the logs start after a restart, so that a broker that
+  leads again serves what was committed before followers have fetched (Kafka's ReplicaManager does this).
 
 Configs are read from each log's ``config`` at the moment they are needed; AlterConfigs replaces it, so
 changes apply at the next tick without a restart.
@@ -89,6 +94,8 @@ class LogManager:
             asyncio.ensure_future(self._every(lambda: self.retention_check_interval_ms, self.run_retention_once)),
             asyncio.ensure_future(self._every(lambda: self.cleaner_backoff_ms, self.run_cleaner_once)),
             asyncio.ensure_future(self._every(self._flush_tick_ms, self.run_flush_once)),
+            asyncio.ensure_future(self._every(lambda: self.config.replica_high_watermark_checkpoint_interval_ms,
+                                              self.checkpoint_high_watermarks)),
         ]
 
     async def stop(self) -> None:
@@ -125,6 +132,15 @@ class LogManager:
             for p in list(topic.partitions):
                 if p.log is not None:  # the partitions this broker holds a replica of
                     yield topic, p
+
+    # -- high-watermark checkpoint -----------------------------------------------------------
+
+    def checkpoint_high_watermarks(self) -> int:
+        """Write every local partition's high watermark to the store's checkpoint; returns how many."""
+        offsets = {(topic.name, p.index): p.log.high_watermark
+                   for topic, p in self._partitions() if not p.log.store.closed}
+        self.state.log_store.checkpoint_high_watermarks(offsets)
+        return len(offsets)
 
     # -- retention ---------------------------------------------------------------------
 

@@ -4,7 +4,9 @@ Theory of operation. A ``UnifiedLog`` wraps one log store (``storage.base.Partit
 indexes) and keeps what the broker derives from the batches written there:
 
 - the offsets: ``log_start_offset`` and ``log_end_offset`` come from the store; the **high watermark** and
-  the **last stable offset** are fields of their own. The high watermark moves only when the owner of the
+  the **last stable offset** are fields of their own. The high watermark starts where the log directory's
+  checkpoint left it (``store.checkpointed_high_watermark``, written by the log manager), capped at the log
+  end, or at the log start without one. The high watermark moves only when the owner of the
   log says so (``maybe_increment_high_watermark``: the partition, once the replicas that count have an
   offset; on one broker that is the leader alone, right after each append, see ``partition.py``). It is
   clamped to [log start, log end]. The last stable offset is the first unstable offset (the first offset
@@ -105,8 +107,11 @@ class UnifiedLog:
         self.producer_state = ProducerStateManager()
         self.txn_index = TransactionIndex()
         self.leader_epoch_cache = LeaderEpochCache()
-        # Kafka starts a log's high watermark at its start offset; its partition moves it on.
-        self.high_watermark = store.log_start_offset
+        # Kafka starts a log's high watermark at the log directory's replication-offset-checkpoint (capped at
+        # the log end), else at its start offset; its partition moves it on.
+        hw = store.checkpointed_high_watermark
+        start = store.log_start_offset
+        self.high_watermark = start if hw is None else max(start, min(hw, store.log_end_offset))
         self.first_unstable_offset: int | None = None
         self.last_stable_offset = self.high_watermark
         self._load()
@@ -299,6 +304,12 @@ class UnifiedLog:
         if first == len(batches):
             return 0
         pos0, h0 = batches[first]
+        if h0.base_offset < end and end == self.store.log_start_offset:
+            # An empty log whose start (the leader's log start, moved by DeleteRecords) falls inside the
+            # leader's first batch: the log starts again at that batch's base offset, as Kafka's follower does
+            # on an UnexpectedAppendOffsetException; the partition moves the log start offset up again.
+            self.truncate_fully_and_start_at(h0.base_offset)
+            end = h0.base_offset
         if h0.base_offset < end:
             raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"{self.name}: the leader's batch at {h0.base_offset} "
                              f"straddles this log's end {end}")
@@ -365,6 +376,17 @@ class UnifiedLog:
         self.leader_epoch_cache = LeaderEpochCache()
         self._load()
         self._clamp_high_watermark()
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop the whole log and restart it, empty, at ``offset`` (Kafka's truncateFullyAndStartAt): a
+        follower whose log ends before the leader's log start offset. The producer state, the transaction
+        index and the leader-epoch cache start empty; the high watermark is ``offset``."""
+        self.store.truncate_fully_and_start_at(offset)
+        self.producer_state = ProducerStateManager()
+        self.txn_index = TransactionIndex()
+        self.leader_epoch_cache = LeaderEpochCache()
+        self.high_watermark = offset
+        self._update_first_unstable_offset()
 
     def maybe_increment_log_start_offset(self, offset: int) -> None:
         """Move the log start offset up to ``offset`` (DeleteRecords); OFFSET_OUT_OF_RANGE past the high

@@ -337,6 +337,11 @@ class PartitionLog(abc.ABC):
         the log is emptied and restarts at ``offset``."""
 
     @abc.abstractmethod
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every batch and restart the empty log at ``offset``, which may lie past ``log_end_offset``
+        (Kafka's truncateFullyAndStartAt: a follower whose log ends before its leader's log start)."""
+
+    @abc.abstractmethod
     def flush(self) -> None:
         """Make all appended data (and indexes) durable."""
 
@@ -347,6 +352,10 @@ class PartitionLog(abc.ABC):
     def discard(self) -> None:
         """Release resources without flushing: the log's data is about to be removed (a deleted topic)."""
         self.close()
+
+    # The high watermark the log directory's replication-offset-checkpoint held for this log when the store
+    # opened it (None: none); the unified log starts from it, capped at the log end.
+    checkpointed_high_watermark: int | None = None
 
     @abc.abstractmethod
     def size_bytes(self) -> int:
@@ -433,6 +442,11 @@ class LogStore(abc.ABC):
                  config: LogConfig) -> PartitionLog:
         """The log of a partition, created empty if new.  Opening an open log
         returns the same object."""
+
+    @abc.abstractmethod
+    def checkpoint_high_watermarks(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Keep ``{(topic, partition): high watermark}`` of the open logs for the next start (Kafka's
+        replication-offset-checkpoint); logs opened afterwards get theirs as ``checkpointed_high_watermark``."""
 
     @abc.abstractmethod
     def delete_log(self, topic: str, topic_id: uuid.UUID, partition: int) -> None:

@@ -136,14 +136,7 @@ class MemoryPartitionLog(PartitionLog):
         if offset >= self.log_end_offset:
             return
         if offset <= self.log_start_offset:
-            self._batches.clear()
-            self._base_offsets.clear()
-            self._last_offsets.clear()
-            self._max_timestamps.clear()
-            self._running_max_ts.clear()
-            self._size = 0
-            self._segments = [_Segment(offset, self.config.segment_jitter_ms)]
-            self.log_start_offset = self.log_end_offset = offset
+            self._reset_at(offset)
             return
         while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
             self._segments.pop()
@@ -156,6 +149,21 @@ class MemoryPartitionLog(PartitionLog):
         del self._max_timestamps[n:], self._running_max_ts[n:]
         self._recount_active()
         self.log_end_offset = new_end
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        self._check_open()
+        self._reset_at(offset)
+
+    def _reset_at(self, offset: int) -> None:
+        """Drop every batch and start empty at ``offset``."""
+        self._batches.clear()
+        self._base_offsets.clear()
+        self._last_offsets.clear()
+        self._max_timestamps.clear()
+        self._running_max_ts.clear()
+        self._size = 0
+        self._segments = [_Segment(offset, self.config.segment_jitter_ms)]
+        self.log_start_offset = self.log_end_offset = offset
 
     def _rebuild_running_max(self) -> None:
         running = -1
@@ -324,6 +332,10 @@ class MemoryLogStore(LogStore):
     def __init__(self):
         self.flush_policy = FlushPolicy()  # nothing to fsync
         self._logs: dict[tuple[str, int], tuple[uuid.UUID, MemoryPartitionLog]] = {}
+        self._high_watermarks: dict[tuple[str, int], int] = {}  # the last checkpoint, for logs reopened
+
+    def checkpoint_high_watermarks(self, offsets: dict[tuple[str, int], int]) -> None:
+        self._high_watermarks = dict(offsets)
 
     def open_log(self, topic, topic_id, partition, config) -> MemoryPartitionLog:
         key = (topic, partition)
@@ -333,6 +345,8 @@ class MemoryLogStore(LogStore):
             if known_id != topic_id:
                 raise StorageError(f"{topic}-{partition} belongs to topic id {known_id}, not {topic_id}")
             # A closed log reopens with its data, like a segment log after a restart.
+            if log.closed:
+                log.checkpointed_high_watermark = self._high_watermarks.get(key)
             log.closed = False
             log.config = config
             return log

@@ -64,8 +64,9 @@ from kbroker.storage.base import (
     SegmentInfo, SegmentSnapshot, StorageError,
 )
 from kbroker.storage.checkpoint import (
-    PARTITION_METADATA_FILE, TMP_SUFFIX, fsync_dir, read_cleaner_checkpoint, read_log_start_offset, read_topic_id,
-    write_cleaner_checkpoint, write_log_start_offset, topic_id_file_text, write_topic_id,
+    PARTITION_METADATA_FILE, REPLICATION_OFFSET_CHECKPOINT_FILE, TMP_SUFFIX, fsync_dir, read_cleaner_checkpoint,
+    read_log_start_offset, read_offset_checkpoint, read_topic_id, write_cleaner_checkpoint, write_log_start_offset,
+    topic_id_file_text, write_offset_checkpoint, write_topic_id,
 )
 from kbroker.storage.index import IndexPair
 from kbroker.storage.log_segment import (
@@ -353,6 +354,10 @@ class SegmentPartitionLog(PartitionLog):
             # restarts by starting a segment there.
             self._roll(new_end)
 
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        self._check_open()
+        self._reset_at(offset)
+
     def _reset_at(self, offset: int) -> None:
         """Remove every segment and start empty at ``offset``."""
         for seg in self.segments:
@@ -609,6 +614,15 @@ class SegmentLogStore(LogStore):
         self._logs: dict[tuple[str, int], SegmentPartitionLog] = {}
         self._remover: ThreadPoolExecutor | None = None  # removes the files of deleted logs (delete_logs)
         self._removals: set[futures.Future] = set()
+        self._hw_checkpoint_path = os.path.join(self.data_dir, REPLICATION_OFFSET_CHECKPOINT_FILE)
+        try:
+            self._high_watermarks = read_offset_checkpoint(self._hw_checkpoint_path)
+        except ValueError as e:  # the logs start at their log start offsets, as without a checkpoint
+            log.error("%s: ignored: %s", self._hw_checkpoint_path, e)
+            self._high_watermarks = {}
+
+    def checkpoint_high_watermarks(self, offsets: dict[tuple[str, int], int]) -> None:
+        write_offset_checkpoint(self._hw_checkpoint_path, offsets)
 
     def _dir(self, topic: str, partition: int) -> str:
         return os.path.join(self.data_dir, f"{topic}-{partition}")
@@ -620,6 +634,7 @@ class SegmentLogStore(LogStore):
             plog.config = config
             return plog
         directory = self._dir(topic, partition)
+        hw = self._high_watermarks.pop(key, None)
         if not os.path.isdir(directory):
             plog = SegmentPartitionLog.create_new(directory, topic_id, config, self.flush_policy)
             self._logs[key] = plog
@@ -632,11 +647,13 @@ class SegmentLogStore(LogStore):
             log.warning("%s-%d: removed the data of an earlier topic with this name (id %s)",
                         topic, partition, known)
             self._remove_dir(directory)
+            hw = None
         if known != topic_id:
             os.makedirs(directory, exist_ok=True)
             write_topic_id(directory, topic_id)
             fsync_dir(self.data_dir)
         plog = SegmentPartitionLog.open(directory, config, self.flush_policy)
+        plog.checkpointed_high_watermark = hw
         self._logs[key] = plog
         return plog
 

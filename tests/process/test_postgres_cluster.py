@@ -1,15 +1,14 @@
 """Three ``kbroker serve --node-id N --cluster postgresql://...`` processes against one throwaway PostgreSQL,
 with stock clients: topics created through any broker are spread over all three, records produced through one
 are consumed through another, the controller is the broker holding the controller lock; kill -9 of the
-controller's process hands the controller to another broker within a few seconds and the killed broker's
-partitions get new leaders where a replica is left (one replica: offline, leader -1, until it restarts, with
-nothing lost); a cluster stopped and started again keeps its topics and records.
+controller's process while an idempotent acks=all producer runs hands the controller to another broker within
+a few seconds, the killed broker leaves every ISR and its partitions get new leaders, and every acknowledged
+record is read back once (a Jepsen-style history); with two of three down, acks=all is refused with
+NOT_ENOUGH_REPLICAS until one is back; a cluster stopped and started again keeps its topics and records.
 
-Topics are created with replication factor ``RF``, and the assertions hold for any factor. The brokers
-replicate (replica_fetcher.py), and with RF 3 six of these seven tests pass; the kill -9 one waits for
-``replica.lag.time.max.ms`` because PostgresController leaves a dead broker in the ISR of partitions it did
-not lead (the in-process controller drops it at once: ``controller.leader_and_isr_without``). RF 1 until the
-PostgreSQL controller does the same."""
+Topics are created with replication factor 3 and ``min.insync.replicas=2``; the brokers replicate with
+replica_fetcher.py over real sockets, and the PostgreSQL controller elects as the in-process one
+(``controller.leader_and_isr_for_live``)."""
 
 from __future__ import annotations
 
@@ -26,7 +25,8 @@ from support.postgres import needs_postgres, pg  # noqa: F401  pg: a fixture
 pytestmark = needs_postgres
 
 NODES = (1, 2, 3)
-RF = 1  # see the module docstring
+RF = 3
+TOPIC_CONFIGS = {"min.insync.replicas": "2"}
 TIMEOUT_S = 30
 
 
@@ -84,7 +84,7 @@ def _create_confluent(bootstrap: str, topic: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, RF)])[topic].result(TIMEOUT_S)
+    admin.create_topics([NewTopic(topic, partitions, RF, config=TOPIC_CONFIGS)])[topic].result(TIMEOUT_S)
 
 
 def _create_kafka_python(bootstrap: str, topic: str, partitions: int) -> None:
@@ -92,7 +92,7 @@ def _create_kafka_python(bootstrap: str, topic: str, partitions: int) -> None:
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
     try:
-        admin.create_topics([NewTopic(topic, partitions, RF)])
+        admin.create_topics([NewTopic(topic, partitions, RF, topic_configs=TOPIC_CONFIGS)])
     finally:
         admin.close()
 
@@ -116,6 +116,14 @@ def _partitions(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int]]]:
 
     md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
     return {p.id: (p.leader, list(p.replicas)) for p in md.topics[topic].partitions.values()}
+
+
+def _partition_isrs(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
+    """partition -> (leader, replicas, ISR) as one broker's Metadata says."""
+    from confluent_kafka.admin import AdminClient
+
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    return {p.id: (p.leader, list(p.replicas), list(p.isrs)) for p in md.topics[topic].partitions.values()}
 
 
 def _produce(bootstrap: str, topic: str, messages: list[tuple[int, bytes]]) -> None:
@@ -168,58 +176,136 @@ def test_a_second_process_with_a_live_node_id_is_refused(cluster, tmp_path):
         twin.start()
 
 
-def test_kill_9_of_the_controller_moves_the_controller_and_its_partitions(cluster):
+def _acks_after(history, since: float, partitions=None) -> list:
+    """The producers' acknowledgements after ``since`` (time.monotonic), on ``partitions`` if given."""
+    return [op for op in history.snapshot() if op.f == "send" and op.type == "ok" and op.time > since
+            and (partitions is None or op.partition in partitions)]
+
+
+def _sent_after(history, since: float) -> set[str]:
+    """The values the producers started sending after ``since``."""
+    return {op.value for op in history.snapshot() if op.f == "send" and op.type == "invoke" and op.time > since}
+
+
+def _wait_full_isr(bootstrap: str, topic: str) -> None:
+    wait_until(lambda: all(leader in NODES and sorted(isr) == sorted(replicas)
+                           for leader, replicas, isr in _partition_isrs(bootstrap, topic).values()),
+               TIMEOUT_S, "every partition to have a leader and a full ISR")
+
+
+def test_kill_9_of_the_controller_while_producing_loses_nothing(cluster, tmp_path):
+    """Replication factor 3, min.insync.replicas 2: while an idempotent acks=all producer runs, kill -9 the
+    controller's process (it leads two of the six partitions and follows the others). Another broker takes
+    the controller within a few seconds, the killed broker leaves every ISR (leader or follower: acks=all
+    does not wait for replica.lag.time.max.ms), its partitions get new leaders and the producer goes on; the
+    broker restarts, catches up and rejoins the ISRs. The history (tests/support/history.py) is checked
+    against a final read_committed read: every acknowledged record once, where it was acknowledged."""
+    from support.history import History, check
+    from support.workload import ProducerWorker, final_read
+
     procs = cluster.procs
     topic = _topic("failover")
     _create_confluent(procs[1].bootstrap_servers, topic, 6)
-    messages = [(i % 6, f"before-{i}".encode()) for i in range(60)]
-    _produce(cluster.bootstrap(), topic, messages)
+    _wait_full_isr(procs[1].bootstrap_servers, topic)
+    history = History()
+    producer = ProducerWorker(history, cluster.bootstrap(), topic, 6, 0).start()
+    try:
+        wait_until(lambda: producer.acknowledged() >= 300, TIMEOUT_S, "traffic before the kill")
+        victim = _describe(procs[1].bootstrap_servers).controller.id
+        survivors = [n for n in NODES if n != victim]
+        led_by_victim = sorted(p for p, (leader, _r, _i) in
+                               _partition_isrs(procs[victim].bootstrap_servers, topic).items() if leader == victim)
+        assert len(led_by_victim) == 2
+        history.nemesis(f"kill -9 {victim} (controller)")
+        killed_at = time.monotonic()
+        procs[victim].kill()  # kill -9: no goodbye, its sessions end with the process
 
-    victim = _describe(procs[1].bootstrap_servers).controller.id
-    survivors = [n for n in NODES if n != victim]
-    led_by_victim = sorted(p for p, (leader, _r) in _partitions(procs[victim].bootstrap_servers, topic).items()
-                           if leader == victim)
-    assert len(led_by_victim) == 2
-    killed_at = time.monotonic()
-    procs[victim].kill()  # kill -9: no goodbye, its sessions end with the process
+        # Another broker takes the controller lock: it says so in its log, and every survivor names it.
+        def new_controller():
+            return next((n for n in survivors if any(" is the controller " in line
+                                                     for line in list(procs[n].stderr_lines))), None)
+        new = wait_until(new_controller, 10.0, "a surviving broker to become the controller")
+        takeover_s = time.monotonic() - killed_at
+        for n in survivors:
+            wait_until(lambda n=n: _describe(procs[n].bootstrap_servers).controller.id == new, TIMEOUT_S,
+                       f"broker {n} to name the new controller")
 
-    # Another broker takes the controller lock: it says so in its log, and every survivor names it.
-    def new_controller():
-        return next((n for n in survivors if any(" is the controller " in line
-                                                 for line in list(procs[n].stderr_lines))), None)
-    new = wait_until(new_controller, 10.0, "a surviving broker to become the controller")
-    takeover_s = time.monotonic() - killed_at
-    assert takeover_s < 5.0, takeover_s
-    for n in survivors:
-        wait_until(lambda n=n: _describe(procs[n].bootstrap_servers).controller.id == new, TIMEOUT_S,
-                   f"broker {n} to name the new controller")
-    # The killed broker's partitions: a new leader where a replica is left, else offline (leader -1).
-    def moved():
-        layout = _partitions(procs[new].bootstrap_servers, topic)
-        want = [p for p in led_by_victim if layout[p][0] != victim and
-                (layout[p][0] in survivors if set(layout[p][1]) - {victim} else layout[p][0] == -1)]
-        return layout if want == led_by_victim else None
-    layout = wait_until(moved, TIMEOUT_S, "the killed broker's partitions to move")
-    elected_s = time.monotonic() - killed_at
-    print(f"controller kill -9: new controller after {takeover_s:.2f} s, partitions moved after {elected_s:.2f} s")
-    assert elected_s < 6.0, elected_s
-    for p in led_by_victim:
-        assert layout[p][0] == (-1 if RF == 1 else layout[p][0])
-    # The others keep working meanwhile.
-    still_led = [p for p in range(6) if layout[p][0] in survivors]
-    _produce(",".join(procs[n].bootstrap_servers for n in survivors), topic,
-             [(p, f"during-{p}".encode()) for p in still_led])
+        # The killed broker's partitions get a surviving leader; it leaves every ISR.
+        def moved():
+            layout = _partition_isrs(procs[new].bootstrap_servers, topic)
+            return layout if all(leader in survivors and victim not in isr
+                                 for leader, _r, isr in layout.values()) else None
+        wait_until(moved, TIMEOUT_S, "new leaders, and ISRs without the killed broker")
+        elected_s = time.monotonic() - killed_at
+        # The producer's next acknowledged record: the first ack after the kill (any partition), and per
+        # partition the first ack of a record sent after the kill (the ISR without the killed broker, or
+        # the new leader), worst over the six partitions.
+        first_ack = wait_until(lambda: _acks_after(history, killed_at), TIMEOUT_S, "an ack after the kill")
+        first_ack_s = min(op.time for op in first_ack) - killed_at
+        def acked_after_on_every_partition():
+            sent = _sent_after(history, killed_at)
+            acks = [op for op in _acks_after(history, killed_at) if op.value in sent]
+            return acks if {op.partition for op in acks} == set(range(6)) else None
+        acked_after = wait_until(acked_after_on_every_partition, TIMEOUT_S,
+                                 "every partition to acknowledge a record sent after the kill")
+        every_s = max(min(op.time for op in acked_after if op.partition == p) for p in range(6)) - killed_at
+        print(f"controller kill -9: new controller after {takeover_s:.2f} s, leaders and ISRs after "
+              f"{elected_s:.2f} s, next ack after {first_ack_s:.2f} s, every partition acknowledged a record "
+              f"sent after the kill within {every_s:.2f} s")
+        assert takeover_s < 5.0 and elected_s < 6.0, (takeover_s, elected_s)
+        assert every_s < 10.0, every_s  # not replica.lag.time.max.ms (30 s)
+        wait_until(lambda: len(_acks_after(history, killed_at)) >= 300, TIMEOUT_S, "traffic after the kill")
 
-    # The killed broker restarts with its data directory: it leads its partitions again, nothing lost.
-    cluster.start(victim)
-    wait_until(lambda: all(leader != -1 for leader, _r in _partitions(procs[new].bootstrap_servers, topic).values()),
-               TIMEOUT_S, "every partition to have a leader again")
-    got = _consume(cluster.bootstrap(), topic, 6, 60 + len(still_led))
-    for part in range(6):
-        expected = [f"before-{i}".encode() for i in range(part, 60, 6)]
-        if part in still_led:
-            expected.append(f"during-{part}".encode())
-        assert _values(got, part) == expected
+        # The killed broker restarts with its data directory, catches up and is in sync again.
+        history.nemesis(f"start {victim}")
+        cluster.start(victim)
+        _wait_full_isr(procs[new].bootstrap_servers, topic)
+        restarted_at = time.monotonic()
+        wait_until(lambda: len(_acks_after(history, restarted_at)) >= 300, TIMEOUT_S, "traffic after the restart")
+    finally:
+        producer.stop()
+    final = final_read(cluster.bootstrap(), topic, 6)
+    result = check(history, final)
+    history.save(tmp_path / "history.jsonl")
+    print(f"history: {result.summary()}")
+    assert result.valid, result.summary()
+    assert result.acknowledged >= 900 and result.in_doubt == 0, result.summary()
+
+
+def test_two_of_three_down_refuse_acks_all_until_one_is_back(cluster):
+    """min.insync.replicas=2 of 3 as processes: one down, acks=all works; two down, the last broker leads
+    every partition with itself as the ISR and refuses acks=all with NOT_ENOUGH_REPLICAS (before appending);
+    one back, it catches up, rejoins the ISR and producing resumes, nothing lost."""
+    from kafka import KafkaProducer
+    from kafka.errors import NotEnoughReplicasError
+
+    procs = cluster.procs
+    topic = _topic("minisr")
+    _create_confluent(procs[1].bootstrap_servers, topic, 1)
+    _wait_full_isr(procs[1].bootstrap_servers, topic)
+    first, second, last = NODES
+    procs[first].kill()
+    wait_until(lambda: sorted(_partition_isrs(procs[last].bootstrap_servers, topic)[0][2]) == [second, last],
+               TIMEOUT_S, f"broker {first} to leave the ISR")
+    _produce(procs[last].bootstrap_servers, topic, [(0, f"one-down-{i}".encode()) for i in range(10)])
+
+    procs[second].kill()
+    wait_until(lambda: _partition_isrs(procs[last].bootstrap_servers, topic)[0][::2] == (last, [last]),
+               TIMEOUT_S, f"broker {last} to lead alone")
+    refused = KafkaProducer(bootstrap_servers=procs[last].bootstrap_servers, acks="all", retries=0)
+    try:
+        with pytest.raises(NotEnoughReplicasError):
+            refused.send(topic, value=b"refused", partition=0).get(TIMEOUT_S)
+    finally:
+        refused.close()
+
+    cluster.start(second)
+    wait_until(lambda: sorted(_partition_isrs(procs[last].bootstrap_servers, topic)[0][2]) == [second, last],
+               TIMEOUT_S, f"broker {second} to catch up and rejoin the ISR")
+    _produce(cluster.bootstrap(), topic, [(0, f"resumed-{i}".encode()) for i in range(10)])
+    got = _consume(cluster.bootstrap(), topic, 1, 20)
+    assert _values(got, 0) == [f"one-down-{i}".encode() for i in range(10)] + \
+        [f"resumed-{i}".encode() for i in range(10)]
 
 
 def test_a_cluster_stopped_and_started_keeps_its_topics(cluster):

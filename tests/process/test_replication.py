@@ -90,7 +90,7 @@ def _records(b: Broker, node: int, topic: str, index: int = 0) -> list[bytes]:
     def read():
         p = b.cluster.servers[node].state.topics.get(topic).partitions[index]
         out = []
-        for chunk in p.log.read(0, 1 << 30):
+        for chunk in p.log.read(p.log.log_start_offset, 1 << 30):
             for pos, h in iter_batches(chunk):
                 if not h.is_control:
                     out.extend(r.value for r in decode_records(chunk, pos, h))
@@ -382,6 +382,82 @@ def test_cut_off_follower_leaves_the_isr_and_comes_back_to_catch_up():
         assert _records(b, follower, topic) == [b"x%d" % i for i in range(5)] + [b"y%d" % i for i in range(5)]
         assert _metric(b, leader, "kafka_server_replicamanager_underreplicatedpartitions") == 0
         assert _metric(b, leader, "kafka_server_replicamanager_isrexpands_total") == 1
+
+
+def test_follower_behind_the_leaders_log_start_truncates_fully_and_rejoins():
+    """A follower cut off while DeleteRecords moves the leader's log start past the follower's log end gets
+    OFFSET_OUT_OF_RANGE when it is back; as Kafka's follower it drops its whole log, starts at the leader's
+    log start offset, catches up and rejoins the ISR."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    with Broker(brokers=3, settings={"replica.lag.time.max.ms": "500", "replica.fetch.backoff.ms": "100"}) as b:
+        topic = _topic("behind")
+        _create(b, topic, 1, 3, {"min.insync.replicas": "2"})
+        leader = _state(b, topic)[0]
+        follower = (leader + 1) % 3
+        assert _produce_raw(b, leader, topic, [b"old-%d" % i for i in range(3)], acks=1).error_code == 0
+        assert _wait(b, lambda: _in_sync_everywhere(b, topic)() and _logs_now(b, topic)[follower][0] == 3)
+        b.cut_off(follower)
+        # acks=all goes on once the leader has dropped the cut-off follower from the ISR.
+        assert _produce_raw(b, leader, topic, [b"x%d" % i for i in range(5)], acks=-1).error_code == 0
+        assert follower not in _state(b, topic)[1]
+        assert _produce_raw(b, leader, topic, [b"y%d" % i for i in range(3)], acks=-1).error_code == 0
+        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
+        deleted = admin.delete_records([TopicPartition(topic, 0, 9)])
+        assert next(iter(deleted.values())).result(TIMEOUT_S).low_watermark == 9
+        assert _logs(b, topic)[follower][0] == 3  # its log ends before the leader's log start, 9
+        b.restore(follower)
+        assert _wait(b, _in_sync_everywhere(b, topic))
+        assert _state(b, topic)[1] == [0, 1, 2]
+        assert b.call(lambda: b.cluster.servers[follower].state.topics.get(topic).partitions[0].log_start_offset) == 9
+        # The leader's log start, 9, falls inside the batch 8..10: the follower keeps the batch whole, as Kafka.
+        assert _records(b, follower, topic) == [b"y0", b"y1", b"y2"]
+        assert _logs(b, topic)[follower] == (11, 11)
+        # As the leader it serves what it fetched, from the log start on, to a stock consumer.
+        b.move_leader(topic, 0, follower)
+        assert [(o, v) for _, o, v in _consume_all(b.bootstrap_servers, topic, 1, 2)] == [(9, b"y1"), (10, b"y2")]
+
+
+def test_restarted_broker_starts_at_its_checkpointed_high_watermark():
+    """The high watermark survives a restart (Kafka's replication-offset-checkpoint): a clean stop writes it,
+    a kill keeps the last periodic checkpoint (the interval is an hour here, so the one the test writes).
+    The restarted broker is cut off, so nothing but the checkpoint can give it a high watermark."""
+    import os
+
+    from kbroker.storage.checkpoint import REPLICATION_OFFSET_CHECKPOINT_FILE, read_offset_checkpoint
+
+    with Broker(brokers=3, settings={"replica.fetch.backoff.ms": "100",
+                                     "replica.high.watermark.checkpoint.interval.ms": "3600000"}) as b:
+        topic = _topic("hwcp")
+        _create(b, topic, 1, 3)
+        leader = _state(b, topic)[0]
+        x = (leader + 1) % 3
+        values = [b"v%d" % i for i in range(5)]
+        assert _produce_raw(b, leader, topic, values, acks=-1).error_code == 0
+        assert _wait(b, _in_sync_everywhere(b, topic))
+        data_dir = b.call(lambda: b.cluster.servers[x].state.config.data_dir)
+        b.stop_broker(x)
+        assert read_offset_checkpoint(os.path.join(data_dir, REPLICATION_OFFSET_CHECKPOINT_FILE))[(topic, 0)] == 5
+        b.cut_off(x)
+        b.start_broker(x)
+        assert _logs(b, topic)[x] == (5, 5)
+        # Back in the ISR, it leads and serves the same records.
+        b.restore(x)
+        assert _wait(b, _in_sync_everywhere(b, topic))
+        b.move_leader(topic, 0, x)
+        assert _fetch_raw(b, x, topic) == (5, values)
+
+        # A kill writes nothing: the broker starts from the last periodic checkpoint (5), capped at its log
+        # end, not from the high watermark it had when it died (8).
+        assert b.call(lambda: b.cluster.servers[x].state.log_manager.checkpoint_high_watermarks()) >= 1
+        assert _produce_raw(b, x, topic, [b"w%d" % i for i in range(3)], acks=-1).error_code == 0
+        assert _wait(b, _in_sync_everywhere(b, topic))
+        assert _logs(b, topic)[x] == (8, 8)
+        b.kill_broker(x)
+        b.cut_off(x)
+        b.start_broker(x)
+        assert _logs(b, topic)[x] == (8, 5)
 
 
 def test_divergent_log_of_a_cut_off_leader_is_truncated():

@@ -3,9 +3,12 @@ PostgreSQL controllers): who leads when a leader is gone, what new partitions st
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from kbroker.controller import NO_LEADER, PartitionRegistration, elect_leader, new_partitions, topic_placement
+from kbroker.controller import (NO_LEADER, PartitionRegistration, leader_and_isr_for_live, leader_and_isr_without,
+                                new_partitions, topic_placement)
 from kbroker.errors import ErrorCode, KafkaError
 
 
@@ -13,26 +16,54 @@ def _p(replicas, isr, leader, le=3, pe=7):
     return PartitionRegistration(replicas, isr, leader, le, pe)
 
 
-def test_a_live_leader_is_kept():
-    assert elect_leader(_p([1, 2, 3], [1, 2, 3], 1), {1, 2, 3}) is None
+def test_with_every_isr_member_alive_nothing_changes():
+    assert leader_and_isr_for_live(_p([1, 2, 3], [1, 2, 3], 1), {1, 2, 3}) == (1, [1, 2, 3])
 
 
-def test_the_first_live_in_sync_replica_takes_over_and_the_isr_keeps_the_live_ones():
-    assert elect_leader(_p([1, 2, 3], [1, 3, 2], 1), {2, 3}) == (3, [3, 2])
+def test_the_first_live_in_sync_replica_in_assignment_order_takes_over():
+    # Kafka's offline-partition election: assignment order (replicas), not ISR order; the dead leader leaves
+    assert leader_and_isr_for_live(_p([1, 2, 3], [1, 3, 2], 1), {2, 3}) == (2, [3, 2])
 
 
-def test_with_no_live_in_sync_replica_the_partition_waits_with_its_isr():
-    assert elect_leader(_p([1, 2], [1], 1), {2}) == (NO_LEADER, [1])
-    assert elect_leader(_p([1, 2], [1], NO_LEADER), {2}) is None  # already offline: nothing changes
+def test_a_dead_follower_leaves_the_isr_and_the_leader_stays():
+    # what PostgreSQL's controller once left alone: acks=all then waited for replica.lag.time.max.ms
+    assert leader_and_isr_for_live(_p([1, 2, 3], [1, 2, 3], 1), {1, 2}) == (1, [1, 2])
+    assert leader_and_isr_for_live(_p([1, 2, 3], [1, 2, 3], 2), {2}) == (2, [2])
+
+
+def test_with_no_live_in_sync_replica_the_partition_waits_with_its_last_member():
+    assert leader_and_isr_for_live(_p([1, 2], [1], 1), {2}) == (NO_LEADER, [1])
+    assert leader_and_isr_for_live(_p([1, 2], [1], NO_LEADER), {2}) == (NO_LEADER, [1])  # already offline
+    # all of them gone at once: the ISR keeps one (the last to leave, in ISR order), never none
+    assert leader_and_isr_for_live(_p([1, 2, 3], [1, 2, 3], 1), set()) == (NO_LEADER, [3])
+
+
+def test_an_offline_partition_leads_again_once_its_in_sync_replica_is_back():
+    assert leader_and_isr_for_live(_p([1, 2], [1], NO_LEADER), {1, 2}) == (1, [1])
+    assert leader_and_isr_for_live(_p([1, 2, 3], [2, 3], NO_LEADER), {1, 3}) == (3, [3])
 
 
 def test_unclean_election_lets_a_replica_outside_the_isr_lead():
-    assert elect_leader(_p([1, 2], [1], 1), {2}, unclean=True) == (2, [2])
-    assert elect_leader(_p([1, 2], [1], 1), {3}, unclean=True) == (NO_LEADER, [1])  # no replica alive
+    assert leader_and_isr_for_live(_p([1, 2], [1], 1), {2}, unclean=True) == (2, [2])
+    assert leader_and_isr_for_live(_p([1, 2], [1], NO_LEADER), {2}, unclean=True) == (2, [2])
+    assert leader_and_isr_for_live(_p([1, 2], [1], 1), {3}, unclean=True) == (NO_LEADER, [1])  # none alive
 
 
-def test_a_returning_in_sync_replica_is_elected():
-    assert elect_leader(_p([1], [1], NO_LEADER), {1}) == (1, [1])
+def test_the_same_as_removing_the_dead_brokers_one_by_one():
+    """The rule from the live set (PostgreSQL's controller) agrees with the in-process controller's
+    broker-by-broker ``leader_and_isr_without`` on every partition of three replicas."""
+    for replicas in itertools.permutations([1, 2, 3]):
+        for n in (1, 2, 3):
+            for isr in itertools.permutations(replicas, n):
+                for leader in isr:
+                    for dead in itertools.chain.from_iterable(
+                            itertools.combinations(isr, k) for k in range(len(isr) + 1)):
+                        p, live = _p(list(replicas), list(isr), leader), {1, 2, 3} - set(dead)
+                        step = p
+                        for node in dead:
+                            step = _p(step.replicas, *reversed(leader_and_isr_without(
+                                step, node, live - {node} - set(dead))))
+                        assert leader_and_isr_for_live(p, live) == (step.leader, step.isr), (p, dead)
 
 
 def test_new_partitions_are_led_by_their_first_live_replica():

@@ -275,6 +275,20 @@ def test_truncate_below_the_log_start_empties_the_log(harness):
     assert log.log_end_offset == 2
 
 
+def test_truncate_fully_and_start_at_an_offset_past_the_end(harness):
+    """A follower whose log ends before its leader's log start drops everything and starts there."""
+    log = harness.open(segment_bytes=400)
+    for _ in range(6):
+        append(log, b"x" * 60)
+    log.truncate_fully_and_start_at(20)
+    assert (log.log_start_offset, log.log_end_offset, log.size_bytes(), log.read(20, 1 << 20)) == (20, 20, 0, [])
+    nxt = append(log, b"from the leader")
+    assert joined(log.read(20, 1 << 20)) == nxt
+    log = harness.restart()
+    assert (log.log_start_offset, log.log_end_offset) == (20, 21)
+    assert joined(log.read(20, 1 << 20)) == nxt
+
+
 def test_restart_keeps_data_and_the_log_start_offset(harness):
     log = harness.open(segment_bytes=800, index_interval_bytes=100)
     batches = [append(log, size=130 + i, timestamp_ms=1000 - i) for i in range(30)]
