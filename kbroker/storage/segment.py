@@ -614,6 +614,7 @@ class SegmentLogStore(LogStore):
         self._logs: dict[tuple[str, int], SegmentPartitionLog] = {}
         self._remover: ThreadPoolExecutor | None = None  # removes the files of deleted logs (delete_logs)
         self._removals: set[futures.Future] = set()
+        self._ids: dict[tuple[str, int], uuid.UUID] = {}  # the topic id each log in ``_logs`` was opened for
         self._hw_checkpoint_path = os.path.join(self.data_dir, REPLICATION_OFFSET_CHECKPOINT_FILE)
         try:
             self._high_watermarks = read_offset_checkpoint(self._hw_checkpoint_path)
@@ -638,6 +639,7 @@ class SegmentLogStore(LogStore):
         if not os.path.isdir(directory):
             plog = SegmentPartitionLog.create_new(directory, topic_id, config, self.flush_policy)
             self._logs[key] = plog
+            self._ids[key] = topic_id
             return plog
         try:
             known = read_topic_id(directory)
@@ -655,6 +657,7 @@ class SegmentLogStore(LogStore):
         plog = SegmentPartitionLog.open(directory, config, self.flush_policy)
         plog.checkpointed_high_watermark = hw
         self._logs[key] = plog
+        self._ids[key] = topic_id
         return plog
 
     def delete_log(self, topic, topic_id, partition) -> None:
@@ -665,11 +668,16 @@ class SegmentLogStore(LogStore):
         ``<topic>-<partition>.<uuid>-delete`` at once, the data directory is fsynced once for all of them
         (so the old names are gone for good before this returns, and a topic of the same name starts afresh),
         and the files are removed later on a worker thread. A crash before they are gone leaves only
-        ``-delete`` directories, which the next start removes; nothing else is read from them."""
+        ``-delete`` directories, which the next start removes; nothing else is read from them. A partition
+        whose log was opened for another topic id (a topic of the same name, made meanwhile) is left alone."""
         doomed: list[str] = []
         try:
             for partition in partitions:
-                plog = self._logs.pop((topic, partition), None)
+                key = (topic, partition)
+                if self._ids.get(key, topic_id) != topic_id:
+                    continue  # a newer topic's of the same name: the old directory went when it was opened
+                self._ids.pop(key, None)
+                plog = self._logs.pop(key, None)
                 if plog is not None:
                     plog.discard()
                 directory = self._dir(topic, partition)
@@ -708,6 +716,7 @@ class SegmentLogStore(LogStore):
 
     def close(self) -> None:
         logs, self._logs = self._logs, {}
+        self._ids = {}
         for plog in logs.values():
             plog.close()
         self.wait_for_removals()

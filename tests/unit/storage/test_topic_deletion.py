@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 
 import pytest
 
@@ -13,6 +14,7 @@ from kbroker.broker_state import BrokerState
 from kbroker.config import BrokerConfig
 from kbroker.records import simple_batch
 from kbroker.storage import log_segment
+from kbroker.storage.base import LogConfig
 from kbroker.storage.segment import DELETE_DIR_SUFFIX, SegmentLogStore
 
 
@@ -109,5 +111,24 @@ def test_leftover_delete_directories_are_removed_at_start(tmp_path):
     store = SegmentLogStore(data_dir)
     try:
         assert sorted(os.listdir(data_dir)) == ["live-0"]
+    finally:
+        store.close()
+
+
+def test_a_late_deletion_leaves_a_newer_topic_of_the_same_name_alone(tmp_path):
+    # A deleted topic's logs are removed once the deletion is durable; a topic of the same name opened before
+    # then (the controller's changes applied in one batch) keeps its log.
+    store = SegmentLogStore(tmp_path / "data")
+    old_id, new_id = uuid.UUID(int=1), uuid.UUID(int=2)
+    try:
+        old = store.open_log("t", old_id, 0, LogConfig())
+        _append(old, b"old")
+        old.discard()
+        new = store.open_log("t", new_id, 0, LogConfig())
+        written = _append(new, b"new")
+        store.delete_logs("t", old_id, [0])
+        store.wait_for_removals()
+        assert b"".join(bytes(c) for c in new.read(0, 1 << 20)) == written
+        assert os.listdir(tmp_path / "data") == ["t-0"]
     finally:
         store.close()
