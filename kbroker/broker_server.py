@@ -63,8 +63,6 @@ class BrokerServer:
     async def start(self) -> None:
         cluster = self.cluster
         self.state = BrokerState(self.config, self.controller, cluster.changes if cluster is not None else None)
-        if cluster is not None:
-            self.state.peers = cluster.states
         broker_configs(self.state)  # dynamic broker configs persisted by an earlier run apply now
         self.state.log_manager = LogManager(self.state)  # retention, compaction, flush policy
         self.state.log_manager.start()
@@ -131,6 +129,7 @@ class BrokerServer:
                     log.error("writing the high-watermark checkpoint: %s", e)
             await self.state.log_manager.stop()
         if self.state is not None:
+            await self.state.markers.close()  # markers on their way: the next coordinator sends them again
             self.state.close(flush=flush)
 
     async def kill(self) -> None:

@@ -8,8 +8,11 @@ Cluster: the topics, their partitions' leaders and the producer-id blocks come f
 (controller.py) the state is given: one shared by the brokers of a cluster in one process, or, for a
 broker on its own, an ``InProcessController`` of its own over its data directory's topic store
 (a cluster of one). The state registers as a broker with it (``register``) once its listeners are bound, and
-is told of every change as a ``MetadataListener``. The group and transaction coordinators are hosted by one
-broker of the cluster (``Controller.coordinator_id``); the others answer NOT_COORDINATOR.
+is told of every change as a ``MetadataListener``. The group and transaction coordinators are sharded by
+the partitions of ``__consumer_offsets`` and ``__transaction_state`` (created on first need,
+``coordinator_topic``): this broker loads a shard for each such partition it leads and unloads it when it stops
+leading it (``_coordinators_follow``); a key of a partition led elsewhere is answered NOT_COORDINATOR.
+Transaction markers are written by each partition's leader (``apply_txn_marker``).
 """
 
 from __future__ import annotations
@@ -20,10 +23,15 @@ from pathlib import Path
 
 from .clock import AsyncioClock
 from .consumer_protocol import decode_consumer_assignment
+from .coordinator import migration
 from .coordinator.group import GroupConfig, GroupCoordinator
 from .coordinator.group_config import parse_assignors
-from .coordinator.offsets import FileOffsetStore, MemoryOffsetStore
+from .coordinator.marker_channel import MarkerChannel
+from .coordinator.offsets_topic import TopicOffsetStore
+from .coordinator.runtime import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
+from .coordinator.service import GroupCoordinatorService, TransactionCoordinatorService
 from .coordinator.transaction import TransactionCoordinator
+from .coordinator.transaction_log import TransactionStateLog
 from .handlers import advertised_versions
 from .state_log import KeyedState, keyed_state
 from .config import BrokerConfig
@@ -36,11 +44,13 @@ from .security.acl import Authorizer
 from .security.credentials import CredentialStore
 from .security.listeners import resolve_listeners
 from .topic_config import TOPIC_CONFIGS
-from .topics import TopicManager
+from .topics import INTERNAL_TOPICS, TopicManager, run_in_turns
 
 log = logging.getLogger("kbroker")
 
 STATE_DIR = ".kbroker"  # inside the data directory; a topic dir is always "<name>-<n>", so no clash
+# Kafka's configs of its coordinators' topics (offsets.topic.segment.bytes, transaction.state.log.segment.bytes).
+INTERNAL_TOPIC_CONFIGS = {"cleanup.policy": "compact", "segment.bytes": "104857600"}
 
 
 class ChangeNotifier:
@@ -83,33 +93,23 @@ class BrokerState(MetadataListener):
         self.controller = controller
         self.registered = False
         self.replica_fetchers = None  # replica_fetcher.ReplicaFetcherManager: started by broker_server.py
-        self.peers = None  # the other brokers of a cluster in one process: a function returning their states
         self.topics = TopicManager(controller, self.node_id, self.log_store, self._topic_defaults(), self.changes)
         self.cluster_id = controller.cluster_id
         self.producer_ids = ProducerIdManager(controller)
         self.transactions_enabled = True
         self.schema_registry = None  # kbroker.schema_registry.Registry when its listener is on
-        clock = AsyncioClock()
-        self.groups = GroupCoordinator(clock, self._group_config(), self._offset_store(),
-                                       on_change=self.changes.notify, topics=self.topics)
-        # The coordinators are this broker's when the cluster has none yet (it is the first to register) or
-        # names it; the others answer NOT_COORDINATOR.
-        coordinator = controller.coordinator_id()
-        self.hosts_coordinators = coordinator in (-1, self.node_id)
-        if self.hosts_coordinators:
-            self.groups.load()
-        else:
-            self.groups.hosted = False
-        self.transactions = TransactionCoordinator(
-            clock, self._transaction_journal(), self.producer_ids, self._write_marker,
-            self.groups.complete_txn_offsets, self._partition_exists,
-            max_timeout_ms=config.transaction_max_timeout_ms,
-            abort_check_interval_ms=config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
-        )
-        if self.hosts_coordinators:
-            self.transactions.load()
-        else:
-            self.transactions.hosted = False
+        self._clock = AsyncioClock()
+        self._group_config = self._make_group_config()
+        # The coordinators: one shard per partition of __consumer_offsets / __transaction_state this broker
+        # leads, loaded and unloaded as leadership moves (on_topic_change; coordinator/service.py).
+        self.groups = GroupCoordinatorService(config.offsets_topic_num_partitions, self._make_group_shard,
+                                              lambda: GroupCoordinator(self._clock, self._group_config,
+                                                                       topics=self.topics))
+        self.transactions = TransactionCoordinatorService(config.transaction_state_log_num_partitions,
+                                                          self._make_transaction_shard)
+        # The transaction coordinators' markers: WriteTxnMarkers to each partition's leader, or written here.
+        self.markers = MarkerChannel(self.node_id, self._leader_of, self._inter_broker_endpoint,
+                                     self.apply_txn_marker)
         # Security: the listeners, the users who may log in, and the ACLs (None: no authorizer).
         self.listeners = resolve_listeners(config)
         self.credentials = CredentialStore(self._journal("credentials.journal", CredentialStore.MAGIC))
@@ -126,30 +126,38 @@ class BrokerState(MetadataListener):
         path = None if self.config.storage == "memory" else Path(self.config.data_dir) / STATE_DIR / name
         return keyed_state(path, magic, fsync=True)
 
-    def _transaction_journal(self) -> KeyedState:
-        """Transaction state (Kafka's __transaction_state): the latest state per transactional id."""
-        path = None
-        if self.config.storage != "memory":
-            path = Path(self.config.data_dir) / STATE_DIR / "transactions.journal"
-        return keyed_state(path, b"KBTXNST\x00", fsync=self.config.fsync != "never")
-
     def _partition_exists(self, topic: str, partition: int) -> bool:
         """Whether the cluster has the partition (whichever broker leads it)."""
         t = self.topics.get(topic)
         return t is not None and 0 <= partition < len(t.partitions)
 
-    def _write_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool) -> None:
-        """The transaction coordinator's marker, written by the partition's leader. In a cluster in one
-        process the leader may be another broker of the loop (``peers``): an in-process stand-in for Kafka's
-        WriteTxnMarkers request, which brokers in separate processes will send."""
-        for state in [self] + [s for s in (self.peers() if self.peers is not None else []) if s is not self]:
-            p = get_partition_or_error(state.topics.get(topic), partition)
-            if not isinstance(p, int):
-                p.write_marker(producer_id, epoch, commit)
-                return
-        raise LookupError(f"{topic}-{partition} has no leader to write the marker")
+    def _leader_of(self, topic: str, partition: int) -> int | None:
+        """The partition's leader (-1: none now); None when the partition does not exist."""
+        t = self.topics.get(topic)
+        if t is None or not 0 <= partition < len(t.partitions):
+            return None
+        return t.partitions[partition].leader_id
 
-    def _group_config(self) -> GroupConfig:
+    def _inter_broker_endpoint(self, node_id: int) -> tuple[str, int] | None:
+        """Where this broker reaches another: its listener of the name of this broker's first listener."""
+        return self.live_endpoint(node_id, self.listeners[0].name)
+
+    def apply_txn_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool) -> bool:
+        """Writes a transaction marker as the partition's leader (what a WriteTxnMarkers request asks of a
+        broker); a marker on a partition of __consumer_offsets also ends the producer's pending offsets there,
+        as Kafka's broker tells its group coordinator. False when this broker does not lead the partition."""
+        p = get_partition_or_error(self.topics.get(topic), partition)
+        if isinstance(p, int):
+            return False
+        p.write_marker(producer_id, epoch, commit)
+        if topic == OFFSETS_TOPIC:
+            self.groups.on_txn_marker(partition, producer_id, commit)
+        return True
+
+    def _offsets_partition(self, group_id: str) -> tuple[str, int]:
+        return OFFSETS_TOPIC, self.groups.partition_for(group_id)
+
+    def _make_group_config(self) -> GroupConfig:
         c = self.config
         return GroupConfig(
             group_min_session_timeout_ms=c.group_min_session_timeout_ms,
@@ -169,13 +177,66 @@ class BrokerState(MetadataListener):
             offsets_retention_check_interval_ms=c.offsets_retention_check_interval_ms,
         )
 
-    def _offset_store(self):
-        """Committed offsets and group metadata: a journal in the data directory (Kafka keeps them in the
-        compacted __consumer_offsets topic), fsynced per commit unless --fsync never."""
-        if self.config.storage == "memory":
-            return MemoryOffsetStore()
-        path = Path(self.config.data_dir) / STATE_DIR / "consumer-offsets.journal"
-        return FileOffsetStore(path, fsync=self.config.fsync != "never")
+    def _make_group_shard(self, index: int, log) -> GroupCoordinator:
+        """The group coordinator of partition ``index`` of __consumer_offsets, its state read from ``log``."""
+        return GroupCoordinator(self._clock, self._group_config, TopicOffsetStore(log), on_change=self.changes.notify,
+                                topics=self.topics)
+
+    def _make_transaction_shard(self, index: int, log) -> TransactionCoordinator:
+        """The transaction coordinator of partition ``index`` of __transaction_state, read from ``log``."""
+        c = self.config
+        return TransactionCoordinator(
+            self._clock, TransactionStateLog(log), self.producer_ids, self.markers.write, self._offsets_partition,
+            self._partition_exists, max_timeout_ms=c.transaction_max_timeout_ms,
+            abort_check_interval_ms=c.transaction_abort_timed_out_transaction_cleanup_interval_ms)
+
+    def _internal_topic_spec(self, name: str) -> tuple[int, int]:
+        """(partitions, replication factor) of an internal topic: the broker config's, the factor capped by the
+        live brokers (as Kafka does for a cluster smaller than it)."""
+        c = self.config
+        if name == OFFSETS_TOPIC:
+            partitions, rf = c.offsets_topic_num_partitions, c.offsets_topic_replication_factor
+        else:
+            partitions, rf = c.transaction_state_log_num_partitions, c.transaction_state_log_replication_factor
+        return partitions, max(1, min(rf, len(self.controller.live_broker_ids())))
+
+    def coordinator_topic(self, name: str):
+        """The internal topic ``name`` (__consumer_offsets or __transaction_state), created now, compacted, if
+        it does not exist yet (a Metadata request naming it, the migration). None when it cannot be."""
+        topic = self.topics.get(name)
+        if topic is not None or name in self.topics.pending:
+            return topic
+        partitions, rf = self._internal_topic_spec(name)
+        try:
+            return self.topics.create(name, partitions, dict(INTERNAL_TOPIC_CONFIGS), replication_factor=rf)
+        except KafkaError as e:
+            log.warning("creating the internal topic %s failed: %s", name, e.message)
+            return None
+
+    def coordinator_topic_or_create(self, name: str):
+        """The internal topic ``name``, or None while it is being created: as Kafka's FindCoordinator, the first
+        request that needs it starts its creation and is answered COORDINATOR_NOT_AVAILABLE, so that no client
+        waits while its partitions are made (in turns of the event loop, as CreateTopics makes them)."""
+        topic = self.topics.get(name)
+        if topic is not None or name in self.topics.pending:
+            return topic
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self.coordinator_topic(name)  # no loop to run it on: at once
+        partitions, rf = self._internal_topic_spec(name)
+        try:
+            steps = self.topics.creation(name, partitions, dict(INTERNAL_TOPIC_CONFIGS), replication_factor=rf)
+            next(steps)  # validates and reserves the name; the rest runs in turns
+        except StopIteration:
+            return self.topics.get(name)
+        except KafkaError as e:
+            log.warning("creating the internal topic %s failed: %s", name, e.message)
+            return None
+        task = asyncio.ensure_future(run_in_turns(self.topics, steps))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or log.warning(
+            "creating the internal topic %s failed: %s", name, t.exception()))
+        return None
 
     # -- the cluster ---------------------------------------------------------
 
@@ -184,6 +245,25 @@ class BrokerState(MetadataListener):
         topics and elects it leader of the partitions that wait for it."""
         self.controller.register_broker(BrokerRegistration(self.node_id, endpoints), self)
         self.registered = True
+        self._migrate_journals()
+
+    def _migrate_journals(self) -> None:
+        """A data directory of an earlier release: its coordinator journals are moved onto the internal topics
+        once (coordinator/migration.py), or the start is refused with the journals left as they were."""
+        if self.config.storage == "memory":
+            return
+        state_dir = Path(self.config.data_dir) / STATE_DIR
+        if not migration.journals_to_migrate(state_dir):
+            return
+        offsets = self.coordinator_topic(OFFSETS_TOPIC)
+        transactions = self.coordinator_topic(TRANSACTION_STATE_TOPIC)
+        if offsets is None or transactions is None:
+            raise migration.MigrationError("cannot migrate the coordinator journals: the internal topics could "
+                                           "not be created")
+        migration.migrate(state_dir, offsets, transactions, self.groups.partition_for,
+                          self.transactions.partition_for)
+        self.groups.shards.reload(offsets)
+        self.transactions.shards.reload(transactions)
 
     def unregister(self) -> None:
         if self.registered:
@@ -191,14 +271,23 @@ class BrokerState(MetadataListener):
             self.controller.unregister_broker(self.node_id)
 
     def on_topic_change(self, topic) -> None:
-        self.topics.apply(topic)
+        t = self.topics.apply(topic)
+        self._coordinators_follow(topic.name, t)
         self.changes.notify()
 
     def on_topic_deleted(self, topic) -> None:
         t = self.topics.get(topic.name)
         if t is not None:
             self.topics.remove(t)
+        self._coordinators_follow(topic.name, None)
         self.changes.notify()
+
+    def _coordinators_follow(self, name: str, topic) -> None:
+        """Load the coordinators of the internal partitions this broker now leads, unload the others."""
+        if name == OFFSETS_TOPIC:
+            self.groups.on_topic(topic)
+        elif name == TRANSACTION_STATE_TOPIC:
+            self.transactions.on_topic(topic)
 
     def on_brokers_change(self) -> None:
         self.topics.version += 1  # the Metadata answer lists the live brokers and their partitions' leaders
@@ -247,6 +336,8 @@ class BrokerState(MetadataListener):
         controller refuses the creation its auto-creation asked for."""
         if name in self.topics.pending:  # a CreateTopics for it is still making its partitions
             return None
+        if name in INTERNAL_TOPICS:
+            return self.coordinator_topic(name)
         try:
             return self.topics.create(name, self.config.num_partitions,
                                       replication_factor=self.config.default_replication_factor)
@@ -311,7 +402,6 @@ class BrokerState(MetadataListener):
         if self.authorizer is not None:
             self.authorizer.close()
         self.transactions.close()
-        self.transactions.journal.close()
         self.groups.close()
         for p in self.topics.local_partitions():
             try:

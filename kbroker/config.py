@@ -100,6 +100,12 @@ class BrokerConfig:
     offsets_retention_minutes: int = 10080
     offsets_retention_check_interval_ms: int = 600000
     transaction_max_timeout_ms: int = 900000
+    # The coordinators' internal topics (Kafka's defaults); the replication factor is capped by the live
+    # brokers when the topic is created, as Kafka does for a cluster smaller than it.
+    offsets_topic_num_partitions: int = 50
+    offsets_topic_replication_factor: int = 3
+    transaction_state_log_num_partitions: int = 50
+    transaction_state_log_replication_factor: int = 3
     transactional_id_expiration_ms: int = 604800000
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10000
     fsync: str = "never"  # always | interval | never: see the README for what each risks
@@ -218,6 +224,10 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "offsets.retention.minutes": ("offsets_retention_minutes", int),
     "offsets.retention.check.interval.ms": ("offsets_retention_check_interval_ms", int),
     "transaction.max.timeout.ms": ("transaction_max_timeout_ms", int),
+    "offsets.topic.num.partitions": ("offsets_topic_num_partitions", int),
+    "offsets.topic.replication.factor": ("offsets_topic_replication_factor", int),
+    "transaction.state.log.num.partitions": ("transaction_state_log_num_partitions", int),
+    "transaction.state.log.replication.factor": ("transaction_state_log_replication_factor", int),
     "transactional.id.expiration.ms": ("transactional_id_expiration_ms", int),
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": (
         "transaction_abort_timed_out_transaction_cleanup_interval_ms", int),
@@ -251,9 +261,7 @@ ROLL_SYNONYMS = {"log.roll.hours": 3600000, "log.roll.ms": 1}
 # Keys a Kafka configuration carries that have no effect on a single kbroker.
 NO_EFFECT_KEYS = frozenset({
     "process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers", "controller.listener.names",
-    "inter.broker.listener.name", "offsets.topic.replication.factor",
-    "offsets.topic.num.partitions", "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
-    "transaction.state.log.num.partitions", "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
+    "inter.broker.listener.name", "transaction.state.log.min.isr", "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir", "zookeeper.connect",
     "zookeeper.connection.timeout.ms", "min.insync.replicas",
     "num.replica.fetchers", "confluent.support.metrics.enable", "delete.topic.enable",

@@ -81,8 +81,9 @@ class Control:
     def _states(self) -> list:
         return self._peers() if self._peers is not None else [self.state]
 
-    def _coordinator_state(self):
-        return next((s for s in self._states() if s.hosts_coordinators), self.state)
+    def _coordinator_state(self, group_id: str):
+        """The broker here that coordinates the group (this one when none does)."""
+        return next((s for s in self._states() if s.groups.hosts(group_id)), self.state)
 
     def _leader_partition(self, topic: str, index: int):
         """The partition as its leader holds it, on whichever broker here leads it; None: no leader here."""
@@ -153,7 +154,7 @@ class Control:
         return out
 
     def group(self, group_id: str) -> dict:
-        state = self._coordinator_state()
+        state = self._coordinator_state(group_id)
         out = state.describe_group_for_control(group_id)
         out["lag"] = group_lag(state, group_id, self._leader_partition)
         return out
@@ -251,9 +252,9 @@ class Control:
     # -- the console: groups, clients, brokers ------------------------------------------------
 
     def groups(self) -> list[dict]:
+        listed = [(g, state) for state in self._states() for g in state.groups.list_groups(None, None).groups]
         out = []
-        state = self._coordinator_state()
-        for g in sorted(state.groups.list_groups(None, None).groups, key=lambda g: g.group_id):
+        for g, state in sorted(listed, key=lambda gs: gs[0].group_id):
             lag = group_lag(state, g.group_id, self._leader_partition)
             out.append({"group_id": g.group_id, "state": g.state, "protocol_type": g.protocol_type,
                         "members": state.groups.member_count(g.group_id),
@@ -264,7 +265,7 @@ class Control:
         """Move an empty group's committed offsets, as kafka-consumer-groups --reset-offsets:
         ``{"topic": "t", "to": "earliest" | "latest" | "offset" | "timestamp", "value": N}``; every partition
         of the topic (default: every topic the group has offsets for)."""
-        state = self._coordinator_state()
+        state = self._coordinator_state(group_id)
         coordinator = state.groups
         count = coordinator.member_count(group_id)
         if count:
@@ -351,7 +352,7 @@ class Control:
             members = spec.get("members")
 
             def cond():
-                g = self._coordinator_state().describe_group_for_control(spec["group"])
+                g = self._coordinator_state(spec["group"]).describe_group_for_control(spec["group"])
                 return ((state is None or g["state"] == state)
                         and (members is None or len(g["members"]) == int(members)))
             return cond
@@ -395,9 +396,11 @@ class Control:
     # -- reset ---------------------------------------------------------------
 
     def reset(self) -> None:
+        for state in self._states():
+            state.reset_groups()
         for topic in list(self.state.topics.by_name.values()):
-            self.state.delete_topic(topic)
-        self._coordinator_state().reset_groups()
+            if not topic.is_internal:  # the coordinators' topics stay (their groups went above), as in Kafka
+                self.state.delete_topic(topic)
         self.server.faults.clear()
 
 

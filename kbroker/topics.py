@@ -145,6 +145,7 @@ class TopicManager:
         self.version = 0
         self._colliding: dict[str, set[str]] = {}  # collision_key -> names of topics that have it (the image's)
         self._prepared: dict[tuple[uuid.UUID, int], object] = {}  # logs a creation opened, for ``apply``
+        self._creating: dict[str, uuid.UUID] = {}  # name -> the topic id this broker's creation of it prepares
         # Called with a local partition whose leadership changed (the replica fetcher manager's hook).
         self.on_follower_change = None
 
@@ -158,6 +159,7 @@ class TopicManager:
             self.remove(topic)
             topic = None
         if topic is None:
+            self._drop_lost_creation(reg.name, reg.topic_id)
             topic = Topic(reg.name, reg.topic_id, dict(reg.configs), defaults=self.defaults)
             self._index(topic)
         elif topic.configs != reg.configs:
@@ -257,6 +259,7 @@ class TopicManager:
         placement = [list(p.replicas) for p in reg.partitions]
         topic_id = uuid.uuid4()
         self.pending.add(name)
+        self._creating[name] = topic_id
         try:
             opened = yield from self._prepare_logs(name, topic_id, configs, placement, 0)
             try:
@@ -266,6 +269,7 @@ class TopicManager:
                 self._discard_prepared(name, topic_id, opened)
         finally:
             self.pending.discard(name)
+            self._creating.pop(name, None)
         return self.by_name[name]
 
     def add_partitions(self, topic: Topic, count: int, assignments: list[list[int]] | None = None,
@@ -315,10 +319,19 @@ class TopicManager:
         opened: list[int] = []
         try:
             for i in mine:
+                winner = self.by_name.get(name)
+                if winner is not None and winner.topic_id != topic_id:
+                    raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
                 self._prepared[(topic_id, i)] = self.log_store.open_log(name, topic_id, i, cfg)
                 opened.append(i)
                 yield
         except BaseException as e:
+            winner = self.by_name.get(name)
+            if winner is not None and winner.topic_id != topic_id:
+                # Another creation of the name won meanwhile: its logs have the directories now, so only
+                # what is still ours is removed (see _drop_lost_creation).
+                self._discard_prepared(name, topic_id, opened)
+                raise
             # One more than were opened: the one whose opening failed may have made its directory.
             failed = mine[:len(opened) + 1]
             self._discard_prepared(name, topic_id, failed, untaken_only=False)
@@ -327,6 +340,23 @@ class TopicManager:
                                  f"Could not create the partition logs of '{name}': {e.strerror}") from e
             raise
         return opened
+
+    def _drop_lost_creation(self, name: str, topic_id: uuid.UUID) -> None:
+        """The controller tells of topic ``name`` (id ``topic_id``) while this broker's own creation of that
+        name is still preparing logs under another id: a creation asked of another broker of the cluster won
+        the race. A log store keeps one log per (name, partition), so the loser's prepared logs are closed
+        and removed before the winner's are opened in their directories; the losing creation then fails
+        with TOPIC_ALREADY_EXISTS and finds nothing of its own left to remove."""
+        lost = self._creating.get(name)
+        if lost is None or lost == topic_id:
+            return
+        for key in [k for k in self._prepared if k[0] == lost]:
+            plog = self._prepared.pop(key)
+            try:
+                plog.close()
+                self.log_store.delete_log(name, lost, key[1])
+            except Exception:  # noqa: BLE001
+                log.exception("%s-%d: could not remove the log of a creation that lost", name, key[1])
 
     def _discard_prepared(self, name: str, topic_id: uuid.UUID, indexes: list[int], *,
                           untaken_only: bool = True) -> None:

@@ -94,12 +94,17 @@ class GroupCoordinator:
         self.offset_manager = OffsetMetadataManager(clock, config, self._store, self.group_manager)
         self._loading = True
         self._closed = False
-        # False on the brokers of a cluster that do not host the coordinators: every request is answered
-        # NOT_COORDINATOR, as Kafka's broker answers for a group whose partition it does not lead.
+        # False for the stand-in of the groups whose partition this broker does not lead (coordinator/service.py):
+        # every request is answered NOT_COORDINATOR, as Kafka's broker answers them.
         self.hosted = True
         self._retention_timer: TimerHandle | None = None
 
     # -- life cycle ----------------------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> OffsetStore:
+        """Where this coordinator's groups and offsets are kept."""
+        return self._store
 
     @property
     def is_loading(self) -> bool:
@@ -117,7 +122,7 @@ class GroupCoordinator:
         self._loading = False
         self._retention_timer = self._clock.call_later(
             self.config.offsets_retention_check_interval_ms, self._on_retention_check)
-        log.info("loaded %d groups", len(self.group_manager.groups))
+        log.debug("loaded %d groups", len(self.group_manager.groups))
 
     def close(self) -> None:
         """Stops timers and answers every waiting request NOT_COORDINATOR (as Kafka does when it unloads groups)."""

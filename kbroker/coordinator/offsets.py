@@ -25,9 +25,10 @@ event loop only.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from ..state_log import (
@@ -96,7 +97,7 @@ class StoreSnapshot:
 CorruptStoreError = CorruptStateError
 
 
-class _LiveState:
+class LiveState:
     """The state every backend keeps; each method is one journal op."""
 
     def __init__(self) -> None:
@@ -205,35 +206,35 @@ def _dec_group(group_id: str, d: dict) -> StoredGroup:
     )
 
 
-def _replay_commit(state: _LiveState, r: dict) -> None:
+def _replay_commit(state: LiveState, r: dict) -> None:
     state.commit(r["g"], _dec_offsets(r["o"]))
 
 
-def _replay_delete_offsets(state: _LiveState, r: dict) -> None:
+def _replay_delete_offsets(state: LiveState, r: dict) -> None:
     state.delete_offsets(r["g"], [(t, p) for t, p in r["p"]])
 
 
-def _replay_group(state: _LiveState, r: dict) -> None:
+def _replay_group(state: LiveState, r: dict) -> None:
     state.group(_dec_group(r["g"], r["v"]))
 
 
-def _replay_delete_group(state: _LiveState, r: dict) -> None:
+def _replay_delete_group(state: LiveState, r: dict) -> None:
     state.delete_group(r["g"])
 
 
-def _replay_consumer_group(state: _LiveState, r: dict) -> None:
+def _replay_consumer_group(state: LiveState, r: dict) -> None:
     state.consumer_group(r["g"], r["v"])
 
 
-def _replay_drop_consumer_group(state: _LiveState, r: dict) -> None:
+def _replay_drop_consumer_group(state: LiveState, r: dict) -> None:
     state.drop_consumer_group(r["g"])
 
 
-def _replay_txn_prepare(state: _LiveState, r: dict) -> None:
+def _replay_txn_prepare(state: LiveState, r: dict) -> None:
     state.txn_prepare(r["pid"], r["g"], _dec_offsets(r["o"]))
 
 
-def _replay_txn_complete(state: _LiveState, r: dict) -> None:
+def _replay_txn_complete(state: LiveState, r: dict) -> None:
     state.txn_complete(r["pid"], r["g"], _dec_offsets(r["o"]))
 
 
@@ -270,7 +271,7 @@ class OffsetStore:
 
     def __init__(self, state_log: StateLog | None = None) -> None:
         self._log: StateLog = state_log if state_log is not None else MemoryStateLog()
-        self._state = _LiveState()
+        self._state = LiveState()
         self._log.replay(self._apply)
         self._log.compact_if_due(self._live_records)
 
@@ -333,6 +334,16 @@ class OffsetStore:
         committed = dict(committed)
         self._write({"op": "txn_complete", "pid": producer_id, "g": group_id, "o": _enc_offsets(committed)},
                     lambda: self._state.txn_complete(producer_id, group_id, committed))
+
+    def pending_groups(self, producer_id: int) -> list[str]:
+        """The groups holding offsets of the producer's open transaction."""
+        return sorted(g for pid, g in self._state.snapshot.pending_txn_offsets if pid == producer_id)
+
+    def wait_written(self) -> Awaitable[None]:
+        """Completes once the last change is replicated; a state log's append was durable already."""
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
 
     def close(self) -> None:
         self._log.close()

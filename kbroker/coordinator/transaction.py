@@ -17,23 +17,27 @@ aborted first with the bumped epoch and the new producer is told CONCURRENT_TRAN
 does. A transaction open longer than its timeout is aborted the same way.
 
 Ending a transaction writes a control batch (COMMIT or ABORT marker) into every partition of the
-transaction and then completes its transactional offset commits in the group coordinator. kbroker owns every
-partition, so it does this at once, in process, where Kafka sends WriteTxnMarkers to partition leaders. The
-Prepare state is written to the journal before any marker, so a crash in between is finished at start-up
-("a half-written commit completes"); Complete is written after the last marker.
+transaction, through ``write_marker`` (the partition's leader writes it). A group's transactional offsets are
+completed by the marker on the group's partition of __consumer_offsets, which AddOffsetsToTxn put among the
+transaction's partitions, as Kafka does. The Prepare state is written before any marker, so a crash or a new
+leader in between finishes it at load ("a half-written commit completes"); Complete is written after the last
+marker.
 
-State lives in a KeyedState state log (kbroker/state_log.py; Kafka's __transaction_state), one record per
-transactional id; a change counts only once written there.
+The coordinator is one shard: the transactional ids of one partition of __transaction_state, whose records
+hold its state (``journal``: coordinator/transaction_log.py; a state log's KeyedState in unit tests), one
+record per transactional id; a change counts only once written there. coordinator/service.py routes each
+transactional id to its shard.
 
 Concurrency: called from the event loop only; nothing awaits between reading and writing a transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from ..errors import ErrorCode
+from ..errors import ErrorCode, KafkaError
 
 log = logging.getLogger("kbroker.coordinator.transaction")
 
@@ -83,30 +87,34 @@ class InitResult:
 
 
 class TransactionCoordinator:
-    def __init__(self, clock, journal, producer_ids, write_marker, complete_offsets, partition_exists,
+    def __init__(self, clock, journal, producer_ids, write_marker, offsets_partition, partition_exists,
                  max_timeout_ms: int = 900000, abort_check_interval_ms: int = 10000):
-        """``write_marker(topic, partition, producer_id, epoch, commit)`` appends a control batch;
-        ``complete_offsets(producer_id, group_id, commit)`` publishes or drops transactional offsets;
-        ``partition_exists(topic, partition)`` says whether a partition can join a transaction."""
+        """``journal``: a KeyedState-like ``state`` and ``put`` (coordinator/transaction_log.py over a partition
+        of __transaction_state); ``write_marker(topic, partition, producer_id, epoch, commit)`` has the
+        partition's leader append a control batch; ``offsets_partition(group_id)`` is the group's partition of
+        __consumer_offsets, which AddOffsetsToTxn adds to the transaction so that its marker publishes or drops
+        the group's transactional offsets (Kafka's way); ``partition_exists(topic, partition)`` says whether a
+        partition can join a transaction."""
         self.clock = clock
         self.journal = journal
         self.producer_ids = producer_ids
         self.write_marker = write_marker
-        self.complete_offsets = complete_offsets
+        self.offsets_partition = offsets_partition
         self.partition_exists = partition_exists
         self.max_timeout_ms = max_timeout_ms
         self.abort_check_interval_ms = abort_check_interval_ms
         self.txns: dict[str, TransactionMetadata] = {}
+        self._completions: set = set()  # tasks finishing transactions whose markers are on their way
         self._timer = None
-        # False on the brokers of a cluster that do not host the coordinators: NOT_COORDINATOR to all.
-        self.hosted = True
 
     # -- life cycle ----------------------------------------------------------
 
     def load(self) -> None:
         """Read the journal and finish what a crash interrupted: a Prepare state completes."""
         for tid, d in self.journal.state.items():
-            self.txns[tid] = TransactionMetadata.from_json(tid, d)
+            txn = self.txns[tid] = TransactionMetadata.from_json(tid, d)
+            # A journal of an earlier release kept groups apart; their offsets partitions carry the markers now.
+            txn.partitions.update(self.offsets_partition(g) for g in txn.groups)
         for txn in self.txns.values():
             if txn.state in (PREPARE_COMMIT, PREPARE_ABORT):
                 log.info("completing the %s of transactional id %s interrupted by a restart",
@@ -118,6 +126,8 @@ class TransactionCoordinator:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        for task in list(self._completions):  # a new leader completes them from the Prepare state it loads
+            task.cancel()
 
     def _schedule(self) -> None:
         self._timer = self.clock.call_later(self.abort_check_interval_ms, self._on_timer)
@@ -133,7 +143,7 @@ class TransactionCoordinator:
         txn.last_update_ms = self.clock.now_ms()
         try:
             self.journal.put(txn.transactional_id, txn.to_json())
-        except OSError:
+        except (OSError, KafkaError):
             durable = self.journal.state.get(txn.transactional_id)
             if durable is None:
                 self.txns.pop(txn.transactional_id, None)
@@ -145,8 +155,6 @@ class TransactionCoordinator:
 
     def init_producer_id(self, tid: str, timeout_ms: int, expected_pid: int = -1,
                          expected_epoch: int = -1) -> InitResult:
-        if not self.hosted:
-            return InitResult(ErrorCode.NOT_COORDINATOR)
         if tid == "" or (expected_pid < 0) != (expected_epoch < 0):
             return InitResult(ErrorCode.INVALID_REQUEST)  # Kafka: both producer id and epoch, or neither
         if not 0 < timeout_ms <= self.max_timeout_ms:
@@ -209,8 +217,6 @@ class TransactionCoordinator:
     # -- adding partitions and groups ----------------------------------------
 
     def _check(self, tid: str, pid: int, epoch: int) -> tuple[int, TransactionMetadata | None]:
-        if not self.hosted:
-            return ErrorCode.NOT_COORDINATOR, None
         if not tid:
             return ErrorCode.INVALID_REQUEST, None
         txn = self.txns.get(tid)
@@ -245,6 +251,7 @@ class TransactionCoordinator:
             return err
         self._begin(txn)
         txn.groups.add(group_id)
+        txn.partitions.add(self.offsets_partition(group_id))
         self._persist(txn)
         return 0
 
@@ -258,8 +265,6 @@ class TransactionCoordinator:
     def is_ongoing(self, tid: str, pid: int, epoch: int) -> int:
         """For TxnOffsetCommit: NONE when the producer is current (Kafka's group coordinator leaves the rest
         to the transaction coordinator)."""
-        if not self.hosted:
-            return ErrorCode.NOT_COORDINATOR
         txn = self.txns.get(tid)
         if txn is None or txn.producer_id != pid:
             return ErrorCode.INVALID_PRODUCER_ID_MAPPING
@@ -270,8 +275,6 @@ class TransactionCoordinator:
     # -- ending --------------------------------------------------------------
 
     def end_txn(self, tid: str, pid: int, epoch: int, commit: bool) -> int:
-        if not self.hosted:
-            return ErrorCode.NOT_COORDINATOR
         if not tid:
             return ErrorCode.INVALID_REQUEST
         txn = self.txns.get(tid)
@@ -297,15 +300,37 @@ class TransactionCoordinator:
         self._complete(txn)
 
     def _complete(self, txn: TransactionMetadata) -> None:
+        """Writes the markers; the transaction completes once every one is written: at once when
+        ``write_marker`` wrote them all (it returns None), else when the awaitables it returned are done (the
+        markers sent to other brokers), meanwhile staying in its Prepare state (CONCURRENT_TRANSACTIONS to the
+        producer's next request, as Kafka)."""
         commit = txn.state == PREPARE_COMMIT
+        pending = []
         for topic, partition in sorted(txn.partitions):
             try:
-                self.write_marker(topic, partition, txn.producer_id, txn.producer_epoch, commit)
+                sent = self.write_marker(topic, partition, txn.producer_id, txn.producer_epoch, commit)
             except LookupError:
                 log.warning("partition %s-%d of transactional id %s is gone; no marker written", topic, partition,
                             txn.transactional_id)
-        for group_id in sorted(txn.groups):
-            self.complete_offsets(txn.producer_id, group_id, commit)
+                continue
+            if sent is not None:
+                pending.append(sent)
+        if not pending:
+            self._finish(txn, commit)
+            return
+        task = asyncio.ensure_future(self._finish_when_written(txn, commit, pending))
+        self._completions.add(task)
+        task.add_done_callback(self._completions.discard)
+
+    async def _finish_when_written(self, txn: TransactionMetadata, commit: bool, pending: list) -> None:
+        await asyncio.gather(*pending)
+        if self.txns.get(txn.transactional_id) is txn and txn.state == (PREPARE_COMMIT if commit else PREPARE_ABORT):
+            try:
+                self._finish(txn, commit)
+            except (OSError, KafkaError) as e:  # the next leader of the partition completes it on loading
+                log.error("transactional id %s: could not record its completion: %s", txn.transactional_id, e)
+
+    def _finish(self, txn: TransactionMetadata, commit: bool) -> None:
         txn.state = COMPLETE_COMMIT if commit else COMPLETE_ABORT
         txn.partitions.clear()
         txn.groups.clear()

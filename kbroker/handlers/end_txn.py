@@ -8,6 +8,7 @@ Needs WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), as 
 
 from __future__ import annotations
 
+from ..coordinator.service import when_written
 from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import end_txn as API
@@ -26,4 +27,5 @@ def handle(ctx, req: API.EndTxnRequest) -> R:
     txn = ctx.broker.transactions.describe(req.transactional_id)
     if err or txn is None:
         return R(throttle_time_ms=0, error_code=err, producer_id=-1, producer_epoch=-1)
-    return R(throttle_time_ms=0, error_code=err, producer_id=txn.producer_id, producer_epoch=txn.producer_epoch)
+    return when_written(ctx.broker.transactions.written(req.transactional_id), R(
+        throttle_time_ms=0, error_code=err, producer_id=txn.producer_id, producer_epoch=txn.producer_epoch))

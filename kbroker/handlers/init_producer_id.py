@@ -9,6 +9,7 @@ one, IDEMPOTENT_WRITE on the cluster or WRITE on some topic (CLUSTER_AUTHORIZATI
 
 from __future__ import annotations
 
+from ..coordinator.service import when_written
 from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import init_producer_id as API
@@ -31,4 +32,5 @@ def handle(ctx, req: API.InitProducerIdRequest) -> R:
     if err == ErrorCode.PRODUCER_FENCED and ctx.version < 4:
         err = ErrorCode.INVALID_PRODUCER_EPOCH
     ctx.broker.changes.notify()
-    return R(error_code=err, producer_id=res.producer_id, producer_epoch=res.producer_epoch)
+    return when_written(broker.transactions.written(req.transactional_id),
+                        R(error_code=err, producer_id=res.producer_id, producer_epoch=res.producer_epoch))

@@ -1,7 +1,8 @@
 """OffsetCommit (8): v2-9. Offsets with metadata (and from v6 the leader epoch) for a group member's
 generation, or standalone (generation -1, empty member id) for a group with no members. v2-4 carry a
 retention time, ignored since Kafka 2.1 (offsets.retention.minutes applies). Unknown topics or partitions
-get UNKNOWN_TOPIC_OR_PARTITION. Acknowledged commits are durable (coordinator/offsets.py). A member of a
+get UNKNOWN_TOPIC_OR_PARTITION. Acknowledged commits are replicated records of
+__consumer_offsets (coordinator/offsets_topic.py): the answer waits for that. A member of a
 consumer-protocol group (KIP-848) commits with v9+ at its member epoch (else STALE_MEMBER_EPOCH; below v9,
 UNSUPPORTED_VERSION, as Kafka). v10 names topics by id (KIP-848): an unknown id gets UNKNOWN_TOPIC_ID.
 Authorisation, as KafkaApis: READ on the group (else every partition is GROUP_AUTHORIZATION_FAILED) and
@@ -10,6 +11,7 @@ READ on each topic (TOPIC_AUTHORIZATION_FAILED).
 
 from __future__ import annotations
 
+from ..coordinator.service import when_written
 from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import offset_commit as API
@@ -65,4 +67,4 @@ def handle(ctx, req: API.OffsetCommitRequest) -> R:
                 else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION if (t.name, p.partition_index) in unknown
                 else errors.get((t.name, p.partition_index), 0))
             for p in t.partitions]))
-    return R(throttle_time_ms=0, topics=topics)
+    return when_written(broker.groups.written(req.group_id), R(throttle_time_ms=0, topics=topics))

@@ -23,6 +23,8 @@ epoch) name no record and, as Kafka's (hasCustomErrorMessage false), carry no er
 Authorisation, as KafkaApis: transactional batches need WRITE on the transactional id (else every partition
 is TRANSACTIONAL_ID_AUTHORIZATION_FAILED); each topic needs WRITE (TOPIC_AUTHORIZATION_FAILED), checked before
 whether it exists.
+The internal topics (``__consumer_offsets``, ``__transaction_state``) take no producer's records:
+INVALID_TOPIC_EXCEPTION, unless the client id is Kafka's admin tools' ``__admin_client``, as Kafka.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ log = logging.getLogger("kbroker.produce")
 REQUEST_ERRORS = frozenset({ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE, ErrorCode.CORRUPT_MESSAGE,
                             ErrorCode.INVALID_RECORD, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
                             ErrorCode.KAFKA_STORAGE_ERROR})
+# Kafka lets only its own admin tools append to internal topics (AdminUtils.ADMIN_CLIENT_ID).
+ADMIN_CLIENT_ID = "__admin_client"
 
 
 def _partition_error(index: int, code: int, message: str | None = None) -> R.PartitionProduceResponse:
@@ -99,6 +103,11 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
             continue
         if topic is None:  # Kafka 4 creates topics only from Metadata (a client asks it first)
             parts.extend(_partition_error(p.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) for p in td.partition_data)
+            continue
+        if topic.is_internal and ctx.client_id != ADMIN_CLIENT_ID:
+            # The coordinators own their topics' records (Kafka's ReplicaManager.appendToLocalLog).
+            parts.extend(_partition_error(p.index, ErrorCode.INVALID_TOPIC_EXCEPTION,
+                                          f"Cannot append to internal topic {topic.name}") for p in td.partition_data)
             continue
         for pd in td.partition_data:
             partition = get_partition_or_error(topic, pd.index)

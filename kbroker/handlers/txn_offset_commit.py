@@ -9,6 +9,7 @@ the group (GROUP_AUTHORIZATION_FAILED), each for every partition, then READ on e
 
 from __future__ import annotations
 
+from ..coordinator.service import when_written
 from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import txn_offset_commit as API
@@ -25,7 +26,10 @@ def handle(ctx, req: API.TxnOffsetCommitRequest) -> R:
         err = ErrorCode.GROUP_AUTHORIZATION_FAILED
     else:
         denied = {t.name for t in req.topics if not ctx.authorize(acl.READ, acl.TOPIC, t.name)}
-        err = broker.transactions.is_ongoing(req.transactional_id, req.producer_id, req.producer_epoch)
+        # The producer is checked by its transaction coordinator when that is this broker; Kafka checks it by
+        # the producer epoch of the transactional append to __consumer_offsets, which kbroker does not make.
+        err = broker.transactions.is_ongoing(req.transactional_id, req.producer_id, req.producer_epoch) \
+            if broker.transactions.hosts(req.transactional_id) else ErrorCode.NONE
     if err == ErrorCode.PRODUCER_FENCED and ctx.version < 2:
         err = ErrorCode.INVALID_PRODUCER_EPOCH
     errors: dict = {}
@@ -46,8 +50,8 @@ def handle(ctx, req: API.TxnOffsetCommitRequest) -> R:
         errors.update(broker.groups.prepare_txn_offsets(
             req.producer_id, req.group_id, offsets, generation_id=req.generation_id, member_id=req.member_id,
             group_instance_id=req.group_instance_id))
-    return R(throttle_time_ms=0, topics=[
+    return when_written(broker.groups.written(req.group_id), R(throttle_time_ms=0, topics=[
         R.TxnOffsetCommitResponseTopic(name=t.name, partitions=[
             R.TxnOffsetCommitResponsePartition(partition_index=p.partition_index,
                                                error_code=errors.get((t.name, p.partition_index), 0))
-            for p in t.partitions]) for t in req.topics])
+            for p in t.partitions]) for t in req.topics]))

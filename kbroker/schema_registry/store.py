@@ -24,9 +24,9 @@ import logging
 import time
 from dataclasses import dataclass
 
-from ..records.batch import iter_batches
+from ..coordinator.runtime import CoordinatorLog
 from ..records.builder import build_batch
-from ..records.record import Record, decode_records
+from ..records.record import Record
 from . import errors as E
 from .schemas import LEVELS, TYPES, check, parse
 
@@ -89,25 +89,17 @@ class Registry:
             self._load(topic.partitions[0])
 
     def _load(self, p) -> None:
-        offset = p.log_start_offset
-        while offset < p.high_watermark:
-            chunks = p.read(offset, 1 << 20)
-            if not chunks:
-                break
-            for chunk in chunks:
-                for pos, h in iter_batches(chunk):
-                    offset = h.last_offset + 1
-                    if h.is_control:
-                        continue
-                    for rec in decode_records(chunk, pos, h):
-                        try:
-                            key = json.loads(rec.key) if rec.key is not None else None
-                            value = json.loads(rec.value) if rec.value is not None else None
-                        except ValueError:
-                            log.warning("_schemas offset %d: not JSON, skipped", rec.offset)
-                            continue
-                        if isinstance(key, dict):
-                            self._apply(key, value)
+        CoordinatorLog(p).replay(self._replay, up_to=p.high_watermark)
+
+    def _replay(self, offset: int, key: bytes, value: bytes | None) -> None:
+        try:
+            key = json.loads(key)
+            value = json.loads(value) if value is not None else None
+        except ValueError:
+            log.warning("_schemas offset %d: not JSON, skipped", offset)
+            return
+        if isinstance(key, dict):
+            self._apply(key, value)
 
     def _write(self, key: dict, value: dict | None) -> None:
         self._sync()

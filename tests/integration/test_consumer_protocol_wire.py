@@ -19,6 +19,8 @@ from support.clients import ConfluentClient
 @pytest.fixture
 def b():
     with Broker(port=0, storage="memory") as broker:
+        # What a client's FindCoordinator does first: the group coordinators' topic, loaded before the next request.
+        broker.call(lambda: broker.state.coordinator_topic("__consumer_offsets"))
         yield broker
 
 

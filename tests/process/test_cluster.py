@@ -1,8 +1,8 @@
 """A cluster of three brokers in one process (``Broker(brokers=3)``) and as ``kbroker serve --brokers 3``, with
 stock clients: partitions spread over the brokers, produce and consume through every leader, a consumer group,
 the cluster described by admin clients, NOT_LEADER_OR_FOLLOWER with KIP-951 leader hints from a broker that
-does not lead, the coordinators on one broker, and a broker stopped and started again with nothing lost.
-Replication factor 1 here; replication itself is tests/process/test_replication.py."""
+does not lead, and a broker stopped and started again with nothing lost. Replication factor 1 here;
+replication itself is tests/process/test_replication.py, the coordinators tests/process/test_cluster_coordinators.py."""
 
 from __future__ import annotations
 
@@ -21,8 +21,7 @@ from kbroker.client import BlockingConnection
 from kbroker.controller import InProcessController
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.topic_store import MemoryTopicStore
-from kbroker.wire.messages import (find_coordinator as FC, join_group as JG, metadata as MD, produce as P,
-                                   fetch as F)
+from kbroker.wire.messages import fetch as F, metadata as MD, produce as P
 from support.clients import CLIENTS
 from support.control_http import control_call
 
@@ -190,26 +189,6 @@ def test_consumer_group_of_other_clients(cluster, consume):
     # The lag is read from each partition's leader, whichever broker it is.
     assert sorted((r["partition"], r["high_watermark"], r["lag"]) for r in described["lag"]) == \
         [(i, 10, 0) for i in range(6)]
-
-
-def test_coordinator_is_one_broker_the_others_answer_not_coordinator(cluster):
-    for node in (0, 1, 2):
-        c = BlockingConnection(*_address(cluster, node))
-        try:
-            r = c.request(10, 4, FC.FindCoordinatorRequest(key_type=0, coordinator_keys=["g1", "g2"]))
-        finally:
-            c.close()
-        assert [(x.error_code, x.node_id, x.port) for x in r.coordinators] == \
-            [(0, 0, _address(cluster, 0)[1])] * 2
-    c = BlockingConnection(*_address(cluster, 1))
-    try:
-        r = c.request(11, 5, JG.JoinGroupRequest(
-            group_id="g-raw", session_timeout_ms=10000, rebalance_timeout_ms=10000, member_id="",
-            protocol_type="consumer", protocols=[JG.JoinGroupRequest.JoinGroupRequestProtocol(name="range",
-                                                                                              metadata=b"")]))
-    finally:
-        c.close()
-    assert r.error_code == ErrorCode.NOT_COORDINATOR
 
 
 def test_not_leader_answers_name_the_leader(cluster):

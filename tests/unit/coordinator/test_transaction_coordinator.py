@@ -4,8 +4,9 @@ what a crash interrupted.
 
 The expected answers are Kafka's (TransactionCoordinator.handleInitProducerId / handleAddPartitionsToTransaction
 / handleEndTransaction / abortTimedOutTransactions and TransactionMetadata.prepareIncrementProducerEpoch /
-prepareFenceProducerEpoch / prepareProducerIdRotation). Markers and offset completions are recorded by the
-harness instead of being written to partitions.
+prepareFenceProducerEpoch / prepareProducerIdRotation). Markers are recorded by the harness instead of being
+written to partitions; a marker on a group's partition of __consumer_offsets (which AddOffsetsToTxn adds to the
+transaction, as Kafka) is recorded as the completion of that group's offsets.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from kbroker.clock import ManualClock
+from kbroker.coordinator.runtime import OFFSETS_TOPIC, partition_for
 from kbroker.coordinator.transaction import (
     COMPLETE_ABORT,
     COMPLETE_COMMIT,
@@ -30,6 +32,12 @@ MAGIC = b"KBTXNST\x00"
 TIMEOUT = 60_000
 CHECK_MS = 1_000
 T0, T1, U0 = ("t", 0), ("t", 1), ("u", 0)
+GROUPS = ("g", "g1", "g2")  # on distinct partitions of __consumer_offsets
+OFFSETS_PARTITIONS = 50
+
+
+def offsets_partition(group: str) -> tuple[str, int]:
+    return OFFSETS_TOPIC, partition_for(group, OFFSETS_PARTITIONS)
 
 
 class Ids:
@@ -62,19 +70,19 @@ class Harness:
         self.journal.put = recording_put
         self.fail_marker_after: int | None = None  # raise (a simulated crash) after this many markers
         self.coord = TransactionCoordinator(self.clock, self.journal, self.ids, self._write_marker,
-                                            self._complete_offsets, lambda t, p: (t, p) in self.partitions,
+                                            offsets_partition, lambda t, p: (t, p) in self.partitions,
                                             max_timeout_ms=max_timeout_ms, abort_check_interval_ms=CHECK_MS)
         self.coord.load()
 
     def _write_marker(self, topic, partition, pid, epoch, commit):
+        if topic == OFFSETS_TOPIC:  # the group coordinator completes the group's offsets on this marker
+            self.offsets += [(pid, g, commit) for g in GROUPS if offsets_partition(g) == (topic, partition)]
+            return
         if (topic, partition) not in self.partitions:
             raise LookupError(f"{topic}-{partition}")
         if self.fail_marker_after is not None and len(self.markers) >= self.fail_marker_after:
             raise Crash()
         self.markers.append((topic, partition, pid, epoch, commit))
-
-    def _complete_offsets(self, pid, group, commit):
-        self.offsets.append((pid, group, commit))
 
     # -- shortcuts -----------------------------------------------------------
 

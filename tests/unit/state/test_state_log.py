@@ -14,6 +14,7 @@ import pytest
 
 from kbroker.clock import ManualClock
 from kbroker.consumer_protocol import decode_consumer_assignment
+from kbroker.coordinator.runtime import OFFSETS_TOPIC, partition_for
 from kbroker.coordinator.group import GroupConfig, GroupCoordinator
 from kbroker.coordinator.offsets import CommittedOffset, FileOffsetStore, MemoryOffsetStore, OffsetStore
 from kbroker.coordinator.transaction import ONGOING, TransactionCoordinator
@@ -96,10 +97,12 @@ def test_the_old_directory_drives_the_coordinators_as_before(old_data_dir):
     again.close()
 
     txns = TransactionCoordinator(clock, keyed_state(state / "transactions.journal", TXN_MAGIC), None,
-                                  lambda *a: None, lambda *a: None, lambda t, p: True)
+                                  lambda *a: None, lambda g: (OFFSETS_TOPIC, partition_for(g, 50)), lambda t, p: True)
     txns.load()
     open_txn = txns.describe("tx-open")
-    assert open_txn.state == ONGOING and open_txn.partitions == {("orders", 0), ("orders", 1)}
+    # The group's offsets are completed by the marker on its partition of __consumer_offsets.
+    assert open_txn.state == ONGOING and open_txn.partitions == {
+        ("orders", 0), ("orders", 1), (OFFSETS_TOPIC, partition_for("txn-group", 50))}
     assert open_txn.groups == {"txn-group"}
     assert txns.describe("tx-done").state == "CompleteCommit"
     txns.close()
@@ -250,3 +253,29 @@ def test_a_broker_started_on_the_old_directory_serves_its_state_to_stock_clients
         ]).values()
         offsets = {tp.partition: (tp.offset, tp.metadata or "") for tp in listed.result(20).topic_partitions}
         assert offsets == {0: (42, "meta-0"), 1: (7, "")}
+
+
+def test_the_old_journals_are_moved_onto_the_internal_topics_once(old_data_dir):
+    """The first start writes the journals' groups, offsets and transactions as records of __consumer_offsets
+    and __transaction_state and keeps the journals as ``*.migrated``; the next start reads the topics alone."""
+    from kafka import KafkaConsumer
+    from kafka.structs import TopicPartition as TP
+
+    from kbroker import Broker
+
+    state = old_data_dir / ".kbroker"
+    with Broker(port=0, data_dir=old_data_dir):
+        pass
+    names = {p.name for p in state.iterdir()}
+    assert {"consumer-offsets.journal.migrated", "transactions.journal.migrated"} <= names
+    assert not {"consumer-offsets.journal", "transactions.journal"} & names
+    assert {"credentials.journal", "acls.journal"} <= names  # the metadata's part stays where it was
+    with Broker(port=0, data_dir=old_data_dir) as b:
+        c = KafkaConsumer(bootstrap_servers=b.bootstrap_servers, group_id="billing", enable_auto_commit=False)
+        try:
+            assert c.committed(TP("orders", 0)) == 42 and c.committed(TP("orders", 1)) == 7
+        finally:
+            c.close()
+        txn = b.state.transactions.describe("tx-open")
+        assert txn.state == "Ongoing" and ("orders", 0) in txn.partitions
+    assert {p.name for p in state.iterdir()} == names  # nothing migrated twice
