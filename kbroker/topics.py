@@ -203,12 +203,12 @@ class TopicManager:
         local = [p.index for p in topic.partitions if p.log is not None]
         for p in topic.partitions:
             if p.log is not None:
-                p.log.close()
+                p.log.discard()  # no flush nor seal: the files are about to go
             p.wake_waiters()
 
         def remove_logs() -> None:
-            for i in local:
-                self.log_store.delete_log(topic.name, topic.topic_id, i)
+            # Renamed at once (one directory fsync for all), the files removed later off the loop.
+            self.log_store.delete_logs(topic.name, topic.topic_id, local)
         self.controller.after_durable(remove_logs)
 
     def _index(self, topic: Topic) -> None:
@@ -361,17 +361,20 @@ class TopicManager:
     def _discard_prepared(self, name: str, topic_id: uuid.UUID, indexes: list[int], *,
                           untaken_only: bool = True) -> None:
         """Close and remove the prepared logs ``apply`` did not take (a creation that failed); with
-        ``untaken_only=False``, remove the directories of all of ``indexes`` (one may have failed to open)."""
+        ``untaken_only=False``, remove the directories of all of ``indexes`` (one may have failed to open).
+        Like a deletion: closed without flushing, renamed with one directory fsync, removed off the loop."""
+        doomed = []
         for i in indexes:
             plog = self._prepared.pop((topic_id, i), None)
             if plog is None and untaken_only:
                 continue  # taken by ``apply``: the partition exists
-            try:
-                if plog is not None:
-                    plog.close()
-                self.log_store.delete_log(name, topic_id, i)
-            except Exception:  # noqa: BLE001  the first error is the one to report
-                log.exception("%s-%d: could not remove the log of a failed creation", name, i)
+            doomed.append(i)
+        if not doomed:
+            return
+        try:
+            self.log_store.delete_logs(name, topic_id, doomed)
+        except Exception:  # noqa: BLE001  the first error is the one to report
+            log.exception("%s: could not remove the logs of a failed creation", name)
 
     def delete(self, topic: Topic) -> None:
         self.controller.delete_topic(topic.name)

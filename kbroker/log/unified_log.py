@@ -507,3 +507,7 @@ class UnifiedLog:
 
     def close(self) -> None:
         self.store.close()
+
+    def discard(self) -> None:
+        """Close without flushing: the log is about to be removed (a deleted topic)."""
+        self.store.discard()

@@ -349,6 +349,10 @@ class PartitionLog(abc.ABC):
     def close(self) -> None:
         """Flush and release resources; the log must not be used afterwards."""
 
+    def discard(self) -> None:
+        """Release resources without flushing: the log's data is about to be removed (a deleted topic)."""
+        self.close()
+
     # The high watermark the log directory's replication-offset-checkpoint held for this log when the store
     # opened it (None: none); the unified log starts from it, capped at the log end.
     checkpointed_high_watermark: int | None = None
@@ -447,6 +451,12 @@ class LogStore(abc.ABC):
     @abc.abstractmethod
     def delete_log(self, topic: str, topic_id: uuid.UUID, partition: int) -> None:
         """Close the log if open and remove its data."""
+
+    def delete_logs(self, topic: str, topic_id: uuid.UUID, partitions: list[int]) -> None:
+        """Delete the logs of ``partitions`` of one topic, as ``delete_log`` each, but cheaply on the event
+        loop: a store on disk may finish removing the files later (see ``SegmentLogStore``)."""
+        for partition in partitions:
+            self.delete_log(topic, topic_id, partition)
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -55,6 +55,8 @@ import os
 import shutil
 import uuid
 from bisect import bisect_right
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 
 from kbroker.records.batch import BatchHeader
 from kbroker.storage.base import (
@@ -89,6 +91,12 @@ def remove_files(paths: list[str]) -> None:
             os.remove(path)
         except FileNotFoundError:
             pass
+
+
+def _remove_trees(directories: list[str]) -> None:
+    """Remove renamed (``-delete``) partition directories; one that cannot be is left for the next start."""
+    for directory in directories:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _segment_base(name: str, suffix: str) -> int | None:
@@ -522,8 +530,10 @@ class SegmentPartitionLog(PartitionLog):
                 seg.close()
             self.purge_deleted(2**63 - 1)
 
-    def _discard(self) -> None:
-        """Close without flushing: the directory is about to be removed."""
+    def discard(self) -> None:
+        """Close without flushing or sealing: the directory is about to be removed."""
+        if self.closed:
+            return
         self.closed = True
         for seg in self.segments:
             seg.close()
@@ -602,6 +612,9 @@ class SegmentLogStore(LogStore):
             if name.endswith(DELETE_DIR_SUFFIX):
                 shutil.rmtree(os.path.join(self.data_dir, name), ignore_errors=True)
         self._logs: dict[tuple[str, int], SegmentPartitionLog] = {}
+        self._remover: ThreadPoolExecutor | None = None  # removes the files of deleted logs (delete_logs)
+        self._removals: set[futures.Future] = set()
+        self._ids: dict[tuple[str, int], uuid.UUID] = {}  # the topic id each log in ``_logs`` was opened for
         self._hw_checkpoint_path = os.path.join(self.data_dir, REPLICATION_OFFSET_CHECKPOINT_FILE)
         try:
             self._high_watermarks = read_offset_checkpoint(self._hw_checkpoint_path)
@@ -626,6 +639,7 @@ class SegmentLogStore(LogStore):
         if not os.path.isdir(directory):
             plog = SegmentPartitionLog.create_new(directory, topic_id, config, self.flush_policy)
             self._logs[key] = plog
+            self._ids[key] = topic_id
             return plog
         try:
             known = read_topic_id(directory)
@@ -643,13 +657,53 @@ class SegmentLogStore(LogStore):
         plog = SegmentPartitionLog.open(directory, config, self.flush_policy)
         plog.checkpointed_high_watermark = hw
         self._logs[key] = plog
+        self._ids[key] = topic_id
         return plog
 
     def delete_log(self, topic, topic_id, partition) -> None:
-        plog = self._logs.pop((topic, partition), None)
-        if plog is not None:
-            plog._discard()
-        self._remove_dir(self._dir(topic, partition))
+        self.delete_logs(topic, topic_id, [partition])
+
+    def delete_logs(self, topic, topic_id, partitions) -> None:
+        """As Kafka deletes a topic's logs: each log is closed without a flush and its directory renamed to
+        ``<topic>-<partition>.<uuid>-delete`` at once, the data directory is fsynced once for all of them
+        (so the old names are gone for good before this returns, and a topic of the same name starts afresh),
+        and the files are removed later on a worker thread. A crash before they are gone leaves only
+        ``-delete`` directories, which the next start removes; nothing else is read from them. A partition
+        whose log was opened for another topic id (a topic of the same name, made meanwhile) is left alone."""
+        doomed: list[str] = []
+        try:
+            for partition in partitions:
+                key = (topic, partition)
+                if self._ids.get(key, topic_id) != topic_id:
+                    continue  # a newer topic's of the same name: the old directory went when it was opened
+                self._ids.pop(key, None)
+                plog = self._logs.pop(key, None)
+                if plog is not None:
+                    plog.discard()
+                directory = self._dir(topic, partition)
+                target = f"{directory}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
+                try:
+                    os.replace(directory, target)
+                except FileNotFoundError:
+                    continue
+                doomed.append(target)
+        finally:
+            if doomed:
+                fsync_dir(self.data_dir)
+                self._remove_later(doomed)
+
+    def _remove_later(self, directories: list[str]) -> None:
+        if self._remover is None:
+            self._remover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbroker-log-delete")
+        fut = self._remover.submit(_remove_trees, directories)
+        self._removals.add(fut)
+        fut.add_done_callback(lambda f: self._removals.discard(f))
+
+    def wait_for_removals(self) -> None:
+        """Wait until the files of every deleted log are gone (tests; ``close``)."""
+        while self._removals:
+            pending, self._removals = self._removals, set()
+            futures.wait(pending)
 
     def _remove_dir(self, directory: str) -> None:
         if not os.path.isdir(directory):
@@ -662,5 +716,10 @@ class SegmentLogStore(LogStore):
 
     def close(self) -> None:
         logs, self._logs = self._logs, {}
+        self._ids = {}
         for plog in logs.values():
             plog.close()
+        self.wait_for_removals()
+        if self._remover is not None:
+            self._remover.shutdown()
+            self._remover = None

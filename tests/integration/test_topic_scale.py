@@ -126,6 +126,7 @@ def test_a_creation_that_runs_out_of_file_descriptors_leaves_nothing_behind(b, t
         ok, doomed = _create(c, {"fine": 3, "doomed": 600})
         assert ok.error_code == 0
         assert doomed.error_code == ErrorCode.KAFKA_STORAGE_ERROR and "Too many open files" in doomed.error_message
+        store.wait_for_removals()  # the renamed ("-delete") directories go on a worker thread
         assert _topic_dirs(tmp_path / "data") == {"fine-0", "fine-1", "fine-2"}
         assert _all_topics(b) == {"fine": 3}
         store.open_log = open_log
