@@ -32,7 +32,7 @@ KNOWN: list[Known] = [
           "with a telemetry reporter plugin"),
     Known("api_versions_ranges@v*", "*", "*features*",
           "kbroker supports and finalizes only the feature levels it implements (features.py): metadata.version 33, "
-          "transaction.version up to 1; Kafka 4.4 also finalizes transaction.version 2 (KIP-890 part 2), "
+          "transaction.version 2 and group.version 1 as Kafka 4.4; Kafka 4.4 also finalizes "
           "kraft.version, share.version, streams.version and eligible.leader.replicas.version"),
     # -- Metadata -----------------------------------------------------------------------------------------
     Known("metadata_auto_create@*", "first_error", "",
@@ -41,10 +41,11 @@ KNOWN: list[Known] = [
     # -- Produce ------------------------------------------------------------------------------------------
     Known("produce_*", "*", "responses*.partition_responses*.error_message",
           "kbroker explains Produce errors in error_message (v8+); Kafka leaves it null for these errors"),
-    Known("produce_transactional_without_txn@*", "produce", "responses*",
-          "a transactional batch for a partition never added to the transaction: Kafka 4 verifies it (KIP-890) "
-          "and refuses with INVALID_TXN_STATE; kbroker appends it (finding: transaction verification is not "
-          "implemented)"),
+    *(Known(f"produce_transactional_without_txn@v{v}", "produce", "responses*",
+            "a transactional batch (Produce v11 or older) for a partition never added to the transaction: Kafka 4 "
+            "verifies it (KIP-890) and refuses with INVALID_TXN_STATE; kbroker appends it (the verify-only check "
+            "is not implemented; from v12 both add the partition to the transaction, transaction protocol v2)")
+      for v in (3, 9)),
     # -- transactions and configs ---------------------------------------------------------------------------
     Known("txn_offset_commit_flow@*", "commit_after_end", "topics*.error_code",
           "TxnOffsetCommit for a group not added to the current transaction: Kafka 4 verifies it with the "

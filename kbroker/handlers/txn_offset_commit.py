@@ -1,7 +1,12 @@
-"""TxnOffsetCommit (28): v0-5 (v5 is v4, KIP-890). Offsets committed inside a transaction: held by the group coordinator and
+"""TxnOffsetCommit (28): v0-5. Offsets committed inside a transaction: held by the group coordinator and
 visible to OffsetFetch only once the transaction commits (KIP-98). v3 adds the member's generation, id and
 instance id, checked as for OffsetCommit (KIP-447). A producer that is not the transactional id's current one
 gets PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before v2, as for the other transaction APIs).
+v5 is transaction protocol v2 (KIP-890 part 2): the producer sends no AddOffsetsToTxn, and this broker (the
+group's coordinator) adds the group's ``__consumer_offsets`` partition to the transaction through the
+transaction coordinator first (coordinator/txn_partitions.py, as Kafka's group coordinator does with
+``addPartition``); its refusal is every partition's error (INVALID_PRODUCER_EPOCH for a fenced producer,
+COORDINATOR_NOT_AVAILABLE for a retriable one).
 Authorisation, as KafkaApis: WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), READ on
 the group (GROUP_AUTHORIZATION_FAILED), each for every partition, then READ on each topic
 (TOPIC_AUTHORIZATION_FAILED).
@@ -9,7 +14,9 @@ the group (GROUP_AUTHORIZATION_FAILED), each for every partition, then READ on e
 
 from __future__ import annotations
 
+from ..coordinator.runtime import OFFSETS_TOPIC
 from ..coordinator.service import when_written
+from ..coordinator.txn_partitions import offset_commit_error
 from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import txn_offset_commit as API
@@ -17,14 +24,35 @@ from ..wire.messages import txn_offset_commit as API
 R = API.TxnOffsetCommitResponse
 
 
-def handle(ctx, req: API.TxnOffsetCommitRequest) -> R:
+def _authorize(ctx, req) -> int:
+    if not ctx.authorize(acl.WRITE, acl.TRANSACTIONAL_ID, req.transactional_id):
+        return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    if not ctx.authorize(acl.READ, acl.GROUP, req.group_id):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED
+    return ErrorCode.NONE
+
+
+def handle(ctx, req: API.TxnOffsetCommitRequest):
+    broker = ctx.broker
+    if ctx.version >= 5 and not _authorize(ctx, req) and broker.groups.hosts(req.group_id):
+        partition = (OFFSETS_TOPIC, broker.groups.partition_for(req.group_id))
+        added = broker.txn_partitions.add(req.transactional_id, req.producer_id, req.producer_epoch, [partition])
+        if isinstance(added, dict):
+            return _commit(ctx, req, added[partition])
+        return _commit_when_added(ctx, req, added, partition)
+    return _commit(ctx, req, ErrorCode.NONE)
+
+
+async def _commit_when_added(ctx, req, added, partition):
+    return await _commit(ctx, req, (await added)[partition])
+
+
+def _commit(ctx, req: API.TxnOffsetCommitRequest, add_error: int):
+    """``add_error``: the transaction coordinator's answer to adding the group's partition (v5+)."""
     broker = ctx.broker
     denied = set()
-    if not ctx.authorize(acl.WRITE, acl.TRANSACTIONAL_ID, req.transactional_id):
-        err = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-    elif not ctx.authorize(acl.READ, acl.GROUP, req.group_id):
-        err = ErrorCode.GROUP_AUTHORIZATION_FAILED
-    else:
+    err = _authorize(ctx, req) or offset_commit_error(add_error)
+    if not err:
         denied = {t.name for t in req.topics if not ctx.authorize(acl.READ, acl.TOPIC, t.name)}
         # The producer is checked by its transaction coordinator when that is this broker; Kafka checks it by
         # the producer epoch of the transactional append to __consumer_offsets, which kbroker does not make.
