@@ -54,7 +54,7 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     35: ('describe_log_dirs', (1, 5)),  # DescribeLogDirs
     36: ('sasl_authenticate', (0, 2)),  # SaslAuthenticate
     37: ('create_partitions', (0, 3)),  # CreatePartitions
-    42: ('delete_groups', (0, 2)),  # DeleteGroups
+    42: ('delete_groups', (0, 3)),  # DeleteGroups
     44: ('incremental_alter_configs', (0, 1)),  # IncrementalAlterConfigs
     47: ('offset_delete', (0, 0)),  # OffsetDelete
     50: ('describe_user_scram_credentials', (0, 0)),  # DescribeUserScramCredentials

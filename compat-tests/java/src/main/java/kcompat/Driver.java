@@ -164,6 +164,7 @@ public final class Driver {
             case "alterConfigs": return alterConfigs(arg);
             case "listGroups": return listGroups(arg);
             case "describeGroup": return describeGroup(arg);
+            case "deleteGroups": return deleteGroups(arg);
             case "produce": return produce(arg);
             case "transactions": return transactions(arg);
             case "fencedTransactions": return fencedTransactions(arg);
@@ -466,6 +467,24 @@ public final class Driver {
             Map<String, Object> res = new LinkedHashMap<>();
             res.put("state", d.groupState().toString());
             res.put("members", d.members().size());
+            return res;
+        });
+    }
+
+    /** deleteConsumerGroups: per group null (deleted) or the simple name of the exception it failed with. */
+    private static Object deleteGroups(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            List<String> groups = new ArrayList<>();
+            arg.get("groups").forEach(g -> groups.add(g.asText()));
+            Map<String, Object> res = new LinkedHashMap<>();
+            for (var e : admin.deleteConsumerGroups(groups).deletedGroups().entrySet()) {
+                try {
+                    e.getValue().get();
+                    res.put(e.getKey(), null);
+                } catch (ExecutionException failed) {
+                    res.put(e.getKey(), failed.getCause().getClass().getSimpleName());
+                }
+            }
             return res;
         });
     }
