@@ -9,8 +9,8 @@ ApiVersions finalizes ``transaction.version`` 2, as kbroker does by default (lik
   protocol (AddPartitionsToTxn, EndTxn v4, markers at the batches' epoch), and it still works;
 - a second producer with the same transactional id fences the first, whose later send or commit fails and
   whose records stay invisible to read_committed readers;
-- sendOffsetsToTransaction sends TxnOffsetCommit v5 without AddOffsetsToTxn: the offsets of the committed
-  transaction reach the group, those of the aborted one do not.
+- sendOffsetsToTransaction sends TxnOffsetCommit v6 (topic ids) without AddOffsetsToTxn: the offsets of the
+  committed transaction reach the group, those of the aborted one do not.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def test_java_offsets_in_a_v2_transaction_reach_the_group_only_on_commit():
                                         records=_recs([b"x", b"y"]), offsetsTopic=source, group=group,
                                         committed=42, aborted=99)
         requests = _requests(b)
-        assert requests.get(("TxnOffsetCommit", 5)) == 2 and not [
+        assert requests.get(("TxnOffsetCommit", 6)) == 2 and not [
             k for k in requests if k[0] in ("AddOffsetsToTxn", "AddPartitionsToTxn")], requests
         Q = offset_fetch.OffsetFetchRequest
         with BlockingConnection(b.host, b.port) as c:
