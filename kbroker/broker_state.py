@@ -35,6 +35,7 @@ from .coordinator.transaction_log import TransactionStateLog
 from .handlers import advertised_versions
 from .state_log import KeyedState, keyed_state
 from .config import BrokerConfig
+from .client_quotas import ClientQuotas
 from .controller import BrokerRegistration, InProcessController, MetadataListener
 from .topic_store import FileTopicStore, MemoryTopicStore
 from .producer_ids import ProducerIdManager
@@ -96,6 +97,7 @@ class BrokerState(MetadataListener):
         self.topics = TopicManager(controller, self.node_id, self.log_store, self._topic_defaults(), self.changes)
         self.cluster_id = controller.cluster_id
         self.producer_ids = ProducerIdManager(controller)
+        self.client_quotas = ClientQuotas(config, controller)  # client_quotas.py: the controller's, enforced
         self.transactions_enabled = True
         self.schema_registry = None  # kbroker.schema_registry.Registry when its listener is on
         self._clock = AsyncioClock()

@@ -208,6 +208,34 @@ class Controller:
         self._client_metrics = _with_subscription(self.client_metrics_subscriptions(), name, configs)
 
 
+    # -- client quotas (KIP-546; client_quotas.py validates and enforces them) -----------------------------
+
+    # An entity is a tuple of (type, name or None) pairs sorted by type; its values map quota keys to numbers.
+
+    def client_quotas(self) -> dict[tuple, dict[str, float]]:
+        """Every entity with quotas and its values; read on the request path, so no copy: do not modify."""
+        return self.__dict__.get("_client_quotas", {})
+
+    def alter_client_quotas(self, changes: dict[tuple, dict[str, float]]) -> None:
+        """Give each entity named its whole new set of values (none: it has no quotas any more), durably, for
+        the whole cluster, in one change."""
+        self._client_quotas = with_quotas(self.client_quotas(), changes)
+
+
+def with_quotas(quotas: dict, changes: dict) -> dict:
+    out = {e: v for e, v in quotas.items() if e not in changes}
+    out.update({e: dict(v) for e, v in changes.items() if v})
+    return out
+
+
+def quotas_to_json(quotas: dict) -> list:
+    return [{"entity": [[t, n] for t, n in entity], "values": dict(values)} for entity, values in quotas.items()]
+
+
+def quotas_from_json(items: list) -> dict:
+    return {tuple(sorted((t, n) for t, n in item["entity"])): dict(item["values"]) for item in items}
+
+
 def _with_subscription(subscriptions: dict, name: str, configs: dict[str, str]) -> dict:
     """``subscriptions`` with ``name``'s configs replaced (removed when there are none)."""
     out = {n: c for n, c in subscriptions.items() if n != name}
@@ -435,6 +463,7 @@ class InProcessController(ImageReads, Controller):
                 topic.partitions = [PartitionRegistration.from_json(s) for s in states]
             self._topics[name] = topic
         self._doc.pop("topics", None)  # kept in _topics from here on; _doc holds the broker-wide facts
+        self._client_quotas = quotas_from_json(self._doc.get("client_quotas", []))
 
     # -- persistence -----------------------------------------------------------------------------------
 
@@ -679,6 +708,15 @@ class InProcessController(ImageReads, Controller):
     def set_client_metrics_subscription(self, name: str, configs: dict[str, str]) -> None:
         self._doc["client_metrics"] = _with_subscription(self.client_metrics_subscriptions(), name, configs)
         self._record_fact("client_metrics")
+
+    def client_quotas(self) -> dict[tuple, dict[str, float]]:
+        return self._client_quotas
+
+    def alter_client_quotas(self, changes: dict[tuple, dict[str, float]]) -> None:
+        quotas = with_quotas(self._client_quotas, changes)
+        self._doc["client_quotas"] = quotas_to_json(quotas)
+        self._record_fact("client_quotas")
+        self._client_quotas = quotas
 
     def allocate_producer_ids(self) -> tuple[int, int]:
         first = self._doc.get("producer_id_block_end", 0)

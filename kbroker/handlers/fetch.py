@@ -67,14 +67,34 @@ def handle(ctx, req: API.FetchRequest):
         return R(error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND, session_id=0, responses=[])
     targets = _resolve(ctx, req)
     max_bytes = min(req.max_bytes, ctx.broker.config.fetch_max_bytes)
-    min_bytes = min(req.min_bytes, max_bytes)
     replica_id = replica_id_of(ctx.version, req)
+    if replica_id < 0:  # a consumer takes at most what its consumer_byte_rate allows in one quota window
+        max_bytes = min(max_bytes, ctx.broker.client_quotas.fetch.max_value_in_window(ctx.quota_user,
+                                                                                      ctx.client_id or ""))
+    min_bytes = min(req.min_bytes, max_bytes)
     if replica_id >= 0:
         _record_follower_positions(ctx, req, targets, replica_id)
     response, size, read_error = _build(ctx, req, targets, max_bytes)
     if size >= min_bytes or req.max_wait_ms <= 0 or read_error or not _readable(targets):
-        return response
+        return _within_quota(ctx, replica_id, response, size)
     return _long_poll(ctx, req, targets, max_bytes, min_bytes)
+
+
+def _within_quota(ctx, replica_id: int, response, size: int):
+    """consumer_byte_rate (client_quotas.py), as Kafka's handleFetchRequest: the answer's bytes are recorded;
+    over the quota they are taken back and the answer is empty, carrying the throttle time (the consumer fetches
+    the same offsets again once it has passed). Followers are not throttled."""
+    if replica_id >= 0:
+        return response
+    fetch_quota = ctx.broker.client_quotas.fetch
+    user, client_id = ctx.quota_user, ctx.client_id or ""
+    throttle_ms = fetch_quota.record_and_get_throttle_ms(user, client_id, size)
+    if throttle_ms <= 0:
+        return response
+    fetch_quota.unrecord(user, client_id, size)
+    ctx.throttle(throttle_ms)
+    return R(throttle_time_ms=throttle_ms, error_code=0, session_id=response.session_id, responses=[],
+             node_endpoints=response.node_endpoints)
 
 
 def replica_id_of(version: int, req) -> int:
@@ -268,7 +288,7 @@ async def _long_poll(ctx, req, targets, max_bytes: int, min_bytes: int):
             response, size, read_error = _build(ctx, req, targets, max_bytes)
             remaining = deadline - time.monotonic()
             if size >= min_bytes or read_error or remaining <= 0 or ctx.broker.stopping or not futures:
-                return response
+                return _within_quota(ctx, replica_id_of(ctx.version, req), response, size)
             await asyncio.wait(futures, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for p, f in zip(partitions, futures):
