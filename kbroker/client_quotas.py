@@ -351,7 +351,9 @@ class MutationQuota:
             self.throttle_ms = max(self.throttle_ms, self._throttle(bucket.tokens))
 
     def _throttle(self, tokens: float) -> int:
-        return int(round(-tokens / self.rate * 1000)) if self.rate > 0 else UNLIMITED
+        ms = int(round(-tokens / self.rate * 1000)) if self.rate > 0 else UNLIMITED
+        self.sensor.throttle_ms_total += max(0, ms - self.throttle_ms)  # what this request adds (metrics)
+        return ms
 
 
 def mutation_quota(ctx, strict_since_version: int) -> MutationQuota:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -157,7 +158,7 @@ def _measure_producer(bootstrap: str, client_id: str, topic: str, seconds: float
 def test_producer_byte_rate_holds_a_producer_to_its_rate_and_not_the_others():
     rate = 1_000_000
     # three samples of one second: a burst of about two seconds' worth passes before the throttling starts
-    with Broker(port=0, settings={"quota.window.num": "3"}) as b, connect(b) as c:
+    with Broker(port=0, control_port=0, settings={"quota.window.num": "3"}) as b, connect(b) as c:
         topic = f"quota-{uuid.uuid4().hex[:6]}"
         assert c.request(19, 5, CT.CreateTopicsRequest(timeout_ms=10000, topics=[
             CT.CreateTopicsRequest.CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
@@ -181,9 +182,13 @@ def test_producer_byte_rate_holds_a_producer_to_its_rate_and_not_the_others():
         free_bytes = sum(n for _, n in free_acked)
         assert free_throttle == 0
         assert free_bytes > 3 * sum(n for _, n in acked), (free_bytes, sum(n for _, n in acked))
-        metrics = b.metrics_text() if hasattr(b, "metrics_text") else None
-        if metrics is not None:
-            assert 'kbroker_client_quota_throttle_time_ms_total{quota_type="Produce"' in metrics
+        with urllib.request.urlopen(b.control_url + "/metrics", timeout=TIMEOUT_S) as r:
+            metrics = r.read().decode()
+        throttled = [line for line in metrics.splitlines()
+                     if line.startswith('kbroker_client_quota_throttle_time_ms_total{client_id="slow"')]
+        assert throttled and float(throttled[0].split()[-1]) > 0
+        assert any(line.startswith('kbroker_client_quota_rate{client_id="slow",quota_type="Produce"')
+                   for line in metrics.splitlines())
 
 
 def _fetch(conn, topic_id, topic, version=12):
