@@ -96,6 +96,9 @@ class MetadataListener:
     def on_brokers_change(self) -> None:
         """A broker registered, came back or stopped."""
 
+    def on_client_quotas_change(self) -> None:
+        """Another broker changed the client quotas (a controller whose brokers are processes tells this)."""
+
 
 class Controller:
     """The small interface every controller implements; see the module docstring."""

@@ -420,7 +420,7 @@ class PostgresController(ImageReads, Controller):
                 topics = [found for n in names for found in read_topics(conn, n)]
                 self._loop.call_soon_threadsafe(self._apply_notified, read_b, topics, deleted)
                 if quotas:
-                    self._loop.call_soon_threadsafe(setattr, self, "_quotas", read_client_quotas(conn))
+                    self._loop.call_soon_threadsafe(self._set_quotas, read_client_quotas(conn))
             except Exception:  # noqa: BLE001  a lost connection: read everything again on a new one
                 if self._stop.is_set():
                     return
@@ -434,7 +434,7 @@ class PostgresController(ImageReads, Controller):
                 conn = connect(self._url)
                 conn.execute(f"LISTEN {CHANNEL}")
                 self._loop.call_soon_threadsafe(self._apply_notified, read_brokers(conn), read_topics(conn), [])
-                self._loop.call_soon_threadsafe(setattr, self, "_quotas", read_client_quotas(conn))
+                self._loop.call_soon_threadsafe(self._set_quotas, read_client_quotas(conn))
             except psycopg.Error as e:
                 log.warning("cannot reach the cluster's database: %s", e)
                 if conn is not None:
@@ -668,6 +668,13 @@ class PostgresController(ImageReads, Controller):
 
     def client_quotas(self) -> dict[tuple, dict[str, float]]:
         return self._quotas
+
+    def _set_quotas(self, quotas: dict) -> None:
+        """On the loop: the quotas the listener thread re-read."""
+        self._quotas = quotas
+        told = getattr(self._listener, "on_client_quotas_change", None)
+        if told is not None:
+            told()
 
     def alter_client_quotas(self, changes: dict[tuple, dict[str, float]]) -> None:
         conn = self._conn

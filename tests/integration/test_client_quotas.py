@@ -300,3 +300,18 @@ def test_connection_creation_rate_per_address_refuses_a_burst_and_spares_other_a
         assert _burst(b.host, b.port, "127.0.0.3", 2) == [False, False]
         assert alter(c, [({"ip": None}, {"connection_creation_rate": None})]) == [(0, None)]
         assert all(_burst(b.host, b.port, "127.0.0.3", 20))
+
+
+def test_a_quota_set_through_one_broker_holds_on_every_broker_of_the_cluster():
+    with Broker(port=0, brokers=2) as b:
+        first, second = [tuple(a.rsplit(":", 1)) for a in b.bootstrap_servers.split(",")]
+        with BlockingConnection(first[0], int(first[1]), client_id="admin", timeout_s=TIMEOUT_S) as c:
+            assert alter(c, [({"client-id": "busy"}, {"request_percentage": 0.01})]) == [(0, None)]
+        with BlockingConnection(second[0], int(second[1]), client_id="busy", timeout_s=TIMEOUT_S) as c:
+            assert describe(c, [("client-id", 0, "busy")])[2] == {(("client-id", "busy"),): {"request_percentage": 0.01}}
+            throttle = 0
+            for _ in range(50):
+                throttle = c.request(3, 9, MD.MetadataRequest(topics=None)).throttle_time_ms
+                if throttle:
+                    break
+            assert throttle > 0

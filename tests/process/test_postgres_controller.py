@@ -36,6 +36,9 @@ class Recorder:
     def on_brokers_change(self) -> None:
         self.changed.set()
 
+    def on_client_quotas_change(self) -> None:
+        self.changed.set()
+
     async def until(self, condition, timeout_s: float = TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
         while not condition():
