@@ -19,7 +19,8 @@ connections (connections stop reading while it is reached); ``connections.max.id
 connections: each listener socket has its own acceptor task, which stops taking connections while a limit
 holds it back, as Kafka's Acceptor does. Stored batches an answer names (FileRegions) go out by sendfile
 while the socket takes them; what it does not take waits in the segment file, not in memory (``_pump``).
-An idle connection holds no receive buffer (wire/framing.py).
+An idle connection holds no receive buffer (wire/framing.py). A client over a client quota (client_quotas.py)
+gets its answer with throttle_time_ms, and the connection is then muted for that time (KIP-219, ``_mute_for``).
 
 Authentication (security/authenticator.py): each connection has a Session. On a SASL listener nothing but
 ApiVersions and the SASL exchange is served until it completes; any other request closes the connection, as
