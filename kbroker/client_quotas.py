@@ -45,10 +45,11 @@ CONSUMER_BYTE_RATE = "consumer_byte_rate"
 REQUEST_PERCENTAGE = "request_percentage"
 CONTROLLER_MUTATION_RATE = "controller_mutation_rate"
 CONNECTION_CREATION_RATE = "connection_creation_rate"
-# key -> True when it must be a whole number (Kafka's LONG and INT keys; the others are DOUBLE)
-CLIENT_KEYS = {PRODUCER_BYTE_RATE: True, CONSUMER_BYTE_RATE: True, REQUEST_PERCENTAGE: False,
-               CONTROLLER_MUTATION_RATE: False}
-IP_KEYS = {CONNECTION_CREATION_RATE: True}
+# key -> its type in Kafka's QuotaConfig (LONG and INT values must be whole)
+CLIENT_KEYS = {PRODUCER_BYTE_RATE: "LONG", CONSUMER_BYTE_RATE: "LONG", REQUEST_PERCENTAGE: "DOUBLE",
+               CONTROLLER_MUTATION_RATE: "DOUBLE"}
+IP_KEYS = {CONNECTION_CREATION_RATE: "INT"}
+_INTEGRAL_MAX = {"INT": (2147483647, "an INT"), "LONG": (9223372036854775807, "a LONG")}
 
 MATCH_EXACT, MATCH_DEFAULT, MATCH_SPECIFIED = 0, 1, 2
 SENSOR_EXPIRY_MS = 3600 * 1000  # Kafka's InactiveSensorExpirationTimeSeconds for client quota sensors
@@ -60,39 +61,41 @@ def entity_of(pairs) -> Entity:
     return tuple(sorted(pairs, key=lambda p: p[0]))
 
 
-def entity_text(entity: Entity) -> str:
+_JAVA_ORDER = {CLIENT_ID: 0, USER: 1, IP: 2}
+
+
+def java_order(pairs) -> list:
+    """The pairs in the order Kafka's entity map (a small HashMap) lists them: client-id, user, ip; other
+    types after them as given."""
+    return sorted(pairs, key=lambda p: _JAVA_ORDER.get(p[0], 3))
+
+
+def entity_text(pairs) -> str:
     """As Kafka's ClientQuotaEntity prints itself in messages."""
-    return "ClientQuotaEntity(entries={" + ", ".join(f"{t}={n}" for t, n in entity) + "})"
-
-
-def entity_to_json(entity: Entity) -> list:
-    return [[t, n] for t, n in entity]
-
-
-def entity_from_json(pairs: list) -> Entity:
-    return entity_of((t, n) for t, n in pairs)
+    return "ClientQuotaEntity(entries={" + ", ".join(f"{t}={n}" for t, n in java_order(pairs)) + "})"
 
 
 # -- AlterClientQuotas -------------------------------------------------------------------------------------
 
-def check_entity(pairs: list[tuple[str, str | None]]) -> dict[str, bool]:
-    """Kafka's validateEntity and configKeysForEntityType: the keys this entity may set (key -> whole number),
-    or KafkaError(INVALID_REQUEST) with Kafka's message."""
+def check_entity(pairs: list[tuple[str, str | None]]) -> dict[str, str]:
+    """Kafka 4.4's validateEntity and configKeysForEntityType: the keys this entity may set (key -> type), or
+    KafkaError(INVALID_REQUEST) with Kafka's message."""
     if not pairs:
         raise KafkaError(ErrorCode.INVALID_REQUEST, "Invalid empty client quota entity")
     seen: dict[str, str | None] = {}
     for entity_type, name in pairs:
         if entity_type in seen:
             raise KafkaError(ErrorCode.INVALID_REQUEST,
-                             f"Invalid empty client quota entity, duplicate entity entry {entity_type}")
+                             f"Invalid client quota entity, duplicate entity entry {entity_type}")
         if entity_type not in (USER, CLIENT_ID, IP):
             raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unhandled client quota entity type: {entity_type}")
         if name is not None and name == "":
             raise KafkaError(ErrorCode.INVALID_REQUEST, f"Empty {entity_type} not supported")
         seen[entity_type] = name
     if IP in seen:
-        if len(seen) > 1:
-            raise KafkaError(ErrorCode.INVALID_REQUEST, "Invalid empty client quota entity")
+        if len(seen) > 1:  # sic: Kafka's message lacks the space
+            raise KafkaError(ErrorCode.INVALID_REQUEST, "Invalid quota entity combination, IP entity shouldnot be "
+                                                        "combined with User or ClientId")
         if seen[IP] is not None and not _resolvable(seen[IP]):
             raise KafkaError(ErrorCode.INVALID_REQUEST, f"{seen[IP]} is not a valid IP or resolvable host.")
         return IP_KEYS
@@ -112,22 +115,26 @@ def _resolvable(host: str) -> bool:
         return False
 
 
-def altered_values(keys: dict[str, bool], current: dict[str, float], ops) -> dict[str, float]:
-    """An entity's values after ``ops`` (objects with key, value, remove), checked as Kafka's
+def altered_values(keys: dict[str, str], current: dict[str, float], ops) -> dict[str, float]:
+    """An entity's values after ``ops`` (objects with key, value, remove), checked as Kafka 4.4's
     validateQuotaKeyValue; KafkaError(INVALID_REQUEST) for a bad key or value."""
     new = dict(current)
     for op in ops:
         if op.remove:
             new.pop(op.key, None)
             continue
-        whole = keys.get(op.key)
-        if whole is None:
+        kind = keys.get(op.key)
+        if kind is None:
             raise KafkaError(ErrorCode.INVALID_REQUEST, f"Invalid configuration key {op.key}")
         value = float(op.value)
-        if whole:
-            epsilon = 1e-6
-            if math.isnan(value) or math.isinf(value) or abs(float(int(value + epsilon)) - value) > epsilon:
-                raise KafkaError(ErrorCode.INVALID_REQUEST, f"Configuration {op.key} must be a Long value")
+        if not value > 0.0:
+            raise KafkaError(ErrorCode.INVALID_REQUEST, f"Quota {op.key} must be greater than 0")
+        if kind in _INTEGRAL_MAX:
+            limit, name = _INTEGRAL_MAX[kind]
+            if value > limit:
+                raise KafkaError(ErrorCode.INVALID_REQUEST, f"Proposed value for {op.key} is too large for {name}.")
+            if math.isinf(value) or abs(math.fmod(value, 1.0)) > 1e-6:
+                raise KafkaError(ErrorCode.INVALID_REQUEST, f"{op.key} cannot be a fractional value.")
         new[op.key] = value
     return new
 
@@ -188,11 +195,6 @@ def describe(quotas: dict[Entity, dict[str, float]], components, strict: bool) -
 
 def _now_ms() -> float:
     return time.monotonic() * 1000
-
-
-def user_of(principal: str) -> str:
-    """The quota user of a principal: its name without the type (Kafka's sanitized user is the principal's name)."""
-    return principal.split(":", 1)[1] if ":" in principal else principal
 
 
 def precedence(user: str, client_id: str) -> list[tuple[Entity, tuple[str, str]]]:

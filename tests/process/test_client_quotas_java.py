@@ -22,8 +22,9 @@ def test_java_admin_alters_and_describes_client_quotas(tmp_path):
             {"entity": {"user": "bob", "ip": "10.0.0.1"}, "ops": {"request_percentage": 1}},
         ]) == [None, None, None, None,
                "InvalidRequestException: Invalid configuration key producer_byte_rate",
-               "InvalidRequestException: Configuration consumer_byte_rate must be a Long value",
-               "InvalidRequestException: Invalid empty client quota entity"]
+               "InvalidRequestException: consumer_byte_rate cannot be a fractional value.",
+               "InvalidRequestException: Invalid quota entity combination, IP entity shouldnot be combined with "
+               "User or ClientId"]
         assert admin._call("alterClientQuotas", validateOnly=True, entries=[
             {"entity": {"user": "carol"}, "ops": {"producer_byte_rate": 5}}]) == [None]
         assert admin._call("alterClientQuotas", entries=[
