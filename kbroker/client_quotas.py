@@ -377,6 +377,11 @@ class ClientQuotas:
         self.request = ClientQuotaManager(REQUEST_PERCENTAGE, config, quotas_of, max_throttle_windows=1)
         self.controller_mutation = ClientQuotaManager(CONTROLLER_MUTATION_RATE, config, quotas_of)
 
+    @property
+    def enabled(self) -> bool:
+        """Whether any quota is set (the request path skips the quota managers otherwise)."""
+        return bool(self.controller.client_quotas())
+
     def managers(self) -> dict[str, ClientQuotaManager]:
         return {"Produce": self.produce, "Fetch": self.fetch, "Request": self.request,
                 "ControllerMutation": self.controller_mutation}

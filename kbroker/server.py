@@ -330,7 +330,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         the loop until the handler returned; a long poll's wait does not count), and the answer's
         throttle_time_ms raised to the longest throttle time; the connection is muted for that time."""
         quotas = self.broker.client_quotas
-        if ctx.api_key not in QUOTA_EXEMPT_APIS:
+        if ctx.api_key not in QUOTA_EXEMPT_APIS and quotas.enabled:
             percent = (time.perf_counter_ns() - start_ns) * 1e-7  # Kafka's nanosToPercentage
             ctx.throttle(quotas.request.record_and_get_throttle_ms(ctx.quota_user, ctx.client_id or "", percent))
         if ctx.throttle_ms > 0:

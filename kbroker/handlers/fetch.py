@@ -68,7 +68,7 @@ def handle(ctx, req: API.FetchRequest):
     targets = _resolve(ctx, req)
     max_bytes = min(req.max_bytes, ctx.broker.config.fetch_max_bytes)
     replica_id = replica_id_of(ctx.version, req)
-    if replica_id < 0:  # a consumer takes at most what its consumer_byte_rate allows in one quota window
+    if replica_id < 0 and ctx.broker.client_quotas.enabled:  # a consumer takes at most what its consumer_byte_rate allows in one quota window
         max_bytes = min(max_bytes, ctx.broker.client_quotas.fetch.max_value_in_window(ctx.quota_user,
                                                                                       ctx.client_id or ""))
     min_bytes = min(req.min_bytes, max_bytes)
@@ -84,7 +84,7 @@ def _within_quota(ctx, replica_id: int, response, size: int):
     """consumer_byte_rate (client_quotas.py), as Kafka's handleFetchRequest: the answer's bytes are recorded;
     over the quota they are taken back and the answer is empty, carrying the throttle time (the consumer fetches
     the same offsets again once it has passed). Followers are not throttled."""
-    if replica_id >= 0:
+    if replica_id >= 0 or not ctx.broker.client_quotas.enabled:
         return response
     fetch_quota = ctx.broker.client_quotas.fetch
     user, client_id = ctx.quota_user, ctx.client_id or ""
