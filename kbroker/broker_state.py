@@ -243,7 +243,7 @@ class BrokerState(MetadataListener):
     def register(self, endpoints: dict[str, tuple[str, int]]) -> None:
         """Join the cluster with the listeners' advertised addresses: the controller sends this broker the
         topics and elects it leader of the partitions that wait for it."""
-        self.controller.register_broker(BrokerRegistration(self.node_id, endpoints), self)
+        self.controller.register_broker(BrokerRegistration(self.node_id, endpoints, self.config.rack), self)
         self.registered = True
         self._migrate_journals()
 

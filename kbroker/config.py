@@ -36,6 +36,10 @@ class BrokerConfig:
     data_dir: str | None = None
     storage: str = "segment"  # segment | memory
     node_id: int = 0  # node.id
+    # broker.rack: the rack (or availability zone) of this broker, for replica placement and fetching from the
+    # closest replica. A cluster in one process takes a comma-separated list, one rack per broker in node-id
+    # order (broker_server.ClusterServers), or one rack for all.
+    rack: str | None = None
     cluster_id: str | None = None  # generated on first start and kept in the data directory
     # kbroker.cluster.url: brokers in separate processes coordinated through this PostgreSQL database
     # (postgres_controller.py); None: the broker's own controller over its data directory.
@@ -175,6 +179,7 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "node.id": ("node_id", int),
     "broker.id": ("node_id", int),
     "cluster.id": ("cluster_id", str),
+    "broker.rack": ("rack", lambda v: v.strip() or None),
     "num.partitions": ("num_partitions", int),
     "default.replication.factor": ("default_replication_factor", int),
     "replica.lag.time.max.ms": ("replica_lag_time_max_ms", int),
