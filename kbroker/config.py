@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .replica_selector import parse_selector
 from .security import SecurityConfigError
 from .security.listeners import (check_security_setting, controller_listener_names, is_security_key,
                                  is_sensitive, parse_endpoints)
@@ -53,6 +54,9 @@ class BrokerConfig:
     replica_fetch_max_bytes: int = 1048576  # replica.fetch.max.bytes: per partition
     replica_fetch_response_max_bytes: int = 10485760  # replica.fetch.response.max.bytes
     replica_socket_timeout_ms: int = 30000  # replica.socket.timeout.ms: connecting to a leader
+    # replica.selector.class: how a leader picks the replica a consumer should read from (KIP-392,
+    # replica_selector.py); None (Kafka's default): consumers read from the leader
+    replica_selector_class: str | None = None
     # replica.high.watermark.checkpoint.interval.ms: how often the high watermarks go to each log directory's
     # replication-offset-checkpoint (log_manager.py); also written at a clean shutdown
     replica_high_watermark_checkpoint_interval_ms: int = 5000
@@ -188,6 +192,7 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "replica.fetch.max.bytes": ("replica_fetch_max_bytes", int),
     "replica.fetch.response.max.bytes": ("replica_fetch_response_max_bytes", int),
     "replica.socket.timeout.ms": ("replica_socket_timeout_ms", int),
+    "replica.selector.class": ("replica_selector_class", parse_selector),
     "replica.high.watermark.checkpoint.interval.ms": ("replica_high_watermark_checkpoint_interval_ms", int),
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
     "message.max.bytes": ("message_max_bytes", int),
