@@ -33,6 +33,7 @@ from .metrics import BrokerMetrics
 from .replica_fetcher import ReplicaFetcherManager, ReplicationLinks
 from .security import tls
 from .security.authenticator import ListenerAuth
+from .security.listeners import controller_listener_names, parse_endpoints
 from .server import KafkaServer
 
 log = logging.getLogger("kbroker.broker")
@@ -170,8 +171,12 @@ class ClusterServers:
 
         if brokers < 1:
             raise ValueError("a cluster needs at least one broker")
-        if config.listeners and brokers > 1:
-            raise ValueError("listeners= is not supported with several brokers in one process yet: use --host/--port")
+        opened = [e for e in parse_endpoints(config.listeners or "")
+                  if e[0] not in controller_listener_names(config.settings)]
+        if brokers > 1 and any(port for _, _, port in opened[1:]):
+            # the first listener's port is --port + i per broker; the others' must be free ones (0) each
+            raise ValueError("with several brokers in one process, every listener but the first needs port 0 "
+                             "(each broker takes a free one)")
         self.config = config
         if config.storage == "memory":
             store = MemoryTopicStore()

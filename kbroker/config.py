@@ -271,14 +271,13 @@ ROLL_SYNONYMS = {"log.roll.hours": 3600000, "log.roll.ms": 1}
 # Keys a Kafka configuration carries that have no effect on a single kbroker.
 NO_EFFECT_KEYS = frozenset({
     "process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers", "controller.listener.names",
-    "inter.broker.listener.name", "transaction.state.log.min.isr", "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
+    "transaction.state.log.min.isr", "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir", "zookeeper.connect",
     "zookeeper.connection.timeout.ms", "min.insync.replicas",
     "num.replica.fetchers", "confluent.support.metrics.enable", "delete.topic.enable",
     "log.cleaner.enable", "log.cleaner.threads", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr", "metadata.log.dir",
-    "sasl.mechanism.inter.broker.protocol", "security.inter.broker.protocol", "sasl.mechanism.controller.protocol",
-    "ssl.endpoint.identification.algorithm",
+    "sasl.mechanism.controller.protocol",
 })
 
 
