@@ -573,7 +573,7 @@ class PostgresController(ImageReads, Controller):
                      validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
         topic = new_topic(name, num_partitions, replication_factor, assignments, configs, topic_id,
                           exists=name in self._topics, known=set(self._brokers), live=self.live_broker_ids(),
-                          validate_only=validate_only)
+                          validate_only=validate_only, racks=self.live_racks())
         if validate_only:
             return topic
         conn = self._conn
@@ -594,7 +594,8 @@ class PostgresController(ImageReads, Controller):
                           validate_only: bool = False) -> TopicRegistration:
         topic = self._topics[name]
         current = len(topic.partitions)
-        replicas = partitions_placement(topic, count, assignments, set(self._brokers), self.live_broker_ids())
+        replicas = partitions_placement(topic, count, assignments, set(self._brokers), self.live_broker_ids(),
+                                        self.live_racks())
         if validate_only:
             return TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), topic.partitions +
                                      [PartitionRegistration(list(r), list(r)) for r in replicas])
