@@ -92,10 +92,12 @@ def get_partition_or_error(topic, index: int, current_leader_epoch: int | None =
 class ReplicaState:
     """What the leader knows of one follower (Kafka's Replica): its log end offset as of its last fetch (-1:
     unknown since this broker became leader) and when it last had caught up with the leader."""
-    __slots__ = ("log_end_offset", "last_caught_up_ms", "last_fetch_ms", "last_fetch_leader_end_offset")
+    __slots__ = ("log_end_offset", "log_start_offset", "last_caught_up_ms", "last_fetch_ms",
+                 "last_fetch_leader_end_offset")
 
     def __init__(self, now_ms: float):
         self.log_end_offset = -1
+        self.log_start_offset = -1  # as the follower's last fetch said (KIP-392: what it can serve)
         self.last_caught_up_ms = now_ms  # an ISR member is given a full lag period from the leader change
         self.last_fetch_ms = now_ms
         self.last_fetch_leader_end_offset = -1
@@ -136,7 +138,7 @@ def high_watermark_over(isr: list[int], leader_id: int, leader_end_offset: int, 
 class Partition:
     __slots__ = ("topic", "index", "log", "leader_epoch", "_waiters", "changes", "node_id", "leader_id",
                  "replicas", "isr", "partition_epoch", "controller", "followers", "_hw_waiters",
-                 "leader_epoch_start_offset", "on_follower_change", "isr_shrinks", "isr_expands")
+                 "leader_epoch_start_offset", "on_follower_change", "isr_shrinks", "isr_expands", "deleted")
 
     def __init__(self, topic, index: int, store, leader_epoch: int = 0, changes=None, node_id: int = 0,
                  registration=None, controller=None):
@@ -158,6 +160,7 @@ class Partition:
         self.leader_epoch_start_offset = 0
         self.on_follower_change = None  # the replica fetcher manager's hook: called when it must (re)consider us
         self.isr_shrinks = self.isr_expands = 0  # ISR changes this broker made as leader (metrics.py)
+        self.deleted = False  # its topic was deleted (TopicManager.remove): whoever waits answers at once
         if registration is None:
             self.replicas, self.isr, self.leader_id, self.partition_epoch = [node_id], [node_id], node_id, 0
             self.leader_epoch = leader_epoch
@@ -220,7 +223,7 @@ class Partition:
 
     # -- the leader's view of its followers --------------------------------------------
 
-    def update_follower_fetch_state(self, replica_id: int, fetch_offset: int) -> None:
+    def update_follower_fetch_state(self, replica_id: int, fetch_offset: int, log_start_offset: int = -1) -> None:
         """A follower fetched at ``fetch_offset`` (it has everything before it): record it, then maybe let it
         into the ISR and maybe move the high watermark (Kafka's Partition.updateFollowerFetchState)."""
         state = self.followers.get(replica_id)
@@ -228,7 +231,11 @@ class Partition:
             if replica_id not in self.replicas:
                 return
             state = self.followers[replica_id] = ReplicaState(now_ms())
+        moved = fetch_offset != state.log_end_offset
         state.update(fetch_offset, self.log.log_end_offset, now_ms())
+        state.log_start_offset = log_start_offset
+        if moved and self.changes is not None:  # a follower's position is news (KIP-392 picks replicas by it)
+            self.changes.notify()
         if replica_id not in self.isr:
             self._maybe_expand_isr(replica_id, state)
         if self._maybe_increment_leader_hw():
@@ -300,11 +307,14 @@ class Partition:
 
     async def wait_for_high_watermark(self, offset: int, timeout_s: float | None) -> int:
         """Wait until the high watermark reaches ``offset`` (every ISR member has everything before it):
-        0 then; NOT_LEADER_OR_FOLLOWER if this broker stops leading first; REQUEST_TIMED_OUT after
-        ``timeout_s`` (None: no limit). Woken by the high watermark's moves, never by a timer that polls."""
+        0 then; NOT_LEADER_OR_FOLLOWER if this broker stops leading first; UNKNOWN_TOPIC_OR_PARTITION if
+        the topic is deleted meanwhile (Kafka's DelayedProduce finds the partition gone); REQUEST_TIMED_OUT
+        after ``timeout_s`` (None: no limit). Woken by the high watermark's moves, never by a timer that polls."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         while True:
+            if self.deleted:
+                return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             if not self.is_leader:
                 return ErrorCode.NOT_LEADER_OR_FOLLOWER
             if self.log.high_watermark >= offset:
@@ -327,7 +337,7 @@ class Partition:
                         pass
 
     def _wake_hw_waiters(self) -> None:
-        leading = self.is_leader
+        leading = self.is_leader and not self.deleted
         hw = self.log.high_watermark if leading else 0
         keep = []
         for offset, fut in self._hw_waiters:
@@ -395,8 +405,8 @@ class Partition:
         log.set_follower_high_watermark(leader_high_watermark)
         if leader_log_start_offset > log.log_start_offset:
             log.maybe_increment_log_start_offset(min(leader_log_start_offset, log.high_watermark))
-        if self.changes is not None and (size or hw != log.high_watermark):
-            self.changes.notify()
+        if size or hw != log.high_watermark:
+            self.wake_waiters()  # consumers long-polling this follower (KIP-392) read up to its high watermark
         return size
 
     def truncate_to(self, offset: int) -> None:

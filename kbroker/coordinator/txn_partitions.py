@@ -18,8 +18,8 @@ requests it serves: PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH, a CLUSTER_AU
 INVALID_TXN_STATE, and an unreachable coordinator NETWORK_EXCEPTION; ``produce_error`` and
 ``offset_commit_error`` turn them into what each API answers.
 
-Connections: one per coordinator broker, opened on first use over the inter-broker listener, as the marker
-channel's. Concurrency: the event loop only; a coordinator on another broker is awaited, so the partition's
+Connections: one per coordinator broker, opened on first use with ``connect`` (the broker's inter-broker
+client: the inter-broker listener's TLS and SASL, inter_broker.py), as the marker channel's. Concurrency: the event loop only; a coordinator on another broker is awaited, so the partition's
 state may change meanwhile (an append checks the producer's epoch again).
 """
 
@@ -72,10 +72,13 @@ def _translate(code: int) -> int:
 
 class TxnPartitionAdder:
     def __init__(self, node_id: int, transactions, coordinator_of: Callable[[str], int | None],
-                 endpoint_of: Callable[[int], tuple[str, int] | None]) -> None:
+                 endpoint_of: Callable[[int], tuple[str, int] | None],
+                 connect: Callable[..., Awaitable[Connection]] | None = None) -> None:
         """``transactions``: this broker's TransactionCoordinatorService; ``coordinator_of(tid)``: the node
         leading the transactional id's partition of __transaction_state (-1 or None: none);
-        ``endpoint_of(node)``: its inter-broker address (None: not alive)."""
+        ``endpoint_of(node)``: its inter-broker address (None: not alive); ``connect(host, port, client_id=,
+        timeout_s=)``: a connection to another broker (None: plain ``Connection.open``)."""
+        self._connect = connect or Connection.open
         self.node_id = node_id
         self.transactions = transactions
         self._coordinator_of = coordinator_of
@@ -110,7 +113,7 @@ class TxnPartitionAdder:
         try:
             conn = self._conns.get(node)
             if conn is None or conn.closed:
-                conn = self._conns[node] = await Connection.open(
+                conn = self._conns[node] = await self._connect(
                     *endpoint, client_id=f"kbroker-add-partitions-{self.node_id}", timeout_s=REQUEST_TIMEOUT_S)
             self.sent += 1
             response = await asyncio.wait_for(conn.send(ADD_PARTITIONS_TO_TXN, request, BROKER_VERSION),

@@ -118,6 +118,11 @@ def _append(ctx, req: API.ProduceRequest, added: dict[tuple[str, int], int]) -> 
     """The request's appends; ``added``: the coordinator's answer for the partitions transaction v2 added
     (an error there is the partition's answer)."""
     broker = ctx.broker
+    # producer_byte_rate (client_quotas.py): the request's bytes are recorded whatever its outcome, as Kafka's
+    # handleProduceRequest records request.sizeInBytes; the throttle time goes into the answer (server.py).
+    if broker.client_quotas.enabled:
+        ctx.throttle(broker.client_quotas.produce.record_and_get_throttle_ms(ctx.quota_user, ctx.client_id or "",
+                                                                             ctx.request_bytes))
     responses = []
     waiting = []  # acks=-1: (partition response, partition, offset the high watermark must reach)
     hints = LeaderHints(ctx, R)
