@@ -1,5 +1,5 @@
-"""Partition files as topics grow (issues 16 and 17): a new partition's directory and files are made at its
-first write, not at its creation; a broker keeps its open segment files within a budget, so one with more
+"""Partition files as topics grow (issues 16 and 17): a new partition's directory and files are made after
+the CreateTopics answer, by a worker thread or at the first write, whichever comes first; a broker keeps its open segment files within a budget, so one with more
 partitions than its limit of open files serves produce and fetch on all of them; and a CreateTopics request
 for 10,000 partitions leaves the event loop to other clients meanwhile."""
 
@@ -13,7 +13,6 @@ import time
 from support.brokerproc import BrokerProcess
 from test_durability import consume_all, produce_raw
 
-from kbroker import Broker
 from kbroker.client import BlockingClient, BlockingConnection
 from kbroker.client.aio import metadata_request
 from kbroker.wire.messages import create_topics
@@ -25,16 +24,17 @@ def _topic_dirs(data_dir) -> set[str]:
     return {n for n in os.listdir(data_dir) if not n.startswith((".", "__")) and "-" in n}
 
 
-def test_a_partition_is_made_on_disk_at_its_first_write_and_survives_kill_9_either_way(tmp_path):
+def test_partitions_written_before_their_files_are_made_or_not_at_all_survive_kill_9(tmp_path):
+    """Killed right after a produce that followed the CreateTopics answer at once: whether the worker had made
+    a partition's files by then or not, every topic is there after the restart, the acknowledged record too,
+    and every partition takes records."""
     data = tmp_path / "data"
     proc = BrokerProcess(data, "--fsync", "always").start()
     try:
         with BlockingClient(proc.bootstrap_servers) as c:
             c.create_topics({"lazy": {"partitions": 3}, **{f"bulk{i}": {"partitions": 1} for i in range(200)}})
-        assert _topic_dirs(data) == set()
         with BlockingConnection(proc.host, proc.port) as c:
             assert produce_raw(c, "lazy", {0: [b"first"]}) == {0: (0, 0)}
-        assert _topic_dirs(data) == {"lazy-0"}
         assert {"partition.metadata", "00000000000000000000.log"} <= set(os.listdir(data / "lazy-0"))
         proc.kill()
         proc.start()
@@ -46,7 +46,9 @@ def test_a_partition_is_made_on_disk_at_its_first_write_and_survives_kill_9_eith
             assert produce_raw(c, "bulk7", {0: [b"third"]}) == {0: (0, 0)}
         assert consume_all(proc.bootstrap_servers, "lazy", 1, 1) == [(0, b"second")]
         assert consume_all(proc.bootstrap_servers, "bulk7", 0, 1) == [(0, b"third")]
-        assert _topic_dirs(data) == {"lazy-0", "lazy-1", "bulk7-0"}
+        with BlockingConnection(proc.host, proc.port) as c:
+            for i in range(200):
+                assert produce_raw(c, f"bulk{i}", {0: [b"x"]}) == {0: (0, 1 if i == 7 else 0)}
     finally:
         proc.kill()
 
@@ -142,9 +144,10 @@ def test_the_segment_files_a_store_keeps_open_stay_within_its_budget(tmp_path):
 
 def test_a_client_is_answered_promptly_while_another_creates_10000_partitions(tmp_path):
     """Metadata requests on one connection, back to back, while another connection's CreateTopics makes
-    10,000 partitions: every answer comes within a fraction of a second (the creation used to hold the loop
-    for 13.8 s)."""
-    with Broker(port=0, data_dir=tmp_path / "data", storage="segment") as b:
+    10,000 partitions: many are answered meanwhile, and none waits more than a fraction of the creation's
+    time (it used to hold the loop for all of it: 13.8 s). Measured against the creation's own time, so
+    that a busy machine slows both alike."""
+    with BrokerProcess(tmp_path / "data") as b:  # its own process: the test's threads take no GIL from it
         with BlockingClient(b.bootstrap_servers) as c:
             c.create_topic("small", 1)
         done = threading.Event()
@@ -168,9 +171,32 @@ def test_a_client_is_answered_promptly_while_another_creates_10000_partitions(tm
                 time.sleep(0.001)
             req = C(topics=[C.CreatableTopic(name=f"big{i}", num_partitions=1000, replication_factor=-1,
                                              assignments=[], configs=[]) for i in range(10)], timeout_ms=60000)
+            t0 = time.perf_counter()
             result = creator.request(19, 7, req)
+            creation_s = time.perf_counter() - t0
             done.set()
         pinger.join(30)
         assert [t.error_code for t in result.topics] == [0] * 10
-        assert sum(during) >= 2
-        assert max(latencies) < 0.5, sorted(latencies)[-5:]
+        assert sum(during) >= 5
+        assert max(latencies) < creation_s / 3, (creation_s, sorted(latencies)[-5:])
+
+
+def test_a_new_partition_is_made_at_its_first_write_when_the_worker_has_not_made_it_yet(tmp_path):
+    from kbroker.storage.segment import SegmentLogStore
+    from kbroker.storage.base import LogConfig
+    from kbroker.records import Record, build_batch
+    import uuid
+
+    store = SegmentLogStore(tmp_path)
+    with store._making_lock:  # the worker waits at its first log
+        topic_id = uuid.uuid4()
+        logs = [store.open_log("t", topic_id, i, LogConfig()) for i in range(3)]
+        logs[1].append(build_batch([Record(0, 0, None, b"v")], base_offset=0), 0, 0, 1)
+        assert {"partition.metadata", "00000000000000000000.log", "00000000000000000000.index"} <= \
+            set(os.listdir(tmp_path / "t-1"))
+        store.delete_log("t", topic_id, 2)  # deleted before the worker came to it
+        logs[2] = None
+    store.wait_for_removals()
+    assert _topic_dirs(tmp_path) == {"t-0", "t-1"}
+    assert b"v" in b"".join(bytes(c) for c in logs[1].read(0, 1 << 20))
+    store.close()
