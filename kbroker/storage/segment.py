@@ -151,11 +151,12 @@ class SegmentPartitionLog(PartitionLog):
     @classmethod
     def create_new(cls, directory: str, topic_id, config: LogConfig,
                    flush_policy: FlushPolicy | None = None, handles: FileHandles | None = None) -> SegmentPartitionLog:
-        """A log in a directory that does not exist yet, made lazily: nothing is on disk until the log is
-        first written to (an append, a truncation, a checkpoint), when ``_make_directory`` makes the
-        directory and ``partition.metadata`` and the segment makes its files (``LogSegment.lazy``).
-        Creating 5,000 topics made 5,000 directories and 20,000 files, most of the time CreateTopics took;
-        Kafka makes them too, after its answer. A crash before the first write leaves nothing on disk; the
+        """A log in a directory that does not exist yet, made later: by the store's worker thread
+        (``SegmentLogStore._premake_later``), or at the log's first write (an append, a truncation, a
+        checkpoint) if that comes first, when ``_make_directory`` makes the directory and
+        ``partition.metadata`` and the segment makes its files (``LogSegment.lazy``). Creating 5,000 topics
+        made 5,000 directories and 20,000 files on the loop, most of the time CreateTopics took; Kafka makes
+        them too, after its answer. A crash before they are made leaves nothing of the log on disk; the
         topic is in the metadata store, so the next start opens the partition lazily again. The new
         directory's entries are fsynced at the log's first flush (Kafka's ``LocalLog`` flushes the
         parent directory of a new log at its first flush too); a crash before that may lose the directory
