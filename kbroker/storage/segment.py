@@ -167,19 +167,22 @@ class SegmentPartitionLog(PartitionLog):
         plog._add(LogSegment.lazy(directory, 0, plog._make_directory))
         return plog
 
-    def _make_directory(self) -> None:
+    def _make_directory(self) -> bool:
+        """Make the directory and ``partition.metadata`` if they are still to be made; True when the store's
+        worker made them and the first segment's files (``LogSegment.lazy``'s ``make``)."""
         if not self._unmade:
-            return
+            return False
         if self._premade:  # set by the worker thread once all is made
             self._unmade = False
             self._dir_unsynced = True
-            return
+            return True
         os.makedirs(self.directory, exist_ok=True)
         if self._topic_id is not None:
             with open(os.path.join(self.directory, PARTITION_METADATA_FILE), "w", encoding="ascii") as f:
                 f.write(topic_id_file_text(self._topic_id))
         self._unmade = False
         self._dir_unsynced = True
+        return False
 
     def _sync_new_directory(self) -> None:
         """At the first flush of a lazily made log: its files' names, and its directory's, made durable."""
@@ -267,8 +270,6 @@ class SegmentPartitionLog(PartitionLog):
 
     def append(self, batch, base_offset, last_offset, record_count, layout=None) -> int:
         batches = self._check_append(batch, base_offset, last_offset, layout)
-        if self._unmade:
-            self._make_directory()
         seg = self._segment_for_append(len(batch), base_offset, last_offset)
         position = seg.append(batch, batches, self.config.index_interval_bytes)
         previous_end = self.log_end_offset
@@ -306,6 +307,7 @@ class SegmentPartitionLog(PartitionLog):
                 self.segments.pop()
                 self._bases.pop()
                 seg.delete()
+                self._make_directory()
                 seg = LogSegment.create(self.directory, base_offset, self.config.segment_jitter_ms)
                 self._add(seg)
                 fsync_dir(self.directory)
