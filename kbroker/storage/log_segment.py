@@ -197,15 +197,13 @@ class LogSegment:
     def _open_file(self) -> int:
         if self._make is None:
             return os.open(self.log_path, os.O_RDWR)
-        if self._make():  # the store's worker made the files, empty
-            fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT, 0o644)
-        else:
-            fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                self.index.reset()  # creates both files empty
-            except BaseException:
-                os.close(fd)
-                raise
+        self._make()
+        fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            self.index.reset()  # creates both files empty
+        except BaseException:
+            os.close(fd)
+            raise
         self._make = None
         return fd
 
@@ -232,8 +230,7 @@ class LogSegment:
     def lazy(cls, directory: str, base_offset: int, make) -> LogSegment:
         """A new empty segment whose files are made when first needed (an append, a flush of data):
         ``make()`` first (it makes the partition's directory), then the files. Creating thousands of
-        partitions (one CreateTopics request) then costs no file operations until they are written to.
-        ``make()`` returns True when the files are already made (empty), False when they are to be made."""
+        partitions (one CreateTopics request) then costs no file operations until they are written to."""
         seg = cls(directory, base_offset)
         seg._make = make
         return seg

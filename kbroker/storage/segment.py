@@ -50,11 +50,9 @@ cleaner's thread, open their own file descriptors.
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import shutil
-import threading
 import uuid
 from bisect import bisect_right
 from concurrent import futures
@@ -96,17 +94,6 @@ def remove_files(paths: list[str]) -> None:
             pass
 
 
-def _premake(plog: SegmentPartitionLog) -> None:
-    """A new log's directory, ``partition.metadata`` and empty segment files (on the store's worker)."""
-    os.makedirs(plog.directory, exist_ok=True)
-    if plog._topic_id is not None:
-        with open(os.path.join(plog.directory, PARTITION_METADATA_FILE), "w", encoding="ascii") as f:
-            f.write(topic_id_file_text(plog._topic_id))
-    seg = plog.segments[0]
-    for path in (seg.log_path, seg.index.offset_path, seg.index.time_path):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
-
-
 def _remove_trees(directories: list[str]) -> None:
     """Remove renamed (``-delete``) partition directories; one that cannot be is left for the next start."""
     for directory in directories:
@@ -129,7 +116,6 @@ class SegmentPartitionLog(PartitionLog):
         self._topic_id = None         # for partition.metadata, while the directory is still to be made
         self._unmade = False          # created lazily: no directory yet (create_new)
         self._dir_unsynced = False    # made lazily, its directory entries not yet fsynced
-        self._premade = False         # the store's worker made the directory and files (SegmentLogStore._premake)
         self.segments: list[LogSegment] = []
         self._bases: list[int] = []   # segment base offsets, for bisect
         self._pending_deletes: list[tuple[int, list[str]]] = []  # (due wall ms, .deleted paths)
@@ -151,12 +137,11 @@ class SegmentPartitionLog(PartitionLog):
     @classmethod
     def create_new(cls, directory: str, topic_id, config: LogConfig,
                    flush_policy: FlushPolicy | None = None, handles: FileHandles | None = None) -> SegmentPartitionLog:
-        """A log in a directory that does not exist yet, made later: by the store's worker thread
-        (``SegmentLogStore._premake_later``), or at the log's first write (an append, a truncation, a
-        checkpoint) if that comes first, when ``_make_directory`` makes the directory and
-        ``partition.metadata`` and the segment makes its files (``LogSegment.lazy``). Creating 5,000 topics
-        made 5,000 directories and 20,000 files on the loop, most of the time CreateTopics took; Kafka makes
-        them too, after its answer. A crash before they are made leaves nothing of the log on disk; the
+        """A log in a directory that does not exist yet, made lazily: nothing is on disk until the log is
+        first written to (an append, a truncation, a checkpoint), when ``_make_directory`` makes the
+        directory and ``partition.metadata`` and the segment makes its files (``LogSegment.lazy``).
+        Creating 5,000 topics made 5,000 directories and 20,000 files, most of the time CreateTopics took;
+        Kafka makes them too, after its answer. A crash before the first write leaves nothing on disk; the
         topic is in the metadata store, so the next start opens the partition lazily again. The new
         directory's entries are fsynced at the log's first flush (Kafka's ``LocalLog`` flushes the
         parent directory of a new log at its first flush too); a crash before that may lose the directory
@@ -167,22 +152,15 @@ class SegmentPartitionLog(PartitionLog):
         plog._add(LogSegment.lazy(directory, 0, plog._make_directory))
         return plog
 
-    def _make_directory(self) -> bool:
-        """Make the directory and ``partition.metadata`` if they are still to be made; True when the store's
-        worker made them and the first segment's files (``LogSegment.lazy``'s ``make``)."""
+    def _make_directory(self) -> None:
         if not self._unmade:
-            return False
-        if self._premade:  # set by the worker thread once all is made
-            self._unmade = False
-            self._dir_unsynced = True
-            return True
+            return
         os.makedirs(self.directory, exist_ok=True)
         if self._topic_id is not None:
             with open(os.path.join(self.directory, PARTITION_METADATA_FILE), "w", encoding="ascii") as f:
                 f.write(topic_id_file_text(self._topic_id))
         self._unmade = False
         self._dir_unsynced = True
-        return False
 
     def _sync_new_directory(self) -> None:
         """At the first flush of a lazily made log: its files' names, and its directory's, made durable."""
@@ -270,6 +248,8 @@ class SegmentPartitionLog(PartitionLog):
 
     def append(self, batch, base_offset, last_offset, record_count, layout=None) -> int:
         batches = self._check_append(batch, base_offset, last_offset, layout)
+        if self._unmade:
+            self._make_directory()
         seg = self._segment_for_append(len(batch), base_offset, last_offset)
         position = seg.append(batch, batches, self.config.index_interval_bytes)
         previous_end = self.log_end_offset
@@ -307,7 +287,6 @@ class SegmentPartitionLog(PartitionLog):
                 self.segments.pop()
                 self._bases.pop()
                 seg.delete()
-                self._make_directory()
                 seg = LogSegment.create(self.directory, base_offset, self.config.segment_jitter_ms)
                 self._add(seg)
                 fsync_dir(self.directory)
@@ -679,11 +658,7 @@ class SegmentLogStore(LogStore):
                 shutil.rmtree(os.path.join(self.data_dir, name), ignore_errors=True)
         self._logs: dict[tuple[str, int], SegmentPartitionLog] = {}
         self._remover: ThreadPoolExecutor | None = None  # removes the files of deleted logs (delete_logs)
-        self._removals: set[futures.Future] = set()  # the worker's tasks: removals, and creations (below)
-        # New logs whose directories and empty files the worker makes after the answer (``_premake``).
-        self._to_make: collections.deque[SegmentPartitionLog] = collections.deque()
-        self._making = False
-        self._making_lock = threading.RLock()  # held by the worker while it makes one log's files
+        self._removals: set[futures.Future] = set()
         self._ids: dict[tuple[str, int], uuid.UUID] = {}  # the topic id each log in ``_logs`` was opened for
         self._hw_checkpoint_path = os.path.join(self.data_dir, REPLICATION_OFFSET_CHECKPOINT_FILE)
         try:
@@ -710,7 +685,6 @@ class SegmentLogStore(LogStore):
             plog = SegmentPartitionLog.create_new(directory, topic_id, config, self.flush_policy, self.handles)
             self._logs[key] = plog
             self._ids[key] = topic_id
-            self._premake_later(plog)
             return plog
         try:
             known = read_topic_id(directory)
@@ -749,15 +723,14 @@ class SegmentLogStore(LogStore):
                     continue  # a newer topic's of the same name: the old directory went when it was opened
                 self._ids.pop(key, None)
                 plog = self._logs.pop(key, None)
+                if plog is not None:
+                    plog.discard()
                 directory = self._dir(topic, partition)
                 target = f"{directory}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
-                with self._making_lock:  # the worker is not between its check of ``closed`` and its mkdir
-                    if plog is not None:
-                        plog.discard()
-                    try:
-                        os.replace(directory, target)
-                    except FileNotFoundError:
-                        continue
+                try:
+                    os.replace(directory, target)
+                except FileNotFoundError:
+                    continue
                 doomed.append(target)
         finally:
             if doomed:
@@ -765,53 +738,14 @@ class SegmentLogStore(LogStore):
                 self._remove_later(doomed)
 
     def _remove_later(self, directories: list[str]) -> None:
-        self._submit(_remove_trees, directories)
-
-    def _submit(self, fn, *args) -> None:
         if self._remover is None:
-            self._remover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbroker-log-files")
-        fut = self._remover.submit(fn, *args)
+            self._remover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbroker-log-delete")
+        fut = self._remover.submit(_remove_trees, directories)
         self._removals.add(fut)
         fut.add_done_callback(lambda f: self._removals.discard(f))
 
-    # A new log's directory and files are made by the worker thread after CreateTopics has answered (Kafka's
-    # controller answers before its brokers make the logs, too), so that a first write finds them made; a
-    # write that comes first makes them itself (SegmentPartitionLog._make_directory). Both make the same
-    # things in ways that can repeat (makedirs with exist_ok, O_CREAT without O_TRUNC here), so either order
-    # is right. A deletion takes ``_making_lock`` around its discard and rename, so the worker never makes a
-    # directory for a log already deleted.
-
-    def _premake_later(self, plog: SegmentPartitionLog) -> None:
-        self._to_make.append(plog)
-        if not self._making:
-            self._making = True
-            self._submit(self._premake_all)
-
-    def _premake_all(self) -> None:
-        """The worker thread: make the queued logs' files until the queue is empty."""
-        queue = self._to_make
-        while True:
-            try:
-                plog = queue.popleft()
-            except IndexError:
-                self._making = False
-                if not queue:
-                    return
-                self._making = True  # the loop queued one meanwhile and saw the flag still set
-                continue
-            with self._making_lock:
-                if plog.closed or not plog._unmade or plog._premade:
-                    continue
-                try:
-                    _premake(plog)
-                except OSError as e:  # the first write will try again, and report it
-                    log.warning("%s: could not make its files yet: %s", plog.name, e)
-                    continue
-                plog._premade = True
-
     def wait_for_removals(self) -> None:
-        """Wait until the worker is done: the files of every deleted log gone, those of new ones made
-        (tests; ``close``)."""
+        """Wait until the files of every deleted log are gone (tests; ``close``)."""
         while self._removals:
             pending, self._removals = self._removals, set()
             futures.wait(pending)
