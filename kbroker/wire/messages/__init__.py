@@ -59,6 +59,8 @@ MODULES = {
     72: 'push_telemetry',
     74: 'list_config_resources',
     75: 'describe_topic_partitions',
+    76: 'share_group_heartbeat',
+    77: 'share_group_describe',
 }
 
 NAMES = {
@@ -112,6 +114,8 @@ NAMES = {
     72: 'PushTelemetry',
     74: 'ListConfigResources',
     75: 'DescribeTopicPartitions',
+    76: 'ShareGroupHeartbeat',
+    77: 'ShareGroupDescribe',
 }
 
 
