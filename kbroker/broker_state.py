@@ -180,7 +180,7 @@ class BrokerState(MetadataListener):
     def _make_group_shard(self, index: int, log) -> GroupCoordinator:
         """The group coordinator of partition ``index`` of __consumer_offsets, its state read from ``log``."""
         return GroupCoordinator(self._clock, self._group_config, TopicOffsetStore(log), on_change=self.changes.notify,
-                                topics=self.topics)
+                                topics=self.topics, share_listeners=self.groups.share_listeners)
 
     def _make_transaction_shard(self, index: int, log) -> TransactionCoordinator:
         """The transaction coordinator of partition ``index`` of __transaction_state, read from ``log``."""

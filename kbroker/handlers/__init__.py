@@ -70,6 +70,8 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     72: ('push_telemetry', (0, 0)),  # PushTelemetry
     74: ('list_config_resources', (0, 1)),  # ListConfigResources
     75: ('describe_topic_partitions', (0, 0)),  # DescribeTopicPartitions
+    76: ('share_group_heartbeat', (1, 1)),  # ShareGroupHeartbeat
+    77: ('share_group_describe', (1, 1)),  # ShareGroupDescribe
 }
 
 
