@@ -18,6 +18,7 @@ Transaction markers are written by each partition's leader (``apply_txn_marker``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -59,6 +60,10 @@ class ChangeNotifier:
 
     def __init__(self):
         self._waiters: list[asyncio.Future] = []
+        # The share groups' listeners (coordinator/share_group_listener.py), shared like the notifier by the
+        # brokers of a cluster in one process: a share group's coordinator may be another broker than the
+        # leaders of its partitions.
+        self.share_group_listeners: list = []
 
     def wait(self) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
@@ -104,7 +109,8 @@ class BrokerState(MetadataListener):
         # leads, loaded and unloaded as leadership moves (on_topic_change; coordinator/service.py).
         self.groups = GroupCoordinatorService(config.offsets_topic_num_partitions, self._make_group_shard,
                                               lambda: GroupCoordinator(self._clock, self._group_config,
-                                                                       topics=self.topics))
+                                                                       topics=self.topics),
+                                              self.changes.share_group_listeners)
         self.transactions = TransactionCoordinatorService(config.transaction_state_log_num_partitions,
                                                           self._make_transaction_shard)
         # The transaction coordinators' markers: WriteTxnMarkers to each partition's leader, or written here.
@@ -173,6 +179,9 @@ class BrokerState(MetadataListener):
             group_consumer_max_size=c.group_consumer_max_size,
             group_consumer_assignors=parse_assignors(c.group_consumer_assignors),
             group_consumer_migration_policy=c.group_consumer_migration_policy,
+            **{f.name: getattr(c, f.name) for f in dataclasses.fields(GroupConfig)
+               if f.name.startswith("group_share_") and f.name != "group_share_assignors"},
+            group_share_assignors=parse_assignors(c.group_share_assignors),
             offsets_retention_minutes=c.offsets_retention_minutes,
             offsets_retention_check_interval_ms=c.offsets_retention_check_interval_ms,
         )
@@ -354,7 +363,22 @@ class BrokerState(MetadataListener):
         """A group as the control plane shows it: state, protocol, generation, members with their
         assignments (decoded when the consumer protocol is used), committed offsets. A consumer-protocol group
         (KIP-848) shows its group epoch as the generation, its assignor as the protocol, and each member's epoch
-        and current assignment."""
+        and current assignment. A share group (KIP-932) shows its group epoch as the generation, its assignor
+        as the protocol, and each member's epoch, subscription and assigned partitions (which members may
+        share)."""
+        sd = self.groups.share_group_describe(group_id)
+        if sd.error_code == 0:
+            return {
+                "group_id": group_id, "state": sd.state, "protocol_type": "share", "protocol": sd.assignor_name,
+                "generation_id": sd.group_epoch, "assignment_epoch": sd.assignment_epoch, "group_type": "share",
+                "members": [{
+                    "member_id": m.member_id, "client_id": m.client_id, "client_host": m.client_host,
+                    "rack_id": m.rack_id, "member_epoch": m.member_epoch,
+                    "subscribed_topic_names": m.subscribed_topic_names,
+                    "assignment": [{"topic": name, "partitions": parts} for _tid, name, parts in m.assignment],
+                } for m in sd.members],
+                "offsets": [],
+            }
         offsets = self.groups.fetch_offsets(group_id, None)
         offset_rows = [{"topic": t, "partition": p, "offset": om.offset, "leader_epoch": om.leader_epoch,
                         "metadata": om.metadata} for (t, p), om in sorted(offsets.offsets.items())]
@@ -387,6 +411,9 @@ class BrokerState(MetadataListener):
         for g in listed.groups:
             if g.group_type == "consumer":
                 self.groups.remove_consumer_group_members(g.group_id, "reset")
+                continue
+            if g.group_type == "share":
+                self.groups.remove_share_group_members(g.group_id, "reset")
                 continue
             d = self.groups.describe_group(g.group_id)
             if d.members:

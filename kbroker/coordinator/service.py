@@ -58,11 +58,12 @@ class _ShardedService:
 
 
 class GroupCoordinatorService(_ShardedService):
-    def __init__(self, num_partitions: int, make_shard: Callable, stand_in: Callable[[], GroupCoordinator]) -> None:
-        """``stand_in()``: an unloaded GroupCoordinator (no timers) for the stand-ins."""
+    def __init__(self, num_partitions: int, make_shard: Callable, stand_in: Callable[[], GroupCoordinator],
+                 share_listeners: list[ShareGroupListener] | None = None) -> None:
+        """``stand_in()``: an unloaded GroupCoordinator (no timers) for the stand-ins. ``share_listeners``: the
+        list of share group listeners the shards tell (shared by the brokers of a cluster in one process)."""
         super().__init__(OFFSETS_TOPIC, num_partitions, make_shard)
-        # Told of every share group's departures (share_group_listener.py); shards are made with this list.
-        self.share_listeners: list[ShareGroupListener] = []
+        self.share_listeners: list[ShareGroupListener] = share_listeners if share_listeners is not None else []
         self._loading = stand_in()
         self._elsewhere = stand_in()
         self._elsewhere.hosted = False
@@ -106,8 +107,14 @@ class GroupCoordinatorService(_ShardedService):
         return self._loading.share_manager.settings(group_id)
 
     def add_share_group_listener(self, listener: ShareGroupListener) -> None:
-        """Registers a listener of every share group this broker coordinates (share_group_listener.py)."""
+        """Registers a listener of every share group this broker coordinates, and in a cluster in one process
+        of every share group of the cluster (share_group_listener.py)."""
         self.share_listeners.append(listener)
+
+    def remove_share_group_listener(self, listener: ShareGroupListener) -> None:
+        """What a stopping broker does with the listener it added."""
+        if listener in self.share_listeners:
+            self.share_listeners.remove(listener)
 
     def consumer_group_heartbeat(self, version: int, group_id: str, *args, **kwargs):
         """GroupCoordinator.consumer_group_heartbeat (KIP-848) on the group's shard."""

@@ -13,7 +13,7 @@ broker hosts; None for a group it does not host or that is not a share group):
         group id, hosted here or not
 
 Hearing: ``groups.add_share_group_listener(listener)`` registers a `ShareGroupListener` for every share group
-this broker coordinates, now and after leadership moves. Its methods run on the event loop, after the change is
+this broker coordinates, now and after leadership moves (``remove_share_group_listener`` when the broker stops). Its methods run on the event loop, after the change is
 written, and must not raise (an exception is logged and ignored):
 
     on_member_leave(group_id, member_id)     a member left (epoch -1), was fenced (session timeout) or removed:
@@ -24,8 +24,9 @@ written, and must not raise (an exception is logged and ignored):
                                              initialised) can go, as Kafka's DeleteShareGroupState
 
 In Kafka the share-partition leader hears of departures through its share sessions' connections; kbroker's
-coordinator tells the listeners of its own broker (in an in-process cluster every broker's listeners are told:
-`BrokerState` wires them to one another; brokers in other processes are not told and rely on their sessions).
+coordinator tells the listeners of its own broker, and in a cluster in one process those of every broker (the
+list hangs on the `ChangeNotifier` the brokers share); brokers in other processes are not told and rely on their
+sessions.
 
 Concurrency: the event loop only.
 """
