@@ -38,7 +38,7 @@ from ..errors import ErrorCode
 from . import share_group_records as S
 from .assignors import SHARE_ASSIGNORS, MemberSpec
 from .consumer_group_manager import TopicImage, _EmptyImage
-from .group_config import GroupConfig
+from .group_config import GroupConfig, share_group_settings
 from .offsets import OffsetStore
 from .share_group import Assignment, ShareGroup, ShareGroupMember, ShareGroupState
 from .share_group_listener import ShareGroupListener, ShareGroupSettings
@@ -146,13 +146,7 @@ class ShareGroupManager:
     def settings(self, group_id: str) -> ShareGroupSettings:
         if self._settings is not None:
             return self._settings(group_id)
-        c = self.config
-        return ShareGroupSettings(
-            record_lock_duration_ms=c.group_share_record_lock_duration_ms,
-            delivery_count_limit=c.group_share_delivery_count_limit,
-            partition_max_record_locks=c.group_share_partition_max_record_locks,
-            session_timeout_ms=c.group_share_session_timeout_ms,
-            heartbeat_interval_ms=c.group_share_heartbeat_interval_ms)
+        return share_group_settings(self.config, {})
 
     # -- ShareGroupHeartbeat -------------------------------------------------------------------------------------
 

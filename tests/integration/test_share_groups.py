@@ -98,3 +98,56 @@ def test_a_share_group_survives_a_broker_restart(tmp_path):
     finally:
         if c is not None:
             c.close()
+
+
+def test_group_configs_through_the_admin_client_set_the_share_groups_settings(broker):
+    """IncrementalAlterConfigs and DescribeConfigs on a GROUP resource (Kafka's GroupConfig): the group's value
+    (source GROUP_CONFIG) over the broker's group.share.* setting (DEFAULT_CONFIG), checked against the broker's
+    bounds; the share group's heartbeats then carry the group's heartbeat interval."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    from kbroker.client import BlockingConnection
+    from kbroker.errors import ErrorCode
+    from kbroker.wire.messages import find_coordinator as FC
+    from kbroker.wire.messages import share_group_heartbeat as SGH
+
+    topic, group = _name("t"), _name("sg")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
+
+    def alter(*entries):
+        r = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+            ConfigEntry(name, value, incremental_operation=op) for name, value, op in entries])
+        return admin.incremental_alter_configs([r])[r].result(10)
+
+    alter(("share.auto.offset.reset", "earliest", AlterConfigOpType.SET),
+          ("share.heartbeat.interval.ms", "7000", AlterConfigOpType.SET),
+          ("share.record.lock.duration.ms", "20000", AlterConfigOpType.SET))
+    resource = ConfigResource(ResourceType.GROUP, group)
+    described = admin.describe_configs([resource])[resource].result(10)
+    assert {n: (e.value, e.source) for n, e in described.items()} == {
+        "share.auto.offset.reset": ("earliest", 8), "share.heartbeat.interval.ms": ("7000", 8),
+        "share.record.lock.duration.ms": ("20000", 8), "share.session.timeout.ms": ("45000", 5),
+        "share.delivery.count.limit": ("5", 5), "share.partition.max.record.locks": ("2000", 5),
+        "share.isolation.level": ("read_uncommitted", 5), "share.renew.acknowledge.enable": ("false", 5)}
+    for bad, message in [("1000", "must be greater than or equal to group.share.min.record.lock.duration.ms"),
+                         ("x", "Not a number of type INT")]:
+        with pytest.raises(Exception, match=message):
+            alter(("share.record.lock.duration.ms", bad, AlterConfigOpType.SET))
+    with pytest.raises(Exception, match="INVALID_CONFIG"):
+        alter(("share.auto.offset.reset", "sometimes", AlterConfigOpType.SET))
+
+    with BlockingConnection(broker.host, broker.port) as conn:
+        for _ in range(100):  # the coordinator's partition is created, then loaded, as a client finds it
+            r = conn.request(76, 1, SGH.ShareGroupHeartbeatRequest(group_id=group, member_id="m", member_epoch=0,
+                                                                   subscribed_topic_names=[topic]))
+            if r.error_code not in (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.NOT_COORDINATOR,
+                                    ErrorCode.COORDINATOR_LOAD_IN_PROGRESS):
+                break
+            conn.request(10, 4, FC.FindCoordinatorRequest(key_type=0, coordinator_keys=[group]))
+        assert (r.error_code, r.member_epoch, r.heartbeat_interval_ms) == (0, 1, 7000)
+        alter(("share.heartbeat.interval.ms", None, AlterConfigOpType.DELETE))
+        r = conn.request(76, 1, SGH.ShareGroupHeartbeatRequest(group_id=group, member_id="m", member_epoch=1))
+        assert (r.error_code, r.heartbeat_interval_ms, r.assignment) == (0, 5000, None)
+        r = conn.request(76, 1, SGH.ShareGroupHeartbeatRequest(group_id=group, member_id="m", member_epoch=-1))
+        assert (r.error_code, r.member_epoch) == (0, -1)
