@@ -59,6 +59,11 @@ MODULES = {
     72: 'push_telemetry',
     74: 'list_config_resources',
     75: 'describe_topic_partitions',
+    78: 'share_fetch',
+    79: 'share_acknowledge',
+    90: 'describe_share_group_offsets',
+    91: 'alter_share_group_offsets',
+    92: 'delete_share_group_offsets',
 }
 
 NAMES = {
@@ -112,6 +117,11 @@ NAMES = {
     72: 'PushTelemetry',
     74: 'ListConfigResources',
     75: 'DescribeTopicPartitions',
+    78: 'ShareFetch',
+    79: 'ShareAcknowledge',
+    90: 'DescribeShareGroupOffsets',
+    91: 'AlterShareGroupOffsets',
+    92: 'DeleteShareGroupOffsets',
 }
 
 
