@@ -41,6 +41,8 @@ from .producer_ids import ProducerIdManager
 from .errors import KafkaError
 from .partition import get_partition_or_error
 from .security.acl import Authorizer
+from .share.manager import SharePartitionManager, ShareSettings
+from .share.share_coordinator import SHARE_STATE_TOPIC, ShareCoordinatorService
 from .security.credentials import CredentialStore
 from .security.listeners import resolve_listeners
 from .topic_config import TOPIC_CONFIGS
@@ -107,6 +109,11 @@ class BrokerState(MetadataListener):
                                                                        topics=self.topics))
         self.transactions = TransactionCoordinatorService(config.transaction_state_log_num_partitions,
                                                           self._make_transaction_shard)
+        # Share groups' partitions (KIP-932): their state machines and sessions, and the share coordinator
+        # keeping their state in __share_group_state (one shard per partition of it this broker leads).
+        self.share_coordinator = ShareCoordinatorService(config.share_coordinator_state_topic_num_partitions)
+        self.share = SharePartitionManager(self._clock, self.share_coordinator, self.share_settings,
+                                           lambda: self.coordinator_topic_or_create(SHARE_STATE_TOPIC))
         # The transaction coordinators' markers: WriteTxnMarkers to each partition's leader, or written here.
         self.markers = MarkerChannel(self.node_id, self._leader_of, self._inter_broker_endpoint,
                                      self.apply_txn_marker)
@@ -196,6 +203,9 @@ class BrokerState(MetadataListener):
         c = self.config
         if name == OFFSETS_TOPIC:
             partitions, rf = c.offsets_topic_num_partitions, c.offsets_topic_replication_factor
+        elif name == SHARE_STATE_TOPIC:
+            partitions = c.share_coordinator_state_topic_num_partitions
+            rf = c.share_coordinator_state_topic_replication_factor
         else:
             partitions, rf = c.transaction_state_log_num_partitions, c.transaction_state_log_replication_factor
         return partitions, max(1, min(rf, len(self.controller.live_broker_ids())))
@@ -288,6 +298,8 @@ class BrokerState(MetadataListener):
             self.groups.on_topic(topic)
         elif name == TRANSACTION_STATE_TOPIC:
             self.transactions.on_topic(topic)
+        elif name == SHARE_STATE_TOPIC:
+            self.share_coordinator.on_topic(topic)
 
     def on_brokers_change(self) -> None:
         self.topics.version += 1  # the Metadata answer lists the live brokers and their partitions' leaders
@@ -350,6 +362,11 @@ class BrokerState(MetadataListener):
 
     # -- groups --------------------------------------------------------------
 
+    def share_settings(self, group_id: str) -> ShareSettings:
+        """A share group's settings for its share-partitions: Kafka's defaults until the group.share.* broker
+        configs and the share group configs are wired here."""
+        return ShareSettings()
+
     def describe_group_for_control(self, group_id: str) -> dict:
         """A group as the control plane shows it: state, protocol, generation, members with their
         assignments (decoded when the consumer protocol is used), committed offsets. A consumer-protocol group
@@ -403,6 +420,8 @@ class BrokerState(MetadataListener):
             self.authorizer.close()
         self.transactions.close()
         self.groups.close()
+        self.share.close()
+        self.share_coordinator.close()
         for p in self.topics.local_partitions():
             try:
                 if flush:

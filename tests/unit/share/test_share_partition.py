@@ -173,3 +173,15 @@ def test_moving_the_start_forgets_what_was_before():
     sp.move_start(20)
     assert sp.start_offset == 20 and sp.next_offset == 20
     assert sp.acquire("m1", batches((18, 22)), 500) == [(20, 22, 1)]
+
+
+def test_share_state_records_round_trip_in_kafkas_format():
+    from kbroker.share import state_records as SR
+
+    key = SR.share_key(SR.SHARE_SNAPSHOT, "g", TOPIC, 7)
+    assert SR.decode_share_key(key) == (SR.SHARE_SNAPSHOT, "g", TOPIC, 7)
+    state = SR.ShareState(10, 1, 2, 3, [(10, 12, 0, 1), (13, 13, 2, 1)], 100, 200)
+    assert SR.decode_share_value(SR.SHARE_SNAPSHOT, SR.snapshot_value(state)) == state
+    update = SR.ShareState(11, -1, 2, 3, [(12, 14, 4, 2)])
+    merged = SR.merge_update(state, update)
+    assert merged.start_offset == 11 and merged.state_batches == [(11, 11, 0, 1), (12, 14, 4, 2)]
