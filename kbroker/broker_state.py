@@ -367,6 +367,11 @@ class BrokerState(MetadataListener):
         configs and the share group configs are wired here."""
         return ShareSettings()
 
+    def share_group_is_empty(self, group_id: str) -> bool:
+        """Whether no member consumes the share group now (what AlterShareGroupOffsets and
+        DeleteShareGroupOffsets require): no member holds a share session in it."""
+        return not any(g == group_id for g, _m in self.share.sessions)
+
     def describe_group_for_control(self, group_id: str) -> dict:
         """A group as the control plane shows it: state, protocol, generation, members with their
         assignments (decoded when the consumer protocol is used), committed offsets. A consumer-protocol group

@@ -38,7 +38,7 @@ from ..errors import ErrorCode, KafkaError
 from ..records.batch import iter_batches
 from . import state_records as SR
 from .share_coordinator import Key, ShareCoordinatorService
-from .share_partition import FetchedBatch, SharePartition
+from .share_partition import ACKNOWLEDGED, ARCHIVED, FetchedBatch, SharePartition
 
 log = logging.getLogger("kbroker.share")
 
@@ -334,6 +334,48 @@ class SharePartitionManager:
             offset = shard.delete(shard_keys)
             if offset is not None:
                 await shard.log.wait_replicated(offset)
+
+    # -- the admin's view: DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets -----------
+
+    def group_keys(self, group_id: str) -> list[Key]:
+        """Every share-partition of the group with state on this broker (live or written)."""
+        keys = {k for k in self.partitions if k[0] == group_id}
+        keys.update(k for k, _s in self.coordinator.all_states() if k[0] == group_id)
+        return sorted(keys, key=lambda k: (str(k[1]), k[2]))
+
+    def start_and_lag(self, key: Key, high_watermark: int | None) -> tuple[int, int, int]:
+        """(start offset, leader epoch, lag) of a share-partition; (-1, -1, -1) when it has no state. The lag
+        is what the group has yet to finish: records below the high watermark from the start offset, less
+        those in flight already acknowledged or archived (KIP-1226)."""
+        sp = self.partitions.get(key)
+        if sp is not None:
+            start, epoch, runs = sp.start_offset, sp.leader_epoch, [(f, l, s) for f, l, s, _ in sp.runs()]
+        else:
+            state = self.written_state(key)
+            if state is None:
+                return -1, -1, -1
+            start, epoch = state.start_offset, state.leader_epoch
+            runs = [(f, l, s) for f, l, s, _ in state.state_batches]
+        if high_watermark is None:
+            return start, epoch, -1
+        done = sum(min(l, high_watermark - 1) - max(f, start) + 1 for f, l, s in runs
+                   if s in (ACKNOWLEDGED, ARCHIVED) and min(l, high_watermark - 1) >= max(f, start))
+        return start, epoch, max(high_watermark - start - done, 0)
+
+    async def set_start_offset(self, key: Key, offset: int) -> None:
+        """AlterShareGroupOffsets: the share-partition starts afresh at ``offset`` (nothing in flight, a new
+        state epoch), written before the answer. Raises KafkaError when it cannot be written."""
+        sp = self.partitions.get(key)
+        if sp is not None:
+            sp.restore(offset, [], sp.state_epoch + 1)
+            self._dirty.add(key)
+            failed = await self.persist([key])
+            if failed:
+                raise KafkaError(ErrorCode(failed[key]), "the share state could not be written")
+            return
+        old = self.written_state(key)
+        state = SR.ShareState(offset, (old.state_epoch + 1) if old is not None else 0)
+        await self.coordinator.write(key, state)
 
     def written_state(self, key: Key) -> SR.ShareState | None:
         """The state of a share-partition as written (None: never written, or not kept on this broker)."""

@@ -93,7 +93,9 @@ def _open(b, topic, member_id="m1", group="g"):
 @pytest.fixture
 def b(tmp_path):
     with Broker(port=0, data_dir=tmp_path / "data") as broker:
+        # What the clients' FindCoordinator and first fetch do: the internal topics, loaded by the next request.
         broker.call(lambda: broker.state.coordinator_topic("__share_group_state"))
+        broker.call(lambda: broker.state.coordinator_topic("__consumer_offsets"))
         yield broker
 
 
@@ -207,3 +209,51 @@ def test_a_restart_keeps_acknowledgements_and_frees_what_was_acquired(tmp_path):
         while not acquired(r):  # the share coordinator's shard loads on the first turns
             r = m.fetch(wait_ms=200)
         assert acquired(r) == [(2, 2, 2), (4, 4, 2)]
+
+
+def test_offsets_described_altered_and_deleted_through_the_admin_apis(b):
+    from kbroker.wire.messages import alter_share_group_offsets as ALT
+    from kbroker.wire.messages import delete_share_group_offsets as DEL
+    from kbroker.wire.messages import describe_share_group_offsets as DESC
+
+    ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
+    _settings(b, auto_offset_reset="earliest")
+    m = _open(b, "q")
+    _produce(b, "q", 5)
+    assert acquired(m.fetch()) == [(0, 4, 1)]
+    m.ack([(0, 1, [ACCEPT]), (3, 3, [REJECT])])
+    admin = BlockingConnection(b.host, b.port)
+    D = DESC.DescribeShareGroupOffsetsRequest
+
+    def describe(topics, version=1):
+        r = admin.request(90, version, D(groups=[D.DescribeShareGroupOffsetsRequestGroup(group_id="g", topics=topics)]))
+        [g] = r.groups
+        return g.error_code, [(t.topic_name, p.partition_index, p.start_offset, p.lag, p.error_code)
+                              for t in g.topics for p in t.partitions]
+
+    # 5 records, 2 accepted below the start, offset 3 rejected in flight: 2 to go.
+    assert describe(None) == (0, [("q", 0, 2, 2, 0)])
+    assert describe([D.DescribeShareGroupOffsetsRequestTopic(topic_name="q", partitions=[0])], version=0) == (
+        0, [("q", 0, 2, -1, 0)])  # v0 has no lag: the decoder's default
+    assert describe([D.DescribeShareGroupOffsetsRequestTopic(topic_name="nope", partitions=[0])])[1] == [
+        ("nope", 0, -1, -1, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
+    A = ALT.AlterShareGroupOffsetsRequest
+    alter = A(group_id="g", topics=[A.AlterShareGroupOffsetsRequestTopic(topic_name="q", partitions=[
+        A.AlterShareGroupOffsetsRequestPartition(partition_index=0, start_offset=4)])])
+    assert admin.request(91, 0, alter).error_code == ErrorCode.NON_EMPTY_GROUP  # m's session is open
+    X = DEL.DeleteShareGroupOffsetsRequest
+    delete = X(group_id="g", topics=[X.DeleteShareGroupOffsetsRequestTopic(topic_name="q")])
+    assert admin.request(92, 0, delete).error_code == ErrorCode.NON_EMPTY_GROUP
+    m.fetch(epoch=-1)  # the member leaves: what it held is released
+    r = admin.request(91, 0, alter)
+    assert (r.error_code, [p.error_code for t in r.responses for p in t.partitions]) == (0, [0])
+    assert describe(None) == (0, [("q", 0, 4, 1, 0)])
+    m2 = Member(b, m.topic_id, "m2")
+    assert acquired(m2.fetch()) == [(4, 4, 1)]
+    m2.fetch(epoch=-1)
+    r = admin.request(92, 0, delete)
+    assert (r.error_code, [(t.topic_name, t.error_code) for t in r.responses]) == (0, [("q", 0)])
+    assert describe([D.DescribeShareGroupOffsetsRequestTopic(topic_name="q", partitions=[0])]) == (
+        0, [("q", 0, -1, -1, 0)])
+    m3 = Member(b, m.topic_id, "m3")  # starts afresh where share.auto.offset.reset says: earliest
+    assert acquired(m3.fetch()) == [(0, 4, 1)]
