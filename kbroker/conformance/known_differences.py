@@ -26,14 +26,15 @@ class Known:
 KNOWN: list[Known] = [
     # -- ApiVersions --------------------------------------------------------------------------------------
     Known("api_versions_ranges@*", "*", "api_keys*",
-          "kbroker serves fewer APIs than Kafka 4.4 (no ElectLeaders, reassignment, quotas, share groups, ...), "
+          "kbroker serves fewer APIs than Kafka 4.4 (no ElectLeaders, reassignment, quotas, ...), "
           "some at older newest versions (OffsetCommit/OffsetFetch v10, TxnOffsetCommit v6, DeleteGroups v3: the "
           "README's compatibility table), and advertises the telemetry APIs (71, 72), which Kafka advertises only "
           "with a telemetry reporter plugin"),
     Known("api_versions_ranges@v*", "*", "*features*",
           "kbroker supports and finalizes only the feature levels it implements (features.py): metadata.version 33, "
-          "transaction.version up to 1; Kafka 4.4 also finalizes transaction.version 2 (KIP-890 part 2), "
-          "kraft.version, share.version, streams.version and eligible.leader.replicas.version"),
+          "transaction.version up to 1, share.version 1; Kafka 4.4 also finalizes transaction.version 2 (KIP-890 "
+          "part 2), share.version 2 (share groups' dead-letter queues, KIP-1191), kraft.version, streams.version "
+          "and eligible.leader.replicas.version"),
     # -- Metadata -----------------------------------------------------------------------------------------
     Known("metadata_auto_create@*", "first_error", "",
           "the Metadata answer that triggers auto-creation: Kafka 4 says UNKNOWN_TOPIC_OR_PARTITION until the "

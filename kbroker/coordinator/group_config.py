@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .assignors import ASSIGNORS
+from .assignors import ASSIGNORS, SHARE_ASSIGNORS
 
 MIGRATION_POLICIES = ("disabled", "upgrade", "downgrade", "bidirectional")
 
@@ -36,18 +36,46 @@ class GroupConfig:
     # Classic members in a consumer group and back (KIP-848's online upgrade and downgrade): Kafka's
     # group.consumer.migration.policy, one of disabled, upgrade, downgrade, bidirectional.
     group_consumer_migration_policy: str = "bidirectional"
+    # Share groups (KIP-932), Kafka 4.4's defaults and bounds (ShareGroupConfig, GroupCoordinatorConfig).
+    group_share_session_timeout_ms: int = 45_000
+    group_share_min_session_timeout_ms: int = 45_000
+    group_share_max_session_timeout_ms: int = 60_000
+    group_share_heartbeat_interval_ms: int = 5_000
+    group_share_min_heartbeat_interval_ms: int = 5_000
+    group_share_max_heartbeat_interval_ms: int = 15_000
+    group_share_max_size: int = 200
+    group_share_record_lock_duration_ms: int = 30_000
+    group_share_min_record_lock_duration_ms: int = 15_000
+    group_share_max_record_lock_duration_ms: int = 60_000
+    group_share_delivery_count_limit: int = 5
+    group_share_min_delivery_count_limit: int = 2
+    group_share_max_delivery_count_limit: int = 10
+    group_share_partition_max_record_locks: int = 2_000
+    group_share_min_partition_max_record_locks: int = 100
+    group_share_max_partition_max_record_locks: int = 4_000
+    group_share_assignors: tuple[str, ...] = ("simple",)
 
     def __post_init__(self) -> None:
         """Kafka's GroupCoordinatorConfig checks: each consumer-protocol timeout within its bounds, the heartbeat
         interval below the session timeout, known assignors."""
-        for name in ("session_timeout_ms", "heartbeat_interval_ms"):
-            lo = getattr(self, f"group_consumer_min_{name}")
-            hi = getattr(self, f"group_consumer_max_{name}")
-            value = getattr(self, f"group_consumer_{name}")
+        bounded = [("consumer", "session_timeout_ms"), ("consumer", "heartbeat_interval_ms"),
+                   ("share", "session_timeout_ms"), ("share", "heartbeat_interval_ms"),
+                   ("share", "record_lock_duration_ms"), ("share", "delivery_count_limit"),
+                   ("share", "partition_max_record_locks")]
+        for kind, name in bounded:
+            lo = getattr(self, f"group_{kind}_min_{name}")
+            hi = getattr(self, f"group_{kind}_max_{name}")
+            value = getattr(self, f"group_{kind}_{name}")
             if not lo <= value <= hi:
-                raise ValueError(f"group.consumer.{name.replace('_', '.')} must be between "
-                                 f"group.consumer.min.{name.replace('_', '.')} ({lo}) and "
-                                 f"group.consumer.max.{name.replace('_', '.')} ({hi}), not {value}")
+                dotted = name.replace('_', '.')
+                raise ValueError(f"group.{kind}.{dotted} must be between group.{kind}.min.{dotted} ({lo}) and "
+                                 f"group.{kind}.max.{dotted} ({hi}), not {value}")
+        if self.group_share_heartbeat_interval_ms >= self.group_share_session_timeout_ms:
+            raise ValueError("group.share.heartbeat.interval.ms must be less than group.share.session.timeout.ms")
+        unknown_share = [a for a in self.group_share_assignors if a not in SHARE_ASSIGNORS]
+        if len(self.group_share_assignors) != 1 or unknown_share:
+            raise ValueError(f"group.share.assignors: one of {', '.join(SHARE_ASSIGNORS)}, "
+                             f"not {','.join(self.group_share_assignors)}")
         if self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms:
             raise ValueError("group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms")
         if self.group_consumer_migration_policy not in MIGRATION_POLICIES:
@@ -63,7 +91,7 @@ class GroupConfig:
         values: dict[str, Any] = {}
         for key, value in config.items():
             name = key.replace(".", "_")
-            if name == "group_consumer_assignors":
+            if name in ("group_consumer_assignors", "group_share_assignors"):
                 values[name] = parse_assignors(value)
             elif name == "group_consumer_migration_policy":
                 values[name] = str(value).strip().lower()

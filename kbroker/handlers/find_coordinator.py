@@ -4,8 +4,9 @@ coordinator/runtime.py). The first request that needs the topic starts its creat
 COORDINATOR_NOT_AVAILABLE, as Kafka answers it; so is a key whose partition has no live leader. The
 coordinator that is still loading its partition answers the next request COORDINATOR_LOAD_IN_PROGRESS; a
 broker that is not the coordinator answers NOT_COORDINATOR. v4+ batches keys, each placed on its own. Key type
-0 is a group, 1 a transactional id; share groups (key type 2, KIP-932) are not served (INVALID_REQUEST, as a
-Kafka broker without a share coordinator).
+0 is a group (a share consumer finds its share group's coordinator so, as Kafka's does), 1 a transactional id;
+key type 2 (KIP-932's share coordinator of share-partition state, which brokers ask) is not served
+(INVALID_REQUEST, as a Kafka broker without a share coordinator).
 Authorisation, as KafkaApis: DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) or the transactional id
 (TRANSACTIONAL_ID_AUTHORIZATION_FAILED). The coordinator is named by its listener of the client's listener name.
 """

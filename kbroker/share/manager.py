@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..coordinator.share_group_listener import ShareGroupListener, ShareGroupSettings
 from ..errors import ErrorCode, KafkaError
 from ..records.batch import iter_batches
 from . import state_records as SR
@@ -44,18 +45,6 @@ log = logging.getLogger("kbroker.share")
 
 INITIAL_EPOCH, FINAL_EPOCH = 0, -1
 INT32_MAX = 2**31 - 1
-
-
-@dataclass(frozen=True)
-class ShareSettings:
-    """A share group's settings: the group's configs over the broker's ``group.share.*`` (Kafka's defaults)."""
-
-    record_lock_duration_ms: int = 30000
-    delivery_count_limit: int = 5
-    max_record_locks: int = 2000
-    auto_offset_reset: str = "latest"
-    isolation_level: str = "read_uncommitted"
-    renew_acknowledge_enable: bool = True
 
 
 @dataclass
@@ -84,8 +73,8 @@ def parse_duration_ms(text: str) -> int:
     return int(total_s * 1000)
 
 
-class SharePartitionManager:
-    def __init__(self, clock, coordinator: ShareCoordinatorService, settings_for: Callable[[str], ShareSettings],
+class SharePartitionManager(ShareGroupListener):
+    def __init__(self, clock, coordinator: ShareCoordinatorService, settings_for: Callable[[str], ShareGroupSettings],
                  state_topic: Callable[[], object]) -> None:
         """``settings_for(group_id)``: the group's share settings. ``state_topic()``: ``__share_group_state``,
         its creation started when it does not exist (None meanwhile)."""
@@ -171,12 +160,22 @@ class SharePartitionManager:
         if released:
             self.notify_available()
 
-    def on_group_deleted(self, group_id: str) -> None:
-        """The share group is gone: its share-partitions are forgotten here (their written state is deleted by
-        whoever deletes the group, ``delete_state``)."""
-        for key in [k for k in self.partitions if k[0] == group_id]:
-            del self.partitions[key]
-            self._dirty.discard(key)
+    # The group coordinator's news (coordinator/share_group_listener.py).
+
+    def on_member_leave(self, group_id: str, member_id: str) -> None:
+        self.on_member_left(group_id, member_id)
+
+    def on_group_deleted(self, group_id: str, partitions) -> None:
+        """DeleteGroups removed the share group: its share-partitions go, and their written state with them
+        (tombstones, as Kafka's DeleteShareGroupState), for the keys whose share coordinator is here."""
+        keys = {k for k in self.partitions if k[0] == group_id}
+        keys.update((group_id, t, p) for t, ps in partitions.items() for p in ps)
+        keys.update(k for k in self.group_keys(group_id))
+        for key in [k for k in self.sessions if k[0] == group_id]:
+            del self.sessions[key]
+        task = asyncio.ensure_future(self.delete_state(sorted(keys, key=lambda k: (str(k[1]), k[2]))))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or log.warning(
+            "deleting the share state of group %s failed: %s", group_id, t.exception()))
 
     # -- share-partitions --------------------------------------------------------------------------------
 
@@ -195,7 +194,7 @@ class SharePartitionManager:
         sp = SharePartition(self.clock, group_id, topic_id, partition.index,
                             record_lock_duration_ms=settings.record_lock_duration_ms,
                             delivery_count_limit=settings.delivery_count_limit,
-                            max_record_locks=settings.max_record_locks, on_change=self._on_change)
+                            max_record_locks=settings.partition_max_record_locks, on_change=self._on_change)
         if state is not None:
             sp.restore(state.start_offset, state.state_batches, state.state_epoch)
         else:
@@ -220,7 +219,7 @@ class SharePartitionManager:
                             key)
             return None
 
-    def _reset_offset(self, partition, settings: ShareSettings) -> int:
+    def _reset_offset(self, partition, settings: ShareGroupSettings) -> int:
         latest = partition.last_stable_offset if settings.isolation_level == "read_committed" \
             else partition.high_watermark
         reset = settings.auto_offset_reset.strip().lower()

@@ -10,7 +10,7 @@ import pytest
 from kbroker import Broker
 from kbroker.client import BlockingConnection
 from kbroker.errors import ErrorCode
-from kbroker.share.manager import ShareSettings
+from kbroker.coordinator.share_group_listener import ShareGroupSettings
 from kbroker.wire.messages import share_acknowledge as SA
 from kbroker.wire.messages import share_fetch as SF
 from support.clients import ConfluentClient
@@ -75,7 +75,7 @@ def part(r, index=0):
 
 def _settings(b, **kw):
     """The share settings of every group (what the group.share.* configs will set)."""
-    s = ShareSettings(**kw)
+    s = ShareGroupSettings(**kw)
     b.call(lambda: setattr(b.state.share, "settings_for", lambda g: s))
     b.call(lambda: setattr(b.state, "share_settings", lambda g: s))
 
