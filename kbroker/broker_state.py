@@ -43,6 +43,8 @@ from .producer_ids import ProducerIdManager
 from .errors import KafkaError
 from .partition import get_partition_or_error
 from .security.acl import Authorizer
+from .share.manager import SharePartitionManager
+from .share.share_coordinator import SHARE_STATE_TOPIC, ShareCoordinatorService
 from .security.credentials import CredentialStore
 from .security.listeners import resolve_listeners
 from .topic_config import TOPIC_CONFIGS
@@ -115,6 +117,12 @@ class BrokerState(MetadataListener):
                                               self.changes.share_group_listeners)
         self.transactions = TransactionCoordinatorService(config.transaction_state_log_num_partitions,
                                                           self._make_transaction_shard)
+        # Share groups' partitions (KIP-932): their state machines and sessions, and the share coordinator
+        # keeping their state in __share_group_state (one shard per partition of it this broker leads).
+        self.share_coordinator = ShareCoordinatorService(config.share_coordinator_state_topic_num_partitions)
+        self.share = SharePartitionManager(self._clock, self.share_coordinator, self.share_settings,
+                                           lambda: self.coordinator_topic_or_create(SHARE_STATE_TOPIC))
+        self.groups.add_share_group_listener(self.share)  # members leaving release their records
         # The transaction coordinators' markers: WriteTxnMarkers to each partition's leader, or written here.
         self.markers = MarkerChannel(self.node_id, self._leader_of, self._inter_broker_endpoint,
                                      self.apply_txn_marker)
@@ -217,6 +225,9 @@ class BrokerState(MetadataListener):
         c = self.config
         if name == OFFSETS_TOPIC:
             partitions, rf = c.offsets_topic_num_partitions, c.offsets_topic_replication_factor
+        elif name == SHARE_STATE_TOPIC:
+            partitions = c.share_coordinator_state_topic_num_partitions
+            rf = c.share_coordinator_state_topic_replication_factor
         else:
             partitions, rf = c.transaction_state_log_num_partitions, c.transaction_state_log_replication_factor
         return partitions, max(1, min(rf, len(self.controller.live_broker_ids())))
@@ -309,6 +320,8 @@ class BrokerState(MetadataListener):
             self.groups.on_topic(topic)
         elif name == TRANSACTION_STATE_TOPIC:
             self.transactions.on_topic(topic)
+        elif name == SHARE_STATE_TOPIC:
+            self.share_coordinator.on_topic(topic)
 
     def on_brokers_change(self) -> None:
         self.topics.version += 1  # the Metadata answer lists the live brokers and their partitions' leaders
@@ -370,6 +383,17 @@ class BrokerState(MetadataListener):
         self.topics.delete(topic)
 
     # -- groups --------------------------------------------------------------
+
+    def share_settings(self, group_id: str):
+        """A share group's effective settings (its GROUP configs over the broker's group.share.*)."""
+        return self.groups.share_group_config(group_id)
+
+    def share_group_is_empty(self, group_id: str) -> bool:
+        """Whether no member consumes the share group now (what AlterShareGroupOffsets and
+        DeleteShareGroupOffsets require): the group coordinator knows no member, and no member holds a share
+        session in it."""
+        members = self.groups.share_group_assignment(group_id)
+        return not members and not any(g == group_id for g, _m in self.share.sessions)
 
     def describe_group_for_control(self, group_id: str) -> dict:
         """A group as the control plane shows it: state, protocol, generation, members with their
@@ -442,6 +466,9 @@ class BrokerState(MetadataListener):
             self.authorizer.close()
         self.transactions.close()
         self.groups.close()
+        self.groups.remove_share_group_listener(self.share)
+        self.share.close()
+        self.share_coordinator.close()
         for p in self.topics.local_partitions():
             try:
                 if flush:

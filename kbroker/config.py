@@ -124,6 +124,8 @@ class BrokerConfig:
     offsets_topic_replication_factor: int = 3
     transaction_state_log_num_partitions: int = 50
     transaction_state_log_replication_factor: int = 3
+    share_coordinator_state_topic_num_partitions: int = 50  # __share_group_state (KIP-932)
+    share_coordinator_state_topic_replication_factor: int = 3
     transactional_id_expiration_ms: int = 604800000
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10000
     fsync: str = "never"  # always | interval | never: see the README for what each risks
@@ -263,6 +265,8 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "offsets.topic.replication.factor": ("offsets_topic_replication_factor", int),
     "transaction.state.log.num.partitions": ("transaction_state_log_num_partitions", int),
     "transaction.state.log.replication.factor": ("transaction_state_log_replication_factor", int),
+    "share.coordinator.state.topic.num.partitions": ("share_coordinator_state_topic_num_partitions", int),
+    "share.coordinator.state.topic.replication.factor": ("share_coordinator_state_topic_replication_factor", int),
     "transactional.id.expiration.ms": ("transactional_id_expiration_ms", int),
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": (
         "transaction_abort_timed_out_transaction_cleanup_interval_ms", int),

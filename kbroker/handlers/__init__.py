@@ -72,6 +72,11 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     75: ('describe_topic_partitions', (0, 0)),  # DescribeTopicPartitions
     76: ('share_group_heartbeat', (1, 1)),  # ShareGroupHeartbeat
     77: ('share_group_describe', (1, 1)),  # ShareGroupDescribe
+    78: ('share_fetch', (1, 2)),  # ShareFetch
+    79: ('share_acknowledge', (1, 2)),  # ShareAcknowledge
+    90: ('describe_share_group_offsets', (0, 1)),  # DescribeShareGroupOffsets
+    91: ('alter_share_group_offsets', (0, 0)),  # AlterShareGroupOffsets
+    92: ('delete_share_group_offsets', (0, 0)),  # DeleteShareGroupOffsets
 }
 
 

@@ -61,6 +61,11 @@ MODULES = {
     75: 'describe_topic_partitions',
     76: 'share_group_heartbeat',
     77: 'share_group_describe',
+    78: 'share_fetch',
+    79: 'share_acknowledge',
+    90: 'describe_share_group_offsets',
+    91: 'alter_share_group_offsets',
+    92: 'delete_share_group_offsets',
 }
 
 NAMES = {
@@ -116,6 +121,11 @@ NAMES = {
     75: 'DescribeTopicPartitions',
     76: 'ShareGroupHeartbeat',
     77: 'ShareGroupDescribe',
+    78: 'ShareFetch',
+    79: 'ShareAcknowledge',
+    90: 'DescribeShareGroupOffsets',
+    91: 'AlterShareGroupOffsets',
+    92: 'DeleteShareGroupOffsets',
 }
 
 
