@@ -4,7 +4,6 @@ share-partition side hears from, DeleteGroups and ListGroups, one namespace with
 group rebuilt from its ShareGroup* records after a restart."""
 
 import uuid
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -14,32 +13,10 @@ from kbroker.coordinator import share_group_records as S
 from kbroker.coordinator.assignors import MemberSpec, simple_assign
 from kbroker.coordinator.share_group_listener import ShareGroupListener
 from kbroker.errors import ErrorCode
+from support.fake_topics import FakeTopics
 
 
 SESSION_MS = 45_000
-
-
-@dataclass
-class FakeTopic:
-    topic_id: uuid.UUID
-    partitions: list
-
-
-@dataclass
-class FakeTopics:
-    """The coordinator's view of the cluster's topics (topics.TopicManager's `version` and `by_name`)."""
-
-    version: int = 0
-    by_name: dict = field(default_factory=dict)
-
-    def create(self, name, partitions):
-        self.by_name[name] = FakeTopic(uuid.uuid4(), [None] * partitions)
-        self.version += 1
-        return self.by_name[name].topic_id
-
-    def grow(self, name, partitions):
-        self.by_name[name].partitions = [None] * partitions
-        self.version += 1
 
 
 class Recorder(ShareGroupListener):
