@@ -164,6 +164,12 @@ class MemberSessions:
             return
         self._fence(group, member, self.SESSION_EXPIRED)
 
+    @staticmethod
+    def _cancel_session(member) -> None:
+        if member.timer is not None:
+            member.timer.cancel()
+            member.timer = None
+
 
 class ConsumerGroupManager(MemberSessions):
     def __init__(
@@ -763,9 +769,7 @@ class ConsumerGroupManager(MemberSessions):
             member.rebalance_timer = None
 
     def _cancel_timers(self, member: ConsumerGroupMember) -> None:
-        if member.timer is not None:
-            member.timer.cancel()
-            member.timer = None
+        self._cancel_session(member)
         self._cancel_rebalance_timer(member)
 
     # -- ConsumerGroupDescribe, and the admin side ---------------------------------------------------------------

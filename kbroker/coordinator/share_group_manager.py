@@ -128,7 +128,7 @@ class ShareGroupManager(MemberSessions):
     def close(self) -> None:
         for group in self.groups.values():
             for member in group.members.values():
-                self._cancel_timer(member)
+                self._cancel_session(member)
 
     def settings(self, group_id: str) -> ShareGroupSettings:
         if self._settings is not None:
@@ -309,7 +309,7 @@ class ShareGroupManager(MemberSessions):
         """Removes the member and bumps the group epoch (Kafka's shareGroupFenceMember); the others get their new
         target on their next heartbeat."""
         log.info("group %s: removing member %s: %s", group.group_id, member.member_id, reason)
-        self._cancel_timer(member)
+        self._cancel_session(member)
         del group.members[member.member_id]
         group.target.pop(member.member_id, None)
         self._refresh_metadata(group)
@@ -348,12 +348,6 @@ class ShareGroupManager(MemberSessions):
 
     def _touch(self, group: ShareGroup, member: ShareGroupMember) -> None:
         self._session(group, member, self.settings(group.group_id).session_timeout_ms)
-
-    @staticmethod
-    def _cancel_timer(member: ShareGroupMember) -> None:
-        if member.timer is not None:
-            member.timer.cancel()
-            member.timer = None
 
     # -- ShareGroupDescribe, and the admin side ------------------------------------------------------------------
 
