@@ -156,7 +156,8 @@ class ShareGroupManager(MemberSessions):
             return _Refused(ErrorCode.INVALID_REQUEST, message)
 
         if not member_id:
-            raise invalid("MemberId can't be empty.")
+            # Kafka 4.4 answers this one without a message (its conformance recording shows it).
+            raise _Refused(ErrorCode.INVALID_REQUEST, None)
         if not group_id:
             raise invalid("GroupId can't be empty.")
         if rack_id == "":
@@ -302,18 +303,20 @@ class ShareGroupManager(MemberSessions):
         if member is None:
             raise _Refused(ErrorCode.UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member of group {group_id}.")
         self._fence(group, member, "the member left the share group")
-        return ShareHeartbeatResult(ErrorCode.NONE, None, member_id, LEAVE_GROUP_MEMBER_EPOCH,
-                                    self.settings(group_id).heartbeat_interval_ms)
+        # As Kafka's shareGroupLeave: the member id and epoch -1, no heartbeat interval.
+        return ShareHeartbeatResult(ErrorCode.NONE, None, member_id, LEAVE_GROUP_MEMBER_EPOCH, 0)
 
     def _fence(self, group: ShareGroup, member: ShareGroupMember, reason: str) -> None:
-        """Removes the member and bumps the group epoch (Kafka's shareGroupFenceMember); the others get their new
-        target on their next heartbeat."""
+        """Removes the member, bumps the group epoch and computes the others' target at once (Kafka 4.4's
+        assignment epoch follows the group epoch when a member goes, even to an empty group); the others move
+        to it on their next heartbeat."""
         log.info("group %s: removing member %s: %s", group.group_id, member.member_id, reason)
         self._cancel_session(member)
         del group.members[member.member_id]
         group.target.pop(member.member_id, None)
         self._refresh_metadata(group)
         group.group_epoch += 1
+        self._compute_target(group)
         self._persist(group)
         self._tell("on_member_leave", group.group_id, member.member_id)
         if not group.members:

@@ -110,7 +110,7 @@ def test_simple_assignor_is_sticky_and_balanced():
 
 
 @pytest.mark.parametrize("member,epoch,topics,message", [
-    ("", 0, ["t"], "MemberId can't be empty."),
+    ("", 0, ["t"], None),  # Kafka 4.4 gives no message for this one
     ("m", 0, None, "SubscribedTopicNames must be set in first request."),
     ("m", -2, None, "MemberEpoch is invalid."),
 ])
