@@ -112,6 +112,9 @@ def test_released_records_come_back_and_rejected_ones_do_not(broker):
             if got:
                 break
         assert [(m.offset(), m.delivery_count()) for m in got] == [(0, 1), (1, 1), (2, 1)]
+        [state] = broker.control.group(group)["share_partitions"]
+        assert state["in_flight"] == [{"first_offset": 0, "last_offset": 2, "state": "ACQUIRED", "delivery_count": 1}]
+        assert state["acquired_by_member"] and list(state["acquired_by_member"].values()) == [3]
         c.acknowledge(got[0], AcknowledgeType.ACCEPT)
         c.acknowledge(got[1], AcknowledgeType.RELEASE)
         c.acknowledge(got[2], AcknowledgeType.REJECT)
@@ -124,9 +127,8 @@ def test_released_records_come_back_and_rejected_ones_do_not(broker):
         assert [(m.offset(), m.delivery_count()) for m in again] == [(1, 2)]
         c.acknowledge(again[0], AcknowledgeType.ACCEPT)
         c.commit_sync(10)
-        state = broker.call(lambda: broker.state.share.partitions[
-            (group, broker.state.topics.get(topic).topic_id, 0)].in_flight_summary())
-        assert state["start_offset"] == 3 and state["in_flight"] == []
+        [state] = broker.control.group(group)["share_partitions"]  # what GET /groups/{g} shows
+        assert (state["topic"], state["partition"], state["start_offset"], state["in_flight"]) == (topic, 0, 3, [])
     finally:
         c.close()
 
