@@ -63,6 +63,16 @@ def _until_ready(b, group, topic, consumers) -> None:
     pytest.fail("the share-partition was never initialised")
 
 
+def _poll_until(c, want: int = 1) -> list:
+    """Polls until at least ``want`` records came (bounded by POLL_ROUNDS polls)."""
+    got = []
+    for _ in range(POLL_ROUNDS):
+        got += _records(c.poll(0.2))
+        if len(got) >= want:
+            return got
+    return got
+
+
 @pytest.fixture
 def broker(tmp_path):
     with Broker(port=0, data_dir=tmp_path / "data") as b:
@@ -106,11 +116,7 @@ def test_released_records_come_back_and_rejected_ones_do_not(broker):
     try:
         _until_ready(broker, group, topic, [c])
         _produce(broker, topic, 3)
-        got = []
-        for _ in range(POLL_ROUNDS):
-            got = _records(c.poll(0.2))
-            if got:
-                break
+        got = _poll_until(c, 3)
         assert [(m.offset(), m.delivery_count()) for m in got] == [(0, 1), (1, 1), (2, 1)]
         [state] = broker.control.group(group)["share_partitions"]
         assert state["in_flight"] == [{"first_offset": 0, "last_offset": 2, "state": "ACQUIRED", "delivery_count": 1}]
@@ -119,11 +125,7 @@ def test_released_records_come_back_and_rejected_ones_do_not(broker):
         c.acknowledge(got[1], AcknowledgeType.RELEASE)
         c.acknowledge(got[2], AcknowledgeType.REJECT)
         c.commit_sync(10)
-        again = []
-        for _ in range(POLL_ROUNDS):
-            again = _records(c.poll(0.2))
-            if again:
-                break
+        again = _poll_until(c)
         assert [(m.offset(), m.delivery_count()) for m in again] == [(1, 2)]
         c.acknowledge(again[0], AcknowledgeType.ACCEPT)
         c.commit_sync(10)
@@ -131,16 +133,6 @@ def test_released_records_come_back_and_rejected_ones_do_not(broker):
         assert (state["topic"], state["partition"], state["start_offset"], state["in_flight"]) == (topic, 0, 3, [])
     finally:
         c.close()
-
-
-def _poll_until(c, want: int = 1) -> list:
-    """Polls until at least ``want`` records came (bounded by POLL_ROUNDS polls)."""
-    got = []
-    for _ in range(POLL_ROUNDS):
-        got += _records(c.poll(0.2))
-        if len(got) >= want:
-            return got
-    return got
 
 
 def test_an_unacknowledged_record_goes_to_another_member_when_its_lock_expires(tmp_path):
@@ -165,11 +157,7 @@ def test_an_unacknowledged_record_goes_to_another_member_when_its_lock_expires(t
                     break
             assert [m.offset() for m in first] == [0]
             waiter = other if holder is slow else slow
-            again = []
-            for _ in range(POLL_ROUNDS):
-                again = _records(waiter.poll(0.2))
-                if again:
-                    break
+            again = _poll_until(waiter)
             assert [m.offset() for m in again] == [0]
             assert again[0].delivery_count() > first[0].delivery_count()
             waiter.acknowledge(again[0], AcknowledgeType.ACCEPT)
