@@ -173,9 +173,10 @@ class SharePartitionManager(ShareGroupListener):
         keys.update(k for k in self.group_keys(group_id))
         for key in [k for k in self.sessions if k[0] == group_id]:
             del self.sessions[key]
-        task = asyncio.ensure_future(self.delete_state(sorted(keys, key=lambda k: (str(k[1]), k[2]))))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or log.warning(
-            "deleting the share state of group %s failed: %s", group_id, t.exception()))
+        try:
+            self._tombstone(sorted(keys, key=lambda k: (str(k[1]), k[2])))
+        except (KafkaError, OSError) as e:
+            log.warning("deleting the share state of group %s failed: %s", group_id, e)
 
     # -- share-partitions --------------------------------------------------------------------------------
 
@@ -319,20 +320,27 @@ class SharePartitionManager(ShareGroupListener):
                 errors[key] = e.code
         return errors
 
-    async def delete_state(self, keys: list[Key]) -> None:
-        """The written state of these share-partitions is deleted (tombstones), and they are forgotten here."""
+    def _tombstone(self, keys) -> list:
+        """Forgets the share-partitions and appends tombstones for their written state in the shards here;
+        the (shard, offset) writes to wait for."""
         by_shard: dict[int, list[Key]] = {}
         for key in keys:
             self.partitions.pop(key, None)
             self._dirty.discard(key)
             by_shard.setdefault(self.coordinator.partition_for(key), []).append(key)
+        writes = []
         for index, shard_keys in by_shard.items():
             shard = self.coordinator.shards.shards.get(index)
-            if shard is None:
-                continue
-            offset = shard.delete(shard_keys)
-            if offset is not None:
-                await shard.log.wait_replicated(offset)
+            if shard is not None:
+                offset = shard.delete(shard_keys)
+                if offset is not None:
+                    writes.append((shard, offset))
+        return writes
+
+    async def delete_state(self, keys: list[Key]) -> None:
+        """The written state of these share-partitions is deleted (tombstones), and they are forgotten here."""
+        for shard, offset in self._tombstone(keys):
+            await shard.log.wait_replicated(offset)
 
     # -- the admin's view: DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets -----------
 

@@ -214,3 +214,41 @@ def test_a_broker_restart_loses_no_acknowledgement(tmp_path):
             assert sorted((m.offset(), m.delivery_count()) for m in got) == [(o, 2) for o in range(5, 10)]
         finally:
             c.close()
+
+
+def test_deleting_the_share_group_deletes_its_share_state(broker):
+    topic, group = _topic(broker), _name("sg")
+    c = _consumer(broker, group, topic, "done")
+    try:
+        _until_ready(broker, group, topic, [c])
+        _produce(broker, topic, 2)
+        assert [m.offset() for m in _poll_until(c, 2)] == [0, 1]
+        c.commit_sync(10)
+    finally:
+        c.close()
+    assert broker.control.wait_for_group(group, "Empty", members=0, timeout_ms=TIMEOUT_MS)
+    key = broker.call(lambda: (group, broker.state.topics.get(topic).topic_id, 0))
+    assert broker.call(lambda: broker.state.share.written_state(key)).start_offset == 2
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    admin.delete_consumer_groups([group], request_timeout=10)[group].result()
+    assert broker.call(lambda: key not in broker.state.share.partitions)
+    assert broker.call(lambda: broker.state.share.written_state(key)) is None  # a tombstone
+
+
+def test_share_consumers_on_a_cluster_fetch_from_each_partition_leader():
+    with Broker(port=0, storage="memory", brokers=3) as b:
+        topic, group = _topic(b, partitions=3), _name("sg")
+        c = _consumer(b, group, topic, "cluster")
+        try:
+            n = 30
+            for _ in range(POLL_ROUNDS):
+                assert not _records(c.poll(0.2))
+                ready = b.call(lambda: sum(1 for s in b.cluster.states() for k in s.share.partitions
+                                           if k[0] == group))
+                if ready == 3:
+                    break
+            _produce(b, topic, n)
+            got = _poll_until(c, n)
+            assert len({(m.partition(), m.offset()) for m in got}) == n == len(got)
+        finally:
+            c.close()
