@@ -162,8 +162,9 @@ class Control:
         return out
 
     def _share_partitions(self, group_id: str) -> list[dict]:
-        """A share group's in-flight state on every broker here that leads one of its share-partitions (KIP-932):
-        start and end offset, the in-flight runs with their state and delivery count, what each member holds."""
+        """A share group's in-flight state on every broker here that leads one of its share-partitions
+        (KIP-932): start and end offset, the in-flight runs with their state and delivery count, what each
+        member holds."""
         rows = []
         for state in self._states():
             for (g, topic_id, index), sp in list(state.share.partitions.items()):

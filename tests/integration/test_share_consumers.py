@@ -235,20 +235,38 @@ def test_deleting_the_share_group_deletes_its_share_state(broker):
     assert broker.call(lambda: broker.state.share.written_state(key)) is None  # a tombstone
 
 
-def test_share_consumers_on_a_cluster_fetch_from_each_partition_leader():
-    with Broker(port=0, storage="memory", brokers=3) as b:
+def test_share_consumers_on_a_cluster_and_the_share_state_on_each_keys_coordinator(tmp_path):
+    """Three brokers: each partition's leader acquires its records; the state of each share-partition is
+    written by the leader of its __share_group_state partition, reached with WriteShareGroupState when that
+    is another broker."""
+    with Broker(port=0, data_dir=tmp_path / "data", brokers=3) as b:
         topic, group = _topic(b, partitions=3), _name("sg")
         c = _consumer(b, group, topic, "cluster")
         try:
-            n = 30
             for _ in range(POLL_ROUNDS):
                 assert not _records(c.poll(0.2))
                 ready = b.call(lambda: sum(1 for s in b.cluster.states() for k in s.share.partitions
                                            if k[0] == group))
                 if ready == 3:
                     break
+            n = 30
             _produce(b, topic, n)
             got = _poll_until(c, n)
             assert len({(m.partition(), m.offset()) for m in got}) == n == len(got)
+            c.commit_sync(10)  # implicit mode: what the last poll returned is accepted
+
+            def written():
+                out = {}
+                for s in b.cluster.states():
+                    for (g, _t, index), state in s.share_coordinator.all_states():
+                        if g == group:
+                            out[index] = state.start_offset
+                return out
+
+            def high_watermarks():
+                t = next(s.topics.get(topic) for s in b.cluster.states())
+                return {p.index: p.high_watermark for s in b.cluster.states() for p in s.topics.get(topic).partitions
+                        if p.is_leader} if t else {}
+            assert b.call(written) == b.call(high_watermarks)
         finally:
             c.close()
