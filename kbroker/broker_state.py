@@ -26,7 +26,8 @@ from .clock import AsyncioClock
 from .consumer_protocol import decode_consumer_assignment
 from .coordinator import migration
 from .coordinator.group import GroupConfig, GroupCoordinator
-from .coordinator.group_config import parse_assignors
+from .coordinator.group_config import parse_assignors, share_group_settings
+from .coordinator.share_group_listener import ShareGroupSettings
 from .coordinator.marker_channel import MarkerChannel
 from .coordinator.offsets_topic import TopicOffsetStore
 from .coordinator.runtime import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
@@ -112,7 +113,8 @@ class BrokerState(MetadataListener):
         # leads, loaded and unloaded as leadership moves (on_topic_change; coordinator/service.py).
         self.groups = GroupCoordinatorService(config.offsets_topic_num_partitions, self._make_group_shard,
                                               lambda: GroupCoordinator(self._clock, self._group_config,
-                                                                       topics=self.topics),
+                                                                       topics=self.topics,
+                                                                       share_settings=self.share_group_settings),
                                               self.changes.share_group_listeners)
         self.transactions = TransactionCoordinatorService(config.transaction_state_log_num_partitions,
                                                           self._make_transaction_shard)
@@ -203,7 +205,17 @@ class BrokerState(MetadataListener):
     def _make_group_shard(self, index: int, log) -> GroupCoordinator:
         """The group coordinator of partition ``index`` of __consumer_offsets, its state read from ``log``."""
         return GroupCoordinator(self._clock, self._group_config, TopicOffsetStore(log), on_change=self.changes.notify,
-                                topics=self.topics, share_listeners=self.groups.share_listeners)
+                                topics=self.topics, share_listeners=self.groups.share_listeners,
+                                share_settings=self.share_group_settings)
+
+    @property
+    def group_config(self) -> GroupConfig:
+        """The group coordinator's broker settings (group.*, group.consumer.*, group.share.*, offsets.*)."""
+        return self._group_config
+
+    def share_group_settings(self, group_id: str) -> ShareGroupSettings:
+        """A share group's effective settings: its GROUP configs (kept by the controller) over group.share.*."""
+        return share_group_settings(self._group_config, self.controller.group_configs().get(group_id, {}))
 
     def _make_transaction_shard(self, index: int, log) -> TransactionCoordinator:
         """The transaction coordinator of partition ``index`` of __transaction_state, read from ``log``."""

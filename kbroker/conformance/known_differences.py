@@ -74,6 +74,17 @@ KNOWN: list[Known] = [
           "log.retention.hours...), marks dynamic keys read-only, and its sources and synonyms differ "
           "(issue 18, 'Differences already known'); group.initial.rebalance.delay.ms is set to 0 in Kafka's "
           "server.properties (static) to match kbroker's default"),
+    # -- share groups (KIP-932) ---------------------------------------------------------------------------
+    Known("share_group_*", "*", "*topic_partitions*",
+          "Kafka assigns a share group's partitions only once its share coordinator has initialised their state, "
+          "asynchronously after the join (the first heartbeats and describes carry no partitions); kbroker "
+          "initialises them within the join and assigns them at once"),
+    Known("share_group_*", "*", "*epoch*",
+          "share group epochs: Kafka 4.4's first join already answers epoch 2 (the asynchronous initialisation "
+          "of the share-partitions' state, above), kbroker's answers 1, so every later epoch is one behind"),
+    Known("share_group_heartbeat_errors@*", "epoch_ahead", "error_message",
+          "the FENCED_MEMBER_EPOCH message names the member's epoch, one behind Kafka's (see the share group "
+          "epochs)"),
 ]
 
 

@@ -31,14 +31,22 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..clock import Clock
 from ..errors import ErrorCode
 from . import share_group_records as S
 from .assignors import SHARE_ASSIGNORS, MemberSpec
-from .consumer_group_manager import TopicImage, _EmptyImage
-from .group_config import GroupConfig
+from .consumer_group_manager import (
+    ConsumerGroupDescription,
+    HeartbeatResult,
+    MemberSessions,
+    TopicImage,
+    _EmptyImage,
+    _Refused,
+    topic_rows,
+)
+from .group_config import GroupConfig, share_group_settings
 from .offsets import OffsetStore
 from .share_group import Assignment, ShareGroup, ShareGroupMember, ShareGroupState
 from .share_group_listener import ShareGroupListener, ShareGroupSettings
@@ -48,14 +56,10 @@ log = logging.getLogger("kbroker.coordinator.share_group")
 LEAVE_GROUP_MEMBER_EPOCH = -1
 
 
-@dataclass(slots=True)
-class ShareHeartbeatResult:
-    error_code: int
-    error_message: str | None = None
-    member_id: str | None = None
-    member_epoch: int = 0
-    heartbeat_interval_ms: int = 0
-    assignment: Assignment | None = None  # None: not sent
+# A share heartbeat answers what a consumer-protocol one does; a described share group is a consumer group's
+# description whose members are DescribedShareMembers.
+ShareHeartbeatResult = HeartbeatResult
+ShareGroupDescription = ConsumerGroupDescription
 
 
 @dataclass(slots=True)
@@ -69,25 +73,6 @@ class DescribedShareMember:
     assignment: list[tuple[uuid.UUID, str, list[int]]]
 
 
-@dataclass(slots=True)
-class ShareGroupDescription:
-    error_code: int
-    group_id: str
-    error_message: str | None = None
-    state: str = ""
-    group_epoch: int = 0
-    assignment_epoch: int = 0
-    assignor_name: str = ""
-    members: list[DescribedShareMember] = field(default_factory=list)
-
-
-class _Refused(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def _metadata_hash(metadata: Mapping[str, tuple[uuid.UUID, int]]) -> int:
     """A 64-bit digest of the subscribed topics' ids and partition counts (Kafka's MetadataHash field; its value
     is kbroker's own: only its changes matter)."""
@@ -95,7 +80,9 @@ def _metadata_hash(metadata: Mapping[str, tuple[uuid.UUID, int]]) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
 
 
-class ShareGroupManager:
+class ShareGroupManager(MemberSessions):
+    SESSION_EXPIRED = "the member session expired"
+
     def __init__(
         self,
         clock: Clock,
@@ -141,18 +128,12 @@ class ShareGroupManager:
     def close(self) -> None:
         for group in self.groups.values():
             for member in group.members.values():
-                self._cancel_timer(member)
+                self._cancel_session(member)
 
     def settings(self, group_id: str) -> ShareGroupSettings:
         if self._settings is not None:
             return self._settings(group_id)
-        c = self.config
-        return ShareGroupSettings(
-            record_lock_duration_ms=c.group_share_record_lock_duration_ms,
-            delivery_count_limit=c.group_share_delivery_count_limit,
-            partition_max_record_locks=c.group_share_partition_max_record_locks,
-            session_timeout_ms=c.group_share_session_timeout_ms,
-            heartbeat_interval_ms=c.group_share_heartbeat_interval_ms)
+        return share_group_settings(self.config, {})
 
     # -- ShareGroupHeartbeat -------------------------------------------------------------------------------------
 
@@ -175,7 +156,8 @@ class ShareGroupManager:
             return _Refused(ErrorCode.INVALID_REQUEST, message)
 
         if not member_id:
-            raise invalid("MemberId can't be empty.")
+            # Kafka 4.4 answers this one without a message (its conformance recording shows it).
+            raise _Refused(ErrorCode.INVALID_REQUEST, None)
         if not group_id:
             raise invalid("GroupId can't be empty.")
         if rack_id == "":
@@ -321,18 +303,20 @@ class ShareGroupManager:
         if member is None:
             raise _Refused(ErrorCode.UNKNOWN_MEMBER_ID, f"Member {member_id} is not a member of group {group_id}.")
         self._fence(group, member, "the member left the share group")
-        return ShareHeartbeatResult(ErrorCode.NONE, None, member_id, LEAVE_GROUP_MEMBER_EPOCH,
-                                    self.settings(group_id).heartbeat_interval_ms)
+        # As Kafka's shareGroupLeave: the member id and epoch -1, no heartbeat interval.
+        return ShareHeartbeatResult(ErrorCode.NONE, None, member_id, LEAVE_GROUP_MEMBER_EPOCH, 0)
 
     def _fence(self, group: ShareGroup, member: ShareGroupMember, reason: str) -> None:
-        """Removes the member and bumps the group epoch (Kafka's shareGroupFenceMember); the others get their new
-        target on their next heartbeat."""
+        """Removes the member, bumps the group epoch and computes the others' target at once (Kafka 4.4's
+        assignment epoch follows the group epoch when a member goes, even to an empty group); the others move
+        to it on their next heartbeat."""
         log.info("group %s: removing member %s: %s", group.group_id, member.member_id, reason)
-        self._cancel_timer(member)
+        self._cancel_session(member)
         del group.members[member.member_id]
         group.target.pop(member.member_id, None)
         self._refresh_metadata(group)
         group.group_epoch += 1
+        self._compute_target(group)
         self._persist(group)
         self._tell("on_member_leave", group.group_id, member.member_id)
         if not group.members:
@@ -366,39 +350,9 @@ class ShareGroupManager:
     # -- timers --------------------------------------------------------------------------------------------------
 
     def _touch(self, group: ShareGroup, member: ShareGroupMember) -> None:
-        timeout_ms = self.settings(group.group_id).session_timeout_ms
-        member.deadline_ms = self._clock.now_ms() + timeout_ms
-        if member.timer is not None and member.timer_due_ms <= member.deadline_ms:
-            return
-        self._cancel_timer(member)
-        self._arm(group, member, timeout_ms)
-
-    def _arm(self, group: ShareGroup, member: ShareGroupMember, delay_ms: int) -> None:
-        member.timer_due_ms = self._clock.now_ms() + delay_ms
-        member.timer = self._clock.call_later(delay_ms, lambda: self._on_session_timer(group, member))
-
-    def _on_session_timer(self, group: ShareGroup, member: ShareGroupMember) -> None:
-        member.timer = None
-        if self.groups.get(group.group_id) is not group or group.members.get(member.member_id) is not member:
-            return
-        now = self._clock.now_ms()
-        if now < member.deadline_ms:
-            self._arm(group, member, member.deadline_ms - now)
-            return
-        self._fence(group, member, "the member session expired")
-
-    @staticmethod
-    def _cancel_timer(member: ShareGroupMember) -> None:
-        if member.timer is not None:
-            member.timer.cancel()
-            member.timer = None
+        self._session(group, member, self.settings(group.group_id).session_timeout_ms)
 
     # -- ShareGroupDescribe, and the admin side ------------------------------------------------------------------
-
-    def _topic_rows(self, assignment: Mapping[uuid.UUID, frozenset[int]]) -> list[tuple[uuid.UUID, str, list[int]]]:
-        by_id = {t.topic_id: name for name, t in self.topics.by_name.items()}
-        return [(tid, by_id[tid], sorted(ps)) for tid, ps in sorted(assignment.items(), key=lambda kv: str(kv[0]))
-                if tid in by_id]
 
     def describe(self, group_id: str) -> ShareGroupDescription:
         group = self.groups.get(group_id)
@@ -408,7 +362,7 @@ class ShareGroupManager:
                                              f"Group {group_id} is not a share group.")
             return ShareGroupDescription(ErrorCode.GROUP_ID_NOT_FOUND, group_id, f"Group {group_id} not found.")
         members = [DescribedShareMember(m.member_id, m.rack_id, m.member_epoch, m.client_id, m.client_host,
-                                        list(m.subscribed_topic_names), self._topic_rows(m.assigned))
+                                        list(m.subscribed_topic_names), topic_rows(self.topics, m.assigned))
                    for m in group.members.values()]
         return ShareGroupDescription(ErrorCode.NONE, group_id, None, group.state.value, group.group_epoch,
                                      group.assignment_epoch, self.config.group_share_assignors[0], members)

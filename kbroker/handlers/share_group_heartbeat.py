@@ -9,29 +9,17 @@ DESCRIBE (TOPIC_AUTHORIZATION_FAILED).
 
 from __future__ import annotations
 
-from ..errors import ErrorCode
-from ..security import acl
 from ..wire.messages import share_group_heartbeat as API
+from .consumer_group_heartbeat import refused, response
 
 R = API.ShareGroupHeartbeatResponse
 
 
 def handle(ctx, req: API.ShareGroupHeartbeatRequest) -> R:
-    if not ctx.authorize(acl.READ, acl.GROUP, req.group_id):
-        return R(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
-    if req.subscribed_topic_names and ctx.broker.authorizer is not None:
-        allowed = ctx.authorized(acl.DESCRIBE, acl.TOPIC, req.subscribed_topic_names)
-        denied = sorted(set(req.subscribed_topic_names) - allowed)
-        if denied:
-            return R(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
-                     error_message=f"Topic authorization failed for topics {denied}")
+    denied = refused(ctx, R, req.group_id, req.subscribed_topic_names)
+    if denied is not None:
+        return denied
     res = ctx.broker.groups.share_group_heartbeat(
         req.group_id, req.member_id, req.member_epoch, req.rack_id, req.subscribed_topic_names,
         ctx.client_id or "", ctx.client_host)
-    assignment = None
-    if res.assignment is not None:
-        assignment = R.Assignment(topic_partitions=[
-            R.TopicPartitions(topic_id=t, partitions=sorted(ps)) for t, ps in res.assignment.items()])
-    return R(throttle_time_ms=0, error_code=res.error_code, error_message=res.error_message,
-             member_id=res.member_id, member_epoch=res.member_epoch,
-             heartbeat_interval_ms=res.heartbeat_interval_ms, assignment=assignment)
+    return response(R, res)
