@@ -44,6 +44,7 @@ from .errors import KafkaError
 from .partition import get_partition_or_error
 from .security.acl import Authorizer
 from .share.manager import SharePartitionManager
+from .share.persister import RemotePersister
 from .share.share_coordinator import SHARE_STATE_TOPIC, ShareCoordinatorService
 from .security.credentials import CredentialStore
 from .security.listeners import resolve_listeners
@@ -120,8 +121,13 @@ class BrokerState(MetadataListener):
         # Share groups' partitions (KIP-932): their state machines and sessions, and the share coordinator
         # keeping their state in __share_group_state (one shard per partition of it this broker leads).
         self.share_coordinator = ShareCoordinatorService(config.share_coordinator_state_topic_num_partitions)
+        # The share state of keys whose share coordinator is another broker: the inter-broker share state APIs.
+        self.share_persister = RemotePersister(
+            self.node_id, lambda key: self._leader_of(SHARE_STATE_TOPIC, self.share_coordinator.partition_for(key)),
+            self._inter_broker_endpoint)
         self.share = SharePartitionManager(self._clock, self.share_coordinator, self.share_settings,
-                                           lambda: self.coordinator_topic_or_create(SHARE_STATE_TOPIC))
+                                           lambda: self.coordinator_topic_or_create(SHARE_STATE_TOPIC),
+                                           self.share_persister)
         self.groups.add_share_group_listener(self.share)  # members leaving release their records
         # The transaction coordinators' markers: WriteTxnMarkers to each partition's leader, or written here.
         self.markers = MarkerChannel(self.node_id, self._leader_of, self._inter_broker_endpoint,

@@ -19,7 +19,8 @@ Durability. A share-partition's change marks it dirty; ``persist`` writes the di
 records and waits for their replication (acknowledgements are answered after it); changes no request waits
 for (lock expiries) are written on the next turn of the loop. When the share coordinator of the key is on
 another broker (a cluster in which this broker does not lead the key's ``__share_group_state`` partition)
-the state is kept in memory only: kbroker does not send the inter-broker share state requests yet.
+the state is read and written with ReadShareGroupState / WriteShareGroupState (persister.py): the
+share-partition answers nothing until the read is answered, as while the state topic loads.
 
 Concurrency: the event loop only. A long-polling fetch waits on its partitions' appends and on this
 manager's ``available`` notifier (records made available again by an expiry, a release or a leaving member).
@@ -75,9 +76,10 @@ def parse_duration_ms(text: str) -> int:
 
 class SharePartitionManager(ShareGroupListener):
     def __init__(self, clock, coordinator: ShareCoordinatorService, settings_for: Callable[[str], ShareGroupSettings],
-                 state_topic: Callable[[], object]) -> None:
+                 state_topic: Callable[[], object], persister=None) -> None:
         """``settings_for(group_id)``: the group's share settings. ``state_topic()``: ``__share_group_state``,
-        its creation started when it does not exist (None meanwhile)."""
+        its creation started when it does not exist (None meanwhile). ``persister``: a RemotePersister for the
+        keys whose share coordinator is another broker (None: their state is kept in memory only)."""
         self.clock = clock
         self.coordinator = coordinator
         self.settings_for = settings_for
@@ -87,6 +89,8 @@ class SharePartitionManager(ShareGroupListener):
         self._dirty: set[Key] = set()
         self._flush_scheduled = False
         self._memory_only_warned: set[Key] = set()
+        self.persister = persister
+        self._remote_reads: dict[Key, asyncio.Task] = {}
         self._available: list[asyncio.Future] = []
 
     # -- sessions ----------------------------------------------------------------------------------------
@@ -173,9 +177,15 @@ class SharePartitionManager(ShareGroupListener):
         keys.update(k for k in self.group_keys(group_id))
         for key in [k for k in self.sessions if k[0] == group_id]:
             del self.sessions[key]
-        task = asyncio.ensure_future(self.delete_state(sorted(keys, key=lambda k: (str(k[1]), k[2]))))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or log.warning(
-            "deleting the share state of group %s failed: %s", group_id, t.exception()))
+        try:
+            writes = self._tombstone(sorted(keys, key=lambda k: (str(k[1]), k[2])))
+        except (KafkaError, OSError) as e:
+            log.warning("deleting the share state of group %s failed: %s", group_id, e)
+            return
+        if writes:
+            task = asyncio.ensure_future(asyncio.gather(*writes, return_exceptions=True))
+            task.add_done_callback(lambda t: [log.warning("deleting the share state of group %s: %r", group_id, r)
+                                              for r in t.result() if isinstance(r, BaseException)])
 
     # -- share-partitions --------------------------------------------------------------------------------
 
@@ -213,11 +223,29 @@ class SharePartitionManager(ShareGroupListener):
         except KafkaError as e:
             if e.code == ErrorCode.COORDINATOR_LOAD_IN_PROGRESS:
                 return False
+            if self.persister is not None:
+                return self._read_remote(key)
             if key not in self._memory_only_warned:
                 self._memory_only_warned.add(key)
                 log.warning("share state of %s is kept in memory only: its share coordinator is on another broker",
                             key)
             return None
+
+    def _read_remote(self, key: Key):
+        """ReadShareGroupState to the key's share coordinator: False while the answer is awaited (the fetch
+        that asked answers nothing, and the answer wakes the long polls), then the state (None: none)."""
+        task = self._remote_reads.get(key)
+        if task is None:
+            task = self._remote_reads[key] = asyncio.ensure_future(self.persister.read(key))
+            task.add_done_callback(lambda _t: self.notify_available())
+            return False
+        if not task.done():
+            return False
+        del self._remote_reads[key]
+        if task.cancelled() or task.exception() is not None:
+            log.debug("reading the share state of %s: %r", key, None if task.cancelled() else task.exception())
+            return False
+        return task.result()
 
     def _reset_offset(self, partition, settings: ShareGroupSettings) -> int:
         latest = partition.last_stable_offset if settings.isolation_level == "read_committed" \
@@ -302,8 +330,13 @@ class SharePartitionManager(ShareGroupListener):
                                   state_batches=snap["state_batches"])
             try:
                 shard = self.coordinator.route(key)
-            except KafkaError:
-                continue  # kept in memory only (see the module's docstring)
+            except KafkaError as e:
+                if e.code == ErrorCode.NOT_COORDINATOR and self.persister is not None:
+                    waits.append((key, self.persister.write(key, state)))
+                elif e.code != ErrorCode.NOT_COORDINATOR:
+                    errors[key] = e.code
+                    self._dirty.add(key)
+                continue  # NOT_COORDINATOR without a persister: kept in memory only (the module's docstring)
             try:
                 offset = shard.write(key, state)
             except (KafkaError, OSError) as e:
@@ -317,22 +350,32 @@ class SharePartitionManager(ShareGroupListener):
                 await wait
             except KafkaError as e:
                 errors[key] = e.code
+                self._dirty.add(key)
         return errors
 
-    async def delete_state(self, keys: list[Key]) -> None:
-        """The written state of these share-partitions is deleted (tombstones), and they are forgotten here."""
+    def _tombstone(self, keys) -> list:
+        """Forgets the share-partitions and appends tombstones for their written state in the shards here;
+        the (shard, offset) writes to wait for."""
         by_shard: dict[int, list[Key]] = {}
         for key in keys:
             self.partitions.pop(key, None)
             self._dirty.discard(key)
             by_shard.setdefault(self.coordinator.partition_for(key), []).append(key)
+        writes = []
         for index, shard_keys in by_shard.items():
             shard = self.coordinator.shards.shards.get(index)
-            if shard is None:
-                continue
-            offset = shard.delete(shard_keys)
-            if offset is not None:
-                await shard.log.wait_replicated(offset)
+            if shard is not None:
+                offset = shard.delete(shard_keys)
+                if offset is not None:
+                    writes.append(shard.log.wait_replicated(offset))
+            elif self.persister is not None and self.coordinator.shards.status(index) == ErrorCode.NOT_COORDINATOR:
+                writes += [self.persister.delete(k) for k in shard_keys]
+        return writes
+
+    async def delete_state(self, keys: list[Key]) -> None:
+        """The written state of these share-partitions is deleted (tombstones), and they are forgotten here."""
+        for write in self._tombstone(keys):
+            await write
 
     # -- the admin's view: DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets -----------
 
@@ -342,24 +385,39 @@ class SharePartitionManager(ShareGroupListener):
         keys.update(k for k, _s in self.coordinator.all_states() if k[0] == group_id)
         return sorted(keys, key=lambda k: (str(k[1]), k[2]))
 
-    def start_and_lag(self, key: Key, high_watermark: int | None) -> tuple[int, int, int]:
+    async def start_and_lag(self, key: Key, high_watermark: int | None) -> tuple[int, int, int]:
         """(start offset, leader epoch, lag) of a share-partition; (-1, -1, -1) when it has no state. The lag
         is what the group has yet to finish: records below the high watermark from the start offset, less
         those in flight already acknowledged or archived (KIP-1226)."""
         sp = self.partitions.get(key)
         if sp is not None:
-            start, epoch, runs = sp.start_offset, sp.leader_epoch, [(f, l, s) for f, l, s, _ in sp.runs()]
+            # In-flight records were read below the high watermark: every one done counts.
+            start, epoch = sp.start_offset, sp.leader_epoch
+            done = sum(l - f + 1 for f, l, s, _ in sp.runs() if s in (ACKNOWLEDGED, ARCHIVED))
         else:
-            state = self.written_state(key)
-            if state is None:
+            summary = await self._summary(key)
+            if summary is None:
                 return -1, -1, -1
-            start, epoch = state.start_offset, state.leader_epoch
-            runs = [(f, l, s) for f, l, s, _ in state.state_batches]
+            start, epoch, done = summary
         if high_watermark is None:
             return start, epoch, -1
-        done = sum(min(l, high_watermark - 1) - max(f, start) + 1 for f, l, s in runs
-                   if s in (ACKNOWLEDGED, ARCHIVED) and min(l, high_watermark - 1) >= max(f, start))
-        return start, epoch, max(high_watermark - start - done, 0)
+        return start, epoch, max(high_watermark - start - max(done, 0), 0)
+
+    async def _summary(self, key: Key) -> tuple[int, int, int] | None:
+        """(start offset, leader epoch, delivery complete count) as written, here or by the key's share
+        coordinator on another broker; None when there is no state (or it cannot be read now)."""
+        try:
+            state = self.written_state(key)
+        except KafkaError as e:
+            if e.code != ErrorCode.NOT_COORDINATOR or self.persister is None:
+                return None
+            try:
+                return await self.persister.summary(key)
+            except KafkaError:
+                return None
+        if state is None:
+            return None
+        return state.start_offset, state.leader_epoch, SR.delivery_complete_count(state)
 
     async def set_start_offset(self, key: Key, offset: int) -> None:
         """AlterShareGroupOffsets: the share-partition starts afresh at ``offset`` (nothing in flight, a new
@@ -372,16 +430,21 @@ class SharePartitionManager(ShareGroupListener):
             if failed:
                 raise KafkaError(ErrorCode(failed[key]), "the share state could not be written")
             return
-        old = self.written_state(key)
+        try:
+            old = self.written_state(key)
+        except KafkaError as e:
+            if e.code != ErrorCode.NOT_COORDINATOR or self.persister is None:
+                raise
+            old = await self.persister.read(key)
+            await self.persister.initialize(key, offset, (old.state_epoch + 1) if old is not None else 0)
+            return
         state = SR.ShareState(offset, (old.state_epoch + 1) if old is not None else 0)
         await self.coordinator.write(key, state)
 
     def written_state(self, key: Key) -> SR.ShareState | None:
-        """The state of a share-partition as written (None: never written, or not kept on this broker)."""
-        try:
-            return self.coordinator.route(key).read(key)
-        except KafkaError:
-            return None
+        """The state of a share-partition as written (None: never written). Raises KafkaError
+        (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS) when it is not kept on this broker."""
+        return self.coordinator.route(key).read(key)
 
     # -- waiting -----------------------------------------------------------------------------------------
 

@@ -11,10 +11,9 @@ Records. Every write is one ShareSnapshot record (state_records.py) appended thr
 a write is confirmed once ``CoordinatorLog.wait_replicated`` says the high watermark passed it. Deleting a
 share group's state writes tombstones.
 
-What is not here: a share coordinator on another broker (a cluster whose ``__share_group_state`` partition is
-led elsewhere) would be reached with the inter-broker ReadShareGroupState / WriteShareGroupState requests,
-which kbroker does not send yet: ``ShareCoordinatorService.route`` raises NOT_COORDINATOR and the caller keeps
-that share-partition's state in memory (see SharePartitionManager).
+A key whose partition another broker leads: ``ShareCoordinatorService.route`` raises NOT_COORDINATOR and the
+caller goes there with the inter-broker share state requests (persister.py; served by
+handlers/*_share_group_state*.py over the shard of the key).
 
 Concurrency: the event loop only.
 """
@@ -90,6 +89,10 @@ class ShareCoordinator:
         self.states[key] = state
         return offset
 
+    async def write_and_wait(self, key: Key, state: SR.ShareState) -> None:
+        """``write``, answered once the record is replicated."""
+        await self.log.wait_replicated(self.write(key, state))
+
     def delete(self, keys: list[Key]) -> int | None:
         """Tombstones for the share-partitions' state; the last offset, None when none had state."""
         present = [k for k in keys if k in self.states]
@@ -130,9 +133,7 @@ class ShareCoordinatorService:
         return shard
 
     async def write(self, key: Key, state: SR.ShareState) -> None:
-        shard = self.route(key)
-        offset = shard.write(key, state)
-        await shard.log.wait_replicated(offset)
+        await self.route(key).write_and_wait(key, state)
 
     def all_states(self):
         """(key, state) of every share-partition whose state is kept here."""

@@ -126,3 +126,9 @@ def merge_update(base: ShareState, update: ShareState) -> ShareState:
     kept = sorted((max(f, start), l, s, c) for f, l, s, c in merged if l >= start)
     return ShareState(start, base.state_epoch, update.leader_epoch, base.snapshot_epoch, kept,
                       base.create_timestamp_ms, base.write_timestamp_ms)
+
+
+def delivery_complete_count(state: ShareState) -> int:
+    """The in-flight records from the start offset already acknowledged (2) or archived (4) (KIP-1226)."""
+    return sum(last - max(first, state.start_offset) + 1 for first, last, s, _c in state.state_batches
+               if s in (2, 4) and last >= state.start_offset)

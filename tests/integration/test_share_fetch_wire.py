@@ -257,3 +257,53 @@ def test_offsets_described_altered_and_deleted_through_the_admin_apis(b):
         0, [("q", 0, -1, -1, 0)])
     m3 = Member(b, m.topic_id, "m3")  # starts afresh where share.auto.offset.reset says: earliest
     assert acquired(m3.fetch()) == [(0, 4, 1)]
+
+
+def test_the_share_coordinator_apis_between_brokers(b):
+    """InitializeShareGroupState, WriteShareGroupState, ReadShareGroupState, ReadShareGroupStateSummary and
+    DeleteShareGroupState as another broker sends them (share/persister.py)."""
+    from kbroker.wire.messages import delete_share_group_state as DEL
+    from kbroker.wire.messages import initialize_share_group_state as INIT
+    from kbroker.wire.messages import read_share_group_state as READ
+    from kbroker.wire.messages import read_share_group_state_summary as SUM
+    from kbroker.wire.messages import write_share_group_state as WRITE
+
+    c = BlockingConnection(b.host, b.port)
+    tid = uuid.uuid4()
+
+    def one(r):
+        [t] = r.results
+        [p] = t.partitions
+        assert t.topic_id == tid and p.partition == 3
+        return p
+
+    def read():
+        Q = READ.ReadShareGroupStateRequest
+        return one(c.request(84, 0, Q(group_id="sg", topics=[Q.ReadStateData(topic_id=tid, partitions=[
+            Q.PartitionData(partition=3, leader_epoch=0)])])))
+
+    def summary():
+        Q = SUM.ReadShareGroupStateSummaryRequest
+        return one(c.request(87, 1, Q(group_id="sg", topics=[Q.ReadStateSummaryData(topic_id=tid, partitions=[
+            Q.PartitionData(partition=3, leader_epoch=0)])])))
+
+    p = read()
+    assert (p.error_code, p.start_offset, p.state_epoch, p.state_batches) == (0, -1, 0, [])
+    Q = INIT.InitializeShareGroupStateRequest
+    assert one(c.request(83, 0, Q(group_id="sg", topics=[Q.InitializeStateData(topic_id=tid, partitions=[
+        Q.PartitionData(partition=3, state_epoch=1, start_offset=10)])]))).error_code == 0
+    assert (read().start_offset, read().state_epoch) == (10, 1)
+    W = WRITE.WriteShareGroupStateRequest
+    assert one(c.request(85, 1, W(group_id="sg", topics=[W.WriteStateData(topic_id=tid, partitions=[
+        W.PartitionData(partition=3, state_epoch=1, leader_epoch=2, start_offset=12, state_batches=[
+            W.StateBatch(first_offset=12, last_offset=13, delivery_state=0, delivery_count=1),
+            W.StateBatch(first_offset=14, last_offset=16, delivery_state=2, delivery_count=1)])])]))).error_code == 0
+    p = read()
+    assert p.start_offset == 12 and [(x.first_offset, x.last_offset, x.delivery_state, x.delivery_count)
+                                     for x in p.state_batches] == [(12, 13, 0, 1), (14, 16, 2, 1)]
+    s = summary()
+    assert (s.start_offset, s.leader_epoch, s.state_epoch, s.delivery_complete_count) == (12, 2, 1, 3)
+    D = DEL.DeleteShareGroupStateRequest
+    assert one(c.request(86, 0, D(group_id="sg", topics=[D.DeleteStateData(topic_id=tid, partitions=[
+        D.PartitionData(partition=3)])]))).error_code == 0
+    assert read().start_offset == -1
