@@ -1507,12 +1507,40 @@ def share_group_describe_groups(s: Session, v: int):
     s.create_topic(topic, 1)
     s.find_coordinator(group)
     s.find_coordinator(classic)
-    s.call("commit_classic", OffsetCommit, 8, oc.OffsetCommitRequest(group_id=classic, generation_id_or_member_epoch=-1,
-           member_id="", topics=[oc.OffsetCommitRequest.OffsetCommitRequestTopic(name=topic, partitions=[
-               oc.OffsetCommitRequest.OffsetCommitRequestPartition(partition_index=0, committed_offset=0)])]))
+    s.call("commit_classic", OffsetCommit, 8, _commit(classic, topic, 0))
     s.call("unknown_and_empty", ShareGroupDescribe, v, sgd.ShareGroupDescribeRequest(group_ids=[group, ""]))
     s.call("classic_group", ShareGroupDescribe, v, sgd.ShareGroupDescribeRequest(group_ids=[classic]))
     s.call("join", ShareGroupHeartbeat, 1, _share_hb(group, "member-a", 0, [topic]))
     s.call("described", ShareGroupDescribe, v, sgd.ShareGroupDescribeRequest(group_ids=[group]))
     s.call("leave", ShareGroupHeartbeat, 1, _share_hb(group, "member-a", -1))
     s.call("described_empty", ShareGroupDescribe, v, sgd.ShareGroupDescribeRequest(group_ids=[group]))
+
+
+@scenario(ShareGroupHeartbeat, (1,))
+def share_group_in_the_other_group_apis(s: Session, v: int):
+    """A share group with a member as the other group APIs see it: ListGroups (v5, by the share type),
+    DescribeGroups (v5 and v6), DeleteGroups while it has a member, a JoinGroup, an OffsetCommit and an
+    OffsetFetch with its id; and a share heartbeat with a classic group's id."""
+    group, topic, classic = s.name("sho"), s.name("shot"), s.name("shc")
+    s.create_topic(topic, 1)
+    s.find_coordinator(group)
+    s.find_coordinator(classic)
+    s.conn.call(OffsetCommit, 8, _commit(classic, topic, 1))
+    s.call("join", ShareGroupHeartbeat, v, _share_hb(group, "member-a", 0, [topic]), record=False)
+    for label, types in (("list_share", ["share"]), ("list_all", [])):
+        r = s.call(label, ListGroups, 5, lg.ListGroupsRequest(states_filter=[], types_filter=types), record=False)
+        if r is not None:
+            d = r.to_dict()
+            d["groups"] = _ours(s, d["groups"], "group_id")
+            s.note(label, d)
+    s.call("describe_groups_v5", DescribeGroups, 5, dg.DescribeGroupsRequest(groups=[group]))
+    s.call("describe_groups_v6", DescribeGroups, 6, dg.DescribeGroupsRequest(groups=[group]))
+    s.call("delete_with_member", DeleteGroups, 2, del_g.DeleteGroupsRequest(groups_names=[group]))
+    s.call("join_group", JoinGroup, 9, _join(group, "some-member"))
+    s.call("offset_commit", OffsetCommit, 8, _commit(group, topic, 1))
+    s.call("offset_fetch", OffsetFetch, 8, of.OffsetFetchRequest(groups=[of.OffsetFetchRequest.OffsetFetchRequestGroup(
+        group_id=group, topics=None)]))
+    s.call("share_heartbeat_classic_id", ShareGroupHeartbeat, v, _share_hb(classic, "member-b", 0, [topic]))
+    s.call("leave", ShareGroupHeartbeat, v, _share_hb(group, "member-a", -1), record=False)
+    s.call("delete_empty", DeleteGroups, 2, del_g.DeleteGroupsRequest(groups_names=[group]))
+    s.call("describe_after_delete", ShareGroupDescribe, 1, sgd.ShareGroupDescribeRequest(group_ids=[group]))

@@ -172,9 +172,13 @@ class GroupCoordinator:
         return self._status()
 
     def _is_share_group(self, group_id: str | None) -> bool:
-        """A share group's id is refused to the classic and consumer protocols and to offset commits and fetches
-        (Kafka's ShareGroup.validateOffsetCommit: "Group ... is not a consumer group.")."""
+        """A share group's id is refused to the classic and consumer protocols and to offset commits (Kafka's
+        ShareGroup.validateOffsetCommit); an OffsetFetch finds no offsets, as Kafka's."""
         return group_id in self.share_manager.groups
+
+    def is_share_group(self, group_id: str) -> bool:
+        """Whether the id names a share group (DescribeGroups v6 tells it is not a classic group)."""
+        return self._status() == ErrorCode.NONE and self._is_share_group(group_id)
 
     # -- the group protocol --------------------------------------------------------------------------------------
 
@@ -199,7 +203,7 @@ class GroupCoordinator:
         member list with skip_assignment=True; before, the old leader id and no members, so it does not assign)."""
         err = self._check(group_id)
         if err == ErrorCode.NONE and self._is_share_group(group_id):
-            err = ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+            return Reply.completed(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id=""))
         if err != ErrorCode.NONE:
             return Reply.completed(JoinResult(err, member_id=member_id))
         group = self._consumer_group_with_members(group_id)
@@ -384,8 +388,6 @@ class GroupCoordinator:
     ) -> OffsetFetchResult:
         """OffsetFetch (see OffsetMetadataManager.fetch_offsets)."""
         err = self._check(group_id, allow_empty_id=True)
-        if err == ErrorCode.NONE and self._is_share_group(group_id):
-            err = ErrorCode.GROUP_ID_NOT_FOUND
         if err != ErrorCode.NONE:
             return OffsetFetchResult(err)
         return self.offset_manager.fetch_offsets(group_id, partitions, require_stable, member_id, member_epoch)

@@ -92,6 +92,7 @@ class GroupCoordinatorService(_ShardedService):
     member_count = _routed("member_count")
     remove_consumer_group_members = _routed("remove_consumer_group_members")
     share_group_heartbeat = _routed("share_group_heartbeat")
+    is_share_group = _routed("is_share_group")
     share_group_describe = _routed("share_group_describe")
     share_group_assignment = _routed("share_group_assignment")
     remove_share_group_members = _routed("remove_share_group_members")

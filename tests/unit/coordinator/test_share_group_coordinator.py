@@ -214,7 +214,10 @@ def test_one_namespace_with_classic_and_consumer_groups():
     r = coord.consumer_group_heartbeat(1, "sg", "x", 0, None, None, 30_000, ["t"], None, None, {}, "c", "h")
     assert (r.error_code, r.error_message) == (ErrorCode.GROUP_ID_NOT_FOUND, "Group sg is not a consumer group.")
     assert coord.commit_offsets("sg", -1, "", None, {("t", 0): (5, -1, "")}) == {("t", 0): ErrorCode.GROUP_ID_NOT_FOUND}
-    assert coord.fetch_offsets("sg").error_code == ErrorCode.GROUP_ID_NOT_FOUND
+    fetched = coord.fetch_offsets("sg")  # as Kafka's: no offsets, no error
+    assert (fetched.error_code, fetched.offsets) == (ErrorCode.NONE, {})
+    joined = coord.join_group("sg", "x", None, "c", "h", 30_000, 30_000, "consumer", [("range", b"")], True).result()
+    assert (joined.error_code, joined.member_id) == (ErrorCode.INCONSISTENT_GROUP_PROTOCOL, "")
     assert coord.share_group_describe("cg").error_message == "Group cg is not a share group."
 
 
