@@ -17,6 +17,7 @@ from kbroker import Broker
 from kbroker.client import BlockingConnection
 from kbroker.errors import ErrorCode
 from kbroker.wire.messages import find_coordinator as FC
+from kbroker.wire.messages import list_config_resources as LCR
 from kbroker.wire.messages import share_group_heartbeat as SGH
 
 TIMEOUT_MS = 20_000
@@ -138,6 +139,9 @@ def test_group_configs_through_the_admin_client_set_the_share_groups_settings(br
         alter(("share.auto.offset.reset", "sometimes", AlterConfigOpType.SET))
 
     with BlockingConnection(broker.host, broker.port) as conn:
+        # ListConfigResources (v1, KIP-1142) lists the group among the GROUP resources with configs.
+        listed = conn.request(74, 1, LCR.ListConfigResourcesRequest(resource_types=[32]))
+        assert [(r.resource_name, r.resource_type) for r in listed.config_resources] == [(group, 32)]
         for _ in range(100):  # the coordinator's partition is created, then loaded, as a client finds it
             r = conn.request(76, 1, SGH.ShareGroupHeartbeatRequest(group_id=group, member_id="m", member_epoch=0,
                                                                    subscribed_topic_names=[topic]))
