@@ -6,11 +6,11 @@ import threading
 import uuid
 
 import pytest
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from kbroker import Broker
 from kbroker.client import BlockingConnection
 from kbroker.errors import ErrorCode
-from kbroker.coordinator.share_group_listener import ShareGroupSettings
 from kbroker.wire.messages import share_acknowledge as SA
 from kbroker.wire.messages import share_fetch as SF
 from support.clients import ConfluentClient
@@ -73,11 +73,15 @@ def part(r, index=0):
     return next(p for t in r.responses for p in t.partitions if p.partition_index == index)
 
 
-def _settings(b, **kw):
-    """The share settings of every group (what the group.share.* configs will set)."""
-    s = ShareGroupSettings(**kw)
-    b.call(lambda: setattr(b.state.share, "settings_for", lambda g: s))
-    b.call(lambda: setattr(b.state, "share_settings", lambda g: s))
+def _group_configs(b, configs: dict, group: str = "g") -> None:
+    """Sets the share group's configs (IncrementalAlterConfigs on its GROUP resource)."""
+    admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
+    r = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in configs.items()])
+    admin.incremental_alter_configs([r])[r].result(10)
+
+
+EARLIEST = {"share.auto.offset.reset": "earliest"}
 
 
 def _open(b, topic, member_id="m1", group="g"):
@@ -101,7 +105,7 @@ def b(tmp_path):
 
 def test_records_are_shared_between_members_and_acknowledged(b):
     ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
-    _settings(b, auto_offset_reset="earliest")
+    _group_configs(b, EARLIEST)
     m1, m2 = _open(b, "q", "m1"), _open(b, "q", "m2")
     _produce(b, "q", 6)
     r1 = m1.fetch(max_records=2, mode=1)
@@ -141,7 +145,7 @@ def test_session_epochs_as_kafka_validates_them(b):
 
 def test_malformed_acknowledgements_are_invalid_request(b):
     ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
-    _settings(b, auto_offset_reset="earliest")
+    _group_configs(b, EARLIEST)
     m = _open(b, "q")
     _produce(b, "q", 3)
     assert acquired(m.fetch()) == [(0, 2, 1)]
@@ -150,22 +154,32 @@ def test_malformed_acknowledgements_are_invalid_request(b):
         assert part(m.ack(bad)).error_code == ErrorCode.INVALID_REQUEST, bad
     assert part(m.ack([(0, 0, [RENEW])], version=1)).error_code == ErrorCode.INVALID_REQUEST  # RENEW is v2
     assert part(m.ack([(0, 0, [RENEW])])).error_code == 0
+    _group_configs(b, {"share.renew.acknowledge.enable": "false"})
+    r = m.ack([(0, 0, [RENEW])])
+    assert (part(r).error_code, part(r).error_message) == (
+        ErrorCode.INVALID_RECORD_STATE, "Renewing acquisition locks is not enabled for the group.")
     r = m.ack([(0, 2, [ACCEPT])], epoch=-1)
     assert (r.error_code, part(r).error_code) == (0, 0)
 
 
-def test_an_expired_lock_redelivers_and_the_delivery_limit_archives(b):
+def test_an_expired_lock_redelivers_and_the_delivery_limit_archives(tmp_path):
+    with Broker(port=0, data_dir=tmp_path / "data", settings={"group.share.min.record.lock.duration.ms": "1000"}) as b:
+        _expiry_and_limit(b)
+
+
+def _expiry_and_limit(b):
+    b.call(lambda: b.state.coordinator_topic("__share_group_state"))
     ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
-    _settings(b, auto_offset_reset="earliest", record_lock_duration_ms=300, delivery_count_limit=2)
+    _group_configs(b, {"share.record.lock.duration.ms": "1000", "share.delivery.count.limit": "2"})
     m1, m2 = _open(b, "q", "m1"), _open(b, "q", "m2")
     _produce(b, "q", 1)
     assert acquired(m1.fetch()) == [(0, 0, 1)]
-    # m2 long-polls: woken when m1's lock expires, it gets the record on its second delivery.
+    # m2 long-polls: woken when m1's lock expires (1 s), it gets the record on its second delivery.
     r = m2.fetch(wait_ms=10000)
     assert acquired(r) == [(0, 0, 2)]
     assert part(m1.ack([(0, 0, [ACCEPT])])).error_code == ErrorCode.INVALID_RECORD_STATE
     # The second lock expires too: the limit (2) is reached and the record is archived, never delivered again.
-    assert acquired(m1.fetch(wait_ms=1000)) == []
+    assert acquired(m1.fetch(wait_ms=2500)) == []
     summary = b.call(lambda: b.state.share.partitions[("g", m1.topic_id, 0)].in_flight_summary())
     assert summary["start_offset"] == 1
 
@@ -184,7 +198,7 @@ def test_a_long_poll_is_answered_by_an_append(b):
 
 def test_renew_only_fetch_acquires_nothing_new(b):
     ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
-    _settings(b, auto_offset_reset="earliest")
+    _group_configs(b, EARLIEST)
     m = _open(b, "q")
     _produce(b, "q", 3)
     assert acquired(m.fetch(max_records=1, mode=1)) == [(0, 0, 1)]
@@ -197,7 +211,7 @@ def test_a_restart_keeps_acknowledgements_and_frees_what_was_acquired(tmp_path):
     with Broker(port=0, data_dir=data) as b:
         b.call(lambda: b.state.coordinator_topic("__share_group_state"))
         ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
-        _settings(b, auto_offset_reset="earliest")
+        _group_configs(b, EARLIEST)
         m = _open(b, "q")
         _produce(b, "q", 5)
         assert acquired(m.fetch()) == [(0, 4, 1)]
@@ -217,7 +231,7 @@ def test_offsets_described_altered_and_deleted_through_the_admin_apis(b):
     from kbroker.wire.messages import describe_share_group_offsets as DESC
 
     ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
-    _settings(b, auto_offset_reset="earliest")
+    _group_configs(b, EARLIEST)
     m = _open(b, "q")
     _produce(b, "q", 5)
     assert acquired(m.fetch()) == [(0, 4, 1)]
