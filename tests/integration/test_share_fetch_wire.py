@@ -6,7 +6,7 @@ import threading
 import uuid
 
 import pytest
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
 from kbroker import Broker
 from kbroker.client import BlockingConnection
@@ -30,8 +30,9 @@ def _produce(b, topic, n, start=0):
 
 
 class Member:
-    def __init__(self, b, topic_id, member_id, group="g"):
-        self.c = BlockingConnection(b.host, b.port)
+    def __init__(self, b, topic_id, member_id, group="g", address=None):
+        """``address``: the broker to fetch from (host, port); the first broker's by default."""
+        self.c = BlockingConnection(*(address or (b.host, b.port)))
         self.topic_id, self.member_id, self.group, self.epoch = topic_id, member_id, group, 0
 
     def fetch(self, acks=(), wait_ms=0, max_records=100, version=2, mode=0, epoch=None, renew_only=False,
@@ -321,3 +322,47 @@ def test_the_share_coordinator_apis_between_brokers(b):
     assert one(c.request(86, 0, D(group_id="sg", topics=[D.DeleteStateData(topic_id=tid, partitions=[
         D.PartitionData(partition=3)])]))).error_code == 0
     assert read().start_offset == -1
+
+
+def test_a_leader_change_hands_the_share_partition_to_the_new_leader_and_back(tmp_path):
+    """The share-partition follows leadership: the new leader reads the written state (acknowledged records
+    stay done, acquired ones come back), and the old leader, leading again, does not serve its stale copy."""
+    with Broker(port=0, data_dir=tmp_path / "data", brokers=2) as b:
+        for s in b.cluster.states():
+            b.call(lambda s=s: s.coordinator_topic("__share_group_state"))
+        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
+        admin.create_topics([NewTopic("q", 1, 2)])["q"].result(10)
+        assert b.wait_for_leaders(full_isr=True)
+        _group_configs(b, EARLIEST)
+        tid = b.call(lambda: b.state.topics.get("q").topic_id)
+
+        def leader():
+            return b.call(lambda: b.state.topics.get("q").partitions[0].leader_id)
+
+        def member(name):
+            node = leader()
+            return Member(b, tid, name, address=b.call(lambda: b.state.live_endpoint(node, b.state.listeners[0].name)))
+
+        _produce(b, "q", 4)
+        first = leader()
+        m = member("m1")
+        r = m.fetch()
+        while not acquired(r):
+            r = m.fetch(wait_ms=200)
+        assert acquired(r) == [(0, 3, 1)]
+        assert part(m.ack([(0, 1, [ACCEPT])])).error_code == 0
+        other = next(n for n in b.call(lambda: b.state.topics.get("q").partitions[0].replicas) if n != first)
+        b.move_leader("q", 0, other)
+        m2 = member("m2")
+        r = m2.fetch()
+        while not acquired(r):
+            r = m2.fetch(wait_ms=200)
+        assert acquired(r) == [(2, 3, 2)]
+        assert part(m2.ack([(2, 2, [ACCEPT]), (3, 3, [RELEASE])])).error_code == 0
+        b.move_leader("q", 0, first)
+        _produce(b, "q", 1, start=4)
+        m3 = member("m3")
+        r = m3.fetch()
+        while not acquired(r):
+            r = m3.fetch(wait_ms=200)
+        assert acquired(r) == [(3, 3, 3), (4, 4, 1)]  # not the first leader's copy, where m1 still held 2-3
