@@ -366,3 +366,16 @@ def test_a_leader_change_hands_the_share_partition_to_the_new_leader_and_back(tm
         while not acquired(r):
             r = m3.fetch(wait_ms=200)
         assert acquired(r) == [(3, 3, 3), (4, 4, 1)]  # not the first leader's copy, where m1 still held 2-3
+
+
+def test_find_coordinator_of_a_share_partition_key(b):
+    """FindCoordinator key type 2 (v6, KIP-932): the leader of the key's __share_group_state partition."""
+    from kbroker.share.share_coordinator import topic_id_string
+    from kbroker.wire.messages import find_coordinator as FC
+
+    c = BlockingConnection(b.host, b.port)
+    good = f"g:{topic_id_string(uuid.uuid4())}:0"
+    r = c.request(10, 6, FC.FindCoordinatorRequest(key_type=2, coordinator_keys=[good, "g:nope:0", "nokey"]))
+    ok, bad, worse = r.coordinators
+    assert (ok.error_code, ok.node_id, ok.port) == (0, b.state.node_id, b.port)
+    assert bad.error_code == worse.error_code == ErrorCode.INVALID_REQUEST
