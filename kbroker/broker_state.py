@@ -311,12 +311,14 @@ class BrokerState(MetadataListener):
     def on_topic_change(self, topic) -> None:
         t = self.topics.apply(topic)
         self._coordinators_follow(topic.name, t)
+        self.share.on_topic(t.topic_id, t)
         self.changes.notify()
 
     def on_topic_deleted(self, topic) -> None:
         t = self.topics.get(topic.name)
         if t is not None:
             self.topics.remove(t)
+            self.share.on_topic(t.topic_id, None)
         self._coordinators_follow(topic.name, None)
         self.changes.notify()
 

@@ -138,7 +138,7 @@ GROUP_CONFIGS: dict[str, tuple[str, str]] = {
     "share.partition.max.record.locks": ("int", "group_share_partition_max_record_locks"),
     SHARE_AUTO_OFFSET_RESET: ("string", "latest"),
     SHARE_ISOLATION_LEVEL: ("string", "read_uncommitted"),
-    SHARE_RENEW_ACKNOWLEDGE_ENABLE: ("boolean", "false"),
+    SHARE_RENEW_ACKNOWLEDGE_ENABLE: ("boolean", "true"),  # Kafka 4.4 GroupConfig.SHARE_RENEW_ACKNOWLEDGE_ENABLE_DEFAULT
 }
 _KAFKA_ONLY_GROUP_CONFIGS = ("consumer.session.timeout.ms", "consumer.heartbeat.interval.ms",
                              "streams.session.timeout.ms", "streams.heartbeat.interval.ms",

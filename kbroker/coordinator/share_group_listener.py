@@ -63,6 +63,6 @@ class ShareGroupSettings:
     partition_max_record_locks: int = 2_000  # share.partition.max.record.locks / group.share.partition...
     session_timeout_ms: int = 45_000  # share.session.timeout.ms / group.share.session.timeout.ms
     heartbeat_interval_ms: int = 5_000  # share.heartbeat.interval.ms / group.share.heartbeat.interval.ms
-    # share.renew.acknowledge.enable (KIP-1222; a group config only, false by default): when false, RENEW
-    # acknowledgements are refused with INVALID_RECORD_STATE
-    renew_acknowledge_enable: bool = False
+    # share.renew.acknowledge.enable (KIP-1222; a group config only, true by default as in Kafka 4.4): when
+    # false, RENEW acknowledgements are refused with INVALID_RECORD_STATE
+    renew_acknowledge_enable: bool = True

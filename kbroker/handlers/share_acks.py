@@ -5,7 +5,8 @@ A partition's batches are INVALID_REQUEST when one has its first offset after it
 ascending order without overlap, when a batch has no types or neither one type nor one per offset, or when a
 type is unknown (0 gap, 1 accept, 2 release, 3 reject; version 2 adds 4 renew, KIP-1222). Then the
 partition's own errors (UNKNOWN_TOPIC_ID, TOPIC_AUTHORIZATION_FAILED, NOT_LEADER_OR_FOLLOWER), then the
-share-partition's (INVALID_RECORD_STATE). A partition's acknowledgements are applied whole or not at all, and
+share-partition's (INVALID_RECORD_STATE; also for RENEW when the group's share.renew.acknowledge.enable is false,
+as Kafka's SharePartition). A partition's acknowledgements are applied whole or not at all, and
 answered once written to the share coordinator.
 """
 
@@ -42,6 +43,7 @@ def acknowledge(ctx, group_id: str, member_id: str, topics) -> tuple[dict, list]
     broker = ctx.broker
     results: dict = {}
     keys = []
+    renew_enabled = broker.share_settings(group_id).renew_acknowledge_enable
     for t in topics:
         topic = broker.topics.by_id.get(t.topic_id)
         for p in t.partitions:
@@ -62,6 +64,9 @@ def acknowledge(ctx, group_id: str, member_id: str, topics) -> tuple[dict, list]
             partition = get_partition_or_error(topic, p.partition_index)
             if isinstance(partition, int):
                 results[tp] = (partition, None)
+                continue
+            if not renew_enabled and any(ACK_RENEW in b.acknowledge_types for b in batches):
+                results[tp] = (ErrorCode.INVALID_RECORD_STATE, "Renewing acquisition locks is not enabled for the group.")
                 continue
             sp = broker.share.share_partition(group_id, partition)
             if sp is None:

@@ -196,7 +196,10 @@ class SharePartitionManager(ShareGroupListener):
         key = (group_id, topic_id, partition.index)
         sp = self.partitions.get(key)
         if sp is not None:
-            return sp
+            if sp.leader_epoch == partition.leader_epoch:
+                return sp
+            # Leadership moved away and back since: another leader may have changed the state meanwhile.
+            self._forget(key)
         state = self._read_state(key)
         if state is False:
             return None
@@ -205,6 +208,7 @@ class SharePartitionManager(ShareGroupListener):
                             record_lock_duration_ms=settings.record_lock_duration_ms,
                             delivery_count_limit=settings.delivery_count_limit,
                             max_record_locks=settings.partition_max_record_locks, on_change=self._on_change)
+        sp.leader_epoch = partition.leader_epoch
         if state is not None:
             sp.restore(state.start_offset, state.state_batches, state.state_epoch)
         else:
@@ -230,6 +234,28 @@ class SharePartitionManager(ShareGroupListener):
                 log.warning("share state of %s is kept in memory only: its share coordinator is on another broker",
                             key)
             return None
+
+    def _forget(self, key: Key) -> None:
+        sp = self.partitions.pop(key, None)
+        if sp is not None:
+            sp.close()
+        self._dirty.discard(key)
+
+    def on_topic(self, topic_id, topic) -> None:
+        """The topic changed (``topic`` None: deleted): the share-partitions of partitions this broker no longer
+        leads, or leads at another leader epoch, go (what they did is written; the leader reads it), as Kafka's
+        SharePartitionManager drops them on a leader change."""
+        gone = []
+        for key, sp in self.partitions.items():
+            if key[1] != topic_id:
+                continue
+            p = topic.partitions[key[2]] if topic is not None and key[2] < len(topic.partitions) else None
+            if p is None or not p.is_leader or p.leader_epoch != sp.leader_epoch:
+                gone.append(key)
+        for key in gone:
+            self._forget(key)
+        if gone:
+            self.notify_available()
 
     def _read_remote(self, key: Key):
         """ReadShareGroupState to the key's share coordinator: False while the answer is awaited (the fetch
@@ -358,8 +384,7 @@ class SharePartitionManager(ShareGroupListener):
         the (shard, offset) writes to wait for."""
         by_shard: dict[int, list[Key]] = {}
         for key in keys:
-            self.partitions.pop(key, None)
-            self._dirty.discard(key)
+            self._forget(key)
             by_shard.setdefault(self.coordinator.partition_for(key), []).append(key)
         writes = []
         for index, shard_keys in by_shard.items():

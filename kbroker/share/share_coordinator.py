@@ -20,6 +20,7 @@ Concurrency: the event loop only.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 import uuid
@@ -42,9 +43,20 @@ def share_state_key(group_id: str, topic_id: uuid.UUID, partition: int) -> str:
 
 def topic_id_string(topic_id: uuid.UUID) -> str:
     """Kafka's Uuid.toString: the 16 bytes in URL-safe base64 without padding."""
-    import base64
-
     return base64.urlsafe_b64encode(topic_id.bytes).rstrip(b"=").decode()
+
+
+def parse_share_state_key(key: str) -> Key | None:
+    """(group id, topic id, partition) of a "groupId:topicId:partition" key; None when it is malformed."""
+    parts = key.rsplit(":", 2)
+    if len(parts) != 3 or not parts[0] or len(parts[1]) != 22:
+        return None
+    try:
+        topic_id = uuid.UUID(bytes=base64.urlsafe_b64decode(parts[1] + "=="))
+        partition = int(parts[2])
+    except ValueError:
+        return None
+    return (parts[0], topic_id, partition) if partition >= 0 else None
 
 
 class ShareCoordinator:

@@ -97,6 +97,7 @@ class SharePartition:
         self.state_epoch = 0
         self.leader_epoch = 0
         self.snapshot_epoch = 0
+        self.closed = False
 
     # -- reading the state -------------------------------------------------------------------------------
 
@@ -228,6 +229,8 @@ class SharePartition:
 
     def _expire(self, lock: _Lock) -> None:
         """An acquisition lock ran out: its records still held under it become available (or archived)."""
+        if self.closed:
+            return
         released = False
         for offset in lock.offsets:
             r = self.records.get(offset)
@@ -318,8 +321,15 @@ class SharePartition:
         self._changed()
 
     def _changed(self) -> None:
-        if self.on_change is not None:
+        if self.on_change is not None and not self.closed:
             self.on_change(self)
+
+    def close(self) -> None:
+        """This broker no longer leads the partition (or the share-partition is deleted): its locks and
+        changes stop mattering; the next leader starts from the written state."""
+        self.closed = True
+        for r in self.records.values():
+            r.lock = None
 
     # -- durability --------------------------------------------------------------------------------------
 

@@ -6,11 +6,11 @@ import threading
 import uuid
 
 import pytest
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
 from kbroker import Broker
 from kbroker.client import BlockingConnection
 from kbroker.errors import ErrorCode
-from kbroker.coordinator.share_group_listener import ShareGroupSettings
 from kbroker.wire.messages import share_acknowledge as SA
 from kbroker.wire.messages import share_fetch as SF
 from support.clients import ConfluentClient
@@ -30,8 +30,9 @@ def _produce(b, topic, n, start=0):
 
 
 class Member:
-    def __init__(self, b, topic_id, member_id, group="g"):
-        self.c = BlockingConnection(b.host, b.port)
+    def __init__(self, b, topic_id, member_id, group="g", address=None):
+        """``address``: the broker to fetch from (host, port); the first broker's by default."""
+        self.c = BlockingConnection(*(address or (b.host, b.port)))
         self.topic_id, self.member_id, self.group, self.epoch = topic_id, member_id, group, 0
 
     def fetch(self, acks=(), wait_ms=0, max_records=100, version=2, mode=0, epoch=None, renew_only=False,
@@ -73,11 +74,15 @@ def part(r, index=0):
     return next(p for t in r.responses for p in t.partitions if p.partition_index == index)
 
 
-def _settings(b, **kw):
-    """The share settings of every group (what the group.share.* configs will set)."""
-    s = ShareGroupSettings(**kw)
-    b.call(lambda: setattr(b.state.share, "settings_for", lambda g: s))
-    b.call(lambda: setattr(b.state, "share_settings", lambda g: s))
+def _group_configs(b, configs: dict, group: str = "g") -> None:
+    """Sets the share group's configs (IncrementalAlterConfigs on its GROUP resource)."""
+    admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
+    r = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in configs.items()])
+    admin.incremental_alter_configs([r])[r].result(10)
+
+
+EARLIEST = {"share.auto.offset.reset": "earliest"}
 
 
 def _open(b, topic, member_id="m1", group="g"):
@@ -101,7 +106,7 @@ def b(tmp_path):
 
 def test_records_are_shared_between_members_and_acknowledged(b):
     ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
-    _settings(b, auto_offset_reset="earliest")
+    _group_configs(b, EARLIEST)
     m1, m2 = _open(b, "q", "m1"), _open(b, "q", "m2")
     _produce(b, "q", 6)
     r1 = m1.fetch(max_records=2, mode=1)
@@ -141,7 +146,7 @@ def test_session_epochs_as_kafka_validates_them(b):
 
 def test_malformed_acknowledgements_are_invalid_request(b):
     ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
-    _settings(b, auto_offset_reset="earliest")
+    _group_configs(b, EARLIEST)
     m = _open(b, "q")
     _produce(b, "q", 3)
     assert acquired(m.fetch()) == [(0, 2, 1)]
@@ -150,22 +155,32 @@ def test_malformed_acknowledgements_are_invalid_request(b):
         assert part(m.ack(bad)).error_code == ErrorCode.INVALID_REQUEST, bad
     assert part(m.ack([(0, 0, [RENEW])], version=1)).error_code == ErrorCode.INVALID_REQUEST  # RENEW is v2
     assert part(m.ack([(0, 0, [RENEW])])).error_code == 0
+    _group_configs(b, {"share.renew.acknowledge.enable": "false"})
+    r = m.ack([(0, 0, [RENEW])])
+    assert (part(r).error_code, part(r).error_message) == (
+        ErrorCode.INVALID_RECORD_STATE, "Renewing acquisition locks is not enabled for the group.")
     r = m.ack([(0, 2, [ACCEPT])], epoch=-1)
     assert (r.error_code, part(r).error_code) == (0, 0)
 
 
-def test_an_expired_lock_redelivers_and_the_delivery_limit_archives(b):
+def test_an_expired_lock_redelivers_and_the_delivery_limit_archives(tmp_path):
+    with Broker(port=0, data_dir=tmp_path / "data", settings={"group.share.min.record.lock.duration.ms": "1000"}) as b:
+        _expiry_and_limit(b)
+
+
+def _expiry_and_limit(b):
+    b.call(lambda: b.state.coordinator_topic("__share_group_state"))
     ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
-    _settings(b, auto_offset_reset="earliest", record_lock_duration_ms=300, delivery_count_limit=2)
+    _group_configs(b, {"share.record.lock.duration.ms": "1000", "share.delivery.count.limit": "2"})
     m1, m2 = _open(b, "q", "m1"), _open(b, "q", "m2")
     _produce(b, "q", 1)
     assert acquired(m1.fetch()) == [(0, 0, 1)]
-    # m2 long-polls: woken when m1's lock expires, it gets the record on its second delivery.
+    # m2 long-polls: woken when m1's lock expires (1 s), it gets the record on its second delivery.
     r = m2.fetch(wait_ms=10000)
     assert acquired(r) == [(0, 0, 2)]
     assert part(m1.ack([(0, 0, [ACCEPT])])).error_code == ErrorCode.INVALID_RECORD_STATE
     # The second lock expires too: the limit (2) is reached and the record is archived, never delivered again.
-    assert acquired(m1.fetch(wait_ms=1000)) == []
+    assert acquired(m1.fetch(wait_ms=2500)) == []
     summary = b.call(lambda: b.state.share.partitions[("g", m1.topic_id, 0)].in_flight_summary())
     assert summary["start_offset"] == 1
 
@@ -184,7 +199,7 @@ def test_a_long_poll_is_answered_by_an_append(b):
 
 def test_renew_only_fetch_acquires_nothing_new(b):
     ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
-    _settings(b, auto_offset_reset="earliest")
+    _group_configs(b, EARLIEST)
     m = _open(b, "q")
     _produce(b, "q", 3)
     assert acquired(m.fetch(max_records=1, mode=1)) == [(0, 0, 1)]
@@ -197,7 +212,7 @@ def test_a_restart_keeps_acknowledgements_and_frees_what_was_acquired(tmp_path):
     with Broker(port=0, data_dir=data) as b:
         b.call(lambda: b.state.coordinator_topic("__share_group_state"))
         ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
-        _settings(b, auto_offset_reset="earliest")
+        _group_configs(b, EARLIEST)
         m = _open(b, "q")
         _produce(b, "q", 5)
         assert acquired(m.fetch()) == [(0, 4, 1)]
@@ -217,7 +232,7 @@ def test_offsets_described_altered_and_deleted_through_the_admin_apis(b):
     from kbroker.wire.messages import describe_share_group_offsets as DESC
 
     ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
-    _settings(b, auto_offset_reset="earliest")
+    _group_configs(b, EARLIEST)
     m = _open(b, "q")
     _produce(b, "q", 5)
     assert acquired(m.fetch()) == [(0, 4, 1)]
@@ -307,3 +322,61 @@ def test_the_share_coordinator_apis_between_brokers(b):
     assert one(c.request(86, 0, D(group_id="sg", topics=[D.DeleteStateData(topic_id=tid, partitions=[
         D.PartitionData(partition=3)])]))).error_code == 0
     assert read().start_offset == -1
+
+
+def test_a_leader_change_hands_the_share_partition_to_the_new_leader_and_back(tmp_path):
+    """The share-partition follows leadership: the new leader reads the written state (acknowledged records
+    stay done, acquired ones come back), and the old leader, leading again, does not serve its stale copy."""
+    with Broker(port=0, data_dir=tmp_path / "data", brokers=2) as b:
+        for s in b.cluster.states():
+            b.call(lambda s=s: s.coordinator_topic("__share_group_state"))
+        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
+        admin.create_topics([NewTopic("q", 1, 2)])["q"].result(10)
+        assert b.wait_for_leaders(full_isr=True)
+        _group_configs(b, EARLIEST)
+        tid = b.call(lambda: b.state.topics.get("q").topic_id)
+
+        def leader():
+            return b.call(lambda: b.state.topics.get("q").partitions[0].leader_id)
+
+        def member(name):
+            node = leader()
+            return Member(b, tid, name, address=b.call(lambda: b.state.live_endpoint(node, b.state.listeners[0].name)))
+
+        def acquire_all(m, offsets):
+            """Fetches until ``offsets`` are acquired: a new leader's high watermark may trail a moment."""
+            got = []
+            for _ in range(100):
+                got += acquired(m.fetch(wait_ms=200))
+                if {o for f, l, _d in got for o in range(f, l + 1)} >= set(offsets):
+                    break
+            return sorted((o, d) for f, l, d in got for o in range(f, l + 1))
+
+        _produce(b, "q", 4)
+        first = leader()
+        m = member("m1")
+        assert acquire_all(m, range(4)) == [(0, 1), (1, 1), (2, 1), (3, 1)]
+        assert part(m.ack([(0, 1, [ACCEPT])])).error_code == 0
+        other = next(n for n in b.call(lambda: b.state.topics.get("q").partitions[0].replicas) if n != first)
+        b.move_leader("q", 0, other)
+        m2 = member("m2")
+        assert acquire_all(m2, [2, 3]) == [(2, 2), (3, 2)]
+        assert part(m2.ack([(2, 2, [ACCEPT]), (3, 3, [RELEASE])])).error_code == 0
+        b.move_leader("q", 0, first)
+        _produce(b, "q", 1, start=4)
+        m3 = member("m3")
+        # Not the first leader's copy, where m1 still held 2-3: offset 3 on its third delivery.
+        assert acquire_all(m3, [3, 4]) == [(3, 3), (4, 1)]
+
+
+def test_find_coordinator_of_a_share_partition_key(b):
+    """FindCoordinator key type 2 (v6, KIP-932): the leader of the key's __share_group_state partition."""
+    from kbroker.share.share_coordinator import topic_id_string
+    from kbroker.wire.messages import find_coordinator as FC
+
+    c = BlockingConnection(b.host, b.port)
+    good = f"g:{topic_id_string(uuid.uuid4())}:0"
+    r = c.request(10, 6, FC.FindCoordinatorRequest(key_type=2, coordinator_keys=[good, "g:nope:0", "nokey"]))
+    ok, bad, worse = r.coordinators
+    assert (ok.error_code, ok.node_id, ok.port) == (0, b.state.node_id, b.port)
+    assert bad.error_code == worse.error_code == ErrorCode.INVALID_REQUEST

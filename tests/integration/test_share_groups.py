@@ -130,7 +130,7 @@ def test_group_configs_through_the_admin_client_set_the_share_groups_settings(br
         "share.auto.offset.reset": ("earliest", 8), "share.heartbeat.interval.ms": ("7000", 8),
         "share.record.lock.duration.ms": ("20000", 8), "share.session.timeout.ms": ("45000", 5),
         "share.delivery.count.limit": ("5", 5), "share.partition.max.record.locks": ("2000", 5),
-        "share.isolation.level": ("read_uncommitted", 5), "share.renew.acknowledge.enable": ("false", 5)}
+        "share.isolation.level": ("read_uncommitted", 5), "share.renew.acknowledge.enable": ("true", 5)}
     for bad, message in [("1000", "must be greater than or equal to group.share.min.record.lock.duration.ms"),
                          ("x", "Not a number of type INT")]:
         with pytest.raises(Exception, match=message):
