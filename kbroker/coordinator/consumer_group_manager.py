@@ -116,6 +116,13 @@ class _Refused(Exception):
         self.message = message
 
 
+def subscription_metadata(topics: TopicImage, names) -> dict[str, tuple[uuid.UUID, int]]:
+    """Name -> (topic id, partition count) of the subscribed topics that exist with partitions."""
+    image = topics.by_name
+    return {name: (image[name].topic_id, len(image[name].partitions)) for name in names
+            if name in image and image[name].partitions}
+
+
 def topic_rows(topics: TopicImage, assignment: Mapping[uuid.UUID, frozenset[int]]
                ) -> list[tuple[uuid.UUID, str, list[int]]]:
     """An assignment as described: (topic id, name, sorted partitions) for the topics that still exist."""
@@ -449,11 +456,7 @@ class ConsumerGroupManager(MemberSessions):
                 pattern = _compile(regex)
                 resolved[regex] = frozenset(n for n in image if not _is_internal(n) and pattern.fullmatch(n))
             group.resolved_regexes = resolved
-        metadata = {}
-        for name in group.subscribed_topics:
-            topic = image.get(name)
-            if topic is not None and topic.partitions:
-                metadata[name] = (topic.topic_id, len(topic.partitions))
+        metadata = subscription_metadata(self.topics, group.subscribed_topics)
         group.metadata_version = self.topics.version
         if metadata != group.subscription_metadata:
             group.subscription_metadata = metadata

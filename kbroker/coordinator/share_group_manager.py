@@ -44,6 +44,7 @@ from .consumer_group_manager import (
     TopicImage,
     _EmptyImage,
     _Refused,
+    subscription_metadata,
     topic_rows,
 )
 from .group_config import GroupConfig, share_group_settings
@@ -248,12 +249,7 @@ class ShareGroupManager(MemberSessions):
 
     def _refresh_metadata(self, group: ShareGroup) -> bool:
         """The subscribed topics' ids and partition counts from the topic image; True when they changed."""
-        image = self.topics.by_name
-        metadata = {}
-        for name in group.subscribed_topics:
-            topic = image.get(name)
-            if topic is not None and topic.partitions:
-                metadata[name] = (topic.topic_id, len(topic.partitions))
+        metadata = subscription_metadata(self.topics, group.subscribed_topics)
         group.metadata_version = self.topics.version
         if metadata != group.subscription_metadata:
             group.subscription_metadata = metadata
