@@ -124,18 +124,18 @@ class BrokerState(MetadataListener):
         # Share groups' partitions (KIP-932): their state machines and sessions, and the share coordinator
         # keeping their state in __share_group_state (one shard per partition of it this broker leads).
         self.share_coordinator = ShareCoordinatorService(config.share_coordinator_state_topic_num_partitions)
+        # Security: the listeners, the users who may log in, and the ACLs (None: no authorizer).
+        self.listeners = resolve_listeners(config)
+        # How this broker reaches the others (replica fetchers, markers, share state): inter_broker.py.
+        self.inter_broker = inter_broker_client(config.settings, self.listeners)
         # The share state of keys whose share coordinator is another broker: the inter-broker share state APIs.
         self.share_persister = RemotePersister(
             self.node_id, lambda key: self._leader_of(SHARE_STATE_TOPIC, self.share_coordinator.partition_for(key)),
-            self._inter_broker_endpoint)
+            self._inter_broker_endpoint, connect=self.inter_broker.connect)
         self.share = SharePartitionManager(self._clock, self.share_coordinator, self.share_settings,
                                            lambda: self.coordinator_topic_or_create(SHARE_STATE_TOPIC),
                                            self.share_persister)
         self.groups.add_share_group_listener(self.share)  # members leaving release their records
-        # Security: the listeners, the users who may log in, and the ACLs (None: no authorizer).
-        self.listeners = resolve_listeners(config)
-        # How this broker reaches the others (replica fetchers, markers): inter_broker.py.
-        self.inter_broker = inter_broker_client(config.settings, self.listeners)
         # The transaction coordinators' markers: WriteTxnMarkers to each partition's leader, or written here.
         self.markers = MarkerChannel(self.node_id, self._leader_of, self._inter_broker_endpoint,
                                      self.apply_txn_marker, connect=self.inter_broker.connect)

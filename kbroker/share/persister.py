@@ -6,8 +6,8 @@ and PersisterStateManager).
 Each call names one key and returns what the coordinator answered, or raises KafkaError with its error (or
 NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE when the partition has no reachable leader; Kafka's persister
 retries those itself, kbroker's callers try again on the next fetch or write). Connections: one per
-destination broker, as the transaction markers' channel keeps them; inter-broker requests are not
-authenticated (a cluster whose first listener needs SASL or TLS cannot send them yet).
+destination broker, as the transaction markers' channel keeps them, opened with the broker's inter-broker
+``connect`` (its inter-broker listener's TLS and SASL login, inter_broker.py).
 
 Concurrency: the event loop only.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ..client.aio import ClientError, Connection
 from ..errors import ErrorCode, KafkaError
@@ -35,12 +35,15 @@ REQUEST_TIMEOUT_S = 30.0
 
 class RemotePersister:
     def __init__(self, node_id: int, coordinator_of: Callable[[Key], int | None],
-                 endpoint_of: Callable[[int], tuple[str, int] | None]) -> None:
+                 endpoint_of: Callable[[int], tuple[str, int] | None],
+                 connect: Callable[..., Awaitable[Connection]] | None = None) -> None:
         """``coordinator_of(key)``: the leader of the key's ``__share_group_state`` partition (-1 or None: none);
-        ``endpoint_of(node)``: its address (None: not alive)."""
+        ``endpoint_of(node)``: its address (None: not alive); ``connect(host, port, client_id=, timeout_s=)``:
+        a connection to another broker (None: plain ``Connection.open``)."""
         self.node_id = node_id
         self._coordinator_of = coordinator_of
         self._endpoint_of = endpoint_of
+        self._connect = connect or Connection.open
         self._conns: dict[int, Connection] = {}
         self.sent = 0  # requests sent, for tests
 
@@ -54,7 +57,7 @@ class RemotePersister:
         try:
             conn = self._conns.get(node)
             if conn is None or conn.closed:
-                conn = self._conns[node] = await Connection.open(
+                conn = self._conns[node] = await self._connect(
                     *endpoint, client_id=f"kbroker-share-persister-{self.node_id}", timeout_s=REQUEST_TIMEOUT_S)
             self.sent += 1
             response = await asyncio.wait_for(conn.send(api_key, request), REQUEST_TIMEOUT_S)
