@@ -85,6 +85,16 @@ KNOWN: list[Known] = [
     Known("share_group_heartbeat_errors@*", "epoch_ahead", "error_message",
           "the FENCED_MEMBER_EPOCH message names the member's epoch, one behind Kafka's (see the share group "
           "epochs)"),
+    Known("share_fetch_refused@*", "empty_group", "*",
+          "a ShareFetch with an empty group id: Kafka 4.4 opens a session and answers each partition "
+          "UNKNOWN_SERVER_ERROR (an internal failure), kbroker refuses the request with INVALID_REQUEST"),
+    Known("share_fetch_refused@*", "unknown_topic_id", "*",
+          "a ShareFetch naming a topic id the cluster does not have: Kafka 4.4 fails the whole request with "
+          "UNKNOWN_SERVER_ERROR (an internal failure), kbroker answers that partition UNKNOWN_TOPIC_ID, as Fetch does"),
+    Known("share_group_offsets_describe@*", "*", "*start_offset", ours="2", theirs="0", reason=
+          "after acknowledgements move the start offset, Kafka 4.4 describes the start offset it last wrote to its "
+          "share coordinator, written before the acknowledgement moved it (the next write catches up); kbroker "
+          "writes the state after the move and describes the current start offset (the lag agrees)"),
 ]
 
 

@@ -70,6 +70,11 @@ ENVIRONMENT_CONFIGS = {"log.dirs", "log.dir", "listeners", "advertised.listeners
 #    object hashes, new on every run. That object becomes "<request>"; the permission named stays.
 KAFKA_REQUEST_TEXT = re.compile(r"Request Request\(.*\) needs ")
 
+# 11. ShareFetch's and ShareAcknowledge's CurrentLeader is not optional (not a tagged field as in Fetch): a
+#    partition answered without a leader hint carries the field's default, leader 0 at epoch 0, which is not
+#    a node. It stays "<no-hint>" rather than becoming "<self>" on the broker that happens to be node 0.
+NO_LEADER_HINT = {"leader_id": 0, "leader_epoch": 0}
+
 
 class Normalizer:
     """One per scenario run: holds the broker's own node id, the run token and the generated-id tables."""
@@ -90,7 +95,8 @@ class Normalizer:
 
     def __call__(self, value: Any, field: str = "") -> Any:
         if isinstance(value, dict):
-            out = {k: self(v, k) for k, v in value.items()}
+            out = {k: "<no-hint>" if k == "current_leader" and v == NO_LEADER_HINT else self(v, k)
+                   for k, v in value.items()}
             if out.get("name") in ENVIRONMENT_CONFIGS and "value" in out:
                 out["value"] = "<env>" if out["value"] is not None else None
                 if isinstance(out.get("synonyms"), list):

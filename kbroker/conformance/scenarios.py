@@ -26,8 +26,11 @@ from ..wire.messages import (add_offsets_to_txn as ao, add_partitions_to_txn as 
                              init_producer_id as ip, join_group as jg, list_groups as lg, list_offsets as lo,
                              list_transactions as ltx, metadata as md, offset_commit as oc, offset_delete as od,
                              offset_fetch as of, offset_for_leader_epoch as ofle, produce as pr,
-                             sasl_authenticate as sa, sasl_handshake as sh, share_group_describe as sgd,
-                             share_group_heartbeat as sghb, sync_group as sg, txn_offset_commit as toc)
+                             sasl_authenticate as sa, sasl_handshake as sh, share_acknowledge as sack,
+                             share_fetch as sf, share_group_describe as sgd, share_group_heartbeat as sghb,
+                             sync_group as sg, txn_offset_commit as toc)
+from ..wire.messages import (alter_share_group_offsets as asgo, delete_share_group_offsets as dsgo,
+                             describe_share_group_offsets as descsgo)
 from ..security.scram import MECHANISMS as SCRAM_MECHANISMS, salted_password
 from .realkafka import SUITE_USERS
 from .session import Connection, ScenarioError, Session, scenario
@@ -1602,6 +1605,177 @@ def share_group_in_the_other_group_apis(s: Session, v: int):
     s.call("leave", ShareGroupHeartbeat, v, _share_hb(group, "member-a", -1), record=False)
     s.call("delete_empty", DeleteGroups, 2, del_g.DeleteGroupsRequest(groups_names=[group]))
     s.call("describe_after_delete", ShareGroupDescribe, 1, sgd.ShareGroupDescribeRequest(group_ids=[group]))
+
+
+ShareFetch, ShareAcknowledge = 78, 79
+DescribeShareGroupOffsets, AlterShareGroupOffsets, DeleteShareGroupOffsets = 90, 91, 92
+ACCEPT, RELEASE, REJECT = 1, 2, 3
+
+
+def _kafka_uuid() -> str:
+    """A member id as Kafka's clients make them (Uuid.toString: URL-safe base64 without padding); ShareFetch
+    parses it as a Uuid."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def _share_join(s: Session, group: str, member: str, topic: str) -> int:
+    """A member joins and heartbeats until it is assigned a partition (set-up: not recorded); its epoch."""
+    epoch, deadline = 0, time.monotonic() + 10
+    while True:
+        r = s.call("join", ShareGroupHeartbeat, 1, _share_hb(group, member, epoch, [topic] if epoch == 0 else None),
+                   record=False)
+        if r is None or r.error_code:
+            raise ScenarioError(f"share heartbeat of {group}: {None if r is None else r.error_code}")
+        epoch = r.member_epoch
+        if r.assignment is not None and r.assignment.topic_partitions:
+            return epoch
+        if time.monotonic() > deadline:
+            raise ScenarioError(f"share group {group}: no assignment")
+        time.sleep(0.05)
+
+
+def _share_fetch(group, member, epoch, topic_id, acks=(), wait_ms=0, partitions=(0,)):
+    Q = sf.ShareFetchRequest
+    parts = [Q.FetchPartition(partition_index=i, partition_max_bytes=1 << 20, acknowledgement_batches=[
+        Q.AcknowledgementBatch(first_offset=f, last_offset=last, acknowledge_types=list(t)) for f, last, t in acks])
+        for i in partitions]
+    return Q(group_id=group, member_id=member, share_session_epoch=epoch, max_wait_ms=wait_ms, min_bytes=1,
+             max_bytes=1 << 20, max_records=100, batch_size=100,
+             topics=[Q.FetchTopic(topic_id=topic_id, partitions=parts)] if partitions else [])
+
+
+def _share_ack(group, member, epoch, topic_id, acks):
+    A = sack.ShareAcknowledgeRequest
+    return A(group_id=group, member_id=member, share_session_epoch=epoch, topics=[A.AcknowledgeTopic(
+        topic_id=topic_id, partitions=[A.AcknowledgePartition(partition_index=0, acknowledgement_batches=[
+            A.AcknowledgementBatch(first_offset=f, last_offset=last, acknowledge_types=list(t))
+            for f, last, t in acks])])])
+
+
+def _share_group_with_records(s: Session, prefix: str, records: int = 3, earliest: bool = False):
+    """A one-partition topic with ``records`` one-record batches and a share group with one assigned member:
+    (group, topic, topic id, member id, member epoch). ``earliest``: the group's share.auto.offset.reset is
+    earliest, so the records are delivered (else the share-partition starts after them)."""
+    group, topic, member = s.name(prefix + "g"), s.name(prefix + "t"), _kafka_uuid()
+    s.create_topic(topic, 1)
+    for i in range(records):
+        seed(s, topic, batch(b"v%d" % i))
+    s.find_coordinator(group)
+    if earliest:
+        R = iac.IncrementalAlterConfigsRequest
+        r = s.conn.call(IncrementalAlterConfigs, 1, R(resources=[R.AlterConfigsResource(
+            resource_type=32, resource_name=group, configs=[R.AlterableConfig(
+                name="share.auto.offset.reset", config_operation=0, value="earliest")])]))
+        if r.responses[0].error_code:
+            raise ScenarioError(f"share.auto.offset.reset of {group}: {r.responses[0].error_code}")
+    return group, topic, s.topic_id(topic), member, _share_join(s, group, member, topic)
+
+
+@scenario(ShareFetch, (1, 2))
+def share_fetch_session_epochs(s: Session, v: int):
+    """ShareFetch's share session: a fetch in a session that does not exist, the first fetch after the
+    heartbeat that assigned the partition (the share-partition starts at the log end: nothing acquired),
+    piggybacked acknowledgements of offsets before the start (done: no error), an epoch out of order,
+    closing the session (epoch -1), a fetch in the closed session, and a member id that never joined."""
+    group, topic, tid, member, _ = _share_group_with_records(s, "sf")
+    s.call("no_session", ShareFetch, v, _share_fetch(group, member, 3, tid))
+    s.call("first_fetch", ShareFetch, v, _share_fetch(group, member, 0, tid, wait_ms=5000))
+    s.call("ack_accept", ShareFetch, v, _share_fetch(group, member, 1, tid, acks=[(0, 0, [ACCEPT])]))
+    s.call("epoch_ahead", ShareFetch, v, _share_fetch(group, member, 7, tid))
+    s.call("ack_release", ShareFetch, v, _share_fetch(group, member, 2, tid, acks=[(1, 2, [RELEASE])],
+                                                           wait_ms=5000))
+    s.call("close", ShareFetch, v, _share_fetch(group, member, -1, tid, acks=[(1, 2, [ACCEPT])], partitions=()))
+    s.call("after_close", ShareFetch, v, _share_fetch(group, member, 1, tid))
+    s.call("stranger", ShareFetch, v, _share_fetch(group, _kafka_uuid(), 0, tid))
+
+
+@scenario(ShareFetch, (1, 2))
+def share_fetch_refused(s: Session, v: int):
+    """ShareFetch requests Kafka refuses whole or per partition: an empty group id, acknowledgements on the
+    opening fetch, an unknown topic id, a partition the topic does not have, and an unknown
+    acknowledgement type."""
+    group, topic, tid, member, _ = _share_group_with_records(s, "sfr", records=1)
+    s.call("empty_group", ShareFetch, v, _share_fetch("", member, 0, tid))
+    s.call("acks_on_open", ShareFetch, v, _share_fetch(group, member, 0, tid, acks=[(0, 0, [ACCEPT])]))
+    s.call("unknown_partition", ShareFetch, v, _share_fetch(group, _kafka_uuid(), 0, tid, partitions=(5,)))
+    m2 = _kafka_uuid()
+    s.call("open", ShareFetch, v, _share_fetch(group, m2, 0, tid, wait_ms=5000))
+    s.call("bad_ack_type", ShareFetch, v, _share_fetch(group, m2, 1, tid, acks=[(0, 0, [9])]))
+    s.call("unknown_topic_id", ShareFetch, v, _share_fetch(group, member, 0, uuid.uuid4()))  # last: a new id
+
+
+@scenario(ShareAcknowledge, (1, 2))
+def share_acknowledge_errors(s: Session, v: int):
+    """ShareAcknowledge: without a session, with the opening epoch 0, an epoch out of order, an accepted
+    range, the same range again (INVALID_RECORD_STATE), a range never acquired, a gap type, mismatched
+    type counts, and the closing epoch -1."""
+    group, topic, tid, member, _ = _share_group_with_records(s, "sa", records=4, earliest=True)
+    s.call("no_session", ShareAcknowledge, v, _share_ack(group, member, 1, tid, [(0, 0, [ACCEPT])]))
+    s.call("fetch", ShareFetch, 2, _share_fetch(group, member, 0, tid, wait_ms=5000))
+    s.call("epoch_zero", ShareAcknowledge, v, _share_ack(group, member, 0, tid, [(0, 0, [ACCEPT])]))
+    s.call("epoch_ahead", ShareAcknowledge, v, _share_ack(group, member, 5, tid, [(0, 0, [ACCEPT])]))
+    s.call("accept", ShareAcknowledge, v, _share_ack(group, member, 1, tid, [(0, 0, [ACCEPT])]))
+    s.call("accept_again", ShareAcknowledge, v, _share_ack(group, member, 2, tid, [(0, 0, [ACCEPT])]))
+    s.call("never_acquired", ShareAcknowledge, v, _share_ack(group, member, 3, tid, [(50, 52, [ACCEPT])]))
+    s.call("type_count_mismatch", ShareAcknowledge, v, _share_ack(group, member, 4, tid,
+                                                                   [(1, 3, [ACCEPT, REJECT])]))
+    s.call("reject", ShareAcknowledge, v, _share_ack(group, member, 5, tid, [(1, 1, [REJECT])]))
+    s.call("close", ShareAcknowledge, v, _share_ack(group, member, -1, tid, [(2, 3, [RELEASE])]))
+    s.call("after_close", ShareAcknowledge, v, _share_ack(group, member, 6, tid, [(2, 2, [ACCEPT])]))
+
+
+def _describe_share_offsets(group, topic=None, partitions=(0,)):
+    D = descsgo.DescribeShareGroupOffsetsRequest
+    topics = None if topic is None else [D.DescribeShareGroupOffsetsRequestTopic(topic_name=topic,
+                                                                                 partitions=list(partitions))]
+    return D(groups=[D.DescribeShareGroupOffsetsRequestGroup(group_id=group, topics=topics)])
+
+
+@scenario(DescribeShareGroupOffsets, (0, 1))
+def share_group_offsets_describe(s: Session, v: int):
+    """DescribeShareGroupOffsets of an unknown group, a group with no state yet, a group after a fetch and
+    an acknowledgement (start offset, lag), all topics (null) and an unknown topic. (A partition the topic
+    does not have is left out: Kafka 4.4 never answers it.)"""
+    group, topic, tid, member, _ = _share_group_with_records(s, "sdo", earliest=True)
+    s.call("unknown_group", DescribeShareGroupOffsets, v, _describe_share_offsets(s.name("nog"), topic))
+    s.call("before_fetch", DescribeShareGroupOffsets, v, _describe_share_offsets(group, topic))
+    s.call("fetch", ShareFetch, 2, _share_fetch(group, member, 0, tid, wait_ms=5000), record=False)
+    s.call("ack", ShareAcknowledge, 2, _share_ack(group, member, 1, tid, [(0, 1, [ACCEPT])]))
+    s.call("after_ack", DescribeShareGroupOffsets, v, _describe_share_offsets(group, topic))
+    s.call("all_topics", DescribeShareGroupOffsets, v, _describe_share_offsets(group))
+    s.call("unknown_topic", DescribeShareGroupOffsets, v, _describe_share_offsets(group, s.name("not")))
+
+
+def _alter_share_offsets(group, topic, offsets):
+    A = asgo.AlterShareGroupOffsetsRequest
+    return A(group_id=group, topics=[A.AlterShareGroupOffsetsRequestTopic(topic_name=topic, partitions=[
+        A.AlterShareGroupOffsetsRequestPartition(partition_index=p, start_offset=o) for p, o in offsets])])
+
+
+def _delete_share_offsets(group, *topics):
+    D = dsgo.DeleteShareGroupOffsetsRequest
+    return D(group_id=group, topics=[D.DeleteShareGroupOffsetsRequestTopic(topic_name=t) for t in topics])
+
+
+@scenario(AlterShareGroupOffsets, (0,))
+def share_group_offsets_alter_and_delete(s: Session, v: int):
+    """AlterShareGroupOffsets and DeleteShareGroupOffsets: refused while the group has a member, of an
+    unknown group, an unknown topic or partition; accepted once the group is empty (the start offset then
+    described), and the deletion of a topic's state."""
+    group, topic, tid, member, epoch = _share_group_with_records(s, "sao", earliest=True)
+    s.call("fetch", ShareFetch, 2, _share_fetch(group, member, 0, tid, wait_ms=5000), record=False)
+    s.call("ack", ShareAcknowledge, 2, _share_ack(group, member, 1, tid, [(0, 0, [ACCEPT])]), record=False)
+    s.call("alter_with_member", AlterShareGroupOffsets, v, _alter_share_offsets(group, topic, [(0, 2)]))
+    s.call("delete_with_member", DeleteShareGroupOffsets, 0, _delete_share_offsets(group, topic))
+    s.call("leave", ShareGroupHeartbeat, 1, _share_hb(group, member, -1), record=False)
+    s.call("alter_unknown_group", AlterShareGroupOffsets, v, _alter_share_offsets(s.name("nog"), topic, [(0, 1)]))
+    s.call("alter_unknown_topic", AlterShareGroupOffsets, v, _alter_share_offsets(group, s.name("not"), [(0, 1)]))
+    s.call("alter", AlterShareGroupOffsets, v, _alter_share_offsets(group, topic, [(0, 2), (3, 1)]))
+    s.call("described", DescribeShareGroupOffsets, 1, _describe_share_offsets(group, topic))
+    s.call("delete_unknown_group", DeleteShareGroupOffsets, 0, _delete_share_offsets(s.name("nog"), topic))
+    s.call("delete_unknown_topic", DeleteShareGroupOffsets, 0, _delete_share_offsets(group, s.name("not")))
+    s.call("delete", DeleteShareGroupOffsets, 0, _delete_share_offsets(group, topic))
+    s.call("described_after_delete", DescribeShareGroupOffsets, 1, _describe_share_offsets(group, topic))
 
 
 # -- client quotas (48, 49) ---------------------------------------------------------------------------------

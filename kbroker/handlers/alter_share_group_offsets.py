@@ -1,5 +1,5 @@
 """AlterShareGroupOffsets (91): v0 (KIP-932): sets the start offset of share-partitions of a share group no
-member consumes (NON_EMPTY_GROUP otherwise, top level, every partition with it); each starts afresh there,
+member consumes (NON_EMPTY_GROUP otherwise, top level, no topics, as Kafka 4.4); each starts afresh there,
 nothing in flight, and is written to the share coordinator before the answer. A topic or partition that does
 not exist is UNKNOWN_TOPIC_OR_PARTITION for its partitions.
 Authorisation, as KafkaApis: READ on the group (GROUP_AUTHORIZATION_FAILED, top level) and READ on each topic
@@ -13,6 +13,8 @@ from ..security import acl
 from ..wire.messages import alter_share_group_offsets as API
 
 R = API.AlterShareGroupOffsetsResponse
+NON_EMPTY_MESSAGE = "The group is not empty."  # Kafka's words
+UNKNOWN_MESSAGE = "This server does not host this topic-partition."
 
 
 def handle(ctx, req: API.AlterShareGroupOffsetsRequest):
@@ -22,7 +24,8 @@ def handle(ctx, req: API.AlterShareGroupOffsetsRequest):
     if not broker.groups.hosts(req.group_id):
         return _all_failed(req, ErrorCode.NOT_COORDINATOR)
     if not broker.share_group_is_empty(req.group_id):
-        return _all_failed(req, ErrorCode.NON_EMPTY_GROUP, "the share group has members")
+        return R(throttle_time_ms=0, error_code=ErrorCode.NON_EMPTY_GROUP, error_message=NON_EMPTY_MESSAGE,
+                 responses=[])
     return _alter(ctx, req)
 
 
@@ -49,6 +52,8 @@ async def _alter(ctx, req) -> R:
             code, message = error, None
             if not code and not 0 <= p.partition_index < len(topic.partitions):
                 code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            if code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+                message = UNKNOWN_MESSAGE
             if not code:
                 try:
                     await broker.share.set_start_offset((req.group_id, topic.topic_id, p.partition_index),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..errors import ErrorCode, KafkaError
 from ..security import acl
 from ..wire.messages import delete_share_group_offsets as API
+from .alter_share_group_offsets import NON_EMPTY_MESSAGE, UNKNOWN_MESSAGE
 
 R = API.DeleteShareGroupOffsetsResponse
 
@@ -23,7 +24,7 @@ def handle(ctx, req: API.DeleteShareGroupOffsetsRequest):
     elif not broker.groups.hosts(req.group_id):
         code = ErrorCode.NOT_COORDINATOR
     elif not broker.share_group_is_empty(req.group_id):
-        code, message = ErrorCode.NON_EMPTY_GROUP, "the share group has members"
+        code, message = ErrorCode.NON_EMPTY_GROUP, NON_EMPTY_MESSAGE
     if code:
         return R(throttle_time_ms=0, error_code=code, error_message=message, responses=[])
     return _delete(ctx, req)
@@ -38,7 +39,7 @@ async def _delete(ctx, req) -> R:
         if not ctx.authorize(acl.READ, acl.TOPIC, t.topic_name):
             code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
         elif topic is None:
-            code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            code, message = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_MESSAGE
         else:
             keys = [(req.group_id, topic.topic_id, i) for i in range(len(topic.partitions))]
             try:

@@ -3,8 +3,9 @@ as the share coordinator keeps them (asked with ReadShareGroupStateSummary when 
 the lag (KIP-1226): records below the high watermark the group has not finished, i.e. from the start offset,
 less those in flight already acknowledged or archived (-1 where this broker does not lead the partition). A
 null topic list describes every share-partition of the group with state here or assigned to a member. A
-partition without state answers start offset -1 (and lag -1), as Kafka's; a topic that does not exist
-UNKNOWN_TOPIC_OR_PARTITION per partition.
+partition without state answers start offset -1 (and lag -1), as Kafka's, and so does a topic that does not
+exist (Kafka 4.4 answers it without an error, a zero topic id); a partition the topic does not have
+UNKNOWN_TOPIC_OR_PARTITION (Kafka 4.4 never answers that request).
 Authorisation, as KafkaApis: DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED for the group) and DESCRIBE on
 each topic (topics not allowed are TOPIC_AUTHORIZATION_FAILED). A group coordinated elsewhere: NOT_COORDINATOR.
 """
@@ -47,10 +48,12 @@ async def _group(ctx, g):
         error = 0
         if not ctx.authorize(acl.DESCRIBE, acl.TOPIC, name):
             error = ErrorCode.TOPIC_AUTHORIZATION_FAILED
-        elif topic is None:
-            error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         parts = []
         for index in indexes:
+            if topic is None and not error:
+                parts.append(R.DescribeShareGroupOffsetsResponsePartition(partition_index=index, start_offset=-1,
+                                                                          leader_epoch=0, lag=-1))
+                continue
             if error or not 0 <= index < len(topic.partitions):
                 parts.append(R.DescribeShareGroupOffsetsResponsePartition(
                     partition_index=index, start_offset=-1, leader_epoch=-1, lag=-1,

@@ -17,7 +17,7 @@ from ..security import acl
 from ..share.manager import FINAL_EPOCH
 from ..wire.messages import share_acknowledge as API
 from .leader_hints import LeaderHints
-from .share_acks import acknowledge_and_persist
+from .share_acks import acknowledge_and_persist, refused
 
 R = API.ShareAcknowledgeResponse
 
@@ -25,14 +25,13 @@ R = API.ShareAcknowledgeResponse
 def handle(ctx, req: API.ShareAcknowledgeRequest):
     lock_ms = ctx.broker.share_settings(req.group_id or "").record_lock_duration_ms
     if not ctx.authorize(acl.READ, acl.GROUP, req.group_id or ""):
-        return R(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, acquisition_lock_timeout_ms=lock_ms)
+        return refused(R, ErrorCode.GROUP_AUTHORIZATION_FAILED)
     if not req.group_id or not req.member_id:
-        return R(error_code=ErrorCode.INVALID_REQUEST, acquisition_lock_timeout_ms=lock_ms,
-                 error_message="a share acknowledgement needs a group id and member id")
+        return refused(R, ErrorCode.INVALID_REQUEST)
     try:
         session = ctx.broker.share.acknowledge_session(req.group_id, req.member_id, req.share_session_epoch)
     except KafkaError as e:
-        return R(error_code=e.code, error_message=e.message, acquisition_lock_timeout_ms=lock_ms)
+        return refused(R, e.code)
     return _acknowledge(ctx, req, session, lock_ms)
 
 

@@ -53,7 +53,7 @@ def acknowledge(ctx, group_id: str, member_id: str, topics) -> tuple[dict, list]
             tp = (t.topic_id, p.partition_index)
             why = _invalid(batches, ctx.version)
             if why is not None:
-                results[tp] = (ErrorCode.INVALID_REQUEST, why)
+                results[tp] = (ErrorCode.INVALID_REQUEST, None)  # Kafka says no more than the code
                 continue
             if topic is None:
                 results[tp] = (ErrorCode.UNKNOWN_TOPIC_ID, None)
@@ -86,3 +86,9 @@ async def acknowledge_and_persist(ctx, group_id: str, member_id: str, topics) ->
         for (_g, topic_id, index), code in failed.items():
             results[(topic_id, index)] = (code, "the share state could not be written")
     return results
+
+
+def refused(response_class, code: int):
+    """A ShareFetch or ShareAcknowledge refused whole: Kafka answers the code alone, no message and no lock
+    timeout."""
+    return response_class(error_code=code, acquisition_lock_timeout_ms=0)

@@ -27,7 +27,7 @@ from ..share.manager import FINAL_EPOCH, INITIAL_EPOCH
 from ..share.share_partition import BATCH_OPTIMIZED, RECORD_LIMIT
 from ..wire.messages import share_fetch as API
 from .leader_hints import LeaderHints
-from .share_acks import acknowledge_and_persist
+from .share_acks import acknowledge_and_persist, refused
 
 R = API.ShareFetchResponse
 DEFAULT_MAX_RECORDS = 500  # a request with no positive MaxRecords: the Java client's max.poll.records default
@@ -36,14 +36,12 @@ DEFAULT_MAX_RECORDS = 500  # a request with no positive MaxRecords: the Java cli
 def handle(ctx, req: API.ShareFetchRequest):
     lock_ms = ctx.broker.share_settings(req.group_id or "").record_lock_duration_ms
     if not ctx.authorize(acl.READ, acl.GROUP, req.group_id or ""):
-        return R(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED, acquisition_lock_timeout_ms=lock_ms)
+        return refused(R, ErrorCode.GROUP_AUTHORIZATION_FAILED)
     if not req.group_id or not req.member_id:
-        return R(error_code=ErrorCode.INVALID_REQUEST, error_message="a share fetch needs a group id and member id",
-                 acquisition_lock_timeout_ms=lock_ms)
+        return refused(R, ErrorCode.INVALID_REQUEST)
     mode = req.share_acquire_mode if ctx.version >= 2 else BATCH_OPTIMIZED
     if mode not in (BATCH_OPTIMIZED, RECORD_LIMIT):
-        return R(error_code=ErrorCode.INVALID_REQUEST, error_message=f"unknown share acquire mode {mode}",
-                 acquisition_lock_timeout_ms=lock_ms)
+        return refused(R, ErrorCode.INVALID_REQUEST)
     return _share_fetch(ctx, req, mode, lock_ms)
 
 
@@ -56,7 +54,7 @@ async def _share_fetch(ctx, req, mode: int, lock_ms: int) -> R:
         session = manager.fetch_session(req.group_id, req.member_id, req.share_session_epoch, wanted, forgotten,
                                         has_acks)
     except KafkaError as e:
-        return R(error_code=e.code, error_message=e.message, acquisition_lock_timeout_ms=lock_ms)
+        return refused(R, e.code)
     acks = await acknowledge_and_persist(ctx, req.group_id, req.member_id, req.topics) if has_acks else {}
     fetch = Fetched()
     if req.share_session_epoch == FINAL_EPOCH:

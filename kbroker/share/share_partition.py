@@ -41,6 +41,10 @@ from ..errors import ErrorCode
 # Record states, with Kafka's ids (RecordState; the persisted DeliveryState uses the same numbers).
 AVAILABLE, ACQUIRED, ACKNOWLEDGED, ARCHIVED = 0, 1, 2, 4
 STATE_NAMES = {AVAILABLE: "AVAILABLE", ACQUIRED: "ACQUIRED", ACKNOWLEDGED: "ACKNOWLEDGED", ARCHIVED: "ARCHIVED"}
+# What Kafka answers when acknowledged offsets are not in its in-flight cache (SharePartition.fetchSubMap).
+NOT_IN_FLIGHT_MESSAGE = "Batch record not found. The request batch offsets are not found in the cache."
+# ... and when a batch starts after the last offset in flight (INVALID_REQUEST there).
+PAST_ACQUIRED_MESSAGE = "Batch record not found. The first offset in request is past acquired records."
 
 # Acknowledge types (ShareFetch/ShareAcknowledge AcknowledgeTypes).
 ACK_GAP, ACK_ACCEPT, ACK_RELEASE, ACK_REJECT, ACK_RENEW = 0, 1, 2, 3, 4
@@ -250,14 +254,18 @@ class SharePartition:
     def acknowledge(self, member_id: str, batches: Iterable[tuple[int, int, list[int]]]) -> tuple[int, str | None]:
         """Applies acknowledgement batches (first offset, last offset, types: one for the whole batch or one
         per offset) of ``member_id``, all or none. Returns (error code, message): NONE, or
-        INVALID_RECORD_STATE when an offset is not in flight or not acquired by this member. The types are
+        INVALID_RECORD_STATE when an offset at or after the start offset is not in flight or not acquired by this
+        member (offsets before the start are finished and skipped, as Kafka 4.4 does); INVALID_REQUEST when a
+        batch starts after the last offset in flight. The types are
         valid (the handler checks them: INVALID_REQUEST)."""
         changes: list[tuple[int, int]] = []
         for first, last, types in batches:
-            for offset in range(first, last + 1):
+            if self.records and first >= self.next_offset:
+                return ErrorCode.INVALID_REQUEST, PAST_ACQUIRED_MESSAGE
+            for offset in range(max(first, self.start_offset), last + 1):  # before the start: done, skipped
                 r = self.records.get(offset)
                 if r is None:
-                    return ErrorCode.INVALID_RECORD_STATE, f"offset {offset} is not in flight"
+                    return ErrorCode.INVALID_RECORD_STATE, NOT_IN_FLIGHT_MESSAGE
                 if r.state != ACQUIRED:
                     return ErrorCode.INVALID_RECORD_STATE, f"offset {offset} is {STATE_NAMES[r.state]}, not ACQUIRED"
                 if r.member_id != member_id:

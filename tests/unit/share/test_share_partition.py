@@ -70,13 +70,30 @@ def test_acknowledging_what_is_not_held_is_invalid_record_state_and_changes_noth
     sp.acquire("m1", batches((0, 4)), 500)
     code, _ = sp.acknowledge("m2", [(0, 0, [ACK_ACCEPT])])
     assert code == ErrorCode.INVALID_RECORD_STATE
-    code, _ = sp.acknowledge("m1", [(0, 1, [ACK_ACCEPT]), (7, 7, [ACK_ACCEPT])])  # 7 is not in flight
+    code, _ = sp.acknowledge("m1", [(0, 1, [ACK_ACCEPT]), (4, 5, [ACK_ACCEPT])])  # 5 is not in flight
     assert code == ErrorCode.INVALID_RECORD_STATE
+    code, _ = sp.acknowledge("m1", [(0, 1, [ACK_ACCEPT]), (7, 7, [ACK_ACCEPT])])  # past what is acquired
+    assert code == ErrorCode.INVALID_REQUEST
     assert sp.state_of(0) == (ACQUIRED, 1) and sp.start_offset == 0 and not changes
-    sp.acknowledge("m1", [(0, 0, [ACK_ACCEPT])])
-    code, _ = sp.acknowledge("m1", [(1, 1, [ACK_ACCEPT]), (0, 0, [ACK_ACCEPT])])  # 0 is done already
+    sp.acknowledge("m1", [(2, 2, [ACK_ACCEPT])])
+    code, message = sp.acknowledge("m1", [(1, 1, [ACK_ACCEPT]), (2, 2, [ACK_ACCEPT])])  # 2 is done already
     assert code == ErrorCode.INVALID_RECORD_STATE
     assert sp.state_of(1) == (ACQUIRED, 1)
+    assert sp.acknowledge("m1", [(9, 9, [ACK_ACCEPT])]) == (
+        ErrorCode.INVALID_REQUEST, "Batch record not found. The first offset in request is past acquired records.")
+    empty, _ = make()
+    assert empty.acknowledge("m1", [(0, 0, [ACK_ACCEPT])]) == (
+        ErrorCode.INVALID_RECORD_STATE, "Batch record not found. The request batch offsets are not found in the cache.")
+
+
+def test_offsets_before_the_start_are_finished_and_skipped_as_kafka_does():
+    sp, changes = make()
+    sp.acquire("m1", batches((0, 3)), 500)
+    sp.acknowledge("m1", [(0, 1, [ACK_ACCEPT])])
+    assert sp.start_offset == 2
+    # 0 and 1 again (and a range reaching into the window): what is before the start is skipped.
+    assert sp.acknowledge("m1", [(0, 0, [ACK_REJECT]), (1, 2, [ACK_ACCEPT])]) == (ErrorCode.NONE, None)
+    assert sp.start_offset == 3 and sp.state_of(3) == (ACQUIRED, 1)
 
 
 def test_the_delivery_count_limit_archives_a_record_that_keeps_coming_back():
