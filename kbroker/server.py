@@ -155,6 +155,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._release_files()
         self.reader.close()
         self.server.connections.discard(self)
+        self.broker.share.on_connection_closed(self.id)
         if self.admitted:
             self.admitted = False
             self.server.quotas.release(self.ip, self.server.listener_name)

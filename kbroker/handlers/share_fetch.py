@@ -2,8 +2,9 @@
 4.1, and is not served. v2 adds ShareAcquireMode (KIP-1206: 0 batch_optimized, 1 record_limit) and IsRenewAck
 (a request that only renews locks, KIP-1222: nothing new is acquired, RENEW acknowledgements allowed).
 
-The request runs in the member's share session (share/manager.py: epoch 0 opens it, -1 closes it,
-SHARE_SESSION_NOT_FOUND / INVALID_SHARE_SESSION_EPOCH as top-level errors). Its acknowledgements are applied
+The request runs in the member's share session (share/manager.py: epoch 0 opens it on this connection, -1
+or the connection's close ends it, SHARE_SESSION_NOT_FOUND / INVALID_SHARE_SESSION_EPOCH as top-level errors,
+answered as Kafka: the code alone, AcquisitionLockTimeoutMs 0). Its acknowledgements are applied
 and written first (share_acks.py: AcknowledgeErrorCode per partition); then every partition of the session
 acquires records for the member, at most MaxRecords in all, at most MaxBytes of batches; the answer carries
 the stored batches holding the acquired records and the acquired ranges (first, last, delivery count), split
@@ -12,8 +13,7 @@ the fetch waits up to MaxWaitMs for appends and for records made available again
 AcquisitionLockTimeoutMs is the group's record lock duration. Partitions of an incremental request are
 answered when they have records, an error or an acknowledgement result; the first request answers them all.
 Authorisation, as KafkaApis: READ on the group (GROUP_AUTHORIZATION_FAILED, top level) and READ on each topic
-(TOPIC_AUTHORIZATION_FAILED). Not served: the share session limit (group.share.max.share.sessions), closing a
-member's sessions when its connection closes.
+(TOPIC_AUTHORIZATION_FAILED). Not served: the share session limit (group.share.max.share.sessions).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ async def _share_fetch(ctx, req, mode: int, lock_ms: int) -> R:
     has_acks = any(p.acknowledgement_batches for t in req.topics for p in t.partitions)
     try:
         session = manager.fetch_session(req.group_id, req.member_id, req.share_session_epoch, wanted, forgotten,
-                                        has_acks)
+                                        has_acks, ctx.connection_id)
     except KafkaError as e:
         return refused(R, e.code)
     acks = await acknowledge_and_persist(ctx, req.group_id, req.member_id, req.topics) if has_acks else {}

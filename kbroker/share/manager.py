@@ -54,6 +54,7 @@ class ShareSession:
     member_id: str
     epoch: int = 1
     partitions: dict[tuple[uuid.UUID, int], None] = field(default_factory=dict)  # ordered set
+    connection_id: int | None = None  # the connection that opened it: its close ends the session
 
 
 def next_epoch(epoch: int) -> int:
@@ -96,9 +97,10 @@ class SharePartitionManager(ShareGroupListener):
     # -- sessions ----------------------------------------------------------------------------------------
 
     def fetch_session(self, group_id: str, member_id: str, epoch: int, wanted: list[tuple[uuid.UUID, int]],
-                      forgotten: list[tuple[uuid.UUID, int]], has_acks: bool) -> ShareSession:
+                      forgotten: list[tuple[uuid.UUID, int]], has_acks: bool,
+                      connection_id: int | None = None) -> ShareSession:
         """The session a ShareFetch runs in (Kafka's SharePartitionManager.newContext); raises KafkaError with
-        the request's top-level error."""
+        the request's top-level error. A session opened (epoch 0) belongs to ``connection_id``."""
         key = (group_id, member_id)
         if epoch == FINAL_EPOCH:
             session = self.sessions.get(key)
@@ -111,7 +113,8 @@ class SharePartitionManager(ShareGroupListener):
             old = self.sessions.pop(key, None)
             if old is not None:
                 self._release(old)
-            session = ShareSession(group_id, member_id, next_epoch(INITIAL_EPOCH), dict.fromkeys(wanted))
+            session = ShareSession(group_id, member_id, next_epoch(INITIAL_EPOCH), dict.fromkeys(wanted),
+                                   connection_id)
             self.sessions[key] = session
             return session
         session = self.sessions.get(key)
@@ -146,6 +149,14 @@ class SharePartitionManager(ShareGroupListener):
         if self.sessions.get((session.group_id, session.member_id)) is session:
             del self.sessions[(session.group_id, session.member_id)]
         self._release(session)
+
+    def on_connection_closed(self, connection_id: int) -> None:
+        """A client connection closed: the share sessions it opened end and what their members hold is
+        released, as Kafka 4.1+ ties a share session to its connection (ShareSessionCache's connection
+        disconnect listener)."""
+        for key, session in [(k, s) for k, s in self.sessions.items() if s.connection_id == connection_id]:
+            del self.sessions[key]
+            self._release(session)
 
     def _release(self, session: ShareSession) -> None:
         for topic_id, index in session.partitions:

@@ -104,6 +104,21 @@ def b(tmp_path):
         yield broker
 
 
+def test_a_closed_connection_ends_its_share_sessions_and_releases_what_they_hold(b):
+    """Kafka 4.1+ ties a share session to the connection that opened it: when the connection closes the session
+    ends and its member's records are available again at once (not after the 30 s lock)."""
+    ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
+    _group_configs(b, EARLIEST)
+    m1, m2 = _open(b, "q", "m1"), _open(b, "q", "m2")
+    _produce(b, "q", 3)
+    assert acquired(m1.fetch(wait_ms=5000)) == [(0, 2, 1)]
+    m1.c.close()
+    # m2's long poll is answered when the broker has seen the close and released m1's records.
+    assert acquired(m2.fetch(wait_ms=15000)) == [(0, 2, 2)]
+    m1.c = BlockingConnection(b.host, b.port)
+    assert m1.fetch().error_code == ErrorCode.SHARE_SESSION_NOT_FOUND  # the session went with its connection
+
+
 def test_records_are_shared_between_members_and_acknowledged(b):
     ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
     _group_configs(b, EARLIEST)
