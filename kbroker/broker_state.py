@@ -135,7 +135,7 @@ class BrokerState(MetadataListener):
             self._inter_broker_endpoint, connect=self.inter_broker.connect)
         self.share = SharePartitionManager(self._clock, self.share_coordinator, self.share_settings,
                                            lambda: self.coordinator_topic_or_create(SHARE_STATE_TOPIC),
-                                           self.share_persister)
+                                           self.share_persister, config.group_share_max_share_sessions)
         self.groups.add_share_group_listener(self.share)  # members leaving release their records
         # The transaction coordinators' markers: WriteTxnMarkers to each partition's leader, or written here.
         self.markers = MarkerChannel(self.node_id, self._leader_of, self._inter_broker_endpoint,

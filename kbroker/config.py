@@ -113,6 +113,7 @@ class BrokerConfig:
     group_share_min_heartbeat_interval_ms: int = 5000
     group_share_max_heartbeat_interval_ms: int = 15000
     group_share_max_size: int = 200
+    group_share_max_share_sessions: int = 2000  # share sessions this broker keeps (SHARE_SESSION_LIMIT_REACHED)
     group_share_record_lock_duration_ms: int = 30000
     group_share_min_record_lock_duration_ms: int = 15000
     group_share_max_record_lock_duration_ms: int = 60000
@@ -258,6 +259,7 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "group.share.min.heartbeat.interval.ms": ("group_share_min_heartbeat_interval_ms", int),
     "group.share.max.heartbeat.interval.ms": ("group_share_max_heartbeat_interval_ms", int),
     "group.share.max.size": ("group_share_max_size", int),
+    "group.share.max.share.sessions": ("group_share_max_share_sessions", int),
     "group.share.record.lock.duration.ms": ("group_share_record_lock_duration_ms", int),
     "group.share.min.record.lock.duration.ms": ("group_share_min_record_lock_duration_ms", int),
     "group.share.max.record.lock.duration.ms": ("group_share_max_record_lock_duration_ms", int),

@@ -13,7 +13,8 @@ the fetch waits up to MaxWaitMs for appends and for records made available again
 AcquisitionLockTimeoutMs is the group's record lock duration. Partitions of an incremental request are
 answered when they have records, an error or an acknowledgement result; the first request answers them all.
 Authorisation, as KafkaApis: READ on the group (GROUP_AUTHORIZATION_FAILED, top level) and READ on each topic
-(TOPIC_AUTHORIZATION_FAILED). Not served: the share session limit (group.share.max.share.sessions).
+(TOPIC_AUTHORIZATION_FAILED). A new session when the broker keeps group.share.max.share.sessions already:
+SHARE_SESSION_LIMIT_REACHED.
 """
 
 from __future__ import annotations

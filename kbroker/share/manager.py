@@ -77,15 +77,17 @@ def parse_duration_ms(text: str) -> int:
 
 class SharePartitionManager(ShareGroupListener):
     def __init__(self, clock, coordinator: ShareCoordinatorService, settings_for: Callable[[str], ShareGroupSettings],
-                 state_topic: Callable[[], object], persister=None) -> None:
+                 state_topic: Callable[[], object], persister=None, max_sessions: int = 2000) -> None:
         """``settings_for(group_id)``: the group's share settings. ``state_topic()``: ``__share_group_state``,
         its creation started when it does not exist (None meanwhile). ``persister``: a RemotePersister for the
-        keys whose share coordinator is another broker (None: their state is kept in memory only)."""
+        keys whose share coordinator is another broker (None: their state is kept in memory only).
+        ``max_sessions``: group.share.max.share.sessions, the share sessions kept at once."""
         self.clock = clock
         self.coordinator = coordinator
         self.settings_for = settings_for
         self.state_topic = state_topic
         self.sessions: dict[tuple[str, str], ShareSession] = {}
+        self.max_sessions = max_sessions
         self.partitions: dict[Key, SharePartition] = {}
         self._dirty: set[Key] = set()
         self._flush_scheduled = False
@@ -113,6 +115,8 @@ class SharePartitionManager(ShareGroupListener):
             old = self.sessions.pop(key, None)
             if old is not None:
                 self._release(old)
+            elif len(self.sessions) >= self.max_sessions:  # Kafka's ShareSessionCache is full: no eviction
+                raise KafkaError(ErrorCode.SHARE_SESSION_LIMIT_REACHED, "The limit of share sessions has been reached.")
             session = ShareSession(group_id, member_id, next_epoch(INITIAL_EPOCH), dict.fromkeys(wanted),
                                    connection_id)
             self.sessions[key] = session

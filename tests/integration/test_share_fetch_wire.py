@@ -395,3 +395,17 @@ def test_find_coordinator_of_a_share_partition_key(b):
     ok, bad, worse = r.coordinators
     assert (ok.error_code, ok.node_id, ok.port) == (0, b.state.node_id, b.port)
     assert bad.error_code == worse.error_code == ErrorCode.INVALID_REQUEST
+
+
+def test_the_share_session_limit_refuses_a_new_session_until_one_ends(tmp_path):
+    """group.share.max.share.sessions: a full share session cache refuses a new session with
+    SHARE_SESSION_LIMIT_REACHED (Kafka does not evict); a member re-opening its own session is not new."""
+    with Broker(port=0, data_dir=tmp_path / "data", settings={"group.share.max.share.sessions": "1"}) as b:
+        ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
+        m1 = _open(b, "q", "m1")
+        m2 = Member(b, m1.topic_id, "m2")
+        r = m2.fetch()
+        assert (r.error_code, r.acquisition_lock_timeout_ms) == (ErrorCode.SHARE_SESSION_LIMIT_REACHED, 0)
+        assert m1.fetch(epoch=0).error_code == 0  # m1's own session again
+        assert m1.fetch(epoch=-1).error_code == 0  # m1 ends its session: there is room
+        assert m2.fetch().error_code == 0
