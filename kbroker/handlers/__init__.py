@@ -55,7 +55,10 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     36: ('sasl_authenticate', (0, 2)),  # SaslAuthenticate
     37: ('create_partitions', (0, 3)),  # CreatePartitions
     42: ('delete_groups', (0, 2)),  # DeleteGroups
+    43: ('elect_leaders', (0, 2)),  # ElectLeaders
     44: ('incremental_alter_configs', (0, 1)),  # IncrementalAlterConfigs
+    45: ('alter_partition_reassignments', (0, 1)),  # AlterPartitionReassignments
+    46: ('list_partition_reassignments', (0, 0)),  # ListPartitionReassignments
     47: ('offset_delete', (0, 0)),  # OffsetDelete
     50: ('describe_user_scram_credentials', (0, 0)),  # DescribeUserScramCredentials
     51: ('alter_user_scram_credentials', (0, 0)),  # AlterUserScramCredentials
