@@ -208,8 +208,8 @@ def _insert_partitions(conn: psycopg.Connection, name: str, first: int,
                        partitions: list[PartitionRegistration]) -> None:
     with conn.cursor() as cur:
         cur.executemany(
-            f"INSERT INTO kbroker_partitions ({_PARTITION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [(name, first + i, p.replicas, p.isr, p.leader, p.leader_epoch, p.partition_epoch)
+            f"INSERT INTO kbroker_partitions ({_PARTITION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(name, first + i, p.replicas, p.isr, p.leader, p.leader_epoch, p.partition_epoch, p.adding, p.removing)
              for i, p in enumerate(partitions)])
 
 
