@@ -254,6 +254,8 @@ class Partition:
         state.update(fetch_offset, self.log.log_end_offset, now_ms())
         if replica_id not in self.isr:
             self._maybe_expand_isr(replica_id, state)
+            if not self.is_leader:  # the change completed a reassignment that moved leadership, or this replica
+                return
         if self._maybe_increment_leader_hw():
             self.wake_waiters()
 

@@ -175,14 +175,14 @@ def test_reassignment_under_load_loses_nothing_acknowledged(tmp_path):
             _until(lambda: producer.acknowledged() >= acked + 200, "traffic after the reassignment")
 
             # A reassignment cancelled while the new replica cannot catch up: back to what it was.
-            b.cut_off(0)
+            b.cut_off(3)
             history.nemesis("reassign 1 to [3, 2, 0], then cancel")
             assert admin.alter_partition_reassignments({tp1: [3, 2, 0]}) == {tp1: None}
             assert _partition(b, topic, 1).replicas == [3, 2, 0, 1]
             assert admin.alter_partition_reassignments({tp1: None}) == {tp1: None}
             p1 = _partition(b, topic, 1)
             assert (p1.replicas, p1.adding, p1.removing) == ([2, 0, 1], [], [])
-            b.restore(0)
+            b.restore(3)
             errors = admin.alter_partition_reassignments({tp1: None, tp0: [1, 2, 9],
                                                           TopicPartition("no-such-topic", 0): [1]})
             assert {tp: e.errno if e is not None else 0 for tp, e in errors.items()} == {
