@@ -100,8 +100,8 @@ def test_preferred_leader_election_after_a_restart_with_confluent_kafka():
 
 
 def test_elect_leaders_is_refused_without_cluster_alter(tmp_path):
-    """With an authorizer and no ACL for ANONYMOUS, ElectLeaders is CLUSTER_AUTHORIZATION_FAILED for every
-    partition named (kafka-python, which raises nothing per partition when asked not to)."""
+    """With an authorizer and no ACL for ANONYMOUS, ElectLeaders, ListPartitionReassignments and
+    AlterPartitionReassignments are CLUSTER_AUTHORIZATION_FAILED (kafka-python raises the top-level error)."""
     from kafka import TopicPartition
     from kafka.admin import KafkaAdminClient
     from kafka.errors import ClusterAuthorizationFailedError
@@ -111,14 +111,42 @@ def test_elect_leaders_is_refused_without_cluster_alter(tmp_path):
     with Broker(brokers=1, settings=settings) as b:
         admin = KafkaAdminClient(bootstrap_servers=b.bootstrap_servers)
         try:
-            try:
-                admin.elect_leaders(0, [TopicPartition("t", 0)])
-            except ClusterAuthorizationFailedError:
-                pass
-            else:
-                raise AssertionError("ElectLeaders was allowed")
+            for refused in (lambda: admin.elect_leaders(0, [TopicPartition("t", 0)]),
+                            lambda: admin.list_partition_reassignments(),
+                            lambda: admin.alter_partition_reassignments({TopicPartition("t", 0): [0]})):
+                try:
+                    refused()
+                except ClusterAuthorizationFailedError:
+                    pass
+                else:
+                    raise AssertionError("allowed without an ACL")
         finally:
             admin.close()
+
+
+def test_reassignment_over_the_control_plane():
+    """``POST /topics/{t}/partitions/{p}/reassign``: a reassignment, its state in the answer, a cancel with
+    none in progress and an unregistered broker (409 with Kafka's error)."""
+    from support.control_http import control_call
+
+    with Broker(brokers=3, control_port=0, settings={"auto.leader.rebalance.enable": "false"}) as b:
+        topic = _topic("http")
+        _create(b, topic, [[0, 1]])
+
+        def call(body):
+            return control_call(b.control_url, "POST", f"/topics/{topic}/partitions/0/reassign", body, TIMEOUT_S)
+        status, answer = call({"replicas": [2, 1]})
+        assert status == 200 and answer["removing"] in ([0], []), answer
+
+        def done():
+            p = b.cluster.controller.topic(topic).partitions[0]
+            return p.replicas == [2, 1] and sorted(p.isr) == [1, 2]
+        assert _wait(b, done)
+        status, answer = call({"replicas": None})
+        assert status == 409 and "NO_REASSIGNMENT_IN_PROGRESS" in answer["error"]
+        status, answer = call({"replicas": [2, 7]})
+        assert status == 409 and "INVALID_REPLICA_ASSIGNMENT" in answer["error"]
+        assert b.reassign(topic, 0, [1, 2])["replicas"] == [1, 2]  # a reorder completes at once
 
 
 def test_auto_leader_rebalance_moves_leaders_back():
