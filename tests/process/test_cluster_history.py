@@ -29,6 +29,19 @@ def _wait(condition, what: str, timeout_s: float = TIMEOUT_S) -> None:
         time.sleep(0.05)
 
 
+def _read_and_check(b: Broker, topic: str, history: History, consumers: list, tmp_path):
+    """The final read of every partition, once the group has read as much, then the history's check (the
+    history saved next to the test's output)."""
+    final = final_read(b.bootstrap_servers, topic, PARTITIONS)
+    total = sum(len(r) for r in final.values())
+    _wait(lambda: sum(c.reads for c in consumers) >= total, "the group to read everything")
+    for c in consumers:
+        c.stop()
+    result = check(history, final)
+    history.save(tmp_path / "history.jsonl")
+    return result
+
+
 def _create(bootstrap: str, topic: str, replication_factor: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -61,13 +74,7 @@ def test_stop_and_restart_each_broker_loses_nothing_acknowledged(tmp_path):
         finally:
             for p in producers:
                 p.stop()
-        final = final_read(b.bootstrap_servers, topic, PARTITIONS)
-        total = sum(len(r) for r in final.values())
-        _wait(lambda: sum(c.reads for c in consumers) >= total, "the group to read everything")
-        for c in consumers:
-            c.stop()
-    result = check(history, final)
-    history.save(tmp_path / "history.jsonl")
+        result = _read_and_check(b, topic, history, consumers, tmp_path)
     assert result.valid, result.summary()
     assert result.nemesis == ["stop 0", "start 0", "stop 1", "start 1", "stop 2", "start 2"]
     assert result.acknowledged > 1000 and result.in_doubt == 0, result.summary()
@@ -110,13 +117,7 @@ def test_reassigning_partitions_under_traffic_loses_nothing_acknowledged(tmp_pat
                 p.stop()
         assert [p.replicas for p in b.call(lambda: b.cluster.controller.topic(topic).partitions)] == \
             [[(index + 3 + r) % 4 for r in range(3)] for index in range(PARTITIONS)]
-        final = final_read(b.bootstrap_servers, topic, PARTITIONS)
-        total = sum(len(r) for r in final.values())
-        _wait(lambda: sum(c.reads for c in consumers) >= total, "the group to read everything")
-        for c in consumers:
-            c.stop()
-    result = check(history, final)
-    history.save(tmp_path / "history.jsonl")
+        result = _read_and_check(b, topic, history, consumers, tmp_path)
     assert result.valid, result.summary()
     assert result.nemesis == ["reassign +1", "reassign +2", "reassign +3"]
     assert result.acknowledged > 1000 and result.in_doubt == 0, result.summary()
