@@ -110,7 +110,7 @@ class BrokerServer:
         controller does this check on the same schedule)."""
         config = self.config
         while True:
-            await asyncio.sleep(config.leader_imbalance_check_interval_seconds)
+            await asyncio.sleep(max(config.leader_imbalance_check_interval_seconds, 0.05))
             state = self.state
             if not config.auto_leader_rebalance_enable or state is None or state.stopping:
                 continue
