@@ -60,6 +60,8 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     45: ('alter_partition_reassignments', (0, 1)),  # AlterPartitionReassignments
     46: ('list_partition_reassignments', (0, 0)),  # ListPartitionReassignments
     47: ('offset_delete', (0, 0)),  # OffsetDelete
+    48: ('describe_client_quotas', (0, 1)),  # DescribeClientQuotas
+    49: ('alter_client_quotas', (0, 1)),  # AlterClientQuotas
     50: ('describe_user_scram_credentials', (0, 0)),  # DescribeUserScramCredentials
     51: ('alter_user_scram_credentials', (0, 0)),  # AlterUserScramCredentials
     57: ('update_features', (0, 2)),  # UpdateFeatures
