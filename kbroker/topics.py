@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ log = logging.getLogger("kbroker.topics")
 
 MAX_NAME_LENGTH = 249
 _LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
-INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
 
 
 def collision_key(name: str) -> str | None:
@@ -84,9 +85,12 @@ class Topic:
         return LogConfig.from_topic_config(self.config)
 
 
-# Partitions opened per turn of the event loop when an admin request creates many: about 0.1 s of work
-# here, so that one request for 10,000 partitions does not stop every other client for seconds.
+# Partitions opened per turn of the event loop when an admin request creates many (a request for fewer is
+# done at once), and the most time one turn may take (checked after each step), so that one request for
+# 10,000 partitions does not stop every other client for seconds. Each turn's changes are one append to the
+# metadata store.
 PARTITIONS_PER_TURN = 200
+TURN_SECONDS = 0.03
 
 
 def run_steps(steps: Generator):
@@ -105,8 +109,11 @@ async def run_in_turns(topics: "TopicManager", steps: Generator, per_turn: int =
     while True:
         with topics.batch():
             try:
+                deadline = time.perf_counter() + TURN_SECONDS
                 for _ in range(per_turn):
                     next(steps)
+                    if time.perf_counter() >= deadline:
+                        break
             except StopIteration as done:
                 return done.value
         await asyncio.sleep(0)

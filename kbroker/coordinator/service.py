@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from ..errors import ErrorCode, KafkaError
 from .group import GroupCoordinator, ListGroupsResult
+from .share_group_listener import ShareGroupListener, ShareGroupSettings
 from .runtime import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, CoordinatorShards, partition_for
 from .transaction import InitResult, TransactionCoordinator
 
@@ -57,9 +58,12 @@ class _ShardedService:
 
 
 class GroupCoordinatorService(_ShardedService):
-    def __init__(self, num_partitions: int, make_shard: Callable, stand_in: Callable[[], GroupCoordinator]) -> None:
-        """``stand_in()``: an unloaded GroupCoordinator (no timers) for the stand-ins."""
+    def __init__(self, num_partitions: int, make_shard: Callable, stand_in: Callable[[], GroupCoordinator],
+                 share_listeners: list[ShareGroupListener] | None = None) -> None:
+        """``stand_in()``: an unloaded GroupCoordinator (no timers) for the stand-ins. ``share_listeners``: the
+        list of share group listeners the shards tell (shared by the brokers of a cluster in one process)."""
         super().__init__(OFFSETS_TOPIC, num_partitions, make_shard)
+        self.share_listeners: list[ShareGroupListener] = share_listeners if share_listeners is not None else []
         self._loading = stand_in()
         self._elsewhere = stand_in()
         self._elsewhere.hosted = False
@@ -87,6 +91,31 @@ class GroupCoordinatorService(_ShardedService):
     consumer_group_describe = _routed("consumer_group_describe")
     member_count = _routed("member_count")
     remove_consumer_group_members = _routed("remove_consumer_group_members")
+    share_group_heartbeat = _routed("share_group_heartbeat")
+    is_share_group = _routed("is_share_group")
+    share_group_describe = _routed("share_group_describe")
+    share_group_assignment = _routed("share_group_assignment")
+    remove_share_group_members = _routed("remove_share_group_members")
+
+    def share_group_member(self, group_id: str, member_id: str) -> dict | None:
+        """The member's assigned partitions {topic id: frozenset}; None when it is not a member of the share
+        group (or the group is not coordinated here). See share_group_listener.py."""
+        members = self.share_group_assignment(group_id)
+        return None if members is None else members.get(member_id)
+
+    def share_group_config(self, group_id: str) -> ShareGroupSettings:
+        """The share group's effective settings (any group id; the shard's coordinator need not be here)."""
+        return self._loading.share_manager.settings(group_id)
+
+    def add_share_group_listener(self, listener: ShareGroupListener) -> None:
+        """Registers a listener of every share group this broker coordinates, and in a cluster in one process
+        of every share group of the cluster (share_group_listener.py)."""
+        self.share_listeners.append(listener)
+
+    def remove_share_group_listener(self, listener: ShareGroupListener) -> None:
+        """What a stopping broker does with the listener it added."""
+        if listener in self.share_listeners:
+            self.share_listeners.remove(listener)
 
     def consumer_group_heartbeat(self, version: int, group_id: str, *args, **kwargs):
         """GroupCoordinator.consumer_group_heartbeat (KIP-848) on the group's shard."""
@@ -149,11 +178,11 @@ class TransactionCoordinatorService(_ShardedService):
             return InitResult(shard)
         return shard.init_producer_id(tid, timeout_ms, expected_pid, expected_epoch)
 
-    def add_partitions(self, tid: str, pid: int, epoch: int, partitions: list) -> dict:
+    def add_partitions(self, tid: str, pid: int, epoch: int, partitions: list, transaction_version: int = 0) -> dict:
         shard = self._route(tid)
         if isinstance(shard, int):
             return dict.fromkeys(partitions, shard)
-        return shard.add_partitions(tid, pid, epoch, partitions)
+        return shard.add_partitions(tid, pid, epoch, partitions, transaction_version)
 
     def add_offsets(self, tid: str, pid: int, epoch: int, group_id: str) -> int:
         shard = self._route(tid)
@@ -163,9 +192,11 @@ class TransactionCoordinatorService(_ShardedService):
         shard = self._route(tid)
         return shard if isinstance(shard, int) else shard.is_ongoing(tid, pid, epoch)
 
-    def end_txn(self, tid: str, pid: int, epoch: int, commit: bool) -> int:
+    def end_txn(self, tid: str, pid: int, epoch: int, commit: bool, transaction_version: int = 0) -> InitResult:
         shard = self._route(tid)
-        return shard if isinstance(shard, int) else shard.end_txn(tid, pid, epoch, commit)
+        if isinstance(shard, int):
+            return InitResult(shard)
+        return shard.end_txn(tid, pid, epoch, commit, transaction_version)
 
     def written(self, tid: str) -> Awaitable[None]:
         """Completes once the transactional id's last change is replicated."""

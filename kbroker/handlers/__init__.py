@@ -44,7 +44,7 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     25: ('add_offsets_to_txn', (0, 4)),  # AddOffsetsToTxn
     26: ('end_txn', (0, 5)),  # EndTxn
     27: ('write_txn_markers', (1, 1)),  # WriteTxnMarkers
-    28: ('txn_offset_commit', (0, 5)),  # TxnOffsetCommit
+    28: ('txn_offset_commit', (0, 6)),  # TxnOffsetCommit
     29: ('describe_acls', (1, 3)),  # DescribeAcls
     30: ('create_acls', (1, 3)),  # CreateAcls
     31: ('delete_acls', (1, 3)),  # DeleteAcls
@@ -54,7 +54,7 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     35: ('describe_log_dirs', (1, 5)),  # DescribeLogDirs
     36: ('sasl_authenticate', (0, 2)),  # SaslAuthenticate
     37: ('create_partitions', (0, 3)),  # CreatePartitions
-    42: ('delete_groups', (0, 2)),  # DeleteGroups
+    42: ('delete_groups', (0, 3)),  # DeleteGroups
     43: ('elect_leaders', (0, 2)),  # ElectLeaders
     44: ('incremental_alter_configs', (0, 1)),  # IncrementalAlterConfigs
     45: ('alter_partition_reassignments', (0, 1)),  # AlterPartitionReassignments
@@ -75,6 +75,18 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     72: ('push_telemetry', (0, 0)),  # PushTelemetry
     74: ('list_config_resources', (0, 1)),  # ListConfigResources
     75: ('describe_topic_partitions', (0, 0)),  # DescribeTopicPartitions
+    76: ('share_group_heartbeat', (1, 1)),  # ShareGroupHeartbeat
+    77: ('share_group_describe', (1, 1)),  # ShareGroupDescribe
+    78: ('share_fetch', (1, 2)),  # ShareFetch
+    79: ('share_acknowledge', (1, 2)),  # ShareAcknowledge
+    83: ('initialize_share_group_state', (0, 0)),  # InitializeShareGroupState
+    84: ('read_share_group_state', (0, 0)),  # ReadShareGroupState
+    85: ('write_share_group_state', (0, 1)),  # WriteShareGroupState
+    86: ('delete_share_group_state', (0, 0)),  # DeleteShareGroupState
+    87: ('read_share_group_state_summary', (0, 1)),  # ReadShareGroupStateSummary
+    90: ('describe_share_group_offsets', (0, 1)),  # DescribeShareGroupOffsets
+    91: ('alter_share_group_offsets', (0, 0)),  # AlterShareGroupOffsets
+    92: ('delete_share_group_offsets', (0, 0)),  # DeleteShareGroupOffsets
 }
 
 

@@ -35,13 +35,45 @@ SOURCE_DEFAULT, SOURCE_TOPIC = 5, 1
 STRICT_QUOTA_SINCE = 6  # the first version answered THROTTLING_QUOTA_EXCEEDED (KIP-599)
 
 
-def _config_source(levels, topic, key: str) -> int:
-    """As DescribeConfigs reports it: the topic's override, else the broker level that supplies the value."""
-    if key in topic.configs:
-        return SOURCE_TOPIC
+def _broker_source(levels, key: str) -> int:
+    """As DescribeConfigs reports a topic config the topic does not override: the broker level that supplies it."""
     broker_key = TOPIC_CONFIGS[key].broker_key
     synonyms = levels.synonyms(broker_key) if broker_key else []
     return synonyms[0][2] if synonyms else SOURCE_DEFAULT
+
+
+class _ListedConfigs:
+    """The configs a CreateTopics result lists, worked out once per request: the broker levels' sources do
+    not change within one, and topics without overrides (the common case) share one list. Asking the
+    broker levels for every key of every topic took a third of the time of creating 1,000 topics."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self._levels = None
+        self._sources: dict[str, int] = {}
+        self._plain: list | None = None
+
+    def _source(self, key: str) -> int:
+        source = self._sources.get(key)
+        if source is None:
+            if self._levels is None:
+                self._levels = broker_configs(self.broker)
+            source = self._sources[key] = _broker_source(self._levels, key)
+        return source
+
+    def of(self, topic) -> list:
+        if not topic.configs and self._plain is not None:
+            return self._plain
+        out = [
+            R.CreatableTopicConfigs(
+                name=key, value=topic.config(key), read_only=False,
+                config_source=SOURCE_TOPIC if key in topic.configs else self._source(key), is_sensitive=False,
+            )
+            for key in sorted(TOPIC_CONFIGS) if TOPIC_CONFIGS[key].listed or key in topic.configs
+        ]
+        if not topic.configs:
+            self._plain = out
+        return out
 
 
 TOO_MANY_PARTITIONS = "Excessively large number of partitions per request."
@@ -118,6 +150,7 @@ def handle(ctx, req: API.CreateTopicsRequest):
 def _create_all(ctx, req: API.CreateTopicsRequest, refused: dict):
     """The topics created one partition per step; returns the response."""
     results = []
+    listed = _ListedConfigs(ctx.broker)
     quota = mutation_quota(ctx, STRICT_QUOTA_SINCE)
     for i, ct in enumerate(req.topics):
         if i in refused:
@@ -130,14 +163,7 @@ def _create_all(ctx, req: API.CreateTopicsRequest, refused: dict):
             results.append(R.CreatableTopicResult(name=ct.name, error_code=e.code, error_message=e.message,
                                                   configs=[]))
             continue
-        levels = broker_configs(ctx.broker)
-        configs = [
-            R.CreatableTopicConfigs(
-                name=key, value=topic.config(key), read_only=False,
-                config_source=_config_source(levels, topic, key), is_sensitive=False,
-            )
-            for key in sorted(TOPIC_CONFIGS) if TOPIC_CONFIGS[key].listed or key in topic.configs
-        ]
+        configs = listed.of(topic)
         config_error = 0
         if not ctx.authorize(acl.DESCRIBE_CONFIGS, acl.TOPIC, ct.name, log_denied=False):
             configs, config_error = None, ErrorCode.TOPIC_AUTHORIZATION_FAILED

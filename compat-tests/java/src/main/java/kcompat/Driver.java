@@ -44,12 +44,17 @@ import org.apache.kafka.common.quota.ClientQuotaEntity;
 import org.apache.kafka.common.quota.ClientQuotaFilter;
 import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
 import org.apache.kafka.clients.admin.GroupListing;
+import org.apache.kafka.clients.admin.ListGroupsOptions;
+import org.apache.kafka.clients.admin.ShareGroupDescription;
+import org.apache.kafka.clients.admin.ShareMemberDescription;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.KafkaShareConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -170,8 +175,14 @@ public final class Driver {
             case "alterConfigs": return alterConfigs(arg);
             case "listGroups": return listGroups(arg);
             case "describeGroup": return describeGroup(arg);
+            case "deleteGroups": return deleteGroups(arg);
+            case "listShareGroups": return listShareGroups(arg);
+            case "describeShareGroup": return describeShareGroup(arg);
+            case "shareConsume": return shareConsume(arg);
             case "produce": return produce(arg);
             case "transactions": return transactions(arg);
+            case "fencedTransactions": return fencedTransactions(arg);
+            case "transactionalOffsets": return transactionalOffsets(arg);
             case "consume": return consume(arg);
             case "offsetsForTimes": return offsetsForTimes(arg);
             case "groupConsume": return groupConsume(arg);
@@ -536,6 +547,86 @@ public final class Driver {
         });
     }
 
+    /** deleteConsumerGroups: per group null (deleted) or the simple name of the exception it failed with. */
+    private static Object deleteGroups(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            List<String> groups = new ArrayList<>();
+            arg.get("groups").forEach(g -> groups.add(g.asText()));
+            Map<String, Object> res = new LinkedHashMap<>();
+            for (var e : admin.deleteConsumerGroups(groups).deletedGroups().entrySet()) {
+                try {
+                    e.getValue().get();
+                    res.put(e.getKey(), null);
+                } catch (ExecutionException failed) {
+                    res.put(e.getKey(), failed.getCause().getClass().getSimpleName());
+                }
+            }
+            return res;
+        });
+    }
+
+    // -- share groups (KIP-932) ------------------------------------------------------------------------
+
+    private static Object listShareGroups(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            Map<String, String> out = new TreeMap<>();
+            for (GroupListing g : admin.listGroups(ListGroupsOptions.forShareGroups()).all().get()) {
+                out.put(g.groupId(), g.groupState().map(Object::toString).orElse(null));
+            }
+            return out;
+        });
+    }
+
+    private static Object describeShareGroup(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            String group = arg.get("group").asText();
+            ShareGroupDescription d = admin.describeShareGroups(List.of(group)).all().get().get(group);
+            Map<String, Object> res = new LinkedHashMap<>();
+            res.put("state", d.groupState().toString());
+            res.put("groupEpoch", d.groupEpoch());
+            res.put("assignmentEpoch", d.targetAssignmentEpoch());
+            List<Map<String, Object>> members = new ArrayList<>();
+            for (ShareMemberDescription m : d.members()) {
+                Map<String, Object> member = new LinkedHashMap<>();
+                member.put("clientId", m.clientId());
+                member.put("memberEpoch", m.memberEpoch());
+                List<String> partitions = new ArrayList<>();
+                for (TopicPartition tp : m.assignment().topicPartitions()) {
+                    partitions.add(tp.topic() + "-" + tp.partition());
+                }
+                Collections.sort(partitions);
+                member.put("partitions", partitions);
+                members.add(member);
+            }
+            res.put("members", members);
+            return res;
+        });
+    }
+
+    /** A KafkaShareConsumer (implicit acknowledgement) polling until ``count`` records or the timeout. */
+    private static Object shareConsume(JsonNode arg) {
+        Properties p = common(arg);
+        p.put("client.id", arg.path("clientId").asText("kbroker-compat"));
+        p.put(ConsumerConfig.GROUP_ID_CONFIG, arg.get("group").asText());
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        int count = arg.get("count").asInt();
+        long deadline = System.currentTimeMillis() + timeoutMs(arg);
+        List<Map<String, Object>> got = new ArrayList<>();
+        try (KafkaShareConsumer<byte[], byte[]> c = new KafkaShareConsumer<>(p)) {
+            c.subscribe(List.of(arg.get("topic").asText()));
+            while (got.size() < count && System.currentTimeMillis() < deadline) {
+                for (var r : c.poll(Duration.ofMillis(200))) {
+                    Map<String, Object> m = message(r);
+                    m.put("deliveryCount", r.deliveryCount().orElse((short) 0));
+                    got.add(m);
+                }
+            }
+            c.commitSync();
+        }
+        return got;
+    }
+
     // -- producing ------------------------------------------------------------------------------------
 
     private static Object produce(JsonNode arg) throws Exception {
@@ -579,6 +670,65 @@ public final class Driver {
             producer.abortTransaction();
         }
         return arg.path("committed").size() + arg.path("aborted").size();
+    }
+
+    /**
+     * A zombie: producer A commits one transaction and opens a second; producer B, with the same transactional
+     * id, initialises (which aborts A's open transaction) and commits its own; A then tries to go on. The
+     * answer names what A's send and commit raised ("committed" if nothing did).
+     */
+    private static Object fencedTransactions(JsonNode arg) throws Exception {
+        Properties p = producerProps(arg);
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, arg.get("transactionalId").asText());
+        List<ProducerRecord<byte[], byte[]>> recs = records(arg.get("topic").asText(), arg.path("records"));
+        Map<String, Object> out = new LinkedHashMap<>();
+        try (KafkaProducer<byte[], byte[]> a = new KafkaProducer<>(p)) {
+            a.initTransactions();
+            a.beginTransaction();
+            a.send(recs.get(0)).get();
+            a.commitTransaction();
+            a.beginTransaction();
+            a.send(recs.get(1)).get();
+            try (KafkaProducer<byte[], byte[]> b = new KafkaProducer<>(p)) {
+                b.initTransactions();
+                b.beginTransaction();
+                b.send(recs.get(2)).get();
+                b.commitTransaction();
+            }
+            try {
+                a.send(recs.get(3)).get();
+                a.commitTransaction();
+                out.put("zombie", "committed");
+            } catch (Exception e) {
+                Throwable t = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
+                out.put("zombie", t.getClass().getSimpleName());
+            }
+        }
+        return out;
+    }
+
+    /**
+     * sendOffsetsToTransaction: offset ``committed`` for partition 0 of ``offsetsTopic`` in a transaction that
+     * commits (with one record), then ``aborted`` in one that aborts.
+     */
+    private static Object transactionalOffsets(JsonNode arg) throws Exception {
+        Properties p = producerProps(arg);
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, arg.get("transactionalId").asText());
+        List<ProducerRecord<byte[], byte[]>> recs = records(arg.get("topic").asText(), arg.path("records"));
+        TopicPartition tp = new TopicPartition(arg.get("offsetsTopic").asText(), 0);
+        ConsumerGroupMetadata group = new ConsumerGroupMetadata(arg.get("group").asText());
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            producer.send(recs.get(0));
+            producer.sendOffsetsToTransaction(Map.of(tp, new OffsetAndMetadata(arg.get("committed").asLong())), group);
+            producer.commitTransaction();
+            producer.beginTransaction();
+            producer.send(recs.get(1));
+            producer.sendOffsetsToTransaction(Map.of(tp, new OffsetAndMetadata(arg.get("aborted").asLong())), group);
+            producer.abortTransaction();
+        }
+        return 2;
     }
 
     // -- consuming ------------------------------------------------------------------------------------
