@@ -22,8 +22,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .base import TIMEOUT_S
-from .driver import DriverAdapter, _rec
+from .driver import DriverAdapter
 
 JAVA_DIR = Path(__file__).resolve().parents[2] / "java"
 TARGET = JAVA_DIR / "target"
@@ -105,10 +104,6 @@ class Java(DriverAdapter):
 
     def group_args(self) -> dict:
         return {"groupProtocol": "classic"}
-
-    def group_consume_kip848(self, topic, group, count, timeout_s=TIMEOUT_S):
-        return [_rec(d) for d in self._call("groupConsume", timeout_s, topic=topic, group=group, count=count,
-                                            groupProtocol="consumer") or []]
 
     def word_count(self, input_topic, output_topic, application_id, expected, timeout_s=60.0):
         """Run the Kafka Streams word count (exactly_once_v2) until ``output_topic`` holds ``expected``."""
