@@ -391,7 +391,13 @@ class SharePartitionManager(ShareGroupListener):
                 await wait
             except KafkaError as e:
                 errors[key] = e.code
-                self._dirty.add(key)
+                if e.code in (ErrorCode.FENCED_STATE_EPOCH, ErrorCode.FENCED_LEADER_EPOCH):
+                    # The written state is newer (its offsets altered, or a newer leader): this share-partition
+                    # is stale and goes; the next fetch reads the state afresh (Kafka fences it likewise).
+                    log.warning("the share state of %s is fenced (%s): read again", key, ErrorCode(e.code).name)
+                    self._forget(key)
+                else:
+                    self._dirty.add(key)
         return errors
 
     def _tombstone(self, keys) -> list:

@@ -331,6 +331,16 @@ def test_the_share_coordinator_apis_between_brokers(b):
     p = read()
     assert p.start_offset == 12 and [(x.first_offset, x.last_offset, x.delivery_state, x.delivery_count)
                                      for x in p.state_batches] == [(12, 13, 0, 1), (14, 16, 2, 1)]
+
+    def write(state_epoch, leader_epoch, start):
+        return one(c.request(85, 1, W(group_id="sg", topics=[W.WriteStateData(topic_id=tid, partitions=[
+            W.PartitionData(partition=3, state_epoch=state_epoch, leader_epoch=leader_epoch, start_offset=start,
+                            state_batches=[])])]))).error_code
+
+    # Writes older than the written state are fenced and change nothing: a former leader, an old state epoch.
+    assert write(1, 1, 20) == ErrorCode.FENCED_LEADER_EPOCH
+    assert write(0, 2, 20) == ErrorCode.FENCED_STATE_EPOCH
+    assert read().start_offset == 12
     s = summary()
     assert (s.start_offset, s.leader_epoch, s.state_epoch, s.delivery_complete_count) == (12, 2, 1, 3)
     D = DEL.DeleteShareGroupStateRequest
