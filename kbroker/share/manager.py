@@ -259,7 +259,7 @@ class SharePartitionManager(ShareGroupListener):
     def on_topic(self, topic_id, topic) -> None:
         """The topic changed (``topic`` None: deleted): the share-partitions of partitions this broker no longer
         leads, or leads at another leader epoch, go (what they did is written; the leader reads it), as Kafka's
-        SharePartitionManager drops them on a leader change."""
+        SharePartitionManager drops them on a leader change. A deleted topic's written state goes too."""
         gone = []
         for key, sp in self.partitions.items():
             if key[1] != topic_id:
@@ -271,6 +271,8 @@ class SharePartitionManager(ShareGroupListener):
             self._forget(key)
         if gone:
             self.notify_available()
+        if topic is None:
+            self.coordinator.delete_topic(topic_id)
 
     def _read_remote(self, key: Key):
         """ReadShareGroupState to the key's share coordinator: False while the answer is awaited (the fetch

@@ -147,6 +147,17 @@ class ShareCoordinatorService:
     async def write(self, key: Key, state: SR.ShareState) -> None:
         await self.route(key).write_and_wait(key, state)
 
+    def delete_topic(self, topic_id: uuid.UUID) -> None:
+        """A deleted topic's share state goes from every shard led here, as tombstones (Kafka's group
+        coordinator deletes it through the persister once the topic is gone); each shard's leader does its own."""
+        for shard in list(self.shards.shards.values()):
+            keys = [k for k in shard.states if k[1] == topic_id]
+            if keys:
+                try:
+                    shard.delete(keys)
+                except (KafkaError, OSError) as e:
+                    log.warning("deleting the share state of deleted topic %s failed: %s", topic_id, e)
+
     def all_states(self):
         """(key, state) of every share-partition whose state is kept here."""
         for shard in list(self.shards.shards.values()):

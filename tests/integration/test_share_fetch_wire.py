@@ -419,3 +419,31 @@ def test_the_share_session_limit_refuses_a_new_session_until_one_ends(tmp_path):
         assert m1.fetch(epoch=0).error_code == 0  # m1's own session again
         assert m1.fetch(epoch=-1).error_code == 0  # m1 ends its session: there is room
         assert m2.fetch().error_code == 0
+
+
+def test_a_deleted_topics_share_state_is_removed_from_the_share_coordinator(tmp_path):
+    """Deleting a topic tombstones its share-partitions' state in __share_group_state: gone at once and after a
+    restart (replayed from the log)."""
+    data = tmp_path / "data"
+
+    def states(b, topic_id):
+        return b.call(lambda: [k for k, _ in b.state.share_coordinator.all_states() if k[1] == topic_id])
+
+    with Broker(port=0, data_dir=data) as b:
+        b.call(lambda: b.state.coordinator_topic("__share_group_state"))
+        client = ConfluentClient(b.bootstrap_servers)
+        client.create_topic("q", 1)
+        client.create_topic("kept", 1)
+        _group_configs(b, EARLIEST)
+        m, k = _open(b, "q"), _open(b, "kept", "m2")
+        _produce(b, "q", 2)
+        assert acquired(m.fetch()) == [(0, 1, 1)]
+        assert part(m.ack([(0, 1, [ACCEPT])])).error_code == 0
+        assert states(b, m.topic_id) == [("g", m.topic_id, 0)] and states(b, k.topic_id) != []
+        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
+        admin.delete_topics(["q"])["q"].result(timeout=10)
+        assert states(b, m.topic_id) == [] and states(b, k.topic_id) != []
+    with Broker(port=0, data_dir=data) as b:
+        b.call(lambda: b.state.coordinator_topic("__share_group_state"))
+        b.call(lambda: None)
+        assert states(b, m.topic_id) == [] and states(b, k.topic_id) != []
