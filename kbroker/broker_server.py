@@ -25,7 +25,7 @@ from .broker_state import BrokerState, ChangeNotifier
 from .config import BrokerConfig
 from .control import Control, RequestLog
 from .control_http import ControlHttpServer
-from .controller import check_leader_move
+from .controller import check_leader_move, run_now
 from .errors import ErrorCode, KafkaError
 from .faults import Faults
 from .log.log_manager import LogManager
@@ -89,7 +89,7 @@ class BrokerServer:
         self.host, self.port = first.host, first.bound_port
         self.state.advertised_host, self.state.advertised_port = first.advertised()
         fetchers.start()
-        self.state.register({listener.name: listener.advertised() for listener in self.state.listeners})
+        await self.state.register({listener.name: listener.advertised() for listener in self.state.listeners})
         if self.config.control_port is not None:
             self.control_http = ControlHttpServer(self.control, self.config.control_token,
                                                   self.config.control_allow_hosts)
@@ -105,7 +105,7 @@ class BrokerServer:
         if self.state is not None:
             if self.state.replica_fetchers is not None:
                 await self.state.replica_fetchers.stop()
-            self.state.unregister()
+            await self.state.unregister()
             self.state.stopping = True
             for topic in list(self.state.topics.by_name.values()):  # long-polling fetches answer now
                 for p in topic.partitions:
@@ -146,7 +146,7 @@ class BrokerServer:
                 task.cancel()
         if state.replica_fetchers is not None:
             await state.replica_fetchers.stop()
-        state.unregister()
+        await state.unregister()
         await self._shut_down(grace_s=0, flush=False)
 
 
@@ -261,7 +261,7 @@ class ClusterServers:
         p = reg.partitions[partition]
         check_leader_move(p, node_id, c.live_broker_ids())
         if p.leader != node_id:
-            c.alter_partition(topic, partition, p.leader_epoch, p.partition_epoch, node_id, p.isr)
+            run_now(c.alter_partition(topic, partition, p.leader_epoch, p.partition_epoch, node_id, p.isr))
 
     async def stop(self) -> None:
         if self.control_http is not None:

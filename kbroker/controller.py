@@ -23,9 +23,13 @@ The interface, and why it is shaped so:
   coming back) goes through the same method, so a database implementation is one conditional UPDATE.
 - The leader epoch goes up whenever the leader changes (including to "no leader"); the partition epoch
   goes up on every change of the partition's state.
+- Changes are coroutines (``async def``), for every controller: the PostgreSQL one waits for its database
+  without stopping the event loop; the in-process one completes at once, without ever suspending, so its
+  change and its notifications are still one step. Code that must finish a change before going on without
+  awaiting (the in-process control plane, tests) uses ``run_now``; code that would rather finish it at once
+  when it can uses ``eager``, which starts the change and hands back a done future or a task.
 
-Concurrency: everything runs on the event loop of the brokers that share the controller; no method awaits,
-so a change and its notifications are one step.
+Concurrency: everything runs on the event loop of the brokers that share the controller.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ import base64
 import contextlib
 import logging
 import random
+import types
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -46,6 +51,57 @@ log = logging.getLogger("kbroker.controller")
 
 NO_LEADER = -1
 PRODUCER_ID_BLOCK_SIZE = 1000  # Kafka's ProducerIdManager hands out blocks of 1000 ids too
+
+
+@types.coroutine
+def _resume(coro: Coroutine, pending):
+    """The rest of ``coro``, which suspended on ``pending``: driven as a Task drives a coroutine."""
+    while True:
+        try:
+            sent = yield pending
+        except BaseException as e:  # noqa: BLE001  a cancellation or the awaited future's error goes in
+            try:
+                pending = coro.throw(e)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                pending = coro.send(sent)
+            except StopIteration as done:
+                return done.value
+
+
+def eager(coro: Coroutine) -> asyncio.Future:
+    """Start a change now (Python 3.12's eager tasks): a done future when it completed without suspending
+    (an in-process controller's, always), else a task running the rest. An error raised before it suspended
+    is raised here."""
+    try:
+        pending = coro.send(None)
+    except StopIteration as done:
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(done.value)
+        return fut
+    return asyncio.ensure_future(_resume(coro, pending))
+
+
+def run_now(change: Coroutine):
+    """The result of a change that completes at once (an in-process controller's); RuntimeError for one that
+    would have to wait (a database's: await it instead)."""
+    try:
+        pending = change.send(None)
+    except StopIteration as done:
+        return done.value
+    change.close()
+    if isinstance(pending, asyncio.Future):
+        pending.cancel()
+    raise RuntimeError("this controller's changes must be awaited")
+
+
+async def settled(changes: list[Awaitable], response):
+    """``response`` once every change in ``changes`` is done (a handler that asked for several)."""
+    for change in changes:
+        await change
+    return response
 
 
 @dataclass
@@ -101,6 +157,8 @@ class Controller:
     """The small interface every controller implements; see the module docstring."""
 
     cluster_id: str
+    # True when every change completes without suspending (``run_now`` works): the in-process controller
+    changes_complete_at_once = False
 
     # -- reads: the current image --------------------------------------------------------------------
 
@@ -130,34 +188,34 @@ class Controller:
 
     # -- brokers -----------------------------------------------------------------------------------
 
-    def register_broker(self, registration: BrokerRegistration, listener: MetadataListener) -> None:
+    async def register_broker(self, registration: BrokerRegistration, listener: MetadataListener) -> None:
         """A broker starts (or comes back): it is alive, and leads again the partitions that wait for it."""
         raise NotImplementedError
 
-    def unregister_broker(self, node_id: int) -> None:
+    async def unregister_broker(self, node_id: int) -> None:
         """A broker stops cleanly: it is no longer alive and its partitions elect other leaders from their
         ISR, or have none (Kafka's controlled shutdown)."""
         raise NotImplementedError
 
     # -- topics ------------------------------------------------------------------------------------
 
-    def create_topic(self, name: str, num_partitions: int, replication_factor: int,
+    async def create_topic(self, name: str, num_partitions: int, replication_factor: int,
                      assignments: list[list[int]] | None, configs: dict[str, str],
                      validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
         """``topic_id``: the id the asking broker already opened its logs under (None: a new one)."""
         raise NotImplementedError
 
-    def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
+    async def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
                           validate_only: bool = False) -> TopicRegistration:
         raise NotImplementedError
 
-    def delete_topic(self, name: str) -> None:
+    async def delete_topic(self, name: str) -> None:
         raise NotImplementedError
 
-    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         raise NotImplementedError
 
-    def alter_partition(self, name: str, index: int, leader_epoch: int, partition_epoch: int,
+    async def alter_partition(self, name: str, index: int, leader_epoch: int, partition_epoch: int,
                         leader: int, isr: list[int]) -> PartitionRegistration:
         """Compare-and-set: apply (leader, isr) if the partition is still at (leader_epoch, partition_epoch),
         else FENCED_LEADER_EPOCH / INVALID_UPDATE_VERSION (KafkaError) and nothing changes."""
@@ -178,7 +236,7 @@ class Controller:
 
     # -- ids -----------------------------------------------------------------------------------------
 
-    def allocate_producer_ids(self) -> tuple[int, int]:
+    async def allocate_producer_ids(self) -> tuple[int, int]:
         """A block [first, end) of producer ids no other broker was or will be given (AllocateProducerIds)."""
         raise NotImplementedError
 
@@ -408,6 +466,8 @@ class InProcessController(ImageReads, Controller):
     one append per admin request (``batch``). A topic written before clusters existed has no
     ``replicas_state``: its partitions belong to the first broker that registers (the broker that wrote it)."""
 
+    changes_complete_at_once = True  # no change method ever suspends
+
     def __init__(self, store, cluster_id: str | None = None):
         self._store = store
         self._doc = store.load()
@@ -503,7 +563,7 @@ class InProcessController(ImageReads, Controller):
 
     # -- brokers -----------------------------------------------------------------------------------------
 
-    def register_broker(self, registration: BrokerRegistration, listener: MetadataListener) -> None:
+    async def register_broker(self, registration: BrokerRegistration, listener: MetadataListener) -> None:
         node = registration.node_id
         if node in self._brokers and self._brokers[node].alive:
             raise ValueError(f"a broker with node id {node} is already registered and alive")
@@ -543,7 +603,7 @@ class InProcessController(ImageReads, Controller):
                 self._record_topic(topic)
                 self._notify(topic)
 
-    def unregister_broker(self, node_id: int) -> None:
+    async def unregister_broker(self, node_id: int) -> None:
         reg = self._brokers.get(node_id)
         if reg is None or not reg.alive:
             return
@@ -586,7 +646,7 @@ class InProcessController(ImageReads, Controller):
 
     # -- partition state: compare-and-set ----------------------------------------------------------------
 
-    def alter_partition(self, name: str, index: int, leader_epoch: int, partition_epoch: int,
+    async def alter_partition(self, name: str, index: int, leader_epoch: int, partition_epoch: int,
                         leader: int, isr: list[int]) -> PartitionRegistration:
         topic = self._topics.get(name)
         if topic is None or not 0 <= index < len(topic.partitions):
@@ -617,7 +677,7 @@ class InProcessController(ImageReads, Controller):
     def _new_partitions(self, replicas: list[list[int]]) -> list[PartitionRegistration]:
         return new_partitions(replicas, set(self.live_broker_ids()))
 
-    def create_topic(self, name: str, num_partitions: int, replication_factor: int,
+    async def create_topic(self, name: str, num_partitions: int, replication_factor: int,
                      assignments: list[list[int]] | None, configs: dict[str, str],
                      validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
         topic = new_topic(name, num_partitions, replication_factor, assignments, configs, topic_id,
@@ -631,7 +691,7 @@ class InProcessController(ImageReads, Controller):
         log.info("created topic %s with %d partitions", name, len(topic.partitions))
         return topic
 
-    def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
+    async def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
                           validate_only: bool = False) -> TopicRegistration:
         topic = self._topics[name]
         replicas = partitions_placement(topic, count, assignments, set(self._brokers), self.live_broker_ids())
@@ -643,7 +703,7 @@ class InProcessController(ImageReads, Controller):
         self._notify(topic)
         return topic
 
-    def delete_topic(self, name: str) -> None:
+    async def delete_topic(self, name: str) -> None:
         topic = self._topics.pop(name)
         self._legacy = [t for t in self._legacy if t is not topic]
         self._record({"op": "delete_topic", "name": name})
@@ -652,7 +712,7 @@ class InProcessController(ImageReads, Controller):
         self._changed()
         log.info("deleted topic %s", name)
 
-    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         topic = self._topics[name]
         topic.configs = dict(configs)
         self._record_topic(topic)
@@ -680,7 +740,7 @@ class InProcessController(ImageReads, Controller):
         self._doc["client_metrics"] = _with_subscription(self.client_metrics_subscriptions(), name, configs)
         self._record_fact("client_metrics")
 
-    def allocate_producer_ids(self) -> tuple[int, int]:
+    async def allocate_producer_ids(self) -> tuple[int, int]:
         first = self._doc.get("producer_id_block_end", 0)
         self._doc["producer_id_block_end"] = first + PRODUCER_ID_BLOCK_SIZE
         self._record_fact("producer_id_block_end")

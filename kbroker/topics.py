@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
+from .controller import run_now
 from .errors import ErrorCode, KafkaError
 from .partition import Partition
 from .storage.base import LogConfig
@@ -89,26 +90,45 @@ class Topic:
 PARTITIONS_PER_TURN = 200
 
 
+# A generator of steps yields None after a step, or a controller change (a coroutine) whose result (or
+# error) it is sent back: the changes are awaited by ``run_in_turns``, run at once by ``run_steps``.
+
 def run_steps(steps: Generator):
-    """Run a generator of steps to its end; its return value."""
+    """Run a generator of steps to its end; its return value. Its controller changes must complete at once
+    (``controller.run_now``: the in-process controller's)."""
+    sent, error = None, None
     while True:
         try:
-            next(steps)
+            change = steps.send(sent) if error is None else steps.throw(error)
         except StopIteration as done:
             return done.value
+        sent, error = None, None
+        if change is not None:
+            try:
+                sent = run_now(change)
+            except Exception as e:  # noqa: BLE001  into the generator, which cleans up and raises it
+                error = e
 
 
 async def run_in_turns(topics: "TopicManager", steps: Generator, per_turn: int = PARTITIONS_PER_TURN):
-    """Run a generator of steps, giving the event loop a turn after every ``per_turn`` of them. The
-    changes of each stretch reach the metadata store before the loop turns, so no other request's change
-    waits in this one's batch; the last stretch's are durable before the value is returned."""
+    """Run a generator of steps, giving the event loop a turn after every ``per_turn`` of them, and awaiting
+    its controller changes. The changes of each stretch reach the metadata store before the loop turns, so
+    no other request's change waits in this one's batch; the last stretch's are durable before the value is
+    returned."""
+    sent, error = None, None
     while True:
         with topics.batch():
-            try:
-                for _ in range(per_turn):
-                    next(steps)
-            except StopIteration as done:
-                return done.value
+            for _ in range(per_turn):
+                try:
+                    change = steps.send(sent) if error is None else steps.throw(error)
+                except StopIteration as done:
+                    return done.value
+                sent, error = None, None
+                if change is not None:
+                    try:
+                        sent = await change
+                    except Exception as e:  # noqa: BLE001  into the generator, which cleans up and raises it
+                        error = e
         await asyncio.sleep(0)
 
 
@@ -252,8 +272,8 @@ class TopicManager:
             raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
         self._check_collision(name)
         configs = dict(configs or {})
-        reg = self.controller.create_topic(name, num_partitions, replication_factor, assignments, configs,
-                                           validate_only=True)
+        reg = yield self.controller.create_topic(name, num_partitions, replication_factor, assignments, configs,
+                                                 validate_only=True)
         if validate_only:
             return Topic(name, reg.topic_id, dict(reg.configs), defaults=self.defaults)
         placement = [list(p.replicas) for p in reg.partitions]
@@ -263,8 +283,8 @@ class TopicManager:
         try:
             opened = yield from self._prepare_logs(name, topic_id, configs, placement, 0)
             try:
-                self.controller.create_topic(name, len(placement), replication_factor, placement, configs,
-                                             topic_id=topic_id)
+                yield self.controller.create_topic(name, len(placement), replication_factor, placement, configs,
+                                                   topic_id=topic_id)
             finally:
                 self._discard_prepared(name, topic_id, opened)
         finally:
@@ -284,7 +304,7 @@ class TopicManager:
         if topic.name in self.pending:
             raise KafkaError(ErrorCode.INVALID_PARTITIONS,
                              f"Partitions are being added to '{topic.name}' by another request.")
-        reg = self.controller.create_partitions(topic.name, count, assignments, validate_only=True)
+        reg = yield self.controller.create_partitions(topic.name, count, assignments, validate_only=True)
         if validate_only:
             return
         first = len(topic.partitions)
@@ -303,7 +323,7 @@ class TopicManager:
                     steps.throw(KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                            f"The topic '{topic.name}' was deleted."))
             try:
-                self.controller.create_partitions(topic.name, count, placement)
+                yield self.controller.create_partitions(topic.name, count, placement)
             finally:
                 self._discard_prepared(topic.name, topic.topic_id, opened)
         finally:
@@ -376,11 +396,13 @@ class TopicManager:
         except Exception:  # noqa: BLE001  the first error is the one to report
             log.exception("%s: could not remove the logs of a failed creation", name)
 
-    def delete(self, topic: Topic) -> None:
-        self.controller.delete_topic(topic.name)
+    def delete(self, topic: Topic):
+        """The deletion asked of the controller: a coroutine to await (or ``run_now``)."""
+        return self.controller.delete_topic(topic.name)
 
-    def set_configs(self, topic: Topic, configs: dict[str, str]) -> None:
-        self.controller.set_topic_configs(topic.name, configs)
+    def set_configs(self, topic: Topic, configs: dict[str, str]):
+        """The change asked of the controller: a coroutine to await (or ``run_now``)."""
+        return self.controller.set_topic_configs(topic.name, configs)
 
     def local_partitions(self):
         """The partitions this broker holds a log of (leader or not)."""

@@ -18,7 +18,7 @@ import pytest
 
 from kbroker import Broker
 from kbroker.client import BlockingConnection
-from kbroker.controller import InProcessController
+from kbroker.controller import InProcessController, run_now
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.topic_store import MemoryTopicStore
 from kbroker.wire.messages import fetch as F, metadata as MD, produce as P
@@ -339,27 +339,27 @@ def test_controller_changes_partitions_by_compare_and_set():
         def on_topic_change(self, topic):
             seen.append((topic.name, [(p.leader, p.leader_epoch, p.partition_epoch) for p in topic.partitions]))
 
-    c.register_broker(BrokerRegistration(1, {"PLAINTEXT": ("h", 1)}), Listener())
-    c.register_broker(BrokerRegistration(2, {"PLAINTEXT": ("h", 2)}), Listener())
-    c.create_topic("t", 1, 1, [[1]], {})
+    run_now(c.register_broker(BrokerRegistration(1, {"PLAINTEXT": ("h", 1)}), Listener()))
+    run_now(c.register_broker(BrokerRegistration(2, {"PLAINTEXT": ("h", 2)}), Listener()))
+    run_now(c.create_topic("t", 1, 1, [[1]], {}))
     p = c.topic("t").partitions[0]
     assert (p.leader, p.leader_epoch, p.partition_epoch) == (1, 0, 0)
     with pytest.raises(KafkaError) as e:
-        c.alter_partition("t", 0, 1, 0, -1, [1])  # a leader epoch the partition is not at
+        run_now(c.alter_partition("t", 0, 1, 0, -1, [1]))  # a leader epoch the partition is not at
     assert e.value.code == ErrorCode.FENCED_LEADER_EPOCH
     with pytest.raises(KafkaError) as e:
-        c.alter_partition("t", 0, 0, 5, -1, [1])  # a partition epoch it is not at
+        run_now(c.alter_partition("t", 0, 0, 5, -1, [1]))  # a partition epoch it is not at
     assert e.value.code == ErrorCode.INVALID_UPDATE_VERSION
     assert c.topic("t").partitions[0] is p  # nothing changed
-    c.unregister_broker(1)
+    run_now(c.unregister_broker(1))
     p = c.topic("t").partitions[0]
     assert (p.leader, p.isr, p.leader_epoch, p.partition_epoch) == (-1, [1], 1, 1)
-    c.register_broker(BrokerRegistration(1, {"PLAINTEXT": ("h", 1)}), Listener())
+    run_now(c.register_broker(BrokerRegistration(1, {"PLAINTEXT": ("h", 1)}), Listener()))
     p = c.topic("t").partitions[0]
     assert (p.leader, p.leader_epoch, p.partition_epoch) == (1, 2, 2)
     assert seen[-1] == ("t", [(1, 2, 2)])
-    first, end = c.allocate_producer_ids()
-    assert c.allocate_producer_ids()[0] == end > first
+    first, end = run_now(c.allocate_producer_ids())
+    assert run_now(c.allocate_producer_ids())[0] == end > first
 
 
 def test_transactions_over_the_cluster(cluster):
