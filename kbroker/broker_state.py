@@ -18,6 +18,7 @@ Transaction markers are written by each partition's leader (``apply_txn_marker``
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from pathlib import Path
 
@@ -142,14 +143,15 @@ class BrokerState(MetadataListener):
         """Where this broker reaches another: its listener of the name of this broker's first listener."""
         return self.live_endpoint(node_id, self.listeners[0].name)
 
-    def apply_txn_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool) -> bool:
+    def apply_txn_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool,
+                         coordinator_epoch: int = 0) -> bool:
         """Writes a transaction marker as the partition's leader (what a WriteTxnMarkers request asks of a
         broker); a marker on a partition of __consumer_offsets also ends the producer's pending offsets there,
         as Kafka's broker tells its group coordinator. False when this broker does not lead the partition."""
         p = get_partition_or_error(self.topics.get(topic), partition)
         if isinstance(p, int):
             return False
-        p.write_marker(producer_id, epoch, commit)
+        p.write_marker(producer_id, epoch, commit, coordinator_epoch)
         if topic == OFFSETS_TOPIC:
             self.groups.on_txn_marker(partition, producer_id, commit)
         return True
@@ -183,10 +185,12 @@ class BrokerState(MetadataListener):
                                 topics=self.topics)
 
     def _make_transaction_shard(self, index: int, log) -> TransactionCoordinator:
-        """The transaction coordinator of partition ``index`` of __transaction_state, read from ``log``."""
+        """The transaction coordinator of partition ``index`` of __transaction_state, read from ``log``; its
+        markers carry the partition's leader epoch as the coordinator epoch (Kafka's coordinatorEpoch)."""
         c = self.config
+        write_marker = functools.partial(self.markers.write, coordinator_epoch=log.partition.leader_epoch)
         return TransactionCoordinator(
-            self._clock, TransactionStateLog(log), self.producer_ids, self.markers.write, self._offsets_partition,
+            self._clock, TransactionStateLog(log), self.producer_ids, write_marker, self._offsets_partition,
             self._partition_exists, max_timeout_ms=c.transaction_max_timeout_ms,
             abort_check_interval_ms=c.transaction_abort_timed_out_transaction_cleanup_interval_ms)
 

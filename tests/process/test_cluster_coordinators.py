@@ -17,8 +17,8 @@ from kbroker.client import BlockingConnection
 from kbroker.coordinator import records as CR
 from kbroker.coordinator.runtime import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, partition_for
 from kbroker.errors import ErrorCode
-from kbroker.wire.messages import (find_coordinator as FC, join_group as JG, metadata as MD, produce as P,
-                                   write_txn_markers as W)
+from kbroker.wire.messages import (describe_producers as DP, find_coordinator as FC, join_group as JG,
+                                   metadata as MD, produce as P, write_txn_markers as W)
 from support.clients import CLIENTS
 
 TIMEOUT_S = 30
@@ -300,3 +300,71 @@ def test_write_txn_markers_answers_for_partitions_it_does_not_lead(cluster):
     assert {p.partition_index: p.error_code for p in result.topics[0].partitions} == {
         i: ErrorCode.NONE if leaders[i] == 0 else ErrorCode.NOT_LEADER_OR_FOLLOWER for i in range(3)}
     assert result.topics[1].partitions[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def _leaders_and_epochs(b: Broker, topic: str) -> dict[int, tuple[int, int]]:
+    """partition -> (leader, leader epoch), as broker 0's Metadata says."""
+    c = _connect(b, 0)
+    try:
+        md = c.request(3, 12, MD.MetadataRequest(topics=[MD.MetadataRequest.MetadataRequestTopic(name=topic)],
+                                                 allow_auto_topic_creation=False))
+    finally:
+        c.close()
+    return {p.partition_index: (p.leader_id, p.leader_epoch) for p in md.topics[0].partitions}
+
+
+def test_markers_carry_the_coordinators_leader_epoch_and_older_coordinators_are_fenced(tmp_path):
+    """Kafka's coordinator epoch is the leader epoch of the coordinator's __transaction_state partition: after
+    that partition's leadership moved (its leader epoch up), a committed transaction's markers carry the new
+    epoch on every partition (DescribeProducers, led by whichever broker), and a marker of an older
+    coordinator epoch is refused TRANSACTION_COORDINATOR_FENCED."""
+    from confluent_kafka import Producer
+
+    with Broker(brokers=3, data_dir=tmp_path) as b:
+        _create_internal_topics(b)
+        out = _name("out")
+        cluster_client_topic(b, out, 3)
+        assert b.wait_for_leaders(timeout_s=TIMEOUT_S, full_isr=True)
+        tid = _name("tx")
+        index = partition_for(tid, PARTITIONS)
+        ((err, node),) = _find(b, 0, 1, [tid])
+        assert err == 0
+        target = (node + 1) % 3
+        b.move_leader(TRANSACTION_STATE_TOPIC, index, target)
+        deadline = time.monotonic() + TIMEOUT_S
+        while _find(b, 0, 1, [tid]) != [(0, target)] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        leader, epoch = _leaders_and_epochs(b, TRANSACTION_STATE_TOPIC)[index]
+        assert leader == target and epoch >= 1
+
+        p = Producer({"bootstrap.servers": b.bootstrap_servers, "transactional.id": tid})
+        p.init_transactions(TIMEOUT_S)
+        p.begin_transaction()
+        for i in range(3):
+            p.produce(out, value=b"v", partition=i)
+        p.commit_transaction(TIMEOUT_S)
+
+        seen = {}
+        for partition, (pleader, _e) in _leaders_and_epochs(b, out).items():
+            c = _connect(b, pleader)
+            try:
+                r = c.request(61, 0, DP.DescribeProducersRequest(topics=[DP.DescribeProducersRequest.TopicRequest(
+                    name=out, partition_indexes=[partition])]))
+            finally:
+                c.close()
+            (state,) = r.topics[0].partitions[0].active_producers
+            seen[partition] = state.coordinator_epoch
+            producer_id, producer_epoch = state.producer_id, state.producer_epoch
+        assert seen == {0: epoch, 1: epoch, 2: epoch}
+
+        pleader = _leaders_and_epochs(b, out)[0][0]
+        stale = W.WriteTxnMarkersRequest.WritableTxnMarker(
+            producer_id=producer_id, producer_epoch=producer_epoch, transaction_result=False,
+            coordinator_epoch=epoch - 1,
+            topics=[W.WriteTxnMarkersRequest.WritableTxnMarkerTopic(name=out, partition_indexes=[0])])
+        c = _connect(b, pleader)
+        try:
+            r = c.request(27, 1, W.WriteTxnMarkersRequest(markers=[stale]))
+        finally:
+            c.close()
+        assert r.markers[0].topics[0].partitions[0].error_code == ErrorCode.TRANSACTION_COORDINATOR_FENCED
