@@ -327,6 +327,38 @@ def test_serve_brokers_3_as_a_process(tmp_path):
         assert proc.wait(TIMEOUT_S) == 0
 
 
+def test_serve_brokers_3_prints_the_control_planes_ready_line(tmp_path):
+    """``--control-port 0`` with ``--brokers 3``: after the brokers' ready lines, one naming the cluster's
+    control plane (as the single broker's console line), whose address answers GET /brokers."""
+    import json
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "kbroker", "serve", "--brokers", "3", "--port", "0",
+                             "--control-port", "0", "--data-dir", str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    lines: list[str] = []
+
+    def read():
+        while len(lines) < 7:
+            line = proc.stdout.readline()
+            if not line:
+                return
+            lines.append(line.strip())
+    try:
+        t = threading.Thread(target=read, daemon=True)
+        t.start()
+        t.join(TIMEOUT_S)
+        assert len(lines) == 7, lines
+        assert lines[-1].startswith("kbroker control plane on http://"), lines
+        url = lines[-1].split()[4].rstrip("/")
+        with urllib.request.urlopen(url + "/brokers", timeout=10) as r:
+            brokers = json.loads(r.read())
+        assert len(brokers) == 3, brokers
+    finally:
+        proc.terminate()
+        assert proc.wait(TIMEOUT_S) == 0
+
+
 def test_controller_changes_partitions_by_compare_and_set():
     """alter_partition applies only at the leader epoch and partition epoch the caller read (what the
     PostgreSQL controller does with one conditional UPDATE)."""
