@@ -11,6 +11,8 @@ log per partition in the log store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import re
 import uuid
@@ -96,18 +98,7 @@ PARTITIONS_PER_TURN = 200
 def run_steps(steps: Generator):
     """Run a generator of steps to its end; its return value. Its controller changes must complete at once
     (``controller.run_now``: the in-process controller's)."""
-    sent, error = None, None
-    while True:
-        try:
-            change = steps.send(sent) if error is None else steps.throw(error)
-        except StopIteration as done:
-            return done.value
-        sent, error = None, None
-        if change is not None:
-            try:
-                sent = run_now(change)
-            except Exception as e:  # noqa: BLE001  into the generator, which cleans up and raises it
-                error = e
+    return run_now(_drive(steps, contextlib.nullcontext, None))
 
 
 async def run_in_turns(topics: "TopicManager", steps: Generator, per_turn: int = PARTITIONS_PER_TURN):
@@ -115,10 +106,16 @@ async def run_in_turns(topics: "TopicManager", steps: Generator, per_turn: int =
     its controller changes. The changes of each stretch reach the metadata store before the loop turns, so
     no other request's change waits in this one's batch; the last stretch's are durable before the value is
     returned."""
+    return await _drive(steps, topics.batch, per_turn)
+
+
+async def _drive(steps: Generator, batch, per_turn: int | None):
+    """The steps in stretches of ``per_turn`` (None: one stretch), each inside ``batch()``, the loop given a
+    turn between them; a change the generator yields is awaited and its result (or error) sent back."""
     sent, error = None, None
     while True:
-        with topics.batch():
-            for _ in range(per_turn):
+        with batch():
+            for _ in itertools.repeat(None) if per_turn is None else range(per_turn):
                 try:
                     change = steps.send(sent) if error is None else steps.throw(error)
                 except StopIteration as done:

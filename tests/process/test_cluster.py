@@ -280,26 +280,33 @@ def test_stopped_broker_goes_offline_and_comes_back_with_everything(tmp_path):
         assert len(got) == 64
 
 
+def _serve_brokers_3(data_dir, count: int, *args: str) -> tuple[subprocess.Popen, list[str]]:
+    """``kbroker serve --brokers 3 --port 0`` (and ``args``) over ``data_dir``, and the first ``count`` lines
+    it prints (fewer if it does not print them within TIMEOUT_S)."""
+    proc = subprocess.Popen([sys.executable, "-m", "kbroker", "serve", "--brokers", "3", "--port", "0",
+                             "--data-dir", str(data_dir), *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    lines: list[str] = []
+
+    def read():
+        while len(lines) < count:
+            line = proc.stdout.readline()
+            if not line:
+                return
+            lines.append(line.strip())
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(TIMEOUT_S)
+    return proc, lines
+
+
 def test_serve_brokers_3_as_a_process(tmp_path):
     """``kbroker serve --brokers 3``: one ready line per broker; the cluster survives a restart of the process."""
     from confluent_kafka.admin import AdminClient
 
     def start():
-        proc = subprocess.Popen([sys.executable, "-m", "kbroker", "serve", "--brokers", "3", "--port", "0",
-                                 "--data-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        lines: list[str] = []
-
-        def read():
-            while len(lines) < 6:
-                line = proc.stdout.readline()
-                if not line:
-                    return
-                lines.append(line.strip())
-
-        t = threading.Thread(target=read, daemon=True)
-        t.start()
-        t.join(TIMEOUT_S)
+        proc, lines = _serve_brokers_3(tmp_path, 6)
         plain = [ln.rsplit(" ", 1)[1] for ln in lines if "://" not in ln]
         assert len(plain) == 3 and len(lines) == 6, lines
         return proc, ",".join(plain)
@@ -333,21 +340,8 @@ def test_serve_brokers_3_prints_the_control_planes_ready_line(tmp_path):
     import json
     import urllib.request
 
-    proc = subprocess.Popen([sys.executable, "-m", "kbroker", "serve", "--brokers", "3", "--port", "0",
-                             "--control-port", "0", "--data-dir", str(tmp_path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    lines: list[str] = []
-
-    def read():
-        while len(lines) < 7:
-            line = proc.stdout.readline()
-            if not line:
-                return
-            lines.append(line.strip())
+    proc, lines = _serve_brokers_3(tmp_path, 7, "--control-port", "0")
     try:
-        t = threading.Thread(target=read, daemon=True)
-        t.start()
-        t.join(TIMEOUT_S)
         assert len(lines) == 7, lines
         assert lines[-1].startswith("kbroker control plane on http://"), lines
         url = lines[-1].split()[4].rstrip("/")

@@ -18,9 +18,9 @@ import pytest
 
 from support.brokerproc import BrokerProcess
 from support.clients import CLIENTS
-from support.pgcluster import (NODES, RF, TIMEOUT_S, TOPIC_CONFIGS, ProcessCluster, acks_after, broker_ids,
-                               create_confluent, describe, new_topic_name, partition_isrs, sent_after,
-                               wait_full_isr)
+from support.pgcluster import (NODES, RF, TIMEOUT_S, TOPIC_CONFIGS, acks_after, broker_ids, check_history,
+                               create_confluent, describe, new_topic_name, partition_isrs, producing, running,
+                               sent_after, wait_full_isr)
 from support.postgres import needs_postgres, pg  # noqa: F401  pg: a fixture
 from support.txn_helpers import wait_until
 
@@ -29,15 +29,8 @@ pytestmark = needs_postgres
 
 @pytest.fixture()
 def cluster(pg, tmp_path):
-    c = ProcessCluster(pg.new_database(), tmp_path)
-    try:
-        c.start()
+    with running(pg.new_database(), tmp_path) as c:
         yield c
-    except BaseException:
-        c.kill()
-        raise
-    else:
-        c.stop()
 
 
 def _create_kafka_python(bootstrap: str, topic: str, partitions: int) -> None:
@@ -115,17 +108,12 @@ def test_kill_9_of_the_controller_while_producing_loses_nothing(cluster, tmp_pat
     does not wait for replica.lag.time.max.ms), its partitions get new leaders and the producer goes on; the
     broker restarts, catches up and rejoins the ISRs. The history (tests/support/history.py) is checked
     against a final read_committed read: every acknowledged record once, where it was acknowledged."""
-    from support.history import History, check
-    from support.workload import ProducerWorker, final_read
+    from support.history import History
 
     procs = cluster.procs
-    topic = new_topic_name("failover")
-    create_confluent(procs[1].bootstrap_servers, topic, 6)
-    wait_full_isr(procs[1].bootstrap_servers, topic)
     history = History()
-    producer = ProducerWorker(history, cluster.bootstrap(), topic, 6, 0).start()
+    topic, producer = producing(cluster, "failover", history)
     try:
-        wait_until(lambda: producer.acknowledged() >= 300, TIMEOUT_S, "traffic before the kill")
         victim = describe(procs[1].bootstrap_servers).controller.id
         survivors = [n for n in NODES if n != victim]
         led_by_victim = sorted(p for p, (leader, _r, _i) in
@@ -179,12 +167,7 @@ def test_kill_9_of_the_controller_while_producing_loses_nothing(cluster, tmp_pat
         wait_until(lambda: len(acks_after(history, restarted_at)) >= 300, TIMEOUT_S, "traffic after the restart")
     finally:
         producer.stop()
-    final = final_read(cluster.bootstrap(), topic, 6)
-    result = check(history, final)
-    history.save(tmp_path / "history.jsonl")
-    print(f"history: {result.summary()}")
-    assert result.valid, result.summary()
-    assert result.acknowledged >= 900 and result.in_doubt == 0, result.summary()
+    check_history(cluster, topic, history, tmp_path / "history.jsonl")
 
 
 def test_two_of_three_down_refuse_acks_all_until_one_is_back(cluster):

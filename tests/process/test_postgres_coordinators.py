@@ -6,15 +6,14 @@ committed or aborted as a whole, as a read_committed consumer sees it."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from kbroker.client import BlockingConnection
 from kbroker.wire.messages import find_coordinator as FC
-from support.pgcluster import NODES, TIMEOUT_S, ProcessCluster, create_confluent, new_topic_name, wait_full_isr
+from support.groupclients import commit_offsets, committed_offsets
+from support.pgcluster import NODES, TIMEOUT_S, create_confluent, new_topic_name, running, wait_full_isr
 from support.postgres import needs_postgres, pg  # noqa: F401  pg: a fixture
-from support.txn_helpers import wait_until
+from support.txn_helpers import read_committed_values, wait_until
 
 pytestmark = needs_postgres
 
@@ -23,15 +22,8 @@ RECORDS = 30
 
 @pytest.fixture()
 def cluster(pg, tmp_path):
-    c = ProcessCluster(pg.new_database(), tmp_path)
-    try:
-        c.start()
+    with running(pg.new_database(), tmp_path) as c:
         yield c
-    except BaseException:
-        c.kill()
-        raise
-    else:
-        c.stop()
 
 
 def _coordinator(proc, key_type: int, key: str) -> int | None:
@@ -59,52 +51,6 @@ def _keys_on_one_broker(proc) -> tuple[int, str, str]:
             return node, groups[node], tid
 
 
-def _commit(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        c.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
-    finally:
-        c.close()
-
-
-def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=TIMEOUT_S)
-        return {tp.partition: tp.offset for tp in got if tp.offset >= 0}
-    finally:
-        c.close()
-
-
-def _read_committed(bootstrap: str, topic: str, partitions: int) -> list[bytes]:
-    """Every record a read_committed consumer reads, up to each partition's last stable offset."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": new_topic_name("r"),
-                       "isolation.level": "read_committed", "auto.offset.reset": "earliest",
-                       "enable.partition.eof": True})
-    try:
-        reader.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        got, eof = [], set()
-        deadline = time.monotonic() + TIMEOUT_S
-        while len(eof) < partitions and time.monotonic() < deadline:
-            m = reader.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
-                eof.add(m.partition())
-                continue
-            got.append(m.value())
-        assert len(eof) == partitions, f"read incomplete: {sorted(eof)}"
-        return got
-    finally:
-        reader.close()
-
-
 def test_kill_9_of_the_coordinators_broker_keeps_offsets_and_ends_the_transaction_whole(cluster):
     from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
@@ -114,7 +60,7 @@ def test_kill_9_of_the_coordinators_broker_keeps_offsets_and_ends_the_transactio
     create_confluent(procs[1].bootstrap_servers, src, 1)
     node, group, tid = _keys_on_one_broker(procs[1])
     survivor = next(n for n in NODES if n != node)
-    _commit(cluster.bootstrap(), group, src, {0: 7})  # committed before the kill: it must survive
+    commit_offsets(cluster.bootstrap(), group, src, {0: 7})  # committed before the kill: it must survive
     wait_full_isr(procs[survivor].bootstrap_servers, "__consumer_offsets")
     wait_full_isr(procs[survivor].bootstrap_servers, "__transaction_state")
     wait_full_isr(procs[survivor].bootstrap_servers, out)
@@ -143,8 +89,8 @@ def test_kill_9_of_the_coordinators_broker_keeps_offsets_and_ends_the_transactio
         p.abort_transaction(TIMEOUT_S)
         committed = False
     surviving = cluster.bootstrap()
-    got = _read_committed(surviving, out, 3)
-    offsets = _committed(surviving, group, src, 1)
+    got = read_committed_values(surviving, out, 3)
+    offsets = committed_offsets(surviving, group, src, 1)
     print(f"coordinator {node} killed: the transaction ended {'committed' if committed else 'aborted'}")
     if committed:
         assert sorted(got) == sorted(f"v{i}".encode() for i in range(RECORDS))

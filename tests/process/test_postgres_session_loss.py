@@ -14,12 +14,10 @@ import time
 
 import pytest
 
-from support.history import History, check
-from support.pgcluster import (NODES, TIMEOUT_S, ProcessCluster, acks_after, create_confluent, new_topic_name,
-                               partition_isrs, wait_full_isr)
+from support.history import History
+from support.pgcluster import NODES, TIMEOUT_S, acks_after, check_history, partition_isrs, producing, running, wait_full_isr
 from support.postgres import PostgresServer, needs_postgres
 from support.txn_helpers import wait_until
-from support.workload import ProducerWorker, final_read
 
 pytestmark = needs_postgres
 
@@ -33,15 +31,8 @@ def own_pg():
 
 @pytest.fixture()
 def cluster(own_pg, tmp_path):
-    c = ProcessCluster(own_pg.new_database(), tmp_path)
-    try:
-        c.start()
+    with running(own_pg.new_database(), tmp_path) as c:
         yield c
-    except BaseException:
-        c.kill()
-        raise
-    else:
-        c.stop()
 
 
 def _terminate_session(url: str, node: int) -> int:
@@ -76,13 +67,9 @@ def test_a_broker_whose_session_ends_is_fenced_and_registers_again(cluster, own_
     leading, registers again and rejoins every ISR; then PostgreSQL restarts under all three, which all
     register again and lead at newer epochs. Nothing acknowledged is lost or written twice."""
     procs = cluster.procs
-    topic = new_topic_name("fence")
-    create_confluent(procs[1].bootstrap_servers, topic, 6)
-    wait_full_isr(procs[1].bootstrap_servers, topic)
     history = History()
-    producer = ProducerWorker(history, cluster.bootstrap(), topic, 6, 0).start()
+    topic, producer = producing(cluster, "fence", history)
     try:
-        wait_until(lambda: producer.acknowledged() >= 300, TIMEOUT_S, "traffic before the cut")
 
         # One broker's session ends: it is fenced, the others lead its partitions, it comes back.
         victim = 2
@@ -122,9 +109,4 @@ def test_a_broker_whose_session_ends_is_fenced_and_registers_again(cluster, own_
         assert leaders <= set(NODES)
     finally:
         producer.stop()
-    final = final_read(cluster.bootstrap(), topic, 6)
-    result = check(history, final)
-    history.save(tmp_path / "history.jsonl")
-    print(f"history: {result.summary()}")
-    assert result.valid, result.summary()
-    assert result.acknowledged >= 900 and result.in_doubt == 0, result.summary()
+    check_history(cluster, topic, history, tmp_path / "history.jsonl")

@@ -5,6 +5,7 @@ the history's acknowledgements after a nemesis."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 from support.brokerproc import BrokerProcess
@@ -96,3 +97,52 @@ def wait_full_isr(bootstrap: str, topic: str) -> None:
     wait_until(lambda: all(leader in NODES and sorted(isr) == sorted(replicas)
                            for leader, replicas, isr in partition_isrs(bootstrap, topic).values()),
                TIMEOUT_S, "every partition to have a leader and a full ISR")
+
+
+@contextlib.contextmanager
+def running(url: str, root):
+    """A started ProcessCluster over the database at ``url``, stopped afterwards (killed if starting failed)."""
+    c = ProcessCluster(url, root)
+    try:
+        c.start()
+    except BaseException:
+        c.kill()
+        raise
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def producing(cluster: ProcessCluster, prefix: str, history, partitions: int = 6, acks_first: int = 300):
+    """A new topic (replication factor 3, ``min.insync.replicas=2``, a full ISR) and an idempotent acks=all
+    ProducerWorker (support/workload.py) recording into ``history``, once it has ``acks_first``
+    acknowledgements: (topic, producer)."""
+    from support.workload import ProducerWorker
+
+    procs = cluster.procs
+    topic = new_topic_name(prefix)
+    create_confluent(procs[NODES[0]].bootstrap_servers, topic, partitions)
+    wait_full_isr(procs[NODES[0]].bootstrap_servers, topic)
+    producer = ProducerWorker(history, cluster.bootstrap(), topic, partitions, 0).start()
+    try:
+        wait_until(lambda: producer.acknowledged() >= acks_first, TIMEOUT_S, "traffic before the nemesis")
+    except BaseException:
+        producer.stop()
+        raise
+    return topic, producer
+
+
+def check_history(cluster: ProcessCluster, topic: str, history, saved_to, partitions: int = 6,
+                  at_least: int = 900) -> None:
+    """Read ``topic`` back with read_committed and check ``history`` against it (support/history.py): every
+    acknowledged record once, where it was acknowledged, at least ``at_least`` of them, none in doubt. The
+    history is saved to ``saved_to`` (JSON lines) for reading it back."""
+    from support.history import check
+    from support.workload import final_read
+
+    result = check(history, final_read(cluster.bootstrap(), topic, partitions))
+    history.save(saved_to)
+    print(f"history: {result.summary()}")
+    assert result.valid, result.summary()
+    assert result.acknowledged >= at_least and result.in_doubt == 0, result.summary()
