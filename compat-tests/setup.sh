@@ -72,7 +72,7 @@ go_driver() {
     if ! command -v go >/dev/null 2>&1; then
         say "$driver: no Go; skipped"
     elif [ -x "$bin" ] && [ "$bin" -nt go/$driver/main.go ] && [ "$bin" -nt go/$driver/go.mod ] \
-            && [ "$bin" -nt go/$driver/go.sum ]; then
+            && [ "$bin" -nt go/$driver/go.sum ] && [ "$bin" -nt go/driver/driver.go ]; then
         say "$driver: driver already built"
     else
         # Module mode: go.mod/go.sum pin the client; modules come from the Go module proxy once.

@@ -137,7 +137,8 @@ def high_watermark_over(isr: list[int], leader_id: int, leader_end_offset: int, 
 class Partition:
     __slots__ = ("topic", "index", "log", "leader_epoch", "_waiters", "changes", "node_id", "leader_id",
                  "replicas", "isr", "partition_epoch", "controller", "followers", "_hw_waiters",
-                 "leader_epoch_start_offset", "on_follower_change", "isr_shrinks", "isr_expands", "pending_isr")
+                 "leader_epoch_start_offset", "on_follower_change", "isr_shrinks", "isr_expands", "pending_isr",
+                 "deleted")
 
     def __init__(self, topic, index: int, store, leader_epoch: int = 0, changes=None, node_id: int = 0,
                  registration=None, controller=None):
@@ -162,6 +163,7 @@ class Partition:
         # The ISR an AlterPartition asked for and the controller has not answered yet (a database's): one at a
         # time, and meanwhile the high watermark counts the members of both (Kafka's maximal ISR).
         self.pending_isr: list[int] | None = None
+        self.deleted = False  # its topic was deleted (TopicManager.remove): whoever waits answers at once
         if registration is None:
             self.replicas, self.isr, self.leader_id, self.partition_epoch = [node_id], [node_id], node_id, 0
             self.leader_epoch = leader_epoch
@@ -333,11 +335,14 @@ class Partition:
 
     async def wait_for_high_watermark(self, offset: int, timeout_s: float | None) -> int:
         """Wait until the high watermark reaches ``offset`` (every ISR member has everything before it):
-        0 then; NOT_LEADER_OR_FOLLOWER if this broker stops leading first; REQUEST_TIMED_OUT after
-        ``timeout_s`` (None: no limit). Woken by the high watermark's moves, never by a timer that polls."""
+        0 then; NOT_LEADER_OR_FOLLOWER if this broker stops leading first; UNKNOWN_TOPIC_OR_PARTITION if
+        the topic is deleted meanwhile (Kafka's DelayedProduce finds the partition gone); REQUEST_TIMED_OUT
+        after ``timeout_s`` (None: no limit). Woken by the high watermark's moves, never by a timer that polls."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         while True:
+            if self.deleted:
+                return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             if not self.is_leader:
                 return ErrorCode.NOT_LEADER_OR_FOLLOWER
             if self.log.high_watermark >= offset:
@@ -360,7 +365,7 @@ class Partition:
                         pass
 
     def _wake_hw_waiters(self) -> None:
-        leading = self.is_leader
+        leading = self.is_leader and not self.deleted
         hw = self.log.high_watermark if leading else 0
         keep = []
         for offset, fut in self._hw_waiters:

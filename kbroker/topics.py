@@ -221,6 +221,7 @@ class TopicManager:
         for p in topic.partitions:
             if p.log is not None:
                 p.log.discard()  # no flush nor seal: the files are about to go
+            p.deleted = True
             p.wake_waiters()
 
         def remove_logs() -> None:

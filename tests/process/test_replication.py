@@ -225,6 +225,30 @@ def test_acks_all_waits_for_a_lagging_follower_and_consumers_see_only_the_high_w
             [b"a", b"b", b"c"]
 
 
+def test_acks_all_produce_waiting_on_a_deleted_topic_is_answered_at_once():
+    """An acks=all produce waiting for a cut-off follower is answered UNKNOWN_TOPIC_OR_PARTITION when its topic
+    is deleted meanwhile (Kafka's DelayedProduce finds the partition gone), not REQUEST_TIMED_OUT when its
+    timeout ends."""
+    from confluent_kafka.admin import AdminClient
+
+    with Broker(brokers=3) as b:
+        topic = _topic("delwait")
+        _create(b, topic, 1, 3)
+        leader = _state(b, topic)[0]
+        b.cut_off((leader + 1) % 3)
+        answers = []
+        t = threading.Thread(target=lambda: answers.append(
+            _produce_raw(b, leader, topic, [b"x"], acks=-1, timeout_ms=120_000)))
+        t.start()
+        waiting = lambda: bool(b.cluster.servers[leader].state.topics.get(topic).partitions[0]._hw_waiters)  # noqa: E731
+        assert _wait(b, waiting)
+        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
+        admin.delete_topics([topic])[topic].result(TIMEOUT_S)
+        t.join(TIMEOUT_S)
+        assert not t.is_alive()
+        assert answers[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
 # -- min.insync.replicas ----------------------------------------------------------------------------------
 
 def test_min_insync_replicas_one_down_works_two_down_refuses_and_resumes():

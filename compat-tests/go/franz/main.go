@@ -4,19 +4,16 @@
 //	franz-driver '{"op": "produce", "bootstrap": "host:port", ...}'    (or the JSON on stdin)
 //	-> {"ok": true, "result": ...} or {"ok": false, "error": {"kind": "MESSAGE_TOO_LARGE", "message": "..."}}
 //
-// Same argument and answer convention as the sarama and Node.js drivers: keys, values and header
-// values travel base64-encoded (null stays null). franz-go negotiates request versions from
+// The argument and answer convention is the Node.js driver's; go/driver holds what it shares with the
+// sarama driver (keys, values and header values travel base64-encoded, null stays null). franz-go negotiates request versions from
 // ApiVersions; it is configured as its users configure it: acks=all (its default), idempotence on
 // (its default) unless asked otherwise, its default sticky key partitioner (murmur2, as Java's).
 package main
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"strings"
@@ -26,66 +23,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"kcompat/driver"
 )
 
-type Message struct {
-	Key       *string     `json:"key"`
-	Value     *string     `json:"value"`
-	Headers   [][2]string `json:"headers"`
-	Partition *int32      `json:"partition"`
-	Timestamp *int64      `json:"timestamp"`
-	Offset    int64       `json:"offset"`
-}
-
-type Arg struct {
-	Op          string            `json:"op"`
-	Bootstrap   string            `json:"bootstrap"`
-	Topic       string            `json:"topic"`
-	Topics      []string          `json:"topics"`
-	Messages    []Message         `json:"messages"`
-	Compression string            `json:"compression"`
-	Idempotent  *bool             `json:"idempotent"`
-	TimeoutMs   int               `json:"timeoutMs"`
-	Count       int               `json:"count"`
-	Group       string            `json:"group"`
-	Partitions  int32             `json:"partitions"`
-	Configs     map[string]string `json:"configs"`
-	Timestamp   int64             `json:"timestamp"`
-	ReadCommit  bool              `json:"readCommitted"`
-	Committed   []Message         `json:"committed"`
-	Aborted     []Message         `json:"aborted"`
-	TxnID       string            `json:"transactionalId"`
-}
+type (
+	Message = driver.Message
+	Arg     = driver.Arg
+)
 
 var codecs = map[string]kgo.CompressionCodec{
 	"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
 	"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
-}
-
-func b64(s *string) []byte {
-	if s == nil {
-		return nil
-	}
-	b, err := base64.StdEncoding.DecodeString(*s)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func unb64(b []byte) *string {
-	if b == nil {
-		return nil
-	}
-	s := base64.StdEncoding.EncodeToString(b)
-	return &s
-}
-
-func timeout(arg *Arg) time.Duration {
-	if arg.TimeoutMs == 0 {
-		return 20 * time.Second
-	}
-	return time.Duration(arg.TimeoutMs) * time.Millisecond
 }
 
 func opts(arg *Arg, extra ...kgo.Opt) []kgo.Opt {
@@ -106,10 +54,10 @@ func opts(arg *Arg, extra ...kgo.Opt) []kgo.Opt {
 }
 
 func record(topic string, m Message) *kgo.Record {
-	r := &kgo.Record{Topic: topic, Key: b64(m.Key), Value: b64(m.Value)}
+	r := &kgo.Record{Topic: topic, Key: driver.Decode(m.Key), Value: driver.Decode(m.Value)}
 	for _, h := range m.Headers {
 		v := h[1]
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: h[0], Value: b64(&v)})
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: h[0], Value: driver.Decode(&v)})
 	}
 	if m.Partition != nil {
 		r.Partition = *m.Partition
@@ -123,11 +71,11 @@ func record(topic string, m Message) *kgo.Record {
 func out(r *kgo.Record) Message {
 	hs := [][2]string{}
 	for _, h := range r.Headers {
-		hs = append(hs, [2]string{h.Key, *unb64(append([]byte{}, h.Value...))})
+		hs = append(hs, [2]string{h.Key, *driver.Encode(append([]byte{}, h.Value...))})
 	}
 	p := r.Partition
 	ts := r.Timestamp.UnixMilli()
-	return Message{Key: unb64(r.Key), Value: unb64(r.Value), Headers: hs, Partition: &p, Timestamp: &ts, Offset: r.Offset}
+	return Message{Key: driver.Encode(r.Key), Value: driver.Encode(r.Value), Headers: hs, Partition: &p, Timestamp: &ts, Offset: r.Offset}
 }
 
 func producerOpts(arg *Arg, msgs []Message) ([]kgo.Opt, error) {
@@ -136,7 +84,7 @@ func producerOpts(arg *Arg, msgs []Message) ([]kgo.Opt, error) {
 		codec = kgo.NoCompression()
 	}
 	o := opts(arg, kgo.ProducerBatchCompression(codec), kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(5*time.Millisecond), kgo.ProduceRequestTimeout(timeout(arg)))
+		kgo.ProducerLinger(5*time.Millisecond), kgo.ProduceRequestTimeout(arg.Timeout()))
 	// No kgo.RecordDeliveryTimeout: franz-go measures it from the record's own Timestamp, so a record
 	// given a CreateTime an hour ago would expire before it is sent. The context bounds the wait instead.
 	explicit := 0
@@ -174,7 +122,7 @@ func produce(arg *Arg) (interface{}, error) {
 		return nil, err
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout(arg))
+	ctx, cancel := context.WithTimeout(context.Background(), arg.Timeout())
 	defer cancel()
 	return len(arg.Messages), produceAll(ctx, c, arg.Topic, arg.Messages)
 }
@@ -189,7 +137,7 @@ func transactions(arg *Arg) (interface{}, error) {
 		return nil, err
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout(arg))
+	ctx, cancel := context.WithTimeout(context.Background(), arg.Timeout())
 	defer cancel()
 	for _, step := range []struct {
 		msgs []Message
@@ -235,7 +183,7 @@ func poll(ctx context.Context, c *kgo.Client, count int, take func(*kgo.Record) 
 }
 
 func consume(arg *Arg) (interface{}, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout(arg))
+	ctx, cancel := context.WithTimeout(context.Background(), arg.Timeout())
 	defer cancel()
 	adm, err := kgo.NewClient(opts(arg)...)
 	if err != nil {
@@ -299,7 +247,7 @@ func offsetsForTimes(arg *Arg) (interface{}, error) {
 }
 
 func groupConsume(arg *Arg) (interface{}, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout(arg))
+	ctx, cancel := context.WithTimeout(context.Background(), arg.Timeout())
 	defer cancel()
 	c, err := kgo.NewClient(opts(arg, kgo.ConsumerGroup(arg.Group), kgo.ConsumeTopics(arg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
@@ -316,7 +264,7 @@ func groupConsume(arg *Arg) (interface{}, error) {
 	if len(got) < arg.Count {
 		return nil, fmt.Errorf("timed out: took %d of %d records", len(got), arg.Count)
 	}
-	cctx, ccancel := context.WithTimeout(context.Background(), timeout(arg))
+	cctx, ccancel := context.WithTimeout(context.Background(), arg.Timeout())
 	defer ccancel()
 	if err := c.CommitRecords(cctx, taken...); err != nil { // the position after exactly these
 		return nil, err
@@ -325,7 +273,7 @@ func groupConsume(arg *Arg) (interface{}, error) {
 }
 
 func rebalance(arg *Arg) (interface{}, error) {
-	deadline := time.Now().Add(timeout(arg))
+	deadline := time.Now().Add(arg.Timeout())
 	type member struct {
 		c    *kgo.Client
 		mu   sync.Mutex
@@ -386,7 +334,7 @@ func rebalance(arg *Arg) (interface{}, error) {
 			}
 		}
 	}()
-	for time.Now().Before(deadline) && !settled(get(ms[0]), get(ms[1]), arg.Partitions) {
+	for time.Now().Before(deadline) && !driver.Settled(get(ms[0]), get(ms[1]), arg.Partitions) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	before := [][]int32{get(ms[0]), get(ms[1])}
@@ -398,38 +346,18 @@ func rebalance(arg *Arg) (interface{}, error) {
 	return map[string]interface{}{"before": before, "after": get(ms[0])}, nil
 }
 
-func settled(a, b []int32, partitions int32) bool {
-	seen := map[int32]bool{}
-	for _, p := range append(append([]int32{}, a...), b...) {
-		if seen[p] {
-			return false
-		}
-		seen[p] = true
-	}
-	return len(a) > 0 && len(b) > 0 && int32(len(seen)) == partitions
-}
-
 func withAdmin(arg *Arg, fn func(context.Context, *kadm.Client) (interface{}, error)) (interface{}, error) {
 	c, err := kgo.NewClient(opts(arg)...)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout(arg))
+	ctx, cancel := context.WithTimeout(context.Background(), arg.Timeout())
 	defer cancel()
 	return fn(ctx, kadm.NewClient(c))
 }
 
-func strPtrs(m map[string]string) map[string]*string {
-	out := map[string]*string{}
-	for k, v := range m {
-		v := v
-		out[k] = &v
-	}
-	return out
-}
-
-var ops = map[string]func(*Arg) (interface{}, error){
+var ops = map[string]driver.Op{
 	"produce":         produce,
 	"transactions":    transactions,
 	"consume":         consume,
@@ -457,7 +385,7 @@ var ops = map[string]func(*Arg) (interface{}, error){
 	},
 	"createTopic": func(arg *Arg) (interface{}, error) {
 		return withAdmin(arg, func(ctx context.Context, a *kadm.Client) (interface{}, error) {
-			res, err := a.CreateTopic(ctx, arg.Partitions, 1, strPtrs(arg.Configs), arg.Topic)
+			res, err := a.CreateTopic(ctx, arg.Partitions, 1, driver.StrPtrs(arg.Configs), arg.Topic)
 			if err != nil {
 				return nil, err
 			}
@@ -541,8 +469,6 @@ var ops = map[string]func(*Arg) (interface{}, error){
 
 func kind(err error) string {
 	switch {
-	case strings.HasPrefix(err.Error(), "unsupported:"):
-		return "UNSUPPORTED"
 	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
 		return "MESSAGE_TOO_LARGE"
 	case errors.Is(err, kerr.UnknownTopicOrPartition):
@@ -554,28 +480,4 @@ func kind(err error) string {
 	return "OTHER"
 }
 
-func main() {
-	enc := json.NewEncoder(os.Stdout)
-	var arg Arg
-	var text []byte
-	if len(os.Args) >= 2 {
-		text = []byte(os.Args[1])
-	} else { // stdin: a large record does not fit in one command-line argument
-		text, _ = io.ReadAll(os.Stdin)
-	}
-	if json.Unmarshal(text, &arg) != nil {
-		enc.Encode(map[string]interface{}{"ok": false, "error": map[string]string{"kind": "OTHER", "message": "bad argument"}})
-		os.Exit(2)
-	}
-	fn, ok := ops[arg.Op]
-	if !ok {
-		enc.Encode(map[string]interface{}{"ok": false, "error": map[string]string{"kind": "OTHER", "message": "unknown op " + arg.Op}})
-		os.Exit(2)
-	}
-	result, err := fn(&arg)
-	if err != nil {
-		enc.Encode(map[string]interface{}{"ok": false, "error": map[string]string{"kind": kind(err), "message": err.Error()}})
-		os.Exit(1)
-	}
-	enc.Encode(map[string]interface{}{"ok": true, "result": result})
-}
+func main() { driver.Main(ops, kind) }

@@ -3,19 +3,18 @@
 //	sarama-driver '{"op": "produce", "bootstrap": "host:port", ...}'    (or the JSON on stdin)
 //	-> {"ok": true, "result": ...} or {"ok": false, "error": {"kind": "MESSAGE_TOO_LARGE", "message": "..."}}
 //
-// Keys, values and header values travel base64-encoded (null stays null). Built in module mode from
-// the Go module proxy (go.mod, go.sum). Sarama is configured as its users configure it for Kafka 4:
+// go/driver holds what it shares with the franz-go driver (keys, values and header values travel
+// base64-encoded, null stays null). Built in module mode from the Go module proxy (go.mod, go.sum).
+// Sarama is configured as its users configure it for Kafka 4:
 // an explicit protocol Version (V4_0_0_0; sarama picks request versions from it rather than from
 // ApiVersions), acks=all, and the default hash partitioner (FNV-1a) unless partitions are given.
 package main
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/ioutil"
+	"io"
 	"log"
 	"os"
 	"sort"
@@ -24,37 +23,13 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"kcompat/driver"
 )
 
-type Message struct {
-	Key       *string     `json:"key"`
-	Value     *string     `json:"value"`
-	Headers   [][2]string `json:"headers"`
-	Partition *int32      `json:"partition"`
-	Timestamp *int64      `json:"timestamp"`
-	Offset    int64       `json:"offset"`
-}
-
-type Arg struct {
-	Op          string            `json:"op"`
-	Bootstrap   string            `json:"bootstrap"`
-	Topic       string            `json:"topic"`
-	Topics      []string          `json:"topics"`
-	Messages    []Message         `json:"messages"`
-	Compression string            `json:"compression"`
-	Idempotent  *bool             `json:"idempotent"`
-	TimeoutMs   int               `json:"timeoutMs"`
-	Retries     int               `json:"retries"`
-	Count       int               `json:"count"`
-	Group       string            `json:"group"`
-	Partitions  int32             `json:"partitions"`
-	Configs     map[string]string `json:"configs"`
-	Timestamp   int64             `json:"timestamp"`
-	ReadCommit  bool              `json:"readCommitted"`
-	Committed   []Message         `json:"committed"`
-	Aborted     []Message         `json:"aborted"`
-	TxnID       string            `json:"transactionalId"`
-}
+type (
+	Message = driver.Message
+	Arg     = driver.Arg
+)
 
 var codecs = map[string]sarama.CompressionCodec{
 	"none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP, "snappy": sarama.CompressionSnappy,
@@ -67,33 +42,11 @@ var kinds = map[sarama.KError]string{
 	sarama.ErrRequestTimedOut:         "TIMEOUT",
 }
 
-func b64(s *string) []byte {
-	if s == nil {
-		return nil
-	}
-	b, err := base64.StdEncoding.DecodeString(*s)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func unb64(b []byte) *string {
-	if b == nil {
-		return nil
-	}
-	s := base64.StdEncoding.EncodeToString(b)
-	return &s
-}
-
 func config(arg *Arg) *sarama.Config {
 	c := sarama.NewConfig()
 	c.ClientID = "kbroker-compat"
 	c.Version = sarama.V4_0_0_0
-	timeout := time.Duration(arg.TimeoutMs) * time.Millisecond
-	if timeout == 0 {
-		timeout = 20 * time.Second
-	}
+	timeout := arg.Timeout()
 	c.Net.DialTimeout = 5 * time.Second
 	c.Net.ReadTimeout = timeout + 5*time.Second
 	c.Admin.Timeout = timeout
@@ -114,8 +67,6 @@ func config(arg *Arg) *sarama.Config {
 	}
 	return c
 }
-
-func brokers(arg *Arg) []string { return strings.Split(arg.Bootstrap, ",") }
 
 func produce(arg *Arg) (interface{}, error) {
 	c := config(arg)
@@ -143,7 +94,7 @@ func produce(arg *Arg) (interface{}, error) {
 			c.Producer.Retry.Max = 1
 		}
 	}
-	p, err := sarama.NewSyncProducer(brokers(arg), c)
+	p, err := sarama.NewSyncProducer(arg.Brokers(), c)
 	if err != nil {
 		return nil, err
 	}
@@ -163,14 +114,14 @@ func messages(topic string, in []Message) []*sarama.ProducerMessage {
 	for _, m := range in {
 		pm := &sarama.ProducerMessage{Topic: topic}
 		if m.Key != nil {
-			pm.Key = sarama.ByteEncoder(b64(m.Key))
+			pm.Key = sarama.ByteEncoder(driver.Decode(m.Key))
 		}
 		if m.Value != nil {
-			pm.Value = sarama.ByteEncoder(b64(m.Value))
+			pm.Value = sarama.ByteEncoder(driver.Decode(m.Value))
 		}
 		for _, h := range m.Headers {
 			v := h[1]
-			pm.Headers = append(pm.Headers, sarama.RecordHeader{Key: []byte(h[0]), Value: b64(&v)})
+			pm.Headers = append(pm.Headers, sarama.RecordHeader{Key: []byte(h[0]), Value: driver.Decode(&v)})
 		}
 		if m.Partition != nil {
 			pm.Partition = *m.Partition
@@ -190,7 +141,7 @@ func transactions(arg *Arg) (interface{}, error) {
 	c.Net.MaxOpenRequests = 1
 	c.Producer.Transaction.ID = arg.TxnID
 	c.Producer.Flush.Frequency = 5 * time.Millisecond
-	p, err := sarama.NewSyncProducer(brokers(arg), c)
+	p, err := sarama.NewSyncProducer(arg.Brokers(), c)
 	if err != nil {
 		return nil, err
 	}
@@ -223,16 +174,16 @@ func transactions(arg *Arg) (interface{}, error) {
 func out(topic string, m *sarama.ConsumerMessage) Message {
 	hs := [][2]string{}
 	for _, h := range m.Headers {
-		hs = append(hs, [2]string{string(h.Key), *unb64(append([]byte{}, h.Value...))})
+		hs = append(hs, [2]string{string(h.Key), *driver.Encode(append([]byte{}, h.Value...))})
 	}
 	p := m.Partition
 	ts := m.Timestamp.UnixNano() / int64(time.Millisecond)
-	return Message{Key: unb64(m.Key), Value: unb64(m.Value), Headers: hs, Partition: &p, Timestamp: &ts, Offset: m.Offset}
+	return Message{Key: driver.Encode(m.Key), Value: driver.Encode(m.Value), Headers: hs, Partition: &p, Timestamp: &ts, Offset: m.Offset}
 }
 
 func consume(arg *Arg) (interface{}, error) {
 	c := config(arg)
-	consumer, err := sarama.NewConsumer(brokers(arg), c)
+	consumer, err := sarama.NewConsumer(arg.Brokers(), c)
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +233,7 @@ func consume(arg *Arg) (interface{}, error) {
 }
 
 func cluster(arg *Arg) (interface{}, error) {
-	client, err := sarama.NewClient(brokers(arg), config(arg))
+	client, err := sarama.NewClient(arg.Brokers(), config(arg))
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +255,7 @@ func cluster(arg *Arg) (interface{}, error) {
 }
 
 func withAdmin(arg *Arg, fn func(sarama.ClusterAdmin) (interface{}, error)) (interface{}, error) {
-	admin, err := sarama.NewClusterAdmin(brokers(arg), config(arg))
+	admin, err := sarama.NewClusterAdmin(arg.Brokers(), config(arg))
 	if err != nil {
 		return nil, err
 	}
@@ -312,17 +263,8 @@ func withAdmin(arg *Arg, fn func(sarama.ClusterAdmin) (interface{}, error)) (int
 	return fn(admin)
 }
 
-func strMap(m map[string]string) map[string]*string {
-	out := map[string]*string{}
-	for k, v := range m {
-		v := v
-		out[k] = &v
-	}
-	return out
-}
-
 func offsetsForTimes(arg *Arg) (interface{}, error) {
-	client, err := sarama.NewClient(brokers(arg), config(arg))
+	client, err := sarama.NewClient(arg.Brokers(), config(arg))
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +320,7 @@ func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.
 func groupConsume(arg *Arg) (interface{}, error) {
 	c := config(arg)
 	c.Consumer.Offsets.CommitInterval = 200 * time.Millisecond
-	g, err := sarama.NewConsumerGroup(brokers(arg), arg.Group, c)
+	g, err := sarama.NewConsumerGroup(arg.Brokers(), arg.Group, c)
 	if err != nil {
 		return nil, err
 	}
@@ -420,7 +362,7 @@ func rebalance(arg *Arg) (interface{}, error) {
 	}
 	var ms []*member
 	for i := 0; i < 2; i++ {
-		g, err := sarama.NewConsumerGroup(brokers(arg), arg.Group, config(arg))
+		g, err := sarama.NewConsumerGroup(arg.Brokers(), arg.Group, config(arg))
 		if err != nil {
 			return nil, err
 		}
@@ -458,7 +400,7 @@ func rebalance(arg *Arg) (interface{}, error) {
 	for time.Now().Before(deadline) {
 		drain(ms[0])
 		drain(ms[1])
-		if settled(ms[0].last, ms[1].last, arg.Partitions) {
+		if driver.Settled(ms[0].last, ms[1].last, arg.Partitions) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -474,20 +416,7 @@ func rebalance(arg *Arg) (interface{}, error) {
 	return map[string]interface{}{"before": before, "after": ms[0].last}, nil
 }
 
-// settled: both members own partitions, none twice, all of them (a member keeps its old claims
-// until it has rejoined).
-func settled(a, b []int32, partitions int32) bool {
-	seen := map[int32]bool{}
-	for _, p := range append(append([]int32{}, a...), b...) {
-		if seen[p] {
-			return false
-		}
-		seen[p] = true
-	}
-	return len(a) > 0 && len(b) > 0 && int32(len(seen)) == partitions
-}
-
-var ops = map[string]func(*Arg) (interface{}, error){
+var ops = map[string]driver.Op{
 	"produce":         produce,
 	"transactions":    transactions,
 	"consume":         consume,
@@ -498,7 +427,7 @@ var ops = map[string]func(*Arg) (interface{}, error){
 	"createTopic": func(arg *Arg) (interface{}, error) {
 		return withAdmin(arg, func(a sarama.ClusterAdmin) (interface{}, error) {
 			return nil, a.CreateTopic(arg.Topic, &sarama.TopicDetail{NumPartitions: arg.Partitions, ReplicationFactor: 1,
-				ConfigEntries: strMap(arg.Configs)}, false)
+				ConfigEntries: driver.StrPtrs(arg.Configs)}, false)
 		})
 	},
 	"deleteTopic": func(arg *Arg) (interface{}, error) {
@@ -516,7 +445,7 @@ var ops = map[string]func(*Arg) (interface{}, error){
 	},
 	"alterConfigs": func(arg *Arg) (interface{}, error) {
 		return withAdmin(arg, func(a sarama.ClusterAdmin) (interface{}, error) {
-			return nil, a.AlterConfig(sarama.TopicResource, arg.Topic, strMap(arg.Configs), false)
+			return nil, a.AlterConfig(sarama.TopicResource, arg.Topic, driver.StrPtrs(arg.Configs), false)
 		})
 	},
 	"listGroups": func(arg *Arg) (interface{}, error) {
@@ -543,42 +472,21 @@ var ops = map[string]func(*Arg) (interface{}, error){
 	},
 }
 
+// kind names a sarama error for the Python side.
+func kind(err error) string {
+	var kerr sarama.KError
+	if errors.As(err, &kerr) {
+		if k, ok := kinds[kerr]; ok {
+			return k
+		}
+	}
+	return "OTHER"
+}
+
 func main() {
-	log.SetOutput(ioutil.Discard)
+	log.SetOutput(io.Discard)
 	if os.Getenv("SARAMA_LOG") != "" {
 		sarama.Logger = log.New(os.Stderr, "[sarama] ", log.LstdFlags)
 	}
-	enc := json.NewEncoder(os.Stdout)
-	var arg Arg
-	var text []byte
-	if len(os.Args) >= 2 {
-		text = []byte(os.Args[1])
-	} else { // stdin: a large record does not fit in one command-line argument
-		text, _ = ioutil.ReadAll(os.Stdin)
-	}
-	if json.Unmarshal(text, &arg) != nil {
-		enc.Encode(map[string]interface{}{"ok": false, "error": map[string]string{"kind": "OTHER", "message": "bad argument"}})
-		os.Exit(2)
-	}
-	fn, ok := ops[arg.Op]
-	if !ok {
-		enc.Encode(map[string]interface{}{"ok": false, "error": map[string]string{"kind": "OTHER", "message": "unknown op " + arg.Op}})
-		os.Exit(2)
-	}
-	result, err := fn(&arg)
-	if err != nil {
-		kind := "OTHER"
-		var kerr sarama.KError
-		if errors.As(err, &kerr) {
-			if k, ok := kinds[kerr]; ok {
-				kind = k
-			}
-		}
-		if strings.HasPrefix(err.Error(), "unsupported:") {
-			kind = "UNSUPPORTED"
-		}
-		enc.Encode(map[string]interface{}{"ok": false, "error": map[string]string{"kind": kind, "message": err.Error()}})
-		os.Exit(1)
-	}
-	enc.Encode(map[string]interface{}{"ok": true, "result": result})
+	driver.Main(ops, kind)
 }

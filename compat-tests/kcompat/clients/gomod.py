@@ -1,6 +1,7 @@
 """Building a Go client driver in module mode: its go.mod and go.sum pin the client, the modules come
 from the Go module proxy into Go's own module cache (outside git), and the binary goes to
-compat-tests/.build, rebuilt only when its source, go.mod or go.sum is newer."""
+compat-tests/.build, rebuilt only when its source, go.mod or go.sum, or the package the drivers share
+(go/driver), is newer."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def build(name: str) -> str | None:
     BUILD.mkdir(exist_ok=True)
     with open(BUILD / f"{name}.lock", "w") as lock:  # pytest-xdist workers build it once between them
         fcntl.flock(lock, fcntl.LOCK_EX)
-        newest = max(p.stat().st_mtime for p in (src / "main.go", src / "go.mod", src / "go.sum"))
+        sources = (src / "main.go", src / "go.mod", src / "go.sum", *(GO_DIR / "driver").iterdir())
+        newest = max(p.stat().st_mtime for p in sources)
         if out.exists() and out.stat().st_mtime >= newest:
             return None
         try:

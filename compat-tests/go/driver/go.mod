@@ -1,0 +1,3 @@
+module kcompat/driver
+
+go 1.26.0
