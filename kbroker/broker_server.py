@@ -33,6 +33,7 @@ from .metrics import BrokerMetrics
 from .replica_fetcher import ReplicaFetcherManager, ReplicationLinks
 from .security import tls
 from .security.authenticator import ListenerAuth
+from .security.listeners import controller_listener_names, parse_endpoints
 from .server import KafkaServer
 
 log = logging.getLogger("kbroker.broker")
@@ -170,8 +171,12 @@ class ClusterServers:
 
         if brokers < 1:
             raise ValueError("a cluster needs at least one broker")
-        if config.listeners and brokers > 1:
-            raise ValueError("listeners= is not supported with several brokers in one process yet: use --host/--port")
+        opened = [e for e in parse_endpoints(config.listeners or "")
+                  if e[0] not in controller_listener_names(config.settings)]
+        if brokers > 1 and any(port for _, _, port in opened[1:]):
+            # the first listener's port is --port + i per broker; the others' must be free ones (0) each
+            raise ValueError("with several brokers in one process, every listener but the first needs port 0 "
+                             "(each broker takes a free one)")
         self.config = config
         if config.storage == "memory":
             store = MemoryTopicStore()
@@ -184,15 +189,19 @@ class ClusterServers:
             "unclean.leader.election.enable", "false")
         self.links = ReplicationLinks()  # brokers cut off from the others' replication traffic
         self.configs: dict[int, BrokerConfig] = {}
+        racks = cluster_racks(config.rack, brokers)
         for i in range(brokers):
             node = config.node_id + i
+            settings = dict(config.settings)
+            if racks[i] is not None:
+                settings["broker.rack"] = racks[i]
             self.configs[node] = dataclasses.replace(
-                config, node_id=node, port=config.port + i if config.port else 0,
+                config, node_id=node, port=config.port + i if config.port else 0, rack=racks[i],
                 advertised_port=config.advertised_port + i if config.advertised_port else None,
                 data_dir=str(Path(config.data_dir) / f"broker-{node}") if config.data_dir else None,
                 control_port=None,  # one HTTP control plane for the cluster, not one per broker
                 schema_registry_port=config.schema_registry_port if i == 0 else None,  # on the first broker
-                settings=dict(config.settings), topic_defaults=dict(config.topic_defaults))
+                settings=settings, topic_defaults=dict(config.topic_defaults))
         self.servers: dict[int, BrokerServer] = {}  # the running brokers by node id
         self.faults, self.request_log, self.changes = Faults(), RequestLog(), ChangeNotifier()
         self.control = ClusterControl(self)
@@ -301,6 +310,18 @@ class ClusterServers:
             for f in futures:
                 f.cancel()
         return True
+
+
+def cluster_racks(rack: str | None, brokers: int) -> list[str | None]:
+    """Each broker's rack in a cluster in one process, from ``broker.rack``: one rack per broker
+    (comma-separated, in node-id order), or one for all, or none."""
+    if rack is None:
+        return [None] * brokers
+    racks = [r.strip() for r in rack.split(",")]
+    if any(not r for r in racks) or len(racks) not in (1, brokers):
+        raise ValueError(f"broker.rack of a cluster of {brokers} brokers in one process names one rack or "
+                         f"{brokers} (comma-separated, in node-id order), not {rack!r}")
+    return racks * brokers if len(racks) == 1 else racks
 
 
 class ClusterControl:

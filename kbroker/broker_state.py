@@ -36,7 +36,9 @@ from .coordinator.transaction_log import TransactionStateLog
 from .handlers import advertised_versions
 from .state_log import KeyedState, keyed_state
 from .config import BrokerConfig
+from .client_quotas import ClientQuotas
 from .controller import BrokerRegistration, InProcessController, MetadataListener, eager
+from .inter_broker import inter_broker_client
 from .topic_store import FileTopicStore, MemoryTopicStore
 from .producer_ids import ProducerIdManager
 from .errors import KafkaError
@@ -97,6 +99,7 @@ class BrokerState(MetadataListener):
         self.topics = TopicManager(controller, self.node_id, self.log_store, self._topic_defaults(), self.changes)
         self.cluster_id = controller.cluster_id
         self.producer_ids = ProducerIdManager(controller)
+        self.client_quotas = ClientQuotas(config, controller)  # client_quotas.py: the controller's, enforced
         self.transactions_enabled = True
         self.schema_registry = None  # kbroker.schema_registry.Registry when its listener is on
         self._clock = AsyncioClock()
@@ -108,11 +111,13 @@ class BrokerState(MetadataListener):
                                                                        topics=self.topics))
         self.transactions = TransactionCoordinatorService(config.transaction_state_log_num_partitions,
                                                           self._make_transaction_shard)
-        # The transaction coordinators' markers: WriteTxnMarkers to each partition's leader, or written here.
-        self.markers = MarkerChannel(self.node_id, self._leader_of, self._inter_broker_endpoint,
-                                     self.apply_txn_marker)
         # Security: the listeners, the users who may log in, and the ACLs (None: no authorizer).
         self.listeners = resolve_listeners(config)
+        # How this broker reaches the others (replica fetchers, markers): inter_broker.py.
+        self.inter_broker = inter_broker_client(config.settings, self.listeners)
+        # The transaction coordinators' markers: WriteTxnMarkers to each partition's leader, or written here.
+        self.markers = MarkerChannel(self.node_id, self._leader_of, self._inter_broker_endpoint,
+                                     self.apply_txn_marker, connect=self.inter_broker.connect)
         self.credentials = CredentialStore(self._journal("credentials.journal", CredentialStore.MAGIC))
         for name, password in config.sasl_users:
             self.credentials.ensure_user(name, password)
@@ -140,8 +145,8 @@ class BrokerState(MetadataListener):
         return t.partitions[partition].leader_id
 
     def _inter_broker_endpoint(self, node_id: int) -> tuple[str, int] | None:
-        """Where this broker reaches another: its listener of the name of this broker's first listener."""
-        return self.live_endpoint(node_id, self.listeners[0].name)
+        """Where this broker reaches another: its listener of the inter-broker listener's name."""
+        return self.live_endpoint(node_id, self.inter_broker.listener_name)
 
     def apply_txn_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool,
                          coordinator_epoch: int = 0) -> bool:
@@ -267,7 +272,7 @@ class BrokerState(MetadataListener):
     async def register(self, endpoints: dict[str, tuple[str, int]]) -> None:
         """Join the cluster with the listeners' advertised addresses: the controller sends this broker the
         topics and elects it leader of the partitions that wait for it."""
-        await self.controller.register_broker(BrokerRegistration(self.node_id, endpoints), self)
+        await self.controller.register_broker(BrokerRegistration(self.node_id, endpoints, self.config.rack), self)
         self.registered = True
         await self._migrate_journals()
 

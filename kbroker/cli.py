@@ -51,6 +51,9 @@ def _serve_parser(sub) -> None:
                    help="run a cluster of this many brokers in this process (node ids from node.id, ports from "
                         "--port up, data in <data dir>/broker-<node id>; default 1)")
     p.add_argument("--node-id", type=int, default=None, help="this broker's node id (node.id / broker.id)")
+    p.add_argument("--rack", default=None,
+                   help="this broker's rack (broker.rack); with --brokers N, one rack per broker, comma-separated "
+                        "in node-id order (e.g. --rack a,b,c), or one for all")
     p.add_argument("--cluster", metavar="postgresql://...", default=None,
                    help="join the cluster whose metadata is in this PostgreSQL database, as a broker in its own "
                         "process (kbroker.cluster.url); each broker its own --node-id, --data-dir and port")
@@ -93,6 +96,7 @@ def build_config(args, environ=None) -> BrokerConfig:
              "control_port": args.control_port, "control_host": args.control_host,
              "emulate_kafka": args.emulate_kafka,
              "node_id": getattr(args, "node_id", None), "cluster_url": getattr(args, "cluster", None),
+             "rack": getattr(args, "rack", None),
              "schema_registry_port": getattr(args, "schema_registry_port", None),
              "schema_registry_host": getattr(args, "schema_registry_host", None)}
     for attr, value in flags.items():

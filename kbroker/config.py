@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .replica_selector import parse_selector
 from .security import SecurityConfigError
 from .security.listeners import (check_security_setting, controller_listener_names, is_security_key,
                                  is_sensitive, parse_endpoints)
@@ -36,6 +37,10 @@ class BrokerConfig:
     data_dir: str | None = None
     storage: str = "segment"  # segment | memory
     node_id: int = 0  # node.id
+    # broker.rack: the rack (or availability zone) of this broker, for replica placement and fetching from the
+    # closest replica. A cluster in one process takes a comma-separated list, one rack per broker in node-id
+    # order (broker_server.ClusterServers), or one rack for all.
+    rack: str | None = None
     cluster_id: str | None = None  # generated on first start and kept in the data directory
     # kbroker.cluster.url: brokers in separate processes coordinated through this PostgreSQL database
     # (postgres_controller.py); None: the broker's own controller over its data directory.
@@ -49,6 +54,9 @@ class BrokerConfig:
     replica_fetch_max_bytes: int = 1048576  # replica.fetch.max.bytes: per partition
     replica_fetch_response_max_bytes: int = 10485760  # replica.fetch.response.max.bytes
     replica_socket_timeout_ms: int = 30000  # replica.socket.timeout.ms: connecting to a leader
+    # replica.selector.class: how a leader picks the replica a consumer should read from (KIP-392,
+    # replica_selector.py); None (Kafka's default): consumers read from the leader
+    replica_selector_class: str | None = None
     # replica.high.watermark.checkpoint.interval.ms: how often the high watermarks go to each log directory's
     # replication-offset-checkpoint (log_manager.py); also written at a clean shutdown
     replica_high_watermark_checkpoint_interval_ms: int = 5000
@@ -175,6 +183,7 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "node.id": ("node_id", int),
     "broker.id": ("node_id", int),
     "cluster.id": ("cluster_id", str),
+    "broker.rack": ("rack", lambda v: v.strip() or None),
     "num.partitions": ("num_partitions", int),
     "default.replication.factor": ("default_replication_factor", int),
     "replica.lag.time.max.ms": ("replica_lag_time_max_ms", int),
@@ -183,6 +192,7 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "replica.fetch.max.bytes": ("replica_fetch_max_bytes", int),
     "replica.fetch.response.max.bytes": ("replica_fetch_response_max_bytes", int),
     "replica.socket.timeout.ms": ("replica_socket_timeout_ms", int),
+    "replica.selector.class": ("replica_selector_class", parse_selector),
     "replica.high.watermark.checkpoint.interval.ms": ("replica_high_watermark_checkpoint_interval_ms", int),
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
     "message.max.bytes": ("message_max_bytes", int),
@@ -261,14 +271,13 @@ ROLL_SYNONYMS = {"log.roll.hours": 3600000, "log.roll.ms": 1}
 # Keys a Kafka configuration carries that have no effect on a single kbroker.
 NO_EFFECT_KEYS = frozenset({
     "process.roles", "controller.quorum.voters", "controller.quorum.bootstrap.servers", "controller.listener.names",
-    "inter.broker.listener.name", "transaction.state.log.min.isr", "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
+    "transaction.state.log.min.isr", "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes", "num.recovery.threads.per.data.dir", "zookeeper.connect",
     "zookeeper.connection.timeout.ms", "min.insync.replicas",
     "num.replica.fetchers", "confluent.support.metrics.enable", "delete.topic.enable",
     "log.cleaner.enable", "log.cleaner.threads", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr", "metadata.log.dir",
-    "sasl.mechanism.inter.broker.protocol", "security.inter.broker.protocol", "sasl.mechanism.controller.protocol",
-    "ssl.endpoint.identification.algorithm",
+    "sasl.mechanism.controller.protocol",
 })
 
 

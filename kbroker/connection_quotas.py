@@ -17,8 +17,13 @@ What happens at each limit, as in Kafka:
 - over ``max.connections.per.ip`` the connection is accepted and closed at once (TooManyConnectionsException).
 
 Kafka's inter-broker listener is exempt from the broker-wide limits; kbroker's brokers do not connect to
-each other over a listener, so no listener is. Kafka's per-address creation rate is a client quota
-(``connection_creation_rate`` of an ``ip`` entity, AlterClientQuotas), which kbroker does not serve.
+each other over a listener, so no listener is.
+
+The per-address creation rate is a client quota (KIP-612): ``connection_creation_rate`` of an ``ip`` entity, or
+of the ip default (AlterClientQuotas; client_quotas.py). As Kafka's recordIpConnectionMaybeThrottle does, a
+connection that would take its address over that rate is not counted and not served: it is held for the throttle
+time (at most one quota window) and then closed (Kafka's delayed close of a throttled socket), so a client that
+reconnects in a loop is slowed down, and the other addresses are not.
 
 The limits are read from the broker's config at every new connection; AlterConfigs calls
 ``limits_changed`` so that waiting acceptors and excess connections see a change at once.
@@ -101,8 +106,10 @@ class RateSensor:
 
 
 class ConnectionQuotas:
-    def __init__(self, config):
+    def __init__(self, config, ip_rate_of=None):
         self.config = config
+        self._ip_rate_of = ip_rate_of  # ip -> its connection_creation_rate (client quotas), or None
+        self._ip_rates: dict[str, RateSensor] = {}
         self.total = 0
         self.peak = 0  # connections at the last high point (see release)
         # queued.max.request.bytes: bytes of requests received and not yet answered, all connections;
@@ -118,6 +125,7 @@ class ConnectionQuotas:
         self._broker_rate: RateSensor | None = None
         self._listener_rates: dict[str | None, RateSensor] = {}
         self.throttled_ms = 0.0  # accepts held back by the creation rates, in all (for tests and reports)
+        self.ip_throttled = 0  # connections refused by an ip's connection_creation_rate quota
 
     # -- accepting ---------------------------------------------------------------------------------
 
@@ -159,6 +167,29 @@ class ConnectionQuotas:
             sensor = self._listener_rates[listener] = RateSensor(c.quota_window_num, window_ms)
         bound = c.listener_max_connection_creation_rate.get(listener, UNLIMITED) if listener else UNLIMITED
         return max(throttle, sensor.record_and_throttle_ms(now_ms, bound, window_ms))
+
+    def ip_throttle_ms(self, ip: str) -> float:
+        """Record a new connection from ``ip`` against its connection_creation_rate quota: 0 when it is within
+        (the connection is counted), else the time to hold it before closing it (it is not counted)."""
+        bound = self._ip_rate_of(ip) if self._ip_rate_of is not None else UNLIMITED
+        if bound >= UNLIMITED:
+            return 0.0
+        c = self.config
+        window_ms = c.quota_window_size_seconds * 1000
+        sensor = self._ip_rates.get(ip)
+        if sensor is None:
+            if len(self._ip_rates) > 10000:  # addresses long gone: their samples have expired anyway
+                self._ip_rates.clear()
+            sensor = self._ip_rates[ip] = RateSensor(c.quota_window_num, window_ms)
+        if bound <= 0:  # no connection at all
+            self.ip_throttled += 1
+            return float(window_ms)
+        now = _now_ms()
+        throttle = sensor.record_and_throttle_ms(now, bound, window_ms)
+        if throttle > 0:
+            sensor.record(-1.0, now)  # Kafka unrecords a connection it does not accept
+            self.ip_throttled += 1
+        return throttle
 
     def admit(self, ip: str, listener: str | None = None) -> str | None:
         """Counts a new connection from ``ip`` on ``listener`` (which has waited for its slot); or, when

@@ -152,6 +152,9 @@ class MetadataListener:
     def on_brokers_change(self) -> None:
         """A broker registered, came back or stopped."""
 
+    def on_client_quotas_change(self) -> None:
+        """Another broker changed the client quotas (a controller whose brokers are processes tells this)."""
+
 
 class Controller:
     """The small interface every controller implements; see the module docstring."""
@@ -168,6 +171,10 @@ class Controller:
 
     def live_broker_ids(self) -> list[int]:
         return [b.node_id for b in self.brokers() if b.alive]
+
+    def live_racks(self) -> dict[int, str | None]:
+        """Each live broker's ``broker.rack`` (None: it has none), what replica placement goes by."""
+        return {b.node_id: b.rack for b in self.brokers() if b.alive}
 
     def broker(self, node_id: int) -> BrokerRegistration | None:
         return next((b for b in self.brokers() if b.node_id == node_id), None)
@@ -266,6 +273,34 @@ class Controller:
         self._client_metrics = _with_subscription(self.client_metrics_subscriptions(), name, configs)
 
 
+    # -- client quotas (KIP-546; client_quotas.py validates and enforces them) -----------------------------
+
+    # An entity is a tuple of (type, name or None) pairs sorted by type; its values map quota keys to numbers.
+
+    def client_quotas(self) -> dict[tuple, dict[str, float]]:
+        """Every entity with quotas and its values; read on the request path, so no copy: do not modify."""
+        return self.__dict__.get("_client_quotas", {})
+
+    def alter_client_quotas(self, changes: dict[tuple, dict[str, float]]) -> None:
+        """Give each entity named its whole new set of values (none: it has no quotas any more), durably, for
+        the whole cluster, in one change."""
+        self._client_quotas = with_quotas(self.client_quotas(), changes)
+
+
+def with_quotas(quotas: dict, changes: dict) -> dict:
+    out = {e: v for e, v in quotas.items() if e not in changes}
+    out.update({e: dict(v) for e, v in changes.items() if v})
+    return out
+
+
+def quotas_to_json(quotas: dict) -> list:
+    return [{"entity": [[t, n] for t, n in entity], "values": dict(values)} for entity, values in quotas.items()]
+
+
+def quotas_from_json(items: list) -> dict:
+    return {tuple(sorted((t, n) for t, n in item["entity"])): dict(item["values"]) for item in items}
+
+
 def _with_subscription(subscriptions: dict, name: str, configs: dict[str, str]) -> dict:
     """``subscriptions`` with ``name``'s configs replaced (removed when there are none)."""
     out = {n: c for n, c in subscriptions.items() if n != name}
@@ -275,19 +310,113 @@ def _with_subscription(subscriptions: dict, name: str, configs: dict[str, str]) 
 
 
 def place_replicas(brokers: list[int], num_partitions: int, replication_factor: int,
-                   first_partition: int = 0, start: int | None = None) -> list[list[int]]:
-    """Replicas for partitions [first_partition, first_partition + num_partitions): striped over the live
-    brokers from a random start, as Kafka's StripedReplicaPlacer does without racks."""
+                   racks: dict[int, str | None] | None = None, existing: list[list[int]] | None = None,
+                   rng: random.Random | None = None) -> list[list[int]]:
+    """Replicas for ``num_partitions`` new partitions over the live ``brokers``, as Kafka's StripedReplicaPlacer
+    places them (``racks``: node id -> its ``broker.rack``, None or absent for none).
+
+    The brokers are grouped by rack, each rack's brokers sorted with a start offset, the rack names sorted
+    (no rack first) with a start rack. Each partition takes its leader from the next rack in turn (the first
+    of its brokers not yet used in this round) and its followers from the racks after it, one per rack while
+    racks last, so that the replicas of a partition span as many racks as they can and the leaders go round
+    the racks. Every broker's rack list advances by one per partition; after as many partitions as brokers
+    the racks and brokers are shuffled, so that the same assignments do not repeat. A topic that grows
+    (``existing``: its partitions' replicas) continues after the rack of its last partition's leader and after
+    each rack's last broker used, as Kafka's placer does; a new topic starts at random."""
     brokers = sorted(brokers)
     if replication_factor > len(brokers):
         raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR,
                          f"Unable to replicate the partition {replication_factor} time(s): The target replication "
                          f"factor of {replication_factor} cannot be reached because only {len(brokers)} broker(s) "
                          "are registered or some brokers have all their log directories cordoned.")
-    if start is None:
-        start = random.randrange(len(brokers))
-    return [[brokers[(start + p + r) % len(brokers)] for r in range(replication_factor)]
-            for p in range(first_partition, first_partition + num_partitions)]
+    rng = rng or random.Random()
+    placer = _RackList(brokers, racks or {}, existing or [], rng)
+    return [placer.place(replication_factor) for _ in range(num_partitions)]
+
+
+class _RackBrokers:
+    """The live brokers of one rack, handed out once each per round (Kafka's StripedReplicaPlacer.BrokerList):
+    a new round starts one further along."""
+    __slots__ = ("brokers", "index", "offset", "epoch")
+
+    def __init__(self, brokers: list[int]):
+        self.brokers = brokers
+        self.index = self.offset = self.epoch = 0
+
+    def next(self, epoch: int) -> int:
+        """The next broker of round ``epoch``, -1 when every broker of the rack had its turn in it."""
+        n = len(self.brokers)
+        if n == 0:
+            return -1
+        if epoch != self.epoch:
+            self.epoch, self.index, self.offset = epoch, 0, (self.offset + 1) % n
+        if self.index >= n:
+            return -1
+        self.index += 1
+        return self.brokers[(self.index - 1 + self.offset) % n]
+
+
+class _RackList:
+    """The racks, and the round and the rack the next partition starts from (Kafka's RackList)."""
+
+    def __init__(self, brokers: list[int], racks: dict[int, str | None], existing: list[list[int]],
+                 rng: random.Random):
+        self.rng = rng
+        by_rack: dict[str | None, list[int]] = {}
+        for b in brokers:
+            by_rack.setdefault(racks.get(b), []).append(b)
+        self.racks = {name: _RackBrokers(sorted(ids)) for name, ids in by_rack.items()}
+        self.names = sorted(self.racks, key=lambda r: (r is not None, r or ""))
+        self.num_brokers = len(brokers)
+        for name, rack in self.racks.items():
+            last = _last_in_rack(existing, racks, name, rack.brokers)
+            rack.offset = (last + 1) % len(rack.brokers) if last is not None else rng.randrange(len(rack.brokers))
+        self.epoch = 0
+        last_leader_rack = racks.get(existing[-1][0], False) if existing and existing[-1] else False
+        if last_leader_rack is not False and last_leader_rack in self.racks:
+            self.offset = (self.names.index(last_leader_rack) + 1) % len(self.names)
+        else:
+            self.offset = rng.randrange(len(self.names))
+
+    def place(self, replication_factor: int) -> list[int]:
+        if self.epoch == self.num_brokers and self.num_brokers > 1:  # every broker led once: shuffle
+            self.rng.shuffle(self.names)
+            for rack in self.racks.values():
+                self.rng.shuffle(rack.brokers)
+            self.epoch = 0
+        if self.offset == len(self.names):
+            self.offset = 0
+        first = self.offset
+        while True:  # the leader: the first rack from the offset that has a broker left in this round
+            leader = self.racks[self.names[first]].next(self.epoch)
+            if leader >= 0:
+                break
+            first = (first + 1) % len(self.names)
+        out = [leader]
+        index = self.offset
+        for _ in range(1, replication_factor):
+            result = -1
+            while result < 0:  # the followers: the racks after the leader's, round and round
+                if index == first:
+                    first = -1  # the leader's rack is skipped once
+                else:
+                    result = self.racks[self.names[index]].next(self.epoch)
+                index = (index + 1) % len(self.names)
+            out.append(result)
+        self.epoch += 1
+        self.offset += 1
+        return out
+
+
+def _last_in_rack(existing: list[list[int]], racks: dict[int, str | None], rack: str | None,
+                  brokers: list[int]) -> int | None:
+    """The position in ``brokers`` of the last broker of ``rack`` that ``existing`` partitions used (the latest
+    partition first), None if none of them did."""
+    for replicas in reversed(existing):
+        for b in replicas:
+            if b in racks and racks[b] == rack:
+                return brokers.index(b) if b in brokers else None
+    return None
 
 
 # -- election rules ------------------------------------------------------------------------------------------
@@ -394,24 +523,25 @@ def new_partitions(replicas: list[list[int]], live: set[int]) -> list[PartitionR
 
 
 def topic_placement(num_partitions: int, replication_factor: int, assignments: list[list[int]] | None,
-                    known: set[int], live: list[int]) -> list[list[int]]:
+                    known: set[int], live: list[int], racks: dict[int, str | None] | None = None) -> list[list[int]]:
     """A new topic's replicas: the assignments given (checked against the ``known`` brokers), else placed
-    over the ``live`` ones."""
+    over the ``live`` ones by their ``racks`` (``place_replicas``)."""
     if assignments is not None:
         check_assignments(assignments, known)
         return assignments
     check_new_topic(num_partitions, replication_factor)
-    return place_replicas(live, num_partitions, replication_factor)
+    return place_replicas(live, num_partitions, replication_factor, racks)
 
 
 def new_topic(name: str, num_partitions: int, replication_factor: int, assignments: list[list[int]] | None,
               configs: dict[str, str], topic_id: uuid.UUID | None, *, exists: bool, known: set[int],
-              live: list[int], validate_only: bool) -> TopicRegistration:
+              live: list[int], validate_only: bool,
+              racks: dict[int, str | None] | None = None) -> TopicRegistration:
     """A new topic's registration, placed and checked as CreateTopics asks (``validate_only``: as it would be
     placed, every replica in its ISR and no leader yet); TOPIC_ALREADY_EXISTS if ``exists``."""
     if exists:
         raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
-    replicas = topic_placement(num_partitions, replication_factor, assignments, known, live)
+    replicas = topic_placement(num_partitions, replication_factor, assignments, known, live, racks)
     topic = TopicRegistration(name, topic_id or uuid.uuid4(), dict(configs))
     if validate_only:
         topic.partitions = [PartitionRegistration(list(r), list(r)) for r in replicas]
@@ -421,9 +551,10 @@ def new_topic(name: str, num_partitions: int, replication_factor: int, assignmen
 
 
 def partitions_placement(topic: TopicRegistration, count: int, assignments: list[list[int]] | None,
-                         known: set[int], live: list[int]) -> list[list[int]]:
+                         known: set[int], live: list[int],
+                         racks: dict[int, str | None] | None = None) -> list[list[int]]:
     """The replicas of the partitions that grow ``topic`` to ``count``: as assigned, else placed with the
-    topic's replication factor."""
+    topic's replication factor, continuing from its partitions' placement."""
     current = len(topic.partitions)
     if assignments is not None:
         if len(assignments) != count - current:
@@ -433,7 +564,7 @@ def partitions_placement(topic: TopicRegistration, count: int, assignments: list
         check_assignments(assignments, known)
         return assignments
     rf = len(topic.partitions[0].replicas) if topic.partitions else 1
-    return place_replicas(live, count - current, rf, first_partition=current)
+    return place_replicas(live, count - current, rf, racks, existing=[p.replicas for p in topic.partitions])
 
 
 class ImageReads:
@@ -495,6 +626,7 @@ class InProcessController(ImageReads, Controller):
                 topic.partitions = [PartitionRegistration.from_json(s) for s in states]
             self._topics[name] = topic
         self._doc.pop("topics", None)  # kept in _topics from here on; _doc holds the broker-wide facts
+        self._client_quotas = quotas_from_json(self._doc.get("client_quotas", []))
 
     # -- persistence -----------------------------------------------------------------------------------
 
@@ -682,7 +814,7 @@ class InProcessController(ImageReads, Controller):
                      validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
         topic = new_topic(name, num_partitions, replication_factor, assignments, configs, topic_id,
                           exists=name in self._topics, known=set(self._brokers), live=self.live_broker_ids(),
-                          validate_only=validate_only)
+                          validate_only=validate_only, racks=self.live_racks())
         if validate_only:
             return topic
         self._topics[name] = topic
@@ -694,7 +826,8 @@ class InProcessController(ImageReads, Controller):
     async def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
                           validate_only: bool = False) -> TopicRegistration:
         topic = self._topics[name]
-        replicas = partitions_placement(topic, count, assignments, set(self._brokers), self.live_broker_ids())
+        replicas = partitions_placement(topic, count, assignments, set(self._brokers), self.live_broker_ids(),
+                                        self.live_racks())
         if validate_only:  # what it would be: the new partitions placed
             return TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), topic.partitions +
                                      [PartitionRegistration(list(r), list(r)) for r in replicas])
@@ -739,6 +872,15 @@ class InProcessController(ImageReads, Controller):
     def set_client_metrics_subscription(self, name: str, configs: dict[str, str]) -> None:
         self._doc["client_metrics"] = _with_subscription(self.client_metrics_subscriptions(), name, configs)
         self._record_fact("client_metrics")
+
+    def client_quotas(self) -> dict[tuple, dict[str, float]]:
+        return self._client_quotas
+
+    def alter_client_quotas(self, changes: dict[tuple, dict[str, float]]) -> None:
+        quotas = with_quotas(self._client_quotas, changes)
+        self._doc["client_quotas"] = quotas_to_json(quotas)
+        self._record_fact("client_quotas")
+        self._client_quotas = quotas
 
     async def allocate_producer_ids(self) -> tuple[int, int]:
         first = self._doc.get("producer_id_block_end", 0)

@@ -243,6 +243,7 @@ class _Collector:
             yield from self._logs(state)
             yield from self._groups(state)
             yield from self._purgatory(m, state)
+            yield from self._client_quotas(state)
         yield from self._connections(bs)
         yield _histogram("kafka_log_logflushstats_logflushrateandtimems",
                          "fsync latency of log segments in ms, for the whole process (LogFlushRateAndTimeMs)",
@@ -386,6 +387,27 @@ class _Collector:
         for op in sorted(set(DELAYED_OPERATIONS.values()) | set(m.delayed)):
             ops.add_metric([op], m.delayed.get(op, 0))
         yield ops
+
+    def _client_quotas(self, state):
+        """Per quota type and sensor (user, client id), as Kafka's quota sensors (type=Produce|Fetch|Request|
+        ControllerMutation): the measured rate (bytes/s, percent of a thread, partitions/s) and the throttle time
+        handed out; and the connections an address's connection_creation_rate refused."""
+        rate = GaugeMetricFamily("kbroker_client_quota_rate", "rate measured by a client quota sensor (byte-rate, "
+                                 "request-time, mutation-rate)", labels=["quota_type", "user", "client_id"])
+        throttle = CounterMetricFamily("kbroker_client_quota_throttle_time_ms", "throttle time given to clients "
+                                       "(throttle-time)", labels=["quota_type", "user", "client_id"])
+        for quota_type, manager in state.client_quotas.managers().items():
+            for (user, client_id), value in manager.rates().items():
+                rate.add_metric([quota_type, user, client_id], value)
+            for (user, client_id), sensor in manager.sensors.items():
+                throttle.add_metric([quota_type, user, client_id], sensor.throttle_ms_total)
+        yield rate
+        yield throttle
+        refused = CounterMetricFamily("kbroker_connection_quota_ip_throttled", "connections refused by their "
+                                      "address's connection_creation_rate")
+        quotas = getattr(state, "connection_quotas", None)
+        refused.add_metric([], quotas.ip_throttled if quotas is not None else 0)
+        yield refused
 
     def _connections(self, bs):
         count = GaugeMetricFamily("kafka_server_socket_server_metrics_connection_count", "open connections",

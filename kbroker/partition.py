@@ -93,10 +93,12 @@ def get_partition_or_error(topic, index: int, current_leader_epoch: int | None =
 class ReplicaState:
     """What the leader knows of one follower (Kafka's Replica): its log end offset as of its last fetch (-1:
     unknown since this broker became leader) and when it last had caught up with the leader."""
-    __slots__ = ("log_end_offset", "last_caught_up_ms", "last_fetch_ms", "last_fetch_leader_end_offset")
+    __slots__ = ("log_end_offset", "log_start_offset", "last_caught_up_ms", "last_fetch_ms",
+                 "last_fetch_leader_end_offset")
 
     def __init__(self, now_ms: float):
         self.log_end_offset = -1
+        self.log_start_offset = -1  # as the follower's last fetch said (KIP-392: what it can serve)
         self.last_caught_up_ms = now_ms  # an ISR member is given a full lag period from the leader change
         self.last_fetch_ms = now_ms
         self.last_fetch_leader_end_offset = -1
@@ -228,7 +230,7 @@ class Partition:
 
     # -- the leader's view of its followers --------------------------------------------
 
-    def update_follower_fetch_state(self, replica_id: int, fetch_offset: int) -> None:
+    def update_follower_fetch_state(self, replica_id: int, fetch_offset: int, log_start_offset: int = -1) -> None:
         """A follower fetched at ``fetch_offset`` (it has everything before it): record it, then maybe let it
         into the ISR and maybe move the high watermark (Kafka's Partition.updateFollowerFetchState)."""
         state = self.followers.get(replica_id)
@@ -236,7 +238,11 @@ class Partition:
             if replica_id not in self.replicas:
                 return
             state = self.followers[replica_id] = ReplicaState(now_ms())
+        moved = fetch_offset != state.log_end_offset
         state.update(fetch_offset, self.log.log_end_offset, now_ms())
+        state.log_start_offset = log_start_offset
+        if moved and self.changes is not None:  # a follower's position is news (KIP-392 picks replicas by it)
+            self.changes.notify()
         if replica_id not in self.isr:
             self._maybe_expand_isr(replica_id, state)
         if self._maybe_increment_leader_hw():
@@ -433,8 +439,8 @@ class Partition:
         log.set_follower_high_watermark(leader_high_watermark)
         if leader_log_start_offset > log.log_start_offset:
             log.maybe_increment_log_start_offset(min(leader_log_start_offset, log.high_watermark))
-        if self.changes is not None and (size or hw != log.high_watermark):
-            self.changes.notify()
+        if size or hw != log.high_watermark:
+            self.wake_waiters()  # consumers long-polling this follower (KIP-392) read up to its high watermark
         return size
 
     def truncate_to(self, offset: int) -> None:

@@ -6,7 +6,9 @@ Tables, created on first use (under a transaction-level advisory lock, so broker
 race): ``kbroker_cluster`` (one row: cluster id, the controller's node id and epoch, the coordinators'
 broker, the end of the last producer-id block, the brokers' version), ``kbroker_brokers`` (node id,
 endpoints, rack, alive), ``kbroker_topics`` (name, id, config overrides, version) and
-``kbroker_partitions`` (replicas, ISR, leader, leader epoch, partition epoch).
+``kbroker_partitions`` (replicas, ISR, leader, leader epoch, partition epoch) and ``kbroker_client_quotas``
+(an entity as JSON, its quota values; changed in one transaction that notifies ``{"quotas": true}``, after which
+every broker re-reads the whole table into its image).
 
 Theory of operation:
 
@@ -73,7 +75,8 @@ from psycopg.types.json import Jsonb
 
 from .controller import (NO_LEADER, PRODUCER_ID_BLOCK_SIZE, BrokerRegistration, Controller, ImageReads,
                          MetadataListener, PartitionRegistration, TopicRegistration,
-                         leader_and_isr_for_live, new_partitions, new_topic, partitions_placement)
+                         leader_and_isr_for_live, new_partitions, new_topic, partitions_placement,
+                         quotas_from_json, with_quotas)
 from .errors import ErrorCode, KafkaError
 
 log = logging.getLogger("kbroker.controller")
@@ -120,6 +123,10 @@ CREATE TABLE IF NOT EXISTS kbroker_partitions (
     leader_epoch int NOT NULL,
     partition_epoch int NOT NULL,
     PRIMARY KEY (topic, idx)
+);
+CREATE TABLE IF NOT EXISTS kbroker_client_quotas (
+    entity text PRIMARY KEY,
+    quota_values jsonb NOT NULL
 );
 """
 
@@ -225,6 +232,11 @@ def read_topics(conn: psycopg.Connection, name: str | None = None) -> list[tuple
     return list(out.values())
 
 
+def read_client_quotas(conn: psycopg.Connection) -> dict[tuple, dict[str, float]]:
+    rows = conn.execute("SELECT entity, quota_values FROM kbroker_client_quotas").fetchall()
+    return quotas_from_json([{"entity": json.loads(entity), "values": values} for entity, values in rows])
+
+
 def read_brokers(conn: psycopg.Connection) -> tuple[int, dict[int, BrokerRegistration], int, int | None]:
     """(brokers' version, brokers by node id, controller id, coordinators' broker): one statement."""
     rows = conn.execute(
@@ -284,6 +296,7 @@ class PostgresController(ImageReads, Controller):
         self._topics: dict[str, TopicRegistration] = {}
         self._versions: dict[str, int] = {}  # topic name -> version of the image's registration
         self._deleted: set[uuid.UUID] = set()  # ids of deleted topics: a late re-read never revives one
+        self._quotas: dict[tuple, dict[str, float]] = {}
         self._write_conn = connect(url)  # this broker's changes, on the worker thread (``_conn``)
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"kbroker-changes-{node_id}")
         self._fenced = False  # the session ended and the broker is not registered again yet: it leads nothing
@@ -302,6 +315,7 @@ class PostgresController(ImageReads, Controller):
             self._set_brokers(*read_brokers(self._conn))
             for topic, version in read_topics(self._conn):
                 self._topics[topic.name], self._versions[topic.name] = topic, version
+            self._quotas = read_client_quotas(self._conn)
         except BaseException:
             self._write_conn.close()
             self._listen_conn.close()
@@ -400,10 +414,12 @@ class PostgresController(ImageReads, Controller):
                 if not notes:
                     continue
                 notes += conn.notifies(timeout=0.005)  # those sent together are read together
-                brokers, names, deleted = False, [], []
+                brokers, names, deleted, quotas = False, [], [], False
                 for note in notes:
                     change = json.loads(note.payload)
-                    if "brokers" in change:
+                    if "quotas" in change:
+                        quotas = True
+                    elif "brokers" in change:
                         brokers = True
                     elif "deleted" in change:
                         deleted.append((change["deleted"], uuid.UUID(change["id"])))
@@ -412,6 +428,8 @@ class PostgresController(ImageReads, Controller):
                 read_b = read_brokers(conn) if brokers else None
                 topics = [found for n in names for found in read_topics(conn, n)]
                 self._loop.call_soon_threadsafe(self._apply_notified, read_b, topics, deleted)
+                if quotas:
+                    self._loop.call_soon_threadsafe(self._set_quotas, read_client_quotas(conn))
             except Exception:  # noqa: BLE001  a lost connection: read everything again on a new one
                 if self._stop.is_set():
                     return
@@ -425,6 +443,7 @@ class PostgresController(ImageReads, Controller):
                 conn = connect(self._url)
                 conn.execute(f"LISTEN {CHANNEL}")
                 self._loop.call_soon_threadsafe(self._apply_notified, read_brokers(conn), read_topics(conn), [])
+                self._loop.call_soon_threadsafe(self._set_quotas, read_client_quotas(conn))
             except psycopg.Error as e:
                 log.warning("cannot reach the cluster's database: %s", e)
                 if conn is not None:
@@ -621,7 +640,7 @@ class PostgresController(ImageReads, Controller):
                            validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
         topic = new_topic(name, num_partitions, replication_factor, assignments, configs, topic_id,
                           exists=name in self._topics, known=set(self._brokers), live=self.live_broker_ids(),
-                          validate_only=validate_only)
+                          validate_only=validate_only, racks=self.live_racks())
         if validate_only:
             return topic
 
@@ -644,7 +663,8 @@ class PostgresController(ImageReads, Controller):
                                 validate_only: bool = False) -> TopicRegistration:
         topic = self._topics[name]
         current = len(topic.partitions)
-        replicas = partitions_placement(topic, count, assignments, set(self._brokers), self.live_broker_ids())
+        replicas = partitions_placement(topic, count, assignments, set(self._brokers), self.live_broker_ids(),
+                                        self.live_racks())
         if validate_only:
             return TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), topic.partitions +
                                      [PartitionRegistration(list(r), list(r)) for r in replicas])
@@ -722,6 +742,32 @@ class PostgresController(ImageReads, Controller):
             "UPDATE kbroker_cluster SET producer_id_block_end = producer_id_block_end + %s WHERE id = 1 "
             "RETURNING producer_id_block_end", (PRODUCER_ID_BLOCK_SIZE,)).fetchone())
         return end - PRODUCER_ID_BLOCK_SIZE, end
+
+    # -- client quotas -----------------------------------------------------------------------------------
+
+    def client_quotas(self) -> dict[tuple, dict[str, float]]:
+        return self._quotas
+
+    def _set_quotas(self, quotas: dict) -> None:
+        """On the loop: the quotas the listener thread re-read."""
+        self._quotas = quotas
+        told = getattr(self._listener, "on_client_quotas_change", None)
+        if told is not None:
+            told()
+
+    def alter_client_quotas(self, changes: dict[tuple, dict[str, float]]) -> None:
+        conn = self._conn
+        with conn.transaction():
+            for entity, values in changes.items():
+                key = json.dumps([[t, n] for t, n in entity])
+                if values:
+                    conn.execute("INSERT INTO kbroker_client_quotas (entity, quota_values) VALUES (%s, %s) "
+                                 "ON CONFLICT (entity) DO UPDATE SET quota_values = EXCLUDED.quota_values",
+                                 (key, Jsonb(values)))
+                else:
+                    conn.execute("DELETE FROM kbroker_client_quotas WHERE entity = %s", (key,))
+            conn.execute("SELECT pg_notify(%s, '{\"quotas\": true}')", (CHANNEL,))
+        self._quotas = with_quotas(self._quotas, changes)  # at once for this broker; the others when notified
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 

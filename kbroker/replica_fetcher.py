@@ -6,8 +6,8 @@ manager); the manager hands it to the ``ReplicaFetcher`` of its leader, one per 
 broker), as Kafka runs one fetcher thread per source broker (``num.replica.fetchers`` = 1).
 
 A fetcher is one asyncio task with one connection to the leader, made with kbroker's own client
-(client/aio.py) over a real socket to the leader's advertised endpoint of the inter-broker listener (the first
-listener). Its loop, as ReplicaFetcherThread's:
+(client/aio.py) over a real socket to the leader's advertised endpoint of the inter-broker listener, with its
+TLS and SASL (inter_broker.py). Its loop, as ReplicaFetcherThread's:
 
 1. Truncation (KIP-101, KIP-279): a partition added at a new leader epoch first asks the leader
    OffsetForLeaderEpoch for the end of the last epoch this replica has, and truncates its log to what the
@@ -310,13 +310,12 @@ class ReplicaFetcher:
         if self._conn is not None and not self._conn.closed:
             return self._conn
         self._conn = None
-        reg = self.state.controller.broker(self.leader_id)
-        listener = self.state.listeners[0].name
-        if reg is None or not reg.alive or listener not in reg.endpoints:
+        endpoint = self.state.live_endpoint(self.leader_id, self.state.inter_broker.listener_name)
+        if endpoint is None:
             return None
-        host, port = reg.endpoints[listener]
-        self._conn = await Connection.open(host, port, client_id=f"broker-{self.manager.node_id}-fetcher-0",
-                                           timeout_s=self.state.config.replica_socket_timeout_ms / 1000.0)
+        self._conn = await self.state.inter_broker.connect(
+            *endpoint, client_id=f"broker-{self.manager.node_id}-fetcher-0",
+            timeout_s=self.state.config.replica_socket_timeout_ms / 1000.0)
         return self._conn
 
     def _current(self, p, state: FetchState) -> bool:

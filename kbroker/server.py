@@ -19,7 +19,8 @@ connections (connections stop reading while it is reached); ``connections.max.id
 connections: each listener socket has its own acceptor task, which stops taking connections while a limit
 holds it back, as Kafka's Acceptor does. Stored batches an answer names (FileRegions) go out by sendfile
 while the socket takes them; what it does not take waits in the segment file, not in memory (``_pump``).
-An idle connection holds no receive buffer (wire/framing.py).
+An idle connection holds no receive buffer (wire/framing.py). A client over a client quota (client_quotas.py)
+gets its answer with throttle_time_ms, and the connection is then muted for that time (KIP-219, ``_mute_for``).
 
 Authentication (security/authenticator.py): each connection has a Session. On a SASL listener nothing but
 ApiVersions and the SASL exchange is served until it completes; any other request closes the connection, as
@@ -74,6 +75,9 @@ TURN_BUDGET_S = 0.0005
 # _pump): a client that does not read holds about this much, not a whole answer of fetch.max.bytes.
 PENDING_CHUNK = 1 << 20
 _conn_ids = itertools.count(1)
+# Not measured against request_percentage: the SASL exchange (before a user is known) and the brokers' own
+# WriteTxnMarkers, as Kafka's ClientRequestQuotaManager exempts cluster actions and authentication.
+QUOTA_EXEMPT_APIS = frozenset({17, 27, 36})
 
 
 class AuthenticationFailure(ProtocolViolation):
@@ -112,6 +116,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._pending: collections.deque = collections.deque()  # answer pieces not yet given to the transport
         self._pending_fds: list[int] = []  # our duplicates of segment fds, while regions are pending
         self.sendfile_fd: int | None = None  # the socket, on a connection that sends files itself
+        self._unthrottle: asyncio.TimerHandle | None = None  # muted by a client quota until it fires
 
     def _max_frame_bytes(self) -> int:
         """Before a SASL exchange completes, frames are capped by sasl.server.max.receive.size, as Kafka's
@@ -142,6 +147,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc):
         self.closed = True
+        if self._unthrottle is not None:
+            self._unthrottle.cancel()
+            self._unthrottle = None
         self._drop_queue()
         self._pending.clear()
         self._release_files()
@@ -208,6 +216,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.scheduled = False
         turn_ends = time.perf_counter() + TURN_BUDGET_S
         while True:
+            if self._unthrottle is not None:  # throttled by a client quota: its answer goes out, nothing more
+                self._flush()
+                return
             if self.busy or self.write_paused or self._pending or self.closed or self.failing:
                 return
             if not self.queue:
@@ -286,12 +297,47 @@ class KafkaConnection(asyncio.BufferedProtocol):
         """Read again once every request received is answered and the answers are (mostly) sent, unless
         the requests of all connections together hold queued.max.request.bytes."""
         if not self.read_paused or self.closed or self.failing or self.busy or self.queue or self.write_paused \
-                or self._pending:
+                or self._pending or self._unthrottle is not None:
             return
         if not self.server.may_read(self):
             return
         self.read_paused = False
         self.transport.resume_reading()
+
+    def _mute_for(self, throttle_ms: int) -> None:
+        """KIP-219, as Kafka's SocketServer: the answer carrying throttle_time_ms is sent at once, then the
+        connection is not read (and what the client already sent is not handled) until the throttle time has
+        passed. A client that ignores throttle_time_ms waits all the same."""
+        loop = asyncio.get_running_loop()
+        if self._unthrottle is not None:
+            if self._unthrottle.when() >= loop.time() + throttle_ms / 1000:
+                return
+            self._unthrottle.cancel()
+        self._unthrottle = loop.call_later(throttle_ms / 1000, self._throttle_ended)
+        if not self.read_paused and self.transport is not None and not self.closed:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _throttle_ended(self) -> None:
+        self._unthrottle = None
+        if self.closed:
+            return
+        self._kick()
+        self._maybe_resume_reading()
+
+    def _throttled(self, ctx, response, start_ns: int):
+        """The client quotas of a handled request: its handling time against request_percentage (the time on
+        the loop until the handler returned; a long poll's wait does not count), and the answer's
+        throttle_time_ms raised to the longest throttle time; the connection is muted for that time."""
+        quotas = self.broker.client_quotas
+        if ctx.api_key not in QUOTA_EXEMPT_APIS and quotas.enabled:
+            percent = (time.perf_counter_ns() - start_ns) * 1e-7  # Kafka's nanosToPercentage
+            ctx.throttle(quotas.request.record_and_get_throttle_ms(ctx.quota_user, ctx.client_id or "", percent))
+        if ctx.throttle_ms > 0:
+            if response is not None and getattr(response, "throttle_time_ms", None) is not None:
+                response.throttle_time_ms = max(response.throttle_time_ms, ctx.throttle_ms)
+            self._mute_for(ctx.throttle_ms)
+        return response
 
     def _dispatch(self, frame: bytes):
         """Returns the encoded response, None for no response, or an awaitable of either."""
@@ -331,7 +377,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except (DecodeError, struct.error, IndexError, ValueError) as e:
             raise ProtocolViolation(f"malformed {handler.name} v{version} request: {e}") from None
         ctx = RequestContext(self.broker, header.api_key, version, header.correlation_id, header.client_id,
-                             self.peer, self.id, self.server.listener, session.principal, session)
+                             self.peer, self.id, self.server.listener, session.principal, session,
+                             request_bytes=len(frame))
         fault = self.server.faults.decide(ctx, handler, request) if self.server.faults else None
         if fault is not None:
             return self._carry_out(fault, ctx, handler, request)
@@ -341,7 +388,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         metrics = self.server.metrics
         if inspect.isawaitable(response):
             return self._encode_later(header.correlation_id, handler, version, response,
-                                      metrics and (header, start_ns, request))
+                                      metrics and (header, start_ns, request), (ctx, start_ns))
+        response = self._throttled(ctx, response, start_ns)
         if metrics is not None:
             metrics.request_done(self, header, start_ns, request, response)
         if response is None:
@@ -364,7 +412,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         return encode_response(header.correlation_id, handler, version,
                                error_response(handler, version, request, ErrorCode.ILLEGAL_SASL_STATE))
 
-    async def _encode_later(self, correlation_id, handler, version, awaitable, measured=None):
+    async def _encode_later(self, correlation_id, handler, version, awaitable, measured=None, quota=None):
+        if quota is not None:  # the handling time until the handler returned; the wait does not count
+            ctx, start_ns = quota
+            quota_ns = time.perf_counter_ns() - start_ns
         if measured is None:
             response = await awaitable
         else:  # metrics.py: the request waits (a purgatory), then counts as answered
@@ -375,6 +426,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             finally:
                 metrics.wait_ended(header.api_key)
             metrics.request_done(self, header, start_ns, request, response)
+        if quota is not None and not self.closed:
+            response = self._throttled(ctx, response, time.perf_counter_ns() - quota_ns)
         if response is None:
             return None
         return encode_response(correlation_id, handler, version, response)
@@ -675,7 +728,7 @@ class KafkaServer:
         # Connection counts and queued request bytes are the broker's, shared by its listeners.
         quotas = getattr(broker, "connection_quotas", None)
         if quotas is None:
-            quotas = broker.connection_quotas = ConnectionQuotas(broker.config)
+            quotas = broker.connection_quotas = ConnectionQuotas(broker.config, broker.client_quotas.ip_connection_rate)
         self.quotas: ConnectionQuotas = quotas
         self.listener_name = listener.name.upper() if listener is not None else None
         self._reaper: asyncio.TimerHandle | None = None
@@ -784,6 +837,12 @@ class KafkaServer:
                 conn.close()
                 raise
             ip = addr[0]
+            throttle_ms = self.quotas.ip_throttle_ms(ip)
+            if throttle_ms > 0:
+                log.info("refusing connection from %s:%s after %d ms: over the connection_creation_rate quota of "
+                         "its address", ip, addr[1], throttle_ms)
+                loop.call_later(throttle_ms / 1000, conn.close)
+                continue
             refused = self.quotas.admit(ip, self.listener_name)
             if refused is not None:
                 log.info("refusing connection from %s:%s: %s", ip, addr[1], refused)

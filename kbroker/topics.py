@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import logging
 import re
+import time
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
@@ -87,9 +88,12 @@ class Topic:
         return LogConfig.from_topic_config(self.config)
 
 
-# Partitions opened per turn of the event loop when an admin request creates many: about 0.1 s of work
-# here, so that one request for 10,000 partitions does not stop every other client for seconds.
+# Partitions opened per turn of the event loop when an admin request creates many (a request for fewer is
+# done at once), and the most time one turn may take (checked after each step), so that one request for
+# 10,000 partitions does not stop every other client for seconds. Each turn's changes are one append to the
+# metadata store.
 PARTITIONS_PER_TURN = 200
+TURN_SECONDS = 0.03
 
 
 # A generator of steps yields None after a step, or a controller change (a coroutine) whose result (or
@@ -115,6 +119,7 @@ async def _drive(steps: Generator, batch, per_turn: int | None):
     sent, error = None, None
     while True:
         with batch():
+            deadline = time.perf_counter() + TURN_SECONDS
             for _ in itertools.repeat(None) if per_turn is None else range(per_turn):
                 try:
                     change = steps.send(sent) if error is None else steps.throw(error)
@@ -126,6 +131,8 @@ async def _drive(steps: Generator, batch, per_turn: int | None):
                         sent = await change
                     except Exception as e:  # noqa: BLE001  into the generator, which cleans up and raises it
                         error = e
+                if per_turn is not None and time.perf_counter() >= deadline:
+                    break
         await asyncio.sleep(0)
 
 

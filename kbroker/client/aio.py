@@ -19,9 +19,12 @@ from collections import deque
 
 from ..errors import ErrorCode
 from ..wire.header import API_VERSIONS_KEY
-from ..wire.messages import create_partitions, create_topics, delete_topics, metadata
+from ..wire.messages import create_partitions, create_topics, delete_topics, metadata, sasl_authenticate, sasl_handshake
 from .protocol import (MAX_RESPONSE_BYTES, ClientError, ClientProtocol, ProtocolError, check,
                        expects_response, negotiation, pick_version)
+from .sasl import SaslClientError, SaslCredentials, mechanism_client
+
+SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY = 17, 36
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -42,17 +45,39 @@ class Connection:
     @classmethod
     async def open(cls, host: str, port: int, *, client_id: str | None = "kbroker-client",
                    ssl: ssl_module.SSLContext | None = None, negotiate_versions: bool = True,
-                   timeout_s: float = 30.0) -> "Connection":
+                   timeout_s: float = 30.0, sasl: SaslCredentials | None = None) -> "Connection":
+        """A connection (over TLS with ``ssl``), its versions negotiated and, with ``sasl``, authenticated."""
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=ssl, server_hostname=host if ssl else None), timeout_s)
         conn = cls(reader, writer, ClientProtocol(client_id))
-        if negotiate_versions:
+        if negotiate_versions or sasl is not None:
             try:
                 await asyncio.wait_for(conn.negotiate(), timeout_s)
+                if sasl is not None:
+                    await asyncio.wait_for(conn.authenticate(sasl), timeout_s)
             except BaseException:
                 await conn.close()
                 raise
         return conn
+
+    async def authenticate(self, credentials: SaslCredentials) -> None:
+        """SaslHandshake v1 and SaslAuthenticate until the mechanism is done (Kafka's SaslClientAuthenticator);
+        ClientError with the broker's code (SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM) if refused."""
+        hs = await self.send(SASL_HANDSHAKE_KEY, sasl_handshake.SaslHandshakeRequest(
+            mechanism=credentials.mechanism), 1)
+        check(hs.error_code, f"mechanism {credentials.mechanism} not enabled (the broker offers "
+                             f"{', '.join(hs.mechanisms or [])})" if hs.error_code else None)
+        mech = mechanism_client(credentials)
+        token: bytes | None = mech.first()
+        version = self.version(SASL_AUTHENTICATE_KEY, 2)
+        while token is not None:
+            resp = await self.send(SASL_AUTHENTICATE_KEY, sasl_authenticate.SaslAuthenticateRequest(
+                auth_bytes=token), version)
+            check(resp.error_code, resp.error_message)
+            try:
+                token = mech.evaluate(bytes(resp.auth_bytes or b""))
+            except SaslClientError as e:
+                raise ClientError(ErrorCode.SASL_AUTHENTICATION_FAILED, str(e)) from None
 
     # -- versions ---------------------------------------------------------------------------------------
 

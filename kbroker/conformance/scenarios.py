@@ -1468,3 +1468,109 @@ def acl_fetch_denied_then_allowed(s: Session, v: int):
         s.call("allowed", Fetch, v, fetch_request(topic, 0, topic_id=topic_id), conn=c)
     finally:
         c.close()
+
+
+# -- client quotas (48, 49) ---------------------------------------------------------------------------------
+
+DescribeClientQuotas, AlterClientQuotas = 48, 49
+
+
+def _quota_alter(entries, validate_only: bool = False):
+    """entries: [({type: name or None}, [(key, value or None to remove)])]."""
+    from ..wire.messages import alter_client_quotas as acq
+
+    A = acq.AlterClientQuotasRequest
+    return A(validate_only=validate_only, entries=[
+        A.EntryData(entity=[A.EntityData(entity_type=t, entity_name=n) for t, n in entity.items()],
+                    ops=[A.OpData(key=k, value=v or 0.0, remove=v is None) for k, v in ops])
+        for entity, ops in entries])
+
+
+def _quota_describe(components, strict: bool = False):
+    from ..wire.messages import describe_client_quotas as dcq
+
+    D = dcq.DescribeClientQuotasRequest
+    return D(strict=strict, components=[D.ComponentData(entity_type=t, match_type=m, match=n)
+                                        for t, m, n in components])
+
+
+def _quota_entries(answer) -> list | None:
+    """A DescribeClientQuotas answer's entries in one order (Kafka's come from a hash map)."""
+    if answer is None or answer.entries is None:
+        return None
+    return sorted(([sorted([e.entity_type, e.entity_name or ""] for e in entry.entity),
+                    sorted([v.key, v.value] for v in entry.values)] for entry in answer.entries), key=str)
+
+
+def _quota_results(answer) -> list | None:
+    """An AlterClientQuotas answer's entries in one order (Kafka's come from a hash map)."""
+    if answer is None:
+        return None
+    return sorted(([[[e.entity_type, e.entity_name or ""] for e in entry.entity], entry.error_code,
+                    entry.error_message] for entry in answer.entries), key=str)
+
+
+@scenario(AlterClientQuotas, (0, 1))
+def client_quotas_alter_refused(s: Session, v: int):
+    """AlterClientQuotas entries Kafka refuses, each with its message: a key the entity type does not have, a
+    byte rate that is not whole, user and ip together, an empty name, an unknown entity type, no entity, an
+    address that does not resolve, a key twice; and a validate_only change that changes nothing."""
+    user = s.name("quser")
+    s.note("refused", _quota_results(s.call("refused", AlterClientQuotas, v, record=False, request=_quota_alter([
+        ({"ip": "10.11.12.13"}, [("producer_byte_rate", 10.0)]),
+        ({"user": user}, [("producer_byte_rate", 1.5)]),
+        ({"client-id": user}, [("connection_creation_rate", 1.0)]),
+        ({"user": user, "ip": "10.11.12.13"}, [("request_percentage", 1.0)]),
+        ({"user": ""}, [("request_percentage", 1.0)]),
+        ({"group": user}, [("request_percentage", 1.0)]),
+        ({}, [("request_percentage", 1.0)]),
+        ({"ip": "no-such-host.invalid"}, [("connection_creation_rate", 1.0)]),
+        ({"user": user, "client-id": user}, [("request_percentage", 1.0), ("request_percentage", 2.0)]),
+        ({"client-id": user}, [("request_percentage", 0.0)]),
+        ({"ip": "10.11.12.14"}, [("connection_creation_rate", 3e9)]),
+        ({"user": user}, [("request_percentage", 1.0)]),
+    ]))))
+    s.call("validate_only", AlterClientQuotas, v, _quota_alter(
+        [({"user": user}, [("producer_byte_rate", 1024.0)])], validate_only=True))
+    s.note("described_after_validate_only", _quota_entries(s.call(
+        "describe", DescribeClientQuotas, 0, _quota_describe([("user", 0, user)]), record=False)))
+
+
+@scenario(DescribeClientQuotas, (0, 1))
+def client_quotas_describe_filters(s: Session, v: int):
+    """Quotas of a user alone, the user with any client id and with the default client id, and a user's
+    removed key: described by exact name (strict or not), exact name and default, exact name and any name;
+    and the filters Kafka refuses."""
+    user, client = s.name("quser"), s.name("qclient")
+    s.note("alter", _quota_results(s.call("alter", AlterClientQuotas, 1, record=False, request=_quota_alter([
+        ({"user": user}, [("producer_byte_rate", 1024.0), ("request_percentage", 12.5)]),
+        ({"user": user, "client-id": None}, [("consumer_byte_rate", 2048.0)]),
+        ({"user": user, "client-id": client}, [("controller_mutation_rate", 3.5)]),
+    ]))))
+    s.call("remove", AlterClientQuotas, 1, _quota_alter([({"user": user}, [("request_percentage", None)])]))
+    deadline = time.monotonic() + 5
+    while True:  # Kafka applies the change once the controller's records reach the broker
+        found = _quota_entries(s.call("wait", DescribeClientQuotas, v, _quota_describe([("user", 0, user)]),
+                                      record=False))
+        if found is None or (len(found) == 3 and all(len(values) == 1 for _, values in found)) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for label, components, strict in [
+            ("user", [("user", 0, user)], False),
+            ("user_strict", [("user", 0, user)], True),
+            ("user_default_client", [("user", 0, user), ("client-id", 1, None)], False),
+            ("user_any_client", [("user", 0, user), ("client-id", 2, None)], True),
+            ("user_and_named_client", [("user", 0, user), ("client-id", 0, client)], True),
+            ("nobody", [("user", 0, s.name("nobody"))], False)]:
+        s.note(label, _quota_entries(s.call(label, DescribeClientQuotas, v,
+                                            _quota_describe(components, strict), record=False)))
+    for label, components in [
+            ("ip_with_user", [("ip", 2, None), ("user", 0, user)]),
+            ("type_twice", [("user", 0, user), ("user", 1, None)]),
+            ("unknown_type", [("group", 2, None)]),
+            ("exact_without_name", [("user", 0, None)]),
+            ("default_with_name", [("user", 1, user)]),
+            ("specified_with_name", [("user", 2, user)]),
+            ("unknown_match_type", [("user", 7, None)])]:
+        s.call(label, DescribeClientQuotas, v, _quota_describe(components))

@@ -9,9 +9,9 @@ while the partition has no leader, or its leader answers NOT_LEADER_OR_FOLLOWER 
 again after ``retry_backoff_ms`` (Kafka's channel retries until the marker is written or the partition is gone).
 A partition that no longer exists ends the task (there is nothing to mark), as in Kafka.
 
-Connections: one per destination broker, opened on first use by the listener of the name this broker's first
-listener has, and dropped on an error. Inter-broker requests are not authenticated: a cluster whose first
-listener needs SASL or TLS cannot send markers between brokers yet.
+Connections: one per destination broker, opened on first use with ``connect`` (the broker's inter-broker
+client: the inter-broker listener's TLS and SASL, inter_broker.py) to the address ``endpoint_of`` gives, and
+dropped on an error.
 
 Concurrency: the event loop only.
 """
@@ -37,10 +37,13 @@ class MarkerChannel:
     def __init__(self, node_id: int, leader_of: Callable[[str, int], int | None],
                  endpoint_of: Callable[[int], tuple[str, int] | None],
                  apply_local: Callable[[str, int, int, int, bool, int], bool],
-                 retry_backoff_ms: int = RETRY_BACKOFF_MS) -> None:
+                 retry_backoff_ms: int = RETRY_BACKOFF_MS,
+                 connect: Callable[..., Awaitable[Connection]] | None = None) -> None:
         """``leader_of(topic, partition)``: the leader's node id, -1 without one, None when the partition does not
         exist; ``endpoint_of(node)``: its address (None: not alive); ``apply_local(...)``: write the marker as
-        this broker, False when it does not lead the partition."""
+        this broker, False when it does not lead the partition; ``connect(host, port, client_id=, timeout_s=)``:
+        a connection to another broker (None: plain ``Connection.open``)."""
+        self._connect = connect or Connection.open
         self.node_id = node_id
         self._leader_of = leader_of
         self._endpoint_of = endpoint_of
@@ -100,7 +103,7 @@ class MarkerChannel:
         try:
             conn = self._conns.get(node)
             if conn is None or conn.closed:
-                conn = self._conns[node] = await Connection.open(
+                conn = self._conns[node] = await self._connect(
                     *endpoint, client_id=f"kbroker-txn-markers-{self.node_id}", timeout_s=REQUEST_TIMEOUT_S)
             self.sent += 1
             response = await asyncio.wait_for(conn.send(WRITE_TXN_MARKERS, request), REQUEST_TIMEOUT_S)

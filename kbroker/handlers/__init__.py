@@ -57,6 +57,8 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     42: ('delete_groups', (0, 2)),  # DeleteGroups
     44: ('incremental_alter_configs', (0, 1)),  # IncrementalAlterConfigs
     47: ('offset_delete', (0, 0)),  # OffsetDelete
+    48: ('describe_client_quotas', (0, 1)),  # DescribeClientQuotas
+    49: ('alter_client_quotas', (0, 1)),  # AlterClientQuotas
     50: ('describe_user_scram_credentials', (0, 0)),  # DescribeUserScramCredentials
     51: ('alter_user_scram_credentials', (0, 0)),  # AlterUserScramCredentials
     57: ('update_features', (0, 2)),  # UpdateFeatures

@@ -33,6 +33,21 @@ class RequestContext:
     listener: "Listener | None" = None
     principal: str = ANONYMOUS
     session: "Session | None" = None
+    # The client quotas' throttle time for this request (client_quotas.py): the answer carries it as
+    # throttle_time_ms and the connection is muted for as long once the answer is sent (KIP-219).
+    throttle_ms: int = 0
+    request_bytes: int = 0  # the request's size (the produce byte rate counts it)
+
+    def throttle(self, ms: int) -> int:
+        """Throttle this request's connection for ``ms`` (the longest asked for wins); returns the throttle time."""
+        if ms > self.throttle_ms:
+            self.throttle_ms = ms
+        return self.throttle_ms
+
+    @property
+    def quota_user(self) -> str:
+        """The user the client quotas know this client by: the principal's name (ANONYMOUS without one)."""
+        return self.principal.split(":", 1)[1] if ":" in self.principal else self.principal
 
     @property
     def client_host(self) -> str:

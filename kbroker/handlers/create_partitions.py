@@ -8,10 +8,13 @@ Bounds, as CreateTopics (KAFKA-19673 applies Kafka's limit here too): more than
 ``controller.max.records.per.batch`` new partitions in one request and every topic that would have grown
 is refused with POLICY_VIOLATION, nothing created; many partitions are added a few hundred per turn of the
 event loop, and a topic whose new logs cannot all be made keeps its old partitions.
+controller_mutation_rate (KIP-599): the new partitions are taken from the client's bucket; from v3 a topic that
+finds it empty gets THROTTLING_QUOTA_EXCEEDED, before v3 the answer only carries the throttle time.
 """
 
 from __future__ import annotations
 
+from ..client_quotas import mutation_quota
 from ..errors import ErrorCode, KafkaError
 from ..security import acl
 from ..topics import PARTITIONS_PER_TURN, run_in_turns, run_steps
@@ -19,6 +22,7 @@ from ..wire.messages import create_partitions as API
 
 R = API.CreatePartitionsResponse
 TOO_MANY_PARTITIONS = "Excessively large number of partitions per request."
+STRICT_QUOTA_SINCE = 3  # the first version answered THROTTLING_QUOTA_EXCEEDED (KIP-599)
 
 
 def handle(ctx, req: API.CreatePartitionsRequest):
@@ -32,7 +36,7 @@ def handle(ctx, req: API.CreatePartitionsRequest):
             R.CreatePartitionsTopicResult(name=r[0].name, error_code=ErrorCode.POLICY_VIOLATION,
                                           error_message=TOO_MANY_PARTITIONS) if isinstance(r, tuple) else r
             for r in results])
-    steps = _grow_all(broker, results, req.validate_only)
+    steps = _grow_all(ctx, results, req.validate_only)
     if (req.validate_only or total <= PARTITIONS_PER_TURN) and broker.controller.changes_complete_at_once:
         with broker.topics.batch():
             return run_steps(steps)
@@ -65,8 +69,10 @@ def _check(ctx, t):
     return (topic, t.count, assignments)
 
 
-def _grow_all(broker, checked: list, validate_only: bool):
+def _grow_all(ctx, checked: list, validate_only: bool):
     """The growths, one partition per step; returns the response."""
+    broker = ctx.broker
+    quota = mutation_quota(ctx, STRICT_QUOTA_SINCE)
     results = []
     for r in checked:
         if not isinstance(r, tuple):
@@ -74,10 +80,12 @@ def _grow_all(broker, checked: list, validate_only: bool):
             continue
         topic, count, assignments = r
         try:
+            if not validate_only:
+                quota.record(count - len(topic.partitions))
             yield from broker.topics.partition_growth(topic, count, assignments, validate_only)
         except KafkaError as e:
             results.append(R.CreatePartitionsTopicResult(name=topic.name, error_code=e.code,
                                                          error_message=e.message))
             continue
         results.append(R.CreatePartitionsTopicResult(name=topic.name, error_code=0, error_message=None))
-    return R(throttle_time_ms=0, results=results)
+    return R(throttle_time_ms=ctx.throttle(quota.throttle_ms), results=results)

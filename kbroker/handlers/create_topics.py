@@ -13,11 +13,16 @@ every topic POLICY_VIOLATION "Excessively large number of partitions per request
 created. A request for many partitions gives the event loop a turn every few hundred partitions
 (``topics.run_in_turns``); a topic whose logs cannot all be made is removed again (KAFKA_STORAGE_ERROR).
 Every topic created is in the metadata store, in one append per turn, before the answer.
+
+controller_mutation_rate (KIP-599, client_quotas.py): each topic to create takes its partition count from the
+client's bucket before it is created; from v6 a topic that finds the bucket empty is refused with
+THROTTLING_QUOTA_EXCEEDED, before v6 it is created and the answer only carries the throttle time.
 """
 
 from __future__ import annotations
 
 from ..broker_configs import broker_configs
+from ..client_quotas import mutation_quota
 from ..controller import check_new_topic
 from ..errors import ErrorCode, KafkaError
 from ..security import acl
@@ -27,15 +32,48 @@ from ..wire.messages import create_topics as API
 
 R = API.CreateTopicsResponse
 SOURCE_DEFAULT, SOURCE_TOPIC = 5, 1
+STRICT_QUOTA_SINCE = 6  # the first version answered THROTTLING_QUOTA_EXCEEDED (KIP-599)
 
 
-def _config_source(levels, topic, key: str) -> int:
-    """As DescribeConfigs reports it: the topic's override, else the broker level that supplies the value."""
-    if key in topic.configs:
-        return SOURCE_TOPIC
+def _broker_source(levels, key: str) -> int:
+    """As DescribeConfigs reports a topic config the topic does not override: the broker level that supplies it."""
     broker_key = TOPIC_CONFIGS[key].broker_key
     synonyms = levels.synonyms(broker_key) if broker_key else []
     return synonyms[0][2] if synonyms else SOURCE_DEFAULT
+
+
+class _ListedConfigs:
+    """The configs a CreateTopics result lists, worked out once per request: the broker levels' sources do
+    not change within one, and topics without overrides (the common case) share one list. Asking the
+    broker levels for every key of every topic took a third of the time of creating 1,000 topics."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self._levels = None
+        self._sources: dict[str, int] = {}
+        self._plain: list | None = None
+
+    def _source(self, key: str) -> int:
+        source = self._sources.get(key)
+        if source is None:
+            if self._levels is None:
+                self._levels = broker_configs(self.broker)
+            source = self._sources[key] = _broker_source(self._levels, key)
+        return source
+
+    def of(self, topic) -> list:
+        if not topic.configs and self._plain is not None:
+            return self._plain
+        out = [
+            R.CreatableTopicConfigs(
+                name=key, value=topic.config(key), read_only=False,
+                config_source=SOURCE_TOPIC if key in topic.configs else self._source(key), is_sensitive=False,
+            )
+            for key in sorted(TOPIC_CONFIGS) if TOPIC_CONFIGS[key].listed or key in topic.configs
+        ]
+        if not topic.configs:
+            self._plain = out
+        return out
 
 
 TOO_MANY_PARTITIONS = "Excessively large number of partitions per request."
@@ -50,7 +88,7 @@ def requested_partitions(ct, num_partitions_default: int) -> int:
     return max(ct.num_partitions, 0)
 
 
-def _create(ctx, ct, validate_only: bool):
+def _create(ctx, ct, validate_only: bool, quota=None):
     broker = ctx.broker
     assignments = None
     replication_factor = broker.config.default_replication_factor if ct.replication_factor == -1 \
@@ -70,6 +108,8 @@ def _create(ctx, ct, validate_only: bool):
         check_new_topic(num_partitions, replication_factor)
     configs = {c.name: c.value for c in ct.configs}
     validate_topic_configs(configs)
+    if quota is not None and not validate_only:
+        quota.record(num_partitions)
     return (yield from broker.topics.creation(ct.name, num_partitions,
                                               {k: v for k, v in configs.items() if v is not None},
                                               validate_only=validate_only, replication_factor=replication_factor,
@@ -110,25 +150,20 @@ def handle(ctx, req: API.CreateTopicsRequest):
 def _create_all(ctx, req: API.CreateTopicsRequest, refused: dict):
     """The topics created one partition per step; returns the response."""
     results = []
+    listed = _ListedConfigs(ctx.broker)
+    quota = mutation_quota(ctx, STRICT_QUOTA_SINCE)
     for i, ct in enumerate(req.topics):
         if i in refused:
             if refused[i] is not None:
                 results.append(refused[i])
             continue
         try:
-            topic = yield from _create(ctx, ct, req.validate_only)
+            topic = yield from _create(ctx, ct, req.validate_only, quota)
         except KafkaError as e:
             results.append(R.CreatableTopicResult(name=ct.name, error_code=e.code, error_message=e.message,
                                                   configs=[]))
             continue
-        levels = broker_configs(ctx.broker)
-        configs = [
-            R.CreatableTopicConfigs(
-                name=key, value=topic.config(key), read_only=False,
-                config_source=_config_source(levels, topic, key), is_sensitive=False,
-            )
-            for key in sorted(TOPIC_CONFIGS) if TOPIC_CONFIGS[key].listed or key in topic.configs
-        ]
+        configs = listed.of(topic)
         config_error = 0
         if not ctx.authorize(acl.DESCRIBE_CONFIGS, acl.TOPIC, ct.name, log_denied=False):
             configs, config_error = None, ErrorCode.TOPIC_AUTHORIZATION_FAILED
@@ -140,4 +175,4 @@ def _create_all(ctx, req: API.CreateTopicsRequest, refused: dict):
             (ct.replication_factor if ct.replication_factor > 0 else ctx.broker.config.default_replication_factor),
             configs=configs, topic_config_error_code=config_error,
         ))
-    return R(throttle_time_ms=0, topics=results)
+    return R(throttle_time_ms=ctx.throttle(quota.throttle_ms), topics=results)

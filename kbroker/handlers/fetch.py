@@ -39,6 +39,16 @@ offset) and no records, and the follower truncates (Kafka's validateFetchOffsetA
 Records are read as regions of the segment files (FileRegion) where the store keeps files: the connection
 sends them with sendfile on plaintext, or reads them into a buffer it uses again (TLS); server.py.
 
+Fetching from the closest replica (KIP-392; replica_selector.py): a consumer's fetch from v11 on (which carries
+its ``rack_id``) may be served by a follower as by the leader, as Kafka's FetchParams.fetchOnlyLeader allows: up
+to the follower's high watermark (what the leader last told it; the last stable offset for read_committed), an
+offset between that and its log end answered with no records, one past its log end OFFSET_OUT_OF_RANGE (the
+consumer goes back to the leader), the current leader epoch checked against the follower's (FENCED_LEADER_EPOCH
+/ UNKNOWN_LEADER_EPOCH). ListOffsets stays with the leader. With ``replica.selector.class`` set, the leader
+answers a consumer's fetch with no records and ``preferred_read_replica`` when the selector picks another
+replica: one in the ISR whose log, as of its last fetch, holds the fetch offset, in the consumer's rack. Such an
+answer is sent at once, as Kafka completes a delayed fetch that has a preferred read replica.
+
 Authorisation: READ on each topic, else TOPIC_AUTHORIZATION_FAILED for its partitions (as KafkaApis).
 """
 
@@ -49,7 +59,8 @@ import logging
 import time
 
 from ..errors import ErrorCode
-from ..partition import fetch_epoch, get_partition_or_error
+from ..partition import fetch_epoch, get_partition_or_error, now_ms
+from ..replica_selector import ReplicaView, preferred_read_replica
 from .leader_hints import LeaderHints
 from ..records.batch import iter_batches
 from ..security import acl
@@ -67,14 +78,34 @@ def handle(ctx, req: API.FetchRequest):
         return R(error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND, session_id=0, responses=[])
     targets = _resolve(ctx, req)
     max_bytes = min(req.max_bytes, ctx.broker.config.fetch_max_bytes)
-    min_bytes = min(req.min_bytes, max_bytes)
     replica_id = replica_id_of(ctx.version, req)
+    if replica_id < 0 and ctx.broker.client_quotas.enabled:  # a consumer takes at most what its consumer_byte_rate allows in one quota window
+        max_bytes = min(max_bytes, ctx.broker.client_quotas.fetch.max_value_in_window(ctx.quota_user,
+                                                                                      ctx.client_id or ""))
+    min_bytes = min(req.min_bytes, max_bytes)
     if replica_id >= 0:
         _record_follower_positions(ctx, req, targets, replica_id)
     response, size, read_error = _build(ctx, req, targets, max_bytes)
     if size >= min_bytes or req.max_wait_ms <= 0 or read_error or not _readable(targets):
-        return response
+        return _within_quota(ctx, replica_id, response, size)
     return _long_poll(ctx, req, targets, max_bytes, min_bytes)
+
+
+def _within_quota(ctx, replica_id: int, response, size: int):
+    """consumer_byte_rate (client_quotas.py), as Kafka's handleFetchRequest: the answer's bytes are recorded;
+    over the quota they are taken back and the answer is empty, carrying the throttle time (the consumer fetches
+    the same offsets again once it has passed). Followers are not throttled."""
+    if replica_id >= 0 or not ctx.broker.client_quotas.enabled:
+        return response
+    fetch_quota = ctx.broker.client_quotas.fetch
+    user, client_id = ctx.quota_user, ctx.client_id or ""
+    throttle_ms = fetch_quota.record_and_get_throttle_ms(user, client_id, size)
+    if throttle_ms <= 0:
+        return response
+    fetch_quota.unrecord(user, client_id, size)
+    ctx.throttle(throttle_ms)
+    return R(throttle_time_ms=throttle_ms, error_code=0, session_id=response.session_id, responses=[],
+             node_endpoints=response.node_endpoints)
 
 
 def replica_id_of(version: int, req) -> int:
@@ -105,7 +136,7 @@ def _record_follower_positions(ctx, req, targets, replica_id: int) -> None:
             if p.check_current_leader_epoch(fetch_epoch(fp.current_leader_epoch)):
                 continue
             if p.log_start_offset <= fp.fetch_offset <= p.log_end_offset and _diverging_epoch(ctx, p, fp) is None:
-                p.update_follower_fetch_state(replica_id, fp.fetch_offset)
+                p.update_follower_fetch_state(replica_id, fp.fetch_offset, fp.log_start_offset)
 
 
 def _resolve(ctx, req):
@@ -131,12 +162,52 @@ def _resolve(ctx, req):
     last_key = object()
     for (key, index), (ft, fp) in chosen.items():
         topic, missing = resolved[key]
-        target = missing if topic is None else get_partition_or_error(topic, index)
+        target = missing if topic is None else _partition(ctx, req, topic, index)
         if key != last_key:
             out.append((ft, []))
             last_key = key
         out[-1][1].append((fp, target))
     return out
+
+
+def follower_reads(ctx, req) -> bool:
+    """Whether a follower may serve this fetch: a consumer's from v11 on (KIP-392: Kafka's client metadata)."""
+    return ctx.version >= 11 and replica_id_of(ctx.version, req) < 0
+
+
+def _partition(ctx, req, topic, index: int):
+    """The partition to read, or the error code: the leader, or for a fetch ``follower_reads`` allows a
+    follower too (NOT_LEADER_OR_FOLLOWER where this broker holds no replica)."""
+    target = get_partition_or_error(topic, index)
+    if target == ErrorCode.NOT_LEADER_OR_FOLLOWER and follower_reads(ctx, req) and topic.partitions[index].is_follower:
+        return topic.partitions[index]
+    return target
+
+
+def _preferred_read_replica(ctx, req, p, fetch_offset: int) -> int:
+    """The replica the leader ``p`` tells this consumer to read from, -1 for itself (Kafka's
+    ReplicaManager.findPreferredReadReplica): the candidates are the followers in the ISR whose log, as of their
+    last fetch, holds ``fetch_offset`` and that the consumer's listener reaches."""
+    selector = ctx.broker.config.replica_selector_class
+    if selector is None or not req.rack_id:
+        return -1
+    controller = ctx.broker.controller
+    t = now_ms()
+
+    def view(node: int, end: int, since_ms: float) -> ReplicaView | None:
+        reg = controller.broker(node)
+        if ctx.endpoint(node) is None or reg is None:
+            return None
+        return ReplicaView(node, reg.rack, end, since_ms)
+
+    leader = view(p.node_id, p.log_end_offset, 0) or ReplicaView(p.node_id, None, p.log_end_offset, 0)
+    candidates = []
+    for node, state in p.followers.items():
+        if node in p.isr and state.log_start_offset <= fetch_offset <= state.log_end_offset:
+            v = view(node, state.log_end_offset, t - state.last_caught_up_ms)
+            if v is not None:
+                candidates.append(v)
+    return preferred_read_replica(selector, req.rack_id, leader, candidates)
 
 
 def _readable(targets) -> bool:
@@ -162,6 +233,7 @@ def _build(ctx, req, targets, max_bytes: int):
     either is answered at once, as Kafka's DelayedFetch completes on them)."""
     follower = replica_id_of(ctx.version, req) >= 0
     read_committed = req.isolation_level == 1 and not follower
+    from_follower = follower_reads(ctx, req)  # KIP-392: this broker may serve it as a follower
     remaining = max_bytes if max_bytes > 0 else 0
     total = 0
     read_error = False
@@ -182,7 +254,7 @@ def _build(ctx, req, targets, max_bytes: int):
                 read_error = True
                 rparts.append(_error_data(fp.partition, err))
                 continue
-            if not p.is_leader:  # leadership moved while the fetch waited: answer now
+            if not (p.is_leader or (from_follower and p.is_follower)):  # moved while the fetch waited: answer now
                 err = ErrorCode.NOT_LEADER_OR_FOLLOWER
                 read_error = True
                 rparts.append(_error_data(fp.partition, err, hints.current_leader(topic, fp.partition, err)))
@@ -194,6 +266,15 @@ def _build(ctx, req, targets, max_bytes: int):
             records = b""
             aborted = None
             diverging = None
+            if err == 0 and from_follower and p.is_leader:
+                preferred = _preferred_read_replica(ctx, req, p, fp.fetch_offset)
+                if preferred >= 0:  # no records: the consumer goes to that replica; answered at once
+                    read_error = True
+                    rparts.append(R.PartitionData(
+                        partition_index=fp.partition, error_code=0, high_watermark=hw, last_stable_offset=lso,
+                        log_start_offset=start, aborted_transactions=[] if read_committed else None,
+                        preferred_read_replica=preferred, records=b""))
+                    continue
             if err == 0:
                 offset = fp.fetch_offset
                 if follower:
@@ -268,7 +349,7 @@ async def _long_poll(ctx, req, targets, max_bytes: int, min_bytes: int):
             response, size, read_error = _build(ctx, req, targets, max_bytes)
             remaining = deadline - time.monotonic()
             if size >= min_bytes or read_error or remaining <= 0 or ctx.broker.stopping or not futures:
-                return response
+                return _within_quota(ctx, replica_id_of(ctx.version, req), response, size)
             await asyncio.wait(futures, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for p, f in zip(partitions, futures):

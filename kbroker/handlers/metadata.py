@@ -40,18 +40,22 @@ class EncodedResponse:
     """A Metadata response body already encoded (the kept all-topics answer). ``error_code`` and ``topics``
     are what it says, for whoever reads answers without decoding them (metrics.py counts error codes)."""
 
-    __slots__ = ("body", "error_code", "topics")
+    __slots__ = ("body", "error_code", "topics", "throttle_time_ms")
 
     def __init__(self, body: bytes, topics: list):
         self.body = body
         self.error_code = 0
         self.topics = topics
+        self.throttle_time_ms = 0  # set by a client quota (server.py); the body's first field from v3
 
 
-def _encoder(generated):
+def _encoder(generated, has_throttle: bool):
     def encode(response, out):
         if type(response) is EncodedResponse:
+            start = len(out)
             out += response.body
+            if has_throttle and response.throttle_time_ms:  # v3+ start with it
+                out[start:start + 4] = response.throttle_time_ms.to_bytes(4, "big")
         else:
             generated(response, out)
     return encode
@@ -60,7 +64,7 @@ def _encoder(generated):
 # The generated codec, but its response encoders also take an EncodedResponse.
 API = types.ModuleType(_generated.__name__)
 API.__dict__.update(_generated.__dict__)
-API.RESPONSE_ENCODERS = {v: _encoder(f) for v, f in _generated.RESPONSE_ENCODERS.items()}
+API.RESPONSE_ENCODERS = {v: _encoder(f, v >= 3) for v, f in _generated.RESPONSE_ENCODERS.items()}
 
 
 class _AllTopics:

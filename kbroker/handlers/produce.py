@@ -73,6 +73,11 @@ def _has_transactional_records(req) -> bool:
 
 def handle(ctx, req: API.ProduceRequest) -> R | None:
     broker = ctx.broker
+    # producer_byte_rate (client_quotas.py): the request's bytes are recorded whatever its outcome, as Kafka's
+    # handleProduceRequest records request.sizeInBytes; the throttle time goes into the answer (server.py).
+    if broker.client_quotas.enabled:
+        ctx.throttle(broker.client_quotas.produce.record_and_get_throttle_ms(ctx.quota_user, ctx.client_id or "",
+                                                                             ctx.request_bytes))
     responses = []
     waiting = []  # acks=-1: (partition response, partition, offset the high watermark must reach)
     hints = LeaderHints(ctx, R)

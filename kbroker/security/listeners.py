@@ -39,6 +39,9 @@ SECURITY_KEYS = frozenset({
     "ssl.truststore.type", "ssl.truststore.location", "ssl.truststore.password", "ssl.truststore.certificates",
     "ssl.client.auth", "ssl.enabled.protocols", "ssl.protocol",
     "sasl.enabled.mechanisms", "sasl.jaas.config", "connections.max.reauth.ms",
+    "ssl.endpoint.identification.algorithm",
+    # how this broker reaches the others (inter_broker.py)
+    "inter.broker.listener.name", "security.inter.broker.protocol", "sasl.mechanism.inter.broker.protocol",
 })
 # Settings whose values are secrets: never logged, never echoed in an error.
 SENSITIVE_SUFFIXES = ("sasl.jaas.config", "password", "ssl.keystore.key", "secret")

@@ -55,19 +55,40 @@ def _load_inline_chain(ctx: ssl.SSLContext, chain: str, key: str, password: str 
         ctx.load_cert_chain(cert_path, key_path, password=password)
 
 
+def _load_keystore(ctx: ssl.SSLContext, listener) -> bool:
+    """The listener's key and certificate chain into ``ctx``; False when none is configured."""
+    password = listener.get("ssl.key.password") or listener.get("ssl.keystore.password")
+    location = listener.get("ssl.keystore.location")
+    chain, key = listener.get("ssl.keystore.certificate.chain"), listener.get("ssl.keystore.key")
+    if location:
+        ctx.load_cert_chain(location, password=password)
+    elif chain and key:
+        _load_inline_chain(ctx, chain, key, password)
+    else:
+        return False
+    return True
+
+
+def _load_truststore(ctx: ssl.SSLContext, listener) -> bool:
+    """The listener's trusted CA certificates into ``ctx``; False when none is configured."""
+    location = listener.get("ssl.truststore.location")
+    inline = listener.get("ssl.truststore.certificates")
+    if location:
+        ctx.load_verify_locations(cafile=location)
+    elif inline:
+        ctx.load_verify_locations(cadata=normalise_pem(inline))
+    else:
+        return False
+    return True
+
+
 def server_context(listener) -> ssl.SSLContext:
     """The SSLContext a TLS listener serves with; SecurityConfigError names what is missing or unreadable."""
     name = listener.name
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    password = listener.get("ssl.key.password") or listener.get("ssl.keystore.password")
     location = listener.get("ssl.keystore.location")
-    chain, key = listener.get("ssl.keystore.certificate.chain"), listener.get("ssl.keystore.key")
     try:
-        if location:
-            ctx.load_cert_chain(location, password=password)
-        elif chain and key:
-            _load_inline_chain(ctx, chain, key, password)
-        else:
+        if not _load_keystore(ctx, listener):
             raise SecurityConfigError(
                 f"listener {name} ({listener.security_protocol}) needs a key and certificate: set "
                 f"ssl.keystore.location (a PEM file with both), or ssl.keystore.certificate.chain and "
@@ -84,13 +105,8 @@ def server_context(listener) -> ssl.SSLContext:
     client_auth = listener.ssl_client_auth
     ctx.verify_mode = {"required": ssl.CERT_REQUIRED, "requested": ssl.CERT_OPTIONAL}.get(client_auth, ssl.CERT_NONE)
     trust_location = listener.get("ssl.truststore.location")
-    trust_inline = listener.get("ssl.truststore.certificates")
     try:
-        if trust_location:
-            ctx.load_verify_locations(cafile=trust_location)
-        elif trust_inline:
-            ctx.load_verify_locations(cadata=normalise_pem(trust_inline))
-        elif client_auth != "none":
+        if not _load_truststore(ctx, listener) and client_auth != "none":
             raise SecurityConfigError(f"listener {name}: ssl.client.auth={client_auth} needs "
                                       "ssl.truststore.location (the CA certificates that sign client certificates)")
     except (OSError, ssl.SSLError) as e:
@@ -103,6 +119,26 @@ def server_context(listener) -> ssl.SSLContext:
         raise SecurityConfigError(f"listener {name}: ssl.enabled.protocols names no protocol kbroker knows "
                                   f"({', '.join(_PROTOCOLS)})")
     ctx.minimum_version, ctx.maximum_version = min(versions), max(versions)
+    return ctx
+
+
+def client_context(listener) -> ssl.SSLContext:
+    """The SSLContext a broker connects to another broker's TLS listener with (inter-broker traffic), from that
+    listener's settings as Kafka's broker-side clients take them: the truststore verifies the other broker's
+    certificate, its host name checked unless ``ssl.endpoint.identification.algorithm`` is empty (Kafka's
+    default https checks it); the broker's own key and certificate are presented when the listener requires
+    client certificates."""
+    name = listener.name
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = bool(listener.get("ssl.endpoint.identification.algorithm", "https"))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    try:
+        if not _load_truststore(ctx, listener):
+            ctx.load_default_certs()
+        if listener.ssl_client_auth == "required":
+            _load_keystore(ctx, listener)
+    except (OSError, ssl.SSLError) as e:
+        raise SecurityConfigError(f"listener {name}: cannot set up the inter-broker TLS client: {e}") from None
     return ctx
 
 

@@ -53,6 +53,7 @@ from crc32c import crc32c
 from kbroker.histogram import LOG_FLUSH
 from kbroker.records.batch import ATTRIBUTES_OFFSET, HEADER, HEADER_SIZE, LOG_OVERHEAD, MAGIC
 from kbroker.storage.base import StorageError
+from kbroker.storage.file_handles import is_out_of_descriptors
 from kbroker.storage.file_region import FileRegion
 from kbroker.storage.index import IndexPair
 
@@ -135,10 +136,10 @@ class _Window:
 
 
 class LogSegment:
-    __slots__ = ("directory", "base_offset", "log_path", "index", "fd", "size", "next_offset",
+    __slots__ = ("directory", "base_offset", "log_path", "index", "_fd", "size", "next_offset",
                  "max_timestamp", "offset_of_max_timestamp", "bytes_since_index",
                  "last_batch_position", "last_batch_base", "uid", "rolling_base_ms", "modified_ms",
-                 "roll_jitter_ms", "_undo", "index_interval_bytes")
+                 "roll_jitter_ms", "_undo", "index_interval_bytes", "handles", "_make")
 
     def __init__(self, directory: str, base_offset: int):
         self.uid = next(_uids)
@@ -150,7 +151,9 @@ class LogSegment:
         self.index_interval_bytes = _DEFAULT_INDEX_INTERVAL  # for an index rebuilt at read time
         self.log_path = self._path(LOG_SUFFIX)
         self.index = IndexPair(self._path(INDEX_SUFFIX), self._path(TIME_INDEX_SUFFIX))
-        self.fd = -1
+        self._fd = -1                             # the .log file's descriptor, -1 while closed (see ``fd``)
+        self.handles = None                       # the store's FileHandles (file_handles.py), if any
+        self._make = None                         # lazy: makes the directory before the files (see ``lazy``)
         self.size = 0
         self.next_offset = base_offset           # last offset + 1; base offset when empty
         self.max_timestamp = -1
@@ -165,13 +168,78 @@ class LogSegment:
     def __repr__(self) -> str:
         return f"LogSegment({self.log_path!r}, size={self.size}, next_offset={self.next_offset})"
 
+    # -- the file descriptor ----------------------------------------------------------
+
+    @property
+    def fd(self) -> int:
+        """The ``.log`` file's descriptor, opened again if the store's budget closed it (file_handles.py),
+        and the files made first for a ``lazy`` segment."""
+        fd = self._fd
+        if fd < 0:
+            return self._reopen()
+        if self.handles is not None:
+            self.handles.touch(self)
+        return fd
+
+    def _reopen(self) -> int:
+        handles = self.handles
+        try:
+            fd = self._open_file()
+        except OSError as e:
+            if handles is None or not is_out_of_descriptors(e) or not handles.shed():
+                raise
+            fd = self._open_file()
+        self._fd = fd
+        if handles is not None:
+            handles.opened(self)
+        return fd
+
+    def _open_file(self) -> int:
+        if self._make is None:
+            return os.open(self.log_path, os.O_RDWR)
+        self._make()
+        fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            self.index.reset()  # creates both files empty
+        except BaseException:
+            os.close(fd)
+            raise
+        self._make = None
+        return fd
+
+    def _release(self) -> None:
+        """Close the file to make room (the store's budget); ``fd`` opens it again."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def attach(self, handles) -> None:
+        """Keep this segment's file open within ``handles``' budget."""
+        self.handles = handles
+        if self._fd >= 0:
+            handles.opened(self)
+
+    @property
+    def made(self) -> bool:
+        """False for a ``lazy`` segment whose files do not exist yet."""
+        return self._make is None
+
     # -- life cycle -------------------------------------------------------------
+
+    @classmethod
+    def lazy(cls, directory: str, base_offset: int, make) -> LogSegment:
+        """A new empty segment whose files are made when first needed (an append, a flush of data):
+        ``make()`` first (it makes the partition's directory), then the files. Creating thousands of
+        partitions (one CreateTopics request) then costs no file operations until they are written to."""
+        seg = cls(directory, base_offset)
+        seg._make = make
+        return seg
 
     @classmethod
     def create(cls, directory: str, base_offset: int, jitter_ms: int = 0) -> LogSegment:
         """A new empty segment; files left over at that name are replaced."""
         seg = cls(directory, base_offset)
-        seg.fd = os.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        seg._fd = os.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             seg.index.reset()  # creates both files empty
         except BaseException:
@@ -187,7 +255,7 @@ class LogSegment:
         had to do (empty when the segment was intact)."""
         seg = cls(directory, base_offset)
         seg.index_interval_bytes = index_interval_bytes
-        seg.fd = os.open(seg.log_path, os.O_RDWR)
+        seg._fd = os.open(seg.log_path, os.O_RDWR)
         try:
             seg.modified_ms = os.fstat(seg.fd).st_mtime_ns // 1_000_000
             actions = seg._recover(index_interval_bytes)
@@ -203,7 +271,7 @@ class LogSegment:
         written without an fsync -- recovery rebuilds what a crash loses."""
         seg = cls(directory, base_offset)
         seg.index_interval_bytes = index_interval_bytes
-        seg.fd = os.open(seg.log_path, os.O_RDWR)
+        seg._fd = os.open(seg.log_path, os.O_RDWR)
         try:
             seg.index.reset()
             seg.size = os.fstat(seg.fd).st_size
@@ -332,6 +400,8 @@ class LogSegment:
         self.flush()
 
     def flush(self) -> None:
+        if self._make is not None:
+            return  # never written: nothing to make durable
         t0 = time.perf_counter()
         os.fsync(self.fd)
         LOG_FLUSH.observe_ms((time.perf_counter() - t0) * 1000)
@@ -340,14 +410,18 @@ class LogSegment:
     def sync_data(self) -> None:
         """Make the batches durable (the flush policy's fsync): the indexes
         are left to recovery, which rebuilds what a crash loses of them."""
+        if self._make is not None:
+            return
         t0 = time.perf_counter()
         _fdatasync(self.fd)
         LOG_FLUSH.observe_ms((time.perf_counter() - t0) * 1000)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        if self._fd >= 0:
+            if self.handles is not None:
+                self.handles.forget(self)
+            os.close(self._fd)
+            self._fd = -1
 
     def rename_deleted(self) -> list[str]:
         """Close and rename the files ``.deleted``; returns the new paths, for
@@ -530,15 +604,16 @@ class LogSegment:
         """Whole batches from the one holding ``offset`` within ``max_bytes``
         (at least one if ``min_one_batch``).  Returns ``(bytes or None, full)``,
         ``full`` meaning a batch did not fit, so the caller should stop."""
-        region, full = self.read_region(offset, max_bytes, min_one_batch)
+        region, full = self.read_region(offset, max_bytes, min_one_batch, pin=False)
         if region is None:
             return None, full
         return memoryview(region.read()), full
 
     def read_region(self, offset: int, max_bytes: int, min_one_batch: bool,
-                    max_offset: int | None = None) -> tuple[FileRegion | None, bool]:
+                    max_offset: int | None = None, pin: bool = True) -> tuple[FileRegion | None, bool]:
         """As ``read``, as a region of the file: only the batch headers are read (to find where the
-        batches within ``max_bytes`` end). Batches starting at or after ``max_offset`` are left out."""
+        batches within ``max_bytes`` end). Batches starting at or after ``max_offset`` are left out.
+        ``pin``: the region outlives this call, so its file stays open for now (file_handles.py)."""
         end = self.size
         window = _Window(self.fd, end, HEADER_WALK_BYTES)
         start, _base = self._find_batch(offset, window)
@@ -565,7 +640,9 @@ class LogSegment:
             min_base += 1
         if not total:
             return None, full
-        return FileRegion(self.fd, start, total, last), full
+        if pin and self.handles is not None:
+            self.handles.pin(self)  # the region names the descriptor (file_handles.py)
+        return FileRegion(self._fd, start, total, last), full
 
     def find_batch_by_timestamp(self, timestamp_ms: int, min_offset: int) -> bytes | None:
         """The first batch with maxTimestamp >= ``timestamp_ms`` and last offset

@@ -68,6 +68,7 @@ from kbroker.storage.checkpoint import (
     read_log_start_offset, read_offset_checkpoint, read_topic_id, write_cleaner_checkpoint, write_log_start_offset,
     topic_id_file_text, write_offset_checkpoint, write_topic_id,
 )
+from kbroker.storage.file_handles import FileHandles
 from kbroker.storage.index import IndexPair
 from kbroker.storage.log_segment import (
     CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX,
@@ -107,18 +108,24 @@ def _segment_base(name: str, suffix: str) -> int | None:
 
 
 class SegmentPartitionLog(PartitionLog):
-    def __init__(self, directory: str, config: LogConfig, flush_policy: FlushPolicy | None = None):
+    def __init__(self, directory: str, config: LogConfig, flush_policy: FlushPolicy | None = None,
+                 handles: FileHandles | None = None):
         super().__init__(os.path.basename(directory), config, flush_policy)
         self.directory = directory
+        self.handles = handles        # the store's budget of open segment files (file_handles.py)
+        self._topic_id = None         # for partition.metadata, while the directory is still to be made
+        self._unmade = False          # created lazily: no directory yet (create_new)
+        self._dir_unsynced = False    # made lazily, its directory entries not yet fsynced
         self.segments: list[LogSegment] = []
         self._bases: list[int] = []   # segment base offsets, for bisect
         self._pending_deletes: list[tuple[int, list[str]]] = []  # (due wall ms, .deleted paths)
 
     @classmethod
-    def open(cls, directory: str, config: LogConfig, flush_policy: FlushPolicy | None = None) -> SegmentPartitionLog:
+    def open(cls, directory: str, config: LogConfig, flush_policy: FlushPolicy | None = None,
+             handles: FileHandles | None = None) -> SegmentPartitionLog:
         """Open (creating if needed) and recover the log in ``directory``."""
         os.makedirs(directory, exist_ok=True)
-        plog = cls(directory, config, flush_policy)
+        plog = cls(directory, config, flush_policy, handles)
         try:
             plog._load()
         except BaseException:
@@ -129,19 +136,38 @@ class SegmentPartitionLog(PartitionLog):
 
     @classmethod
     def create_new(cls, directory: str, topic_id, config: LogConfig,
-                   flush_policy: FlushPolicy | None = None) -> SegmentPartitionLog:
-        """A log in a directory that does not exist yet. Nothing is fsynced: an empty partition has
-        nothing to lose, and creating thousands of them (one CreateTopics request) would otherwise cost
-        five fsyncs each. A crash may leave the directory, or some of its files, unwritten; the topic is
-        in the metadata store, so the next start opens the partition again and recovery makes the
-        missing files (an unreadable ``partition.metadata`` is written again)."""
-        os.makedirs(directory)
-        if topic_id is not None:
-            with open(os.path.join(directory, PARTITION_METADATA_FILE), "w", encoding="ascii") as f:
-                f.write(topic_id_file_text(topic_id))
-        plog = cls(directory, config, flush_policy)
-        plog._add(LogSegment.create(directory, 0))
+                   flush_policy: FlushPolicy | None = None, handles: FileHandles | None = None) -> SegmentPartitionLog:
+        """A log in a directory that does not exist yet, made lazily: nothing is on disk until the log is
+        first written to (an append, a truncation, a checkpoint), when ``_make_directory`` makes the
+        directory and ``partition.metadata`` and the segment makes its files (``LogSegment.lazy``).
+        Creating 5,000 topics made 5,000 directories and 20,000 files, most of the time CreateTopics took;
+        Kafka makes them too, after its answer. A crash before the first write leaves nothing on disk; the
+        topic is in the metadata store, so the next start opens the partition lazily again. The new
+        directory's entries are fsynced at the log's first flush (Kafka's ``LocalLog`` flushes the
+        parent directory of a new log at its first flush too); a crash before that may lose the directory
+        or some of its files, which hold nothing flushed, and recovery makes the missing ones."""
+        plog = cls(directory, config, flush_policy, handles)
+        plog._topic_id = topic_id
+        plog._unmade = True
+        plog._add(LogSegment.lazy(directory, 0, plog._make_directory))
         return plog
+
+    def _make_directory(self) -> None:
+        if not self._unmade:
+            return
+        os.makedirs(self.directory, exist_ok=True)
+        if self._topic_id is not None:
+            with open(os.path.join(self.directory, PARTITION_METADATA_FILE), "w", encoding="ascii") as f:
+                f.write(topic_id_file_text(self._topic_id))
+        self._unmade = False
+        self._dir_unsynced = True
+
+    def _sync_new_directory(self) -> None:
+        """At the first flush of a lazily made log: its files' names, and its directory's, made durable."""
+        if self._dir_unsynced:
+            fsync_dir(self.directory)
+            fsync_dir(os.path.dirname(self.directory) or ".")
+            self._dir_unsynced = False
 
     def _load(self) -> None:
         actions: list[str] = []
@@ -213,6 +239,8 @@ class SegmentPartitionLog(PartitionLog):
                 f"replaced {', '.join(sorted(replaced)) or 'nothing'}")
 
     def _add(self, seg: LogSegment) -> None:
+        if self.handles is not None:
+            seg.attach(self.handles)
         self.segments.append(seg)
         self._bases.append(seg.base_offset)
 
@@ -220,6 +248,8 @@ class SegmentPartitionLog(PartitionLog):
 
     def append(self, batch, base_offset, last_offset, record_count, layout=None) -> int:
         batches = self._check_append(batch, base_offset, last_offset, layout)
+        if self._unmade:
+            self._make_directory()
         seg = self._segment_for_append(len(batch), base_offset, last_offset)
         position = seg.append(batch, batches, self.config.index_interval_bytes)
         previous_end = self.log_end_offset
@@ -237,11 +267,13 @@ class SegmentPartitionLog(PartitionLog):
                 except OSError:
                     pass
                 raise
+            self._sync_new_directory()
             self._flushed()
         return position
 
     def _sync_active(self) -> None:
         self.segments[-1].sync_data()
+        self._sync_new_directory()
 
     def _active_segment(self) -> LogSegment:
         return self.segments[-1]
@@ -279,6 +311,7 @@ class SegmentPartitionLog(PartitionLog):
                 f"{self.name}: cannot delete before {offset}: log end offset is {self.log_end_offset}")
         if offset <= self.log_start_offset:
             return
+        self._make_directory()
         self.log_start_offset = offset
         write_log_start_offset(self.directory, offset)
         if offset == self.log_end_offset and self.segments[-1].size:
@@ -337,6 +370,7 @@ class SegmentPartitionLog(PartitionLog):
         self._check_open()
         if offset >= self.log_end_offset:
             return
+        self._make_directory()
         if offset <= self.log_start_offset:
             self._reset_at(offset)
             return
@@ -360,6 +394,7 @@ class SegmentPartitionLog(PartitionLog):
 
     def _reset_at(self, offset: int) -> None:
         """Remove every segment and start empty at ``offset``."""
+        self._make_directory()
         for seg in self.segments:
             seg.delete()
         self.segments.clear()
@@ -388,6 +423,7 @@ class SegmentPartitionLog(PartitionLog):
 
     def cleaned_writer(self, base_offset: int) -> CleanedWriter:
         self._check_open()
+        self._make_directory()
         return _FileCleanedWriter(os.path.join(self.directory, segment_file_name(base_offset, LOG_SUFFIX)),
                                   base_offset)
 
@@ -432,8 +468,10 @@ class SegmentPartitionLog(PartitionLog):
             position = {seg.uid: i for i, seg in enumerate(self.segments)}
             for old, writer in reversed(accepted):
                 first = position[old[0].uid]
-                self.segments[first:first + len(old)] = [LogSegment.open_cleaned(self.directory, writer.base_offset,
-                                                                                 interval)]
+                cleaned = LogSegment.open_cleaned(self.directory, writer.base_offset, interval)
+                if self.handles is not None:
+                    cleaned.attach(self.handles)
+                self.segments[first:first + len(old)] = [cleaned]
                 self._bases[first:first + len(old)] = [writer.base_offset]
         except BaseException:
             log.error("%s: compaction swap failed; reloading the log as after a crash", self.name)
@@ -454,6 +492,7 @@ class SegmentPartitionLog(PartitionLog):
     def set_cleaner_checkpoint(self, offset: int) -> None:
         self._check_open()
         if offset != self.cleaner_checkpoint:
+            self._make_directory()
             write_cleaner_checkpoint(self.directory, offset)
             self.cleaner_checkpoint = offset
 
@@ -464,7 +503,9 @@ class SegmentPartitionLog(PartitionLog):
                           lambda seg, remaining, first: seg.read(offset, remaining, first))
 
     def read_regions(self, offset: int, max_bytes: int, *, min_one_batch: bool = True,
-                     max_offset: int | None = None) -> list:
+                     max_offset: int | None = None) -> list | None:
+        if self.handles is not None and self.handles.pressed:
+            return None  # every file the budget allows is named by a region: read into memory (file_handles.py)
         return self._read(offset, max_bytes, min_one_batch,
                           lambda seg, remaining, first: seg.read_region(offset, remaining, first, max_offset))
 
@@ -517,6 +558,7 @@ class SegmentPartitionLog(PartitionLog):
     def flush(self) -> None:
         self._check_open()
         self.segments[-1].flush()  # older segments were flushed when they rolled
+        self._sync_new_directory()
         self._flushed()
 
     def close(self) -> None:
@@ -604,9 +646,12 @@ class _FileCleanedWriter(CleanedWriter):
 class SegmentLogStore(LogStore):
     """Partition logs as directories of segment files under ``data_dir``."""
 
-    def __init__(self, data_dir, flush_policy: FlushPolicy | None = None):
+    def __init__(self, data_dir, flush_policy: FlushPolicy | None = None, open_files_budget: int | None = None):
+        """``open_files_budget``: how many segment files may be open at once (file_handles.py; default half
+        the process's limit of open files)."""
         self.data_dir = os.fspath(data_dir)
         self.flush_policy = flush_policy or FlushPolicy()
+        self.handles = FileHandles(open_files_budget)
         os.makedirs(self.data_dir, exist_ok=True)
         for name in os.listdir(self.data_dir):
             if name.endswith(DELETE_DIR_SUFFIX):
@@ -637,7 +682,7 @@ class SegmentLogStore(LogStore):
         directory = self._dir(topic, partition)
         hw = self._high_watermarks.pop(key, None)
         if not os.path.isdir(directory):
-            plog = SegmentPartitionLog.create_new(directory, topic_id, config, self.flush_policy)
+            plog = SegmentPartitionLog.create_new(directory, topic_id, config, self.flush_policy, self.handles)
             self._logs[key] = plog
             self._ids[key] = topic_id
             return plog
@@ -654,7 +699,7 @@ class SegmentLogStore(LogStore):
             os.makedirs(directory, exist_ok=True)
             write_topic_id(directory, topic_id)
             fsync_dir(self.data_dir)
-        plog = SegmentPartitionLog.open(directory, config, self.flush_policy)
+        plog = SegmentPartitionLog.open(directory, config, self.flush_policy, self.handles)
         plog.checkpointed_high_watermark = hw
         self._logs[key] = plog
         self._ids[key] = topic_id

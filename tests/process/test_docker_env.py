@@ -47,6 +47,13 @@ def test_compose_environment_configures_kbroker(tmp_path):
                                                          allow_auto_topic_creation=True))
             assert len(resp.topics[0].partitions) == 3  # KAFKA_NUM_PARTITIONS
             assert (resp.brokers[0].host, resp.brokers[0].port) == ("localhost", port)  # KAFKA_ADVERTISED_LISTENERS
+            # a partition's directory is made at its first write
+            from kbroker.records import Record, build_batch
+            from kbroker.wire.messages import produce as P
+            req = P.ProduceRequest(acks=1, timeout_ms=5000, topic_data=[P.ProduceRequest.TopicProduceData(
+                name="t", topic_id=resp.topics[0].topic_id, partition_data=[P.ProduceRequest.PartitionProduceData(
+                    index=0, records=bytes(build_batch([Record(0, 0, None, b"v")])))])])
+            assert admin.send(0, req).responses[0].partition_responses[0].error_code == 0
         assert (tmp_path / "data" / "t-0").is_dir()  # KAFKA_LOG_DIRS
     finally:
         proc.terminate()

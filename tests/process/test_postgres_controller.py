@@ -36,6 +36,9 @@ class Recorder:
     def on_brokers_change(self) -> None:
         self.changed.set()
 
+    def on_client_quotas_change(self) -> None:
+        self.changed.set()
+
     async def until(self, condition, timeout_s: float = TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
         while not condition():
@@ -49,14 +52,14 @@ class Recorder:
                 pass
 
 
-async def _controller(url: str, node: int, **kw):
+async def _controller(url: str, node: int, rack: str | None = None, **kw):
     from kbroker.controller import BrokerRegistration
     from kbroker.postgres_controller import PostgresController
 
     c = PostgresController(url, node, liveness_check_s=0.1, **kw)
     rec = Recorder()
     try:
-        await c.register_broker(BrokerRegistration(node, {"PLAINTEXT": ("127.0.0.1", 9000 + node)}), rec)
+        await c.register_broker(BrokerRegistration(node, {"PLAINTEXT": ("127.0.0.1", 9000 + node)}, rack), rec)
     except BaseException:
         c.close()
         raise
@@ -105,6 +108,29 @@ def test_changes_reach_the_other_brokers_images(pg):
             with pytest.raises(KafkaError) as e:  # b's image may not have it yet: the database refuses
                 await b.create_topic("t2", 1, 1, [[2]], {})
             assert e.value.code == 36  # TOPIC_ALREADY_EXISTS
+
+    run(main())
+
+
+def test_racks_are_registered_and_placement_spreads_replicas_over_them(pg):
+    url = pg.new_database()
+
+    async def main():
+        made = [await _controller(url, node, rack) for node, rack in ((1, "a"), (2, "a"), (3, "b"), (4, "b"))]
+        try:
+            (a, rec_a), (d, rec_d) = made[0], made[3]
+            await rec_d.until(lambda: len(d.live_broker_ids()) == 4)
+            await rec_a.until(lambda: len(a.live_broker_ids()) == 4)
+            assert {b.node_id: b.rack for b in d.brokers()} == {1: "a", 2: "a", 3: "b", 4: "b"}
+            topic = await a.create_topic("racked", 8, 2, None, {})
+            racks = {1: "a", 2: "a", 3: "b", 4: "b"}
+            assert all({racks[r] for r in p.replicas} == {"a", "b"} for p in topic.partitions)
+            await rec_d.until(lambda: d.topic("racked") is not None)
+            grown = await d.create_partitions("racked", 12, None)
+            assert all({racks[r] for r in p.replicas} == {"a", "b"} for p in grown.partitions)
+        finally:
+            for c, _rec in made:
+                c.close()
 
     run(main())
 

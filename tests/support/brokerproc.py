@@ -10,7 +10,9 @@ import threading
 
 
 class BrokerProcess:
-    def __init__(self, data_dir, *extra_args: str, storage: str = "segment"):
+    def __init__(self, data_dir, *extra_args: str, storage: str = "segment", preexec_fn=None):
+        """``preexec_fn``: run in the child before kbroker starts (e.g. to lower a resource limit)."""
+        self.preexec_fn = preexec_fn
         self.data_dir = str(data_dir)
         self.extra_args = list(extra_args)
         self.storage = storage
@@ -28,7 +30,7 @@ class BrokerProcess:
         cmd = [sys.executable, "-m", "kbroker", "serve", "--port", "0", "--data-dir", self.data_dir,
                "--storage", self.storage, *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                     env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=self.preexec_fn)
         self.stderr_lines = []
         threading.Thread(target=self._drain_stderr, args=(self.proc,), daemon=True).start()
         line = self._read_ready_line(timeout)

@@ -38,6 +38,11 @@ import org.apache.kafka.clients.admin.DescribeTopicsOptions;
 import org.apache.kafka.clients.admin.FeatureMetadata;
 import org.apache.kafka.clients.admin.FeatureUpdate;
 import org.apache.kafka.clients.admin.UpdateFeaturesOptions;
+import org.apache.kafka.clients.admin.AlterClientQuotasOptions;
+import org.apache.kafka.common.quota.ClientQuotaAlteration;
+import org.apache.kafka.common.quota.ClientQuotaEntity;
+import org.apache.kafka.common.quota.ClientQuotaFilter;
+import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
@@ -157,6 +162,8 @@ public final class Driver {
             case "describeTopics": return describeTopics(arg);
             case "describeFeatures": return describeFeatures(arg);
             case "updateFeatures": return updateFeatures(arg);
+            case "alterClientQuotas": return alterClientQuotas(arg);
+            case "describeClientQuotas": return describeClientQuotas(arg);
             case "createTopic": return createTopic(arg);
             case "deleteTopic": return withAdmin(arg, a -> a.deleteTopics(List.of(arg.get("topic").asText())).all().get());
             case "describeConfigs": return describeConfigs(arg);
@@ -405,6 +412,68 @@ public final class Driver {
                 }
             }
             return out;
+        });
+    }
+
+    private static Map<String, String> entityOf(JsonNode n) {
+        Map<String, String> out = new HashMap<>();
+        n.fields().forEachRemaining(e -> out.put(e.getKey(), e.getValue().isNull() ? null : e.getValue().asText()));
+        return out;
+    }
+
+    // Admin.alterClientQuotas: {"entries": [{"entity": {type: name or null}, "ops": {key: value or null}}],
+    // "validateOnly": bool}; per entry, in order, null (done) or the exception's class and message.
+    private static Object alterClientQuotas(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            List<ClientQuotaAlteration> alterations = new ArrayList<>();
+            for (JsonNode entry : arg.path("entries")) {
+                List<ClientQuotaAlteration.Op> ops = new ArrayList<>();
+                entry.path("ops").fields().forEachRemaining(e -> ops.add(new ClientQuotaAlteration.Op(
+                    e.getKey(), e.getValue().isNull() ? null : e.getValue().asDouble())));
+                alterations.add(new ClientQuotaAlteration(new ClientQuotaEntity(entityOf(entry.path("entity"))), ops));
+            }
+            var options = new AlterClientQuotasOptions().validateOnly(arg.path("validateOnly").asBoolean());
+            var values = admin.alterClientQuotas(alterations, options).values();
+            List<Object> out = new ArrayList<>();
+            for (ClientQuotaAlteration a : alterations) {
+                try {
+                    values.get(a.entity()).get();
+                    out.add(null);
+                } catch (ExecutionException failed) {
+                    out.add(failed.getCause().getClass().getSimpleName() + ": " + failed.getCause().getMessage());
+                }
+            }
+            return out;
+        });
+    }
+
+    // Admin.describeClientQuotas: {"components": [[type, "exact"|"default"|"specified", name]], "strict": bool};
+    // [{"entity": {type: name or null}, "values": {key: value}}], or {"error": class and message}.
+    private static Object describeClientQuotas(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            List<ClientQuotaFilterComponent> components = new ArrayList<>();
+            for (JsonNode c : arg.path("components")) {
+                String type = c.get(0).asText();
+                switch (c.get(1).asText()) {
+                    case "exact": components.add(ClientQuotaFilterComponent.ofEntity(type, c.get(2).asText())); break;
+                    case "default": components.add(ClientQuotaFilterComponent.ofDefaultEntity(type)); break;
+                    default: components.add(ClientQuotaFilterComponent.ofEntityType(type));
+                }
+            }
+            ClientQuotaFilter filter = arg.path("strict").asBoolean()
+                ? ClientQuotaFilter.containsOnly(components) : ClientQuotaFilter.contains(components);
+            try {
+                List<Object> out = new ArrayList<>();
+                for (var e : admin.describeClientQuotas(filter).entities().get().entrySet()) {
+                    Map<String, Object> item = new LinkedHashMap<>();
+                    item.put("entity", new TreeMap<>(e.getKey().entries()));
+                    item.put("values", new TreeMap<>(e.getValue()));
+                    out.add(item);
+                }
+                return out;
+            } catch (ExecutionException failed) {
+                return Map.of("error", failed.getCause().getClass().getSimpleName() + ": " + failed.getCause().getMessage());
+            }
         });
     }
 
