@@ -18,6 +18,7 @@ Transaction markers are written by each partition's leader (``apply_txn_marker``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from pathlib import Path
@@ -26,7 +27,8 @@ from .clock import AsyncioClock
 from .consumer_protocol import decode_consumer_assignment
 from .coordinator import migration
 from .coordinator.group import GroupConfig, GroupCoordinator
-from .coordinator.group_config import parse_assignors
+from .coordinator.group_config import parse_assignors, share_group_settings
+from .coordinator.share_group_listener import ShareGroupSettings
 from .coordinator.marker_channel import MarkerChannel
 from .coordinator.offsets_topic import TopicOffsetStore
 from .coordinator.runtime import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
@@ -44,6 +46,9 @@ from .producer_ids import ProducerIdManager
 from .errors import KafkaError
 from .partition import get_partition_or_error
 from .security.acl import Authorizer
+from .share.manager import SharePartitionManager
+from .share.persister import RemotePersister
+from .share.share_coordinator import SHARE_STATE_TOPIC, ShareCoordinatorService
 from .security.credentials import CredentialStore
 from .security.listeners import resolve_listeners
 from .topic_config import TOPIC_CONFIGS
@@ -62,6 +67,10 @@ class ChangeNotifier:
 
     def __init__(self):
         self._waiters: list[asyncio.Future] = []
+        # The share groups' listeners (coordinator/share_group_listener.py), shared like the notifier by the
+        # brokers of a cluster in one process: a share group's coordinator may be another broker than the
+        # leaders of its partitions.
+        self.share_group_listeners: list = []
 
     def wait(self) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
@@ -108,13 +117,26 @@ class BrokerState(MetadataListener):
         # leads, loaded and unloaded as leadership moves (on_topic_change; coordinator/service.py).
         self.groups = GroupCoordinatorService(config.offsets_topic_num_partitions, self._make_group_shard,
                                               lambda: GroupCoordinator(self._clock, self._group_config,
-                                                                       topics=self.topics))
+                                                                       topics=self.topics,
+                                                                       share_settings=self.share_group_settings),
+                                              self.changes.share_group_listeners)
         self.transactions = TransactionCoordinatorService(config.transaction_state_log_num_partitions,
                                                           self._make_transaction_shard)
+        # Share groups' partitions (KIP-932): their state machines and sessions, and the share coordinator
+        # keeping their state in __share_group_state (one shard per partition of it this broker leads).
+        self.share_coordinator = ShareCoordinatorService(config.share_coordinator_state_topic_num_partitions)
         # Security: the listeners, the users who may log in, and the ACLs (None: no authorizer).
         self.listeners = resolve_listeners(config)
-        # How this broker reaches the others (replica fetchers, markers): inter_broker.py.
+        # How this broker reaches the others (replica fetchers, markers, share state): inter_broker.py.
         self.inter_broker = inter_broker_client(config.settings, self.listeners)
+        # The share state of keys whose share coordinator is another broker: the inter-broker share state APIs.
+        self.share_persister = RemotePersister(
+            self.node_id, lambda key: self._leader_of(SHARE_STATE_TOPIC, self.share_coordinator.partition_for(key)),
+            self._inter_broker_endpoint, connect=self.inter_broker.connect)
+        self.share = SharePartitionManager(self._clock, self.share_coordinator, self.share_settings,
+                                           lambda: self.coordinator_topic_or_create(SHARE_STATE_TOPIC),
+                                           self.share_persister)
+        self.groups.add_share_group_listener(self.share)  # members leaving release their records
         # The transaction coordinators' markers: WriteTxnMarkers to each partition's leader, or written here.
         self.markers = MarkerChannel(self.node_id, self._leader_of, self._inter_broker_endpoint,
                                      self.apply_txn_marker, connect=self.inter_broker.connect)
@@ -180,6 +202,9 @@ class BrokerState(MetadataListener):
             group_consumer_max_size=c.group_consumer_max_size,
             group_consumer_assignors=parse_assignors(c.group_consumer_assignors),
             group_consumer_migration_policy=c.group_consumer_migration_policy,
+            **{f.name: getattr(c, f.name) for f in dataclasses.fields(GroupConfig)
+               if f.name.startswith("group_share_") and f.name != "group_share_assignors"},
+            group_share_assignors=parse_assignors(c.group_share_assignors),
             offsets_retention_minutes=c.offsets_retention_minutes,
             offsets_retention_check_interval_ms=c.offsets_retention_check_interval_ms,
         )
@@ -187,7 +212,17 @@ class BrokerState(MetadataListener):
     def _make_group_shard(self, index: int, log) -> GroupCoordinator:
         """The group coordinator of partition ``index`` of __consumer_offsets, its state read from ``log``."""
         return GroupCoordinator(self._clock, self._group_config, TopicOffsetStore(log), on_change=self.changes.notify,
-                                topics=self.topics)
+                                topics=self.topics, share_listeners=self.groups.share_listeners,
+                                share_settings=self.share_group_settings)
+
+    @property
+    def group_config(self) -> GroupConfig:
+        """The group coordinator's broker settings (group.*, group.consumer.*, group.share.*, offsets.*)."""
+        return self._group_config
+
+    def share_group_settings(self, group_id: str) -> ShareGroupSettings:
+        """A share group's effective settings: its GROUP configs (kept by the controller) over group.share.*."""
+        return share_group_settings(self._group_config, self.controller.group_configs().get(group_id, {}))
 
     def _make_transaction_shard(self, index: int, log) -> TransactionCoordinator:
         """The transaction coordinator of partition ``index`` of __transaction_state, read from ``log``; its
@@ -205,6 +240,9 @@ class BrokerState(MetadataListener):
         c = self.config
         if name == OFFSETS_TOPIC:
             partitions, rf = c.offsets_topic_num_partitions, c.offsets_topic_replication_factor
+        elif name == SHARE_STATE_TOPIC:
+            partitions = c.share_coordinator_state_topic_num_partitions
+            rf = c.share_coordinator_state_topic_replication_factor
         else:
             partitions, rf = c.transaction_state_log_num_partitions, c.transaction_state_log_replication_factor
         return partitions, max(1, min(rf, len(self.controller.live_broker_ids())))
@@ -302,12 +340,14 @@ class BrokerState(MetadataListener):
     def on_topic_change(self, topic) -> None:
         t = self.topics.apply(topic)
         self._coordinators_follow(topic.name, t)
+        self.share.on_topic(t.topic_id, t)
         self.changes.notify()
 
     def on_topic_deleted(self, topic) -> None:
         t = self.topics.get(topic.name)
         if t is not None:
             self.topics.remove(t)
+            self.share.on_topic(t.topic_id, None)
         self._coordinators_follow(topic.name, None)
         self.changes.notify()
 
@@ -317,6 +357,8 @@ class BrokerState(MetadataListener):
             self.groups.on_topic(topic)
         elif name == TRANSACTION_STATE_TOPIC:
             self.transactions.on_topic(topic)
+        elif name == SHARE_STATE_TOPIC:
+            self.share_coordinator.on_topic(topic)
 
     def on_brokers_change(self) -> None:
         self.topics.version += 1  # the Metadata answer lists the live brokers and their partitions' leaders
@@ -388,11 +430,37 @@ class BrokerState(MetadataListener):
 
     # -- groups --------------------------------------------------------------
 
+    def share_settings(self, group_id: str):
+        """A share group's effective settings (its GROUP configs over the broker's group.share.*)."""
+        return self.groups.share_group_config(group_id)
+
+    def share_group_is_empty(self, group_id: str) -> bool:
+        """Whether no member consumes the share group now (what AlterShareGroupOffsets and
+        DeleteShareGroupOffsets require): the group coordinator knows no member, and no member holds a share
+        session in it."""
+        members = self.groups.share_group_assignment(group_id)
+        return not members and not any(g == group_id for g, _m in self.share.sessions)
+
     def describe_group_for_control(self, group_id: str) -> dict:
         """A group as the control plane shows it: state, protocol, generation, members with their
         assignments (decoded when the consumer protocol is used), committed offsets. A consumer-protocol group
         (KIP-848) shows its group epoch as the generation, its assignor as the protocol, and each member's epoch
-        and current assignment."""
+        and current assignment. A share group (KIP-932) shows its group epoch as the generation, its assignor
+        as the protocol, and each member's epoch, subscription and assigned partitions (which members may
+        share)."""
+        sd = self.groups.share_group_describe(group_id)
+        if sd.error_code == 0:
+            return {
+                "group_id": group_id, "state": sd.state, "protocol_type": "share", "protocol": sd.assignor_name,
+                "generation_id": sd.group_epoch, "assignment_epoch": sd.assignment_epoch, "group_type": "share",
+                "members": [{
+                    "member_id": m.member_id, "client_id": m.client_id, "client_host": m.client_host,
+                    "rack_id": m.rack_id, "member_epoch": m.member_epoch,
+                    "subscribed_topic_names": m.subscribed_topic_names,
+                    "assignment": [{"topic": name, "partitions": parts} for _tid, name, parts in m.assignment],
+                } for m in sd.members],
+                "offsets": [],
+            }
         offsets = self.groups.fetch_offsets(group_id, None)
         offset_rows = [{"topic": t, "partition": p, "offset": om.offset, "leader_epoch": om.leader_epoch,
                         "metadata": om.metadata} for (t, p), om in sorted(offsets.offsets.items())]
@@ -426,6 +494,9 @@ class BrokerState(MetadataListener):
             if g.group_type == "consumer":
                 self.groups.remove_consumer_group_members(g.group_id, "reset")
                 continue
+            if g.group_type == "share":
+                self.groups.remove_share_group_members(g.group_id, "reset")
+                continue
             d = self.groups.describe_group(g.group_id)
             if d.members:
                 self.groups.leave_group(g.group_id, [(m.member_id, m.group_instance_id, "reset")
@@ -441,6 +512,9 @@ class BrokerState(MetadataListener):
             self.authorizer.close()
         self.transactions.close()
         self.groups.close()
+        self.groups.remove_share_group_listener(self.share)
+        self.share.close()
+        self.share_coordinator.close()
         for p in self.topics.local_partitions():
             try:
                 if flush:

@@ -105,6 +105,24 @@ class BrokerConfig:
     group_consumer_max_size: int = 2147483647
     group_consumer_assignors: str = "uniform,range"
     group_consumer_migration_policy: str = "bidirectional"
+    # Share groups (KIP-932), Kafka 4.4's defaults; coordinator/group_config.py checks the bounds.
+    group_share_session_timeout_ms: int = 45000
+    group_share_min_session_timeout_ms: int = 45000
+    group_share_max_session_timeout_ms: int = 60000
+    group_share_heartbeat_interval_ms: int = 5000
+    group_share_min_heartbeat_interval_ms: int = 5000
+    group_share_max_heartbeat_interval_ms: int = 15000
+    group_share_max_size: int = 200
+    group_share_record_lock_duration_ms: int = 30000
+    group_share_min_record_lock_duration_ms: int = 15000
+    group_share_max_record_lock_duration_ms: int = 60000
+    group_share_delivery_count_limit: int = 5
+    group_share_min_delivery_count_limit: int = 2
+    group_share_max_delivery_count_limit: int = 10
+    group_share_partition_max_record_locks: int = 2000
+    group_share_min_partition_max_record_locks: int = 100
+    group_share_max_partition_max_record_locks: int = 4000
+    group_share_assignors: str = "simple"
     offsets_retention_minutes: int = 10080
     offsets_retention_check_interval_ms: int = 600000
     transaction_max_timeout_ms: int = 900000
@@ -114,6 +132,8 @@ class BrokerConfig:
     offsets_topic_replication_factor: int = 3
     transaction_state_log_num_partitions: int = 50
     transaction_state_log_replication_factor: int = 3
+    share_coordinator_state_topic_num_partitions: int = 50  # __share_group_state (KIP-932)
+    share_coordinator_state_topic_replication_factor: int = 3
     transactional_id_expiration_ms: int = 604800000
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10000
     fsync: str = "never"  # always | interval | never: see the README for what each risks
@@ -231,6 +251,23 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "group.consumer.max.size": ("group_consumer_max_size", int),
     "group.consumer.assignors": ("group_consumer_assignors", str),
     "group.consumer.migration.policy": ("group_consumer_migration_policy", lambda v: v.strip().lower()),
+    "group.share.session.timeout.ms": ("group_share_session_timeout_ms", int),
+    "group.share.min.session.timeout.ms": ("group_share_min_session_timeout_ms", int),
+    "group.share.max.session.timeout.ms": ("group_share_max_session_timeout_ms", int),
+    "group.share.heartbeat.interval.ms": ("group_share_heartbeat_interval_ms", int),
+    "group.share.min.heartbeat.interval.ms": ("group_share_min_heartbeat_interval_ms", int),
+    "group.share.max.heartbeat.interval.ms": ("group_share_max_heartbeat_interval_ms", int),
+    "group.share.max.size": ("group_share_max_size", int),
+    "group.share.record.lock.duration.ms": ("group_share_record_lock_duration_ms", int),
+    "group.share.min.record.lock.duration.ms": ("group_share_min_record_lock_duration_ms", int),
+    "group.share.max.record.lock.duration.ms": ("group_share_max_record_lock_duration_ms", int),
+    "group.share.delivery.count.limit": ("group_share_delivery_count_limit", int),
+    "group.share.min.delivery.count.limit": ("group_share_min_delivery_count_limit", int),
+    "group.share.max.delivery.count.limit": ("group_share_max_delivery_count_limit", int),
+    "group.share.partition.max.record.locks": ("group_share_partition_max_record_locks", int),
+    "group.share.min.partition.max.record.locks": ("group_share_min_partition_max_record_locks", int),
+    "group.share.max.partition.max.record.locks": ("group_share_max_partition_max_record_locks", int),
+    "group.share.assignors": ("group_share_assignors", str),
     "offsets.retention.minutes": ("offsets_retention_minutes", int),
     "offsets.retention.check.interval.ms": ("offsets_retention_check_interval_ms", int),
     "transaction.max.timeout.ms": ("transaction_max_timeout_ms", int),
@@ -238,6 +275,8 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "offsets.topic.replication.factor": ("offsets_topic_replication_factor", int),
     "transaction.state.log.num.partitions": ("transaction_state_log_num_partitions", int),
     "transaction.state.log.replication.factor": ("transaction_state_log_replication_factor", int),
+    "share.coordinator.state.topic.num.partitions": ("share_coordinator_state_topic_num_partitions", int),
+    "share.coordinator.state.topic.replication.factor": ("share_coordinator_state_topic_replication_factor", int),
     "transactional.id.expiration.ms": ("transactional_id_expiration_ms", int),
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": (
         "transaction_abort_timed_out_transaction_cleanup_interval_ms", int),

@@ -158,7 +158,23 @@ class Control:
         state = self._coordinator_state(group_id)
         out = state.describe_group_for_control(group_id)
         out["lag"] = group_lag(state, group_id, self._leader_partition)
+        if out.get("group_type") == "share":
+            out["share_partitions"] = self._share_partitions(group_id)
         return out
+
+    def _share_partitions(self, group_id: str) -> list[dict]:
+        """A share group's in-flight state on every broker here that leads one of its share-partitions
+        (KIP-932): start and end offset, the in-flight runs with their state and delivery count, what each
+        member holds."""
+        rows = []
+        for state in self._states():
+            for (g, topic_id, index), sp in list(state.share.partitions.items()):
+                if g != group_id:
+                    continue
+                topic = state.topics.by_id.get(topic_id)
+                rows.append({"topic": topic.name if topic is not None else None, "partition": index,
+                             "leader": state.node_id, **sp.in_flight_summary()})
+        return sorted(rows, key=lambda r: (r["topic"] or "", r["partition"]))
 
     def requests(self, limit: int = 100) -> list[dict]:
         return self.server.request_log.recent(limit)

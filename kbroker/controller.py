@@ -272,6 +272,15 @@ class Controller:
         """Replace a subscription's configs, durably, for the whole cluster; no configs deletes it."""
         self._client_metrics = _with_subscription(self.client_metrics_subscriptions(), name, configs)
 
+    # -- group configs (GROUP config resources; coordinator/group_config.py validates and reads them) -----
+
+    def group_configs(self) -> dict[str, dict[str, str]]:
+        """The GROUP config resources: group id -> its configs."""
+        return {n: dict(c) for n, c in self.__dict__.get("_group_configs", {}).items()}
+
+    def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
+        """Replace a group's configs, durably, for the whole cluster; no configs deletes them."""
+        self._group_configs = _with_subscription(self.group_configs(), group_id, configs)
 
     # -- client quotas (KIP-546; client_quotas.py validates and enforces them) -----------------------------
 
@@ -872,6 +881,13 @@ class InProcessController(ImageReads, Controller):
     def set_client_metrics_subscription(self, name: str, configs: dict[str, str]) -> None:
         self._doc["client_metrics"] = _with_subscription(self.client_metrics_subscriptions(), name, configs)
         self._record_fact("client_metrics")
+
+    def group_configs(self) -> dict[str, dict[str, str]]:
+        return {name: dict(c) for name, c in self._doc.get("group_configs", {}).items()}
+
+    def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
+        self._doc["group_configs"] = _with_subscription(self.group_configs(), group_id, configs)
+        self._record_fact("group_configs")
 
     def client_quotas(self) -> dict[tuple, dict[str, float]]:
         return self._client_quotas

@@ -12,8 +12,11 @@ does not speak because of a level it reads:
   AddPartitionsToTxn, EndTxn v5) is not implemented, so clients keep the classic transaction protocol.
 - group.version: supports 1 while ConsumerGroupHeartbeat (68) is served, finalized 1: level 1 tells clients
   that the KIP-848 consumer protocol is available; without the API it is not supported (level 0, unreported).
-- kraft.version, share.version, streams.version, eligible.leader.replicas.version: not supported (level 0):
-  dynamic KRaft quorums, share groups (KIP-932), streams groups (KIP-1071) and ELR are not implemented.
+- share.version: supports 1 while ShareGroupHeartbeat (76) is served, finalized 1: level 1 turns share groups
+  on (KIP-932; on by default since Kafka 4.2). Level 2 (Kafka 4.4's default) gates the share groups' dead-letter
+  queues (KIP-1191), which kbroker does not implement.
+- kraft.version, streams.version, eligible.leader.replicas.version: not supported (level 0): dynamic KRaft
+  quorums, streams groups (KIP-1071) and ELR are not implemented.
 
 A Kafka 4.4 broker reports all seven features supported from 0 (metadata.version from 7) and finalizes
 eligible.leader.replicas.version 1, group.version 1, kraft.version 1, metadata.version 33, share.version 2,
@@ -34,6 +37,8 @@ from .errors import ErrorCode, KafkaError
 METADATA_VERSION = "metadata.version"
 TRANSACTION_VERSION = "transaction.version"
 GROUP_VERSION = "group.version"
+SHARE_VERSION = "share.version"
+SHARE_GROUP_HEARTBEAT = 76
 LATEST_METADATA_VERSION = 33  # Kafka 4.4.0's MetadataVersion.latestProduction()
 CONSUMER_GROUP_HEARTBEAT = 68
 
@@ -44,8 +49,11 @@ UPGRADE, SAFE_DOWNGRADE, UNSAFE_DOWNGRADE = 1, 2, 3
 def supported_features(served_apis: Iterable[int]) -> dict[str, tuple[int, int]]:
     """Feature name -> (lowest, highest) level this broker supports, given the API keys it serves."""
     out = {METADATA_VERSION: (LATEST_METADATA_VERSION, LATEST_METADATA_VERSION), TRANSACTION_VERSION: (0, 1)}
-    if CONSUMER_GROUP_HEARTBEAT in set(served_apis):
+    served = set(served_apis)
+    if CONSUMER_GROUP_HEARTBEAT in served:
         out[GROUP_VERSION] = (1, 1)
+    if SHARE_GROUP_HEARTBEAT in served:
+        out[SHARE_VERSION] = (1, 1)
     return out
 
 

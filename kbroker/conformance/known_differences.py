@@ -26,14 +26,15 @@ class Known:
 KNOWN: list[Known] = [
     # -- ApiVersions --------------------------------------------------------------------------------------
     Known("api_versions_ranges@*", "*", "api_keys*",
-          "kbroker serves fewer APIs than Kafka 4.4 (no ElectLeaders, reassignment, quotas, share groups, ...), "
+          "kbroker serves fewer APIs than Kafka 4.4 (no ElectLeaders, reassignment, delegation tokens, ...), "
           "some at older newest versions (OffsetCommit/OffsetFetch v10, TxnOffsetCommit v6, DeleteGroups v3: the "
           "README's compatibility table), and advertises the telemetry APIs (71, 72), which Kafka advertises only "
           "with a telemetry reporter plugin"),
     Known("api_versions_ranges@v*", "*", "*features*",
           "kbroker supports and finalizes only the feature levels it implements (features.py): metadata.version 33, "
-          "transaction.version up to 1; Kafka 4.4 also finalizes transaction.version 2 (KIP-890 part 2), "
-          "kraft.version, share.version, streams.version and eligible.leader.replicas.version"),
+          "transaction.version up to 1, share.version 1; Kafka 4.4 also finalizes transaction.version 2 (KIP-890 "
+          "part 2), share.version 2 (share groups' dead-letter queues, KIP-1191), kraft.version, streams.version "
+          "and eligible.leader.replicas.version"),
     # -- Metadata -----------------------------------------------------------------------------------------
     Known("metadata_auto_create@*", "first_error", "",
           "the Metadata answer that triggers auto-creation: Kafka 4 says UNKNOWN_TOPIC_OR_PARTITION until the "
@@ -73,6 +74,17 @@ KNOWN: list[Known] = [
           "log.retention.hours...), marks dynamic keys read-only, and its sources and synonyms differ "
           "(issue 18, 'Differences already known'); group.initial.rebalance.delay.ms is set to 0 in Kafka's "
           "server.properties (static) to match kbroker's default"),
+    # -- share groups (KIP-932) ---------------------------------------------------------------------------
+    Known("share_group_*", "*", "*topic_partitions*",
+          "Kafka assigns a share group's partitions only once its share coordinator has initialised their state, "
+          "asynchronously after the join (the first heartbeats and describes carry no partitions); kbroker "
+          "initialises them within the join and assigns them at once"),
+    Known("share_group_*", "*", "*epoch*",
+          "share group epochs: Kafka 4.4's first join already answers epoch 2 (the asynchronous initialisation "
+          "of the share-partitions' state, above), kbroker's answers 1, so every later epoch is one behind"),
+    Known("share_group_heartbeat_errors@*", "epoch_ahead", "error_message",
+          "the FENCED_MEMBER_EPOCH message names the member's epoch, one behind Kafka's (see the share group "
+          "epochs)"),
 ]
 
 

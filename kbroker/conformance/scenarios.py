@@ -26,8 +26,8 @@ from ..wire.messages import (add_offsets_to_txn as ao, add_partitions_to_txn as 
                              init_producer_id as ip, join_group as jg, list_groups as lg, list_offsets as lo,
                              list_transactions as ltx, metadata as md, offset_commit as oc, offset_delete as od,
                              offset_fetch as of, offset_for_leader_epoch as ofle, produce as pr,
-                             sasl_authenticate as sa, sasl_handshake as sh, sync_group as sg,
-                             txn_offset_commit as toc)
+                             sasl_authenticate as sa, sasl_handshake as sh, share_group_describe as sgd,
+                             share_group_heartbeat as sghb, sync_group as sg, txn_offset_commit as toc)
 from ..security.scram import MECHANISMS as SCRAM_MECHANISMS, salted_password
 from .realkafka import SUITE_USERS
 from .session import Connection, ScenarioError, Session, scenario
@@ -1468,6 +1468,82 @@ def acl_fetch_denied_then_allowed(s: Session, v: int):
         s.call("allowed", Fetch, v, fetch_request(topic, 0, topic_id=topic_id), conn=c)
     finally:
         c.close()
+
+
+# -- share groups (KIP-932) --------------------------------------------------------------------------------------
+
+ShareGroupHeartbeat, ShareGroupDescribe = 76, 77
+
+
+def _share_hb(group: str, member: str, epoch: int, topics=None, rack=None) -> sghb.ShareGroupHeartbeatRequest:
+    return sghb.ShareGroupHeartbeatRequest(group_id=group, member_id=member, member_epoch=epoch, rack_id=rack,
+                                           subscribed_topic_names=topics)
+
+
+@scenario(ShareGroupHeartbeat, (1,))
+def share_group_heartbeat_errors(s: Session, v: int):
+    """ShareGroupHeartbeat's refusals (INVALID_REQUEST with Kafka's messages, GROUP_ID_NOT_FOUND,
+    UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH), a join, a heartbeat with nothing changed, and leaving (-1)."""
+    group, topic = s.name("shg"), s.name("sht")
+    s.create_topic(topic, 2)
+    s.find_coordinator(group)
+    s.call("empty_member_id", ShareGroupHeartbeat, v, _share_hb(group, "", 0, [topic]))
+    s.call("no_topics_on_join", ShareGroupHeartbeat, v, _share_hb(group, "member-a", 0))
+    s.call("empty_rack", ShareGroupHeartbeat, v, _share_hb(group, "member-a", 0, [topic], rack=""))
+    s.call("epoch_minus_two", ShareGroupHeartbeat, v, _share_hb(group, "member-a", -2))
+    s.call("unknown_group", ShareGroupHeartbeat, v, _share_hb(group, "member-a", 1))
+    s.call("join", ShareGroupHeartbeat, v, _share_hb(group, "member-a", 0, [topic]))
+    s.call("unknown_member", ShareGroupHeartbeat, v, _share_hb(group, "member-b", 1))
+    s.call("epoch_ahead", ShareGroupHeartbeat, v, _share_hb(group, "member-a", 9))
+    s.call("leave", ShareGroupHeartbeat, v, _share_hb(group, "member-a", -1))
+    s.call("leave_again", ShareGroupHeartbeat, v, _share_hb(group, "member-a", -1))
+
+
+@scenario(ShareGroupDescribe, (1,))
+def share_group_describe_groups(s: Session, v: int):
+    """ShareGroupDescribe of an unknown group, the empty id, a classic group's id, and a share group with one
+    member (state, epochs, assignor, the member's client, subscription)."""
+    group, topic, classic = s.name("shd"), s.name("shdt"), s.name("cls")
+    s.create_topic(topic, 1)
+    s.find_coordinator(group)
+    s.find_coordinator(classic)
+    s.call("commit_classic", OffsetCommit, 8, _commit(classic, topic, 0))
+    s.call("unknown_and_empty", ShareGroupDescribe, v, sgd.ShareGroupDescribeRequest(group_ids=[group, ""]))
+    s.call("classic_group", ShareGroupDescribe, v, sgd.ShareGroupDescribeRequest(group_ids=[classic]))
+    s.call("join", ShareGroupHeartbeat, 1, _share_hb(group, "member-a", 0, [topic]))
+    s.call("described", ShareGroupDescribe, v, sgd.ShareGroupDescribeRequest(group_ids=[group]))
+    s.call("leave", ShareGroupHeartbeat, 1, _share_hb(group, "member-a", -1))
+    s.call("described_empty", ShareGroupDescribe, v, sgd.ShareGroupDescribeRequest(group_ids=[group]))
+
+
+@scenario(ShareGroupHeartbeat, (1,))
+def share_group_in_the_other_group_apis(s: Session, v: int):
+    """A share group with a member as the other group APIs see it: ListGroups (v5, by the share type),
+    DescribeGroups (v5 and v6), DeleteGroups while it has a member, a JoinGroup, an OffsetCommit and an
+    OffsetFetch with its id; and a share heartbeat with a classic group's id."""
+    group, topic, classic = s.name("sho"), s.name("shot"), s.name("shc")
+    s.create_topic(topic, 1)
+    s.find_coordinator(group)
+    s.find_coordinator(classic)
+    s.conn.call(OffsetCommit, 8, _commit(classic, topic, 1))
+    s.call("join", ShareGroupHeartbeat, v, _share_hb(group, "member-a", 0, [topic]), record=False)
+    for label, types in (("list_share", ["share"]), ("list_all", [])):
+        r = s.call(label, ListGroups, 5, lg.ListGroupsRequest(states_filter=[], types_filter=types), record=False)
+        if r is not None:
+            d = r.to_dict()
+            d["groups"] = _ours(s, d["groups"], "group_id")
+            s.note(label, d)
+    s.call("describe_groups_v5", DescribeGroups, 5, dg.DescribeGroupsRequest(groups=[group]))
+    s.call("describe_groups_v6", DescribeGroups, 6, dg.DescribeGroupsRequest(groups=[group]))
+    s.call("delete_with_member", DeleteGroups, 2, del_g.DeleteGroupsRequest(groups_names=[group]))
+    s.call("join_group", JoinGroup, 9, _join(group, "some-member"))
+    s.call("offset_commit", OffsetCommit, 8, _commit(group, topic, 1))
+    s.call("offset_fetch", OffsetFetch, 8, of.OffsetFetchRequest(groups=[of.OffsetFetchRequest.OffsetFetchRequestGroup(
+        group_id=group, topics=None)]))
+    s.call("share_heartbeat_classic_id", ShareGroupHeartbeat, v, _share_hb(classic, "member-b", 0, [topic]))
+    s.call("leave", ShareGroupHeartbeat, v, _share_hb(group, "member-a", -1), record=False)
+    s.call("delete_empty", DeleteGroups, 2, del_g.DeleteGroupsRequest(groups_names=[group]))
+    s.call("describe_after_delete", ShareGroupDescribe, 1, sgd.ShareGroupDescribeRequest(group_ids=[group]))
 
 
 # -- client quotas (48, 49) ---------------------------------------------------------------------------------

@@ -15,6 +15,11 @@ greedy builder gives the same balance.
 the first `partitions % members` one partition more: members subscribed to co-partitioned topics get the same
 partition numbers of each. As Kafka's (3.5+) server-side RangeAssignor it is sticky: a member keeps the partitions
 it had, up to its share, and only the rest are handed out in ranges.
+
+`simple` (share groups, KIP-932; Kafka's SimpleAssignor): a partition may go to several members. Per topic, with
+S subscribed members and P partitions, each partition gets ceil(S / P) members (one when P >= S), and each
+member about the same number of them; a member keeps what it had while the partition is not over-shared and the
+member not over-loaded, the rest goes to the least loaded members not holding the partition yet.
 """
 
 from __future__ import annotations
@@ -121,3 +126,49 @@ def range_assign(members: Mapping[str, MemberSpec], partitions: Mapping[uuid.UUI
 
 
 ASSIGNORS = {"uniform": uniform_assign, "range": range_assign}
+
+
+def simple_assign(members: Mapping[str, MemberSpec], partitions: Mapping[uuid.UUID, int]) -> dict[str, Assignment]:
+    """The share groups' assignor (see the module docstring); `partitions`: topic id -> partition count."""
+    order = sorted(members)
+    owned: dict[str, dict[uuid.UUID, set[int]]] = {m: {} for m in order}
+    load = dict.fromkeys(order, 0)
+    for t in sorted(partitions, key=str):
+        n = partitions[t]
+        subscribed = [m for m in order if t in members[m].subscribed_topic_ids]
+        if not subscribed or n <= 0:
+            continue
+        sharing = -(-len(subscribed) // n)
+        # Each member holds `base` partitions of the topic, `extra` of them one more.
+        base, extra = divmod(sharing * n, len(subscribed))
+        holders: dict[int, set[str]] = {p: set() for p in range(n)}
+        count = dict.fromkeys(subscribed, 0)
+
+        def room(m: str) -> bool:
+            return count[m] < base or (count[m] == base and extra > 0)
+
+        def take(m: str, p: int) -> None:
+            nonlocal extra
+            if count[m] == base:
+                extra -= 1
+            holders[p].add(m)
+            count[m] += 1
+
+        for m in subscribed:
+            for p in sorted(members[m].current.get(t, ())):
+                if p < n and len(holders[p]) < sharing and room(m):
+                    take(m, p)
+        for p in range(n):
+            while len(holders[p]) < sharing:
+                free = [m for m in subscribed if m not in holders[p]]
+                m = min([m for m in free if room(m)] or free, key=lambda c: (count[c], load[c], c))
+                take(m, p)
+        for p, ms in holders.items():
+            for m in ms:
+                owned[m].setdefault(t, set()).add(p)
+        for m in subscribed:
+            load[m] += count[m]
+    return {m: _freeze(owned[m]) for m in order}
+
+
+SHARE_ASSIGNORS = {"simple": simple_assign}

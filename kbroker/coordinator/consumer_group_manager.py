@@ -116,6 +116,20 @@ class _Refused(Exception):
         self.message = message
 
 
+def subscription_metadata(topics: TopicImage, names) -> dict[str, tuple[uuid.UUID, int]]:
+    """Name -> (topic id, partition count) of the subscribed topics that exist with partitions."""
+    image = topics.by_name
+    return {name: (image[name].topic_id, len(image[name].partitions)) for name in names
+            if name in image and image[name].partitions}
+
+
+def topic_rows(topics: TopicImage, assignment: Mapping[uuid.UUID, frozenset[int]]
+               ) -> list[tuple[uuid.UUID, str, list[int]]]:
+    """An assignment as described: (topic id, name, sorted partitions) for the topics that still exist."""
+    by_id = {t.topic_id: name for name, t in topics.by_name.items()}
+    return [(tid, by_id[tid], sorted(ps)) for tid, ps in assignment.items() if tid in by_id]
+
+
 def _compile(regex: str) -> re2._Regexp:
     """RE2, as Kafka's RE2/J: no backreferences or lookaround, linear time; errors not logged by the library."""
     options = re2.Options()
@@ -128,7 +142,43 @@ def _is_internal(name: str) -> bool:
     return name.startswith("__")
 
 
-class ConsumerGroupManager:
+class MemberSessions:
+    """Members' session timers, for a manager with `_clock`, `groups` (group id -> group with `members`) and
+    `_fence(group, member, reason)`; a member has `timer`, `timer_due_ms` and `deadline_ms`."""
+
+    SESSION_EXPIRED = "session timeout expired"
+
+    def _session(self, group, member, timeout_ms: int) -> None:
+        """Pushes the session back; one timer per member, moved only when the deadline comes earlier."""
+        member.deadline_ms = self._clock.now_ms() + timeout_ms
+        if member.timer is not None and member.timer_due_ms <= member.deadline_ms:
+            return
+        if member.timer is not None:
+            member.timer.cancel()
+        self._arm(group, member, timeout_ms)
+
+    def _arm(self, group, member, delay_ms: int) -> None:
+        member.timer_due_ms = self._clock.now_ms() + delay_ms
+        member.timer = self._clock.call_later(delay_ms, lambda: self._on_session_timer(group, member))
+
+    def _on_session_timer(self, group, member) -> None:
+        member.timer = None
+        if self.groups.get(group.group_id) is not group or group.members.get(member.member_id) is not member:
+            return
+        now = self._clock.now_ms()
+        if now < member.deadline_ms:
+            self._arm(group, member, member.deadline_ms - now)
+            return
+        self._fence(group, member, self.SESSION_EXPIRED)
+
+    @staticmethod
+    def _cancel_session(member) -> None:
+        if member.timer is not None:
+            member.timer.cancel()
+            member.timer = None
+
+
+class ConsumerGroupManager(MemberSessions):
     def __init__(
         self,
         clock: Clock,
@@ -406,11 +456,7 @@ class ConsumerGroupManager:
                 pattern = _compile(regex)
                 resolved[regex] = frozenset(n for n in image if not _is_internal(n) and pattern.fullmatch(n))
             group.resolved_regexes = resolved
-        metadata = {}
-        for name in group.subscribed_topics:
-            topic = image.get(name)
-            if topic is not None and topic.partitions:
-                metadata[name] = (topic.topic_id, len(topic.partitions))
+        metadata = subscription_metadata(self.topics, group.subscribed_topics)
         group.metadata_version = self.topics.version
         if metadata != group.subscription_metadata:
             group.subscription_metadata = metadata
@@ -708,28 +754,8 @@ class ConsumerGroupManager:
     # -- timers --------------------------------------------------------------------------------------------------
 
     def _touch(self, group: ConsumerGroup, member: ConsumerGroupMember) -> None:
-        """Pushes the session back; one timer per member, moved only when the deadline comes earlier."""
-        timeout_ms = self.config.group_consumer_session_timeout_ms if member.classic is None else member.classic[0]
-        member.deadline_ms = self._clock.now_ms() + timeout_ms
-        if member.timer is not None and member.timer_due_ms <= member.deadline_ms:
-            return
-        if member.timer is not None:
-            member.timer.cancel()
-        self._arm(group, member, timeout_ms)
-
-    def _arm(self, group: ConsumerGroup, member: ConsumerGroupMember, delay_ms: int) -> None:
-        member.timer_due_ms = self._clock.now_ms() + delay_ms
-        member.timer = self._clock.call_later(delay_ms, lambda: self._on_session_timer(group, member))
-
-    def _on_session_timer(self, group: ConsumerGroup, member: ConsumerGroupMember) -> None:
-        member.timer = None
-        if self.groups.get(group.group_id) is not group or group.members.get(member.member_id) is not member:
-            return
-        now = self._clock.now_ms()
-        if now < member.deadline_ms:
-            self._arm(group, member, member.deadline_ms - now)
-            return
-        self._fence(group, member, "session timeout expired")
+        self._session(group, member, self.config.group_consumer_session_timeout_ms if member.classic is None
+                      else member.classic[0])
 
     def _on_rebalance_timeout(self, group: ConsumerGroup, member: ConsumerGroupMember, epoch: int) -> None:
         member.rebalance_timer = None
@@ -746,16 +772,13 @@ class ConsumerGroupManager:
             member.rebalance_timer = None
 
     def _cancel_timers(self, member: ConsumerGroupMember) -> None:
-        if member.timer is not None:
-            member.timer.cancel()
-            member.timer = None
+        self._cancel_session(member)
         self._cancel_rebalance_timer(member)
 
     # -- ConsumerGroupDescribe, and the admin side ---------------------------------------------------------------
 
     def _topic_rows(self, assignment: Mapping[uuid.UUID, frozenset[int]]) -> list[tuple[uuid.UUID, str, list[int]]]:
-        by_id = {t.topic_id: name for name, t in self.topics.by_name.items()}
-        return [(tid, by_id[tid], sorted(ps)) for tid, ps in assignment.items() if tid in by_id]
+        return topic_rows(self.topics, assignment)
 
     def describe(self, group_id: str) -> ConsumerGroupDescription:
         group = self.groups.get(group_id)

@@ -9,6 +9,8 @@ Kafka's group coordinator is several classes, and so is this one:
     consumer_group_manager.py   ConsumerGroupManager: ConsumerGroupHeartbeat, ConsumerGroupDescribe (KIP-848)
     consumer_group.py, assignors.py, current_assignment_builder.py   a consumer group, its server-side
                                 assignors, a member's reconciliation
+    share_group_manager.py      ShareGroupManager: ShareGroupHeartbeat, ShareGroupDescribe (KIP-932)
+    share_group.py, share_group_records.py   a share group and its ShareGroup* records
     offset_metadata_manager.py  OffsetMetadataManager: commits, fetches, deletes, transactional offsets, expiry
     classic_group.py            ClassicGroup, ClassicGroupMember, GroupState: a group and its state machine
     offsets.py                  OffsetStore: offsets and group metadata as records of a state log
@@ -37,6 +39,8 @@ from .group_config import GroupConfig
 from .group_metadata_manager import NEW_MEMBER_JOIN_TIMEOUT_MS, GroupMetadataManager
 from .offset_metadata_manager import OffsetMetadataManager
 from .offsets import CommittedOffset, MemoryOffsetStore, OffsetStore, StoredGroup, StoredMember, TopicPartition
+from .share_group_listener import ShareGroupListener, ShareGroupSettings
+from .share_group_manager import ShareGroupDescription, ShareGroupManager, ShareHeartbeatResult
 from .results import (
     NO_OFFSET,
     DescribeResult,
@@ -77,10 +81,13 @@ class GroupCoordinator:
         offset_store: OffsetStore | None = None,
         on_change: Callable[[], None] | None = None,
         topics: TopicImage | None = None,
+        share_listeners: list[ShareGroupListener] | None = None,
+        share_settings: Callable[[str], ShareGroupSettings] | None = None,
     ) -> None:
         """``on_change`` is called after a group changes state or loses a member, including from timers
         (the control plane's wait listens to it). ``topics``: the cluster's topics, which consumer-protocol
-        groups subscribe to (none when not given)."""
+        and share groups subscribe to (none when not given). ``share_listeners``: told of share group members
+        leaving (share_group_listener.py); ``share_settings(group_id)``: a share group's effective settings."""
         self._clock = clock
         if config is None:
             config = GroupConfig()
@@ -92,6 +99,8 @@ class GroupCoordinator:
         self.consumer_manager = ConsumerGroupManager(clock, config, self._store, self.group_manager.groups, topics,
                                                      on_change, self.group_manager)
         self.offset_manager = OffsetMetadataManager(clock, config, self._store, self.group_manager)
+        self.share_manager = ShareGroupManager(clock, config, self._store, topics, on_change, share_listeners,
+                                               share_settings, lambda gid: gid in self.group_manager.groups)
         self._loading = True
         self._closed = False
         # False for the stand-in of the groups whose partition this broker does not lead (coordinator/service.py):
@@ -119,6 +128,7 @@ class GroupCoordinator:
         self.group_manager.load(snapshot)
         self.consumer_manager.load(snapshot)
         self.offset_manager.load(snapshot)
+        self.share_manager.load()
         self._loading = False
         self._retention_timer = self._clock.call_later(
             self.config.offsets_retention_check_interval_ms, self._on_retention_check)
@@ -131,6 +141,7 @@ class GroupCoordinator:
             self._retention_timer.cancel()
             self._retention_timer = None
         self.consumer_manager.close()
+        self.share_manager.close()
         self.group_manager.close()
 
     def _on_retention_check(self) -> None:
@@ -160,6 +171,15 @@ class GroupCoordinator:
             return ErrorCode.INVALID_GROUP_ID
         return self._status()
 
+    def _is_share_group(self, group_id: str | None) -> bool:
+        """A share group's id is refused to the classic and consumer protocols and to offset commits (Kafka's
+        ShareGroup.validateOffsetCommit); an OffsetFetch finds no offsets, as Kafka's."""
+        return group_id in self.share_manager.groups
+
+    def is_share_group(self, group_id: str) -> bool:
+        """Whether the id names a share group (DescribeGroups v6 tells it is not a classic group)."""
+        return self._status() == ErrorCode.NONE and self._is_share_group(group_id)
+
     # -- the group protocol --------------------------------------------------------------------------------------
 
     def join_group(
@@ -182,6 +202,8 @@ class GroupCoordinator:
         `supports_skip_assignment` is `version >= 9` (a static leader rejoining a Stable group: from v9 it gets the
         member list with skip_assignment=True; before, the old leader id and no members, so it does not assign)."""
         err = self._check(group_id)
+        if err == ErrorCode.NONE and self._is_share_group(group_id):
+            return Reply.completed(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id=""))
         if err != ErrorCode.NONE:
             return Reply.completed(JoinResult(err, member_id=member_id))
         group = self._consumer_group_with_members(group_id)
@@ -250,13 +272,22 @@ class GroupCoordinator:
         err = self._status()
         if err != ErrorCode.NONE:
             return ListGroupsResult(err)
-        return self.group_manager.list_groups(states_filter, types_filter)
+        res = self.group_manager.list_groups(states_filter, types_filter)
+        states = {s.lower() for s in states_filter or ()}
+        types = {t.lower() for t in types_filter or ()}
+        for g in self.share_manager.groups.values():
+            if (not states or g.state.value.lower() in states) and (not types or "share" in types):
+                res.groups.append(ListedGroup(g.group_id, g.protocol_type, g.state.value, "share"))
+        return res
 
     def delete_groups(self, group_ids: Iterable[str]) -> dict[str, int]:
         """DeleteGroups: per group, NONE, NON_EMPTY_GROUP or GROUP_ID_NOT_FOUND. Deleting removes the offsets."""
         results = {}
         for group_id in group_ids:
             err = self._check(group_id, allow_empty_id=True)
+            if err == ErrorCode.NONE and self._is_share_group(group_id):
+                results[group_id] = self.share_manager.delete(group_id)
+                continue
             results[group_id] = err if err != ErrorCode.NONE else self.group_manager.delete_group_by_id(group_id)
         return results
 
@@ -282,6 +313,8 @@ class GroupCoordinator:
         err = self._status()
         if err != ErrorCode.NONE:
             return HeartbeatResult(err)
+        if self._is_share_group(group_id):
+            return HeartbeatResult(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
         return self.consumer_manager.heartbeat(
             version, group_id, member_id, member_epoch, instance_id, rack_id, rebalance_timeout_ms,
             subscribed_topic_names, subscribed_topic_regex, server_assignor, owned, client_id, client_host)
@@ -299,6 +332,35 @@ class GroupCoordinator:
         if self._status() == ErrorCode.NONE:
             self.consumer_manager.remove_members(group_id, reason)
 
+    # -- share groups (KIP-932) ----------------------------------------------------------------------------------
+
+    def share_group_heartbeat(self, group_id: str, member_id: str, member_epoch: int, rack_id: str | None,
+                              subscribed_topic_names: list[str] | None, client_id: str = "",
+                              client_host: str = "") -> ShareHeartbeatResult:
+        """ShareGroupHeartbeat (see ShareGroupManager.heartbeat)."""
+        err = self._status()
+        if err != ErrorCode.NONE:
+            return ShareHeartbeatResult(err)
+        return self.share_manager.heartbeat(group_id, member_id, member_epoch, rack_id, subscribed_topic_names,
+                                            client_id, client_host)
+
+    def share_group_describe(self, group_id: str) -> ShareGroupDescription:
+        """One group of ShareGroupDescribe: GROUP_ID_NOT_FOUND unless it is a share group."""
+        err = self._check(group_id)
+        if err != ErrorCode.NONE:
+            return ShareGroupDescription(err, group_id or "")
+        return self.share_manager.describe(group_id)
+
+    def share_group_assignment(self, group_id: str) -> dict[str, Assignment] | None:
+        """Every member of the share group and its assigned partitions; None when not a share group here."""
+        if self._status() != ErrorCode.NONE:
+            return None
+        return self.share_manager.assignment(group_id)
+
+    def remove_share_group_members(self, group_id: str, reason: str) -> None:
+        if self._status() == ErrorCode.NONE:
+            self.share_manager.remove_members(group_id, reason)
+
     # -- offsets -------------------------------------------------------------------------------------------------
 
     def commit_offsets(
@@ -313,6 +375,8 @@ class GroupCoordinator:
     ) -> dict[TopicPartition, int]:
         """OffsetCommit: per partition error codes (see OffsetMetadataManager.commit_offsets)."""
         err = self._check(group_id, allow_empty_id=True)
+        if err == ErrorCode.NONE and self._is_share_group(group_id):
+            err = ErrorCode.GROUP_ID_NOT_FOUND
         if err != ErrorCode.NONE:
             return dict.fromkeys(offsets, err)
         return self.offset_manager.commit_offsets(group_id, generation_id, member_id, group_instance_id, offsets,
@@ -373,5 +437,5 @@ class GroupCoordinator:
 
     def member_count(self, group_id: str) -> int:
         """How many members the group has, of either kind of group (0 for an unknown group)."""
-        group = self.group_manager.groups.get(group_id)
+        group = self.group_manager.groups.get(group_id) or self.share_manager.groups.get(group_id)
         return len(group.members) if group is not None else 0

@@ -1,12 +1,15 @@
-"""The broker configs the group coordinator reads (Kafka's GroupCoordinatorConfig and OffsetConfig)."""
+"""The broker configs the group coordinator reads (Kafka's GroupCoordinatorConfig, OffsetConfig and
+ShareGroupConfig), and the group configs a GROUP config resource may set (Kafka's GroupConfig)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .assignors import ASSIGNORS
+from .assignors import ASSIGNORS, SHARE_ASSIGNORS
+from .share_group_listener import ShareGroupSettings
 
 MIGRATION_POLICIES = ("disabled", "upgrade", "downgrade", "bidirectional")
 
@@ -36,18 +39,46 @@ class GroupConfig:
     # Classic members in a consumer group and back (KIP-848's online upgrade and downgrade): Kafka's
     # group.consumer.migration.policy, one of disabled, upgrade, downgrade, bidirectional.
     group_consumer_migration_policy: str = "bidirectional"
+    # Share groups (KIP-932), Kafka 4.4's defaults and bounds (ShareGroupConfig, GroupCoordinatorConfig).
+    group_share_session_timeout_ms: int = 45_000
+    group_share_min_session_timeout_ms: int = 45_000
+    group_share_max_session_timeout_ms: int = 60_000
+    group_share_heartbeat_interval_ms: int = 5_000
+    group_share_min_heartbeat_interval_ms: int = 5_000
+    group_share_max_heartbeat_interval_ms: int = 15_000
+    group_share_max_size: int = 200
+    group_share_record_lock_duration_ms: int = 30_000
+    group_share_min_record_lock_duration_ms: int = 15_000
+    group_share_max_record_lock_duration_ms: int = 60_000
+    group_share_delivery_count_limit: int = 5
+    group_share_min_delivery_count_limit: int = 2
+    group_share_max_delivery_count_limit: int = 10
+    group_share_partition_max_record_locks: int = 2_000
+    group_share_min_partition_max_record_locks: int = 100
+    group_share_max_partition_max_record_locks: int = 4_000
+    group_share_assignors: tuple[str, ...] = ("simple",)
 
     def __post_init__(self) -> None:
         """Kafka's GroupCoordinatorConfig checks: each consumer-protocol timeout within its bounds, the heartbeat
         interval below the session timeout, known assignors."""
-        for name in ("session_timeout_ms", "heartbeat_interval_ms"):
-            lo = getattr(self, f"group_consumer_min_{name}")
-            hi = getattr(self, f"group_consumer_max_{name}")
-            value = getattr(self, f"group_consumer_{name}")
+        bounded = [("consumer", "session_timeout_ms"), ("consumer", "heartbeat_interval_ms"),
+                   ("share", "session_timeout_ms"), ("share", "heartbeat_interval_ms"),
+                   ("share", "record_lock_duration_ms"), ("share", "delivery_count_limit"),
+                   ("share", "partition_max_record_locks")]
+        for kind, name in bounded:
+            lo = getattr(self, f"group_{kind}_min_{name}")
+            hi = getattr(self, f"group_{kind}_max_{name}")
+            value = getattr(self, f"group_{kind}_{name}")
             if not lo <= value <= hi:
-                raise ValueError(f"group.consumer.{name.replace('_', '.')} must be between "
-                                 f"group.consumer.min.{name.replace('_', '.')} ({lo}) and "
-                                 f"group.consumer.max.{name.replace('_', '.')} ({hi}), not {value}")
+                dotted = name.replace('_', '.')
+                raise ValueError(f"group.{kind}.{dotted} must be between group.{kind}.min.{dotted} ({lo}) and "
+                                 f"group.{kind}.max.{dotted} ({hi}), not {value}")
+        if self.group_share_heartbeat_interval_ms >= self.group_share_session_timeout_ms:
+            raise ValueError("group.share.heartbeat.interval.ms must be less than group.share.session.timeout.ms")
+        unknown_share = [a for a in self.group_share_assignors if a not in SHARE_ASSIGNORS]
+        if len(self.group_share_assignors) != 1 or unknown_share:
+            raise ValueError(f"group.share.assignors: one of {', '.join(SHARE_ASSIGNORS)}, "
+                             f"not {','.join(self.group_share_assignors)}")
         if self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms:
             raise ValueError("group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms")
         if self.group_consumer_migration_policy not in MIGRATION_POLICIES:
@@ -63,7 +94,7 @@ class GroupConfig:
         values: dict[str, Any] = {}
         for key, value in config.items():
             name = key.replace(".", "_")
-            if name == "group_consumer_assignors":
+            if name in ("group_consumer_assignors", "group_share_assignors"):
                 values[name] = parse_assignors(value)
             elif name == "group_consumer_migration_policy":
                 values[name] = str(value).strip().lower()
@@ -86,3 +117,102 @@ def parse_assignors(value: str | Iterable[str]) -> tuple[str, ...]:
             short = short[: -len("Assignor")].lower()
         out.append(short)
     return tuple(out)
+
+
+# --- group configs (GROUP config resources: IncrementalAlterConfigs, DescribeConfigs; Kafka's GroupConfig) -----
+#
+# Kafka 4.4 keeps a group's configs in the metadata log (ConfigRecord of a GROUP resource); kbroker's controller
+# keeps them (Controller.group_configs). A key not set for the group takes the broker's group.share.* setting.
+# kbroker serves the share group keys; the consumer.* and streams.* group keys are refused (not implemented).
+
+SHARE_AUTO_OFFSET_RESET = "share.auto.offset.reset"
+SHARE_ISOLATION_LEVEL = "share.isolation.level"
+SHARE_RENEW_ACKNOWLEDGE_ENABLE = "share.renew.acknowledge.enable"
+
+# group config -> (type, the GroupConfig attribute giving its default and whose min/max bound it, or the default)
+GROUP_CONFIGS: dict[str, tuple[str, str]] = {
+    "share.session.timeout.ms": ("int", "group_share_session_timeout_ms"),
+    "share.heartbeat.interval.ms": ("int", "group_share_heartbeat_interval_ms"),
+    "share.record.lock.duration.ms": ("int", "group_share_record_lock_duration_ms"),
+    "share.delivery.count.limit": ("int", "group_share_delivery_count_limit"),
+    "share.partition.max.record.locks": ("int", "group_share_partition_max_record_locks"),
+    SHARE_AUTO_OFFSET_RESET: ("string", "latest"),
+    SHARE_ISOLATION_LEVEL: ("string", "read_uncommitted"),
+    SHARE_RENEW_ACKNOWLEDGE_ENABLE: ("boolean", "true"),  # Kafka 4.4 GroupConfig.SHARE_RENEW_ACKNOWLEDGE_ENABLE_DEFAULT
+}
+_KAFKA_ONLY_GROUP_CONFIGS = ("consumer.session.timeout.ms", "consumer.heartbeat.interval.ms",
+                             "streams.session.timeout.ms", "streams.heartbeat.interval.ms",
+                             "streams.num.standby.replicas", "streams.initial.rebalance.delay.ms")
+
+
+def group_config_default(config: GroupConfig, name: str) -> str:
+    kind, source = GROUP_CONFIGS[name]
+    return str(getattr(config, source)) if kind == "int" else source
+
+
+def _valid_auto_offset_reset(value: str) -> bool:
+    """latest, earliest, or by_duration:<ISO-8601 duration> (KIP-1106), as Kafka's ShareGroupAutoOffsetResetStrategy."""
+    v = value.strip().lower()
+    if v in ("latest", "earliest"):
+        return True
+    if not v.startswith("by_duration:"):
+        return False
+    return re.fullmatch(r"p(?:\d+d)?(?:t(?:\d+h)?(?:\d+m)?(?:\d+(?:\.\d+)?s)?)?", v[len("by_duration:"):]) is not None \
+        and v[len("by_duration:"):] not in ("p", "pt")
+
+
+def validate_group_configs(config: GroupConfig, configs: Mapping[str, str]) -> None:
+    """Kafka's GroupConfig.validate: known names, types, the broker's bounds; raises ValueError with Kafka's
+    message (the handler answers INVALID_CONFIG)."""
+    for name in configs:
+        if name in _KAFKA_ONLY_GROUP_CONFIGS:
+            raise ValueError(f"Group config {name} is not supported by kbroker (only the share group configs are)")
+        if name not in GROUP_CONFIGS:
+            raise ValueError(f"Unknown group config name: {name}")
+    values: dict[str, Any] = {}
+    for name, (kind, source) in GROUP_CONFIGS.items():
+        raw = configs.get(name, group_config_default(config, name))
+        if kind == "int":
+            try:
+                values[name] = int(str(raw).strip())
+            except ValueError:
+                raise ValueError(f"Invalid value {raw} for configuration {name}: Not a number of type INT") from None
+            lo = getattr(config, source.replace("group_share_", "group_share_min_"))
+            hi = getattr(config, source.replace("group_share_", "group_share_max_"))
+            broker_key = source.replace("_", ".")
+            if values[name] < lo:
+                raise ValueError(f"{name} must be greater than or equal to "
+                                 f"{broker_key.replace('group.share.', 'group.share.min.')}")
+            if values[name] > hi:
+                raise ValueError(f"{name} must be less than or equal to "
+                                 f"{broker_key.replace('group.share.', 'group.share.max.')}")
+        elif kind == "boolean":
+            if str(raw).strip().lower() not in ("true", "false"):
+                raise ValueError(f"Invalid value {raw} for configuration {name}: Expected value to be either true "
+                                 f"or false")
+        elif name == SHARE_AUTO_OFFSET_RESET and not _valid_auto_offset_reset(str(raw)):
+            raise ValueError(f"Invalid value {raw} for configuration {name}: the value must be either 'earliest', "
+                             f"'latest' or of the format 'by_duration:<PnDTnHnMn.nS.>'.")
+        elif name == SHARE_ISOLATION_LEVEL and str(raw).strip().lower() not in ("read_committed",
+                                                                              "read_uncommitted"):
+            raise ValueError(f"Invalid value {raw} for configuration {name}: String must be one of: "
+                             f"read_committed, read_uncommitted")
+    if values["share.session.timeout.ms"] <= values["share.heartbeat.interval.ms"]:
+        raise ValueError("share.session.timeout.ms must be greater than share.heartbeat.interval.ms")
+
+
+def share_group_settings(config: GroupConfig, overrides: Mapping[str, str]) -> ShareGroupSettings:
+    """A share group's effective settings: its group configs over the broker's group.share.* settings."""
+    def value(name: str) -> str:
+        return str(overrides.get(name, group_config_default(config, name))).strip()
+
+    return ShareGroupSettings(
+        auto_offset_reset=value(SHARE_AUTO_OFFSET_RESET).lower(),
+        isolation_level=value(SHARE_ISOLATION_LEVEL).lower(),
+        record_lock_duration_ms=int(value("share.record.lock.duration.ms")),
+        delivery_count_limit=int(value("share.delivery.count.limit")),
+        partition_max_record_locks=int(value("share.partition.max.record.locks")),
+        session_timeout_ms=int(value("share.session.timeout.ms")),
+        heartbeat_interval_ms=int(value("share.heartbeat.interval.ms")),
+        renew_acknowledge_enable=value(SHARE_RENEW_ACKNOWLEDGE_ENABLE).lower() == "true",
+    )

@@ -18,6 +18,7 @@ Records (state log magic b"KBOFFSET"), UTF-8 JSON objects, bytes in base64:
     {"op": "consumer_group", "g": group, "v": {...}}   a consumer-protocol group's state (consumer_group.py)
     {"op": "drop_consumer_group", "g": group}         the group went back to the classic protocol
     {"op": "txn_prepare" | "txn_complete", "pid": producer_id, "g": group, "o": [offset rows as in commit]}
+    {"op": "records", "r": [[key, value or null]]}    records of other types (share groups' ShareGroup* records)
 
 The store holds its own copy of the live state (it needs one to compact) and, like the coordinator, is used from the
 event loop only.
@@ -91,6 +92,8 @@ class StoreSnapshot:
     pending_txn_offsets: dict[tuple[int, str], dict[TopicPartition, CommittedOffset]] = field(default_factory=dict)
     # group id -> a consumer-protocol group's state (KIP-848), as ConsumerGroup.to_stored writes it.
     consumer_groups: dict[str, dict] = field(default_factory=dict)
+    # Records of other types (share groups'), key -> latest value, as `OffsetStore.append_records` wrote them.
+    other: dict[bytes, bytes] = field(default_factory=dict)
 
 
 # The store's corruption error is the state log's.
@@ -154,7 +157,15 @@ class LiveState:
             offsets={g: dict(o) for g, o in s.offsets.items()},
             pending_txn_offsets={k: dict(o) for k, o in s.pending_txn_offsets.items()},
             consumer_groups=dict(s.consumer_groups),
+            other=dict(s.other),
         )
+
+    def records(self, records: list[tuple[bytes, bytes | None]]) -> None:
+        for key, value in records:
+            if value is None:
+                self.snapshot.other.pop(key, None)
+            else:
+                self.snapshot.other[key] = value
 
 
 # --- records -----------------------------------------------------------------------------------------------------
@@ -238,7 +249,12 @@ def _replay_txn_complete(state: LiveState, r: dict) -> None:
     state.txn_complete(r["pid"], r["g"], _dec_offsets(r["o"]))
 
 
+def _replay_records(state: LiveState, r: dict) -> None:
+    state.records([(_unb64(k), None if v is None else _unb64(v)) for k, v in r["r"]])
+
+
 _OPS = {
+    "records": _replay_records,
     "commit": _replay_commit,
     "delete_offsets": _replay_delete_offsets,
     "group": _replay_group,
@@ -258,6 +274,8 @@ def _snapshot_records(snapshot: StoreSnapshot) -> list[dict]:
         {"op": "txn_prepare", "pid": pid, "g": gid, "o": _enc_offsets(o)}
         for (pid, gid), o in snapshot.pending_txn_offsets.items()
     ]
+    if snapshot.other:
+        out.append({"op": "records", "r": [[_b64(k), _b64(v)] for k, v in snapshot.other.items()]})
     return out
 
 
@@ -334,6 +352,18 @@ class OffsetStore:
         committed = dict(committed)
         self._write({"op": "txn_complete", "pid": producer_id, "g": group_id, "o": _enc_offsets(committed)},
                     lambda: self._state.txn_complete(producer_id, group_id, committed))
+
+    def records_of_type(self, record_type: int) -> dict[bytes, bytes]:
+        """The latest value of every key of ``record_type`` (a key's first two bytes) written with
+        `append_records`, in the order written (as TopicOffsetStore.records_of_type)."""
+        prefix = record_type.to_bytes(2, "big", signed=True)
+        return {k: v for k, v in self._state.snapshot.other.items() if k[:2] == prefix}
+
+    def append_records(self, records: list[tuple[bytes, bytes | None]]) -> None:
+        """Records of other types (share groups' ShareGroup* records) as one change; None values delete."""
+        records = list(records)
+        self._write({"op": "records", "r": [[_b64(k), None if v is None else _b64(v)] for k, v in records]},
+                    lambda: self._state.records(records))
 
     def pending_groups(self, producer_id: int) -> list[str]:
         """The groups holding offsets of the producer's open transaction."""

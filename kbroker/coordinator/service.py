@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from ..errors import ErrorCode, KafkaError
 from .group import GroupCoordinator, ListGroupsResult
+from .share_group_listener import ShareGroupListener, ShareGroupSettings
 from .runtime import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, CoordinatorShards, partition_for
 from .transaction import InitResult, TransactionCoordinator
 
@@ -57,9 +58,12 @@ class _ShardedService:
 
 
 class GroupCoordinatorService(_ShardedService):
-    def __init__(self, num_partitions: int, make_shard: Callable, stand_in: Callable[[], GroupCoordinator]) -> None:
-        """``stand_in()``: an unloaded GroupCoordinator (no timers) for the stand-ins."""
+    def __init__(self, num_partitions: int, make_shard: Callable, stand_in: Callable[[], GroupCoordinator],
+                 share_listeners: list[ShareGroupListener] | None = None) -> None:
+        """``stand_in()``: an unloaded GroupCoordinator (no timers) for the stand-ins. ``share_listeners``: the
+        list of share group listeners the shards tell (shared by the brokers of a cluster in one process)."""
         super().__init__(OFFSETS_TOPIC, num_partitions, make_shard)
+        self.share_listeners: list[ShareGroupListener] = share_listeners if share_listeners is not None else []
         self._loading = stand_in()
         self._elsewhere = stand_in()
         self._elsewhere.hosted = False
@@ -87,6 +91,31 @@ class GroupCoordinatorService(_ShardedService):
     consumer_group_describe = _routed("consumer_group_describe")
     member_count = _routed("member_count")
     remove_consumer_group_members = _routed("remove_consumer_group_members")
+    share_group_heartbeat = _routed("share_group_heartbeat")
+    is_share_group = _routed("is_share_group")
+    share_group_describe = _routed("share_group_describe")
+    share_group_assignment = _routed("share_group_assignment")
+    remove_share_group_members = _routed("remove_share_group_members")
+
+    def share_group_member(self, group_id: str, member_id: str) -> dict | None:
+        """The member's assigned partitions {topic id: frozenset}; None when it is not a member of the share
+        group (or the group is not coordinated here). See share_group_listener.py."""
+        members = self.share_group_assignment(group_id)
+        return None if members is None else members.get(member_id)
+
+    def share_group_config(self, group_id: str) -> ShareGroupSettings:
+        """The share group's effective settings (any group id; the shard's coordinator need not be here)."""
+        return self._loading.share_manager.settings(group_id)
+
+    def add_share_group_listener(self, listener: ShareGroupListener) -> None:
+        """Registers a listener of every share group this broker coordinates, and in a cluster in one process
+        of every share group of the cluster (share_group_listener.py)."""
+        self.share_listeners.append(listener)
+
+    def remove_share_group_listener(self, listener: ShareGroupListener) -> None:
+        """What a stopping broker does with the listener it added."""
+        if listener in self.share_listeners:
+            self.share_listeners.remove(listener)
 
     def consumer_group_heartbeat(self, version: int, group_id: str, *args, **kwargs):
         """GroupCoordinator.consumer_group_heartbeat (KIP-848) on the group's shard."""

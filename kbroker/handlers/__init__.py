@@ -72,6 +72,18 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     72: ('push_telemetry', (0, 0)),  # PushTelemetry
     74: ('list_config_resources', (0, 1)),  # ListConfigResources
     75: ('describe_topic_partitions', (0, 0)),  # DescribeTopicPartitions
+    76: ('share_group_heartbeat', (1, 1)),  # ShareGroupHeartbeat
+    77: ('share_group_describe', (1, 1)),  # ShareGroupDescribe
+    78: ('share_fetch', (1, 2)),  # ShareFetch
+    79: ('share_acknowledge', (1, 2)),  # ShareAcknowledge
+    83: ('initialize_share_group_state', (0, 0)),  # InitializeShareGroupState
+    84: ('read_share_group_state', (0, 0)),  # ReadShareGroupState
+    85: ('write_share_group_state', (0, 1)),  # WriteShareGroupState
+    86: ('delete_share_group_state', (0, 0)),  # DeleteShareGroupState
+    87: ('read_share_group_state_summary', (0, 1)),  # ReadShareGroupStateSummary
+    90: ('describe_share_group_offsets', (0, 1)),  # DescribeShareGroupOffsets
+    91: ('alter_share_group_offsets', (0, 0)),  # AlterShareGroupOffsets
+    92: ('delete_share_group_offsets', (0, 0)),  # DeleteShareGroupOffsets
 }
 
 

@@ -13,21 +13,24 @@ from __future__ import annotations
 from .. import client_metrics
 from ..broker_configs import broker_configs
 from ..controller import eager
+from ..coordinator.group_config import validate_group_configs
 from ..errors import ErrorCode, KafkaError
 from ..security import acl
 from ..topic_config import validate_topic_configs
 from ..wire.messages import alter_configs as API
 
 R = API.AlterConfigsResponse
-TOPIC, BROKER, CLIENT_METRICS = 2, 4, 16
+TOPIC, BROKER, CLIENT_METRICS, GROUP = 2, 4, 16, 32
 
 
-def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs, new_client_metrics_configs=None):
+def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs, new_client_metrics_configs=None,
+                    new_group_configs=None):
     """The loop AlterConfigs and IncrementalAlterConfigs share: per resource, check the principal may
     alter it, compute the topic's new overrides with ``new_topic_configs(topic, resource)``, the broker's
     new dynamic configs with ``new_broker_configs(current, resource)`` or a client metrics subscription's
     with ``new_client_metrics_configs(current, resource)`` (the broker's function if not given; they raise
-    KafkaError for bad ones), and apply them unless ``validate_only``. Returns the response (``R``), or a
+    KafkaError for bad ones), a group's with ``new_group_configs(current, resource)`` (GROUP resources are
+    refused when not given), and apply them unless ``validate_only``. Returns the response (``R``), or a
     coroutine giving it once the controller has every topic's change (a database's)."""
     broker = ctx.broker
     out = []
@@ -42,6 +45,9 @@ def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs, new_clie
                 raise KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, None)
             if res.resource_type in (BROKER, CLIENT_METRICS) and not ctx.authorize_cluster(acl.ALTER_CONFIGS):
                 raise KafkaError(ErrorCode.CLUSTER_AUTHORIZATION_FAILED, None)
+            if res.resource_type == GROUP and new_group_configs is not None and \
+                    not ctx.authorize(acl.ALTER_CONFIGS, acl.GROUP, res.resource_name):
+                raise KafkaError(ErrorCode.GROUP_AUTHORIZATION_FAILED, None)
             if res.resource_type == TOPIC:
                 topic = broker.topics.get(res.resource_name)
                 if topic is None:
@@ -68,6 +74,16 @@ def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs, new_clie
                 client_metrics.validate(res.resource_name, new)
                 if not req.validate_only:
                     broker.controller.set_client_metrics_subscription(res.resource_name, new)
+            elif res.resource_type == GROUP and new_group_configs is not None:
+                if not res.resource_name:
+                    raise KafkaError(ErrorCode.INVALID_REQUEST, "Group name must not be empty")
+                new = new_group_configs(broker.controller.group_configs().get(res.resource_name, {}), res)
+                try:
+                    validate_group_configs(broker.group_config, new)
+                except ValueError as e:
+                    raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from None
+                if not req.validate_only:
+                    broker.controller.set_group_configs(res.resource_name, new)
             else:
                 raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {res.resource_type}")
         except KafkaError as e:

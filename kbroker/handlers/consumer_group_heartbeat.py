@@ -28,20 +28,34 @@ def _owned(topic_partitions) -> dict[uuid.UUID, frozenset[int]] | None:
     return owned
 
 
-def handle(ctx, req: API.ConsumerGroupHeartbeatRequest) -> R:
-    if not ctx.authorize(acl.READ, acl.GROUP, req.group_id):
+def refused(ctx, R, group_id: str, topic_names: list[str] | None):
+    """A heartbeat's answer when the principal may not READ the group or DESCRIBE a subscribed topic (as
+    KafkaApis checks ConsumerGroupHeartbeat and ShareGroupHeartbeat); None when it may."""
+    if not ctx.authorize(acl.READ, acl.GROUP, group_id):
         return R(error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED)
-    if req.subscribed_topic_names and ctx.broker.authorizer is not None:
-        allowed = ctx.authorized(acl.DESCRIBE, acl.TOPIC, req.subscribed_topic_names)
-        denied = sorted(set(req.subscribed_topic_names) - allowed)
+    if topic_names and ctx.broker.authorizer is not None:
+        allowed = ctx.authorized(acl.DESCRIBE, acl.TOPIC, topic_names)
+        denied = sorted(set(topic_names) - allowed)
         if denied:
             return R(error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
                      error_message=f"Topic authorization failed for topics {denied}")
+    return None
+
+
+def handle(ctx, req: API.ConsumerGroupHeartbeatRequest) -> R:
+    denied = refused(ctx, R, req.group_id, req.subscribed_topic_names)
+    if denied is not None:
+        return denied
     res = ctx.broker.groups.consumer_group_heartbeat(
         ctx.version, req.group_id, req.member_id, req.member_epoch, req.instance_id, req.rack_id,
         req.rebalance_timeout_ms, req.subscribed_topic_names,
         req.subscribed_topic_regex if ctx.version >= 1 else None, req.server_assignor,
         _owned(req.topic_partitions), ctx.client_id or "", ctx.client_host)
+    return response(R, res)
+
+
+def response(R, res):
+    """A heartbeat's answer (ConsumerGroupHeartbeat's or ShareGroupHeartbeat's) from the coordinator's result."""
     assignment = None
     if res.assignment is not None:
         assignment = R.Assignment(topic_partitions=[

@@ -1,4 +1,5 @@
-"""DeleteGroups (42): v0-2. Deletes groups with no members and their committed offsets;
+"""DeleteGroups (42): v0-2. Deletes groups with no members and their committed offsets (a share group: its
+ShareGroup* records, and the share-partition state is told through the ShareGroupListener);
 NON_EMPTY_GROUP for a group with members, GROUP_ID_NOT_FOUND for an unknown one.
 Needs DELETE on each group (GROUP_AUTHORIZATION_FAILED), as KafkaApis.
 """

@@ -1,6 +1,6 @@
 """DescribeGroups (15): v0-6. State, protocol and members (with metadata and assignment once the group is
 Stable); v4 adds group instance ids. An unknown group is described as Dead with no error before v6 and with
-GROUP_ID_NOT_FOUND from v6 (KIP-1043), as Kafka does.
+GROUP_ID_NOT_FOUND from v6 (KIP-1043), as Kafka does; so is a share group ("... is not a classic group.").
 Authorisation: DESCRIBE on each group (GROUP_AUTHORIZATION_FAILED); its authorised operations (v3+) when
 asked for, as KafkaApis.
 """
@@ -24,7 +24,9 @@ def handle(ctx, req: API.DescribeGroupsRequest) -> R:
         d = ctx.broker.groups.describe_group(group_id)
         error_code, error_message = d.error_code, None
         if ctx.version >= 6 and error_code == 0 and d.state == "Dead":
-            error_code, error_message = ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found."
+            error_code = ErrorCode.GROUP_ID_NOT_FOUND
+            error_message = f"Group {group_id} is not a classic group." if ctx.broker.groups.is_share_group(
+                group_id) else f"Group {group_id} not found."
         out.append(R.DescribedGroup(
             error_code=error_code, error_message=error_message, group_id=group_id, group_state=d.state, protocol_type=d.protocol_type or "",
             protocol_data=d.protocol or "",

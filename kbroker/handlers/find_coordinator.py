@@ -4,10 +4,11 @@ coordinator/runtime.py). The first request that needs the topic starts its creat
 COORDINATOR_NOT_AVAILABLE, as Kafka answers it; so is a key whose partition has no live leader. The
 coordinator that is still loading its partition answers the next request COORDINATOR_LOAD_IN_PROGRESS; a
 broker that is not the coordinator answers NOT_COORDINATOR. v4+ batches keys, each placed on its own. Key type
-0 is a group, 1 a transactional id; share groups (key type 2, KIP-932) are not served (INVALID_REQUEST, as a
-Kafka broker without a share coordinator).
+0 is a group (a share consumer finds its share group's coordinator so, as Kafka's does), 1 a transactional id,
+2 (v6+, KIP-932) the share coordinator of a share-partition's state, keyed "groupId:topicId:partition" and
+placed on ``__share_group_state`` (share/share_coordinator.py); a malformed share key is INVALID_REQUEST.
 Authorisation, as KafkaApis: DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) or the transactional id
-(TRANSACTIONAL_ID_AUTHORIZATION_FAILED). The coordinator is named by its listener of the client's listener name.
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED); CLUSTER_ACTION for a share key (CLUSTER_AUTHORIZATION_FAILED). The coordinator is named by its listener of the client's listener name.
 """
 
 from __future__ import annotations
@@ -15,14 +16,21 @@ from __future__ import annotations
 from ..coordinator.runtime import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from ..errors import ErrorCode
 from ..security import acl
+from ..share.share_coordinator import SHARE_STATE_TOPIC, parse_share_state_key
 from ..wire.messages import find_coordinator as API
 
 R = API.FindCoordinatorResponse
-GROUP, TRANSACTION = 0, 1
+GROUP, TRANSACTION, SHARE = 0, 1, 2
 _NOT_AVAILABLE = (ErrorCode.COORDINATOR_NOT_AVAILABLE, "The coordinator is not available.", -1, "", -1)
 
 
 def _check(ctx, key_type: int, key: str) -> tuple[int, str | None]:
+    if key_type == SHARE and ctx.version >= 6:
+        if not ctx.authorize_cluster(acl.CLUSTER_ACTION):
+            return ErrorCode.CLUSTER_AUTHORIZATION_FAILED, None
+        if parse_share_state_key(key) is None:
+            return ErrorCode.INVALID_REQUEST, f"Invalid coordinator key {key} for key type {key_type}"
+        return 0, None
     if key_type == GROUP and not ctx.authorize(acl.DESCRIBE, acl.GROUP, key):
         return ErrorCode.GROUP_AUTHORIZATION_FAILED, None
     if key_type == TRANSACTION and not ctx.authorize(acl.DESCRIBE, acl.TRANSACTIONAL_ID, key):
@@ -44,6 +52,9 @@ def _locate(ctx, key_type: int, key: str) -> tuple[int, str | None, int, str, in
     broker = ctx.broker
     if key_type == GROUP:
         topic, index = broker.coordinator_topic_or_create(OFFSETS_TOPIC), broker.groups.partition_for(key)
+    elif key_type == SHARE:
+        topic = broker.coordinator_topic_or_create(SHARE_STATE_TOPIC)
+        index = broker.share_coordinator.partition_for(parse_share_state_key(key))
     else:
         topic = broker.coordinator_topic_or_create(TRANSACTION_STATE_TOPIC)
         index = broker.transactions.partition_for(key)

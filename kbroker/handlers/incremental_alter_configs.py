@@ -4,8 +4,13 @@ changes (INVALID_CONFIG); ``validate_only`` changes nothing. Broker resources (i
 cluster default): the same operations on its dynamic broker configs (KIP-226, broker_configs.py); APPEND
 and SUBTRACT start from the dynamic value, else Kafka's default, as ConfigAdminManager does. Client metrics
 resources (KIP-714): the same operations on a subscription's configs (``metrics`` and ``match`` are lists).
-Authorisation: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the cluster
-(CLUSTER_AUTHORIZATION_FAILED), as KafkaApis.
+Group resources (KIP-848, KIP-932): SET and DELETE of a group's share group configs (coordinator/group_config.py:
+``share.session.timeout.ms``, ``share.heartbeat.interval.ms``, ``share.record.lock.duration.ms``,
+``share.delivery.count.limit``, ``share.partition.max.record.locks``, ``share.auto.offset.reset``,
+``share.isolation.level``, ``share.renew.acknowledge.enable``) within the broker's bounds; the consumer.* and
+streams.* group configs are refused (INVALID_CONFIG).
+Authorisation: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED), the group (GROUP_AUTHORIZATION_FAILED)
+or, for the broker, on the cluster (CLUSTER_AUTHORIZATION_FAILED), as KafkaApis.
 """
 
 from __future__ import annotations
@@ -95,4 +100,4 @@ def _apply_client_metrics(current: dict[str, str], res) -> dict[str, str]:
 
 def handle(ctx, req: API.IncrementalAlterConfigsRequest) -> R:
     return alter_resources(ctx, req, R, lambda topic, res: _apply(topic, res.configs), _apply_broker,
-                           _apply_client_metrics)
+                           _apply_client_metrics, lambda current, res: _apply_broker(current, res, lambda name: None))

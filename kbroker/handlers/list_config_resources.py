@@ -1,9 +1,10 @@
 """ListConfigResources (74): v0-1 (KIP-1142; v0 was ListClientMetricsResources, KIP-714). The config
 resources a client may describe: v0 the client-metrics subscriptions only; v1 those of the types asked for,
 every type kbroker has configs for when none is asked: topics (every topic, as Kafka lists them), brokers
-(every live broker by node id) and client-metrics subscriptions (KIP-714, client_metrics.py; what
-``kafka-client-metrics.sh --list`` shows). kbroker keeps no group configs or broker loggers, so those types
-list nothing. A type that has no configs at all is refused with UNSUPPORTED_VERSION,
+(every live broker by node id), client-metrics subscriptions (KIP-714, client_metrics.py; what
+``kafka-client-metrics.sh --list`` shows) and the groups that have group configs (IncrementalAlterConfigs on
+GROUP resources, as Kafka's configurations image holds them). kbroker keeps no broker loggers, so that type
+lists nothing. A type that has no configs at all is refused with UNSUPPORTED_VERSION,
 as Kafka does. Needs DESCRIBE_CONFIGS on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
@@ -34,4 +35,7 @@ def handle(ctx, req: API.ListConfigResourcesRequest) -> R:
     if CLIENT_METRICS in types:
         out.extend(R.ConfigResource(resource_name=name, resource_type=CLIENT_METRICS)
                    for name in sorted(ctx.broker.controller.client_metrics_subscriptions()))
+    if GROUP in types:
+        out.extend(R.ConfigResource(resource_name=name, resource_type=GROUP)
+                   for name in sorted(ctx.broker.controller.group_configs()))
     return R(throttle_time_ms=0, error_code=0, config_resources=out)

@@ -1,5 +1,6 @@
 """ListGroups (16): v0-5. Every group with its protocol type; v4 adds its state and a state filter
-(KIP-518), v5 its type ("classic") and a type filter (KIP-848).
+(KIP-518), v5 its type ("classic", "consumer" or "share") and a type filter (KIP-848); a share group (KIP-932)
+is listed with protocol type "share" and state Empty or Stable.
 Authorisation, as KafkaApis: DESCRIBE on the cluster lists every group; otherwise only the groups the
 principal may DESCRIBE are listed.
 """

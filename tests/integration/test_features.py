@@ -38,6 +38,8 @@ def test_api_versions_reports_supported_and_finalized_levels(conn):
     supported, finalized, epoch = features(conn, 4)
     assert supported["metadata.version"] == (33, 33) and supported["transaction.version"] == (0, 1)
     assert finalized["metadata.version"] == (33, 33) and finalized["transaction.version"] == (1, 1)
+    # Share groups (KIP-932) are on: share.version 1 while ShareGroupHeartbeat is served.
+    assert supported["share.version"] == (1, 1) and finalized["share.version"] == (1, 1)
     assert epoch == 0
     # Before v4 a supported feature whose lowest level is 0 is left out (KAFKA-17011).
     supported_v3, finalized_v3, _ = features(conn, 3)
@@ -53,9 +55,12 @@ def test_update_features_refusals_change_nothing(conn):
     assert r.error_message == ("The update failed for all features since the following feature had an error: Invalid "
                                "update version 0 for feature transaction.version. Can't downgrade the version of this "
                                "feature without setting the upgrade type to either safe or unsafe downgrade.")
-    r = update(conn, 1, Key(feature="share.version", max_version_level=1))
-    assert r.error_message.endswith("Invalid update version 1 for feature share.version. Local controller 0 does not "
+    r = update(conn, 1, Key(feature="streams.version", max_version_level=1))
+    assert r.error_message.endswith("Invalid update version 1 for feature streams.version. Local controller 0 does not "
                                     "support this feature.")
+    r = update(conn, 1, Key(feature="share.version", max_version_level=2))
+    assert r.error_message.endswith("Invalid update version 2 for feature share.version. Local controller 0 only "
+                                    "supports versions 1")
     r = update(conn, 1, Key(feature="transaction.version", max_version_level=1, upgrade_type=9))
     assert "The controller does not support the given upgrade type." in r.error_message
     r = update(conn, 1, Key(feature="transaction.version", max_version_level=-1, upgrade_type=2))

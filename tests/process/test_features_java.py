@@ -17,7 +17,8 @@ def test_java_admin_describes_and_updates_features(tmp_path):
         assert before["finalized"]["transaction.version"] == 1
         assert before["supported"]["transaction.version"] == [0, 1]
         assert ("group.version" in before["finalized"]) == (68 in TABLE)
-        for absent in ("kraft.version", "share.version", "streams.version", "eligible.leader.replicas.version"):
+        assert before["finalized"]["share.version"] == 1 and before["supported"]["share.version"] == [1, 1]
+        for absent in ("kraft.version", "streams.version", "eligible.leader.replicas.version"):
             assert absent not in before["supported"] and absent not in before["finalized"]
 
         refused = admin._call("updateFeatures", updates={"transaction.version": [2, "UPGRADE"]})

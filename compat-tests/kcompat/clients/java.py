@@ -110,6 +110,21 @@ class Java(DriverAdapter):
         return [_rec(d) for d in self._call("groupConsume", timeout_s, topic=topic, group=group, count=count,
                                             groupProtocol="consumer") or []]
 
+    def share_consume(self, topic, group, count, client_id="kbroker-compat", timeout_s=TIMEOUT_S):
+        """A KafkaShareConsumer (KIP-932, implicit acknowledgement) in ``group`` reading ``count`` records of
+        ``topic``: (record, delivery count) pairs."""
+        return [(_rec(d), d["deliveryCount"]) for d in
+                self._call("shareConsume", timeout_s, topic=topic, group=group, count=count, clientId=client_id)
+                or []]
+
+    def list_share_groups(self) -> dict:
+        """Admin.listGroups(forShareGroups()): group id -> state."""
+        return self._call("listShareGroups")
+
+    def describe_share_group(self, group) -> dict:
+        """Admin.describeShareGroups: state, epochs, members with their client ids and partitions."""
+        return self._call("describeShareGroup", group=group)
+
     def word_count(self, input_topic, output_topic, application_id, expected, timeout_s=60.0):
         """Run the Kafka Streams word count (exactly_once_v2) until ``output_topic`` holds ``expected``."""
         return self._call("wordcount", timeout_s, input=input_topic, output=output_topic,

@@ -61,6 +61,18 @@ MODULES = {
     72: 'push_telemetry',
     74: 'list_config_resources',
     75: 'describe_topic_partitions',
+    76: 'share_group_heartbeat',
+    77: 'share_group_describe',
+    78: 'share_fetch',
+    79: 'share_acknowledge',
+    83: 'initialize_share_group_state',
+    84: 'read_share_group_state',
+    85: 'write_share_group_state',
+    86: 'delete_share_group_state',
+    87: 'read_share_group_state_summary',
+    90: 'describe_share_group_offsets',
+    91: 'alter_share_group_offsets',
+    92: 'delete_share_group_offsets',
 }
 
 NAMES = {
@@ -116,6 +128,18 @@ NAMES = {
     72: 'PushTelemetry',
     74: 'ListConfigResources',
     75: 'DescribeTopicPartitions',
+    76: 'ShareGroupHeartbeat',
+    77: 'ShareGroupDescribe',
+    78: 'ShareFetch',
+    79: 'ShareAcknowledge',
+    83: 'InitializeShareGroupState',
+    84: 'ReadShareGroupState',
+    85: 'WriteShareGroupState',
+    86: 'DeleteShareGroupState',
+    87: 'ReadShareGroupStateSummary',
+    90: 'DescribeShareGroupOffsets',
+    91: 'AlterShareGroupOffsets',
+    92: 'DeleteShareGroupOffsets',
 }
 
 

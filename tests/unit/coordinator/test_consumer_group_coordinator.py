@@ -4,43 +4,16 @@ epoch checks, and the group's state across a restart of the coordinator."""
 
 import struct
 import uuid
-from dataclasses import dataclass, field
 
 from kbroker.clock import ManualClock
 from kbroker.consumer_protocol import decode_consumer_assignment, encode_consumer_assignment
 from kbroker.coordinator import FileOffsetStore, GroupConfig, GroupCoordinator, MemoryOffsetStore
 from kbroker.coordinator.classic_group import ClassicGroup
 from kbroker.errors import ErrorCode
+from support.fake_topics import FakeTopics
 
 SESSION_MS = 45_000
 INTERVAL_MS = 5_000
-
-
-@dataclass
-class FakeTopic:
-    topic_id: uuid.UUID
-    partitions: list
-
-
-@dataclass
-class FakeTopics:
-    """The coordinator's view of the cluster's topics (topics.TopicManager's `version` and `by_name`)."""
-
-    version: int = 0
-    by_name: dict = field(default_factory=dict)
-
-    def create(self, name, partitions):
-        self.by_name[name] = FakeTopic(uuid.uuid4(), [None] * partitions)
-        self.version += 1
-        return self.by_name[name].topic_id
-
-    def grow(self, name, partitions):
-        self.by_name[name].partitions = [None] * partitions
-        self.version += 1
-
-    def delete(self, name):
-        del self.by_name[name]
-        self.version += 1
 
 
 def coordinator(store=None, topics=None, clock=None, **config):

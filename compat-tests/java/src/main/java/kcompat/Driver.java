@@ -44,12 +44,16 @@ import org.apache.kafka.common.quota.ClientQuotaEntity;
 import org.apache.kafka.common.quota.ClientQuotaFilter;
 import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
 import org.apache.kafka.clients.admin.GroupListing;
+import org.apache.kafka.clients.admin.ListGroupsOptions;
+import org.apache.kafka.clients.admin.ShareGroupDescription;
+import org.apache.kafka.clients.admin.ShareMemberDescription;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.KafkaShareConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -170,6 +174,9 @@ public final class Driver {
             case "alterConfigs": return alterConfigs(arg);
             case "listGroups": return listGroups(arg);
             case "describeGroup": return describeGroup(arg);
+            case "listShareGroups": return listShareGroups(arg);
+            case "describeShareGroup": return describeShareGroup(arg);
+            case "shareConsume": return shareConsume(arg);
             case "produce": return produce(arg);
             case "transactions": return transactions(arg);
             case "consume": return consume(arg);
@@ -534,6 +541,68 @@ public final class Driver {
             res.put("members", d.members().size());
             return res;
         });
+    }
+
+    // -- share groups (KIP-932) ------------------------------------------------------------------------
+
+    private static Object listShareGroups(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            Map<String, String> out = new TreeMap<>();
+            for (GroupListing g : admin.listGroups(ListGroupsOptions.forShareGroups()).all().get()) {
+                out.put(g.groupId(), g.groupState().map(Object::toString).orElse(null));
+            }
+            return out;
+        });
+    }
+
+    private static Object describeShareGroup(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            String group = arg.get("group").asText();
+            ShareGroupDescription d = admin.describeShareGroups(List.of(group)).all().get().get(group);
+            Map<String, Object> res = new LinkedHashMap<>();
+            res.put("state", d.groupState().toString());
+            res.put("groupEpoch", d.groupEpoch());
+            res.put("assignmentEpoch", d.targetAssignmentEpoch());
+            List<Map<String, Object>> members = new ArrayList<>();
+            for (ShareMemberDescription m : d.members()) {
+                Map<String, Object> member = new LinkedHashMap<>();
+                member.put("clientId", m.clientId());
+                member.put("memberEpoch", m.memberEpoch());
+                List<String> partitions = new ArrayList<>();
+                for (TopicPartition tp : m.assignment().topicPartitions()) {
+                    partitions.add(tp.topic() + "-" + tp.partition());
+                }
+                Collections.sort(partitions);
+                member.put("partitions", partitions);
+                members.add(member);
+            }
+            res.put("members", members);
+            return res;
+        });
+    }
+
+    /** A KafkaShareConsumer (implicit acknowledgement) polling until ``count`` records or the timeout. */
+    private static Object shareConsume(JsonNode arg) {
+        Properties p = common(arg);
+        p.put("client.id", arg.path("clientId").asText("kbroker-compat"));
+        p.put(ConsumerConfig.GROUP_ID_CONFIG, arg.get("group").asText());
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        int count = arg.get("count").asInt();
+        long deadline = System.currentTimeMillis() + timeoutMs(arg);
+        List<Map<String, Object>> got = new ArrayList<>();
+        try (KafkaShareConsumer<byte[], byte[]> c = new KafkaShareConsumer<>(p)) {
+            c.subscribe(List.of(arg.get("topic").asText()));
+            while (got.size() < count && System.currentTimeMillis() < deadline) {
+                for (var r : c.poll(Duration.ofMillis(200))) {
+                    Map<String, Object> m = message(r);
+                    m.put("deliveryCount", r.deliveryCount().orElse((short) 0));
+                    got.add(m);
+                }
+            }
+            c.commitSync();
+        }
+        return got;
     }
 
     // -- producing ------------------------------------------------------------------------------------
