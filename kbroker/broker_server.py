@@ -131,6 +131,7 @@ class BrokerServer:
             await self.state.log_manager.stop()
         if self.state is not None:
             await self.state.markers.close()  # markers on their way: the next coordinator sends them again
+            await self.state.txn_partitions.close()
             await self.state.share_persister.close()
             self.state.close(flush=flush)
 

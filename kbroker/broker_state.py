@@ -30,6 +30,7 @@ from .coordinator.group import GroupConfig, GroupCoordinator
 from .coordinator.group_config import parse_assignors, share_group_settings
 from .coordinator.share_group_listener import ShareGroupSettings
 from .coordinator.marker_channel import MarkerChannel
+from .coordinator.txn_partitions import TxnPartitionAdder
 from .coordinator.offsets_topic import TopicOffsetStore
 from .coordinator.runtime import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC
 from .coordinator.service import GroupCoordinatorService, TransactionCoordinatorService
@@ -140,6 +141,9 @@ class BrokerState(MetadataListener):
         # The transaction coordinators' markers: WriteTxnMarkers to each partition's leader, or written here.
         self.markers = MarkerChannel(self.node_id, self._leader_of, self._inter_broker_endpoint,
                                      self.apply_txn_marker, connect=self.inter_broker.connect)
+        # Transaction protocol v2: partitions a producer writes to join its transaction through their leader.
+        self.txn_partitions = TxnPartitionAdder(self.node_id, self.transactions, self._txn_coordinator_of,
+                                                self._inter_broker_endpoint, connect=self.inter_broker.connect)
         self.credentials = CredentialStore(self._journal("credentials.journal", CredentialStore.MAGIC))
         for name, password in config.sasl_users:
             self.credentials.ensure_user(name, password)
@@ -165,6 +169,9 @@ class BrokerState(MetadataListener):
         if t is None or not 0 <= partition < len(t.partitions):
             return None
         return t.partitions[partition].leader_id
+
+    def _txn_coordinator_of(self, tid: str) -> int | None:
+        return self._leader_of(TRANSACTION_STATE_TOPIC, self.transactions.partition_for(tid))
 
     def _inter_broker_endpoint(self, node_id: int) -> tuple[str, int] | None:
         """Where this broker reaches another: its listener of the inter-broker listener's name."""

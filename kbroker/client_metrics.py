@@ -7,8 +7,12 @@ kept by the controller for the whole cluster (``Controller.client_metrics_subscr
 configs: ``metrics`` (metric name prefixes, ``*`` for all), ``interval.ms`` (100 to 3600000, default 5
 minutes) and ``match`` (``selector=regex`` pairs over client_instance_id, client_id, client_software_name,
 client_software_version, client_source_address and client_source_port; every one must fully match, none
-means every client). Kafka compiles the regexes with RE2/J; here Python's ``re`` does (the same for the
-usual patterns; lookarounds and backreferences, which RE2 refuses, are accepted).
+means every client). Kafka 4.4 compiles the regexes with java.util.regex (ClientMetricsConfigs, not RE2/J,
+which only KIP-848's topic regexes use) and matches with ``matches()``: a full match. Python's ``re`` is the
+same kind of backtracking engine (lookarounds, backreferences, possessive quantifiers and atomic groups, which
+RE2 refuses, are accepted by both), so it is used here with ``fullmatch``. A pattern is split as Java's
+``split("=")`` splits it (trailing empty parts dropped): exactly two parts, or it is illegal, as is a regex
+that does not compile ("Illegal client matching pattern: ...", INVALID_CONFIG).
 
 **Client instances.** A GetTelemetrySubscriptions with the zero id gets a fresh client instance id. Each
 instance gets the subscriptions that match it: the union of their prefixes (just ``*`` if one has it), the
@@ -59,11 +63,19 @@ def _list(value: str | None) -> list[str]:
     return [x.strip() for x in (value or "").split(",") if x.strip()]
 
 
+def _illegal(pattern: str) -> KafkaError:
+    return KafkaError(ErrorCode.INVALID_CONFIG, f"Illegal client matching pattern: {pattern}")
+
+
 def _split_match(pattern: str) -> tuple[str, str]:
-    name, sep, value = pattern.partition("=")
-    if not sep or name.strip() not in MATCH_SELECTORS:
-        raise KafkaError(ErrorCode.INVALID_CONFIG, f"Illegal client matching pattern: {pattern}")
-    return name.strip(), value.strip()
+    """ClientMetricsConfigs.parseMatchingPatterns: ``pattern.split("=")``, which drops trailing empty parts,
+    must give a selector and a regex."""
+    parts = pattern.split("=")
+    while parts and not parts[-1]:
+        parts.pop()
+    if len(parts) != 2 or parts[0].strip() not in MATCH_SELECTORS:
+        raise _illegal(pattern)
+    return parts[0].strip(), parts[1].strip()
 
 
 def validate(name: str, configs: dict[str, str]) -> None:
@@ -89,9 +101,8 @@ def validate(name: str, configs: dict[str, str]) -> None:
         selector, value = _split_match(pattern)
         try:
             re.compile(value)
-        except re.error as e:
-            raise KafkaError(ErrorCode.INVALID_CONFIG, f"Client match pattern `{selector}={value}` is not a valid "
-                                                       f"regular expression: {e}.") from None
+        except re.error:
+            raise _illegal(pattern) from None
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ does not speak because of a level it reads:
 
 - metadata.version: supports 33, finalized 33 (Kafka 4.4's latest production level, what a new 4.4 cluster is
   formatted with); kbroker's metadata has one shape, so no other level.
-- transaction.version: supports 0-1, finalized 1. Level 1 changes only the transaction log's record format,
-  which is the broker's own; level 2 (KIP-890 part 2: an epoch bump per transaction, implicit
-  AddPartitionsToTxn, EndTxn v5) is not implemented, so clients keep the classic transaction protocol.
+- transaction.version: supports 0-2, finalized 2, as a new Kafka 4.4 cluster. Level 2 tells clients to use
+  transaction protocol v2 (KIP-890 part 2: an epoch bump per transaction, partitions added by Produce v12 and
+  TxnOffsetCommit v5, EndTxn v5; coordinator/transaction.py); clients that do not know it keep the classic
+  protocol, which stays served. Level 1 changes only the transaction log's record format, the broker's own.
 - group.version: supports 1 while ConsumerGroupHeartbeat (68) is served, finalized 1: level 1 tells clients
   that the KIP-848 consumer protocol is available; without the API it is not supported (level 0, unreported).
 - share.version: supports 1 while ShareGroupHeartbeat (76) is served, finalized 1: level 1 turns share groups
@@ -48,7 +49,7 @@ UPGRADE, SAFE_DOWNGRADE, UNSAFE_DOWNGRADE = 1, 2, 3
 
 def supported_features(served_apis: Iterable[int]) -> dict[str, tuple[int, int]]:
     """Feature name -> (lowest, highest) level this broker supports, given the API keys it serves."""
-    out = {METADATA_VERSION: (LATEST_METADATA_VERSION, LATEST_METADATA_VERSION), TRANSACTION_VERSION: (0, 1)}
+    out = {METADATA_VERSION: (LATEST_METADATA_VERSION, LATEST_METADATA_VERSION), TRANSACTION_VERSION: (0, 2)}
     served = set(served_apis)
     if CONSUMER_GROUP_HEARTBEAT in served:
         out[GROUP_VERSION] = (1, 1)

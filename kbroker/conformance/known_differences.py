@@ -27,14 +27,13 @@ KNOWN: list[Known] = [
     # -- ApiVersions --------------------------------------------------------------------------------------
     Known("api_versions_ranges@*", "*", "api_keys*",
           "kbroker serves fewer APIs than Kafka 4.4 (no ElectLeaders, reassignment, delegation tokens, ...), "
-          "some at older newest versions (OffsetCommit/OffsetFetch v10, TxnOffsetCommit v6, DeleteGroups v3: the "
+          "some at older newest versions (OffsetCommit/OffsetFetch v10: the "
           "README's compatibility table), and advertises the telemetry APIs (71, 72), which Kafka advertises only "
           "with a telemetry reporter plugin"),
     Known("api_versions_ranges@v*", "*", "*features*",
           "kbroker supports and finalizes only the feature levels it implements (features.py): metadata.version 33, "
-          "transaction.version up to 1, share.version 1; Kafka 4.4 also finalizes transaction.version 2 (KIP-890 "
-          "part 2), share.version 2 (share groups' dead-letter queues, KIP-1191), kraft.version, streams.version "
-          "and eligible.leader.replicas.version"),
+          "transaction.version 2 and share.version 1; Kafka 4.4 also finalizes share.version 2 (share groups' "
+          "dead-letter queues, KIP-1191), kraft.version, streams.version and eligible.leader.replicas.version"),
     # -- Metadata -----------------------------------------------------------------------------------------
     Known("metadata_auto_create@*", "first_error", "",
           "the Metadata answer that triggers auto-creation: Kafka 4 says UNKNOWN_TOPIC_OR_PARTITION until the "
@@ -42,10 +41,11 @@ KNOWN: list[Known] = [
     # -- Produce ------------------------------------------------------------------------------------------
     Known("produce_*", "*", "responses*.partition_responses*.error_message",
           "kbroker explains Produce errors in error_message (v8+); Kafka leaves it null for these errors"),
-    Known("produce_transactional_without_txn@*", "produce", "responses*",
-          "a transactional batch for a partition never added to the transaction: Kafka 4 verifies it (KIP-890) "
-          "and refuses with INVALID_TXN_STATE; kbroker appends it (finding: transaction verification is not "
-          "implemented)"),
+    *(Known(f"produce_transactional_without_txn@v{v}", "produce", "responses*",
+            "a transactional batch (Produce v11 or older) for a partition never added to the transaction: Kafka 4 "
+            "verifies it (KIP-890) and refuses with INVALID_TXN_STATE; kbroker appends it (the verify-only check "
+            "is not implemented; from v12 both add the partition to the transaction, transaction protocol v2)")
+      for v in (3, 9)),
     # -- transactions and configs ---------------------------------------------------------------------------
     Known("txn_offset_commit_flow@*", "commit_after_end", "topics*.error_code",
           "TxnOffsetCommit for a group not added to the current transaction: Kafka 4 verifies it with the "

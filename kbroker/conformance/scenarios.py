@@ -552,6 +552,64 @@ def transaction_state_errors(s: Session, v: int):
                                                                                        partitions=[0])]))
 
 
+def _produce_settled(s: Session, label: str, v: int, req) -> None:
+    """A transactional Produce, retried while the partition's leader cannot add it to the transaction yet
+    (NOT_LEADER_OR_FOLLOWER, or NOT_ENOUGH_REPLICAS for a coordinator that is loading or still writing the
+    last transaction's markers), as a client retries; the answer that ends the retries is recorded."""
+    deadline = time.monotonic() + 10
+    while True:
+        r = s.call(label, Produce, v, req)
+        if r is None or r.responses[0].partition_responses[0].error_code not in (6, 19) or \
+                time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+
+
+@scenario(EndTxn, (5,))
+def end_txn_v2_epoch_bump(s: Session, v: int):
+    """Transaction protocol v2 (KIP-890 part 2): Produce v12 adds the partition to the transaction; each EndTxn
+    v5 bumps the epoch and answers it; a retried end (at the epoch before) gets the same answer, the other
+    outcome INVALID_TXN_STATE; the old epoch can no longer produce; the next transaction runs at the bumped
+    epoch and its end bumps it again."""
+    txn, topic = s.name("tv2"), s.name("tv2t")
+    s.find_coordinator(txn, 1)
+    s.create_topic(topic)
+    first = init_producer_id(s, "init", txn, 5)
+    if first is None or first.error_code:
+        return
+    pid, e0 = first.producer_id, first.producer_epoch
+
+    def produce(label: str, epoch: int, seq: int) -> None:
+        _produce_settled(s, label, 12, produce_request(topic, batch(b"t", producer_id=pid, producer_epoch=epoch,
+                                                                   base_sequence=seq, transactional=True),
+                                                       transactional_id=txn))
+
+    def end(label: str, epoch: int, commit: bool):
+        return s.call(label, EndTxn, v, et.EndTxnRequest(transactional_id=txn, producer_id=pid,
+                                                          producer_epoch=epoch, committed=commit))
+
+    def wait_complete() -> None:
+        """Kafka answers EndTxn once the Prepare state is written and writes the markers after; until they are
+        written a retry is CONCURRENT_TRANSACTIONS and the old epoch may still join the transaction. Wait for
+        the Complete state (not recorded), so that what follows does not depend on that race."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            r = s.call("describe", DescribeTransactions, 0, dtx.DescribeTransactionsRequest(
+                transactional_ids=[txn]), record=False)
+            if r is None or r.transaction_states[0].transaction_state.startswith("Complete"):
+                return
+            time.sleep(0.05)
+
+    produce("produce_1", e0, 0)
+    end("commit", e0, True)
+    wait_complete()
+    end("commit_retry", e0, True)
+    end("abort_retry_of_commit", e0, False)
+    produce("produce_old_epoch", e0, 1)
+    produce("produce_2", e0 + 1, 0)
+    end("abort", e0 + 1, False)
+
+
 # -- DescribeConfigs ----------------------------------------------------------------------------------------------
 
 TOPIC, BROKER = 2, 4
@@ -801,7 +859,7 @@ def list_groups_with_filters(s: Session, v: int):
             s.note(label, d)
 
 
-@scenario(DeleteGroups, (0, 1, 2))
+@scenario(DeleteGroups, (0, 1, 2, 3))
 def delete_groups_outcomes(s: Session, v: int):
     """A group with a member (NON_EMPTY_GROUP), a group with only offsets (deleted, offsets gone), an unknown
     group (GROUP_ID_NOT_FOUND), and an invalid (empty) group id."""

@@ -408,13 +408,15 @@ class GroupCoordinator:
         generation_id: int = -1,
         member_id: str = "",
         group_instance_id: str | None = None,
+        api_version: int = 5,
     ) -> dict[TopicPartition, int]:
         """TxnOffsetCommit (see OffsetMetadataManager.prepare_txn_offsets)."""
         err = self._check(group_id)
         if err != ErrorCode.NONE:
             return dict.fromkeys(offsets, err)
         return self.offset_manager.prepare_txn_offsets(producer_id, group_id, offsets, generation_id=generation_id,
-                                                       member_id=member_id, group_instance_id=group_instance_id)
+                                                       member_id=member_id, group_instance_id=group_instance_id,
+                                                       api_version=api_version)
 
     def complete_txn_offsets(self, producer_id: int, group_id: str, commit: bool) -> int:
         """Ends the producer's transaction for the group (its marker was written); see OffsetMetadataManager."""

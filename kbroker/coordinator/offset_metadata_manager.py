@@ -236,15 +236,23 @@ class OffsetMetadataManager:
         generation_id: int = -1,
         member_id: str = "",
         group_instance_id: str | None = None,
+        api_version: int = 5,
     ) -> dict[TopicPartition, int]:
         """TxnOffsetCommit: stores offsets that fetch_offsets shows only after complete_txn_offsets(commit=True).
-        The member fields (v3+, KIP-447) are checked when given. The transaction coordinator checks the producer."""
+        The member fields (v3+, KIP-447) are checked when given. The transaction coordinator checks the producer.
+        As Kafka's validateTransactionalOffsetCommit: a member-checked commit (generation >= 0) to an unknown
+        group, and a stale member epoch, are GROUP_ID_NOT_FOUND and STALE_MEMBER_EPOCH from v6 (KIP-1319),
+        ILLEGAL_GENERATION before."""
         def every(code: int) -> dict[TopicPartition, int]:
             return {tp: code for tp in offsets}
 
+        if generation_id >= 0 and group_id not in self._groups.groups:
+            return every(ErrorCode.GROUP_ID_NOT_FOUND if api_version >= 6 else ErrorCode.ILLEGAL_GENERATION)
         group = self._groups.get_or_create_group(group_id)
         if isinstance(group, ConsumerGroup):
             err = self._validate_consumer_group_commit(group, generation_id, member_id, True, None)
+            if err == ErrorCode.STALE_MEMBER_EPOCH and api_version < 6:
+                err = ErrorCode.ILLEGAL_GENERATION
         else:
             err = self._validate_offset_commit(group, generation_id, member_id, group_instance_id, True)
         if err != ErrorCode.NONE:

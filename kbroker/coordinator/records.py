@@ -19,8 +19,8 @@ would otherwise drop. Kafka's readers skip a record type they do not know, and s
 
 The codec is written by hand, not generated: tools/gen.py knows request and response messages, and these six
 structs are short. Non-flexible versions are used where Kafka still writes them (OffsetCommitValue v3,
-GroupMetadataValue v3, TransactionLogValue v0); TransactionLogValue v1 (flexible) when a previous producer id
-must be kept (its tagged field 0).
+GroupMetadataValue v3, TransactionLogValue v0); TransactionLogValue v1 (flexible) when one of its tagged fields
+must be kept: the previous producer id (0), the next one (1), the client's transaction version (2, KIP-890).
 """
 
 from __future__ import annotations
@@ -286,6 +286,8 @@ class TxnValue:
     last_update_ms: int
     start_ms: int
     previous_producer_id: int = -1
+    next_producer_id: int = -1  # tag 1: the id a TV2 transaction moves to once its markers are written
+    client_transaction_version: int = 0  # tag 2: the transaction version of the producer's last request (KIP-890)
 
 
 def transaction_log_key(transactional_id: str) -> bytes:
@@ -308,9 +310,14 @@ def _by_topic(partitions) -> list[tuple[str, list[int]]]:
 
 
 def transaction_log_value(v: TxnValue) -> bytes:
-    """v0, or v1 (flexible) when there is a previous producer id to keep (its tagged field 0)."""
+    """v0, or v1 (flexible) when a tagged field has more than its default to keep: the previous producer id
+    (tag 0), the next one (tag 1), the client's transaction version (tag 2)."""
     topics = _by_topic(v.partitions)
-    if v.previous_producer_id < 0:
+    tagged = [(tag, value) for tag, value, default in (
+        (0, _I64.pack(v.previous_producer_id), v.previous_producer_id < 0),
+        (1, _I64.pack(v.next_producer_id), v.next_producer_id < 0),
+        (2, _I16.pack(v.client_transaction_version), v.client_transaction_version == 0)) if not default]
+    if not tagged:
         out = bytearray(_I16.pack(0) + _I64.pack(v.producer_id) + _I16.pack(v.producer_epoch)
                         + _I32.pack(v.timeout_ms) + _I8.pack(TXN_STATUS[v.status]) + _I32.pack(len(topics)))
         for topic, ids in topics:
@@ -327,7 +334,7 @@ def transaction_log_value(v: TxnValue) -> bytes:
         out += b"".join(_I32.pack(i) for i in ids)
         P.write_uvarint(out, 0)  # the topic's tagged fields
     out += _I64.pack(v.last_update_ms) + _I64.pack(v.start_ms)
-    P.write_tagged(out, [(0, _I64.pack(v.previous_producer_id))])
+    P.write_tagged(out, tagged)
     return bytes(out)
 
 
@@ -344,12 +351,17 @@ def decode_transaction_log_value(value: bytes) -> TxnValue:
         if flexible:
             r.pos = P.skip_tagged_fields(r.buf, r.pos)
     last_update_ms, start_ms = r.i64(), r.i64()
-    previous = -1
+    previous = following = -1
+    client_version = 0
     if flexible:
         for _ in range(r.uvarint()):
             tag, size = r.uvarint(), r.uvarint()
             if tag == 0:
                 previous = _I64.unpack_from(r.buf, r.pos)[0]
+            elif tag == 1:
+                following = _I64.unpack_from(r.buf, r.pos)[0]
+            elif tag == 2:
+                client_version = _I16.unpack_from(r.buf, r.pos)[0]
             r.pos += size
     return TxnValue(producer_id, epoch, timeout_ms, TXN_STATUS_NAMES[status], tuple(partitions), last_update_ms,
-                    start_ms, previous)
+                    start_ms, previous, following, client_version)

@@ -178,11 +178,11 @@ class TransactionCoordinatorService(_ShardedService):
             return InitResult(shard)
         return shard.init_producer_id(tid, timeout_ms, expected_pid, expected_epoch)
 
-    def add_partitions(self, tid: str, pid: int, epoch: int, partitions: list) -> dict:
+    def add_partitions(self, tid: str, pid: int, epoch: int, partitions: list, transaction_version: int = 0) -> dict:
         shard = self._route(tid)
         if isinstance(shard, int):
             return dict.fromkeys(partitions, shard)
-        return shard.add_partitions(tid, pid, epoch, partitions)
+        return shard.add_partitions(tid, pid, epoch, partitions, transaction_version)
 
     def add_offsets(self, tid: str, pid: int, epoch: int, group_id: str) -> int:
         shard = self._route(tid)
@@ -192,9 +192,11 @@ class TransactionCoordinatorService(_ShardedService):
         shard = self._route(tid)
         return shard if isinstance(shard, int) else shard.is_ongoing(tid, pid, epoch)
 
-    def end_txn(self, tid: str, pid: int, epoch: int, commit: bool) -> int:
+    def end_txn(self, tid: str, pid: int, epoch: int, commit: bool, transaction_version: int = 0) -> InitResult:
         shard = self._route(tid)
-        return shard if isinstance(shard, int) else shard.end_txn(tid, pid, epoch, commit)
+        if isinstance(shard, int):
+            return InitResult(shard)
+        return shard.end_txn(tid, pid, epoch, commit, transaction_version)
 
     def written(self, tid: str) -> Awaitable[None]:
         """Completes once the transactional id's last change is replicated."""

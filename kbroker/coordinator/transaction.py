@@ -1,5 +1,5 @@
 """The transaction coordinator (KIP-98, with the epoch rules of KIP-360 and KIP-588): the classic
-transaction protocol, version 1. Protocol v2 (KIP-890) is not implemented and not advertised.
+transaction protocol (transaction versions 0 and 1) and transaction protocol v2 (KIP-890 part 2).
 
 Theory of operation
 -------------------
@@ -15,6 +15,18 @@ the producer that had the previous epoch (PRODUCER_FENCED for its next request; 
 request versions that predate that error). When the transaction of the fenced producer is still open, it is
 aborted first with the bumped epoch and the new producer is told CONCURRENT_TRANSACTIONS, to retry, as Kafka
 does. A transaction open longer than its timeout is aborted the same way.
+
+Transaction protocol v2 (a producer that sends EndTxn v5+, AddPartitionsToTxn v4+ through its partitions'
+leaders, as Kafka's TransactionVersion.transactionVersionFor*): each transaction end bumps the producer epoch,
+and the markers carry the bumped epoch, so that nothing the producer sent with the old one can join a later
+transaction. The EndTxn answer names the producer id and epoch of the next transaction. When the epoch is
+exhausted (Short.MAX_VALUE - 1) the end allocates the next producer id (``next_producer_id``): the markers
+carry the old id at Short.MAX_VALUE and the transactional id moves to the new id, epoch 0, once they are
+written. The client's transaction version is kept with the transaction (TransactionLogValue's tag 2), since
+the rules for a retried EndTxn depend on it: with v2 an EndTxn at the epoch before the current one is a retry
+of the end that bumped it (Kafka's endTxnEpochBumped), and one at the current epoch is the next end.
+Partitions and groups reach a v2 transaction implicitly: a transactional Produce v12+ or TxnOffsetCommit v5+
+has the partition's leader add them (coordinator/txn_partitions.py).
 
 Ending a transaction writes a control batch (COMMIT or ABORT marker) into every partition of the
 transaction, through ``write_marker`` (the partition's leader writes it). A group's transactional offsets are
@@ -65,18 +77,21 @@ class TransactionMetadata:
     start_ms: int = -1
     last_update_ms: int = -1
     prev_producer_id: int = -1  # the id before the last rotation, for a KIP-360 retry that spans it
+    next_producer_id: int = -1  # v2: the id this transaction's end rotates to once its markers are written
+    client_transaction_version: int = 0  # of the producer's last request that changed the transaction
 
     def to_json(self) -> dict:
         return {"pid": self.producer_id, "epoch": self.producer_epoch, "last_epoch": self.last_producer_epoch,
                 "timeout_ms": self.timeout_ms, "state": self.state, "partitions": sorted(self.partitions),
                 "groups": sorted(self.groups), "start_ms": self.start_ms, "last_update_ms": self.last_update_ms,
-                "prev_pid": self.prev_producer_id}
+                "prev_pid": self.prev_producer_id, "next_pid": self.next_producer_id,
+                "tv": self.client_transaction_version}
 
     @classmethod
     def from_json(cls, tid: str, d: dict) -> "TransactionMetadata":
         return cls(tid, d["pid"], d["epoch"], d["last_epoch"], d["timeout_ms"], d["state"],
                    {(t, p) for t, p in d["partitions"]}, set(d["groups"]), d["start_ms"], d["last_update_ms"],
-                   d.get("prev_pid", -1))
+                   d.get("prev_pid", -1), d.get("next_pid", -1), d.get("tv", 0))
 
 
 @dataclass
@@ -84,6 +99,10 @@ class InitResult:
     error_code: int
     producer_id: int = -1
     producer_epoch: int = -1
+
+
+EndResult = InitResult  # EndTxn v5+ answers with the producer id and epoch to use next, as InitProducerId
+TV2 = 2  # transaction.version 2: an epoch bump per transaction (TransactionVersion.supportsEpochBump)
 
 
 class TransactionCoordinator:
@@ -228,9 +247,10 @@ class TransactionCoordinator:
             return ErrorCode.CONCURRENT_TRANSACTIONS, None
         return 0, txn
 
-    def add_partitions(self, tid: str, pid: int, epoch: int,
-                       partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """Per partition: NONE, or the error; unknown partitions fail and the rest are not attempted."""
+    def add_partitions(self, tid: str, pid: int, epoch: int, partitions: list[tuple[str, int]],
+                       transaction_version: int = 0) -> dict[tuple[str, int], int]:
+        """Per partition: NONE, or the error; unknown partitions fail and the rest are not attempted.
+        ``transaction_version``: 2 when a partition leader adds them for a v2 producer (AddPartitionsToTxn v4+)."""
         err, txn = self._check(tid, pid, epoch)
         if err:
             return {tp: err for tp in partitions}
@@ -242,6 +262,7 @@ class TransactionCoordinator:
             return {tp: 0 for tp in partitions}
         self._begin(txn)
         txn.partitions.update(partitions)
+        txn.client_transaction_version = transaction_version
         self._persist(txn)
         return {tp: 0 for tp in partitions}
 
@@ -250,6 +271,7 @@ class TransactionCoordinator:
         if err:
             return err
         self._begin(txn)
+        txn.client_transaction_version = 0  # AddOffsetsToTxn is the classic protocol's (Kafka: TV_0)
         txn.groups.add(group_id)
         txn.partitions.add(self.offsets_partition(group_id))
         self._persist(txn)
@@ -274,27 +296,58 @@ class TransactionCoordinator:
 
     # -- ending --------------------------------------------------------------
 
-    def end_txn(self, tid: str, pid: int, epoch: int, commit: bool) -> int:
+    def end_txn(self, tid: str, pid: int, epoch: int, commit: bool, transaction_version: int = 0) -> EndResult:
+        """EndTxn: the error, and on success the producer id and epoch for the producer's next transaction
+        (with v2 the bumped ones; ``transaction_version`` 2 for EndTxn v5+)."""
         if not tid:
-            return ErrorCode.INVALID_REQUEST
+            return EndResult(ErrorCode.INVALID_REQUEST)
         txn = self.txns.get(tid)
-        if txn is None or txn.producer_id != pid:
-            return ErrorCode.INVALID_PRODUCER_ID_MAPPING
-        if txn.producer_epoch != epoch:
-            return ErrorCode.PRODUCER_FENCED
+        if txn is None:
+            return EndResult(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        v2 = txn.client_transaction_version >= TV2
+        # A v2 retry of the end that bumped the epoch, or of the one that also rotated the producer id.
+        retry_on_bump = v2 and txn.producer_id == pid and txn.producer_epoch == epoch + 1
+        retry_on_overflow = (v2 and txn.prev_producer_id == pid and epoch == MAX_EPOCH - 1
+                             and txn.producer_epoch == 0)
+        if v2 and txn.state in (PREPARE_COMMIT, PREPARE_ABORT):
+            valid_epoch = retry_on_bump
+        elif v2 and txn.state in (COMPLETE_COMMIT, COMPLETE_ABORT):
+            valid_epoch = retry_on_bump or retry_on_overflow
+        else:
+            valid_epoch = txn.producer_epoch == epoch
+        if txn.producer_id != pid and not retry_on_overflow:
+            return EndResult(ErrorCode.INVALID_PRODUCER_ID_MAPPING)
+        if not valid_epoch:
+            return EndResult(ErrorCode.PRODUCER_FENCED)
         if txn.state == ONGOING:
-            self._end(txn, commit)
-            return 0
+            self._end(txn, commit, bump=transaction_version >= TV2)
+            return self._next_ids(txn)
         if txn.state == COMPLETE_COMMIT:
-            return 0 if commit else ErrorCode.INVALID_TXN_STATE
+            return self._next_ids(txn) if commit else EndResult(ErrorCode.INVALID_TXN_STATE)
         if txn.state == COMPLETE_ABORT:
-            return 0 if not commit else ErrorCode.INVALID_TXN_STATE
+            return self._next_ids(txn) if not commit else EndResult(ErrorCode.INVALID_TXN_STATE)
         if txn.state in (PREPARE_COMMIT, PREPARE_ABORT):
-            return ErrorCode.CONCURRENT_TRANSACTIONS if (txn.state == PREPARE_COMMIT) == commit \
-                else ErrorCode.INVALID_TXN_STATE
-        return ErrorCode.INVALID_TXN_STATE  # Empty: nothing to end
+            return EndResult(ErrorCode.CONCURRENT_TRANSACTIONS if (txn.state == PREPARE_COMMIT) == commit
+                             else ErrorCode.INVALID_TXN_STATE)
+        return EndResult(ErrorCode.INVALID_TXN_STATE)  # Empty: nothing to end
 
-    def _end(self, txn: TransactionMetadata, commit: bool) -> None:
+    @staticmethod
+    def _next_ids(txn: TransactionMetadata) -> EndResult:
+        """What the producer uses next: the ids the transaction has once complete (Kafka answers with its
+        prepareComplete metadata), also while its markers are still on their way."""
+        if txn.next_producer_id >= 0:
+            return EndResult(0, txn.next_producer_id, 0)
+        return EndResult(0, txn.producer_id, txn.producer_epoch)
+
+    def _end(self, txn: TransactionMetadata, commit: bool, bump: bool = False) -> None:
+        """Prepare, then the markers. ``bump`` (v2, Kafka's prepareAbortOrCommit): one epoch up first, with a
+        new producer id to move to when the epoch is exhausted; a fencing abort has bumped it already."""
+        if bump:
+            if txn.producer_epoch >= MAX_EPOCH - 1:
+                txn.next_producer_id = self.producer_ids.next_id()
+            txn.last_producer_epoch = txn.producer_epoch
+            txn.producer_epoch += 1
+            txn.client_transaction_version = TV2
         txn.state = PREPARE_COMMIT if commit else PREPARE_ABORT
         self._persist(txn)
         self._complete(txn)
@@ -332,6 +385,10 @@ class TransactionCoordinator:
 
     def _finish(self, txn: TransactionMetadata, commit: bool) -> None:
         txn.state = COMPLETE_COMMIT if commit else COMPLETE_ABORT
+        if txn.next_producer_id >= 0:  # v2 at an exhausted epoch: the markers are written, the id moves on
+            txn.prev_producer_id, txn.producer_id = txn.producer_id, txn.next_producer_id
+            txn.next_producer_id, txn.producer_epoch = -1, 0
+            txn.last_producer_epoch = NO_PRODUCER_EPOCH
         txn.partitions.clear()
         txn.groups.clear()
         self._persist(txn)

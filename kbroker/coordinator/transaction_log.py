@@ -23,13 +23,14 @@ log = logging.getLogger("kbroker.coordinator.transaction_log")
 
 def _to_value(d: dict) -> R.TxnValue:
     return R.TxnValue(d["pid"], d["epoch"], d["timeout_ms"], d["state"], tuple((t, p) for t, p in d["partitions"]),
-                      d["last_update_ms"], d["start_ms"], d.get("prev_pid", -1))
+                      d["last_update_ms"], d["start_ms"], d.get("prev_pid", -1), d.get("next_pid", -1), d.get("tv", 0))
 
 
 def _from_value(v: R.TxnValue) -> dict:
     return {"pid": v.producer_id, "epoch": v.producer_epoch, "last_epoch": -1, "timeout_ms": v.timeout_ms,
             "state": v.status, "partitions": sorted([t, p] for t, p in v.partitions), "groups": [],
-            "start_ms": v.start_ms, "last_update_ms": v.last_update_ms, "prev_pid": v.previous_producer_id}
+            "start_ms": v.start_ms, "last_update_ms": v.last_update_ms, "prev_pid": v.previous_producer_id,
+            "next_pid": v.next_producer_id, "tv": v.client_transaction_version}
 
 
 class TransactionStateLog:

@@ -44,7 +44,7 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     25: ('add_offsets_to_txn', (0, 4)),  # AddOffsetsToTxn
     26: ('end_txn', (0, 5)),  # EndTxn
     27: ('write_txn_markers', (1, 1)),  # WriteTxnMarkers
-    28: ('txn_offset_commit', (0, 5)),  # TxnOffsetCommit
+    28: ('txn_offset_commit', (0, 6)),  # TxnOffsetCommit
     29: ('describe_acls', (1, 3)),  # DescribeAcls
     30: ('create_acls', (1, 3)),  # CreateAcls
     31: ('delete_acls', (1, 3)),  # DeleteAcls
@@ -54,7 +54,7 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     35: ('describe_log_dirs', (1, 5)),  # DescribeLogDirs
     36: ('sasl_authenticate', (0, 2)),  # SaslAuthenticate
     37: ('create_partitions', (0, 3)),  # CreatePartitions
-    42: ('delete_groups', (0, 2)),  # DeleteGroups
+    42: ('delete_groups', (0, 3)),  # DeleteGroups
     44: ('incremental_alter_configs', (0, 1)),  # IncrementalAlterConfigs
     47: ('offset_delete', (0, 0)),  # OffsetDelete
     48: ('describe_client_quotas', (0, 1)),  # DescribeClientQuotas

@@ -1,6 +1,7 @@
 """AddPartitionsToTxn (24): v0-5. A producer adds partitions to its transaction before writing to them.
 v0-3 carry one transaction (the clients' form); v4+ batch several (KIP-890's broker-to-broker form), where
-``verify_only`` asks whether the partitions are already in the transaction (INVALID_TXN_STATE if not).
+``verify_only`` asks whether the partitions are already in the transaction (INVALID_TXN_STATE if not), and
+without it the partitions are added for a transaction protocol v2 producer (coordinator/txn_partitions.py).
 Fenced producers get PRODUCER_FENCED, or INVALID_PRODUCER_EPOCH before v2.
 Authorisation, as KafkaApis: v0-3 need WRITE on the transactional id (else every partition is
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and WRITE on each topic (TOPIC_AUTHORIZATION_FAILED, the others
@@ -9,6 +10,7 @@ OPERATION_NOT_ATTEMPTED); v4+ come from brokers and need CLUSTER_ACTION (CLUSTER
 
 from __future__ import annotations
 
+from ..coordinator.transaction import TV2
 from ..errors import ErrorCode
 from ..security import acl
 from ..wire.messages import add_partitions_to_txn as API
@@ -51,7 +53,8 @@ def handle(ctx, req: API.AddPartitionsToTxnRequest) -> R:
                   and txn.state == "Ongoing")
             errors = {tp: 0 if ok and tp in txn.partitions else ErrorCode.INVALID_TXN_STATE for tp in partitions}
         else:
-            errors = txns.add_partitions(t.transactional_id, t.producer_id, t.producer_epoch, partitions)
+            # From a partition leader for a v2 producer (Kafka's transactionVersionForAddPartitionsToTxn).
+            errors = txns.add_partitions(t.transactional_id, t.producer_id, t.producer_epoch, partitions, TV2)
         results.append(R.AddPartitionsToTxnResult(transactional_id=t.transactional_id,
                                                   topic_results=_topic_results(errors, ctx.version)))
     return R(throttle_time_ms=0, error_code=0, results_by_transaction=results)

@@ -1,6 +1,9 @@
-"""DeleteGroups (42): v0-2. Deletes groups with no members and their committed offsets (a share group: its
+"""DeleteGroups (42): v0-3. Deletes groups with no members and their committed offsets (a share group: its
 ShareGroup* records, and the share-partition state is told through the ShareGroupListener);
-NON_EMPTY_GROUP for a group with members, GROUP_ID_NOT_FOUND for an unknown one.
+NON_EMPTY_GROUP for a group with members, GROUP_ID_NOT_FOUND for an unknown one. v3 adds a per-group
+``error_message``; Kafka 4.4 fills it only for a failure of the whole coordinator operation with a message of
+its own (or a streams group's topology-description plugin, which kbroker has not), and leaves it null for the
+outcomes above, so kbroker's are null.
 Needs DELETE on each group (GROUP_AUTHORIZATION_FAILED), as KafkaApis.
 """
 

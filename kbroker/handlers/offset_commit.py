@@ -19,8 +19,9 @@ from ..wire.messages import offset_commit as API
 R = API.OffsetCommitResponse
 
 
-def _resolve_topic_ids(broker, topics) -> set[int]:
-    """v10: each topic's name from its id, set on the request's topic; returns the indexes of unknown ids."""
+def resolve_topic_ids(broker, topics) -> set[int]:
+    """v10 (and TxnOffsetCommit v6): each topic's name from its id, set on the request's topic; returns the
+    indexes of unknown ids."""
     unknown = set()
     for i, t in enumerate(topics):
         topic = broker.topics.by_id.get(t.topic_id)
@@ -33,7 +34,7 @@ def _resolve_topic_ids(broker, topics) -> set[int]:
 
 def handle(ctx, req: API.OffsetCommitRequest) -> R:
     broker = ctx.broker
-    unknown_ids = _resolve_topic_ids(broker, req.topics) if ctx.version >= 10 else set()
+    unknown_ids = resolve_topic_ids(broker, req.topics) if ctx.version >= 10 else set()
     if not ctx.authorize(acl.READ, acl.GROUP, req.group_id):
         return R(throttle_time_ms=0, topics=[R.OffsetCommitResponseTopic(name=t.name, topic_id=t.topic_id, partitions=[
             R.OffsetCommitResponsePartition(partition_index=p.partition_index,

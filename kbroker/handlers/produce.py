@@ -10,9 +10,12 @@ NOT_LEADER_OR_FOLLOWER if leadership moved, REQUEST_TIMED_OUT after the request'
 leader is the whole ISR (one broker) the high watermark is already past the batch and the answer is
 immediate, with no waiting machinery. A topic that does not exist is UNKNOWN_TOPIC_OR_PARTITION, whatever its
 name and whatever ``auto.create.topics.enable`` says: as in Kafka (KafkaApis.handleProduceRequest), only
-Metadata auto-creates, and a client asks Metadata before it produces. v12 is v11 (KIP-890 only
-changes what a transaction v2 producer may rely on, and kbroker does not offer transaction v2); v13 names
-topics by id (KIP-516): an unknown id is UNKNOWN_TOPIC_ID, and ids are never auto-created.
+Metadata auto-creates, and a client asks Metadata before it produces. v12 is transaction protocol v2
+(KIP-890 part 2): a transactional batch to a partition that is not in the producer's transaction yet has
+this broker add it through the transaction coordinator before the append (coordinator/txn_partitions.py;
+Kafka's ``addPartition`` operation), and the coordinator's refusal is the partition's error (retriable ones
+as NOT_ENOUGH_REPLICAS, as Kafka); v11 and below append as sent. v13 names topics by id (KIP-516): an
+unknown id is UNKNOWN_TOPIC_ID, and ids are never auto-created.
 
 A batch refused for some of its records (keyless records on a compacted topic) names each of them in
 ``record_errors`` (v8+, KIP-467: the record's index in its batch and why) with Kafka's summary as the
@@ -35,7 +38,8 @@ import logging
 from ..errors import ErrorCode, KafkaError, RecordValidationError
 from ..partition import get_partition_or_error
 from .leader_hints import LeaderHints
-from ..records.batch import ATTRIBUTES_OFFSET, TRANSACTIONAL_MASK
+from ..coordinator.txn_partitions import produce_error
+from ..records.batch import ATTRIBUTES_OFFSET, TRANSACTIONAL_MASK, read_header
 from ..schema_registry.wire_format import KEY_CONFIG as KEY_VALIDATION
 from ..schema_registry.wire_format import VALUE_CONFIG as VALUE_VALIDATION
 from ..schema_registry.wire_format import validate_batches
@@ -63,15 +67,56 @@ def _partition_error(index: int, code: int, message: str | None = None) -> R.Par
 
 def _has_transactional_records(req) -> bool:
     """RequestUtils.hasTransactionalRecords: the first batch of any partition is transactional."""
+    return any(_is_transactional(pd.records) for td in req.topic_data for pd in td.partition_data)
+
+
+def _is_transactional(records) -> bool:
+    return records is not None and len(records) > ATTRIBUTES_OFFSET + 1 and bool(
+        records[ATTRIBUTES_OFFSET + 1] & TRANSACTIONAL_MASK)
+
+
+def _partitions_to_add(ctx, req) -> tuple[list[tuple[str, int]], int, int]:
+    """Transaction v2: the partitions of this broker whose transactional batch opens the producer's
+    transaction there (none of its batches at that epoch is written yet), with the producer id and epoch."""
+    broker = ctx.broker
+    out, pid, epoch = [], -1, -1
     for td in req.topic_data:
+        topic = broker.topics.by_id.get(td.topic_id) if ctx.version >= 13 else broker.topics.get(td.name)
+        if topic is None or topic.is_internal or not ctx.authorize(acl.WRITE, acl.TOPIC, topic.name):
+            continue  # answered with their own error below
         for pd in td.partition_data:
-            r = pd.records
-            if r is not None and len(r) > ATTRIBUTES_OFFSET + 1 and r[ATTRIBUTES_OFFSET + 1] & TRANSACTIONAL_MASK:
-                return True
-    return False
+            if not _is_transactional(pd.records):
+                continue
+            partition = get_partition_or_error(topic, pd.index)
+            if isinstance(partition, int):
+                continue
+            header = read_header(pd.records)
+            pid, epoch = header.producer_id, header.producer_epoch
+            if not partition.log.producer_state.in_transaction(pid, epoch):
+                out.append((topic.name, pd.index))
+    return out, pid, epoch
 
 
 def handle(ctx, req: API.ProduceRequest) -> R | None:
+    if ctx.version >= 12 and req.transactional_id is not None and _has_transactional_records(req):
+        if ctx.broker.authorizer is None or ctx.authorize(acl.WRITE, acl.TRANSACTIONAL_ID, req.transactional_id):
+            partitions, pid, epoch = _partitions_to_add(ctx, req)
+            if partitions:
+                added = ctx.broker.txn_partitions.add(req.transactional_id, pid, epoch, partitions)
+                if isinstance(added, dict):
+                    return _append(ctx, req, added)
+                return _append_when_added(ctx, req, added)
+    return _append(ctx, req, {})
+
+
+async def _append_when_added(ctx, req, added):
+    response = _append(ctx, req, await added)
+    return (await response) if asyncio.iscoroutine(response) else response
+
+
+def _append(ctx, req: API.ProduceRequest, added: dict[tuple[str, int], int]) -> R | None:
+    """The request's appends; ``added``: the coordinator's answer for the partitions transaction v2 added
+    (an error there is the partition's answer)."""
     broker = ctx.broker
     # producer_byte_rate (client_quotas.py): the request's bytes are recorded whatever its outcome, as Kafka's
     # handleProduceRequest records request.sizeInBytes; the throttle time goes into the answer (server.py).
@@ -120,6 +165,9 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
                 part = _partition_error(pd.index, partition)
                 part.current_leader = hints.current_leader(topic, pd.index, partition)
                 parts.append(part)
+                continue
+            if added.get((topic.name, pd.index)):
+                parts.append(_partition_error(pd.index, *produce_error(added[(topic.name, pd.index)])))
                 continue
             try:
                 if "true" in (topic.config(VALUE_VALIDATION), topic.config(KEY_VALIDATION)):

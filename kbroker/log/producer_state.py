@@ -70,6 +70,11 @@ class ProducerStateManager:
         """A marker ends the producer's transaction; returns its first offset (None: none was open)."""
         return self.ongoing_txns.pop(producer_id, None)
 
+    def in_transaction(self, producer_id: int, epoch: int) -> bool:
+        """Whether the producer's transaction is open here at ``epoch``: a batch of it is written."""
+        entry = self.producers.get(producer_id)
+        return producer_id in self.ongoing_txns and entry is not None and entry.epoch == epoch
+
     def first_unstable_offset(self) -> int | None:
         """The first offset of the oldest open transaction; None when none is open."""
         return min(self.ongoing_txns.values()) if self.ongoing_txns else None

@@ -196,7 +196,11 @@ def test_subscription_validation(conn):
         ErrorCode.INVALID_REQUEST, "Unknown client metrics configuration: colour")
     assert set_subscription(conn, "s", [("match", SET, "client_colour=red")]) == (
         ErrorCode.INVALID_CONFIG, "Illegal client matching pattern: client_colour=red")
-    assert set_subscription(conn, "s", [("match", SET, "client_id=(")])[0] == ErrorCode.INVALID_CONFIG
+    # As Kafka 4.4's ClientMetricsConfigs: a regex java.util.regex refuses, and a pattern that Java's
+    # split("=") does not cut into exactly a selector and a regex, are illegal patterns.
+    for bad in ("client_id=(", "client_id=a=b", "client_id=", "client_id==", "=x"):
+        assert set_subscription(conn, "s", [("match", SET, bad)]) == (
+            ErrorCode.INVALID_CONFIG, f"Illegal client matching pattern: {bad}"), bad
     assert set_subscription(conn, "s", [("metrics", SET, "a")], validate_only=True) == (0, None)
     assert describe(conn, "s") == []
 
@@ -222,3 +226,15 @@ def test_subscriptions_are_durable_and_deleted_with_their_last_config(tmp_path):
             assert describe(c, "gone") == []
             r = get_subscriptions(c)
     assert (r.requested_metrics, r.push_interval_ms) == (["org.apache.kafka."], 1000)
+
+
+def test_match_regexes_are_full_matches_with_java_regex_features():
+    # Kafka matches with java.util.regex's matches(): the whole value, and lookarounds, backreferences and
+    # possessive quantifiers (which RE2 lacks) work.
+    from kbroker.client_metrics import Subscription
+
+    s = Subscription.parse("s", {"match": "client_id=app-(?!test)\\w+, client_software_name=(lib)\\1?.*+"})
+    assert s.matches({"client_id": "app-orders", "client_software_name": "liblibrdkafka"})
+    assert not s.matches({"client_id": "app-test1", "client_software_name": "librdkafka"})  # lookahead
+    assert not s.matches({"client_id": "my-app-orders", "client_software_name": "librdkafka"})  # not a prefix
+    assert not s.matches({"client_id": "app-orders"})  # every selector must be there

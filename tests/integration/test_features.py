@@ -36,8 +36,8 @@ def conn():
 
 def test_api_versions_reports_supported_and_finalized_levels(conn):
     supported, finalized, epoch = features(conn, 4)
-    assert supported["metadata.version"] == (33, 33) and supported["transaction.version"] == (0, 1)
-    assert finalized["metadata.version"] == (33, 33) and finalized["transaction.version"] == (1, 1)
+    assert supported["metadata.version"] == (33, 33) and supported["transaction.version"] == (0, 2)
+    assert finalized["metadata.version"] == (33, 33) and finalized["transaction.version"] == (2, 2)
     # Share groups (KIP-932) are on: share.version 1 while ShareGroupHeartbeat is served.
     assert supported["share.version"] == (1, 1) and finalized["share.version"] == (1, 1)
     assert epoch == 0
@@ -69,7 +69,7 @@ def test_update_features_refusals_change_nothing(conn):
     r = update(conn, 1, Key(feature="transaction.version", max_version_level=0, upgrade_type=2),
                Key(feature="metadata.version", max_version_level=34))
     assert r.error_code == ErrorCode.INVALID_UPDATE_VERSION
-    assert features(conn)[1]["transaction.version"] == (1, 1) and features(conn)[2] == 0
+    assert features(conn)[1]["transaction.version"] == (2, 2) and features(conn)[2] == 0
 
 
 def test_update_features_versions(conn):

@@ -14,23 +14,23 @@ def test_java_admin_describes_and_updates_features(tmp_path):
         admin = java(b.bootstrap_servers)
         before = admin._call("describeFeatures")
         assert before["finalized"]["metadata.version"] == 33
-        assert before["finalized"]["transaction.version"] == 1
-        assert before["supported"]["transaction.version"] == [0, 1]
+        assert before["finalized"]["transaction.version"] == 2
+        assert before["supported"]["transaction.version"] == [0, 2]
         assert ("group.version" in before["finalized"]) == (68 in TABLE)
         assert before["finalized"]["share.version"] == 1 and before["supported"]["share.version"] == [1, 1]
         for absent in ("kraft.version", "streams.version", "eligible.leader.replicas.version"):
             assert absent not in before["supported"] and absent not in before["finalized"]
 
-        refused = admin._call("updateFeatures", updates={"transaction.version": [2, "UPGRADE"]})
+        refused = admin._call("updateFeatures", updates={"transaction.version": [3, "UPGRADE"]})
         assert refused["transaction.version"].startswith("InvalidUpdateVersionException: The update failed for all "
                                                          "features since the following feature had an error: Invalid "
-                                                         "update version 2 for feature transaction.version. Local "
+                                                         "update version 3 for feature transaction.version. Local "
                                                          "controller")
         refused = admin._call("updateFeatures", updates={"metadata.version": [32, "SAFE_DOWNGRADE"]})
         assert "only supports versions 33" in refused["metadata.version"]
         assert admin._call("updateFeatures", updates={"transaction.version": [0, "SAFE_DOWNGRADE"]},
                            validateOnly=True) == {"transaction.version": None}
-        assert admin._call("describeFeatures")["finalized"]["transaction.version"] == 1
+        assert admin._call("describeFeatures")["finalized"]["transaction.version"] == 2
 
         assert admin._call("updateFeatures", updates={"transaction.version": [0, "SAFE_DOWNGRADE"]}) == {
             "transaction.version": None}

@@ -207,6 +207,24 @@ def test_offset_commit_and_fetch_check_the_member_epoch():
     assert coord.fetch_offsets("g", [("t", 0)], member_id="m1", member_epoch=1).offsets[("t", 0)].offset == 5
 
 
+def test_transactional_commits_name_a_stale_epoch_and_an_unknown_group_by_version():
+    # Kafka's validateTransactionalOffsetCommit: from TxnOffsetCommit v6 (KIP-1319) STALE_MEMBER_EPOCH and
+    # GROUP_ID_NOT_FOUND, before it ILLEGAL_GENERATION for both.
+    _, topics, coord = coordinator()
+    topics.create("t", 1)
+    hb(coord, "m1", 0)
+    offsets = {("t", 0): (5, -1, "")}
+    for version, stale, unknown in ((5, ErrorCode.ILLEGAL_GENERATION, ErrorCode.ILLEGAL_GENERATION),
+                                    (6, ErrorCode.STALE_MEMBER_EPOCH, ErrorCode.GROUP_ID_NOT_FOUND)):
+        assert coord.prepare_txn_offsets(7, "g", offsets, generation_id=0, member_id="m1", api_version=version) == {
+            ("t", 0): stale}
+        assert coord.prepare_txn_offsets(7, "nog", offsets, generation_id=1, member_id="m1",
+                                         api_version=version) == {("t", 0): unknown}
+    assert coord.prepare_txn_offsets(7, "g", offsets, generation_id=1, member_id="m1", api_version=6) == {("t", 0): 0}
+    # Without a generation (a producer outside any group) an unknown group is created, as Kafka does.
+    assert coord.prepare_txn_offsets(7, "new", offsets, api_version=6) == {("t", 0): 0}
+
+
 def test_the_group_survives_a_restart_of_the_coordinator(tmp_path):
     topics = FakeTopics()
     t = topics.create("t", 4)

@@ -81,6 +81,16 @@ def test_transaction_log_values_round_trip_in_both_versions():
     assert R.decode_transaction_log_key(R.transaction_log_key("tx")) == "tx"
 
 
+def test_transaction_log_value_keeps_the_next_producer_id_and_the_client_transaction_version():
+    # TransactionLogValue v1's tagged fields 1 (NextProducerId, int64) and 2 (ClientTransactionVersion, int16).
+    v = R.TxnValue(8, 32767, 60000, "PrepareCommit", (), 5, 4, next_producer_id=9, client_transaction_version=2)
+    encoded = R.transaction_log_value(v)
+    assert encoded == (b"\x00\x01" + (8).to_bytes(8, "big") + (32767).to_bytes(2, "big") + (60000).to_bytes(4, "big")
+                       + b"\x02" + b"\x01" + (5).to_bytes(8, "big") + (4).to_bytes(8, "big")
+                       + b"\x02" + b"\x01\x08" + (9).to_bytes(8, "big") + b"\x02\x02" + (2).to_bytes(2, "big"))
+    assert R.decode_transaction_log_value(encoded) == v
+
+
 def test_record_types_this_reader_does_not_know_are_reported_as_such():
     with pytest.raises(R.UnknownRecordType):
         R.decode_offsets_key(b"\x00\x05" + _s("g"))  # a KIP-848 consumer group record, say

@@ -92,7 +92,7 @@ def test_a_transaction_marker_on_the_groups_partition_publishes_its_offsets():
         assert state.transactions.add_offsets("tx", pid, epoch, "g") == 0
         assert state.groups.prepare_txn_offsets(pid, "g", {("t", 0): (7, -1, "")}) == {("t", 0): 0}
         assert state.groups.fetch_offsets("g").offsets == {}
-        assert state.transactions.end_txn("tx", pid, epoch, True) == 0
+        assert state.transactions.end_txn("tx", pid, epoch, True).error_code == 0
         assert state.groups.fetch_offsets("g").offsets == {("t", 0): (7, -1, "")}
         # A new leader reads the same from the records.
         await state.unregister()

@@ -175,7 +175,7 @@ def test_init_with_an_ongoing_transaction_fences_and_aborts_it_then_asks_to_retr
     # The old producer is fenced everywhere.
     assert h.add(pid, epoch) == {T0: E.PRODUCER_FENCED, T1: E.PRODUCER_FENCED}
     assert h.coord.add_offsets("tx", pid, epoch, "g") == E.PRODUCER_FENCED
-    assert h.coord.end_txn("tx", pid, epoch, True) == E.PRODUCER_FENCED
+    assert h.coord.end_txn("tx", pid, epoch, True).error_code == E.PRODUCER_FENCED
     assert h.coord.is_ongoing("tx", pid, epoch) == E.PRODUCER_FENCED
 
 
@@ -367,7 +367,7 @@ def test_end_writes_markers_then_completes_offsets(h, commit):
     h.add(pid, epoch, parts=[U0, T1, T0])
     h.coord.add_offsets("tx", pid, epoch, "g")
     del h.states[:]
-    assert h.coord.end_txn("tx", pid, epoch, commit) == 0
+    assert h.coord.end_txn("tx", pid, epoch, commit).error_code == 0
     assert h.markers == [("t", 0, pid, epoch, commit), ("t", 1, pid, epoch, commit), ("u", 0, pid, epoch, commit)]
     assert h.offsets == [(pid, "g", commit)]
     done = COMPLETE_COMMIT if commit else COMPLETE_ABORT
@@ -384,21 +384,21 @@ def test_end_writes_markers_then_completes_offsets(h, commit):
 def test_end_retries_and_the_wrong_outcome(h):
     pid, epoch = h.ready()
     h.add(pid, epoch)
-    assert h.coord.end_txn("tx", pid, epoch, True) == 0
+    assert h.coord.end_txn("tx", pid, epoch, True).error_code == 0
     markers = list(h.markers)
-    assert h.coord.end_txn("tx", pid, epoch, True) == 0  # a retried commit: done already, nothing written
+    assert h.coord.end_txn("tx", pid, epoch, True).error_code == 0  # a retried commit: done already, nothing written
     assert h.markers == markers
-    assert h.coord.end_txn("tx", pid, epoch, False) == E.INVALID_TXN_STATE
+    assert h.coord.end_txn("tx", pid, epoch, False).error_code == E.INVALID_TXN_STATE
     h.add(pid, epoch)
-    assert h.coord.end_txn("tx", pid, epoch, False) == 0
-    assert h.coord.end_txn("tx", pid, epoch, False) == 0
-    assert h.coord.end_txn("tx", pid, epoch, True) == E.INVALID_TXN_STATE
+    assert h.coord.end_txn("tx", pid, epoch, False).error_code == 0
+    assert h.coord.end_txn("tx", pid, epoch, False).error_code == 0
+    assert h.coord.end_txn("tx", pid, epoch, True).error_code == E.INVALID_TXN_STATE
 
 
 def test_end_of_nothing_is_invalid_txn_state(h):
     pid, epoch = h.ready()
-    assert h.coord.end_txn("tx", pid, epoch, True) == E.INVALID_TXN_STATE
-    assert h.coord.end_txn("tx", pid, epoch, False) == E.INVALID_TXN_STATE
+    assert h.coord.end_txn("tx", pid, epoch, True).error_code == E.INVALID_TXN_STATE
+    assert h.coord.end_txn("tx", pid, epoch, False).error_code == E.INVALID_TXN_STATE
     assert h.markers == []
 
 
@@ -406,21 +406,21 @@ def test_end_during_prepare(h):
     pid, epoch = h.ready()
     h.add(pid, epoch)
     h.txn().state = PREPARE_COMMIT
-    assert h.coord.end_txn("tx", pid, epoch, True) == E.CONCURRENT_TRANSACTIONS
-    assert h.coord.end_txn("tx", pid, epoch, False) == E.INVALID_TXN_STATE
+    assert h.coord.end_txn("tx", pid, epoch, True).error_code == E.CONCURRENT_TRANSACTIONS
+    assert h.coord.end_txn("tx", pid, epoch, False).error_code == E.INVALID_TXN_STATE
     h.txn().state = PREPARE_ABORT
-    assert h.coord.end_txn("tx", pid, epoch, False) == E.CONCURRENT_TRANSACTIONS
-    assert h.coord.end_txn("tx", pid, epoch, True) == E.INVALID_TXN_STATE
+    assert h.coord.end_txn("tx", pid, epoch, False).error_code == E.CONCURRENT_TRANSACTIONS
+    assert h.coord.end_txn("tx", pid, epoch, True).error_code == E.INVALID_TXN_STATE
 
 
 def test_end_errors(h):
     pid, epoch = h.ready()
     h.add(pid, epoch)
-    assert h.coord.end_txn("", pid, epoch, True) == E.INVALID_REQUEST
-    assert h.coord.end_txn("unknown", pid, epoch, True) == E.INVALID_PRODUCER_ID_MAPPING
-    assert h.coord.end_txn("tx", pid + 1, epoch, True) == E.INVALID_PRODUCER_ID_MAPPING
-    assert h.coord.end_txn("tx", pid, epoch - 1, True) == E.PRODUCER_FENCED
-    assert h.coord.end_txn("tx", pid, epoch + 1, True) == E.PRODUCER_FENCED  # strict equality from clients
+    assert h.coord.end_txn("", pid, epoch, True).error_code == E.INVALID_REQUEST
+    assert h.coord.end_txn("unknown", pid, epoch, True).error_code == E.INVALID_PRODUCER_ID_MAPPING
+    assert h.coord.end_txn("tx", pid + 1, epoch, True).error_code == E.INVALID_PRODUCER_ID_MAPPING
+    assert h.coord.end_txn("tx", pid, epoch - 1, True).error_code == E.PRODUCER_FENCED
+    assert h.coord.end_txn("tx", pid, epoch + 1, True).error_code == E.PRODUCER_FENCED  # strict equality from clients
     assert h.txn().state == ONGOING and h.markers == []
 
 
@@ -428,7 +428,7 @@ def test_a_partition_deleted_during_the_transaction_does_not_stop_the_commit(h):
     pid, epoch = h.ready()
     h.add(pid, epoch, parts=[T0, U0])
     h.partitions.discard(U0)  # topic u deleted
-    assert h.coord.end_txn("tx", pid, epoch, True) == 0
+    assert h.coord.end_txn("tx", pid, epoch, True).error_code == 0
     assert h.markers == [("t", 0, pid, epoch, True)]
     assert h.txn().state == COMPLETE_COMMIT
 
@@ -447,7 +447,7 @@ def test_a_transaction_open_longer_than_its_timeout_is_aborted_and_its_producer_
     assert h.markers == [("t", 0, pid, epoch + 1, False), ("t", 1, pid, epoch + 1, False)]
     assert h.offsets == [(pid, "g", False)]
     # The producer finds out when it tries to go on.
-    assert h.coord.end_txn("tx", pid, epoch, True) == E.PRODUCER_FENCED
+    assert h.coord.end_txn("tx", pid, epoch, True).error_code == E.PRODUCER_FENCED
     assert h.add(pid, epoch) == {T0: E.PRODUCER_FENCED, T1: E.PRODUCER_FENCED}
     assert h.init(pid=pid, epoch=epoch).error_code == E.PRODUCER_FENCED
     # A new producer starts over.
@@ -507,7 +507,7 @@ def test_a_change_the_state_log_cannot_make_durable_is_not_made(h):
         h.init("other")
     assert h.txn("other") is None
     h.journal.log.append = append
-    assert h.coord.end_txn("tx", pid, epoch, True) == 0
+    assert h.coord.end_txn("tx", pid, epoch, True).error_code == 0
     assert h.txn().state == COMPLETE_COMMIT
 
 
@@ -536,7 +536,7 @@ def test_load_completes_a_prepare_left_by_a_crash(tmp_path, commit):
     assert (t.state, t.producer_id, t.producer_epoch) == (COMPLETE_COMMIT if commit else COMPLETE_ABORT, pid, epoch)
     assert again.journal.state["tx"]["state"] == t.state
     # The producer goes on where it was: a retried EndTxn succeeds.
-    assert again.coord.end_txn("tx", pid, epoch, commit) == 0
+    assert again.coord.end_txn("tx", pid, epoch, commit).error_code == 0
 
 
 def test_load_keeps_ongoing_and_complete_transactions_as_they_were(tmp_path):
@@ -577,3 +577,111 @@ def test_list_filters_by_state_producer_and_duration(h):
     assert names(h.coord.list(None, [pid])) == ["tx"]
     assert names(h.coord.list(None, None, duration_filter_ms=400)) == ["tx"]
     assert names(h.coord.list(None, None, duration_filter_ms=600)) == []
+
+
+# -- transaction protocol v2 (KIP-890 part 2) ----------------------------------------------------------------
+# Partitions come from a partition leader (AddPartitionsToTxn v4+: transaction version 2), the end from EndTxn v5.
+
+TV2 = 2
+
+
+def add_v2(h, pid, epoch, parts=(T0,), tid="tx"):
+    return h.coord.add_partitions(tid, pid, epoch, list(parts), TV2)
+
+
+def test_v2_every_end_bumps_the_epoch_and_the_markers_carry_the_bumped_one(h):
+    pid, epoch = h.ready()
+    assert add_v2(h, pid, epoch) == {T0: 0}
+    assert h.txn().client_transaction_version == TV2
+    r = h.coord.end_txn("tx", pid, epoch, True, TV2)
+    assert (r.error_code, r.producer_id, r.producer_epoch) == (0, pid, epoch + 1)
+    assert h.markers == [("t", 0, pid, epoch + 1, True)]
+    t = h.txn()
+    assert (t.state, t.producer_id, t.producer_epoch) == (COMPLETE_COMMIT, pid, epoch + 1)
+    # The next transaction runs at the bumped epoch; the old one is fenced from it.
+    assert add_v2(h, pid, epoch) == {T0: E.PRODUCER_FENCED}
+    assert add_v2(h, pid, epoch + 1, (T1,)) == {T1: 0}
+    r = h.coord.end_txn("tx", pid, epoch + 1, False, TV2)
+    assert (r.error_code, r.producer_epoch) == (0, epoch + 2)
+    assert h.markers[-1] == ("t", 1, pid, epoch + 2, False)
+
+
+def test_v2_a_retried_end_is_recognised_by_the_epoch_before_the_current_one(h):
+    pid, epoch = h.ready()
+    add_v2(h, pid, epoch)
+    h.coord.end_txn("tx", pid, epoch, True, TV2)
+    written = len(h.markers)
+    # The retry of that commit (the producer never saw the answer) succeeds with the ids to use next.
+    r = h.coord.end_txn("tx", pid, epoch, True, TV2)
+    assert (r.error_code, r.producer_id, r.producer_epoch) == (0, pid, epoch + 1)
+    assert len(h.markers) == written  # nothing written again
+    assert h.coord.end_txn("tx", pid, epoch, False, TV2).error_code == E.INVALID_TXN_STATE
+    # In a complete state only a retry is valid: the current epoch is refused as Kafka does (a v2 client
+    # sends no EndTxn for a transaction it added nothing to).
+    assert h.coord.end_txn("tx", pid, epoch + 1, True, TV2).error_code == E.PRODUCER_FENCED
+    # Older than the one before: fenced.
+    assert h.coord.end_txn("tx", pid, epoch - 1, True, TV2).error_code == E.PRODUCER_FENCED
+
+
+def test_v2_an_end_whose_markers_are_on_their_way_is_retried_with_concurrent_transactions(h):
+    pid, epoch = h.ready()
+    add_v2(h, pid, epoch)
+    t = h.txn()
+    t.state, t.producer_epoch = PREPARE_COMMIT, epoch + 1  # as _end leaves it while markers are pending
+    assert h.coord.end_txn("tx", pid, epoch, True, TV2).error_code == E.CONCURRENT_TRANSACTIONS
+    assert h.coord.end_txn("tx", pid, epoch, False, TV2).error_code == E.INVALID_TXN_STATE
+    assert h.coord.end_txn("tx", pid, epoch + 1, True, TV2).error_code == E.PRODUCER_FENCED
+    # The next transaction's first partition waits for the markers.
+    assert add_v2(h, pid, epoch + 1) == {T0: E.CONCURRENT_TRANSACTIONS}
+
+
+def test_v2_an_exhausted_epoch_moves_to_a_new_producer_id_once_the_markers_are_written(h):
+    pid, _ = h.ready()
+    h.txn().producer_epoch = MAX_EPOCH - 1
+    add_v2(h, pid, MAX_EPOCH - 1)
+    r = h.coord.end_txn("tx", pid, MAX_EPOCH - 1, True, TV2)
+    new_pid = h.ids.next - 1
+    assert new_pid != pid
+    assert (r.error_code, r.producer_id, r.producer_epoch) == (0, new_pid, 0)
+    assert h.markers == [("t", 0, pid, MAX_EPOCH, True)]  # the old id wrote the transaction
+    t = h.txn()
+    assert (t.producer_id, t.producer_epoch, t.prev_producer_id, t.next_producer_id) == (new_pid, 0, pid, -1)
+    # A retry with the old id at the exhausted epoch is that end; the new id goes on.
+    r = h.coord.end_txn("tx", pid, MAX_EPOCH - 1, True, TV2)
+    assert (r.error_code, r.producer_id, r.producer_epoch) == (0, new_pid, 0)
+    assert add_v2(h, new_pid, 0) == {T0: 0}
+
+
+def test_v1_ends_keep_the_epoch_and_the_strict_epoch_rule(h):
+    pid, epoch = h.ready()
+    assert h.add(pid, epoch) == {T0: 0, T1: 0}
+    r = h.coord.end_txn("tx", pid, epoch, True)
+    assert (r.error_code, r.producer_id, r.producer_epoch) == (0, pid, epoch)
+    assert {m[3] for m in h.markers} == {epoch}
+    assert h.coord.end_txn("tx", pid, epoch, True).error_code == 0  # the retry, at the same epoch
+
+
+def test_v2_fencing_by_a_new_producer_bumps_the_epoch_once(h):
+    pid, epoch = h.ready()
+    add_v2(h, pid, epoch)
+    assert h.init().error_code == E.CONCURRENT_TRANSACTIONS  # the ongoing transaction is aborted first
+    assert h.markers == [("t", 0, pid, epoch + 1, False)]
+    r = h.init()
+    assert (r.error_code, r.producer_id, r.producer_epoch) == (0, pid, epoch + 2)
+    assert add_v2(h, pid, epoch) == {T0: E.PRODUCER_FENCED}
+    assert h.coord.end_txn("tx", pid, epoch, True, TV2).error_code == E.PRODUCER_FENCED
+
+
+def test_v2_state_survives_a_restart(tmp_path):
+    path = tmp_path / "txn.journal"
+    h = Harness(journal=keyed_state(path, MAGIC))
+    pid, _ = h.ready()
+    h.txn().producer_epoch = MAX_EPOCH - 1
+    add_v2(h, pid, MAX_EPOCH - 1)
+    h.fail_marker_after = 0
+    with pytest.raises(Crash):
+        h.coord.end_txn("tx", pid, MAX_EPOCH - 1, False, TV2)
+    again = Harness(journal=keyed_state(path, MAGIC), ids=Ids(2000))  # loads the PrepareAbort and completes it
+    t = again.txn()
+    assert again.markers == [("t", 0, pid, MAX_EPOCH, False)]
+    assert (t.state, t.producer_id, t.producer_epoch, t.client_transaction_version) == (COMPLETE_ABORT, 1001, 0, TV2)

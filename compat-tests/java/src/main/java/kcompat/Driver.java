@@ -51,6 +51,7 @@ import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.KafkaShareConsumer;
@@ -174,11 +175,14 @@ public final class Driver {
             case "alterConfigs": return alterConfigs(arg);
             case "listGroups": return listGroups(arg);
             case "describeGroup": return describeGroup(arg);
+            case "deleteGroups": return deleteGroups(arg);
             case "listShareGroups": return listShareGroups(arg);
             case "describeShareGroup": return describeShareGroup(arg);
             case "shareConsume": return shareConsume(arg);
             case "produce": return produce(arg);
             case "transactions": return transactions(arg);
+            case "fencedTransactions": return fencedTransactions(arg);
+            case "transactionalOffsets": return transactionalOffsets(arg);
             case "consume": return consume(arg);
             case "offsetsForTimes": return offsetsForTimes(arg);
             case "groupConsume": return groupConsume(arg);
@@ -543,6 +547,24 @@ public final class Driver {
         });
     }
 
+    /** deleteConsumerGroups: per group null (deleted) or the simple name of the exception it failed with. */
+    private static Object deleteGroups(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            List<String> groups = new ArrayList<>();
+            arg.get("groups").forEach(g -> groups.add(g.asText()));
+            Map<String, Object> res = new LinkedHashMap<>();
+            for (var e : admin.deleteConsumerGroups(groups).deletedGroups().entrySet()) {
+                try {
+                    e.getValue().get();
+                    res.put(e.getKey(), null);
+                } catch (ExecutionException failed) {
+                    res.put(e.getKey(), failed.getCause().getClass().getSimpleName());
+                }
+            }
+            return res;
+        });
+    }
+
     // -- share groups (KIP-932) ------------------------------------------------------------------------
 
     private static Object listShareGroups(JsonNode arg) throws Exception {
@@ -648,6 +670,65 @@ public final class Driver {
             producer.abortTransaction();
         }
         return arg.path("committed").size() + arg.path("aborted").size();
+    }
+
+    /**
+     * A zombie: producer A commits one transaction and opens a second; producer B, with the same transactional
+     * id, initialises (which aborts A's open transaction) and commits its own; A then tries to go on. The
+     * answer names what A's send and commit raised ("committed" if nothing did).
+     */
+    private static Object fencedTransactions(JsonNode arg) throws Exception {
+        Properties p = producerProps(arg);
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, arg.get("transactionalId").asText());
+        List<ProducerRecord<byte[], byte[]>> recs = records(arg.get("topic").asText(), arg.path("records"));
+        Map<String, Object> out = new LinkedHashMap<>();
+        try (KafkaProducer<byte[], byte[]> a = new KafkaProducer<>(p)) {
+            a.initTransactions();
+            a.beginTransaction();
+            a.send(recs.get(0)).get();
+            a.commitTransaction();
+            a.beginTransaction();
+            a.send(recs.get(1)).get();
+            try (KafkaProducer<byte[], byte[]> b = new KafkaProducer<>(p)) {
+                b.initTransactions();
+                b.beginTransaction();
+                b.send(recs.get(2)).get();
+                b.commitTransaction();
+            }
+            try {
+                a.send(recs.get(3)).get();
+                a.commitTransaction();
+                out.put("zombie", "committed");
+            } catch (Exception e) {
+                Throwable t = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
+                out.put("zombie", t.getClass().getSimpleName());
+            }
+        }
+        return out;
+    }
+
+    /**
+     * sendOffsetsToTransaction: offset ``committed`` for partition 0 of ``offsetsTopic`` in a transaction that
+     * commits (with one record), then ``aborted`` in one that aborts.
+     */
+    private static Object transactionalOffsets(JsonNode arg) throws Exception {
+        Properties p = producerProps(arg);
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, arg.get("transactionalId").asText());
+        List<ProducerRecord<byte[], byte[]>> recs = records(arg.get("topic").asText(), arg.path("records"));
+        TopicPartition tp = new TopicPartition(arg.get("offsetsTopic").asText(), 0);
+        ConsumerGroupMetadata group = new ConsumerGroupMetadata(arg.get("group").asText());
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            producer.send(recs.get(0));
+            producer.sendOffsetsToTransaction(Map.of(tp, new OffsetAndMetadata(arg.get("committed").asLong())), group);
+            producer.commitTransaction();
+            producer.beginTransaction();
+            producer.send(recs.get(1));
+            producer.sendOffsetsToTransaction(Map.of(tp, new OffsetAndMetadata(arg.get("aborted").asLong())), group);
+            producer.abortTransaction();
+        }
+        return 2;
     }
 
     // -- consuming ------------------------------------------------------------------------------------
