@@ -20,9 +20,9 @@ TIMEOUT_S = 30
 class ProcessCluster:
     """Three broker processes, each with its own node id, data directory and port, over one database."""
 
-    def __init__(self, url: str, root):
+    def __init__(self, url: str, root, *extra_args: str):
         self.url = url
-        self.procs = {n: BrokerProcess(root / f"broker-{n}", "--node-id", str(n), "--cluster", url)
+        self.procs = {n: BrokerProcess(root / f"broker-{n}", "--node-id", str(n), "--cluster", url, *extra_args)
                       for n in NODES}
 
     def start(self, node: int | None = None) -> None:
