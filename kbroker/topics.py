@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
-from .controller import run_now
+from .controller import PartitionRegistration, run_now
 from .errors import ErrorCode, KafkaError
 from .partition import Partition
 from .storage.base import LogConfig
@@ -169,6 +169,11 @@ class TopicManager:
         self.version = 0
         self._colliding: dict[str, set[str]] = {}  # collision_key -> names of topics that have it (the image's)
         self._prepared: dict[tuple[uuid.UUID, int], object] = {}  # logs a creation opened, for ``apply``
+        # A creation's partitions of those logs and their topic, made in its steps too (making 10,000 at once
+        # in ``apply`` held the loop for a quarter of a second), each led by its first replica as the
+        # controller will make it when that broker is alive: ``apply`` gives them the controller's state.
+        self._prebuilt: dict[tuple[uuid.UUID, int], Partition] = {}
+        self._prebuilt_topics: dict[uuid.UUID, Topic] = {}
         self._creating: dict[str, uuid.UUID] = {}  # name -> the topic id this broker's creation of it prepares
         # Called with a local partition whose leadership changed (the replica fetcher manager's hook).
         self.on_follower_change = None
@@ -184,9 +189,11 @@ class TopicManager:
             topic = None
         if topic is None:
             self._drop_lost_creation(reg.name, reg.topic_id)
-            topic = Topic(reg.name, reg.topic_id, dict(reg.configs), defaults=self.defaults)
+            topic = self._prebuilt_topics.pop(reg.topic_id, None)
+            if topic is None or topic.name != reg.name:
+                topic = Topic(reg.name, reg.topic_id, dict(reg.configs), defaults=self.defaults)
             self._index(topic)
-        elif topic.configs != reg.configs:
+        if topic.configs != reg.configs:
             topic.configs = dict(reg.configs)
             cfg = topic.log_config()
             for p in topic.partitions:
@@ -199,18 +206,26 @@ class TopicManager:
                 continue
             store = None
             if self.node_id in preg.replicas:
+                p = self._prebuilt.pop((topic.topic_id, i), None)
                 store = self._prepared.pop((topic.topic_id, i), None)
+                if p is not None and p.topic is topic and store is not None:
+                    p.update(preg)
+                    self._adopt(topic, p)
+                    continue
                 if store is None:
                     cfg = cfg or topic.log_config()
                     store = self.log_store.open_log(topic.name, topic.topic_id, i, cfg)
-            p = Partition(topic, i, store, changes=self.changes, node_id=self.node_id, registration=preg,
-                          controller=self.controller)
-            topic.partitions.append(p)
-            if store is not None and self.on_follower_change is not None:
-                p.on_follower_change = self.on_follower_change
-                if p.is_follower:
-                    self.on_follower_change(p)
+            self._adopt(topic, Partition(topic, i, store, changes=self.changes, node_id=self.node_id,
+                                         registration=preg, controller=self.controller))
         return topic
+
+    def _adopt(self, topic: Topic, p: Partition) -> None:
+        """A new partition of ``topic``, in the controller's state: the replica fetcher learns of it."""
+        topic.partitions.append(p)
+        if p.log is not None and self.on_follower_change is not None:
+            p.on_follower_change = self.on_follower_change
+            if p.is_follower:
+                self.on_follower_change(p)
 
     def _update_partition(self, topic: Topic, p: Partition, preg) -> None:
         """The controller's newer state of a partition this broker knows; a reassignment may have made this
@@ -355,7 +370,10 @@ class TopicManager:
         """Open this broker's logs of new partitions ``first``, ``first + 1``, ... (placed as ``placement``)
         for ``apply`` to take, yielding after each; returns their indexes. On a failure the logs opened here
         are closed and removed again before the error goes on (an OSError as KAFKA_STORAGE_ERROR)."""
-        cfg = Topic(name, topic_id, configs, defaults=self.defaults).log_config()
+        topic = Topic(name, topic_id, dict(configs), defaults=self.defaults)
+        cfg = topic.log_config()
+        if first == 0:  # a new topic: its partitions are made here too, led as the controller is expected to
+            self._prebuilt_topics[topic_id] = topic
         mine = [first + k for k, replicas in enumerate(placement) if self.node_id in replicas]
         opened: list[int] = []
         try:
@@ -363,8 +381,13 @@ class TopicManager:
                 winner = self.by_name.get(name)
                 if winner is not None and winner.topic_id != topic_id:
                     raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
-                self._prepared[(topic_id, i)] = self.log_store.open_log(name, topic_id, i, cfg)
+                store = self._prepared[(topic_id, i)] = self.log_store.open_log(name, topic_id, i, cfg)
                 opened.append(i)
+                if first == 0:
+                    replicas = placement[i]
+                    self._prebuilt[(topic_id, i)] = Partition(
+                        topic, i, store, changes=self.changes, node_id=self.node_id, controller=self.controller,
+                        registration=PartitionRegistration(list(replicas), list(replicas), replicas[0], 0, 0))
                 yield
         except BaseException as e:
             winner = self.by_name.get(name)
@@ -391,7 +414,9 @@ class TopicManager:
         lost = self._creating.get(name)
         if lost is None or lost == topic_id:
             return
+        self._prebuilt_topics.pop(lost, None)
         for key in [k for k in self._prepared if k[0] == lost]:
+            self._prebuilt.pop(key, None)
             plog = self._prepared.pop(key)
             try:
                 plog.close()
@@ -405,7 +430,9 @@ class TopicManager:
         ``untaken_only=False``, remove the directories of all of ``indexes`` (one may have failed to open).
         Like a deletion: closed without flushing, renamed with one directory fsync, removed off the loop."""
         doomed = []
+        self._prebuilt_topics.pop(topic_id, None)
         for i in indexes:
+            self._prebuilt.pop((topic_id, i), None)
             plog = self._prepared.pop((topic_id, i), None)
             if plog is None and untaken_only:
                 continue  # taken by ``apply``: the partition exists
