@@ -14,7 +14,10 @@ Fetch answer gave the client:
   was over queued.min.messages / queued.max.messages.kbytes and fetching stopped.
 
 The debug log slows the client by a few per cent; each round also runs the consumer once without it (the
-``msg/s`` without debug column). Prints a Markdown table with the load average before and after.
+``msg/s`` without debug column), and then a kafka-python and an aiokafka consumer at their own defaults
+(their fetch loops differ from librdkafka's: no queue-full pause, one Fetch in flight per broker, records
+decoded in Python), each from assign() to the last record. Prints a Markdown table with the load average
+before and after.
 """
 
 from __future__ import annotations
@@ -58,6 +61,48 @@ c.close()
 print(json.dumps({"got": got, "msgs_per_s": got / dt}), flush=True)
 """
 
+KAFKA_PYTHON = r"""
+import json, sys, time
+from kafka import KafkaConsumer, TopicPartition
+bootstrap, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+c.partitions_for_topic(topic)
+tp = TopicPartition(topic, 0)
+t0 = time.perf_counter()
+c.assign([tp])
+c.seek_to_beginning(tp)
+got = 0
+while got < n and time.perf_counter() - t0 < 120:
+    for recs in c.poll(timeout_ms=200, max_records=10000).values():
+        got += len(recs)
+dt = time.perf_counter() - t0
+c.close()
+print(json.dumps({"got": got, "msgs_per_s": got / dt}), flush=True)
+"""
+
+AIOKAFKA = r"""
+import asyncio, json, sys, time
+from aiokafka import AIOKafkaConsumer, TopicPartition
+bootstrap, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+async def main():
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await c.start()
+    tp = TopicPartition(topic, 0)
+    t0 = time.perf_counter()
+    c.assign([tp])
+    await c.seek_to_beginning(tp)
+    got = 0
+    while got < n and time.perf_counter() - t0 < 120:
+        for recs in (await c.getmany(timeout_ms=200, max_records=10000)).values():
+            got += len(recs)
+    dt = time.perf_counter() - t0
+    await c.stop()
+    print(json.dumps({"got": got, "msgs_per_s": got / dt}), flush=True)
+
+asyncio.run(main())
+"""
+
 
 def summarise(log: str) -> dict:
     times, counts, pauses = [], [], 0
@@ -74,8 +119,8 @@ def summarise(log: str) -> dict:
             "pauses": pauses}
 
 
-def consume(peer, topic: str, count: int, conf: dict) -> tuple[dict, str]:
-    out = subprocess.run([sys.executable, "-c", CONSUMER, peer.bootstrap, topic, str(count), json.dumps(conf)],
+def consume(peer, topic: str, count: int, conf: dict, script: str = CONSUMER) -> tuple[dict, str]:
+    out = subprocess.run([sys.executable, "-c", script, peer.bootstrap, topic, str(count), json.dumps(conf)],
                          capture_output=True, text=True, timeout=180)
     return (json.loads(out.stdout) if out.stdout.strip() else {"error": out.stderr[-300:]}), out.stderr
 
@@ -111,9 +156,12 @@ def main() -> int:
                 time.sleep(0.2)  # let a resumed JVM's timers settle before the clock starts
                 res, log = consume(b, "cmp", args.count, {**conf, "debug": "fetch"})
                 plain, _ = consume(b, "cmp", args.count, conf)
+                kp, _ = consume(b, "cmp", args.count, {}, KAFKA_PYTHON)
+                aio, _ = consume(b, "cmp", args.count, {}, AIOKAFKA)
                 os.killpg(b.proc.pid, signal.SIGSTOP)
                 rows[b.name].append({**summarise(log), "debug_msgs_per_s": res.get("msgs_per_s", 0),
-                                     "msgs_per_s": plain.get("msgs_per_s", 0)})
+                                     "msgs_per_s": plain.get("msgs_per_s", 0),
+                                     "kafka_python": kp.get("msgs_per_s", 0), "aiokafka": aio.get("msgs_per_s", 0)})
     finally:
         for b in brokers:
             if b.proc is not None:
@@ -126,15 +174,19 @@ def main() -> int:
     print(f"consume {args.count:,} x {args.size} B, one partition, assign, confluent-kafka "
           f"{' '.join(args.set) or 'defaults'}; {args.rounds} interleaved rounds; load average "
           f"{load_before[0]:.1f} before, {load_after[0]:.1f} after\n")
-    print("| broker | round | msg/s | msg/s (debug) | answers | recs/answer (median) | short answers | gap ms (median) | pauses |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| broker | round | msg/s | msg/s (debug) | answers | recs/answer (median) | short answers | gap ms (median) "
+          "| pauses | kafka-python msg/s | aiokafka msg/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, rs in rows.items():
         for i, r in enumerate(rs):
             print(f"| {name} | {i + 1} | {r['msgs_per_s']:,.0f} | {r['debug_msgs_per_s']:,.0f} | {r['answers']} | "
-                  f"{r['recs_median']:,.0f} | {r['short_answers']} | {r['gap_ms']:.2f} | {r['pauses']} |")
+                  f"{r['recs_median']:,.0f} | {r['short_answers']} | {r['gap_ms']:.2f} | {r['pauses']} | "
+                  f"{r['kafka_python']:,.0f} | {r['aiokafka']:,.0f} |")
         print(f"| {name} | median | {statistics.median(r['msgs_per_s'] for r in rs):,.0f} | "
               f"{statistics.median(r['debug_msgs_per_s'] for r in rs):,.0f} | | | | "
-              f"{statistics.median(r['gap_ms'] for r in rs):.2f} | {statistics.median(r['pauses'] for r in rs)} |")
+              f"{statistics.median(r['gap_ms'] for r in rs):.2f} | {statistics.median(r['pauses'] for r in rs)} | "
+              f"{statistics.median(r['kafka_python'] for r in rs):,.0f} | "
+              f"{statistics.median(r['aiokafka'] for r in rs):,.0f} |")
     return 0
 
 

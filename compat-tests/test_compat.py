@@ -332,24 +332,39 @@ def test_group_commit_resume(client, target, ref, topic):
     assert contents(first + second) == contents(sent)
 
 
+def assert_rebalanced(before: list[set[int]], after: set[int], partitions: int) -> None:
+    assert before[0] and before[1], f"both members should own partitions: {before}"
+    assert not (before[0] & before[1]), f"a partition assigned twice: {before}"
+    assert before[0] | before[1] == set(range(partitions)), f"partitions left unassigned: {before}"
+    assert after == set(range(partitions)), f"after the second member left, the first owns {after}"
+
+
 @scenario("group: rebalance")
 def test_group_rebalance(client, target, topic):
     target.require("consumer groups")
     name = topic(partitions=4)
     before, after = client.group_rebalance(name, f"compat-{uuid.uuid4().hex[:8]}", 4)
-    assert before[0] and before[1], f"both members should own partitions: {before}"
-    assert not (before[0] & before[1]), f"a partition assigned twice: {before}"
-    assert before[0] | before[1] == set(range(4)), f"partitions left unassigned: {before}"
-    assert after == set(range(4)), f"after the second member left, the first owns {after}"
+    assert_rebalanced(before, after, 4)
 
 
-@scenario("group: join & consume (group.protocol=consumer, KIP-848)")
-def test_group_consume_kip848(client, target, ref, topic):
+def require_kip848(client, target) -> None:
     if not client.kip848:  # a client without the new protocol skips with its own reason first
         client.group_consume_kip848("", "", 0)
     if target.is_kbroker and CONSUMER_GROUP_HEARTBEAT not in target.api_versions:
         pytest.skip("kbroker does not serve KIP-848 yet (ApiVersions lacks ConsumerGroupHeartbeat(68)): "
                     "an expected skip; real Kafka 4 runs it")
+
+
+def assert_consumer_group(ref, group: str) -> None:
+    """The group the client used is a consumer-protocol group on the broker (ListGroups v5's type): a
+    client that fell back to the classic protocol would have made a classic one."""
+    kind = ref.group_type(group)
+    assert kind == "consumer", f"the broker lists group {group} as {kind!r}, not a consumer-protocol group"
+
+
+@scenario("group: join & consume (group.protocol=consumer, KIP-848)")
+def test_group_consume_kip848(client, target, ref, topic):
+    require_kip848(client, target)
     name = topic(partitions=3)
     sent = [r for p in range(3) for r in records(4, f"k848-{p}", partition=p)]
     ref.produce(name, sent)
@@ -357,6 +372,17 @@ def test_group_consume_kip848(client, target, ref, topic):
     first = client.group_consume_kip848(name, group, count=6)
     second = client.group_consume_kip848(name, group, count=len(sent) - 6)
     assert sorted(contents(first + second)) == sorted(contents(sent)), "records lost or read twice across members"
+    assert_consumer_group(ref, group)
+
+
+@scenario("group: rebalance (group.protocol=consumer, KIP-848)")
+def test_group_rebalance_kip848(client, target, ref, topic):
+    require_kip848(client, target)
+    name = topic(partitions=4)
+    group = f"compat-{uuid.uuid4().hex[:8]}"
+    before, after = client.group_rebalance_kip848(name, group, 4)
+    assert_rebalanced(before, after, 4)
+    assert_consumer_group(ref, group)
 
 
 @scenario("admin: list & describe groups")

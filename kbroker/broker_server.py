@@ -60,6 +60,7 @@ class BrokerServer:
         self.control_port: int | None = None
         self.metrics = BrokerMetrics(self)  # GET /metrics; the request path counts into it
         self.schema_registry = None  # (server, host, port) when the Schema Registry listener is on
+        self._rebalance_task: asyncio.Task | None = None  # auto.leader.rebalance.enable's checks
 
     async def start(self) -> None:
         cluster = self.cluster
@@ -90,6 +91,7 @@ class BrokerServer:
         self.host, self.port = first.host, first.bound_port
         self.state.advertised_host, self.state.advertised_port = first.advertised()
         fetchers.start()
+        self._rebalance_task = asyncio.get_running_loop().create_task(self._rebalance_leaders())
         self.state.register({listener.name: listener.advertised() for listener in self.state.listeners})
         if self.config.control_port is not None:
             self.control_http = ControlHttpServer(self.control, self.config.control_token,
@@ -102,7 +104,36 @@ class BrokerServer:
                 self.state, self.config.schema_registry_host, self.config.schema_registry_port,
                 self.config.schema_compatibility_level)
 
+    async def _rebalance_leaders(self) -> None:
+        """``auto.leader.rebalance.enable``: every ``leader.imbalance.check.interval.seconds``, the broker that
+        is the controller moves leadership back to preferred replicas where a broker's share of partitions
+        it does not lead though preferred exceeds ``leader.imbalance.per.broker.percentage`` (Kafka's
+        controller does this check on the same schedule)."""
+        config = self.config
+        while True:
+            await asyncio.sleep(max(config.leader_imbalance_check_interval_seconds, 0.05))
+            state = self.state
+            if not config.auto_leader_rebalance_enable or state is None or state.stopping:
+                continue
+            controller = state.controller
+            if controller.controller_id != config.node_id:
+                continue
+            try:
+                controller.balance_leaders(config.leader_imbalance_per_broker_percentage)
+            except Exception:  # noqa: BLE001  the next check tries again
+                log.exception("broker %d: the leader rebalance failed", config.node_id)
+
+    async def _stop_rebalancing(self) -> None:
+        task, self._rebalance_task = self._rebalance_task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
     async def stop(self) -> None:
+        await self._stop_rebalancing()
         if self.state is not None:
             if self.state.replica_fetchers is not None:
                 await self.state.replica_fetchers.stop()
@@ -139,6 +170,7 @@ class BrokerServer:
         """Die as a killed process would: connections dropped at once, nothing answered or flushed, no
         controlled shutdown. The controller notices (in one process: at once, as Kafka's controller does
         when the broker's session ends) and elects new leaders from the ISR."""
+        await self._stop_rebalancing()
         state = self.state
         state.stopping = True
         for server in self.servers:
@@ -274,6 +306,18 @@ class ClusterServers:
         if p.leader != node_id:
             c.alter_partition(topic, partition, p.leader_epoch, p.partition_epoch, node_id, p.isr)
 
+    def reassign(self, topic: str, partition: int, replicas: list[int] | None) -> dict:
+        """Reassign a partition to ``replicas`` (None: cancel the reassignment in progress), as
+        AlterPartitionReassignments does; returns the partition's state (KafkaError with the partition's
+        error)."""
+        [(_name, [(_index, code, message)])] = self.controller.alter_reassignments(
+            [(topic, [(partition, None if replicas is None else [int(r) for r in replicas])])])
+        if code:
+            raise KafkaError(code, message)
+        p = self.controller.topic(topic).partitions[partition]
+        return {"replicas": p.replicas, "isr": p.isr, "leader": p.leader, "adding": p.adding,
+                "removing": p.removing}
+
     async def stop(self) -> None:
         if self.control_http is not None:
             await self.control_http.stop()
@@ -378,6 +422,9 @@ class ClusterControl:
 
     def move_leader(self, topic: str, partition, node_id) -> None:
         self._cluster.move_leader(topic, int(partition), self._node(node_id))
+
+    def reassign(self, topic: str, partition, replicas) -> dict:
+        return self._cluster.reassign(topic, int(partition), replicas)
 
     async def wait(self, spec: dict) -> bool:
         if spec.get("leaders") or spec.get("full_isr"):

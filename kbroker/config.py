@@ -60,6 +60,10 @@ class BrokerConfig:
     # replica.high.watermark.checkpoint.interval.ms: how often the high watermarks go to each log directory's
     # replication-offset-checkpoint (log_manager.py); also written at a clean shutdown
     replica_high_watermark_checkpoint_interval_ms: int = 5000
+    # The controller's preferred-leader rebalance (controller.imbalanced_partitions), Kafka's names and defaults.
+    auto_leader_rebalance_enable: bool = True  # auto.leader.rebalance.enable
+    leader_imbalance_check_interval_seconds: float = 300  # leader.imbalance.check.interval.seconds
+    leader_imbalance_per_broker_percentage: int = 10  # leader.imbalance.per.broker.percentage
     auto_create_topics_enable: bool = True  # auto.create.topics.enable
     message_max_bytes: int = 1048588  # message.max.bytes
     socket_request_max_bytes: int = 104857600  # socket.request.max.bytes
@@ -214,6 +218,9 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "replica.socket.timeout.ms": ("replica_socket_timeout_ms", int),
     "replica.selector.class": ("replica_selector_class", parse_selector),
     "replica.high.watermark.checkpoint.interval.ms": ("replica_high_watermark_checkpoint_interval_ms", int),
+    "auto.leader.rebalance.enable": ("auto_leader_rebalance_enable", _bool),
+    "leader.imbalance.check.interval.seconds": ("leader_imbalance_check_interval_seconds", float),
+    "leader.imbalance.per.broker.percentage": ("leader_imbalance_per_broker_percentage", int),
     "auto.create.topics.enable": ("auto_create_topics_enable", _bool),
     "message.max.bytes": ("message_max_bytes", int),
     "socket.request.max.bytes": ("socket_request_max_bytes", int),

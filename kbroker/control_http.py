@@ -384,6 +384,12 @@ class ControlHttpServer:
                 except KafkaError as e:
                     raise HttpError(409, f"{ErrorCode(e.code).name}: {e.message}") from None
                 return 200, {"leader": int((body or {})["broker"])}
+            elif len(path) == 5 and path[0] == "topics" and path[2] == "partitions" and path[4] == "reassign" \
+                    and method == "POST" and hasattr(c, "reassign"):
+                try:
+                    return 200, c.reassign(path[1], int(path[3]), (body or {})["replicas"])
+                except KafkaError as e:
+                    raise HttpError(409, f"{ErrorCode(e.code).name}: {e.message}") from None
             elif method == "GET" and path in ([], ["index.html"]):
                 return 200, static_file("index.html")
             elif method == "GET" and len(path) == 2 and path[0] == "static":

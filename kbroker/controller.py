@@ -60,20 +60,33 @@ class BrokerRegistration:
 
 @dataclass
 class PartitionRegistration:
-    """One partition's state (Kafka's PartitionRegistration / ZooKeeper's LeaderAndIsr)."""
+    """One partition's state (Kafka's PartitionRegistration / ZooKeeper's LeaderAndIsr). During a
+    reassignment ``replicas`` is the target followed by the replicas being removed, ``adding`` the target's
+    replicas that were not replicas before and ``removing`` those leaving (Kafka's addingReplicas /
+    removingReplicas); both are empty otherwise."""
     replicas: list[int]
     isr: list[int]
     leader: int = NO_LEADER
     leader_epoch: int = 0
     partition_epoch: int = 0
+    adding: list[int] = field(default_factory=list)
+    removing: list[int] = field(default_factory=list)
+
+    @property
+    def reassigning(self) -> bool:
+        return bool(self.adding or self.removing)
 
     def to_json(self) -> dict:
-        return {"replicas": self.replicas, "isr": self.isr, "leader": self.leader,
-                "leader_epoch": self.leader_epoch, "partition_epoch": self.partition_epoch}
+        d = {"replicas": self.replicas, "isr": self.isr, "leader": self.leader,
+             "leader_epoch": self.leader_epoch, "partition_epoch": self.partition_epoch}
+        if self.reassigning:
+            d["adding"], d["removing"] = self.adding, self.removing
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "PartitionRegistration":
-        return cls(list(d["replicas"]), list(d["isr"]), d["leader"], d["leader_epoch"], d["partition_epoch"])
+        return cls(list(d["replicas"]), list(d["isr"]), d["leader"], d["leader_epoch"], d["partition_epoch"],
+                   list(d.get("adding", ())), list(d.get("removing", ())))
 
 
 @dataclass
@@ -170,6 +183,120 @@ class Controller:
         else FENCED_LEADER_EPOCH / INVALID_UPDATE_VERSION (KafkaError) and nothing changes."""
         raise NotImplementedError
 
+    def write_partition(self, name: str, index: int, old: PartitionRegistration,
+                        new: PartitionRegistration) -> PartitionRegistration:
+        """The controller's own change of a whole registration (replicas and reassignment included), by
+        compare-and-set on ``old``'s epochs as ``alter_partition``; returns ``new``."""
+        raise NotImplementedError
+
+    # -- elections and reassignments: the same for every controller, over the reads and write_partition ---
+
+    unclean_leader_election_default = "false"  # unclean.leader.election.enable of topics that do not set it
+
+    def unclean_leader_election(self, topic: TopicRegistration) -> bool:
+        """The topic's ``unclean.leader.election.enable``, else the cluster's default."""
+        return topic.configs.get("unclean.leader.election.enable",
+                                 self.unclean_leader_election_default).strip().lower() == "true"
+
+    def elect_leaders(self, election_type: int, partitions: list[tuple[str, list[int]]] | None
+                      ) -> list[tuple[str, list[tuple[int, int, str | None]]]]:
+        """ElectLeaders (Kafka's ReplicationControlManager.electLeaders): per topic asked, (partition, error
+        code, message) for each partition asked; ``partitions`` None: every partition of every topic, less
+        those whose answer would be ELECTION_NOT_NEEDED."""
+        every = partitions is None
+        if every:
+            partitions = [(t.name, list(range(len(t.partitions)))) for t in self.topics()]
+        out = []
+        with self.batch():
+            for name, indexes in partitions:
+                results = []
+                for index in indexes:
+                    try:
+                        topic = self.topic(name)
+                        if topic is None:
+                            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"No such topic as {name}")
+                        if not 0 <= index < len(topic.partitions):
+                            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                             f"No such partition as {name}-{index}")
+                        p = topic.partitions[index]
+                        live = set(self.live_broker_ids())
+                        leader, isr = elect(p, election_type, live)
+                        self.write_partition(name, index, p, partition_change(p, live, leader, isr))
+                        results.append((index, 0, None))
+                    except KafkaError as e:
+                        if not (every and e.code == ErrorCode.ELECTION_NOT_NEEDED):
+                            results.append((index, e.code, e.message))
+                out.append((name, results))
+        return out
+
+    def alter_reassignments(self, requests: list[tuple[str, list[tuple[int, list[int] | None]]]],
+                            allow_replication_factor_change: bool = True
+                            ) -> list[tuple[str, list[tuple[int, int, str | None]]]]:
+        """AlterPartitionReassignments (Kafka's alterPartitionReassignments): per topic, (partition, error
+        code, message) for each (partition, target replicas or None to cancel) asked; see ``reassign``."""
+        out = []
+        with self.batch():
+            for name, targets in requests:
+                results = []
+                for index, target in targets:
+                    try:
+                        topic = self.topic(name)
+                        if topic is None:
+                            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                             f"Unable to find a topic named {name}.")
+                        if not 0 <= index < len(topic.partitions):
+                            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                             f"Unable to find partition {name}:{index}.")
+                        p = topic.partitions[index]
+                        new = reassign(p, target, set(self.live_broker_ids()), {b.node_id for b in self.brokers()},
+                                       self.unclean_leader_election(topic), allow_replication_factor_change)
+                        if _state(new) != _state(p):  # else nothing to write (Kafka: no record)
+                            self.write_partition(name, index, p, new)
+                        results.append((index, 0, None))
+                    except KafkaError as e:
+                        results.append((index, e.code, e.message))
+                out.append((name, results))
+        return out
+
+    def reassignments(self, topics: list[tuple[str, list[int]]] | None
+                      ) -> list[tuple[str, list[tuple[int, PartitionRegistration]]]]:
+        """ListPartitionReassignments: the partitions asked (None: all) that are being reassigned, by topic;
+        unknown topics and partitions are left out, as Kafka leaves them."""
+        if topics is None:
+            topics = [(t.name, list(range(len(t.partitions)))) for t in self.topics()]
+        out = []
+        for name, indexes in topics:
+            topic = self.topic(name)
+            if topic is None:
+                continue
+            found = [(i, topic.partitions[i]) for i in indexes
+                     if 0 <= i < len(topic.partitions) and topic.partitions[i].reassigning]
+            if found:
+                out.append((name, found))
+        return out
+
+    def balance_leaders(self, percentage: int) -> int:
+        """One check of ``auto.leader.rebalance.enable``: preferred-replica elections for the partitions
+        ``imbalanced_partitions`` names; returns how many moved."""
+        live = set(self.live_broker_ids())
+        moved = 0
+        with self.batch():
+            for name, index in imbalanced_partitions(self.topics(), live, percentage):
+                topic = self.topic(name)
+                if topic is None or index >= len(topic.partitions):
+                    continue
+                p = topic.partitions[index]
+                try:
+                    leader, isr = elect(p, PREFERRED_ELECTION, live)
+                    self.write_partition(name, index, p, partition_change(p, live, leader, isr))
+                except KafkaError as e:
+                    log.info("%s-%d: no preferred-leader election: %s", name, index, e.message or e.code.name)
+                    continue
+                moved += 1
+        if moved:
+            log.info("moved %d partition leader(s) back to their preferred replica", moved)
+        return moved
+
     # -- persistence -------------------------------------------------------------------------------
 
     def batch(self):
@@ -250,6 +377,11 @@ def quotas_to_json(quotas: dict) -> list:
 
 def quotas_from_json(items: list) -> dict:
     return {tuple(sorted((t, n) for t, n in item["entity"])): dict(item["values"]) for item in items}
+
+
+def _state(p: PartitionRegistration) -> tuple:
+    """What a change may change, without the epochs."""
+    return p.replicas, p.isr, p.leader, p.adding, p.removing
 
 
 def _with_subscription(subscriptions: dict, name: str, configs: dict[str, str]) -> dict:
@@ -435,12 +567,153 @@ def check_leader_move(p: PartitionRegistration, target: int, live) -> None:
                          f"broker {target} is not a live in-sync replica (replicas {p.replicas}, ISR {p.isr})")
 
 
+def check_epochs(what: str, p: PartitionRegistration, leader_epoch: int, partition_epoch: int) -> None:
+    """A compare-and-set's check: FENCED_LEADER_EPOCH / INVALID_UPDATE_VERSION unless ``p`` is still at the
+    epochs the caller read."""
+    if leader_epoch != p.leader_epoch:
+        raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH, f"{what} is at leader epoch {p.leader_epoch}, "
+                         f"not {leader_epoch}")
+    if partition_epoch != p.partition_epoch:
+        raise KafkaError(ErrorCode.INVALID_UPDATE_VERSION, f"{what} is at partition epoch {p.partition_epoch}, "
+                         f"not {partition_epoch}")
+
+
 def check_isr(p: PartitionRegistration, leader: int, isr: list[int]) -> None:
     """An ISR a leader asks for names only replicas, without repeats, and includes the leader (Kafka's
     AlterPartition validation; INVALID_REQUEST otherwise)."""
     if not isr or len(set(isr)) != len(isr) or not set(isr) <= set(p.replicas) or \
             (leader != NO_LEADER and leader not in isr):
         raise KafkaError(ErrorCode.INVALID_REQUEST, f"invalid ISR {isr} for leader {leader} and replicas {p.replicas}")
+
+
+# -- preferred-leader and unclean elections, reassignments (Kafka's PartitionChangeBuilder) -----------------
+
+PREFERRED_ELECTION, UNCLEAN_ELECTION = 0, 1  # ElectLeaders' election_type (Kafka's ElectionType)
+
+
+def partition_change(old: PartitionRegistration, live, leader: int, isr: list[int],
+                     replicas: list[int] | None = None, adding: list[int] | None = None,
+                     removing: list[int] | None = None) -> PartitionRegistration:
+    """The registration that replaces ``old`` when a controller writes (leader, ISR) and, for a
+    reassignment, the replica sets (Kafka's PartitionChangeBuilder.build): a reassignment whose target
+    replicas are all in the ISR completes at once (the removing replicas leave the replicas and the ISR,
+    adding and removing empty); a leader that is then no longer a live ISR member gives way to the first
+    replica in assignment order that is (none: no leader). The leader epoch goes up when the leader changes
+    or a replica leaves the assignment; the partition epoch on every change."""
+    replicas = list(old.replicas if replicas is None else replicas)
+    adding = list(old.adding if adding is None else adding)
+    removing = list(old.removing if removing is None else removing)
+    isr = list(isr)
+    if adding or removing:  # Kafka's PartitionReassignmentReplicas.maybeCompleteReassignment
+        left_isr = [r for r in isr if r not in removing]
+        left = [r for r in replicas if r not in removing]
+        if left_isr and left and set(left) <= set(left_isr):
+            replicas, isr, adding, removing = left, left_isr, [], []
+    if replicas != old.replicas and (leader not in isr or leader not in live):
+        leader = next((r for r in replicas if r in isr and r in live), NO_LEADER)
+    bump = leader != old.leader or not set(old.replicas) <= set(replicas)
+    return PartitionRegistration(replicas, isr, leader, old.leader_epoch + (1 if bump else 0),
+                                 old.partition_epoch + 1, adding, removing)
+
+
+def elect(p: PartitionRegistration, election_type: int, live) -> tuple[int, list[int]]:
+    """(leader, ISR) an ElectLeaders election gives ``p`` (Kafka's ReplicationControlManager.electLeader):
+    PREFERRED: ELECTION_NOT_NEEDED when the first replica leads; the first replica if it is a live ISR
+    member; else, when the current leader is one, PREFERRED_LEADER_NOT_AVAILABLE (nothing changes); else the
+    first live ISR member. UNCLEAN: ELECTION_NOT_NEEDED when there is a leader; a live ISR member, else the
+    first live replica, which becomes the whole ISR; else ELIGIBLE_LEADERS_NOT_AVAILABLE."""
+    def eligible(r: int) -> bool:
+        return r in p.isr and r in live
+
+    if election_type == PREFERRED_ELECTION:
+        preferred = p.replicas[0] if p.replicas else NO_LEADER
+        if p.leader == preferred:
+            raise KafkaError(ErrorCode.ELECTION_NOT_NEEDED, "Leader election not needed for topic partition.")
+        if not eligible(preferred) and eligible(p.leader):
+            raise KafkaError(ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE, "The preferred leader was not available.")
+        leader = next((r for r in p.replicas if eligible(r)), NO_LEADER)
+        if leader == NO_LEADER:
+            raise KafkaError(ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE, "The preferred leader was not available.")
+        return leader, list(p.isr)
+    if election_type != UNCLEAN_ELECTION:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unknown election type {election_type}")
+    if p.leader != NO_LEADER:
+        raise KafkaError(ErrorCode.ELECTION_NOT_NEEDED, "Leader election not needed for topic partition.")
+    leader, isr = choose_leader(p.replicas, p.isr, live, unclean=True)
+    if leader == NO_LEADER:
+        raise KafkaError(ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE,
+                         "Eligible topic partition leaders are not available.")
+    return leader, isr
+
+
+def check_reassignment_target(target: list[int], known) -> None:
+    """A reassignment's target replicas (Kafka's validateManualPartitionAssignment): not empty, registered
+    brokers, each once; INVALID_REPLICA_ASSIGNMENT otherwise, with Kafka's messages."""
+    if not target:
+        raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                         "The manual partition assignment includes an empty replica list.")
+    previous = None
+    for broker in sorted(target):
+        if broker not in known:
+            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"The manual partition assignment includes "
+                             f"broker {broker}, but no such broker is registered.")
+        if broker == previous:
+            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"The manual partition assignment includes "
+                             f"the broker {broker} more than once.")
+        previous = broker
+
+
+def reassign(p: PartitionRegistration, target: list[int] | None, live, known, unclean: bool = False,
+             allow_replication_factor_change: bool = True) -> PartitionRegistration:
+    """The registration after AlterPartitionReassignments asks ``target`` for ``p`` (None: cancel), as
+    Kafka's changePartitionReassignment / cancelPartitionReassignment: the replicas become the target
+    followed by those leaving; ``adding`` the target's new ones, ``removing`` those leaving; it completes at
+    once when the ISR already has the whole target (``partition_change``), else when the leader lets the
+    last adding replica into the ISR. A cancel drops the adding replicas from the replicas and the ISR
+    (NO_REASSIGNMENT_IN_PROGRESS when there is none; INVALID_REPLICA_ASSIGNMENT when only adding replicas
+    are in sync and unclean election is off, since going back would lose what they have)."""
+    if target is None:
+        if not p.reassigning:
+            raise KafkaError(ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, None)
+        replicas = [r for r in p.replicas if r not in p.adding]
+        isr = [r for r in p.isr if r not in p.adding]
+        if not isr:
+            if not unclean:
+                raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT, "Unable to revert partition assignment "
+                                 "because it would require an unclean leader election.")
+            isr = replicas[:1]
+        return partition_change(p, live, p.leader, isr, replicas, [], [])
+    target = list(target)
+    check_reassignment_target(target, known)
+    if not allow_replication_factor_change:
+        current = len([r for r in p.replicas if r not in p.removing])
+        if current != len(target):
+            raise KafkaError(ErrorCode.INVALID_REPLICATION_FACTOR, f"The replication factor is changed from "
+                             f"{current} to {len(target)} but allow_replication_factor_change is false.")
+    removing = sorted(set(p.replicas) - set(target))
+    adding = sorted(set(target) - set(p.replicas))
+    return partition_change(p, live, p.leader, p.isr, target + removing, adding, removing)
+
+
+def imbalanced_partitions(topics: list[TopicRegistration], live, percentage: int) -> list[tuple[str, int]]:
+    """The partitions an automatic rebalance moves back to their preferred replica (the first in
+    assignment order), as Kafka's controller checks every ``leader.imbalance.check.interval.seconds``: for
+    each broker, the share of the partitions it is preferred for that another broker leads; over
+    ``leader.imbalance.per.broker.percentage``, those of them whose preferred replica is a live ISR member and
+    that are not being reassigned get a preferred-replica election."""
+    preferred_for: dict[int, list[tuple[str, int, PartitionRegistration]]] = {}
+    for topic in topics:
+        for index, p in enumerate(topic.partitions):
+            if p.replicas:
+                preferred_for.setdefault(p.replicas[0], []).append((topic.name, index, p))
+    out = []
+    for broker, partitions in sorted(preferred_for.items()):
+        not_led = [(name, index, p) for name, index, p in partitions if p.leader != broker]
+        if not not_led or len(not_led) * 100 <= percentage * len(partitions):
+            continue
+        out.extend((name, index) for name, index, p in not_led
+                   if broker in live and broker in p.isr and not p.reassigning)
+    return out
 
 
 # -- rules every controller applies (pure: the in-process and the PostgreSQL controllers share them) ---------
@@ -714,11 +987,6 @@ class InProcessController(ImageReads, Controller):
         self._listeners.pop(node_id, None)
         self._notify_brokers()
 
-    def unclean_leader_election(self, topic: TopicRegistration) -> bool:
-        """The topic's ``unclean.leader.election.enable``, else the cluster's default."""
-        return topic.configs.get("unclean.leader.election.enable",
-                                 self.unclean_leader_election_default) == "true"
-
     def _elect(self, topic: TopicRegistration, index: int, leader: int, isr: list[int] | None = None) -> None:
         """The controller's own change, at the epochs it holds; the caller persists."""
         p = topic.partitions[index]
@@ -740,17 +1008,22 @@ class InProcessController(ImageReads, Controller):
     def _alter(self, topic: TopicRegistration, index: int, leader_epoch: int, partition_epoch: int,
                leader: int, isr: list[int], persist: bool = True) -> PartitionRegistration:
         p = topic.partitions[index]
-        if leader_epoch != p.leader_epoch:
-            raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH, f"{topic.name}-{index} is at leader epoch "
-                             f"{p.leader_epoch}, not {leader_epoch}")
-        if partition_epoch != p.partition_epoch:
-            raise KafkaError(ErrorCode.INVALID_UPDATE_VERSION, f"{topic.name}-{index} is at partition epoch "
-                             f"{p.partition_epoch}, not {partition_epoch}")
-        new = PartitionRegistration(list(p.replicas), list(isr), leader,
-                                    p.leader_epoch + (1 if leader != p.leader else 0), p.partition_epoch + 1)
+        check_epochs(f"{topic.name}-{index}", p, leader_epoch, partition_epoch)
+        new = partition_change(p, set(self.live_broker_ids()), leader, isr)
         topic.partitions[index] = new
         if persist:
             self._record_topic(topic)
+        return new
+
+    def write_partition(self, name: str, index: int, old: PartitionRegistration,
+                        new: PartitionRegistration) -> PartitionRegistration:
+        topic = self._topics.get(name)
+        if topic is None or not 0 <= index < len(topic.partitions):
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{name}-{index}")
+        check_epochs(f"{name}-{index}", topic.partitions[index], old.leader_epoch, old.partition_epoch)
+        topic.partitions[index] = new
+        self._record_topic(topic)
+        self._notify(topic)
         return new
 
     # -- topics ------------------------------------------------------------------------------------------

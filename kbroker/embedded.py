@@ -159,6 +159,12 @@ class Broker:
         self._require_cluster()
         self.call(self._cluster.move_leader, topic, partition, node_id)
 
+    def reassign(self, topic: str, partition: int, replicas: list[int] | None) -> dict:
+        """Reassign a partition to ``replicas`` (None: cancel), as AlterPartitionReassignments; returns the
+        partition's replicas, isr, leader, adding and removing (KafkaError with the partition's error)."""
+        self._require_cluster()
+        return self.call(self._cluster.reassign, topic, partition, replicas)
+
     def wait_for_leaders(self, timeout_s: float = 10.0, full_isr: bool = False) -> bool:
         """True once every partition of the cluster has a live leader (``full_isr``: and every replica in
         its ISR); False after ``timeout_s``."""

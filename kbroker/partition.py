@@ -199,6 +199,29 @@ class Partition:
                 (not self.is_leader or was_leader != self.is_leader or old_epoch != self.leader_epoch):
             self.on_follower_change(self)
 
+    def open_replica(self, store) -> None:
+        """This broker has become one of the partition's replicas (a reassignment adds it): its log, empty
+        or as an earlier run left it, from which it fetches from the leader as any follower."""
+        self.log = UnifiedLog(f"{self.topic.name}-{self.index}", store)
+
+    def close_replica(self) -> None:
+        """This broker is no longer one of the partition's replicas (a reassignment removed it): whoever
+        waits answers (NOT_LEADER_OR_FOLLOWER), the fetcher lets it go, and the log is closed without a flush,
+        its files about to be deleted (Kafka: StopReplica with deletePartition; in KRaft the broker removes
+        the log of a partition it is no longer a replica of)."""
+        log_, self.log = self.log, None
+        self.followers.clear()
+        if log_ is None:
+            return
+        waiters, self._hw_waiters = self._hw_waiters, []
+        for _offset, fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+        log_.discard()
+        self.wake_waiters()
+        if self.on_follower_change is not None:
+            self.on_follower_change(self)
+
     def _make_leader(self) -> None:
         """This broker leads the partition from now on, at ``leader_epoch`` (Kafka's makeLeader): the epoch
         starts at the log end; the followers' positions are unknown until they fetch, and those in the ISR
@@ -238,6 +261,8 @@ class Partition:
             self.changes.notify()
         if replica_id not in self.isr:
             self._maybe_expand_isr(replica_id, state)
+            if not self.is_leader:  # the change completed a reassignment that moved leadership, or this replica
+                return
         if self._maybe_increment_leader_hw():
             self.wake_waiters()
 

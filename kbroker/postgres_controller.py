@@ -70,8 +70,8 @@ from psycopg.types.json import Jsonb
 
 from .controller import (NO_LEADER, PRODUCER_ID_BLOCK_SIZE, BrokerRegistration, Controller, ImageReads,
                          MetadataListener, PartitionRegistration, TopicRegistration,
-                         leader_and_isr_for_live, new_partitions, new_topic, partitions_placement,
-                         quotas_from_json, with_quotas)
+                         check_epochs, leader_and_isr_for_live, new_partitions, new_topic, partition_change,
+                         partitions_placement, quotas_from_json, with_quotas)
 from .errors import ErrorCode, KafkaError
 
 log = logging.getLogger("kbroker.controller")
@@ -119,6 +119,8 @@ CREATE TABLE IF NOT EXISTS kbroker_partitions (
     partition_epoch int NOT NULL,
     PRIMARY KEY (topic, idx)
 );
+ALTER TABLE kbroker_partitions ADD COLUMN IF NOT EXISTS adding int[] NOT NULL DEFAULT '{}';
+ALTER TABLE kbroker_partitions ADD COLUMN IF NOT EXISTS removing int[] NOT NULL DEFAULT '{}';
 CREATE TABLE IF NOT EXISTS kbroker_client_quotas (
     entity text PRIMARY KEY,
     quota_values jsonb NOT NULL
@@ -129,7 +131,7 @@ CREATE TABLE IF NOT EXISTS kbroker_group_configs (
 );
 """
 
-_PARTITION_COLUMNS = "topic, idx, replicas, isr, leader, leader_epoch, partition_epoch"
+_PARTITION_COLUMNS = "topic, idx, replicas, isr, leader, leader_epoch, partition_epoch, adding, removing"
 
 # A statement that changes partitions (the ``changed`` CTE, returning _PARTITION_COLUMNS) also bumps the
 # version of their topics and notifies, in the same statement; it returns the changed rows with the version.
@@ -139,7 +141,7 @@ _BUMP_AND_NOTIFY = f"""
     FROM (SELECT DISTINCT topic FROM changed) c WHERE t.name = c.topic
     RETURNING t.name, t.version, pg_notify('{CHANNEL}', json_build_object('topic', t.name)::text))
 SELECT changed.topic, changed.idx, changed.replicas, changed.isr, changed.leader, changed.leader_epoch,
-       changed.partition_epoch, bumped.version
+       changed.partition_epoch, bumped.version, changed.adding, changed.removing
 FROM changed JOIN bumped ON bumped.name = changed.topic"""
 
 _CAS = f"""
@@ -147,6 +149,17 @@ WITH changed AS (
     UPDATE kbroker_partitions
     SET leader = %(leader)s, isr = %(isr)s::int[], partition_epoch = partition_epoch + 1,
         leader_epoch = leader_epoch + CASE WHEN leader <> %(leader)s THEN 1 ELSE 0 END
+    WHERE topic = %(topic)s AND idx = %(idx)s AND leader_epoch = %(leader_epoch)s
+      AND partition_epoch = %(partition_epoch)s
+    RETURNING {_PARTITION_COLUMNS})""" + _BUMP_AND_NOTIFY
+
+# A whole registration written by the controller (elections, reassignments), on the epochs it read.
+_WRITE = f"""
+WITH changed AS (
+    UPDATE kbroker_partitions
+    SET replicas = %(replicas)s::int[], isr = %(isr)s::int[], leader = %(leader)s,
+        leader_epoch = %(new_leader_epoch)s, partition_epoch = %(new_partition_epoch)s,
+        adding = %(adding)s::int[], removing = %(removing)s::int[]
     WHERE topic = %(topic)s AND idx = %(idx)s AND leader_epoch = %(leader_epoch)s
       AND partition_epoch = %(partition_epoch)s
     RETURNING {_PARTITION_COLUMNS})""" + _BUMP_AND_NOTIFY
@@ -206,13 +219,20 @@ def _insert_partitions(conn: psycopg.Connection, name: str, first: int,
                        partitions: list[PartitionRegistration]) -> None:
     with conn.cursor() as cur:
         cur.executemany(
-            f"INSERT INTO kbroker_partitions ({_PARTITION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [(name, first + i, p.replicas, p.isr, p.leader, p.leader_epoch, p.partition_epoch)
+            f"INSERT INTO kbroker_partitions ({_PARTITION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(name, first + i, p.replicas, p.isr, p.leader, p.leader_epoch, p.partition_epoch, p.adding, p.removing)
              for i, p in enumerate(partitions)])
 
 
 def _partition(row) -> PartitionRegistration:
-    return PartitionRegistration(list(row[0]), list(row[1]), row[2], row[3], row[4])
+    """(replicas, isr, leader, leader epoch, partition epoch[, adding, removing])."""
+    adding, removing = (row[5], row[6]) if len(row) > 5 else ((), ())
+    return PartitionRegistration(list(row[0]), list(row[1]), row[2], row[3], row[4], list(adding), list(removing))
+
+
+def _changed(row) -> PartitionRegistration:
+    """A partition of a _BUMP_AND_NOTIFY row."""
+    return _partition((*row[2:7], row[8], row[9]))
 
 
 def read_topics(conn: psycopg.Connection, name: str | None = None) -> list[tuple[TopicRegistration, int]]:
@@ -220,7 +240,7 @@ def read_topics(conn: psycopg.Connection, name: str | None = None) -> list[tuple
     snapshot."""
     rows = conn.execute(
         "SELECT t.name, t.topic_id, t.configs, t.version, p.replicas, p.isr, p.leader, p.leader_epoch, "
-        "p.partition_epoch FROM kbroker_topics t LEFT JOIN kbroker_partitions p ON p.topic = t.name "
+        "p.partition_epoch, p.adding, p.removing FROM kbroker_topics t LEFT JOIN kbroker_partitions p ON p.topic = t.name "
         "WHERE %(name)s::text IS NULL OR t.name = %(name)s ORDER BY t.name, p.idx", {"name": name}).fetchall()
     out: dict[str, tuple[TopicRegistration, int]] = {}
     for topic, topic_id, configs, version, *partition in rows:
@@ -280,6 +300,12 @@ def elect_leaders(conn: psycopg.Connection, unclean_default: bool = False) -> tu
     return changed, conflicts
 
 
+def _write_args(name: str, index: int, old: PartitionRegistration, new: PartitionRegistration) -> dict:
+    return {"topic": name, "idx": index, "leader_epoch": old.leader_epoch, "partition_epoch": old.partition_epoch,
+            "replicas": new.replicas, "isr": new.isr, "leader": new.leader, "new_leader_epoch": new.leader_epoch,
+            "new_partition_epoch": new.partition_epoch, "adding": new.adding, "removing": new.removing}
+
+
 class PostgresController(ImageReads, Controller):
     """The controller of one broker process over the cluster's PostgreSQL database; see the module docstring.
     Made on the event loop that will run the broker (notifications are posted to it)."""
@@ -290,6 +316,7 @@ class PostgresController(ImageReads, Controller):
         self._url = url
         self.node_id = node_id
         self._unclean = unclean_leader_election
+        self.unclean_leader_election_default = "true" if unclean_leader_election else "false"
         self._check_s = liveness_check_s
         self._stop = threading.Event()
         self._listener: MetadataListener | None = None
@@ -394,7 +421,7 @@ class PostgresController(ImageReads, Controller):
                 continue  # the image is behind: the notification's re-read brings the topic
             partitions = list(current.partitions)
             for row in changes:
-                partitions[row[1]] = _partition(row[2:7])
+                partitions[row[1]] = _changed(row)
             self._set_topic(TopicRegistration(name, current.topic_id, dict(current.configs), partitions),
                             max(row[7] for row in changes), newer_only=True)
 
@@ -658,21 +685,30 @@ class PostgresController(ImageReads, Controller):
 
     def alter_partition(self, name: str, index: int, leader_epoch: int, partition_epoch: int,
                         leader: int, isr: list[int]) -> PartitionRegistration:
-        rows = self._conn.execute(_CAS, {"topic": name, "idx": index, "leader_epoch": leader_epoch,
-                                         "partition_epoch": partition_epoch, "leader": leader,
-                                         "isr": list(isr)}).fetchall()
-        if not rows:
-            now = self._conn.execute("SELECT leader_epoch, partition_epoch FROM kbroker_partitions "
-                                     "WHERE topic = %s AND idx = %s", (name, index)).fetchone()
-            if now is None:
+        """The row is read and locked, the epochs checked, and the change (``controller.partition_change``:
+        a reassignment whose target is now in sync completes) written in the same transaction."""
+        conn = self._conn
+        with conn.transaction():
+            row = conn.execute("SELECT replicas, isr, leader, leader_epoch, partition_epoch, adding, removing "
+                               "FROM kbroker_partitions WHERE topic = %s AND idx = %s FOR UPDATE",
+                               (name, index)).fetchone()
+            if row is None:
                 raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{name}-{index}")
-            if now[0] != leader_epoch:
-                raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH,
-                                 f"{name}-{index} is at leader epoch {now[0]}, not {leader_epoch}")
-            raise KafkaError(ErrorCode.INVALID_UPDATE_VERSION,
-                             f"{name}-{index} is at partition epoch {now[1]}, not {partition_epoch}")
+            old = _partition(row)
+            check_epochs(f"{name}-{index}", old, leader_epoch, partition_epoch)
+            new = partition_change(old, set(self.live_broker_ids()), leader, isr)
+            rows = conn.execute(_WRITE, _write_args(name, index, old, new)).fetchall()
         self._apply_partition_rows(rows)
-        return _partition(rows[0][2:7])
+        return new
+
+    def write_partition(self, name: str, index: int, old: PartitionRegistration,
+                        new: PartitionRegistration) -> PartitionRegistration:
+        rows = self._conn.execute(_WRITE, _write_args(name, index, old, new)).fetchall()
+        if not rows:
+            raise KafkaError(ErrorCode.INVALID_UPDATE_VERSION,
+                             f"{name}-{index} changed meanwhile (was at partition epoch {old.partition_epoch})")
+        self._apply_partition_rows(rows)
+        return new
 
     # -- ids -----------------------------------------------------------------------------------------------
 

@@ -246,7 +246,8 @@ class ReplicaFetcher:
         loop = asyncio.get_running_loop()
         while not self._stopped:
             self._changed.clear()
-            for p in [p for p in self.partitions if p.log.store.closed]:  # its topic was deleted
+            # its topic was deleted, or this broker is no longer its replica (a reassignment)
+            for p in [p for p in self.partitions if p.log is None or p.log.store.closed]:
                 del self.partitions[p]
                 self.manager.assigned.pop(p, None)
             now = loop.time()
@@ -261,6 +262,9 @@ class ReplicaFetcher:
                 conn = await self._connection()
                 if conn is None:
                     await self._wait_changed(backoff_s)
+                    continue
+                ready = {p: s for p, s in ready.items() if self.partitions.get(p) is s}  # left meanwhile
+                if not ready:
                     continue
                 out_of_range = {p: s for p, s in ready.items() if s.out_of_range}
                 if out_of_range:

@@ -178,7 +178,7 @@ class TopicManager:
         cfg = None
         for i, preg in enumerate(reg.partitions):
             if i < len(topic.partitions):
-                topic.partitions[i].update(preg)
+                self._update_partition(topic, topic.partitions[i], preg)
                 continue
             store = None
             if self.node_id in preg.replicas:
@@ -194,6 +194,22 @@ class TopicManager:
                 if p.is_follower:
                     self.on_follower_change(p)
         return topic
+
+    def _update_partition(self, topic: Topic, p: Partition, preg) -> None:
+        """The controller's newer state of a partition this broker knows; a reassignment may have made this
+        broker one of its replicas (a log is opened and it fetches) or no longer one (the log goes, once the
+        change is durable)."""
+        mine = self.node_id in preg.replicas
+        if mine and p.log is None:
+            p.open_replica(self.log_store.open_log(topic.name, topic.topic_id, p.index, topic.log_config()))
+            p.on_follower_change = self.on_follower_change
+            log.info("%s-%d: now a replica here (reassignment)", topic.name, p.index)
+        elif not mine and p.log is not None:
+            p.close_replica()
+            name, topic_id, index = topic.name, topic.topic_id, p.index
+            self.controller.after_durable(lambda: self.log_store.delete_logs(name, topic_id, [index]))
+            log.info("%s-%d: no longer a replica here (reassignment): its log is deleted", topic.name, p.index)
+        p.update(preg)
 
     def remove(self, topic: Topic) -> None:
         """A deleted topic: whoever waits on it answers, and its local logs are deleted once the deletion is

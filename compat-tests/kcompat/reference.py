@@ -53,6 +53,18 @@ class Reference:
                 raise ReferenceError_(f"reference: topic {name} not ready after {timeout_s} s: {info}")
             time.sleep(0.05)
 
+    def group_type(self, group: str) -> str | None:
+        """The group's type as ListGroups v5 reports it ("consumer" or "classic"); None when it is not listed."""
+        admin = self._admin()
+        try:
+            listed = admin.list_consumer_groups(request_timeout=TIMEOUT_S).result(TIMEOUT_S)
+        except Exception as e:
+            raise ReferenceError_(f"reference: listing groups failed: {e}") from e
+        for g in listed.valid:
+            if g.group_id == group:
+                return g.type.name.lower()
+        return None
+
     def delete_topic(self, name: str) -> None:
         admin = self._admin()
         fs = admin.delete_topics([name], operation_timeout=10)

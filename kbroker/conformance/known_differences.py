@@ -26,7 +26,7 @@ class Known:
 KNOWN: list[Known] = [
     # -- ApiVersions --------------------------------------------------------------------------------------
     Known("api_versions_ranges@*", "*", "api_keys*",
-          "kbroker serves fewer APIs than Kafka 4.4 (no ElectLeaders, reassignment, delegation tokens, ...), "
+          "kbroker serves fewer APIs than Kafka 4.4 (no delegation tokens, streams groups, ...), "
           "some at older newest versions (OffsetCommit/OffsetFetch v10: the "
           "README's compatibility table), and advertises the telemetry APIs (71, 72), which Kafka advertises only "
           "with a telemetry reporter plugin"),

@@ -1573,6 +1573,68 @@ def acl_fetch_denied_then_allowed(s: Session, v: int):
         c.close()
 
 
+# -- ElectLeaders and partition reassignments on one broker ------------------------------------------------
+
+ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments = 43, 45, 46
+
+
+@scenario(ElectLeaders, (0, 1, 2))
+def elect_leaders_errors(s: Session, v: int):
+    """Preferred elections where the broker already leads (ELECTION_NOT_NEEDED), for a partition and a topic
+    that do not exist (UNKNOWN_TOPIC_OR_PARTITION); v1+: an unclean election of a partition with a leader
+    (ELECTION_NOT_NEEDED)."""
+    from ..wire.messages import elect_leaders as el
+
+    topic = s.name("elect")
+    s.create_topic(topic, 2)
+
+    def req(election_type: int, *topics: tuple[str, list[int]]):
+        return el.ElectLeadersRequest(election_type=election_type, timeout_ms=10000, topic_partitions=[
+            el.ElectLeadersRequest.TopicPartitions(topic=n, partitions=ps) for n, ps in topics])
+
+    s.call("preferred", ElectLeaders, v, req(0, (topic, [0, 1, 7]), (s.name("none"), [0])))
+    if v >= 1:
+        s.call("unclean", ElectLeaders, v, req(1, (topic, [0])))
+
+
+@scenario(AlterPartitionReassignments, (0, 1))
+def alter_partition_reassignments_errors(s: Session, v: int):
+    """Reassignments a single broker refuses or has nothing to do for: an unknown topic and partition
+    (UNKNOWN_TOPIC_OR_PARTITION), a cancel with none in progress (NO_REASSIGNMENT_IN_PROGRESS), targets naming
+    an unregistered broker or none (INVALID_REPLICA_ASSIGNMENT), and the replicas the partition already has
+    (no error, nothing to do). (The broker named twice is left out: Kafka's message names its node id.)"""
+    from ..wire.messages import alter_partition_reassignments as apr, list_partition_reassignments as lpr
+
+    topic = s.name("apr")
+    s.create_topic(topic, 2)
+    me = s.norm.self_node_id if s.norm.self_node_id is not None else 0
+    Req = apr.AlterPartitionReassignmentsRequest
+
+    def req(*topics: tuple[str, list[tuple[int, list[int] | None]]]):
+        return Req(timeout_ms=10000, topics=[Req.ReassignableTopic(name=n, partitions=[
+            Req.ReassignablePartition(partition_index=i, replicas=r) for i, r in ps]) for n, ps in topics])
+
+    s.call("unknown", AlterPartitionReassignments, v, req((s.name("none"), [(0, [me])]), (topic, [(9, [me])])))
+    s.call("cancel_none", AlterPartitionReassignments, v, req((topic, [(0, None)])))
+    s.call("invalid", AlterPartitionReassignments, v, req((topic, [(0, [me, 99999]), (1, [])])))
+    s.call("same", AlterPartitionReassignments, v, req((topic, [(0, [me]), (1, [me])])))
+    s.call("listed_after", ListPartitionReassignments, 0, lpr.ListPartitionReassignmentsRequest(
+        timeout_ms=10000, topics=None))
+
+
+@scenario(ListPartitionReassignments, (0,))
+def list_partition_reassignments_none(s: Session, v: int):
+    """Nothing is being reassigned: every partition (null), a topic's partitions, an unknown topic."""
+    from ..wire.messages import list_partition_reassignments as lpr
+
+    topic = s.name("lpr")
+    s.create_topic(topic, 2)
+    Req = lpr.ListPartitionReassignmentsRequest
+    s.call("all", ListPartitionReassignments, v, Req(timeout_ms=10000, topics=None))
+    s.call("named", ListPartitionReassignments, v, Req(timeout_ms=10000, topics=[
+        Req.ListPartitionReassignmentsTopics(name=topic, partition_indexes=[0, 1, 5]),
+        Req.ListPartitionReassignmentsTopics(name=s.name("none"), partition_indexes=[0])]))
+
 # -- share groups (KIP-932) --------------------------------------------------------------------------------------
 
 ShareGroupHeartbeat, ShareGroupDescribe = 76, 77

@@ -55,7 +55,10 @@ TABLE: dict[int, tuple[str, tuple[int, int]]] = {
     36: ('sasl_authenticate', (0, 2)),  # SaslAuthenticate
     37: ('create_partitions', (0, 3)),  # CreatePartitions
     42: ('delete_groups', (0, 3)),  # DeleteGroups
+    43: ('elect_leaders', (0, 2)),  # ElectLeaders
     44: ('incremental_alter_configs', (0, 1)),  # IncrementalAlterConfigs
+    45: ('alter_partition_reassignments', (0, 1)),  # AlterPartitionReassignments
+    46: ('list_partition_reassignments', (0, 0)),  # ListPartitionReassignments
     47: ('offset_delete', (0, 0)),  # OffsetDelete
     48: ('describe_client_quotas', (0, 1)),  # DescribeClientQuotas
     49: ('alter_client_quotas', (0, 1)),  # AlterClientQuotas

@@ -33,9 +33,9 @@ TIMEOUT_S = 30
 class ProcessCluster:
     """Three broker processes, each with its own node id, data directory and port, over one database."""
 
-    def __init__(self, url: str, root):
+    def __init__(self, url: str, root, *extra_args: str):
         self.url = url
-        self.procs = {n: BrokerProcess(root / f"broker-{n}", "--node-id", str(n), "--cluster", url)
+        self.procs = {n: BrokerProcess(root / f"broker-{n}", "--node-id", str(n), "--cluster", url, *extra_args)
                       for n in NODES}
 
     def start(self, node: int | None = None) -> None:
@@ -366,3 +366,61 @@ def test_a_broker_joins_by_its_settings_and_keeps_the_url_to_itself(cluster, tmp
         assert not [(n, c.value) for n, c in configs.items() if "cluster.url" in n]
     finally:
         fourth.stop()
+
+
+def test_preferred_election_rebalance_and_reassignment_over_the_processes(pg, tmp_path):
+    """The PostgreSQL controller elects and reassigns as the in-process one: after a restart of broker 1,
+    confluent-kafka's elect_leaders gives it back its preferred partition (the automatic rebalance is off,
+    so that nothing else does); kafka-python's
+    reassignment of an RF 3 partition to {3, 1} (its leader 2 leaves at once, broker 2 deletes its copy),
+    then back to {3, 1, 2} (broker 2 joins as a follower and catches up), with every record kept."""
+    from confluent_kafka import ElectionType, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from kafka import TopicPartition as KTopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    cluster = ProcessCluster(pg.new_database(), tmp_path, "--set", "auto.leader.rebalance.enable=false")
+    cluster.start()
+    try:
+        procs = cluster.procs
+        topic = _topic("pg-elect")
+        admin = AdminClient({"bootstrap.servers": procs[1].bootstrap_servers})
+        admin.create_topics([NewTopic(topic, num_partitions=3, replica_assignment=[[1, 2, 3], [2, 3, 1], [3, 1, 2]],
+                                      config=TOPIC_CONFIGS)])[topic].result(TIMEOUT_S)
+        _wait_full_isr(procs[3].bootstrap_servers, topic)
+        _produce(procs[2].bootstrap_servers, topic, [(i % 3, f"a{i}".encode()) for i in range(30)])
+        procs[1].stop()
+        cluster.start(1)
+        _wait_full_isr(procs[3].bootstrap_servers, topic)
+        assert _partitions(procs[3].bootstrap_servers, topic)[0][0] == 2  # broker 1 is back but leads nothing
+        result = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+                                     ).result(TIMEOUT_S)
+        assert {tp.partition: e.code() if e else 0 for tp, e in result.items()} == {0: 0, 1: 84}  # ELECTION_NOT_NEEDED
+        wait_until(lambda: _partitions(procs[3].bootstrap_servers, topic)[0][0] == 1, TIMEOUT_S,
+                   "broker 1 to lead partition 0 again")
+
+        kadmin = KafkaAdminClient(bootstrap_servers=procs[3].bootstrap_servers, request_timeout_ms=10000)
+        try:
+            tp1 = KTopicPartition(topic, 1)
+            copy = tmp_path / "broker-2" / f"{topic}-1"
+            assert copy.is_dir()
+            assert kadmin.alter_partition_reassignments({tp1: [3, 1]}) == {tp1: None}
+            wait_until(lambda: _partitions(procs[1].bootstrap_servers, topic)[1] == (3, [3, 1]), TIMEOUT_S,
+                       "partition 1 to move to {3, 1}, led by 3")
+            wait_until(lambda: not copy.exists(), TIMEOUT_S, "broker 2 to delete its copy")
+            _produce(procs[1].bootstrap_servers, topic, [(1, f"b{i}".encode()) for i in range(10)])
+            assert kadmin.alter_partition_reassignments({tp1: [3, 1, 2]}) == {tp1: None}
+            wait_until(lambda: kadmin.list_partition_reassignments() == {}, TIMEOUT_S, "the reassignment to end")
+            _wait_full_isr(procs[2].bootstrap_servers, topic)
+            assert _partitions(procs[2].bootstrap_servers, topic)[1] == (3, [3, 1, 2])
+        finally:
+            kadmin.close()
+        got = _consume(cluster.bootstrap(), topic, 3, 40)
+        assert _values(got, 1) == [f"a{i}".encode() for i in range(1, 30, 3)] + [f"b{i}".encode() for i in range(10)]
+    except BaseException:
+        for n, proc in cluster.procs.items():
+            print(n, "\n".join(proc.stderr_lines[-40:]))
+        cluster.kill()
+        raise
+    else:
+        cluster.stop()

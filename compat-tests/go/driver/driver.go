@@ -47,6 +47,8 @@ type Arg struct {
 	Committed   []Message         `json:"committed"`
 	Aborted     []Message         `json:"aborted"`
 	TxnID       string            `json:"transactionalId"`
+	// GroupProtocol is "consumer" for KIP-848's consumer group protocol; anything else is the classic one.
+	GroupProtocol string `json:"groupProtocol"`
 }
 
 // Op runs one operation.

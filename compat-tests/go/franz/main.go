@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"kcompat/driver"
 )
 
@@ -246,12 +247,52 @@ func offsetsForTimes(arg *Arg) (interface{}, error) {
 	})
 }
 
+// groupOpts are a group member's options. The classic protocol gets quick rebalances for a short test.
+// groupProtocol "consumer" opts into KIP-848 with kgo.ServerSideBalancer (the heartbeat interval and the
+// session timeout are then the broker's). franz-go uses the new protocol only when the broker offers
+// ConsumerGroupHeartbeat v1 and silently stays classic otherwise, so the driver refuses to run then: a
+// scenario asking for KIP-848 must not pass on the classic protocol.
+func groupOpts(arg *Arg, extra ...kgo.Opt) []kgo.Opt {
+	o := []kgo.Opt{kgo.ConsumerGroup(arg.Group), kgo.ConsumeTopics(arg.Topic)}
+	if arg.GroupProtocol == "consumer" {
+		o = append(o, kgo.ServerSideBalancer())
+	} else {
+		o = append(o, kgo.HeartbeatInterval(300*time.Millisecond), kgo.SessionTimeout(6*time.Second))
+	}
+	return append(o, extra...)
+}
+
+// requireKIP848 fails unless the broker offers what franz-go needs to use KIP-848 (ConsumerGroupHeartbeat v1).
+func requireKIP848(arg *Arg) error {
+	if arg.GroupProtocol != "consumer" {
+		return nil
+	}
+	_, err := withAdmin(arg, func(ctx context.Context, a *kadm.Client) (interface{}, error) {
+		vs, err := a.ApiVersions(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs.Sorted() {
+			if v.Err != nil {
+				return nil, v.Err
+			}
+			if max, ok := v.KeyMaxVersion(int16(kmsg.ConsumerGroupHeartbeat)); !ok || max < 1 {
+				return nil, fmt.Errorf("broker %d does not offer ConsumerGroupHeartbeat v1: franz-go would fall back to the classic group protocol", v.NodeID)
+			}
+		}
+		return nil, nil
+	})
+	return err
+}
+
 func groupConsume(arg *Arg) (interface{}, error) {
+	if err := requireKIP848(arg); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), arg.Timeout())
 	defer cancel()
-	c, err := kgo.NewClient(opts(arg, kgo.ConsumerGroup(arg.Group), kgo.ConsumeTopics(arg.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
-		kgo.HeartbeatInterval(300*time.Millisecond), kgo.SessionTimeout(6*time.Second))...)
+	c, err := kgo.NewClient(opts(arg, groupOpts(arg, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit())...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -273,6 +314,9 @@ func groupConsume(arg *Arg) (interface{}, error) {
 }
 
 func rebalance(arg *Arg) (interface{}, error) {
+	if err := requireKIP848(arg); err != nil {
+		return nil, err
+	}
 	deadline := time.Now().Add(arg.Timeout())
 	type member struct {
 		c    *kgo.Client
@@ -303,9 +347,8 @@ func rebalance(arg *Arg) (interface{}, error) {
 				sort.Slice(m.last, func(i, j int) bool { return m.last[i] < m.last[j] })
 			}
 		}
-		c, err := kgo.NewClient(opts(arg, kgo.ConsumerGroup(arg.Group), kgo.ConsumeTopics(arg.Topic),
-			kgo.HeartbeatInterval(300*time.Millisecond), kgo.SessionTimeout(6*time.Second),
-			kgo.OnPartitionsAssigned(change(true)), kgo.OnPartitionsRevoked(change(false)), kgo.OnPartitionsLost(change(false)))...)
+		c, err := kgo.NewClient(opts(arg, groupOpts(arg, kgo.OnPartitionsAssigned(change(true)),
+			kgo.OnPartitionsRevoked(change(false)), kgo.OnPartitionsLost(change(false)))...)...)
 		if err != nil {
 			return nil, err
 		}

@@ -91,7 +91,7 @@ class Adapter:
     language = "?"
     partitioner = "murmur2"  # the default partitioner's rule for keyed records (see partitioners.py)
     consume_needs_group = False  # True: the client can only consume as a consumer-group member
-    kip848 = False  # True: group_consume_kip848 speaks the KIP-848 consumer group protocol
+    kip848 = False  # True: the *_kip848 group operations speak the KIP-848 consumer group protocol
     # Operations for which the client sends one fixed request version whatever the broker advertises:
     # {method name: (api key, version, why)}. Where the broker does not serve that version (Kafka 4
     # dropped many old ones, KIP-896) the operation skips with the reason instead of failing.
@@ -184,9 +184,18 @@ class Adapter:
     def group_consume_kip848(self, topic: str, group: str, count: int, timeout_s: float = TIMEOUT_S) -> list[Rec]:
         """``group_consume`` with the consumer group protocol of KIP-848 (``group.protocol=consumer``:
         ConsumerGroupHeartbeat, assignment by the broker) instead of JoinGroup/SyncGroup."""
+        raise self.no_kip848()
+
+    def group_rebalance_kip848(self, topic: str, group: str, partitions: int,
+                               timeout_s: float = TIMEOUT_S) -> tuple[list[set[int]], set[int]]:
+        """``group_rebalance`` with the consumer group protocol of KIP-848."""
+        raise self.no_kip848()
+
+    @staticmethod
+    def no_kip848() -> Unsupported:
         # One reason for every such client (not prefixed with its name), so the matrix shows one footnote.
-        raise Unsupported("this client's driver has no consumer for the KIP-848 group protocol "
-                          "(group.protocol=consumer); the java and confluent-kafka columns run it")
+        return Unsupported("this client has no consumer for the KIP-848 group protocol (group.protocol=consumer); "
+                           "the java, confluent-kafka and franz-go columns run it")
 
     def word_count(self, input_topic: str, output_topic: str, application_id: str, expected: dict[str, int],
                    timeout_s: float = 60.0) -> dict[str, int]:

@@ -270,9 +270,14 @@ class ConfluentKafka(Adapter):
         finally:
             c.close()
 
-    def group_rebalance(self, topic, group, partitions, timeout_s=TIMEOUT_S):
-        members = [self._consumer(group, **{"heartbeat.interval.ms": 300, "session.timeout.ms": 6000})
-                   for _ in range(2)]
+    def group_rebalance_kip848(self, topic, group, partitions, timeout_s=TIMEOUT_S):
+        # The heartbeat interval and session timeout are the broker's under this protocol (librdkafka
+        # refuses to set them).
+        return self.group_rebalance(topic, group, partitions, timeout_s, **{"group.protocol": "consumer"})
+
+    def group_rebalance(self, topic, group, partitions, timeout_s=TIMEOUT_S, **extra):
+        conf = extra or {"heartbeat.interval.ms": 300, "session.timeout.ms": 6000}
+        members = [self._consumer(group, **conf) for _ in range(2)]
         live = list(members)
 
         def parts(c):

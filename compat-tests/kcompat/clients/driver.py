@@ -100,7 +100,23 @@ class DriverAdapter(Adapter):
                                             **self.group_args()) or []]
 
     def group_rebalance(self, topic, group, partitions, timeout_s=TIMEOUT_S):
-        res = self._call("rebalance", timeout_s, topic=topic, group=group, partitions=partitions)
+        res = self._call("rebalance", timeout_s, topic=topic, group=group, partitions=partitions,
+                         **self.group_args())
+        return [set(a or ()) for a in res["before"]], set(res["after"] or ())
+
+    # A driver with ``kip848`` takes groupProtocol "consumer" in its groupConsume and rebalance operations.
+
+    def group_consume_kip848(self, topic, group, count, timeout_s=TIMEOUT_S):
+        if not self.kip848:
+            raise self.no_kip848()
+        return [_rec(d) for d in self._call("groupConsume", timeout_s, topic=topic, group=group, count=count,
+                                            groupProtocol="consumer") or []]
+
+    def group_rebalance_kip848(self, topic, group, partitions, timeout_s=TIMEOUT_S):
+        if not self.kip848:
+            raise self.no_kip848()
+        res = self._call("rebalance", timeout_s, topic=topic, group=group, partitions=partitions,
+                         groupProtocol="consumer")
         return [set(a or ()) for a in res["before"]], set(res["after"] or ())
 
 

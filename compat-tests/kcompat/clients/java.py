@@ -106,10 +106,6 @@ class Java(DriverAdapter):
     def group_args(self) -> dict:
         return {"groupProtocol": "classic"}
 
-    def group_consume_kip848(self, topic, group, count, timeout_s=TIMEOUT_S):
-        return [_rec(d) for d in self._call("groupConsume", timeout_s, topic=topic, group=group, count=count,
-                                            groupProtocol="consumer") or []]
-
     def share_consume(self, topic, group, count, client_id="kbroker-compat", timeout_s=TIMEOUT_S):
         """A KafkaShareConsumer (KIP-932, implicit acknowledgement) in ``group`` reading ``count`` records of
         ``topic``: (record, delivery count) pairs."""
