@@ -25,7 +25,7 @@ from .broker_state import BrokerState, ChangeNotifier
 from .config import BrokerConfig
 from .control import Control, RequestLog
 from .control_http import ControlHttpServer
-from .controller import check_leader_move
+from .controller import check_leader_move, run_now
 from .errors import ErrorCode, KafkaError
 from .faults import Faults
 from .log.log_manager import LogManager
@@ -92,7 +92,7 @@ class BrokerServer:
         self.state.advertised_host, self.state.advertised_port = first.advertised()
         fetchers.start()
         self._rebalance_task = asyncio.get_running_loop().create_task(self._rebalance_leaders())
-        self.state.register({listener.name: listener.advertised() for listener in self.state.listeners})
+        await self.state.register({listener.name: listener.advertised() for listener in self.state.listeners})
         if self.config.control_port is not None:
             self.control_http = ControlHttpServer(self.control, self.config.control_token,
                                                   self.config.control_allow_hosts)
@@ -119,7 +119,7 @@ class BrokerServer:
             if controller.controller_id != config.node_id:
                 continue
             try:
-                controller.balance_leaders(config.leader_imbalance_per_broker_percentage)
+                await controller.balance_leaders(config.leader_imbalance_per_broker_percentage)
             except Exception:  # noqa: BLE001  the next check tries again
                 log.exception("broker %d: the leader rebalance failed", config.node_id)
 
@@ -137,7 +137,7 @@ class BrokerServer:
         if self.state is not None:
             if self.state.replica_fetchers is not None:
                 await self.state.replica_fetchers.stop()
-            self.state.unregister()
+            await self.state.unregister()
             self.state.stopping = True
             for topic in list(self.state.topics.by_name.values()):  # long-polling fetches answer now
                 for p in topic.partitions:
@@ -181,7 +181,7 @@ class BrokerServer:
                 task.cancel()
         if state.replica_fetchers is not None:
             await state.replica_fetchers.stop()
-        state.unregister()
+        await state.unregister()
         await self._shut_down(grace_s=0, flush=False)
 
 
@@ -304,14 +304,14 @@ class ClusterServers:
         p = reg.partitions[partition]
         check_leader_move(p, node_id, c.live_broker_ids())
         if p.leader != node_id:
-            c.alter_partition(topic, partition, p.leader_epoch, p.partition_epoch, node_id, p.isr)
+            run_now(c.alter_partition(topic, partition, p.leader_epoch, p.partition_epoch, node_id, p.isr))
 
     def reassign(self, topic: str, partition: int, replicas: list[int] | None) -> dict:
         """Reassign a partition to ``replicas`` (None: cancel the reassignment in progress), as
         AlterPartitionReassignments does; returns the partition's state (KafkaError with the partition's
         error)."""
-        [(_name, [(_index, code, message)])] = self.controller.alter_reassignments(
-            [(topic, [(partition, None if replicas is None else [int(r) for r in replicas])])])
+        [(_name, [(_index, code, message)])] = run_now(self.controller.alter_reassignments(
+            [(topic, [(partition, None if replicas is None else [int(r) for r in replicas])])]))
         if code:
             raise KafkaError(code, message)
         p = self.controller.topic(topic).partitions[partition]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from .handlers import advertised_versions
 from .state_log import KeyedState, keyed_state
 from .config import BrokerConfig
 from .client_quotas import ClientQuotas
-from .controller import BrokerRegistration, InProcessController, MetadataListener
+from .controller import BrokerRegistration, InProcessController, MetadataListener, eager
 from .inter_broker import inter_broker_client
 from .topic_store import FileTopicStore, MemoryTopicStore
 from .producer_ids import ProducerIdManager
@@ -178,14 +179,15 @@ class BrokerState(MetadataListener):
         """Where this broker reaches another: its listener of the inter-broker listener's name."""
         return self.live_endpoint(node_id, self.inter_broker.listener_name)
 
-    def apply_txn_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool) -> bool:
+    def apply_txn_marker(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool,
+                         coordinator_epoch: int = 0) -> bool:
         """Writes a transaction marker as the partition's leader (what a WriteTxnMarkers request asks of a
         broker); a marker on a partition of __consumer_offsets also ends the producer's pending offsets there,
         as Kafka's broker tells its group coordinator. False when this broker does not lead the partition."""
         p = get_partition_or_error(self.topics.get(topic), partition)
         if isinstance(p, int):
             return False
-        p.write_marker(producer_id, epoch, commit)
+        p.write_marker(producer_id, epoch, commit, coordinator_epoch)
         if topic == OFFSETS_TOPIC:
             self.groups.on_txn_marker(partition, producer_id, commit)
         return True
@@ -238,10 +240,12 @@ class BrokerState(MetadataListener):
         return consumer_group_settings(self._group_config, self.controller.group_configs().get(group_id, {}))
 
     def _make_transaction_shard(self, index: int, log) -> TransactionCoordinator:
-        """The transaction coordinator of partition ``index`` of __transaction_state, read from ``log``."""
+        """The transaction coordinator of partition ``index`` of __transaction_state, read from ``log``; its
+        markers carry the partition's leader epoch as the coordinator epoch (Kafka's coordinatorEpoch)."""
         c = self.config
+        write_marker = functools.partial(self.markers.write, coordinator_epoch=log.partition.leader_epoch)
         return TransactionCoordinator(
-            self._clock, TransactionStateLog(log), self.producer_ids, self.markers.write, self._offsets_partition,
+            self._clock, TransactionStateLog(log), self.producer_ids, write_marker, self._offsets_partition,
             self._partition_exists, max_timeout_ms=c.transaction_max_timeout_ms,
             abort_check_interval_ms=c.transaction_abort_timed_out_transaction_cleanup_interval_ms)
 
@@ -260,10 +264,13 @@ class BrokerState(MetadataListener):
 
     def coordinator_topic(self, name: str):
         """The internal topic ``name`` (__consumer_offsets or __transaction_state), created now, compacted, if
-        it does not exist yet (a Metadata request naming it, the migration). None when it cannot be."""
+        it does not exist yet (a Metadata request naming it). None when it cannot be, or while a controller
+        that cannot answer at once (the database's) creates it."""
         topic = self.topics.get(name)
         if topic is not None or name in self.topics.pending:
             return topic
+        if not self.controller.changes_complete_at_once:
+            return self.coordinator_topic_or_create(name)
         partitions, rf = self._internal_topic_spec(name)
         try:
             return self.topics.create(name, partitions, dict(INTERNAL_TOPIC_CONFIGS), replication_factor=rf)
@@ -271,10 +278,24 @@ class BrokerState(MetadataListener):
             log.warning("creating the internal topic %s failed: %s", name, e.message)
             return None
 
+    async def coordinator_topic_created(self, name: str):
+        """The internal topic ``name``, created (and awaited) if it does not exist yet; None when it cannot be."""
+        topic = self.topics.get(name)
+        if topic is not None:
+            return topic
+        partitions, rf = self._internal_topic_spec(name)
+        try:
+            return await run_in_turns(self.topics, self.topics.creation(
+                name, partitions, dict(INTERNAL_TOPIC_CONFIGS), replication_factor=rf))
+        except KafkaError as e:
+            log.warning("creating the internal topic %s failed: %s", name, e.message)
+            return self.topics.get(name)
+
     def coordinator_topic_or_create(self, name: str):
         """The internal topic ``name``, or None while it is being created: as Kafka's FindCoordinator, the first
         request that needs it starts its creation and is answered COORDINATOR_NOT_AVAILABLE, so that no client
-        waits while its partitions are made (in turns of the event loop, as CreateTopics makes them)."""
+        waits while its partitions are made (in turns of the event loop, as CreateTopics makes them, and
+        awaiting the controller)."""
         topic = self.topics.get(name)
         if topic is not None or name in self.topics.pending:
             return topic
@@ -283,29 +304,32 @@ class BrokerState(MetadataListener):
         except RuntimeError:
             return self.coordinator_topic(name)  # no loop to run it on: at once
         partitions, rf = self._internal_topic_spec(name)
-        try:
-            steps = self.topics.creation(name, partitions, dict(INTERNAL_TOPIC_CONFIGS), replication_factor=rf)
-            next(steps)  # validates and reserves the name; the rest runs in turns
-        except StopIteration:
-            return self.topics.get(name)
-        except KafkaError as e:
-            log.warning("creating the internal topic %s failed: %s", name, e.message)
-            return None
-        task = asyncio.ensure_future(run_in_turns(self.topics, steps))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or log.warning(
-            "creating the internal topic %s failed: %s", name, t.exception()))
+        steps = self.topics.creation(name, partitions, dict(INTERNAL_TOPIC_CONFIGS), replication_factor=rf)
+        self._in_background(f"creating the internal topic {name}", run_in_turns(self.topics, steps))
         return None
+
+    @staticmethod
+    def _in_background(what: str, change) -> None:
+        """Start ``change`` now (it validates and reserves at once) and let it finish on its own, its failure
+        logged."""
+        try:
+            task = eager(change)
+        except KafkaError as e:
+            log.warning("%s failed: %s", what, e.message)
+            return
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or log.warning(
+            "%s failed: %s", what, t.exception()))
 
     # -- the cluster ---------------------------------------------------------
 
-    def register(self, endpoints: dict[str, tuple[str, int]]) -> None:
+    async def register(self, endpoints: dict[str, tuple[str, int]]) -> None:
         """Join the cluster with the listeners' advertised addresses: the controller sends this broker the
         topics and elects it leader of the partitions that wait for it."""
-        self.controller.register_broker(BrokerRegistration(self.node_id, endpoints, self.config.rack), self)
+        await self.controller.register_broker(BrokerRegistration(self.node_id, endpoints, self.config.rack), self)
         self.registered = True
-        self._migrate_journals()
+        await self._migrate_journals()
 
-    def _migrate_journals(self) -> None:
+    async def _migrate_journals(self) -> None:
         """A data directory of an earlier release: its coordinator journals are moved onto the internal topics
         once (coordinator/migration.py), or the start is refused with the journals left as they were."""
         if self.config.storage == "memory":
@@ -313,8 +337,8 @@ class BrokerState(MetadataListener):
         state_dir = Path(self.config.data_dir) / STATE_DIR
         if not migration.journals_to_migrate(state_dir):
             return
-        offsets = self.coordinator_topic(OFFSETS_TOPIC)
-        transactions = self.coordinator_topic(TRANSACTION_STATE_TOPIC)
+        offsets = await self.coordinator_topic_created(OFFSETS_TOPIC)
+        transactions = await self.coordinator_topic_created(TRANSACTION_STATE_TOPIC)
         if offsets is None or transactions is None:
             raise migration.MigrationError("cannot migrate the coordinator journals: the internal topics could "
                                            "not be created")
@@ -323,10 +347,10 @@ class BrokerState(MetadataListener):
         self.groups.shards.reload(offsets)
         self.transactions.shards.reload(transactions)
 
-    def unregister(self) -> None:
+    async def unregister(self) -> None:
         if self.registered:
             self.registered = False
-            self.controller.unregister_broker(self.node_id)
+            await self.controller.unregister_broker(self.node_id)
 
     def on_topic_change(self, topic) -> None:
         t = self.topics.apply(topic)
@@ -387,8 +411,10 @@ class BrokerState(MetadataListener):
         out.update(c.topic_defaults)
         return out
 
-    def set_topic_configs(self, topic, configs: dict[str, str]) -> None:
-        self.topics.set_configs(topic, configs)  # the controller tells every broker, which updates its logs
+    def set_topic_configs(self, topic, configs: dict[str, str]):
+        """The change asked of the controller (a coroutine to await), which tells every broker, which updates
+        its logs."""
+        return self.topics.set_configs(topic, configs)
 
     # -- topics --------------------------------------------------------------
 
@@ -400,6 +426,12 @@ class BrokerState(MetadataListener):
             return None
         if name in INTERNAL_TOPICS:
             return self.coordinator_topic(name)
+        if not self.controller.changes_complete_at_once:
+            # Asked of the database in the background; the client asks again (LEADER_NOT_AVAILABLE meanwhile).
+            steps = self.topics.creation(name, self.config.num_partitions,
+                                         replication_factor=self.config.default_replication_factor)
+            self._in_background(f"auto-creation of topic {name}", run_in_turns(self.topics, steps))
+            return None
         try:
             return self.topics.create(name, self.config.num_partitions,
                                       replication_factor=self.config.default_replication_factor)
@@ -407,8 +439,9 @@ class BrokerState(MetadataListener):
             log.warning("auto-creation of topic %s refused: %s", name, e.message)
             return None
 
-    def delete_topic(self, topic) -> None:
-        self.topics.delete(topic)
+    def delete_topic(self, topic):
+        """The deletion asked of the controller: a coroutine to await."""
+        return self.topics.delete(topic)
 
     # -- groups --------------------------------------------------------------
 

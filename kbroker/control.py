@@ -12,6 +12,7 @@ import base64
 import collections
 import time
 
+from .controller import run_now
 from .errors import ErrorCode, KafkaError
 from .faults import FaultRule, api_key_of
 from .metrics import group_lag
@@ -222,7 +223,7 @@ class Control:
         return self.topic(name)
 
     def delete_topic(self, name: str) -> dict:
-        self.state.delete_topic(self._topic(name))
+        run_now(self.state.delete_topic(self._topic(name)))
         self.state.changes.notify()
         return {"deleted": name}
 
@@ -241,7 +242,7 @@ class Control:
             validate_topic_configs(new)
         except KafkaError as e:
             raise ValueError(f"{_code_name(e.code)}: {e.message}") from None
-        self.state.set_topic_configs(t, new)
+        run_now(self.state.set_topic_configs(t, new))
         return self.topic(name)
 
     def produce(self, name: str, spec: dict) -> dict:
@@ -416,7 +417,7 @@ class Control:
             state.reset_groups()
         for topic in list(self.state.topics.by_name.values()):
             if not topic.is_internal:  # the coordinators' topics stay (their groups went above), as in Kafka
-                self.state.delete_topic(topic)
+                run_now(self.state.delete_topic(topic))
         self.server.faults.clear()
 
 

@@ -23,9 +23,13 @@ The interface, and why it is shaped so:
   coming back) goes through the same method, so a database implementation is one conditional UPDATE.
 - The leader epoch goes up whenever the leader changes (including to "no leader"); the partition epoch
   goes up on every change of the partition's state.
+- Changes are coroutines (``async def``), for every controller: the PostgreSQL one waits for its database
+  without stopping the event loop; the in-process one completes at once, without ever suspending, so its
+  change and its notifications are still one step. Code that must finish a change before going on without
+  awaiting (the in-process control plane, tests) uses ``run_now``; code that would rather finish it at once
+  when it can uses ``eager``, which starts the change and hands back a done future or a task.
 
-Concurrency: everything runs on the event loop of the brokers that share the controller; no method awaits,
-so a change and its notifications are one step.
+Concurrency: everything runs on the event loop of the brokers that share the controller.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ import base64
 import contextlib
 import logging
 import random
+import types
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -46,6 +51,57 @@ log = logging.getLogger("kbroker.controller")
 
 NO_LEADER = -1
 PRODUCER_ID_BLOCK_SIZE = 1000  # Kafka's ProducerIdManager hands out blocks of 1000 ids too
+
+
+@types.coroutine
+def _resume(coro: Coroutine, pending):
+    """The rest of ``coro``, which suspended on ``pending``: driven as a Task drives a coroutine."""
+    while True:
+        try:
+            sent = yield pending
+        except BaseException as e:  # noqa: BLE001  a cancellation or the awaited future's error goes in
+            try:
+                pending = coro.throw(e)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                pending = coro.send(sent)
+            except StopIteration as done:
+                return done.value
+
+
+def eager(coro: Coroutine) -> asyncio.Future:
+    """Start a change now (Python 3.12's eager tasks): a done future when it completed without suspending
+    (an in-process controller's, always), else a task running the rest. An error raised before it suspended
+    is raised here."""
+    try:
+        pending = coro.send(None)
+    except StopIteration as done:
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(done.value)
+        return fut
+    return asyncio.ensure_future(_resume(coro, pending))
+
+
+def run_now(change: Coroutine):
+    """The result of a change that completes at once (an in-process controller's); RuntimeError for one that
+    would have to wait (a database's: await it instead)."""
+    try:
+        pending = change.send(None)
+    except StopIteration as done:
+        return done.value
+    change.close()
+    if isinstance(pending, asyncio.Future):
+        pending.cancel()
+    raise RuntimeError("this controller's changes must be awaited")
+
+
+async def settled(changes: list[Awaitable], response):
+    """``response`` once every change in ``changes`` is done (a handler that asked for several)."""
+    for change in changes:
+        await change
+    return response
 
 
 @dataclass
@@ -117,6 +173,8 @@ class Controller:
     """The small interface every controller implements; see the module docstring."""
 
     cluster_id: str
+    # True when every change completes without suspending (``run_now`` works): the in-process controller
+    changes_complete_at_once = False
 
     # -- reads: the current image --------------------------------------------------------------------
 
@@ -150,41 +208,41 @@ class Controller:
 
     # -- brokers -----------------------------------------------------------------------------------
 
-    def register_broker(self, registration: BrokerRegistration, listener: MetadataListener) -> None:
+    async def register_broker(self, registration: BrokerRegistration, listener: MetadataListener) -> None:
         """A broker starts (or comes back): it is alive, and leads again the partitions that wait for it."""
         raise NotImplementedError
 
-    def unregister_broker(self, node_id: int) -> None:
+    async def unregister_broker(self, node_id: int) -> None:
         """A broker stops cleanly: it is no longer alive and its partitions elect other leaders from their
         ISR, or have none (Kafka's controlled shutdown)."""
         raise NotImplementedError
 
     # -- topics ------------------------------------------------------------------------------------
 
-    def create_topic(self, name: str, num_partitions: int, replication_factor: int,
+    async def create_topic(self, name: str, num_partitions: int, replication_factor: int,
                      assignments: list[list[int]] | None, configs: dict[str, str],
                      validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
         """``topic_id``: the id the asking broker already opened its logs under (None: a new one)."""
         raise NotImplementedError
 
-    def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
+    async def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
                           validate_only: bool = False) -> TopicRegistration:
         raise NotImplementedError
 
-    def delete_topic(self, name: str) -> None:
+    async def delete_topic(self, name: str) -> None:
         raise NotImplementedError
 
-    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         raise NotImplementedError
 
-    def alter_partition(self, name: str, index: int, leader_epoch: int, partition_epoch: int,
+    async def alter_partition(self, name: str, index: int, leader_epoch: int, partition_epoch: int,
                         leader: int, isr: list[int]) -> PartitionRegistration:
         """Compare-and-set: apply (leader, isr) if the partition is still at (leader_epoch, partition_epoch),
         else FENCED_LEADER_EPOCH / INVALID_UPDATE_VERSION (KafkaError) and nothing changes."""
         raise NotImplementedError
 
-    def write_partition(self, name: str, index: int, old: PartitionRegistration,
-                        new: PartitionRegistration) -> PartitionRegistration:
+    async def write_partition(self, name: str, index: int, old: PartitionRegistration,
+                              new: PartitionRegistration) -> PartitionRegistration:
         """The controller's own change of a whole registration (replicas and reassignment included), by
         compare-and-set on ``old``'s epochs as ``alter_partition``; returns ``new``."""
         raise NotImplementedError
@@ -198,8 +256,8 @@ class Controller:
         return topic.configs.get("unclean.leader.election.enable",
                                  self.unclean_leader_election_default).strip().lower() == "true"
 
-    def elect_leaders(self, election_type: int, partitions: list[tuple[str, list[int]]] | None
-                      ) -> list[tuple[str, list[tuple[int, int, str | None]]]]:
+    async def elect_leaders(self, election_type: int, partitions: list[tuple[str, list[int]]] | None
+                            ) -> list[tuple[str, list[tuple[int, int, str | None]]]]:
         """ElectLeaders (Kafka's ReplicationControlManager.electLeaders): per topic asked, (partition, error
         code, message) for each partition asked; ``partitions`` None: every partition of every topic, less
         those whose answer would be ELECTION_NOT_NEEDED."""
@@ -221,7 +279,7 @@ class Controller:
                         p = topic.partitions[index]
                         live = set(self.live_broker_ids())
                         leader, isr = elect(p, election_type, live)
-                        self.write_partition(name, index, p, partition_change(p, live, leader, isr))
+                        await self.write_partition(name, index, p, partition_change(p, live, leader, isr))
                         results.append((index, 0, None))
                     except KafkaError as e:
                         if not (every and e.code == ErrorCode.ELECTION_NOT_NEEDED):
@@ -229,9 +287,9 @@ class Controller:
                 out.append((name, results))
         return out
 
-    def alter_reassignments(self, requests: list[tuple[str, list[tuple[int, list[int] | None]]]],
-                            allow_replication_factor_change: bool = True
-                            ) -> list[tuple[str, list[tuple[int, int, str | None]]]]:
+    async def alter_reassignments(self, requests: list[tuple[str, list[tuple[int, list[int] | None]]]],
+                                  allow_replication_factor_change: bool = True
+                                  ) -> list[tuple[str, list[tuple[int, int, str | None]]]]:
         """AlterPartitionReassignments (Kafka's alterPartitionReassignments): per topic, (partition, error
         code, message) for each (partition, target replicas or None to cancel) asked; see ``reassign``."""
         out = []
@@ -251,7 +309,7 @@ class Controller:
                         new = reassign(p, target, set(self.live_broker_ids()), {b.node_id for b in self.brokers()},
                                        self.unclean_leader_election(topic), allow_replication_factor_change)
                         if _state(new) != _state(p):  # else nothing to write (Kafka: no record)
-                            self.write_partition(name, index, p, new)
+                            await self.write_partition(name, index, p, new)
                         results.append((index, 0, None))
                     except KafkaError as e:
                         results.append((index, e.code, e.message))
@@ -275,7 +333,7 @@ class Controller:
                 out.append((name, found))
         return out
 
-    def balance_leaders(self, percentage: int) -> int:
+    async def balance_leaders(self, percentage: int) -> int:
         """One check of ``auto.leader.rebalance.enable``: preferred-replica elections for the partitions
         ``imbalanced_partitions`` names; returns how many moved."""
         live = set(self.live_broker_ids())
@@ -288,7 +346,7 @@ class Controller:
                 p = topic.partitions[index]
                 try:
                     leader, isr = elect(p, PREFERRED_ELECTION, live)
-                    self.write_partition(name, index, p, partition_change(p, live, leader, isr))
+                    await self.write_partition(name, index, p, partition_change(p, live, leader, isr))
                 except KafkaError as e:
                     log.info("%s-%d: no preferred-leader election: %s", name, index, e.message or e.code.name)
                     continue
@@ -312,7 +370,7 @@ class Controller:
 
     # -- ids -----------------------------------------------------------------------------------------
 
-    def allocate_producer_ids(self) -> tuple[int, int]:
+    async def allocate_producer_ids(self) -> tuple[int, int]:
         """A block [first, end) of producer ids no other broker was or will be given (AllocateProducerIds)."""
         raise NotImplementedError
 
@@ -347,7 +405,7 @@ class Controller:
         """The GROUP config resources: group id -> its configs."""
         return {n: dict(c) for n, c in self.__dict__.get("_group_configs", {}).items()}
 
-    def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
+    async def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
         """Replace a group's configs, durably, for the whole cluster; no configs deletes them."""
         self._group_configs = _with_subscription(self.group_configs(), group_id, configs)
 
@@ -359,7 +417,7 @@ class Controller:
         """Every entity with quotas and its values; read on the request path, so no copy: do not modify."""
         return self.__dict__.get("_client_quotas", {})
 
-    def alter_client_quotas(self, changes: dict[tuple, dict[str, float]]) -> None:
+    async def alter_client_quotas(self, changes: dict[tuple, dict[str, float]]) -> None:
         """Give each entity named its whole new set of values (none: it has no quotas any more), durably, for
         the whole cluster, in one change."""
         self._client_quotas = with_quotas(self.client_quotas(), changes)
@@ -821,6 +879,8 @@ class InProcessController(ImageReads, Controller):
     one append per admin request (``batch``). A topic written before clusters existed has no
     ``replicas_state``: its partitions belong to the first broker that registers (the broker that wrote it)."""
 
+    changes_complete_at_once = True  # no change method ever suspends
+
     def __init__(self, store, cluster_id: str | None = None):
         self._store = store
         self._doc = store.load()
@@ -917,7 +977,7 @@ class InProcessController(ImageReads, Controller):
 
     # -- brokers -----------------------------------------------------------------------------------------
 
-    def register_broker(self, registration: BrokerRegistration, listener: MetadataListener) -> None:
+    async def register_broker(self, registration: BrokerRegistration, listener: MetadataListener) -> None:
         node = registration.node_id
         if node in self._brokers and self._brokers[node].alive:
             raise ValueError(f"a broker with node id {node} is already registered and alive")
@@ -957,7 +1017,7 @@ class InProcessController(ImageReads, Controller):
                 self._record_topic(topic)
                 self._notify(topic)
 
-    def unregister_broker(self, node_id: int) -> None:
+    async def unregister_broker(self, node_id: int) -> None:
         reg = self._brokers.get(node_id)
         if reg is None or not reg.alive:
             return
@@ -995,7 +1055,7 @@ class InProcessController(ImageReads, Controller):
 
     # -- partition state: compare-and-set ----------------------------------------------------------------
 
-    def alter_partition(self, name: str, index: int, leader_epoch: int, partition_epoch: int,
+    async def alter_partition(self, name: str, index: int, leader_epoch: int, partition_epoch: int,
                         leader: int, isr: list[int]) -> PartitionRegistration:
         topic = self._topics.get(name)
         if topic is None or not 0 <= index < len(topic.partitions):
@@ -1015,8 +1075,8 @@ class InProcessController(ImageReads, Controller):
             self._record_topic(topic)
         return new
 
-    def write_partition(self, name: str, index: int, old: PartitionRegistration,
-                        new: PartitionRegistration) -> PartitionRegistration:
+    async def write_partition(self, name: str, index: int, old: PartitionRegistration,
+                              new: PartitionRegistration) -> PartitionRegistration:
         topic = self._topics.get(name)
         if topic is None or not 0 <= index < len(topic.partitions):
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{name}-{index}")
@@ -1031,7 +1091,7 @@ class InProcessController(ImageReads, Controller):
     def _new_partitions(self, replicas: list[list[int]]) -> list[PartitionRegistration]:
         return new_partitions(replicas, set(self.live_broker_ids()))
 
-    def create_topic(self, name: str, num_partitions: int, replication_factor: int,
+    async def create_topic(self, name: str, num_partitions: int, replication_factor: int,
                      assignments: list[list[int]] | None, configs: dict[str, str],
                      validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
         topic = new_topic(name, num_partitions, replication_factor, assignments, configs, topic_id,
@@ -1045,7 +1105,7 @@ class InProcessController(ImageReads, Controller):
         log.info("created topic %s with %d partitions", name, len(topic.partitions))
         return topic
 
-    def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
+    async def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
                           validate_only: bool = False) -> TopicRegistration:
         topic = self._topics[name]
         replicas = partitions_placement(topic, count, assignments, set(self._brokers), self.live_broker_ids(),
@@ -1058,7 +1118,7 @@ class InProcessController(ImageReads, Controller):
         self._notify(topic)
         return topic
 
-    def delete_topic(self, name: str) -> None:
+    async def delete_topic(self, name: str) -> None:
         topic = self._topics.pop(name)
         self._legacy = [t for t in self._legacy if t is not topic]
         self._record({"op": "delete_topic", "name": name})
@@ -1067,7 +1127,7 @@ class InProcessController(ImageReads, Controller):
         self._changed()
         log.info("deleted topic %s", name)
 
-    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         topic = self._topics[name]
         topic.configs = dict(configs)
         self._record_topic(topic)
@@ -1098,20 +1158,20 @@ class InProcessController(ImageReads, Controller):
     def group_configs(self) -> dict[str, dict[str, str]]:
         return {name: dict(c) for name, c in self._doc.get("group_configs", {}).items()}
 
-    def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
+    async def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
         self._doc["group_configs"] = _with_subscription(self.group_configs(), group_id, configs)
         self._record_fact("group_configs")
 
     def client_quotas(self) -> dict[tuple, dict[str, float]]:
         return self._client_quotas
 
-    def alter_client_quotas(self, changes: dict[tuple, dict[str, float]]) -> None:
+    async def alter_client_quotas(self, changes: dict[tuple, dict[str, float]]) -> None:
         quotas = with_quotas(self._client_quotas, changes)
         self._doc["client_quotas"] = quotas_to_json(quotas)
         self._record_fact("client_quotas")
         self._client_quotas = quotas
 
-    def allocate_producer_ids(self) -> tuple[int, int]:
+    async def allocate_producer_ids(self) -> tuple[int, int]:
         first = self._doc.get("producer_id_block_end", 0)
         self._doc["producer_id_block_end"] = first + PRODUCER_ID_BLOCK_SIZE
         self._record_fact("producer_id_block_end")

@@ -53,6 +53,7 @@ import asyncio
 import logging
 import time
 
+from .controller import eager, run_now
 from .errors import ErrorCode, KafkaError
 from .log.unified_log import UnifiedLog
 
@@ -138,7 +139,8 @@ def high_watermark_over(isr: list[int], leader_id: int, leader_end_offset: int, 
 class Partition:
     __slots__ = ("topic", "index", "log", "leader_epoch", "_waiters", "changes", "node_id", "leader_id",
                  "replicas", "isr", "partition_epoch", "controller", "followers", "_hw_waiters",
-                 "leader_epoch_start_offset", "on_follower_change", "isr_shrinks", "isr_expands", "deleted")
+                 "leader_epoch_start_offset", "on_follower_change", "isr_shrinks", "isr_expands", "pending_isr",
+                 "deleted")
 
     def __init__(self, topic, index: int, store, leader_epoch: int = 0, changes=None, node_id: int = 0,
                  registration=None, controller=None):
@@ -160,6 +162,9 @@ class Partition:
         self.leader_epoch_start_offset = 0
         self.on_follower_change = None  # the replica fetcher manager's hook: called when it must (re)consider us
         self.isr_shrinks = self.isr_expands = 0  # ISR changes this broker made as leader (metrics.py)
+        # The ISR an AlterPartition asked for and the controller has not answered yet (a database's): one at a
+        # time, and meanwhile the high watermark counts the members of both (Kafka's maximal ISR).
+        self.pending_isr: list[int] | None = None
         self.deleted = False  # its topic was deleted (TopicManager.remove): whoever waits answers at once
         if registration is None:
             self.replicas, self.isr, self.leader_id, self.partition_epoch = [node_id], [node_id], node_id, 0
@@ -239,6 +244,8 @@ class Partition:
         end offset at once when the leader is the whole ISR). True if it moved."""
         log = self.log
         isr = self.isr
+        if self.pending_isr is not None:
+            isr = isr + [r for r in self.pending_isr if r not in isr]
         if len(isr) == 1:
             return log.maybe_increment_high_watermark(log.log_end_offset)
         return log.maybe_increment_high_watermark(
@@ -299,16 +306,43 @@ class Partition:
 
     def _alter_isr(self, isr: list[int]) -> bool:
         """Ask the controller for a new ISR at the epochs we know (AlterPartition); the change comes back
-        through ``update``. False if it was refused (a newer state is on its way) or there is no controller."""
-        if self.controller is None or self.topic is None:
+        through ``update``. False if it was refused (a newer state is on its way), another is in flight, or
+        there is no controller. A controller that cannot answer at once (the database's) answers later:
+        ``pending_isr`` holds the ask until then."""
+        if self.controller is None or self.topic is None or self.pending_isr is not None:
             return False
+        change = self.controller.alter_partition(self.topic.name, self.index, self.leader_epoch,
+                                                 self.partition_epoch, self.node_id, isr)
+        if self.controller.changes_complete_at_once:
+            try:
+                run_now(change)
+            except KafkaError as e:
+                self._isr_refused(isr, e)
+                return False
+            return True
+        self.pending_isr = list(isr)
         try:
-            self.controller.alter_partition(self.topic.name, self.index, self.leader_epoch, self.partition_epoch,
-                                            self.node_id, isr)
+            fut = eager(change)
         except KafkaError as e:
-            log.info("%s-%d: ISR change to %s refused: %s", self.topic.name, self.index, isr, e.message)
+            self.pending_isr = None
+            self._isr_refused(isr, e)
             return False
+        fut.add_done_callback(lambda f: self._isr_answered(f, isr))
         return True
+
+    def _isr_answered(self, fut, isr: list[int]) -> None:
+        self.pending_isr = None
+        error = fut.exception() if not fut.cancelled() else None
+        if error is not None:
+            if isinstance(error, KafkaError):
+                self._isr_refused(isr, error)
+            else:
+                log.warning("%s-%d: ISR change to %s failed: %s", self.topic.name, self.index, isr, error)
+        if self.is_leader and self._maybe_increment_leader_hw():  # the maximal ISR is the ISR again
+            self.wake_waiters()
+
+    def _isr_refused(self, isr: list[int], e: KafkaError) -> None:
+        log.info("%s-%d: ISR change to %s refused: %s", self.topic.name, self.index, isr, e.message)
 
     # -- acks=all ---------------------------------------------------------------------
 

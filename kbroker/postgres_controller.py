@@ -41,25 +41,31 @@ Theory of operation:
   is applied at once at a newer one, so a stale re-read never undoes a newer state. Deleted topic ids are
   remembered, so a late re-read of a deleted topic never brings it back.
 
-Concurrency: the change methods are synchronous, as the interface is today, and run on the event loop: each
-is one short transaction on the broker's own connection with a ``statement_timeout`` (a local round trip is
-about a millisecond), and its result is applied to the image before the method returns, so the asking broker
-sees its change at once. Awaitable changes (the interface's methods as coroutines, on an async connection)
-are the next step. The listener and the controller threads never touch the image; they only read and write
-the database and post to the loop.
+Concurrency: the change methods are coroutines (the interface's shape): each runs its one short transaction
+(with a ``statement_timeout``) on a worker thread of its own, with this broker's change connection, so the
+event loop serves clients meanwhile; the worker takes changes one at a time, in the order they were asked.
+Back on the loop, the change's result is applied to the image before the coroutine returns, so the asking
+broker sees its change at once (a notification's re-read of the same version, arriving before or after, is
+applied only if newer). The listener and the controller threads never touch the image; they only read and
+write the database and post to the loop.
 
 Losing the database: a broker's session has TCP keepalives and a user timeout on both ends, so a cut-off
-broker loses its lock within seconds; a thread pings the session every ``SESSION_PING_S`` and, when it is gone
-(the database restarted, the network failed), the broker registers again (retrying until its old lock is
-released). The change connection is replaced once it broke; the listener reads everything again on a new one.
-Not yet: a broker cut off from the database keeps serving the partitions it led (Kafka's brokers fence
-themselves when their session expires); replication's ISR and high watermark will limit what that risks.
+broker loses its lock within seconds; a thread pings the session every ``SESSION_PING_S``. When it is gone
+(the database restarted, the network failed, its backend was terminated), the controller marks the broker
+dead and elects other leaders for its partitions; the broker itself is fenced, as Kafka fences a broker
+whose session expired: its image shows no leader wherever it led, so produces are refused, acks=all waits
+answer NOT_LEADER_OR_FOLLOWER and nothing is acknowledged on a leadership it may no longer hold. It then
+registers again (retrying until its old lock is released and the database answers), which lifts the fence
+and leads again, at a new leader epoch, what still waits for it. The change connection is replaced once it
+broke (the change that found out is tried once more on a new one); the listener reads everything again on a
+new one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import json
 import logging
 import threading
@@ -329,7 +335,10 @@ class PostgresController(ImageReads, Controller):
         self._deleted: set[uuid.UUID] = set()  # ids of deleted topics: a late re-read never revives one
         self._quotas: dict[tuple, dict[str, float]] = {}
         self._group_configs: dict[str, dict[str, str]] = {}
-        self._write_conn = connect(url)  # this broker's changes, on the event loop (``_conn``)
+        self._write_conn = connect(url)  # this broker's changes, on the worker thread (``_conn``)
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"kbroker-changes-{node_id}")
+        self._fenced = False  # the session ended and the broker is not registered again yet: it leads nothing
+        self._reregistering: asyncio.Future | None = None
         self._session: psycopg.Connection | None = None  # holds the liveness lock once registered
         self._registration: BrokerRegistration | None = None
         self._controller_conn: psycopg.Connection | None = None
@@ -398,7 +407,7 @@ class PostgresController(ImageReads, Controller):
             return
         self._topics[topic.name] = topic
         if self._listener is not None:
-            self._listener.on_topic_change(topic)
+            self._listener.on_topic_change(self._seen(topic))
 
     def _drop_topic(self, name: str, topic_id: uuid.UUID) -> None:
         self._deleted.add(topic_id)
@@ -537,18 +546,53 @@ class PostgresController(ImageReads, Controller):
         _, conflicts = elect_leaders(conn, self._unclean)
         return None if conflicts else live
 
-    # -- brokers -------------------------------------------------------------------------------------
+    # -- the worker thread: every change's round trip ------------------------------------------------------
 
-    def register_broker(self, registration: BrokerRegistration, listener: MetadataListener) -> None:
-        node = registration.node_id
-        session = connect(self._url, session=True)
-        (locked,) = session.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_BROKER, node)).fetchone()
-        if not locked:
-            session.close()
-            raise ValueError(f"a broker with node id {node} is already registered and alive")
-        endpoints = {name: list(addr) for name, addr in registration.endpoints.items()}
+    async def _db(self, fn, *args):
+        """``fn(conn, *args)`` on the worker thread, on this broker's change connection: the loop goes on
+        meanwhile, and changes reach the database one at a time, in the order they were asked."""
+        return await self._loop.run_in_executor(self._worker, self._on_worker, fn, args)
+
+    def _on_worker(self, fn, args):
         conn = self._conn
         try:
+            return fn(conn, *args)
+        except psycopg.OperationalError:
+            if not (conn.closed or conn.broken):
+                raise
+        # The connection had broken (the database restarted): once more on a new one. A statement the
+        # database did apply before the break fails its check the second time (compare-and-set, names).
+        return fn(self._conn, *args)
+
+    # -- brokers -------------------------------------------------------------------------------------
+
+    async def register_broker(self, registration: BrokerRegistration, listener: MetadataListener) -> None:
+        node = registration.node_id
+        session, state = await self._loop.run_in_executor(self._worker, self._register_in_db, registration)
+        self._session, self._registration, self._listener = session, registration, listener
+        threading.Thread(target=self._watch_session, args=(session,), name=f"kbroker-session-{node}",
+                         daemon=True).start()
+        was_fenced, self._fenced = self._fenced, False
+        for topic in list(self._topics.values()):
+            listener.on_topic_change(topic)  # the new broker's image (unfenced), before anything is elected
+        self._set_brokers(*state, newer_only=True)
+        listener.on_brokers_change()
+        rows = await self._db(lambda conn: conn.execute(_ELECT_RETURNING, {"node": node}).fetchall())
+        self._apply_partition_rows(rows)
+        log.info("broker %d %s: %s; leads again %d partition(s)", node,
+                 "registered again" if was_fenced else "registered", registration.endpoints, len(rows))
+
+    def _register_in_db(self, registration: BrokerRegistration):
+        """On the worker: take the liveness lock on a new session and mark the broker alive. Returns the
+        session and the brokers as read after."""
+        node = registration.node_id
+        session = connect(self._url, session=True)
+        try:
+            (locked,) = session.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_BROKER, node)).fetchone()
+            if not locked:
+                raise ValueError(f"a broker with node id {node} is already registered and alive")
+            endpoints = {name: list(addr) for name, addr in registration.endpoints.items()}
+            conn = self._conn
             with conn.transaction():
                 conn.execute(
                     "INSERT INTO kbroker_brokers (node_id, endpoints, rack, alive) VALUES (%s, %s, %s, true) "
@@ -559,20 +603,12 @@ class PostgresController(ImageReads, Controller):
         except BaseException:
             session.close()
             raise
-        self._session, self._registration, self._listener = session, registration, listener
-        threading.Thread(target=self._watch_session, args=(session,), name=f"kbroker-session-{node}",
-                         daemon=True).start()
-        for topic in list(self._topics.values()):
-            listener.on_topic_change(topic)  # the new broker's image, before anything is elected
-        self._set_brokers(*state, newer_only=True)
-        listener.on_brokers_change()
-        rows = conn.execute(_ELECT_RETURNING, {"node": node}).fetchall()
-        self._apply_partition_rows(rows)
-        log.info("broker %d registered: %s; leads again %d partition(s)", node, registration.endpoints, len(rows))
+        return session, state
 
     def _watch_session(self, session: psycopg.Connection) -> None:
         """On a thread: ask the session every SESSION_PING_S whether it is still there; when it is gone (the
-        database restarted, the network failed), the loop registers the broker again."""
+        database restarted, the network failed, its backend was terminated), the loop fences the broker and
+        registers it again."""
         while not self._stop.wait(SESSION_PING_S) and self._session is session:
             try:
                 session.execute("SELECT 1")
@@ -581,61 +617,94 @@ class PostgresController(ImageReads, Controller):
                     self._loop.call_soon_threadsafe(self._session_lost, session)
                 return
 
-    def _session_lost(self, session: psycopg.Connection | None) -> None:
-        """On the loop: take the liveness lock and register again (until it works: the old session may hold
-        the lock until the database sees it gone)."""
+    def _session_lost(self, session: psycopg.Connection) -> None:
+        """On the loop: this broker's session ended, so the controller has marked it dead (or will) and
+        elects other leaders for its partitions. Until it is registered again it is fenced, as Kafka fences a
+        broker whose session expired: it leads nothing (its image shows no leader where it led, so produces
+        and acks=all waits answer NOT_LEADER_OR_FOLLOWER and nothing is acknowledged on a stale leadership),
+        then it registers again, with new leader epochs, once the database lets it."""
         if self._stop.is_set() or self._session is not session or self._registration is None:
             return
-        if session is not None:
-            log.warning("broker %d lost its session with the cluster's database: registering again",
-                        self._registration.node_id)
-            session.close()
-            self._session = None
-        try:
-            self.register_broker(self._registration, self._listener)
-        except (psycopg.Error, ValueError) as e:
-            log.warning("cannot register again yet (%s); trying again", e)
-            self._loop.call_later(SESSION_PING_S, self._session_lost, None)
+        log.warning("broker %d lost its session with the cluster's database: fenced, registering again",
+                    self._registration.node_id)
+        self._session = None
+        self._loop.run_in_executor(None, session.close)  # may wait for a dead peer: off the loop
+        self._fence()
+        if self._reregistering is None:
+            self._reregistering = asyncio.ensure_future(self._register_again())
 
-    def unregister_broker(self, node_id: int) -> None:
+    def _fence(self) -> None:
+        self._fenced = True
+        if self._listener is None:
+            return
+        node = self.node_id
+        for topic in list(self._topics.values()):
+            if any(p.leader == node for p in topic.partitions):
+                self._listener.on_topic_change(self._seen(topic))
+
+    def _seen(self, topic: TopicRegistration) -> TopicRegistration:
+        """``topic`` as this broker may act on it: while fenced, without the leadership it holds."""
+        if not self._fenced or not any(p.leader == self.node_id for p in topic.partitions):
+            return topic
+        return TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), [
+            PartitionRegistration(list(p.replicas), list(p.isr), NO_LEADER, p.leader_epoch, p.partition_epoch)
+            if p.leader == self.node_id else p for p in topic.partitions])
+
+    async def _register_again(self) -> None:
+        try:
+            while not self._stop.is_set() and self._registration is not None:
+                try:
+                    await self.register_broker(self._registration, self._listener)
+                    return
+                except (psycopg.Error, ValueError, OSError) as e:
+                    log.warning("cannot register again yet (%s); trying again", e)
+                await asyncio.sleep(SESSION_PING_S)
+        finally:
+            self._reregistering = None
+
+    async def unregister_broker(self, node_id: int) -> None:
         """Controlled shutdown: this broker is no longer alive, and its partitions elect other leaders now."""
         self._registration = None  # stopping: a lost session is not registered again
-        conn = self._conn
-        with conn.transaction():
-            conn.execute("UPDATE kbroker_brokers SET alive = false WHERE node_id = %s", (node_id,))
-            conn.execute(_BUMP_BROKERS)
-            state = read_brokers(conn)
+
+        def unregister(conn):
+            with conn.transaction():
+                conn.execute("UPDATE kbroker_brokers SET alive = false WHERE node_id = %s", (node_id,))
+                conn.execute(_BUMP_BROKERS)
+                state = read_brokers(conn)
+            return state, elect_leaders(conn, self._unclean)[0]
+        state, rows = await self._db(unregister)
         self._set_brokers(*state, newer_only=True)
-        rows, _ = elect_leaders(conn, self._unclean)
         self._apply_partition_rows(rows)
         log.info("broker %d stopped", node_id)
 
     # -- topics ------------------------------------------------------------------------------------------
 
-    def create_topic(self, name: str, num_partitions: int, replication_factor: int,
-                     assignments: list[list[int]] | None, configs: dict[str, str],
-                     validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
+    async def create_topic(self, name: str, num_partitions: int, replication_factor: int,
+                           assignments: list[list[int]] | None, configs: dict[str, str],
+                           validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
         topic = new_topic(name, num_partitions, replication_factor, assignments, configs, topic_id,
                           exists=name in self._topics, known=set(self._brokers), live=self.live_broker_ids(),
                           validate_only=validate_only, racks=self.live_racks())
         if validate_only:
             return topic
-        conn = self._conn
-        with conn.transaction():
-            created = conn.execute(
-                "INSERT INTO kbroker_topics (name, topic_id, configs) VALUES (%s, %s, %s) "
-                "ON CONFLICT (name) DO NOTHING RETURNING version",
-                (name, topic.topic_id, Jsonb(topic.configs))).fetchone()
-            if created is None:  # another broker created it first
-                raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
-            _insert_partitions(conn, name, 0, topic.partitions)
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"topic": name})))
-        self._set_topic(topic, created[0])
+
+        def create(conn):
+            with conn.transaction():
+                created = conn.execute(
+                    "INSERT INTO kbroker_topics (name, topic_id, configs) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (name) DO NOTHING RETURNING version",
+                    (name, topic.topic_id, Jsonb(topic.configs))).fetchone()
+                if created is None:  # another broker created it first
+                    raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+                _insert_partitions(conn, name, 0, topic.partitions)
+                conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"topic": name})))
+            return created[0]
+        self._set_topic(topic, await self._db(create))
         log.info("created topic %s with %d partitions", name, len(topic.partitions))
         return topic
 
-    def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
-                          validate_only: bool = False) -> TopicRegistration:
+    async def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
+                                validate_only: bool = False) -> TopicRegistration:
         topic = self._topics[name]
         current = len(topic.partitions)
         replicas = partitions_placement(topic, count, assignments, set(self._brokers), self.live_broker_ids(),
@@ -644,66 +713,76 @@ class PostgresController(ImageReads, Controller):
             return TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), topic.partitions +
                                      [PartitionRegistration(list(r), list(r)) for r in replicas])
         added = new_partitions(replicas, set(self.live_broker_ids()))
-        conn = self._conn
-        with conn.transaction():
-            # The topic's row locked first: two brokers growing it at once take turns, the second is refused.
-            conn.execute("SELECT 1 FROM kbroker_topics WHERE name = %s FOR UPDATE", (name,))
-            (have,) = conn.execute("SELECT count(*) FROM kbroker_partitions WHERE topic = %s", (name,)).fetchone()
-            if have != current:
-                raise KafkaError(ErrorCode.INVALID_PARTITIONS,
-                                 f"Topic '{name}' has {have} partitions, not {current}: changed meanwhile.")
-            _insert_partitions(conn, name, current, added)
-            (version,) = conn.execute(
-                "UPDATE kbroker_topics SET version = version + 1 WHERE name = %s "
-                "RETURNING version, pg_notify(%s, json_build_object('topic', name)::text)",
-                (name, CHANNEL)).fetchone()[:1]
+
+        def grow(conn):
+            with conn.transaction():
+                # The topic's row locked first: two brokers growing it at once take turns, the second refused.
+                conn.execute("SELECT 1 FROM kbroker_topics WHERE name = %s FOR UPDATE", (name,))
+                (have,) = conn.execute("SELECT count(*) FROM kbroker_partitions WHERE topic = %s",
+                                       (name,)).fetchone()
+                if have != current:
+                    raise KafkaError(ErrorCode.INVALID_PARTITIONS,
+                                     f"Topic '{name}' has {have} partitions, not {current}: changed meanwhile.")
+                _insert_partitions(conn, name, current, added)
+                return conn.execute(
+                    "UPDATE kbroker_topics SET version = version + 1 WHERE name = %s "
+                    "RETURNING version, pg_notify(%s, json_build_object('topic', name)::text)",
+                    (name, CHANNEL)).fetchone()[0]
+        version = await self._db(grow)
         grown = TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), topic.partitions + added)
         self._set_topic(grown, version, newer_only=True)
         return grown
 
-    def delete_topic(self, name: str) -> None:
-        row = self._conn.execute(
+    async def delete_topic(self, name: str) -> None:
+        row = await self._db(lambda conn: conn.execute(
             "DELETE FROM kbroker_topics WHERE name = %s "
             "RETURNING topic_id, pg_notify(%s, json_build_object('deleted', name, 'id', topic_id)::text)",
-            (name, CHANNEL)).fetchone()
-        topic_id = row[0] if row is not None else self._topics[name].topic_id
-        self._drop_topic(name, topic_id)
+            (name, CHANNEL)).fetchone())
+        topic = self._topics.get(name)
+        topic_id = row[0] if row is not None else topic.topic_id if topic is not None else None
+        if topic_id is not None:
+            self._drop_topic(name, topic_id)
         log.info("deleted topic %s", name)
 
-    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         topic = self._topics[name]
-        row = self._conn.execute(
+        row = await self._db(lambda conn: conn.execute(
             "UPDATE kbroker_topics SET configs = %s, version = version + 1 WHERE name = %s AND topic_id = %s "
             "RETURNING version, pg_notify(%s, json_build_object('topic', name)::text)",
-            (Jsonb(configs), name, topic.topic_id, CHANNEL)).fetchone()
+            (Jsonb(configs), name, topic.topic_id, CHANNEL)).fetchone())
         if row is None:
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic '{name}' was deleted.")
-        self._set_topic(TopicRegistration(name, topic.topic_id, dict(configs), list(topic.partitions)), row[0],
+        now = self._topics.get(name, topic)  # its partitions may have changed while the database answered
+        self._set_topic(TopicRegistration(name, topic.topic_id, dict(configs), list(now.partitions)), row[0],
                         newer_only=True)
 
     # -- partition state: compare-and-set ------------------------------------------------------------------
 
-    def alter_partition(self, name: str, index: int, leader_epoch: int, partition_epoch: int,
-                        leader: int, isr: list[int]) -> PartitionRegistration:
+    async def alter_partition(self, name: str, index: int, leader_epoch: int, partition_epoch: int,
+                              leader: int, isr: list[int]) -> PartitionRegistration:
         """The row is read and locked, the epochs checked, and the change (``controller.partition_change``:
-        a reassignment whose target is now in sync completes) written in the same transaction."""
-        conn = self._conn
-        with conn.transaction():
-            row = conn.execute("SELECT replicas, isr, leader, leader_epoch, partition_epoch, adding, removing "
-                               "FROM kbroker_partitions WHERE topic = %s AND idx = %s FOR UPDATE",
-                               (name, index)).fetchone()
-            if row is None:
-                raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{name}-{index}")
-            old = _partition(row)
-            check_epochs(f"{name}-{index}", old, leader_epoch, partition_epoch)
-            new = partition_change(old, set(self.live_broker_ids()), leader, isr)
-            rows = conn.execute(_WRITE, _write_args(name, index, old, new)).fetchall()
+        a reassignment whose target is now in sync completes) written in the same transaction, on the worker
+        thread."""
+        live = set(self.live_broker_ids())  # read on the loop, where the image changes
+
+        def cas(conn):
+            with conn.transaction():
+                row = conn.execute("SELECT replicas, isr, leader, leader_epoch, partition_epoch, adding, removing "
+                                   "FROM kbroker_partitions WHERE topic = %s AND idx = %s FOR UPDATE",
+                                   (name, index)).fetchone()
+                if row is None:
+                    raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{name}-{index}")
+                old = _partition(row)
+                check_epochs(f"{name}-{index}", old, leader_epoch, partition_epoch)
+                new = partition_change(old, live, leader, isr)
+                return new, conn.execute(_WRITE, _write_args(name, index, old, new)).fetchall()
+        new, rows = await self._db(cas)
         self._apply_partition_rows(rows)
         return new
 
-    def write_partition(self, name: str, index: int, old: PartitionRegistration,
-                        new: PartitionRegistration) -> PartitionRegistration:
-        rows = self._conn.execute(_WRITE, _write_args(name, index, old, new)).fetchall()
+    async def write_partition(self, name: str, index: int, old: PartitionRegistration,
+                              new: PartitionRegistration) -> PartitionRegistration:
+        rows = await self._db(lambda conn: conn.execute(_WRITE, _write_args(name, index, old, new)).fetchall())
         if not rows:
             raise KafkaError(ErrorCode.INVALID_UPDATE_VERSION,
                              f"{name}-{index} changed meanwhile (was at partition epoch {old.partition_epoch})")
@@ -712,10 +791,10 @@ class PostgresController(ImageReads, Controller):
 
     # -- ids -----------------------------------------------------------------------------------------------
 
-    def allocate_producer_ids(self) -> tuple[int, int]:
-        (end,) = self._conn.execute(
+    async def allocate_producer_ids(self) -> tuple[int, int]:
+        (end,) = await self._db(lambda conn: conn.execute(
             "UPDATE kbroker_cluster SET producer_id_block_end = producer_id_block_end + %s WHERE id = 1 "
-            "RETURNING producer_id_block_end", (PRODUCER_ID_BLOCK_SIZE,)).fetchone()
+            "RETURNING producer_id_block_end", (PRODUCER_ID_BLOCK_SIZE,)).fetchone())
         return end - PRODUCER_ID_BLOCK_SIZE, end
 
     # -- client quotas -----------------------------------------------------------------------------------
@@ -730,18 +809,19 @@ class PostgresController(ImageReads, Controller):
         if told is not None:
             told()
 
-    def alter_client_quotas(self, changes: dict[tuple, dict[str, float]]) -> None:
-        conn = self._conn
-        with conn.transaction():
-            for entity, values in changes.items():
-                key = json.dumps([[t, n] for t, n in entity])
-                if values:
-                    conn.execute("INSERT INTO kbroker_client_quotas (entity, quota_values) VALUES (%s, %s) "
-                                 "ON CONFLICT (entity) DO UPDATE SET quota_values = EXCLUDED.quota_values",
-                                 (key, Jsonb(values)))
-                else:
-                    conn.execute("DELETE FROM kbroker_client_quotas WHERE entity = %s", (key,))
-            conn.execute("SELECT pg_notify(%s, '{\"quotas\": true}')", (CHANNEL,))
+    async def alter_client_quotas(self, changes: dict[tuple, dict[str, float]]) -> None:
+        def write(conn):
+            with conn.transaction():
+                for entity, values in changes.items():
+                    key = json.dumps([[t, n] for t, n in entity])
+                    if values:
+                        conn.execute("INSERT INTO kbroker_client_quotas (entity, quota_values) VALUES (%s, %s) "
+                                     "ON CONFLICT (entity) DO UPDATE SET quota_values = EXCLUDED.quota_values",
+                                     (key, Jsonb(values)))
+                    else:
+                        conn.execute("DELETE FROM kbroker_client_quotas WHERE entity = %s", (key,))
+                conn.execute("SELECT pg_notify(%s, '{\"quotas\": true}')", (CHANNEL,))
+        await self._db(write)
         self._quotas = with_quotas(self._quotas, changes)  # at once for this broker; the others when notified
 
     # -- group configs -----------------------------------------------------------------------------------
@@ -753,16 +833,17 @@ class PostgresController(ImageReads, Controller):
         """On the loop: the group configs the listener thread re-read."""
         self._group_configs = configs
 
-    def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
-        conn = self._conn
-        with conn.transaction():
-            if configs:
-                conn.execute("INSERT INTO kbroker_group_configs (group_id, configs) VALUES (%s, %s) "
-                             "ON CONFLICT (group_id) DO UPDATE SET configs = EXCLUDED.configs",
-                             (group_id, Jsonb(dict(configs))))
-            else:
-                conn.execute("DELETE FROM kbroker_group_configs WHERE group_id = %s", (group_id,))
-            conn.execute("SELECT pg_notify(%s, '{\"group_configs\": true}')", (CHANNEL,))
+    async def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
+        def write(conn):
+            with conn.transaction():
+                if configs:
+                    conn.execute("INSERT INTO kbroker_group_configs (group_id, configs) VALUES (%s, %s) "
+                                 "ON CONFLICT (group_id) DO UPDATE SET configs = EXCLUDED.configs",
+                                 (group_id, Jsonb(dict(configs))))
+                else:
+                    conn.execute("DELETE FROM kbroker_group_configs WHERE group_id = %s", (group_id,))
+                conn.execute("SELECT pg_notify(%s, '{\"group_configs\": true}')", (CHANNEL,))
+        await self._db(write)
         # At once for this broker; the others when notified.
         self._group_configs = {g: c for g, c in self._group_configs.items() if g != group_id}
         if configs:
@@ -782,6 +863,9 @@ class PostgresController(ImageReads, Controller):
                 pass
         self._controller_thread.join(5.0)
         self._listen_thread.join(LISTEN_WAKE_S + 5.0)
+        if self._reregistering is not None:
+            self._reregistering.cancel()
+        self._worker.shutdown(wait=True)
         for conn in (self._listen_conn, self._session, self._write_conn):
             if conn is not None:
                 conn.close()

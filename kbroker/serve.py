@@ -49,6 +49,9 @@ async def serve(config: BrokerConfig, ready=None, brokers: int = 1) -> None:
             _announce(running.servers[node])
         if running.control_port is not None:
             log.info("control plane of the cluster on http://%s:%d", running.control_host, running.control_port)
+            # Its ready line, after the brokers' (tools wait for it as for the single broker's console line).
+            print(f"kbroker control plane on http://{running.control_host}:{running.control_port}/ "
+                  f"(the cluster of {len(running.node_ids)} brokers)", flush=True)
     elif config.cluster_url is not None:
         running = await _cluster_member(config)
         _announce(running)

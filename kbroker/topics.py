@@ -11,6 +11,8 @@ log per partition in the log store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import re
 import time
@@ -18,6 +20,7 @@ import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
+from .controller import run_now
 from .errors import ErrorCode, KafkaError
 from .partition import Partition
 from .storage.base import LogConfig
@@ -93,29 +96,43 @@ PARTITIONS_PER_TURN = 200
 TURN_SECONDS = 0.03
 
 
+# A generator of steps yields None after a step, or a controller change (a coroutine) whose result (or
+# error) it is sent back: the changes are awaited by ``run_in_turns``, run at once by ``run_steps``.
+
 def run_steps(steps: Generator):
-    """Run a generator of steps to its end; its return value."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
+    """Run a generator of steps to its end; its return value. Its controller changes must complete at once
+    (``controller.run_now``: the in-process controller's)."""
+    return run_now(_drive(steps, contextlib.nullcontext, None))
 
 
 async def run_in_turns(topics: "TopicManager", steps: Generator, per_turn: int = PARTITIONS_PER_TURN):
-    """Run a generator of steps, giving the event loop a turn after every ``per_turn`` of them. The
-    changes of each stretch reach the metadata store before the loop turns, so no other request's change
-    waits in this one's batch; the last stretch's are durable before the value is returned."""
+    """Run a generator of steps, giving the event loop a turn after every ``per_turn`` of them, and awaiting
+    its controller changes. The changes of each stretch reach the metadata store before the loop turns, so
+    no other request's change waits in this one's batch; the last stretch's are durable before the value is
+    returned."""
+    return await _drive(steps, topics.batch, per_turn)
+
+
+async def _drive(steps: Generator, batch, per_turn: int | None):
+    """The steps in stretches of ``per_turn`` (None: one stretch), each inside ``batch()``, the loop given a
+    turn between them; a change the generator yields is awaited and its result (or error) sent back."""
+    sent, error = None, None
     while True:
-        with topics.batch():
-            try:
-                deadline = time.perf_counter() + TURN_SECONDS
-                for _ in range(per_turn):
-                    next(steps)
-                    if time.perf_counter() >= deadline:
-                        break
-            except StopIteration as done:
-                return done.value
+        with batch():
+            deadline = time.perf_counter() + TURN_SECONDS
+            for _ in itertools.repeat(None) if per_turn is None else range(per_turn):
+                try:
+                    change = steps.send(sent) if error is None else steps.throw(error)
+                except StopIteration as done:
+                    return done.value
+                sent, error = None, None
+                if change is not None:
+                    try:
+                        sent = await change
+                    except Exception as e:  # noqa: BLE001  into the generator, which cleans up and raises it
+                        error = e
+                if per_turn is not None and time.perf_counter() >= deadline:
+                    break
         await asyncio.sleep(0)
 
 
@@ -276,8 +293,8 @@ class TopicManager:
             raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
         self._check_collision(name)
         configs = dict(configs or {})
-        reg = self.controller.create_topic(name, num_partitions, replication_factor, assignments, configs,
-                                           validate_only=True)
+        reg = yield self.controller.create_topic(name, num_partitions, replication_factor, assignments, configs,
+                                                 validate_only=True)
         if validate_only:
             return Topic(name, reg.topic_id, dict(reg.configs), defaults=self.defaults)
         placement = [list(p.replicas) for p in reg.partitions]
@@ -287,8 +304,8 @@ class TopicManager:
         try:
             opened = yield from self._prepare_logs(name, topic_id, configs, placement, 0)
             try:
-                self.controller.create_topic(name, len(placement), replication_factor, placement, configs,
-                                             topic_id=topic_id)
+                yield self.controller.create_topic(name, len(placement), replication_factor, placement, configs,
+                                                   topic_id=topic_id)
             finally:
                 self._discard_prepared(name, topic_id, opened)
         finally:
@@ -308,7 +325,7 @@ class TopicManager:
         if topic.name in self.pending:
             raise KafkaError(ErrorCode.INVALID_PARTITIONS,
                              f"Partitions are being added to '{topic.name}' by another request.")
-        reg = self.controller.create_partitions(topic.name, count, assignments, validate_only=True)
+        reg = yield self.controller.create_partitions(topic.name, count, assignments, validate_only=True)
         if validate_only:
             return
         first = len(topic.partitions)
@@ -327,7 +344,7 @@ class TopicManager:
                     steps.throw(KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                            f"The topic '{topic.name}' was deleted."))
             try:
-                self.controller.create_partitions(topic.name, count, placement)
+                yield self.controller.create_partitions(topic.name, count, placement)
             finally:
                 self._discard_prepared(topic.name, topic.topic_id, opened)
         finally:
@@ -400,11 +417,13 @@ class TopicManager:
         except Exception:  # noqa: BLE001  the first error is the one to report
             log.exception("%s: could not remove the logs of a failed creation", name)
 
-    def delete(self, topic: Topic) -> None:
-        self.controller.delete_topic(topic.name)
+    def delete(self, topic: Topic):
+        """The deletion asked of the controller: a coroutine to await (or ``run_now``)."""
+        return self.controller.delete_topic(topic.name)
 
-    def set_configs(self, topic: Topic, configs: dict[str, str]) -> None:
-        self.controller.set_topic_configs(topic.name, configs)
+    def set_configs(self, topic: Topic, configs: dict[str, str]):
+        """The change asked of the controller: a coroutine to await (or ``run_now``)."""
+        return self.controller.set_topic_configs(topic.name, configs)
 
     def local_partitions(self):
         """The partitions this broker holds a log of (leader or not)."""

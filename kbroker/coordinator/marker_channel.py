@@ -36,7 +36,7 @@ REQUEST_TIMEOUT_S = 30.0
 class MarkerChannel:
     def __init__(self, node_id: int, leader_of: Callable[[str, int], int | None],
                  endpoint_of: Callable[[int], tuple[str, int] | None],
-                 apply_local: Callable[[str, int, int, int, bool], bool],
+                 apply_local: Callable[[str, int, int, int, bool, int], bool],
                  retry_backoff_ms: int = RETRY_BACKOFF_MS,
                  connect: Callable[..., Awaitable[Connection]] | None = None) -> None:
         """``leader_of(topic, partition)``: the leader's node id, -1 without one, None when the partition does not
@@ -53,34 +53,45 @@ class MarkerChannel:
         self._tasks: set[asyncio.Task] = set()
         self.sent = 0  # WriteTxnMarkers requests sent, for tests and metrics
 
-    def write(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool) -> Awaitable | None:
+    def write(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool,
+              coordinator_epoch: int = 0) -> Awaitable | None:
         """Writes the marker, at once (None) when this broker leads the partition, else in a task (returned).
+        ``coordinator_epoch``: the leader epoch of the coordinator's __transaction_state partition, as Kafka's
+        coordinator sends it (a leader refuses a marker of an older coordinator: TRANSACTION_COORDINATOR_FENCED).
         Raises LookupError when the partition does not exist."""
         leader = self._leader_of(topic, partition)
         if leader is None:
             raise LookupError(f"{topic}-{partition} does not exist")
-        if leader == self.node_id and self._apply_local(topic, partition, producer_id, epoch, commit):
+        if leader == self.node_id and self._apply_local(topic, partition, producer_id, epoch, commit,
+                                                        coordinator_epoch):
             return None
-        task = asyncio.ensure_future(self._send(topic, partition, producer_id, epoch, commit))
+        task = asyncio.ensure_future(self._send(topic, partition, producer_id, epoch, commit, coordinator_epoch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _send(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool) -> None:
+    async def _send(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool,
+                    coordinator_epoch: int) -> None:
         request = API.WriteTxnMarkersRequest(markers=[API.WriteTxnMarkersRequest.WritableTxnMarker(
-            producer_id=producer_id, producer_epoch=epoch, transaction_result=commit, coordinator_epoch=0,
+            producer_id=producer_id, producer_epoch=epoch, transaction_result=commit,
+            coordinator_epoch=coordinator_epoch,
             topics=[API.WriteTxnMarkersRequest.WritableTxnMarkerTopic(name=topic, partition_indexes=[partition])])])
         while True:
             leader = self._leader_of(topic, partition)
             if leader is None:
                 log.warning("%s-%d is gone: no marker for producer %d", topic, partition, producer_id)
                 return
-            if leader == self.node_id and self._apply_local(topic, partition, producer_id, epoch, commit):
+            if leader == self.node_id and self._apply_local(topic, partition, producer_id, epoch, commit,
+                                                            coordinator_epoch):
                 return
             error = await self._request(leader, request) if leader >= 0 else ErrorCode.LEADER_NOT_AVAILABLE
             if error == ErrorCode.NONE:
                 return
             if error == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION and self._leader_of(topic, partition) is None:
+                return
+            if error == ErrorCode.TRANSACTION_COORDINATOR_FENCED:  # a newer coordinator completes it
+                log.info("marker for %s-%d: this coordinator (epoch %d) is fenced", topic, partition,
+                         coordinator_epoch)
                 return
             log.debug("marker for %s-%d to broker %d: error %s; trying again", topic, partition, leader, error)
             await asyncio.sleep(self.retry_backoff_s)

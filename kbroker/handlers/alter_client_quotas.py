@@ -20,7 +20,7 @@ from ..wire.messages import alter_client_quotas as API
 R = API.AlterClientQuotasResponse
 
 
-def handle(ctx, req: API.AlterClientQuotasRequest) -> R:
+async def handle(ctx, req: API.AlterClientQuotasRequest) -> R:
     allowed = ctx.authorize_cluster(acl.ALTER_CONFIGS)
     controller = ctx.broker.controller
     current = controller.client_quotas()
@@ -47,7 +47,7 @@ def handle(ctx, req: API.AlterClientQuotasRequest) -> R:
         results[entity] = (pairs, err, msg)
     if changes and not req.validate_only:
         with controller.batch():
-            controller.alter_client_quotas(changes)
+            await controller.alter_client_quotas(changes)
     return R(throttle_time_ms=0, entries=[
         R.EntryData(error_code=err, error_message=msg, entity=[
             R.EntityData(entity_type=t, entity_name=n) for t, n in client_quotas.java_order(pairs)])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .. import client_metrics
 from ..broker_configs import broker_configs
+from ..controller import eager
 from ..coordinator.group_config import validate_group_configs
 from ..errors import ErrorCode, KafkaError
 from ..security import acl
@@ -23,15 +24,17 @@ TOPIC, BROKER, CLIENT_METRICS, GROUP = 2, 4, 16, 32
 
 
 def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs, new_client_metrics_configs=None,
-                    new_group_configs=None) -> list:
+                    new_group_configs=None):
     """The loop AlterConfigs and IncrementalAlterConfigs share: per resource, check the principal may
     alter it, compute the topic's new overrides with ``new_topic_configs(topic, resource)``, the broker's
     new dynamic configs with ``new_broker_configs(current, resource)`` or a client metrics subscription's
     with ``new_client_metrics_configs(current, resource)`` (the broker's function if not given; they raise
     KafkaError for bad ones), a group's with ``new_group_configs(current, resource)`` (GROUP resources are
-    refused when not given), and apply them unless ``validate_only``."""
+    refused when not given), and apply them unless ``validate_only``. Returns the response (``R``), or a
+    coroutine giving it once the controller has every topic's and group's change (a database's)."""
     broker = ctx.broker
     out = []
+    waiting = []  # (result, change) of the topic changes the controller has not finished yet
     for res in req.resources:
         err, msg = 0, None
         try:
@@ -52,7 +55,11 @@ def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs, new_clie
                                      f"The topic '{res.resource_name}' does not exist.")
                 new = new_topic_configs(topic, res)
                 if not req.validate_only:
-                    broker.set_topic_configs(topic, new)
+                    change = eager(broker.set_topic_configs(topic, new))
+                    if change.done():
+                        change.result()
+                    else:
+                        waiting.append((len(out), change))
             elif res.resource_type == BROKER:
                 configs = broker_configs(broker)
                 configs.check_resource_name(res.resource_name)
@@ -76,14 +83,28 @@ def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs, new_clie
                 except ValueError as e:
                     raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from None
                 if not req.validate_only:
-                    broker.controller.set_group_configs(res.resource_name, new)
+                    change = eager(broker.controller.set_group_configs(res.resource_name, new))
+                    if change.done():
+                        change.result()
+                    else:
+                        waiting.append((len(out), change))
             else:
                 raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {res.resource_type}")
         except KafkaError as e:
             err, msg = e.code, e.message
         out.append(R.AlterConfigsResourceResponse(error_code=err, error_message=msg,
                                                   resource_type=res.resource_type, resource_name=res.resource_name))
-    return out
+    response = R(throttle_time_ms=0, responses=out)
+    return _when_changed(response, waiting) if waiting else response
+
+
+async def _when_changed(response, waiting):
+    for i, change in waiting:
+        try:
+            await change
+        except KafkaError as e:
+            response.responses[i].error_code, response.responses[i].error_message = e.code, e.message
+    return response
 
 
 def _replace_all(topic, res) -> dict[str, str]:
@@ -100,4 +121,4 @@ def _replace_broker(current, res) -> dict[str, str]:
 
 
 def handle(ctx, req: API.AlterConfigsRequest) -> R:
-    return R(throttle_time_ms=0, responses=alter_resources(ctx, req, R, _replace_all, _replace_broker))
+    return alter_resources(ctx, req, R, _replace_all, _replace_broker)

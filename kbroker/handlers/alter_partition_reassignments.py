@@ -20,7 +20,7 @@ from ..wire.messages import alter_partition_reassignments as API
 R = API.AlterPartitionReassignmentsResponse
 
 
-def handle(ctx, req: API.AlterPartitionReassignmentsRequest) -> R:
+async def handle(ctx, req: API.AlterPartitionReassignmentsRequest) -> R:
     allow = req.allow_replication_factor_change if ctx.version >= 1 else True
     if not ctx.authorize_cluster(acl.ALTER):
         code, message = ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "Cluster authorization failed."
@@ -30,7 +30,7 @@ def handle(ctx, req: API.AlterPartitionReassignmentsRequest) -> R:
                                                      error_message=message) for p in t.partitions])
                      for t in req.topics])
     asked = [(t.name, [(p.partition_index, p.replicas) for p in t.partitions]) for t in req.topics]
-    results = ctx.broker.controller.alter_reassignments(asked, allow)
+    results = await ctx.broker.controller.alter_reassignments(asked, allow)
     return R(throttle_time_ms=0, allow_replication_factor_change=allow, error_code=0, error_message=None,
              responses=[R.ReassignableTopicResponse(name=name, partitions=[
                  R.ReassignablePartitionResponse(partition_index=index, error_code=code, error_message=message)

@@ -37,7 +37,7 @@ def handle(ctx, req: API.CreatePartitionsRequest):
                                           error_message=TOO_MANY_PARTITIONS) if isinstance(r, tuple) else r
             for r in results])
     steps = _grow_all(ctx, results, req.validate_only)
-    if req.validate_only or total <= PARTITIONS_PER_TURN:
+    if (req.validate_only or total <= PARTITIONS_PER_TURN) and broker.controller.changes_complete_at_once:
         with broker.topics.batch():
             return run_steps(steps)
     return run_in_turns(broker.topics, steps)

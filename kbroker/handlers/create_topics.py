@@ -141,7 +141,7 @@ def handle(ctx, req: API.CreateTopicsRequest):
             name=ct.name, error_code=ErrorCode.POLICY_VIOLATION, error_message=TOO_MANY_PARTITIONS, configs=[])
             for i, ct in enumerate(req.topics) if refused.get(i, True) is not None])
     steps = _create_all(ctx, req, refused)
-    if req.validate_only or total <= PARTITIONS_PER_TURN:
+    if (req.validate_only or total <= PARTITIONS_PER_TURN) and ctx.broker.controller.changes_complete_at_once:
         with ctx.broker.topics.batch():
             return run_steps(steps)
     return run_in_turns(ctx.broker.topics, steps)

@@ -10,6 +10,7 @@ v5 a topic that finds it empty gets THROTTLING_QUOTA_EXCEEDED, before v5 the ans
 from __future__ import annotations
 
 from ..client_quotas import mutation_quota
+from ..controller import eager, settled
 from ..errors import ErrorCode, KafkaError
 from ..security import acl
 from ..wire.messages import delete_topics as API
@@ -32,11 +33,17 @@ def _error(name, topic_id, code: ErrorCode) -> R.DeletableTopicResult:
 
 
 def handle(ctx, req: API.DeleteTopicsRequest) -> R:
+    changes = []  # the deletions asked of the controller, started at once (done at once in process)
     with ctx.broker.topics.batch():  # one append to the metadata store for all; logs removed after it
-        return _delete_all(ctx, req)
+        response = _delete_all(ctx, req, changes)
+    if all(c.done() for c in changes):
+        for c in changes:
+            c.result()  # an error is raised as before
+        return response
+    return settled(changes, response)
 
 
-def _delete_all(ctx, req: API.DeleteTopicsRequest) -> R:
+def _delete_all(ctx, req: API.DeleteTopicsRequest, changes: list) -> R:
     broker = ctx.broker
     wanted = [(t.name, t.topic_id) for t in req.topics] if ctx.version >= 6 else [(n, ZERO_UUID) for n in req.topic_names]
     results = []
@@ -64,7 +71,7 @@ def _delete_all(ctx, req: API.DeleteTopicsRequest) -> R:
         except KafkaError as e:
             results.append(_error(topic.name, topic.topic_id, e.code))
             continue
-        broker.delete_topic(topic)
+        changes.append(eager(broker.delete_topic(topic)))
         results.append(R.DeletableTopicResult(name=topic.name, topic_id=topic.topic_id, error_code=0,
                                               error_message=None))
     return R(throttle_time_ms=ctx.throttle(quota.throttle_ms), responses=results)

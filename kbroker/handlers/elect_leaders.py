@@ -27,7 +27,7 @@ def _error_response(req: API.ElectLeadersRequest, code: int, message: str | None
         for t in req.topic_partitions or ()])
 
 
-def handle(ctx, req: API.ElectLeadersRequest) -> R:
+async def handle(ctx, req: API.ElectLeadersRequest) -> R:
     if not ctx.authorize_cluster(acl.ALTER):
         return _error_response(req, ErrorCode.CLUSTER_AUTHORIZATION_FAILED, "Cluster authorization failed.")
     election_type = req.election_type if ctx.version >= 1 else PREFERRED_ELECTION
@@ -35,7 +35,7 @@ def handle(ctx, req: API.ElectLeadersRequest) -> R:
         return _error_response(req, ErrorCode.INVALID_REQUEST, f"Unknown election type {election_type}")
     asked = None if req.topic_partitions is None else \
         [(t.topic, list(t.partitions)) for t in req.topic_partitions]
-    results = ctx.broker.controller.elect_leaders(election_type, asked)
+    results = await ctx.broker.controller.elect_leaders(election_type, asked)
     return R(throttle_time_ms=0, error_code=0, replica_election_results=[
         R.ReplicaElectionResult(topic=name, partition_result=[
             R.PartitionResult(partition_id=index, error_code=code, error_message=message)

@@ -23,6 +23,8 @@ def handle(ctx, req: API.EndTxnRequest) -> R:
     if not ctx.authorize(acl.WRITE, acl.TRANSACTIONAL_ID, req.transactional_id):
         return R(throttle_time_ms=0, error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, producer_id=-1,
                  producer_epoch=-1)
+    if not ctx.broker.producer_ids.ready(1):  # an exhausted epoch moves to a new producer id: a block first
+        return _after_reserve(ctx, req)
     result = ctx.broker.transactions.end_txn(req.transactional_id, req.producer_id, req.producer_epoch,
                                              req.committed, TV2 if ctx.version >= 5 else 0)
     err = result.error_code
@@ -33,3 +35,9 @@ def handle(ctx, req: API.EndTxnRequest) -> R:
         return R(throttle_time_ms=0, error_code=err, producer_id=-1, producer_epoch=-1)
     return when_written(ctx.broker.transactions.written(req.transactional_id), R(
         throttle_time_ms=0, error_code=err, producer_id=result.producer_id, producer_epoch=result.producer_epoch))
+
+
+async def _after_reserve(ctx, req: API.EndTxnRequest):
+    await ctx.broker.producer_ids.reserve(1)
+    response = handle(ctx, req)
+    return (await response) if not isinstance(response, R) else response

@@ -99,7 +99,5 @@ def _apply_client_metrics(current: dict[str, str], res) -> dict[str, str]:
 
 
 def handle(ctx, req: API.IncrementalAlterConfigsRequest) -> R:
-    return R(throttle_time_ms=0, responses=alter_resources(ctx, req, R, lambda topic, res: _apply(topic, res.configs),
-                                                           _apply_broker, _apply_client_metrics,
-                                                           lambda current, res: _apply_broker(
-                                                               current, res, lambda name: None)))
+    return alter_resources(ctx, req, R, lambda topic, res: _apply(topic, res.configs), _apply_broker,
+                           _apply_client_metrics, lambda current, res: _apply_broker(current, res, lambda name: None))

@@ -24,6 +24,8 @@ def handle(ctx, req: API.InitProducerIdRequest) -> R:
     if req.transactional_id is None and not ctx.authorize_cluster(acl.IDEMPOTENT_WRITE, log_denied=False) \
             and not ctx.authorize_by_resource_type(acl.WRITE, acl.TOPIC):
         return R(error_code=ErrorCode.CLUSTER_AUTHORIZATION_FAILED, producer_id=-1, producer_epoch=-1)
+    if not broker.producer_ids.ready(2):  # a new producer id may be needed: a block from the controller first
+        return _after_reserve(ctx, req)
     if req.transactional_id is None:
         return R(error_code=0, producer_id=broker.producer_ids.next_id(), producer_epoch=0)
     res = broker.transactions.init_producer_id(req.transactional_id, req.transaction_timeout_ms,
@@ -34,3 +36,9 @@ def handle(ctx, req: API.InitProducerIdRequest) -> R:
     ctx.broker.changes.notify()
     return when_written(broker.transactions.written(req.transactional_id),
                         R(error_code=err, producer_id=res.producer_id, producer_epoch=res.producer_epoch))
+
+
+async def _after_reserve(ctx, req: API.InitProducerIdRequest):
+    await ctx.broker.producer_ids.reserve(2)
+    response = handle(ctx, req)
+    return (await response) if not isinstance(response, R) else response

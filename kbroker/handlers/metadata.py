@@ -175,6 +175,10 @@ def handle(ctx, req: API.MetadataRequest) -> R:
                         entries.append(_unauthorized(name))
                         continue
                     t = broker.auto_create_topic(name)
+                    if t is None and name in topics.pending:  # being created (the controller's database)
+                        entries.append(R.MetadataResponseTopic(error_code=ErrorCode.LEADER_NOT_AVAILABLE,
+                                                               name=name, topic_id=ZERO_UUID))
+                        continue
                 if t is None:
                     entries.append(R.MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                                            name=name, topic_id=ZERO_UUID))

@@ -4,7 +4,9 @@ partition named, written as the leader (``BrokerState.apply_txn_marker``; on a p
 ``__consumer_offsets`` the group coordinator then publishes or
 drops the producer's pending offsets). Per partition: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER when this
 broker does not lead it (the coordinator finds the new leader and sends again), KAFKA_STORAGE_ERROR, or the
-log's error (INVALID_PRODUCER_EPOCH for a marker older than the producer's epoch).
+log's error (INVALID_PRODUCER_EPOCH for a marker older than the producer's epoch;
+TRANSACTION_COORDINATOR_FENCED for a marker whose coordinator epoch is older than the last one written for
+the producer: it comes from a coordinator that has since lost its __transaction_state partition).
 Authorisation, as KafkaApis: CLUSTER_ACTION on the cluster (CLUSTER_AUTHORIZATION_FAILED), which brokers have.
 """
 
@@ -26,7 +28,7 @@ def _write(broker, topic: str, index: int, marker) -> int:
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     try:
         written = broker.apply_txn_marker(topic, index, marker.producer_id, marker.producer_epoch,
-                                          marker.transaction_result)
+                                          marker.transaction_result, marker.coordinator_epoch)
     except KafkaError as e:
         return e.code
     except OSError as e:

@@ -337,7 +337,14 @@ class UnifiedLog:
 
     def append_txn_marker(self, producer_id: int, producer_epoch: int, commit: bool, leader_epoch: int,
                           coordinator_epoch: int = 0) -> int:
-        """Append a COMMIT or ABORT control batch for a producer's transaction; returns its offset."""
+        """Append a COMMIT or ABORT control batch for a producer's transaction; returns its offset.
+        TRANSACTION_COORDINATOR_FENCED (nothing written) when a marker of a newer coordinator epoch was written
+        for the producer already (Kafka's appendEndTxnMarker)."""
+        entry = self.producer_state.producers.get(producer_id)
+        if entry is not None and entry.coordinator_epoch > coordinator_epoch:
+            raise KafkaError(ErrorCode.TRANSACTION_COORDINATOR_FENCED,
+                             f"marker for producer {producer_id} of coordinator epoch {coordinator_epoch}; "
+                             f"{entry.coordinator_epoch} was written already")
         offset = self.store.log_end_offset
         now = int(time.time() * 1000)
         batch = build_control_batch(COMMIT if commit else ABORT, producer_id=producer_id,

@@ -18,7 +18,7 @@ import pytest
 
 from kbroker import Broker
 from kbroker.client import BlockingConnection
-from kbroker.controller import InProcessController
+from kbroker.controller import InProcessController, run_now
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.topic_store import MemoryTopicStore
 from kbroker.wire.messages import fetch as F, metadata as MD, produce as P
@@ -280,26 +280,33 @@ def test_stopped_broker_goes_offline_and_comes_back_with_everything(tmp_path):
         assert len(got) == 64
 
 
+def _serve_brokers_3(data_dir, count: int, *args: str) -> tuple[subprocess.Popen, list[str]]:
+    """``kbroker serve --brokers 3 --port 0`` (and ``args``) over ``data_dir``, and the first ``count`` lines
+    it prints (fewer if it does not print them within TIMEOUT_S)."""
+    proc = subprocess.Popen([sys.executable, "-m", "kbroker", "serve", "--brokers", "3", "--port", "0",
+                             "--data-dir", str(data_dir), *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    lines: list[str] = []
+
+    def read():
+        while len(lines) < count:
+            line = proc.stdout.readline()
+            if not line:
+                return
+            lines.append(line.strip())
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(TIMEOUT_S)
+    return proc, lines
+
+
 def test_serve_brokers_3_as_a_process(tmp_path):
     """``kbroker serve --brokers 3``: one ready line per broker; the cluster survives a restart of the process."""
     from confluent_kafka.admin import AdminClient
 
     def start():
-        proc = subprocess.Popen([sys.executable, "-m", "kbroker", "serve", "--brokers", "3", "--port", "0",
-                                 "--data-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        lines: list[str] = []
-
-        def read():
-            while len(lines) < 6:
-                line = proc.stdout.readline()
-                if not line:
-                    return
-                lines.append(line.strip())
-
-        t = threading.Thread(target=read, daemon=True)
-        t.start()
-        t.join(TIMEOUT_S)
+        proc, lines = _serve_brokers_3(tmp_path, 6)
         plain = [ln.rsplit(" ", 1)[1] for ln in lines if "://" not in ln]
         assert len(plain) == 3 and len(lines) == 6, lines
         return proc, ",".join(plain)
@@ -327,6 +334,25 @@ def test_serve_brokers_3_as_a_process(tmp_path):
         assert proc.wait(TIMEOUT_S) == 0
 
 
+def test_serve_brokers_3_prints_the_control_planes_ready_line(tmp_path):
+    """``--control-port 0`` with ``--brokers 3``: after the brokers' ready lines, one naming the cluster's
+    control plane (as the single broker's console line), whose address answers GET /brokers."""
+    import json
+    import urllib.request
+
+    proc, lines = _serve_brokers_3(tmp_path, 7, "--control-port", "0")
+    try:
+        assert len(lines) == 7, lines
+        assert lines[-1].startswith("kbroker control plane on http://"), lines
+        url = lines[-1].split()[4].rstrip("/")
+        with urllib.request.urlopen(url + "/brokers", timeout=10) as r:
+            brokers = json.loads(r.read())
+        assert len(brokers) == 3, brokers
+    finally:
+        proc.terminate()
+        assert proc.wait(TIMEOUT_S) == 0
+
+
 def test_controller_changes_partitions_by_compare_and_set():
     """alter_partition applies only at the leader epoch and partition epoch the caller read (what the
     PostgreSQL controller does with one conditional UPDATE)."""
@@ -339,27 +365,27 @@ def test_controller_changes_partitions_by_compare_and_set():
         def on_topic_change(self, topic):
             seen.append((topic.name, [(p.leader, p.leader_epoch, p.partition_epoch) for p in topic.partitions]))
 
-    c.register_broker(BrokerRegistration(1, {"PLAINTEXT": ("h", 1)}), Listener())
-    c.register_broker(BrokerRegistration(2, {"PLAINTEXT": ("h", 2)}), Listener())
-    c.create_topic("t", 1, 1, [[1]], {})
+    run_now(c.register_broker(BrokerRegistration(1, {"PLAINTEXT": ("h", 1)}), Listener()))
+    run_now(c.register_broker(BrokerRegistration(2, {"PLAINTEXT": ("h", 2)}), Listener()))
+    run_now(c.create_topic("t", 1, 1, [[1]], {}))
     p = c.topic("t").partitions[0]
     assert (p.leader, p.leader_epoch, p.partition_epoch) == (1, 0, 0)
     with pytest.raises(KafkaError) as e:
-        c.alter_partition("t", 0, 1, 0, -1, [1])  # a leader epoch the partition is not at
+        run_now(c.alter_partition("t", 0, 1, 0, -1, [1]))  # a leader epoch the partition is not at
     assert e.value.code == ErrorCode.FENCED_LEADER_EPOCH
     with pytest.raises(KafkaError) as e:
-        c.alter_partition("t", 0, 0, 5, -1, [1])  # a partition epoch it is not at
+        run_now(c.alter_partition("t", 0, 0, 5, -1, [1]))  # a partition epoch it is not at
     assert e.value.code == ErrorCode.INVALID_UPDATE_VERSION
     assert c.topic("t").partitions[0] is p  # nothing changed
-    c.unregister_broker(1)
+    run_now(c.unregister_broker(1))
     p = c.topic("t").partitions[0]
     assert (p.leader, p.isr, p.leader_epoch, p.partition_epoch) == (-1, [1], 1, 1)
-    c.register_broker(BrokerRegistration(1, {"PLAINTEXT": ("h", 1)}), Listener())
+    run_now(c.register_broker(BrokerRegistration(1, {"PLAINTEXT": ("h", 1)}), Listener()))
     p = c.topic("t").partitions[0]
     assert (p.leader, p.leader_epoch, p.partition_epoch) == (1, 2, 2)
     assert seen[-1] == ("t", [(1, 2, 2)])
-    first, end = c.allocate_producer_ids()
-    assert c.allocate_producer_ids()[0] == end > first
+    first, end = run_now(c.allocate_producer_ids())
+    assert run_now(c.allocate_producer_ids())[0] == end > first
 
 
 def test_transactions_over_the_cluster(cluster):

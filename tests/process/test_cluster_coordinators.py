@@ -17,9 +17,11 @@ from kbroker.client import BlockingConnection
 from kbroker.coordinator import records as CR
 from kbroker.coordinator.runtime import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, partition_for
 from kbroker.errors import ErrorCode
-from kbroker.wire.messages import (find_coordinator as FC, join_group as JG, metadata as MD, produce as P,
-                                   write_txn_markers as W)
+from kbroker.wire.messages import (describe_producers as DP, find_coordinator as FC, join_group as JG,
+                                   metadata as MD, produce as P, write_txn_markers as W)
 from support.clients import CLIENTS
+from support.groupclients import commit_offsets, committed_offsets
+from support.txn_helpers import read_committed_values
 
 TIMEOUT_S = 30
 PARTITIONS = 50  # offsets.topic.num.partitions, transaction.state.log.num.partitions
@@ -65,14 +67,19 @@ def _find(b: Broker, node: int, key_type: int, keys: list[str]) -> list[tuple[in
     return [(x.error_code, x.node_id) for x in r.coordinators]
 
 
-def _internal_leaders(b: Broker, topic: str) -> tuple[bool, dict[int, int]]:
+def _metadata_topic(b: Broker, topic: str):
+    """``topic`` as broker 0's Metadata (v12) answers it."""
     c = _connect(b, 0)
     try:
         md = c.request(3, 12, MD.MetadataRequest(topics=[MD.MetadataRequest.MetadataRequestTopic(name=topic)],
                                                  allow_auto_topic_creation=False))
     finally:
         c.close()
-    (t,) = md.topics
+    return md.topics[0]
+
+
+def _internal_leaders(b: Broker, topic: str) -> tuple[bool, dict[int, int]]:
+    t = _metadata_topic(b, topic)
     return t.is_internal, {p.partition_index: p.leader_id for p in t.partitions}
 
 
@@ -112,27 +119,6 @@ def test_a_broker_that_is_not_the_coordinator_answers_not_coordinator(cluster):
         assert r.error_code == (ErrorCode.MEMBER_ID_REQUIRED if node == coordinator else ErrorCode.NOT_COORDINATOR)
 
 
-def _commit(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        c.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
-    finally:
-        c.close()
-
-
-def _committed(bootstrap: str, group: str, topic: str, partitions: int, timeout_s: float = 10) -> dict[int, int]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=timeout_s)
-        return {tp.partition: tp.offset for tp in got if tp.offset >= 0}
-    finally:
-        c.close()
-
-
 def _groups_on_two_coordinators(b: Broker) -> tuple[int, str, int, str]:
     """(node, a group it coordinates, another node, a group that one coordinates)."""
     groups = {}  # coordinator node -> a group it coordinates
@@ -154,8 +140,8 @@ def test_committed_offsets_move_with_the_coordinator_when_its_broker_dies(tmp_pa
         cluster_client_topic(b, topic, 3)
         assert b.wait_for_leaders(timeout_s=TIMEOUT_S, full_isr=True)
         down, group, up, other = _groups_on_two_coordinators(b)
-        _commit(b.bootstrap_servers, group, topic, {0: 5, 1: 6, 2: 7})
-        _commit(b.bootstrap_servers, other, topic, {0: 1})
+        commit_offsets(b.bootstrap_servers, group, topic, {0: 5, 1: 6, 2: 7})
+        commit_offsets(b.bootstrap_servers, other, topic, {0: 1})
 
         b.kill_broker(down)
         live = next(n for n in (0, 1, 2) if n != down)
@@ -163,8 +149,8 @@ def test_committed_offsets_move_with_the_coordinator_when_its_broker_dies(tmp_pa
         while (found := _find(b, live, 0, [group]))[0][0] != 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert found[0][0] == 0 and found[0][1] not in (down, -1), found
-        assert _committed(b.bootstrap_servers, group, topic, 3) == {0: 5, 1: 6, 2: 7}
-        assert _committed(b.bootstrap_servers, other, topic, 3) == {0: 1}
+        assert committed_offsets(b.bootstrap_servers, group, topic, 3) == {0: 5, 1: 6, 2: 7}
+        assert committed_offsets(b.bootstrap_servers, other, topic, 3) == {0: 1}
 
 
 def test_committed_offsets_wait_out_a_stopped_coordinator_and_come_back_with_it(tmp_path):
@@ -175,19 +161,19 @@ def test_committed_offsets_wait_out_a_stopped_coordinator_and_come_back_with_it(
         topic = _name("t")
         cluster_client_topic(b, topic, 3)
         down, group, up, other = _groups_on_two_coordinators(b)
-        _commit(b.bootstrap_servers, group, topic, {0: 5, 1: 6, 2: 7})
-        _commit(b.bootstrap_servers, other, topic, {0: 1})
+        commit_offsets(b.bootstrap_servers, group, topic, {0: 5, 1: 6, 2: 7})
+        commit_offsets(b.bootstrap_servers, other, topic, {0: 1})
 
         b.stop_broker(down)
         live = next(n for n in (0, 1, 2) if n != down)
         assert _find(b, live, 0, [group]) == [(ErrorCode.COORDINATOR_NOT_AVAILABLE, -1)]
         assert _find(b, live, 0, [other]) == [(0, up)]
-        assert _committed(b.bootstrap_servers, other, topic, 3) == {0: 1}  # the other coordinator serves on
+        assert committed_offsets(b.bootstrap_servers, other, topic, 3) == {0: 1}  # the other coordinator serves on
 
         b.start_broker(down)
         assert b.wait_for_leaders(timeout_s=10)
         assert _find(b, live, 0, [group]) == [(0, down)]
-        assert _committed(b.bootstrap_servers, group, topic, 3) == {0: 5, 1: 6, 2: 7}
+        assert committed_offsets(b.bootstrap_servers, group, topic, 3) == {0: 5, 1: 6, 2: 7}
 
 
 def test_offset_commits_are_records_of_consumer_offsets_in_kafkas_format(cluster):
@@ -195,7 +181,7 @@ def test_offset_commits_are_records_of_consumer_offsets_in_kafkas_format(cluster
 
     topic, group = _name("t"), _name("g")
     cluster_client_topic(cluster, topic, 1)
-    _commit(cluster.bootstrap_servers, group, topic, {0: 17})
+    commit_offsets(cluster.bootstrap_servers, group, topic, {0: 17})
     index = partition_for(group, PARTITIONS)
     c = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": _name("reader"),
                   "enable.auto.commit": False})
@@ -259,28 +245,11 @@ def test_a_transaction_over_partitions_of_other_brokers(cluster, commit):
     c.close()
     (p.commit_transaction if commit else p.abort_transaction)(TIMEOUT_S)
 
-    reader = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": _name("r"),
-                       "isolation.level": "read_committed", "auto.offset.reset": "earliest",
-                       "enable.partition.eof": True})
-    try:
-        reader.assign([TopicPartition(out, i, 0) for i in range(3)])
-        got, eof = [], set()
-        deadline = time.monotonic() + TIMEOUT_S
-        while len(eof) < 3 and time.monotonic() < deadline:
-            m = reader.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
-                eof.add(m.partition())
-                continue
-            got.append(m.value())
-    finally:
-        reader.close()
-    assert len(eof) == 3
+    got = read_committed_values(cluster.bootstrap_servers, out, 3)
     # The partitions led by other brokers than the coordinator were marked by WriteTxnMarkers requests.
     assert sum(server.state.markers.sent for server in cluster.cluster.servers.values()) > sent
     assert sorted(got) == (sorted(f"v{i}".encode() for i in range(9)) if commit else [])
-    assert _committed(cluster.bootstrap_servers, group, src, 1) == ({0: 33} if commit else {})
+    assert committed_offsets(cluster.bootstrap_servers, group, src, 1) == ({0: 33} if commit else {})
 
 
 def test_write_txn_markers_answers_for_partitions_it_does_not_lead(cluster):
@@ -300,3 +269,65 @@ def test_write_txn_markers_answers_for_partitions_it_does_not_lead(cluster):
     assert {p.partition_index: p.error_code for p in result.topics[0].partitions} == {
         i: ErrorCode.NONE if leaders[i] == 0 else ErrorCode.NOT_LEADER_OR_FOLLOWER for i in range(3)}
     assert result.topics[1].partitions[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def _leaders_and_epochs(b: Broker, topic: str) -> dict[int, tuple[int, int]]:
+    """partition -> (leader, leader epoch), as broker 0's Metadata says."""
+    return {p.partition_index: (p.leader_id, p.leader_epoch) for p in _metadata_topic(b, topic).partitions}
+
+
+def test_markers_carry_the_coordinators_leader_epoch_and_older_coordinators_are_fenced(tmp_path):
+    """Kafka's coordinator epoch is the leader epoch of the coordinator's __transaction_state partition: after
+    that partition's leadership moved (its leader epoch up), a committed transaction's markers carry the new
+    epoch on every partition (DescribeProducers, led by whichever broker), and a marker of an older
+    coordinator epoch is refused TRANSACTION_COORDINATOR_FENCED."""
+    from confluent_kafka import Producer
+
+    with Broker(brokers=3, data_dir=tmp_path) as b:
+        _create_internal_topics(b)
+        out = _name("out")
+        cluster_client_topic(b, out, 3)
+        assert b.wait_for_leaders(timeout_s=TIMEOUT_S, full_isr=True)
+        tid = _name("tx")
+        index = partition_for(tid, PARTITIONS)
+        ((err, node),) = _find(b, 0, 1, [tid])
+        assert err == 0
+        target = (node + 1) % 3
+        b.move_leader(TRANSACTION_STATE_TOPIC, index, target)
+        deadline = time.monotonic() + TIMEOUT_S
+        while _find(b, 0, 1, [tid]) != [(0, target)] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        leader, epoch = _leaders_and_epochs(b, TRANSACTION_STATE_TOPIC)[index]
+        assert leader == target and epoch >= 1
+
+        p = Producer({"bootstrap.servers": b.bootstrap_servers, "transactional.id": tid})
+        p.init_transactions(TIMEOUT_S)
+        p.begin_transaction()
+        for i in range(3):
+            p.produce(out, value=b"v", partition=i)
+        p.commit_transaction(TIMEOUT_S)
+
+        seen = {}
+        for partition, (pleader, _e) in _leaders_and_epochs(b, out).items():
+            c = _connect(b, pleader)
+            try:
+                r = c.request(61, 0, DP.DescribeProducersRequest(topics=[DP.DescribeProducersRequest.TopicRequest(
+                    name=out, partition_indexes=[partition])]))
+            finally:
+                c.close()
+            (state,) = r.topics[0].partitions[0].active_producers
+            seen[partition] = state.coordinator_epoch
+            producer_id, producer_epoch = state.producer_id, state.producer_epoch
+        assert seen == {0: epoch, 1: epoch, 2: epoch}
+
+        pleader = _leaders_and_epochs(b, out)[0][0]
+        stale = W.WriteTxnMarkersRequest.WritableTxnMarker(
+            producer_id=producer_id, producer_epoch=producer_epoch, transaction_result=False,
+            coordinator_epoch=epoch - 1,
+            topics=[W.WriteTxnMarkersRequest.WritableTxnMarkerTopic(name=out, partition_indexes=[0])])
+        c = _connect(b, pleader)
+        try:
+            r = c.request(27, 1, W.WriteTxnMarkersRequest(markers=[stale]))
+        finally:
+            c.close()
+        assert r.markers[0].topics[0].partitions[0].error_code == ErrorCode.TRANSACTION_COORDINATOR_FENCED

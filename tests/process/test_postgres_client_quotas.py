@@ -16,14 +16,14 @@ def test_quotas_reach_every_broker_and_outlive_them(pg):
     ip_default = (("ip", None),)
 
     async def main():
-        with _controllers(url, 1, 2) as ((a, rec_a), (b, rec_b)):
-            a.alter_client_quotas({alice: {"producer_byte_rate": 1024.0}, ip_default: {"connection_creation_rate": 5.0}})
+        async with _controllers(url, 1, 2) as ((a, rec_a), (b, rec_b)):
+            await a.alter_client_quotas({alice: {"producer_byte_rate": 1024.0}, ip_default: {"connection_creation_rate": 5.0}})
             assert a.client_quotas()[alice] == {"producer_byte_rate": 1024.0}  # at once for the asking broker
             await rec_b.until(lambda: b.client_quotas() == a.client_quotas())
-            b.alter_client_quotas({ip_default: {}})
+            await b.alter_client_quotas({ip_default: {}})
             assert ip_default not in b.client_quotas()
             await rec_a.until(lambda: ip_default not in a.client_quotas())
-        with _controllers(url, 3) as ((c, _rec_c),):
+        async with _controllers(url, 3) as ((c, _rec_c),):
             assert c.client_quotas() == {alice: {"producer_byte_rate": 1024.0}}
 
     run(main())

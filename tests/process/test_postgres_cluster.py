@@ -13,78 +13,24 @@ replica_fetcher.py over real sockets, and the PostgreSQL controller elects as th
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 
 from support.brokerproc import BrokerProcess
 from support.clients import CLIENTS
-from support.txn_helpers import wait_until
+from support.pgcluster import (NODES, RF, TIMEOUT_S, TOPIC_CONFIGS, ProcessCluster, acks_after, broker_ids,
+                               check_history, create_confluent, describe, new_topic_name, partition_isrs, producing,
+                               running, sent_after, wait_full_isr)
 from support.postgres import needs_postgres, pg  # noqa: F401  pg: a fixture
+from support.txn_helpers import wait_until
 
 pytestmark = needs_postgres
-
-NODES = (1, 2, 3)
-RF = 3
-TOPIC_CONFIGS = {"min.insync.replicas": "2"}
-TIMEOUT_S = 30
-
-
-class ProcessCluster:
-    """Three broker processes, each with its own node id, data directory and port, over one database."""
-
-    def __init__(self, url: str, root, *extra_args: str):
-        self.url = url
-        self.procs = {n: BrokerProcess(root / f"broker-{n}", "--node-id", str(n), "--cluster", url, *extra_args)
-                      for n in NODES}
-
-    def start(self, node: int | None = None) -> None:
-        """Start the brokers (or one), then wait until each one's Metadata lists every running broker: a
-        broker learns of the others' registration through a notification, a moment after their ready line."""
-        for n in [node] if node is not None else NODES:
-            self.procs[n].start()
-        running = self.running()
-        for n, p in running.items():
-            wait_until(lambda p=p: sorted(_brokers(p.bootstrap_servers)) == sorted(running), TIMEOUT_S,
-                       f"broker {n} to know every running broker")
-
-    def running(self) -> dict[int, BrokerProcess]:
-        return {n: p for n, p in self.procs.items() if p.proc is not None}
-
-    def bootstrap(self) -> str:
-        return ",".join(p.bootstrap_servers for p in self.running().values())
-
-    def stop(self) -> None:
-        for p in self.running().values():
-            p.stop()
-
-    def kill(self) -> None:
-        for p in self.running().values():
-            p.kill()
 
 
 @pytest.fixture()
 def cluster(pg, tmp_path):
-    c = ProcessCluster(pg.new_database(), tmp_path)
-    try:
-        c.start()
+    with running(pg.new_database(), tmp_path) as c:
         yield c
-    except BaseException:
-        c.kill()
-        raise
-    else:
-        c.stop()
-
-
-def _topic(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _create_confluent(bootstrap: str, topic: str, partitions: int) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, RF, config=TOPIC_CONFIGS)])[topic].result(TIMEOUT_S)
 
 
 def _create_kafka_python(bootstrap: str, topic: str, partitions: int) -> None:
@@ -97,33 +43,12 @@ def _create_kafka_python(bootstrap: str, topic: str, partitions: int) -> None:
         admin.close()
 
 
-def _brokers(bootstrap: str) -> list[int]:
-    from confluent_kafka.admin import AdminClient
-
-    return list(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).brokers)
-
-
-def _describe(bootstrap: str):
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until its future is answered
-    return admin.describe_cluster(request_timeout=10).result()
-
-
 def _partitions(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int]]]:
     """partition -> (leader, replicas) as one broker's Metadata says."""
     from confluent_kafka.admin import AdminClient
 
     md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
     return {p.id: (p.leader, list(p.replicas)) for p in md.topics[topic].partitions.values()}
-
-
-def _partition_isrs(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
-    """partition -> (leader, replicas, ISR) as one broker's Metadata says."""
-    from confluent_kafka.admin import AdminClient
-
-    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
-    return {p.id: (p.leader, list(p.replicas), list(p.isrs)) for p in md.topics[topic].partitions.values()}
 
 
 def _produce(bootstrap: str, topic: str, messages: list[tuple[int, bytes]]) -> None:
@@ -147,16 +72,16 @@ def _values(records, partition: int) -> list[bytes]:
     return [v for p, _o, v in sorted(records) if p == partition]
 
 
-@pytest.mark.parametrize("create", [_create_confluent, _create_kafka_python], ids=["confluent-kafka", "kafka-python"])
+@pytest.mark.parametrize("create", [create_confluent, _create_kafka_python], ids=["confluent-kafka", "kafka-python"])
 def test_three_processes_share_topics_and_records(cluster, create):
     procs = cluster.procs
-    described = _describe(procs[2].bootstrap_servers)
+    described = describe(procs[2].bootstrap_servers)
     assert sorted(n.id for n in described.nodes) == list(NODES)
     assert {n.id: n.port for n in described.nodes} == {n: procs[n].port for n in NODES}
     assert described.controller.id in NODES  # the broker holding the controller lock, the same for every broker
-    assert all(_describe(procs[n].bootstrap_servers).controller.id == described.controller.id for n in NODES)
+    assert all(describe(procs[n].bootstrap_servers).controller.id == described.controller.id for n in NODES)
 
-    topic = _topic("pg")
+    topic = new_topic_name("pg")
     create(procs[1].bootstrap_servers, topic, 6)  # through broker 1 ...
     layout = wait_until(lambda: (lambda got: got if len(got) == 6 else None)(
         _partitions(procs[3].bootstrap_servers, topic)), TIMEOUT_S, "broker 3 to know the topic")
@@ -176,23 +101,6 @@ def test_a_second_process_with_a_live_node_id_is_refused(cluster, tmp_path):
         twin.start()
 
 
-def _acks_after(history, since: float, partitions=None) -> list:
-    """The producers' acknowledgements after ``since`` (time.monotonic), on ``partitions`` if given."""
-    return [op for op in history.snapshot() if op.f == "send" and op.type == "ok" and op.time > since
-            and (partitions is None or op.partition in partitions)]
-
-
-def _sent_after(history, since: float) -> set[str]:
-    """The values the producers started sending after ``since``."""
-    return {op.value for op in history.snapshot() if op.f == "send" and op.type == "invoke" and op.time > since}
-
-
-def _wait_full_isr(bootstrap: str, topic: str) -> None:
-    wait_until(lambda: all(leader in NODES and sorted(isr) == sorted(replicas)
-                           for leader, replicas, isr in _partition_isrs(bootstrap, topic).values()),
-               TIMEOUT_S, "every partition to have a leader and a full ISR")
-
-
 def test_kill_9_of_the_controller_while_producing_loses_nothing(cluster, tmp_path):
     """Replication factor 3, min.insync.replicas 2: while an idempotent acks=all producer runs, kill -9 the
     controller's process (it leads two of the six partitions and follows the others). Another broker takes
@@ -200,21 +108,16 @@ def test_kill_9_of_the_controller_while_producing_loses_nothing(cluster, tmp_pat
     does not wait for replica.lag.time.max.ms), its partitions get new leaders and the producer goes on; the
     broker restarts, catches up and rejoins the ISRs. The history (tests/support/history.py) is checked
     against a final read_committed read: every acknowledged record once, where it was acknowledged."""
-    from support.history import History, check
-    from support.workload import ProducerWorker, final_read
+    from support.history import History
 
     procs = cluster.procs
-    topic = _topic("failover")
-    _create_confluent(procs[1].bootstrap_servers, topic, 6)
-    _wait_full_isr(procs[1].bootstrap_servers, topic)
     history = History()
-    producer = ProducerWorker(history, cluster.bootstrap(), topic, 6, 0).start()
+    topic, producer = producing(cluster, "failover", history)
     try:
-        wait_until(lambda: producer.acknowledged() >= 300, TIMEOUT_S, "traffic before the kill")
-        victim = _describe(procs[1].bootstrap_servers).controller.id
+        victim = describe(procs[1].bootstrap_servers).controller.id
         survivors = [n for n in NODES if n != victim]
         led_by_victim = sorted(p for p, (leader, _r, _i) in
-                               _partition_isrs(procs[victim].bootstrap_servers, topic).items() if leader == victim)
+                               partition_isrs(procs[victim].bootstrap_servers, topic).items() if leader == victim)
         assert len(led_by_victim) == 2
         history.nemesis(f"kill -9 {victim} (controller)")
         killed_at = time.monotonic()
@@ -227,12 +130,12 @@ def test_kill_9_of_the_controller_while_producing_loses_nothing(cluster, tmp_pat
         new = wait_until(new_controller, 10.0, "a surviving broker to become the controller")
         takeover_s = time.monotonic() - killed_at
         for n in survivors:
-            wait_until(lambda n=n: _describe(procs[n].bootstrap_servers).controller.id == new, TIMEOUT_S,
+            wait_until(lambda n=n: describe(procs[n].bootstrap_servers).controller.id == new, TIMEOUT_S,
                        f"broker {n} to name the new controller")
 
         # The killed broker's partitions get a surviving leader; it leaves every ISR.
         def moved():
-            layout = _partition_isrs(procs[new].bootstrap_servers, topic)
+            layout = partition_isrs(procs[new].bootstrap_servers, topic)
             return layout if all(leader in survivors and victim not in isr
                                  for leader, _r, isr in layout.values()) else None
         wait_until(moved, TIMEOUT_S, "new leaders, and ISRs without the killed broker")
@@ -240,11 +143,11 @@ def test_kill_9_of_the_controller_while_producing_loses_nothing(cluster, tmp_pat
         # The producer's next acknowledged record: the first ack after the kill (any partition), and per
         # partition the first ack of a record sent after the kill (the ISR without the killed broker, or
         # the new leader), worst over the six partitions.
-        first_ack = wait_until(lambda: _acks_after(history, killed_at), TIMEOUT_S, "an ack after the kill")
+        first_ack = wait_until(lambda: acks_after(history, killed_at), TIMEOUT_S, "an ack after the kill")
         first_ack_s = min(op.time for op in first_ack) - killed_at
         def acked_after_on_every_partition():
-            sent = _sent_after(history, killed_at)
-            acks = [op for op in _acks_after(history, killed_at) if op.value in sent]
+            sent = sent_after(history, killed_at)
+            acks = [op for op in acks_after(history, killed_at) if op.value in sent]
             return acks if {op.partition for op in acks} == set(range(6)) else None
         acked_after = wait_until(acked_after_on_every_partition, TIMEOUT_S,
                                  "every partition to acknowledge a record sent after the kill")
@@ -254,22 +157,17 @@ def test_kill_9_of_the_controller_while_producing_loses_nothing(cluster, tmp_pat
               f"sent after the kill within {every_s:.2f} s")
         assert takeover_s < 5.0 and elected_s < 6.0, (takeover_s, elected_s)
         assert every_s < 10.0, every_s  # not replica.lag.time.max.ms (30 s)
-        wait_until(lambda: len(_acks_after(history, killed_at)) >= 300, TIMEOUT_S, "traffic after the kill")
+        wait_until(lambda: len(acks_after(history, killed_at)) >= 300, TIMEOUT_S, "traffic after the kill")
 
         # The killed broker restarts with its data directory, catches up and is in sync again.
         history.nemesis(f"start {victim}")
         cluster.start(victim)
-        _wait_full_isr(procs[new].bootstrap_servers, topic)
+        wait_full_isr(procs[new].bootstrap_servers, topic)
         restarted_at = time.monotonic()
-        wait_until(lambda: len(_acks_after(history, restarted_at)) >= 300, TIMEOUT_S, "traffic after the restart")
+        wait_until(lambda: len(acks_after(history, restarted_at)) >= 300, TIMEOUT_S, "traffic after the restart")
     finally:
         producer.stop()
-    final = final_read(cluster.bootstrap(), topic, 6)
-    result = check(history, final)
-    history.save(tmp_path / "history.jsonl")
-    print(f"history: {result.summary()}")
-    assert result.valid, result.summary()
-    assert result.acknowledged >= 900 and result.in_doubt == 0, result.summary()
+    check_history(cluster, topic, history, tmp_path / "history.jsonl")
 
 
 def test_two_of_three_down_refuse_acks_all_until_one_is_back(cluster):
@@ -280,17 +178,17 @@ def test_two_of_three_down_refuse_acks_all_until_one_is_back(cluster):
     from kafka.errors import NotEnoughReplicasError
 
     procs = cluster.procs
-    topic = _topic("minisr")
-    _create_confluent(procs[1].bootstrap_servers, topic, 1)
-    _wait_full_isr(procs[1].bootstrap_servers, topic)
+    topic = new_topic_name("minisr")
+    create_confluent(procs[1].bootstrap_servers, topic, 1)
+    wait_full_isr(procs[1].bootstrap_servers, topic)
     first, second, last = NODES
     procs[first].kill()
-    wait_until(lambda: sorted(_partition_isrs(procs[last].bootstrap_servers, topic)[0][2]) == [second, last],
+    wait_until(lambda: sorted(partition_isrs(procs[last].bootstrap_servers, topic)[0][2]) == [second, last],
                TIMEOUT_S, f"broker {first} to leave the ISR")
     _produce(procs[last].bootstrap_servers, topic, [(0, f"one-down-{i}".encode()) for i in range(10)])
 
     procs[second].kill()
-    wait_until(lambda: _partition_isrs(procs[last].bootstrap_servers, topic)[0][::2] == (last, [last]),
+    wait_until(lambda: partition_isrs(procs[last].bootstrap_servers, topic)[0][::2] == (last, [last]),
                TIMEOUT_S, f"broker {last} to lead alone")
     refused = KafkaProducer(bootstrap_servers=procs[last].bootstrap_servers, acks="all", retries=0)
     try:
@@ -300,7 +198,7 @@ def test_two_of_three_down_refuse_acks_all_until_one_is_back(cluster):
         refused.close()
 
     cluster.start(second)
-    wait_until(lambda: sorted(_partition_isrs(procs[last].bootstrap_servers, topic)[0][2]) == [second, last],
+    wait_until(lambda: sorted(partition_isrs(procs[last].bootstrap_servers, topic)[0][2]) == [second, last],
                TIMEOUT_S, f"broker {second} to catch up and rejoin the ISR")
     _produce(cluster.bootstrap(), topic, [(0, f"resumed-{i}".encode()) for i in range(10)])
     got = _consume(cluster.bootstrap(), topic, 1, 20)
@@ -310,7 +208,7 @@ def test_two_of_three_down_refuse_acks_all_until_one_is_back(cluster):
 
 def test_a_cluster_stopped_and_started_keeps_its_topics(cluster):
     procs = cluster.procs
-    topic = _topic("restart")
+    topic = new_topic_name("restart")
     _create_kafka_python(procs[3].bootstrap_servers, topic, 3)
     _produce(cluster.bootstrap(), topic, [(i % 3, f"r{i}".encode()) for i in range(30)])
     cluster.stop()
@@ -328,8 +226,8 @@ def test_consumer_group_over_the_processes(cluster):
     from confluent_kafka import Consumer, TopicPartition
 
     procs = cluster.procs
-    topic, group = _topic("group"), _topic("g")
-    _create_confluent(procs[2].bootstrap_servers, topic, 6)
+    topic, group = new_topic_name("group"), new_topic_name("g")
+    create_confluent(procs[2].bootstrap_servers, topic, 6)
     _produce(cluster.bootstrap(), topic, [(i % 6, f"g{i}".encode()) for i in range(60)])
     c = Consumer({"bootstrap.servers": procs[3].bootstrap_servers, "group.id": group,
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
@@ -357,7 +255,7 @@ def test_a_broker_joins_by_its_settings_and_keeps_the_url_to_itself(cluster, tmp
     fourth = BrokerProcess(tmp_path / "broker-4", "--set", "node.id=4", "--set", f"kbroker.cluster.url={cluster.url}")
     fourth.start()
     try:
-        wait_until(lambda: sorted(_brokers(cluster.procs[1].bootstrap_servers)) == [1, 2, 3, 4], TIMEOUT_S,
+        wait_until(lambda: sorted(broker_ids(cluster.procs[1].bootstrap_servers)) == [1, 2, 3, 4], TIMEOUT_S,
                    "broker 1 to list broker 4")
         admin = AdminClient({"bootstrap.servers": fourth.bootstrap_servers})
         resource = ConfigResource(ConfigResource.Type.BROKER, "4")
@@ -383,15 +281,15 @@ def test_preferred_election_rebalance_and_reassignment_over_the_processes(pg, tm
     cluster.start()
     try:
         procs = cluster.procs
-        topic = _topic("pg-elect")
+        topic = new_topic_name("pg-elect")
         admin = AdminClient({"bootstrap.servers": procs[1].bootstrap_servers})
         admin.create_topics([NewTopic(topic, num_partitions=3, replica_assignment=[[1, 2, 3], [2, 3, 1], [3, 1, 2]],
                                       config=TOPIC_CONFIGS)])[topic].result(TIMEOUT_S)
-        _wait_full_isr(procs[3].bootstrap_servers, topic)
+        wait_full_isr(procs[3].bootstrap_servers, topic)
         _produce(procs[2].bootstrap_servers, topic, [(i % 3, f"a{i}".encode()) for i in range(30)])
         procs[1].stop()
         cluster.start(1)
-        _wait_full_isr(procs[3].bootstrap_servers, topic)
+        wait_full_isr(procs[3].bootstrap_servers, topic)
         assert _partitions(procs[3].bootstrap_servers, topic)[0][0] == 2  # broker 1 is back but leads nothing
         result = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(topic, 0), TopicPartition(topic, 1)]
                                      ).result(TIMEOUT_S)
@@ -411,7 +309,7 @@ def test_preferred_election_rebalance_and_reassignment_over_the_processes(pg, tm
             _produce(procs[1].bootstrap_servers, topic, [(1, f"b{i}".encode()) for i in range(10)])
             assert kadmin.alter_partition_reassignments({tp1: [3, 1, 2]}) == {tp1: None}
             wait_until(lambda: kadmin.list_partition_reassignments() == {}, TIMEOUT_S, "the reassignment to end")
-            _wait_full_isr(procs[2].bootstrap_servers, topic)
+            wait_full_isr(procs[2].bootstrap_servers, topic)
             assert _partitions(procs[2].bootstrap_servers, topic)[1] == (3, [3, 1, 2])
         finally:
             kadmin.close()

@@ -52,27 +52,27 @@ class Recorder:
                 pass
 
 
-def _controller(url: str, node: int, rack: str | None = None, **kw):
+async def _controller(url: str, node: int, rack: str | None = None, **kw):
     from kbroker.controller import BrokerRegistration
     from kbroker.postgres_controller import PostgresController
 
     c = PostgresController(url, node, liveness_check_s=0.1, **kw)
     rec = Recorder()
     try:
-        c.register_broker(BrokerRegistration(node, {"PLAINTEXT": ("127.0.0.1", 9000 + node)}, rack), rec)
+        await c.register_broker(BrokerRegistration(node, {"PLAINTEXT": ("127.0.0.1", 9000 + node)}, rack), rec)
     except BaseException:
         c.close()
         raise
     return c, rec
 
 
-@contextlib.contextmanager
-def _controllers(url: str, *nodes: int):
+@contextlib.asynccontextmanager
+async def _controllers(url: str, *nodes: int):
     """A registered controller (and its Recorder) per node id, closed afterwards."""
     made = []
     try:
         for node in nodes:
-            made.append(_controller(url, node))
+            made.append(await _controller(url, node))
         yield made
     finally:
         for c, _rec in made:
@@ -87,26 +87,26 @@ def test_changes_reach_the_other_brokers_images(pg):
     url = pg.new_database()
 
     async def main():
-        with _controllers(url, 1, 2) as ((a, rec_a), (b, rec_b)):
+        async with _controllers(url, 1, 2) as ((a, rec_a), (b, rec_b)):
             assert a.cluster_id == b.cluster_id
             await rec_a.until(lambda: a.live_broker_ids() == [1, 2])
-            topic = a.create_topic("t1", 4, 1, None, {"retention.ms": "1000"})
+            topic = await a.create_topic("t1", 4, 1, None, {"retention.ms": "1000"})
             assert a.topic("t1") is not None  # the asking broker sees its change at once
             await rec_b.until(lambda: b.topic("t1") is not None)
             seen = b.topic("t1")
             assert seen.topic_id == topic.topic_id and seen.configs == {"retention.ms": "1000"}
             assert sorted(p.leader for p in seen.partitions) == [1, 1, 2, 2]  # striped over both
-            a.set_topic_configs("t1", {"cleanup.policy": "compact"})
+            await a.set_topic_configs("t1", {"cleanup.policy": "compact"})
             await rec_b.until(lambda: b.topic("t1").configs == {"cleanup.policy": "compact"})
-            b.create_partitions("t1", 6, None)
+            await b.create_partitions("t1", 6, None)
             await rec_a.until(lambda: len(a.topic("t1").partitions) == 6)
-            b.delete_topic("t1")
+            await b.delete_topic("t1")
             await rec_a.until(lambda: a.topic("t1") is None)
             assert rec_a.deleted == ["t1"]
             from kbroker.errors import KafkaError
-            a.create_topic("t2", 1, 1, None, {})
+            await a.create_topic("t2", 1, 1, None, {})
             with pytest.raises(KafkaError) as e:  # b's image may not have it yet: the database refuses
-                b.create_topic("t2", 1, 1, [[2]], {})
+                await b.create_topic("t2", 1, 1, [[2]], {})
             assert e.value.code == 36  # TOPIC_ALREADY_EXISTS
 
     run(main())
@@ -116,17 +116,17 @@ def test_racks_are_registered_and_placement_spreads_replicas_over_them(pg):
     url = pg.new_database()
 
     async def main():
-        made = [_controller(url, node, rack) for node, rack in ((1, "a"), (2, "a"), (3, "b"), (4, "b"))]
+        made = [await _controller(url, node, rack) for node, rack in ((1, "a"), (2, "a"), (3, "b"), (4, "b"))]
         try:
             (a, rec_a), (d, rec_d) = made[0], made[3]
             await rec_d.until(lambda: len(d.live_broker_ids()) == 4)
             await rec_a.until(lambda: len(a.live_broker_ids()) == 4)
             assert {b.node_id: b.rack for b in d.brokers()} == {1: "a", 2: "a", 3: "b", 4: "b"}
-            topic = a.create_topic("racked", 8, 2, None, {})
+            topic = await a.create_topic("racked", 8, 2, None, {})
             racks = {1: "a", 2: "a", 3: "b", 4: "b"}
             assert all({racks[r] for r in p.replicas} == {"a", "b"} for p in topic.partitions)
             await rec_d.until(lambda: d.topic("racked") is not None)
-            grown = d.create_partitions("racked", 12, None)
+            grown = await d.create_partitions("racked", 12, None)
             assert all({racks[r] for r in p.replicas} == {"a", "b"} for p in grown.partitions)
         finally:
             for c, _rec in made:
@@ -141,23 +141,23 @@ def test_alter_partition_is_compare_and_set(pg):
     url = pg.new_database()
 
     async def main():
-        with _controllers(url, 1, 2) as ((a, _rec_a), (b, rec_b)):
-            a.create_topic("cas", 1, 1, [[1]], {})
+        async with _controllers(url, 1, 2) as ((a, _rec_a), (b, rec_b)):
+            await a.create_topic("cas", 1, 1, [[1]], {})
             p = a.topic("cas").partitions[0]
             assert (p.leader, p.leader_epoch, p.partition_epoch) == (1, 0, 0)
-            changed = a.alter_partition("cas", 0, 0, 0, 1, [1])  # the same leader: partition epoch only
+            changed = await a.alter_partition("cas", 0, 0, 0, 1, [1])  # the same leader: partition epoch only
             assert (changed.leader, changed.leader_epoch, changed.partition_epoch) == (1, 0, 1)
             # b asks with the state it had before: its image may be behind, the database decides.
             with pytest.raises(KafkaError) as e:
-                b.alter_partition("cas", 0, 0, 0, 1, [1])
+                await b.alter_partition("cas", 0, 0, 0, 1, [1])
             assert e.value.code == ErrorCode.INVALID_UPDATE_VERSION
-            moved = a.alter_partition("cas", 0, 0, 1, -1, [1])  # no leader: the leader epoch goes up
+            moved = await a.alter_partition("cas", 0, 0, 1, -1, [1])  # no leader: the leader epoch goes up
             assert (moved.leader, moved.leader_epoch, moved.partition_epoch) == (-1, 1, 2)
             with pytest.raises(KafkaError) as e:
-                b.alter_partition("cas", 0, 0, 2, 1, [1])
+                await b.alter_partition("cas", 0, 0, 2, 1, [1])
             assert e.value.code == ErrorCode.FENCED_LEADER_EPOCH
             with pytest.raises(KafkaError) as e:
-                b.alter_partition("cas", 5, 0, 0, 1, [1])
+                await b.alter_partition("cas", 5, 0, 0, 1, [1])
             assert e.value.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             await rec_b.until(lambda: b.topic("cas") is not None and b.topic("cas").partitions[0].partition_epoch == 2)
             assert b.topic("cas").partitions[0].leader == -1
@@ -169,10 +169,10 @@ def test_producer_id_blocks_never_overlap(pg):
     url = pg.new_database()
 
     async def main():
-        with _controllers(url, 1, 2) as ((a, _), (b, _)):
-            blocks = [c.allocate_producer_ids() for _ in range(5) for c in (a, b)]
-        with _controllers(url, 1) as ((c, _),):  # a restart continues after the last block
-            blocks.append(c.allocate_producer_ids())
+        async with _controllers(url, 1, 2) as ((a, _), (b, _)):
+            blocks = [await c.allocate_producer_ids() for _ in range(5) for c in (a, b)]
+        async with _controllers(url, 1) as ((c, _),):  # a restart continues after the last block
+            blocks.append(await c.allocate_producer_ids())
         ids = [i for first, end in blocks for i in range(first, end)]
         assert len(ids) == len(set(ids)) == 11 * 1000
 
@@ -183,10 +183,10 @@ def test_second_broker_with_the_same_node_id_is_refused(pg):
     url = pg.new_database()
 
     async def main():
-        a, _ = _controller(url, 1)
+        a, _ = await _controller(url, 1)
         try:
             with pytest.raises(ValueError, match="already registered and alive"):
-                _controller(url, 1)
+                await _controller(url, 1)
         finally:
             a.close()
 
@@ -206,18 +206,18 @@ def test_controller_fails_over_and_dead_brokers_lose_leadership(pg):
     url = pg.new_database()
 
     async def main():
-        a, rec_a = _controller(url, 1)
+        a, rec_a = await _controller(url, 1)
         await rec_a.until(lambda: a.controller_id == 1)  # the first to start takes the lock
-        b, rec_b = _controller(url, 2)
-        c, rec_c = _controller(url, 3)
+        b, rec_b = await _controller(url, 2)
+        c, rec_c = await _controller(url, 3)
         try:
             await rec_c.until(lambda: c.controller_id == 1 and c.live_broker_ids() == [1, 2, 3])
             await rec_a.until(lambda: a.live_broker_ids() == [1, 2, 3])
-            a.create_topic("fo", 3, 1, [[1], [2], [3]], {})
+            await a.create_topic("fo", 3, 1, [[1], [2], [3]], {})
             await rec_c.until(lambda: c.topic("fo") is not None)
             # The controller goes (its broker stops cleanly): another takes over, partitions move at once.
             started = time.monotonic()
-            a.unregister_broker(1)
+            await a.unregister_broker(1)
             a.close()
             await rec_c.until(lambda: c.controller_id in (2, 3))
             took = time.monotonic() - started
@@ -236,13 +236,13 @@ def test_controller_fails_over_and_dead_brokers_lose_leadership(pg):
             epoch = survivor.topic("fo").partitions[dead - 1].leader_epoch
             victim.close()
             # It comes back: it leads its partition again, at a newer leader epoch.
-            back, _ = _controller(url, dead)
+            back, _ = await _controller(url, dead)
             try:
                 p = back.topic("fo").partitions[dead - 1]
                 assert (p.leader, p.leader_epoch) == (dead, epoch + 1)
                 await rec.until(lambda: survivor.topic("fo").partitions[dead - 1].leader == dead)
                 # Node 1 comes back too and leads partition 0 again.
-                one, _ = _controller(url, 1)
+                one, _ = await _controller(url, 1)
                 try:
                     await rec.until(lambda: survivor.topic("fo").partitions[0].leader == 1)
                 finally:
@@ -281,14 +281,14 @@ def test_brokers_register_again_after_the_database_restarts():
         url = server.new_database()
 
         async def main():
-            with _controllers(url, 1, 2) as ((a, rec_a), (b, rec_b)):
+            async with _controllers(url, 1, 2) as ((a, rec_a), (b, rec_b)):
                 await rec_a.until(lambda: a.live_broker_ids() == [1, 2])
-                a.create_topic("before", 2, 1, None, {})
+                await a.create_topic("before", 2, 1, None, {})
                 await rec_b.until(lambda: b.topic("before") is not None)
                 server.restart()
                 await rec_a.until(lambda: _registered(url, [1]))
                 await rec_b.until(lambda: _registered(url, [2]))
-                a.create_topic("after", 2, 1, None, {})
+                await a.create_topic("after", 2, 1, None, {})
                 await rec_b.until(lambda: b.topic("after") is not None)
                 await rec_b.until(lambda: b.controller_id in (1, 2) and b.live_broker_ids() == [1, 2])
                 # While both were gone their partitions lost their leaders; registered again, they lead them.

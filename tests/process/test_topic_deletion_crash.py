@@ -23,12 +23,12 @@ from kbroker.records import simple_batch
 
 async def main():
     s = BrokerState(BrokerConfig(data_dir=sys.argv[1], storage="segment"))
-    s.register({"PLAINTEXT": ("localhost", 9092)})
+    await s.register({"PLAINTEXT": ("localhost", 9092)})
     for name, count in (("keep", 2), ("gone", 50)):
         for p in s.topics.create(name, count).partitions:
             p.log.store.append(simple_batch(name.encode(), base_offset=0, timestamp_ms=1000), 0, 0, 1)
     with s.topics.batch():
-        s.delete_topic(s.topics.get("gone"))
+        await s.delete_topic(s.topics.get("gone"))
     print("renamed", flush=True)
     sys.stdin.read()  # until killed
 
@@ -51,7 +51,7 @@ def test_a_kill_between_rename_and_removal_loses_nothing_else_and_never_resurrec
 
     async def start() -> BrokerState:
         s = BrokerState(BrokerConfig(data_dir=data_dir, storage="segment"))
-        s.register({"PLAINTEXT": ("localhost", 9092)})
+        await s.register({"PLAINTEXT": ("localhost", 9092)})
         return s
     loop = asyncio.new_event_loop()
     state = loop.run_until_complete(start())

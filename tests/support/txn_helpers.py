@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 import time
+import uuid
 
 from support.event_process import EventProcess
 
@@ -368,3 +369,29 @@ def is_fenced(client: str, exc: BaseException) -> bool:
     from aiokafka.errors import ProducerFenced
 
     return isinstance(exc, ProducerFenced)
+
+
+def read_committed_values(bootstrap: str, topic: str, partitions: int, timeout_s: float = TIMEOUT_S) -> list[bytes]:
+    """Every value a read_committed confluent-kafka consumer (outside any group) reads from the start of each
+    partition up to its end (the end-of-partition event); fails if a partition does not get there."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+                       "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+                       "enable.partition.eof": True})
+    try:
+        reader.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        got, eof = [], set()
+        deadline = time.monotonic() + timeout_s
+        while len(eof) < partitions and time.monotonic() < deadline:
+            m = reader.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                eof.add(m.partition())
+                continue
+            got.append(m.value())
+    finally:
+        reader.close()
+    assert len(eof) == partitions, f"read incomplete: {sorted(eof)} of {partitions}"
+    return got

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbroker.controller import BrokerRegistration, InProcessController, MetadataListener
+from kbroker.controller import BrokerRegistration, InProcessController, MetadataListener, run_now
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.records.builder import build_batch
 from kbroker.records.record import Record
@@ -30,7 +30,7 @@ def _brokers(tmp_path, n: int) -> list[TopicManager]:
     for node in range(n):
         listener = _Applies()
         listener.topics = TopicManager(controller, node, SegmentLogStore(tmp_path / f"broker-{node}"), {})
-        controller.register_broker(BrokerRegistration(node, {"PLAINTEXT": ("h", node)}), listener)
+        run_now(controller.register_broker(BrokerRegistration(node, {"PLAINTEXT": ("h", node)}), listener))
         managers.append(listener.topics)
     return managers
 
@@ -39,7 +39,8 @@ def test_the_losing_creation_leaves_the_winners_logs_whole(tmp_path):
     a, b = _brokers(tmp_path, 2)
     placement = [[0, 1], [1, 0], [0, 1]]
     losing = b.creation("t", 3, {}, replication_factor=2, assignments=placement)
-    next(losing)  # b has opened the log of partition 0 under its own topic id, and yields
+    validation = next(losing)  # the controller's validation: a change, run here at once ...
+    losing.send(run_now(validation))  # ... then b opens the log of partition 0 under its own topic id, and yields
     winner = run_steps(a.creation("t", 3, {}, replication_factor=2, assignments=placement))
     with pytest.raises(KafkaError) as e:
         run_steps(losing)

@@ -9,6 +9,7 @@ import asyncio
 
 from kbroker.broker_state import BrokerState
 from kbroker.config import BrokerConfig
+from kbroker.controller import run_now
 from kbroker.coordinator.offsets import CommittedOffset, StoredGroup, StoredMember
 from kbroker.coordinator.offsets_topic import TopicOffsetStore
 from kbroker.coordinator.runtime import OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC, CoordinatorLog
@@ -20,7 +21,7 @@ ENDPOINTS = {"PLAINTEXT": ("127.0.0.1", 9092)}
 def _broker(**config) -> BrokerState:
     state = BrokerState(BrokerConfig(storage="memory", offsets_topic_num_partitions=3,
                                      transaction_state_log_num_partitions=2, **config))
-    state.register(ENDPOINTS)
+    run_now(state.register(ENDPOINTS))
     return state
 
 
@@ -37,10 +38,10 @@ def test_a_partition_loads_on_the_next_turn_and_unloads_with_its_leadership():
         assert state.groups.commit_offsets("g", -1, "", None, {("t", 0): (5, -1, "meta")}) == {("t", 0): 0}
         await state.groups.written("g")
 
-        state.unregister()  # the partitions lose their leader
+        await state.unregister()  # the partitions lose their leader
         assert state.groups.heartbeat("g", 1, "m", None) == ErrorCode.NOT_COORDINATOR
         assert state.groups.fetch_offsets("g").error_code == ErrorCode.NOT_COORDINATOR
-        state.register(ENDPOINTS)  # a new leader epoch: loaded again from the records
+        await state.register(ENDPOINTS)  # a new leader epoch: loaded again from the records
         await asyncio.sleep(0)
         assert state.groups.fetch_offsets("g").offsets == {("t", 0): (5, -1, "meta")}
         state.close()
@@ -94,8 +95,8 @@ def test_a_transaction_marker_on_the_groups_partition_publishes_its_offsets():
         assert state.transactions.end_txn("tx", pid, epoch, True).error_code == 0
         assert state.groups.fetch_offsets("g").offsets == {("t", 0): (7, -1, "")}
         # A new leader reads the same from the records.
-        state.unregister()
-        state.register(ENDPOINTS)
+        await state.unregister()
+        await state.register(ENDPOINTS)
         await asyncio.sleep(0)
         assert state.groups.fetch_offsets("g").offsets == {("t", 0): (7, -1, "")}
         assert state.transactions.describe("tx").state == "CompleteCommit"

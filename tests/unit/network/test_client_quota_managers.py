@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from kbroker.client_quotas import ClientQuotaManager, MutationQuota, TokenBucket, _Sensor, find_quota
-from kbroker.controller import InProcessController
+from kbroker.controller import InProcessController, run_now
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.topic_store import FileTopicStore
 
@@ -85,9 +85,9 @@ def test_the_token_bucket_lets_a_request_go_below_zero_then_refuses_until_it_ref
 
 def test_the_in_process_controller_keeps_quotas_across_a_restart(tmp_path):
     controller = InProcessController(FileTopicStore(tmp_path / "metadata.json"))
-    controller.alter_client_quotas({(("user", "alice"),): {"producer_byte_rate": 1024.0},
-                                    (("ip", None),): {"connection_creation_rate": 5.0}})
-    controller.alter_client_quotas({(("ip", None),): {}})
+    run_now(controller.alter_client_quotas({(("user", "alice"),): {"producer_byte_rate": 1024.0},
+                                            (("ip", None),): {"connection_creation_rate": 5.0}}))
+    run_now(controller.alter_client_quotas({(("ip", None),): {}}))
     controller.close()
     again = InProcessController(FileTopicStore(tmp_path / "metadata.json"))
     assert again.client_quotas() == {(("user", "alice"),): {"producer_byte_rate": 1024.0}}

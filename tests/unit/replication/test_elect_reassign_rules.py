@@ -8,7 +8,7 @@ import pytest
 
 from kbroker.controller import (NO_LEADER, PREFERRED_ELECTION, UNCLEAN_ELECTION, BrokerRegistration,
                                 InProcessController, MetadataListener, PartitionRegistration, TopicRegistration,
-                                elect, imbalanced_partitions, partition_change, reassign)
+                                elect, imbalanced_partitions, partition_change, reassign, run_now)
 from kbroker.errors import ErrorCode, KafkaError
 from kbroker.topic_store import MemoryTopicStore
 
@@ -108,18 +108,18 @@ def test_the_in_process_controller_reassigns_and_persists():
     store = MemoryTopicStore()
     c = InProcessController(store)
     for n in (1, 2, 3, 4):
-        c.register_broker(BrokerRegistration(n, {"PLAINTEXT": ("h", n)}), MetadataListener())
-    c.create_topic("t", 1, 3, [[1, 2, 3]], {})
-    [(name, [(index, code, _msg)])] = c.alter_reassignments([("t", [(0, [2, 3, 4])])])
+        run_now(c.register_broker(BrokerRegistration(n, {"PLAINTEXT": ("h", n)}), MetadataListener()))
+    run_now(c.create_topic("t", 1, 3, [[1, 2, 3]], {}))
+    [(name, [(index, code, _msg)])] = run_now(c.alter_reassignments([("t", [(0, [2, 3, 4])])]))
     assert (name, index, code) == ("t", 0, 0)
     assert c.reassignments(None)[0][1][0][1].adding == [4]
     assert InProcessController(store).topic("t").partitions[0].removing == [1]  # the topic store has it
     p = c.topic("t").partitions[0]
-    c.alter_partition("t", 0, p.leader_epoch, p.partition_epoch, p.leader, [1, 2, 3, 4])  # 4 caught up
+    run_now(c.alter_partition("t", 0, p.leader_epoch, p.partition_epoch, p.leader, [1, 2, 3, 4]))  # 4 caught up
     p = c.topic("t").partitions[0]
     assert (p.replicas, p.isr, p.leader, c.reassignments(None)) == ([2, 3, 4], [2, 3, 4], 2, [])
-    assert c.elect_leaders(PREFERRED_ELECTION, None) == [("t", [])]
-    assert c.elect_leaders(PREFERRED_ELECTION, [("t", [0, 5]), ("u", [0])]) == [
+    assert run_now(c.elect_leaders(PREFERRED_ELECTION, None)) == [("t", [])]
+    assert run_now(c.elect_leaders(PREFERRED_ELECTION, [("t", [0, 5]), ("u", [0])])) == [
         ("t", [(0, ErrorCode.ELECTION_NOT_NEEDED, "Leader election not needed for topic partition."),
                (5, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "No such partition as t-5")]),
         ("u", [(0, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "No such topic as u")])]

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from kbroker.controller import (NO_LEADER, BrokerRegistration, InProcessController, MetadataListener,
+from kbroker.controller import (NO_LEADER, BrokerRegistration, InProcessController, MetadataListener, run_now,
                                 PartitionRegistration, check_leader_move, choose_leader, isr_without,
                                 leader_and_isr_without)
 from kbroker.errors import ErrorCode, KafkaError
@@ -61,16 +61,16 @@ def test_controller_kill_and_return_with_replication():
     (it must catch up and be let into the ISR by the leader first)."""
     c = InProcessController(MemoryTopicStore())
     for n in (1, 2, 3):
-        c.register_broker(BrokerRegistration(n, {"PLAINTEXT": ("h", n)}), MetadataListener())
-    c.create_topic("t", 1, 3, [[1, 2, 3]], {})
-    c.unregister_broker(1)
+        run_now(c.register_broker(BrokerRegistration(n, {"PLAINTEXT": ("h", n)}), MetadataListener()))
+    run_now(c.create_topic("t", 1, 3, [[1, 2, 3]], {}))
+    run_now(c.unregister_broker(1))
     p = c.topic("t").partitions[0]
     assert (p.leader, p.isr, p.leader_epoch) == (2, [2, 3], 1)
-    c.register_broker(BrokerRegistration(1, {"PLAINTEXT": ("h", 1)}), MetadataListener())
+    run_now(c.register_broker(BrokerRegistration(1, {"PLAINTEXT": ("h", 1)}), MetadataListener()))
     p = c.topic("t").partitions[0]
     assert (p.leader, p.isr) == (2, [2, 3])
     with pytest.raises(KafkaError) as e:  # an ISR naming a broker that is not a replica
-        c.alter_partition("t", 0, p.leader_epoch, p.partition_epoch, 2, [2, 3, 9])
+        run_now(c.alter_partition("t", 0, p.leader_epoch, p.partition_epoch, 2, [2, 3, 9]))
     assert e.value.code == ErrorCode.INVALID_REQUEST
 
 
@@ -115,10 +115,10 @@ class _Image(MetadataListener):
 def _leader_partition(min_isr: str = "2") -> tuple[Partition, InProcessController]:
     c = InProcessController(MemoryTopicStore())
     image = _Image()
-    c.register_broker(BrokerRegistration(1, {"PLAINTEXT": ("h", 1)}), image)
+    run_now(c.register_broker(BrokerRegistration(1, {"PLAINTEXT": ("h", 1)}), image))
     for n in (2, 3):
-        c.register_broker(BrokerRegistration(n, {"PLAINTEXT": ("h", n)}), MetadataListener())
-    reg = c.create_topic("t", 1, 3, [[1, 2, 3]], {"min.insync.replicas": min_isr})
+        run_now(c.register_broker(BrokerRegistration(n, {"PLAINTEXT": ("h", n)}), MetadataListener()))
+    reg = run_now(c.create_topic("t", 1, 3, [[1, 2, 3]], {"min.insync.replicas": min_isr}))
     topic = Topic("t", reg.topic_id, {"min.insync.replicas": min_isr})
     store = MemoryLogStore().open_log("t", reg.topic_id, 0, LogConfig())
     p = Partition(topic, 0, store, node_id=1, registration=reg.partitions[0], controller=c)
@@ -191,7 +191,7 @@ def test_wait_for_high_watermark_wakes_on_the_follower_fetch_and_times_out():
         waiter = asyncio.ensure_future(p.wait_for_high_watermark(end, 5.0))
         await asyncio.sleep(0)
         reg = c.topic("t").partitions[0]
-        c.alter_partition("t", 0, reg.leader_epoch, reg.partition_epoch, 2, reg.isr)  # leadership moves
+        run_now(c.alter_partition("t", 0, reg.leader_epoch, reg.partition_epoch, 2, reg.isr))  # leadership moves
         assert await waiter == ErrorCode.NOT_LEADER_OR_FOLLOWER
     asyncio.run(run())
 

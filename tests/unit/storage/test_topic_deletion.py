@@ -12,6 +12,7 @@ import pytest
 
 from kbroker.broker_state import BrokerState
 from kbroker.config import BrokerConfig
+from kbroker.controller import run_now
 from kbroker.records import simple_batch
 from kbroker.storage import log_segment
 from kbroker.storage.base import LogConfig
@@ -31,7 +32,7 @@ def state(tmp_path):
         return BrokerState(BrokerConfig(data_dir=str(tmp_path / "data"), storage="segment"))
     loop = asyncio.new_event_loop()
     s = loop.run_until_complete(make())
-    s.register({"PLAINTEXT": ("localhost", 9092)})
+    run_now(s.register({"PLAINTEXT": ("localhost", 9092)}))
     yield s
     s.close()
     loop.close()
@@ -69,7 +70,7 @@ def test_deleting_a_topic_of_many_partitions_flushes_nothing_and_syncs_the_direc
         _append(p.log.store, b"x" * 100)
     syncs = _Syncs(monkeypatch)
     with state.topics.batch():  # as the DeleteTopics handler
-        state.delete_topic(topic)
+        run_now(state.delete_topic(topic))
     assert syncs.flushes == 0
     assert syncs.paths.count(data_dir) == 1  # one rename made durable for all 200
     assert not [p for p in syncs.paths if os.path.basename(os.path.dirname(p)).startswith("big-")]
@@ -96,7 +97,7 @@ def test_a_deleted_topic_leaves_other_topics_alone(state):
     for p in gone.partitions:
         _append(p.log.store, b"gone")
     with state.topics.batch():
-        state.delete_topic(gone)
+        run_now(state.delete_topic(gone))
     state.log_store.wait_for_removals()
     for p in keep.partitions:
         assert b"".join(bytes(c) for c in p.log.store.read(0, 1 << 20)) == written[p.index]
