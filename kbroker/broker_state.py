@@ -27,7 +27,8 @@ from .clock import AsyncioClock
 from .consumer_protocol import decode_consumer_assignment
 from .coordinator import migration
 from .coordinator.group import GroupConfig, GroupCoordinator
-from .coordinator.group_config import parse_assignors, share_group_settings
+from .coordinator.group_config import (ConsumerGroupSettings, consumer_group_settings, parse_assignors,
+                                       share_group_settings)
 from .coordinator.share_group_listener import ShareGroupSettings
 from .coordinator.marker_channel import MarkerChannel
 from .coordinator.txn_partitions import TxnPartitionAdder
@@ -119,7 +120,8 @@ class BrokerState(MetadataListener):
         self.groups = GroupCoordinatorService(config.offsets_topic_num_partitions, self._make_group_shard,
                                               lambda: GroupCoordinator(self._clock, self._group_config,
                                                                        topics=self.topics,
-                                                                       share_settings=self.share_group_settings),
+                                                                       share_settings=self.share_group_settings,
+                                                                       consumer_settings=self.consumer_group_settings),
                                               self.changes.share_group_listeners)
         self.transactions = TransactionCoordinatorService(config.transaction_state_log_num_partitions,
                                                           self._make_transaction_shard)
@@ -220,7 +222,8 @@ class BrokerState(MetadataListener):
         """The group coordinator of partition ``index`` of __consumer_offsets, its state read from ``log``."""
         return GroupCoordinator(self._clock, self._group_config, TopicOffsetStore(log), on_change=self.changes.notify,
                                 topics=self.topics, share_listeners=self.groups.share_listeners,
-                                share_settings=self.share_group_settings)
+                                share_settings=self.share_group_settings,
+                                consumer_settings=self.consumer_group_settings)
 
     @property
     def group_config(self) -> GroupConfig:
@@ -230,6 +233,11 @@ class BrokerState(MetadataListener):
     def share_group_settings(self, group_id: str) -> ShareGroupSettings:
         """A share group's effective settings: its GROUP configs (kept by the controller) over group.share.*."""
         return share_group_settings(self._group_config, self.controller.group_configs().get(group_id, {}))
+
+    def consumer_group_settings(self, group_id: str) -> ConsumerGroupSettings:
+        """A consumer-protocol group's session timeout and heartbeat interval: its GROUP configs (kept by the
+        controller) over group.consumer.*."""
+        return consumer_group_settings(self._group_config, self.controller.group_configs().get(group_id, {}))
 
     def _make_transaction_shard(self, index: int, log) -> TransactionCoordinator:
         """The transaction coordinator of partition ``index`` of __transaction_state, read from ``log``; its

@@ -405,7 +405,7 @@ class Controller:
         """The GROUP config resources: group id -> its configs."""
         return {n: dict(c) for n, c in self.__dict__.get("_group_configs", {}).items()}
 
-    def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
+    async def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
         """Replace a group's configs, durably, for the whole cluster; no configs deletes them."""
         self._group_configs = _with_subscription(self.group_configs(), group_id, configs)
 
@@ -1158,7 +1158,7 @@ class InProcessController(ImageReads, Controller):
     def group_configs(self) -> dict[str, dict[str, str]]:
         return {name: dict(c) for name, c in self._doc.get("group_configs", {}).items()}
 
-    def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
+    async def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
         self._doc["group_configs"] = _with_subscription(self.group_configs(), group_id, configs)
         self._record_fact("group_configs")
 

@@ -8,7 +8,8 @@ broker, the end of the last producer-id block, the brokers' version), ``kbroker_
 endpoints, rack, alive), ``kbroker_topics`` (name, id, config overrides, version) and
 ``kbroker_partitions`` (replicas, ISR, leader, leader epoch, partition epoch) and ``kbroker_client_quotas``
 (an entity as JSON, its quota values; changed in one transaction that notifies ``{"quotas": true}``, after which
-every broker re-reads the whole table into its image).
+every broker re-reads the whole table into its image) and ``kbroker_group_configs`` (a group id, its GROUP
+configs; the same way, with ``{"group_configs": true}``).
 
 Theory of operation:
 
@@ -129,6 +130,10 @@ ALTER TABLE kbroker_partitions ADD COLUMN IF NOT EXISTS removing int[] NOT NULL 
 CREATE TABLE IF NOT EXISTS kbroker_client_quotas (
     entity text PRIMARY KEY,
     quota_values jsonb NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kbroker_group_configs (
+    group_id text PRIMARY KEY,
+    configs jsonb NOT NULL
 );
 """
 
@@ -257,6 +262,11 @@ def read_client_quotas(conn: psycopg.Connection) -> dict[tuple, dict[str, float]
     return quotas_from_json([{"entity": json.loads(entity), "values": values} for entity, values in rows])
 
 
+def read_group_configs(conn: psycopg.Connection) -> dict[str, dict[str, str]]:
+    return {group_id: dict(configs) for group_id, configs in
+            conn.execute("SELECT group_id, configs FROM kbroker_group_configs").fetchall()}
+
+
 def read_brokers(conn: psycopg.Connection) -> tuple[int, dict[int, BrokerRegistration], int, int | None]:
     """(brokers' version, brokers by node id, controller id, coordinators' broker): one statement."""
     rows = conn.execute(
@@ -324,6 +334,7 @@ class PostgresController(ImageReads, Controller):
         self._versions: dict[str, int] = {}  # topic name -> version of the image's registration
         self._deleted: set[uuid.UUID] = set()  # ids of deleted topics: a late re-read never revives one
         self._quotas: dict[tuple, dict[str, float]] = {}
+        self._group_configs: dict[str, dict[str, str]] = {}
         self._write_conn = connect(url)  # this broker's changes, on the worker thread (``_conn``)
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"kbroker-changes-{node_id}")
         self._fenced = False  # the session ended and the broker is not registered again yet: it leads nothing
@@ -343,6 +354,7 @@ class PostgresController(ImageReads, Controller):
             for topic, version in read_topics(self._conn):
                 self._topics[topic.name], self._versions[topic.name] = topic, version
             self._quotas = read_client_quotas(self._conn)
+            self._group_configs = read_group_configs(self._conn)
         except BaseException:
             self._write_conn.close()
             self._listen_conn.close()
@@ -441,11 +453,13 @@ class PostgresController(ImageReads, Controller):
                 if not notes:
                     continue
                 notes += conn.notifies(timeout=0.005)  # those sent together are read together
-                brokers, names, deleted, quotas = False, [], [], False
+                brokers, names, deleted, quotas, group_configs = False, [], [], False, False
                 for note in notes:
                     change = json.loads(note.payload)
                     if "quotas" in change:
                         quotas = True
+                    elif "group_configs" in change:
+                        group_configs = True
                     elif "brokers" in change:
                         brokers = True
                     elif "deleted" in change:
@@ -457,6 +471,8 @@ class PostgresController(ImageReads, Controller):
                 self._loop.call_soon_threadsafe(self._apply_notified, read_b, topics, deleted)
                 if quotas:
                     self._loop.call_soon_threadsafe(self._set_quotas, read_client_quotas(conn))
+                if group_configs:
+                    self._loop.call_soon_threadsafe(self._set_group_configs, read_group_configs(conn))
             except Exception:  # noqa: BLE001  a lost connection: read everything again on a new one
                 if self._stop.is_set():
                     return
@@ -471,6 +487,7 @@ class PostgresController(ImageReads, Controller):
                 conn.execute(f"LISTEN {CHANNEL}")
                 self._loop.call_soon_threadsafe(self._apply_notified, read_brokers(conn), read_topics(conn), [])
                 self._loop.call_soon_threadsafe(self._set_quotas, read_client_quotas(conn))
+                self._loop.call_soon_threadsafe(self._set_group_configs, read_group_configs(conn))
             except psycopg.Error as e:
                 log.warning("cannot reach the cluster's database: %s", e)
                 if conn is not None:
@@ -806,6 +823,31 @@ class PostgresController(ImageReads, Controller):
                 conn.execute("SELECT pg_notify(%s, '{\"quotas\": true}')", (CHANNEL,))
         await self._db(write)
         self._quotas = with_quotas(self._quotas, changes)  # at once for this broker; the others when notified
+
+    # -- group configs -----------------------------------------------------------------------------------
+
+    def group_configs(self) -> dict[str, dict[str, str]]:
+        return {group_id: dict(c) for group_id, c in self._group_configs.items()}
+
+    def _set_group_configs(self, configs: dict[str, dict[str, str]]) -> None:
+        """On the loop: the group configs the listener thread re-read."""
+        self._group_configs = configs
+
+    async def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
+        def write(conn):
+            with conn.transaction():
+                if configs:
+                    conn.execute("INSERT INTO kbroker_group_configs (group_id, configs) VALUES (%s, %s) "
+                                 "ON CONFLICT (group_id) DO UPDATE SET configs = EXCLUDED.configs",
+                                 (group_id, Jsonb(dict(configs))))
+                else:
+                    conn.execute("DELETE FROM kbroker_group_configs WHERE group_id = %s", (group_id,))
+                conn.execute("SELECT pg_notify(%s, '{\"group_configs\": true}')", (CHANNEL,))
+        await self._db(write)
+        # At once for this broker; the others when notified.
+        self._group_configs = {g: c for g, c in self._group_configs.items() if g != group_id}
+        if configs:
+            self._group_configs[group_id] = dict(configs)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 

@@ -1056,19 +1056,25 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
 def _describe_overrides(s: Session, label: str, topic: str, settled=lambda overrides: True) -> None:
-    """The topic's configs set on it (source TOPIC_CONFIG), as DescribeConfigs v4 lists them. Kafka's broker
-    learns a change from the controller's log a moment after answering it: read again (up to 5 s) until
-    ``settled`` says the change is seen, then record."""
+    """The topic's configs set on it (source TOPIC_CONFIG), as DescribeConfigs v4 lists them."""
+    _describe_settled(s, label, TOPIC, topic, None, lambda configs: {c.name: c.value for c in configs
+                                                                     if c.config_source == 1}, settled)
+
+
+def _describe_settled(s: Session, label: str, rtype: int, name: str, keys, extract, settled) -> None:
+    """``extract(configs)`` of a resource as DescribeConfigs v4 describes it. Kafka's broker learns a change from
+    the controller's log a moment after answering it: read again (up to 5 s) until ``settled`` says the change is
+    seen, then record."""
     req = dc.DescribeConfigsRequest(resources=[dc.DescribeConfigsRequest.DescribeConfigsResource(
-        resource_type=TOPIC, resource_name=topic, configuration_keys=None)])
+        resource_type=rtype, resource_name=name, configuration_keys=keys)])
     deadline = time.monotonic() + 5
     while True:
         r = s.call(label, DescribeConfigs, 4, req, record=False)
         if r is None:
             return
-        overrides = {c.name: c.value for c in r.results[0].configs if c.config_source == 1}
-        if settled(overrides) or time.monotonic() > deadline:
-            s.note(label, overrides)
+        got = extract(r.results[0].configs)
+        if settled(got) or time.monotonic() > deadline:
+            s.note(label, got)
             return
         time.sleep(0.05)
 
@@ -1128,6 +1134,45 @@ def incremental_alter_configs_topic(s: Session, v: int):
                                                              validate_only=True))
     s.call("broker_read_only", IncrementalAlterConfigs, v, req(node, ("log.dirs", SET, "/tmp/x"), rtype=BROKER,
                                                                validate_only=True))
+
+
+GROUP = 32
+CONSUMER_GROUP_KEYS = ["consumer.session.timeout.ms", "consumer.heartbeat.interval.ms"]
+
+
+@scenario(IncrementalAlterConfigs, (0, 1))
+def incremental_alter_configs_group_consumer(s: Session, v: int):
+    """A GROUP resource's consumer-protocol keys (Kafka's GroupConfig, KIP-848): values within the broker's
+    group.consumer.* bounds set and described (GROUP_CONFIG over DEFAULT_CONFIG), values out of them and not a
+    number (INVALID_CONFIG and Kafka's message), validate_only, and DELETEs back to the broker's settings."""
+    group = s.name("gcc")
+
+    def req(*ops: tuple[str, int, str | None], validate_only: bool = False):
+        return iac.IncrementalAlterConfigsRequest(validate_only=validate_only, resources=[
+            iac.IncrementalAlterConfigsRequest.AlterConfigsResource(resource_type=GROUP, resource_name=group, configs=[
+                iac.IncrementalAlterConfigsRequest.AlterableConfig(name=k, config_operation=op, value=val)
+                for k, op, val in ops])])
+
+    def describe(label: str, settled) -> None:
+        _describe_settled(s, label, GROUP, group, CONSUMER_GROUP_KEYS, lambda configs: {
+            c.name: [c.value, c.config_source, c.config_type, c.read_only] for c in configs}, settled)
+
+    s.call("set", IncrementalAlterConfigs, v, req(("consumer.session.timeout.ms", SET, "50000"),
+                                                  ("consumer.heartbeat.interval.ms", SET, "6000")))
+    describe("after_set", lambda got: got.get("consumer.session.timeout.ms", [""])[0] == "50000")
+    s.call("session_below_min", IncrementalAlterConfigs, v, req(("consumer.session.timeout.ms", SET, "44999")))
+    s.call("session_above_max", IncrementalAlterConfigs, v, req(("consumer.session.timeout.ms", SET, "60001")))
+    s.call("heartbeat_below_min", IncrementalAlterConfigs, v, req(("consumer.heartbeat.interval.ms", SET, "4999")))
+    s.call("heartbeat_above_max", IncrementalAlterConfigs, v,
+           req(("consumer.heartbeat.interval.ms", SET, "15001")))
+    s.call("not_a_number", IncrementalAlterConfigs, v, req(("consumer.session.timeout.ms", SET, "soon")))
+    s.call("validate_only", IncrementalAlterConfigs, v, req(("consumer.session.timeout.ms", SET, "55000"),
+                                                            validate_only=True))
+    s.call("delete_one", IncrementalAlterConfigs, v, req(("consumer.heartbeat.interval.ms", DELETE, None)))
+    describe("after_delete", lambda got: got.get("consumer.heartbeat.interval.ms", [""])[0] == "5000")
+    # The group left with no configs: ListConfigResources (another scenario) no longer lists it.
+    s.call("delete_last", IncrementalAlterConfigs, v, req(("consumer.session.timeout.ms", DELETE, None)))
+    describe("after_delete_last", lambda got: got.get("consumer.session.timeout.ms", [""])[0] == "45000")
 
 
 # -- cluster, log dirs, leader epochs -----------------------------------------------------------------------------

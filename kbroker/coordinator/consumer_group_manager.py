@@ -48,7 +48,7 @@ from .classic_group import (
 )
 from .consumer_group import ConsumerGroup, ConsumerGroupMember
 from .current_assignment_builder import Assignment, MemberAssignment, MemberState, reconcile
-from .group_config import GroupConfig
+from .group_config import ConsumerGroupSettings, GroupConfig, consumer_group_settings
 from .group_metadata_manager import GroupMetadataManager
 from .offsets import OffsetStore, StoreSnapshot
 from .results import JoinResult, LeaveResult, MemberLeaveResult, SyncResult
@@ -188,9 +188,12 @@ class ConsumerGroupManager(MemberSessions):
         topics: TopicImage | None = None,
         on_change: Callable[[], None] | None = None,
         classic: GroupMetadataManager | None = None,
+        settings: Callable[[str], ConsumerGroupSettings] | None = None,
     ) -> None:
         """`groups` is the GroupMetadataManager's dict, shared: a group id names a classic or a consumer group.
-        `classic`: that manager, which takes a group back when it converts to the classic protocol."""
+        `classic`: that manager, which takes a group back when it converts to the classic protocol. `settings`:
+        a group's session timeout and heartbeat interval (its GROUP configs over the broker's group.consumer.*
+        settings), read at every heartbeat as Kafka does, so that a change applies from the next one."""
         self._clock = clock
         self.config = config
         self._store = store
@@ -198,6 +201,7 @@ class ConsumerGroupManager(MemberSessions):
         self.topics: TopicImage = topics if topics is not None else _EmptyImage()
         self._on_change = on_change
         self._classic = classic
+        self._settings = settings or (lambda _group_id: consumer_group_settings(config, {}))
 
     # -- life cycle ----------------------------------------------------------------------------------------------
 
@@ -424,7 +428,7 @@ class ConsumerGroupManager(MemberSessions):
                                       and owned is not None)
         assignment = dict(member.assignment.assigned) if full or member.assignment.assigned != old_assigned else None
         return HeartbeatResult(ErrorCode.NONE, None, member.member_id, member.member_epoch,
-                               self.config.group_consumer_heartbeat_interval_ms, assignment)
+                               self._settings(group_id).heartbeat_interval_ms, assignment)
 
     def _advance(self, group: ConsumerGroup, member: ConsumerGroupMember, bump: bool, owned: Assignment | None,
                  before: dict | None) -> None:
@@ -530,10 +534,10 @@ class ConsumerGroupManager(MemberSessions):
                 log.info("group %s: static member %s (instance %s) leaves temporarily", group_id, member_id,
                          instance_id)
                 return HeartbeatResult(ErrorCode.NONE, None, member_id, member_epoch,
-                                       self.config.group_consumer_heartbeat_interval_ms)
+                                       self._settings(group_id).heartbeat_interval_ms)
         self._fence(group, member, "the member left")
         return HeartbeatResult(ErrorCode.NONE, None, member_id, member_epoch,
-                               self.config.group_consumer_heartbeat_interval_ms)
+                               self._settings(group_id).heartbeat_interval_ms)
 
     def _fence(self, group: ConsumerGroup, member: ConsumerGroupMember, reason: str, *, persist: bool = True) -> None:
         """Removes the member, frees its partitions and bumps the group epoch (Kafka's fenceMember)."""
@@ -754,7 +758,7 @@ class ConsumerGroupManager(MemberSessions):
     # -- timers --------------------------------------------------------------------------------------------------
 
     def _touch(self, group: ConsumerGroup, member: ConsumerGroupMember) -> None:
-        self._session(group, member, self.config.group_consumer_session_timeout_ms if member.classic is None
+        self._session(group, member, self._settings(group.group_id).session_timeout_ms if member.classic is None
                       else member.classic[0])
 
     def _on_rebalance_timeout(self, group: ConsumerGroup, member: ConsumerGroupMember, epoch: int) -> None:

@@ -35,7 +35,7 @@ from .classic_group import CONSUMER_PROTOCOL_TYPE, ClassicGroup, ClassicGroupMem
 from .consumer_group import ConsumerGroup
 from .consumer_group_manager import ConsumerGroupDescription, ConsumerGroupManager, HeartbeatResult, TopicImage
 from .current_assignment_builder import Assignment
-from .group_config import GroupConfig
+from .group_config import ConsumerGroupSettings, GroupConfig
 from .group_metadata_manager import NEW_MEMBER_JOIN_TIMEOUT_MS, GroupMetadataManager
 from .offset_metadata_manager import OffsetMetadataManager
 from .offsets import CommittedOffset, MemoryOffsetStore, OffsetStore, StoredGroup, StoredMember, TopicPartition
@@ -83,11 +83,13 @@ class GroupCoordinator:
         topics: TopicImage | None = None,
         share_listeners: list[ShareGroupListener] | None = None,
         share_settings: Callable[[str], ShareGroupSettings] | None = None,
+        consumer_settings: Callable[[str], ConsumerGroupSettings] | None = None,
     ) -> None:
         """``on_change`` is called after a group changes state or loses a member, including from timers
         (the control plane's wait listens to it). ``topics``: the cluster's topics, which consumer-protocol
         and share groups subscribe to (none when not given). ``share_listeners``: told of share group members
-        leaving (share_group_listener.py); ``share_settings(group_id)``: a share group's effective settings."""
+        leaving (share_group_listener.py); ``share_settings(group_id)``: a share group's effective settings;
+        ``consumer_settings(group_id)``: a consumer-protocol group's session timeout and heartbeat interval."""
         self._clock = clock
         if config is None:
             config = GroupConfig()
@@ -97,7 +99,7 @@ class GroupCoordinator:
         self._store = offset_store if offset_store is not None else MemoryOffsetStore()
         self.group_manager = GroupMetadataManager(clock, config, self._store, on_change)
         self.consumer_manager = ConsumerGroupManager(clock, config, self._store, self.group_manager.groups, topics,
-                                                     on_change, self.group_manager)
+                                                     on_change, self.group_manager, consumer_settings)
         self.offset_manager = OffsetMetadataManager(clock, config, self._store, self.group_manager)
         self.share_manager = ShareGroupManager(clock, config, self._store, topics, on_change, share_listeners,
                                                share_settings, lambda gid: gid in self.group_manager.groups)

@@ -123,14 +123,20 @@ def parse_assignors(value: str | Iterable[str]) -> tuple[str, ...]:
 #
 # Kafka 4.4 keeps a group's configs in the metadata log (ConfigRecord of a GROUP resource); kbroker's controller
 # keeps them (Controller.group_configs). A key not set for the group takes the broker's group.share.* setting.
-# kbroker serves the share group keys; the consumer.* and streams.* group keys are refused (not implemented).
+# kbroker serves the share group keys and the consumer-protocol (KIP-848) group's session timeout and heartbeat
+# interval; the other consumer.* keys and the streams.* keys are refused (not implemented).
 
 SHARE_AUTO_OFFSET_RESET = "share.auto.offset.reset"
 SHARE_ISOLATION_LEVEL = "share.isolation.level"
 SHARE_RENEW_ACKNOWLEDGE_ENABLE = "share.renew.acknowledge.enable"
 
+CONSUMER_SESSION_TIMEOUT_MS = "consumer.session.timeout.ms"
+CONSUMER_HEARTBEAT_INTERVAL_MS = "consumer.heartbeat.interval.ms"
+
 # group config -> (type, the GroupConfig attribute giving its default and whose min/max bound it, or the default)
 GROUP_CONFIGS: dict[str, tuple[str, str]] = {
+    CONSUMER_SESSION_TIMEOUT_MS: ("int", "group_consumer_session_timeout_ms"),
+    CONSUMER_HEARTBEAT_INTERVAL_MS: ("int", "group_consumer_heartbeat_interval_ms"),
     "share.session.timeout.ms": ("int", "group_share_session_timeout_ms"),
     "share.heartbeat.interval.ms": ("int", "group_share_heartbeat_interval_ms"),
     "share.record.lock.duration.ms": ("int", "group_share_record_lock_duration_ms"),
@@ -140,7 +146,7 @@ GROUP_CONFIGS: dict[str, tuple[str, str]] = {
     SHARE_ISOLATION_LEVEL: ("string", "read_uncommitted"),
     SHARE_RENEW_ACKNOWLEDGE_ENABLE: ("boolean", "true"),  # Kafka 4.4 GroupConfig.SHARE_RENEW_ACKNOWLEDGE_ENABLE_DEFAULT
 }
-_KAFKA_ONLY_GROUP_CONFIGS = ("consumer.session.timeout.ms", "consumer.heartbeat.interval.ms",
+_KAFKA_ONLY_GROUP_CONFIGS = ("consumer.assignment.interval.ms", "consumer.assignor.offload.enable",
                              "streams.session.timeout.ms", "streams.heartbeat.interval.ms",
                              "streams.num.standby.replicas", "streams.initial.rebalance.delay.ms")
 
@@ -166,11 +172,15 @@ def validate_group_configs(config: GroupConfig, configs: Mapping[str, str]) -> N
     message (the handler answers INVALID_CONFIG)."""
     for name in configs:
         if name in _KAFKA_ONLY_GROUP_CONFIGS:
-            raise ValueError(f"Group config {name} is not supported by kbroker (only the share group configs are)")
+            raise ValueError(f"Group config {name} is not supported by kbroker (only the share group configs, "
+                             f"{CONSUMER_SESSION_TIMEOUT_MS} and {CONSUMER_HEARTBEAT_INTERVAL_MS} are)")
         if name not in GROUP_CONFIGS:
             raise ValueError(f"Unknown group config name: {name}")
+    _validate_consumer_configs(config, configs)
     values: dict[str, Any] = {}
     for name, (kind, source) in GROUP_CONFIGS.items():
+        if name.startswith("consumer."):
+            continue
         raw = configs.get(name, group_config_default(config, name))
         if kind == "int":
             try:
@@ -199,6 +209,47 @@ def validate_group_configs(config: GroupConfig, configs: Mapping[str, str]) -> N
                              f"read_committed, read_uncommitted")
     if values["share.session.timeout.ms"] <= values["share.heartbeat.interval.ms"]:
         raise ValueError("share.session.timeout.ms must be greater than share.heartbeat.interval.ms")
+
+
+def _validate_consumer_configs(config: GroupConfig, configs: Mapping[str, str]) -> None:
+    """Kafka 4.4's GroupConfig.validateValues for the consumer-protocol keys: only the keys the group sets are
+    checked, each within the broker's group.consumer.min/max bounds, and the session timeout above the heartbeat
+    interval (a key the group does not set counts at the broker's group.consumer.* setting)."""
+    values = {}
+    for name in (CONSUMER_HEARTBEAT_INTERVAL_MS, CONSUMER_SESSION_TIMEOUT_MS):
+        if name not in configs:
+            continue
+        raw = configs[name]
+        try:
+            values[name] = int(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"Invalid value {raw} for configuration {name}: Not a number of type INT") from None
+        source = GROUP_CONFIGS[name][1]
+        lo = getattr(config, source.replace("group_consumer_", "group_consumer_min_"))
+        hi = getattr(config, source.replace("group_consumer_", "group_consumer_max_"))
+        if not lo <= values[name] <= hi:
+            raise ValueError(f"{name} must be in the range {lo} to {hi} inclusive.")
+    if values:
+        session = values.get(CONSUMER_SESSION_TIMEOUT_MS, config.group_consumer_session_timeout_ms)
+        heartbeat = values.get(CONSUMER_HEARTBEAT_INTERVAL_MS, config.group_consumer_heartbeat_interval_ms)
+        if session <= heartbeat:
+            raise ValueError(f"{CONSUMER_SESSION_TIMEOUT_MS} must be greater than {CONSUMER_HEARTBEAT_INTERVAL_MS}")
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupSettings:
+    """A consumer-protocol group's effective session timeout and heartbeat interval (its members get them)."""
+
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+
+
+def consumer_group_settings(config: GroupConfig, overrides: Mapping[str, str]) -> ConsumerGroupSettings:
+    """A consumer-protocol group's settings: its group configs over the broker's group.consumer.* settings."""
+    return ConsumerGroupSettings(
+        session_timeout_ms=int(overrides.get(CONSUMER_SESSION_TIMEOUT_MS, config.group_consumer_session_timeout_ms)),
+        heartbeat_interval_ms=int(overrides.get(CONSUMER_HEARTBEAT_INTERVAL_MS,
+                                                config.group_consumer_heartbeat_interval_ms)))
 
 
 def share_group_settings(config: GroupConfig, overrides: Mapping[str, str]) -> ShareGroupSettings:

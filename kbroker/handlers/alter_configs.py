@@ -31,7 +31,7 @@ def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs, new_clie
     with ``new_client_metrics_configs(current, resource)`` (the broker's function if not given; they raise
     KafkaError for bad ones), a group's with ``new_group_configs(current, resource)`` (GROUP resources are
     refused when not given), and apply them unless ``validate_only``. Returns the response (``R``), or a
-    coroutine giving it once the controller has every topic's change (a database's)."""
+    coroutine giving it once the controller has every topic's and group's change (a database's)."""
     broker = ctx.broker
     out = []
     waiting = []  # (result, change) of the topic changes the controller has not finished yet
@@ -83,7 +83,11 @@ def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs, new_clie
                 except ValueError as e:
                     raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from None
                 if not req.validate_only:
-                    broker.controller.set_group_configs(res.resource_name, new)
+                    change = eager(broker.controller.set_group_configs(res.resource_name, new))
+                    if change.done():
+                        change.result()
+                    else:
+                        waiting.append((len(out), change))
             else:
                 raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {res.resource_type}")
         except KafkaError as e:

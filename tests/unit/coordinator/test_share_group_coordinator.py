@@ -286,7 +286,7 @@ def test_group_configs_validation_and_effective_settings():
                                                         "share.auto.offset.reset"),
         ({"share.isolation.level": "dirty"}, "String must be one of: read_committed, read_uncommitted"),
         ({"nope": "1"}, "Unknown group config name: nope"),
-        ({"consumer.session.timeout.ms": "50000"}, "not supported by kbroker"),
+        ({"streams.session.timeout.ms": "50000"}, "not supported by kbroker"),
     ]:
         if message is None:
             validate_group_configs(config, configs)
