@@ -5,7 +5,9 @@ connection; it may or may not have happened). After the run a read_committed con
 from the start, and ``check`` compares that final log with the history:
 
 - lost: a send acknowledged (``ok``) whose value is not in the final log, or is there at another offset than
-  the one it was acknowledged with (the partition moved under it: truncated and rewritten);
+  the one it was acknowledged with (the partition moved under it: truncated and rewritten); a send
+  acknowledged without an offset (librdkafka's implicit ack, when a later batch of its producer and partition
+  is acknowledged first) is lost only if its partition lacks it;
 - duplicated: a value in the final log more than once (an idempotent producer must write each send once);
 - unexpected: a value in the final log that no send ever carried, or one that failed for certain;
 - reordered: two sends of one producer to one partition, the first acknowledged before the second was
@@ -120,7 +122,11 @@ def check(history: History, final: dict[int, list[tuple[int, str]]]) -> CheckRes
     result = CheckResult(len(acked), len(in_doubt), len(failed), sum(len(r) for r in final.values()))
     result.nemesis = [op.f for op in ops if op.process == "nemesis"]
     for value, ok in acked.items():
-        if (ok.partition, ok.offset) not in where.get(value, []):
+        places = where.get(value, [])
+        # librdkafka acknowledges without an offset (None) the sends a later acknowledged batch of the same
+        # producer and partition proves written (its implicit ack): those need only be in their partition.
+        there = any(p == ok.partition for p, _o in places) if ok.offset is None else (ok.partition, ok.offset) in places
+        if not there:
             result.lost.append((value, ok.partition, ok.offset, where.get(value)))
     for value, places in where.items():
         if len(places) > 1:

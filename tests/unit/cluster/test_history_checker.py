@@ -59,6 +59,17 @@ def test_acknowledged_write_found_at_another_offset_is_lost():
     assert [v for v, *_ in r.lost] == ["p0-0"] and [v for v, _ in r.unexpected] == ["other"]
 
 
+def test_acknowledged_without_an_offset_needs_only_to_be_in_its_partition():
+    # librdkafka's implicit ack: a later batch acknowledged first proves the earlier one written, which is
+    # then reported delivered with no offset (None here).
+    h = History()
+    for value, offset in (("p0-0", None), ("p0-1", 1), ("p0-2", None)):
+        h.invoke_send("p0", value, 0)
+        h.send_ok("p0", value, 0, offset)
+    assert check(h, {0: [(0, "p0-0"), (1, "p0-1")], 1: [(0, "p0-2")]}).lost == [("p0-2", 0, None, [(1, 0)])]
+    assert check(h, {0: [(0, "p0-0"), (1, "p0-1"), (2, "p0-2")]}).valid
+
+
 def test_duplicate():
     h = History()
     _send(h, "p0", "p0-0", 0, 0)
