@@ -7,15 +7,22 @@ for remote lookups (KIP-1075), which never happen here. v11 adds -6 (earliest pe
 offset, timestamp and leader epoch -1, as Kafka 4.4 answers for a topic without tiered storage; before v11,
 -6 is UNSUPPORTED_VERSION for that partition, as Kafka answers.
 Authorisation: DESCRIBE on each topic, else TOPIC_AUTHORIZATION_FAILED (as KafkaApis).
+A stored batch that cannot be decoded while searching by timestamp (a compressed payload that does not
+decompress: kbroker checks a batch's header and CRC on append, not its compressed records) answers that
+partition CORRUPT_MESSAGE, as Kafka maps a CorruptRecordException, with one log line.
 """
 
 from __future__ import annotations
 
+import logging
+
 from ..errors import ErrorCode
 from ..partition import get_partition_or_error, request_epoch
+from ..records.errors import CorruptRecordError
 from ..security import acl
 from ..wire.messages import list_offsets as API
 
+log = logging.getLogger(__name__)
 R = API.ListOffsetsResponse
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED, EARLIEST_PENDING_UPLOAD = -1, -2, -3, -4, -5, -6
 
@@ -54,7 +61,13 @@ def handle(ctx, req: API.ListOffsetsRequest) -> R:
             elif ts == MAX_TIMESTAMP and ctx.version >= 7:
                 found_ts, offset = p.max_timestamp()
             else:
-                found_ts, offset = p.offset_for_timestamp(ts)
+                try:
+                    found_ts, offset = p.offset_for_timestamp(ts)
+                except CorruptRecordError as e:
+                    log.warning("ListOffsets %s-%d by timestamp: %s", lt.name, idx, e)
+                    parts.append(R.ListOffsetsPartitionResponse(partition_index=idx,
+                                                                error_code=ErrorCode.CORRUPT_MESSAGE))
+                    continue
             # No such offset (no record at or after the time): no epoch either, as Kafka's empty answer.
             epoch = p.leader_epoch if offset >= 0 else -1
             parts.append(R.ListOffsetsPartitionResponse(partition_index=idx, error_code=0, timestamp=found_ts,

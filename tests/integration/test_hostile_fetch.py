@@ -258,3 +258,34 @@ def test_a_client_that_pipelines_fetches_and_never_reads_holds_at_most_fetch_max
         grown = _peak_rss_bytes(proc.proc.pid) - before
         assert grown < 8_000_000, f"peak RSS grew by {grown / 1e6:.1f} MB"
         hog.close()
+
+
+def test_list_offsets_by_timestamp_over_a_batch_that_does_not_decompress_answers_corrupt_message():
+    """A client's snappy batch whose compressed records are garbage under a valid CRC is stored (the append
+    checks headers and CRCs); a ListOffsets by timestamp that must decode it answers CORRUPT_MESSAGE for that
+    partition (Kafka's mapping of a CorruptRecordException) and the connection stays usable, instead of the
+    handler failing and the connection closing (found by the data-path fuzz test)."""
+    from kbroker.records.batch import CRC_OFFSET, RECORDS_OFFSET, compute_crc, read_header
+    from kbroker.records.compression import SNAPPY
+    from kbroker.records.record import Record
+    from kbroker.records.builder import build_batch
+    from kbroker.wire.messages import list_offsets
+
+    now = int(time.time() * 1000)
+    batch = build_batch([Record(i, now + i, None, b"v" * 200) for i in range(20)], compression=SNAPPY)
+    for i in range(RECORDS_OFFSET + 20, len(batch)):  # past the xerial header: the blocks themselves
+        batch[i] ^= 0x5A
+    header = read_header(batch)
+    struct.pack_into(">I", batch, CRC_OFFSET, compute_crc(batch, 0, header.batch_length + 12))
+    L = list_offsets.ListOffsetsRequest
+    with Broker(port=0) as b:
+        c = _client(b)
+        topic = f"corrupt-{uuid.uuid4().hex[:8]}"
+        _create(c, topic)
+        _produce(c, topic, batch)
+        for _ in range(2):  # answered, and the connection still answers
+            r = c.request(2, 7, L(replica_id=-1, isolation_level=0, topics=[L.ListOffsetsTopic(
+                name=topic, partitions=[L.ListOffsetsPartition(partition_index=0, timestamp=now + 5)])]))
+            part = r.topics[0].partitions[0]
+            assert (part.error_code, part.offset) == (ErrorCode.CORRUPT_MESSAGE, -1)
+        c.close()
