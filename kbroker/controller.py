@@ -35,7 +35,6 @@ Concurrency: everything runs on the event loop of the brokers that share the con
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import random
@@ -46,6 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .errors import ErrorCode, KafkaError
+from .uuids import random_uuid
 
 log = logging.getLogger("kbroker.controller")
 
@@ -895,7 +895,7 @@ class InProcessController(ImageReads, Controller):
         # unclean.leader.election.enable of topics that do not set it (the brokers' default)
         self.unclean_leader_election_default = "false"
         if "cluster_id" not in self._doc:
-            self._doc["cluster_id"] = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            self._doc["cluster_id"] = cluster_id or random_uuid()
             self._record_fact("cluster_id")
         self.cluster_id = self._doc["cluster_id"]
         for name, t in self._doc.get("topics", {}).items():

@@ -64,7 +64,6 @@ new one.
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import json
 import logging
@@ -79,6 +78,7 @@ from .controller import (NO_LEADER, PRODUCER_ID_BLOCK_SIZE, BrokerRegistration, 
                          check_epochs, leader_and_isr_for_live, new_partitions, new_topic, partition_change,
                          partitions_placement, quotas_from_json, with_quotas)
 from .errors import ErrorCode, KafkaError
+from .uuids import random_uuid
 
 log = logging.getLogger("kbroker.controller")
 
@@ -212,7 +212,7 @@ def ensure_schema(conn: psycopg.Connection, cluster_id: str | None = None) -> st
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_SCHEMA,))
         conn.execute(SCHEMA)
-        new_id = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        new_id = cluster_id or random_uuid()
         conn.execute("INSERT INTO kbroker_cluster (id, cluster_id) VALUES (1, %s) ON CONFLICT (id) DO NOTHING",
                      (new_id,))
         (stored,) = conn.execute("SELECT cluster_id FROM kbroker_cluster WHERE id = 1").fetchone()

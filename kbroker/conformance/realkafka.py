@@ -25,7 +25,6 @@ a broker, prints the timings and stops it (``--fetch-only``: only the download, 
 from __future__ import annotations
 
 import atexit
-import base64
 import os
 import shutil
 import signal
@@ -34,8 +33,9 @@ import struct
 import subprocess
 import tempfile
 import time
-import uuid
 from pathlib import Path
+
+from ..uuids import random_uuid
 
 # The pinned release: the newest 4.x that Maven Central served here (4.4.0 on 2026-12-03). Keep it equal to
 # compat-tests/kafka/pom.xml's kafka.version; after changing it, refresh the recorded answers
@@ -158,8 +158,8 @@ def free_port() -> int:
 
 
 def new_cluster_id() -> str:
-    """Kafka's Uuid.randomUuid().toString(): 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """Kafka's Uuid.randomUuid().toString() (uuids.py)."""
+    return random_uuid()
 
 
 # The conformance suite's users and access rules, the same on Kafka and kbroker: a SASL_PLAINTEXT listener

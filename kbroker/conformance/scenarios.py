@@ -32,6 +32,7 @@ from ..wire.messages import (add_offsets_to_txn as ao, add_partitions_to_txn as 
 from ..wire.messages import (alter_share_group_offsets as asgo, delete_share_group_offsets as dsgo,
                              describe_share_group_offsets as descsgo)
 from ..security.scram import MECHANISMS as SCRAM_MECHANISMS, salted_password
+from ..uuids import random_uuid
 from .realkafka import SUITE_USERS
 from .session import Connection, ScenarioError, Session, scenario
 
@@ -1722,7 +1723,7 @@ ACCEPT, RELEASE, REJECT = 1, 2, 3
 def _kafka_uuid() -> str:
     """A member id as Kafka's clients make them (Uuid.toString: URL-safe base64 without padding); ShareFetch
     parses it as a Uuid."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    return random_uuid()
 
 
 def _share_join(s: Session, group: str, member: str, topic: str) -> int:
