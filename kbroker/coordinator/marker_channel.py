@@ -9,9 +9,8 @@ while the partition has no leader, or its leader answers NOT_LEADER_OR_FOLLOWER 
 again after ``retry_backoff_ms`` (Kafka's channel retries until the marker is written or the partition is gone).
 A partition that no longer exists ends the task (there is nothing to mark), as in Kafka.
 
-Connections: one per destination broker, opened on first use with ``connect`` (the broker's inter-broker
-client: the inter-broker listener's TLS and SASL, inter_broker.py) to the address ``endpoint_of`` gives, and
-dropped on an error.
+Connections: one per destination broker (``client.node_connections.NodeConnections``, opened with ``connect``,
+the broker's inter-broker client) to the address ``endpoint_of`` gives.
 
 Concurrency: the event loop only.
 """
@@ -22,7 +21,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from ..client.aio import ClientError, Connection
+from ..client.aio import Connection
+from ..client.node_connections import NodeConnections, NodeUnreachable
 from ..errors import ErrorCode
 from ..wire.messages import write_txn_markers as API
 
@@ -43,15 +43,18 @@ class MarkerChannel:
         exist; ``endpoint_of(node)``: its address (None: not alive); ``apply_local(...)``: write the marker as
         this broker, False when it does not lead the partition; ``connect(host, port, client_id=, timeout_s=)``:
         a connection to another broker (None: plain ``Connection.open``)."""
-        self._connect = connect or Connection.open
         self.node_id = node_id
         self._leader_of = leader_of
         self._endpoint_of = endpoint_of
         self._apply_local = apply_local
         self.retry_backoff_s = retry_backoff_ms / 1000
-        self._conns: dict[int, Connection] = {}
+        self._nodes = NodeConnections(f"kbroker-txn-markers-{node_id}", REQUEST_TIMEOUT_S, connect)
         self._tasks: set[asyncio.Task] = set()
-        self.sent = 0  # WriteTxnMarkers requests sent, for tests and metrics
+
+    @property
+    def sent(self) -> int:
+        """WriteTxnMarkers requests sent, for tests and metrics."""
+        return self._nodes.sent
 
     def write(self, topic: str, partition: int, producer_id: int, epoch: int, commit: bool,
               coordinator_epoch: int = 0) -> Awaitable | None:
@@ -101,23 +104,13 @@ class MarkerChannel:
         if endpoint is None:
             return ErrorCode.BROKER_NOT_AVAILABLE
         try:
-            conn = self._conns.get(node)
-            if conn is None or conn.closed:
-                conn = self._conns[node] = await self._connect(
-                    *endpoint, client_id=f"kbroker-txn-markers-{self.node_id}", timeout_s=REQUEST_TIMEOUT_S)
-            self.sent += 1
-            response = await asyncio.wait_for(conn.send(WRITE_TXN_MARKERS, request), REQUEST_TIMEOUT_S)
-        except (OSError, asyncio.TimeoutError, ClientError, ConnectionError) as e:
-            log.debug("WriteTxnMarkers to broker %d failed: %r", node, e)
-            conn = self._conns.pop(node, None)
-            if conn is not None:
-                await conn.close()
+            response = await self._nodes.send(node, endpoint, WRITE_TXN_MARKERS, request)
+        except NodeUnreachable as e:
+            log.debug("WriteTxnMarkers failed: %s", e)
             return ErrorCode.NETWORK_EXCEPTION
         return response.markers[0].topics[0].partitions[0].error_code
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        conns, self._conns = list(self._conns.values()), {}
-        for conn in conns:
-            await conn.close()
+        await self._nodes.close()

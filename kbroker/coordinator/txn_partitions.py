@@ -25,11 +25,11 @@ state may change meanwhile (an append checks the producer's epoch again).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from ..client.aio import ClientError, Connection
+from ..client.aio import Connection
+from ..client.node_connections import NodeConnections, NodeUnreachable
 from ..errors import ErrorCode
 from ..wire.messages import add_partitions_to_txn as API
 from .transaction import TV2
@@ -78,13 +78,16 @@ class TxnPartitionAdder:
         leading the transactional id's partition of __transaction_state (-1 or None: none);
         ``endpoint_of(node)``: its inter-broker address (None: not alive); ``connect(host, port, client_id=,
         timeout_s=)``: a connection to another broker (None: plain ``Connection.open``)."""
-        self._connect = connect or Connection.open
         self.node_id = node_id
         self.transactions = transactions
         self._coordinator_of = coordinator_of
         self._endpoint_of = endpoint_of
-        self._conns: dict[int, Connection] = {}
-        self.sent = 0  # AddPartitionsToTxn requests sent to other brokers, for tests
+        self._nodes = NodeConnections(f"kbroker-add-partitions-{node_id}", REQUEST_TIMEOUT_S, connect)
+
+    @property
+    def sent(self) -> int:
+        """AddPartitionsToTxn requests sent to other brokers, for tests."""
+        return self._nodes.sent
 
     def add(self, tid: str, pid: int, epoch: int,
             partitions: Partitions) -> dict[tuple[str, int], int] | Awaitable[dict[tuple[str, int], int]]:
@@ -111,18 +114,9 @@ class TxnPartitionAdder:
         if endpoint is None:
             return dict.fromkeys(partitions, ErrorCode.NETWORK_EXCEPTION)
         try:
-            conn = self._conns.get(node)
-            if conn is None or conn.closed:
-                conn = self._conns[node] = await self._connect(
-                    *endpoint, client_id=f"kbroker-add-partitions-{self.node_id}", timeout_s=REQUEST_TIMEOUT_S)
-            self.sent += 1
-            response = await asyncio.wait_for(conn.send(ADD_PARTITIONS_TO_TXN, request, BROKER_VERSION),
-                                              REQUEST_TIMEOUT_S)
-        except (OSError, asyncio.TimeoutError, ClientError, ConnectionError) as e:
-            log.debug("AddPartitionsToTxn to broker %d failed: %r", node, e)
-            conn = self._conns.pop(node, None)
-            if conn is not None:
-                await conn.close()
+            response = await self._nodes.send(node, endpoint, ADD_PARTITIONS_TO_TXN, request, BROKER_VERSION)
+        except NodeUnreachable as e:
+            log.debug("AddPartitionsToTxn failed: %s", e)
             return dict.fromkeys(partitions, ErrorCode.NETWORK_EXCEPTION)
         if response.error_code:
             code = (ErrorCode.INVALID_TXN_STATE if response.error_code == ErrorCode.CLUSTER_AUTHORIZATION_FAILED
@@ -136,6 +130,4 @@ class TxnPartitionAdder:
         return errors
 
     async def close(self) -> None:
-        conns, self._conns = list(self._conns.values()), {}
-        for conn in conns:
-            await conn.close()
+        await self._nodes.close()

@@ -14,11 +14,11 @@ Concurrency: the event loop only.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from ..client.aio import ClientError, Connection
+from ..client.aio import Connection
+from ..client.node_connections import NodeConnections, NodeUnreachable
 from ..errors import ErrorCode, KafkaError
 from ..wire.messages import delete_share_group_state as DEL
 from ..wire.messages import initialize_share_group_state as INIT
@@ -43,9 +43,12 @@ class RemotePersister:
         self.node_id = node_id
         self._coordinator_of = coordinator_of
         self._endpoint_of = endpoint_of
-        self._connect = connect or Connection.open
-        self._conns: dict[int, Connection] = {}
-        self.sent = 0  # requests sent, for tests
+        self._nodes = NodeConnections(f"kbroker-share-persister-{node_id}", REQUEST_TIMEOUT_S, connect)
+
+    @property
+    def sent(self) -> int:
+        """Requests sent, for tests."""
+        return self._nodes.sent
 
     async def _send(self, key: Key, api_key: int, request):
         node = self._coordinator_of(key)
@@ -55,17 +58,9 @@ class RemotePersister:
         if endpoint is None:
             raise KafkaError(ErrorCode.COORDINATOR_NOT_AVAILABLE, f"broker {node} is not alive")
         try:
-            conn = self._conns.get(node)
-            if conn is None or conn.closed:
-                conn = self._conns[node] = await self._connect(
-                    *endpoint, client_id=f"kbroker-share-persister-{self.node_id}", timeout_s=REQUEST_TIMEOUT_S)
-            self.sent += 1
-            response = await asyncio.wait_for(conn.send(api_key, request), REQUEST_TIMEOUT_S)
-        except (OSError, asyncio.TimeoutError, ClientError, ConnectionError) as e:
-            conn = self._conns.pop(node, None)
-            if conn is not None:
-                await conn.close()
-            raise KafkaError(ErrorCode.COORDINATOR_NOT_AVAILABLE, f"broker {node}: {e!r}") from None
+            response = await self._nodes.send(node, endpoint, api_key, request)
+        except NodeUnreachable as e:
+            raise KafkaError(ErrorCode.COORDINATOR_NOT_AVAILABLE, str(e)) from None
         result = response.results[0].partitions[0]
         if result.error_code:
             raise KafkaError(ErrorCode(result.error_code), result.error_message)
@@ -115,6 +110,4 @@ class RemotePersister:
         return r.start_offset, r.leader_epoch, r.delivery_complete_count
 
     async def close(self) -> None:
-        conns, self._conns = list(self._conns.values()), {}
-        for conn in conns:
-            await conn.close()
+        await self._nodes.close()
