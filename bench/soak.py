@@ -19,14 +19,16 @@ One fresh broker (bench/peers.py) and, each in its own process so that no client
   - a metadata burst: 2,000 pipelined all-topics Metadata requests every 2 s, read back;
   - an admin burst: every 5 s, CreateTopics of 20 topics x 10 partitions, then DeleteTopics of them.
 
-Every ``--interval`` seconds the orchestrator samples the broker's RSS (with its children) and open file
-descriptors from /proc, and each well-behaved client reports the p50/p99/max of its latencies in that
-interval. The clients' latencies mix the broker's delays with their own share of the 2 cores; what is the
-broker's alone is its event loop's lag (kbroker/loop_lag.py, read from its ``/metrics`` every 2 s): the
-longest stall in each interval (a stall is seen by the polls for 5 to 10 s, so one at an interval's very end
-may be counted in the next), the stalled time in all, the samples over 100 ms and the lag's p99. The report (``<out>.json`` and ``<out>.md``) has a row per interval and the start and end values;
-RSS, descriptors and p99 should stay flat. ``run.py --workloads soak`` runs it against kbroker after the
-other sections (``--quick``: 60 s).
+Every ``--interval`` seconds the orchestrator samples the broker's RSS (with its children), open file
+descriptors and CPU time (its share of one core: near 100 % it is saturated and requests queue) from
+/proc, and each well-behaved client reports the p50/p99/max of its latencies in that interval. Those
+latencies mix the broker's delays with the clients' own share of the 2 cores; the broker's alone is its
+event loop's lag (kbroker/loop_lag.py, read from its ``/metrics`` every 2 s): per interval the longest
+stall, held by the loop's own work and in all (with the waits for a core), the stalled time and the samples
+over 100 ms (a stall is seen by the polls for 5 to 10 s, so one at an interval's very end may be counted in
+the next). The report (``<out>.json`` and ``<out>.md``) has a row per interval and the start and end
+values; RSS, descriptors and p99 should stay flat. ``run.py --workloads soak`` runs it against kbroker
+after the other sections (``--quick``: 60 s).
 """
 
 from __future__ import annotations
@@ -289,6 +291,16 @@ def fds(pid: int) -> int:
         return -1
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of ``pid`` so far (all its threads), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def fill(peer) -> None:
     from confluent_kafka import Producer
     peer.create_topic(BIG, 1)
@@ -396,6 +408,7 @@ def soak(peer, duration: float, interval: float, idle: int, say=print) -> dict:
     poller = LagPoller(control_port) if control_port else None
     lag_before = scrape_loop_lag(control_port) if control_port else None
     start = time.monotonic()
+    cpu_before, cpu_at = cpu_seconds(pid), start
     samples = [{"t_s": 0, "rss_mb": round(peer.rss_bytes() / 1e6, 1), "fds": fds(pid)}]
     if poller is not None:
         poller.take()
@@ -413,6 +426,10 @@ def soak(peer, duration: float, interval: float, idle: int, say=print) -> dict:
         if time.monotonic() >= next_sample and time.monotonic() <= stop_at + 1:
             samples.append({"t_s": round(time.monotonic() - start), "rss_mb": round(peer.rss_bytes() / 1e6, 1),
                             "fds": fds(pid), "load_average": os.getloadavg()[0]})
+            # the broker's share of one core: near 100 % it is saturated and requests queue behind each other
+            cpu_now, now = cpu_seconds(pid), time.monotonic()
+            samples[-1]["broker_cpu_pct"] = round(100 * (cpu_now - cpu_before) / max(now - cpu_at, 1e-9))
+            cpu_before, cpu_at = cpu_now, now
             if poller is not None:
                 lag_after = scrape_loop_lag(control_port)
                 samples[-1]["loop_lag"] = loop_lag_interval(lag_before, lag_after, poller.take())
@@ -455,8 +472,9 @@ def markdown(result: dict, peer_name: str) -> str:
              f"{result['broker_alive_at_end']}; clients that failed: {result.get('clients_failed') or 'none'}.", "",
              "| t (s) | RSS MB | fds | e2e p50 / p99 / max ms | probe p50 / p99 / max ms | load sent / consumed | "
              "idle open / churned | slow-reader KB / huge fetches / metadata bursts / admin bursts / errors | "
-             "loop stall max ms: held / all | loop stalled s: held / all | samples > 100 ms: held / all | load avg |",
-             "|---:|---:|---:|---|---|---|---|---|---|---|---|---:|"]
+             "loop stall max ms: held / all | loop stalled s: held / all | samples > 100 ms: held / all | broker CPU % "
+             "| load avg |",
+             "|---:|---:|---:|---|---|---|---|---|---|---|---|---:|---:|"]
     for r in result["rows"]:
         e, p, ld = r.get("e2e", {}), r.get("probe", {}), r.get("load", {})
         ic, h, lag = r.get("idle_churn", {}), r.get("hostile", {}), r.get("loop_lag", {})
@@ -468,7 +486,7 @@ def markdown(result: dict, peer_name: str) -> str:
             f"{h.get('slow_reader_bytes', 0) // 1024} / {h.get('huge_fetches', '-')} / {h.get('metadata_bursts', '-')} / "
             f"{h.get('admin_bursts', '-')} / {h.get('errors', '-')} | {held.get('max_ms', '-')} / "
             f"{every.get('max_ms', '-')} | {held.get('stalled_s', '-')} / {every.get('stalled_s', '-')} | "
-            f"{held.get('over_100ms', '-')} / {every.get('over_100ms', '-')} | "
+            f"{held.get('over_100ms', '-')} / {every.get('over_100ms', '-')} | {r.get('broker_cpu_pct', '-')} | "
             f"{r.get('load_average', 0):.1f} |")
     return "\n".join(lines) + "\n"
 
