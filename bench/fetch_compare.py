@@ -220,31 +220,34 @@ def main() -> int:
         values = [r[key] for r in rs if r.get(key)]
         return statistics.median(values) if values else 0
 
+    def table(columns: list[str], round_cells, median_cells) -> None:
+        """One row per broker and round, then the broker's medians."""
+        print("| broker | round | " + " | ".join(columns) + " |")
+        print("|---|---:|" + "---:|" * len(columns))
+        for name, rs in rows.items():
+            for i, r in enumerate(rs):
+                print(f"| {name} | {i + 1} | " + " | ".join(round_cells(r)) + " |")
+            print(f"| {name} | median | " + " | ".join(median_cells(rs)) + " |")
+
     if "assign" in modes:
         print("assign:\n")
-        print("| broker | round | msg/s | msg/s (debug) | answers | recs/answer (median) | short answers | "
-              "gap ms (median) | pauses | kafka-python msg/s | aiokafka msg/s |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for name, rs in rows.items():
-            for i, r in enumerate(rs):
-                print(f"| {name} | {i + 1} | {r['msgs_per_s']:,.0f} | {r['debug_msgs_per_s']:,.0f} | {r['answers']} | "
-                      f"{r['recs_median']:,.0f} | {r['short_answers']} | {r['gap_ms']:.2f} | {r['pauses']} | "
-                      f"{r['kafka_python']:,.0f} | {r['aiokafka']:,.0f} |")
-            print(f"| {name} | median | {med(rs, 'msgs_per_s'):,.0f} | {med(rs, 'debug_msgs_per_s'):,.0f} | | | | "
-                  f"{statistics.median(r['gap_ms'] for r in rs):.2f} | {statistics.median(r['pauses'] for r in rs)} | "
-                  f"{med(rs, 'kafka_python'):,.0f} | {med(rs, 'aiokafka'):,.0f} |")
+        table(["msg/s", "msg/s (debug)", "answers", "recs/answer (median)", "short answers", "gap ms (median)",
+               "pauses", "kafka-python msg/s", "aiokafka msg/s"],
+              lambda r: [f"{r['msgs_per_s']:,.0f}", f"{r['debug_msgs_per_s']:,.0f}", str(r["answers"]),
+                         f"{r['recs_median']:,.0f}", str(r["short_answers"]), f"{r['gap_ms']:.2f}", str(r["pauses"]),
+                         f"{r['kafka_python']:,.0f}", f"{r['aiokafka']:,.0f}"],
+              lambda rs: [f"{med(rs, 'msgs_per_s'):,.0f}", f"{med(rs, 'debug_msgs_per_s'):,.0f}", "", "", "",
+                          f"{statistics.median(r['gap_ms'] for r in rs):.2f}",
+                          str(statistics.median(r["pauses"] for r in rs)), f"{med(rs, 'kafka_python'):,.0f}",
+                          f"{med(rs, 'aiokafka'):,.0f}"])
     if "group" in modes:
         print("\ngroup (subscribe, a new group per run, msg/s from the first record to the last; 0: not all read):\n")
-        print("| broker | round | confluent-kafka msg/s | kafka-python msg/s | aiokafka msg/s | "
-              "first record after subscribe (s): confluent / kafka-python / aiokafka |")
-        print("|---|---:|---:|---:|---:|---|")
-        for name, rs in rows.items():
-            for i, r in enumerate(rs):
-                print(f"| {name} | {i + 1} | {r['group']:,.0f} | {r['group_kafka_python']:,.0f} | "
-                      f"{r['group_aiokafka']:,.0f} | {r['group_first_record_s'] or 0:.2f} / "
-                      f"{r['group_kafka_python_first_record_s'] or 0:.2f} / {r['group_aiokafka_first_record_s'] or 0:.2f} |")
-            print(f"| {name} | median | {med(rs, 'group'):,.0f} | {med(rs, 'group_kafka_python'):,.0f} | "
-                  f"{med(rs, 'group_aiokafka'):,.0f} | |")
+        clients = ("group", "group_kafka_python", "group_aiokafka")
+        table(["confluent-kafka msg/s", "kafka-python msg/s", "aiokafka msg/s",
+               "first record after subscribe (s): confluent / kafka-python / aiokafka"],
+              lambda r: [f"{r[k]:,.0f}" for k in clients] +
+                        [" / ".join(f"{r[k + '_first_record_s'] or 0:.2f}" for k in clients)],
+              lambda rs: [f"{med(rs, k):,.0f}" for k in clients] + [""])
     if len(rows) == 2:
         (a, ra), (b, rb) = rows.items()
         keys = [k for k in ("msgs_per_s", "kafka_python", "aiokafka", "group", "group_kafka_python", "group_aiokafka")
