@@ -605,7 +605,7 @@ def test_leader_kills_checked_jepsen_style(tmp_path):
     final read: nothing acknowledged lost or moved, nothing duplicated, reordered or unexpected, and no read
     of a record the final log does not have at that offset (no read above the high watermark)."""
     from support.history import History, check
-    from support.workload import ConsumerWorker, ProducerWorker, final_read
+    from support.workload import ConsumerWorker, ProducerWorker, final_read, record_producers
 
     partitions, kills = 6, 6
     history = History()
@@ -643,13 +643,14 @@ def test_leader_kills_checked_jepsen_style(tmp_path):
             for p in producers:
                 p.stop()
         final = final_read(b.bootstrap_servers, topic, partitions)
+        producers = record_producers(b.bootstrap_servers, topic, partitions, final)
         total = sum(len(r) for r in final.values())
         deadline = time.monotonic() + TIMEOUT_S
         while sum(c.reads for c in consumers) < total and time.monotonic() < deadline:
             threading.Event().wait(0.05)
         for c in consumers:
             c.stop()
-    result = check(history, final)
+    result = check(history, final, producers)
     history.save(tmp_path / "history.jsonl")
     assert result.valid, result.summary()
     assert survived == kills and result.acknowledged > 1500 and result.in_doubt == 0, result.summary()

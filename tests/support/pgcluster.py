@@ -139,9 +139,10 @@ def check_history(cluster: ProcessCluster, topic: str, history, saved_to, partit
     acknowledged record once, where it was acknowledged, at least ``at_least`` of them, none in doubt. The
     history is saved to ``saved_to`` (JSON lines) for reading it back."""
     from support.history import check
-    from support.workload import final_read
+    from support.workload import final_read, record_producers
 
-    result = check(history, final_read(cluster.bootstrap(), topic, partitions))
+    final = final_read(cluster.bootstrap(), topic, partitions)
+    result = check(history, final, record_producers(cluster.bootstrap(), topic, partitions, final))
     history.save(saved_to)
     print(f"history: {result.summary()}")
     assert result.valid, result.summary()
