@@ -49,6 +49,8 @@ out-of-order answer duplicates what another partition had just persisted; only t
 exactly-once in every case). Java's producer retries a NOT_LEADER_OR_FOLLOWER batch with its sequence number,
 so a new leader that has the batch answers it as a duplicate, with the original's offset.
 
+tests/process/test_idempotence_leader_change.py plays the broker's side of those steps over a raw socket.
+
 So ``check`` counts such copies apart (``resent_after_epoch_bump``), and only when the run proves them
 librdkafka's: every copy in the send's partition, written by the producer's own producer id, each at a
 different producer epoch (from the batch headers, ``record_producers``), every epoch after the first one that
