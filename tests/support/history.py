@@ -49,7 +49,10 @@ out-of-order answer duplicates what another partition had just persisted; only t
 exactly-once in every case). Java's producer retries a NOT_LEADER_OR_FOLLOWER batch with its sequence number,
 so a new leader that has the batch answers it as a duplicate, with the original's offset.
 
-tests/process/test_idempotence_leader_change.py plays the broker's side of those steps over a raw socket.
+tests/process/test_idempotence_leader_change.py plays the broker's side of those steps over a raw socket. The
+conformance suite's answers recorded from Apache Kafka 4.4.0 (kbroker/conformance/recorded, scenario
+produce_idempotent_sequences) show steps 2 and 4 on a real broker: a sequence gap is
+OUT_OF_ORDER_SEQUENCE_NUMBER, and the next epoch at sequence 0 is appended, as kbroker answers them.
 
 So ``check`` counts such copies apart (``resent_after_epoch_bump``), and only when the run proves them
 librdkafka's: every copy in the send's partition, written by the producer's own producer id, each at a
