@@ -52,8 +52,11 @@ class ProducerWorker:
 
         self.history, self.topic, self.partitions = history, topic, partitions
         self.name = f"producer-{n}"
-        logger = logging.Logger(f"librdkafka.{self.name}")  # outside the logging tree: only the facts
+        logger = logging.Logger(f"librdkafka.{self.name}")  # outside the logging tree
         logger.addHandler(_LibrdkafkaFacts(history, self.name))
+        errors = logging.StreamHandler()  # what librdkafka prints without a logger: info and above, to stderr
+        errors.setLevel(logging.INFO)
+        logger.addHandler(errors)
         self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
                                   "linger.ms": 2, "message.timeout.ms": 30000, "debug": "eos,msg",
                                   "logger": logger, **conf})
