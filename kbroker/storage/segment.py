@@ -719,7 +719,7 @@ class SegmentLogStore(LogStore):
         and the files are removed later on a worker thread. A crash before they are gone leaves only
         ``-delete`` directories, which the next start removes; nothing else is read from them. A partition
         whose log was opened for another topic id (a topic of the same name, made meanwhile) is left alone."""
-        doomed: list[str] = []
+        directories: list[str] = []
         try:
             for partition in partitions:
                 key = (topic, partition)
@@ -727,19 +727,11 @@ class SegmentLogStore(LogStore):
                     continue  # a newer topic's of the same name: the old directory went when it was opened
                 self._ids.pop(key, None)
                 plog = self._logs.pop(key, None)
+                directories.append(self._dir(topic, partition))
                 if plog is not None:
                     plog.discard()
-                directory = self._dir(topic, partition)
-                target = f"{directory}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
-                try:
-                    os.replace(directory, target)
-                except FileNotFoundError:
-                    continue
-                doomed.append(target)
         finally:
-            if doomed:
-                fsync_dir(self.data_dir)
-                self._remove_later(doomed)
+            self._rename_and_remove(directories, DELETE_DIR_SUFFIX)
 
     def unopened_logs(self) -> list[tuple[str, int, uuid.UUID | None]]:
         """Directories named ``<topic>-<partition>`` (a legal topic name) that hold a partition's files
@@ -772,13 +764,16 @@ class SegmentLogStore(LogStore):
         """As Kafka removes stray logs: each directory renamed ``<topic>-<partition>.<uuid>-stray`` at once,
         one fsync of the data directory for all, the files removed later on the worker thread (or at the
         next start, which removes every ``-stray`` directory left). An open log is never touched."""
+        self._rename_and_remove([self._dir(topic, partition) for topic, partition in logs
+                                 if (topic, partition) not in self._logs], STRAY_DIR_SUFFIX)
+
+    def _rename_and_remove(self, directories: list[str], suffix: str) -> None:
+        """Rename each directory ``<name>.<uuid><suffix>`` at once (one already gone is skipped), fsync the data
+        directory once for all, and remove them later on the worker thread."""
         doomed = []
         try:
-            for topic, partition in logs:
-                if (topic, partition) in self._logs:
-                    continue
-                directory = self._dir(topic, partition)
-                target = f"{directory}.{uuid.uuid4().hex}{STRAY_DIR_SUFFIX}"
+            for directory in directories:
+                target = f"{directory}.{uuid.uuid4().hex}{suffix}"
                 try:
                     os.replace(directory, target)
                 except FileNotFoundError:

@@ -110,11 +110,11 @@ def test_stray_directories_go_at_start_up_as_processes(pg, tmp_path):
     """The same with three ``kbroker serve --cluster postgresql://...`` processes: broker 1 is stopped, a
     partition of it moves to {2, 3} and a topic is deleted; when it starts again both directories are gone and
     the moved partition's records are read from the others."""
-    from support.pgcluster import ProcessCluster, wait_full_isr
+    from support.pgcluster import ProcessCluster, logs_on_failure, wait_full_isr
 
     cluster = ProcessCluster(pg.new_database(), tmp_path, "--set", "auto.leader.rebalance.enable=false")
     cluster.start()
-    try:
+    with logs_on_failure(cluster):
         procs = cluster.procs
         moved, gone, kept = _name("pg-moved"), _name("pg-gone"), _name("pg-kept")
         _create(procs[2].bootstrap_servers, {moved: [[1, 2]], gone: [[1, 3]], kept: [[2, 1]]})
@@ -135,10 +135,3 @@ def test_stray_directories_go_at_start_up_as_processes(pg, tmp_path):
         assert f"{kept}-0" in dirs
         assert not {f"{moved}-0", f"{gone}-0"} & dirs, dirs
         assert _values(procs[1].bootstrap_servers, moved, 40) == sorted(values)
-    except BaseException:
-        for n, proc in cluster.procs.items():
-            print(n, "\n".join(proc.stderr_lines[-40:]))
-        cluster.kill()
-        raise
-    else:
-        cluster.stop()
