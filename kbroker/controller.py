@@ -26,8 +26,8 @@ The interface, and why it is shaped so:
 - Changes are coroutines (``async def``), for every controller: the PostgreSQL one waits for its database
   without stopping the event loop; the in-process one completes at once, without ever suspending, so its
   change and its notifications are still one step. Code that must finish a change before going on without
-  awaiting (the in-process control plane, tests) uses ``run_now``; code that would rather finish it at once
-  when it can uses ``eager``, which starts the change and hands back a done future or a task.
+  awaiting (the in-process cluster's control actions, tests) uses ``run_now``; code that would rather finish
+  it at once when it can uses ``eager``, which starts the change and hands back a done future or a task.
 
 Concurrency: everything runs on the event loop of the brokers that share the controller.
 """
