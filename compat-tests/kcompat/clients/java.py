@@ -113,6 +113,17 @@ class Java(DriverAdapter):
                 self._call("shareConsume", timeout_s, topic=topic, group=group, count=count, clientId=client_id)
                 or []]
 
+    def share_hold(self, topic, group, hold_ms, renew, renew_every_ms=None, client_id="kbroker-compat",
+                   timeout_s=TIMEOUT_S):
+        """A slow KafkaShareConsumer (explicit acknowledgement) that holds the records of its first poll for
+        ``hold_ms`` before accepting them, renewing their locks (AcknowledgeType.RENEW, KIP-1222) every
+        ``renew_every_ms`` when ``renew``. Returns {"records": [(record, delivery count)], "renewed": {offset:
+        times it came back renewed}, "commit": {"topic-partition": exception class name or None}}."""
+        res = self._call("shareHold", timeout_s, topic=topic, group=group, holdMs=hold_ms, renew=renew,
+                         renewEveryMs=renew_every_ms or hold_ms, clientId=client_id)
+        return {"records": [(_rec(d), d["deliveryCount"]) for d in res["records"]],
+                "renewed": {int(o): n for o, n in res["renewed"].items()}, "commit": res["commit"]}
+
     def list_share_groups(self) -> dict:
         """Admin.listGroups(forShareGroups()): group id -> state."""
         return self._call("listShareGroups")

@@ -50,6 +50,7 @@ import org.apache.kafka.clients.admin.ShareMemberDescription;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.clients.consumer.AcknowledgeType;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -63,6 +64,8 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.TopicIdPartition;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.RecordTooLargeException;
@@ -179,6 +182,7 @@ public final class Driver {
             case "listShareGroups": return listShareGroups(arg);
             case "describeShareGroup": return describeShareGroup(arg);
             case "shareConsume": return shareConsume(arg);
+            case "shareHold": return shareHold(arg);
             case "produce": return produce(arg);
             case "transactions": return transactions(arg);
             case "fencedTransactions": return fencedTransactions(arg);
@@ -625,6 +629,70 @@ public final class Driver {
             c.commitSync();
         }
         return got;
+    }
+
+    /**
+     * A slow KafkaShareConsumer (explicit acknowledgement): polls until it has a record, then holds what it got
+     * for ``holdMs`` without acknowledging it, and accepts it at the end. With ``renew`` it acknowledges the
+     * records with RENEW (KIP-1222) every ``renewEveryMs`` and polls until they come back (the client returns
+     * renewed records from the next poll and fetches nothing new meanwhile). The answer: the records as first
+     * delivered, how many times each came back renewed, and the commit's error per partition (null: none).
+     */
+    private static Object shareHold(JsonNode arg) throws Exception {
+        Properties p = common(arg);
+        p.put("client.id", arg.path("clientId").asText("kbroker-compat"));
+        p.put(ConsumerConfig.GROUP_ID_CONFIG, arg.get("group").asText());
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.SHARE_ACKNOWLEDGEMENT_MODE_CONFIG, "explicit");
+        boolean renew = arg.path("renew").asBoolean(false);
+        long holdMs = arg.get("holdMs").asLong();
+        long renewEveryMs = arg.path("renewEveryMs").asLong(holdMs);
+        long deadline = System.currentTimeMillis() + timeoutMs(arg);
+        List<ConsumerRecord<byte[], byte[]>> held = new ArrayList<>();
+        List<Map<String, Object>> got = new ArrayList<>();
+        Map<Long, Integer> renewed = new TreeMap<>();
+        Map<String, Object> res = new LinkedHashMap<>();
+        try (KafkaShareConsumer<byte[], byte[]> c = new KafkaShareConsumer<>(p)) {
+            c.subscribe(List.of(arg.get("topic").asText()));
+            while (held.isEmpty() && System.currentTimeMillis() < deadline) {
+                for (var r : c.poll(Duration.ofMillis(200))) {
+                    held.add(r);
+                    Map<String, Object> m = message(r);
+                    m.put("deliveryCount", r.deliveryCount().orElse((short) 0));
+                    got.add(m);
+                }
+            }
+            long until = System.currentTimeMillis() + holdMs;
+            for (long now = System.currentTimeMillis(); now < until; now = System.currentTimeMillis()) {
+                Thread.sleep(Math.min(renewEveryMs, until - now)); // the application processing, slowly
+                if (!renew || System.currentTimeMillis() >= until) {
+                    continue;
+                }
+                for (var r : held) {
+                    c.acknowledge(r, AcknowledgeType.RENEW);
+                }
+                Set<Long> back = new HashSet<>();
+                while (back.size() < held.size() && System.currentTimeMillis() < deadline) {
+                    for (var r : c.poll(Duration.ofMillis(200))) {
+                        back.add(r.offset());
+                        renewed.merge(r.offset(), 1, Integer::sum);
+                    }
+                }
+            }
+            for (var r : held) {
+                c.acknowledge(r, AcknowledgeType.ACCEPT);
+            }
+            Map<String, Object> errors = new TreeMap<>();
+            for (Map.Entry<TopicIdPartition, java.util.Optional<KafkaException>> e : c.commitSync().entrySet()) {
+                errors.put(e.getKey().topic() + "-" + e.getKey().partition(),
+                        e.getValue().map(x -> x.getClass().getSimpleName()).orElse(null));
+            }
+            res.put("records", got);
+            res.put("renewed", renewed);
+            res.put("commit", errors);
+        }
+        return res;
     }
 
     // -- producing ------------------------------------------------------------------------------------
