@@ -3,7 +3,8 @@ ShareGroupHeartbeat and consume, and the Java admin lists (ListGroups with the s
 (ShareGroupDescribe) the group. A slow KafkaShareConsumer keeps its records past the lock duration by
 acknowledging them with RENEW (KIP-1222), and loses them to another member without it; confluent-kafka 2.16.1's
 ShareConsumer has no RENEW (its AcknowledgeType is ACCEPT, RELEASE, REJECT; librdkafka 2.16 refuses type 4 as an
-invalid argument), so the Java client is the stock client that renews."""
+invalid argument), so the Java client is the stock client that renews. The share group offsets admin APIs are
+the Java Admin's too: confluent-kafka 2.16.1's AdminClient has none (only consumer group offsets)."""
 
 from __future__ import annotations
 
@@ -119,3 +120,54 @@ def test_without_renew_a_slow_java_consumer_loses_its_record():
     # What the slow consumer's late ACCEPT gets depends on where the other member is: INVALID_RECORD_STATE
     # while the record is the other's (or available again), no error once the other accepted it and the start
     # offset moved past it (Kafka 4.4's SharePartition skips a batch wholly before the start offset).
+
+
+def test_java_admin_lists_alters_and_deletes_share_group_offsets():
+    """Admin.listShareGroupOffsets (DescribeShareGroupOffsets v1: start offset, leader epoch, lag),
+    alterShareGroupOffsets and deleteShareGroupOffsets, with Kafka's refusals: a group with a member
+    (GroupNotEmptyException), a partition or topic that does not exist (UnknownTopicOrPartitionException)."""
+    java = java_client_or_skip()
+    topic, group = f"t-{uuid.uuid4().hex[:8]}", f"sg-{uuid.uuid4().hex[:8]}"
+    with Broker(port=0, storage="memory") as b:
+        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
+        admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(10)
+        r = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+            ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
+        admin.incremental_alter_configs([r])[r].result(10)
+        p = Producer({"bootstrap.servers": b.bootstrap_servers})
+        for i in range(10):
+            p.produce(topic, f"v{i}".encode(), partition=i % 2)
+        assert p.flush(10) == 0
+        client = java(b.bootstrap_servers)
+        assert len(client.share_consume(topic, group, 10)) == 10  # every record accepted (implicitly)
+        assert b.control.wait_for_group(group, "Empty", members=0, timeout_ms=20_000)
+        done = {"startOffset": 5, "leaderEpoch": 0, "lag": 0}
+        assert client.list_share_group_offsets(group) == {f"{topic}-0": done, f"{topic}-1": done}
+
+        # A member: the group is not empty, its offsets stay.
+        c = ShareConsumer({"bootstrap.servers": b.bootstrap_servers, "group.id": group})
+        c.subscribe([topic])
+        try:
+            assert b.control.wait_for_group(group, "Stable", members=1, timeout_ms=20_000)
+            assert client.alter_share_group_offsets(group, {topic: {0: 2}}) == {f"{topic}-0": "GroupNotEmptyException"}
+            assert client.delete_share_group_offsets(group, [topic]) == {topic: "GroupNotEmptyException"}
+        finally:
+            c.close()
+        assert b.control.wait_for_group(group, "Empty", members=0, timeout_ms=20_000)
+        assert client.list_share_group_offsets(group) == {f"{topic}-0": done, f"{topic}-1": done}
+
+        # Empty: partition 0 starts again at 2 (three records to go); partition 3 does not exist.
+        assert client.alter_share_group_offsets(group, {topic: {0: 2, 3: 1}}) == {
+            f"{topic}-0": None, f"{topic}-3": "UnknownTopicOrPartitionException"}
+        assert client.list_share_group_offsets(group) == {
+            f"{topic}-0": {"startOffset": 2, "leaderEpoch": 0, "lag": 3}, f"{topic}-1": done}
+        again = client.share_consume(topic, group, 3)
+        assert sorted((rec.partition, rec.offset, count) for rec, count in again) == [(0, 2, 1), (0, 3, 1), (0, 4, 1)]
+        assert b.control.wait_for_group(group, "Empty", members=0, timeout_ms=20_000)
+
+        # Deleted: the topic's share state is gone, and the next consumer starts where share.auto.offset.reset says.
+        missing = f"gone-{uuid.uuid4().hex[:8]}"
+        assert client.delete_share_group_offsets(group, [topic, missing]) == {
+            topic: None, missing: "UnknownTopicOrPartitionException"}
+        assert client.list_share_group_offsets(group) == {}
+        assert len(client.share_consume(topic, group, 10)) == 10

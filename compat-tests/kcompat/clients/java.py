@@ -124,6 +124,20 @@ class Java(DriverAdapter):
         return {"records": [(_rec(d), d["deliveryCount"]) for d in res["records"]],
                 "renewed": {int(o): n for o, n in res["renewed"].items()}, "commit": res["commit"]}
 
+    def list_share_group_offsets(self, group) -> dict:
+        """Admin.listShareGroupOffsets: "topic-partition" -> {"startOffset", "leaderEpoch", "lag"} or None."""
+        return self._call("listShareGroupOffsets", group=group)
+
+    def alter_share_group_offsets(self, group, offsets: dict) -> dict:
+        """Admin.alterShareGroupOffsets of {topic: {partition: offset}}: "topic-partition" -> the exception's
+        class name, None when altered."""
+        return self._call("alterShareGroupOffsets", group=group,
+                          offsets={t: {str(p): o for p, o in ps.items()} for t, ps in offsets.items()})
+
+    def delete_share_group_offsets(self, group, topics) -> dict:
+        """Admin.deleteShareGroupOffsets of whole topics: topic -> the exception's class name, None when deleted."""
+        return self._call("deleteShareGroupOffsets", group=group, topics=list(topics))
+
     def list_share_groups(self) -> dict:
         """Admin.listGroups(forShareGroups()): group id -> state."""
         return self._call("listShareGroups")

@@ -45,6 +45,8 @@ import org.apache.kafka.common.quota.ClientQuotaFilter;
 import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.ListGroupsOptions;
+import org.apache.kafka.clients.admin.ListShareGroupOffsetsSpec;
+import org.apache.kafka.clients.admin.SharePartitionOffsetInfo;
 import org.apache.kafka.clients.admin.ShareGroupDescription;
 import org.apache.kafka.clients.admin.ShareMemberDescription;
 import org.apache.kafka.clients.admin.NewTopic;
@@ -183,6 +185,9 @@ public final class Driver {
             case "describeShareGroup": return describeShareGroup(arg);
             case "shareConsume": return shareConsume(arg);
             case "shareHold": return shareHold(arg);
+            case "listShareGroupOffsets": return listShareGroupOffsets(arg);
+            case "alterShareGroupOffsets": return alterShareGroupOffsets(arg);
+            case "deleteShareGroupOffsets": return deleteShareGroupOffsets(arg);
             case "produce": return produce(arg);
             case "transactions": return transactions(arg);
             case "fencedTransactions": return fencedTransactions(arg);
@@ -605,6 +610,78 @@ public final class Driver {
             res.put("members", members);
             return res;
         });
+    }
+
+    /**
+     * Admin.listShareGroupOffsets of every partition of the group: "topic-partition" -> {"startOffset",
+     * "leaderEpoch", "lag"} (absent values null), or null for a partition the admin answers without offsets.
+     */
+    private static Object listShareGroupOffsets(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            String group = arg.get("group").asText();
+            Map<TopicPartition, SharePartitionOffsetInfo> offsets = admin.listShareGroupOffsets(
+                    Map.of(group, new ListShareGroupOffsetsSpec())).partitionsToOffsetInfo(group).get();
+            Map<String, Object> res = new TreeMap<>();
+            for (Map.Entry<TopicPartition, SharePartitionOffsetInfo> e : offsets.entrySet()) {
+                SharePartitionOffsetInfo info = e.getValue();
+                Map<String, Object> m = null;
+                if (info != null) {
+                    m = new LinkedHashMap<>();
+                    m.put("startOffset", info.startOffset());
+                    m.put("leaderEpoch", info.leaderEpoch().orElse(null));
+                    m.put("lag", info.lag().orElse(null));
+                }
+                res.put(e.getKey().topic() + "-" + e.getKey().partition(), m);
+            }
+            return res;
+        });
+    }
+
+    /** Admin.alterShareGroupOffsets: ``offsets`` is {"topic": {"partition": offset}}; the answer is the error
+     *  class of each "topic-partition" (null: altered). */
+    private static Object alterShareGroupOffsets(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            Map<TopicPartition, Long> offsets = new LinkedHashMap<>();
+            for (var t : (Iterable<Map.Entry<String, JsonNode>>) arg.get("offsets")::fields) {
+                for (var p : (Iterable<Map.Entry<String, JsonNode>>) t.getValue()::fields) {
+                    offsets.put(new TopicPartition(t.getKey(), Integer.parseInt(p.getKey())), p.getValue().asLong());
+                }
+            }
+            var result = admin.alterShareGroupOffsets(arg.get("group").asText(), offsets);
+            Map<String, Object> res = new TreeMap<>();
+            for (TopicPartition tp : offsets.keySet()) {
+                res.put(tp.topic() + "-" + tp.partition(), failure(() -> result.partitionResult(tp).get()));
+            }
+            return res;
+        });
+    }
+
+    /** Admin.deleteShareGroupOffsets of the ``topics``: the error class of each topic (null: deleted). */
+    private static Object deleteShareGroupOffsets(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            Set<String> topics = new TreeSet<>();
+            arg.get("topics").forEach(t -> topics.add(t.asText()));
+            var result = admin.deleteShareGroupOffsets(arg.get("group").asText(), topics);
+            Map<String, Object> res = new TreeMap<>();
+            for (String topic : topics) {
+                res.put(topic, failure(() -> result.topicResult(topic).get()));
+            }
+            return res;
+        });
+    }
+
+    interface Wait {
+        void get() throws Exception;
+    }
+
+    /** The simple class name of what a future failed with, null when it succeeded. */
+    private static String failure(Wait wait) throws Exception {
+        try {
+            wait.get();
+            return null;
+        } catch (ExecutionException e) {
+            return e.getCause().getClass().getSimpleName();
+        }
     }
 
     /** A KafkaShareConsumer (implicit acknowledgement) polling until ``count`` records or the timeout. */
