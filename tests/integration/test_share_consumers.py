@@ -9,9 +9,12 @@ import uuid
 
 import pytest
 from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
 from kbroker import Broker
+from kbroker.coordinator.runtime import partition_for
+from kbroker.errors import ErrorCode
+from kbroker.share.share_coordinator import SHARE_STATE_TOPIC, share_state_key
 
 TIMEOUT_MS = 20_000
 POLL_ROUNDS = 200  # each poll waits at most POLL_S: a bound on a test that would otherwise hang
@@ -268,5 +271,59 @@ def test_share_consumers_on_a_cluster_and_the_share_state_on_each_keys_coordinat
                 return {p.index: p.high_watermark for s in b.cluster.states() for p in s.topics.get(topic).partitions
                         if p.is_leader} if t else {}
             assert b.call(written) == b.call(high_watermarks)
+        finally:
+            c.close()
+
+
+def test_an_acknowledgement_whose_state_write_fails_is_rolled_back_and_the_record_redelivered():
+    """Two brokers: the record's partition on one, its share-partition's state on the other, whose
+    WriteShareGroupState then fails (COORDINATOR_NOT_AVAILABLE, a fault rule). The ACCEPT is not applied
+    (Kafka applies an acknowledgement only once its state is written, rolling it back otherwise): the consumer
+    hears COORDINATOR_NOT_AVAILABLE, the record stays acquired and, its lock run out, is delivered again."""
+    settings = {"group.share.min.record.lock.duration.ms": "1000", "group.share.record.lock.duration.ms": "1000"}
+    with Broker(port=0, storage="memory", brokers=2, settings=settings) as b:
+        topic = _topic(b)
+        # The first share fetch creates __share_group_state; then a group whose state the other broker keeps.
+        warm = _consumer(b, _name("warm"), topic, "warm")
+        try:
+            def state_topic_led():
+                t = b.call(lambda: b.cluster.states()[0].topics.get(SHARE_STATE_TOPIC))
+                return t is not None and all(p.leader_id >= 0 for p in t.partitions) and t
+            for _ in range(POLL_ROUNDS):
+                assert not _records(warm.poll(0.2))
+                if state_topic_led():
+                    break
+            state_topic = state_topic_led()
+            assert state_topic
+        finally:
+            warm.close()
+        data = b.call(lambda: next(s.topics.get(topic) for s in b.cluster.states()))
+        leader = data.partitions[0].leader_id
+        group = next(g for g in (_name("sg") for _ in range(1000)) if state_topic.partitions[partition_for(
+            share_state_key(g, data.topic_id, 0), len(state_topic.partitions))].leader_id != leader)
+        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
+        r = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+            ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
+        admin.incremental_alter_configs([r])[r].result(10)
+        _produce(b, topic, 1)
+
+        c = _consumer(b, group, topic, "acker", explicit=True)
+        try:
+            got = _poll_until(c)
+            assert [(m.offset(), m.delivery_count()) for m in got] == [(0, 1)]
+            b.control.add_fault("WriteShareGroupState", error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, count=1000)
+            c.acknowledge(got[0], AcknowledgeType.ACCEPT)
+            [(tp, error)] = c.commit_sync(10).items()
+            assert error is not None and error.args[0].code() == ErrorCode.COORDINATOR_NOT_AVAILABLE, error
+            [state] = b.control.group(group)["share_partitions"]
+            assert state["in_flight"] == [{"first_offset": 0, "last_offset": 0, "state": "ACQUIRED",
+                                           "delivery_count": 1}]  # not acknowledged: rolled back
+            b.control.clear_faults()
+            again = _poll_until(c)  # once the lock ran out
+            assert [(m.offset(), m.delivery_count()) for m in again] == [(0, 2)]
+            c.acknowledge(again[0], AcknowledgeType.ACCEPT)
+            assert list(c.commit_sync(10).values()) == [None]
+            [state] = b.control.group(group)["share_partitions"]
+            assert (state["start_offset"], state["in_flight"]) == (1, [])
         finally:
             c.close()
