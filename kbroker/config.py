@@ -139,6 +139,8 @@ class BrokerConfig:
     transaction_state_log_replication_factor: int = 3
     share_coordinator_state_topic_num_partitions: int = 50  # __share_group_state (KIP-932)
     share_coordinator_state_topic_replication_factor: int = 3
+    share_coordinator_snapshot_update_records_per_snapshot: int = 500
+    share_coordinator_state_topic_prune_interval_ms: int = 300_000
     transactional_id_expiration_ms: int = 604800000
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10000
     fsync: str = "never"  # always | interval | never: see the README for what each risks
@@ -286,6 +288,9 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "transaction.state.log.replication.factor": ("transaction_state_log_replication_factor", int),
     "share.coordinator.state.topic.num.partitions": ("share_coordinator_state_topic_num_partitions", int),
     "share.coordinator.state.topic.replication.factor": ("share_coordinator_state_topic_replication_factor", int),
+    "share.coordinator.snapshot.update.records.per.snapshot": (
+        "share_coordinator_snapshot_update_records_per_snapshot", int),
+    "share.coordinator.state.topic.prune.interval.ms": ("share_coordinator_state_topic_prune_interval_ms", int),
     "transactional.id.expiration.ms": ("transactional_id_expiration_ms", int),
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": (
         "transaction_abort_timed_out_transaction_cleanup_interval_ms", int),
