@@ -26,7 +26,7 @@ the state is read and written with ReadShareGroupState / WriteShareGroupState (p
 share-partition answers nothing until the read is answered, as while the state topic loads.
 
 Concurrency: the event loop only. A long-polling fetch waits on its partitions' appends and on this
-manager's ``available`` notifier (records made available again by an expiry, a release or a leaving member).
+manager's ``available`` notifier (records made available again by an expiry, a release or a share session ending).
 """
 
 from __future__ import annotations
@@ -173,21 +173,12 @@ class SharePartitionManager(ShareGroupListener):
             if sp is not None and sp.release_member(session.member_id):
                 self.notify_available()
 
-    def on_member_left(self, group_id: str, member_id: str) -> None:
-        """The group coordinator says a member left (or its session timed out): its share session goes and
-        every record it holds in the group is released (Kafka's ShareGroupListener.onMemberLeave)."""
-        self.sessions.pop((group_id, member_id), None)
-        released = False
-        for (g, _t, _p), sp in self.partitions.items():
-            if g == group_id and sp.release_member(member_id):
-                released = True
-        if released:
-            self.notify_available()
-
-    # The group coordinator's news (coordinator/share_group_listener.py).
-
-    def on_member_leave(self, group_id: str, member_id: str) -> None:
-        self.on_member_left(group_id, member_id)
+    # The group coordinator's news (coordinator/share_group_listener.py). A member leaving the group (epoch -1,
+    # or fenced when its session times out) is not one of them: Kafka's share-partition leaders hear of
+    # departures only from their own share sessions (ShareSessionCache calls ShareGroupListener.onMemberLeave
+    # when a session ends with epoch -1 or its connection closes; the group coordinator tells them nothing),
+    # so what a fenced member with its connection still open holds stays locked until its locks run out, on
+    # every broker, whether or not it is the group's coordinator.
 
     def on_group_deleted(self, group_id: str, partitions) -> None:
         """DeleteGroups removed the share group: its share-partitions go, and their written state with them
