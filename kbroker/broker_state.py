@@ -459,11 +459,10 @@ class BrokerState(MetadataListener):
         return self.groups.share_group_config(group_id)
 
     def share_group_is_empty(self, group_id: str) -> bool:
-        """Whether no member consumes the share group now (what AlterShareGroupOffsets and
-        DeleteShareGroupOffsets require): the group coordinator knows no member, and no member holds a share
-        session in it."""
-        members = self.groups.share_group_assignment(group_id)
-        return not members and not any(g == group_id for g, _m in self.share.sessions)
+        """Whether the share group has no member (what AlterShareGroupOffsets and DeleteShareGroupOffsets
+        require): its coordinator knows none, as Kafka's GroupMetadataManager checks; share sessions do not
+        count (a member that left the group may keep its session until its connection closes, as in Kafka)."""
+        return not self.groups.share_group_assignment(group_id)
 
     def describe_group_for_control(self, group_id: str) -> dict:
         """A group as the control plane shows it: state, protocol, generation, members with their

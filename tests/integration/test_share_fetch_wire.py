@@ -270,11 +270,17 @@ def test_offsets_described_altered_and_deleted_through_the_admin_apis(b):
     A = ALT.AlterShareGroupOffsetsRequest
     alter = A(group_id="g", topics=[A.AlterShareGroupOffsetsRequestTopic(topic_name="q", partitions=[
         A.AlterShareGroupOffsetsRequestPartition(partition_index=0, start_offset=4)])])
-    assert admin.request(91, 0, alter).error_code == ErrorCode.NON_EMPTY_GROUP  # m's session is open
+    from kbroker.wire.messages import share_group_heartbeat as HB
+    H = HB.ShareGroupHeartbeatRequest
+    assert admin.request(76, 1, H(group_id="g", member_id="m1", member_epoch=0,
+                                  subscribed_topic_names=["q"])).error_code == 0  # m joins the group
+    assert admin.request(91, 0, alter).error_code == ErrorCode.NON_EMPTY_GROUP  # the group has a member
     X = DEL.DeleteShareGroupOffsetsRequest
     delete = X(group_id="g", topics=[X.DeleteShareGroupOffsetsRequestTopic(topic_name="q")])
     assert admin.request(92, 0, delete).error_code == ErrorCode.NON_EMPTY_GROUP
-    m.fetch(epoch=-1)  # the member leaves: what it held is released
+    r = admin.request(76, 1, H(group_id="g", member_id="m1", member_epoch=-1))  # m leaves the group ...
+    assert r.error_code == 0
+    m.fetch(epoch=-1)  # ... and closes its share session: what it held is released
     r = admin.request(91, 0, alter)
     assert (r.error_code, [p.error_code for t in r.responses for p in t.partitions]) == (0, [0])
     assert describe(None) == (0, [("q", 0, 4, 1, 0)])
