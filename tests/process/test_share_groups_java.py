@@ -19,20 +19,26 @@ from support.groupclients import wait_until
 from support.java_client import java_client_or_skip
 
 
+def _queue(b: Broker, partitions: int, values: list[bytes]) -> tuple[str, str]:
+    """A topic of ``partitions`` holding ``values`` (round robin over the partitions) and a share group that
+    starts at its earliest offset: (topic, group)."""
+    topic, group = f"t-{uuid.uuid4().hex[:8]}", f"sg-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(10)
+    r = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([r])[r].result(10)
+    p = Producer({"bootstrap.servers": b.bootstrap_servers})
+    for i, v in enumerate(values):
+        p.produce(topic, v, partition=i % partitions)
+    assert p.flush(10) == 0
+    return topic, group
+
+
 def test_java_share_consumer_and_admin():
     java = java_client_or_skip()
-    topic, group = f"t-{uuid.uuid4().hex[:8]}", f"sg-{uuid.uuid4().hex[:8]}"
     with Broker(port=0, storage="memory") as b:
-        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
-        admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(10)
-        r = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
-            ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
-        admin.incremental_alter_configs([r])[r].result(10)
-        p = Producer({"bootstrap.servers": b.bootstrap_servers})
-        for i in range(20):
-            p.produce(topic, f"v{i}".encode(), partition=i % 2)
-        assert p.flush(10) == 0
-
+        topic, group = _queue(b, 2, [f"v{i}".encode() for i in range(20)])
         client = java(b.bootstrap_servers)
         got = client.share_consume(topic, group, 20, client_id="java-share")
         assert sorted(rec.value for rec, _ in got) == sorted(f"v{i}".encode() for i in range(20))
@@ -70,15 +76,7 @@ def _slow_and_other(java, renew: bool) -> tuple[dict, list]:
     one answered and the (offset, delivery count) pairs the other one got."""
     settings = {"group.share.min.record.lock.duration.ms": "1000", "group.share.record.lock.duration.ms": str(LOCK_MS)}
     with Broker(port=0, storage="memory", settings=settings) as b:
-        topic, group = f"t-{uuid.uuid4().hex[:8]}", f"sg-{uuid.uuid4().hex[:8]}"
-        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
-        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
-        r = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
-            ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
-        admin.incremental_alter_configs([r])[r].result(10)
-        p = Producer({"bootstrap.servers": b.bootstrap_servers})
-        p.produce(topic, b"slow work")
-        assert p.flush(10) == 0
+        topic, group = _queue(b, 1, [b"slow work"])
 
         client = java(b.bootstrap_servers)
         answer: dict = {}
@@ -127,17 +125,8 @@ def test_java_admin_lists_alters_and_deletes_share_group_offsets():
     alterShareGroupOffsets and deleteShareGroupOffsets, with Kafka's refusals: a group with a member
     (GroupNotEmptyException), a partition or topic that does not exist (UnknownTopicOrPartitionException)."""
     java = java_client_or_skip()
-    topic, group = f"t-{uuid.uuid4().hex[:8]}", f"sg-{uuid.uuid4().hex[:8]}"
     with Broker(port=0, storage="memory") as b:
-        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
-        admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(10)
-        r = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
-            ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
-        admin.incremental_alter_configs([r])[r].result(10)
-        p = Producer({"bootstrap.servers": b.bootstrap_servers})
-        for i in range(10):
-            p.produce(topic, f"v{i}".encode(), partition=i % 2)
-        assert p.flush(10) == 0
+        topic, group = _queue(b, 2, [f"v{i}".encode() for i in range(10)])
         client = java(b.bootstrap_servers)
         assert len(client.share_consume(topic, group, 10)) == 10  # every record accepted (implicitly)
         assert b.control.wait_for_group(group, "Empty", members=0, timeout_ms=20_000)
