@@ -506,6 +506,8 @@ class SharePartitionManager(ShareGroupListener):
         state epoch), written before the answer. Raises KafkaError when it cannot be written."""
         sp = self.partitions.get(key)
         if sp is not None:
+            # Acknowledgements staged for the records that go are refused, not written onto the new window.
+            _settle(self._staged.pop(key, []), ErrorCode.INVALID_RECORD_STATE)
             sp.restore(offset, [], sp.state_epoch + 1)
             self._dirty.add(key)
             failed = await self.persist([key])
@@ -566,8 +568,8 @@ def acknowledgement_error(code: int) -> int:
     if code in (ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
                 ErrorCode.KAFKA_STORAGE_ERROR):
         return ErrorCode.COORDINATOR_NOT_AVAILABLE
-    if code in (ErrorCode.GROUP_ID_NOT_FOUND, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION):
-        return code
+    if code in (ErrorCode.GROUP_ID_NOT_FOUND, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.INVALID_RECORD_STATE):
+        return code  # the last: the share-partition was reset (its offsets altered) before the write
     if code in (ErrorCode.FENCED_LEADER_EPOCH, ErrorCode.FENCED_STATE_EPOCH, ErrorCode.NOT_LEADER_OR_FOLLOWER):
         return ErrorCode.NOT_LEADER_OR_FOLLOWER
     return ErrorCode.UNKNOWN_SERVER_ERROR
