@@ -88,8 +88,12 @@ def describe(bootstrap: str):
     return admin.describe_cluster(request_timeout=10).result()
 
 
+NO_PARTITION = (-1, [], [])  # (leader, replicas, ISR) of a partition a broker's Metadata does not list yet
+
+
 def partition_isrs(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
-    """partition -> (leader, replicas, ISR) as one broker's Metadata says."""
+    """partition -> (leader, replicas, ISR) as one broker's Metadata says (none while it answers the topic with
+    an error, e.g. a broker that has just restarted and not yet caught up with the controller)."""
     from confluent_kafka.admin import AdminClient
 
     md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
