@@ -43,6 +43,10 @@ __all__ = ["UnreadableRecordsError", "check_compressed_records"]
 MIN_RECORD_BODY = 6
 # The most records one strided slice looks at; a run that fills it is looked at again from its end.
 MAX_RUN_WINDOW = 8192
+# The most a produced batch may decompress to, Kafka's default socket.request.max.bytes: a client can make
+# the broker hold no more for a compressed batch than it could for an uncompressed request. Kafka reads the
+# records as a stream and sets no bound; a batch of valid records above it is refused here (INVALID_RECORD).
+MAX_DECOMPRESSED_BYTES = 104857600
 
 
 class UnreadableRecordsError(RecordError):
@@ -56,13 +60,17 @@ def check_compressed_records(buf, pos: int, header: BatchHeader) -> None:
     Raises UnreadableRecordsError or InvalidRecordError (see the module's docstring)."""
     view = memoryview(buf)
     section = view[pos + HEADER_SIZE:pos + header.batch_length + LOG_OVERHEAD]
-    failure = None
+    failure = too_large = None
     try:
-        data = decompress(header.compression, section)
+        data = decompress(header.compression, section, MAX_DECOMPRESSED_BYTES)
+    except InvalidRecordError as e:
+        too_large = str(e)
     except CorruptRecordError as e:
         failure = str(e)  # the traceback (and a decompressor holding the section) goes with ``e``
     section.release()
     view.release()
+    if too_large is not None:
+        raise InvalidRecordError(too_large)
     if failure is not None:
         raise UnreadableRecordsError(failure)
     if type(data) is not bytes:

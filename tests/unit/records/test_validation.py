@@ -10,8 +10,8 @@ import pytest
 
 from kbroker.records.batch import read_header
 from kbroker.records.builder import batch_around, build_batch
-from kbroker.records.compression import LZ4, SNAPPY, ZSTD, compress
-from kbroker.records.errors import InvalidRecordError
+from kbroker.records.compression import GZIP, LZ4, SNAPPY, ZSTD, compress
+from kbroker.records.errors import CorruptRecordError, InvalidRecordError
 from kbroker.records.record import Record, encode_record
 from kbroker.records.validation import UnreadableRecordsError, check_compressed_records
 
@@ -94,3 +94,32 @@ def test_offset_deltas_that_are_not_the_positions_are_unreadable(deltas):
 def test_a_payload_that_does_not_decompress_is_unreadable(codec):
     with pytest.raises(UnreadableRecordsError):
         _check(batch_around(bytes(range(200)), compression=codec, record_count=3, last_offset_delta=2))
+
+
+@pytest.mark.parametrize("codec", [GZIP, SNAPPY, LZ4, ZSTD])
+def test_a_decompression_bomb_is_refused_without_decompressing_it_all(codec, monkeypatch):
+    """A few kilobytes that decompress to more than MAX_DECOMPRESSED_BYTES (here lowered to 1 MB): refused
+    once that much is out (snappy: from the lengths its blocks declare), not decompressed whole."""
+    import kbroker.records.validation as validation
+    monkeypatch.setattr(validation, "MAX_DECOMPRESSED_BYTES", 1_000_000)
+    payload = compress(codec, bytes(4_000_000))
+    assert len(payload) < 250_000
+    with pytest.raises(InvalidRecordError, match="decompress to more than 1000000 bytes"):
+        _check(batch_around(payload, compression=codec, record_count=3, last_offset_delta=2))
+    _check(build_batch(_records([100] * 5000), compression=codec))  # 0.6 MB: within it
+
+
+@pytest.mark.parametrize("codec", [GZIP, SNAPPY, LZ4, ZSTD])
+def test_the_bounded_decompression_reads_what_the_unbounded_does(codec):
+    from kbroker.records.compression import decompress
+    for data in (b"", b"abc" * 1000, bytes(range(256)) * 300):
+        payload = compress(codec, data)
+        assert decompress(codec, payload, 1 << 20) == decompress(codec, payload) == data
+        cut = payload[:len(payload) // 2]
+        try:
+            unbounded = decompress(codec, cut)
+        except CorruptRecordError:
+            with pytest.raises(CorruptRecordError):
+                decompress(codec, cut, 1 << 20)
+        else:  # zstd's stream reader returns what a cut frame holds (nothing here), bounded or not
+            assert decompress(codec, cut, 1 << 20) == unbounded
