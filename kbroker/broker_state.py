@@ -40,11 +40,13 @@ from .coordinator.transaction_log import TransactionStateLog
 from .handlers import advertised_versions
 from .state_log import KeyedState, keyed_state
 from .config import BrokerConfig
+from .broker_configs import broker_configs
 from .client_quotas import ClientQuotas
 from .controller import BrokerRegistration, InProcessController, MetadataListener, eager
 from .inter_broker import inter_broker_client
 from .topic_store import FileTopicStore, MemoryTopicStore
 from .producer_ids import ProducerIdManager
+from .replication_quotas import ReplicationQuotas
 from .errors import KafkaError
 from .partition import get_partition_or_error
 from .security.acl import Authorizer
@@ -111,6 +113,8 @@ class BrokerState(MetadataListener):
         self.cluster_id = controller.cluster_id
         self.producer_ids = ProducerIdManager(controller)
         self.client_quotas = ClientQuotas(config, controller)  # client_quotas.py: the controller's, enforced
+        # KIP-73's throttles of replication traffic (replication_quotas.py), by the dynamic broker configs.
+        self.replication_quotas = ReplicationQuotas(self.node_id, lambda key: broker_configs(self).value(key))
         self.transactions_enabled = True
         self.schema_registry = None  # kbroker.schema_registry.Registry when its listener is on
         self._clock = AsyncioClock()

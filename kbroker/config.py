@@ -52,6 +52,9 @@ class BrokerConfig:
     replica_fetch_wait_max_ms: int = 500  # replica.fetch.wait.max.ms: a follower's long poll
     replica_fetch_backoff_ms: int = 1000  # replica.fetch.backoff.ms: after a failed fetch
     replica_fetch_max_bytes: int = 1048576  # replica.fetch.max.bytes: per partition
+    # replication.quota.window.num / .size.seconds: the samples of the replication throttles' rates (KIP-73)
+    replication_quota_window_num: int = 11
+    replication_quota_window_size_seconds: int = 1
     replica_fetch_response_max_bytes: int = 10485760  # replica.fetch.response.max.bytes
     replica_socket_timeout_ms: int = 30000  # replica.socket.timeout.ms: connecting to a leader
     # replica.selector.class: how a leader picks the replica a consumer should read from (KIP-392,
@@ -215,6 +218,8 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "replica.fetch.wait.max.ms": ("replica_fetch_wait_max_ms", int),
     "replica.fetch.backoff.ms": ("replica_fetch_backoff_ms", int),
     "replica.fetch.max.bytes": ("replica_fetch_max_bytes", int),
+    "replication.quota.window.num": ("replication_quota_window_num", int),
+    "replication.quota.window.size.seconds": ("replication_quota_window_size_seconds", int),
     "replica.fetch.response.max.bytes": ("replica_fetch_response_max_bytes", int),
     "replica.socket.timeout.ms": ("replica_socket_timeout_ms", int),
     "replica.selector.class": ("replica_selector_class", parse_selector),

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import itertools
 import logging
@@ -82,6 +83,23 @@ QUOTA_EXEMPT_APIS = frozenset({17, 27, 36})
 
 class AuthenticationFailure(ProtocolViolation):
     """Authentication failed: the connection is closed after connection.failed.authentication.delay.ms."""
+
+
+def close_unstarted(awaitable) -> None:
+    """Close a coroutine that never ran, and first the coroutines it was given: a coroutine that has not
+    started holds nothing but its arguments, and each would otherwise be dropped unawaited too (Python's
+    "coroutine ... was never awaited")."""
+    if inspect.iscoroutine(awaitable) and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED:
+        for argument in inspect.getcoroutinelocals(awaitable).values():
+            close_unstarted(argument)
+        awaitable.close()
+
+
+def _close_if_never_run(awaitable, task: asyncio.Task) -> None:
+    """A request's answer task cancelled before its first step (a broker killed, its tasks cancelled): the
+    answer's coroutine and the handler's it awaits never ran, so they are closed rather than dropped."""
+    if task.cancelled():
+        close_unstarted(awaitable)
 
 
 class KafkaConnection(asyncio.BufferedProtocol):
@@ -251,6 +269,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 task = asyncio.ensure_future(self._finish(result, frame))
                 self.server.tasks.add(task)
                 task.add_done_callback(self.server.tasks.discard)
+                task.add_done_callback(functools.partial(_close_if_never_run, result))
                 return
             self._done(frame)
             if not self._deliver(result):

@@ -50,6 +50,20 @@ class ProcessCluster:
             p.kill()
 
 
+@contextlib.contextmanager
+def logs_on_failure(cluster: ProcessCluster):
+    """Run the block with ``cluster``; on a failure print each broker's last log lines and kill them all, else
+    stop them."""
+    try:
+        yield cluster
+    except BaseException:
+        for n, proc in cluster.procs.items():
+            print(n, "\n".join(proc.stderr_lines[-40:]))
+        cluster.kill()
+        raise
+    cluster.stop()
+
+
 def new_topic_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
