@@ -218,7 +218,10 @@ def _fail(part, error: int) -> None:
 
 async def _delayed(response, waiting, timeout_s: float):
     """acks=all: answer once every waiting partition's high watermark passed its batch, or the time is up."""
-    results = await asyncio.gather(*(p.wait_for_high_watermark(offset, timeout_s) for _part, p, offset in waiting))
+    if len(waiting) == 1:  # the common case (one partition a request), without gather's task per partition
+        results = [await waiting[0][1].wait_for_high_watermark(waiting[0][2], timeout_s)]
+    else:
+        results = await asyncio.gather(*(p.wait_for_high_watermark(offset, timeout_s) for _part, p, offset in waiting))
     for (part, p, offset), error in zip(waiting, results):
         if error == 0:
             error = p.check_enough_replicas(offset) or 0
