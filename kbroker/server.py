@@ -16,8 +16,8 @@ next Produce requests meanwhile (up to MAX_AWAITING_REPLICATION answers wait in 
 until they are out), so that one acks=all producer keeps the followers busy instead of paying a follower round
 trip per request; appends and answers stay in request order. The requests of one read are handled one per
 turn of the event loop, so a client pipelining thousands of them takes turns with everybody else instead of
-holding the loop. Pipelining
-clients still pipeline: what they sent is answered in order, a few answers to a write.
+holding the loop. Pipelining clients still pipeline: what they sent is answered in order, a few answers to a
+write.
 ``queued.max.request.bytes`` bounds the bytes of requests received and not yet answered over all
 connections (connections stop reading while it is reached); ``connections.max.idle.ms``,
 ``max.connections``, ``max.connections.per.ip`` and the creation rates (connection_quotas.py) bound the
