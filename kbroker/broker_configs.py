@@ -301,12 +301,21 @@ _TOPIC_KEYS = set(TOPIC_DEFAULT_KEYS) | {"log.retention.hours", "log.retention.m
                                          "log.roll.hours", "log.roll.ms"}
 
 
+# Broker configs that are only dynamic (Kafka's DynamicConfig.Broker, not KafkaConfig), as KAFKA_BROKER_CONFIGS
+# describes a key: the replication throttles of KIP-73 (LONG, at least 0; replication_quotas.py reads them).
+_DYNAMIC_ONLY = {"leader.replication.throttled.rate": (5, None, True, False),
+                 "follower.replication.throttled.rate": (5, None, True, False)}
+
+
 def _check_type(key: str, value: str) -> None:
     """Kafka's ConfigDef parse of a value by its type: "Invalid value abc for configuration max.connections:
     Not a number of type INT"."""
-    spec = KAFKA_BROKER_CONFIGS.get(key)
+    spec = KAFKA_BROKER_CONFIGS.get(key) or _DYNAMIC_ONLY.get(key)
     if spec is None or value is None:
         return
+    if key in _DYNAMIC_ONLY and value.strip().lstrip("-").isdigit() and int(value) < 0:
+        raise KafkaError(ErrorCode.INVALID_REQUEST,
+                         f"Invalid value {value} for configuration {key}: Value must be at least 0")
     kind = spec[0]
     v = value.strip()
     ok = True

@@ -93,6 +93,8 @@ class BrokerServer:
         fetchers.start()
         self._rebalance_task = asyncio.get_running_loop().create_task(self._rebalance_leaders())
         await self.state.register({listener.name: listener.advertised() for listener in self.state.listeners})
+        # The metadata is here and the logs it gives this broker are open: what else is on disk is stray.
+        self.state.log_manager.remove_stray_logs(self.state.controller.topics())
         if self.config.control_port is not None:
             self.control_http = ControlHttpServer(self.control, self.config.control_token,
                                                   self.config.control_allow_hosts)

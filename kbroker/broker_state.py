@@ -40,17 +40,19 @@ from .coordinator.transaction_log import TransactionStateLog
 from .handlers import advertised_versions
 from .state_log import KeyedState, keyed_state
 from .config import BrokerConfig
+from .broker_configs import broker_configs
 from .client_quotas import ClientQuotas
 from .controller import BrokerRegistration, InProcessController, MetadataListener, eager
 from .inter_broker import inter_broker_client
 from .topic_store import FileTopicStore, MemoryTopicStore
 from .producer_ids import ProducerIdManager
+from .replication_quotas import ReplicationQuotas
 from .errors import KafkaError
 from .partition import get_partition_or_error
 from .security.acl import Authorizer
 from .share.manager import SharePartitionManager
 from .share.persister import RemotePersister
-from .share.share_coordinator import SHARE_STATE_TOPIC, ShareCoordinatorService
+from .share.share_coordinator import SHARE_STATE_TOPIC, SHARE_STATE_TOPIC_CONFIGS, ShareCoordinatorService
 from .security.credentials import CredentialStore
 from .security.listeners import resolve_listeners
 from .topic_config import TOPIC_CONFIGS
@@ -111,6 +113,8 @@ class BrokerState(MetadataListener):
         self.cluster_id = controller.cluster_id
         self.producer_ids = ProducerIdManager(controller)
         self.client_quotas = ClientQuotas(config, controller)  # client_quotas.py: the controller's, enforced
+        # KIP-73's throttles of replication traffic (replication_quotas.py), by the dynamic broker configs.
+        self.replication_quotas = ReplicationQuotas(self.node_id, lambda key: broker_configs(self).value(key))
         self.transactions_enabled = True
         self.schema_registry = None  # kbroker.schema_registry.Registry when its listener is on
         self._clock = AsyncioClock()
@@ -127,7 +131,10 @@ class BrokerState(MetadataListener):
                                                           self._make_transaction_shard)
         # Share groups' partitions (KIP-932): their state machines and sessions, and the share coordinator
         # keeping their state in __share_group_state (one shard per partition of it this broker leads).
-        self.share_coordinator = ShareCoordinatorService(config.share_coordinator_state_topic_num_partitions)
+        self.share_coordinator = ShareCoordinatorService(
+            config.share_coordinator_state_topic_num_partitions, self._clock,
+            config.share_coordinator_snapshot_update_records_per_snapshot,
+            config.share_coordinator_state_topic_prune_interval_ms)
         # Security: the listeners, the users who may log in, and the ACLs (None: no authorizer).
         self.listeners = resolve_listeners(config)
         # How this broker reaches the others (replica fetchers, markers, share state): inter_broker.py.
@@ -249,6 +256,12 @@ class BrokerState(MetadataListener):
             self._partition_exists, max_timeout_ms=c.transaction_max_timeout_ms,
             abort_check_interval_ms=c.transaction_abort_timed_out_transaction_cleanup_interval_ms)
 
+    @staticmethod
+    def _internal_topic_configs(name: str) -> dict[str, str]:
+        """An internal topic's configs at creation: compacted, but ``__share_group_state`` (Kafka's: delete,
+        kept forever, pruned by its share coordinator)."""
+        return dict(SHARE_STATE_TOPIC_CONFIGS if name == SHARE_STATE_TOPIC else INTERNAL_TOPIC_CONFIGS)
+
     def _internal_topic_spec(self, name: str) -> tuple[int, int]:
         """(partitions, replication factor) of an internal topic: the broker config's, the factor capped by the
         live brokers (as Kafka does for a cluster smaller than it)."""
@@ -273,7 +286,7 @@ class BrokerState(MetadataListener):
             return self.coordinator_topic_or_create(name)
         partitions, rf = self._internal_topic_spec(name)
         try:
-            return self.topics.create(name, partitions, dict(INTERNAL_TOPIC_CONFIGS), replication_factor=rf)
+            return self.topics.create(name, partitions, self._internal_topic_configs(name), replication_factor=rf)
         except KafkaError as e:
             log.warning("creating the internal topic %s failed: %s", name, e.message)
             return None
@@ -286,7 +299,7 @@ class BrokerState(MetadataListener):
         partitions, rf = self._internal_topic_spec(name)
         try:
             return await run_in_turns(self.topics, self.topics.creation(
-                name, partitions, dict(INTERNAL_TOPIC_CONFIGS), replication_factor=rf))
+                name, partitions, self._internal_topic_configs(name), replication_factor=rf))
         except KafkaError as e:
             log.warning("creating the internal topic %s failed: %s", name, e.message)
             return self.topics.get(name)
@@ -304,7 +317,7 @@ class BrokerState(MetadataListener):
         except RuntimeError:
             return self.coordinator_topic(name)  # no loop to run it on: at once
         partitions, rf = self._internal_topic_spec(name)
-        steps = self.topics.creation(name, partitions, dict(INTERNAL_TOPIC_CONFIGS), replication_factor=rf)
+        steps = self.topics.creation(name, partitions, self._internal_topic_configs(name), replication_factor=rf)
         self._in_background(f"creating the internal topic {name}", run_in_turns(self.topics, steps))
         return None
 
@@ -450,11 +463,10 @@ class BrokerState(MetadataListener):
         return self.groups.share_group_config(group_id)
 
     def share_group_is_empty(self, group_id: str) -> bool:
-        """Whether no member consumes the share group now (what AlterShareGroupOffsets and
-        DeleteShareGroupOffsets require): the group coordinator knows no member, and no member holds a share
-        session in it."""
-        members = self.groups.share_group_assignment(group_id)
-        return not members and not any(g == group_id for g, _m in self.share.sessions)
+        """Whether the share group has no member (what AlterShareGroupOffsets and DeleteShareGroupOffsets
+        require): its coordinator knows none, as Kafka's GroupMetadataManager checks; share sessions do not
+        count (a member that left the group may keep its session until its connection closes, as in Kafka)."""
+        return not self.groups.share_group_assignment(group_id)
 
     def describe_group_for_control(self, group_id: str) -> dict:
         """A group as the control plane shows it: state, protocol, generation, members with their

@@ -301,6 +301,14 @@ class ClientQuotaManager:
         sensor.throttle_ms_total += throttle
         return throttle
 
+    def record_no_throttle(self, user: str, client_id: str, value: float) -> None:
+        """Record ``value`` for this client without a throttle decision (Kafka's recordNoThrottle: the network
+        thread's time for a request, counted once its answer is sent; the client's next requests pay for it)."""
+        found = self.quota(user, client_id)
+        if found is not None:
+            now_ms = _now_ms()
+            self._sensor(found[1], now_ms).rate.record(value, now_ms)
+
     def unrecord(self, user: str, client_id: str, value: float, now_ms: float | None = None) -> None:
         """Take back a recording (Kafka's unrecordQuotaSensor: a throttled Fetch answers nothing)."""
         found = self.quota(user, client_id)

@@ -52,6 +52,9 @@ class BrokerConfig:
     replica_fetch_wait_max_ms: int = 500  # replica.fetch.wait.max.ms: a follower's long poll
     replica_fetch_backoff_ms: int = 1000  # replica.fetch.backoff.ms: after a failed fetch
     replica_fetch_max_bytes: int = 1048576  # replica.fetch.max.bytes: per partition
+    # replication.quota.window.num / .size.seconds: the samples of the replication throttles' rates (KIP-73)
+    replication_quota_window_num: int = 11
+    replication_quota_window_size_seconds: int = 1
     replica_fetch_response_max_bytes: int = 10485760  # replica.fetch.response.max.bytes
     replica_socket_timeout_ms: int = 30000  # replica.socket.timeout.ms: connecting to a leader
     # replica.selector.class: how a leader picks the replica a consumer should read from (KIP-392,
@@ -139,6 +142,8 @@ class BrokerConfig:
     transaction_state_log_replication_factor: int = 3
     share_coordinator_state_topic_num_partitions: int = 50  # __share_group_state (KIP-932)
     share_coordinator_state_topic_replication_factor: int = 3
+    share_coordinator_snapshot_update_records_per_snapshot: int = 500
+    share_coordinator_state_topic_prune_interval_ms: int = 300_000
     transactional_id_expiration_ms: int = 604800000
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10000
     fsync: str = "never"  # always | interval | never: see the README for what each risks
@@ -215,6 +220,8 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "replica.fetch.wait.max.ms": ("replica_fetch_wait_max_ms", int),
     "replica.fetch.backoff.ms": ("replica_fetch_backoff_ms", int),
     "replica.fetch.max.bytes": ("replica_fetch_max_bytes", int),
+    "replication.quota.window.num": ("replication_quota_window_num", int),
+    "replication.quota.window.size.seconds": ("replication_quota_window_size_seconds", int),
     "replica.fetch.response.max.bytes": ("replica_fetch_response_max_bytes", int),
     "replica.socket.timeout.ms": ("replica_socket_timeout_ms", int),
     "replica.selector.class": ("replica_selector_class", parse_selector),
@@ -286,6 +293,9 @@ BROKER_KEYS: dict[str, tuple[str, object]] = {
     "transaction.state.log.replication.factor": ("transaction_state_log_replication_factor", int),
     "share.coordinator.state.topic.num.partitions": ("share_coordinator_state_topic_num_partitions", int),
     "share.coordinator.state.topic.replication.factor": ("share_coordinator_state_topic_replication_factor", int),
+    "share.coordinator.snapshot.update.records.per.snapshot": (
+        "share_coordinator_snapshot_update_records_per_snapshot", int),
+    "share.coordinator.state.topic.prune.interval.ms": ("share_coordinator_state_topic_prune_interval_ms", int),
     "transactional.id.expiration.ms": ("transactional_id_expiration_ms", int),
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": (
         "transaction_abort_timed_out_transaction_cleanup_interval_ms", int),
@@ -421,7 +431,7 @@ def apply_settings(config: BrokerConfig, settings: dict[str, str]) -> list[str]:
 
 
 def check_limits(c: BrokerConfig) -> None:
-    """KafkaConfig.validateValues's rules for the connection and request limits, with its messages."""
+    """KafkaConfig.validateValues's rules for the connection, request and replica fetch limits, with its messages."""
     if not (c.queued_max_request_bytes <= 0 or c.queued_max_request_bytes >= c.socket_request_max_bytes):
         raise ValueError("queued.max.request.bytes must be larger or equal to socket.request.max.bytes")
     if c.max_connections_per_ip == 0 and not parse_ip_overrides(c.max_connections_per_ip_overrides):
@@ -432,6 +442,14 @@ def check_limits(c: BrokerConfig) -> None:
         raise ValueError("connection.failed.authentication.delay.ms=%d should always be less than "
                          "connections.max.idle.ms=%d to prevent failed authentication responses from timing out"
                          % (c.connection_failed_authentication_delay_ms, c.connections_max_idle_ms))
+    if c.replica_fetch_wait_max_ms > c.replica_socket_timeout_ms:
+        raise ValueError("replica.socket.timeout.ms should always be at least replica.fetch.wait.max.ms to "
+                         "prevent unnecessary socket timeouts")
+    if c.replica_fetch_wait_max_ms > c.replica_lag_time_max_ms:
+        # else a caught-up follower of an idle partition, in its long poll on a leader that has just taken
+        # over, can fall out of the new leader's ISR before its next fetch arrives
+        raise ValueError("replica.fetch.wait.max.ms should always be less than or equal to "
+                         "replica.lag.time.max.ms to prevent frequent changes in ISR")
 
 
 def read_properties(path: str) -> dict[str, str]:

@@ -12,7 +12,6 @@ import base64
 import collections
 import time
 
-from .controller import run_now
 from .errors import ErrorCode, KafkaError
 from .faults import FaultRule, api_key_of
 from .metrics import group_lag
@@ -20,6 +19,7 @@ from .partition import get_partition_or_error
 from .records.batch import iter_batches
 from .records.builder import build_batch
 from .records.record import Record, decode_records
+from .topics import run_in_turns
 from .topic_config import TOPIC_CONFIGS, validate_topic_configs
 from .wire.messages import NAMES
 
@@ -207,7 +207,7 @@ class Control:
         return {"name": t.name, "topic_id": str(t.topic_id), "internal": t.is_internal,
                 "partitions": partitions, "configs": configs}
 
-    def create_topic(self, spec: dict) -> dict:
+    async def create_topic(self, spec: dict) -> dict:
         """``{"name": "t", "partitions": 3, "configs": {"cleanup.policy": "compact"}}``"""
         name = spec.get("name")
         if not isinstance(name, str) or not name:
@@ -216,18 +216,18 @@ class Control:
         configs = {str(k): str(v) for k, v in (spec.get("configs") or {}).items() if v not in (None, "")}
         try:
             validate_topic_configs(configs)
-            self.state.topics.create(name, num, configs)
+            await run_in_turns(self.state.topics, self.state.topics.creation(name, num, configs))
         except KafkaError as e:
             raise ValueError(f"{_code_name(e.code)}: {e.message}") from None
         self.state.changes.notify()
         return self.topic(name)
 
-    def delete_topic(self, name: str) -> dict:
-        run_now(self.state.delete_topic(self._topic(name)))
+    async def delete_topic(self, name: str) -> dict:
+        await self.state.delete_topic(self._topic(name))
         self.state.changes.notify()
         return {"deleted": name}
 
-    def set_topic_configs(self, name: str, changes: dict) -> dict:
+    async def set_topic_configs(self, name: str, changes: dict) -> dict:
         """``{"retention.ms": "1000", "cleanup.policy": null}``: set, or back to the default with null."""
         t = self._topic(name)
         new = dict(t.configs)
@@ -242,7 +242,7 @@ class Control:
             validate_topic_configs(new)
         except KafkaError as e:
             raise ValueError(f"{_code_name(e.code)}: {e.message}") from None
-        run_now(self.state.set_topic_configs(t, new))
+        await self.state.set_topic_configs(t, new)
         return self.topic(name)
 
     def produce(self, name: str, spec: dict) -> dict:
@@ -412,12 +412,12 @@ class Control:
 
     # -- reset ---------------------------------------------------------------
 
-    def reset(self) -> None:
+    async def reset(self) -> None:
         for state in self._states():
             state.reset_groups()
         for topic in list(self.state.topics.by_name.values()):
             if not topic.is_internal:  # the coordinators' topics stay (their groups went above), as in Kafka
-                run_now(self.state.delete_topic(topic))
+                await self.state.delete_topic(topic)
         self.server.faults.clear()
 
 

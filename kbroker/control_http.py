@@ -361,7 +361,7 @@ class ControlHttpServer:
                 ok = await c.wait(body)
                 return (200, {"ok": True}) if ok else (408, {"ok": False, "error": "timed out"})
             elif path == ["reset"] and method == "POST":
-                c.reset()
+                await c.reset()
                 return 200, {"reset": True}
             elif path == ["health"] and method == "GET":
                 return 200, c.health()
@@ -403,13 +403,13 @@ class ControlHttpServer:
             elif path == ["topics"] and method == "GET":
                 return 200, c.topics()
             elif path == ["topics"] and method == "POST":
-                return 200, c.create_topic(body)
+                return 200, await c.create_topic(body)
             elif len(path) == 2 and path[0] == "topics" and method == "GET":
                 return 200, c.topic(path[1])
             elif len(path) == 3 and path[0] == "topics" and path[2] == "delete" and method == "POST":
-                return 200, c.delete_topic(path[1])
+                return 200, await c.delete_topic(path[1])
             elif len(path) == 3 and path[0] == "topics" and path[2] == "configs" and method == "POST":
-                return 200, c.set_topic_configs(path[1], body)
+                return 200, await c.set_topic_configs(path[1], body)
             elif len(path) == 3 and path[0] == "topics" and path[2] == "records" and method == "POST":
                 return 200, c.produce(path[1], body)
             elif path == ["groups"] and method == "GET":

@@ -26,8 +26,8 @@ The interface, and why it is shaped so:
 - Changes are coroutines (``async def``), for every controller: the PostgreSQL one waits for its database
   without stopping the event loop; the in-process one completes at once, without ever suspending, so its
   change and its notifications are still one step. Code that must finish a change before going on without
-  awaiting (the in-process control plane, tests) uses ``run_now``; code that would rather finish it at once
-  when it can uses ``eager``, which starts the change and hands back a done future or a task.
+  awaiting (the in-process cluster's control actions, tests) uses ``run_now``; code that would rather finish
+  it at once when it can uses ``eager``, which starts the change and hands back a done future or a task.
 
 Concurrency: everything runs on the event loop of the brokers that share the controller.
 """
@@ -376,15 +376,15 @@ class Controller:
 
     # -- feature levels (KIP-584; features.py says which levels kbroker has) -----------------------------
 
-    # Kept here in memory for a controller that has no durable place for them yet; InProcessController keeps
-    # them in its topic store, and so should any controller that persists the cluster's metadata.
+    # Kept here in memory for a controller that has no durable place for them; InProcessController keeps
+    # them in its topic store, PostgresController in its tables.
 
     def feature_levels(self) -> tuple[dict[str, int], int]:
         """The feature levels UpdateFeatures finalized (name -> level; a feature not named is at its default
         level) and their epoch, which every change raises."""
         return dict(self.__dict__.get("_feature_levels", {})), self.__dict__.get("_feature_levels_epoch", 0)
 
-    def set_feature_levels(self, levels: dict[str, int]) -> None:
+    async def set_feature_levels(self, levels: dict[str, int]) -> None:
         """Finalize these levels for the whole cluster, durably, and raise the epoch."""
         self._feature_levels = {**self.__dict__.get("_feature_levels", {}), **levels}
         self._feature_levels_epoch = self.__dict__.get("_feature_levels_epoch", 0) + 1
@@ -395,9 +395,9 @@ class Controller:
         """The CLIENT_METRICS config resources: subscription name -> its configs."""
         return {n: dict(c) for n, c in self.__dict__.get("_client_metrics", {}).items()}
 
-    def set_client_metrics_subscription(self, name: str, configs: dict[str, str]) -> None:
+    async def set_client_metrics_subscription(self, name: str, configs: dict[str, str]) -> None:
         """Replace a subscription's configs, durably, for the whole cluster; no configs deletes it."""
-        self._client_metrics = _with_subscription(self.client_metrics_subscriptions(), name, configs)
+        self._client_metrics = with_configs(self.client_metrics_subscriptions(), name, configs)
 
     # -- group configs (GROUP config resources; coordinator/group_config.py validates and reads them) -----
 
@@ -407,7 +407,7 @@ class Controller:
 
     async def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
         """Replace a group's configs, durably, for the whole cluster; no configs deletes them."""
-        self._group_configs = _with_subscription(self.group_configs(), group_id, configs)
+        self._group_configs = with_configs(self.group_configs(), group_id, configs)
 
     # -- client quotas (KIP-546; client_quotas.py validates and enforces them) -----------------------------
 
@@ -442,9 +442,9 @@ def _state(p: PartitionRegistration) -> tuple:
     return p.replicas, p.isr, p.leader, p.adding, p.removing
 
 
-def _with_subscription(subscriptions: dict, name: str, configs: dict[str, str]) -> dict:
-    """``subscriptions`` with ``name``'s configs replaced (removed when there are none)."""
-    out = {n: c for n, c in subscriptions.items() if n != name}
+def with_configs(resources: dict, name: str, configs: dict[str, str]) -> dict:
+    """``resources`` (name -> configs) with ``name``'s configs replaced (removed when there are none)."""
+    out = {n: c for n, c in resources.items() if n != name}
     if configs:
         out[name] = dict(configs)
     return out
@@ -1141,7 +1141,7 @@ class InProcessController(ImageReads, Controller):
     def feature_levels(self) -> tuple[dict[str, int], int]:
         return dict(self._doc.get("feature_levels", {})), self._doc.get("feature_levels_epoch", 0)
 
-    def set_feature_levels(self, levels: dict[str, int]) -> None:
+    async def set_feature_levels(self, levels: dict[str, int]) -> None:
         with self.batch():
             self._doc["feature_levels"] = {**self._doc.get("feature_levels", {}), **levels}
             self._doc["feature_levels_epoch"] = self._doc.get("feature_levels_epoch", 0) + 1
@@ -1151,15 +1151,15 @@ class InProcessController(ImageReads, Controller):
     def client_metrics_subscriptions(self) -> dict[str, dict[str, str]]:
         return {name: dict(c) for name, c in self._doc.get("client_metrics", {}).items()}
 
-    def set_client_metrics_subscription(self, name: str, configs: dict[str, str]) -> None:
-        self._doc["client_metrics"] = _with_subscription(self.client_metrics_subscriptions(), name, configs)
+    async def set_client_metrics_subscription(self, name: str, configs: dict[str, str]) -> None:
+        self._doc["client_metrics"] = with_configs(self.client_metrics_subscriptions(), name, configs)
         self._record_fact("client_metrics")
 
     def group_configs(self) -> dict[str, dict[str, str]]:
         return {name: dict(c) for name, c in self._doc.get("group_configs", {}).items()}
 
     async def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
-        self._doc["group_configs"] = _with_subscription(self.group_configs(), group_id, configs)
+        self._doc["group_configs"] = with_configs(self.group_configs(), group_id, configs)
         self._record_fact("group_configs")
 
     def client_quotas(self) -> dict[tuple, dict[str, float]]:

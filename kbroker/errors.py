@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .wire.error_codes import ErrorCode
 
-__all__ = ["ErrorCode", "KafkaError", "ProtocolViolation", "RecordValidationError"]
+__all__ = ["ErrorCode", "KafkaError", "LogAppendError", "ProtocolViolation", "RecordValidationError"]
 
 
 class KafkaError(Exception):
@@ -19,6 +19,11 @@ class KafkaError(Exception):
         super().__init__(message or code.name)
         self.code = code
         self.message = message
+
+
+class LogAppendError(KafkaError):
+    """An append refused by the log while it reads the batch's records (Kafka's validator, past the request's
+    own checks): Produce answers it with the partition's log start offset, as Kafka's appendToLocalLog does."""
 
 
 class ProtocolViolation(Exception):

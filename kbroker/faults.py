@@ -243,7 +243,16 @@ def _delete_topics(R, req, resp, code):
     resp.responses = [R.DeletableTopicResult(name=n, error_code=code) for n in names]
 
 
+def _share_group_state(R, req, resp, code):
+    """The share coordinator's APIs (83-87): results per topic id, each partition with the error."""
+    topic_result = next(c for n, c in vars(R).items() if isinstance(c, type) and n.endswith("Result")
+                        and n != "PartitionResult")
+    resp.results = [topic_result(topic_id=t.topic_id, partitions=[
+        R.PartitionResult(partition=p.partition, error_code=code) for p in t.partitions]) for t in req.topics]
+
+
 _PARTITIONED = {
     0: _produce, 1: _fetch, 2: _list_offsets, 3: _metadata, 8: _offset_commit, 19: _create_topics,
     20: _delete_topics, 21: _delete_records, 23: _offset_for_leader_epoch,
+    **dict.fromkeys((83, 84, 85, 86, 87), _share_group_state),
 }

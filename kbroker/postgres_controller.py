@@ -8,8 +8,11 @@ broker, the end of the last producer-id block, the brokers' version), ``kbroker_
 endpoints, rack, alive), ``kbroker_topics`` (name, id, config overrides, version) and
 ``kbroker_partitions`` (replicas, ISR, leader, leader epoch, partition epoch) and ``kbroker_client_quotas``
 (an entity as JSON, its quota values; changed in one transaction that notifies ``{"quotas": true}``, after which
-every broker re-reads the whole table into its image) and ``kbroker_group_configs`` (a group id, its GROUP
-configs; the same way, with ``{"group_configs": true}``).
+every broker re-reads the whole table into its image), ``kbroker_group_configs`` (a group id, its GROUP
+configs; the same way, with ``{"group_configs": true}``), ``kbroker_client_metrics`` (a client metrics
+subscription's name, its CLIENT_METRICS configs; ``{"client_metrics": true}``) and ``kbroker_features`` (a
+feature's finalized level, with the features epoch in ``kbroker_cluster``, raised by every UpdateFeatures;
+``{"features": true}``).
 
 Theory of operation:
 
@@ -65,6 +68,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import logging
 import threading
@@ -76,13 +80,15 @@ from psycopg.types.json import Jsonb
 from .controller import (NO_LEADER, PRODUCER_ID_BLOCK_SIZE, BrokerRegistration, Controller, ImageReads,
                          MetadataListener, PartitionRegistration, TopicRegistration,
                          check_epochs, leader_and_isr_for_live, new_partitions, new_topic, partition_change,
-                         partitions_placement, quotas_from_json, with_quotas)
+                         partitions_placement, quotas_from_json, with_configs, with_quotas)
 from .errors import ErrorCode, KafkaError
 from .uuids import random_uuid
 
 log = logging.getLogger("kbroker.controller")
 
 CHANNEL = "kbroker_cluster"
+# Notifications naming a whole table every broker re-reads into its image (``PostgresController._facts``).
+FACTS = ("quotas", "group_configs", "client_metrics", "features")
 # Advisory lock keys (key1, key2): key1 names what the lock is for, key2 the node id (0 for the others).
 LOCK_BROKER = 0x6B620001
 LOCK_CONTROLLER = 0x6B620002
@@ -135,6 +141,15 @@ CREATE TABLE IF NOT EXISTS kbroker_group_configs (
     group_id text PRIMARY KEY,
     configs jsonb NOT NULL
 );
+CREATE TABLE IF NOT EXISTS kbroker_client_metrics (
+    name text PRIMARY KEY,
+    configs jsonb NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kbroker_features (
+    name text PRIMARY KEY,
+    level int NOT NULL
+);
+ALTER TABLE kbroker_cluster ADD COLUMN IF NOT EXISTS features_epoch bigint NOT NULL DEFAULT 0;
 """
 
 _PARTITION_COLUMNS = "topic, idx, replicas, isr, leader, leader_epoch, partition_epoch, adding, removing"
@@ -262,9 +277,35 @@ def read_client_quotas(conn: psycopg.Connection) -> dict[tuple, dict[str, float]
     return quotas_from_json([{"entity": json.loads(entity), "values": values} for entity, values in rows])
 
 
-def read_group_configs(conn: psycopg.Connection) -> dict[str, dict[str, str]]:
-    return {group_id: dict(configs) for group_id, configs in
-            conn.execute("SELECT group_id, configs FROM kbroker_group_configs").fetchall()}
+# Configs kept by name (GROUP and CLIENT_METRICS config resources): the notification's key -> (table, key column).
+_NAMED_CONFIGS = {"group_configs": ("kbroker_group_configs", "group_id"),
+                  "client_metrics": ("kbroker_client_metrics", "name")}
+
+
+def read_named_configs(conn: psycopg.Connection, kind: str) -> dict[str, dict[str, str]]:
+    """Every resource of ``kind`` (a key of _NAMED_CONFIGS) and its configs."""
+    table, column = _NAMED_CONFIGS[kind]
+    return {name: dict(configs) for name, configs in
+            conn.execute(f"SELECT {column}, configs FROM {table}").fetchall()}
+
+
+def write_named_configs(conn: psycopg.Connection, kind: str, name: str, configs: dict[str, str]) -> None:
+    """Replace the configs of resource ``name`` of ``kind`` (none: delete it) and tell every broker."""
+    table, column = _NAMED_CONFIGS[kind]
+    with conn.transaction():
+        if configs:
+            conn.execute(f"INSERT INTO {table} ({column}, configs) VALUES (%s, %s) "
+                         f"ON CONFLICT ({column}) DO UPDATE SET configs = EXCLUDED.configs", (name, Jsonb(dict(configs))))
+        else:
+            conn.execute(f"DELETE FROM {table} WHERE {column} = %s", (name,))
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({kind: True})))
+
+
+def read_features(conn: psycopg.Connection) -> tuple[dict[str, int], int]:
+    """(the finalized feature levels, the features epoch): one statement."""
+    rows = conn.execute("SELECT c.features_epoch, f.name, f.level FROM kbroker_cluster c "
+                        "LEFT JOIN kbroker_features f ON true WHERE c.id = 1").fetchall()
+    return {name: level for _epoch, name, level in rows if name is not None}, rows[0][0]
 
 
 def read_brokers(conn: psycopg.Connection) -> tuple[int, dict[int, BrokerRegistration], int, int | None]:
@@ -334,7 +375,8 @@ class PostgresController(ImageReads, Controller):
         self._versions: dict[str, int] = {}  # topic name -> version of the image's registration
         self._deleted: set[uuid.UUID] = set()  # ids of deleted topics: a late re-read never revives one
         self._quotas: dict[tuple, dict[str, float]] = {}
-        self._group_configs: dict[str, dict[str, str]] = {}
+        self._named_configs: dict[str, dict[str, dict[str, str]]] = {kind: {} for kind in _NAMED_CONFIGS}
+        self._features: tuple[dict[str, int], int] = ({}, 0)
         self._write_conn = connect(url)  # this broker's changes, on the worker thread (``_conn``)
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"kbroker-changes-{node_id}")
         self._fenced = False  # the session ended and the broker is not registered again yet: it leads nothing
@@ -353,8 +395,8 @@ class PostgresController(ImageReads, Controller):
             self._set_brokers(*read_brokers(self._conn))
             for topic, version in read_topics(self._conn):
                 self._topics[topic.name], self._versions[topic.name] = topic, version
-            self._quotas = read_client_quotas(self._conn)
-            self._group_configs = read_group_configs(self._conn)
+            for set_fact, read in self._facts().values():
+                set_fact(read(self._conn))
         except BaseException:
             self._write_conn.close()
             self._listen_conn.close()
@@ -443,6 +485,16 @@ class PostgresController(ImageReads, Controller):
         for topic, version in topics:
             self._set_topic(topic, version)
 
+    def _facts(self) -> dict:
+        """What a notification may name besides brokers and topics (FACTS): its key -> (the image's setter,
+        run on the loop; the reader of the whole table, run on the listener's connection)."""
+        return {"quotas": (self._set_quotas, read_client_quotas),
+                "group_configs": (functools.partial(self._set_named_configs, "group_configs"),
+                                  functools.partial(read_named_configs, kind="group_configs")),
+                "client_metrics": (functools.partial(self._set_named_configs, "client_metrics"),
+                                   functools.partial(read_named_configs, kind="client_metrics")),
+                "features": (self._set_features, read_features)}
+
     # -- the listener thread -----------------------------------------------------------------------------
 
     def _listen(self) -> None:
@@ -453,13 +505,12 @@ class PostgresController(ImageReads, Controller):
                 if not notes:
                     continue
                 notes += conn.notifies(timeout=0.005)  # those sent together are read together
-                brokers, names, deleted, quotas, group_configs = False, [], [], False, False
+                brokers, names, deleted, facts = False, [], [], set()
                 for note in notes:
                     change = json.loads(note.payload)
-                    if "quotas" in change:
-                        quotas = True
-                    elif "group_configs" in change:
-                        group_configs = True
+                    fact = next((key for key in change if key in FACTS), None)
+                    if fact is not None:
+                        facts.add(fact)
                     elif "brokers" in change:
                         brokers = True
                     elif "deleted" in change:
@@ -469,10 +520,9 @@ class PostgresController(ImageReads, Controller):
                 read_b = read_brokers(conn) if brokers else None
                 topics = [found for n in names for found in read_topics(conn, n)]
                 self._loop.call_soon_threadsafe(self._apply_notified, read_b, topics, deleted)
-                if quotas:
-                    self._loop.call_soon_threadsafe(self._set_quotas, read_client_quotas(conn))
-                if group_configs:
-                    self._loop.call_soon_threadsafe(self._set_group_configs, read_group_configs(conn))
+                for fact in facts:
+                    set_fact, read = self._facts()[fact]
+                    self._loop.call_soon_threadsafe(set_fact, read(conn))
             except Exception:  # noqa: BLE001  a lost connection: read everything again on a new one
                 if self._stop.is_set():
                     return
@@ -486,8 +536,8 @@ class PostgresController(ImageReads, Controller):
                 conn = connect(self._url)
                 conn.execute(f"LISTEN {CHANNEL}")
                 self._loop.call_soon_threadsafe(self._apply_notified, read_brokers(conn), read_topics(conn), [])
-                self._loop.call_soon_threadsafe(self._set_quotas, read_client_quotas(conn))
-                self._loop.call_soon_threadsafe(self._set_group_configs, read_group_configs(conn))
+                for set_fact, read in self._facts().values():
+                    self._loop.call_soon_threadsafe(set_fact, read(conn))
             except psycopg.Error as e:
                 log.warning("cannot reach the cluster's database: %s", e)
                 if conn is not None:
@@ -824,30 +874,50 @@ class PostgresController(ImageReads, Controller):
         await self._db(write)
         self._quotas = with_quotas(self._quotas, changes)  # at once for this broker; the others when notified
 
-    # -- group configs -----------------------------------------------------------------------------------
+    # -- configs kept by name: GROUP and CLIENT_METRICS config resources -----------------------------------
+
+    def _set_named_configs(self, kind: str, configs: dict[str, dict[str, str]]) -> None:
+        """On the loop: the resources of ``kind`` the listener thread re-read."""
+        self._named_configs[kind] = configs
+
+    async def _change_named_configs(self, kind: str, name: str, configs: dict[str, str]) -> None:
+        await self._db(write_named_configs, kind, name, configs)
+        # At once for this broker; the others when notified.
+        self._named_configs[kind] = with_configs(self._named_configs[kind], name, configs)
 
     def group_configs(self) -> dict[str, dict[str, str]]:
-        return {group_id: dict(c) for group_id, c in self._group_configs.items()}
-
-    def _set_group_configs(self, configs: dict[str, dict[str, str]]) -> None:
-        """On the loop: the group configs the listener thread re-read."""
-        self._group_configs = configs
+        return {group_id: dict(c) for group_id, c in self._named_configs["group_configs"].items()}
 
     async def set_group_configs(self, group_id: str, configs: dict[str, str]) -> None:
+        await self._change_named_configs("group_configs", group_id, configs)
+
+    def client_metrics_subscriptions(self) -> dict[str, dict[str, str]]:
+        return {name: dict(c) for name, c in self._named_configs["client_metrics"].items()}
+
+    async def set_client_metrics_subscription(self, name: str, configs: dict[str, str]) -> None:
+        await self._change_named_configs("client_metrics", name, configs)
+
+    # -- feature levels ------------------------------------------------------------------------------------
+
+    def feature_levels(self) -> tuple[dict[str, int], int]:
+        return dict(self._features[0]), self._features[1]
+
+    def _set_features(self, features: tuple[dict[str, int], int]) -> None:
+        """On the loop: the levels and epoch re-read (by the listener, or after this broker's change); an
+        older epoch than the image's is a late re-read and changes nothing."""
+        if features[1] >= self._features[1]:
+            self._features = features
+
+    async def set_feature_levels(self, levels: dict[str, int]) -> None:
         def write(conn):
             with conn.transaction():
-                if configs:
-                    conn.execute("INSERT INTO kbroker_group_configs (group_id, configs) VALUES (%s, %s) "
-                                 "ON CONFLICT (group_id) DO UPDATE SET configs = EXCLUDED.configs",
-                                 (group_id, Jsonb(dict(configs))))
-                else:
-                    conn.execute("DELETE FROM kbroker_group_configs WHERE group_id = %s", (group_id,))
-                conn.execute("SELECT pg_notify(%s, '{\"group_configs\": true}')", (CHANNEL,))
-        await self._db(write)
-        # At once for this broker; the others when notified.
-        self._group_configs = {g: c for g, c in self._group_configs.items() if g != group_id}
-        if configs:
-            self._group_configs[group_id] = dict(configs)
+                with conn.cursor() as cur:
+                    cur.executemany("INSERT INTO kbroker_features (name, level) VALUES (%s, %s) "
+                                    "ON CONFLICT (name) DO UPDATE SET level = EXCLUDED.level", list(levels.items()))
+                conn.execute("UPDATE kbroker_cluster SET features_epoch = features_epoch + 1 WHERE id = 1")
+                conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"features": True})))
+                return read_features(conn)
+        self._set_features(await self._db(write))
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 

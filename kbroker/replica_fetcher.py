@@ -116,13 +116,16 @@ class FetchState:
     """A partition in a fetcher: the leader epoch it was added at, whether it must truncate first, whether
     its last fetch was out of range (it asks the leader's log start offset next), and until when it waits
     after a leader error (loop time)."""
-    __slots__ = ("leader_epoch", "truncating", "out_of_range", "delayed_until")
+    __slots__ = ("leader_epoch", "truncating", "out_of_range", "delayed_until", "in_sync")
 
     def __init__(self, leader_epoch: int):
         self.leader_epoch = leader_epoch
         self.truncating = True
         self.out_of_range = False
         self.delayed_until = 0.0
+        # Caught up with the leader's high watermark at the last fetch (Kafka's PartitionFetchState
+        # .isReplicaInSync): a replica in sync is never throttled (replication_quotas.py).
+        self.in_sync = False
 
 
 class ReplicaFetcherManager:
@@ -274,7 +277,11 @@ class ReplicaFetcher:
                 if truncating:
                     await self._interruptible(self._truncate(conn, truncating))
                     continue
-                await self._interruptible(self._fetch(conn, ready))
+                allowed = self._within_quota(ready)
+                if not allowed:  # every partition ready is throttled: Kafka's fetcher backs off too
+                    await self._wait_changed(backoff_s)
+                    continue
+                await self._interruptible(self._fetch(conn, allowed))
             except asyncio.CancelledError:
                 raise
             except _Interrupted:
@@ -402,6 +409,16 @@ class ReplicaFetcher:
 
     # -- fetching ---------------------------------------------------------------------------------------
 
+    def _within_quota(self, partitions: dict) -> dict:
+        """The partitions to fetch: less those throttled here (``follower.replication.throttled.replicas``)
+        that are not in sync, while this broker's ``follower.replication.throttled.rate`` is exceeded
+        (Kafka's ReplicaFetcherThread.shouldFollowerThrottle)."""
+        quota = self.state.replication_quotas.follower
+        held = [p for p, s in partitions.items() if not s.in_sync and quota.is_throttled(p.topic, p.index)]
+        if not held or not quota.is_quota_exceeded():
+            return partitions
+        return {p: s for p, s in partitions.items() if p not in held}
+
     async def _fetch(self, conn: Connection, partitions: dict) -> None:
         config = self.state.config
         version = conn.version(FETCH_KEY)
@@ -451,6 +468,10 @@ class ReplicaFetcher:
         if isinstance(records, list):  # regions or chunks: never from a remote answer, but be exact
             records = b"".join(bytes(c) for c in records)
         p.append_as_follower(records, rp.high_watermark, rp.log_start_offset)
+        state.in_sync = rp.high_watermark <= p.log.log_end_offset
+        quota = self.state.replication_quotas.follower
+        if records and quota.is_throttled(p.topic, p.index):
+            quota.record(len(records))
 
 
 class _Interrupted(Exception):

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import itertools
 import logging
@@ -93,6 +94,23 @@ class AuthenticationFailure(ProtocolViolation):
     """Authentication failed: the connection is closed after connection.failed.authentication.delay.ms."""
 
 
+def close_unstarted(awaitable) -> None:
+    """Close a coroutine that never ran, and first the coroutines it was given: a coroutine that has not
+    started holds nothing but its arguments, and each would otherwise be dropped unawaited too (Python's
+    "coroutine ... was never awaited")."""
+    if inspect.iscoroutine(awaitable) and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED:
+        for argument in inspect.getcoroutinelocals(awaitable).values():
+            close_unstarted(argument)
+        awaitable.close()
+
+
+def _close_if_never_run(awaitable, task: asyncio.Task) -> None:
+    """A request's answer task cancelled before its first step (a broker killed, its tasks cancelled): the
+    answer's coroutine and the handler's it awaits never ran, so they are closed rather than dropped."""
+    if task.cancelled():
+        close_unstarted(awaitable)
+
+
 class KafkaConnection(asyncio.BufferedProtocol):
     def __init__(self, server: "KafkaServer", admitted: bool = False):
         self.server = server
@@ -128,6 +146,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._unthrottle: asyncio.TimerHandle | None = None  # muted by a client quota until it fires
         # Answers in request order while Produce requests await replication (``_stage``): [ready, answer].
         self._ordered: collections.deque[list] = collections.deque()
+        # request_percentage counts, as Kafka's does, the request handler's time and the network thread's: here
+        # the encoding of answers and their writes. While the connection's last request was measured (a quota
+        # is set), that time adds up here and is recorded, without a throttle decision, after each write.
+        self._quota_entity: tuple[str, str] | None = None  # (user, client id) of the last measured request
+        self._network_ns = 0
 
     def _max_frame_bytes(self) -> int:
         """Before a SASL exchange completes, frames are capped by sasl.server.max.receive.size, as Kafka's
@@ -263,6 +286,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 task = asyncio.ensure_future(self._finish(result, frame))
                 self.server.tasks.add(task)
                 task.add_done_callback(self.server.tasks.discard)
+                task.add_done_callback(functools.partial(_close_if_never_run, result))
                 return
             else:
                 self._done(frame)
@@ -302,6 +326,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         task = asyncio.ensure_future(self._finish_staged(awaitable, slot))
         self.server.tasks.add(task)
         task.add_done_callback(self.server.tasks.discard)
+        task.add_done_callback(functools.partial(_close_if_never_run, awaitable))
 
     async def _finish_staged(self, awaitable, slot: list) -> None:
         try:
@@ -379,12 +404,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def _throttled(self, ctx, response, start_ns: int):
         """The client quotas of a handled request: its handling time against request_percentage (the time on
-        the loop until the handler returned; a long poll's wait does not count), and the answer's
+        the loop until the handler returned; a long poll's wait does not count; the answer's encoding and
+        writing are counted after the write, see _quota_entity), and the answer's
         throttle_time_ms raised to the longest throttle time; the connection is muted for that time."""
         quotas = self.broker.client_quotas
         if ctx.api_key not in QUOTA_EXEMPT_APIS and quotas.enabled:
             percent = (time.perf_counter_ns() - start_ns) * 1e-7  # Kafka's nanosToPercentage
-            ctx.throttle(quotas.request.record_and_get_throttle_ms(ctx.quota_user, ctx.client_id or "", percent))
+            entity = self._quota_entity = (ctx.quota_user, ctx.client_id or "")
+            ctx.throttle(quotas.request.record_and_get_throttle_ms(*entity, percent))
+        else:
+            self._quota_entity = None
         if ctx.throttle_ms > 0:
             if response is not None and getattr(response, "throttle_time_ms", None) is not None:
                 response.throttle_time_ms = max(response.throttle_time_ms, ctx.throttle_ms)
@@ -450,7 +479,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
             metrics.request_done(self, header, start_ns, request, response)
         if response is None:
             return None
-        return encode_response(header.correlation_id, handler, version, response)
+        if self._quota_entity is None:
+            return encode_response(header.correlation_id, handler, version, response)
+        return self._encode_measured(header.correlation_id, handler, version, response)
+
+    def _encode_measured(self, correlation_id, handler, version, response) -> bytearray:
+        """encode_response, its time counted against request_percentage (see _quota_entity)."""
+        start_ns = time.perf_counter_ns()
+        out = encode_response(correlation_id, handler, version, response)
+        self._network_ns += time.perf_counter_ns() - start_ns
+        return out
 
     def _refuse_during_authentication(self, frame: bytes, header, handler, advertised, message: str):
         """A request other than SaslAuthenticate in the midst of SASL: its own error response (ILLEGAL_SASL_STATE
@@ -486,7 +524,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             response = self._throttled(ctx, response, time.perf_counter_ns() - quota_ns)
         if response is None:
             return None
-        return encode_response(correlation_id, handler, version, response)
+        if self._quota_entity is None:
+            return encode_response(correlation_id, handler, version, response)
+        return self._encode_measured(correlation_id, handler, version, response)
 
     def _carry_out(self, fault, ctx, handler, request):
         """Do what a fault rule decided for this request (faults.py) instead of handling it as usual."""
@@ -583,6 +623,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._out = []
         self._out_bytes = 0
         self.last_active = time.monotonic()
+        if self._quota_entity is None:
+            self._write(out)
+            return
+        start_ns = time.perf_counter_ns()
+        self._write(out)
+        spent_ns, self._network_ns = self._network_ns + time.perf_counter_ns() - start_ns, 0
+        self.broker.client_quotas.request.record_no_throttle(*self._quota_entity, spent_ns * 1e-7)
+
+    def _write(self, out: list) -> None:
         if self._out_regions or self._pending:  # behind pending pieces, in order
             self._out_regions = False
             try:

@@ -14,7 +14,9 @@ import struct
 import time
 import uuid
 
-from ..records.builder import simple_batch
+from ..records.builder import batch_around, simple_batch
+from ..records.compression import GZIP, LZ4, SNAPPY, ZSTD, compress
+from ..records.record import encode_record
 from ..wire.messages import (add_offsets_to_txn as ao, add_partitions_to_txn as apt, alter_configs as ac,
                              alter_user_scram_credentials as auc, api_versions as av, create_acls as ca,
                              create_partitions as cp, create_topics as ct, delete_acls as dela,
@@ -317,6 +319,44 @@ def produce_corrupt_batch(s: Session, v: int):
     b[-1] ^= 0xFF
     s.call("produce", Produce, v, produce_request(name, b))
     s.call("fetch_after", Fetch, 12, fetch_request(name, 0))
+
+
+def _records_section(count: int, offset_deltas=None) -> bytearray:
+    out = bytearray()
+    for i in range(count):
+        encode_record(out, offset_deltas[i] if offset_deltas else i, 0, None, b"v" * 20)
+    return out
+
+
+@scenario(Produce, (3, 9, 12))
+def produce_compressed_records_that_lie(s: Session, v: int):
+    """Compressed batches with a valid CRC whose records are not what the header says, per codec: a payload
+    that does not decompress (Kafka 4.4: UNKNOWN_SERVER_ERROR), fewer or more records than declared and a
+    record whose fields do not fill its length (INVALID_RECORD), offset deltas that are not 0, 1, 2
+    (UNKNOWN_SERVER_ERROR); nothing appended. Kafka decompresses and reads every produced compressed batch."""
+    name = s.name("lie")
+    s.create_topic(name)
+    seed(s, name, batch(b"seed"))
+    bad_fields = bytearray()
+    for i in range(3):
+        encode_record(bad_fields, i, 0, None, None)
+        bad_fields[-1] = 2  # the header count says one header; there is none
+    for codec, label in ((GZIP, "gzip"), (SNAPPY, "snappy"), (LZ4, "lz4"), (ZSTD, "zstd")):
+        cases = {
+            "garbage": batch_around(b"\x82SNAPPY\x00" + bytes(range(64)) if codec == SNAPPY else bytes(range(64)),
+                                    compression=codec, record_count=3, last_offset_delta=2),
+            "fewer": batch_around(compress(codec, _records_section(2)), compression=codec, record_count=3,
+                                  last_offset_delta=2),
+            "more": batch_around(compress(codec, _records_section(4)), compression=codec, record_count=3,
+                                 last_offset_delta=2),
+            "fields": batch_around(compress(codec, bad_fields), compression=codec, record_count=3,
+                                   last_offset_delta=2),
+            "offset_deltas": batch_around(compress(codec, _records_section(3, [0, 5, 9])), compression=codec,
+                                          record_count=3, last_offset_delta=2),
+        }
+        for case, b in cases.items():
+            s.call(f"{label}_{case}", Produce, v, produce_request(name, b))
+    s.call("fetch_after", Fetch, 12, fetch_request(name, 1))
 
 
 @scenario(Produce, (3, 9, 12))

@@ -23,10 +23,11 @@ written, and must not raise (an exception is logged and ignored):
                                              (`partitions`: {topic id: frozenset of partitions} it had
                                              initialised) can go, as Kafka's DeleteShareGroupState
 
-In Kafka the share-partition leader hears of departures through its share sessions' connections; kbroker's
-coordinator tells the listeners of its own broker, and in a cluster in one process those of every broker (the
-list hangs on the `ChangeNotifier` the brokers share); brokers in other processes are not told and rely on their
-sessions.
+In Kafka the share-partition leader hears of departures only through its share sessions (ShareSessionCache: a
+session ended with epoch -1 or by its connection closing); kbroker's SharePartitionManager does the same and
+ignores ``on_member_leave`` (share/manager.py). The coordinator tells the listeners of its own broker, and in a
+cluster in one process those of every broker (the list hangs on the `ChangeNotifier` the brokers share);
+brokers in other processes are not told.
 
 Concurrency: the event loop only.
 """

@@ -55,11 +55,7 @@ def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs, new_clie
                                      f"The topic '{res.resource_name}' does not exist.")
                 new = new_topic_configs(topic, res)
                 if not req.validate_only:
-                    change = eager(broker.set_topic_configs(topic, new))
-                    if change.done():
-                        change.result()
-                    else:
-                        waiting.append((len(out), change))
+                    _start(broker.set_topic_configs(topic, new), waiting, len(out))
             elif res.resource_type == BROKER:
                 configs = broker_configs(broker)
                 configs.check_resource_name(res.resource_name)
@@ -73,7 +69,8 @@ def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs, new_clie
                 new = (new_client_metrics_configs or new_broker_configs)(current, res)
                 client_metrics.validate(res.resource_name, new)
                 if not req.validate_only:
-                    broker.controller.set_client_metrics_subscription(res.resource_name, new)
+                    _start(broker.controller.set_client_metrics_subscription(res.resource_name, new), waiting,
+                           len(out))
             elif res.resource_type == GROUP and new_group_configs is not None:
                 if not res.resource_name:
                     raise KafkaError(ErrorCode.INVALID_REQUEST, "Group name must not be empty")
@@ -83,11 +80,7 @@ def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs, new_clie
                 except ValueError as e:
                     raise KafkaError(ErrorCode.INVALID_CONFIG, str(e)) from None
                 if not req.validate_only:
-                    change = eager(broker.controller.set_group_configs(res.resource_name, new))
-                    if change.done():
-                        change.result()
-                    else:
-                        waiting.append((len(out), change))
+                    _start(broker.controller.set_group_configs(res.resource_name, new), waiting, len(out))
             else:
                 raise KafkaError(ErrorCode.INVALID_REQUEST, f"Unsupported resource type {res.resource_type}")
         except KafkaError as e:
@@ -96,6 +89,16 @@ def alter_resources(ctx, req, R, new_topic_configs, new_broker_configs, new_clie
                                                   resource_type=res.resource_type, resource_name=res.resource_name))
     response = R(throttle_time_ms=0, responses=out)
     return _when_changed(response, waiting) if waiting else response
+
+
+def _start(change, waiting: list, index: int) -> None:
+    """Start a controller change for the resource answered at ``index``: done at once (its error raised
+    here), or left in ``waiting`` for the answer to wait for (a database's)."""
+    started = eager(change)
+    if started.done():
+        started.result()
+    else:
+        waiting.append((index, started))
 
 
 async def _when_changed(response, waiting):

@@ -96,8 +96,12 @@ def handle(ctx, req: API.FetchRequest):
 def _within_quota(ctx, replica_id: int, response, size: int):
     """consumer_byte_rate (client_quotas.py), as Kafka's handleFetchRequest: the answer's bytes are recorded;
     over the quota they are taken back and the answer is empty, carrying the throttle time (the consumer fetches
-    the same offsets again once it has passed). Followers are not throttled."""
-    if replica_id >= 0 or not ctx.broker.client_quotas.enabled:
+    the same offsets again once it has passed). Followers are not throttled by client quotas; the bytes of
+    partitions throttled by the replication quota are recorded against it (Kafka's sizeOfThrottledPartitions)."""
+    if replica_id >= 0:
+        _record_replication(ctx, response)
+        return response
+    if not ctx.broker.client_quotas.enabled:
         return response
     fetch_quota = ctx.broker.client_quotas.fetch
     user, client_id = ctx.quota_user, ctx.client_id or ""
@@ -108,6 +112,21 @@ def _within_quota(ctx, replica_id: int, response, size: int):
     ctx.throttle(throttle_ms)
     return R(throttle_time_ms=throttle_ms, error_code=0, session_id=response.session_id, responses=[],
              node_endpoints=response.node_endpoints)
+
+
+def _record_replication(ctx, response) -> None:
+    """The leader's replication quota counts what a follower's answer carries of the partitions it throttles."""
+    quota = ctx.broker.replication_quotas.leader
+    topics = ctx.broker.topics
+    nbytes = 0
+    for rt in response.responses:
+        topic = topics.by_id.get(rt.topic_id) if ctx.version >= 13 else topics.get(rt.topic)
+        if topic is None:
+            continue
+        for rp in rt.partitions:
+            if rp.records and quota.is_throttled(topic, rp.partition_index):
+                nbytes += sum(len(c) for c in rp.records) if isinstance(rp.records, list) else len(rp.records)
+    quota.record(nbytes)
 
 
 def replica_id_of(version: int, req) -> int:
@@ -233,7 +252,11 @@ def _error_data(index: int, error: int, current_leader=None):
 def _build(ctx, req, targets, max_bytes: int):
     """(response, bytes of records in it, whether reading a partition gave an error or a diverging epoch:
     either is answered at once, as Kafka's DelayedFetch completes on them)."""
-    follower = replica_id_of(ctx.version, req) >= 0
+    replica_id = replica_id_of(ctx.version, req)
+    follower = replica_id >= 0
+    # KIP-73: a follower out of sync, fetching a partition throttled here, gets nothing while this leader's
+    # leader.replication.throttled.rate is exceeded (Kafka's ReplicaManager.shouldLeaderThrottle).
+    leader_quota = ctx.broker.replication_quotas.leader if follower else None
     read_committed = req.isolation_level == 1 and not follower
     from_follower = follower_reads(ctx, req)  # KIP-392: this broker may serve it as a follower
     remaining = max_bytes if max_bytes > 0 else 0
@@ -286,6 +309,9 @@ def _build(ctx, req, targets, max_bytes: int):
                     limit = max_offset = lso if read_committed else hw
                 if diverging is not None:
                     read_error = True  # no records, answered at once: the follower truncates first
+                elif follower and replica_id not in p.isr and start <= offset < limit and \
+                        leader_quota.is_throttled(p.topic, p.index) and leader_quota.is_quota_exceeded():
+                    pass  # throttled: no records this time
                 elif offset < start or offset > p.log_end_offset:
                     err = ErrorCode.OFFSET_OUT_OF_RANGE
                 elif offset < limit:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..errors import ErrorCode, KafkaError, RecordValidationError
+from ..errors import ErrorCode, KafkaError, LogAppendError, RecordValidationError
 from ..partition import get_partition_or_error
 from .leader_hints import LeaderHints
 from .context import AwaitingReplication
@@ -186,7 +186,7 @@ def _append(ctx, req: API.ProduceRequest, added: dict[tuple[str, int], int]) -> 
                 continue
             except KafkaError as e:
                 part = _partition_error(pd.index, e.code)
-                if e.code not in REQUEST_ERRORS:
+                if e.code not in REQUEST_ERRORS or type(e) is LogAppendError:
                     part.log_start_offset = partition.log_start_offset
                 parts.append(part)
                 continue

@@ -6,8 +6,8 @@ ascending order without overlap, when a batch has no types or neither one type n
 type is unknown (0 gap, 1 accept, 2 release, 3 reject; version 2 adds 4 renew, KIP-1222). Then the
 partition's own errors (UNKNOWN_TOPIC_ID, TOPIC_AUTHORIZATION_FAILED, NOT_LEADER_OR_FOLLOWER), then the
 share-partition's (INVALID_RECORD_STATE; also for RENEW when the group's share.renew.acknowledge.enable is false,
-as Kafka's SharePartition). A partition's acknowledgements are applied whole or not at all, and
-answered once written to the share coordinator.
+as Kafka's SharePartition). A partition's acknowledgements are applied whole or not at all, once written to
+the share coordinator (staged until then; a failed write rolls them back and is the partition's error).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from ..errors import ErrorCode
 from ..partition import get_partition_or_error
 from ..security import acl
+from ..share.manager import acknowledgement_error
 from ..share.share_partition import ACK_REJECT, ACK_RENEW
 
 
@@ -37,12 +38,12 @@ def _invalid(batches, version: int) -> str | None:
 
 
 def acknowledge(ctx, group_id: str, member_id: str, topics) -> tuple[dict, list]:
-    """Applies every partition's acknowledgements of the request (topics with ``topic_id`` and partitions
+    """Stages every partition's acknowledgements of the request (topics with ``topic_id`` and partitions
     with ``partition_index`` and ``acknowledgement_batches``). Returns ({(topic id, partition): (error code,
-    message)}, [share-partition keys to persist])."""
+    message)}, {(topic id, partition): the staged Transition})."""
     broker = ctx.broker
     results: dict = {}
-    keys = []
+    staged: dict = {}
     renew_enabled = broker.share_settings(group_id).renew_acknowledge_enable
     for t in topics:
         topic = broker.topics.by_id.get(t.topic_id)
@@ -72,19 +73,24 @@ def acknowledge(ctx, group_id: str, member_id: str, topics) -> tuple[dict, list]
             if sp is None:
                 results[tp] = (ErrorCode.INVALID_RECORD_STATE, "the share-partition is initialising")
                 continue
-            results[tp] = sp.acknowledge(member_id, [(b.first_offset, b.last_offset, list(b.acknowledge_types))
-                                                     for b in batches])
-            keys.append((group_id, t.topic_id, p.partition_index))
-    return results, keys
+            code, message, transition = broker.share.stage_acknowledgements(
+                sp, member_id, [(b.first_offset, b.last_offset, list(b.acknowledge_types)) for b in batches])
+            results[tp] = (code, message)
+            if transition is not None:
+                staged[tp] = transition
+    return results, staged
 
 
 async def acknowledge_and_persist(ctx, group_id: str, member_id: str, topics) -> dict:
-    """``acknowledge``, then the changed share-partitions written; a failed write is the partition's error."""
-    results, keys = acknowledge(ctx, group_id, member_id, topics)
-    if keys:
-        failed = await ctx.broker.share.persist(keys)
-        for (_g, topic_id, index), code in failed.items():
-            results[(topic_id, index)] = (code, "the share state could not be written")
+    """``acknowledge``, then the share-partitions written; an acknowledgement is applied once its write
+    succeeded, and a failed write is the partition's error (Kafka's mapping of the persister's error)."""
+    results, staged = acknowledge(ctx, group_id, member_id, topics)
+    if staged:
+        await ctx.broker.share.persist([(group_id, topic_id, index) for topic_id, index in staged])
+        for tp, transition in staged.items():
+            code = await transition.written
+            if code:
+                results[tp] = (acknowledgement_error(code), "the share state could not be written")
     return results
 
 

@@ -13,6 +13,7 @@ Kafka's ApiError.NONE) up to v1.
 from __future__ import annotations
 
 from .. import features
+from ..controller import eager, settled
 from ..errors import ErrorCode, KafkaError
 from ..security import acl
 from ..wire.messages import update_features as API
@@ -40,7 +41,11 @@ def handle(ctx, req: API.UpdateFeaturesRequest) -> R:
     except KafkaError as e:
         return R(error_code=e.code, results=[],
                  error_message=FAILED_FOR_ALL + e.message)
+    response = R(error_code=0, error_message=None,
+                 results=[R.UpdatableFeatureResult(feature=n, error_code=0, error_message="NONE") for n in updates])
     if changes and not req.validate_only:
-        controller.set_feature_levels(changes)
-    return R(error_code=0, error_message=None,
-             results=[R.UpdatableFeatureResult(feature=n, error_code=0, error_message="NONE") for n in updates])
+        change = eager(controller.set_feature_levels(changes))
+        if not change.done():  # a database's: answered once it is written
+            return settled([change], response)
+        change.result()
+    return response

@@ -1,6 +1,6 @@
 """WriteShareGroupState (85): v0-1 (KIP-932; v1 adds DeliveryCompleteCount, KIP-1226, which kbroker derives from
-the batches), broker to share coordinator: a share-partition's state, written as a ShareSnapshot and answered
-once replicated. kbroker's share-partition leaders send their whole in-flight window each time, so the write
+the batches), broker to share coordinator: a share-partition's state, written as a ShareUpdate of what changed
+or a ShareSnapshot (share_coordinator.py, as Kafka's ShareCoordinatorShard) and answered once replicated. kbroker's share-partition leaders send their whole in-flight window each time, so the write
 replaces the state (Kafka's coordinator merges a partial write into it: the same result for a whole window).
 A write older than the state it would replace is fenced, as Kafka's ShareCoordinatorShard checks: a leader
 epoch below the written one FENCED_LEADER_EPOCH (a former leader of the share-partition), then a state epoch

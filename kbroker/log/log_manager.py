@@ -54,7 +54,7 @@ from ..storage.base import FSYNC_MODES, INTERVAL_FLUSH_MS, StorageError
 from ..storage.log_segment import wall_ms
 from ..storage.segment import remove_files
 
-__all__ = ["LogManager"]
+__all__ = ["LogManager", "stray_logs"]
 
 log = logging.getLogger("kbroker.log")
 
@@ -132,6 +132,21 @@ class LogManager:
             for p in list(topic.partitions):
                 if p.log is not None:  # the partitions this broker holds a replica of
                     yield topic, p
+
+    # -- stray logs ---------------------------------------------------------------------------
+
+    def remove_stray_logs(self, topics) -> list[tuple[str, int]]:
+        """Once the broker has the cluster's metadata (``topics``: the controller's TopicRegistrations) and
+        opened the logs of the partitions it gives this broker, remove the data of those it no longer gives
+        it (reassigned away or deleted while this broker was down), as Kafka's broker does with its stray
+        logs at start-up (KAFKA-14616). Returns the (topic, partition)s removed."""
+        stray = stray_logs(self.state.log_store.unopened_logs(), topics, self.state.node_id)
+        if stray:
+            for topic, partition in stray:
+                log.info("%s-%d: a stray log (the cluster's metadata no longer gives it to broker %d): removed",
+                         topic, partition, self.state.node_id)
+            self.state.log_store.delete_stray_logs(stray)
+        return stray
 
     # -- high-watermark checkpoint -----------------------------------------------------------
 
@@ -380,6 +395,23 @@ class LogManager:
                  result.bytes_written, result.batches_rewritten, result.batches_dropped, result.seconds,
                  "" if swapped_all else " (some segments changed meanwhile; they wait for the next pass)")
         return True
+
+
+def stray_logs(found, topics, node_id: int) -> list[tuple[str, int]]:
+    """Which of the store's unopened logs (``found``: (topic, partition, stored topic id or None)) are stray
+    for broker ``node_id`` by the metadata ``topics``, as Kafka's ``LogManager.isStrayKraftReplica`` decides:
+    the stored topic id (not the name: a topic deleted and made again has a new one) is no topic's, or that
+    topic has no such partition, or the partition's replicas do not name this broker; a log without a
+    topic id is stray too (made but never written to: the id is written before any record)."""
+    by_id = {t.topic_id: t for t in topics}
+    out = []
+    for name, partition, topic_id in found:
+        topic = by_id.get(topic_id) if topic_id is not None else None
+        if topic is not None and partition < len(topic.partitions) and \
+                node_id in topic.partitions[partition].replicas:
+            continue  # still this broker's
+        out.append((name, partition))
+    return out
 
 
 def _release(plan: CleanPlan) -> None:

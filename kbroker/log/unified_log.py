@@ -22,9 +22,10 @@ All three are rebuilt from the batch headers when the log is opened.
 batch header and CRC32C (Kafka's LogValidator), applies the Produce request's own rules and the topic's
 (max.message.bytes, keys on compacted topics), answers a producer's retry with where the original went,
 writes the assigned offsets, the leader epoch and for LogAppendTime topics the broker's time into the
-headers in place, and hands the buffer to the store in one write. Records are never decoded (except on
-compacted topics, to see their keys). ``append_txn_marker`` writes the control batch that ends a
-transaction. Neither moves the high watermark.
+headers in place, and hands the buffer to the store in one write. The records of a compressed batch are
+decompressed and walked by their lengths as Kafka's validator reads them (records/validation.py); records
+are never decoded into objects (except on compacted topics, to see their keys). ``append_txn_marker``
+writes the control batch that ends a transaction. Neither moves the high watermark.
 
 Concurrency: everything runs on the event loop, and no method awaits, so no two appends interleave.
 """
@@ -34,8 +35,9 @@ from __future__ import annotations
 import logging
 import time
 
-from ..errors import ErrorCode, KafkaError, RecordValidationError
+from ..errors import ErrorCode, KafkaError, LogAppendError, RecordValidationError
 from ..records.batch import (
+    COMPRESSION_MASK,
     LOG_OVERHEAD,
     NO_TIMESTAMP,
     iter_batches,
@@ -47,6 +49,7 @@ from ..records.batch import (
 from ..records.builder import build_control_batch
 from ..records.compression import ZSTD
 from ..records.errors import CorruptRecordError, InvalidRecordError
+from ..records.validation import UnreadableRecordsError, check_compressed_records
 from ..records.record import ABORT, COMMIT, decode_records, parse_control_record, record_for_timestamp
 from .leader_epoch_cache import LeaderEpochCache
 from .producer_state import ProducerStateManager
@@ -240,6 +243,14 @@ class UnifiedLog:
                     f"The batch of {h.batch_length + LOG_OVERHEAD} bytes is larger than max.message.bytes "
                     f"{max_message_bytes}",
                 )
+        for pos, h in batches:
+            if h.attributes & COMPRESSION_MASK:  # compressed: Kafka reads its records on every append
+                try:
+                    check_compressed_records(records, pos, h)
+                except UnreadableRecordsError as e:
+                    raise KafkaError(ErrorCode.UNKNOWN_SERVER_ERROR, str(e)) from None
+                except InvalidRecordError as e:
+                    raise LogAppendError(ErrorCode.INVALID_RECORD, str(e)) from None
         if compacted:
             require_keys(records, batches, self.name)  # compaction needs every key
         if timestamp_bounds is not None:

@@ -16,7 +16,7 @@ from kbroker.records.batch import (
 from kbroker.records.compression import NONE, compress
 from kbroker.records.record import Record, control_record, encode_record
 
-__all__ = ["build_batch", "simple_batch", "build_control_batch"]
+__all__ = ["build_batch", "simple_batch", "build_control_batch", "batch_around"]
 
 _I32_MAX = 2**31 - 1
 
@@ -150,3 +150,16 @@ def build_control_batch(
         control=True,
         partition_leader_epoch=partition_leader_epoch,
     )
+
+
+def batch_around(payload, *, compression: int, record_count: int, last_offset_delta: int,
+                 timestamp_ms: int = 0) -> bytearray:
+    """A batch whose records section is ``payload`` as given (already compressed, or not compressed at all),
+    whatever it holds, under a header that declares ``record_count`` records and ``last_offset_delta``, with a
+    valid CRC: what a broken or hostile producer sends (tests and the conformance scenarios)."""
+    out = bytearray(HEADER_SIZE)
+    out += payload
+    HEADER.pack_into(out, 0, 0, len(out) - LOG_OVERHEAD, -1, MAGIC, 0, compression, last_offset_delta,
+                     timestamp_ms, timestamp_ms, NO_PRODUCER_ID, -1, -1, record_count)
+    out[CRC_OFFSET:CRC_OFFSET + 4] = compute_crc(out, 0, len(out)).to_bytes(4, "big")
+    return out

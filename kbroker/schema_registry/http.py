@@ -25,6 +25,7 @@ log = logging.getLogger("kbroker.schema_registry")
 MAX_BODY_BYTES = 16 << 20  # Confluent's schemas are capped well below (schema.max.size); this bounds memory
 MAX_HEADER_BYTES = 64 << 10
 IDLE_TIMEOUT_S = 300
+WRITING_METHODS = ("POST", "PUT", "DELETE")  # the requests that may append to _schemas
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 _ACCEPTED_BODY_TYPES = ("application/vnd.schemaregistry.v1+json", "application/vnd.schemaregistry+json",
                         "application/json", "application/octet-stream")
@@ -73,7 +74,12 @@ class SchemaRegistryServer:
                 if request is None:
                     return
                 method, target, headers, raw = request
-                status, body, ctype = self._answer(method, target, headers, raw)
+                try:
+                    if method.upper() in WRITING_METHODS:  # the topic a write appends to, made if need be
+                        await self.registry.ensure_topic()
+                    status, body, ctype = self._answer(method, target, headers, raw)
+                except E.RegistryError as e:
+                    status, body, ctype = e.status, e.body(), CONTENT_TYPE
                 if body is None:
                     data = b""
                 else:

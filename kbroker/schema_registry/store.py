@@ -13,19 +13,26 @@ Ids: one more than the largest id ever seen. A permanent delete first writes ``{
 -> ``{"max_id"}`` (kept by compaction as the latest value of its key), so an id freed by a tombstone is
 never handed out again once compaction has removed the schema it named.
 
-Concurrency: every method runs on the broker's event loop and none awaits, so no two changes interleave.
-If ``_schemas`` is deleted (the control plane's reset does), the registry is empty again.
+The topic is created (compacted, one partition, led by this broker) by ``ensure_topic``, which the HTTP server
+awaits before a request that may write: the controller's change is awaited, so it works over a database too.
+
+Concurrency: every method but ``ensure_topic`` runs on the broker's event loop and none awaits, so no two
+changes interleave. If ``_schemas`` is deleted (the control plane's reset does), the registry is empty again
+until a write makes the topic anew.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from dataclasses import dataclass
 
 from ..coordinator.runtime import CoordinatorLog
+from ..errors import ErrorCode, KafkaError
 from ..records.builder import build_batch
+from ..topics import run_in_turns
 from ..records.record import Record
 from . import errors as E
 from .schemas import LEVELS, TYPES, check, parse
@@ -35,6 +42,7 @@ log = logging.getLogger("kbroker.schema_registry")
 SCHEMAS_TOPIC = "_schemas"
 MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
 MAX_VERSION = 2**31 - 1
+TOPIC_WAIT_S = 10  # how long a write waits for another broker's creation of _schemas to reach this one
 
 
 @dataclass
@@ -101,12 +109,35 @@ class Registry:
         if isinstance(key, dict):
             self._apply(key, value)
 
+    async def ensure_topic(self) -> None:
+        """Create ``_schemas`` if it does not exist (one partition on this broker, which leads it, compacted),
+        awaiting the controller; a creation already under way (this broker's, or another's) is waited for."""
+        topics = self.state.topics
+        deadline = time.monotonic() + TOPIC_WAIT_S
+        while topics.get(SCHEMAS_TOPIC) is None:
+            if SCHEMAS_TOPIC not in topics.pending:
+                try:
+                    await run_in_turns(topics, topics.creation(SCHEMAS_TOPIC, 1, {"cleanup.policy": "compact"},
+                                                               assignments=[[self.state.node_id]]))
+                    continue
+                except KafkaError as e:
+                    if e.code != ErrorCode.TOPIC_ALREADY_EXISTS:
+                        raise E.RegistryError(500, E.STORE_ERROR,
+                                              f"Error while creating the _schemas topic: {e.message}") from None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise E.RegistryError(500, E.STORE_ERROR, "Timed out waiting for the _schemas topic")
+            try:  # another creation of it: its topic arrives with the controller's notification
+                await asyncio.wait_for(self.state.changes.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+        self._sync()
+
     def _write(self, key: dict, value: dict | None) -> None:
         self._sync()
         topic = self.state.topics.get(SCHEMAS_TOPIC)
-        if topic is None:
-            topic = self.state.topics.create(SCHEMAS_TOPIC, 1, {"cleanup.policy": "compact"})
-            self._topic = topic
+        if topic is None:  # ensure_topic made it before the request; deleted since
+            raise E.RegistryError(500, E.STORE_ERROR, "The _schemas topic does not exist")
         record = Record(0, int(time.time() * 1000), json.dumps(key, separators=(",", ":")).encode(),
                         None if value is None else json.dumps(value, separators=(",", ":")).encode())
         try:

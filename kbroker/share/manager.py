@@ -15,15 +15,18 @@ read_committed; earliest: the log start; by_duration:<ISO-8601 duration>: the fi
 minus it). While ``__share_group_state`` is being created or its shard loads, the partition answers with
 nothing (and no error), as Kafka's share-partition answers while it initialises.
 
-Durability. A share-partition's change marks it dirty; ``persist`` writes the dirty ones as ShareSnapshot
-records and waits for their replication (acknowledgements are answered after it); changes no request waits
-for (lock expiries) are written on the next turn of the loop. When the share coordinator of the key is on
+Durability. A share-partition's change marks it dirty; ``persist`` writes the dirty ones to the share
+coordinator and waits for their replication; changes no request waits for (lock expiries) are written on the
+next turn of the loop. Acknowledgements are applied after their write, as Kafka's: staged
+(``stage_acknowledgements``), written with the share-partition's state, then applied, or rolled back when the
+write failed (the records stay acquired and come back when their lock runs out; the acknowledgement's error
+is Kafka's mapping of the write's, ``acknowledgement_error``). One write at a time per share-partition. When the share coordinator of the key is on
 another broker (a cluster in which this broker does not lead the key's ``__share_group_state`` partition)
 the state is read and written with ReadShareGroupState / WriteShareGroupState (persister.py): the
 share-partition answers nothing until the read is answered, as while the state topic loads.
 
 Concurrency: the event loop only. A long-polling fetch waits on its partitions' appends and on this
-manager's ``available`` notifier (records made available again by an expiry, a release or a leaving member).
+manager's ``available`` notifier (records made available again by an expiry, a release or a share session ending).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from ..errors import ErrorCode, KafkaError
 from ..records.batch import iter_batches
 from . import state_records as SR
 from .share_coordinator import Key, ShareCoordinatorService
-from .share_partition import ACKNOWLEDGED, ARCHIVED, FetchedBatch, SharePartition
+from .share_partition import ACKNOWLEDGED, ARCHIVED, FetchedBatch, SharePartition, Transition
 
 log = logging.getLogger("kbroker.share")
 
@@ -90,6 +93,8 @@ class SharePartitionManager(ShareGroupListener):
         self.max_sessions = max_sessions
         self.partitions: dict[Key, SharePartition] = {}
         self._dirty: set[Key] = set()
+        self._staged: dict[Key, list[Transition]] = {}  # acknowledgements waiting for the next write
+        self._writing: dict[Key, asyncio.Future] = {}  # the write in flight of each share-partition
         self._flush_scheduled = False
         self._memory_only_warned: set[Key] = set()
         self.persister = persister
@@ -168,21 +173,12 @@ class SharePartitionManager(ShareGroupListener):
             if sp is not None and sp.release_member(session.member_id):
                 self.notify_available()
 
-    def on_member_left(self, group_id: str, member_id: str) -> None:
-        """The group coordinator says a member left (or its session timed out): its share session goes and
-        every record it holds in the group is released (Kafka's ShareGroupListener.onMemberLeave)."""
-        self.sessions.pop((group_id, member_id), None)
-        released = False
-        for (g, _t, _p), sp in self.partitions.items():
-            if g == group_id and sp.release_member(member_id):
-                released = True
-        if released:
-            self.notify_available()
-
-    # The group coordinator's news (coordinator/share_group_listener.py).
-
-    def on_member_leave(self, group_id: str, member_id: str) -> None:
-        self.on_member_left(group_id, member_id)
+    # The group coordinator's news (coordinator/share_group_listener.py). A member leaving the group (epoch -1,
+    # or fenced when its session times out) is not one of them: Kafka's share-partition leaders hear of
+    # departures only from their own share sessions (ShareSessionCache calls ShareGroupListener.onMemberLeave
+    # when a session ends with epoch -1 or its connection closes; the group coordinator tells them nothing),
+    # so what a fenced member with its connection still open holds stays locked until its locks run out, on
+    # every broker, whether or not it is the group's coordinator.
 
     def on_group_deleted(self, group_id: str, partitions) -> None:
         """DeleteGroups removed the share group: its share-partitions go, and their written state with them
@@ -255,6 +251,7 @@ class SharePartitionManager(ShareGroupListener):
         if sp is not None:
             sp.close()
         self._dirty.discard(key)
+        _settle(self._staged.pop(key, []), ErrorCode.NOT_LEADER_OR_FOLLOWER)
 
     def on_topic(self, topic_id, topic) -> None:
         """The topic changed (``topic`` None: deleted): the share-partitions of partitions this broker no longer
@@ -357,50 +354,87 @@ class SharePartitionManager(ShareGroupListener):
         task = asyncio.ensure_future(self.persist(list(self._dirty)))
         task.add_done_callback(lambda t: t.cancelled() or t.result())
 
+    def stage_acknowledgements(self, sp: SharePartition, member_id: str, batches) -> tuple[int, str | None,
+                                                                                         Transition | None]:
+        """``sp.stage``: the acknowledgements checked and staged for the share-partition's next write; the
+        transition's ``written`` future says how that write went (0 or its error code)."""
+        code, message, transition = sp.stage(member_id, batches)
+        if transition is not None:
+            key = (sp.group_id, sp.topic_id, sp.partition)
+            transition.written = asyncio.get_running_loop().create_future()
+            self._staged.setdefault(key, []).append(transition)
+            self._dirty.add(key)
+        return code, message, transition
+
     async def persist(self, keys) -> dict[Key, int]:
         """Writes the dirty share-partitions among ``keys`` and waits for the writes; the error code of each
         write that failed."""
-        waits, errors = [], {}
-        for key in keys:
-            if key not in self._dirty:
-                continue
-            self._dirty.discard(key)
-            sp = self.partitions.get(key)
-            if sp is None:
-                continue
-            snap = sp.snapshot()
-            state = SR.ShareState(snap["start_offset"], snap["state_epoch"], snap["leader_epoch"],
-                                  state_batches=snap["state_batches"])
+        keys = list(keys)
+        codes = await asyncio.gather(*(self._write(key) for key in keys))
+        return {key: code for key, code in zip(keys, codes) if code}
+
+    async def _write(self, key: Key) -> int:
+        """Writes the share-partition's state with its staged transitions applied, then applies them (written)
+        or rolls them back (not), as Kafka's SharePartition.rollbackOrProcessStateUpdates. One write at a time
+        per share-partition, so that a later write never carries a transition an earlier one failed to write;
+        a transition staged meanwhile goes with the next write. Returns 0 or the write's error code."""
+        while (busy := self._writing.get(key)) is not None:
+            await busy
+        if key not in self._dirty:
+            return 0  # written meanwhile, by the write this one waited for
+        self._dirty.discard(key)
+        sp = self.partitions.get(key)
+        transitions = self._staged.pop(key, [])
+        if sp is None:
+            _settle(transitions, ErrorCode.NOT_LEADER_OR_FOLLOWER)
+            return 0
+        snap = sp.snapshot(transitions)
+        state = SR.ShareState(snap["start_offset"], snap["state_epoch"], snap["leader_epoch"],
+                              state_batches=snap["state_batches"])
+        done = self._writing[key] = asyncio.get_running_loop().create_future()
+        try:
+            code = await self._write_state(key, state)
+            if code in (ErrorCode.FENCED_STATE_EPOCH, ErrorCode.FENCED_LEADER_EPOCH):
+                # The written state is newer (its offsets altered, or a newer leader): this share-partition
+                # is stale and goes; the next fetch reads the state afresh (Kafka fences it likewise).
+                log.warning("the share state of %s is fenced (%s): read again", key, ErrorCode(code).name)
+                _settle(transitions, code)
+                self._forget(key)
+                return code
+            sp.complete(transitions, code == 0)
+            _settle(transitions, code)
+            if code:
+                self._dirty.add(key)  # what changed without a transition (expiries, releases) is written later
+            return code
+        finally:
+            del self._writing[key]
+            done.set_result(None)
+
+    async def _write_state(self, key: Key, state: SR.ShareState) -> int:
+        """One write of a share-partition's state to its share coordinator, here or on another broker; 0 or the
+        error code. A key whose coordinator is another broker, without a persister, is kept in memory only."""
+        try:
+            shard = self.coordinator.route(key)
+        except KafkaError as e:
+            if e.code != ErrorCode.NOT_COORDINATOR:
+                return e.code
+            if self.persister is None:
+                return 0  # kept in memory only (the module's docstring)
             try:
-                shard = self.coordinator.route(key)
-            except KafkaError as e:
-                if e.code == ErrorCode.NOT_COORDINATOR and self.persister is not None:
-                    waits.append((key, self.persister.write(key, state)))
-                elif e.code != ErrorCode.NOT_COORDINATOR:
-                    errors[key] = e.code
-                    self._dirty.add(key)
-                continue  # NOT_COORDINATOR without a persister: kept in memory only (the module's docstring)
-            try:
-                offset = shard.write(key, state)
-            except (KafkaError, OSError) as e:
-                log.warning("writing the share state of %s failed: %s", key, e)
-                errors[key] = e.code if isinstance(e, KafkaError) else ErrorCode.KAFKA_STORAGE_ERROR
-                self._dirty.add(key)
-                continue
-            waits.append((key, shard.log.wait_replicated(offset)))
-        for key, wait in waits:
-            try:
-                await wait
-            except KafkaError as e:
-                errors[key] = e.code
-                if e.code in (ErrorCode.FENCED_STATE_EPOCH, ErrorCode.FENCED_LEADER_EPOCH):
-                    # The written state is newer (its offsets altered, or a newer leader): this share-partition
-                    # is stale and goes; the next fetch reads the state afresh (Kafka fences it likewise).
-                    log.warning("the share state of %s is fenced (%s): read again", key, ErrorCode(e.code).name)
-                    self._forget(key)
-                else:
-                    self._dirty.add(key)
-        return errors
+                await self.persister.write(key, state)
+            except KafkaError as e2:
+                return e2.code
+            return 0
+        try:
+            offset = shard.write(key, state)
+        except (KafkaError, OSError) as e:
+            log.warning("writing the share state of %s failed: %s", key, e)
+            return e.code if isinstance(e, KafkaError) else ErrorCode.KAFKA_STORAGE_ERROR
+        try:
+            await shard.log.wait_replicated(offset)
+        except KafkaError as e:
+            return e.code
+        return 0
 
     def _tombstone(self, keys) -> list:
         """Forgets the share-partitions and appends tombstones for their written state in the shards here;
@@ -472,6 +506,8 @@ class SharePartitionManager(ShareGroupListener):
         state epoch), written before the answer. Raises KafkaError when it cannot be written."""
         sp = self.partitions.get(key)
         if sp is not None:
+            # Acknowledgements staged for the records that go are refused, not written onto the new window.
+            _settle(self._staged.pop(key, []), ErrorCode.INVALID_RECORD_STATE)
             sp.restore(offset, [], sp.state_epoch + 1)
             self._dirty.add(key)
             failed = await self.persist([key])
@@ -516,6 +552,27 @@ class SharePartitionManager(ShareGroupListener):
 
     def close(self) -> None:
         self.notify_available()
+
+
+def _settle(transitions, code: int) -> None:
+    for t in transitions:
+        if not t.written.done():
+            t.written.set_result(code)
+
+
+def acknowledgement_error(code: int) -> int:
+    """The acknowledgement error a failed share state write becomes, as Kafka's SharePartition.fetchPersisterError
+    maps the persister's error: the coordinator moving or away is COORDINATOR_NOT_AVAILABLE, a fenced state
+    NOT_LEADER_OR_FOLLOWER, anything else UNKNOWN_SERVER_ERROR. A local write's storage error is the share
+    coordinator's NOT_COORDINATOR there (Kafka's coordinator runtime maps KAFKA_STORAGE_ERROR so)."""
+    if code in (ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+                ErrorCode.KAFKA_STORAGE_ERROR):
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE
+    if code in (ErrorCode.GROUP_ID_NOT_FOUND, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.INVALID_RECORD_STATE):
+        return code  # the last: the share-partition was reset (its offsets altered) before the write
+    if code in (ErrorCode.FENCED_LEADER_EPOCH, ErrorCode.FENCED_STATE_EPOCH, ErrorCode.NOT_LEADER_OR_FOLLOWER):
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER
+    return ErrorCode.UNKNOWN_SERVER_ERROR
 
 
 def _share_batches(headers, aborted: list[tuple[int, int]], read_committed: bool) -> list[FetchedBatch]:

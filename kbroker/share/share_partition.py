@@ -21,9 +21,18 @@ What a response carries (AcquiredRecords) is runs of consecutive offsets with on
 
 Acknowledgements of one partition are all or nothing, as Kafka's (it rolls the partition's changes back when
 one batch fails): every offset is checked first, INVALID_RECORD_STATE when one is not in flight or not
-ACQUIRED by the acknowledging member, and only then applied.
+ACQUIRED by the acknowledging member, and only then staged.
 
-Durability: after every change that Kafka's share-partition writes (acknowledgements, releases, lock
+Apply after the write (Kafka's startStateTransition / rollbackOrProcessStateUpdates). ``stage`` checks
+acknowledgements and returns them as a ``Transition``: each record keeps its state (ACQUIRED by its member)
+with the state it is to get as ``pending``, and the owner writes the share state with the transition applied
+(``snapshot(transitions)``). Only when that write succeeded does ``complete(transitions, True)`` apply it; a
+failed write rolls it back (``complete(transitions, False)``): the records stay acquired by their member, and
+a lock that ran out meanwhile releases them then (a record in transition is not released by its lock's
+expiry, nor by its member leaving, while the write is out). A record in transition cannot be acknowledged
+again (INVALID_RECORD_STATE). RENEW changes nothing written and is applied at once.
+
+Durability: after every change that Kafka's share-partition writes without a transition (releases, lock
 expiries, the SPSO moving) ``on_change(self)`` is called; the owner writes ``snapshot()`` to the share
 coordinator. Acquisitions are not written (as in Kafka): after a restart, ``restore`` makes every in-flight
 record that was not acknowledged or archived AVAILABLE again, with the delivery count last written.
@@ -64,23 +73,36 @@ class FetchedBatch:
 
 
 class _Record:
-    __slots__ = ("state", "delivery_count", "member_id", "lock")
+    __slots__ = ("state", "delivery_count", "member_id", "lock", "pending")
 
     def __init__(self, state: int, delivery_count: int) -> None:
         self.state = state
         self.delivery_count = delivery_count
         self.member_id: str | None = None
-        self.lock: object | None = None  # the acquisition (or renewal) whose timer holds this record
+        self.lock: _Lock | None = None  # the acquisition (or renewal) whose timer holds this record
+        self.pending: int | None = None  # the state a staged acknowledgement gives it once written
 
 
 class _Lock:
     """One acquisition's (or renewal's) lock: a timer over the offsets it covers."""
 
-    __slots__ = ("offsets", "timer")
+    __slots__ = ("offsets", "timer", "expired")
 
     def __init__(self, offsets: list[int]) -> None:
         self.offsets = offsets
         self.timer = None
+        self.expired = False
+
+
+class Transition:
+    """Acknowledgements checked and staged, waiting for the write of the state they give: (offset, new state)
+    pairs. ``written`` is the owner's (what waits for the write's outcome)."""
+
+    __slots__ = ("changes", "written")
+
+    def __init__(self, changes: list[tuple[int, int]]) -> None:
+        self.changes = changes
+        self.written = None
 
 
 class SharePartition:
@@ -126,13 +148,17 @@ class SharePartition:
         r = self.records.get(offset)
         return None if r is None else (r.state, r.delivery_count)
 
-    def runs(self, persisted: bool = False) -> list[tuple[int, int, int, int]]:
+    def runs(self, persisted: bool = False, transitions: Iterable[Transition] = ()) -> list[tuple[int, int, int, int]]:
         """The window as (first offset, last offset, state, delivery count) runs. ``persisted``: as written to
-        the share coordinator, ACQUIRED written as AVAILABLE (a lock does not survive a restart)."""
+        the share coordinator, ACQUIRED written as AVAILABLE (a lock does not survive a restart), with the
+        staged ``transitions`` applied."""
+        staged = {offset: state for t in transitions for offset, state in t.changes}
         out: list[list[int]] = []
         for offset in range(self.start_offset, self.next_offset):
             r = self.records[offset]
-            state = AVAILABLE if persisted and r.state == ACQUIRED else r.state
+            state = staged.get(offset, r.state)
+            if persisted and state == ACQUIRED:
+                state = AVAILABLE
             if out and out[-1][1] == offset - 1 and out[-1][2] == state and out[-1][3] == r.delivery_count:
                 out[-1][1] = offset
             else:
@@ -235,10 +261,11 @@ class SharePartition:
         """An acquisition lock ran out: its records still held under it become available (or archived)."""
         if self.closed:
             return
+        lock.expired = True
         released = False
         for offset in lock.offsets:
             r = self.records.get(offset)
-            if r is not None and r.state == ACQUIRED and r.lock is lock:
+            if r is not None and r.state == ACQUIRED and r.lock is lock and r.pending is None:
                 self._release(r)
                 released = True
         if released:
@@ -252,48 +279,83 @@ class SharePartition:
     # -- acknowledging -----------------------------------------------------------------------------------
 
     def acknowledge(self, member_id: str, batches: Iterable[tuple[int, int, list[int]]]) -> tuple[int, str | None]:
-        """Applies acknowledgement batches (first offset, last offset, types: one for the whole batch or one
-        per offset) of ``member_id``, all or none. Returns (error code, message): NONE, or
-        INVALID_RECORD_STATE when an offset at or after the start offset is not in flight or not acquired by this
-        member (offsets before the start are finished and skipped, as Kafka 4.4 does); INVALID_REQUEST when a
-        batch starts after the last offset in flight. The types are
-        valid (the handler checks them: INVALID_REQUEST)."""
+        """``stage`` and, the write taken as done, ``complete``: the acknowledgements applied at once."""
+        code, message, transition = self.stage(member_id, batches)
+        if transition is not None:
+            self.complete([transition], True)
+            self._changed()
+        return code, message
+
+    def stage(self, member_id: str, batches: Iterable[tuple[int, int, list[int]]]
+              ) -> tuple[int, str | None, Transition | None]:
+        """Checks acknowledgement batches (first offset, last offset, types: one for the whole batch or one
+        per offset) of ``member_id``, all or none, renews what RENEW names and stages the rest. Returns (error
+        code, message, the staged transition or None): NONE, or INVALID_RECORD_STATE when an offset at or
+        after the start offset is not in flight, not acquired by this member or in another transition
+        (offsets before the start are finished and skipped, as Kafka 4.4 does); INVALID_REQUEST when a batch
+        starts after the last offset in flight. The types are valid (the handler checks them:
+        INVALID_REQUEST)."""
         changes: list[tuple[int, int]] = []
         for first, last, types in batches:
             if self.records and first >= self.next_offset:
-                return ErrorCode.INVALID_REQUEST, PAST_ACQUIRED_MESSAGE
+                return ErrorCode.INVALID_REQUEST, PAST_ACQUIRED_MESSAGE, None
             for offset in range(max(first, self.start_offset), last + 1):  # before the start: done, skipped
                 r = self.records.get(offset)
                 if r is None:
-                    return ErrorCode.INVALID_RECORD_STATE, NOT_IN_FLIGHT_MESSAGE
+                    return ErrorCode.INVALID_RECORD_STATE, NOT_IN_FLIGHT_MESSAGE, None
                 if r.state != ACQUIRED:
-                    return ErrorCode.INVALID_RECORD_STATE, f"offset {offset} is {STATE_NAMES[r.state]}, not ACQUIRED"
+                    return (ErrorCode.INVALID_RECORD_STATE, f"offset {offset} is {STATE_NAMES[r.state]}, not ACQUIRED",
+                            None)
                 if r.member_id != member_id:
-                    return ErrorCode.INVALID_RECORD_STATE, f"offset {offset} is acquired by another member"
+                    return ErrorCode.INVALID_RECORD_STATE, f"offset {offset} is acquired by another member", None
+                if r.pending is not None:
+                    return ErrorCode.INVALID_RECORD_STATE, f"offset {offset} has an ongoing state transition", None
                 changes.append((offset, types[0] if len(types) == 1 else types[offset - first]))
         renewed: list[int] = []
+        staged: list[tuple[int, int]] = []
         for offset, ack in changes:
             r = self.records[offset]
             if ack == ACK_RENEW:
                 renewed.append(offset)
-            elif ack == ACK_ACCEPT:
-                r.state, r.member_id, r.lock = ACKNOWLEDGED, None, None
+                continue
+            if ack == ACK_ACCEPT:
+                r.pending = ACKNOWLEDGED
             elif ack == ACK_RELEASE:
-                self._release(r)
+                r.pending = ARCHIVED if r.delivery_count >= self.delivery_count_limit else AVAILABLE
             else:  # REJECT, or GAP: an offset the consumer did not find in the batches it was given
-                r.state, r.member_id, r.lock = ARCHIVED, None, None
+                r.pending = ARCHIVED
+            staged.append((offset, r.pending))
         self._lock(renewed)
-        if len(renewed) < len(changes):
-            self._advance_start()
+        return ErrorCode.NONE, None, Transition(staged) if staged else None
+
+    def complete(self, transitions: Iterable[Transition], written: bool) -> None:
+        """The write of the state with these ``transitions`` applied is over: it succeeded (``written``: they
+        are applied) or failed (rolled back: the records stay acquired by their member, released now if
+        their lock ran out meanwhile)."""
+        changed = False
+        for t in transitions:
+            for offset, state in t.changes:
+                r = self.records.get(offset)
+                if r is None or r.pending is None:
+                    continue  # gone meanwhile (the start moved past it, or the share-partition was reset)
+                r.pending = None
+                if written:
+                    r.state, r.member_id, r.lock = state, None, None
+                elif r.lock is not None and r.lock.expired:
+                    self._release(r)
+                    changed = True
+        if self.closed:
+            return
+        self._advance_start()  # a written transition: the start offset written already says so
+        if changed:
             self._changed()
-        return ErrorCode.NONE, None
 
     def release_member(self, member_id: str) -> int:
         """A member's session ended or it left the group: what it holds becomes available (or archived, over
         the delivery limit). Returns how many records it held."""
         n = 0
         for r in self.records.values():
-            if r.state == ACQUIRED and r.member_id == member_id:
+            if r.state == ACQUIRED and r.member_id == member_id and r.pending is None:
                 self._release(r)
                 n += 1
         if n:
@@ -341,11 +403,15 @@ class SharePartition:
 
     # -- durability --------------------------------------------------------------------------------------
 
-    def snapshot(self) -> dict:
-        """The state as the share coordinator keeps it (ShareSnapshotValue's fields)."""
-        return {"start_offset": self.start_offset, "state_epoch": self.state_epoch,
-                "leader_epoch": self.leader_epoch,
-                "state_batches": [(f, l, s, d) for f, l, s, d in self.runs(persisted=True)]}
+    def snapshot(self, transitions: Iterable[Transition] = ()) -> dict:
+        """The state as the share coordinator keeps it (ShareSnapshotValue's fields), with the staged
+        ``transitions`` applied (the start offset past the records they finish at the window's front)."""
+        runs = self.runs(persisted=True, transitions=transitions)
+        start = self.start_offset
+        while runs and runs[0][2] in (ACKNOWLEDGED, ARCHIVED):
+            start = runs.pop(0)[1] + 1
+        return {"start_offset": start, "state_epoch": self.state_epoch, "leader_epoch": self.leader_epoch,
+                "state_batches": runs}
 
     def restore(self, start_offset: int, state_batches: Iterable[tuple[int, int, int, int]],
                 state_epoch: int = 0) -> None:

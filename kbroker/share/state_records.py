@@ -10,8 +10,10 @@ a change to apply on top of the last snapshot. A value is ``int16 version`` (0) 
     ShareUpdateValue    snapshot epoch, leader epoch, start offset, state batches; the same tagged field
     StateBatch          first offset, last offset, delivery state (int8), delivery count (int16)
 
-kbroker writes a ShareSnapshot for every change (compaction keeps the last per key) and reads both types, as
-Kafka's ShareCoordinatorShard replays them. A null value (tombstone) deletes the key's state.
+kbroker writes them as Kafka's ShareCoordinatorShard does (share_coordinator.py): a ShareSnapshot first and then
+every ``share.coordinator.snapshot.update.records.per.snapshot`` updates, a ShareUpdate with the changed batches
+in between; both carry DeliveryCompleteCount. Replaying applies a snapshot whole and an update on top of the
+state so far (``merge_update``). A null value (tombstone, under the ShareSnapshot key) deletes the key's state.
 """
 
 from __future__ import annotations
@@ -70,12 +72,33 @@ def _write_batches(out: bytearray, batches) -> None:
         out.append(0)  # the batch's tagged fields: none
 
 
+def _write_delivery_complete_count(out: bytearray, count: int) -> None:
+    """The value's tagged fields: DeliveryCompleteCount (tag 0, KIP-1226), omitted at its default -1."""
+    if count == -1:
+        out.append(0)
+        return
+    P.write_uvarint(out, 1)
+    P.write_uvarint(out, 0)
+    P.write_uvarint(out, 4)
+    out += _I32.pack(count)
+
+
 def snapshot_value(s: ShareState) -> bytes:
     out = bytearray(_I16.pack(0))
     out += _I32.pack(s.snapshot_epoch) + _I32.pack(s.state_epoch) + _I32.pack(s.leader_epoch)
     out += _I64.pack(s.start_offset) + _I64.pack(s.create_timestamp_ms) + _I64.pack(s.write_timestamp_ms)
     _write_batches(out, s.state_batches)
-    out.append(0)  # tagged fields: DeliveryCompleteCount left at its default
+    _write_delivery_complete_count(out, delivery_complete_count(s))
+    return bytes(out)
+
+
+def update_value(u: ShareState, delivery_complete: int = -1) -> bytes:
+    """A ShareUpdateValue: the snapshot epoch it builds on, the leader epoch, the start offset and the changed
+    batches of ``u``; ``delivery_complete`` the share-partition's DeliveryCompleteCount after it."""
+    out = bytearray(_I16.pack(0))
+    out += _I32.pack(u.snapshot_epoch) + _I32.pack(u.leader_epoch) + _I64.pack(u.start_offset)
+    _write_batches(out, u.state_batches)
+    _write_delivery_complete_count(out, delivery_complete)
     return bytes(out)
 
 
@@ -126,6 +149,34 @@ def merge_update(base: ShareState, update: ShareState) -> ShareState:
     kept = sorted((max(f, start), l, s, c) for f, l, s, c in merged if l >= start)
     return ShareState(start, base.state_epoch, update.leader_epoch, base.snapshot_epoch, kept,
                       base.create_timestamp_ms, base.write_timestamp_ms)
+
+
+def per_offset(state: ShareState) -> dict[int, tuple[int, int]]:
+    """offset -> (delivery state, delivery count) of every offset the state's batches say, from its start."""
+    out: dict[int, tuple[int, int]] = {}
+    for first, last, s, c in state.state_batches:
+        for offset in range(max(first, state.start_offset), last + 1):
+            out[offset] = (s, c)
+    return out
+
+
+def changed_batches(old: ShareState, new: ShareState) -> list[tuple[int, int, int, int]] | None:
+    """The batches of ``new`` that differ from ``old`` (what a ShareUpdate from ``old`` to ``new`` carries), as
+    runs of consecutive offsets with one state and count; None when an update cannot say it (``new`` drops an
+    offset ``old`` has from ``new``'s start on)."""
+    before, after = per_offset(old), per_offset(new)
+    if any(o >= new.start_offset and o not in after for o in before):
+        return None
+    runs: list[list[int]] = []
+    for offset in sorted(after):
+        value = after[offset]
+        if before.get(offset) == value:
+            continue
+        if runs and runs[-1][1] == offset - 1 and (runs[-1][2], runs[-1][3]) == value:
+            runs[-1][1] = offset
+        else:
+            runs.append([offset, offset, *value])
+    return [tuple(r) for r in runs]  # type: ignore[misc]
 
 
 def delivery_complete_count(state: ShareState) -> int:

@@ -458,6 +458,17 @@ class LogStore(abc.ABC):
         for partition in partitions:
             self.delete_log(topic, topic_id, partition)
 
+    def unopened_logs(self) -> list[tuple[str, int, uuid.UUID | None]]:
+        """The partitions the store keeps data of that no log was opened for: (topic, partition, the topic id
+        stored with the data, None if it has none). At start-up, once the broker has opened the logs of the
+        partitions the cluster's metadata gives it, what is left is stray (``log_manager.stray_logs``). A
+        store that keeps nothing across restarts has none."""
+        return []
+
+    def delete_stray_logs(self, logs: list[tuple[str, int]]) -> None:
+        """Remove the data of these unopened (topic, partition) logs (Kafka: ``<topic>-<partition>.<id>-stray``
+        directories)."""
+
     @abc.abstractmethod
     def close(self) -> None:
         """Close every open log."""

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import uuid
 from bisect import bisect_right
@@ -80,9 +81,12 @@ __all__ = ["SegmentLogStore", "SegmentPartitionLog"]
 log = logging.getLogger("kbroker.storage")
 
 _I32_MAX = 2**31 - 1
-# Suffix of a partition directory being removed (Kafka: "<topic>-<partition>.<id>-delete").
+# Suffix of a partition directory being removed (Kafka: "<topic>-<partition>.<id>-delete"), and of one
+# removed because the cluster's metadata no longer gives it to this broker (Kafka: "...-stray").
 DELETE_DIR_SUFFIX = "-delete"
+STRAY_DIR_SUFFIX = "-stray"
 _SEGMENT_NAME_LEN = 20
+_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")  # Kafka's legal topic names (topics.py checks them too)
 
 
 def remove_files(paths: list[str]) -> None:
@@ -654,7 +658,7 @@ class SegmentLogStore(LogStore):
         self.handles = FileHandles(open_files_budget)
         os.makedirs(self.data_dir, exist_ok=True)
         for name in os.listdir(self.data_dir):
-            if name.endswith(DELETE_DIR_SUFFIX):
+            if name.endswith((DELETE_DIR_SUFFIX, STRAY_DIR_SUFFIX)):
                 shutil.rmtree(os.path.join(self.data_dir, name), ignore_errors=True)
         self._logs: dict[tuple[str, int], SegmentPartitionLog] = {}
         self._remover: ThreadPoolExecutor | None = None  # removes the files of deleted logs (delete_logs)
@@ -715,7 +719,7 @@ class SegmentLogStore(LogStore):
         and the files are removed later on a worker thread. A crash before they are gone leaves only
         ``-delete`` directories, which the next start removes; nothing else is read from them. A partition
         whose log was opened for another topic id (a topic of the same name, made meanwhile) is left alone."""
-        doomed: list[str] = []
+        directories: list[str] = []
         try:
             for partition in partitions:
                 key = (topic, partition)
@@ -723,10 +727,53 @@ class SegmentLogStore(LogStore):
                     continue  # a newer topic's of the same name: the old directory went when it was opened
                 self._ids.pop(key, None)
                 plog = self._logs.pop(key, None)
+                directories.append(self._dir(topic, partition))
                 if plog is not None:
                     plog.discard()
-                directory = self._dir(topic, partition)
-                target = f"{directory}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
+        finally:
+            self._rename_and_remove(directories, DELETE_DIR_SUFFIX)
+
+    def unopened_logs(self) -> list[tuple[str, int, uuid.UUID | None]]:
+        """Directories named ``<topic>-<partition>`` (a legal topic name) that hold a partition's files
+        (``partition.metadata`` or segments) and that no log was opened from; their topic id from
+        ``partition.metadata`` (None: missing or torn). Any other directory is not the store's and is left
+        alone."""
+        out = []
+        for name in sorted(os.listdir(self.data_dir)):
+            topic, sep, index = name.rpartition("-")
+            if not sep or not index.isdigit() or not _TOPIC_NAME.match(topic) or topic in (".", ".."):
+                continue
+            partition = int(index)
+            if (topic, partition) in self._logs or name != f"{topic}-{partition}":
+                continue
+            directory = os.path.join(self.data_dir, name)
+            try:
+                files = os.listdir(directory)
+            except (NotADirectoryError, FileNotFoundError):
+                continue
+            if PARTITION_METADATA_FILE not in files and not any(f.endswith(LOG_SUFFIX) for f in files):
+                continue
+            try:
+                topic_id = read_topic_id(directory)
+            except ValueError:
+                topic_id = None
+            out.append((topic, partition, topic_id))
+        return out
+
+    def delete_stray_logs(self, logs: list[tuple[str, int]]) -> None:
+        """As Kafka removes stray logs: each directory renamed ``<topic>-<partition>.<uuid>-stray`` at once,
+        one fsync of the data directory for all, the files removed later on the worker thread (or at the
+        next start, which removes every ``-stray`` directory left). An open log is never touched."""
+        self._rename_and_remove([self._dir(topic, partition) for topic, partition in logs
+                                 if (topic, partition) not in self._logs], STRAY_DIR_SUFFIX)
+
+    def _rename_and_remove(self, directories: list[str], suffix: str) -> None:
+        """Rename each directory ``<name>.<uuid><suffix>`` at once (one already gone is skipped), fsync the data
+        directory once for all, and remove them later on the worker thread."""
+        doomed = []
+        try:
+            for directory in directories:
+                target = f"{directory}.{uuid.uuid4().hex}{suffix}"
                 try:
                     os.replace(directory, target)
                 except FileNotFoundError:

@@ -215,6 +215,10 @@ def test_limits_are_checked_together_as_kafka_checks_them(c):
         Broker(port=0, storage="memory", settings={"max.connections.per.ip": "0"})
     with pytest.raises(ValueError, match="queued.max.request.bytes must be larger or equal"):
         Broker(port=0, storage="memory", settings={"queued.max.request.bytes": "1000"})
+    with pytest.raises(ValueError, match="replica.fetch.wait.max.ms should always be less than or equal to"):
+        Broker(port=0, storage="memory", settings={"replica.lag.time.max.ms": "300"})
+    with pytest.raises(ValueError, match="replica.socket.timeout.ms should always be at least"):
+        Broker(port=0, storage="memory", settings={"replica.socket.timeout.ms": "100"})
     code, message = _incremental(c, "0", [("max.connections.per.ip", SET, "0")])
     assert code == ErrorCode.INVALID_REQUEST and "can be set to zero only if" in message
     assert _incremental(c, "0", [("max.connections.per.ip", SET, "0"),

@@ -323,3 +323,58 @@ def test_a_quota_set_through_one_broker_holds_on_every_broker_of_the_cluster():
                 if throttle:
                     break
             assert throttle > 0
+
+
+def _request_rates(b) -> dict[str, float]:
+    with urllib.request.urlopen(b.control_url + "/metrics", timeout=TIMEOUT_S) as r:
+        lines = r.read().decode().splitlines()
+    rates = {}
+    for line in lines:
+        if line.startswith("kbroker_client_quota_rate{") and 'quota_type="Request"' in line:
+            client_id = line.split('client_id="', 1)[1].split('"', 1)[0]
+            rates[client_id] = float(line.split()[-1])
+    return rates
+
+
+def test_request_percentage_counts_the_answers_encoding_and_sending():
+    """Kafka's request_percentage counts the request handler's time and the network thread's for the request
+    (ClientRequestQuotaManager: recordNoThrottle of the channel's network time once the answer is sent).
+    Two clients, each under its own client-id default sensor, send the same 20 Fetches of one partition: one
+    fetches from offset 0 and is answered with 16 MB each time, the other from the log end and is answered
+    with no records. The handler does about the same work for both; writing 16 MB to the socket is many
+    times that. Before, only the handler's time was measured and the two rates were within a factor of about
+    1.5; now the big answers' writes count, and the first client's rate is several times the second's."""
+    from kbroker.records.builder import simple_batch
+    from kbroker.wire.messages import fetch as F
+    from kbroker.wire.messages import produce as P
+
+    with Broker(port=0, control_port=0, storage="memory",
+                settings={"quota.window.num": "2", "message.max.bytes": "20000000"}) as b:
+        with connect(b, "admin") as c:
+            topic = f"quota-{uuid.uuid4().hex[:6]}"
+            assert c.request(19, 5, CT.CreateTopicsRequest(timeout_ms=10000, topics=[
+                CT.CreateTopicsRequest.CreatableTopic(name=topic, num_partitions=1, replication_factor=1,
+                                                      assignments=[], configs=[])])).topics[0].error_code == 0
+            PR = P.ProduceRequest
+            resp = c.request(0, 9, PR(acks=1, timeout_ms=10000, topic_data=[PR.TopicProduceData(
+                name=topic, partition_data=[PR.PartitionProduceData(index=0, records=bytes(
+                    simple_batch(b"z" * 16_000_000)))])]))
+            assert resp.responses[0].partition_responses[0].error_code == 0
+            # a bound no client reaches here: the rates are measured, nobody is throttled
+            assert alter(c, [({"client-id": None}, {"request_percentage": 1e6})]) == [(0, None)]
+
+        def fetch(conn, offset):
+            return conn.request(1, 12, F.FetchRequest(
+                replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=50 << 20, isolation_level=0, session_id=0,
+                session_epoch=-1, topics=[F.FetchRequest.FetchTopic(topic=topic, partitions=[
+                    F.FetchRequest.FetchPartition(partition=0, current_leader_epoch=-1, fetch_offset=offset,
+                                                  last_fetched_epoch=-1, log_start_offset=-1,
+                                                  partition_max_bytes=50 << 20)])],
+                forgotten_topics_data=[], rack_id=""))
+
+        with connect(b, "big") as big, connect(b, "empty") as empty:
+            for _ in range(20):
+                assert len(fetch(big, 0).responses[0].partitions[0].records) > 16_000_000
+                assert fetch(empty, 1).responses[0].partitions[0].records in (None, b"")
+            rates = _request_rates(b)
+        assert rates["big"] > 3 * rates["empty"], rates

@@ -292,12 +292,12 @@ def _answered(s: socket.socket) -> bool:
     return len(s.recv(size, socket.MSG_WAITALL)) == size
 
 
-def _incremental_set(s: socket.socket, key: str, value: str) -> None:
-    """IncrementalAlterConfigs of this broker's ``key`` over the open connection ``s``."""
+def _incremental_set(s: socket.socket, key: str, value: str | None) -> None:
+    """IncrementalAlterConfigs of this broker's ``key`` over the open connection ``s`` (None: DELETE)."""
     from kbroker.wire.messages import incremental_alter_configs as IAC
     I = IAC.IncrementalAlterConfigsRequest
     resp = BlockingConnection.over(s).request(44, 1, I(resources=[I.AlterConfigsResource(
-        resource_type=4, resource_name="0", configs=[I.AlterableConfig(name=key, config_operation=0, value=value)])]))
+        resource_type=4, resource_name="0", configs=[I.AlterableConfig(name=key, config_operation=0 if value is not None else 1, value=value)])]))
     assert resp.responses[0].error_code == 0, resp.responses[0].error_message
 
 
@@ -377,6 +377,25 @@ def test_a_listener_has_its_own_connection_creation_rate():
             s.close()
         assert 1.4 < limited < 10, limited
         assert free < limited / 2, (free, limited)
+
+
+@pytest.mark.parametrize("key", ["max.connection.creation.rate",
+                                 "listener.name.plaintext.max.connection.creation.rate"])
+def test_connection_creation_rate_changed_at_run_time(key):
+    """The broker's and a listener's creation rate set and deleted through IncrementalAlterConfigs, as
+    Kafka's ConnectionQuotas.updateBrokerMaxConnectionRate / updateListenerConnectionRate take them: once
+    set, a burst of 15 connections is spread over about 2 s (5 at once, then one every 200 ms); once
+    deleted, the next burst is accepted at once."""
+    with Broker(port=0, storage="memory", settings={"quota.window.num": "2"}) as b:
+        admin = _accepted(b)
+        _incremental_set(admin, key, "5")
+        limited, socks = _served_in(b.host, b.port, 15)
+        assert 1.4 < limited < 10, limited
+        _incremental_set(admin, key, None)
+        after, more = _served_in(b.host, b.port, 15)
+        assert after < limited / 4, (limited, after)
+        for s in socks + more + [admin]:
+            s.close()
 
 
 def _rss_kb(pid: int) -> int:

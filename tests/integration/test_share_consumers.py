@@ -9,9 +9,14 @@ import uuid
 
 import pytest
 from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
 from kbroker import Broker
+from kbroker.coordinator.runtime import partition_for
+from kbroker.errors import ErrorCode
+from kbroker.share import state_records as SR
+from kbroker.share.share_coordinator import SHARE_STATE_TOPIC, share_state_key
+from kbroker.share.share_partition import ACKNOWLEDGED, AVAILABLE
 
 TIMEOUT_MS = 20_000
 POLL_ROUNDS = 200  # each poll waits at most POLL_S: a bound on a test that would otherwise hang
@@ -91,6 +96,13 @@ def test_three_share_consumers_together_receive_every_record_once(broker):
     consumers = [_consumer(broker, group, topic, f"c{i}") for i in range(3)]
     try:
         _until_ready(broker, group, topic, consumers)
+        # Every consumer a member before the records come (on a loaded machine one may still be finding its
+        # coordinator, whose topic the first one's FindCoordinator had to create).
+        for _ in range(POLL_ROUNDS):
+            if len(broker.control.group(group)["members"]) == 3:
+                break
+            for c in consumers:
+                assert not _records(c.poll(0.2))
         n = 60
         _produce(broker, topic, n)
         seen: dict[int, list[str]] = {}
@@ -268,5 +280,125 @@ def test_share_consumers_on_a_cluster_and_the_share_state_on_each_keys_coordinat
                 return {p.index: p.high_watermark for s in b.cluster.states() for p in s.topics.get(topic).partitions
                         if p.is_leader} if t else {}
             assert b.call(written) == b.call(high_watermarks)
+        finally:
+            c.close()
+
+
+def test_an_acknowledgement_whose_state_write_fails_is_rolled_back_and_the_record_redelivered():
+    """Two brokers: the record's partition on one, its share-partition's state on the other, whose
+    WriteShareGroupState then fails (COORDINATOR_NOT_AVAILABLE, a fault rule). The ACCEPT is not applied
+    (Kafka applies an acknowledgement only once its state is written, rolling it back otherwise): the consumer
+    hears COORDINATOR_NOT_AVAILABLE, the record stays acquired and, its lock run out, is delivered again."""
+    settings = {"group.share.min.record.lock.duration.ms": "1000", "group.share.record.lock.duration.ms": "1000"}
+    with Broker(port=0, storage="memory", brokers=2, settings=settings) as b:
+        topic = _topic(b)
+        # The first share fetch creates __share_group_state; then a group whose state the other broker keeps.
+        warm = _consumer(b, _name("warm"), topic, "warm")
+        try:
+            def state_topic_led():
+                t = b.call(lambda: b.cluster.states()[0].topics.get(SHARE_STATE_TOPIC))
+                return t is not None and all(p.leader_id >= 0 for p in t.partitions) and t
+            for _ in range(POLL_ROUNDS):
+                assert not _records(warm.poll(0.2))
+                if state_topic_led():
+                    break
+            state_topic = state_topic_led()
+            assert state_topic
+        finally:
+            warm.close()
+        data = b.call(lambda: next(s.topics.get(topic) for s in b.cluster.states()))
+        leader = data.partitions[0].leader_id
+        group = next(g for g in (_name("sg") for _ in range(1000)) if state_topic.partitions[partition_for(
+            share_state_key(g, data.topic_id, 0), len(state_topic.partitions))].leader_id != leader)
+        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
+        r = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+            ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
+        admin.incremental_alter_configs([r])[r].result(10)
+        _produce(b, topic, 1)
+
+        c = _consumer(b, group, topic, "acker", explicit=True)
+        try:
+            got = _poll_until(c)
+            assert [(m.offset(), m.delivery_count()) for m in got] == [(0, 1)]
+            b.control.add_fault("WriteShareGroupState", error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE, count=1000)
+            c.acknowledge(got[0], AcknowledgeType.ACCEPT)
+            [(tp, error)] = c.commit_sync(10).items()
+            assert error is not None and error.args[0].code() == ErrorCode.COORDINATOR_NOT_AVAILABLE, error
+            [state] = b.control.group(group)["share_partitions"]
+            assert state["in_flight"] == [{"first_offset": 0, "last_offset": 0, "state": "ACQUIRED",
+                                           "delivery_count": 1}]  # not acknowledged: rolled back
+            b.control.clear_faults()
+            again = _poll_until(c)  # once the lock ran out
+            assert [(m.offset(), m.delivery_count()) for m in again] == [(0, 2)]
+            c.acknowledge(again[0], AcknowledgeType.ACCEPT)
+            assert list(c.commit_sync(10).values()) == [None]
+            [state] = b.control.group(group)["share_partitions"]
+            assert (state["start_offset"], state["in_flight"]) == (1, [])
+        finally:
+            c.close()
+
+
+def _written(b: Broker, group: str, topic: str):
+    """The share-partition's state as its share coordinator keeps it, and the types of the records of its
+    ``__share_group_state`` partition (0 ShareSnapshot, 1 ShareUpdate) for that key, in order."""
+    def read():
+        t = b.state.topics.get(topic)
+        key = (group, t.topic_id, 0)
+        shard = b.state.share_coordinator.route(key)
+        types = []
+
+        def record(_offset, k, _v):
+            record_type, *rest = SR.decode_share_key(k)
+            if tuple(rest) == key:
+                types.append(record_type)
+        shard.log.replay(record)
+        return shard.read(key), types
+    return b.call(read)
+
+
+def test_share_updates_between_snapshots_and_a_restart_in_the_middle_loses_nothing(tmp_path):
+    """The share coordinator writes a ShareSnapshot, then ShareUpdates of what changed, and a snapshot again
+    every share.coordinator.snapshot.update.records.per.snapshot updates (3 here); the records before the
+    last snapshot are pruned; a broker restarted in the middle of the stream loads what is left back to the same
+    state, and delivers exactly the records not finished."""
+    data, group = tmp_path / "data", _name("sg")
+    settings = {"share.coordinator.snapshot.update.records.per.snapshot": "3"}
+    with Broker(port=0, data_dir=data, settings=settings) as b:
+        topic = _topic(b)
+        c = _consumer(b, group, topic, "before", explicit=True)
+        try:
+            _until_ready(b, group, topic, [c])
+            _produce(b, topic, 12)
+            got = _poll_until(c, 12)
+            assert [m.offset() for m in got] == list(range(12))
+            # One commit per acknowledgement: accept 0-3 and 6, reject 4, release 5 (to come back), keep 7-11.
+            for m, ack in zip(got, [AcknowledgeType.ACCEPT] * 4 + [AcknowledgeType.REJECT, AcknowledgeType.RELEASE,
+                                                                     AcknowledgeType.ACCEPT]):
+                c.acknowledge(m, ack)
+                assert list(c.commit_sync(10).values()) == [None]
+            before, types = _written(b, group, topic)
+            assert types.count(SR.SHARE_UPDATE) >= 3 and types.count(SR.SHARE_SNAPSHOT) >= 2, types
+            assert types[0] == SR.SHARE_SNAPSHOT and SR.SHARE_UPDATE in types[-3:], types
+            assert before.start_offset == 5
+            assert before.state_batches[:2] == [(5, 5, AVAILABLE, 1), (6, 6, ACKNOWLEDGED, 1)]
+        finally:
+            c.close()  # what it still holds (7-11) is released: written too
+        before, _ = _written(b, group, topic)
+
+        def prune():  # Kafka's prune job, run now: the records before the last snapshot go
+            key = (group, b.state.topics.get(topic).topic_id, 0)
+            shard = b.state.share_coordinator.route(key)
+            return shard.snapshot_offsets[key], shard.prune(), shard.log.partition.log_start_offset
+        last_snapshot, pruned, log_start = b.call(prune)
+        assert pruned == log_start == last_snapshot > 0
+        assert _written(b, group, topic)[1][0] == SR.SHARE_SNAPSHOT
+    with Broker(port=0, data_dir=data, settings=settings) as b:
+        after, _ = _written(b, group, topic)
+        assert (after.start_offset, after.state_epoch, after.state_batches) == (
+            before.start_offset, before.state_epoch, before.state_batches)
+        c = _consumer(b, group, topic, "after")
+        try:
+            got = _poll_until(c, 6)
+            assert sorted((m.offset(), m.delivery_count()) for m in got) == [(5, 2)] + [(o, 2) for o in range(7, 12)]
         finally:
             c.close()

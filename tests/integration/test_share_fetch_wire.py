@@ -270,11 +270,17 @@ def test_offsets_described_altered_and_deleted_through_the_admin_apis(b):
     A = ALT.AlterShareGroupOffsetsRequest
     alter = A(group_id="g", topics=[A.AlterShareGroupOffsetsRequestTopic(topic_name="q", partitions=[
         A.AlterShareGroupOffsetsRequestPartition(partition_index=0, start_offset=4)])])
-    assert admin.request(91, 0, alter).error_code == ErrorCode.NON_EMPTY_GROUP  # m's session is open
+    from kbroker.wire.messages import share_group_heartbeat as HB
+    H = HB.ShareGroupHeartbeatRequest
+    assert admin.request(76, 1, H(group_id="g", member_id="m1", member_epoch=0,
+                                  subscribed_topic_names=["q"])).error_code == 0  # m joins the group
+    assert admin.request(91, 0, alter).error_code == ErrorCode.NON_EMPTY_GROUP  # the group has a member
     X = DEL.DeleteShareGroupOffsetsRequest
     delete = X(group_id="g", topics=[X.DeleteShareGroupOffsetsRequestTopic(topic_name="q")])
     assert admin.request(92, 0, delete).error_code == ErrorCode.NON_EMPTY_GROUP
-    m.fetch(epoch=-1)  # the member leaves: what it held is released
+    r = admin.request(76, 1, H(group_id="g", member_id="m1", member_epoch=-1))  # m leaves the group ...
+    assert r.error_code == 0
+    m.fetch(epoch=-1)  # ... and closes its share session: what it held is released
     r = admin.request(91, 0, alter)
     assert (r.error_code, [p.error_code for t in r.responses for p in t.partitions]) == (0, [0])
     assert describe(None) == (0, [("q", 0, 4, 1, 0)])
@@ -447,3 +453,32 @@ def test_a_deleted_topics_share_state_is_removed_from_the_share_coordinator(tmp_
         b.call(lambda: b.state.coordinator_topic("__share_group_state"))
         b.call(lambda: None)
         assert states(b, m.topic_id) == [] and states(b, k.topic_id) != []
+
+
+def test_a_fenced_member_keeps_its_locks_until_they_run_out(tmp_path):
+    """A member whose heartbeats stop is fenced by the group coordinator, but its share session (its connection
+    is open) and its acquisition locks stay: Kafka's share-partition leaders hear of departures only from their
+    share sessions (ShareSessionCache), never from the group coordinator. Another member gets the record once
+    the lock has run out, not when the member was fenced."""
+    from kbroker.wire.messages import share_group_heartbeat as HB
+
+    settings = {"group.share.min.session.timeout.ms": "1000", "group.share.session.timeout.ms": "1000",
+                "group.share.min.heartbeat.interval.ms": "500", "group.share.heartbeat.interval.ms": "500",
+                "group.share.min.record.lock.duration.ms": "1000", "group.share.record.lock.duration.ms": "10000"}
+    with Broker(port=0, data_dir=tmp_path / "data", settings=settings) as b:
+        b.call(lambda: b.state.coordinator_topic("__share_group_state"))
+        b.call(lambda: b.state.coordinator_topic("__consumer_offsets"))
+        ConfluentClient(b.bootstrap_servers).create_topic("q", 1)
+        _group_configs(b, EARLIEST)
+        member_id = "fenced-member-1"
+        hb = BlockingConnection(b.host, b.port)
+        r = hb.request(76, 1, HB.ShareGroupHeartbeatRequest(group_id="g", member_id=member_id, member_epoch=0,
+                                                            subscribed_topic_names=["q"]))
+        assert r.error_code == 0
+        m1 = _open(b, "q", member_id)
+        _produce(b, "q", 1)
+        assert acquired(m1.fetch(wait_ms=5000)) == [(0, 0, 1)]
+        assert b.control.wait_for_group("g", "Empty", members=0, timeout_ms=20_000)  # fenced: no heartbeat
+        m2 = Member(b, m1.topic_id, "m2")
+        assert acquired(m2.fetch()) == []  # still m1's: its lock holds
+        assert acquired(m2.fetch(wait_ms=20_000)) == [(0, 0, 2)]  # the lock ran out

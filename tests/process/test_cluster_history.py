@@ -15,7 +15,7 @@ import uuid
 
 from kbroker import Broker
 from support.history import History, check
-from support.workload import ConsumerWorker, ProducerWorker, final_read
+from support.workload import ConsumerWorker, ProducerWorker, final_read, record_producers
 
 PARTITIONS = 6
 TIMEOUT_S = 60
@@ -30,15 +30,17 @@ def _wait(condition, what: str, timeout_s: float = TIMEOUT_S) -> None:
 
 
 def _read_and_check(b: Broker, topic: str, history: History, consumers: list, tmp_path):
-    """The final read of every partition, once the group has read as much, then the history's check (the
-    history saved next to the test's output)."""
+    """The final read of every partition, once the group has read as much, with each record's producer id and
+    epoch, then the history's check (the history saved next to the test's output)."""
     final = final_read(b.bootstrap_servers, topic, PARTITIONS)
+    producers = record_producers(b.bootstrap_servers, topic, PARTITIONS, final)
     total = sum(len(r) for r in final.values())
     _wait(lambda: sum(c.reads for c in consumers) >= total, "the group to read everything")
     for c in consumers:
         c.stop()
-    result = check(history, final)
+    result = check(history, final, producers)
     history.save(tmp_path / "history.jsonl")
+    print(result.summary())  # shown with -rP: the resends after an epoch bump of a passing run
     return result
 
 
@@ -119,5 +121,7 @@ def test_reassigning_partitions_under_traffic_loses_nothing_acknowledged(tmp_pat
             [[(index + 3 + r) % 4 for r in range(3)] for index in range(PARTITIONS)]
         result = _read_and_check(b, topic, history, consumers, tmp_path)
     assert result.valid, result.summary()
+    # librdkafka's log reached the history (what tells its resends apart): each producer's id at least.
+    assert {op.process for op in history.snapshot() if op.f == "producer-id"} == {p.name for p in producers}
     assert result.nemesis == ["reassign +1", "reassign +2", "reassign +3"]
     assert result.acknowledged > 1000 and result.in_doubt == 0, result.summary()

@@ -16,7 +16,7 @@ import uuid
 from kbroker import Broker
 from kbroker.errors import ErrorCode
 from support.history import History, check
-from support.workload import ConsumerWorker, ProducerWorker, final_read
+from support.workload import ConsumerWorker, ProducerWorker, final_read, record_producers
 
 TIMEOUT_S = 30
 
@@ -222,10 +222,11 @@ def test_reassignment_under_load_loses_nothing_acknowledged(tmp_path):
             producer.stop()
             admin.close()
         final = final_read(b.bootstrap_servers, topic, 2)
+        producers = record_producers(b.bootstrap_servers, topic, 2, final)
         total = sum(len(r) for r in final.values())
         _until(lambda: consumer.reads >= total, "the group to read everything")
         consumer.stop()
-    result = check(history, final)
+    result = check(history, final, producers)
     history.save(tmp_path / "history.jsonl")
     assert result.valid, result.summary()
     assert result.acknowledged >= 600 and result.in_doubt == 0, result.summary()

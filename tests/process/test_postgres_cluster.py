@@ -18,7 +18,7 @@ import pytest
 
 from support.brokerproc import BrokerProcess
 from support.clients import CLIENTS
-from support.pgcluster import (NODES, RF, TIMEOUT_S, TOPIC_CONFIGS, ProcessCluster, acks_after, broker_ids,
+from support.pgcluster import (NO_PARTITION, NODES, RF, TIMEOUT_S, TOPIC_CONFIGS, ProcessCluster, acks_after, broker_ids,
                                check_history, create_confluent, describe, new_topic_name, partition_isrs, producing,
                                running, sent_after, wait_full_isr)
 from support.postgres import needs_postgres, pg  # noqa: F401  pg: a fixture
@@ -183,12 +183,12 @@ def test_two_of_three_down_refuse_acks_all_until_one_is_back(cluster):
     wait_full_isr(procs[1].bootstrap_servers, topic)
     first, second, last = NODES
     procs[first].kill()
-    wait_until(lambda: sorted(partition_isrs(procs[last].bootstrap_servers, topic)[0][2]) == [second, last],
+    wait_until(lambda: sorted(partition_isrs(procs[last].bootstrap_servers, topic).get(0, NO_PARTITION)[2]) == [second, last],
                TIMEOUT_S, f"broker {first} to leave the ISR")
     _produce(procs[last].bootstrap_servers, topic, [(0, f"one-down-{i}".encode()) for i in range(10)])
 
     procs[second].kill()
-    wait_until(lambda: partition_isrs(procs[last].bootstrap_servers, topic)[0][::2] == (last, [last]),
+    wait_until(lambda: partition_isrs(procs[last].bootstrap_servers, topic).get(0, NO_PARTITION)[::2] == (last, [last]),
                TIMEOUT_S, f"broker {last} to lead alone")
     refused = KafkaProducer(bootstrap_servers=procs[last].bootstrap_servers, acks="all", retries=0)
     try:
@@ -198,7 +198,7 @@ def test_two_of_three_down_refuse_acks_all_until_one_is_back(cluster):
         refused.close()
 
     cluster.start(second)
-    wait_until(lambda: sorted(partition_isrs(procs[last].bootstrap_servers, topic)[0][2]) == [second, last],
+    wait_until(lambda: sorted(partition_isrs(procs[last].bootstrap_servers, topic).get(0, NO_PARTITION)[2]) == [second, last],
                TIMEOUT_S, f"broker {second} to catch up and rejoin the ISR")
     _produce(cluster.bootstrap(), topic, [(0, f"resumed-{i}".encode()) for i in range(10)])
     got = _consume(cluster.bootstrap(), topic, 1, 20)

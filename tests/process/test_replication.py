@@ -431,7 +431,8 @@ def test_every_client_reads_what_it_wrote_before_and_after_a_leader_kill(client)
 # -- cut-off, truncation ----------------------------------------------------------------------------------
 
 def test_cut_off_follower_leaves_the_isr_and_comes_back_to_catch_up():
-    with Broker(brokers=3, settings={"replica.lag.time.max.ms": "500", "replica.fetch.backoff.ms": "100"}) as b:
+    with Broker(brokers=3, settings={"replica.lag.time.max.ms": "500", "replica.fetch.backoff.ms": "100",
+                                           "replica.fetch.wait.max.ms": "100"}) as b:
         topic = _topic("cut")
         _create(b, topic, 1, 3, {"min.insync.replicas": "2"})
         leader = _state(b, topic)[0]
@@ -460,7 +461,8 @@ def test_follower_behind_the_leaders_log_start_truncates_fully_and_rejoins():
     from confluent_kafka import TopicPartition
     from confluent_kafka.admin import AdminClient
 
-    with Broker(brokers=3, settings={"replica.lag.time.max.ms": "500", "replica.fetch.backoff.ms": "100"}) as b:
+    with Broker(brokers=3, settings={"replica.lag.time.max.ms": "500", "replica.fetch.backoff.ms": "100",
+                                           "replica.fetch.wait.max.ms": "100"}) as b:
         topic = _topic("behind")
         _create(b, topic, 1, 3, {"min.insync.replicas": "2"})
         leader = _state(b, topic)[0]
@@ -567,7 +569,8 @@ def test_move_leadership_and_the_control_plane_over_http():
     a broker not in the ISR is refused (409); kill, cut-off and restore over HTTP; wait for the full ISR."""
     from confluent_kafka import Producer
 
-    with Broker(brokers=3, control_port=0, settings={"replica.lag.time.max.ms": "500"}) as b:
+    with Broker(brokers=3, control_port=0, settings={"replica.lag.time.max.ms": "500",
+                                                           "replica.fetch.wait.max.ms": "100"}) as b:
         def call(method, path, body=None):
             return control_call(b.control_url, method, path, body, TIMEOUT_S)
 
@@ -616,7 +619,7 @@ def test_partition_whose_isr_is_gone_stays_offline_unless_unclean_election(uncle
     from confluent_kafka.admin import AdminClient
 
     configs = {"unclean.leader.election.enable": "true"} if unclean else {}
-    with Broker(brokers=3, settings={"replica.lag.time.max.ms": "300"}) as b:
+    with Broker(brokers=3, settings={"replica.lag.time.max.ms": "300", "replica.fetch.wait.max.ms": "100"}) as b:
         topic = _topic("offline")
         _create(b, topic, 1, 2, configs)
         leader = _state(b, topic)[0]
@@ -650,7 +653,7 @@ def test_leader_kills_checked_jepsen_style(tmp_path):
     final read: nothing acknowledged lost or moved, nothing duplicated, reordered or unexpected, and no read
     of a record the final log does not have at that offset (no read above the high watermark)."""
     from support.history import History, check
-    from support.workload import ConsumerWorker, ProducerWorker, final_read
+    from support.workload import ConsumerWorker, ProducerWorker, final_read, record_producers
 
     partitions, kills = 6, 6
     history = History()
@@ -688,13 +691,14 @@ def test_leader_kills_checked_jepsen_style(tmp_path):
             for p in producers:
                 p.stop()
         final = final_read(b.bootstrap_servers, topic, partitions)
+        producers = record_producers(b.bootstrap_servers, topic, partitions, final)
         total = sum(len(r) for r in final.values())
         deadline = time.monotonic() + TIMEOUT_S
         while sum(c.reads for c in consumers) < total and time.monotonic() < deadline:
             threading.Event().wait(0.05)
         for c in consumers:
             c.stop()
-    result = check(history, final)
+    result = check(history, final, producers)
     history.save(tmp_path / "history.jsonl")
     assert result.valid, result.summary()
     assert survived == kills and result.acknowledged > 1500 and result.in_doubt == 0, result.summary()

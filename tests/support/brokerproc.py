@@ -53,6 +53,16 @@ class BrokerProcess:
             raise RuntimeError(f"kbroker did not start: {result!r}\n{''.join(self.stderr_lines)}")
         return result[0].strip()
 
+    def next_stdout_line(self, timeout: float = 10.0) -> str:
+        """The next line the broker printed after its ready line (the console's, the Schema Registry's)."""
+        result: list[str] = []
+        t = threading.Thread(target=lambda: result.append(self.proc.stdout.readline()), daemon=True)
+        t.start()
+        t.join(timeout)
+        if not result:
+            raise AssertionError("the broker printed no further line")
+        return result[0].strip()
+
     def _drain_stderr(self, proc) -> None:
         for line in proc.stderr:
             with self._stderr_cond:

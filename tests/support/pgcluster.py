@@ -50,6 +50,20 @@ class ProcessCluster:
             p.kill()
 
 
+@contextlib.contextmanager
+def logs_on_failure(cluster: ProcessCluster):
+    """Run the block with ``cluster``; on a failure print each broker's last log lines and kill them all, else
+    stop them."""
+    try:
+        yield cluster
+    except BaseException:
+        for n, proc in cluster.procs.items():
+            print(n, "\n".join(proc.stderr_lines[-40:]))
+        cluster.kill()
+        raise
+    cluster.stop()
+
+
 def new_topic_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -74,8 +88,12 @@ def describe(bootstrap: str):
     return admin.describe_cluster(request_timeout=10).result()
 
 
+NO_PARTITION = (-1, [], [])  # (leader, replicas, ISR) of a partition a broker's Metadata does not list yet
+
+
 def partition_isrs(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
-    """partition -> (leader, replicas, ISR) as one broker's Metadata says."""
+    """partition -> (leader, replicas, ISR) as one broker's Metadata says (none while it answers the topic with
+    an error, e.g. a broker that has just restarted and not yet caught up with the controller)."""
     from confluent_kafka.admin import AdminClient
 
     md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
@@ -139,9 +157,10 @@ def check_history(cluster: ProcessCluster, topic: str, history, saved_to, partit
     acknowledged record once, where it was acknowledged, at least ``at_least`` of them, none in doubt. The
     history is saved to ``saved_to`` (JSON lines) for reading it back."""
     from support.history import check
-    from support.workload import final_read
+    from support.workload import final_read, record_producers
 
-    result = check(history, final_read(cluster.bootstrap(), topic, partitions))
+    final = final_read(cluster.bootstrap(), topic, partitions)
+    result = check(history, final, record_producers(cluster.bootstrap(), topic, partitions, final))
     history.save(saved_to)
     print(f"history: {result.summary()}")
     assert result.valid, result.summary()

@@ -113,6 +113,31 @@ class Java(DriverAdapter):
                 self._call("shareConsume", timeout_s, topic=topic, group=group, count=count, clientId=client_id)
                 or []]
 
+    def share_hold(self, topic, group, hold_ms, renew, renew_every_ms=None, client_id="kbroker-compat",
+                   timeout_s=TIMEOUT_S):
+        """A slow KafkaShareConsumer (explicit acknowledgement) that holds the records of its first poll for
+        ``hold_ms`` before accepting them, renewing their locks (AcknowledgeType.RENEW, KIP-1222) every
+        ``renew_every_ms`` when ``renew``. Returns {"records": [(record, delivery count)], "renewed": {offset:
+        times it came back renewed}, "commit": {"topic-partition": exception class name or None}}."""
+        res = self._call("shareHold", timeout_s, topic=topic, group=group, holdMs=hold_ms, renew=renew,
+                         renewEveryMs=renew_every_ms or hold_ms, clientId=client_id)
+        return {"records": [(_rec(d), d["deliveryCount"]) for d in res["records"]],
+                "renewed": {int(o): n for o, n in res["renewed"].items()}, "commit": res["commit"]}
+
+    def list_share_group_offsets(self, group) -> dict:
+        """Admin.listShareGroupOffsets: "topic-partition" -> {"startOffset", "leaderEpoch", "lag"} or None."""
+        return self._call("listShareGroupOffsets", group=group)
+
+    def alter_share_group_offsets(self, group, offsets: dict) -> dict:
+        """Admin.alterShareGroupOffsets of {topic: {partition: offset}}: "topic-partition" -> the exception's
+        class name, None when altered."""
+        return self._call("alterShareGroupOffsets", group=group,
+                          offsets={t: {str(p): o for p, o in ps.items()} for t, ps in offsets.items()})
+
+    def delete_share_group_offsets(self, group, topics) -> dict:
+        """Admin.deleteShareGroupOffsets of whole topics: topic -> the exception's class name, None when deleted."""
+        return self._call("deleteShareGroupOffsets", group=group, topics=list(topics))
+
     def list_share_groups(self) -> dict:
         """Admin.listGroups(forShareGroups()): group id -> state."""
         return self._call("listShareGroups")

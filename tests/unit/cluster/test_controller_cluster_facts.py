@@ -4,18 +4,18 @@ that has no store for them."""
 
 from __future__ import annotations
 
-from kbroker.controller import Controller, InProcessController
+from kbroker.controller import Controller, InProcessController, run_now
 from kbroker.topic_store import FileTopicStore
 
 
 def exercise(c: Controller) -> None:
     assert c.feature_levels() == ({}, 0)
-    c.set_feature_levels({"transaction.version": 0})
-    c.set_feature_levels({"group.version": 1})
+    run_now(c.set_feature_levels({"transaction.version": 0}))
+    run_now(c.set_feature_levels({"group.version": 1}))
     assert c.feature_levels() == ({"transaction.version": 0, "group.version": 1}, 2)
-    c.set_client_metrics_subscription("a", {"metrics": "*"})
-    c.set_client_metrics_subscription("b", {"metrics": "x", "interval.ms": "100"})
-    c.set_client_metrics_subscription("a", {})
+    run_now(c.set_client_metrics_subscription("a", {"metrics": "*"}))
+    run_now(c.set_client_metrics_subscription("b", {"metrics": "x", "interval.ms": "100"}))
+    run_now(c.set_client_metrics_subscription("a", {}))
     assert c.client_metrics_subscriptions() == {"b": {"metrics": "x", "interval.ms": "100"}}
 
 

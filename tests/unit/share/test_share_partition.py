@@ -202,3 +202,29 @@ def test_share_state_records_round_trip_in_kafkas_format():
     update = SR.ShareState(11, -1, 2, 3, [(12, 14, 4, 2)])
     merged = SR.merge_update(state, update)
     assert merged.start_offset == 11 and merged.state_batches == [(11, 11, 0, 1), (12, 14, 4, 2)]
+
+
+def test_staged_acknowledgements_apply_only_once_written_and_roll_back_otherwise():
+    clock = ManualClock()
+    sp, changes = make(clock, record_lock_duration_ms=1000)
+    sp.acquire("m1", batches((0, 2)), 500)
+    code, _, t = sp.stage("m1", [(0, 2, [ACK_ACCEPT, ACK_RELEASE, ACK_REJECT])])
+    assert code == ErrorCode.NONE and t.changes == [(0, ACKNOWLEDGED), (1, AVAILABLE), (2, ARCHIVED)]
+    assert [sp.state_of(o) for o in range(3)] == [(ACQUIRED, 1)] * 3  # nothing applied before the write
+    assert sp.snapshot([t]) == {"start_offset": 1, "state_epoch": 0, "leader_epoch": 0,
+                                "state_batches": [(1, 1, AVAILABLE, 1), (2, 2, ARCHIVED, 1)]}  # what is written
+    assert sp.stage("m1", [(0, 0, [ACK_ACCEPT])])[0] == ErrorCode.INVALID_RECORD_STATE  # in transition
+    clock.advance(1000)  # the lock runs out while the write is out: the records wait for its outcome
+    assert sp.state_of(0) == (ACQUIRED, 1) and not changes
+    sp.complete([t], False)  # the write failed: rolled back, and the expired lock releases them now
+    assert [sp.state_of(o) for o in range(3)] == [(AVAILABLE, 1)] * 3 and sp.start_offset == 0 and changes
+
+
+def test_a_written_transition_applies_its_states_and_moves_the_start():
+    sp, changes = make()
+    sp.acquire("m1", batches((0, 2)), 500)
+    _, _, t = sp.stage("m1", [(0, 1, [ACK_ACCEPT]), (2, 2, [ACK_RELEASE])])
+    sp.complete([t], True)
+    assert sp.start_offset == 2 and sp.state_of(2) == (AVAILABLE, 1)
+    assert sp.acquire("m2", batches((2, 2)), 500) == [(2, 2, 2)]
+    assert not changes  # what the write said is the state: nothing more to write

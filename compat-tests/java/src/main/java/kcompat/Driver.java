@@ -45,11 +45,14 @@ import org.apache.kafka.common.quota.ClientQuotaFilter;
 import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.ListGroupsOptions;
+import org.apache.kafka.clients.admin.ListShareGroupOffsetsSpec;
+import org.apache.kafka.clients.admin.SharePartitionOffsetInfo;
 import org.apache.kafka.clients.admin.ShareGroupDescription;
 import org.apache.kafka.clients.admin.ShareMemberDescription;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.clients.consumer.AcknowledgeType;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -63,6 +66,8 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.TopicIdPartition;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.RecordTooLargeException;
@@ -179,6 +184,10 @@ public final class Driver {
             case "listShareGroups": return listShareGroups(arg);
             case "describeShareGroup": return describeShareGroup(arg);
             case "shareConsume": return shareConsume(arg);
+            case "shareHold": return shareHold(arg);
+            case "listShareGroupOffsets": return listShareGroupOffsets(arg);
+            case "alterShareGroupOffsets": return alterShareGroupOffsets(arg);
+            case "deleteShareGroupOffsets": return deleteShareGroupOffsets(arg);
             case "produce": return produce(arg);
             case "transactions": return transactions(arg);
             case "fencedTransactions": return fencedTransactions(arg);
@@ -603,6 +612,78 @@ public final class Driver {
         });
     }
 
+    /**
+     * Admin.listShareGroupOffsets of every partition of the group: "topic-partition" -> {"startOffset",
+     * "leaderEpoch", "lag"} (absent values null), or null for a partition the admin answers without offsets.
+     */
+    private static Object listShareGroupOffsets(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            String group = arg.get("group").asText();
+            Map<TopicPartition, SharePartitionOffsetInfo> offsets = admin.listShareGroupOffsets(
+                    Map.of(group, new ListShareGroupOffsetsSpec())).partitionsToOffsetInfo(group).get();
+            Map<String, Object> res = new TreeMap<>();
+            for (Map.Entry<TopicPartition, SharePartitionOffsetInfo> e : offsets.entrySet()) {
+                SharePartitionOffsetInfo info = e.getValue();
+                Map<String, Object> m = null;
+                if (info != null) {
+                    m = new LinkedHashMap<>();
+                    m.put("startOffset", info.startOffset());
+                    m.put("leaderEpoch", info.leaderEpoch().orElse(null));
+                    m.put("lag", info.lag().orElse(null));
+                }
+                res.put(e.getKey().topic() + "-" + e.getKey().partition(), m);
+            }
+            return res;
+        });
+    }
+
+    /** Admin.alterShareGroupOffsets: ``offsets`` is {"topic": {"partition": offset}}; the answer is the error
+     *  class of each "topic-partition" (null: altered). */
+    private static Object alterShareGroupOffsets(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            Map<TopicPartition, Long> offsets = new LinkedHashMap<>();
+            for (var t : (Iterable<Map.Entry<String, JsonNode>>) arg.get("offsets")::fields) {
+                for (var p : (Iterable<Map.Entry<String, JsonNode>>) t.getValue()::fields) {
+                    offsets.put(new TopicPartition(t.getKey(), Integer.parseInt(p.getKey())), p.getValue().asLong());
+                }
+            }
+            var result = admin.alterShareGroupOffsets(arg.get("group").asText(), offsets);
+            Map<String, Object> res = new TreeMap<>();
+            for (TopicPartition tp : offsets.keySet()) {
+                res.put(tp.topic() + "-" + tp.partition(), failure(() -> result.partitionResult(tp).get()));
+            }
+            return res;
+        });
+    }
+
+    /** Admin.deleteShareGroupOffsets of the ``topics``: the error class of each topic (null: deleted). */
+    private static Object deleteShareGroupOffsets(JsonNode arg) throws Exception {
+        return withAdmin(arg, admin -> {
+            Set<String> topics = new TreeSet<>();
+            arg.get("topics").forEach(t -> topics.add(t.asText()));
+            var result = admin.deleteShareGroupOffsets(arg.get("group").asText(), topics);
+            Map<String, Object> res = new TreeMap<>();
+            for (String topic : topics) {
+                res.put(topic, failure(() -> result.topicResult(topic).get()));
+            }
+            return res;
+        });
+    }
+
+    interface Wait {
+        void get() throws Exception;
+    }
+
+    /** The simple class name of what a future failed with, null when it succeeded. */
+    private static String failure(Wait wait) throws Exception {
+        try {
+            wait.get();
+            return null;
+        } catch (ExecutionException e) {
+            return e.getCause().getClass().getSimpleName();
+        }
+    }
+
     /** A KafkaShareConsumer (implicit acknowledgement) polling until ``count`` records or the timeout. */
     private static Object shareConsume(JsonNode arg) {
         Properties p = common(arg);
@@ -625,6 +706,70 @@ public final class Driver {
             c.commitSync();
         }
         return got;
+    }
+
+    /**
+     * A slow KafkaShareConsumer (explicit acknowledgement): polls until it has a record, then holds what it got
+     * for ``holdMs`` without acknowledging it, and accepts it at the end. With ``renew`` it acknowledges the
+     * records with RENEW (KIP-1222) every ``renewEveryMs`` and polls until they come back (the client returns
+     * renewed records from the next poll and fetches nothing new meanwhile). The answer: the records as first
+     * delivered, how many times each came back renewed, and the commit's error per partition (null: none).
+     */
+    private static Object shareHold(JsonNode arg) throws Exception {
+        Properties p = common(arg);
+        p.put("client.id", arg.path("clientId").asText("kbroker-compat"));
+        p.put(ConsumerConfig.GROUP_ID_CONFIG, arg.get("group").asText());
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.SHARE_ACKNOWLEDGEMENT_MODE_CONFIG, "explicit");
+        boolean renew = arg.path("renew").asBoolean(false);
+        long holdMs = arg.get("holdMs").asLong();
+        long renewEveryMs = arg.path("renewEveryMs").asLong(holdMs);
+        long deadline = System.currentTimeMillis() + timeoutMs(arg);
+        List<ConsumerRecord<byte[], byte[]>> held = new ArrayList<>();
+        List<Map<String, Object>> got = new ArrayList<>();
+        Map<Long, Integer> renewed = new TreeMap<>();
+        Map<String, Object> res = new LinkedHashMap<>();
+        try (KafkaShareConsumer<byte[], byte[]> c = new KafkaShareConsumer<>(p)) {
+            c.subscribe(List.of(arg.get("topic").asText()));
+            while (held.isEmpty() && System.currentTimeMillis() < deadline) {
+                for (var r : c.poll(Duration.ofMillis(200))) {
+                    held.add(r);
+                    Map<String, Object> m = message(r);
+                    m.put("deliveryCount", r.deliveryCount().orElse((short) 0));
+                    got.add(m);
+                }
+            }
+            long until = System.currentTimeMillis() + holdMs;
+            for (long now = System.currentTimeMillis(); now < until; now = System.currentTimeMillis()) {
+                Thread.sleep(Math.min(renewEveryMs, until - now)); // the application processing, slowly
+                if (!renew || System.currentTimeMillis() >= until) {
+                    continue;
+                }
+                for (var r : held) {
+                    c.acknowledge(r, AcknowledgeType.RENEW);
+                }
+                Set<Long> back = new HashSet<>();
+                while (back.size() < held.size() && System.currentTimeMillis() < deadline) {
+                    for (var r : c.poll(Duration.ofMillis(200))) {
+                        back.add(r.offset());
+                        renewed.merge(r.offset(), 1, Integer::sum);
+                    }
+                }
+            }
+            for (var r : held) {
+                c.acknowledge(r, AcknowledgeType.ACCEPT);
+            }
+            Map<String, Object> errors = new TreeMap<>();
+            for (Map.Entry<TopicIdPartition, java.util.Optional<KafkaException>> e : c.commitSync().entrySet()) {
+                errors.put(e.getKey().topic() + "-" + e.getKey().partition(),
+                        e.getValue().map(x -> x.getClass().getSimpleName()).orElse(null));
+            }
+            res.put("records", got);
+            res.put("renewed", renewed);
+            res.put("commit", errors);
+        }
+        return res;
     }
 
     // -- producing ------------------------------------------------------------------------------------
