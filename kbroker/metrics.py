@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import struct
 import time
-
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from typing import TYPE_CHECKING
 
 from .histogram import BOUNDS_MS, LOG_FLUSH, LatencyHistogram
 from .loop_lag import LoopLag
@@ -27,6 +25,12 @@ from .storage.file_region import FileRegion
 from .wire.error_codes import ErrorCode
 from .wire.message import Message
 from .wire.messages import NAMES
+
+if TYPE_CHECKING:
+    from prometheus_client.core import HistogramMetricFamily
+
+# prometheus_client (with the http.server, urllib, wsgiref and email modules it imports: about 8 MB of RSS) is
+# imported at the first scrape, not at start: a broker nobody scrapes never loads it.
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -118,10 +122,14 @@ class BrokerMetrics:
         self.topics: dict[str, TopicCounters] = {}
         self.delayed: dict[str, int] = {}  # purgatory -> requests waiting in it now
         self.loop_lag = LoopLag()  # sampled while the broker runs (BrokerServer.start / _shut_down)
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(self))
+        self.registry = None  # prometheus_client's CollectorRegistry, built at the first scrape
 
     def exposition(self) -> bytes:
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        if self.registry is None:
+            self.registry = CollectorRegistry(auto_describe=False)
+            self.registry.register(_Collector(self))
         return generate_latest(self.registry)
 
     # -- the request path ----------------------------------------------------------------------
@@ -223,6 +231,8 @@ class BrokerMetrics:
 
 
 def _histogram(name: str, doc: str, labels: list[str], series) -> HistogramMetricFamily:
+    from prometheus_client.core import HistogramMetricFamily
+
     fam = HistogramMetricFamily(name, doc, labels=labels)
     for values, h in series:
         fam.add_metric(values, h.cumulative(), sum_value=h.sum_ms)
@@ -236,6 +246,8 @@ class _Collector:
         self.m = metrics
 
     def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
         m = self.m
         yield from self._requests(m)
         yield from self._topics(m)
@@ -258,6 +270,8 @@ class _Collector:
     def _loop_lag(self, lag):
         """The event loop's lag (loop_lag.py): all of it, and ``held``: the part the loop's thread was running
         (the broker's own work, not waiting for a core)."""
+        from prometheus_client.core import GaugeMetricFamily
+
         for suffix, what, histogram, longest, recent in (
                 ("", "how late the event loop ran a timer armed every 20 ms", lag.histogram, lag.max_ms,
                  lag.recent_max_ms),
@@ -273,6 +287,8 @@ class _Collector:
             yield g
 
     def _requests(self, m):
+        from prometheus_client.core import CounterMetricFamily
+
         c = CounterMetricFamily("kafka_network_requestmetrics_requests", "requests answered (RequestsPerSec)",
                                 labels=["request", "version"])
         for (name, version), n in sorted(m.requests.items()):
@@ -288,6 +304,8 @@ class _Collector:
                          ["request"], [([name], h) for name, h in sorted(m.latency.items())])
 
     def _topics(self, m):
+        from prometheus_client.core import CounterMetricFamily
+
         fields = [("messagesin", "messages_in", "records appended (MessagesInPerSec)"),
                   ("bytesin", "bytes_in", "record batch bytes appended (BytesInPerSec)"),
                   ("bytesout", "bytes_out", "record batch bytes fetched by consumers (BytesOutPerSec)"),
@@ -309,6 +327,8 @@ class _Collector:
             yield c
 
     def _logs(self, state):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         families = {
             "logstartoffset": GaugeMetricFamily("kafka_log_log_logstartoffset", "first offset kept (LogStartOffset)",
                                                 labels=["topic", "partition"]),
@@ -360,6 +380,8 @@ class _Collector:
         yield from (hw, count, parts, under, offline, shrinks, expands)
 
     def _groups(self, state):
+        from prometheus_client.core import GaugeMetricFamily
+
         coordinator = state.groups
         listed = coordinator.list_groups(None, None)
         by_state: dict[str, int] = {}
@@ -396,6 +418,8 @@ class _Collector:
             yield f
 
     def _purgatory(self, m, state):
+        from prometheus_client.core import GaugeMetricFamily
+
         size = GaugeMetricFamily("kafka_server_delayedoperationpurgatory_purgatorysize",
                                  "watchers of waiting requests: a long-polling fetch watches each partition it asked "
                                  "for (PurgatorySize)", labels=["delayedOperation"])
@@ -412,6 +436,8 @@ class _Collector:
         """Per quota type and sensor (user, client id), as Kafka's quota sensors (type=Produce|Fetch|Request|
         ControllerMutation): the measured rate (bytes/s, percent of a thread, partitions/s) and the throttle time
         handed out; and the connections an address's connection_creation_rate refused."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         rate = GaugeMetricFamily("kbroker_client_quota_rate", "rate measured by a client quota sensor (byte-rate, "
                                  "request-time, mutation-rate)", labels=["quota_type", "user", "client_id"])
         throttle = CounterMetricFamily("kbroker_client_quota_throttle_time_ms", "throttle time given to clients "
@@ -430,6 +456,8 @@ class _Collector:
         yield refused
 
     def _connections(self, bs):
+        from prometheus_client.core import GaugeMetricFamily
+
         count = GaugeMetricFamily("kafka_server_socket_server_metrics_connection_count", "open connections",
                                   labels=["listener", "networkProcessor"])
         software = GaugeMetricFamily("kafka_server_socket_server_metrics_connections_software",
