@@ -34,8 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ctypes
-import ctypes.util
+import functools
 import ipaddress
 import logging
 import socket
@@ -251,13 +250,23 @@ def _now_ms() -> float:
 
 
 TRIM_AFTER_CLOSED = 256
-_libc_name = ctypes.util.find_library("c")
-_malloc_trim = getattr(ctypes.CDLL(_libc_name), "malloc_trim", None) if _libc_name else None
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None; looked up at the first trim, not at start (ctypes costs about 0.5 MB of
+    RSS and find_library runs ldconfig, about 15 ms, which an idle broker need not pay)."""
+    import ctypes
+    import ctypes.util
+
+    libc_name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(libc_name), "malloc_trim", None) if libc_name else None
 
 
 def _trim_heap() -> None:
-    if _malloc_trim is not None:
-        _malloc_trim(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _resolve(overrides: dict[str, int]) -> dict[str, int]:
