@@ -16,23 +16,11 @@ import urllib.request
 from pathlib import Path
 
 from support.event_process import EventProcess
+from support.wait import wait_until  # noqa: F401  (re-exported for the tests that import it from here)
 from support.group_member import kafka_python_prime_metadata
 
 MEMBER_SCRIPT = str(Path(__file__).with_name("group_member.py"))
 GROUP_CLIENTS = ("kafka-python", "confluent-kafka", "aiokafka")
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
-    """Polls `predicate` until it returns something truthy (returned) or `timeout` seconds pass (AssertionError).
-    `what` is a callable or a string describing the condition, for the failure message."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
-        time.sleep(interval)  # pacing of a condition check with a deadline, not synchronisation
 
 
 class MemberProcess(EventProcess):

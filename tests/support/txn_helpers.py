@@ -17,6 +17,7 @@ import time
 import uuid
 
 from support.event_process import EventProcess
+from support.wait import wait_until  # noqa: F401  (re-exported for the tests that import it from here)
 
 SENTINEL = b"__end__"
 TIMEOUT_S = 30
@@ -28,18 +29,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_until(cond, timeout: float = 20.0, what: str = "the condition", interval: float = 0.05):
-    """Poll ``cond`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
