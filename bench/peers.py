@@ -291,9 +291,12 @@ def wait_topic(bootstrap: str, topic: str, partitions: int, client_conf: dict, t
 class KBroker(Peer):
     description = "kbroker (this repository), `python -m kbroker serve`"
 
-    def __init__(self, workdir: Path, storage: str = "segment"):
+    def __init__(self, workdir: Path, storage: str = "segment", control: bool = False):
+        """``control``: also serve the HTTP control plane (its ``/metrics``) on a free port, ``control_port``."""
         super().__init__(workdir)
         self.storage = storage
+        self.control = control
+        self.control_port: int | None = None
         self.name = "kbroker" if storage == "segment" else f"kbroker-{storage}"
         self.description = f"kbroker (this repository), `python -m kbroker serve --storage {storage}`"
 
@@ -334,8 +337,12 @@ class KBroker(Peer):
         return super().start(timeout_s)
 
     def command(self, port, data_dir):
-        return [sys.executable, "-m", "kbroker", "serve", "--host", HOST, "--port", str(port),
-                "--data-dir", str(data_dir), "--storage", self.storage]
+        cmd = [sys.executable, "-m", "kbroker", "serve", "--host", HOST, "--port", str(port),
+               "--data-dir", str(data_dir), "--storage", self.storage]
+        if self.control:
+            self.control_port = free_port()
+            cmd += ["--control-host", HOST, "--control-port", str(self.control_port)]
+        return cmd
 
     def cwd(self):
         return str(REPO_DIR)

@@ -177,7 +177,12 @@ def markdown(data: dict) -> str:
                 f"{sm.get('rss_max_mb')}); open descriptors {sm.get('fds_start')} -> {sm.get('fds_end')}; "
                 f"p99 of the well-behaved clients per interval, median (worst): end-to-end "
                 f"{sm.get('e2e_p99_ms_median')} ({sm.get('e2e_p99_ms_worst')}) ms, request probe "
-                f"{sm.get('probe_p99_ms_median')} ({sm.get('probe_p99_ms_worst')}) ms. Every interval: "
+                f"{sm.get('probe_p99_ms_median')} ({sm.get('probe_p99_ms_worst')}) ms; the broker's longest event "
+                f"loop stall per interval, median (worst): held by the loop's own work "
+                f"{sm.get('loop_held_max_ms_median')} ({sm.get('loop_held_max_ms_worst')}) ms, with the waits for a "
+                f"core {sm.get('loop_lag_max_ms_median')} ({sm.get('loop_lag_max_ms_worst')}) ms; stalled in all "
+                f"{sm.get('loop_held_stalled_s_total')} s held, {sm.get('loop_lag_stalled_s_total')} s with the "
+                f"waits. Every interval: "
                 f"`{soak['rows']}` and soak.md."]
 
     def cluster_body(cluster) -> list[str]:

@@ -122,7 +122,7 @@ def run_soak(workdir: Path, out_dir: Path, duration: float, say) -> dict:
     into the report."""
     import soak
     say(f"soak: {duration:.0f} s of well-behaved and hostile clients against kbroker ...")
-    peer = peers_mod.KBroker(workdir, "segment")
+    peer = peers_mod.KBroker(workdir, "segment", control=True)  # its /metrics: the event loop's lag
     try:
         peer.install()
         peer.start()

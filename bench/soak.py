@@ -19,11 +19,16 @@ One fresh broker (bench/peers.py) and, each in its own process so that no client
   - a metadata burst: 2,000 pipelined all-topics Metadata requests every 2 s, read back;
   - an admin burst: every 5 s, CreateTopics of 20 topics x 10 partitions, then DeleteTopics of them.
 
-Every ``--interval`` seconds the orchestrator samples the broker's RSS (with its children) and open file
-descriptors from /proc, and each well-behaved client reports the p50/p99/max of its latencies in that
-interval. The report (``<out>.json`` and ``<out>.md``) has a row per interval and the start and end values;
-RSS, descriptors and p99 should stay flat. ``run.py --workloads soak`` runs it against kbroker after the
-other sections (``--quick``: 60 s).
+Every ``--interval`` seconds the orchestrator samples the broker's RSS (with its children), open file
+descriptors and CPU time (its share of one core: near 100 % it is saturated and requests queue) from
+/proc, and each well-behaved client reports the p50/p99/max of its latencies in that interval. Those
+latencies mix the broker's delays with the clients' own share of the 2 cores; the broker's alone is its
+event loop's lag (kbroker/loop_lag.py, read from its ``/metrics`` every 2 s): per interval the longest
+stall, held by the loop's own work and in all (with the waits for a core), the stalled time and the samples
+over 100 ms (a stall is seen by the polls for 5 to 10 s, so one at an interval's very end may be counted in
+the next). The report (``<out>.json`` and ``<out>.md``) has a row per interval and the start and end
+values; RSS, descriptors and p99 should stay flat. ``run.py --workloads soak`` runs it against kbroker
+after the other sections (``--quick``: 60 s).
 """
 
 from __future__ import annotations
@@ -286,6 +291,16 @@ def fds(pid: int) -> int:
         return -1
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of ``pid`` so far (all its threads), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def fill(peer) -> None:
     from confluent_kafka import Producer
     peer.create_topic(BIG, 1)
@@ -303,6 +318,79 @@ def fill(peer) -> None:
     p.flush(120)
 
 
+LAG_FAMILIES = {"kbroker_event_loop_lag": "lag", "kbroker_event_loop_lag_held": "held"}
+
+
+def scrape_loop_lag(control_port: int) -> dict | None:
+    """The loop-lag families of the broker's /metrics (kbroker/loop_lag.py), for ``lag`` (all of it) and
+    ``held`` (the part the loop's thread was running): {"lag": {"recent_max_ms", "max_ms", "count", "sum_ms",
+    "buckets": {le: cumulative}}, "held": {...}}; None if it cannot be read."""
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://{peers.HOST}:{control_port}/metrics", timeout=60) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    out = {kind: {"buckets": {}} for kind in LAG_FAMILIES.values()}
+    for line in text.splitlines():
+        if not line.startswith("kbroker_event_loop_lag"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        base = name.split("{", 1)[0]
+        for prefix, kind in LAG_FAMILIES.items():
+            field = base[len(prefix):] if base.startswith(prefix) else None
+            if field == "_ms_bucket":
+                out[kind]["buckets"][float(name.split('le="', 1)[1].split('"', 1)[0])] = float(value)
+            elif field in ("_ms_count", "_ms_sum", "_max_ms", "_recent_max_ms"):
+                out[kind][{"_ms_count": "count", "_ms_sum": "sum_ms", "_max_ms": "max_ms",
+                           "_recent_max_ms": "recent_max_ms"}[field]] = float(value)
+    return out if all("count" in v for v in out.values()) else None
+
+
+def loop_lag_interval(before: dict | None, after: dict | None, longest: dict) -> dict:
+    """One interval's loop lag from two scrapes (histogram deltas) and the polls' longest recent stalls:
+    for ``lag`` and ``held``, the longest stall, the time stalled in all, the samples over 100 ms, and the
+    bucket bound the p99 is under."""
+    if not before or not after:
+        return {}
+    row = {}
+    for kind in LAG_FAMILIES.values():
+        b, a = before[kind], after[kind]
+        n = a["count"] - b["count"]
+        delta = sorted((le, c - b["buckets"].get(le, 0.0)) for le, c in a["buckets"].items())
+        p99 = next((le for le, c in delta if n and c >= 0.99 * n), None)
+        over_100 = n - dict(delta).get(100.0, n)
+        row[kind] = {"samples": int(n), "max_ms": round(longest[kind], 1) if longest.get(kind) is not None else None,
+                     "p99_ms_at_most": p99, "over_100ms": int(over_100),
+                     "stalled_s": round((a["sum_ms"] - b["sum_ms"]) / 1000, 2)}
+    return row
+
+
+class LagPoller(threading.Thread):
+    """Reads the broker's recent longest loop stalls every ``every_s``; ``take()`` returns the longest seen
+    since the last take, per kind."""
+
+    def __init__(self, control_port: int, every_s: float = 2.0):
+        super().__init__(daemon=True, name="loop-lag")
+        self.control_port, self.every_s = control_port, every_s
+        self.longest: dict[str, float] = {}
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every_s):
+            got = scrape_loop_lag(self.control_port)
+            if got is not None:
+                with self.lock:
+                    for kind, v in got.items():
+                        self.longest[kind] = max(self.longest.get(kind, 0.0), v["recent_max_ms"])
+
+    def take(self) -> dict[str, float]:
+        with self.lock:
+            longest, self.longest = self.longest, {}
+        return longest
+
+
 def soak(peer, duration: float, interval: float, idle: int, say=print) -> dict:
     """Runs the soak against a started ``peer``; returns the samples."""
     fill(peer)
@@ -316,8 +404,15 @@ def soak(peer, duration: float, interval: float, idle: int, say=print) -> dict:
              ctx.Process(target=load_client, args=(peer.bootstrap, stop_at, interval, out), name="load"),
              ctx.Process(target=idle_and_churn, args=(host, port, idle, stop_at, interval, out), name="idle_churn"),
              ctx.Process(target=hostile, args=(host, port, stop_at, interval, out), name="hostile")]
+    control_port = getattr(peer, "control_port", None)
+    poller = LagPoller(control_port) if control_port else None
+    lag_before = scrape_loop_lag(control_port) if control_port else None
     start = time.monotonic()
+    cpu_before, cpu_at = cpu_seconds(pid), start
     samples = [{"t_s": 0, "rss_mb": round(peer.rss_bytes() / 1e6, 1), "fds": fds(pid)}]
+    if poller is not None:
+        poller.take()
+        poller.start()
     for p in procs:
         p.start()
     reports: dict[str, list] = {}
@@ -331,10 +426,21 @@ def soak(peer, duration: float, interval: float, idle: int, say=print) -> dict:
         if time.monotonic() >= next_sample and time.monotonic() <= stop_at + 1:
             samples.append({"t_s": round(time.monotonic() - start), "rss_mb": round(peer.rss_bytes() / 1e6, 1),
                             "fds": fds(pid), "load_average": os.getloadavg()[0]})
-            say(f"  soak {samples[-1]['t_s']} s: RSS {samples[-1]['rss_mb']} MB, {samples[-1]['fds']} fds")
+            # the broker's share of one core: near 100 % it is saturated and requests queue behind each other
+            cpu_now, now = cpu_seconds(pid), time.monotonic()
+            samples[-1]["broker_cpu_pct"] = round(100 * (cpu_now - cpu_before) / max(now - cpu_at, 1e-9))
+            cpu_before, cpu_at = cpu_now, now
+            if poller is not None:
+                lag_after = scrape_loop_lag(control_port)
+                samples[-1]["loop_lag"] = loop_lag_interval(lag_before, lag_after, poller.take())
+                lag_before = lag_after or lag_before
+            say(f"  soak {samples[-1]['t_s']} s: RSS {samples[-1]['rss_mb']} MB, {samples[-1]['fds']} fds, "
+                f"loop lag {samples[-1].get('loop_lag', {})}")
             next_sample += interval
         if time.monotonic() > stop_at + 120:
             break
+    if poller is not None:
+        poller.stopped.set()
     for p in procs:
         p.join(5)
         if p.is_alive():
@@ -365,17 +471,23 @@ def markdown(result: dict, peer_name: str) -> str:
              f"{result['idle_connections']} idle connections held; broker alive at the end: "
              f"{result['broker_alive_at_end']}; clients that failed: {result.get('clients_failed') or 'none'}.", "",
              "| t (s) | RSS MB | fds | e2e p50 / p99 / max ms | probe p50 / p99 / max ms | load sent / consumed | "
-             "idle open / churned | slow-reader KB / huge fetches / metadata bursts / admin bursts / errors | load avg |",
-             "|---:|---:|---:|---|---|---|---|---|---:|"]
+             "idle open / churned | slow-reader KB / huge fetches / metadata bursts / admin bursts / errors | "
+             "loop stall max ms: held / all | loop stalled s: held / all | samples > 100 ms: held / all | broker CPU % "
+             "| load avg |",
+             "|---:|---:|---:|---|---|---|---|---|---|---|---|---:|---:|"]
     for r in result["rows"]:
         e, p, ld = r.get("e2e", {}), r.get("probe", {}), r.get("load", {})
-        ic, h = r.get("idle_churn", {}), r.get("hostile", {})
+        ic, h, lag = r.get("idle_churn", {}), r.get("hostile", {}), r.get("loop_lag", {})
+        held, every = lag.get("held", {}), lag.get("lag", {})
         lines.append(
             f"| {r['t_s']} | {r['rss_mb']} | {r['fds']} | {e.get('p50_ms', '-')} / {e.get('p99_ms', '-')} / "
             f"{e.get('max_ms', '-')} | {p.get('p50_ms', '-')} / {p.get('p99_ms', '-')} / {p.get('max_ms', '-')} | "
             f"{ld.get('sent', '-')} / {ld.get('consumed', '-')} | {ic.get('idle_open', '-')} / {ic.get('churned', '-')} | "
             f"{h.get('slow_reader_bytes', 0) // 1024} / {h.get('huge_fetches', '-')} / {h.get('metadata_bursts', '-')} / "
-            f"{h.get('admin_bursts', '-')} / {h.get('errors', '-')} | {r.get('load_average', 0):.1f} |")
+            f"{h.get('admin_bursts', '-')} / {h.get('errors', '-')} | {held.get('max_ms', '-')} / "
+            f"{every.get('max_ms', '-')} | {held.get('stalled_s', '-')} / {every.get('stalled_s', '-')} | "
+            f"{held.get('over_100ms', '-')} / {every.get('over_100ms', '-')} | {r.get('broker_cpu_pct', '-')} | "
+            f"{r.get('load_average', 0):.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -386,12 +498,18 @@ def summary(result: dict) -> dict:
         return {}
     p99s = [r["e2e"]["p99_ms"] for r in rows if r.get("e2e", {}).get("n")]
     probes = [r["probe"]["p99_ms"] for r in rows if r.get("probe", {}).get("n")]
+    lag = {kind: [r["loop_lag"][kind] for r in rows if r.get("loop_lag", {}).get(kind, {}).get("max_ms") is not None]
+           for kind in LAG_FAMILIES.values()}
     return {"rss_start_mb": result["start"]["rss_mb"], "rss_end_mb": rows[-1]["rss_mb"],
             "rss_max_mb": max(r["rss_mb"] for r in rows), "fds_start": result["start"]["fds"],
             "fds_end": rows[-1]["fds"], "e2e_p99_ms_median": statistics.median(p99s) if p99s else None,
             "e2e_p99_ms_worst": max(p99s) if p99s else None,
             "probe_p99_ms_median": statistics.median(probes) if probes else None,
-            "probe_p99_ms_worst": max(probes) if probes else None}
+            "probe_p99_ms_worst": max(probes) if probes else None,
+            **{f"loop_{kind}_max_ms_median": statistics.median(x["max_ms"] for x in v) if v else None
+               for kind, v in lag.items()},
+            **{f"loop_{kind}_max_ms_worst": max(x["max_ms"] for x in v) if v else None for kind, v in lag.items()},
+            **{f"loop_{kind}_stalled_s_total": round(sum(x["stalled_s"] for x in v), 1) for kind, v in lag.items()}}
 
 
 def main() -> int:
@@ -403,7 +521,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(BENCH_DIR / "results" / "soak"), help="path without extension")
     args = ap.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kbroker-soak-"))
-    peer = peers.KBroker(workdir, "segment") if args.peer == "kbroker" else peers.Kafka4(workdir)
+    peer = peers.KBroker(workdir, "segment", control=True) if args.peer == "kbroker" else peers.Kafka4(workdir)
     peer.install()
     peer.start()
     load_before = os.getloadavg()
@@ -412,6 +530,7 @@ def main() -> int:
     finally:
         peer.stop()
     result.update(peer=args.peer, version=peer.version, load_average_before=load_before,
+                  load_average_after=os.getloadavg(),
                   summary=summary(result), started=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     Path(args.out + ".json").write_text(json.dumps(result, indent=1) + "\n")
     md = markdown(result, f"{args.peer} ({peer.version})")

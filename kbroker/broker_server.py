@@ -63,6 +63,7 @@ class BrokerServer:
         self._rebalance_task: asyncio.Task | None = None  # auto.leader.rebalance.enable's checks
 
     async def start(self) -> None:
+        self.metrics.loop_lag.start()
         cluster = self.cluster
         self.state = BrokerState(self.config, self.controller, cluster.changes if cluster is not None else None)
         broker_configs(self.state)  # dynamic broker configs persisted by an earlier run apply now
@@ -149,6 +150,7 @@ class BrokerServer:
     async def _shut_down(self, grace_s: float, flush: bool) -> None:
         """The HTTP listeners, the Kafka listeners (requests in flight get ``grace_s``), the background
         tasks, then the state (flushed or not)."""
+        self.metrics.loop_lag.stop()
         if self.control_http is not None:
             await self.control_http.stop()
         if self.schema_registry is not None:

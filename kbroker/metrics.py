@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from .histogram import BOUNDS_MS, LOG_FLUSH, LatencyHistogram
+from .loop_lag import LoopLag
 from .storage.file_region import FileRegion
 from .wire.error_codes import ErrorCode
 from .wire.message import Message
@@ -116,6 +117,7 @@ class BrokerMetrics:
         self.errors: dict[tuple[str, int], int] = {}  # (request name, error code) -> count
         self.topics: dict[str, TopicCounters] = {}
         self.delayed: dict[str, int] = {}  # purgatory -> requests waiting in it now
+        self.loop_lag = LoopLag()  # sampled while the broker runs (BrokerServer.start / _shut_down)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
 
@@ -248,9 +250,27 @@ class _Collector:
         yield _histogram("kafka_log_logflushstats_logflushrateandtimems",
                          "fsync latency of log segments in ms, for the whole process (LogFlushRateAndTimeMs)",
                          [], [([], LOG_FLUSH)])
+        yield from self._loop_lag(m.loop_lag)
         up = GaugeMetricFamily("kbroker_start_time_seconds", "when the broker started (Unix time)")
         up.add_metric([], m.started)
         yield up
+
+    def _loop_lag(self, lag):
+        """The event loop's lag (loop_lag.py): all of it, and ``held``: the part the loop's thread was running
+        (the broker's own work, not waiting for a core)."""
+        for suffix, what, histogram, longest, recent in (
+                ("", "how late the event loop ran a timer armed every 20 ms", lag.histogram, lag.max_ms,
+                 lag.recent_max_ms),
+                ("_held", "the part of the event loop's lag its thread was running (not waiting for a core)",
+                 lag.held_histogram, lag.held_max_ms, lag.recent_held_max_ms)):
+            yield _histogram(f"kbroker_event_loop_lag{suffix}_ms", f"{what}, in ms", [], [([], histogram)])
+            g = GaugeMetricFamily(f"kbroker_event_loop_lag{suffix}_max_ms", f"the longest since start: {what}")
+            g.add_metric([], longest)
+            yield g
+            g = GaugeMetricFamily(f"kbroker_event_loop_lag{suffix}_recent_max_ms",
+                                  f"the longest in the last 5 to 10 seconds: {what}")
+            g.add_metric([], recent)
+            yield g
 
     def _requests(self, m):
         c = CounterMetricFamily("kafka_network_requestmetrics_requests", "requests answered (RequestsPerSec)",

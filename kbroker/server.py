@@ -10,9 +10,14 @@ returns an awaitable and the connection's queue waits behind it. Other connectio
 Fairness and back-pressure, as Kafka's SocketServer: a connection is muted (asyncio ``pause_reading``) from
 the moment a read yields a request until every request received is answered and the answers are mostly sent
 (the transport below its high-water mark), so a client that stops reading holds at most one read's requests
-and a buffer of answers. The requests of one read are handled one per turn of the event loop, so a client
-pipelining thousands of them takes turns with everybody else instead of holding the loop. Pipelining
-clients still pipeline: what they sent is answered in order, a few answers to a write.
+and a buffer of answers. One exception, as Redpanda makes it: a Produce whose records are appended and whose
+answer awaits only replication (acks=all, ``AwaitingReplication``) lets the connection handle the client's
+next Produce requests meanwhile (up to MAX_AWAITING_REPLICATION answers wait in order; any other request waits
+until they are out), so that one acks=all producer keeps the followers busy instead of paying a follower round
+trip per request; appends and answers stay in request order. The requests of one read are handled one per
+turn of the event loop, so a client pipelining thousands of them takes turns with everybody else instead of
+holding the loop. Pipelining clients still pipeline: what they sent is answered in order, a few answers to a
+write.
 ``queued.max.request.bytes`` bounds the bytes of requests received and not yet answered over all
 connections (connections stop reading while it is reached); ``connections.max.idle.ms``,
 ``max.connections``, ``max.connections.per.ip`` and the creation rates (connection_quotas.py) bound the
@@ -54,7 +59,7 @@ from .errors import ErrorCode, ProtocolViolation
 from .faults import FaultAction, error_response
 from .handlers import HANDLERS
 from .handlers import api_versions
-from .handlers.context import RequestContext
+from .handlers.context import AwaitingReplication, RequestContext
 from .security import tls
 from .connection_quotas import ConnectionQuotas
 from .security.authenticator import AuthenticationError, Session
@@ -75,6 +80,10 @@ TURN_BUDGET_S = 0.0005
 # Of an answer's stored batches that the socket did not take, the most read into memory at a time (server
 # _pump): a client that does not read holds about this much, not a whole answer of fetch.max.bytes.
 PENDING_CHUNK = 1 << 20
+# Produce requests of one connection handled while their answers wait in order behind one that awaits
+# replication (acks=all); the next waits. Kafka's producer sends at most 5 requests at a time
+# (max.in.flight.requests.per.connection).
+MAX_AWAITING_REPLICATION = 5
 _conn_ids = itertools.count(1)
 # Not measured against request_percentage: the SASL exchange (before a user is known) and the brokers' own
 # WriteTxnMarkers, as Kafka's ClientRequestQuotaManager exempts cluster actions and authentication.
@@ -135,6 +144,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._pending_fds: list[int] = []  # our duplicates of segment fds, while regions are pending
         self.sendfile_fd: int | None = None  # the socket, on a connection that sends files itself
         self._unthrottle: asyncio.TimerHandle | None = None  # muted by a client quota until it fires
+        # Answers in request order while Produce requests await replication (``_stage``): [ready, answer].
+        self._ordered: collections.deque[list] = collections.deque()
         # request_percentage counts, as Kafka's does, the request handler's time and the network thread's: here
         # the encoding of answers and their writes. While the connection's last request was measured (a quota
         # is set), that time adds up here and is recorded, without a throttle decision, after each write.
@@ -170,6 +181,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc):
         self.closed = True
+        self._ordered.clear()
         if self._unthrottle is not None:
             self._unthrottle.cancel()
             self._unthrottle = None
@@ -249,6 +261,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._flush()
                 self._maybe_resume_reading()
                 return
+            if self._ordered and (len(self._ordered) >= MAX_AWAITING_REPLICATION or not _is_produce(self.queue[0])):
+                self._flush()  # only a Produce goes on while earlier ones await replication
+                return
             if self._out_regions or self._out_bytes > self._high_water:
                 # An answer holding file regions goes out before the next request is handled: that
                 # request could delete the topic whose segment files the regions name. So do answers
@@ -263,7 +278,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._release(len(frame))
                 self._fail(e)
                 return
-            if inspect.isawaitable(result):
+            if type(result) is _Staged:
+                self._stage(result.awaitable, frame)
+            elif inspect.isawaitable(result):
                 self._flush()
                 self.busy = True
                 task = asyncio.ensure_future(self._finish(result, frame))
@@ -271,9 +288,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 task.add_done_callback(self.server.tasks.discard)
                 task.add_done_callback(functools.partial(_close_if_never_run, result))
                 return
-            self._done(frame)
-            if not self._deliver(result):
-                return
+            else:
+                self._done(frame)
+                if not self._deliver(result):
+                    return
             if self.queue and time.perf_counter() >= turn_ends:
                 self._flush()
                 self.scheduled = True
@@ -295,6 +313,40 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return
         if self._deliver(out):
             self._kick()
+
+    def _stage(self, awaitable, frame) -> None:
+        """A Produce whose records are appended awaits replication (acks=all): its answer takes its place in
+        ``_ordered`` and the connection goes on with the client's next Produce, as Redpanda pipelines
+        produce requests (Kafka mutes the connection until the answer is sent, so one acks=all producer
+        waits a follower round trip per request). The appends stay in request order, and so do the answers;
+        anything but a Produce waits until every earlier answer is out."""
+        self._done(frame)  # the request's records are written: nothing of it is needed any more
+        slot = [False, None]
+        self._ordered.append(slot)
+        task = asyncio.ensure_future(self._finish_staged(awaitable, slot))
+        self.server.tasks.add(task)
+        task.add_done_callback(self.server.tasks.discard)
+        task.add_done_callback(functools.partial(_close_if_never_run, awaitable))
+
+    async def _finish_staged(self, awaitable, slot: list) -> None:
+        try:
+            out = await awaitable
+        except Exception as e:
+            self._fail(e)
+            return
+        if self.closed:
+            return
+        slot[0], slot[1] = True, out
+        self._send_ordered()
+        self._kick()
+
+    def _send_ordered(self) -> None:
+        """The answers at the head of ``_ordered`` that are ready go out, in order."""
+        ordered = self._ordered
+        while ordered and ordered[0][0]:
+            out = ordered.popleft()[1]
+            if out is not None:
+                self._send(out)
 
     def _done(self, frame) -> None:
         """The request in ``frame`` is answered: its bytes no longer count and its buffer may be used again."""
@@ -416,8 +468,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
             session.api_versions_answered(response.error_code == 0)
         metrics = self.server.metrics
         if inspect.isawaitable(response):
-            return self._encode_later(header.correlation_id, handler, version, response,
-                                      metrics and (header, start_ns, request), (ctx, start_ns))
+            later = self._encode_later(header.correlation_id, handler, version, response,
+                                       metrics and (header, start_ns, request), (ctx, start_ns))
+            if type(response) is AwaitingReplication and ctx.throttle_ms == 0 and \
+                    not self.broker.client_quotas.enabled:
+                return _Staged(later)
+            return later
         response = self._throttled(ctx, response, start_ns)
         if metrics is not None:
             metrics.request_done(self, header, start_ns, request, response)
@@ -515,7 +571,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self.session.failure is not None:
             self._fail_authentication(out, self.session.failure)
             return False
-        if out is not None:
+        if self._ordered:  # behind answers that await replication
+            self._ordered.append([True, out])
+        elif out is not None:
             self._send(out)
         return True
 
@@ -706,6 +764,19 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._drop_queue()
         if self.transport is not None:
             self.transport.close()
+
+
+class _Staged:
+    """What ``_dispatch`` returns for a request that awaits only replication (``KafkaConnection._stage``)."""
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable):
+        self.awaitable = awaitable
+
+
+def _is_produce(frame) -> bool:
+    """Whether a request frame is a Produce (API key 0, the header's first two bytes)."""
+    return len(frame) >= 2 and frame[0] == 0 and frame[1] == 0
 
 
 def encode_response(correlation_id: int, handler, version: int, response) -> bytearray:

@@ -1,8 +1,10 @@
 """The asyncio shell of the client: connections with pipelined requests, and a client that finds the
 cluster from its bootstrap servers.
 
-``Connection`` writes each request as soon as it is asked for and keeps any number in flight; one reader
-task reads the answers, which Kafka sends in request order, and resolves the waiting futures in that order.
+``Connection`` writes each request as soon as it is asked for and keeps any number in flight; the answers,
+which Kafka sends in request order, are received by an ``asyncio.BufferedProtocol`` straight into the frame
+reader's buffers (wire/framing.py, as the server receives requests) and resolve the waiting futures in that
+order, decoded in the protocol's callback.
 Writing a frame and queueing its future happen without an ``await`` between them, so concurrent callers on
 one loop cannot interleave a frame with another's. A failed read (EOF, reset, an answer out of step) fails
 every request in flight and closes the connection: after that the stream position is unknown.
@@ -18,6 +20,8 @@ import ssl as ssl_module
 from collections import deque
 
 from ..errors import ErrorCode
+from ..wire.buffer_pool import BufferPool
+from ..wire.framing import SCRATCH_BYTES, FrameError, FrameReader, ScratchPool
 from ..wire.header import API_VERSIONS_KEY
 from ..wire.messages import create_partitions, create_topics, delete_topics, metadata, sasl_authenticate, sasl_handshake
 from .protocol import (MAX_RESPONSE_BYTES, ClientError, ClientProtocol, ProtocolError, check,
@@ -25,6 +29,10 @@ from .protocol import (MAX_RESPONSE_BYTES, ClientError, ClientProtocol, Protocol
 from .sasl import SaslClientError, SaslCredentials, mechanism_client
 
 SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY = 17, 36
+# Answers up to this size are received into buffers used again (a follower's Fetch answer is up to
+# replica.fetch.response.max.bytes, 10 MiB, one partition's up to replica.fetch.max.bytes, 1 MiB); larger
+# ones get a buffer of their own. A connection keeps at most this much for the next answers.
+RESPONSE_POOL_BYTES = 16 * 1024 * 1024
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -32,24 +40,105 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class _Stream(asyncio.BufferedProtocol):
+    """The socket side of a ``Connection``: bytes are received straight into the frame reader's buffers
+    (wire/framing.py, as the server receives requests), not copied through a ``StreamReader``: a follower's
+    Fetch answers are a megabyte each, and a stream reader copies every byte twice more (into its buffer,
+    then out of it) before the answer is decoded. A large answer lands in a buffer of its own, which is used
+    again for a later answer once nothing views it (its records are memoryviews of it until the caller is
+    done with the response)."""
+
+    def __init__(self, conn: "Connection"):
+        self.conn = conn
+        self.transport: asyncio.Transport | None = None
+        self.reader = FrameReader(MAX_RESPONSE_BYTES, pool=BufferPool(RESPONSE_POOL_BYTES, RESPONSE_POOL_BYTES),
+                                  scratch_pool=ScratchPool(SCRATCH_BYTES), recycle_max_bytes=RESPONSE_POOL_BYTES)
+        self.closed = asyncio.get_running_loop().create_future()
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future] = []
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int):
+        return self.reader.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            self.reader.buffer_updated(nbytes)
+        except FrameError as e:
+            self._lost(ProtocolError(f"response frame refused: {e}"))
+            return
+        reader, conn = self.reader, self.conn
+        while (frame := reader.next_frame()) is not None:
+            if not conn.answer(frame):
+                self._lost(None)
+                return
+            reader.recycle(frame)  # its buffer is taken again only once nothing views it (buffer_pool.py)
+
+    def eof_received(self) -> bool:
+        self.conn.fail(ConnectionError("connection closed by the broker (EOF)"))
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc) -> None:
+        self.conn.fail(ConnectionError(f"connection closed by the broker ({exc.__class__.__name__})" if exc
+                                       else "connection closed"))
+        self.reader.close()
+        self._wake_drainers(exc or ConnectionError("connection closed"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def _lost(self, error: BaseException | None) -> None:
+        """The stream is out of step: fail what is in flight and close (nothing after can be trusted)."""
+        if error is not None:
+            self.conn.fail(error)
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- write flow control, as StreamWriter.drain ----------------------------------------------------
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_drainers(None)
+
+    def _wake_drainers(self, exc: BaseException | None) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                if exc is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(exc if isinstance(exc, ConnectionError) else ConnectionError(str(exc)))
+
+    async def drain(self) -> None:
+        if self.closed.done():
+            raise ConnectionError("connection closed")
+        if not self._write_paused:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._drain_waiters.append(fut)
+        await fut
+
+
 class Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: ClientProtocol):
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, protocol: ClientProtocol):
         self.protocol = protocol
         self.versions: dict[int, int] = {}
         self._waiters: deque[asyncio.Future | None] = deque()
         self._failure: BaseException | None = None
-        self._reading = asyncio.get_running_loop().create_task(self._read_loop())
+        self._stream = _Stream(self)
 
     @classmethod
     async def open(cls, host: str, port: int, *, client_id: str | None = "kbroker-client",
                    ssl: ssl_module.SSLContext | None = None, negotiate_versions: bool = True,
                    timeout_s: float = 30.0, sasl: SaslCredentials | None = None) -> "Connection":
         """A connection (over TLS with ``ssl``), its versions negotiated and, with ``sasl``, authenticated."""
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=ssl, server_hostname=host if ssl else None), timeout_s)
-        conn = cls(reader, writer, ClientProtocol(client_id))
+        conn = cls(ClientProtocol(client_id))
+        await asyncio.wait_for(asyncio.get_running_loop().create_connection(
+            lambda: conn._stream, host, port, ssl=ssl, server_hostname=host if ssl else None), timeout_s)
         if negotiate_versions or sasl is not None:
             try:
                 await asyncio.wait_for(conn.negotiate(), timeout_s)
@@ -105,7 +194,7 @@ class Connection:
         if version is None:
             version = self.version(api_key)
         frame = self.protocol.encode(api_key, version, request)
-        self._writer.write(frame)
+        self._stream.transport.write(frame)
         if not expects_response(api_key, request):
             return None
         fut = asyncio.get_running_loop().create_future()
@@ -114,33 +203,28 @@ class Connection:
 
     async def send(self, api_key: int, request, version: int | None = None):
         fut = self.send_nowait(api_key, request, version)
-        await self._writer.drain()
+        await self._stream.drain()
         return None if fut is None else await fut
 
-    async def _read_loop(self) -> None:
+    def answer(self, frame) -> bool:
+        """A response frame arrived (the stream's callback): decode it and resolve the oldest request in
+        flight. False when the stream is out of step (the connection then fails and closes)."""
         try:
-            while True:
-                size = int.from_bytes(await self._reader.readexactly(4), "big", signed=True)
-                if size < 0 or size > MAX_RESPONSE_BYTES:
-                    raise ProtocolError(f"response frame of {size} bytes")
-                frame = await self._reader.readexactly(size)
-                if not self._waiters:
-                    raise ProtocolError("a response arrived with no request in flight")
-                resp = self.protocol.decode(frame)
-                fut = self._waiters.popleft()
-                if not fut.done():
-                    fut.set_result(resp)
-        except asyncio.CancelledError:
-            self._fail(ConnectionError("connection closed"))
-            raise
-        except ProtocolError as e:  # before OSError: it is a ConnectionError
-            self._fail(e)
-        except (asyncio.IncompleteReadError, OSError) as e:
-            self._fail(ConnectionError(f"connection closed by the broker ({e.__class__.__name__})"))
-        self._writer.close()
+            if not self._waiters:
+                raise ProtocolError("a response arrived with no request in flight")
+            resp = self.protocol.decode(frame)
+        except ProtocolError as e:
+            self.fail(e)
+            return False
+        fut = self._waiters.popleft()
+        if not fut.done():
+            fut.set_result(resp)
+        return True
 
-    def _fail(self, exc: BaseException) -> None:
-        self._failure = exc
+    def fail(self, exc: BaseException) -> None:
+        """Every request in flight fails with ``exc``; so does every later one (the first failure stays)."""
+        if self._failure is None:
+            self._failure = exc
         while self._waiters:
             fut = self._waiters.popleft()
             if fut is not None and not fut.done():
@@ -151,14 +235,13 @@ class Connection:
         return self._failure is not None
 
     async def close(self) -> None:
-        self._reading.cancel()
+        self.fail(ConnectionError("connection closed"))
+        transport = self._stream.transport
+        if transport is None:
+            return
+        transport.close()
         try:
-            await self._reading
-        except asyncio.CancelledError:
-            pass
-        self._writer.close()
-        try:
-            await self._writer.wait_closed()
+            await asyncio.shield(self._stream.closed)
         except (OSError, ssl_module.SSLError):
             pass
 

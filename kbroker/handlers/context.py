@@ -21,6 +21,19 @@ if TYPE_CHECKING:
 ANONYMOUS = "User:ANONYMOUS"
 
 
+class AwaitingReplication:
+    """A handler's answer whose request has taken effect (its records are appended) and that waits only for
+    the followers (acks=all): the connection may handle the client's next Produce meanwhile, answers still
+    going out in request order (server.py). Awaiting it awaits the answer."""
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable):
+        self.awaitable = awaitable
+
+    def __await__(self):
+        return self.awaitable.__await__()
+
+
 @dataclass(slots=True)
 class RequestContext:
     broker: "BrokerState"

@@ -88,7 +88,9 @@ def handle(ctx, req: API.FetchRequest):
     response, size, read_error = _build(ctx, req, targets, max_bytes)
     if size >= min_bytes or req.max_wait_ms <= 0 or read_error or not _readable(targets):
         return _within_quota(ctx, replica_id, response, size)
-    return _long_poll(ctx, req, targets, max_bytes, min_bytes)
+    partitions = list({id(p): p for _, parts in targets for _, p in parts if not isinstance(p, int)}.values())
+    return _long_poll(ctx, req, targets, max_bytes, min_bytes, partitions,
+                      _follower_view(partitions) if replica_id >= 0 else None)
 
 
 def _within_quota(ctx, replica_id: int, response, size: int):
@@ -360,18 +362,34 @@ def _end_offset(chunks) -> int:
     return last + 1
 
 
-async def _long_poll(ctx, req, targets, max_bytes: int, min_bytes: int):
+def _follower_view(partitions) -> list:
+    """What a follower's fetch answer depends on besides the high watermark, per partition: leadership and
+    epoch, the log's start and end (data, out of range, diverging epochs), deletion. A follower's long poll is
+    answered when data arrives, not when the high watermark moves (as Kafka's DelayedFetch for a follower), so
+    a wake that changes none of these (another follower's fetch moved the high watermark) needs no new read."""
+    return [(p.is_leader, p.leader_epoch, p.deleted, p.log_start_offset, p.log_end_offset) if p.log is not None
+            else None for p in partitions]
+
+
+async def _long_poll(ctx, req, targets, max_bytes: int, min_bytes: int, partitions: list, seen: list | None):
     """Wait for appends until ``min_bytes`` are there, a partition reads with an error (its topic deleted,
     say) or ``max_wait_ms`` has passed.
 
     The waiters are registered before the partitions are looked at again: an append that lands between
-    ``handle`` returning and this coroutine starting is then seen, not slept through.
+    ``handle`` returning and this coroutine starting is then seen, not slept through. ``seen``: for a
+    follower's fetch, ``_follower_view`` as of the read in ``handle`` (None for a consumer's: every wake reads).
     """
     deadline = time.monotonic() + req.max_wait_ms / 1000.0
-    partitions = list({id(p): p for _, parts in targets for _, p in parts if not isinstance(p, int)}.values())
     while True:
         futures = [p.wait_for_append() for p in partitions]
         try:
+            remaining = deadline - time.monotonic()
+            if seen is not None and remaining > 0 and not ctx.broker.stopping:
+                view = _follower_view(partitions)
+                if view == seen:  # woken by what does not change this answer (the high watermark moved)
+                    await asyncio.wait(futures, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                seen = view
             response, size, read_error = _build(ctx, req, targets, max_bytes)
             remaining = deadline - time.monotonic()
             if size >= min_bytes or read_error or remaining <= 0 or ctx.broker.stopping or not futures:

@@ -8,7 +8,8 @@ it is answered once the high watermark passes the batch (Kafka's DelayedProduce:
 NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below ``min.insync.replicas`` meanwhile,
 NOT_LEADER_OR_FOLLOWER if leadership moved, REQUEST_TIMED_OUT after the request's ``timeout_ms``. When the
 leader is the whole ISR (one broker) the high watermark is already past the batch and the answer is
-immediate, with no waiting machinery. A topic that does not exist is UNKNOWN_TOPIC_OR_PARTITION, whatever its
+immediate, with no waiting machinery. The wait is returned as ``AwaitingReplication``: the records are
+written, so the connection may handle the client's next Produce meanwhile (server.py). A topic that does not exist is UNKNOWN_TOPIC_OR_PARTITION, whatever its
 name and whatever ``auto.create.topics.enable`` says: as in Kafka (KafkaApis.handleProduceRequest), only
 Metadata auto-creates, and a client asks Metadata before it produces. v12 is transaction protocol v2
 (KIP-890 part 2): a transactional batch to a partition that is not in the producer's transaction yet has
@@ -38,6 +39,7 @@ import logging
 from ..errors import ErrorCode, KafkaError, LogAppendError, RecordValidationError
 from ..partition import get_partition_or_error
 from .leader_hints import LeaderHints
+from .context import AwaitingReplication
 from ..coordinator.txn_partitions import produce_error
 from ..records.batch import ATTRIBUTES_OFFSET, TRANSACTIONAL_MASK, read_header
 from ..schema_registry.wire_format import KEY_CONFIG as KEY_VALIDATION
@@ -111,7 +113,7 @@ def handle(ctx, req: API.ProduceRequest) -> R | None:
 
 async def _append_when_added(ctx, req, added):
     response = _append(ctx, req, await added)
-    return (await response) if asyncio.iscoroutine(response) else response
+    return (await response) if isinstance(response, AwaitingReplication) else response
 
 
 def _append(ctx, req: API.ProduceRequest, added: dict[tuple[str, int], int]) -> R | None:
@@ -208,7 +210,7 @@ def _append(ctx, req: API.ProduceRequest, added: dict[tuple[str, int], int]) -> 
         return None
     response = R(responses=responses, throttle_time_ms=0, node_endpoints=hints.node_endpoints())
     if waiting:
-        return _delayed(response, waiting, req.timeout_ms / 1000.0)
+        return AwaitingReplication(_delayed(response, waiting, req.timeout_ms / 1000.0))
     return response
 
 
@@ -218,7 +220,10 @@ def _fail(part, error: int) -> None:
 
 async def _delayed(response, waiting, timeout_s: float):
     """acks=all: answer once every waiting partition's high watermark passed its batch, or the time is up."""
-    results = await asyncio.gather(*(p.wait_for_high_watermark(offset, timeout_s) for _part, p, offset in waiting))
+    if len(waiting) == 1:  # the common case (one partition a request), without gather's task per partition
+        results = [await waiting[0][1].wait_for_high_watermark(waiting[0][2], timeout_s)]
+    else:
+        results = await asyncio.gather(*(p.wait_for_high_watermark(offset, timeout_s) for _part, p, offset in waiting))
     for (part, p, offset), error in zip(waiting, results):
         if error == 0:
             error = p.check_enough_replicas(offset) or 0

@@ -61,11 +61,14 @@ class FrameError(Exception):
 
 class FrameReader:
     __slots__ = ("max_frame_bytes", "_scratch_bytes", "_scratch", "_view", "_start", "_end", "_big", "_big_filled",
-                 "_frames", "_pool", "_scratch_pool", "_borrowed")
+                 "_frames", "_pool", "_scratch_pool", "_borrowed", "_recycle_max_bytes")
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES, scratch_bytes: int = SCRATCH_BYTES,
-                 pool: BufferPool | None = None, scratch_pool: ScratchPool | None = None):
+                 pool: BufferPool | None = None, scratch_pool: ScratchPool | None = None,
+                 recycle_max_bytes: int = RECYCLE_MAX_BYTES):
+        """``recycle_max_bytes``: frames up to this size are received into buffers from ``pool``."""
         self.max_frame_bytes = max_frame_bytes
+        self._recycle_max_bytes = recycle_max_bytes
         self._scratch_bytes = scratch_bytes
         self._scratch: bytearray | None = None  # taken when bytes arrive, handed back when empty
         self._view: memoryview | None = None
@@ -76,7 +79,7 @@ class FrameReader:
         self._big: memoryview | None = None  # a frame larger than the scratch buffer, being received
         self._big_filled = 0
         self._frames: collections.deque = collections.deque()
-        self._pool = pool if pool is not None else BufferPool(2 * RECYCLE_MAX_BYTES, RECYCLE_MAX_BYTES)
+        self._pool = pool if pool is not None else BufferPool(2 * recycle_max_bytes, recycle_max_bytes)
 
     # -- receiving -----------------------------------------------------------
 
@@ -183,10 +186,10 @@ class FrameReader:
             self._scratch_pool.give(scratch)
 
     def _large_buffer(self, size: int) -> memoryview:
-        if size > RECYCLE_MAX_BYTES:
+        if size > self._recycle_max_bytes:
             return memoryview(bytearray(size))
         # A new buffer gets room for the next frames, which are seldom exactly as large as this one.
-        buf = self._pool.take(size, capacity=min(RECYCLE_MAX_BYTES, size + size // 4))
+        buf = self._pool.take(size, capacity=min(self._recycle_max_bytes, size + size // 4))
         return memoryview(buf)[:size]
 
     def _compact(self) -> None:

@@ -11,6 +11,7 @@ import pytest
 from kbroker import Broker
 from kbroker.client import BlockingClient, BlockingConnection, Client, ClientError, ClientProtocol, Connection
 from kbroker.client.protocol import ProtocolError, negotiate
+from kbroker.records.builder import simple_batch
 from kbroker.wire.messages import BY_KEY, api_versions, fetch, metadata, produce
 
 AV = api_versions.ApiVersionsResponse
@@ -157,7 +158,7 @@ def test_a_failed_connection_fails_every_request_in_flight(b):
         conn = await Connection.open(b.host, b.port)
         frame_size_lie = struct.pack(">i", 10)  # a frame the broker cannot parse: it closes the connection
         answered = [conn.send_nowait(18, api_versions.ApiVersionsRequest(), 0) for _ in range(3)]
-        conn._writer.write(frame_size_lie + b"\x00" * 10)
+        conn._stream.transport.write(frame_size_lie + b"\x00" * 10)
         late = conn.send_nowait(18, api_versions.ApiVersionsRequest(), 0)  # in flight when the broker closes
         results = await asyncio.gather(*answered, late, return_exceptions=True)
         assert all(r.error_code == 0 for r in results[:3])
@@ -165,6 +166,52 @@ def test_a_failed_connection_fails_every_request_in_flight(b):
         with pytest.raises(ConnectionError):
             conn.send_nowait(18, api_versions.ApiVersionsRequest(), 0)
         await conn.close()
+    asyncio.run(go())
+
+
+def test_large_answers_are_received_whole_and_an_answer_kept_is_never_overwritten_by_the_next(b):
+    """Fetch answers of hundreds of kilobytes arrive in many reads straight into buffers the connection uses
+    again (a follower's replica fetches): the records of an answer the caller still holds stay as they were
+    while later answers arrive, and once let go their buffer takes the next answer."""
+    values = [bytes([i]) * 400_000 for i in (1, 2, 3)]
+
+    async def go():
+        conn = await Connection.open(b.host, b.port)
+        try:
+            F = fetch.FetchRequest
+
+            async def fetch_at(offset: int):
+                resp = await conn.send(1, F(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20,
+                                            isolation_level=0, topics=[F.FetchTopic(topic="big", partitions=[
+                                                F.FetchPartition(partition=0, fetch_offset=offset,
+                                                                 partition_max_bytes=1)])]), 12)
+                part = resp.responses[0].partitions[0]
+                assert part.error_code == 0
+                return part.records
+
+            kept = await fetch_at(0)
+            first = bytes(kept)
+            assert values[0] in first and len(first) > 400_000
+            for offset in (1, 2, 1, 2):
+                other = await fetch_at(offset)
+                assert values[offset] in bytes(other)
+                assert bytes(kept) == first  # not overwritten by the answers that came after it
+                del other
+            pool = conn._stream.reader._pool
+            assert pool.kept_bytes > 0  # the answers let go went back for the next ones
+        finally:
+            await conn.close()
+
+    with BlockingClient(b.bootstrap_servers) as c:
+        c.create_topic("big", 1)
+    producer = BlockingConnection(b.host, b.port, negotiate_versions=True)
+    with producer:
+        P = produce.ProduceRequest
+        for v in values:
+            batch = bytes(simple_batch(v))
+            resp = producer.send(0, P(acks=1, timeout_ms=5000, topic_data=[P.TopicProduceData(name="big", partition_data=[
+                P.PartitionProduceData(index=0, records=batch)])]), version=9)
+            assert resp.responses[0].partition_responses[0].error_code == 0
     asyncio.run(go())
 
 

@@ -140,3 +140,44 @@ def test_fsync_latency_is_observed(tmp_path, topic_name):
         _produce(b, topic_name, 5)
         after = value(scrape(b), "kafka_log_logflushstats_logflushrateandtimems_count")
         assert after - before >= 1
+
+
+def test_event_loop_stall_is_measured(broker, topic_name):
+    """Whatever holds the broker's loop (here a callback that computes for 300 ms of CPU time) shows as the
+    loop's lag and as held by the loop (its thread was running): the longest since start, the recent longest,
+    a sample in each histogram; a Produce sent meanwhile waits for it. A callback that sleeps holds the loop
+    as long but uses no CPU: lag, not held."""
+    import threading
+    import time
+
+    def spin(cpu_s):
+        blocked.set()
+        end = time.thread_time() + cpu_s
+        while time.thread_time() < end:
+            pass
+
+    before = scrape(broker)
+    assert value(before, "kbroker_event_loop_lag_max_ms") < 300
+    blocked = threading.Event()
+    stall = threading.Thread(target=broker.call, args=(spin, 0.3))
+    stall.start()
+    assert blocked.wait(10)
+    t0 = time.monotonic()
+    _produce(broker, topic_name, 1)  # a stock client over a socket, answered only after the stall
+    assert time.monotonic() - t0 > 0.1
+    stall.join(30)
+    after = scrape(broker)
+    for name in ("kbroker_event_loop_lag", "kbroker_event_loop_lag_held"):
+        assert value(after, name + "_max_ms") >= 290
+        assert value(after, name + "_recent_max_ms") >= 290
+        assert value(after, name + "_ms_bucket", le="250.0") < value(after, name + "_ms_bucket", le="+Inf")
+        assert value(after, name + "_ms_count") > value(before, name + "_ms_count")
+        assert value(after, name + "_ms_sum") - value(before, name + "_ms_sum") >= 290
+
+    held_before = value(after, "kbroker_event_loop_lag_held_ms_sum")
+    lag_before = value(after, "kbroker_event_loop_lag_ms_sum")
+    broker.call(time.sleep, 0.3)
+    _produce(broker, topic_name, 1)
+    slept = scrape(broker)
+    assert value(slept, "kbroker_event_loop_lag_ms_sum") - lag_before >= 250
+    assert value(slept, "kbroker_event_loop_lag_held_ms_sum") - held_before < 250

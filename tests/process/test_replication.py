@@ -225,6 +225,51 @@ def test_acks_all_waits_for_a_lagging_follower_and_consumers_see_only_the_high_w
             [b"a", b"b", b"c"]
 
 
+def test_produce_requests_behind_one_awaiting_replication_are_appended_and_answered_in_order():
+    """Produce requests pipelined on one connection behind an acks=all one that awaits a cut-off follower are
+    appended meanwhile (as Redpanda pipelines produce; Kafka would hold them unread), at most
+    MAX_AWAITING_REPLICATION at a time; every answer still comes in request order, and a request of another API
+    waits behind them. Once the follower is back, all of them are answered."""
+    from kbroker.server import MAX_AWAITING_REPLICATION
+    from kbroker.wire.messages import api_versions
+
+    with Broker(brokers=3) as b:
+        topic = _topic("pipe")
+        _create(b, topic, 1, 3)
+        leader = _state(b, topic)[0]
+        assert _produce_raw(b, leader, topic, [b"0"], acks=-1).error_code == 0
+        b.cut_off((leader + 1) % 3)
+        server = b.cluster.servers[leader]
+        c = BlockingConnection(server.host, server.port)
+        try:
+            def produce_frame(value: bytes, acks: int) -> bytes:
+                return c.frame(0, 9, P.ProduceRequest(acks=acks, timeout_ms=60_000, topic_data=[
+                    P.ProduceRequest.TopicProduceData(name=topic, partition_data=[
+                        P.ProduceRequest.PartitionProduceData(index=0, records=build_batch(
+                            [Record(0, int(time.time() * 1000), None, value)]))])]))
+            acks = [-1, -1, 1, -1] + [-1] * MAX_AWAITING_REPLICATION
+            frames = [produce_frame(str(i + 1).encode(), a) for i, a in enumerate(acks)]
+            frames.append(c.frame(18, 0, api_versions.ApiVersionsRequest()))
+            frames.append(produce_frame(b"last", 1))
+            c.send_bytes(b"".join(frames))
+            # MAX_AWAITING_REPLICATION requests (the acks=1 one among them, answered behind the others) are
+            # appended while the first awaits the cut-off follower; the rest wait.
+            appended = 1 + MAX_AWAITING_REPLICATION
+            assert _wait(b, lambda: _logs_now(b, topic)[leader] == (appended, 1))
+            assert _logs(b, topic)[leader] == (appended, 1)
+            b.restore((leader + 1) % 3)
+            answers = [c.read_response(0) for _ in acks]
+            assert [a.responses[0].partition_responses[0].error_code for a in answers] == [0] * len(acks)
+            assert [a.responses[0].partition_responses[0].base_offset for a in answers] == \
+                list(range(1, len(acks) + 1))
+            assert c.read_response(18).error_code == 0
+            last = c.read_response(0).responses[0].partition_responses[0]
+            assert (last.error_code, last.base_offset) == (0, len(acks) + 1)
+        finally:
+            c.close()
+        assert _wait(b, _in_sync_everywhere(b, topic))
+
+
 def test_acks_all_produce_waiting_on_a_deleted_topic_is_answered_at_once():
     """An acks=all produce waiting for a cut-off follower is answered UNKNOWN_TOPIC_OR_PARTITION when its topic
     is deleted meanwhile (Kafka's DelayedProduce finds the partition gone), not REQUEST_TIMED_OUT when its
