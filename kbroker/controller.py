@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import random
 import types
@@ -114,12 +115,13 @@ class BrokerRegistration:
     alive: bool = True
 
 
-@dataclass
+@dataclass(slots=True)
 class PartitionRegistration:
     """One partition's state (Kafka's PartitionRegistration / ZooKeeper's LeaderAndIsr). During a
     reassignment ``replicas`` is the target followed by the replicas being removed, ``adding`` the target's
     replicas that were not replicas before and ``removing`` those leaving (Kafka's addingReplicas /
-    removingReplicas); both are empty otherwise."""
+    removingReplicas); both are empty otherwise. Slotted: a topic of 10,000 partitions makes 10,000 of them
+    while the event loop waits, and fewer objects each means less of that time spent collecting garbage."""
     replicas: list[int]
     isr: list[int]
     leader: int = NO_LEADER
@@ -133,10 +135,11 @@ class PartitionRegistration:
         return bool(self.adding or self.removing)
 
     def to_json(self) -> dict:
-        d = {"replicas": self.replicas, "isr": self.isr, "leader": self.leader,
+        """A new dict sharing no list with the registration (the topic store keeps it)."""
+        d = {"replicas": list(self.replicas), "isr": list(self.isr), "leader": self.leader,
              "leader_epoch": self.leader_epoch, "partition_epoch": self.partition_epoch}
         if self.reassigning:
-            d["adding"], d["removing"] = self.adding, self.removing
+            d["adding"], d["removing"] = list(self.adding), list(self.removing)
         return d
 
     @classmethod
@@ -789,7 +792,7 @@ def check_new_topic(num_partitions: int, replication_factor: int) -> None:
 def check_assignments(assignments: list[list[int]], known: set[int]) -> None:
     """Explicit replica assignments name registered brokers, each once, and no more than can be kept."""
     for i, replicas in enumerate(assignments):
-        if not replicas or len(set(replicas)) != len(replicas) or not set(replicas) <= known:
+        if not replicas or len(set(replicas)) != len(replicas) or not known.issuperset(replicas):
             raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                              f"Replica assignment for partition {i} names unknown or repeated brokers")
 
@@ -799,6 +802,9 @@ def new_partitions(replicas: list[list[int]], live: set[int]) -> list[PartitionR
     none is live, so the partition waits for them)."""
     out = []
     for r in replicas:
+        if live.issuperset(r):  # the common case, without the per-replica scans
+            out.append(PartitionRegistration(list(r), list(r), r[0] if r else NO_LEADER))
+            continue
         leader = next((b for b in r if b in live), NO_LEADER)
         out.append(PartitionRegistration(list(r), [b for b in r if b in live] or list(r), leader, 0, 0))
     return out
@@ -951,7 +957,7 @@ class InProcessController(ImageReads, Controller):
         self._record({"op": "topic", "name": topic.name, "value": value})
 
     def _record_fact(self, key: str) -> None:
-        self._record({"op": "set", "key": key, "value": self._doc[key]})
+        self._record({"op": "set", "key": key, "value": copy.deepcopy(self._doc[key])})
 
     def wait_for_change(self) -> asyncio.Future:
         """A future that completes at the next change of brokers or topics (the control plane's wait)."""

@@ -59,7 +59,9 @@ class TopicStore:
         raise NotImplementedError
 
     def append(self, changes: list[dict]) -> None:
-        """Make ``changes`` durable, in order, all or none; raises OSError and keeps nothing if it cannot."""
+        """Make ``changes`` durable, in order, all or none; raises OSError and keeps nothing if it cannot.
+        The store keeps the changes' values as its document from then on: the caller gives values it shares
+        with nothing (a copy of one as big as a topic of 10,000 partitions cost 150 ms of the event loop)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -75,7 +77,7 @@ class MemoryTopicStore(TopicStore):
 
     def append(self, changes: list[dict]) -> None:
         for c in changes:
-            apply_change(self._doc, copy.deepcopy(c))
+            apply_change(self._doc, c)
 
 
 class FileTopicStore(TopicStore):
@@ -123,7 +125,7 @@ class FileTopicStore(TopicStore):
             self._legacy = False
         self._log.append({"changes": changes})
         for c in changes:
-            apply_change(self._doc, copy.deepcopy(c))
+            apply_change(self._doc, c)
         self._log.compact_if_due(self._live)
 
     def close(self) -> None:

@@ -347,7 +347,7 @@ class TopicManager:
         placement = [list(p.replicas) for p in reg.partitions[first:]]
         self.pending.add(topic.name)
         try:
-            steps = self._prepare_logs(topic.name, topic.topic_id, topic.configs, placement, first)
+            steps = self._prepare_logs(topic.name, topic.topic_id, topic.configs, placement, first, topic)
             while True:
                 try:
                     next(steps)
@@ -366,13 +366,17 @@ class TopicManager:
             self.pending.discard(topic.name)
 
     def _prepare_logs(self, name: str, topic_id: uuid.UUID, configs: dict[str, str],
-                      placement: list[list[int]], first: int) -> Generator[None, None, list[int]]:
+                      placement: list[list[int]], first: int,
+                      growing: Topic | None = None) -> Generator[None, None, list[int]]:
         """Open this broker's logs of new partitions ``first``, ``first + 1``, ... (placed as ``placement``)
-        for ``apply`` to take, yielding after each; returns their indexes. On a failure the logs opened here
-        are closed and removed again before the error goes on (an OSError as KAFKA_STORAGE_ERROR)."""
-        topic = Topic(name, topic_id, dict(configs), defaults=self.defaults)
+        for ``apply`` to take, yielding after each; returns their indexes. Their partitions are made here
+        too, of a new topic or of the topic ``growing``, led as the controller is expected to lead them
+        (making them all in ``apply`` held the loop for most of a second for 10,000). On a failure the logs
+        opened here are closed and removed again before the error goes on (an OSError as
+        KAFKA_STORAGE_ERROR)."""
+        topic = growing or Topic(name, topic_id, dict(configs), defaults=self.defaults)
         cfg = topic.log_config()
-        if first == 0:  # a new topic: its partitions are made here too, led as the controller is expected to
+        if growing is None:
             self._prebuilt_topics[topic_id] = topic
         mine = [first + k for k, replicas in enumerate(placement) if self.node_id in replicas]
         opened: list[int] = []
@@ -383,11 +387,10 @@ class TopicManager:
                     raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
                 store = self._prepared[(topic_id, i)] = self.log_store.open_log(name, topic_id, i, cfg)
                 opened.append(i)
-                if first == 0:
-                    replicas = placement[i]
-                    self._prebuilt[(topic_id, i)] = Partition(
-                        topic, i, store, changes=self.changes, node_id=self.node_id, controller=self.controller,
-                        registration=PartitionRegistration(list(replicas), list(replicas), replicas[0], 0, 0))
+                replicas = placement[i - first]
+                self._prebuilt[(topic_id, i)] = Partition(
+                    topic, i, store, changes=self.changes, node_id=self.node_id, controller=self.controller,
+                    registration=PartitionRegistration(list(replicas), list(replicas), replicas[0], 0, 0))
                 yield
         except BaseException as e:
             winner = self.by_name.get(name)
