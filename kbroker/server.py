@@ -97,7 +97,10 @@ class AuthenticationFailure(ProtocolViolation):
 def close_unstarted(awaitable) -> None:
     """Close a coroutine that never ran, and first the coroutines it was given: a coroutine that has not
     started holds nothing but its arguments, and each would otherwise be dropped unawaited too (Python's
-    "coroutine ... was never awaited")."""
+    "coroutine ... was never awaited"). A Produce waiting for replication hands its coroutine over wrapped
+    (AwaitingReplication)."""
+    if type(awaitable) is AwaitingReplication:
+        awaitable = awaitable.awaitable
     if inspect.iscoroutine(awaitable) and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED:
         for argument in inspect.getcoroutinelocals(awaitable).values():
             close_unstarted(argument)
