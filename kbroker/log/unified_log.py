@@ -61,14 +61,14 @@ __all__ = ["UnifiedLog", "require_keys"]
 log = logging.getLogger("kbroker.log")
 
 
-def require_keys(buf, batches, topic_partition: str) -> None:
+def require_keys(buf, batches, topic_partition: str, decompressed: dict | None = None) -> None:
     """Refuse a produced batch with keyless records on a compacted topic as Kafka's LogValidator does:
     INVALID_RECORD naming each keyless record by its index in the batch (KIP-467), the first batch that has
-    any refused whole."""
+    any refused whole. ``decompressed``: position -> the records of a compressed batch, already decompressed."""
     message = f"Compacted topic cannot accept message without key in topic partition {topic_partition}"
     for pos, header in batches:
         try:
-            records = decode_records(buf, pos, header)
+            records = decode_records(buf, pos, header, decompressed.get(pos) if decompressed else None)
         except CorruptRecordError as e:
             raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(e)) from None
         keyless = [(i, message) for i, record in enumerate(records) if record.key is None]
@@ -243,16 +243,19 @@ class UnifiedLog:
                     f"The batch of {h.batch_length + LOG_OVERHEAD} bytes is larger than max.message.bytes "
                     f"{max_message_bytes}",
                 )
+        decompressed = {}  # position -> records, decompressed once for the check and for the keys
         for pos, h in batches:
             if h.attributes & COMPRESSION_MASK:  # compressed: Kafka reads its records on every append
                 try:
-                    check_compressed_records(records, pos, h)
+                    data = check_compressed_records(records, pos, h)
                 except UnreadableRecordsError as e:
                     raise KafkaError(ErrorCode.UNKNOWN_SERVER_ERROR, str(e)) from None
                 except InvalidRecordError as e:
                     raise LogAppendError(ErrorCode.INVALID_RECORD, str(e)) from None
+                if compacted:
+                    decompressed[pos] = data
         if compacted:
-            require_keys(records, batches, self.name)  # compaction needs every key
+            require_keys(records, batches, self.name, decompressed)  # compaction needs every key
         if timestamp_bounds is not None:
             check_timestamps(records, batches, *timestamp_bounds, int(time.time() * 1000))
         producers = self.producer_state

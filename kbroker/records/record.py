@@ -75,12 +75,13 @@ def decode_batch(buf, pos: int = 0) -> tuple[BatchHeader, list[Record]]:
     return header, decode_records(buf, pos, header)
 
 
-def decode_records(buf, pos: int = 0, header: BatchHeader | None = None) -> list[Record]:
+def decode_records(buf, pos: int = 0, header: BatchHeader | None = None, decompressed=None) -> list[Record]:
     """Decode every record of the batch at ``pos``.
 
     Timestamps are absolute: baseTimestamp + delta, or the batch's
     maxTimestamp for every record when the batch uses LogAppendTime.
-    Malformed records raise :class:`CorruptRecordError`.
+    Malformed records raise :class:`CorruptRecordError`. ``decompressed``: the records of a compressed batch
+    already decompressed (records/validation.py did it on append), so they are not decompressed again.
     """
     if header is None:
         header = read_header(buf, pos)
@@ -90,7 +91,7 @@ def decode_records(buf, pos: int = 0, header: BatchHeader | None = None) -> list
     with memoryview(buf) as view:
         section = view[pos + HEADER_SIZE:end]
         codec = header.compression
-        data = section if codec == NONE else decompress(codec, section)
+        data = section if codec == NONE else decompressed if decompressed is not None else decompress(codec, section)
         try:
             return _decode_section(data, header)
         except DecodeError as exc:

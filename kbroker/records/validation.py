@@ -54,8 +54,9 @@ class UnreadableRecordsError(RecordError):
     offset deltas are not their positions."""
 
 
-def check_compressed_records(buf, pos: int, header: BatchHeader) -> None:
-    """Check the records of the compressed batch at ``pos`` of ``buf`` (its header and CRC already checked).
+def check_compressed_records(buf, pos: int, header: BatchHeader) -> bytes:
+    """Check the records of the compressed batch at ``pos`` of ``buf`` (its header and CRC already checked);
+    returns them decompressed, for a caller that reads them further (the keys of a compacted topic).
 
     Raises UnreadableRecordsError or InvalidRecordError (see the module's docstring)."""
     view = memoryview(buf)
@@ -79,6 +80,7 @@ def check_compressed_records(buf, pos: int, header: BatchHeader) -> None:
         _walk(data, header.record_count)
     except DecodeError as e:
         raise InvalidRecordError(f"Found invalid record structure: {e}") from None
+    return data
 
 
 def _walk(data, count: int) -> None:
