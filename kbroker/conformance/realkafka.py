@@ -12,6 +12,16 @@ How it works:
   Metadata lists the broker (ApiVersions alone answers before the broker is unfenced). ``stop()``
   terminates the group, then kills it; the context manager and an atexit hook make sure a failing test
   leaves no JVM behind.
+- ``RealKafkaCluster(brokers=3)`` runs a cluster: one dedicated KRaft controller (node 3000, a static
+  one-voter quorum) and N brokers (node ids 0..N-1, as kbroker's ``Broker(brokers=N)``), each JVM in its own
+  directory on its own free port with a small heap (``JVM_CLUSTER_NODE``); the formats run side by side,
+  then the JVMs, and it is ready when every broker's Metadata lists every broker. ``stop_node`` (SIGTERM:
+  Kafka's controlled shutdown), ``kill_node`` (SIGKILL: no shutdown; the controller fences the broker once
+  its session times out, ``broker.session.timeout.ms`` here 3000) and ``start_node`` (the same config and
+  data, waited for until the running brokers list it) act on one broker. A dedicated controller rather than
+  combined nodes: with two of three combined nodes down the controller quorum is gone and the last broker
+  can shrink no ISR, which is not what a Kafka user with two brokers down sees (nor kbroker, whose
+  controller never dies with a broker).
 - ``RealKafka(secure=True)`` (the conformance suite's) adds a SASL_PLAINTEXT listener on a third free port
   with PLAIN and both SCRAM mechanisms (``security_settings``: the user in the listener's PLAIN JAAS config,
   its SCRAM credentials written by ``kafka-storage format --add-scram``) and the StandardAuthorizer, with
@@ -19,7 +29,8 @@ How it works:
 
 Used by the differential conformance suite (kbroker.conformance), ``make compat REAL_KAFKA=1`` and
 ``bench/peers.py``'s Kafka 4 peer. ``python -m kbroker.conformance.realkafka`` downloads the jars, starts
-a broker, prints the timings and stops it (``--fetch-only``: only the download, as ``make kafka-jars``).
+a broker, prints the timings and stops it (``--fetch-only``: only the download, as ``make kafka-jars``;
+``--cluster``: a RealKafkaCluster of three, one broker killed and started again).
 """
 
 from __future__ import annotations
@@ -59,6 +70,16 @@ BASE_SETTINGS = {
     "group.initial.rebalance.delay.ms": "0",
 }
 
+# What a cluster's nodes get besides BASE_SETTINGS: a broker's death is noticed 3 s after its last heartbeat
+# (Kafka's default session is 9 s), and leaders stay where the scenarios put them (the automatic
+# rebalance off, as the kbroker side of a comparison is started with).
+CLUSTER_SETTINGS = {
+    "broker.session.timeout.ms": "3000",
+    "broker.heartbeat.interval.ms": "500",
+    "auto.leader.rebalance.enable": "false",
+}
+CONTROLLER_NODE_ID = 3000
+
 # JVM options. For tests: a small heap, the serial collector and the C1 compiler only start the broker
 # in about half the time of the defaults and serve a test's few requests as fast. For benchmarks:
 # kafka-server-start.sh's own defaults (KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS).
@@ -67,6 +88,9 @@ JVM_FAST_START = ["-Xms128m", "-Xmx768m", "-XX:+UseSerialGC", "-XX:TieredStopAtL
 JVM_AS_SHIPPED = ["-Xmx1G", "-Xms1G", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
                   "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
                   "-Djava.awt.headless=true"]
+# One node of a cluster: four JVMs on a 2-core machine, so a smaller heap each (a test's few topics).
+JVM_CLUSTER_NODE = ["-Xms64m", "-Xmx320m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss1m",
+                    "-Djava.awt.headless=true"]
 TOOL_JVM = ["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto"]
 
 LOG4J2 = """\
@@ -211,14 +235,36 @@ def server_properties(port: int, controller_port: int, data_dir: Path, settings:
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
+def format_command(java: str, libs: Path, properties: Path, log4j: Path, cluster_id: str,
+                   extra_args: list[str] | None = None) -> list[str]:
+    return [java, *TOOL_JVM, f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*",
+            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties), *(extra_args or [])]
+
+
 def format_storage(java: str, libs: Path, properties: Path, log4j: Path, cluster_id: str | None = None,
                    extra_args: list[str] | None = None) -> None:
-    r = subprocess.run([java, *TOOL_JVM, f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*",
-                        "kafka.tools.StorageTool", "format", "-t", cluster_id or new_cluster_id(), "-c",
-                        str(properties), "--standalone", *(extra_args or [])],
+    r = subprocess.run(format_command(java, libs, properties, log4j, cluster_id or new_cluster_id(),
+                                      ["--standalone", *(extra_args or [])]),
                        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     if r.returncode:
         raise KafkaUnavailable(f"kafka-storage format failed: {(r.stdout + r.stderr).strip()[-600:]}")
+
+
+def format_all(commands: list[list[str]], timeout_s: float = 120.0) -> None:
+    """Several nodes' ``kafka-storage format`` side by side (each is a JVM of a second or two)."""
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+             for c in commands]
+    failed = []
+    for proc in procs:
+        try:
+            out, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        if proc.returncode:
+            failed.append(out.decode(errors="replace").strip()[-600:])
+    if failed:
+        raise KafkaUnavailable(f"kafka-storage format failed: {failed[0]}")
 
 
 def broker_command(java: str, libs: Path, properties: Path, log4j: Path, jvm_opts: list[str]) -> list[str]:
@@ -273,8 +319,9 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-def broker_ready(port: int, timeout_s: float = 1.0) -> bool:
-    """ApiVersions answers and Metadata lists a broker (it does so only once the broker is unfenced)."""
+def listed_brokers(port: int, timeout_s: float = 1.0) -> set[int]:
+    """The node ids the broker on ``port`` lists in Metadata (none until it answers ApiVersions and is
+    unfenced: Kafka lists no broker before)."""
     from kbroker.wire.messages import api_versions, metadata
 
     try:
@@ -282,16 +329,48 @@ def broker_ready(port: int, timeout_s: float = 1.0) -> bool:
             av = _roundtrip(s, 18, 3, api_versions.ApiVersionsRequest(client_software_name="kbroker",
                                                                       client_software_version="1"))
             if av.error_code:
-                return False
+                return set()
             md = _roundtrip(s, 3, 12, metadata.MetadataRequest(topics=[], allow_auto_topic_creation=False))
-            return bool(md.brokers)
+            return {b.node_id for b in md.brokers}
     except (OSError, ConnectionError, ValueError):
-        return False
+        return set()
+
+
+def broker_ready(port: int, timeout_s: float = 1.0) -> bool:
+    """ApiVersions answers and Metadata lists a broker (it does so only once the broker is unfenced)."""
+    return bool(listed_brokers(port, timeout_s))
 
 
 # -- the broker ---------------------------------------------------------------------------------------------
 
-_LIVE: set[RealKafka] = set()
+_LIVE: set = set()  # RealKafka and RealKafkaCluster instances still running (stopped at exit)
+
+
+def launch(command: list[str], log_path: Path) -> subprocess.Popen:
+    """A Kafka JVM in its own process group (so that stopping it stops whatever it started), its output
+    appended to ``log_path``."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+
+
+def terminate(proc: subprocess.Popen | None, grace_s: float = 10.0, kill: bool = False) -> None:
+    """SIGTERM the JVM's process group (Kafka's clean shutdown) and wait ``grace_s``, then SIGKILL it;
+    ``kill``: SIGKILL at once (nothing flushed, no controlled shutdown)."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        if not kill:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(grace_s)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    except ProcessLookupError:
+        pass
 
 
 @atexit.register
@@ -355,12 +434,7 @@ class RealKafka:
             raise
         t1 = time.perf_counter()
         self.format_s = t1 - t0
-        log = open(self.log_path, "wb")
-        try:
-            self.proc = subprocess.Popen(broker_command(java, libs, properties, log4j, self.jvm_opts), stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            log.close()
+        self.proc = launch(broker_command(java, libs, properties, log4j, self.jvm_opts), self.log_path)
         _LIVE.add(self)
         deadline = t1 + timeout_s
         while not broker_ready(self.port):
@@ -389,15 +463,7 @@ class RealKafka:
     def stop(self, grace_s: float = 10.0) -> None:
         proc, self.proc = self.proc, None
         _LIVE.discard(self)
-        if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-            except ProcessLookupError:
-                pass
+        terminate(proc, grace_s)
         self._cleanup()
 
     def _cleanup(self) -> None:
@@ -407,6 +473,179 @@ class RealKafka:
 
     def __enter__(self) -> RealKafka:
         return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def cluster_node_properties(node_id: int, port: int | None, controller_port: int, data_dir: Path,
+                            settings: dict[str, str] | None = None) -> str:
+    """server.properties of one node of a RealKafkaCluster: a broker on ``port``, or (``port`` None) the
+    dedicated controller on ``controller_port``, the quorum's one static voter."""
+    voters = f"{CONTROLLER_NODE_ID}@{HOST}:{controller_port}"
+    if port is None:
+        props = {"process.roles": "controller", "node.id": str(CONTROLLER_NODE_ID),
+                 "listeners": f"CONTROLLER://{HOST}:{controller_port}",
+                 "listener.security.protocol.map": "CONTROLLER:PLAINTEXT"}
+    else:
+        props = {"process.roles": "broker", "node.id": str(node_id),
+                 "listeners": f"PLAINTEXT://{HOST}:{port}", "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+                 "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                 "inter.broker.listener.name": "PLAINTEXT"}
+    props.update({"controller.listener.names": "CONTROLLER", "controller.quorum.voters": voters,
+                  "log.dirs": str(data_dir), **BASE_SETTINGS, **CLUSTER_SETTINGS, **(settings or {})})
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+class KafkaNode:
+    """One JVM of a RealKafkaCluster: its directory (config, data, log) and its process."""
+
+    def __init__(self, node_id: int, run_dir: Path, port: int | None):
+        self.node_id = node_id
+        self.dir = run_dir / (f"broker-{node_id}" if port is not None else "controller")
+        self.port = port  # None: the controller
+        self.properties = self.dir / "server.properties"
+        self.log_path = self.dir / "kafka.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, n: int = 1500) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+
+class RealKafkaCluster:
+    """A Kafka cluster on loopback: one dedicated KRaft controller and ``brokers`` brokers, node ids 0..N-1.
+
+    ``with RealKafkaCluster(3) as c: c.bootstrap, c.address(1), c.kill_node(1), c.start_node(1)``;
+    ``settings`` are extra server.properties keys of every node. ``start_s``: from the first JVM launched to
+    every broker listing every broker.
+    """
+
+    def __init__(self, brokers: int = 3, settings: dict[str, str] | None = None, version: str = KAFKA_VERSION,
+                 jvm_opts: list[str] | None = None, workdir: str | Path | None = None):
+        if brokers < 1:
+            raise ValueError("a cluster needs at least one broker")
+        self.brokers = brokers
+        self.settings = dict(settings or {})
+        self.version = version
+        self.jvm_opts = list(JVM_CLUSTER_NODE if jvm_opts is None else jvm_opts)
+        self.workdir = workdir
+        self.run_dir: Path | None = None
+        self.nodes: dict[int, KafkaNode] = {}  # the brokers by node id
+        self.controller: KafkaNode | None = None
+        self._java = self._libs = self._log4j = None
+        self.format_s = 0.0
+        self.start_s = 0.0
+
+    @property
+    def node_ids(self) -> list[int]:
+        return sorted(self.nodes)
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(self.nodes[n].address for n in self.node_ids)
+
+    def address(self, node_id: int) -> str:
+        return self.nodes[node_id].address
+
+    def running(self) -> list[int]:
+        return [n for n in self.node_ids if self.nodes[n].alive()]
+
+    def start(self, timeout_s: float = 180.0) -> RealKafkaCluster:
+        self._java, self._libs = java_binary(), ensure_jars(self.version)
+        self.run_dir = Path(tempfile.mkdtemp(prefix="kbroker-realkafka-cluster-", dir=self.workdir))
+        try:
+            t0 = time.perf_counter()
+            self._log4j = self.run_dir / "log4j2.properties"
+            self._log4j.write_text(LOG4J2)
+            controller_port = free_port()
+            self.controller = KafkaNode(CONTROLLER_NODE_ID, self.run_dir, None)
+            self.nodes = {n: KafkaNode(n, self.run_dir, free_port()) for n in range(self.brokers)}
+            cluster_id = new_cluster_id()
+            commands = []
+            for node in [self.controller, *self.nodes.values()]:
+                node.dir.mkdir(parents=True)
+                node.properties.write_text(cluster_node_properties(node.node_id, node.port, controller_port,
+                                                                   node.dir / "data", self.settings))
+                commands.append(format_command(self._java, self._libs, node.properties, self._log4j, cluster_id))
+            format_all(commands)
+            t1 = time.perf_counter()
+            self.format_s = t1 - t0
+            _LIVE.add(self)
+            self._launch(self.controller)
+            for n in self.node_ids:
+                self._launch(self.nodes[n])
+            self._wait_listed(self.node_ids, t1 + timeout_s)
+            self.start_s = time.perf_counter() - t1
+        except BaseException:
+            self.stop(grace_s=2.0)
+            raise
+        return self
+
+    def _launch(self, node: KafkaNode) -> None:
+        node.proc = launch(broker_command(self._java, self._libs, node.properties, self._log4j, self.jvm_opts),
+                           node.log_path)
+
+    def _wait_listed(self, expected: list[int], deadline: float) -> None:
+        """Until every running broker's Metadata lists exactly ``expected`` (the running brokers: a broker
+        stopped a moment ago may still be listed until the controller has fenced it)."""
+        want = set(expected)
+        while True:
+            for node in [self.controller, *self.nodes.values()]:
+                if node.proc is not None and node.proc.poll() is not None:
+                    raise KafkaUnavailable(f"Kafka node {node.node_id} exited with code {node.proc.returncode}: "
+                                           f"{node.log_tail()}")
+            if all(listed_brokers(self.nodes[n].port) == want for n in expected):
+                return
+            if time.perf_counter() > deadline:
+                tails = " | ".join(f"{n}: {self.nodes[n].log_tail(400)}" for n in expected)
+                raise KafkaUnavailable(f"Kafka brokers {expected} did not all list each other in time: {tails}")
+            time.sleep(0.1)
+
+    def stop_node(self, node_id: int, grace_s: float = 30.0) -> None:
+        """Stop a broker cleanly (SIGTERM: Kafka's controlled shutdown moves its leaderships first)."""
+        node = self.nodes[node_id]
+        terminate(node.proc, grace_s)
+        node.proc = None
+
+    def kill_node(self, node_id: int) -> None:
+        """kill -9 a broker: the controller notices when its session times out (``broker.session.timeout.ms``)."""
+        node = self.nodes[node_id]
+        terminate(node.proc, kill=True)
+        node.proc = None
+
+    def start_node(self, node_id: int, timeout_s: float = 120.0) -> None:
+        """Start a stopped or killed broker again (same port, config and data); returns once every running
+        broker lists it (it is registered and unfenced)."""
+        node = self.nodes[node_id]
+        if node.alive():
+            raise ValueError(f"Kafka broker {node_id} is running")
+        self._launch(node)
+        self._wait_listed(self.running(), time.perf_counter() + timeout_s)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        _LIVE.discard(self)
+        for node in self.nodes.values():  # the brokers first: their controlled shutdown needs the controller
+            terminate(node.proc, grace_s)
+            node.proc = None
+        if self.controller is not None:
+            terminate(self.controller.proc, grace_s)
+            self.controller.proc = None
+        if self.run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            self.run_dir = None
+
+    def __enter__(self) -> RealKafkaCluster:
+        return self.start() if self.run_dir is None else self
 
     def __exit__(self, *exc) -> None:
         self.stop()
@@ -426,6 +665,15 @@ def main(argv: list[str] | None = None) -> int:
     fetch_s = time.perf_counter() - t0
     print(f"Kafka {KAFKA_VERSION} jars in {libs} ({'cached' if cached else f'downloaded in {fetch_s:.1f} s'})")
     if "--fetch-only" in args:
+        return 0
+    if "--cluster" in args:  # a cluster of three brokers and a controller, one broker restarted
+        with RealKafkaCluster(3) as c:
+            print(f"Kafka {KAFKA_VERSION} cluster at {c.bootstrap}: config+format {c.format_s:.2f} s, "
+                  f"JVM start to every broker listing every broker {c.start_s:.2f} s")
+            t0 = time.perf_counter()
+            c.kill_node(1)
+            c.start_node(1)
+            print(f"broker 1 killed and started again in {time.perf_counter() - t0:.2f} s")
         return 0
     with RealKafka() as k:
         print(f"Kafka {KAFKA_VERSION} at {k.bootstrap}: config+format {k.format_s:.2f} s, "
