@@ -26,12 +26,14 @@ the follower last fetched from (its log end offset) and the last time it had cau
   offset over the ISR, the leader's own included (a follower that has not fetched since this broker became
   leader counts as unknown, so the HW waits for it). With the leader alone in the ISR (one broker, or a
   partition whose followers fell out) that is the log end offset as soon as an append is written, so the
-  single-broker path costs one length check more than before.
+  single-broker path costs one length check more than before. While the ISR is smaller than the effective
+  min.insync.replicas (capped at the replica count) it does not move (Kafka 4, KIP-966).
 - the ISR: a follower that fetches at or past the high watermark (and past the start of the current leader
   epoch) joins it (``_maybe_expand_isr``, Kafka's maybeExpandIsr); one that has not caught up with the
   leader's log end for ``replica.lag.time.max.ms`` leaves it (``maybe_shrink_isr``, run periodically by the
   broker). Both ask the controller (``alter_partition``, compare-and-set on the epochs); the answer comes
-  back through ``update`` before the call returns (in process).
+  back through ``update`` before the call returns (in process). The ISR asked for is in ascending node-id
+  order, as Kafka's leader sends its ISR (a hash set of the ids): a broker that rejoins is not last.
 - acks=all: ``wait_for_high_watermark(offset, timeout_s)``, an awaitable woken when the high watermark moves
   (Kafka's DelayedProduce), and ``check_enough_replicas`` (Kafka's checkEnoughReplicasReachOffset).
 
@@ -241,11 +243,16 @@ class Partition:
 
     def _maybe_increment_leader_hw(self) -> bool:
         """The one place the high watermark advances: to the smallest log end offset of the ISR (the log
-        end offset at once when the leader is the whole ISR). True if it moved."""
+        end offset at once when the leader is the whole ISR), and not at all while the ISR is smaller than
+        the effective min.insync.replicas (Kafka 4's maybeIncrementLeaderHW returns at isUnderMinIsr, KIP-966:
+        what acks=1 appends then stays invisible to consumers until enough replicas have it, as measured
+        against Kafka 4.4 by the cluster conformance scenario cluster_min_insync_replicas). True if it moved."""
         log = self.log
         isr = self.isr
         if self.pending_isr is not None:
             isr = isr + [r for r in self.pending_isr if r not in isr]
+        if len(self.isr) < len(self.replicas) and self.under_min_isr():
+            return False  # Kafka 4 (KIP-966): no high watermark moves while the ISR is under min ISR
         if len(isr) == 1:
             return log.maybe_increment_high_watermark(log.log_end_offset)
         return log.maybe_increment_high_watermark(
@@ -277,7 +284,7 @@ class Partition:
         """A follower at or past the high watermark and the start of this leader epoch is in sync again."""
         end = state.log_end_offset
         if end >= self.log.high_watermark and end >= self.leader_epoch_start_offset:
-            if self._alter_isr(self.isr + [replica_id]):
+            if self._alter_isr(sorted(self.isr + [replica_id])):
                 self.isr_expands += 1
 
     def out_of_sync_replicas(self, lag_ms: float, t: float | None = None) -> list[int]:
@@ -299,7 +306,7 @@ class Partition:
         lagging = self.out_of_sync_replicas(lag_ms, t)
         if not lagging:
             return False
-        if not self._alter_isr([r for r in self.isr if r not in lagging]):
+        if not self._alter_isr(sorted(r for r in self.isr if r not in lagging)):
             return False
         self.isr_shrinks += 1
         return True
@@ -350,6 +357,14 @@ class Partition:
         topic = self.topic
         return int(topic.config("min.insync.replicas")) if topic is not None else 1
 
+    def effective_min_isr(self) -> int:
+        """min.insync.replicas capped at the replica count (Kafka's effectiveMinIsr: a min.insync.replicas of
+        2 on a partition of one replica asks for one)."""
+        return min(self.min_insync_replicas(), max(1, len(self.replicas)))
+
+    def under_min_isr(self) -> bool:
+        return len(self.isr) < self.effective_min_isr()
+
     def check_enough_replicas(self, required_offset: int) -> int | None:
         """Where an acks=all append that ends at ``required_offset`` stands (Kafka's
         checkEnoughReplicasReachOffset): None while the high watermark is below it; then 0, or
@@ -359,8 +374,7 @@ class Partition:
             return ErrorCode.NOT_LEADER_OR_FOLLOWER
         if self.log.high_watermark < required_offset:
             return None
-        isr = len(self.isr)
-        if isr < len(self.replicas) and isr < self.min_insync_replicas():  # a full ISR passed the append's check
+        if self.under_min_isr():
             return ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
         return 0
 
@@ -442,10 +456,10 @@ class Partition:
         (base offset, log append time or -1). Raises KafkaError (see ``UnifiedLog.append_as_leader``), and
         NOT_ENOUGH_REPLICAS for acks=all while the ISR is smaller than min.insync.replicas."""
         topic = self.topic
-        if required_acks == -1 and len(self.isr) < self.min_insync_replicas():
+        if required_acks == -1 and len(self.isr) < len(self.replicas) and self.under_min_isr():
             raise KafkaError(ErrorCode.NOT_ENOUGH_REPLICAS,
                              f"The size of the current ISR {self.isr} is insufficient to satisfy the min.isr "
-                             f"requirement of {self.min_insync_replicas()} for partition {self.log.name}")
+                             f"requirement of {self.effective_min_isr()} for partition {self.log.name}")
         compacted = topic is not None and "compact" in topic.config("cleanup.policy")
         bounds = None if topic is None or log_append_time else (
             int(topic.config("message.timestamp.before.max.ms")), int(topic.config("message.timestamp.after.max.ms")))

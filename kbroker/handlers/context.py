@@ -90,6 +90,18 @@ class RequestContext:
                 out.append((b.node_id, ep[0], ep[1], b.rack))
         return out
 
+    def registered_brokers(self) -> list[tuple[int, str, int, str | None, bool]]:
+        """(node id, host, port, rack, fenced) of every registered broker, alive or not (a stopped or dead one
+        is Kafka's fenced broker: registered, not alive), by node id, at its advertised address of the
+        client's listener name (DescribeCluster v2's IncludeFencedBrokers, KIP-1073)."""
+        name = self.listener.name if self.listener is not None else "PLAINTEXT"
+        out = []
+        for b in sorted(self.broker.controller.brokers(), key=lambda b: b.node_id):
+            ep = self.endpoint(b.node_id) if b.alive else b.endpoints.get(name)
+            if ep is not None:
+                out.append((b.node_id, ep[0], ep[1], b.rack, not b.alive))
+        return out
+
     # -- authorisation (security/acl.py) ---------------------------------------------------------------
 
     def authorize(self, operation, resource_type, name: str, *, log_denied: bool = True) -> bool:

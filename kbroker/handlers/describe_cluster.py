@@ -1,5 +1,5 @@
-"""DescribeCluster (60): v0-2 (v2: fenced brokers, KIP-1073; a stopped broker is left out rather than listed
-fenced). Every live broker of the cluster; the controller id is the controller's (controller.py). v1's endpoint type 1 (brokers) is
+"""DescribeCluster (60): v0-2 (v2: IncludeFencedBrokers, KIP-1073: a registered broker that is stopped or dead,
+Kafka's fenced broker, is listed too, with IsFenced). Every live broker of the cluster; the controller id is the controller's (controller.py). v1's endpoint type 1 (brokers) is
 the only one served; 2 (controllers) gets MISMATCHED_ENDPOINT_TYPE, any other UNSUPPORTED_ENDPOINT_TYPE, in
 an answer that says the broker's own type and no cluster id, as a Kafka broker's.
 Brokers are described by their listener of the client's listener name. The cluster's authorised operations are
@@ -33,6 +33,6 @@ def handle(ctx, req: API.DescribeClusterRequest) -> R:
         endpoint_type=1,
         cluster_id=broker.cluster_id,
         controller_id=broker.controller.controller_id,
-        brokers=[R.DescribeClusterBroker(broker_id=n, host=host, port=port, rack=rack, is_fenced=False)
-                 for n, host, port, rack in ctx.live_brokers()],
+        brokers=[R.DescribeClusterBroker(broker_id=n, host=host, port=port, rack=rack, is_fenced=fenced)
+                 for n, host, port, rack, fenced in ctx.registered_brokers() if req.include_fenced_brokers or not fenced],
     )

@@ -245,8 +245,14 @@ def _gone(ctx, p) -> int:
 
 
 def _error_data(index: int, error: int, current_leader=None):
+    """A partition answered with an error: no watermarks, no records. Its aborted transactions as Kafka 4.4
+    answers them (measured by the conformance scenarios): an empty list for the errors its KafkaApis finds
+    before reading (an unknown topic or partition, authorization), null for NOT_LEADER_OR_FOLLOWER, which its
+    ReplicaManager's read gives (a LogReadResult without aborted transactions)."""
+    aborted = None if error == ErrorCode.NOT_LEADER_OR_FOLLOWER else []
     return R.PartitionData(partition_index=index, error_code=error, high_watermark=-1, last_stable_offset=-1,
-                           log_start_offset=-1, records=b"", current_leader=current_leader)
+                           log_start_offset=-1, aborted_transactions=aborted, records=b"",
+                           current_leader=current_leader)
 
 
 def _build(ctx, req, targets, max_bytes: int):
@@ -264,7 +270,7 @@ def _build(ctx, req, targets, max_bytes: int):
     read_error = False
     first_with_data = True
     responses = []
-    hints = LeaderHints(ctx, R)
+    hints = LeaderHints(ctx, R, since_version=16)
     topics = ctx.broker.topics
     for ft, parts in targets:
         rparts = []

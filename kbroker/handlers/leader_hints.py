@@ -13,16 +13,19 @@ HINTED = frozenset({ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EP
 
 class LeaderHints:
     """Collects the leaders named in one response; ``R`` is the response class (its LeaderIdAndEpoch and
-    NodeEndpoint)."""
+    NodeEndpoint). ``since_version``: the first version Kafka fills them in (Produce 10, Fetch 16: Fetch's
+    CurrentLeader field exists from v12, for KRaft's own fetches, but Kafka's KafkaApis leaves it unset
+    below v16, measured against Kafka 4.4 by the cluster conformance scenarios)."""
 
-    def __init__(self, ctx, R):
+    def __init__(self, ctx, R, since_version: int = 0):
         self._ctx = ctx
         self._R = R
+        self._enabled = ctx.version >= since_version
         self._nodes: dict[int, tuple[str, int, str | None]] = {}
 
     def current_leader(self, topic, index: int, error_code: int):
         """The LeaderIdAndEpoch for a partition answered ``error_code`` (None when the error has no hint)."""
-        if error_code not in HINTED or topic is None or not 0 <= index < len(topic.partitions):
+        if not self._enabled or error_code not in HINTED or topic is None or not 0 <= index < len(topic.partitions):
             return None
         p = topic.partitions[index]
         endpoint = self._ctx.endpoint(p.leader_id) if p.leader_id >= 0 else None

@@ -127,7 +127,7 @@ def _append(ctx, req: API.ProduceRequest, added: dict[tuple[str, int], int]) -> 
                                                                              ctx.request_bytes))
     responses = []
     waiting = []  # acks=-1: (partition response, partition, offset the high watermark must reach)
-    hints = LeaderHints(ctx, R)
+    hints = LeaderHints(ctx, R, since_version=10)
     by_id = ctx.version >= 13
     if broker.authorizer is not None and _has_transactional_records(req) and (
             req.transactional_id is None or not ctx.authorize(acl.WRITE, acl.TRANSACTIONAL_ID, req.transactional_id)):

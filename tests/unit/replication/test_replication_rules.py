@@ -112,13 +112,13 @@ class _Image(MetadataListener):
             self.partition.update(topic.partitions[self.partition.index])
 
 
-def _leader_partition(min_isr: str = "2") -> tuple[Partition, InProcessController]:
+def _leader_partition(min_isr: str = "2", replicas: tuple[int, ...] = (1, 2, 3)) -> tuple[Partition, InProcessController]:
     c = InProcessController(MemoryTopicStore())
     image = _Image()
     run_now(c.register_broker(BrokerRegistration(1, {"PLAINTEXT": ("h", 1)}), image))
     for n in (2, 3):
         run_now(c.register_broker(BrokerRegistration(n, {"PLAINTEXT": ("h", n)}), MetadataListener()))
-    reg = run_now(c.create_topic("t", 1, 3, [[1, 2, 3]], {"min.insync.replicas": min_isr}))
+    reg = run_now(c.create_topic("t", 1, len(replicas), [list(replicas)], {"min.insync.replicas": min_isr}))
     topic = Topic("t", reg.topic_id, {"min.insync.replicas": min_isr})
     store = MemoryLogStore().open_log("t", reg.topic_id, 0, LogConfig())
     p = Partition(topic, 0, store, node_id=1, registration=reg.partitions[0], controller=c)
@@ -173,7 +173,22 @@ def test_min_insync_replicas_before_and_after_the_append():
     assert p.log_end_offset == 1  # nothing appended
     end = _append(p, 1, acks=1)
     p.update_follower_fetch_state(2, end)
-    assert p.check_enough_replicas(end) == ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+    # Under min ISR the high watermark stays (Kafka 4, KIP-966): what acks=1 appended is not yet readable,
+    # and an acks=all append keeps waiting (Kafka 4.4 times it out) instead of answering
+    # NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+    assert p.high_watermark == 0 and p.check_enough_replicas(end) is None
+    p.update_follower_fetch_state(3, 1)  # at the high watermark: back in the ISR, which is whole again
+    assert sorted(p.isr) == [1, 2, 3] and p.high_watermark == 1
+    p.update_follower_fetch_state(3, end)
+    assert p.high_watermark == end and p.check_enough_replicas(end) == 0
+
+
+def test_the_effective_min_isr_is_capped_at_the_replica_count():
+    """min.insync.replicas above the replica count asks for every replica (Kafka's effectiveMinIsr): an
+    acks=all append to a partition of one replica is accepted and readable at once."""
+    p, _c = _leader_partition(min_isr="2", replicas=(1,))
+    end = _append(p, 1)
+    assert p.effective_min_isr() == 1 and p.high_watermark == end and p.check_enough_replicas(end) == 0
 
 
 def test_wait_for_high_watermark_wakes_on_the_follower_fetch_and_times_out():
