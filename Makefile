@@ -57,16 +57,20 @@ kafka-jars: $(STAMP)
 	-@$(PY) -m kbroker.conformance.realkafka --fetch-only
 
 # kbroker against Apache Kafka's recorded answers (CONFORMANCE_BOOTSTRAP=host:port scores another broker);
-# conformance-record refreshes the recording from a real Kafka (after changing the pinned release).
+# without it, kbroker against a real Kafka started now: one broker, then the cluster scenarios with a Kafka
+# of three brokers and a controller against a kbroker cluster of three (--cluster).
+# conformance-record refreshes both recordings from a real Kafka (after changing the pinned release).
 conformance: bytecode
 ifneq ($(CONFORMANCE_BOOTSTRAP),)
 	$(VENV)/bin/kbroker conformance $(CONFORMANCE_BOOTSTRAP)
 else
 	$(PY) -m kbroker.conformance live
+	$(PY) -m kbroker.conformance live --cluster
 endif
 
 conformance-record: bytecode
 	$(PY) -m kbroker.conformance record
+	$(PY) -m kbroker.conformance record --cluster
 
 unit: bytecode kafka-jars
 	sh tools/browser_setup.sh

@@ -98,8 +98,20 @@ KNOWN: list[Known] = [
 ]
 
 
+# The cluster scenarios' (cluster_scenarios.py), against Kafka 4.4 with three brokers and a controller;
+# tests/process/test_conformance_cluster.py checks that each is still seen.
+KNOWN_CLUSTER: list[Known] = [
+    Known("cluster_min_insync_replicas@*", "describe_partitions_two_down", "*eligible_leader_replicas*",
+          "eligible leader replicas (KIP-966; Kafka 4.4 finalizes eligible.leader.replicas.version): Kafka's controller "
+          "keeps a replica that leaves an ISR already under min.insync.replicas as eligible to lead (and elects from "
+          "them when the ISR is gone); kbroker has no ELR (an ISR that is gone leaves the partition offline unless "
+          "unclean.leader.election.enable) and lists none. The high watermark's rule of KIP-966 (no move under min "
+          "ISR) kbroker follows"),
+]
+
+
 def reason_for(scenario_key: str, step: str, path: str, ours=None, theirs=None) -> str | None:
-    for k in KNOWN:
+    for k in KNOWN + KNOWN_CLUSTER:
         if _match(scenario_key, k.scenario) and _match(step, k.step) \
                 and _match(path, k.path) and _value_matches(ours, k.ours) \
                 and _value_matches(theirs, k.theirs):

@@ -75,12 +75,20 @@ KAFKA_REQUEST_TEXT = re.compile(r"Request Request\(.*\) needs ")
 #    a node. It stays "<no-hint>" rather than becoming "<self>" on the broker that happens to be node 0.
 NO_LEADER_HINT = {"leader_id": 0, "leader_epoch": 0}
 
+# 12. Clusters (the scenarios of cluster_scenarios.py): node ids stay as they are (both clusters' brokers are
+#    0, 1, 2). The controller id that Metadata and DescribeCluster give clients is, on a Kafka 4 broker, a
+#    broker picked at random among the live ones (KRaft's controllers are not reachable by clients; its
+#    KafkaApis answers metadataCache.getRandomAliveBrokerId), and on kbroker the lowest live broker: both
+#    become "<a listed broker>" when the answer lists that broker.
+LISTED_CONTROLLER = "<a listed broker>"
+
 
 class Normalizer:
     """One per scenario run: holds the broker's own node id, the run token and the generated-id tables."""
 
-    def __init__(self, token: str, self_node_id: int | None):
+    def __init__(self, token: str, self_node_id: int | None, cluster: bool = False):
         self.token = token
+        self.cluster = cluster
         self.self_node_id = self_node_id
         self.ids: dict[tuple[str, Any], str] = {}
         self.counts: dict[str, int] = {}
@@ -95,14 +103,18 @@ class Normalizer:
 
     def __call__(self, value: Any, field: str = "") -> Any:
         if isinstance(value, dict):
-            out = {k: "<no-hint>" if k == "current_leader" and v == NO_LEADER_HINT else self(v, k)
-                   for k, v in value.items()}
+            out = {k: "<no-hint>" if k == "current_leader" and v == NO_LEADER_HINT and not self.cluster
+                   else self(v, k) for k, v in value.items()}
             if out.get("name") in ENVIRONMENT_CONFIGS and "value" in out:
                 out["value"] = "<env>" if out["value"] is not None else None
                 if isinstance(out.get("synonyms"), list):
                     for s in out["synonyms"]:
                         if isinstance(s, dict) and "value" in s:
                             s["value"] = "<env>" if s["value"] is not None else None
+            if self.cluster and "controller_id" in value and isinstance(value.get("brokers"), list):
+                listed = {b.get("node_id", b.get("broker_id")) for b in value["brokers"] if isinstance(b, dict)}
+                if value["controller_id"] in listed:
+                    out["controller_id"] = LISTED_CONTROLLER
             return out
         if isinstance(value, list):
             items = [self(v, field) for v in value]

@@ -7,6 +7,10 @@ answer}}``; two runs are compared step by step, field by field.
 
 Recorded answers: ``recorded/kafka-<version>.json`` holds a run against real Kafka (``make
 conformance-record`` refreshes it), so ``kbroker conformance HOST:PORT`` scores any broker without Java.
+
+Cluster scenarios (cluster_scenarios.py) run with ``run_cluster`` against three brokers whose stops, kills
+and starts the scenario drives (a RealKafkaCluster, or ``KbrokerClusterNodes`` over ``Broker(brokers=3)``);
+Kafka's answers are in ``recorded/kafka-<version>-cluster.json``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any, Callable
 
 from ..wire.messages import BY_KEY
 from .normalize import compare
-from .session import SCENARIOS, ScenarioError, Session, api_versions, self_node_id
+from .session import SCENARIOS, ClusterNodes, ClusterSession, ScenarioError, Session, api_versions, self_node_id
 
 RECORDED_DIR = Path(__file__).resolve().parent / "recorded"
 
@@ -36,24 +40,84 @@ def run_all(bootstrap: str, only: str | None = None, progress: Callable[[str], N
     node = self_node_id(bootstrap)
     token = f"kc{uuid.uuid4().hex[:8]}"
     results: dict[str, Any] = {}
+    for sc, v, key in _selected(False, only):
+        s = Session(bootstrap, f"{token}-{len(results)}", served, node, sasl_bootstrap)
+        results[key] = _run_one(sc, s, v)
+        if progress:
+            progress(key)
+    return results
+
+
+def _selected(cluster: bool, only: str | None):
     for sc in SCENARIOS:
+        if sc.cluster != cluster:
+            continue
         for v in sc.versions:
             key = f"{sc.name}@v{v}"
-            if only and not fnmatch.fnmatch(key, only) and not fnmatch.fnmatch(sc.name, only):
-                continue
-            s = Session(bootstrap, f"{token}-{len(results)}", served, node, sasl_bootstrap)
-            try:
-                sc.func(s, v)
-            except ScenarioError as e:
-                s.answers["scenario_error"] = s.norm._text(str(e))
-            except (OSError, ConnectionError) as e:
-                s.answers["scenario_error"] = f"{type(e).__name__}: {s.norm._text(str(e))}"
-            finally:
-                s.close()
-            results[key] = s.answers
-            if progress:
-                progress(key)
+            if not only or fnmatch.fnmatch(key, only) or fnmatch.fnmatch(sc.name, only):
+                yield sc, v, key
+
+
+def _run_one(sc, s: Session, v: int) -> dict[str, Any]:
+    try:
+        sc.func(s, v)
+    except ScenarioError as e:
+        s.answers["scenario_error"] = s.norm._text(str(e))
+    except (OSError, ConnectionError) as e:
+        s.answers["scenario_error"] = f"{type(e).__name__}: {s.norm._text(str(e))}"
+    finally:
+        s.close()
+    return s.answers
+
+
+def run_cluster(nodes: ClusterNodes, only: str | None = None,
+                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Every cluster scenario at every version against three brokers: {"<scenario>@v<N>": {label: answer}}.
+    After each, the brokers it left down are started again (not recorded)."""
+    from . import cluster_scenarios  # noqa: F401  registers them
+
+    served = api_versions(nodes.address(nodes.node_ids[0]))
+    token = f"kc{uuid.uuid4().hex[:8]}"
+    results: dict[str, Any] = {}
+    for sc, v, key in _selected(True, only):
+        s = ClusterSession(nodes, f"{token}-{len(results)}", served)
+        try:
+            results[key] = _run_one(sc, s, v)
+        finally:
+            s.heal()
+        if progress:
+            progress(key)
     return results
+
+
+class KbrokerClusterNodes:
+    """ClusterNodes over a started ``Broker(brokers=3)``: the cluster control plane's stop, kill and start."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self.node_ids = broker.node_ids
+
+    def address(self, node_id: int) -> str:
+        config = self.broker.cluster.configs[node_id]
+        return f"{config.host}:{config.port}"
+
+    def stop_node(self, node_id: int) -> None:
+        self.broker.stop_broker(node_id)
+
+    def kill_node(self, node_id: int) -> None:
+        self.broker.kill_broker(node_id)
+
+    def start_node(self, node_id: int) -> None:
+        self.broker.start_broker(node_id)
+
+
+def kbroker_cluster_for_conformance(data_dir: str, brokers: int = 3):
+    """A kbroker cluster in one process set up as the suite's Kafka cluster is (realkafka.CLUSTER_SETTINGS:
+    leaders stay where the scenarios put them); segment storage in ``data_dir``. Not started."""
+    from ..embedded import Broker
+
+    return Broker(port=0, storage="segment", data_dir=data_dir, brokers=brokers,
+                  settings={"auto.leader.rebalance.enable": "false"})
 
 
 # -- comparing ---------------------------------------------------------------------------------------------------
@@ -83,7 +147,7 @@ class Outcome:
 
 
 def compare_runs(ours: dict[str, Any], theirs: dict[str, Any]) -> list[Outcome]:
-    from . import scenarios  # noqa: F401
+    from . import cluster_scenarios, scenarios  # noqa: F401
     from .known_differences import reason_for
 
     by_name = {sc.name: sc for sc in SCENARIOS}
@@ -139,23 +203,25 @@ def table(outcomes: list[Outcome], ours_name: str = "broker", theirs_name: str =
     return "\n".join(lines)
 
 
-def recorded_path(version: str | None = None) -> Path:
+def recorded_path(version: str | None = None, cluster: bool = False) -> Path:
     from .realkafka import KAFKA_VERSION
 
-    return RECORDED_DIR / f"kafka-{version or KAFKA_VERSION}.json"
+    return RECORDED_DIR / f"kafka-{version or KAFKA_VERSION}{'-cluster' if cluster else ''}.json"
 
 
-def load_recorded(version: str | None = None) -> dict[str, Any]:
-    return json.loads(recorded_path(version).read_text())["answers"]
+def load_recorded(version: str | None = None, cluster: bool = False) -> dict[str, Any]:
+    return json.loads(recorded_path(version, cluster).read_text())["answers"]
 
 
-def save_recorded(answers: dict[str, Any], version: str | None = None) -> Path:
+def save_recorded(answers: dict[str, Any], version: str | None = None, cluster: bool = False) -> Path:
     from .realkafka import KAFKA_VERSION
 
-    path = recorded_path(version)
+    path = recorded_path(version, cluster)
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"kafka_version": version or KAFKA_VERSION,
-           "how": "python -m kbroker.conformance record (make conformance-record); normalised by normalize.py",
+    how = ("python -m kbroker.conformance record --cluster (make conformance-record): a RealKafkaCluster of "
+           "three brokers and a controller" if cluster else "python -m kbroker.conformance record (make "
+           "conformance-record)")
+    doc = {"kafka_version": version or KAFKA_VERSION, "how": how + "; normalised by normalize.py",
            "answers": answers}
     path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return path

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from ..client.blocking import BlockingConnection
 from ..wire.messages import BY_KEY
@@ -27,16 +27,19 @@ class Scenario:
     versions: tuple[int, ...]
     func: Callable
     doc: str = ""
+    cluster: bool = False  # runs on a cluster of three brokers (node ids 0, 1, 2) with a ClusterSession
 
 
 SCENARIOS: list[Scenario] = []
 
 
-def scenario(api_key: int, versions: tuple[int, ...]):
-    """Register a scenario for ``api_key``, run once for each of ``versions``."""
+def scenario(api_key: int, versions: tuple[int, ...], cluster: bool = False):
+    """Register a scenario for ``api_key``, run once for each of ``versions`` (``cluster``: against a
+    cluster of three brokers, with a ClusterSession)."""
 
     def register(func):
-        SCENARIOS.append(Scenario(func.__name__, api_key, tuple(versions), func, (func.__doc__ or "").strip()))
+        SCENARIOS.append(Scenario(func.__name__, api_key, tuple(versions), func, (func.__doc__ or "").strip(),
+                                  cluster))
         return func
 
     return register
@@ -223,3 +226,119 @@ def self_node_id(bootstrap: str) -> int | None:
         if b.port == int(port):
             return b.node_id
     return r.brokers[0].node_id if r.brokers else None
+
+
+# -- clusters ----------------------------------------------------------------------------------------------------
+
+class ClusterNodes(Protocol):
+    """What a cluster scenario may do to the brokers: a RealKafkaCluster, or runner.KbrokerClusterNodes over
+    ``Broker(brokers=3)``. Node ids are the brokers' own (0, 1, 2 on both)."""
+
+    node_ids: list[int]
+
+    def address(self, node_id: int) -> str: ...
+
+    def stop_node(self, node_id: int) -> None: ...
+
+    def kill_node(self, node_id: int) -> None: ...
+
+    def start_node(self, node_id: int) -> None: ...
+
+
+class ClusterSession(Session):
+    """One cluster scenario at one version: a Session whose calls go to the lowest running broker unless a
+    connection is given (``s.to(node)``), and which stops, kills and starts brokers. ``heal`` starts again
+    whatever the scenario left down, so every scenario begins with every broker up."""
+
+    def __init__(self, nodes: ClusterNodes, token: str, served: dict[int, tuple[int, int]]):
+        super().__init__(nodes.address(nodes.node_ids[0]), token, served, None)
+        self.norm = Normalizer(token, None, cluster=True)
+        self.nodes = nodes
+        self.down: set[int] = set()
+        self._conns: dict[int, Connection] = {}
+
+    @property
+    def conn(self) -> Connection:
+        return self.to(min(n for n in self.nodes.node_ids if n not in self.down))
+
+    def to(self, node_id: int) -> Connection:
+        """The session's connection to one broker."""
+        if node_id not in self._conns:
+            self._conns[node_id] = Connection(self.nodes.address(node_id))
+        return self._conns[node_id]
+
+    def _drop(self, node_id: int) -> None:
+        c = self._conns.pop(node_id, None)
+        if c is not None:
+            c.close()
+
+    def close(self) -> None:
+        for node_id in list(self._conns):
+            self._drop(node_id)
+
+    def stop(self, node_id: int) -> None:
+        self._drop(node_id)
+        self.nodes.stop_node(node_id)
+        self.down.add(node_id)
+
+    def kill(self, node_id: int) -> None:
+        self._drop(node_id)
+        self.nodes.kill_node(node_id)
+        self.down.add(node_id)
+
+    def start(self, node_id: int) -> None:
+        self.nodes.start_node(node_id)
+        self.down.discard(node_id)
+
+    def heal(self) -> None:
+        for node_id in sorted(self.down):
+            self.start(node_id)
+
+    def partitions(self, topic: str, via: int):
+        """The topic's partitions in ``via``'s Metadata (v12), by index; {} when it does not list the topic."""
+        from ..wire.messages import metadata as md
+
+        r = self.to(via).call(3, 12, md.MetadataRequest(
+            topics=[md.MetadataRequest.MetadataRequestTopic(name=topic)], allow_auto_topic_creation=False))
+        t = r.topics[0] if r.topics else None
+        return {} if t is None or t.error_code else {p.partition_index: p for p in t.partitions}
+
+    def wait_until(self, what: str, condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+        """Polls ``condition`` (a few Metadata requests) until it holds: each broker applies the controller's
+        changes when they reach it, and Kafka's controller notices a killed broker only when its session
+        times out."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise ScenarioError(f"not so after {timeout_s} s: {what}")
+            time.sleep(0.05)
+
+    def create_assigned(self, name: str, assignment: list[list[int]], configs: dict[str, str] | None = None) -> None:
+        """A topic whose partition i has the replicas ``assignment[i]`` (the first its leader); returns once
+        every running broker lists it with every replica in sync and each leader serves its partition."""
+        from ..wire.messages import create_topics as ct, list_offsets as lo
+
+        T = ct.CreateTopicsRequest
+        r = self.conn.call(19, 5, T(timeout_ms=10000, topics=[T.CreatableTopic(
+            name=name, num_partitions=-1, replication_factor=-1,
+            assignments=[T.CreatableReplicaAssignment(partition_index=i, broker_ids=list(a))
+                         for i, a in enumerate(assignment)],
+            configs=[T.CreatableTopicConfig(name=k, value=v) for k, v in (configs or {}).items()])]))
+        if r.topics[0].error_code:
+            raise ScenarioError(f"creating {name}: error {r.topics[0].error_code} {r.topics[0].error_message}")
+        running = [n for n in self.nodes.node_ids if n not in self.down]
+
+        def placed() -> bool:
+            for via in running:
+                ps = self.partitions(name, via)
+                if len(ps) != len(assignment) or any(
+                        ps[i].leader_id != a[0] or sorted(ps[i].isr_nodes) != sorted(a) for i, a in enumerate(assignment)):
+                    return False
+            for i, a in enumerate(assignment):
+                ans = self.to(a[0]).call(2, 7, lo.ListOffsetsRequest(replica_id=-1, topics=[
+                    lo.ListOffsetsRequest.ListOffsetsTopic(name=name, partitions=[
+                        lo.ListOffsetsRequest.ListOffsetsPartition(partition_index=i, timestamp=-1)])]))
+                if ans.topics[0].partitions[0].error_code:
+                    return False
+            return True
+        self.wait_until(f"{name} placed as {assignment} with full ISRs", placed)
