@@ -18,9 +18,9 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 
 from kbroker import Broker
+from support.registry import serde_roundtrip
 from support.wait import wait_until
 
 TIMEOUT_S = 30
@@ -180,21 +180,7 @@ def test_registries_register_after_the_schemas_leader_moves_and_is_killed():
         ser = AvroSerializer(sr[b], value_schema)
         de = AvroDeserializer(SchemaRegistryClient({"url": urls[a]}))
         values = [{"id": 1, "item": "book"}, {"id": 2, "item": "pen"}]
-        producer = Producer({"bootstrap.servers": cl.bootstrap_servers, "acks": "all"})
-        for v in values:
-            producer.produce(topic, value=ser(v, SerializationContext(topic, MessageField.VALUE)))
-        assert producer.flush(TIMEOUT_S) == 0
-        consumer = Consumer({"bootstrap.servers": cl.bootstrap_servers, "group.id": f"g-{topic}",
-                             "auto.offset.reset": "earliest"})
-        consumer.subscribe([topic])
-        out = []
-        try:
-            while len(out) < len(values):
-                msg = consumer.poll(TIMEOUT_S)
-                assert msg is not None and msg.error() is None, msg and msg.error()
-                out.append(de(msg.value(), SerializationContext(topic, MessageField.VALUE)))
-        finally:
-            consumer.close()
+        out = serde_roundtrip(cl.bootstrap_servers, topic, ser, de, values, TIMEOUT_S, {"acks": "all"})
         assert out == values
         order_id = _get(urls[a], f"/subjects/{topic}-value/versions/latest")["id"]
         assert order_id not in ids.values()
