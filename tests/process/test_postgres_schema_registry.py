@@ -2,11 +2,14 @@
 postgresql://... --schema-registry-port 0``): each process's registry writes ``_schemas`` (replication factor 3)
 through its leader wherever that is, so after kill -9 of the leader of ``_schemas`` the two other processes'
 registries register, with confluent-kafka's SchemaRegistryClient, ids unique and every registry answering the
-same; the killed broker, started again, answers the same too."""
+same; the killed broker, started again, answers the same too; and two processes' registries registering at
+once never give one id to two schemas."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.request
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -44,12 +47,16 @@ def test_registries_of_the_other_processes_register_after_kill_9_of_the_schemas_
         assert sorted(replicas) == list(NODES)
         wait_full_isr(cluster.bootstrap(), "_schemas")
 
+        killed_at = time.monotonic()
         procs[leader].kill()  # kill -9 of the leader of _schemas
         others = [n for n in NODES if n != leader]
         for i, n in enumerate(others * 2):
             subject = f"s{i + 2}"
             ids[subject] = SchemaRegistryClient({"url": urls[n]}).register_schema(f"{subject}-value",
                                                                                    _avro(subject.upper()))
+            if i == 0:
+                print(f"registered through broker {n} {time.monotonic() - killed_at:.2f} s after kill -9 of the "
+                      f"leader {leader}")
         assert len(set(ids.values())) == len(ids), ids
         for n in others:
             for subject, sid in ids.items():
@@ -64,3 +71,26 @@ def test_registries_of_the_other_processes_register_after_kill_9_of_the_schemas_
             assert _get(urls[leader], f"/subjects/{subject}-value/versions/latest")["id"] == sid
         ids["s9"] = SchemaRegistryClient({"url": urls[leader]}).register_schema("s9-value", _avro("S9"))
         assert len(set(ids.values())) == len(ids), ids
+
+        # Two processes' registries registering at once: one id per schema, never one id for two.
+        barrier, got, failures = threading.Barrier(2), {}, []
+
+        def register(node: int) -> None:
+            client = SchemaRegistryClient({"url": urls[node]})
+            try:
+                barrier.wait(TIMEOUT_S)
+                for i in range(8):
+                    for name in (f"Own{node}_{i}", f"Shared{i}"):
+                        got[(node, name)] = client.register_schema(f"race-{name}-value", _avro(name))
+            except Exception as e:  # reported below, on the test's thread
+                failures.append(e)
+        threads = [threading.Thread(target=register, args=(n,)) for n in others]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(TIMEOUT_S * 2)
+        assert not failures, failures
+        by_name = {}
+        for (_node, name), sid in got.items():
+            assert by_name.setdefault(name, sid) == sid, name
+        assert len(set(by_name.values()) | set(ids.values())) == len(by_name) + len(ids)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 import uuid
 
@@ -160,8 +161,10 @@ def test_registries_register_after_the_schemas_leader_moves_and_is_killed():
         assert sr[c].register_schema("s1-copy-value", Schema(_avro("S1"), "AVRO")) == ids["s1"]
 
         _lead_schemas_from(cl, c)
+        killed_at = time.monotonic()
         cl.kill_broker(c)  # the leader of _schemas dies: a and b elect one of themselves
         ids["s4"] = sr[b].register_schema("s4-value", Schema(_avro("S4"), "AVRO"))
+        print(f"registered through broker {b} {time.monotonic() - killed_at:.3f} s after the kill of the leader")
         ids["s5"] = sr[a].register_schema("s5-value", Schema(_avro("S5"), "AVRO"))
         assert _schemas_partition(cl.bootstrap_servers)[0] in (a, b)
         assert len(set(ids.values())) == len(ids), ids
@@ -195,3 +198,19 @@ def test_registries_register_after_the_schemas_leader_moves_and_is_killed():
         ids["s6"] = sr[c].register_schema("s6-value", Schema(_avro("S6"), "AVRO"))
         assert len(set(ids.values())) == len(ids), ids
         assert _get(urls[a], "/subjects/s6-value/versions/latest")["id"] == ids["s6"]
+
+
+def test_a_broker_without_a_replica_of_schemas_reads_and_writes_through_the_leader():
+    with Broker(brokers=4, schema_registry_port=0) as cl:
+        urls = cl.schema_registry_urls
+        first = SchemaRegistryClient({"url": urls[cl.node_ids[0]]}).register_schema("r1-value",
+                                                                                     Schema(_avro("R1"), "AVRO"))
+        _leader, replicas, _isr = _schemas_partition(cl.bootstrap_servers)
+        assert len(replicas) == 3  # Confluent's default factor, not one per broker
+        outside = next(n for n in cl.node_ids if n not in replicas)
+        assert json.loads(_get(urls[outside], f"/schemas/ids/{first}")["schema"])["name"] == "R1"
+        second = SchemaRegistryClient({"url": urls[outside]}).register_schema("r2-value", Schema(_avro("R2"), "AVRO"))
+        assert second != first
+        assert _get(urls[outside], "/subjects") == ["r1-value", "r2-value"]
+        for url in urls.values():
+            assert _get(url, "/subjects/r2-value/versions/latest")["id"] == second
