@@ -26,7 +26,7 @@ log = logging.getLogger("kbroker.schema_registry")
 MAX_BODY_BYTES = 16 << 20  # Confluent's schemas are capped well below (schema.max.size); this bounds memory
 MAX_HEADER_BYTES = 64 << 10
 IDLE_TIMEOUT_S = 300
-WRITING_METHODS = ("POST", "PUT", "DELETE")  # the requests that may append to _schemas
+WRITING_METHODS = ("POST", "PUT", "DELETE")  # the requests that may append to _schemas (see _may_write)
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 _ACCEPTED_BODY_TYPES = ("application/vnd.schemaregistry.v1+json", "application/vnd.schemaregistry+json",
                         "application/json", "application/octet-stream")
@@ -136,7 +136,7 @@ class SchemaRegistryServer:
 
             def route():
                 return self._route(method, path, query, body)
-            if method in WRITING_METHODS:  # against the whole log, appended through its leader (store.py)
+            if _may_write(method, path):  # against the whole log, appended through its leader (store.py)
                 status, out = await self.registry.write(route)
             else:
                 status, out = await self._answer_read(route)
@@ -238,6 +238,13 @@ class SchemaRegistryServer:
         elif head == "contexts" and n == 1 and method == "GET":
             return 200, ["."]
         raise E.RegistryError(404, 404, "HTTP 404 Not Found")
+
+
+def _may_write(method: str, path: list[str]) -> bool:
+    """PUT and DELETE, and POST but for a lookup (``/subjects/{s}``) and a compatibility test: those read."""
+    if method not in WRITING_METHODS:
+        return False
+    return method != "POST" or not ((len(path) == 2 and path[0] == "subjects") or path[:1] == ["compatibility"])
 
 
 def _is_json(version_body: dict) -> bool:

@@ -160,7 +160,9 @@ class Registry:
     async def write(self, change):
         """Run ``change()``, a request that may write, against the whole log, and append what it writes; see
         the module docstring. Returns what ``change`` returns; RegistryError as it raises, or 500 when the
-        write cannot be made in time."""
+        write cannot be made in time. While the leader cannot be read, a request that needs no write (a
+        schema registered already) is answered from the state applied here, as Confluent's leader answers it
+        from its cache."""
         async with self._write_lock:
             await self.ensure_topic()
             deadline = time.monotonic() + WRITE_TIMEOUT_S
@@ -168,26 +170,38 @@ class Registry:
             why = "no attempt"
             while True:
                 try:
-                    await self.store.catch_up(deadline, wait_for_more=lost_race)
+                    try:
+                        await self.store.catch_up(deadline, wait_for_more=lost_race)
+                        caught_up = True
+                    except Unavailable as e:
+                        caught_up, why = False, str(e)
                     self._pending = []
                     try:
                         result = change()
+                    except E.RegistryError:
+                        if caught_up:
+                            raise
+                        result = None  # judged on a state that may be behind: asked again once it is not
                     finally:
                         records, self._pending = self._pending, None
-                    if not records:
+                    if not records and (caught_up or result is not None):
                         return result
-                    last = await self.store.write(records, deadline)
-                    if last is not None:
-                        await self._read_back(last, deadline)
-                        return result
-                    lost_race, why = True, "another registry kept writing first"
-                    self.lost_races += 1
-                    continue
+                    if caught_up:
+                        last = await self.store.write(records, deadline)
+                        if last is not None:
+                            await self._read_back(last, deadline)
+                            return result
+                        lost_race, why = True, "another registry kept writing first"
+                        self.lost_races += 1
+                    else:
+                        lost_race = False
                 except Unavailable as e:
                     lost_race, why = False, str(e)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise E.RegistryError(500, E.STORE_ERROR, f"Error while writing to the _schemas topic: {why}")
+                if lost_race:
+                    continue  # at once: the next read waits for the write that came first
                 try:  # a leader elected, a broker back: the controller's change, or the next attempt
                     await asyncio.wait_for(self.state.changes.wait(), min(remaining, RETRY_BACKOFF_S))
                 except asyncio.TimeoutError:

@@ -200,7 +200,7 @@ def test_registries_register_after_the_schemas_leader_moves_and_is_killed():
         assert _get(urls[a], "/subjects/s6-value/versions/latest")["id"] == ids["s6"]
 
 
-def test_a_broker_without_a_replica_of_schemas_reads_and_writes_through_the_leader():
+def test_a_broker_without_a_replica_of_schemas_reads_and_writes_through_the_leader_and_answers_without_one():
     with Broker(brokers=4, schema_registry_port=0) as cl:
         urls = cl.schema_registry_urls
         first = SchemaRegistryClient({"url": urls[cl.node_ids[0]]}).register_schema("r1-value",
@@ -214,3 +214,11 @@ def test_a_broker_without_a_replica_of_schemas_reads_and_writes_through_the_lead
         assert _get(urls[outside], "/subjects") == ["r1-value", "r2-value"]
         for url in urls.values():
             assert _get(url, "/subjects/r2-value/versions/latest")["id"] == second
+        # Every replica of _schemas down: no leader to read or write, yet what was read still answers,
+        # a lookup, and a registration of a schema registered already (what serializers send on first use).
+        for node in replicas:
+            cl.kill_broker(node)
+        assert json.loads(_get(urls[outside], f"/schemas/ids/{second}")["schema"])["name"] == "R2"
+        fresh = SchemaRegistryClient({"url": urls[outside]})
+        assert fresh.register_schema("r1-value", Schema(_avro("R1"), "AVRO")) == first
+        assert fresh.lookup_schema("r2-value", Schema(_avro("R2"), "AVRO")).schema_id == second
