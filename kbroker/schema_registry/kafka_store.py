@@ -24,8 +24,6 @@ Concurrency: the event loop; ``follow`` does not suspend, ``catch_up`` and ``wri
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Callable
 
@@ -39,8 +37,6 @@ from ..records.record import Record, decode_records
 from ..wire.messages import fetch, produce
 from . import errors as E
 from .conditional import CONFLICT_PREFIX, EXPECTED_OFFSET_HEADER, SCHEMAS_TOPIC
-
-log = logging.getLogger("kbroker.schema_registry")
 
 READ_CHUNK_BYTES = 1 << 20
 FETCH_MAX_BYTES = 8 << 20
