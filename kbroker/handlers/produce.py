@@ -3,10 +3,12 @@ starts at 0, KAFKA-18659) and answered UNSUPPORTED_VERSION per partition, as Kaf
 
 Each partition's records are validated and appended as the producer sent them (see log/unified_log.py). acks=0
 gets no response at all; acks=1 is answered once the leader's write is done. acks=-1 (all) is refused
-NOT_ENOUGH_REPLICAS before the append while the ISR is smaller than ``min.insync.replicas``; after the append
-it is answered once the high watermark passes the batch (Kafka's DelayedProduce: every ISR member has it),
-NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below ``min.insync.replicas`` meanwhile,
-NOT_LEADER_OR_FOLLOWER if leadership moved, REQUEST_TIMED_OUT after the request's ``timeout_ms``. When the
+NOT_ENOUGH_REPLICAS before the append while the ISR is smaller than ``min.insync.replicas`` (capped at the
+replica count); after the append it is answered once the high watermark passes the batch (Kafka's
+DelayedProduce: every ISR member has it), NOT_LEADER_OR_FOLLOWER if leadership moved, REQUEST_TIMED_OUT after
+the request's ``timeout_ms`` (also when the ISR shrank under ``min.insync.replicas`` meanwhile: the high
+watermark then stays, as in Kafka 4, KIP-966; NOT_ENOUGH_REPLICAS_AFTER_APPEND remains for a high watermark
+reached just before the shrink). When the
 leader is the whole ISR (one broker) the high watermark is already past the batch and the answer is
 immediate, with no waiting machinery. The wait is returned as ``AwaitingReplication``: the records are
 written, so the connection may handle the client's next Produce meanwhile (server.py). A topic that does not exist is UNKNOWN_TOPIC_OR_PARTITION, whatever its
