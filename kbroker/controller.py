@@ -135,11 +135,14 @@ class PartitionRegistration:
         return bool(self.adding or self.removing)
 
     def to_json(self) -> dict:
-        """A new dict sharing no list with the registration (the topic store keeps it)."""
-        d = {"replicas": list(self.replicas), "isr": list(self.isr), "leader": self.leader,
+        """A new dict sharing nothing with the registration (the topic store keeps it). Its lists are tuples:
+        JSON writes them alike, and a tuple of ints, unlike a list, is soon not examined by the garbage
+        collector (nor, after a full collection, the dict holding only such tuples); a topic store holds
+        one of these per partition."""
+        d = {"replicas": tuple(self.replicas), "isr": tuple(self.isr), "leader": self.leader,
              "leader_epoch": self.leader_epoch, "partition_epoch": self.partition_epoch}
         if self.reassigning:
-            d["adding"], d["removing"] = list(self.adding), list(self.removing)
+            d["adding"], d["removing"] = tuple(self.adding), tuple(self.removing)
         return d
 
     @classmethod
