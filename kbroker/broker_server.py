@@ -240,7 +240,10 @@ class ClusterServers:
                 advertised_port=config.advertised_port + i if config.advertised_port else None,
                 data_dir=str(Path(config.data_dir) / f"broker-{node}") if config.data_dir else None,
                 control_port=None,  # one HTTP control plane for the cluster, not one per broker
-                schema_registry_port=config.schema_registry_port if i == 0 else None,  # on the first broker
+                # a Schema Registry beside every broker (each a client of the one _schemas): --schema-registry-port
+                # + i, or a free port each for 0
+                schema_registry_port=None if config.schema_registry_port is None else
+                config.schema_registry_port + i if config.schema_registry_port else 0,
                 settings=settings, topic_defaults=dict(config.topic_defaults))
         self.servers: dict[int, BrokerServer] = {}  # the running brokers by node id
         self.faults, self.request_log, self.changes = Faults(), RequestLog(), ChangeNotifier()
@@ -276,6 +279,8 @@ class ClusterServers:
         server = BrokerServer(self.configs[node_id], self.controller, self)
         await server.start()
         self.configs[node_id].port = server.port  # a restart binds the same port: clients keep its address
+        if server.schema_registry is not None:  # and the same registry port
+            self.configs[node_id].schema_registry_port = server.schema_registry[2]
         self.servers[node_id] = server
         return server
 
