@@ -539,11 +539,17 @@ class Partition:
 
     def wait_for_append(self) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
+        self.add_waiter(fut)
+        return fut
+
+    def add_waiter(self, fut: asyncio.Future) -> None:
+        """``fut`` is done at the next wake (``wake_waiters``): one future may wait on several partitions, so
+        that a long poll over many is woken by the first append without a future (and a callback) per
+        partition."""
         if self._waiters:
             self._waiters.append(fut)
         else:
-            self._waiters = [fut]
-        return fut
+            self._waiters = [fut]  # no list while nobody waits (see __init__)
 
     def wake_waiters(self) -> None:
         """Answer whoever waits on this partition: the long-polling fetches (``wait_for_append``), the acks=all
