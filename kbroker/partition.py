@@ -449,9 +449,12 @@ class Partition:
             raise KafkaError(ErrorCode.NOT_ENOUGH_REPLICAS,
                              f"The size of the current ISR {self.isr} is insufficient to satisfy the min.isr "
                              f"requirement of {self.min_insync_replicas()} for partition {self.log.name}")
-        compacted = topic is not None and "compact" in topic.config("cleanup.policy")
-        bounds = None if topic is None or log_append_time else (
-            int(topic.config("message.timestamp.before.max.ms")), int(topic.config("message.timestamp.after.max.ms")))
+        if topic is None:
+            compacted, bounds = False, None
+        else:
+            settings = topic.produce_settings()
+            compacted = settings.compacted
+            bounds = None if log_append_time else settings.timestamp_bounds
         result = self.log.append_as_leader(records, self.leader_epoch, max_message_bytes, log_append_time,
                                            compacted, produce_version, bounds)
         self._maybe_increment_leader_hw()
