@@ -57,7 +57,7 @@ gen: $(STAMP)
 # 1. the installs: the virtualenv, kbroker's bytecode and Kafka's jars beside the system packages and the
 #    compatibility suite's clients (npm, Go, Maven: compat-tests/setup.sh, which the Java tests of the unit
 #    suite then find built);
-# 2. the unit and integration tests, two workers;
+# 2. the unit and integration tests, two workers that share the work to the end (--dist worksteal);
 # 3. the two compatibility matrices at once, against kbroker and against Apache Kafka, each printed whole
 #    when it ends (make -O), then the side-by-side report.
 # The first failure stops it (exit status non-zero), as a failing kbroker matrix does once both have ended.
@@ -97,10 +97,14 @@ unit: bytecode kafka-jars
 	sh tools/postgres_setup.sh
 	@$(MAKE) --no-print-directory unit-tests
 
-# The slowest tests are named at the end (--durations), to see where the suite's time goes.
+# --dist worksteal: xdist's default (load) gives each worker a first run of a quarter of the suite, in
+# collection order, and never takes it back: one worker had nearly every integration and process test and
+# worked alone for most of the run while the other, done with the unit tests, waited (busy 175 s of 1,610 s
+# in a clean-clone CI). A worker that runs out takes half of what the other has left. The slowest tests are
+# named at the end (--durations), to see where the suite's time goes.
 unit-tests:
 	$(PY) tools/gen.py --check
-	$(PY) -m pytest -n 2 -q -p no:warnings --durations=25 tests
+	$(PY) -m pytest -n 2 --dist worksteal -q -p no:warnings --durations=25 tests
 
 # The matrix against kbroker (started by the suite) and against real Kafka (REAL_KAFKA=1 starts it from the
 # jars); COMPAT_KAFKA then writes the side-by-side report from this run and the last kbroker run
