@@ -143,18 +143,19 @@ class BrokerMetrics:
         if h is None:
             h = self.latency[name] = LatencyHistogram()
         h.observe_ms((time.perf_counter_ns() - start_ns) / 1e6)
+        api_key = header.api_key
         if response is not None:
             counts: dict[int, int] = {}
-            _count_errors(response, counts)
+            if api_key == FETCH:
+                self._fetched(response, counts)  # its error codes in the same pass
+            else:
+                _count_errors(response, counts)
             errors = self.errors
             for code, n in counts.items():
                 k = (name, code)
                 errors[k] = errors.get(k, 0) + n
-        api_key = header.api_key
         if api_key == PRODUCE:
             self._produced(request, response)
-        elif api_key == FETCH:
-            self._fetched(request, response)
         elif api_key == API_VERSIONS:
             conn.client_software = (request.client_software_name or "unknown",
                                     request.client_software_version or "unknown")
@@ -195,14 +196,17 @@ class BrokerMetrics:
                     t.messages_in += _record_count(pd.records)
                     t.bytes_in += len(pd.records)
 
-    def _fetched(self, request, response) -> None:
-        if response is None:
-            return
+    def _fetched(self, response, counts: dict[int, int]) -> None:
+        """A Fetch answer's per-topic counters, and its error codes into ``counts`` as ``_count_errors``
+        would find them (the answer's and each partition's: no other part of a Fetch answer has one)."""
+        counts[response.error_code] = 1
         for td in response.responses:
             t = self._topic(self._topic_name(td.topic, td.topic_id))
             for pd in td.partitions:
+                code = pd.error_code
+                counts[code] = counts.get(code, 0) + 1
                 t.fetch_requests += 1
-                if pd.error_code:
+                if code:
                     t.failed_fetch_requests += 1
                 else:
                     t.bytes_out += _records_bytes(pd.records)

@@ -534,8 +534,11 @@ class Partition:
 
     # -- waiting for appends ---------------------------------------------------
 
-    def wait_for_append(self) -> asyncio.Future:
-        fut = asyncio.get_running_loop().create_future()
+    def wait_for_append(self, fut: asyncio.Future | None = None) -> asyncio.Future:
+        """A future the next ``wake_waiters`` resolves; ``fut``: one to register (a fetch shares one over
+        all its partitions: whichever wakes first answers it)."""
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         return fut
 
