@@ -16,8 +16,6 @@ Metadata, opens one connection per broker on demand, and offers the admin operat
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import ssl as ssl_module
 from collections import deque
 
@@ -35,11 +33,6 @@ SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY = 17, 36
 # replica.fetch.response.max.bytes, 10 MiB, one partition's up to replica.fetch.max.bytes, 1 MiB); larger
 # ones get a buffer of their own. A connection keeps at most this much for the next answers.
 RESPONSE_POOL_BYTES = 16 * 1024 * 1024
-# While a large answer arrives, the socket is reported readable only once this much more of it is there
-# (SO_RCVLOWAT; the kernel caps it at half the largest receive buffer and still wakes the reader when the
-# window runs short): a follower takes a 1 MiB Fetch answer in one wake and one read instead of one per
-# segment the leader's sendfile sent. Plaintext only (TLS records are not the answer's bytes).
-RCVLOWAT_MAX_BYTES = 4 * 1024 * 1024
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -63,38 +56,12 @@ class _Stream(asyncio.BufferedProtocol):
         self.closed = asyncio.get_running_loop().create_future()
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future] = []
-        self._socket = None  # for SO_RCVLOWAT, on a plaintext connection where the platform has it
-        self._rcvlowat = 1
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None and hasattr(socket, "SO_RCVLOWAT") and transport.get_extra_info("ssl_object") is None:
-            # A socket object of our own on a duplicate descriptor: the transport's stand-in (uvloop's) makes
-            # a socket object, with a getsockname, at every setsockopt. Closed when the connection is lost.
-            try:
-                self._socket = socket.socket(fileno=os.dup(sock.fileno()))
-            except OSError:
-                self._socket = None
 
     def get_buffer(self, sizehint: int):
         return self.reader.get_buffer(sizehint)
-
-    def _await_rest(self) -> None:
-        """SO_RCVLOWAT to what the answer being received still lacks (1 between answers)."""
-        want = min(max(self.reader.missing_bytes, 1), RCVLOWAT_MAX_BYTES)
-        if want != self._rcvlowat:
-            try:
-                self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, want)
-            except OSError:
-                self._close_socket()  # not on this socket: read as it comes
-                return
-            self._rcvlowat = want
-
-    def _close_socket(self) -> None:
-        sock, self._socket = self._socket, None
-        if sock is not None:
-            sock.close()
 
     def buffer_updated(self, nbytes: int) -> None:
         try:
@@ -108,8 +75,6 @@ class _Stream(asyncio.BufferedProtocol):
                 self._lost(None)
                 return
             reader.recycle(frame)  # its buffer is taken again only once nothing views it (buffer_pool.py)
-        if self._socket is not None:
-            self._await_rest()
 
     def eof_received(self) -> bool:
         self.conn.fail(ConnectionError("connection closed by the broker (EOF)"))
@@ -119,7 +84,6 @@ class _Stream(asyncio.BufferedProtocol):
         self.conn.fail(ConnectionError(f"connection closed by the broker ({exc.__class__.__name__})" if exc
                                        else "connection closed"))
         self.reader.close()
-        self._close_socket()
         self._wake_drainers(exc or ConnectionError("connection closed"))
         if not self.closed.done():
             self.closed.set_result(None)

@@ -137,12 +137,6 @@ class FrameReader:
         self._pool.give(base)  # the pool keeps it if it is not too large
 
     @property
-    def missing_bytes(self) -> int:
-        """Bytes a frame being received into its own buffer still lacks (0 when there is none): the
-        caller may ask the socket to wake it only once they are there (SO_RCVLOWAT)."""
-        return len(self._big) - self._big_filled if self._big is not None else 0
-
-    @property
     def buffered(self) -> int:
         """Bytes received that are not yet part of a returned frame."""
         pending = sum(len(f) + 4 for f in self._frames)

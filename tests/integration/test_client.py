@@ -215,54 +215,6 @@ def test_large_answers_are_received_whole_and_an_answer_kept_is_never_overwritte
     asyncio.run(go())
 
 
-def test_a_large_answer_is_awaited_whole_and_small_answers_after_it_are_not_held_back(b):
-    """While a large answer arrives, the socket wakes the client only once the rest of it is there
-    (SO_RCVLOWAT raised to what the answer lacks); once it is whole the mark is 1 again, so the small
-    answers that follow are read at once."""
-    import socket
-
-    async def go():
-        conn = await Connection.open(b.host, b.port)
-        sock = conn._stream._socket
-        assert sock is not None  # plaintext: the mark is used
-        marks = []
-
-        class Recording:
-            def setsockopt(self, level, name, value):
-                marks.append(value)
-                sock.setsockopt(level, name, value)
-
-            def __getattr__(self, name):
-                return getattr(sock, name)
-
-        conn._stream._socket = Recording()
-        try:
-            F = fetch.FetchRequest
-            resp = await conn.send(1, F(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=8 << 20,
-                                        isolation_level=0, topics=[F.FetchTopic(topic="big", partitions=[
-                                            F.FetchPartition(partition=0, fetch_offset=0,
-                                                             partition_max_bytes=8 << 20)])]), 12)
-            assert len(bytes(resp.responses[0].partitions[0].records)) > 3 * 700_000
-            assert marks and max(marks) > 64 * 1024 and marks[-1] == 1
-            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) == 1
-            for _ in range(3):  # a mark left high would hold these small answers back for good
-                md = await asyncio.wait_for(conn.send(3, metadata.MetadataRequest(topics=[]), 12), 10)
-                assert md.brokers[0].port == b.port
-        finally:
-            await conn.close()
-
-    with BlockingClient(b.bootstrap_servers) as c:
-        c.create_topic("big", 1)
-    with BlockingConnection(b.host, b.port, negotiate_versions=True) as producer:
-        P = produce.ProduceRequest
-        for i in range(3):
-            batch = bytes(simple_batch(bytes([i]) * 700_000))
-            resp = producer.send(0, P(acks=1, timeout_ms=5000, topic_data=[P.TopicProduceData(name="big", partition_data=[
-                P.PartitionProduceData(index=0, records=batch)])]), version=9)
-            assert resp.responses[0].partition_responses[0].error_code == 0
-    asyncio.run(go())
-
-
 def test_the_blocking_client_works_inside_a_running_loop_too(b):
     async def inside():
         with BlockingClient(b.bootstrap_servers) as c:
