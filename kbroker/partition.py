@@ -446,9 +446,12 @@ class Partition:
             raise KafkaError(ErrorCode.NOT_ENOUGH_REPLICAS,
                              f"The size of the current ISR {self.isr} is insufficient to satisfy the min.isr "
                              f"requirement of {self.min_insync_replicas()} for partition {self.log.name}")
-        compacted = topic is not None and "compact" in topic.config("cleanup.policy")
-        bounds = None if topic is None or log_append_time else (
-            int(topic.config("message.timestamp.before.max.ms")), int(topic.config("message.timestamp.after.max.ms")))
+        if topic is None:
+            compacted, bounds = False, None
+        else:
+            settings = topic.produce_settings()
+            compacted = settings.compacted
+            bounds = None if log_append_time else settings.timestamp_bounds
         result = self.log.append_as_leader(records, self.leader_epoch, max_message_bytes, log_append_time,
                                            compacted, produce_version, bounds)
         self._maybe_increment_leader_hw()
@@ -534,13 +537,16 @@ class Partition:
 
     # -- waiting for appends ---------------------------------------------------
 
-    def wait_for_append(self, fut: asyncio.Future | None = None) -> asyncio.Future:
-        """A future the next ``wake_waiters`` resolves; ``fut``: one to register (a fetch shares one over
-        all its partitions: whichever wakes first answers it)."""
-        if fut is None:
-            fut = asyncio.get_running_loop().create_future()
+    def wait_for_append(self) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         return fut
+
+    def add_waiter(self, fut: asyncio.Future) -> None:
+        """``fut`` is done at the next wake (``wake_waiters``): one future may wait on several partitions, so
+        that a long poll over many is woken by the first append without a future (and a callback) per
+        partition."""
+        self._waiters.append(fut)
 
     def wake_waiters(self) -> None:
         """Answer whoever waits on this partition: the long-polling fetches (``wait_for_append``), the acks=all

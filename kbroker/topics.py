@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from .controller import PartitionRegistration, run_now
 from .errors import ErrorCode, KafkaError
 from .partition import Partition
+from .schema_registry.wire_format import KEY_CONFIG as KEY_VALIDATION
+from .schema_registry.wire_format import VALUE_CONFIG as VALUE_VALIDATION
 from .storage.base import LogConfig
 from .topic_config import TOPIC_CONFIGS
 
@@ -55,13 +57,68 @@ def validate_topic_name(name: str | None) -> None:
                          "ASCII alphanumerics, '.', '_' and '-'")
 
 
+class TopicDefaults(dict):
+    """The broker-level topic config defaults every topic shares, counting its changes in ``version`` so that
+    a topic's cached settings (``Topic.produce_settings``) see a dynamic broker config change at once."""
+
+    version = 0
+
+    def _changed(self):
+        self.version += 1
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self._changed()
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def update(self, *args, **kwargs):
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def clear(self):
+        super().clear()
+        self._changed()
+
+    def pop(self, *args):
+        self._changed()
+        return super().pop(*args)
+
+    def popitem(self):
+        self._changed()
+        return super().popitem()
+
+    def setdefault(self, key, default=None):
+        self._changed()
+        return super().setdefault(key, default)
+
+
+@dataclass(frozen=True, slots=True)
+class ProduceSettings:
+    """The topic configs every Produce reads, parsed once per config change (issue 17: seven lookups a
+    request otherwise)."""
+    schema_validation: bool  # confluent.{key,value}.schema.validation (schema_registry/wire_format.py)
+    max_message_bytes: int
+    log_append_time: bool
+    compacted: bool
+    timestamp_bounds: tuple[int, int]  # message.timestamp.{before,after}.max.ms (CreateTime only)
+
+
 @dataclass
 class Topic:
     name: str
     topic_id: uuid.UUID
-    configs: dict[str, str]  # overrides only
+    configs: dict[str, str]  # overrides only; replaced, never changed in place (see produce_settings)
     partitions: list[Partition] = field(default_factory=list)
     defaults: dict[str, str] = field(default_factory=dict)  # broker-level defaults, shared
+    # (configs dict, defaults version, settings): valid while both are the same (TopicDefaults only)
+    _produce_settings: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def config(self, key: str) -> str:
         v = self.configs.get(key)
@@ -71,6 +128,26 @@ class Topic:
         if v is not None:
             return v
         return TOPIC_CONFIGS[key].default
+
+    def produce_settings(self) -> ProduceSettings:
+        """The configs a Produce reads, cached until ``configs`` is replaced (AlterConfigs,
+        IncrementalAlterConfigs, a metadata image) or the broker defaults change; defaults that are a
+        plain dict (no version) are read every time."""
+        cached = self._produce_settings
+        defaults = self.defaults
+        version = defaults.version if type(defaults) is TopicDefaults else None
+        if cached is not None and cached[0] is self.configs and cached[1] == version and version is not None:
+            return cached[2]
+        config = self.config
+        settings = ProduceSettings(
+            schema_validation="true" in (config(VALUE_VALIDATION), config(KEY_VALIDATION)),
+            max_message_bytes=int(config("max.message.bytes")),
+            log_append_time=config("message.timestamp.type") == "LogAppendTime",
+            compacted="compact" in config("cleanup.policy"),
+            timestamp_bounds=(int(config("message.timestamp.before.max.ms")),
+                              int(config("message.timestamp.after.max.ms"))))
+        self._produce_settings = (self.configs, version, settings)
+        return settings
 
     @property
     def max_message_bytes(self) -> int:
@@ -162,7 +239,8 @@ class TopicManager:
         self.controller = controller
         self.node_id = node_id
         self.log_store = log_store
-        self.defaults = defaults
+        # TopicDefaults counts its changes for the topics' cached settings (a plain dict given is copied into one)
+        self.defaults = defaults if type(defaults) is TopicDefaults else TopicDefaults(defaults)
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
         self.pending: set[str] = set()
