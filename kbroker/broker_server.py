@@ -158,12 +158,14 @@ class BrokerServer:
         for server in self.servers:
             await server.stop(grace_s=grace_s)
         if self.state is not None and self.state.log_manager is not None:
+            # Its periodic tasks first: the checkpoint task writes on a worker thread, and the last word is
+            # this one's.
+            await self.state.log_manager.stop()
             if flush:  # a clean shutdown keeps the high watermarks (Kafka's checkpointHW on shutdown)
                 try:
                     self.state.log_manager.checkpoint_high_watermarks()
                 except OSError as e:
                     log.error("writing the high-watermark checkpoint: %s", e)
-            await self.state.log_manager.stop()
         if self.state is not None:
             await self.state.markers.close()  # markers on their way: the next coordinator sends them again
             await self.state.txn_partitions.close()
