@@ -55,6 +55,7 @@ import socket
 import struct
 import time
 
+from . import heap
 from .errors import ErrorCode, ProtocolViolation
 from .faults import FaultAction, error_response
 from .handlers import HANDLERS
@@ -678,7 +679,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 chunk.append(piece)
                 size += n
             out, buf = self._read_regions(chunk)
-            self.transport.writelines(out)
+            _write_in_pieces(self.transport, out)
             if buf is not None:
                 self.server.buffers.give(buf)
             if self.write_paused:
@@ -735,15 +736,18 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _read_regions(self, pieces: list) -> tuple[list, bytearray | None]:
         """``pieces`` with each FileRegion replaced by its bytes, read (one pread each) into one buffer from
         the listener's pool (returned, for the caller to give back once the transport has it): TLS
-        encrypts what it is given at once, and a plain transport copies what the socket does not take, so
-        the buffer is usually free for the next answer straight away (the pool checks). Answers larger than
-        the pool keeps get a buffer of their own."""
+        encrypts what it is given at once and asyncio's plain transport copies what the socket does not
+        take, so the buffer is free for the next chunk straight away; uvloop's keeps a view of it until the
+        socket has taken it, and the pool hands it out again only then (a slow reader's chunk waits in the
+        pool meanwhile, wire/buffer_pool.py). Answers larger than the pool keeps get a buffer of their own."""
         total = sum(p.size for p in pieces if type(p) is FileRegion)
         if not total:
             return pieces, None
         pool = self.server.buffers
         pooled = total <= pool.max_buffer_bytes
-        buf = pool.take(total) if pooled else bytearray(total)
+        # Every chunk's buffer is a whole PENDING_CHUNK, the tail of an answer's too, so that any kept one
+        # serves the next chunk (a shorter one would be passed over and a fresh megabyte allocated).
+        buf = pool.take(total, capacity=PENDING_CHUNK) if pooled else bytearray(total)
         view = memoryview(buf)
         out = []
         at = 0
@@ -792,6 +796,23 @@ def encode_response(correlation_id: int, handler, version: int, response) -> byt
 
 
 SENDFILE = hasattr(os, "sendfile")
+# A chunk of stored batches is given to the transport in writes of at most this much: a TLS transport
+# encrypts each write into one new bytes object (all its output buffer holds), and asyncio's joins the pieces
+# of a writelines into one; at a megabyte each, such buffers are served by glibc from its heap once its mmap
+# threshold has risen, and freed among small long-lived objects they leave holes the heap keeps (heap.py).
+# Below glibc's default mmap threshold they are ordinary heap blocks, used again write after write.
+WRITE_PIECE_BYTES = 64 * 1024
+
+
+def _write_in_pieces(transport, pieces: list) -> None:
+    for piece in pieces:
+        n = len(piece)
+        if n <= WRITE_PIECE_BYTES:
+            transport.write(piece)
+            continue
+        view = memoryview(piece)
+        for at in range(0, n, WRITE_PIECE_BYTES):
+            transport.write(view[at:at + WRITE_PIECE_BYTES])
 
 
 def _writev_all(fd: int, pieces: list) -> list:
@@ -886,7 +907,10 @@ class KafkaServer:
 
     def _reap_idle(self) -> None:
         """Close connections with nothing read or written for connections.max.idle.ms (Kafka's Selector
-        does the same); one with a request in flight (a long poll) or an answer being sent is not idle."""
+        does the same); one with a request in flight (a long poll) or an answer being sent is not idle.
+        Also lets go of the pool's buffers when none was taken since the last run (wire/buffer_pool.py)."""
+        if self.buffers.release_unused():
+            heap.trim()  # the buffers' pages, and any other free heap pages, go back to the system
         idle_s = self.broker.config.connections_max_idle_ms / 1000
         if idle_s > 0:
             deadline = time.monotonic() - idle_s
