@@ -30,7 +30,7 @@ def _glibc():
     """The C library's symbols when it is glibc, else None."""
     try:
         version = os.confstr("CS_GNU_LIBC_VERSION")
-    except (ValueError, OSError):  # not a name this platform knows
+    except (AttributeError, ValueError, OSError):  # no confstr (Windows), or not a name this platform knows
         return None
     if not version or not version.startswith("glibc"):
         return None

@@ -85,6 +85,10 @@ PENDING_CHUNK = 1 << 20
 # replication (acks=all); the next waits. Kafka's producer sends at most 5 requests at a time
 # (max.in.flight.requests.per.connection).
 MAX_AWAITING_REPLICATION = 5
+# A listener's pool of large buffers that none was taken from for this long lets them go (the reaper looks,
+# every 10 s at most, whatever connections.max.idle.ms makes its period): a burst of huge fetches or large
+# requests costs its memory while it lasts.
+POOL_RELEASE_S = 10.0
 _conn_ids = itertools.count(1)
 # Not measured against request_percentage: the SASL exchange (before a user is known) and the brokers' own
 # WriteTxnMarkers, as Kafka's ClientRequestQuotaManager exempts cluster actions and authentication.
@@ -876,6 +880,7 @@ class KafkaServer:
         self.quotas: ConnectionQuotas = quotas
         self.listener_name = listener.name.upper() if listener is not None else None
         self._reaper: asyncio.TimerHandle | None = None
+        self._pool_checked = time.monotonic()  # when the reaper last asked the pool to let go (POOL_RELEASE_S)
         self.faults = None  # set by the control plane (fault injection)
         self.request_log = None  # set by the control plane (request inspection)
         self.metrics = None  # set by broker_server.py: metrics.py's request counters
@@ -908,12 +913,15 @@ class KafkaServer:
     def _reap_idle(self) -> None:
         """Close connections with nothing read or written for connections.max.idle.ms (Kafka's Selector
         does the same); one with a request in flight (a long poll) or an answer being sent is not idle.
-        Also lets go of the pool's buffers when none was taken since the last run (wire/buffer_pool.py)."""
-        if self.buffers.release_unused():
-            heap.trim()  # the buffers' pages, and any other free heap pages, go back to the system
+        Also lets go of the pool's buffers when none was taken for POOL_RELEASE_S (wire/buffer_pool.py)."""
+        now = time.monotonic()
+        if now - self._pool_checked >= POOL_RELEASE_S * 0.95:  # a timer may fire a hair early
+            self._pool_checked = now
+            if self.buffers.release_unused():
+                heap.trim()  # the buffers' pages, and any other free heap pages, go back to the system
         idle_s = self.broker.config.connections_max_idle_ms / 1000
         if idle_s > 0:
-            deadline = time.monotonic() - idle_s
+            deadline = now - idle_s
             for conn in [c for c in self.connections if c.last_active < deadline]:
                 if conn.busy or conn.queue or conn._pending or conn.closed or conn.transport.get_write_buffer_size():
                     continue
