@@ -158,12 +158,14 @@ class BrokerServer:
         for server in self.servers:
             await server.stop(grace_s=grace_s)
         if self.state is not None and self.state.log_manager is not None:
+            # Its periodic tasks first: the checkpoint task writes on a worker thread, and the last word is
+            # this one's.
+            await self.state.log_manager.stop()
             if flush:  # a clean shutdown keeps the high watermarks (Kafka's checkpointHW on shutdown)
                 try:
                     self.state.log_manager.checkpoint_high_watermarks()
                 except OSError as e:
                     log.error("writing the high-watermark checkpoint: %s", e)
-            await self.state.log_manager.stop()
         if self.state is not None:
             await self.state.markers.close()  # markers on their way: the next coordinator sends them again
             await self.state.txn_partitions.close()
@@ -238,7 +240,10 @@ class ClusterServers:
                 advertised_port=config.advertised_port + i if config.advertised_port else None,
                 data_dir=str(Path(config.data_dir) / f"broker-{node}") if config.data_dir else None,
                 control_port=None,  # one HTTP control plane for the cluster, not one per broker
-                schema_registry_port=config.schema_registry_port if i == 0 else None,  # on the first broker
+                # a Schema Registry beside every broker (each a client of the one _schemas): --schema-registry-port
+                # + i, or a free port each for 0
+                schema_registry_port=None if config.schema_registry_port is None else
+                config.schema_registry_port + i if config.schema_registry_port else 0,
                 settings=settings, topic_defaults=dict(config.topic_defaults))
         self.servers: dict[int, BrokerServer] = {}  # the running brokers by node id
         self.faults, self.request_log, self.changes = Faults(), RequestLog(), ChangeNotifier()
@@ -274,6 +279,8 @@ class ClusterServers:
         server = BrokerServer(self.configs[node_id], self.controller, self)
         await server.start()
         self.configs[node_id].port = server.port  # a restart binds the same port: clients keep its address
+        if server.schema_registry is not None:  # and the same registry port
+            self.configs[node_id].schema_registry_port = server.schema_registry[2]
         self.servers[node_id] = server
         return server
 

@@ -202,9 +202,18 @@ class Broker:
 
     @property
     def schema_registry_url(self) -> str | None:
-        """The Schema Registry's URL when it was asked for (``Broker(schema_registry_port=0)``)."""
+        """The Schema Registry's URL when it was asked for (``Broker(schema_registry_port=0)``); in a cluster,
+        the first broker's (``schema_registry_urls`` names every broker's)."""
         sr = self._server.schema_registry
         return None if sr is None else f"http://{sr[1]}:{sr[2]}"
+
+    @property
+    def schema_registry_urls(self) -> dict[int, str]:
+        """Node id -> the URL of the Schema Registry beside that broker (a cluster has one beside every
+        broker, all over the one ``_schemas`` topic); running brokers only."""
+        servers = self._cluster.servers if self._cluster is not None else {self.config.node_id: self._server}
+        return {node: f"http://{s.schema_registry[1]}:{s.schema_registry[2]}"
+                for node, s in sorted(servers.items()) if s.schema_registry is not None}
 
     def start(self) -> "Broker":
         self._loop_thread = LoopThread("kbroker")

@@ -136,29 +136,36 @@ class BrokerMetrics:
 
     def request_done(self, conn, header, start_ns: int, request, response) -> None:
         """A request's answer is ready (``response`` None: none is sent, acks=0)."""
-        name = REQUEST_NAMES.get(header.api_key, "Unknown")
+        api_key = header.api_key
+        name = REQUEST_NAMES.get(api_key, "Unknown")
         key = (name, header.api_version)
-        self.requests[key] = self.requests.get(key, 0) + 1
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
         h = self.latency.get(name)
         if h is None:
             h = self.latency[name] = LatencyHistogram()
         h.observe_ms((time.perf_counter_ns() - start_ns) / 1e6)
+        # Produce and Fetch, the requests of every record, count their errors as they walk their partitions.
+        if api_key == PRODUCE:
+            self._produced(name, request, response)
+            return
+        if api_key == FETCH:
+            self._fetched(name, response)
+            return
         if response is not None:
             counts: dict[int, int] = {}
             _count_errors(response, counts)
-            errors = self.errors
-            for code, n in counts.items():
-                k = (name, code)
-                errors[k] = errors.get(k, 0) + n
-        api_key = header.api_key
-        if api_key == PRODUCE:
-            self._produced(request, response)
-        elif api_key == FETCH:
-            self._fetched(request, response)
-        elif api_key == API_VERSIONS:
+            self._count(name, counts)
+        if api_key == API_VERSIONS:
             conn.client_software = (request.client_software_name or "unknown",
                                     request.client_software_version or "unknown")
             conn.client_id = header.client_id
+
+    def _count(self, name: str, counts: dict[int, int]) -> None:
+        errors = self.errors
+        for code, n in counts.items():
+            k = (name, code)
+            errors[k] = errors.get(k, 0) + n
 
     def wait_started(self, api_key: int) -> None:
         op = DELAYED_OPERATIONS.get(api_key)
@@ -182,30 +189,42 @@ class BrokerMetrics:
         t = self.broker_server.state.topics.by_id.get(topic_id)
         return t.name if t is not None else str(topic_id)
 
-    def _produced(self, request, response) -> None:
+    def _produced(self, name: str, request, response) -> None:
+        """Records and bytes in, and the answer's error codes (a Produce answer's are its partitions')."""
         answers = response.responses if response is not None else None
+        counts: dict[int, int] = {}
         for i, td in enumerate(request.topic_data):
             t = self._topic(self._topic_name(td.name, td.topic_id))
             parts = answers[i].partition_responses if answers is not None else None
             for j, pd in enumerate(td.partition_data):
                 t.produce_requests += 1
-                if parts is not None and parts[j].error_code:
+                code = parts[j].error_code if parts is not None else 0
+                if parts is not None:
+                    counts[code] = counts.get(code, 0) + 1
+                if code:
                     t.failed_produce_requests += 1
                 elif pd.records is not None:
                     t.messages_in += _record_count(pd.records)
                     t.bytes_in += len(pd.records)
+        if counts:
+            self._count(name, counts)
 
-    def _fetched(self, request, response) -> None:
+    def _fetched(self, name: str, response) -> None:
+        """Bytes out, and the answer's error codes (a Fetch answer's own and its partitions')."""
         if response is None:
             return
+        counts = {response.error_code: 1}
         for td in response.responses:
             t = self._topic(self._topic_name(td.topic, td.topic_id))
             for pd in td.partitions:
                 t.fetch_requests += 1
-                if pd.error_code:
+                code = pd.error_code
+                counts[code] = counts.get(code, 0) + 1
+                if code:
                     t.failed_fetch_requests += 1
                 else:
                     t.bytes_out += _records_bytes(pd.records)
+        self._count(name, counts)
 
     # -- read at scrape time -------------------------------------------------------------------
 

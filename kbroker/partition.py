@@ -539,6 +539,12 @@ class Partition:
         self._waiters.append(fut)
         return fut
 
+    def add_waiter(self, fut: asyncio.Future) -> None:
+        """``fut`` is done at the next wake (``wake_waiters``): one future may wait on several partitions, so
+        that a long poll over many is woken by the first append without a future (and a callback) per
+        partition."""
+        self._waiters.append(fut)
+
     def wake_waiters(self) -> None:
         """Answer whoever waits on this partition: the long-polling fetches (``wait_for_append``), the acks=all
         produces the high watermark has passed (all of them once this broker does not lead) and the broker's

@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from ..errors import ErrorCode
 from ..partition import fetch_epoch, get_partition_or_error, now_ms
@@ -378,25 +377,44 @@ async def _long_poll(ctx, req, targets, max_bytes: int, min_bytes: int, partitio
     The waiters are registered before the partitions are looked at again: an append that lands between
     ``handle`` returning and this coroutine starting is then seen, not slept through. ``seen``: for a
     follower's fetch, ``_follower_view`` as of the read in ``handle`` (None for a consumer's: every wake reads).
+
+    One future waits on all the partitions (``Partition.add_waiter``) and this coroutine awaits it itself,
+    with a timer for ``max_wait_ms``: the append that sets it schedules the coroutine's next step, so the
+    answer is built and written on the loop's next turn after the append. (``asyncio.wait`` over a future per
+    partition takes a turn more, for its own callback on the future that is set, and a callback per partition.)
     """
-    deadline = time.monotonic() + req.max_wait_ms / 1000.0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + req.max_wait_ms / 1000.0
     while True:
-        futures = [p.wait_for_append() for p in partitions]
+        woken = loop.create_future()
+        for p in partitions:
+            p.add_waiter(woken)
         try:
-            remaining = deadline - time.monotonic()
-            if seen is not None and remaining > 0 and not ctx.broker.stopping:
+            if seen is not None and deadline > loop.time() and not ctx.broker.stopping:
                 view = _follower_view(partitions)
                 if view == seen:  # woken by what does not change this answer (the high watermark moved)
-                    await asyncio.wait(futures, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                    await _woken_or_expired(loop, woken, deadline)
                     continue
                 seen = view
             response, size, read_error = _build(ctx, req, targets, max_bytes)
-            remaining = deadline - time.monotonic()
-            if size >= min_bytes or read_error or remaining <= 0 or ctx.broker.stopping or not futures:
+            if size >= min_bytes or read_error or deadline <= loop.time() or ctx.broker.stopping or not partitions:
                 return _within_quota(ctx, replica_id_of(ctx.version, req), response, size)
-            await asyncio.wait(futures, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            await _woken_or_expired(loop, woken, deadline)
         finally:
-            for p, f in zip(partitions, futures):
-                if not f.done():
-                    f.cancel()
-                    p.discard_waiter(f)
+            if not woken.done():
+                woken.cancel()
+            for p in partitions:
+                p.discard_waiter(woken)
+
+
+async def _woken_or_expired(loop, woken: asyncio.Future, deadline: float) -> None:
+    timer = loop.call_at(deadline, _expire, woken)
+    try:
+        await woken
+    finally:
+        timer.cancel()
+
+
+def _expire(woken: asyncio.Future) -> None:
+    if not woken.done():
+        woken.set_result(None)

@@ -29,6 +29,8 @@ is TRANSACTIONAL_ID_AUTHORIZATION_FAILED); each topic needs WRITE (TOPIC_AUTHORI
 whether it exists.
 The internal topics (``__consumer_offsets``, ``__transaction_state``) take no producer's records:
 INVALID_TOPIC_EXCEPTION, unless the client id is Kafka's admin tools' ``__admin_client``, as Kafka.
+A batch to ``_schemas`` whose first record carries ``kbroker.expected.offset`` is appended only if the log ends
+there (INVALID_RECORD otherwise): the Schema Registries' compare-and-set (schema_registry/conditional.py).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .leader_hints import LeaderHints
 from .context import AwaitingReplication
 from ..coordinator.txn_partitions import produce_error
 from ..records.batch import ATTRIBUTES_OFFSET, TRANSACTIONAL_MASK, read_header
+from ..schema_registry.conditional import SCHEMAS_TOPIC, check_expected_offset
 from ..schema_registry.wire_format import KEY_CONFIG as KEY_VALIDATION
 from ..schema_registry.wire_format import VALUE_CONFIG as VALUE_VALIDATION
 from ..schema_registry.wire_format import validate_batches
@@ -174,6 +177,8 @@ def _append(ctx, req: API.ProduceRequest, added: dict[tuple[str, int], int]) -> 
             try:
                 if "true" in (topic.config(VALUE_VALIDATION), topic.config(KEY_VALIDATION)):
                     validate_batches(broker.schema_registry, topic, pd.records)  # no registered id: INVALID_RECORD
+                if topic.name == SCHEMAS_TOPIC:  # a registry's write on condition of the log end (conditional.py)
+                    check_expected_offset(partition, pd.records)
                 base_offset, append_time = partition.append(pd.records, topic.max_message_bytes,
                                                             topic.log_append_time, produce_version=ctx.version,
                                                             required_acks=req.acks)

@@ -24,11 +24,12 @@ Theory of operation.  Three periodic tasks on the broker's event loop, never on 
   whose last fsync is older than their interval and that have unflushed appends are fsynced, so an
   acknowledged append is on disk within 1.5 intervals.  Appends check the same rule themselves (see
   ``storage.segment``).  ``start`` applies the broker's ``--fsync`` mode to the store.
-* **High-watermark checkpoint** every ``replica.high.watermark.checkpoint.interval.ms`` (5 s) and at a
-  clean shutdown (``checkpoint_high_watermarks``, called by the broker before it closes its logs): every
-  local partition's high watermark goes to the log directory's ``replication-offset-checkpoint`` (Kafka's
-  file and format, written atomically), from which the logs start after a restart, so that a broker that
-  leads again serves what was committed before followers have fetched (Kafka's ReplicaManager does this).
+* **High-watermark checkpoint** every ``replica.high.watermark.checkpoint.interval.ms`` (5 s; the file is
+  written on a worker thread, its two fsyncs off the loop) and at a clean shutdown
+  (``checkpoint_high_watermarks``, called by the broker before it closes its logs): every local partition's
+  high watermark goes to the log directory's ``replication-offset-checkpoint`` (Kafka's file and format,
+  written atomically), from which the logs start after a restart, so that a broker that leads again serves
+  what was committed before followers have fetched (Kafka's ReplicaManager does this).
 
 Configs are read from each log's ``config`` at the moment they are needed; AlterConfigs replaces it, so
 changes apply at the next tick without a restart.
@@ -95,7 +96,7 @@ class LogManager:
             asyncio.ensure_future(self._every(lambda: self.cleaner_backoff_ms, self.run_cleaner_once)),
             asyncio.ensure_future(self._every(self._flush_tick_ms, self.run_flush_once)),
             asyncio.ensure_future(self._every(lambda: self.config.replica_high_watermark_checkpoint_interval_ms,
-                                              self.checkpoint_high_watermarks)),
+                                              self._checkpoint_high_watermarks_off_loop)),
         ]
 
     async def stop(self) -> None:
@@ -152,10 +153,22 @@ class LogManager:
 
     def checkpoint_high_watermarks(self) -> int:
         """Write every local partition's high watermark to the store's checkpoint; returns how many."""
-        offsets = {(topic.name, p.index): p.log.high_watermark
-                   for topic, p in self._partitions() if not p.log.store.closed}
+        offsets = self._high_watermarks()
         self.state.log_store.checkpoint_high_watermarks(offsets)
         return len(offsets)
+
+    async def _checkpoint_high_watermarks_off_loop(self) -> int:
+        """The periodic checkpoint: the high watermarks are read on the loop, the file is written (two fsyncs,
+        milliseconds on a busy disk) on a worker thread, as Kafka's scheduler thread writes it, so that no
+        request waits behind it. The task that calls this runs one at a time and the broker's final checkpoint
+        comes after the task has stopped (broker_server), so two writes never overlap."""
+        offsets = self._high_watermarks()
+        await asyncio.to_thread(self.state.log_store.checkpoint_high_watermarks, offsets)
+        return len(offsets)
+
+    def _high_watermarks(self) -> dict[tuple[str, int], int]:
+        return {(topic.name, p.index): p.log.high_watermark
+                for topic, p in self._partitions() if not p.log.store.closed}
 
     # -- retention ---------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """A Schema Registry beside the broker, speaking Confluent Schema Registry's REST API.
 
 ``kbroker serve --schema-registry-port N`` (or ``Broker(schema_registry_port=0)``, or the setting
-``kbroker.schema.registry.port``) serves it on its own listener. Its state is the compacted ``_schemas``
-topic of the broker itself (store.py); compatibility is checked per schema type (avro.py, json_schema.py,
+``kbroker.schema.registry.port``) serves it on its own listener; in a cluster every broker may serve one. Its
+state is the compacted, replicated ``_schemas`` topic (store.py), read below its high watermark and written
+through its leader on condition of the log end (kafka_store.py, conditional.py); compatibility is checked per schema type (avro.py, json_schema.py,
 protobuf.py; the levels in schemas.py); http.py is the REST API; wire_format.py is what the broker does
 with the serializers' framing (validation on produce, decoding for the control plane).
 """

@@ -7,7 +7,8 @@ JSON; the content types Confluent accepts are accepted (``application/vnd.schema
 get 415. Answers are ``application/vnd.schemaregistry.v1+json`` unless the client accepts only
 ``application/json``. Errors carry Confluent's ``{"error_code": ..., "message": ...}`` body.
 
-Every handler runs on the broker's event loop without awaiting (see store.py).
+Every handler runs on the broker's event loop; reads answer from the state applied on this broker, writes
+go through ``Registry.write`` (store.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ log = logging.getLogger("kbroker.schema_registry")
 MAX_BODY_BYTES = 16 << 20  # Confluent's schemas are capped well below (schema.max.size); this bounds memory
 MAX_HEADER_BYTES = 64 << 10
 IDLE_TIMEOUT_S = 300
-WRITING_METHODS = ("POST", "PUT", "DELETE")  # the requests that may append to _schemas
+WRITING_METHODS = ("POST", "PUT", "DELETE")  # the requests that may append to _schemas (see _may_write)
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 _ACCEPTED_BODY_TYPES = ("application/vnd.schemaregistry.v1+json", "application/vnd.schemaregistry+json",
                         "application/json", "application/octet-stream")
@@ -60,6 +61,7 @@ class SchemaRegistryServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.registry.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -74,12 +76,7 @@ class SchemaRegistryServer:
                 if request is None:
                     return
                 method, target, headers, raw = request
-                try:
-                    if method.upper() in WRITING_METHODS:  # the topic a write appends to, made if need be
-                        await self.registry.ensure_topic()
-                    status, body, ctype = self._answer(method, target, headers, raw)
-                except E.RegistryError as e:
-                    status, body, ctype = e.status, e.body(), CONTENT_TYPE
+                status, body, ctype = await self._answer(method, target, headers, raw)
                 if body is None:
                     data = b""
                 else:
@@ -120,7 +117,7 @@ class SchemaRegistryServer:
         raw = await reader.readexactly(length) if length else b""
         return parts[0], parts[1], headers, raw
 
-    def _answer(self, method: str, target: str, headers: dict, raw: bytes):
+    async def _answer(self, method: str, target: str, headers: dict, raw: bytes):
         accept = headers.get("accept", "")
         ctype = "application/json" if ("application/json" in accept and "schemaregistry" not in accept
                                        and "*/*" not in accept) else CONTENT_TYPE
@@ -135,13 +132,32 @@ class SchemaRegistryServer:
             url = urlsplit(target)
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             path = [unquote(p) for p in url.path.strip("/").split("/") if p]
-            status, out = self._route(method.upper(), path, query, body)
+            method = method.upper()
+
+            def route():
+                return self._route(method, path, query, body)
+            if _may_write(method, path):  # against the whole log, appended through its leader (store.py)
+                status, out = await self.registry.write(route)
+            else:
+                status, out = await self._answer_read(route)
             return status, out, ctype
         except E.RegistryError as e:
             return e.status, e.body(), ctype
         except Exception as e:  # a bug: say so with Confluent's 500 shape and keep serving
             log.exception("schema registry request failed")
             return 500, {"error_code": 50001, "message": f"Internal error: {e}"}, ctype
+
+    async def _answer_read(self, route):
+        """A read answers from the state applied here; one that finds nothing first reads what the leader of
+        ``_schemas`` has, so an id or version registered through another broker's registry is found as soon
+        as it is acknowledged (a serializer's id, then a consumer's lookup through another registry)."""
+        await self.registry.refresh()
+        try:
+            return route()
+        except E.RegistryError as e:
+            if e.status != 404 or not await self.registry.read_latest():
+                raise
+        return route()
 
     def _route(self, method: str, path: list[str], q: dict, body):
         r = self.registry
@@ -222,6 +238,13 @@ class SchemaRegistryServer:
         elif head == "contexts" and n == 1 and method == "GET":
             return 200, ["."]
         raise E.RegistryError(404, 404, "HTTP 404 Not Found")
+
+
+def _may_write(method: str, path: list[str]) -> bool:
+    """PUT and DELETE, and POST but for a lookup (``/subjects/{s}``) and a compatibility test: those read."""
+    if method not in WRITING_METHODS:
+        return False
+    return method != "POST" or not ((len(path) == 2 and path[0] == "subjects") or path[:1] == ["compatibility"])
 
 
 def _is_json(version_body: dict) -> bool:

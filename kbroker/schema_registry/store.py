@@ -1,24 +1,33 @@
 """The registry's state, kept in the compacted ``_schemas`` topic as Confluent keeps it.
 
-Theory of operation. Every change is one record appended to partition 0 of ``_schemas`` through the
-partition's own append path (the same checks, offsets and storage as a producer's batch), with JSON keys
-and values in Confluent's layout: ``{"keytype":"SCHEMA","subject":s,"version":v,"magic":1}`` ->
+Theory of operation. Every change is records of partition 0 of ``_schemas`` with JSON keys and values in
+Confluent's layout: ``{"keytype":"SCHEMA","subject":s,"version":v,"magic":1}`` ->
 ``{"subject","version","id","schemaType","schema","references","deleted"}`` (a null value when a version
 is deleted permanently), ``{"keytype":"CONFIG","subject":s|null,"magic":0}`` -> ``{"compatibilityLevel"}``,
-``{"keytype":"MODE",...}`` -> ``{"mode"}``. At start-up the topic is read from its start and every record
-applied in order, so the registry survives restarts. The memory state is only ever changed by applying
-a record just written or read, so the two cannot disagree.
+``{"keytype":"MODE",...}`` -> ``{"mode"}``. The memory state is only ever changed by applying the records
+read back from the log below its high watermark (kafka_store.py), in offset order, so every broker's registry
+holds the same state for the same offset, and the state survives restarts and leader changes.
+
+Writes, in a cluster as on one broker (``write``): one request at a time per registry; the registry reads
+the log to what its leader has, computes the request's records from that state (``_write`` collects them),
+and appends them as one batch on condition that the log still ends where it read to (conditional.py), with
+acks=all, through the partition's leader wherever it is. If another registry wrote first it reads on and
+computes again; if the partition cannot take the write now (no leader, a leader change) it reads and tries
+again until ``WRITE_TIMEOUT_S``. Once written, the records are read back before the answer, so a registry
+answers what it has applied. Confluent elects one registry leader to the same end (ids from one sequence).
 
 Ids: one more than the largest id ever seen. A permanent delete first writes ``{"keytype":"ID_WATERMARK"}``
 -> ``{"max_id"}`` (kept by compaction as the latest value of its key), so an id freed by a tombstone is
 never handed out again once compaction has removed the schema it named.
 
-The topic is created (compacted, one partition, led by this broker) by ``ensure_topic``, which the HTTP server
-awaits before a request that may write: the controller's change is awaited, so it works over a database too.
+The topic is created (compacted, one partition, replication factor ``kafkastore.topic.replication.factor``,
+3, capped by the live brokers, as Confluent's KafkaStore makes it) by ``ensure_topic``, which ``write``
+awaits: the controller's change is awaited, so it works over a database too.
 
-Concurrency: every method but ``ensure_topic`` runs on the broker's event loop and none awaits, so no two
-changes interleave. If ``_schemas`` is deleted (the control plane's reset does), the registry is empty again
-until a write makes the topic anew.
+Concurrency: the event loop. Reads (every method but ``write``, ``refresh``, ``read_latest`` and
+``ensure_topic``) do not suspend: they apply what the local replica has below its high watermark and answer.
+If ``_schemas`` is deleted (the control plane's reset does), the registry is empty again until a write makes
+the topic anew.
 """
 
 from __future__ import annotations
@@ -29,20 +38,22 @@ import logging
 import time
 from dataclasses import dataclass
 
-from ..coordinator.runtime import CoordinatorLog
 from ..errors import ErrorCode, KafkaError
-from ..records.builder import build_batch
 from ..topics import run_in_turns
-from ..records.record import Record
 from . import errors as E
+from .conditional import SCHEMAS_TOPIC
+from .kafka_store import KafkaStore, Unavailable
 from .schemas import LEVELS, TYPES, check, parse
 
 log = logging.getLogger("kbroker.schema_registry")
 
-SCHEMAS_TOPIC = "_schemas"
 MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
 MAX_VERSION = 2**31 - 1
 TOPIC_WAIT_S = 10  # how long a write waits for another broker's creation of _schemas to reach this one
+WRITE_TIMEOUT_S = 15.0  # Confluent: kafkastore.timeout.ms per step; here the whole write, across leader changes
+RETRY_BACKOFF_S = 0.1  # between attempts while _schemas-0 has no leader or moves (Kafka's retry.backoff.ms)
+REPLICATION_FACTOR_KEY = "kafkastore.topic.replication.factor"
+DEFAULT_REPLICATION_FACTOR = 3
 
 
 @dataclass
@@ -70,8 +81,11 @@ class Registry:
     def __init__(self, state, default_compatibility: str = "BACKWARD"):
         self.state = state
         self.default_compatibility = default_compatibility
-        self._topic = None
         self._clear()
+        self.store = KafkaStore(state, self._replay, self._clear)
+        self._pending: list[tuple[bytes, bytes | None]] | None = None  # a write's records, while it computes
+        self._write_lock = asyncio.Lock()
+        self.lost_races = 0  # writes computed again because another registry wrote first (tests, debugging)
         self._sync()
 
     def _clear(self) -> None:
@@ -87,17 +101,11 @@ class Registry:
     # -- the _schemas topic ----------------------------------------------------------------------
 
     def _sync(self) -> None:
-        """Follow the topic: a deleted or recreated ``_schemas`` means the state it held is gone."""
-        topic = self.state.topics.get(SCHEMAS_TOPIC)
-        if topic is self._topic:
-            return
-        self._clear()
-        self._topic = topic
-        if topic is not None:
-            self._load(topic.partitions[0])
+        """Apply what the local replica of ``_schemas`` has below its high watermark (kafka_store.py)."""
+        self.store.follow()
 
-    def _load(self, p) -> None:
-        CoordinatorLog(p).replay(self._replay, up_to=p.high_watermark)
+    async def close(self) -> None:
+        await self.store.close()
 
     def _replay(self, offset: int, key: bytes, value: bytes | None) -> None:
         try:
@@ -106,19 +114,24 @@ class Registry:
         except ValueError:
             log.warning("_schemas offset %d: not JSON, skipped", offset)
             return
-        if isinstance(key, dict):
+        if not isinstance(key, dict) or not (value is None or isinstance(value, dict)):
+            return
+        try:
             self._apply(key, value)
+        except (KeyError, TypeError, ValueError) as e:  # a record another writer made: skipped, as Confluent does
+            log.warning("_schemas offset %d: %s not applied: %r", offset, key.get("keytype"), e)
 
     async def ensure_topic(self) -> None:
-        """Create ``_schemas`` if it does not exist (one partition on this broker, which leads it, compacted),
-        awaiting the controller; a creation already under way (this broker's, or another's) is waited for."""
+        """Create ``_schemas`` if it does not exist (one partition, compacted, replicated as Confluent's
+        KafkaStore does: ``kafkastore.topic.replication.factor`` capped by the live brokers), awaiting the
+        controller; a creation already under way (this broker's, or another's) is waited for."""
         topics = self.state.topics
         deadline = time.monotonic() + TOPIC_WAIT_S
         while topics.get(SCHEMAS_TOPIC) is None:
             if SCHEMAS_TOPIC not in topics.pending:
                 try:
                     await run_in_turns(topics, topics.creation(SCHEMAS_TOPIC, 1, {"cleanup.policy": "compact"},
-                                                               assignments=[[self.state.node_id]]))
+                                                               replication_factor=self._replication_factor()))
                     continue
                 except KafkaError as e:
                     if e.code != ErrorCode.TOPIC_ALREADY_EXISTS:
@@ -133,19 +146,104 @@ class Registry:
                 pass
         self._sync()
 
-    def _write(self, key: dict, value: dict | None) -> None:
-        self._sync()
-        topic = self.state.topics.get(SCHEMAS_TOPIC)
-        if topic is None:  # ensure_topic made it before the request; deleted since
-            raise E.RegistryError(500, E.STORE_ERROR, "The _schemas topic does not exist")
-        record = Record(0, int(time.time() * 1000), json.dumps(key, separators=(",", ":")).encode(),
-                        None if value is None else json.dumps(value, separators=(",", ":")).encode())
+    def _replication_factor(self) -> int:
         try:
-            topic.partitions[0].append(build_batch([record], base_offset=0), topic.max_message_bytes,
-                                       topic.log_append_time)
-        except Exception as e:  # a storage error: nothing was applied
-            raise E.RegistryError(500, E.STORE_ERROR, f"Error while writing to the _schemas topic: {e}") from None
-        self._apply(key, value)
+            wanted = int(self.state.config.settings.get(REPLICATION_FACTOR_KEY, DEFAULT_REPLICATION_FACTOR))
+        except ValueError:
+            wanted = DEFAULT_REPLICATION_FACTOR
+        live = len(self.state.controller.live_broker_ids())
+        if live < wanted:
+            log.info("creating _schemas with replication factor %d: %d live brokers, fewer than %s=%d", live, live,
+                     REPLICATION_FACTOR_KEY, wanted)
+        return max(1, min(wanted, live))
+
+    async def write(self, change):
+        """Run ``change()``, a request that may write, against the whole log, and append what it writes; see
+        the module docstring. Returns what ``change`` returns; RegistryError as it raises, or 500 when the
+        write cannot be made in time. While the leader cannot be read, a request that needs no write (a
+        schema registered already) is answered from the state applied here, as Confluent's leader answers it
+        from its cache."""
+        async with self._write_lock:
+            await self.ensure_topic()
+            deadline = time.monotonic() + WRITE_TIMEOUT_S
+            lost_race = False
+            why = "no attempt"
+            while True:
+                try:
+                    try:
+                        await self.store.catch_up(deadline, wait_for_more=lost_race)
+                        caught_up = True
+                    except Unavailable as e:
+                        caught_up, why = False, str(e)
+                    self._pending = []
+                    try:
+                        result = change()
+                    except E.RegistryError:
+                        if caught_up:
+                            raise
+                        result = None  # judged on a state that may be behind: asked again once it is not
+                    finally:
+                        records, self._pending = self._pending, None
+                    if not records and (caught_up or result is not None):
+                        return result
+                    if caught_up:
+                        last = await self.store.write(records, deadline)
+                        if last is not None:
+                            await self._read_back(last, deadline)
+                            return result
+                        lost_race, why = True, "another registry kept writing first"
+                        self.lost_races += 1
+                    else:
+                        lost_race = False
+                except Unavailable as e:
+                    lost_race, why = False, str(e)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise E.RegistryError(500, E.STORE_ERROR, f"Error while writing to the _schemas topic: {why}")
+                if lost_race:
+                    continue  # at once: the next read waits for the write that came first
+                try:  # a leader elected, a broker back: the controller's change, or the next attempt
+                    await asyncio.wait_for(self.state.changes.wait(), min(remaining, RETRY_BACKOFF_S))
+                except asyncio.TimeoutError:
+                    pass
+
+    async def _read_back(self, last: int, deadline: float) -> None:
+        """Apply our own records (up to ``last``) before answering; the write is done whatever happens here."""
+        while self.store.next_offset <= last:
+            try:
+                await self.store.catch_up(deadline, at_least=last + 1)
+            except Unavailable as e:
+                if time.monotonic() >= deadline:
+                    log.warning("_schemas offset %d written but not read back in time: %s", last, e)
+                    return
+                try:
+                    await asyncio.wait_for(self.state.changes.wait(), RETRY_BACKOFF_S)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def refresh(self) -> None:
+        """Before a read: the local replica's records, or the leader's where this broker has no replica."""
+        self._sync()
+        p = self.store.partition()
+        if p is not None and p.log is None:
+            await self.read_latest()
+
+    async def read_latest(self) -> bool:
+        """Apply what the leader has below its high watermark (a read that found nothing asks this before it
+        says so). True if anything was applied; False too when the leader cannot be read now."""
+        before = self.store.next_offset
+        try:
+            await self.store.catch_up(time.monotonic() + TOPIC_WAIT_S)
+        except Unavailable as e:
+            log.debug("reading _schemas from its leader: %s", e)
+        return self.store.next_offset != before
+
+    def _write(self, key: dict, value: dict | None) -> None:
+        """One record of the request ``write`` runs; applied once it is read back from the log."""
+        if self._pending is None:
+            raise RuntimeError("a registry change outside Registry.write")
+        self._pending.append((json.dumps(key, separators=(",", ":")).encode(),
+                              None if value is None else json.dumps(value, separators=(",", ":")).encode()))
 
     def _apply(self, key: dict, value: dict | None) -> None:
         kind = key.get("keytype")

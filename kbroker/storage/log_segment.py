@@ -522,9 +522,14 @@ class LogSegment:
         >= ``offset``; position == size when there is none."""
         if window is None:
             window = _Window(self.fd, self.size, SCAN_CHUNK_BYTES)
-        entry = self.index.entry_for(offset - self.base_offset) if offset > self.base_offset else -1
-        pos, min_base = self._checked_entry(entry, window)
         end = self.size
+        if 0 <= self.last_batch_position < end and offset >= self.last_batch_base:
+            # At or past the last batch appended: a consumer following the log end reads there. The walk
+            # starts from it, not from the index entry before it (up to an index interval of batches back).
+            pos, min_base = self.last_batch_position, self.last_batch_base
+        else:
+            entry = self.index.entry_for(offset - self.base_offset) if offset > self.base_offset else -1
+            pos, min_base = self._checked_entry(entry, window)
         while pos < end:
             base, size, last = self._batch_at(pos, min_base, window)
             if last >= offset:

@@ -17,6 +17,7 @@ from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, Proto
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from kbroker import Broker
+from support.registry import serde_roundtrip
 
 
 @pytest.fixture(scope="module")
@@ -30,23 +31,7 @@ def _topic():
 
 
 def _roundtrip(broker, topic, serializer, deserializer, values):
-    producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
-    for v in values:
-        producer.produce(topic, value=serializer(v, SerializationContext(topic, MessageField.VALUE)))
-    assert producer.flush(10) == 0
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": f"g-{topic}",
-                         "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    out = []
-    try:
-        while len(out) < len(values):
-            msg = consumer.poll(10)
-            assert msg is not None, "no record within 10 s"
-            assert msg.error() is None, msg.error()
-            out.append(deserializer(msg.value(), SerializationContext(topic, MessageField.VALUE)))
-    finally:
-        consumer.close()
-    return out
+    return serde_roundtrip(broker.bootstrap_servers, topic, serializer, deserializer, values)
 
 
 AVRO_USER = json.dumps({"type": "record", "name": "User", "namespace": "kb.test", "fields": [
