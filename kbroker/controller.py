@@ -135,11 +135,14 @@ class PartitionRegistration:
         return bool(self.adding or self.removing)
 
     def to_json(self) -> dict:
-        """A new dict sharing no list with the registration (the topic store keeps it)."""
-        d = {"replicas": list(self.replicas), "isr": list(self.isr), "leader": self.leader,
+        """A new dict sharing nothing with the registration (the topic store keeps it). Its lists are tuples:
+        JSON writes them alike, and a tuple of ints, unlike a list, is soon not examined by the garbage
+        collector (nor, after a full collection, the dict holding only such tuples); a topic store holds
+        one of these per partition."""
+        d = {"replicas": tuple(self.replicas), "isr": tuple(self.isr), "leader": self.leader,
              "leader_epoch": self.leader_epoch, "partition_epoch": self.partition_epoch}
         if self.reassigning:
-            d["adding"], d["removing"] = list(self.adding), list(self.removing)
+            d["adding"], d["removing"] = tuple(self.adding), tuple(self.removing)
         return d
 
     @classmethod
@@ -223,13 +226,22 @@ class Controller:
     # -- topics ------------------------------------------------------------------------------------
 
     async def create_topic(self, name: str, num_partitions: int, replication_factor: int,
-                     assignments: list[list[int]] | None, configs: dict[str, str],
-                     validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
-        """``topic_id``: the id the asking broker already opened its logs under (None: a new one)."""
+                           assignments: list[list[int]] | None, configs: dict[str, str],
+                           validate_only: bool = False, topic_id: uuid.UUID | None = None,
+                           prepared: list[PartitionRegistration] | None = None) -> TopicRegistration:
+        """The topic placed, checked and created; with ``validate_only`` the registration it would be created
+        with, not kept. ``topic_id``: the id the asking broker already opened its logs under (None: a new
+        one). ``prepared``: the partitions of such a validation, created as they are (``still_placed``)
+        instead of being placed and built again; ``num_partitions`` is then their number and
+        ``assignments`` None."""
         raise NotImplementedError
 
     async def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
-                          validate_only: bool = False) -> TopicRegistration:
+                                validate_only: bool = False,
+                                prepared: list[PartitionRegistration] | None = None) -> TopicRegistration:
+        """The topic grown to ``count`` partitions; with ``validate_only`` the registration it would have,
+        not kept. ``prepared``: the new partitions of such a validation (its last ``count - current``),
+        created as they are (``still_placed``); ``assignments`` is then None."""
         raise NotImplementedError
 
     async def delete_topic(self, name: str) -> None:
@@ -793,8 +805,12 @@ def check_assignments(assignments: list[list[int]], known: set[int]) -> None:
     """Explicit replica assignments name registered brokers, each once, and no more than can be kept."""
     for i, replicas in enumerate(assignments):
         if not replicas or len(set(replicas)) != len(replicas) or not known.issuperset(replicas):
-            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                             f"Replica assignment for partition {i} names unknown or repeated brokers")
+            raise _invalid_assignment(i)
+
+
+def _invalid_assignment(index: int) -> KafkaError:
+    return KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                      f"Replica assignment for partition {index} names unknown or repeated brokers")
 
 
 def new_partitions(replicas: list[list[int]], live: set[int]) -> list[PartitionRegistration]:
@@ -807,6 +823,24 @@ def new_partitions(replicas: list[list[int]], live: set[int]) -> list[PartitionR
             continue
         leader = next((b for b in r if b in live), NO_LEADER)
         out.append(PartitionRegistration(list(r), [b for b in r if b in live] or list(r), leader, 0, 0))
+    return out
+
+
+def still_placed(prepared: list[PartitionRegistration], known: set[int],
+                 live: set[int]) -> list[PartitionRegistration]:
+    """The new partitions a validation built (``new_topic``, ``grown_partitions``), as they are created now:
+    the same registrations, not built again, where every replica is still live (the common case, one set
+    test each); a partition whose replicas were not all live then, or are not now, is built again from the
+    live brokers now (``new_partitions``), after the check an assignment gets (``check_assignments``)."""
+    out = prepared
+    for i, p in enumerate(prepared):
+        if len(p.isr) == len(p.replicas) and live.issuperset(p.replicas):
+            continue
+        if not known.issuperset(p.replicas):
+            raise _invalid_assignment(i)
+        if out is prepared:
+            out = list(prepared)
+        out[i] = new_partitions([p.replicas], live)[0]
     return out
 
 
@@ -823,36 +857,44 @@ def topic_placement(num_partitions: int, replication_factor: int, assignments: l
 
 def new_topic(name: str, num_partitions: int, replication_factor: int, assignments: list[list[int]] | None,
               configs: dict[str, str], topic_id: uuid.UUID | None, *, exists: bool, known: set[int],
-              live: list[int], validate_only: bool,
-              racks: dict[int, str | None] | None = None) -> TopicRegistration:
-    """A new topic's registration, placed and checked as CreateTopics asks (``validate_only``: as it would be
-    placed, every replica in its ISR and no leader yet); TOPIC_ALREADY_EXISTS if ``exists``."""
+              live: list[int], racks: dict[int, str | None] | None = None,
+              prepared: list[PartitionRegistration] | None = None) -> TopicRegistration:
+    """A new topic's registration, placed and checked as CreateTopics asks, or made of the ``prepared``
+    partitions of an earlier validation (``still_placed``); TOPIC_ALREADY_EXISTS if ``exists``. A
+    validation (validate_only) and the creation build the same registration, so that the creation can take
+    the validation's."""
     if exists:
         raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
-    replicas = topic_placement(num_partitions, replication_factor, assignments, known, live, racks)
     topic = TopicRegistration(name, topic_id or uuid.uuid4(), dict(configs))
-    if validate_only:
-        topic.partitions = [PartitionRegistration(list(r), list(r)) for r in replicas]
+    if prepared is not None:
+        topic.partitions = still_placed(prepared, known, set(live))
     else:
+        replicas = topic_placement(num_partitions, replication_factor, assignments, known, live, racks)
         topic.partitions = new_partitions(replicas, set(live))
     return topic
 
 
-def partitions_placement(topic: TopicRegistration, count: int, assignments: list[list[int]] | None,
-                         known: set[int], live: list[int],
-                         racks: dict[int, str | None] | None = None) -> list[list[int]]:
-    """The replicas of the partitions that grow ``topic`` to ``count``: as assigned, else placed with the
-    topic's replication factor, continuing from its partitions' placement."""
+def grown_partitions(topic: TopicRegistration, count: int, assignments: list[list[int]] | None,
+                     known: set[int], live: list[int], racks: dict[int, str | None] | None = None,
+                     prepared: list[PartitionRegistration] | None = None) -> list[PartitionRegistration]:
+    """The new partitions that grow ``topic`` to ``count``: as assigned, else placed with the topic's
+    replication factor, continuing from its partitions' placement; or the ``prepared`` ones of an earlier
+    validation (``still_placed``)."""
     current = len(topic.partitions)
+    given = assignments if prepared is None else prepared
+    if given is not None and len(given) != count - current:
+        raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                         f"Increasing the number of partitions by {count - current} but "
+                         f"{len(given)} assignments provided.")
+    if prepared is not None:
+        return still_placed(prepared, known, set(live))
     if assignments is not None:
-        if len(assignments) != count - current:
-            raise KafkaError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
-                             f"Increasing the number of partitions by {count - current} but "
-                             f"{len(assignments)} assignments provided.")
         check_assignments(assignments, known)
-        return assignments
-    rf = len(topic.partitions[0].replicas) if topic.partitions else 1
-    return place_replicas(live, count - current, rf, racks, existing=[p.replicas for p in topic.partitions])
+        replicas = assignments
+    else:
+        rf = len(topic.partitions[0].replicas) if topic.partitions else 1
+        replicas = place_replicas(live, count - current, rf, racks, existing=[p.replicas for p in topic.partitions])
+    return new_partitions(replicas, set(live))
 
 
 class ImageReads:
@@ -1094,15 +1136,13 @@ class InProcessController(ImageReads, Controller):
 
     # -- topics ------------------------------------------------------------------------------------------
 
-    def _new_partitions(self, replicas: list[list[int]]) -> list[PartitionRegistration]:
-        return new_partitions(replicas, set(self.live_broker_ids()))
-
     async def create_topic(self, name: str, num_partitions: int, replication_factor: int,
-                     assignments: list[list[int]] | None, configs: dict[str, str],
-                     validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
+                           assignments: list[list[int]] | None, configs: dict[str, str],
+                           validate_only: bool = False, topic_id: uuid.UUID | None = None,
+                           prepared: list[PartitionRegistration] | None = None) -> TopicRegistration:
         topic = new_topic(name, num_partitions, replication_factor, assignments, configs, topic_id,
                           exists=name in self._topics, known=set(self._brokers), live=self.live_broker_ids(),
-                          validate_only=validate_only, racks=self.live_racks())
+                          racks=self.live_racks(), prepared=prepared)
         if validate_only:
             return topic
         self._topics[name] = topic
@@ -1112,14 +1152,14 @@ class InProcessController(ImageReads, Controller):
         return topic
 
     async def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
-                          validate_only: bool = False) -> TopicRegistration:
+                                validate_only: bool = False,
+                                prepared: list[PartitionRegistration] | None = None) -> TopicRegistration:
         topic = self._topics[name]
-        replicas = partitions_placement(topic, count, assignments, set(self._brokers), self.live_broker_ids(),
-                                        self.live_racks())
-        if validate_only:  # what it would be: the new partitions placed
-            return TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), topic.partitions +
-                                     [PartitionRegistration(list(r), list(r)) for r in replicas])
-        topic.partitions = topic.partitions + self._new_partitions(replicas)
+        added = grown_partitions(topic, count, assignments, set(self._brokers), self.live_broker_ids(),
+                                 self.live_racks(), prepared)
+        if validate_only:  # what it would be
+            return TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), topic.partitions + added)
+        topic.partitions = topic.partitions + added
         self._record_topic(topic)
         self._notify(topic)
         return topic

@@ -282,6 +282,7 @@ class _Collector:
                          "fsync latency of log segments in ms, for the whole process (LogFlushRateAndTimeMs)",
                          [], [([], LOG_FLUSH)])
         yield from self._loop_lag(m.loop_lag)
+        yield from self._gc()
         up = GaugeMetricFamily("kbroker_start_time_seconds", "when the broker started (Unix time)")
         up.add_metric([], m.started)
         yield up
@@ -304,6 +305,26 @@ class _Collector:
                                   f"the longest in the last 5 to 10 seconds: {what}")
             g.add_metric([], recent)
             yield g
+
+    def _gc(self):
+        """The interpreter's garbage collector, for the whole process (gc_settings.py): collections per
+        generation (prometheus_client's names) and the objects ``kbroker serve`` froze at start-up."""
+        import gc
+
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        families = [CounterMetricFamily(f"python_gc_{name}", what, labels=["generation"]) for name, what in (
+            ("collections", "collections of each generation since the process started"),
+            ("objects_collected", "objects the collections of each generation found unreachable and freed"),
+            ("objects_uncollectable", "unreachable objects the collections of each generation could not free"))]
+        for generation, stats in enumerate(gc.get_stats()):
+            for family, key in zip(families, ("collections", "collected", "uncollectable")):
+                family.add_metric([str(generation)], stats[key])
+        yield from families
+        frozen = GaugeMetricFamily("kbroker_python_gc_frozen_objects",
+                                   "objects in the permanent generation, which no collection examines")
+        frozen.add_metric([], gc.get_freeze_count())
+        yield frozen
 
     def _requests(self, m):
         from prometheus_client.core import CounterMetricFamily

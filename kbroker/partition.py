@@ -156,8 +156,11 @@ class Partition:
         self.controller = controller
         self.log = None if store is None else \
             UnifiedLog(f"{topic.name}-{index}" if topic is not None else str(index), store)
-        self._waiters: list[asyncio.Future] = []
-        self._hw_waiters: list[tuple[int, asyncio.Future]] = []  # (offset, future): acks=all, by offset
+        # Who waits on the partition: long-polling fetches, and acks=all produces by offset. An empty tuple
+        # while nobody does (most partitions, most of the time): it is no object the garbage collector
+        # examines, where an empty list is (two per partition of the ~30 a partition had).
+        self._waiters: list[asyncio.Future] | tuple = ()
+        self._hw_waiters: list[tuple[int, asyncio.Future]] | tuple = ()  # (offset, future)
         self.followers: dict[int, ReplicaState] = {}  # as leader: the followers' states
         self.leader_epoch_start_offset = 0
         self.on_follower_change = None  # the replica fetcher manager's hook: called when it must (re)consider us
@@ -218,7 +221,7 @@ class Partition:
         self.followers.clear()
         if log_ is None:
             return
-        waiters, self._hw_waiters = self._hw_waiters, []
+        waiters, self._hw_waiters = self._hw_waiters, ()
         for _offset, fut in waiters:
             if not fut.done():
                 fut.set_result(None)
@@ -383,17 +386,17 @@ class Partition:
                 return ErrorCode.REQUEST_TIMED_OUT
             fut = loop.create_future()
             entry = (offset, fut)
-            self._hw_waiters.append(entry)
+            if self._hw_waiters:
+                self._hw_waiters.append(entry)
+            else:
+                self._hw_waiters = [entry]
             try:
                 await asyncio.wait_for(fut, remaining)
             except asyncio.TimeoutError:
                 pass
             finally:
-                if not fut.done() or fut.cancelled():
-                    try:
-                        self._hw_waiters.remove(entry)
-                    except ValueError:
-                        pass
+                if (not fut.done() or fut.cancelled()) and entry in self._hw_waiters:
+                    self._hw_waiters.remove(entry)
 
     def _wake_hw_waiters(self) -> None:
         leading = self.is_leader and not self.deleted
@@ -405,7 +408,7 @@ class Partition:
                     fut.set_result(None)
             else:
                 keep.append((offset, fut))
-        self._hw_waiters = keep
+        self._hw_waiters = keep or ()
 
     def check_current_leader_epoch(self, current_leader_epoch: int | None) -> int:
         """0, or FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH when the client's epoch is older / newer than
@@ -446,9 +449,12 @@ class Partition:
             raise KafkaError(ErrorCode.NOT_ENOUGH_REPLICAS,
                              f"The size of the current ISR {self.isr} is insufficient to satisfy the min.isr "
                              f"requirement of {self.min_insync_replicas()} for partition {self.log.name}")
-        compacted = topic is not None and "compact" in topic.config("cleanup.policy")
-        bounds = None if topic is None or log_append_time else (
-            int(topic.config("message.timestamp.before.max.ms")), int(topic.config("message.timestamp.after.max.ms")))
+        if topic is None:
+            compacted, bounds = False, None
+        else:
+            settings = topic.produce_settings()
+            compacted = settings.compacted
+            bounds = None if log_append_time else settings.timestamp_bounds
         result = self.log.append_as_leader(records, self.leader_epoch, max_message_bytes, log_append_time,
                                            compacted, produce_version, bounds)
         self._maybe_increment_leader_hw()
@@ -536,14 +542,17 @@ class Partition:
 
     def wait_for_append(self) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        self.add_waiter(fut)
         return fut
 
     def add_waiter(self, fut: asyncio.Future) -> None:
         """``fut`` is done at the next wake (``wake_waiters``): one future may wait on several partitions, so
         that a long poll over many is woken by the first append without a future (and a callback) per
         partition."""
-        self._waiters.append(fut)
+        if self._waiters:
+            self._waiters.append(fut)
+        else:
+            self._waiters = [fut]  # no list while nobody waits (see __init__)
 
     def wake_waiters(self) -> None:
         """Answer whoever waits on this partition: the long-polling fetches (``wait_for_append``), the acks=all
@@ -553,7 +562,7 @@ class Partition:
         if self._hw_waiters:
             self._wake_hw_waiters()
         if self._waiters:
-            waiters, self._waiters = self._waiters, []
+            waiters, self._waiters = self._waiters, ()
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
@@ -561,7 +570,5 @@ class Partition:
             self.changes.notify()
 
     def discard_waiter(self, fut: asyncio.Future) -> None:
-        try:
+        if fut in self._waiters:
             self._waiters.remove(fut)
-        except ValueError:
-            pass

@@ -79,8 +79,8 @@ from psycopg.types.json import Jsonb
 
 from .controller import (NO_LEADER, PRODUCER_ID_BLOCK_SIZE, BrokerRegistration, Controller, ImageReads,
                          MetadataListener, PartitionRegistration, TopicRegistration,
-                         check_epochs, leader_and_isr_for_live, new_partitions, new_topic, partition_change,
-                         partitions_placement, quotas_from_json, with_configs, with_quotas)
+                         check_epochs, grown_partitions, leader_and_isr_for_live, new_topic, partition_change,
+                         quotas_from_json, with_configs, with_quotas)
 from .errors import ErrorCode, KafkaError
 from .uuids import random_uuid
 
@@ -731,10 +731,11 @@ class PostgresController(ImageReads, Controller):
 
     async def create_topic(self, name: str, num_partitions: int, replication_factor: int,
                            assignments: list[list[int]] | None, configs: dict[str, str],
-                           validate_only: bool = False, topic_id: uuid.UUID | None = None) -> TopicRegistration:
+                           validate_only: bool = False, topic_id: uuid.UUID | None = None,
+                           prepared: list[PartitionRegistration] | None = None) -> TopicRegistration:
         topic = new_topic(name, num_partitions, replication_factor, assignments, configs, topic_id,
                           exists=name in self._topics, known=set(self._brokers), live=self.live_broker_ids(),
-                          validate_only=validate_only, racks=self.live_racks())
+                          racks=self.live_racks(), prepared=prepared)
         if validate_only:
             return topic
 
@@ -754,15 +755,14 @@ class PostgresController(ImageReads, Controller):
         return topic
 
     async def create_partitions(self, name: str, count: int, assignments: list[list[int]] | None,
-                                validate_only: bool = False) -> TopicRegistration:
+                                validate_only: bool = False,
+                                prepared: list[PartitionRegistration] | None = None) -> TopicRegistration:
         topic = self._topics[name]
         current = len(topic.partitions)
-        replicas = partitions_placement(topic, count, assignments, set(self._brokers), self.live_broker_ids(),
-                                        self.live_racks())
+        added = grown_partitions(topic, count, assignments, set(self._brokers), self.live_broker_ids(),
+                                 self.live_racks(), prepared)
         if validate_only:
-            return TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), topic.partitions +
-                                     [PartitionRegistration(list(r), list(r)) for r in replicas])
-        added = new_partitions(replicas, set(self.live_broker_ids()))
+            return TopicRegistration(topic.name, topic.topic_id, dict(topic.configs), topic.partitions + added)
 
         def grow(conn):
             with conn.transaction():

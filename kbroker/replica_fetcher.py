@@ -208,6 +208,7 @@ class ReplicaFetcher:
         self.partitions: dict[object, FetchState] = {}
         self._changed = asyncio.Event()
         self._conn: Connection | None = None
+        self._in_flight: Connection | None = None  # the connection while a round trip is in flight on it
         self._stopped = False
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -226,6 +227,9 @@ class ReplicaFetcher:
 
     def changed(self) -> None:
         self._changed.set()
+        conn, self._in_flight = self._in_flight, None
+        if conn is not None:  # the round trip in flight is abandoned: fetch again with what changed
+            conn.abort(_Interrupted())
 
     async def stop(self) -> None:
         self._stopped = True
@@ -271,17 +275,17 @@ class ReplicaFetcher:
                     continue
                 out_of_range = {p: s for p, s in ready.items() if s.out_of_range}
                 if out_of_range:
-                    await self._interruptible(self._handle_out_of_range(conn, out_of_range))
+                    await self._handle_out_of_range(conn, out_of_range)
                     continue
                 truncating = {p: s for p, s in ready.items() if s.truncating}
                 if truncating:
-                    await self._interruptible(self._truncate(conn, truncating))
+                    await self._truncate(conn, truncating)
                     continue
                 allowed = self._within_quota(ready)
                 if not allowed:  # every partition ready is throttled: Kafka's fetcher backs off too
                     await self._wait_changed(backoff_s)
                     continue
-                await self._interruptible(self._fetch(conn, allowed))
+                await self._fetch(conn, allowed)
             except asyncio.CancelledError:
                 raise
             except _Interrupted:
@@ -297,25 +301,25 @@ class ReplicaFetcher:
         except asyncio.TimeoutError:
             pass
 
-    async def _interruptible(self, coro) -> None:
-        """Run one round trip; a change of partitions or links meanwhile abandons it (``_Interrupted``)."""
-        work = asyncio.ensure_future(coro)
-        changed = asyncio.ensure_future(self._changed.wait())
+    async def _round_trip(self, conn: Connection, api_key: int, request, version: int | None = None):
+        """Send one request and await its answer; a change of partitions or links before or meanwhile
+        abandons it (``_Interrupted``; ``changed`` drops the connection). The round trip runs in the
+        fetcher's own task: no task per request to make it interruptible."""
+        if self._changed.is_set():
+            raise _Interrupted()
+        self._in_flight = conn
         try:
-            done, _ = await asyncio.wait({work, changed}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            work.cancel()
-            raise
+            resp = await conn.send(api_key, request, version)
+        except (OSError, ConnectionError):
+            if self._in_flight is conn:
+                raise
+            resp = None  # ``changed`` aborted the connection under a blocked write
         finally:
-            changed.cancel()
-        if work in done:
-            work.result()
-            return
-        work.cancel()
-        await asyncio.wait({work})  # unlike awaiting it, never swallows a cancellation of this task
-        if not work.cancelled():
-            work.exception()  # abandoned on purpose: retrieved so that asyncio does not report it
-        raise _Interrupted()
+            aborted = self._in_flight is not conn
+            self._in_flight = None
+        if aborted:  # the answer may have come, but something changed meanwhile: fetch again
+            raise _Interrupted()
+        return resp
 
     async def _connection(self) -> Connection | None:
         if self._conn is not None and not self._conn.closed:
@@ -356,7 +360,7 @@ class ReplicaFetcher:
         req = R(replica_id=self.manager.node_id, topics=[R.OffsetForLeaderTopic(topic=name, partitions=[
             R.OffsetForLeaderPartition(partition=p.index, current_leader_epoch=state.leader_epoch, leader_epoch=epoch)
             for p, state, epoch in entries]) for name, entries in asks.items()])
-        resp = await conn.send(OFFSET_FOR_LEADER_EPOCH_KEY, req)
+        resp = await self._round_trip(conn, OFFSET_FOR_LEADER_EPOCH_KEY, req)
         answers = {(t.topic, r.partition): r for t in resp.topics for r in t.partitions}
         for name, entries in asks.items():
             for p, state, epoch in entries:
@@ -389,7 +393,7 @@ class ReplicaFetcher:
                                                           current_leader_epoch=state.leader_epoch,
                                                           timestamp=EARLIEST_TIMESTAMP, max_num_offsets=1)
                                    for p, state in entries]) for name, entries in by_topic.items()])
-        resp = await conn.send(LIST_OFFSETS_KEY, req)
+        resp = await self._round_trip(conn, LIST_OFFSETS_KEY, req)
         answers = {(t.name, r.partition_index): r for t in resp.topics for r in t.partitions}
         for name, entries in by_topic.items():
             for p, state in entries:
@@ -437,7 +441,7 @@ class ReplicaFetcher:
                     fetch_offset=p.log.log_end_offset, last_fetched_epoch=p.log.latest_epoch(),
                     log_start_offset=p.log.log_start_offset, partition_max_bytes=config.replica_fetch_max_bytes)
                     for p in ps]) for t, ps in topics.values()])
-        resp = await conn.send(FETCH_KEY, req, version)
+        resp = await self._round_trip(conn, FETCH_KEY, req, version)
         if resp.error_code:
             raise ClientError(resp.error_code, "Fetch")
         index = {((t.topic_id if by_id else t.name), p.index): p for t, ps in topics.values() for p in ps}

@@ -11,6 +11,7 @@ import signal
 
 from .broker_server import BrokerServer, ClusterServers
 from .config import BrokerConfig
+from .gc_settings import freeze_start_up
 from .security.listeners import unauthenticated_exposures
 
 log = logging.getLogger("kbroker")
@@ -42,6 +43,9 @@ async def serve(config: BrokerConfig, ready=None, brokers: int = 1) -> None:
     if brokers > 1 and config.cluster_url is not None:
         raise SystemExit("kbroker: --brokers N runs a cluster in this process; --cluster makes this process one "
                          "broker of a cluster of processes: give one or the other")
+    # The code loaded so far lives as long as the process: no collection need examine it again (gc_settings.py).
+    # Before any broker opens its data, whose objects come and go.
+    freeze_start_up()
     if brokers > 1:
         running = ClusterServers(config, brokers)
         await running.start()

@@ -54,6 +54,7 @@ import os
 import socket
 import struct
 import time
+import types
 
 from . import heap
 from .errors import ErrorCode, ProtocolViolation
@@ -98,6 +99,21 @@ _conn_ids = itertools.count(1)
 # Not measured against request_percentage: the SASL exchange (before a user is known) and the brokers' own
 # WriteTxnMarkers, as Kafka's ClientRequestQuotaManager exempts cluster actions and authentication.
 QUOTA_EXEMPT_APIS = frozenset({17, 27, 36})
+
+_AWAITABLE_BY_TYPE: dict[type, bool] = {}
+
+
+def _is_awaitable(obj) -> bool:
+    """inspect.isawaitable, its answer kept per type: every request's handler result and encoded answer
+    is asked, and the generic check (an ABC instance check) costs more than the lookup. A generator is
+    asked each time (whether it is awaitable depends on its code's flags, not on its type)."""
+    kind = type(obj)
+    known = _AWAITABLE_BY_TYPE.get(kind)
+    if known is None:
+        known = inspect.isawaitable(obj)
+        if kind is not types.GeneratorType:
+            _AWAITABLE_BY_TYPE[kind] = known
+    return known
 
 
 class AuthenticationFailure(ProtocolViolation):
@@ -293,7 +309,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 return
             if type(result) is _Staged:
                 self._stage(result.awaitable, frame)
-            elif inspect.isawaitable(result):
+            elif _is_awaitable(result):
                 self._flush()
                 self.busy = True
                 task = asyncio.ensure_future(self._finish(result, frame))
@@ -480,7 +496,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if header.api_key == API_VERSIONS_KEY and not session.authenticated:
             session.api_versions_answered(response.error_code == 0)
         metrics = self.server.metrics
-        if inspect.isawaitable(response):
+        if _is_awaitable(response):
             later = self._encode_later(header.correlation_id, handler, version, response,
                                        metrics and (header, start_ns, request), (ctx, start_ns))
             if type(response) is AwaitingReplication and ctx.throttle_ms == 0 and \

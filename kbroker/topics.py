@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from .controller import PartitionRegistration, run_now
 from .errors import ErrorCode, KafkaError
 from .partition import Partition
+from .schema_registry.wire_format import KEY_CONFIG as KEY_VALIDATION
+from .schema_registry.wire_format import VALUE_CONFIG as VALUE_VALIDATION
 from .storage.base import LogConfig
 from .topic_config import TOPIC_CONFIGS
 
@@ -55,13 +57,68 @@ def validate_topic_name(name: str | None) -> None:
                          "ASCII alphanumerics, '.', '_' and '-'")
 
 
+class TopicDefaults(dict):
+    """The broker-level topic config defaults every topic shares, counting its changes in ``version`` so that
+    a topic's cached settings (``Topic.produce_settings``) see a dynamic broker config change at once."""
+
+    version = 0
+
+    def _changed(self):
+        self.version += 1
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self._changed()
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def update(self, *args, **kwargs):
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def clear(self):
+        super().clear()
+        self._changed()
+
+    def pop(self, *args):
+        self._changed()
+        return super().pop(*args)
+
+    def popitem(self):
+        self._changed()
+        return super().popitem()
+
+    def setdefault(self, key, default=None):
+        self._changed()
+        return super().setdefault(key, default)
+
+
+@dataclass(frozen=True, slots=True)
+class ProduceSettings:
+    """The topic configs every Produce reads, parsed once per config change (issue 17: seven lookups a
+    request otherwise)."""
+    schema_validation: bool  # confluent.{key,value}.schema.validation (schema_registry/wire_format.py)
+    max_message_bytes: int
+    log_append_time: bool
+    compacted: bool
+    timestamp_bounds: tuple[int, int]  # message.timestamp.{before,after}.max.ms (CreateTime only)
+
+
 @dataclass
 class Topic:
     name: str
     topic_id: uuid.UUID
-    configs: dict[str, str]  # overrides only
+    configs: dict[str, str]  # overrides only; replaced, never changed in place (see produce_settings)
     partitions: list[Partition] = field(default_factory=list)
     defaults: dict[str, str] = field(default_factory=dict)  # broker-level defaults, shared
+    # (configs dict, defaults version, settings): valid while both are the same (TopicDefaults only)
+    _produce_settings: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def config(self, key: str) -> str:
         v = self.configs.get(key)
@@ -71,6 +128,26 @@ class Topic:
         if v is not None:
             return v
         return TOPIC_CONFIGS[key].default
+
+    def produce_settings(self) -> ProduceSettings:
+        """The configs a Produce reads, cached until ``configs`` is replaced (AlterConfigs,
+        IncrementalAlterConfigs, a metadata image) or the broker defaults change; defaults that are a
+        plain dict (no version) are read every time."""
+        cached = self._produce_settings
+        defaults = self.defaults
+        version = defaults.version if type(defaults) is TopicDefaults else None
+        if cached is not None and cached[0] is self.configs and cached[1] == version and version is not None:
+            return cached[2]
+        config = self.config
+        settings = ProduceSettings(
+            schema_validation="true" in (config(VALUE_VALIDATION), config(KEY_VALIDATION)),
+            max_message_bytes=int(config("max.message.bytes")),
+            log_append_time=config("message.timestamp.type") == "LogAppendTime",
+            compacted="compact" in config("cleanup.policy"),
+            timestamp_bounds=(int(config("message.timestamp.before.max.ms")),
+                              int(config("message.timestamp.after.max.ms"))))
+        self._produce_settings = (self.configs, version, settings)
+        return settings
 
     @property
     def max_message_bytes(self) -> int:
@@ -162,7 +239,8 @@ class TopicManager:
         self.controller = controller
         self.node_id = node_id
         self.log_store = log_store
-        self.defaults = defaults
+        # TopicDefaults counts its changes for the topics' cached settings (a plain dict given is copied into one)
+        self.defaults = defaults if type(defaults) is TopicDefaults else TopicDefaults(defaults)
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
         self.pending: set[str] = set()
@@ -170,9 +248,10 @@ class TopicManager:
         self._colliding: dict[str, set[str]] = {}  # collision_key -> names of topics that have it (the image's)
         self._prepared: dict[tuple[uuid.UUID, int], object] = {}  # logs a creation opened, for ``apply``
         # A creation's partitions of those logs and their topic, made in its steps too (making 10,000 at once
-        # in ``apply`` held the loop for a quarter of a second), each led by its first replica as the
-        # controller will make it when that broker is alive: ``apply`` gives them the controller's state.
-        self._prebuilt: dict[tuple[uuid.UUID, int], Partition] = {}
+        # in ``apply`` held the loop for a quarter of a second), each with the registration the controller's
+        # validation built and its creation normally keeps: ``apply`` gives them the controller's state if it
+        # is another.
+        self._prebuilt: dict[tuple[uuid.UUID, int], tuple[PartitionRegistration, Partition]] = {}
         self._prebuilt_topics: dict[uuid.UUID, Topic] = {}
         self._creating: dict[str, uuid.UUID] = {}  # name -> the topic id this broker's creation of it prepares
         # Called with a local partition whose leadership changed (the replica fetcher manager's hook).
@@ -206,10 +285,11 @@ class TopicManager:
                 continue
             store = None
             if self.node_id in preg.replicas:
-                p = self._prebuilt.pop((topic.topic_id, i), None)
+                built_from, p = self._prebuilt.pop((topic.topic_id, i), (None, None))
                 store = self._prepared.pop((topic.topic_id, i), None)
                 if p is not None and p.topic is topic and store is not None:
-                    p.update(preg)
+                    if preg is not built_from:  # the controller's state is not the one it was made in
+                        p.update(preg)
                     self._adopt(topic, p)
                     continue
                 if store is None:
@@ -312,15 +392,15 @@ class TopicManager:
                                                  validate_only=True)
         if validate_only:
             return Topic(name, reg.topic_id, dict(reg.configs), defaults=self.defaults)
-        placement = [list(p.replicas) for p in reg.partitions]
+        prepared = reg.partitions  # what the controller creates: built once, by the validation
         topic_id = uuid.uuid4()
         self.pending.add(name)
         self._creating[name] = topic_id
         try:
-            opened = yield from self._prepare_logs(name, topic_id, configs, placement, 0)
+            opened = yield from self._prepare_logs(name, topic_id, configs, prepared, 0)
             try:
-                yield self.controller.create_topic(name, len(placement), replication_factor, placement, configs,
-                                                   topic_id=topic_id)
+                yield self.controller.create_topic(name, len(prepared), replication_factor, None, configs,
+                                                   topic_id=topic_id, prepared=prepared)
             finally:
                 self._discard_prepared(name, topic_id, opened)
         finally:
@@ -344,10 +424,10 @@ class TopicManager:
         if validate_only:
             return
         first = len(topic.partitions)
-        placement = [list(p.replicas) for p in reg.partitions[first:]]
+        prepared = reg.partitions[first:]
         self.pending.add(topic.name)
         try:
-            steps = self._prepare_logs(topic.name, topic.topic_id, topic.configs, placement, first, topic)
+            steps = self._prepare_logs(topic.name, topic.topic_id, topic.configs, prepared, first, topic)
             while True:
                 try:
                     next(steps)
@@ -359,26 +439,26 @@ class TopicManager:
                     steps.throw(KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                            f"The topic '{topic.name}' was deleted."))
             try:
-                yield self.controller.create_partitions(topic.name, count, placement)
+                yield self.controller.create_partitions(topic.name, count, None, prepared=prepared)
             finally:
                 self._discard_prepared(topic.name, topic.topic_id, opened)
         finally:
             self.pending.discard(topic.name)
 
     def _prepare_logs(self, name: str, topic_id: uuid.UUID, configs: dict[str, str],
-                      placement: list[list[int]], first: int,
+                      prepared: list[PartitionRegistration], first: int,
                       growing: Topic | None = None) -> Generator[None, None, list[int]]:
-        """Open this broker's logs of new partitions ``first``, ``first + 1``, ... (placed as ``placement``)
-        for ``apply`` to take, yielding after each; returns their indexes. Their partitions are made here
-        too, of a new topic or of the topic ``growing``, led as the controller is expected to lead them
-        (making them all in ``apply`` held the loop for most of a second for 10,000). On a failure the logs
-        opened here are closed and removed again before the error goes on (an OSError as
-        KAFKA_STORAGE_ERROR)."""
+        """Open this broker's logs of new partitions ``first``, ``first + 1``, ... (registered as the
+        controller's validation built them, ``prepared``) for ``apply`` to take, yielding after each;
+        returns their indexes. Their partitions are made here too, of a new topic or of the topic
+        ``growing``, in the state the controller is to create them with (making them all in ``apply`` held
+        the loop for most of a second for 10,000). On a failure the logs opened here are closed and removed
+        again before the error goes on (an OSError as KAFKA_STORAGE_ERROR)."""
         topic = growing or Topic(name, topic_id, dict(configs), defaults=self.defaults)
         cfg = topic.log_config()
         if growing is None:
             self._prebuilt_topics[topic_id] = topic
-        mine = [first + k for k, replicas in enumerate(placement) if self.node_id in replicas]
+        mine = [first + k for k, preg in enumerate(prepared) if self.node_id in preg.replicas]
         opened: list[int] = []
         try:
             for i in mine:
@@ -387,10 +467,10 @@ class TopicManager:
                     raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
                 store = self._prepared[(topic_id, i)] = self.log_store.open_log(name, topic_id, i, cfg)
                 opened.append(i)
-                replicas = placement[i - first]
-                self._prebuilt[(topic_id, i)] = Partition(
+                preg = prepared[i - first]
+                self._prebuilt[(topic_id, i)] = (preg, Partition(
                     topic, i, store, changes=self.changes, node_id=self.node_id, controller=self.controller,
-                    registration=PartitionRegistration(list(replicas), list(replicas), replicas[0], 0, 0))
+                    registration=preg))
                 yield
         except BaseException as e:
             winner = self.by_name.get(name)

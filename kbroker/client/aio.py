@@ -230,6 +230,13 @@ class Connection:
             if fut is not None and not fut.done():
                 fut.set_exception(exc)
 
+    def abort(self, exc: BaseException) -> None:
+        """Fail what is in flight with ``exc`` at once and drop the connection without waiting (a write
+        blocked in ``drain`` then fails with ConnectionError); ``close`` still awaits the end."""
+        self.fail(exc)
+        if self._stream.transport is not None:
+            self._stream.transport.abort()
+
     @property
     def closed(self) -> bool:
         return self._failure is not None

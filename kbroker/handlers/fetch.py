@@ -84,11 +84,11 @@ def handle(ctx, req: API.FetchRequest):
     min_bytes = min(req.min_bytes, max_bytes)
     if replica_id >= 0:
         _record_follower_positions(ctx, req, targets, replica_id)
-    response, size, read_error = _build(ctx, req, targets, max_bytes)
+    response, size, read_error = _build(ctx, req, targets, max_bytes, replica_id)
     if size >= min_bytes or req.max_wait_ms <= 0 or read_error or not _readable(targets):
         return _within_quota(ctx, replica_id, response, size)
     partitions = list({id(p): p for _, parts in targets for _, p in parts if not isinstance(p, int)}.values())
-    return _long_poll(ctx, req, targets, max_bytes, min_bytes, partitions,
+    return _long_poll(ctx, req, targets, max_bytes, min_bytes, partitions, replica_id,
                       _follower_view(partitions) if replica_id >= 0 else None)
 
 
@@ -119,11 +119,15 @@ def _record_replication(ctx, response) -> None:
     topics = ctx.broker.topics
     nbytes = 0
     for rt in response.responses:
-        topic = topics.by_id.get(rt.topic_id) if ctx.version >= 13 else topics.get(rt.topic)
-        if topic is None:
-            continue
+        topic = None
         for rp in rt.partitions:
-            if rp.records and quota.is_throttled(topic, rp.partition_index):
+            if not rp.records:
+                continue
+            if topic is None:
+                topic = topics.by_id.get(rt.topic_id) if ctx.version >= 13 else topics.get(rt.topic)
+                if topic is None:
+                    break
+            if quota.is_throttled(topic, rp.partition_index):
                 nbytes += sum(len(c) for c in rp.records) if isinstance(rp.records, list) else len(rp.records)
     quota.record(nbytes)
 
@@ -163,19 +167,18 @@ def _resolve(ctx, req):
     """[(response topic, [(request partition, Partition or error code)])]: each partition once, in the place
     of its first mention with the request entry of its last (Kafka's fetchData map), grouped into topics the
     way Kafka's FetchResponse groups them (consecutive partitions of the same topic)."""
-    topics = ctx.broker.topics
     by_id = ctx.version >= 13
+    if len(req.topics) == 1 and len(req.topics[0].partitions) == 1:  # one partition (a follower's usual fetch)
+        ft = req.topics[0]
+        fp = ft.partitions[0]
+        topic, missing = _resolve_topic(ctx, ft, by_id)
+        return [(ft, [(fp, missing if topic is None else _partition(ctx, req, topic, fp.partition))])]
     resolved = {}  # topic key -> (topic, error code for its partitions if it has none)
     chosen = {}  # (topic key, partition) -> (request topic, request partition), in first-mention order
     for ft in req.topics:
         key = ft.topic_id if by_id else ft.topic
         if key not in resolved:
-            topic = topics.by_id.get(ft.topic_id) if by_id else topics.get(ft.topic)
-            missing = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            if (topic is not None or not by_id) and not ctx.authorize(
-                    acl.READ, acl.TOPIC, topic.name if topic is not None else ft.topic):
-                missing, topic = ErrorCode.TOPIC_AUTHORIZATION_FAILED, None
-            resolved[key] = (topic, missing)
+            resolved[key] = _resolve_topic(ctx, ft, by_id)
         for fp in ft.partitions:
             chosen[(key, fp.partition)] = (ft, fp)
     out = []
@@ -190,9 +193,20 @@ def _resolve(ctx, req):
     return out
 
 
-def follower_reads(ctx, req) -> bool:
+def _resolve_topic(ctx, ft, by_id: bool):
+    """(Topic, error code for its partitions when it is None): unknown, or not readable by the principal."""
+    topics = ctx.broker.topics
+    topic = topics.by_id.get(ft.topic_id) if by_id else topics.get(ft.topic)
+    missing = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    if (topic is not None or not by_id) and not ctx.authorize(
+            acl.READ, acl.TOPIC, topic.name if topic is not None else ft.topic):
+        missing, topic = ErrorCode.TOPIC_AUTHORIZATION_FAILED, None
+    return topic, missing
+
+
+def follower_reads(ctx, req, replica_id: int | None = None) -> bool:
     """Whether a follower may serve this fetch: a consumer's from v11 on (KIP-392: Kafka's client metadata)."""
-    return ctx.version >= 11 and replica_id_of(ctx.version, req) < 0
+    return ctx.version >= 11 and (replica_id_of(ctx.version, req) if replica_id is None else replica_id) < 0
 
 
 def _partition(ctx, req, topic, index: int):
@@ -248,16 +262,15 @@ def _error_data(index: int, error: int, current_leader=None):
                            log_start_offset=-1, records=b"", current_leader=current_leader)
 
 
-def _build(ctx, req, targets, max_bytes: int):
+def _build(ctx, req, targets, max_bytes: int, replica_id: int):
     """(response, bytes of records in it, whether reading a partition gave an error or a diverging epoch:
     either is answered at once, as Kafka's DelayedFetch completes on them)."""
-    replica_id = replica_id_of(ctx.version, req)
     follower = replica_id >= 0
     # KIP-73: a follower out of sync, fetching a partition throttled here, gets nothing while this leader's
     # leader.replication.throttled.rate is exceeded (Kafka's ReplicaManager.shouldLeaderThrottle).
     leader_quota = ctx.broker.replication_quotas.leader if follower else None
     read_committed = req.isolation_level == 1 and not follower
-    from_follower = follower_reads(ctx, req)  # KIP-392: this broker may serve it as a follower
+    from_follower = follower_reads(ctx, req, replica_id)  # KIP-392: this broker may serve it as a follower
     remaining = max_bytes if max_bytes > 0 else 0
     total = 0
     read_error = False
@@ -370,7 +383,8 @@ def _follower_view(partitions) -> list:
             else None for p in partitions]
 
 
-async def _long_poll(ctx, req, targets, max_bytes: int, min_bytes: int, partitions: list, seen: list | None):
+async def _long_poll(ctx, req, targets, max_bytes: int, min_bytes: int, partitions: list, replica_id: int,
+                     seen: list | None):
     """Wait for appends until ``min_bytes`` are there, a partition reads with an error (its topic deleted,
     say) or ``max_wait_ms`` has passed.
 
@@ -396,9 +410,9 @@ async def _long_poll(ctx, req, targets, max_bytes: int, min_bytes: int, partitio
                     await _woken_or_expired(loop, woken, deadline)
                     continue
                 seen = view
-            response, size, read_error = _build(ctx, req, targets, max_bytes)
+            response, size, read_error = _build(ctx, req, targets, max_bytes, replica_id)
             if size >= min_bytes or read_error or deadline <= loop.time() or ctx.broker.stopping or not partitions:
-                return _within_quota(ctx, replica_id_of(ctx.version, req), response, size)
+                return _within_quota(ctx, replica_id, response, size)
             await _woken_or_expired(loop, woken, deadline)
         finally:
             if not woken.done():

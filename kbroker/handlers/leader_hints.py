@@ -33,5 +33,7 @@ class LeaderHints:
         return self._R.LeaderIdAndEpoch(leader_id=p.leader_id, leader_epoch=p.leader_epoch)
 
     def node_endpoints(self) -> list:
+        if not self._nodes:  # the common case: no error named a leader
+            return []
         return [self._R.NodeEndpoint(node_id=n, host=h, port=port, rack=rack)
                 for n, (h, port, rack) in sorted(self._nodes.items())]

@@ -45,8 +45,6 @@ from .context import AwaitingReplication
 from ..coordinator.txn_partitions import produce_error
 from ..records.batch import ATTRIBUTES_OFFSET, TRANSACTIONAL_MASK, read_header
 from ..schema_registry.conditional import SCHEMAS_TOPIC, check_expected_offset
-from ..schema_registry.wire_format import KEY_CONFIG as KEY_VALIDATION
-from ..schema_registry.wire_format import VALUE_CONFIG as VALUE_VALIDATION
 from ..schema_registry.wire_format import validate_batches
 from ..security import acl
 from ..wire.messages import produce as API
@@ -175,12 +173,13 @@ def _append(ctx, req: API.ProduceRequest, added: dict[tuple[str, int], int]) -> 
                 parts.append(_partition_error(pd.index, *produce_error(added[(topic.name, pd.index)])))
                 continue
             try:
-                if "true" in (topic.config(VALUE_VALIDATION), topic.config(KEY_VALIDATION)):
+                settings = topic.produce_settings()
+                if settings.schema_validation:
                     validate_batches(broker.schema_registry, topic, pd.records)  # no registered id: INVALID_RECORD
                 if topic.name == SCHEMAS_TOPIC:  # a registry's write on condition of the log end (conditional.py)
                     check_expected_offset(partition, pd.records)
-                base_offset, append_time = partition.append(pd.records, topic.max_message_bytes,
-                                                            topic.log_append_time, produce_version=ctx.version,
+                base_offset, append_time = partition.append(pd.records, settings.max_message_bytes,
+                                                            settings.log_append_time, produce_version=ctx.version,
                                                             required_acks=req.acks)
             except RecordValidationError as e:
                 parts.append(R.PartitionProduceResponse(

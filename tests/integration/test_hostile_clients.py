@@ -21,6 +21,7 @@ from kbroker.wire.messages import sasl_handshake as SH
 from kbroker.client import BlockingConnection
 
 TIMEOUT_S = 20
+HELD_S = 1.0  # how long a client over a listener's connection limit is seen waiting, unanswered
 
 
 def _metadata_all_topics(correlation_id: int) -> bytes:
@@ -470,8 +471,17 @@ def test_a_listener_has_its_own_max_connections():
 
         first = on_other()
         assert first is not None
-        assert on_other() is None  # the listener's limit
+        # The listener's limit: a second client waits in the backlog unanswered (the acceptor waits for a
+        # connection slot, as Kafka's does) until the first one leaves, and is then served.
+        held = socket.create_connection((other_host, int(other_port)), timeout=HELD_S)
+        waiting = BlockingConnection.over(held)
+        waiting.send_bytes(waiting.frame(18, 0, AV.ApiVersionsRequest()))
+        with pytest.raises(TimeoutError):
+            waiting.read_frame()
         plain = [_accepted(b) for _ in range(3)]  # the other listener is not affected
         assert all(plain)
-        for s in [first] + plain:
+        first.close()
+        held.settimeout(TIMEOUT_S)
+        assert waiting.read_response(18).error_code == 0
+        for s in [held] + plain:
             s.close()

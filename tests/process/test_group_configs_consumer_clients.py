@@ -27,9 +27,10 @@ def _name(prefix: str) -> str:
 
 @pytest.fixture
 def broker():
-    # Kafka's defaults (45 s session, 5 s heartbeat) with the lower bounds lowered, so that a group may ask for less.
+    # Kafka's 45 s session with the lower bounds lowered, so that a group may ask for less; a 2 s heartbeat
+    # interval (Kafka's is 5 s), so that the member's changes of pace are seen in seconds.
     with Broker(port=0, storage="memory", group_consumer_min_session_timeout_ms=1000,
-                group_consumer_min_heartbeat_interval_ms=100) as b:
+                group_consumer_min_heartbeat_interval_ms=100, group_consumer_heartbeat_interval_ms=2000) as b:
         yield b
 
 
@@ -55,11 +56,11 @@ def test_group_configs_are_validated_described_and_set_the_members_heartbeat_int
     admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
     admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(10)
     assert _described(admin, group) == {"consumer.session.timeout.ms": ("45000", DEFAULT_CONFIG),
-                                        "consumer.heartbeat.interval.ms": ("5000", DEFAULT_CONFIG)}
+                                        "consumer.heartbeat.interval.ms": ("2000", DEFAULT_CONFIG)}
     for name, bad, message in [
             ("consumer.heartbeat.interval.ms", "50", "consumer.heartbeat.interval.ms must be in the range 100 to 15000"),
             ("consumer.session.timeout.ms", "60001", "consumer.session.timeout.ms must be in the range 1000 to 60000"),
-            ("consumer.session.timeout.ms", "5000", "consumer.session.timeout.ms must be greater than "
+            ("consumer.session.timeout.ms", "2000", "consumer.session.timeout.ms must be greater than "
                                                     "consumer.heartbeat.interval.ms"),
             ("consumer.heartbeat.interval.ms", "x", "Not a number of type INT"),
             ("consumer.assignment.interval.ms", "100", "not supported by kbroker")]:
@@ -77,8 +78,8 @@ def test_group_configs_are_validated_described_and_set_the_members_heartbeat_int
             d = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
             return d.state == ConsumerGroupState.STABLE and len(d.members) == 1
         wait_until(stable, 20, "the member joined")
-        # The broker's 5 s interval until the group asks for 200 ms: the member's next heartbeat carries it, and
-        # from then on it heartbeats about five times a second (at 5 s, 15 would take over a minute).
+        # The broker's 2 s interval until the group asks for 200 ms: the member's next heartbeat carries it, and
+        # from then on it heartbeats about five times a second (at 2 s, 15 would take half a minute).
         _alter(admin, group, ("consumer.heartbeat.interval.ms", "200", AlterConfigOpType.SET))
         assert _described(admin, group)["consumer.heartbeat.interval.ms"] == ("200", GROUP_CONFIG)
         changed = time.time()
@@ -89,13 +90,13 @@ def test_group_configs_are_validated_described_and_set_the_members_heartbeat_int
         wait_until(frequent, 15, "heartbeats at the group's interval")
         # Back to the broker's interval once the group config is deleted.
         _alter(admin, group, ("consumer.heartbeat.interval.ms", None, AlterConfigOpType.DELETE))
-        assert _described(admin, group)["consumer.heartbeat.interval.ms"] == ("5000", DEFAULT_CONFIG)
+        assert _described(admin, group)["consumer.heartbeat.interval.ms"] == ("2000", DEFAULT_CONFIG)
         deleted = time.time()
 
         def slow_again():
             c.poll(0.1)
             times = [t for t in _heartbeat_times(broker, client_id) if t > deleted]
-            return len(times) >= 3 and times[-1] - times[-2] > 2.0
+            return len(times) >= 3 and times[-1] - times[-2] > 1.0
         wait_until(slow_again, 20, "heartbeats at the broker's interval again")
     finally:
         c.close()
