@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import ipaddress
 import logging
 import socket
 import time
 
+from . import heap
 from .config import parse_ip_overrides
 
 log = logging.getLogger("kbroker.server")
@@ -214,7 +214,7 @@ class ConnectionQuotas:
             # Many connections have gone: give their memory back to the system. Python frees its arenas
             # once empty, but the C allocator keeps freed heap pages unless asked (glibc's malloc_trim).
             self.peak = self.total
-            _trim_heap()
+            heap.trim()
 
     def limits_changed(self) -> None:
         """A limit was changed at run time: acceptors waiting for a slot look again, and connections over a
@@ -250,23 +250,6 @@ def _now_ms() -> float:
 
 
 TRIM_AFTER_CLOSED = 256
-
-
-@functools.cache
-def _malloc_trim():
-    """glibc's malloc_trim, or None; looked up at the first trim, not at start (ctypes costs about 0.5 MB of
-    RSS and find_library runs ldconfig, about 15 ms, which an idle broker need not pay)."""
-    import ctypes
-    import ctypes.util
-
-    libc_name = ctypes.util.find_library("c")
-    return getattr(ctypes.CDLL(libc_name), "malloc_trim", None) if libc_name else None
-
-
-def _trim_heap() -> None:
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def _resolve(overrides: dict[str, int]) -> dict[str, int]:

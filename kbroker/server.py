@@ -56,6 +56,7 @@ import struct
 import time
 import types
 
+from . import heap
 from .errors import ErrorCode, ProtocolViolation
 from .faults import FaultAction, error_response
 from .handlers import HANDLERS
@@ -90,6 +91,10 @@ INLINE_REGION_BYTES = 32 * 1024
 # replication (acks=all); the next waits. Kafka's producer sends at most 5 requests at a time
 # (max.in.flight.requests.per.connection).
 MAX_AWAITING_REPLICATION = 5
+# A listener's pool of large buffers that none was taken from for this long lets them go (the reaper looks,
+# every 10 s at most, whatever connections.max.idle.ms makes its period): a burst of huge fetches or large
+# requests costs its memory while it lasts.
+POOL_RELEASE_S = 10.0
 _conn_ids = itertools.count(1)
 # Not measured against request_percentage: the SASL exchange (before a user is known) and the brokers' own
 # WriteTxnMarkers, as Kafka's ClientRequestQuotaManager exempts cluster actions and authentication.
@@ -705,7 +710,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 chunk.append(piece)
                 size += n
             out, buf = self._read_regions(chunk)
-            self.transport.writelines(out)
+            _write_in_pieces(self.transport, out)
             if buf is not None:
                 self.server.buffers.give(buf)
             if self.write_paused:
@@ -762,15 +767,18 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _read_regions(self, pieces: list) -> tuple[list, bytearray | None]:
         """``pieces`` with each FileRegion replaced by its bytes, read (one pread each) into one buffer from
         the listener's pool (returned, for the caller to give back once the transport has it): TLS
-        encrypts what it is given at once, and a plain transport copies what the socket does not take, so
-        the buffer is usually free for the next answer straight away (the pool checks). Answers larger than
-        the pool keeps get a buffer of their own."""
+        encrypts what it is given at once and asyncio's plain transport copies what the socket does not
+        take, so the buffer is free for the next chunk straight away; uvloop's keeps a view of it until the
+        socket has taken it, and the pool hands it out again only then (a slow reader's chunk waits in the
+        pool meanwhile, wire/buffer_pool.py). Answers larger than the pool keeps get a buffer of their own."""
         total = sum(p.size for p in pieces if type(p) is FileRegion)
         if not total:
             return pieces, None
         pool = self.server.buffers
         pooled = total <= pool.max_buffer_bytes
-        buf = pool.take(total) if pooled else bytearray(total)
+        # Every chunk's buffer is a whole PENDING_CHUNK, the tail of an answer's too, so that any kept one
+        # serves the next chunk (a shorter one would be passed over and a fresh megabyte allocated).
+        buf = pool.take(total, capacity=PENDING_CHUNK) if pooled else bytearray(total)
         view = memoryview(buf)
         out = []
         at = 0
@@ -842,6 +850,23 @@ def encode_response(correlation_id: int, handler, version: int, response) -> byt
 
 
 SENDFILE = hasattr(os, "sendfile")
+# A chunk of stored batches is given to the transport in writes of at most this much: a TLS transport
+# encrypts each write into one new bytes object (all its output buffer holds), and asyncio's joins the pieces
+# of a writelines into one; at a megabyte each, such buffers are served by glibc from its heap once its mmap
+# threshold has risen, and freed among small long-lived objects they leave holes the heap keeps (heap.py).
+# Below glibc's default mmap threshold they are ordinary heap blocks, used again write after write.
+WRITE_PIECE_BYTES = 64 * 1024
+
+
+def _write_in_pieces(transport, pieces: list) -> None:
+    for piece in pieces:
+        n = len(piece)
+        if n <= WRITE_PIECE_BYTES:
+            transport.write(piece)
+            continue
+        view = memoryview(piece)
+        for at in range(0, n, WRITE_PIECE_BYTES):
+            transport.write(view[at:at + WRITE_PIECE_BYTES])
 
 
 def _writev_all(fd: int, pieces: list) -> list:
@@ -905,6 +930,7 @@ class KafkaServer:
         self.quotas: ConnectionQuotas = quotas
         self.listener_name = listener.name.upper() if listener is not None else None
         self._reaper: asyncio.TimerHandle | None = None
+        self._pool_checked = time.monotonic()  # when the reaper last asked the pool to let go (POOL_RELEASE_S)
         self.faults = None  # set by the control plane (fault injection)
         self.request_log = None  # set by the control plane (request inspection)
         self.metrics = None  # set by broker_server.py: metrics.py's request counters
@@ -936,10 +962,16 @@ class KafkaServer:
 
     def _reap_idle(self) -> None:
         """Close connections with nothing read or written for connections.max.idle.ms (Kafka's Selector
-        does the same); one with a request in flight (a long poll) or an answer being sent is not idle."""
+        does the same); one with a request in flight (a long poll) or an answer being sent is not idle.
+        Also lets go of the pool's buffers when none was taken for POOL_RELEASE_S (wire/buffer_pool.py)."""
+        now = time.monotonic()
+        if now - self._pool_checked >= POOL_RELEASE_S * 0.95:  # a timer may fire a hair early
+            self._pool_checked = now
+            if self.buffers.release_unused():
+                heap.trim()  # the buffers' pages, and any other free heap pages, go back to the system
         idle_s = self.broker.config.connections_max_idle_ms / 1000
         if idle_s > 0:
-            deadline = time.monotonic() - idle_s
+            deadline = now - idle_s
             for conn in [c for c in self.connections if c.last_active < deadline]:
                 if conn.busy or conn.queue or conn._pending or conn.closed or conn.transport.get_write_buffer_size():
                     continue

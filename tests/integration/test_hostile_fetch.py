@@ -224,12 +224,17 @@ def test_a_topic_named_twice_gets_its_partitions_once(b, topic_name):
 # -- unsent answers held per connection -------------------------------------------------------------------
 
 
-def _peak_rss_bytes(pid: int) -> int:
+def _status_bytes(pid: int, field: str) -> int:
+    """A size from /proc/<pid>/status (VmHWM: the peak RSS; RssAnon: the anonymous part of the RSS)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
+    raise AssertionError(f"no {field}")
+
+
+def _peak_rss_bytes(pid: int) -> int:
+    return _status_bytes(pid, "VmHWM")
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the broker's peak RSS from /proc")

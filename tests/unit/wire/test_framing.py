@@ -132,11 +132,51 @@ def test_a_pool_is_bounded_and_never_hands_out_a_viewed_buffer():
     pool.give(bytearray(1000))  # would take it past 3000 bytes kept
     assert pool.kept_bytes == 2500
     kept = memoryview(a)[:10]  # someone still views a
-    assert pool.take(900) is b  # a is skipped (and forgotten), b is free
-    assert pool.kept_bytes == 0
+    assert pool.take(900) is b  # a is skipped (and kept), b is free
+    assert pool.kept_bytes == 1000
     fresh = pool.take(900, capacity=1200)
     assert fresh is not a and len(fresh) == 1200
     del kept
+    assert pool.take(900) is a  # nothing views it any more: handed out again
+    assert pool.kept_bytes == 0 and len(a) == 1000
+
+
+def test_a_pool_hands_out_the_smallest_free_buffer_that_fits():
+    pool = BufferPool(max_bytes=10_000, max_buffer_bytes=5000)
+    big, small, middle = bytearray(4000), bytearray(1000), bytearray(2000)
+    for buf in (big, small, middle):
+        pool.give(buf)
+    assert pool.take(1500) is middle  # not the first that fits: the 4000 stays for a larger request
+    assert pool.take(3000) is big
+    assert pool.take(500) is small
+
+
+def test_a_full_pool_forgets_the_buffers_still_viewed_to_keep_a_free_one():
+    pool = BufferPool(max_bytes=2000, max_buffer_bytes=2000)
+    held, free = bytearray(1000), bytearray(1000)
+    pool.give(held)
+    pool.give(free)
+    view = memoryview(held)  # viewed for good, say
+    newcomer = bytearray(1000)
+    pool.give(newcomer)  # full: the viewed one makes room
+    assert pool.kept_bytes == 2000
+    assert {id(pool.take(1000)), id(pool.take(1000))} == {id(free), id(newcomer)}
+    assert pool.take(1000) is not held
+    view.release()
+
+
+def test_looking_at_a_buffer_neither_changes_nor_grows_it():
+    import sys
+
+    pool = BufferPool()
+    buf = bytearray(b"x" * 100_000)
+    size = sys.getsizeof(buf)
+    view = memoryview(buf)
+    pool.give(buf)
+    assert pool.take(10) is not buf  # viewed: passed over, untouched
+    view.release()
+    assert pool.take(10) is buf
+    assert buf == b"x" * 100_000 and sys.getsizeof(buf) == size
 
 
 def test_frame_readers_sharing_a_pool_take_each_others_buffers():
@@ -172,3 +212,12 @@ def test_an_idle_reader_holds_no_buffer_and_a_read_that_brings_nothing_allocates
     b2[:len(half)] = half
     readers[1].buffer_updated(len(half))
     assert readers[1].get_buffer().obj is b2.obj
+
+
+def test_a_pool_lets_go_of_its_buffers_once_none_was_taken_for_a_whole_period():
+    pool = BufferPool()
+    pool.give(bytearray(1000))
+    pool.give(pool.take(500))  # taken in this period: kept
+    assert pool.release_unused() == 0 and pool.kept_bytes == 1000
+    assert pool.release_unused() == 1000  # a period without a take: let go of
+    assert pool.kept_bytes == 0 and len(pool.take(10)) == 10
