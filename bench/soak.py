@@ -525,13 +525,14 @@ def main() -> int:
     peer.install()
     peer.start()
     load_before = os.getloadavg()
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     try:
         result = soak(peer, args.duration, args.interval, args.idle)
     finally:
         peer.stop()
     result.update(peer=args.peer, version=peer.version, load_average_before=load_before,
                   load_average_after=os.getloadavg(),
-                  summary=summary(result), started=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+                  summary=summary(result), started=started)
     Path(args.out + ".json").write_text(json.dumps(result, indent=1) + "\n")
     md = markdown(result, f"{args.peer} ({peer.version})")
     Path(args.out + ".md").write_text(md)
