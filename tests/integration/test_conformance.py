@@ -63,11 +63,20 @@ def test_live_kafka(kbroker_answers):
     reason = realkafka.unavailable_reason()
     if reason:
         pytest.skip(f"real Kafka {realkafka.KAFKA_VERSION} unavailable: {reason}")
+    recorded = load_recorded()
+
+    def drift_of(live):
+        return [(key, step, path, a, b) for key in live for step in live[key]
+                for path, a, b in compare(live[key][step], recorded.get(key, {}).get(step))]
+
     with realkafka.RealKafka(secure=True) as k:
         live = run_all(k.bootstrap, sasl_bootstrap=k.sasl_bootstrap)
-    recorded = load_recorded()
-    drift = [(key, step, path, a, b) for key in live for step in live[key]
-             for path, a, b in compare(live[key][step], recorded.get(key, {}).get(step))]
+        # Kafka's own timing can change one run's answer (a share-partition still being set up answered a
+        # first ShareFetch empty, a start offset not yet written read -1: each seen once on a busy machine).
+        # A scenario that differs is run once more, and only a difference seen in both runs fails.
+        for key in sorted({d[0] for d in drift_of(live)}):
+            live.update(run_all(k.bootstrap, only=key, sasl_bootstrap=k.sasl_bootstrap))
+    drift = drift_of(live)
     assert not drift, f"Kafka's answers differ from the recording (make conformance-record): {drift[:10]}"
     outcomes = compare_runs(kbroker_answers, live)
     assert not [o for o in outcomes if o.unknown], _unknown_report(outcomes)
