@@ -591,8 +591,8 @@ class PostgresController(ImageReads, Controller):
             conn.execute(_BUMP_BROKERS)
             log.warning("broker(s) %s lost their session: marked dead", dead)
         live = sorted(n for (n,) in conn.execute("SELECT node_id FROM kbroker_brokers WHERE alive").fetchall())
-        if live == last_live:
-            return live
+        if live == last_live and not dead:  # a broker that registered and died between two looks leaves the
+            return live                     # live set as it was, but its partitions still need leaders
         _, conflicts = elect_leaders(conn, self._unclean)
         return None if conflicts else live
 
