@@ -307,17 +307,27 @@ def test_markers_carry_the_coordinators_leader_epoch_and_older_coordinators_are_
             p.produce(out, value=b"v", partition=i)
         p.commit_transaction(TIMEOUT_S)
 
-        seen = {}
-        for partition, (pleader, _e) in _leaders_and_epochs(b, out).items():
-            c = _connect(b, pleader)
-            try:
-                r = c.request(61, 0, DP.DescribeProducersRequest(topics=[DP.DescribeProducersRequest.TopicRequest(
-                    name=out, partition_indexes=[partition])]))
-            finally:
-                c.close()
-            (state,) = r.topics[0].partitions[0].active_producers
-            seen[partition] = state.coordinator_epoch
-            producer_id, producer_epoch = state.producer_id, state.producer_epoch
+        def describe():
+            seen, ids = {}, None
+            for partition, (pleader, _e) in _leaders_and_epochs(b, out).items():
+                c = _connect(b, pleader)
+                try:
+                    r = c.request(61, 0, DP.DescribeProducersRequest(topics=[
+                        DP.DescribeProducersRequest.TopicRequest(name=out, partition_indexes=[partition])]))
+                finally:
+                    c.close()
+                (state,) = r.topics[0].partitions[0].active_producers
+                seen[partition] = state.coordinator_epoch
+                ids = state.producer_id, state.producer_epoch
+            return seen, ids
+
+        # The commit is answered once the coordinator has logged it; the markers follow (as in Kafka), so a
+        # partition may show no marker yet (coordinator epoch -1) for a moment.
+        deadline = time.monotonic() + TIMEOUT_S
+        seen, (producer_id, producer_epoch) = describe()
+        while -1 in seen.values() and time.monotonic() < deadline:
+            time.sleep(0.05)
+            seen, (producer_id, producer_epoch) = describe()
         assert seen == {0: epoch, 1: epoch, 2: epoch}
 
         pleader = _leaders_and_epochs(b, out)[0][0]
